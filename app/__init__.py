@@ -1,0 +1,1 @@
+"""Referral: a self-hostable backend for customer referral programs."""

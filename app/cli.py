@@ -1,0 +1,214 @@
+"""The `referral` command line: serve, migrate, merchants, keys, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from app.config import get_settings
+from app.db import create_engine, create_session_factory
+from app.errors import DomainError
+from app.merchants import service as merchants
+from app.merchants.models import ApiKeyKind
+
+DEMO_KEYS_FILE = Path(".referral-demo-keys")
+
+
+async def _in_transaction(work: Callable[[Any], Awaitable[Any]]) -> Any:
+    settings = get_settings()
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+def _run(work: Callable[[Any], Awaitable[Any]]) -> Any:
+    try:
+        return asyncio.run(_in_transaction(work))
+    except DomainError as error:
+        sys.exit(f"error: {error.field or ''} {error.code.value}: {error.message}".replace("  ", " "))
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from app.migrations import upgrade
+
+    async def migrate() -> None:
+        engine = create_engine(get_settings().database_url)
+        try:
+            await upgrade(engine, args.revision)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate())
+    print(f"database migrated to {args.revision}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers,
+        log_config=None,
+        proxy_headers=False,  # client IPs come from TRUSTED_PROXIES handling in the app
+    )
+
+
+def cmd_merchants_create(args: argparse.Namespace) -> None:
+    async def work(session):
+        merchant = await merchants.create_merchant(session, name=args.name)
+        secret = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET, name="cli")
+        publishable = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE, name="cli")
+        return merchant, secret, publishable
+
+    merchant, secret, publishable = _run(work)
+    print(f"merchant id:      {merchant.id}")
+    print(f"secret key:       {secret.plaintext}   (shown once)")
+    print(f"publishable key:  {publishable.plaintext}")
+
+
+def cmd_merchants_list(args: argparse.Namespace) -> None:
+    for merchant in _run(lambda session: merchants.list_merchants(session)):
+        print(f"{merchant.id}  {merchant.name}")
+
+
+def _merchant_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        sys.exit(f"error: {value!r} is not a merchant id")
+
+
+def cmd_keys_create(args: argparse.Namespace) -> None:
+    kind = ApiKeyKind(args.kind)
+    issued = _run(lambda s: merchants.create_api_key(s, merchant_id=_merchant_id(args.merchant), kind=kind, name=args.name))
+    print(f"{issued.plaintext}   (shown once; id {issued.api_key.id})")
+
+
+def cmd_keys_list(args: argparse.Namespace) -> None:
+    from app.db import utcnow
+
+    now = utcnow()
+    for key in _run(lambda s: merchants.list_api_keys(s, merchant_id=_merchant_id(args.merchant))):
+        state = "active" if key.is_active(now) else "revoked" if key.revoked_at else "expired"
+        expiry = f" expires {key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at and state == "active" else ""
+        print(f"{key.id}  {key.masked}  {key.kind:<11}  {state}{expiry}  {key.name or ''}")
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> None:
+    key_id = _merchant_id(args.key_id)
+    _run(lambda s: merchants.revoke_api_key(s, merchant_id=_merchant_id(args.merchant), key_id=key_id))
+    print(f"revoked {key_id}")
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    kind = ApiKeyKind(args.kind)
+    grace = timedelta(hours=args.grace_hours)
+    issued = _run(lambda s: merchants.rotate_api_keys(s, merchant_id=_merchant_id(args.merchant), kind=kind, grace=grace))
+    retired = f"in {args.grace_hours} h" if args.grace_hours else "now"
+    print(f"new {kind.value} key: {issued.plaintext}   (shown once; old {kind.value} keys stop working {retired})")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Create the demo merchant once and print its keys. Development only: the plaintext
+    keys are kept in a local, git-ignored file so later starts can show them again."""
+    settings = get_settings()
+    if settings.is_production:
+        sys.exit("error: the demo merchant is for development only")
+    if DEMO_KEYS_FILE.exists():
+        keys = json.loads(DEMO_KEYS_FILE.read_text())
+        if _run(lambda s: merchants.get_merchant(s, merchant_id=uuid.UUID(keys["merchant_id"]))) is None:
+            keys = None
+    else:
+        keys = None
+    if keys is None:
+        async def work(session):
+            merchant = await merchants.create_merchant(session, name="Demo Shop")
+            secret = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET, name="demo")
+            publishable = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE, name="demo")
+            return {"merchant_id": str(merchant.id), "secret_key": secret.plaintext, "publishable_key": publishable.plaintext}
+
+        keys = _run(work)
+        DEMO_KEYS_FILE.write_text(json.dumps(keys))
+        os.chmod(DEMO_KEYS_FILE, 0o600)
+    url = f"http://{settings.host}:{settings.port}/graphql"
+    print(
+        "\n"
+        f"  Demo merchant:    Demo Shop ({keys['merchant_id']})\n"
+        f"  Secret key:       {keys['secret_key']}\n"
+        f"  Publishable key:  {keys['publishable_key']}\n"
+        f"  GraphQL:          {url}  (GraphiQL: open it in a browser; add the header\n"
+        f'                    {{"Authorization": "Bearer {keys["secret_key"]}"}})\n'
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="referral", description="Referral program backend.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API server (uvicorn)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+
+    demo = commands.add_parser("demo", help="create the demo merchant (once) and print its keys")
+    demo.set_defaults(func=cmd_demo)
+
+    merchant_commands = commands.add_parser("merchants", help="manage merchants").add_subparsers(dest="action", required=True)
+    create = merchant_commands.add_parser("create", help="create a merchant with a secret and a publishable key")
+    create.add_argument("name")
+    create.set_defaults(func=cmd_merchants_create)
+    merchant_commands.add_parser("list").set_defaults(func=cmd_merchants_list)
+
+    key_commands = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    key_create = key_commands.add_parser("create")
+    key_create.add_argument("merchant", help="merchant id")
+    key_create.add_argument("--kind", choices=["secret", "publishable"], default="secret")
+    key_create.add_argument("--name")
+    key_create.set_defaults(func=cmd_keys_create)
+    key_list = key_commands.add_parser("list")
+    key_list.add_argument("merchant", help="merchant id")
+    key_list.set_defaults(func=cmd_keys_list)
+    key_revoke = key_commands.add_parser("revoke")
+    key_revoke.add_argument("merchant", help="merchant id")
+    key_revoke.add_argument("key_id")
+    key_revoke.set_defaults(func=cmd_keys_revoke)
+    key_rotate = key_commands.add_parser("rotate", help="issue a new key and retire the old ones of that kind")
+    key_rotate.add_argument("merchant", help="merchant id")
+    key_rotate.add_argument("--kind", choices=["secret", "publishable"], default="secret")
+    key_rotate.add_argument("--grace-hours", type=int, default=0, help="keep old keys working this long")
+    key_rotate.set_defaults(func=cmd_keys_rotate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

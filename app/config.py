@@ -1,0 +1,75 @@
+"""Settings, read once from the environment.
+
+Every knob a deployment needs is an environment variable; the defaults give the embedded
+development setup (a SQLite file next to the code, an in-process worker).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./referral.db"
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str = "stub://"
+    app_env: str = "development"  # development | test | production
+    secret_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    max_body_bytes: int = 256 * 1024
+    trusted_proxies: tuple = field(default_factory=tuple)
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 4000
+    database_pool_size: int = 10
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        app_env = env.get("APP_ENV", "development")
+        secret_key = env.get("SECRET_KEY", "")
+        if not secret_key:
+            if app_env == "production":
+                raise RuntimeError("SECRET_KEY must be set when APP_ENV=production")
+            # Development only: a per-process key. Nothing persistent is encrypted with it yet.
+            secret_key = secrets.token_urlsafe(32)
+        return cls(
+            database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            broker_url=env.get("BROKER_URL", "stub://"),
+            app_env=app_env,
+            secret_key=secret_key,
+            host=env.get("HOST", "127.0.0.1"),
+            port=int(env.get("PORT", "8000")),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", str(256 * 1024))),
+            trusted_proxies=_networks(env.get("TRUSTED_PROXIES", "")),
+            max_query_depth=int(env.get("GRAPHQL_MAX_DEPTH", "12")),
+            max_aliases=int(env.get("GRAPHQL_MAX_ALIASES", "30")),
+            max_tokens=int(env.get("GRAPHQL_MAX_TOKENS", "4000")),
+            database_pool_size=int(env.get("DATABASE_POOL_SIZE", "10")),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

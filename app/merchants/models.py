@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, new_id, utcnow
+
+
+class ApiKeyKind(enum.Enum):
+    SECRET = "secret"  # server to server: full access to the merchant's data
+    PUBLISHABLE = "publishable"  # safe in a browser: widget operations only
+
+    @property
+    def prefix(self) -> str:
+        return "sk_" if self is ApiKeyKind.SECRET else "pk_"
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """Only the SHA-256 of a key is stored: keys are 190-bit random tokens, so a fast hash
+    is safe and lets every request find its key with one indexed lookup."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    last4: Mapped[str] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def key_kind(self) -> ApiKeyKind:
+        return ApiKeyKind(self.kind)
+
+    @property
+    def masked(self) -> str:
+        return f"{self.key_kind.prefix}…{self.last4}"
+
+    def is_active(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

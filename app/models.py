@@ -1,0 +1,6 @@
+"""Imports every domain's models so that `Base.metadata` knows all tables (alembic, tests)."""
+
+
+def load_all_models() -> None:
+    import app.merchants.models  # noqa: F401
+    import app.referrals.models  # noqa: F401

@@ -1,0 +1,43 @@
+"""Money is an integer amount in minor units plus an ISO 4217 currency code; never a float."""
+
+from __future__ import annotations
+
+from app.errors import DomainError, ErrorCode
+
+# Active ISO 4217 codes (2026). Minor-unit exponents matter for display only, not for storage.
+ISO_4217 = frozenset(
+    """
+    AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
+    CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
+    GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW
+    KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR
+    MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR
+    SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX
+    USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+    """.split()
+)
+
+MAX_AMOUNT = 10**15  # a quadrillion minor units: far above any real order, far below BIGINT
+
+
+def currency(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    code = value.strip().upper()
+    if code not in ISO_4217:
+        raise DomainError(field, ErrorCode.INVALID_CURRENCY, f"{field} must be an ISO 4217 currency code")
+    return code
+
+
+def amount_with_currency(amount: int | None, code: str | None, amount_field: str, currency_field: str) -> tuple[int | None, str | None]:
+    """Both or neither; the amount a non-negative integer of minor units."""
+    code = currency(code, currency_field)
+    if amount is None and code is None:
+        return None, None
+    if amount is None:
+        raise DomainError(amount_field, ErrorCode.REQUIRED, f"{amount_field} is required when {currency_field} is given")
+    if code is None:
+        raise DomainError(currency_field, ErrorCode.REQUIRED, f"{currency_field} is required when {amount_field} is given")
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_AMOUNT:
+        raise DomainError(amount_field, ErrorCode.INVALID_AMOUNT, f"{amount_field} must be a whole number of minor units between 0 and {MAX_AMOUNT}")
+    return amount, code

@@ -1,0 +1,60 @@
+"""Keyset pagination over UUIDv7 ids (time-ordered), newest first.
+
+Cursors are opaque to clients; here they are the base64 of the last id seen, so a page is
+one indexed range scan however deep the client pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import DomainError, ErrorCode
+
+T = TypeVar("T")
+MAX_PAGE_SIZE = 100
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    has_next_page: bool
+    has_previous_page: bool
+
+    def cursor(self, item: Any) -> str:
+        return encode_cursor(item.id)
+
+
+def encode_cursor(item_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(item_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, field: str = "after") -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise DomainError(field, ErrorCode.INVALID_INPUT, "invalid cursor") from None
+
+
+def page_size(first: int | None) -> int:
+    if first is None:
+        return 20
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise DomainError("first", ErrorCode.INVALID_INPUT, f"first must be between 1 and {MAX_PAGE_SIZE}")
+    return first
+
+
+async def paginate(session: AsyncSession, query: Select, id_column: Any, *, first: int | None, after: str | None) -> Page:
+    """Run `query` (already filtered to one merchant) one page at a time, newest first."""
+    size = page_size(first)
+    if after:
+        query = query.where(id_column < decode_cursor(after))
+    rows = list((await session.scalars(query.order_by(id_column.desc()).limit(size + 1))).all())
+    return Page(items=rows[:size], has_next_page=len(rows) > size, has_previous_page=after is not None)

@@ -1,0 +1,1 @@
+"""Programs, customers, referral codes, clicks and the attribution of actions to referrals."""

@@ -1,0 +1,390 @@
+"""Recording the merchant's actions and attributing them to referrals.
+
+`record_action` is the one entry point for the merchant's server. It is idempotent by
+`idempotency_key`: the action row is inserted with ON CONFLICT DO NOTHING before anything else
+is changed, so of N concurrent identical calls exactly one does the work and the others
+return its result. The action is always recorded; what became of the referral evidence it
+carried (code or attribution token) is its `attribution_status`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import money, validation
+from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.errors import DomainError, ErrorCode, NotFound
+from app.referrals import clicks, codes, customers, programs
+from app.referrals.models import (
+    Action,
+    AttributionStatus,
+    Click,
+    Customer,
+    Program,
+    ProgramStatus,
+    Referral,
+    ReferralCode,
+    ReferralSource,
+    ReferralStatus,
+)
+
+BUILTIN_ACTION_TYPES = ("SIGNUP", "PURCHASE", "SUBSCRIPTION_STARTED", "REFUND", "CANCELLATION")
+QUALIFYING_TYPES = frozenset({"PURCHASE", "SUBSCRIPTION_STARTED"})
+REVERSING_TYPES = frozenset({"REFUND", "CANCELLATION"})  # never start a referral
+_ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    type: str
+    customer_external_id: str
+    idempotency_key: str
+    amount: int | None = None
+    currency: str | None = None
+    occurred_at: datetime | None = None
+    order_id: str | None = None
+    program_id: uuid.UUID | None = None
+    referral_code: str | None = None
+    attribution_token: str | None = None
+    customer_email: str | None = None
+    customer_name: str | None = None
+    device_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    payment_fingerprint: str | None = None
+    shipping_address: dict[str, str] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RecordedAction:
+    action: Action
+    referral: Referral | None
+    replayed: bool  # True when this call was a retry of an earlier one
+
+
+def _validated(data: ActionInput) -> ActionInput:
+    action_type = validation.required_text(data.type, "type", 64).upper()
+    if not _ACTION_TYPE.match(action_type):
+        raise DomainError("type", ErrorCode.INVALID_INPUT, "type is a built-in type or A-Z, 0-9 and _ (max 64)")
+    amount, currency = money.amount_with_currency(data.amount, data.currency, "amount", "currency")
+    occurred_at = validation.aware(data.occurred_at, "occurredAt")
+    if occurred_at is not None and occurred_at > utcnow() + MAX_CLOCK_SKEW:
+        raise DomainError("occurredAt", ErrorCode.INVALID_INPUT, "occurredAt is in the future")
+    address = data.shipping_address
+    if address is not None:
+        address = {k: validation.text(v, f"shippingAddress.{k}", 200) for k, v in address.items() if v is not None}
+    return replace(
+        data,
+        type=action_type,
+        customer_external_id=customers.external_id(data.customer_external_id),
+        idempotency_key=validation.required_text(data.idempotency_key, "idempotencyKey", 255, strip=False),
+        amount=amount,
+        currency=currency,
+        occurred_at=occurred_at,
+        order_id=validation.text(data.order_id, "orderId", 255),
+        referral_code=validation.text(data.referral_code, "referralCode", 64),
+        attribution_token=validation.text(data.attribution_token, "attributionToken", 64),
+        customer_email=validation.email(data.customer_email, "context.email"),
+        customer_name=validation.text(data.customer_name, "customerName", 200),
+        device_id=validation.text(data.device_id, "context.deviceId", 255),
+        ip=validation.text(data.ip, "context.ip", 45),
+        user_agent=validation.text(data.user_agent, "context.userAgent", 512),
+        payment_fingerprint=validation.text(data.payment_fingerprint, "context.paymentFingerprint", 255),
+        shipping_address=address or None,
+        metadata=validation.json_object(data.metadata, "metadata"),
+    )
+
+
+def _request_hash(data: ActionInput) -> str:
+    encoded = json.dumps(asdict(data), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: ActionInput) -> RecordedAction:
+    data = _validated(data)
+    request_hash = _request_hash(data)
+    if data.program_id is not None and await programs.get_program(
+        session, merchant_id=merchant_id, program_id=data.program_id
+    ) is None:
+        raise NotFound("programId", "program")
+
+    existing = await _action_by_key(session, merchant_id, data.idempotency_key)
+    if existing is not None:
+        return await _replay(session, existing, request_hash)
+
+    customer = await customers.ensure_customer(session, merchant_id=merchant_id, external_id=data.customer_external_id)
+    now = utcnow()
+    action_id = await session.scalar(
+        insert_ignoring_conflicts(session, Action, ["merchant_id", "idempotency_key"])
+        .values(
+            id=new_id(),
+            merchant_id=merchant_id,
+            customer_id=customer.id,
+            program_id=data.program_id,
+            type=data.type,
+            idempotency_key=data.idempotency_key,
+            request_hash=request_hash,
+            amount=data.amount,
+            currency=data.currency,
+            order_id=data.order_id,
+            occurred_at=data.occurred_at or now,
+            created_at=now,
+            attribution_status=AttributionStatus.NONE.value,
+            referral_code=codes.normalize(data.referral_code),
+            device_id=data.device_id,
+            ip=data.ip,
+            user_agent=data.user_agent,
+            email=data.customer_email,
+            payment_fingerprint=data.payment_fingerprint,
+            shipping_address=data.shipping_address,
+            metadata_=data.metadata,
+        )
+        .returning(Action.id)
+    )
+    if action_id is None:  # a concurrent call with the same key committed first
+        winner = await _action_by_key(session, merchant_id, data.idempotency_key)
+        assert winner is not None
+        return await _replay(session, winner, request_hash)
+
+    action = await session.get_one(Action, action_id)
+    if data.customer_email and customer.email is None:
+        customers.set_email(customer, data.customer_email)
+    if data.customer_name and customer.name is None:
+        customer.name = data.customer_name
+
+    referral, status, click = await _attribute(session, merchant_id, customer, action, data)
+    if referral is None:
+        referral = await _existing_referral(session, customer.id, data.program_id)
+        if referral is not None and status is AttributionStatus.NONE:
+            status = AttributionStatus.LINKED_TO_REFERRAL
+    if referral is not None:
+        action.referral_id = referral.id
+        action.program_id = referral.program_id
+        if action.type in QUALIFYING_TYPES and referral.status == ReferralStatus.PENDING.value:
+            referral.status = ReferralStatus.QUALIFIED.value
+            referral.qualified_at = action.occurred_at
+    action.attribution_status = status.value
+    action.click_id = click.id if click is not None else None
+    await session.flush()
+    return RecordedAction(action=action, referral=referral, replayed=False)
+
+
+async def _action_by_key(session: AsyncSession, merchant_id: uuid.UUID, key: str) -> Action | None:
+    return await session.scalar(
+        select(Action).where(Action.merchant_id == merchant_id, Action.idempotency_key == key)
+    )
+
+
+async def _replay(session: AsyncSession, action: Action, request_hash: str) -> RecordedAction:
+    if action.request_hash != request_hash:
+        raise DomainError(
+            "idempotencyKey",
+            ErrorCode.IDEMPOTENCY_CONFLICT,
+            "this idempotency key was already used for a different action",
+        )
+    referral = await session.get(Referral, action.referral_id) if action.referral_id else None
+    return RecordedAction(action=action, referral=referral, replayed=True)
+
+
+async def _attribute(
+    session: AsyncSession, merchant_id: uuid.UUID, customer: Customer, action: Action, data: ActionInput
+) -> tuple[Referral | None, AttributionStatus, Click | None]:
+    """Find the referrer behind the action's token or code and create the referral if allowed."""
+    if data.attribution_token is None and data.referral_code is None:
+        return None, AttributionStatus.NONE, None
+    referral_code, click, status = await _evidence(session, merchant_id, action, data)
+    if referral_code is None:
+        return None, status, None
+    if data.program_id is not None and referral_code.program_id != data.program_id:
+        return None, AttributionStatus.UNKNOWN_CODE, click
+    if not referral_code.active:
+        return None, AttributionStatus.INACTIVE_CODE, click
+    program = await session.get_one(Program, referral_code.program_id)
+    if program.program_status is not ProgramStatus.ACTIVE:
+        return None, AttributionStatus.PROGRAM_NOT_ACTIVE, click
+    if action.type in REVERSING_TYPES:
+        return None, AttributionStatus.NOT_ELIGIBLE_ACTION, click
+    try:
+        referral, created = await _create_referral(
+            session,
+            program=program,
+            referral_code=referral_code,
+            referee=customer,
+            source=ReferralSource.LINK if click is not None else ReferralSource.CODE,
+            click=click,
+            before=action.occurred_at,
+            exclude_action_id=action.id,
+        )
+    except DomainError as refused:
+        existing = await _existing_referral(session, customer.id, program.id)
+        return existing, AttributionStatus(refused.code.value), click
+    status = AttributionStatus.REFERRAL_CREATED if created else AttributionStatus.LINKED_TO_REFERRAL
+    return referral, status, click
+
+
+async def _evidence(
+    session: AsyncSession, merchant_id: uuid.UUID, action: Action, data: ActionInput
+) -> tuple[ReferralCode | None, Click | None, AttributionStatus]:
+    """The code the action points at: through the click's token first, else the typed code."""
+    status = AttributionStatus.NONE
+    if data.attribution_token is not None:
+        click = await clicks.find_click_by_token(session, merchant_id=merchant_id, token=data.attribution_token)
+        if click is None:
+            status = AttributionStatus.UNKNOWN_TOKEN
+        elif action.occurred_at > click.expires_at:
+            status = AttributionStatus.EXPIRED_TOKEN
+        else:
+            return await session.get_one(ReferralCode, click.code_id), click, status
+    if data.referral_code is not None:
+        referral_code = await codes.find_code(session, merchant_id=merchant_id, code=data.referral_code)
+        if referral_code is not None:
+            return referral_code, None, AttributionStatus.NONE
+        status = AttributionStatus.UNKNOWN_CODE
+    return None, None, status
+
+
+async def _create_referral(
+    session: AsyncSession,
+    *,
+    program: Program,
+    referral_code: ReferralCode,
+    referee: Customer,
+    source: ReferralSource,
+    click: Click | None,
+    before: datetime,
+    exclude_action_id: uuid.UUID | None = None,
+) -> tuple[Referral, bool]:
+    """Create referrer -> referee (True), or return the same pair's existing referral (False).
+
+    Raises a DomainError (SELF_REFERRAL, ALREADY_REFERRED, EXISTING_CUSTOMER) when the
+    customer cannot be this code's referee. Safe under concurrency: (program, referee) is unique.
+    """
+    if referral_code.customer_id == referee.id:
+        raise DomainError("code", ErrorCode.SELF_REFERRAL, "a customer cannot use their own referral code")
+    existing = await _existing_referral(session, referee.id, program.id)
+    if existing is None:
+        if await _has_purchased_before(session, referee.id, before, exclude_action_id):
+            raise DomainError("code", ErrorCode.EXISTING_CUSTOMER, "the customer had purchased before the referral")
+        referral_id = await session.scalar(
+            insert_ignoring_conflicts(session, Referral, ["program_id", "referee_id"])
+            .values(
+                id=new_id(),
+                merchant_id=program.merchant_id,
+                program_id=program.id,
+                referrer_id=referral_code.customer_id,
+                referee_id=referee.id,
+                code_id=referral_code.id,
+                click_id=click.id if click is not None else None,
+                source=source.value,
+                status=ReferralStatus.PENDING.value,
+                created_at=utcnow(),
+            )
+            .returning(Referral.id)
+        )
+        if referral_id is not None:
+            return await session.get_one(Referral, referral_id), True
+        existing = await _existing_referral(session, referee.id, program.id)
+        assert existing is not None
+    if existing.referrer_id != referral_code.customer_id:
+        raise DomainError("code", ErrorCode.ALREADY_REFERRED, "the customer was already referred in this program")
+    return existing, False
+
+
+async def _existing_referral(session: AsyncSession, referee_id: uuid.UUID, program_id: uuid.UUID | None) -> Referral | None:
+    """The customer's referral in the program; without a program, their first referral."""
+    query = select(Referral).where(Referral.referee_id == referee_id)
+    if program_id is not None:
+        query = query.where(Referral.program_id == program_id)
+    return await session.scalar(query.order_by(Referral.id).limit(1))
+
+
+async def _has_purchased_before(
+    session: AsyncSession, customer_id: uuid.UUID, before: datetime, exclude_action_id: uuid.UUID | None
+) -> bool:
+    query = select(Action.id).where(
+        Action.customer_id == customer_id,
+        Action.type.in_(QUALIFYING_TYPES),
+        Action.occurred_at < before,
+    )
+    if exclude_action_id is not None:
+        query = query.where(Action.id != exclude_action_id)
+    return await session.scalar(query.limit(1)) is not None
+
+
+async def claim_referral(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_external_id: str, code: str
+) -> Referral:
+    """A referee who lost the link's cookie names the code after signing up.
+
+    Allowed within the program's claim window from the customer's creation, if they have no
+    referral in the program yet. Claiming the same referrer again returns the same referral.
+    Actions they recorded since signing up are attached to the referral.
+    """
+    external_id = customers.external_id(customer_external_id)
+    code = validation.required_text(code, "code", 64)
+    program = await programs.get_program(session, merchant_id=merchant_id, program_id=program_id)
+    if program is None:
+        raise NotFound("programId", "program")
+    if program.program_status is not ProgramStatus.ACTIVE:
+        raise DomainError("programId", ErrorCode.PROGRAM_NOT_ACTIVE, "the program is not running")
+    customer = await customers.require_customer(
+        session, merchant_id=merchant_id, external_id=external_id, field="customerExternalId"
+    )
+    referral_code = await codes.find_code(session, merchant_id=merchant_id, code=code)
+    if referral_code is None or referral_code.program_id != program.id:
+        raise DomainError("code", ErrorCode.CODE_NOT_FOUND, "no such referral code in this program")
+    if not referral_code.active:
+        raise DomainError("code", ErrorCode.CODE_INACTIVE, "this referral code is no longer active")
+    now = utcnow()
+    existing = await _existing_referral(session, customer.id, program.id)
+    if existing is None and now - customer.created_at > timedelta(days=program.claim_window_days):
+        raise DomainError(
+            "customerExternalId",
+            ErrorCode.CLAIM_WINDOW_EXPIRED,
+            f"codes can be claimed within {program.claim_window_days} days of signing up",
+        )
+    referral, _ = await _create_referral(
+        session,
+        program=program,
+        referral_code=referral_code,
+        referee=customer,
+        source=ReferralSource.CLAIM,
+        click=None,
+        before=customer.created_at,
+    )
+    await _attach_recent_actions(session, referral, since=customer.created_at)
+    return referral
+
+
+async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, since: datetime) -> None:
+    await session.execute(
+        update(Action)
+        .where(
+            Action.customer_id == referral.referee_id,
+            Action.referral_id.is_(None),
+            Action.occurred_at >= since,
+        )
+        .values(referral_id=referral.id, program_id=referral.program_id)
+        .execution_options(synchronize_session=False)
+    )
+    first_qualifying = await session.scalar(
+        select(Action.occurred_at)
+        .where(Action.referral_id == referral.id, Action.type.in_(QUALIFYING_TYPES))
+        .order_by(Action.occurred_at)
+        .limit(1)
+    )
+    if first_qualifying is not None and referral.status == ReferralStatus.PENDING.value:
+        referral.status = ReferralStatus.QUALIFIED.value
+        referral.qualified_at = first_qualifying
+    await session.flush()

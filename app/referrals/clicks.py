@@ -1,0 +1,97 @@
+"""Clicks on referral links, reported by the widget with a publishable key."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import validation
+from app.db import utcnow
+from app.errors import DomainError, ErrorCode
+from app.referrals import codes, programs
+from app.referrals.models import Click, ProgramStatus, ReferralCode
+
+# A reload or a second tab within this time is the same visit, not a new click.
+REPEAT_CLICK_WINDOW = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class ClickContext:
+    """What the HTTP layer knows about the visitor."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class TrackedClick:
+    click: Click
+    referral_code: ReferralCode
+    repeated: bool
+
+
+async def track_click(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    code: str,
+    device_id: str | None,
+    landing_url: str | None,
+    context: ClickContext,
+) -> TrackedClick:
+    code = validation.required_text(code, "code", 64)
+    device_id = validation.text(device_id, "deviceId", 255)
+    landing_url = validation.http_url(landing_url, "landingUrl")
+    referral_code = await codes.find_code(session, merchant_id=merchant_id, code=code)
+    if referral_code is None:
+        raise DomainError("code", ErrorCode.CODE_NOT_FOUND, "no such referral code")
+    if not referral_code.active:
+        raise DomainError("code", ErrorCode.CODE_INACTIVE, "this referral code is no longer active")
+    program = await programs.get_program(session, merchant_id=merchant_id, program_id=referral_code.program_id)
+    assert program is not None
+    if program.program_status is not ProgramStatus.ACTIVE:
+        raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
+
+    now = utcnow()
+    if device_id is not None:
+        recent = await session.scalar(
+            select(Click)
+            .where(
+                Click.code_id == referral_code.id,
+                Click.device_id == device_id,
+                Click.created_at > now - REPEAT_CLICK_WINDOW,
+            )
+            .order_by(Click.id.desc())
+            .limit(1)
+        )
+        if recent is not None:
+            return TrackedClick(click=recent, referral_code=referral_code, repeated=True)
+
+    click = Click(
+        merchant_id=merchant_id,
+        program_id=program.id,
+        code_id=referral_code.id,
+        attribution_token="at_" + secrets.token_urlsafe(24),
+        device_id=device_id,
+        ip=context.ip,
+        user_agent=(context.user_agent or "")[:512] or None,
+        landing_url=landing_url,
+        created_at=now,
+        expires_at=now + timedelta(days=program.attribution_window_days),
+    )
+    session.add(click)
+    await session.flush()
+    return TrackedClick(click=click, referral_code=referral_code, repeated=False)
+
+
+async def find_click_by_token(session: AsyncSession, *, merchant_id: uuid.UUID, token: str) -> Click | None:
+    if len(token) > 64:
+        return None
+    return await session.scalar(
+        select(Click).where(Click.attribution_token == token, Click.merchant_id == merchant_id)
+    )

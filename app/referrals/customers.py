@@ -1,0 +1,88 @@
+"""Customers, keyed by the merchant's own id. Upserts are safe under concurrent calls."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import validation
+from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.errors import NotFound
+from app.referrals.emails import canonical_email
+from app.referrals.models import Customer
+
+
+@dataclass
+class CustomerDetails:
+    """What the merchant tells us about a customer; None leaves a stored value as it is."""
+
+    email: str | None = None
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    def validated(self) -> "CustomerDetails":
+        return CustomerDetails(
+            email=validation.email(self.email, "email"),
+            name=validation.text(self.name, "name", 200),
+            metadata=validation.json_object(self.metadata, "metadata"),
+        )
+
+
+def external_id(value: str | None, field: str = "customerExternalId") -> str:
+    return validation.required_text(value, field, 255, strip=False)
+
+
+async def ensure_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str) -> Customer:
+    """The customer with this external id, created if missing. Writes nothing if it exists."""
+    now = utcnow()
+    await session.execute(
+        insert_ignoring_conflicts(session, Customer, ["merchant_id", "external_id"]).values(
+            id=new_id(), merchant_id=merchant_id, external_id=external_id, created_at=now, updated_at=now
+        )
+    )
+    customer = await get_customer(session, merchant_id=merchant_id, external_id=external_id)
+    assert customer is not None
+    return customer
+
+
+async def upsert_customer(
+    session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str, details: CustomerDetails
+) -> Customer:
+    """Create the customer or update the given fields. Callers validate `details` first."""
+    customer = await ensure_customer(session, merchant_id=merchant_id, external_id=external_id)
+    if details.email is not None and details.email != customer.email:
+        set_email(customer, details.email)
+    if details.name is not None and details.name != customer.name:
+        customer.name = details.name
+    if details.metadata is not None and details.metadata != customer.metadata_:
+        customer.metadata_ = details.metadata
+    await session.flush()
+    return customer
+
+
+def set_email(customer: Customer, email: str) -> None:
+    customer.email = email
+    customer.email_canonical = canonical_email(email)
+
+
+async def get_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str) -> Customer | None:
+    return await session.scalar(
+        select(Customer).where(Customer.merchant_id == merchant_id, Customer.external_id == external_id)
+    )
+
+
+async def require_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str, field: str) -> Customer:
+    customer = await get_customer(session, merchant_id=merchant_id, external_id=external_id)
+    if customer is None:
+        raise NotFound(field, "customer")
+    return customer
+
+
+async def get_customers_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Customer]:
+    query = select(Customer).where(Customer.merchant_id == merchant_id, Customer.id.in_(ids))
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+
+
+class ProgramStatus(enum.Enum):
+    DRAFT = "DRAFT"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    ARCHIVED = "ARCHIVED"
+
+
+class CodeStyle(enum.Enum):
+    RANDOM = "RANDOM"  # K7M3QX9P
+    NAME = "NAME"  # JANE-K7M3
+
+
+class ReferralSource(enum.Enum):
+    LINK = "LINK"  # a tracked click's attribution token
+    CODE = "CODE"  # a code typed in at signup or checkout
+    CLAIM = "CLAIM"  # claimed after signing up, within the program's claim window
+
+
+class ReferralStatus(enum.Enum):
+    PENDING = "PENDING"  # referee signed up, no qualifying purchase yet
+    QUALIFIED = "QUALIFIED"  # referee made a purchase or started a subscription
+    REJECTED = "REJECTED"  # refused by a fraud decision (set by app.fraud)
+
+
+class AttributionStatus(enum.Enum):
+    """What happened to the referral evidence an action carried. The action is recorded
+    whatever this says: a bad code never loses the merchant's purchase."""
+
+    NONE = "NONE"
+    REFERRAL_CREATED = "REFERRAL_CREATED"
+    LINKED_TO_REFERRAL = "LINKED_TO_REFERRAL"
+    UNKNOWN_CODE = "UNKNOWN_CODE"
+    INACTIVE_CODE = "INACTIVE_CODE"
+    UNKNOWN_TOKEN = "UNKNOWN_TOKEN"
+    EXPIRED_TOKEN = "EXPIRED_TOKEN"
+    PROGRAM_NOT_ACTIVE = "PROGRAM_NOT_ACTIVE"
+    SELF_REFERRAL = "SELF_REFERRAL"
+    ALREADY_REFERRED = "ALREADY_REFERRED"
+    EXISTING_CUSTOMER = "EXISTING_CUSTOMER"
+    NOT_ELIGIBLE_ACTION = "NOT_ELIGIBLE_ACTION"
+
+
+class Program(Base):
+    __tablename__ = "programs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=ProgramStatus.DRAFT.value)
+    attribution_window_days: Mapped[int] = mapped_column(Integer, default=30)
+    claim_window_days: Mapped[int] = mapped_column(Integer, default=14)
+    share_url_template: Mapped[str | None] = mapped_column(String(2000))
+    code_style: Mapped[str] = mapped_column(String(16), default=CodeStyle.RANDOM.value)
+    code_length: Mapped[int] = mapped_column(Integer, default=8)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def program_status(self) -> ProgramStatus:
+        return ProgramStatus(self.status)
+
+
+class Customer(Base):
+    """A shopper, identified by the merchant's own id (`external_id`)."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "external_id"),
+        Index("ix_customers_merchant_id_email_canonical", "merchant_id", "email_canonical"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_canonical: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    metadata_: Mapped[dict | None] = mapped_column("metadata", JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReferralCode(Base):
+    __tablename__ = "referral_codes"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "code"),
+        # One active code per customer and program: concurrent issue calls cannot create two.
+        Index(
+            "uq_referral_codes_active_per_customer",
+            "program_id",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("active"),
+            sqlite_where=text("active"),
+        ),
+        Index("ix_referral_codes_customer_id", "customer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
+    program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    code: Mapped[str] = mapped_column(String(32))  # stored upper-case; lookups are case-insensitive
+    is_vanity: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Click(Base):
+    """A visit through a referral link. Its token ties a later signup to the referrer."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (
+        Index("ix_clicks_code_id_device_id", "code_id", "device_id"),
+        Index("ix_clicks_merchant_id_device_id", "merchant_id", "device_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
+    program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
+    code_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral_codes.id"))
+    attribution_token: Mapped[str] = mapped_column(String(64), unique=True)
+    device_id: Mapped[str | None] = mapped_column(String(255))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    landing_url: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Referral(Base):
+    """Referrer -> referee within one program. A customer is referred at most once per program."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        UniqueConstraint("program_id", "referee_id"),
+        Index("ix_referrals_merchant_id_program_id_status", "merchant_id", "program_id", "status", "id"),
+        Index("ix_referrals_referrer_id", "referrer_id"),
+        Index("ix_referrals_referee_id", "referee_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
+    program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
+    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    referee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    code_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral_codes.id"))
+    click_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clicks.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=ReferralStatus.PENDING.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Action(Base):
+    """A qualifying action reported by the merchant's server (signup, purchase, refund...).
+
+    `(merchant_id, idempotency_key)` is unique: a retried call finds the first action and
+    compares `request_hash` to tell a retry from a conflicting reuse of the key.
+    """
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "idempotency_key"),
+        Index("ix_actions_customer_id_type_occurred_at", "customer_id", "type", "occurred_at"),
+        Index("ix_actions_referral_id", "referral_id"),
+        Index("ix_actions_merchant_id_order_id", "merchant_id", "order_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    program_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("programs.id"))
+    referral_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referrals.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    order_id: Mapped[str | None] = mapped_column(String(255))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attribution_status: Mapped[str] = mapped_column(String(32), default=AttributionStatus.NONE.value)
+    referral_code: Mapped[str | None] = mapped_column(String(32))
+    click_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clicks.id"))
+    # Context for fraud checks (app.fraud reads these).
+    device_id: Mapped[str | None] = mapped_column(String(255))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    email: Mapped[str | None] = mapped_column(String(320))
+    payment_fingerprint: Mapped[str | None] = mapped_column(String(255))
+    shipping_address: Mapped[dict | None] = mapped_column(JSONType)
+    metadata_: Mapped[dict | None] = mapped_column("metadata", JSONType)

@@ -1,0 +1,94 @@
+"""Reading referrals and actions: pages for lists, batches for the per-request DataLoaders."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import validation
+from app.errors import NotFound
+from app.pagination import Page, paginate
+from app.referrals import customers, programs
+from app.referrals.models import Action, Referral, ReferralStatus
+
+
+async def get_referral(session: AsyncSession, *, merchant_id: uuid.UUID, referral_id: uuid.UUID) -> Referral | None:
+    return await session.scalar(
+        select(Referral).where(Referral.id == referral_id, Referral.merchant_id == merchant_id)
+    )
+
+
+async def list_referrals(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID | None = None,
+    status: ReferralStatus | None = None,
+    referrer_id: uuid.UUID | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[Referral]:
+    if program_id is not None and await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
+        raise NotFound("programId", "program")
+    query = select(Referral).where(Referral.merchant_id == merchant_id)
+    if program_id is not None:
+        query = query.where(Referral.program_id == program_id)
+    if status is not None:
+        query = query.where(Referral.status == status.value)
+    if referrer_id is not None:
+        query = query.where(Referral.referrer_id == referrer_id)
+    return await paginate(session, query, Referral.id, first=first, after=after)
+
+
+async def list_actions(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    customer_external_id: str | None = None,
+    referral_id: uuid.UUID | None = None,
+    action_type: str | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[Action]:
+    query = select(Action).where(Action.merchant_id == merchant_id)
+    if customer_external_id is not None:
+        external_id = customers.external_id(customer_external_id)
+        customer = await customers.require_customer(
+            session, merchant_id=merchant_id, external_id=external_id, field="customerExternalId"
+        )
+        query = query.where(Action.customer_id == customer.id)
+    if referral_id is not None:
+        query = query.where(Action.referral_id == referral_id)
+    if action_type is not None:
+        query = query.where(Action.type == validation.required_text(action_type, "type", 64).upper())
+    return await paginate(session, query, Action.id, first=first, after=after)
+
+
+async def get_referrals_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Referral]:
+    query = select(Referral).where(Referral.merchant_id == merchant_id, Referral.id.in_(ids))
+    return list((await session.scalars(query)).all())
+
+
+async def get_referrals_by_referee_ids(
+    session: AsyncSession, *, merchant_id: uuid.UUID, referee_ids: Sequence[uuid.UUID]
+) -> list[Referral]:
+    query = (
+        select(Referral)
+        .where(Referral.merchant_id == merchant_id, Referral.referee_id.in_(referee_ids))
+        .order_by(Referral.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def get_actions_by_referral_ids(
+    session: AsyncSession, *, merchant_id: uuid.UUID, referral_ids: Sequence[uuid.UUID]
+) -> list[Action]:
+    query = (
+        select(Action)
+        .where(Action.merchant_id == merchant_id, Action.referral_id.in_(referral_ids))
+        .order_by(Action.id)
+    )
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,1 @@
+"""The GraphQL API: maps GraphQL to the domain services, nothing more."""

@@ -1,0 +1,79 @@
+"""How the API reports problems.
+
+- A caller's mistake in a mutation: `userErrors { field code message }` in the payload, after
+  the transaction was rolled back (no partial writes).
+- Authentication, permission and not-found on queries: a GraphQL error with
+  `extensions.code` (`PublicError`).
+- Anything else is a bug: masked as "Unexpected error." and logged with the request id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import DomainError, ErrorCode
+
+UserErrorCode = strawberry.enum(ErrorCode, name="UserErrorCode", description="Why an input was refused.")
+
+
+@strawberry.type(description="A problem with the input of a mutation; nothing was written.")
+class UserError:
+    field: str | None = strawberry.field(description="The input field at fault (camelCase path), if any.")
+    code: UserErrorCode
+    message: str
+
+    @classmethod
+    def from_domain(cls, error: DomainError) -> "UserError":
+        return cls(field=error.field, code=error.code, message=error.message)
+
+
+class PublicError(GraphQLError):
+    """An error whose message is safe to show; carries a stable `extensions.code`."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message, extensions={"code": code})
+
+
+def not_found(what: str) -> PublicError:
+    return PublicError(f"{what} not found", "NOT_FOUND")
+
+
+def should_mask(error: GraphQLError) -> bool:
+    original = error.original_error
+    if original is None:  # syntax, validation and variable errors describe the request
+        return False
+    return not isinstance(original, GraphQLError)
+
+
+P = TypeVar("P")
+
+
+async def mutate(info: Any, payload: type[P], work: Callable[[AsyncSession], Awaitable[P]]) -> P:
+    """The transaction boundary of a mutation: commit on success; roll back on a user error
+    and return it in the payload. Services below never commit."""
+    session = await info.context.session()
+    try:
+        result = await work(session)
+        await session.commit()
+        return result
+    except DomainError as error:
+        await session.rollback()
+        return payload(user_errors=[UserError.from_domain(error)])  # type: ignore[call-arg]
+    except BaseException:
+        await session.rollback()
+        raise
+
+
+async def query(info: Any, work: Callable[[AsyncSession], Awaitable[P]]) -> P:
+    """Run a read; a user error in its arguments becomes a PublicError with its code."""
+    session = await info.context.session()
+    try:
+        return await work(session)
+    except DomainError as error:
+        field = f" ({error.field})" if error.field else ""
+        raise PublicError(error.message + field, error.code.value) from None

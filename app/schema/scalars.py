@@ -1,0 +1,34 @@
+"""Custom scalars. GraphQL's Int is 32-bit; money in minor units needs more."""
+
+from __future__ import annotations
+
+from typing import Any, NewType
+
+import strawberry
+
+BigInt = NewType("BigInt", int)
+_BIGINT_LIMIT = 2**53 - 1  # exact in JavaScript numbers
+
+
+def _parse_bigint(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("BigInt cannot be a boolean")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    else:
+        raise ValueError("BigInt must be a whole number")
+    if abs(number) > _BIGINT_LIMIT:
+        raise ValueError("BigInt is out of range")
+    return number
+
+
+SCALAR_MAP = {
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        description="A whole number up to 2^53-1, e.g. an amount in minor units (cents).",
+        serialize=int,
+        parse_value=_parse_bigint,
+    )
+}

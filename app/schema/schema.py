@@ -1,0 +1,102 @@
+"""The GraphQL schema and its HTTP view, with the guardrails every public GraphQL API needs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.requests import Request
+from strawberry.asgi import GraphQL
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from app.config import Settings
+from app.schema.codes import CodeMutation, CodeQuery
+from app.schema.context import Context
+from app.schema.customers import CustomerMutation, CustomerQuery
+from app.schema.errors import should_mask
+from app.schema.merchants import MerchantMutation, MerchantQuery
+from app.schema.programs import ProgramMutation, ProgramQuery
+from app.schema.referrals import ReferralMutation, ReferralQuery
+from app.schema.scalars import SCALAR_MAP
+
+logger = logging.getLogger("app.graphql")
+
+Query = merge_types("Query", (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery))
+Mutation = merge_types("Mutation", (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation))
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Log bugs with their traceback; a caller's own mistakes are not server errors."""
+        for error in errors:
+            if should_mask(error):
+                logger.error(
+                    "unexpected error in %s", ".".join(str(p) for p in error.path or []) or "operation",
+                    exc_info=error.original_error,
+                )
+
+
+def build_schema(settings: Settings) -> Schema:
+    # Factories, not instances: strawberry builds fresh extensions per request. The parse
+    # and validation caches live at module level, so they are shared all the same
+    # (measured by the issue: 1.0k -> 3.8k pings/s with both caches).
+    extensions: list[Any] = [
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: MaskErrors(should_mask_error=should_mask),
+    ]
+    if settings.is_production:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=settings.is_production),
+    )
+
+
+class GraphQLView(GraphQL):
+    """Strawberry's ASGI view with our per-request context; the session is closed after
+    the response is built, whatever happened."""
+
+    def __init__(self, schema: Schema, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None if settings.is_production else "graphiql",
+            allow_queries_via_get=True,  # queries only; strawberry refuses mutations over GET
+        )
+        self.settings = settings
+
+    async def get_context(self, request: Request, response: Any) -> Context:
+        context = Context(
+            request=request,
+            response=response,
+            settings=self.settings,
+            session_factory=request.app.state.session_factory,
+        )
+        request.state.graphql_context = context
+        return context
+
+    async def run(self, request: Any, context: Any = strawberry.UNSET, root_value: Any = strawberry.UNSET) -> Any:
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            graphql_context = getattr(request.state, "graphql_context", None) if hasattr(request, "state") else None
+            if graphql_context is not None:
+                await graphql_context.close()

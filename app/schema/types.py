@@ -1,0 +1,275 @@
+"""GraphQL object types. Each is built from a domain model by `from_model`; relations
+resolve through the request's DataLoaders."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from app.merchants import models as merchant_models
+from app.referrals import codes as code_service
+from app.referrals import models, queries
+from app.schema.errors import query
+from app.schema.pagination import Connection, to_connection
+from app.schema.permissions import SecretKey
+from app.schema.scalars import BigInt
+
+ApiKeyKind = strawberry.enum(merchant_models.ApiKeyKind, name="ApiKeyKind")
+ProgramStatus = strawberry.enum(models.ProgramStatus, name="ProgramStatus")
+CodeStyle = strawberry.enum(models.CodeStyle, name="CodeStyle")
+ReferralSource = strawberry.enum(models.ReferralSource, name="ReferralSource")
+ReferralStatus = strawberry.enum(models.ReferralStatus, name="ReferralStatus")
+AttributionStatus = strawberry.enum(models.AttributionStatus, name="AttributionStatus")
+
+
+def gid(value: uuid.UUID) -> strawberry.ID:
+    return strawberry.ID(str(value))
+
+
+@strawberry.type
+class Merchant:
+    id: strawberry.ID
+    name: str
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, m: merchant_models.Merchant) -> "Merchant":
+        return cls(id=gid(m.id), name=m.name, created_at=m.created_at)
+
+
+@strawberry.type(description="An API key as listed: never the key itself, only its kind and last 4 characters.")
+class ApiKey:
+    id: strawberry.ID
+    kind: ApiKeyKind
+    name: str | None
+    masked_key: str = strawberry.field(description='e.g. "sk_…a1B2"')
+    last4: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    active: bool
+
+    @classmethod
+    def from_model(cls, m: merchant_models.ApiKey, now: datetime) -> "ApiKey":
+        return cls(
+            id=gid(m.id),
+            kind=m.key_kind,
+            name=m.name,
+            masked_key=m.masked,
+            last4=m.last4,
+            created_at=m.created_at,
+            expires_at=m.expires_at,
+            revoked_at=m.revoked_at,
+            active=m.is_active(now),
+        )
+
+
+@strawberry.type
+class Program:
+    id: strawberry.ID
+    name: str
+    status: ProgramStatus
+    attribution_window_days: int
+    claim_window_days: int = strawberry.field(description="Days after signup during which a referee may claim a code; 0 disables claims.")
+    share_url_template: str | None
+    code_style: CodeStyle
+    code_length: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_model(cls, m: models.Program) -> "Program":
+        return cls(
+            id=gid(m.id),
+            name=m.name,
+            status=m.program_status,
+            attribution_window_days=m.attribution_window_days,
+            claim_window_days=m.claim_window_days,
+            share_url_template=m.share_url_template,
+            code_style=models.CodeStyle(m.code_style),
+            code_length=m.code_length,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+        )
+
+
+@strawberry.type
+class Customer:
+    id: strawberry.ID
+    external_id: str
+    email: str | None
+    email_canonical: str | None = strawberry.field(description="The mailbox behind aliases (dots and +tags folded).")
+    name: str | None
+    metadata: JSON | None
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, m: models.Customer) -> "Customer":
+        return cls(
+            id=gid(m.id),
+            external_id=m.external_id,
+            email=m.email,
+            email_canonical=m.email_canonical,
+            name=m.name,
+            metadata=m.metadata_,
+            created_at=m.created_at,
+        )
+
+    @strawberry.field(description="The customer's codes in every program, active or not.")
+    async def referral_codes(self, info: Info) -> list["ReferralCode"]:
+        rows = await info.context.get_loaders().codes_by_customer.load(uuid.UUID(self.id))
+        return [ReferralCode.from_model(row) for row in rows]
+
+    @strawberry.field(description="Referrals this customer made as the referrer, newest first.")
+    async def referrals(self, info: Info, first: int | None = 20, after: str | None = None) -> Connection["Referral"]:
+        async def work(session):
+            page = await queries.list_referrals(
+                session, merchant_id=info.context.merchant_id, referrer_id=uuid.UUID(self.id), first=first, after=after
+            )
+            return to_connection(page, Referral.from_model)
+
+        return await query(info, work)
+
+    @strawberry.field(description="Referrals in which this customer is the referee (at most one per program).")
+    async def referred_by(self, info: Info) -> list["Referral"]:
+        rows = await info.context.get_loaders().referrals_by_referee.load(uuid.UUID(self.id))
+        return [Referral.from_model(row) for row in rows]
+
+
+@strawberry.type
+class ReferralCode:
+    id: strawberry.ID
+    code: str
+    active: bool
+    is_vanity: bool
+    created_at: datetime
+    deactivated_at: datetime | None
+    program_id: strawberry.Private[uuid.UUID]
+    customer_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_model(cls, m: models.ReferralCode) -> "ReferralCode":
+        return cls(
+            id=gid(m.id),
+            code=m.code,
+            active=m.active,
+            is_vanity=m.is_vanity,
+            created_at=m.created_at,
+            deactivated_at=m.deactivated_at,
+            program_id=m.program_id,
+            customer_id=m.customer_id,
+        )
+
+    @strawberry.field(description="The link to share, from the program's share URL template.")
+    async def share_url(self, info: Info) -> str | None:
+        program = await info.context.get_loaders().program.load(self.program_id)
+        return code_service.share_url(program, self.code) if program else None
+
+    @strawberry.field
+    async def program(self, info: Info) -> Program:
+        return Program.from_model(await info.context.get_loaders().program.load(self.program_id))
+
+    @strawberry.field(permission_classes=[SecretKey], description="The referrer. Secret key only.")
+    async def customer(self, info: Info) -> Customer:
+        return Customer.from_model(await info.context.get_loaders().customer.load(self.customer_id))
+
+
+@strawberry.type
+class Money:
+    amount: BigInt = strawberry.field(description="In minor units (cents).")
+    currency: str = strawberry.field(description="ISO 4217 code.")
+
+
+@strawberry.type
+class Referral:
+    id: strawberry.ID
+    source: ReferralSource
+    status: ReferralStatus
+    created_at: datetime
+    qualified_at: datetime | None
+    program_id: strawberry.Private[uuid.UUID]
+    referrer_id: strawberry.Private[uuid.UUID]
+    referee_id: strawberry.Private[uuid.UUID]
+    code_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_model(cls, m: models.Referral) -> "Referral":
+        return cls(
+            id=gid(m.id),
+            source=models.ReferralSource(m.source),
+            status=models.ReferralStatus(m.status),
+            created_at=m.created_at,
+            qualified_at=m.qualified_at,
+            program_id=m.program_id,
+            referrer_id=m.referrer_id,
+            referee_id=m.referee_id,
+            code_id=m.code_id,
+        )
+
+    @strawberry.field
+    async def program(self, info: Info) -> Program:
+        return Program.from_model(await info.context.get_loaders().program.load(self.program_id))
+
+    @strawberry.field
+    async def referrer(self, info: Info) -> Customer:
+        return Customer.from_model(await info.context.get_loaders().customer.load(self.referrer_id))
+
+    @strawberry.field
+    async def referee(self, info: Info) -> Customer:
+        return Customer.from_model(await info.context.get_loaders().customer.load(self.referee_id))
+
+    @strawberry.field
+    async def code(self, info: Info) -> ReferralCode:
+        return ReferralCode.from_model(await info.context.get_loaders().referral_code.load(self.code_id))
+
+    @strawberry.field(description="The referee's actions attributed to this referral, oldest first.")
+    async def actions(self, info: Info) -> list["Action"]:
+        rows = await info.context.get_loaders().actions_by_referral.load(uuid.UUID(self.id))
+        return [Action.from_model(row) for row in rows]
+
+
+@strawberry.type
+class Action:
+    id: strawberry.ID
+    type: str
+    idempotency_key: str
+    amount: Money | None
+    order_id: str | None
+    occurred_at: datetime
+    created_at: datetime
+    attribution: AttributionStatus = strawberry.field(
+        description="What became of the referral code or token the action carried."
+    )
+    metadata: JSON | None
+    customer_id: strawberry.Private[uuid.UUID]
+    referral_id: strawberry.Private[uuid.UUID | None]
+
+    @classmethod
+    def from_model(cls, m: models.Action) -> "Action":
+        return cls(
+            id=gid(m.id),
+            type=m.type,
+            idempotency_key=m.idempotency_key,
+            amount=Money(amount=m.amount, currency=m.currency) if m.currency else None,
+            order_id=m.order_id,
+            occurred_at=m.occurred_at,
+            created_at=m.created_at,
+            attribution=models.AttributionStatus(m.attribution_status),
+            metadata=m.metadata_,
+            customer_id=m.customer_id,
+            referral_id=m.referral_id,
+        )
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer:
+        return Customer.from_model(await info.context.get_loaders().customer.load(self.customer_id))
+
+    @strawberry.field
+    async def referral(self, info: Info) -> Referral | None:
+        if self.referral_id is None:
+            return None
+        return Referral.from_model(await info.context.get_loaders().referral.load(self.referral_id))

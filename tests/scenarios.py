@@ -1,0 +1,35 @@
+"""Building blocks for scenarios, through the public API as a merchant would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests import graphql_ops as ops
+
+
+async def active_program(tenant, **overrides: Any) -> dict[str, Any]:
+    values = {"name": "Give $10, get $10", "status": "ACTIVE", "shareUrlTemplate": "https://shop.example/?ref={code}"}
+    values.update(overrides)
+    data = await tenant.gql(ops.CREATE_PROGRAM, {"input": values})
+    assert data["createProgram"]["userErrors"] == []
+    return data["createProgram"]["program"]
+
+
+async def code_for(tenant, program_id: str, external_id: str, **extra: Any) -> dict[str, Any]:
+    data = await tenant.gql(ops.ISSUE_CODE, {"input": {"programId": program_id, "customerExternalId": external_id, **extra}})
+    assert data["issueReferralCode"]["userErrors"] == []
+    return data["issueReferralCode"]["referralCode"]
+
+
+async def record(tenant, **input: Any) -> dict[str, Any]:
+    data = await tenant.gql(ops.RECORD_ACTION, {"input": input})
+    return data["recordAction"]
+
+
+async def click(tenant, code: str, device_id: str = "dev-1") -> dict[str, Any]:
+    data = await tenant.gql(
+        ops.TRACK_CLICK,
+        {"input": {"code": code, "deviceId": device_id, "landingUrl": f"https://shop.example/?ref={code}"}},
+        key=tenant.publishable_key,
+    )
+    return data["trackClick"]
