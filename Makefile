@@ -1,0 +1,39 @@
+# `make run` and `make test` work on a fresh clone with only Python 3.11+ installed.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install install-dev migrate clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3 --version)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(BIN)/referral migrate
+
+## Serve the API on 127.0.0.1:8000 against ./referral.db, with a demo merchant.
+run: install
+	$(BIN)/referral migrate
+	$(BIN)/referral demo
+	$(BIN)/referral serve
+
+## Every test, on SQLite and PostgreSQL (REQUIRE_SERVICES=1 turns a missing server into a failure).
+test: install-dev
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache referral.db referral.db-* .referral-demo-keys

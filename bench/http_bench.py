@@ -1,0 +1,178 @@
+"""HTTP benchmark: a real uvicorn server process and a load process on loopback.
+
+    .venv/bin/python bench/http_bench.py --scenario ping
+    .venv/bin/python bench/http_bench.py --scenario record_action --concurrency 32
+    .venv/bin/python bench/http_bench.py --scenario record_action --database postgresql
+    .venv/bin/python bench/http_bench.py --scenario referrals_page --database postgresql
+
+Each run uses a fresh database (a temp SQLite file, or a new PostgreSQL database dropped
+afterwards), sends a bounded number of requests and prints requests/s and latency percentiles.
+The server and the load generator share this machine's cores, so numbers are comparable
+between runs here, not absolute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.db import create_engine, create_session_factory  # noqa: E402
+from app.merchants import service as merchants  # noqa: E402
+from app.merchants.models import ApiKeyKind  # noqa: E402
+from app.migrations import upgrade  # noqa: E402
+
+PING = "{ __typename }"
+RECORD = """mutation($input: RecordActionInput!) { recordAction(input: $input) {
+  action { id attribution } referral { id } userErrors { code } } }"""
+REFERRALS = """{ referrals(first: 50) { edges { node { id status referrer { externalId email } referee { externalId } } } } }"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def prepare(database_url: str) -> str:
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    async with create_session_factory(engine)() as session:
+        merchant = await merchants.create_merchant(session, name="Bench")
+        key = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET)
+        await session.commit()
+    await engine.dispose()
+    return key.plaintext
+
+
+async def gql(client: httpx.AsyncClient, query: str, variables: dict | None = None) -> dict:
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    response.raise_for_status()
+    body = response.json()
+    if "errors" in body:
+        raise RuntimeError(body["errors"])
+    return body["data"]
+
+
+async def setup_referrals(client: httpx.AsyncClient, count: int) -> str:
+    program = await gql(client, 'mutation { createProgram(input: {name: "Bench", status: ACTIVE}) { program { id } } }')
+    program_id = program["createProgram"]["program"]["id"]
+    code = await gql(
+        client,
+        "mutation($p: ID!) { issueReferralCode(input: {programId: $p, customerExternalId: \"ref-0\"}) { referralCode { code } } }",
+        {"p": program_id},
+    )
+    code_value = code["issueReferralCode"]["referralCode"]["code"]
+    for i in range(count):
+        await gql(client, RECORD, {"input": {
+            "type": "SIGNUP", "customerExternalId": f"seed-{i}", "idempotencyKey": f"seed-{i}", "referralCode": code_value,
+        }})
+    return code_value
+
+
+async def run_load(base_url: str, key: str, scenario: str, concurrency: int, total: int) -> list[float]:
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
+        code = await setup_referrals(client, 50 if scenario == "referrals_page" else 1)
+        counter = iter(range(total))
+        latencies: list[float] = []
+        run_id = uuid.uuid4().hex[:8]
+
+        async def one(i: int) -> None:
+            if scenario == "ping":
+                query, variables = PING, None
+            elif scenario == "record_action":
+                query, variables = RECORD, {"input": {
+                    "type": "SIGNUP", "customerExternalId": f"c-{run_id}-{i}", "idempotencyKey": f"k-{run_id}-{i}",
+                    "referralCode": code, "context": {"email": f"c{i}@example.com", "deviceId": f"d{i}"},
+                }}
+            else:
+                query, variables = REFERRALS, None
+            started = time.perf_counter()
+            await gql(client, query, variables)
+            latencies.append(time.perf_counter() - started)
+
+        async def worker() -> None:
+            for i in counter:
+                await one(i)
+
+        for i in range(min(20, total)):  # warm up connections and caches
+            await one(total + i)
+        latencies.clear()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"{scenario}: {total} requests, concurrency {concurrency}: {total / elapsed:.0f} req/s, "
+        f"p50 {q[49] * 1000:.1f} ms, p95 {q[94] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms"
+    )
+    return latencies
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenario", choices=["ping", "record_action", "referrals_page"], default="ping")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--postgres-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+
+    temp = tempfile.TemporaryDirectory()
+    pg_name = None
+    if args.database == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{temp.name}/bench.db"
+    else:
+        pg_name = f"referral_bench_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(args.postgres_admin_url)
+        await admin.execute(f'CREATE DATABASE "{pg_name}"')
+        await admin.close()
+        database_url = args.postgres_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{pg_name}"
+    key = await prepare(database_url)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "production", "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient() as probe:
+            for _ in range(100):
+                try:
+                    if (await probe.get(f"{base_url}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        print(f"database: {args.database}")
+        await run_load(base_url, key, args.scenario, args.concurrency, args.requests)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if pg_name:
+            admin = await asyncpg.connect(args.postgres_admin_url)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            await admin.close()
+        temp.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
