@@ -15,7 +15,7 @@ from typing import Any
 
 from app.config import get_settings
 from app.db import create_engine, create_session_factory
-from app.errors import DomainError
+from app.errors import DomainError, NotFound
 from app.merchants import service as merchants
 from app.merchants.models import ApiKeyKind
 
@@ -91,16 +91,28 @@ def cmd_merchants_list(args: argparse.Namespace) -> None:
         print(f"{merchant.id}  {merchant.name}")
 
 
-def _merchant_id(value: str) -> uuid.UUID:
+def _merchant_id(value: str, what: str = "merchant id") -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        sys.exit(f"error: {value!r} is not a merchant id")
+        sys.exit(f"error: {value!r} is not a {what}")
+
+
+async def _existing_merchant_id(session: Any, value: str) -> uuid.UUID:
+    merchant_id = _merchant_id(value)
+    if await merchants.get_merchant(session, merchant_id=merchant_id) is None:
+        raise NotFound("merchant", "merchant")
+    return merchant_id
 
 
 def cmd_keys_create(args: argparse.Namespace) -> None:
     kind = ApiKeyKind(args.kind)
-    issued = _run(lambda s: merchants.create_api_key(s, merchant_id=_merchant_id(args.merchant), kind=kind, name=args.name))
+
+    async def work(session):
+        merchant_id = await _existing_merchant_id(session, args.merchant)  # not an IntegrityError traceback
+        return await merchants.create_api_key(session, merchant_id=merchant_id, kind=kind, name=args.name)
+
+    issued = _run(work)
     print(f"{issued.plaintext}   (shown once; id {issued.api_key.id})")
 
 
@@ -108,14 +120,17 @@ def cmd_keys_list(args: argparse.Namespace) -> None:
     from app.db import utcnow
 
     now = utcnow()
-    for key in _run(lambda s: merchants.list_api_keys(s, merchant_id=_merchant_id(args.merchant))):
+    async def work(session):
+        return await merchants.list_api_keys(session, merchant_id=await _existing_merchant_id(session, args.merchant))
+
+    for key in _run(work):
         state = "active" if key.is_active(now) else "revoked" if key.revoked_at else "expired"
         expiry = f" expires {key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at and state == "active" else ""
         print(f"{key.id}  {key.masked}  {key.kind:<11}  {state}{expiry}  {key.name or ''}")
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> None:
-    key_id = _merchant_id(args.key_id)
+    key_id = _merchant_id(args.key_id, "key id")
     _run(lambda s: merchants.revoke_api_key(s, merchant_id=_merchant_id(args.merchant), key_id=key_id))
     print(f"revoked {key_id}")
 

@@ -8,6 +8,7 @@ instead of failing with "database is locked" (measured: p99 1.4 s -> 160 ms at 3
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -59,13 +60,29 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_id_lock = threading.Lock()
+_last_id = (0, 0)  # (milliseconds, 12-bit counter) of this process's latest id
+
+
 def new_id() -> uuid.UUID:
     """A UUIDv7: random, but ordered by creation time, so `ORDER BY id` is a stable
-    chronological order that cursor pagination can use on an index."""
-    millis = time.time_ns() // 1_000_000
-    rand_a = int.from_bytes(os.urandom(2), "big") & 0x0FFF
+    chronological order that cursor pagination can use on an index.
+
+    Within one millisecond the 12 bits after the timestamp count up from a random start
+    (RFC 9562, method 3): ids made in the same millisecond keep their creation order."""
+    global _last_id
+    with _id_lock:
+        millis = time.time_ns() // 1_000_000
+        last_millis, last_counter = _last_id
+        if millis > last_millis:
+            counter = int.from_bytes(os.urandom(2), "big") & 0x03FF  # leaves room to count up
+        elif last_counter < 0x0FFF:
+            millis, counter = last_millis, last_counter + 1
+        else:
+            millis, counter = last_millis + 1, 0
+        _last_id = (millis, counter)
     rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
     return uuid.UUID(int=value)
 
 

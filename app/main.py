@@ -58,18 +58,26 @@ class RequestMiddleware:
             return
 
         received = 0
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    # Answer 413 now: Starlette's error middleware would turn the exception
+                    # into a 500 before it reaches us. Whatever the app sends next is dropped.
+                    if not response_started:
+                        await PlainTextResponse("request body too large", status_code=413)(scope, receive, send_with_id)
+                    refused = True
                     raise BodyTooLarge
             return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True

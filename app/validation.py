@@ -29,7 +29,7 @@ def text(value: str | None, field: str, max_length: int, *, required: bool = Fal
         raise DomainError(field, ErrorCode.INVALID_INPUT, f"{field} contains control characters")
     if strip:
         value = value.strip()
-    if not value:
+    if not value.strip():
         if required:
             raise DomainError(field, ErrorCode.REQUIRED, f"{field} is required")
         return None

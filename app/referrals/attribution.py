@@ -14,10 +14,10 @@ import json
 import re
 import uuid
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money, validation
@@ -79,6 +79,8 @@ def _validated(data: ActionInput) -> ActionInput:
         raise DomainError("type", ErrorCode.INVALID_INPUT, "type is a built-in type or A-Z, 0-9 and _ (max 64)")
     amount, currency = money.amount_with_currency(data.amount, data.currency, "amount", "currency")
     occurred_at = validation.aware(data.occurred_at, "occurredAt")
+    if occurred_at is not None:
+        occurred_at = occurred_at.astimezone(UTC)
     if occurred_at is not None and occurred_at > utcnow() + MAX_CLOCK_SKEW:
         raise DomainError("occurredAt", ErrorCode.INVALID_INPUT, "occurredAt is in the future")
     address = data.shipping_address
@@ -93,8 +95,9 @@ def _validated(data: ActionInput) -> ActionInput:
         currency=currency,
         occurred_at=occurred_at,
         order_id=validation.text(data.order_id, "orderId", 255),
-        referral_code=validation.text(data.referral_code, "referralCode", 64),
-        attribution_token=validation.text(data.attribution_token, "attributionToken", 64),
+        # Over-long codes and tokens are only unknown ones: the action is still recorded.
+        referral_code=_normalized_code(validation.text(data.referral_code, "referralCode", 255)),
+        attribution_token=validation.text(data.attribution_token, "attributionToken", 255),
         customer_email=validation.email(data.customer_email, "context.email"),
         customer_name=validation.text(data.customer_name, "customerName", 200),
         device_id=validation.text(data.device_id, "context.deviceId", 255),
@@ -104,6 +107,11 @@ def _validated(data: ActionInput) -> ActionInput:
         shipping_address=address or None,
         metadata=validation.json_object(data.metadata, "metadata"),
     )
+
+
+def _normalized_code(code: str | None) -> str | None:
+    """Codes are case-insensitive, so a retry that types one differently is the same request."""
+    return None if code is None else codes.normalize(code) or code
 
 
 def _request_hash(data: ActionInput) -> str:
@@ -347,8 +355,12 @@ async def claim_referral(
     if not referral_code.active:
         raise DomainError("code", ErrorCode.CODE_INACTIVE, "this referral code is no longer active")
     now = utcnow()
+    # Signed up when we first heard of them: the action that created the customer may have
+    # been reported a little late, with the earlier time it occurred.
+    first_action_at = await session.scalar(select(func.min(Action.occurred_at)).where(Action.customer_id == customer.id))
+    signed_up_at = min(customer.created_at, first_action_at or customer.created_at)
     existing = await _existing_referral(session, customer.id, program.id)
-    if existing is None and now - customer.created_at > timedelta(days=program.claim_window_days):
+    if existing is None and now - signed_up_at > timedelta(days=program.claim_window_days):
         raise DomainError(
             "customerExternalId",
             ErrorCode.CLAIM_WINDOW_EXPIRED,
@@ -361,9 +373,9 @@ async def claim_referral(
         referee=customer,
         source=ReferralSource.CLAIM,
         click=None,
-        before=customer.created_at,
+        before=signed_up_at,
     )
-    await _attach_recent_actions(session, referral, since=customer.created_at)
+    await _attach_recent_actions(session, referral, since=signed_up_at)
     return referral
 
 
@@ -373,9 +385,18 @@ async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, s
         .where(
             Action.customer_id == referral.referee_id,
             Action.referral_id.is_(None),
+            # an action the merchant scoped to another program stays out of this referral
+            or_(Action.program_id.is_(None), Action.program_id == referral.program_id),
             Action.occurred_at >= since,
         )
-        .values(referral_id=referral.id, program_id=referral.program_id)
+        .values(
+            referral_id=referral.id,
+            program_id=referral.program_id,
+            attribution_status=case(
+                (Action.attribution_status == AttributionStatus.NONE.value, AttributionStatus.LINKED_TO_REFERRAL.value),
+                else_=Action.attribution_status,
+            ),
+        )
         .execution_options(synchronize_session=False)
     )
     first_qualifying = await session.scalar(

@@ -61,6 +61,8 @@ async def list_actions(
         )
         query = query.where(Action.customer_id == customer.id)
     if referral_id is not None:
+        if await get_referral(session, merchant_id=merchant_id, referral_id=referral_id) is None:
+            raise NotFound("referralId", "referral")  # as referrals(programId:) does for a program
         query = query.where(Action.referral_id == referral_id)
     if action_type is not None:
         query = query.where(Action.type == validation.required_text(action_type, "type", 64).upper())

@@ -6,10 +6,12 @@ never leak to another tenant or another request.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -34,12 +36,17 @@ class Context:
     _session: AsyncSession | None = None
     _caller: Caller | None = None
     _authenticated: bool = False
+    # Root fields and DataLoader batches resolve concurrently, but one AsyncSession must not
+    # be used by two coroutines at once: every use goes through `using_session`.
+    _session_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: "Loaders | None" = field(default=None)
 
-    async def session(self) -> AsyncSession:
-        if self._session is None:
-            self._session = self.session_factory()
-        return self._session
+    @asynccontextmanager
+    async def using_session(self) -> AsyncIterator[AsyncSession]:
+        async with self._session_lock:
+            if self._session is None:
+                self._session = self.session_factory()
+            yield self._session
 
     async def close(self) -> None:
         if self._session is not None:
@@ -48,10 +55,12 @@ class Context:
     async def caller(self) -> Caller | None:
         """The merchant behind the request's API key (`Authorization: Bearer sk_...`)."""
         if not self._authenticated:
-            self._authenticated = True
-            scheme, _, token = self.request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() == "bearer" and token:
-                self._caller = await merchants.authenticate(await self.session(), plaintext=token.strip())
+            async with self.using_session() as session:
+                if not self._authenticated:
+                    scheme, _, token = self.request.headers.get("authorization", "").partition(" ")
+                    if scheme.lower() == "bearer" and token:
+                        self._caller = await merchants.authenticate(session, plaintext=token.strip())
+                    self._authenticated = True
         return self._caller
 
     @property
@@ -89,10 +98,11 @@ class Context:
 
 def _is_ip(value: str) -> bool:
     try:
-        ipaddress.ip_address(value)
-        return True
+        ip = ipaddress.ip_address(value)
     except ValueError:
         return False
+    # A zone id ("fe80::1%eth0") is unbounded in length and meaningless off the host.
+    return getattr(ip, "scope_id", None) is None
 
 
 def _by_key(rows: Sequence[Any], keys: Sequence[Hashable], key: Callable[[Any], Hashable]) -> list[Any]:
@@ -129,7 +139,8 @@ class Loaders:
     def _one(self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]):
         async def load(keys: list[uuid.UUID]) -> list[Any]:
             context = self._context
-            rows = await fetch(await context.session(), merchant_id=context.merchant_id, **{argument: keys})
+            async with context.using_session() as session:
+                rows = await fetch(session, merchant_id=context.merchant_id, **{argument: keys})
             return _by_key(rows, keys, key)
 
         return load
@@ -137,7 +148,8 @@ class Loaders:
     def _many(self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]):
         async def load(keys: list[uuid.UUID]) -> list[list[Any]]:
             context = self._context
-            rows = await fetch(await context.session(), merchant_id=context.merchant_id, **{argument: keys})
+            async with context.using_session() as session:
+                rows = await fetch(session, merchant_id=context.merchant_id, **{argument: keys})
             return _grouped(rows, keys, key)
 
         return load

@@ -56,24 +56,24 @@ P = TypeVar("P")
 async def mutate(info: Any, payload: type[P], work: Callable[[AsyncSession], Awaitable[P]]) -> P:
     """The transaction boundary of a mutation: commit on success; roll back on a user error
     and return it in the payload. Services below never commit."""
-    session = await info.context.session()
-    try:
-        result = await work(session)
-        await session.commit()
-        return result
-    except DomainError as error:
-        await session.rollback()
-        return payload(user_errors=[UserError.from_domain(error)])  # type: ignore[call-arg]
-    except BaseException:
-        await session.rollback()
-        raise
+    async with info.context.using_session() as session:
+        try:
+            result = await work(session)
+            await session.commit()
+            return result
+        except DomainError as error:
+            await session.rollback()
+            return payload(user_errors=[UserError.from_domain(error)])  # type: ignore[call-arg]
+        except BaseException:
+            await session.rollback()
+            raise
 
 
 async def query(info: Any, work: Callable[[AsyncSession], Awaitable[P]]) -> P:
     """Run a read; a user error in its arguments becomes a PublicError with its code."""
-    session = await info.context.session()
     try:
-        return await work(session)
+        async with info.context.using_session() as session:
+            return await work(session)
     except DomainError as error:
         field = f" ({error.field})" if error.field else ""
         raise PublicError(error.message + field, error.code.value) from None

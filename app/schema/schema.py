@@ -39,6 +39,13 @@ Mutation = merge_types("Mutation", (MerchantMutation, ProgramMutation, CustomerM
 
 
 class Schema(strawberry.Schema):
+    @staticmethod
+    def remove_field_suggestion(error: GraphQLError) -> None:
+        """With suggestions disabled (production), strip every "Did you mean ...?", not only
+        strawberry's field ones: arguments, types, enum values and input fields name the schema too."""
+        if "Did you mean" in error.message:
+            error.message = error.message.split("Did you mean")[0].strip()
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log bugs with their traceback; a caller's own mistakes are not server errors."""
         for error in errors:

@@ -1,0 +1,182 @@
+"""Lists cost a constant number of SQL statements however long the page (no N+1), and
+cursor pagination walks every row exactly once, newest first."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.db import new_id
+from app.referrals import attribution, codes, programs
+from app.referrals.models import ProgramStatus
+
+REFERRALS = 50
+REFERRERS = 5
+MAX_STATEMENTS = 6  # auth, page, customers (referrers and referees in one batch), programs, codes
+
+REFERRALS_WITH_RELATIONS = """
+query($first: Int) {
+  referrals(first: $first) {
+    edges { node { id referrer { externalId email } referee { externalId } program { name } code { code } } }
+  }
+}"""
+
+ACTIONS_WITH_RELATIONS = """
+query($first: Int) {
+  actions(first: $first) {
+    edges { node { id type customer { externalId } referral { id } } }
+  }
+}"""
+
+PAGE = """
+query($first: Int, $after: String) {
+  referrals(first: $first, after: $after) {
+    edges { cursor node { id referee { externalId } } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"""
+
+
+async def make_referrals(session, merchant_id) -> list[str]:
+    """REFERRALS signups through REFERRERS referrers' codes; the referees' external ids in
+    the order they signed up."""
+    program = await programs.create_program(
+        session,
+        merchant_id=merchant_id,
+        changes=programs.ProgramChanges(name="Give $10, get $10", status=ProgramStatus.ACTIVE),
+    )
+    referrer_codes = []
+    for r in range(REFERRERS):
+        code = await codes.issue_referral_code(
+            session, merchant_id=merchant_id, program_id=program.id, customer_external_id=f"referrer-{r}"
+        )
+        referrer_codes.append(code.code)
+    referees = []
+    for n in range(REFERRALS):
+        recorded = await attribution.record_action(
+            session,
+            merchant_id=merchant_id,
+            data=attribution.ActionInput(
+                type="SIGNUP",
+                customer_external_id=f"referee-{n:02}",
+                idempotency_key=f"signup-{n}",
+                referral_code=referrer_codes[n % REFERRERS],
+                customer_email=f"referee-{n}@example.com",
+            ),
+        )
+        assert recorded.referral is not None
+        referees.append(f"referee-{n:02}")
+    await session.commit()
+    return referees
+
+
+@pytest.fixture
+async def fifty_referrals(tenant, session) -> list[str]:
+    return await make_referrals(session, tenant.id)
+
+
+async def measure(tenant, count_statements, document: str, first: int) -> tuple[int, dict]:
+    with count_statements() as counter:
+        data = await tenant.gql(document, {"first": first})
+    return counter.count, data
+
+
+async def test_listing_referrals_with_their_relations_costs_a_constant_number_of_statements(
+    tenant, count_statements, fifty_referrals
+):
+    large, data = await measure(tenant, count_statements, REFERRALS_WITH_RELATIONS, REFERRALS)
+    small, _ = await measure(tenant, count_statements, REFERRALS_WITH_RELATIONS, 5)
+
+    nodes = [edge["node"] for edge in data["referrals"]["edges"]]
+    assert len(nodes) == REFERRALS
+    assert {node["referrer"]["externalId"] for node in nodes} == {f"referrer-{r}" for r in range(REFERRERS)}
+    assert sorted(node["referee"]["externalId"] for node in nodes) == fifty_referrals
+    assert all(node["program"]["name"] == "Give $10, get $10" and node["code"]["code"] for node in nodes)
+
+    assert large <= MAX_STATEMENTS, f"{large} statements for {REFERRALS} referrals"
+    assert large == small, f"{large} statements for {REFERRALS} referrals, {small} for 5"
+
+
+async def test_listing_actions_with_their_relations_costs_a_constant_number_of_statements(
+    tenant, count_statements, fifty_referrals
+):
+    large, data = await measure(tenant, count_statements, ACTIONS_WITH_RELATIONS, REFERRALS)
+    small, _ = await measure(tenant, count_statements, ACTIONS_WITH_RELATIONS, 5)
+
+    nodes = [edge["node"] for edge in data["actions"]["edges"]]
+    assert len(nodes) == REFERRALS
+    assert sorted(node["customer"]["externalId"] for node in nodes) == fifty_referrals
+    assert all(node["referral"]["id"] for node in nodes)
+    assert len({node["referral"]["id"] for node in nodes}) == REFERRALS
+
+    assert large <= MAX_STATEMENTS, f"{large} statements for {REFERRALS} actions"
+    assert large == small, f"{large} statements for {REFERRALS} actions, {small} for 5"
+
+
+async def test_paging_through_referrals_sees_each_once_newest_first(tenant, fifty_referrals):
+    seen: list[str] = []
+    referees: list[str] = []
+    after = None
+    pages = []
+    while True:
+        page = (await tenant.gql(PAGE, {"first": 20, "after": after}))["referrals"]
+        pages.append(page)
+        seen += [edge["node"]["id"] for edge in page["edges"]]
+        referees += [edge["node"]["referee"]["externalId"] for edge in page["edges"]]
+        assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
+        assert page["pageInfo"]["startCursor"] == page["edges"][0]["cursor"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+        assert len(pages) < 10, "pagination does not end"
+
+    assert [len(p["edges"]) for p in pages] == [20, 20, 10]
+    assert [p["pageInfo"]["hasPreviousPage"] for p in pages] == [False, True, True]
+    assert len(seen) == len(set(seen)) == REFERRALS
+    assert referees == list(reversed(fifty_referrals))  # newest first
+
+
+def test_ids_sort_in_creation_order_even_within_one_millisecond():
+    # "Newest first" is ORDER BY id: thousands of ids a millisecond must keep their order.
+    ids = [new_id() for _ in range(5000)]
+    assert sorted(ids) == ids
+    assert len(set(ids)) == len(ids)
+    assert {i.version for i in ids} == {7}
+
+
+async def test_an_exact_last_page_reports_no_next_page(tenant, fifty_referrals):
+    first = (await tenant.gql(PAGE, {"first": 25}))["referrals"]
+    assert first["pageInfo"]["hasNextPage"] is True
+    second = (await tenant.gql(PAGE, {"first": 25, "after": first["pageInfo"]["endCursor"]}))["referrals"]
+    assert len(second["edges"]) == 25
+    assert second["pageInfo"]["hasNextPage"] is False
+    past_the_end = (await tenant.gql(PAGE, {"first": 25, "after": second["pageInfo"]["endCursor"]}))["referrals"]
+    assert past_the_end["edges"] == []
+    assert past_the_end["pageInfo"] == {
+        "hasNextPage": False, "hasPreviousPage": True, "startCursor": None, "endCursor": None,
+    }
+
+
+@pytest.mark.parametrize("first", [0, -1, 101])
+async def test_a_page_size_out_of_range_is_refused(tenant, first):
+    body = await tenant.raw(PAGE, {"first": first})
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"]
+    assert "first" in body["errors"][0]["message"]
+
+
+async def test_the_largest_page_size_is_allowed(tenant):
+    assert (await tenant.gql(PAGE, {"first": 100}))["referrals"]["edges"] == []
+
+
+@pytest.mark.parametrize("cursor", ["garbage!", "abc", "é", "x" * 500, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
+async def test_a_garbage_cursor_is_refused(tenant, cursor):
+    body = await tenant.raw(PAGE, {"first": 5, "after": cursor})
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"]
+    assert "Unexpected" not in body["errors"][0]["message"]
+
+
+async def test_another_merchants_cursor_shows_nothing_of_theirs(tenant, other_tenant, fifty_referrals):
+    theirs = (await tenant.gql(PAGE, {"first": 1}))["referrals"]
+    mine = (await other_tenant.gql(PAGE, {"first": 5, "after": theirs["pageInfo"]["endCursor"]}))["referrals"]
+    assert mine["edges"] == []

@@ -1,0 +1,441 @@
+"""Tenant isolation: merchant B, holding merchant A's ids, codes, tokens and external ids,
+can neither read nor change A's data through any GraphQL operation.
+
+Every root field that takes an identifier has at least one case in CASES; a new field must be
+added there (or to NO_FOREIGN_ID with a reason) or `test_every_root_field_is_covered` fails.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import graphql
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db import Base
+from app.schema.schema import build_schema
+from tests import graphql_ops as ops
+from tests.conftest import test_settings as make_settings
+from tests.scenarios import active_program, click, code_for, record
+
+# --------------------------------------------------------------------------------------------
+# The world: A's real data, and a little of B's own so B's calls are otherwise valid.
+
+
+@dataclass
+class World:
+    program_id: str  # A's
+    code: str  # A's (jane's code)
+    token: str  # A's attribution token
+    referral_id: str  # A's (jane -> bob)
+    extra_key_id: str  # A's second secret key
+    b_program_id: str
+    b_code: str
+
+
+async def build_world(a, b) -> World:
+    program = await active_program(a)
+    jane = await a.gql(
+        ops.UPSERT_CUSTOMER, {"input": {"externalId": "jane", "email": "jane@a-shop.example", "name": "Jane A"}}
+    )
+    assert jane["upsertCustomer"]["userErrors"] == []
+    code = await code_for(a, program["id"], "jane")
+    tracked = await click(a, code["code"])
+    assert tracked["userErrors"] == []
+    signup = await record(
+        a, type="SIGNUP", customerExternalId="bob", idempotencyKey="signup-bob",
+        attributionToken=tracked["attributionToken"], context={"email": "bob@a-shop.example"},
+    )
+    assert signup["action"]["attribution"] == "REFERRAL_CREATED"
+    key = await a.gql(CREATE_KEY, {"kind": "SECRET", "name": "deploy"})
+    assert key["createApiKey"]["userErrors"] == []
+
+    b_program = await active_program(b, name="B's own program")
+    b_code = await code_for(b, b_program["id"], "b-referrer")
+    b_customer = await b.gql(ops.UPSERT_CUSTOMER, {"input": {"externalId": "b-customer"}})
+    assert b_customer["upsertCustomer"]["userErrors"] == []
+    return World(
+        program_id=program["id"],
+        code=code["code"],
+        token=tracked["attributionToken"],
+        referral_id=signup["referral"]["id"],
+        extra_key_id=key["createApiKey"]["apiKey"]["id"],
+        b_program_id=b_program["id"],
+        b_code=b_code["code"],
+    )
+
+
+CREATE_KEY = """
+mutation($kind: ApiKeyKind!, $name: String) {
+  createApiKey(kind: $kind, name: $name) { key apiKey { id kind } userErrors { field code message } }
+}"""
+
+# Everything A can see of its own data, through the API.
+A_VIEW = """
+query($programId: ID!, $referralId: ID!, $code: String!) {
+  program(id: $programId) {
+    id name status attributionWindowDays claimWindowDays shareUrlTemplate codeStyle codeLength updatedAt
+  }
+  referralCode(code: $code) { id code active deactivatedAt customer { externalId } }
+  referral(id: $referralId) {
+    id status source qualifiedAt referrer { externalId } referee { externalId email } code { code }
+    actions { id type attribution }
+  }
+  programs(first: 100) { edges { node { id name status } } }
+  referrals(first: 100) { edges { node { id status } } }
+  actions(first: 100) { edges { node { id type idempotencyKey attribution customer { externalId } referral { id } } } }
+  referralActions: actions(referralId: $referralId) { edges { node { id type } } }
+  apiKeys { id kind last4 active revokedAt expiresAt }
+  jane: customer(externalId: "jane") { id email name metadata referralCodes { code active } }
+  bob: customer(externalId: "bob") { id email referredBy { id } }
+}"""
+
+
+async def a_view(a, world: World) -> dict[str, Any]:
+    view = await a.gql(A_VIEW, {"programId": world.program_id, "referralId": world.referral_id, "code": world.code})
+    assert [e["node"]["type"] for e in view["referralActions"]["edges"]] == ["SIGNUP"]  # A sees its own
+    return view
+
+
+async def merchant_rows(engine: AsyncEngine, merchant_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """Every stored row that belongs to the merchant, table by table."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    async with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            if table.name == "merchants":
+                query = select(table).where(table.c.id == merchant_id)
+            elif "merchant_id" in table.c:
+                query = select(table).where(table.c.merchant_id == merchant_id)
+            else:
+                continue
+            result = await connection.execute(query.order_by(*table.primary_key.columns))
+            rows[table.name] = [dict(row) for row in result.mappings()]
+    return rows
+
+
+def cross_tenant_references(b_rows: dict[str, list[dict]], a_rows: dict[str, list[dict]]) -> list[str]:
+    """B's rows whose foreign keys point at one of A's rows."""
+    owned_by_a = {(name, row["id"]) for name, rows in a_rows.items() for row in rows if "id" in row}
+    found = []
+    for table in Base.metadata.sorted_tables:
+        for row in b_rows.get(table.name, []):
+            for column in table.columns:
+                for fk in column.foreign_keys:
+                    if (fk.column.table.name, row[column.name]) in owned_by_a:
+                        found.append(f"{table.name}.{column.name} -> {fk.column.table.name} {row[column.name]}")
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Expectations
+
+
+def graphql_not_found(field: str) -> Callable[[dict, World], None]:
+    def check(body: dict, world: World) -> None:
+        errors = body.get("errors") or []
+        assert [e["extensions"]["code"] for e in errors if e.get("path", [None])[0] == field] == ["NOT_FOUND"], body
+        assert body["data"] is None or body["data"].get(field) is None, body
+
+    check.writes = False  # type: ignore[attr-defined]
+    return check
+
+
+def user_error(field: str, code: str, input_field: str, result: str) -> Callable[[dict, World], None]:
+    def check(body: dict, world: World) -> None:
+        assert "errors" not in body, body
+        payload = body["data"][field]
+        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(input_field, code)], payload
+        assert payload[result] is None, payload
+
+    check.writes = False  # type: ignore[attr-defined]
+    return check
+
+
+def unattributed_action(status: str) -> Callable[[dict, World], None]:
+    """The action is B's own, recorded, but A's evidence means nothing to B."""
+
+    def check(body: dict, world: World) -> None:
+        assert "errors" not in body, body
+        payload = body["data"]["recordAction"]
+        assert payload["userErrors"] == [], payload
+        assert payload["action"]["attribution"] == status, payload
+        assert payload["referral"] is None, payload
+
+    check.writes = True  # type: ignore[attr-defined]
+    return check
+
+
+def own_customer(body: dict, world: World) -> None:
+    """B's "jane" is B's own customer, not A's."""
+    assert "errors" not in body, body
+    payload = body["data"]["upsertCustomer"]
+    assert payload["userErrors"] == []
+    assert payload["customer"]["externalId"] == "jane"
+    assert payload["customer"]["email"] == "jane@b-shop.example"
+    assert payload["customer"]["referralCodes"] == []
+
+
+own_customer.writes = True  # type: ignore[attr-defined]
+
+
+def own_code_with_same_text(body: dict, world: World) -> None:
+    """Codes are unique per merchant: B may own the same text, as a separate code."""
+    assert "errors" not in body, body
+    payload = body["data"]["issueReferralCode"]
+    assert payload["userErrors"] == [], payload
+    assert payload["referralCode"]["code"] == world.code
+    assert payload["referralCode"]["program"]["id"] == world.b_program_id
+
+
+own_code_with_same_text.writes = True  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------
+# Every operation that takes an identifier, called by B with A's.
+
+
+@dataclass(frozen=True)
+class Case:
+    field: str  # the root Query/Mutation field under test
+    name: str
+    document: str
+    variables: Callable[[World], dict[str, Any]]
+    check: Callable[[dict, World], None]
+    key: str = "secret"  # or "publishable": B's key of that kind
+
+
+CASES = [
+    # Queries
+    Case("program", "program(A's id)", "query($id: ID!) { program(id: $id) { id name } }",
+         lambda w: {"id": w.program_id}, graphql_not_found("program")),
+    Case("referral", "referral(A's id)", "query($id: ID!) { referral(id: $id) { id status } }",
+         lambda w: {"id": w.referral_id}, graphql_not_found("referral")),
+    Case("referrals", "referrals(programId: A's)", ops.REFERRALS,
+         lambda w: {"programId": w.program_id}, graphql_not_found("referrals")),
+    Case("actions", "actions(customerExternalId: A's referee)",
+         'query($c: String) { actions(customerExternalId: $c) { edges { node { id } } } }',
+         lambda w: {"c": "bob"}, graphql_not_found("actions")),
+    Case("actions", "actions(customerExternalId: A's referrer)",
+         'query($c: String) { actions(customerExternalId: $c) { edges { node { id } } } }',
+         lambda w: {"c": "jane"}, graphql_not_found("actions")),
+    Case("actions", "actions(referralId: A's)",
+         "query($r: ID) { actions(referralId: $r) { edges { node { id } } } }",
+         lambda w: {"r": w.referral_id}, graphql_not_found("actions")),
+    Case("customer", "customer(externalId: A's)",
+         "query($e: String!) { customer(externalId: $e) { id email } }",
+         lambda w: {"e": "jane"}, graphql_not_found("customer")),
+    Case("referralCode", "referralCode(A's code), secret key",
+         "query($c: String!) { referralCode(code: $c) { code active } }",
+         lambda w: {"c": w.code}, graphql_not_found("referralCode")),
+    Case("referralCode", "referralCode(A's code), publishable key",
+         "query($c: String!) { referralCode(code: $c) { code active } }",
+         lambda w: {"c": w.code.lower()}, graphql_not_found("referralCode"), key="publishable"),
+    # Mutations
+    Case("updateProgram", "updateProgram(A's id)", ops.UPDATE_PROGRAM,
+         lambda w: {"id": w.program_id, "input": {"name": "Hijacked", "status": "PAUSED"}},
+         user_error("updateProgram", "NOT_FOUND", "id", "program")),
+    Case("issueReferralCode", "issueReferralCode(programId: A's)", ops.ISSUE_CODE,
+         lambda w: {"input": {"programId": w.program_id, "customerExternalId": "jane"}},
+         user_error("issueReferralCode", "NOT_FOUND", "programId", "referralCode")),
+    Case("issueReferralCode", "issueReferralCode(vanity: A's code text)",
+         """mutation($input: IssueReferralCodeInput!) { issueReferralCode(input: $input) {
+              referralCode { code program { id } } userErrors { field code message } } }""",
+         lambda w: {"input": {"programId": w.b_program_id, "customerExternalId": "jane", "vanity": w.code}},
+         own_code_with_same_text),
+    Case("deactivateReferralCode", "deactivateReferralCode(A's code)", ops.DEACTIVATE_CODE,
+         lambda w: {"code": w.code}, user_error("deactivateReferralCode", "NOT_FOUND", "code", "referralCode")),
+    Case("trackClick", "trackClick(A's code), B's publishable key", ops.TRACK_CLICK,
+         lambda w: {"input": {"code": w.code, "deviceId": "dev-b"}},
+         user_error("trackClick", "CODE_NOT_FOUND", "code", "attributionToken"), key="publishable"),
+    Case("recordAction", "recordAction(referralCode: A's)", ops.RECORD_ACTION,
+         lambda w: {"input": {"type": "SIGNUP", "customerExternalId": "b-newbie", "idempotencyKey": "b-1",
+                              "referralCode": w.code}},
+         unattributed_action("UNKNOWN_CODE")),
+    Case("recordAction", "recordAction(attributionToken: A's)", ops.RECORD_ACTION,
+         lambda w: {"input": {"type": "SIGNUP", "customerExternalId": "b-newbie", "idempotencyKey": "b-1",
+                              "attributionToken": w.token}},
+         unattributed_action("UNKNOWN_TOKEN")),
+    Case("recordAction", "recordAction(programId: A's)", ops.RECORD_ACTION,
+         lambda w: {"input": {"type": "SIGNUP", "customerExternalId": "b-newbie", "idempotencyKey": "b-1",
+                              "programId": w.program_id, "referralCode": w.b_code}},
+         user_error("recordAction", "NOT_FOUND", "programId", "action")),
+    Case("recordAction", "recordAction(customerExternalId: A's referee)", ops.RECORD_ACTION,
+         lambda w: {"input": {"type": "PURCHASE", "customerExternalId": "bob", "idempotencyKey": "b-1",
+                              "amount": 1000, "currency": "USD"}},
+         unattributed_action("NONE")),
+    Case("claimReferral", "claimReferral(programId: A's)", ops.CLAIM_REFERRAL,
+         lambda w: {"input": {"programId": w.program_id, "customerExternalId": "b-customer", "code": w.b_code}},
+         user_error("claimReferral", "NOT_FOUND", "programId", "referral")),
+    Case("claimReferral", "claimReferral(code: A's)", ops.CLAIM_REFERRAL,
+         lambda w: {"input": {"programId": w.b_program_id, "customerExternalId": "b-customer", "code": w.code}},
+         user_error("claimReferral", "CODE_NOT_FOUND", "code", "referral")),
+    Case("upsertCustomer", "upsertCustomer(externalId: A's)",
+         """mutation($input: UpsertCustomerInput!) { upsertCustomer(input: $input) {
+              customer { externalId email referralCodes { code } } userErrors { field code message } } }""",
+         lambda w: {"input": {"externalId": "jane", "email": "jane@b-shop.example", "name": "Not Jane A"}},
+         own_customer),
+    Case("revokeApiKey", "revokeApiKey(A's key id)",
+         "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
+         lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
+]
+
+# Root fields that take no identifier another merchant could hold.
+NO_FOREIGN_ID = {
+    "viewer": "no arguments: always the caller's merchant",
+    "apiKeys": "no arguments; test_list_queries_show_only_own_rows checks it lists only the caller's keys",
+    "programs": "only status/first/after; test_list_queries_show_only_own_rows passes A's cursor",
+    "createProgram": "creates a new row; takes no id",
+    "createApiKey": "creates a new key for the caller; takes no id",
+}
+
+
+def _root_fields() -> dict[str, set[str]]:
+    schema = graphql.build_schema(build_schema(make_settings()).as_str())
+    return {"Query": set(schema.query_type.fields), "Mutation": set(schema.mutation_type.fields)}
+
+
+def test_every_root_field_is_covered():
+    fields = _root_fields()
+    known = {case.field for case in CASES} | set(NO_FOREIGN_ID)
+    unknown = (fields["Query"] | fields["Mutation"]) - known
+    assert not unknown, f"add isolation cases (or a NO_FOREIGN_ID reason) for: {sorted(unknown)}"
+    stale = known - (fields["Query"] | fields["Mutation"])
+    assert not stale, f"cases for fields that no longer exist: {sorted(stale)}"
+    assert not {case.field for case in CASES} & set(NO_FOREIGN_ID)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+async def test_other_merchant_cannot_reach_data_by_its_identifiers(case: Case, db, tenant, other_tenant):
+    a, b = tenant, other_tenant
+    world = await build_world(a, b)
+    view_before = await a_view(a, world)
+    rows_before = await merchant_rows(db, a.id)
+    b_rows_before = await merchant_rows(db, b.id)
+
+    key = b.publishable_key if case.key == "publishable" else b.secret_key
+    body = await b.raw(case.document, case.variables(world), key=key)
+    case.check(body, world)
+
+    assert await a_view(a, world) == view_before
+    assert await merchant_rows(db, a.id) == rows_before
+    b_rows = await merchant_rows(db, b.id)
+    if not case.check.writes:  # type: ignore[attr-defined]
+        assert b_rows == b_rows_before, "a refused call must write nothing"
+    assert cross_tenant_references(b_rows, rows_before) == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+async def test_without_a_key_every_operation_is_refused(case: Case, db, tenant, other_tenant, client):
+    world = await build_world(tenant, other_tenant)
+    rows_before = await merchant_rows(db, tenant.id)
+    response = await client.post("/graphql", json={"query": case.document, "variables": case.variables(world)})
+    body = response.json()
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"], body
+    assert await merchant_rows(db, tenant.id) == rows_before
+
+
+def _ids(connection: dict) -> set[str]:
+    return {edge["node"]["id"] for edge in connection["edges"]}
+
+
+LISTS = """
+query($after: String) {
+  programs(first: 100, after: $after) { edges { node { id } } }
+  referrals(first: 100, after: $after) { edges { node { id } } }
+  actions(first: 100, after: $after) { edges { node { id } } }
+  apiKeys { id }
+}"""
+
+
+async def test_list_queries_show_only_own_rows(tenant, other_tenant):
+    a, b = tenant, other_tenant
+    world = await build_world(a, b)
+    b_tracked = await click(b, world.b_code)
+    b_signup = await record(
+        b, type="SIGNUP", customerExternalId="b-friend", idempotencyKey="b-signup",
+        attributionToken=b_tracked["attributionToken"],
+    )
+    assert b_signup["action"]["attribution"] == "REFERRAL_CREATED"
+
+    a_lists = await a.gql(LISTS)
+    b_lists = await b.gql(LISTS)
+    for field in ("programs", "referrals", "actions"):
+        a_ids, b_ids = _ids(a_lists[field]), _ids(b_lists[field])
+        assert a_ids and b_ids, field
+        assert not a_ids & b_ids, field
+    assert _ids(b_lists["referrals"]) == {b_signup["referral"]["id"]}
+    assert _ids(b_lists["actions"]) == {b_signup["action"]["id"]}
+    assert _ids(b_lists["programs"]) == {world.b_program_id}
+    a_keys, b_keys = {k["id"] for k in a_lists["apiKeys"]}, {k["id"] for k in b_lists["apiKeys"]}
+    assert len(a_keys) == 3 and len(b_keys) == 2 and not a_keys & b_keys
+
+    # A cursor taken from A's list pages through B's rows only.
+    newest_first = await a.gql(ops.REFERRALS, {"first": 1})
+    a_cursor = newest_first["referrals"]["pageInfo"]["endCursor"]
+    after_a = await b.gql(LISTS, {"after": a_cursor})
+    for field in ("programs", "referrals", "actions"):
+        assert not _ids(after_a[field]) & _ids(a_lists[field]), field
+
+
+async def test_same_idempotency_key_at_two_merchants_makes_two_actions(tenant, other_tenant):
+    a, b = tenant, other_tenant
+    purchase = {"type": "PURCHASE", "customerExternalId": "bob", "idempotencyKey": "order-1", "amount": 500, "currency": "EUR"}
+    first_a = await record(a, **purchase)
+    first_b = await record(b, **purchase)
+    assert first_a["userErrors"] == first_b["userErrors"] == []
+    assert first_a["replayed"] is False and first_b["replayed"] is False
+    assert first_a["action"]["id"] != first_b["action"]["id"]
+
+    # A reusing B's key with a different input is no IDEMPOTENCY_CONFLICT: keys are per merchant ...
+    other_b = await record(b, **{**purchase, "idempotencyKey": "order-2"})
+    other_a = await record(a, **{**purchase, "idempotencyKey": "order-2", "amount": 999})
+    assert other_a["userErrors"] == [] and other_a["replayed"] is False
+    assert other_a["action"]["amount"]["amount"] == 999 and other_b["action"]["amount"]["amount"] == 500
+
+    # ... and a retry replays each merchant's own action.
+    retry_b = await record(b, **purchase)
+    assert retry_b["replayed"] is True and retry_b["action"]["id"] == first_b["action"]["id"]
+
+    listed = "query { actions(first: 100) { edges { node { id idempotencyKey amount { amount } } } } }"
+    a_actions = (await a.gql(listed))["actions"]["edges"]
+    b_actions = (await b.gql(listed))["actions"]["edges"]
+    assert {e["node"]["id"] for e in a_actions} == {first_a["action"]["id"], other_a["action"]["id"]}
+    assert {e["node"]["id"] for e in b_actions} == {first_b["action"]["id"], other_b["action"]["id"]}
+
+
+async def test_same_code_text_at_two_merchants_resolves_to_each_merchants_own(tenant, other_tenant):
+    a, b = tenant, other_tenant
+    a_program = await active_program(a)
+    b_program = await active_program(b)
+    await code_for(a, a_program["id"], "jane", vanity="FRIENDS10")
+    await code_for(b, b_program["id"], "jane", vanity="friends10")
+
+    b_click = await click(b, "FRIENDS10")
+    assert b_click["userErrors"] == []
+    b_signup = await record(b, type="SIGNUP", customerExternalId="bob", idempotencyKey="s",
+                            attributionToken=b_click["attributionToken"])
+    a_signup = await record(a, type="SIGNUP", customerExternalId="bob", idempotencyKey="s", referralCode="friends10")
+    assert b_signup["action"]["attribution"] == a_signup["action"]["attribution"] == "REFERRAL_CREATED"
+
+    # A's token at B is unknown, even though the code text is the same.
+    a_click = await click(a, "FRIENDS10", device_id="dev-a")
+    crossed = await record(b, type="SIGNUP", customerExternalId="carol", idempotencyKey="c",
+                           attributionToken=a_click["attributionToken"])
+    assert crossed["action"]["attribution"] == "UNKNOWN_TOKEN" and crossed["referral"] is None
+
+    by_id = "query($id: ID!) { referral(id: $id) { program { id } code { id } } }"
+    b_referral = (await b.gql(by_id, {"id": b_signup["referral"]["id"]}))["referral"]
+    a_referral = (await a.gql(by_id, {"id": a_signup["referral"]["id"]}))["referral"]
+    assert b_referral["program"]["id"] == b_program["id"]
+    assert a_referral["program"]["id"] == a_program["id"]
+    assert a_referral["code"]["id"] != b_referral["code"]["id"]
+
+    deactivated = await b.gql(ops.DEACTIVATE_CODE, {"code": "FRIENDS10"})
+    assert deactivated["deactivateReferralCode"]["referralCode"]["active"] is False
+    still = await a.gql("query { referralCode(code: \"FRIENDS10\") { active } }")
+    assert still["referralCode"]["active"] is True
