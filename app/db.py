@@ -14,10 +14,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, MetaData, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -96,6 +101,12 @@ def insert_ignoring_conflicts(session: AsyncSession, model: type, index_elements
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(model).on_conflict_do_nothing(index_elements=index_elements)
+
+
+async def merchant_rows(session: AsyncSession, model: Any, merchant_id: uuid.UUID, column: Any, values: Any) -> list[Any]:
+    """One merchant's rows whose `column` is in `values`, oldest first: a DataLoader batch."""
+    query = select(model).where(model.merchant_id == merchant_id, column.in_(values)).order_by(model.id)
+    return list((await session.scalars(query)).all())
 
 
 def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:

@@ -13,10 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import insert_ignoring_conflicts, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import customers, programs
-from app.referrals.models import CodeStyle, Customer, Program, ProgramStatus, ReferralCode
+from app.referrals.models import (
+    CodeStyle,
+    Customer,
+    Program,
+    ProgramStatus,
+    ReferralCode,
+)
 
 # No 0/O, 1/I/L: codes are read aloud, typed from screenshots and printed on flyers.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -155,16 +161,10 @@ async def deactivate_referral_code(session: AsyncSession, *, merchant_id: uuid.U
 
 
 async def get_codes_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[ReferralCode]:
-    query = select(ReferralCode).where(ReferralCode.merchant_id == merchant_id, ReferralCode.id.in_(ids))
-    return list((await session.scalars(query)).all())
+    return await merchant_rows(session, ReferralCode, merchant_id, ReferralCode.id, ids)
 
 
 async def get_codes_by_customer_ids(
     session: AsyncSession, *, merchant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
 ) -> list[ReferralCode]:
-    query = (
-        select(ReferralCode)
-        .where(ReferralCode.merchant_id == merchant_id, ReferralCode.customer_id.in_(customer_ids))
-        .order_by(ReferralCode.id)
-    )
-    return list((await session.scalars(query)).all())
+    return await merchant_rows(session, ReferralCode, merchant_id, ReferralCode.customer_id, customer_ids)

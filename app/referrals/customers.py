@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import insert_ignoring_conflicts, merchant_rows, new_id, utcnow
 from app.errors import NotFound
 from app.referrals.emails import canonical_email
 from app.referrals.models import Customer
@@ -84,5 +84,4 @@ async def require_customer(session: AsyncSession, *, merchant_id: uuid.UUID, ext
 
 
 async def get_customers_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Customer]:
-    query = select(Customer).where(Customer.merchant_id == merchant_id, Customer.id.in_(ids))
-    return list((await session.scalars(query)).all())
+    return await merchant_rows(session, Customer, merchant_id, Customer.id, ids)

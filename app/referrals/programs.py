@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
+from app.db import merchant_rows
 from app.errors import DomainError, ErrorCode, NotFound
 from app.pagination import Page, paginate
 from app.referrals.models import CodeStyle, Program, ProgramStatus
@@ -112,8 +113,7 @@ async def get_program(
 
 
 async def get_programs_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Program]:
-    query = select(Program).where(Program.merchant_id == merchant_id, Program.id.in_(ids))
-    return list((await session.scalars(query)).all())
+    return await merchant_rows(session, Program, merchant_id, Program.id, ids)
 
 
 async def list_programs(

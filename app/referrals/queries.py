@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
+from app.db import merchant_rows
 from app.errors import NotFound
 from app.pagination import Page, paginate
 from app.referrals import customers, programs
@@ -70,27 +71,16 @@ async def list_actions(
 
 
 async def get_referrals_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Referral]:
-    query = select(Referral).where(Referral.merchant_id == merchant_id, Referral.id.in_(ids))
-    return list((await session.scalars(query)).all())
+    return await merchant_rows(session, Referral, merchant_id, Referral.id, ids)
 
 
 async def get_referrals_by_referee_ids(
     session: AsyncSession, *, merchant_id: uuid.UUID, referee_ids: Sequence[uuid.UUID]
 ) -> list[Referral]:
-    query = (
-        select(Referral)
-        .where(Referral.merchant_id == merchant_id, Referral.referee_id.in_(referee_ids))
-        .order_by(Referral.id)
-    )
-    return list((await session.scalars(query)).all())
+    return await merchant_rows(session, Referral, merchant_id, Referral.referee_id, referee_ids)
 
 
 async def get_actions_by_referral_ids(
     session: AsyncSession, *, merchant_id: uuid.UUID, referral_ids: Sequence[uuid.UUID]
 ) -> list[Action]:
-    query = (
-        select(Action)
-        .where(Action.merchant_id == merchant_id, Action.referral_id.in_(referral_ids))
-        .order_by(Action.id)
-    )
-    return list((await session.scalars(query)).all())
+    return await merchant_rows(session, Action, merchant_id, Action.referral_id, referral_ids)
