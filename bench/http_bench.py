@@ -4,6 +4,7 @@
     .venv/bin/python bench/http_bench.py --scenario record_action --concurrency 32
     .venv/bin/python bench/http_bench.py --scenario record_action --database postgresql
     .venv/bin/python bench/http_bench.py --scenario referrals_page --database postgresql
+    .venv/bin/python bench/http_bench.py --scenario record_action --wrk   # load from wrk (C), if installed
 
 Each run uses a fresh database (a temp SQLite file, or a new PostgreSQL database dropped
 afterwards), sends a bounded number of requests and prints requests/s and latency percentiles.
@@ -126,12 +127,47 @@ async def run_load(base_url: str, key: str, scenario: str, concurrency: int, tot
     return latencies
 
 
+WRK_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local body
+  if "%(scenario)s" == "record_action" then
+    body = string.format('{"query":"mutation($input: RecordActionInput!) { recordAction(input: $input) { action { id attribution } referral { id } userErrors { code } } }","variables":{"input":{"type":"SIGNUP","customerExternalId":"w-%(run)s-%%d","idempotencyKey":"w-%(run)s-%%d","referralCode":"%(code)s"}}}', counter, counter)
+  elseif "%(scenario)s" == "ping" then
+    body = '{"query":"{ __typename }"}'
+  else
+    body = '{"query":"{ referrals(first: 50) { edges { node { id status referrer { externalId email } referee { externalId } } } } }"}'
+  end
+  return wrk.format("POST", "/graphql", {["Content-Type"]="application/json", ["Authorization"]="Bearer %(key)s"}, body)
+end
+"""
+
+
+async def run_wrk(base_url: str, key: str, scenario: str, concurrency: int, seconds: int) -> None:
+    """Load from wrk: the generator costs far less CPU than Python, so the server gets the cores."""
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        code = await setup_referrals(client, 50 if scenario == "referrals_page" else 1)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % {"scenario": scenario, "run": uuid.uuid4().hex[:8], "code": code, "key": key})
+    result = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, f"{base_url}/graphql"],
+        capture_output=True, text=True, check=True,
+    )
+    os.unlink(script.name)
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("50%", "99%", "Requests/sec", "Non-2xx"))]
+    print(f"{scenario} (wrk, {concurrency} connections, {seconds}s): " + "; ".join(lines))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenario", choices=["ping", "record_action", "referrals_page"], default="ping")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=1, help="API processes (uvicorn workers)")
+    parser.add_argument("--wrk", action="store_true", help="generate the load with wrk instead of Python")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of a --wrk run")
     parser.add_argument("--postgres-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
 
@@ -149,7 +185,7 @@ async def main() -> None:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "production", "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(args.workers)], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -163,7 +199,10 @@ async def main() -> None:
                     pass
                 await asyncio.sleep(0.1)
         print(f"database: {args.database}")
-        await run_load(base_url, key, args.scenario, args.concurrency, args.requests)
+        if args.wrk:
+            await run_wrk(base_url, key, args.scenario, args.concurrency, args.seconds)
+        else:
+            await run_load(base_url, key, args.scenario, args.concurrency, args.requests)
     finally:
         server.terminate()
         server.wait(timeout=10)

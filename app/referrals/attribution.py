@@ -133,7 +133,7 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
 
     customer = await customers.ensure_customer(session, merchant_id=merchant_id, external_id=data.customer_external_id)
     now = utcnow()
-    action_id = await session.scalar(
+    action = await session.scalar(
         insert_ignoring_conflicts(session, Action, ["merchant_id", "idempotency_key"])
         .values(
             id=new_id(),
@@ -158,14 +158,13 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
             shipping_address=data.shipping_address,
             metadata_=data.metadata,
         )
-        .returning(Action.id)
+        .returning(Action)
     )
-    if action_id is None:  # a concurrent call with the same key committed first
+    if action is None:  # a concurrent call with the same key committed first
         winner = await _action_by_key(session, merchant_id, data.idempotency_key)
         assert winner is not None
         return await _replay(session, winner, request_hash)
 
-    action = await session.get_one(Action, action_id)
     if data.customer_email and customer.email is None:
         customers.set_email(customer, data.customer_email)
     if data.customer_name and customer.name is None:
@@ -284,7 +283,7 @@ async def _create_referral(
     if existing is None:
         if await _has_purchased_before(session, referee.id, before, exclude_action_id):
             raise DomainError("code", ErrorCode.EXISTING_CUSTOMER, "the customer had purchased before the referral")
-        referral_id = await session.scalar(
+        referral = await session.scalar(
             insert_ignoring_conflicts(session, Referral, ["program_id", "referee_id"])
             .values(
                 id=new_id(),
@@ -298,10 +297,10 @@ async def _create_referral(
                 status=ReferralStatus.PENDING.value,
                 created_at=utcnow(),
             )
-            .returning(Referral.id)
+            .returning(Referral)
         )
-        if referral_id is not None:
-            return await session.get_one(Referral, referral_id), True
+        if referral is not None:
+            return referral, True
         existing = await _existing_referral(session, referee.id, program.id)
         assert existing is not None
     if existing.referrer_id != referral_code.customer_id:

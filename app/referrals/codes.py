@@ -107,7 +107,7 @@ async def issue_referral_code(
                 )
             return existing
         code = vanity or generate(program, customer)
-        inserted_id = await session.scalar(
+        inserted = await session.scalar(
             insert_ignoring_conflicts(session, ReferralCode)
             .values(
                 id=new_id(),
@@ -119,10 +119,10 @@ async def issue_referral_code(
                 active=True,
                 created_at=utcnow(),
             )
-            .returning(ReferralCode.id)
+            .returning(ReferralCode)
         )
-        if inserted_id is not None:
-            return await session.get_one(ReferralCode, inserted_id)
+        if inserted is not None:
+            return inserted
         # Either the code is taken, or a concurrent call gave this customer a code first.
         if vanity is not None and await _active_code(session, program.id, customer.id) is None:
             raise DomainError("vanity", ErrorCode.CODE_TAKEN, f"the code {vanity} is already taken")

@@ -40,11 +40,13 @@ def external_id(value: str | None, field: str = "customerExternalId") -> str:
 async def ensure_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str) -> Customer:
     """The customer with this external id, created if missing. Writes nothing if it exists."""
     now = utcnow()
-    await session.execute(
-        insert_ignoring_conflicts(session, Customer, ["merchant_id", "external_id"]).values(
-            id=new_id(), merchant_id=merchant_id, external_id=external_id, created_at=now, updated_at=now
-        )
+    created = await session.scalar(
+        insert_ignoring_conflicts(session, Customer, ["merchant_id", "external_id"])
+        .values(id=new_id(), merchant_id=merchant_id, external_id=external_id, created_at=now, updated_at=now)
+        .returning(Customer)
     )
+    if created is not None:
+        return created
     customer = await get_customer(session, merchant_id=merchant_id, external_id=external_id)
     assert customer is not None
     return customer

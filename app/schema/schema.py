@@ -13,12 +13,12 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -57,19 +57,23 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> Schema:
-    # Factories, not instances: strawberry builds fresh extensions per request. The parse
-    # and validation caches live at module level, so they are shared all the same
-    # (measured by the issue: 1.0k -> 3.8k pings/s with both caches).
+    # Strawberry builds extensions per request (factories, not instances). The validation
+    # rules are built once here: ValidationCache keys on the rule classes, and limiter
+    # extensions made per request would bring new classes every time and never hit the cache
+    # (measured in-process: a ping went from 0.88 ms to 0.18 ms).
+    rules = [
+        depth_limit_rule(settings.max_query_depth, None),
+        alias_limit_rule(settings.max_aliases),
+    ]
+    if settings.is_production:
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: MaskErrors(should_mask_error=should_mask),
     ]
-    if settings.is_production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return Schema(
         query=Query,
         mutation=Mutation,
