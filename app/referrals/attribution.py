@@ -13,18 +13,23 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money, validation
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import clicks, codes, customers, programs
+from app.rewards import evaluation, lifecycle
+from app.rewards import queries as reward_queries
+from app.rewards.lifecycle import RefundOutcome
 from app.referrals.models import (
+    QUALIFYING_TYPES,
+    REVERSING_TYPES,
     Action,
     AttributionStatus,
     Click,
@@ -38,8 +43,6 @@ from app.referrals.models import (
 )
 
 BUILTIN_ACTION_TYPES = ("SIGNUP", "PURCHASE", "SUBSCRIPTION_STARTED", "REFUND", "CANCELLATION")
-QUALIFYING_TYPES = frozenset({"PURCHASE", "SUBSCRIPTION_STARTED"})
-REVERSING_TYPES = frozenset({"REFUND", "CANCELLATION"})  # never start a referral
 _ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -71,6 +74,8 @@ class RecordedAction:
     action: Action
     referral: Referral | None
     replayed: bool  # True when this call was a retry of an earlier one
+    rewards: list = field(default_factory=list)  # granted for this action
+    refund: RefundOutcome | None = None  # for REFUND / CANCELLATION naming an order
 
 
 def _validated(data: ActionInput) -> ActionInput:
@@ -184,7 +189,14 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
     action.attribution_status = status.value
     action.click_id = click.id if click is not None else None
     await session.flush()
-    return RecordedAction(action=action, referral=referral, replayed=False)
+    rewards, refund = [], None
+    if action.type in REVERSING_TYPES:
+        refund = await lifecycle.apply_refund(session, action)
+        action.refund_order_found = refund.order_found if refund is not None else None
+        await session.flush()
+    elif referral is not None:
+        rewards = await evaluation.evaluate_action(session, action=action, referral=referral)
+    return RecordedAction(action=action, referral=referral, replayed=False, rewards=rewards, refund=refund)
 
 
 async def _action_by_key(session: AsyncSession, merchant_id: uuid.UUID, key: str) -> Action | None:
@@ -201,7 +213,13 @@ async def _replay(session: AsyncSession, action: Action, request_hash: str) -> R
             "this idempotency key was already used for a different action",
         )
     referral = await session.get(Referral, action.referral_id) if action.referral_id else None
-    return RecordedAction(action=action, referral=referral, replayed=True)
+    return RecordedAction(
+        action=action,
+        referral=referral,
+        replayed=True,
+        rewards=await reward_queries.rewards_granted_by(session, action=action),
+        refund=await reward_queries.refund_outcome_of(session, action=action),
+    )
 
 
 async def _attribute(
@@ -374,13 +392,16 @@ async def claim_referral(
         click=None,
         before=signed_up_at,
     )
-    await _attach_recent_actions(session, referral, since=signed_up_at)
+    attached = await _attach_recent_actions(session, referral, since=signed_up_at)
+    for action in attached:  # what the referee did before claiming earns what it would have
+        if action.type not in REVERSING_TYPES:
+            await evaluation.evaluate_action(session, action=action, referral=referral)
     return referral
 
 
-async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, since: datetime) -> None:
-    await session.execute(
-        update(Action)
+async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, since: datetime) -> list[Action]:
+    attached = list((await session.scalars(
+        select(Action)
         .where(
             Action.customer_id == referral.referee_id,
             Action.referral_id.is_(None),
@@ -388,16 +409,14 @@ async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, s
             or_(Action.program_id.is_(None), Action.program_id == referral.program_id),
             Action.occurred_at >= since,
         )
-        .values(
-            referral_id=referral.id,
-            program_id=referral.program_id,
-            attribution_status=case(
-                (Action.attribution_status == AttributionStatus.NONE.value, AttributionStatus.LINKED_TO_REFERRAL.value),
-                else_=Action.attribution_status,
-            ),
-        )
-        .execution_options(synchronize_session=False)
-    )
+        .order_by(Action.occurred_at, Action.id)
+    )).all())
+    for action in attached:
+        action.referral_id = referral.id
+        action.program_id = referral.program_id
+        if action.attribution_status == AttributionStatus.NONE.value:
+            action.attribution_status = AttributionStatus.LINKED_TO_REFERRAL.value
+    await session.flush()
     first_qualifying = await session.scalar(
         select(Action.occurred_at)
         .where(Action.referral_id == referral.id, Action.type.in_(QUALIFYING_TYPES))
@@ -408,3 +427,4 @@ async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, s
         referral.status = ReferralStatus.QUALIFIED.value
         referral.qualified_at = first_qualifying
     await session.flush()
+    return attached

@@ -19,6 +19,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
 
 
+QUALIFYING_TYPES = frozenset({"PURCHASE", "SUBSCRIPTION_STARTED"})  # qualify a referral
+REVERSING_TYPES = frozenset({"REFUND", "CANCELLATION"})  # take back what an order earned; never start a referral
+
+
 class ProgramStatus(enum.Enum):
     DRAFT = "DRAFT"
     ACTIVE = "ACTIVE"
@@ -213,3 +217,5 @@ class Action(Base):
     payment_fingerprint: Mapped[str | None] = mapped_column(String(255))
     shipping_address: Mapped[dict | None] = mapped_column(JSONType)
     metadata_: Mapped[dict | None] = mapped_column("metadata", JSONType)
+    # For REFUND / CANCELLATION naming an order: whether the order was known (None otherwise).
+    refund_order_found: Mapped[bool | None] = mapped_column(Boolean)

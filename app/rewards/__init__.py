@@ -1,0 +1,1 @@
+"""Reward rules, their evaluation, the ledger, coupons, holds and reversals."""

@@ -1,0 +1,252 @@
+"""Evaluating an action against the program's reward rules.
+
+`decide` is the rule logic alone: given a rule, an action, its referral and a `Facts` source
+(what has happened before), it says what to grant. The live path (`evaluate_action`, in the
+same transaction as the action) answers Facts from the database; the simulation answers them
+from memory. Either way the same code decides.
+"""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
+from app.rewards import rules as rule_service
+from app.rewards.models import Recipient, Reward, RewardKind, RewardRule, RewardStatus
+from app.rewards.rules import RuleSpec
+
+# Rewards in these states no longer count towards caps, budgets or "already rewarded".
+ENDED_WITHOUT_VALUE = (RewardStatus.VOIDED.value, RewardStatus.REVERSED.value)
+
+
+@dataclass(frozen=True)
+class Grant:
+    rule: RewardRule
+    recipient: Recipient  # REFERRER or REFEREE
+    customer_id: uuid.UUID
+    kind: RewardKind
+    amount: int
+    unit: str
+    milestone: int | None
+    hold_until: datetime | None
+
+
+class Facts(Protocol):
+    async def is_first_of_type(self, referral: Referral, action: Action) -> bool: ...
+    async def already_rewarded(self, rule_id: uuid.UUID, referral_id: uuid.UUID, recipient: Recipient) -> bool: ...
+    async def qualified_referrals(self, referrer_id: uuid.UUID, program_id: uuid.UUID, as_of: datetime) -> int: ...
+    async def milestone_granted(self, rule_id: uuid.UUID, customer_id: uuid.UUID, milestone: int) -> bool: ...
+    async def rewards_of_rule(self, rule_id: uuid.UUID, customer_id: uuid.UUID, since: datetime | None) -> int: ...
+    async def budget_used(self, program_id: uuid.UUID, unit: str, since: datetime) -> int: ...
+
+
+def month_start(moment: datetime) -> datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def reward_value(rule: RewardRule, spec: RuleSpec, action: Action) -> tuple[int, str] | None:
+    kind = RewardKind(rule.kind)
+    if kind is RewardKind.COMMISSION and spec.percent_bps is not None:
+        if action.amount is None or action.currency is None:
+            return None
+        amount = action.amount * spec.percent_bps // 10_000
+        return (amount, action.currency) if amount > 0 else None
+    if kind is RewardKind.DISCOUNT and spec.percent_bps is not None:
+        return spec.percent_bps, "PERCENT"
+    assert spec.amount is not None
+    return spec.amount, spec.unit(kind)
+
+
+async def decide(rule: RewardRule, action: Action, referral: Referral, facts: Facts) -> list[Grant]:
+    """What `rule` grants for `action` of `referral`; [] when a condition does not hold."""
+    spec = rule_service.spec_of(rule)
+    if referral.status == ReferralStatus.REJECTED.value or action.type != rule.trigger:
+        return []
+    if spec.min_action_amount is not None:
+        if action.currency != spec.min_action_currency or (action.amount or 0) < spec.min_action_amount:
+            return []
+    if spec.within_days_of_referral is not None:
+        if action.occurred_at > referral.created_at + timedelta(days=spec.within_days_of_referral):
+            return []
+    if spec.recurring_months is not None and action.occurred_at >= add_months(referral.created_at, spec.recurring_months):
+        return []
+    if not all(f.matches(action.metadata_) for f in spec.metadata_filters):
+        return []
+    if spec.first_action_only and not await facts.is_first_of_type(referral, action):
+        return []
+    value = reward_value(rule, spec, action)
+    if value is None:
+        return []
+    amount, unit = value
+    kind = RewardKind(rule.kind)
+
+    if spec.milestone is not None:
+        reached = await facts.qualified_referrals(referral.referrer_id, referral.program_id, action.occurred_at)
+        if reached < spec.milestone or await facts.milestone_granted(rule.rule_id, referral.referrer_id, spec.milestone):
+            return []
+
+    grants = []
+    for role in Recipient(rule.recipient).roles():
+        customer_id = referral.referrer_id if role is Recipient.REFERRER else referral.referee_id
+        if spec.milestone is None and spec.recurring_months is None:
+            if await facts.already_rewarded(rule.rule_id, referral.id, role):
+                continue  # one reward per referral and recipient, unless the rule recurs
+        if role is Recipient.REFERRER:
+            if spec.cap_per_referrer_lifetime is not None:
+                if await facts.rewards_of_rule(rule.rule_id, customer_id, None) >= spec.cap_per_referrer_lifetime:
+                    continue
+            if spec.cap_per_referrer_monthly is not None:
+                since = month_start(action.occurred_at)
+                if await facts.rewards_of_rule(rule.rule_id, customer_id, since) >= spec.cap_per_referrer_monthly:
+                    continue
+        if spec.program_monthly_budget is not None:
+            used = await facts.budget_used(referral.program_id, unit, month_start(action.occurred_at))
+            if used + amount > spec.program_monthly_budget:
+                continue
+        hold_until = action.occurred_at + timedelta(days=spec.hold_days) if spec.hold_days else None
+        grants.append(Grant(rule, role, customer_id, kind, amount, unit, spec.milestone, hold_until))
+    return grants
+
+
+class DatabaseFacts:
+    """Facts from the database, inside the action's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def is_first_of_type(self, referral: Referral, action: Action) -> bool:
+        earlier = await self.session.scalar(
+            select(Action.id)
+            .where(
+                Action.customer_id == referral.referee_id,
+                Action.type == action.type,
+                Action.id != action.id,
+                Action.occurred_at <= action.occurred_at,
+            )
+            .limit(1)
+        )
+        return earlier is None
+
+    async def already_rewarded(self, rule_id: uuid.UUID, referral_id: uuid.UUID, recipient: Recipient) -> bool:
+        found = await self.session.scalar(
+            select(Reward.id)
+            .where(
+                Reward.rule_id == rule_id,
+                Reward.referral_id == referral_id,
+                Reward.recipient == recipient.value,
+                Reward.status.not_in(ENDED_WITHOUT_VALUE),
+            )
+            .limit(1)
+        )
+        return found is not None
+
+    async def qualified_referrals(self, referrer_id: uuid.UUID, program_id: uuid.UUID, as_of: datetime) -> int:
+        return await self.session.scalar(
+            select(func.count(Referral.id)).where(
+                Referral.referrer_id == referrer_id,
+                Referral.program_id == program_id,
+                Referral.status == ReferralStatus.QUALIFIED.value,
+            )
+        ) or 0
+
+    async def milestone_granted(self, rule_id: uuid.UUID, customer_id: uuid.UUID, milestone: int) -> bool:
+        found = await self.session.scalar(
+            select(Reward.id).where(
+                Reward.rule_id == rule_id, Reward.customer_id == customer_id, Reward.milestone == milestone
+            )
+        )
+        return found is not None
+
+    async def rewards_of_rule(self, rule_id: uuid.UUID, customer_id: uuid.UUID, since: datetime | None) -> int:
+        query = select(func.count(Reward.id)).where(
+            Reward.rule_id == rule_id, Reward.customer_id == customer_id, Reward.status.not_in(ENDED_WITHOUT_VALUE)
+        )
+        if since is not None:
+            query = query.where(Reward.created_at >= since)
+        return await self.session.scalar(query) or 0
+
+    async def budget_used(self, program_id: uuid.UUID, unit: str, since: datetime) -> int:
+        return await self.session.scalar(
+            select(func.coalesce(func.sum(Reward.amount - Reward.reversed_amount), 0)).where(
+                Reward.program_id == program_id,
+                Reward.unit == unit,
+                Reward.created_at >= since,
+                Reward.status.not_in(ENDED_WITHOUT_VALUE),
+            )
+        ) or 0
+
+
+async def evaluate_action(session: AsyncSession, *, action: Action, referral: Referral) -> list[Reward]:
+    """Grant what the program's current rules give for this action, exactly once.
+
+    Runs in the action's transaction. The referral row is locked first, so two actions of
+    one referral are evaluated one after the other; caps and budgets lock the referrer and
+    the program rows as well. The unique keys on rewards are the last line of defence.
+    """
+    from app.rewards import lifecycle
+
+    candidates = await rule_service.active_rules_for_trigger(session, program_id=referral.program_id, trigger=action.type)
+    if not candidates:
+        return []
+    await session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update())
+    specs = [rule_service.spec_of(rule) for rule in candidates]
+    if any(s.cap_per_referrer_monthly or s.cap_per_referrer_lifetime or s.milestone for s in specs):
+        await session.execute(select(Customer.id).where(Customer.id == referral.referrer_id).with_for_update())
+    if any(s.program_monthly_budget for s in specs):
+        await session.execute(select(Program.id).where(Program.id == referral.program_id).with_for_update())
+
+    facts = DatabaseFacts(session)
+    granted = []
+    for rule, spec in zip(candidates, specs):
+        for grant in await decide(rule, action, referral, facts):
+            reward = await _insert_reward(session, grant, action, referral)
+            if reward is not None:
+                await lifecycle.on_granted(session, reward, spec)
+                granted.append(reward)
+    return granted
+
+
+async def _insert_reward(session: AsyncSession, grant: Grant, action: Action, referral: Referral) -> Reward | None:
+    now = utcnow()
+    held = grant.hold_until is not None and grant.hold_until > now
+    return await session.scalar(
+        insert_ignoring_conflicts(session, Reward)
+        .values(
+            id=new_id(),
+            merchant_id=referral.merchant_id,
+            program_id=referral.program_id,
+            rule_id=grant.rule.rule_id,
+            rule_version_id=grant.rule.id,
+            referral_id=referral.id,
+            trigger_action_id=action.id,
+            recipient=grant.recipient.value,
+            customer_id=grant.customer_id,
+            kind=grant.kind.value,
+            amount=grant.amount,
+            unit=grant.unit,
+            remaining=0,
+            reversed_amount=0,
+            status=(RewardStatus.HELD if held else RewardStatus.AVAILABLE).value,
+            milestone=grant.milestone,
+            hold_until=grant.hold_until,
+            review_hold=False,
+            awaiting_coupon=False,
+            created_at=now,
+        )
+        .returning(Reward)
+    )

@@ -1,0 +1,256 @@
+"""The append-only double-entry ledger of credit, points and commission.
+
+Every movement is a transaction whose entries sum to zero per unit, between a customer's
+accounts (HELD, AVAILABLE) and the program's (PROGRAM_REWARDS, PROGRAM_REDEEMED,
+PROGRAM_EXPIRED). Customer balances are cached on the account row and updated with
+`balance = balance + x` in the same transaction; program accounts are summed from their
+entries when needed (a hot row per program would serialise every grant).
+
+Lots: each credit/points/commission reward tracks its `remaining` part. Spending takes the
+soonest-expiring lots first, so expiry removes exactly what was left of a lot. Invariant per
+customer account: sum(remaining of its AVAILABLE lots) == max(0, balance).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.rewards.models import (
+    AccountType,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Reward,
+    RewardKind,
+    RewardStatus,
+)
+
+CUSTOMER = "CUSTOMER"
+PROGRAM = "PROGRAM"
+
+
+@dataclass(frozen=True)
+class Posting:
+    account: LedgerAccount
+    amount: int
+
+
+async def account(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    owner_type: str,
+    owner_id: uuid.UUID,
+    kind: RewardKind,
+    account_type: AccountType,
+    unit: str,
+    lock: bool = False,
+) -> LedgerAccount:
+    """The account, created on first use (concurrent creators meet on the unique key)."""
+    await session.execute(
+        insert_ignoring_conflicts(session, LedgerAccount).values(
+            id=new_id(),
+            merchant_id=merchant_id,
+            owner_type=owner_type,
+            owner_id=owner_id,
+            kind=kind.value,
+            account_type=account_type.value,
+            unit=unit,
+            balance=0,
+        )
+    )
+    query = select(LedgerAccount).where(
+        LedgerAccount.merchant_id == merchant_id,
+        LedgerAccount.owner_id == owner_id,
+        LedgerAccount.kind == kind.value,
+        LedgerAccount.account_type == account_type.value,
+        LedgerAccount.unit == unit,
+    )
+    if lock:
+        query = query.with_for_update()
+    found = await session.scalar(query.execution_options(populate_existing=True))
+    assert found is not None
+    return found
+
+
+async def customer_account(
+    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, kind: RewardKind, unit: str,
+    account_type: AccountType, lock: bool = False,
+) -> LedgerAccount:
+    return await account(
+        session, merchant_id=merchant_id, owner_type=CUSTOMER, owner_id=customer_id, kind=kind,
+        account_type=account_type, unit=unit, lock=lock,
+    )
+
+
+async def lot_account(session: AsyncSession, reward: Reward, account_type: AccountType, lock: bool = False) -> LedgerAccount:
+    """The customer account a reward's value sits in."""
+    return await customer_account(
+        session, merchant_id=reward.merchant_id, customer_id=reward.customer_id, kind=RewardKind(reward.kind),
+        unit=reward.unit, account_type=account_type, lock=lock,
+    )
+
+
+async def program_account(session: AsyncSession, reward: Reward, account_type: AccountType) -> LedgerAccount:
+    return await account(
+        session, merchant_id=reward.merchant_id, owner_type=PROGRAM, owner_id=reward.program_id,
+        kind=RewardKind(reward.kind), account_type=account_type, unit=reward.unit,
+    )
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    kind: str,
+    postings: list[Posting],
+    reward_id: uuid.UUID | None = None,
+    customer_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    reference: str | None = None,
+) -> LedgerTransaction:
+    totals: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        totals[posting.account.unit] += posting.amount
+    if any(totals.values()):
+        raise ValueError(f"unbalanced ledger transaction: {dict(totals)}")
+    now = utcnow()
+    transaction = LedgerTransaction(
+        id=new_id(), merchant_id=merchant_id, kind=kind, reward_id=reward_id, customer_id=customer_id,
+        idempotency_key=idempotency_key, request_hash=request_hash, reference=reference, created_at=now,
+    )
+    session.add(transaction)
+    for posting in postings:
+        if posting.amount == 0:
+            continue
+        session.add(LedgerEntry(
+            id=new_id(), merchant_id=merchant_id, transaction_id=transaction.id, account_id=posting.account.id,
+            amount=posting.amount, unit=posting.account.unit, created_at=now,
+        ))
+        if posting.account.owner_type == CUSTOMER:
+            await session.execute(
+                update(LedgerAccount)
+                .where(LedgerAccount.id == posting.account.id)
+                .values(balance=LedgerAccount.balance + posting.amount)
+                .execution_options(synchronize_session=False)
+            )
+            await session.refresh(posting.account, ["balance"])
+    await session.flush()
+    return transaction
+
+
+async def consume(session: AsyncSession, account: LedgerAccount, amount: int, *, first: Reward | None = None) -> None:
+    """Take `amount` out of the account's AVAILABLE lots: `first` (a reward being reversed)
+    before the others, then soonest-expiring first. Lots that reach zero end as REDEEMED
+    unless the caller sets another ending."""
+    left = amount
+    lots: list[Reward] = []
+    if first is not None and first.status == RewardStatus.AVAILABLE.value:
+        lots.append(first)
+    query = (
+        select(Reward)
+        .where(
+            Reward.customer_id == account.owner_id,
+            Reward.merchant_id == account.merchant_id,
+            Reward.kind == account.kind,
+            Reward.unit == account.unit,
+            Reward.status == RewardStatus.AVAILABLE.value,
+            Reward.remaining > 0,
+        )
+        .order_by(Reward.expires_at.is_(None), Reward.expires_at, Reward.id)
+        .with_for_update()
+    )
+    for lot in (await session.scalars(query)).all():
+        if first is None or lot.id != first.id:
+            lots.append(lot)
+    now = utcnow()
+    for lot in lots:
+        if left <= 0:
+            break
+        taken = min(lot.remaining, left)
+        lot.remaining -= taken
+        left -= taken
+        if lot.remaining == 0 and lot is not first:
+            lot.status = RewardStatus.REDEEMED.value
+            lot.ended_at = now
+    await session.flush()
+
+
+async def absorb_debt(session: AsyncSession, account: LedgerAccount, lot: Reward) -> None:
+    """A lot arriving in an account in debt (after a clawback) first pays the debt off."""
+    debt = -min(0, account.balance - lot.remaining)  # balance already includes this lot
+    if debt:
+        lot.remaining = max(0, lot.remaining - debt)
+
+
+async def program_balance(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID,
+                          account_type: AccountType, unit: str) -> int:
+    return await session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(
+            LedgerAccount.merchant_id == merchant_id,
+            LedgerAccount.owner_id == program_id,
+            LedgerAccount.account_type == account_type.value,
+            LedgerAccount.unit == unit,
+        )
+    ) or 0
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    what: str
+    detail: str
+
+
+async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None) -> list[Discrepancy]:
+    """Check the ledger's invariants: every transaction sums to zero per unit, every cached
+    customer balance equals the sum of its entries, and lots match balances."""
+    problems: list[Discrepancy] = []
+    scope = [] if merchant_id is None else [LedgerEntry.merchant_id == merchant_id]
+    unbalanced = await session.execute(
+        select(LedgerEntry.transaction_id, LedgerEntry.unit, func.sum(LedgerEntry.amount))
+        .where(*scope)
+        .group_by(LedgerEntry.transaction_id, LedgerEntry.unit)
+        .having(func.sum(LedgerEntry.amount) != 0)
+    )
+    for transaction_id, unit, total in unbalanced:
+        problems.append(Discrepancy("unbalanced transaction", f"{transaction_id} {unit} sums to {total}"))
+    account_scope = [] if merchant_id is None else [LedgerAccount.merchant_id == merchant_id]
+    sums = (
+        select(LedgerEntry.account_id, func.sum(LedgerEntry.amount).label("total"))
+        .group_by(LedgerEntry.account_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(LedgerAccount, func.coalesce(sums.c.total, 0))
+        .outerjoin(sums, sums.c.account_id == LedgerAccount.id)
+        .where(LedgerAccount.owner_type == CUSTOMER, *account_scope)
+    )
+    for ledger_account, total in rows:
+        if ledger_account.balance != total:
+            problems.append(Discrepancy(
+                "cached balance", f"account {ledger_account.id}: cached {ledger_account.balance}, entries {total}"
+            ))
+        if ledger_account.account_type == AccountType.AVAILABLE.value:
+            remaining = await session.scalar(
+                select(func.coalesce(func.sum(Reward.remaining), 0)).where(
+                    Reward.customer_id == ledger_account.owner_id,
+                    Reward.merchant_id == ledger_account.merchant_id,
+                    Reward.kind == ledger_account.kind,
+                    Reward.unit == ledger_account.unit,
+                    Reward.status == RewardStatus.AVAILABLE.value,
+                )
+            )
+            if remaining != max(0, total):
+                problems.append(Discrepancy(
+                    "lots", f"account {ledger_account.id}: lots hold {remaining}, balance {total}"
+                ))
+    return problems

@@ -1,0 +1,241 @@
+"""A reward's life after it is granted: HELD -> AVAILABLE -> REDEEMED / PAID / EXPIRED, or
+VOIDED (while held) / REVERSED (after), each step with its ledger transaction.
+
+Fraud decisions (app.fraud) hold a reward with `review_hold` and end it with `void` or
+`reverse`; scheduled work calls `release_due_rewards` and `expire_due_rewards`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import merchant_rows, utcnow
+from app.referrals.models import REVERSING_TYPES, Action
+from app.rewards import coupons, ledger
+from app.rewards import rules as rule_service
+from app.rewards.ledger import Posting
+from app.rewards.models import AccountType, Reward, RewardKind, RewardRule, RewardStatus
+from app.rewards.rules import RuleSpec
+
+logger = logging.getLogger("app.rewards")
+
+LIVE = (RewardStatus.HELD.value, RewardStatus.AVAILABLE.value, RewardStatus.REDEEMED.value, RewardStatus.PAID.value)
+
+
+def net(reward: Reward) -> int:
+    return reward.amount - reward.reversed_amount
+
+
+def has_ledger(reward: Reward) -> bool:
+    return reward.kind != RewardKind.DISCOUNT.value
+
+
+async def _spec(session: AsyncSession, reward: Reward) -> RuleSpec:
+    rule = await session.get_one(RewardRule, reward.rule_version_id)
+    return rule_service.spec_of(rule)
+
+
+async def on_granted(session: AsyncSession, reward: Reward, spec: RuleSpec) -> None:
+    """Book a new reward: into the customer's HELD account, or straight to AVAILABLE."""
+    available = reward.status == RewardStatus.AVAILABLE.value
+    if has_ledger(reward):
+        target = await ledger.lot_account(session, reward, AccountType.AVAILABLE if available else AccountType.HELD)
+        program = await ledger.program_account(session, reward, AccountType.PROGRAM_REWARDS)
+        await ledger.post(
+            session, merchant_id=reward.merchant_id, kind="GRANT", reward_id=reward.id, customer_id=reward.customer_id,
+            postings=[Posting(program, -reward.amount), Posting(target, reward.amount)],
+        )
+        if available:
+            await _become_available(session, reward, spec, target)
+    elif available:
+        await _become_available(session, reward, spec, None)
+
+
+async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpec, account) -> None:
+    now = utcnow()
+    reward.available_at = now
+    if spec.expires_in_days is not None:
+        reward.expires_at = now + timedelta(days=spec.expires_in_days)
+    if reward.kind == RewardKind.DISCOUNT.value:
+        await coupons.issue_for_reward(session, reward, spec)
+    else:
+        reward.remaining = net(reward)
+        await ledger.absorb_debt(session, account, reward)
+    await session.flush()
+
+
+async def release(session: AsyncSession, reward: Reward) -> bool:
+    """HELD -> AVAILABLE, unless a fraud review holds it."""
+    if reward.status != RewardStatus.HELD.value or reward.review_hold:
+        return False
+    reward.status = RewardStatus.AVAILABLE.value
+    account = None
+    if has_ledger(reward):
+        held = await ledger.lot_account(session, reward, AccountType.HELD)
+        account = await ledger.lot_account(session, reward, AccountType.AVAILABLE)
+        await ledger.post(
+            session, merchant_id=reward.merchant_id, kind="RELEASE", reward_id=reward.id, customer_id=reward.customer_id,
+            postings=[Posting(held, -net(reward)), Posting(account, net(reward))],
+        )
+    await _become_available(session, reward, await _spec(session, reward), account)
+    return True
+
+
+async def void(session: AsyncSession, reward: Reward, *, reason: str, amount: int | None = None) -> None:
+    """Cancel (part of) a HELD reward: it never reached the customer."""
+    assert reward.status == RewardStatus.HELD.value
+    amount = net(reward) if amount is None else min(amount, net(reward))
+    if has_ledger(reward) and amount:
+        held = await ledger.lot_account(session, reward, AccountType.HELD)
+        program = await ledger.program_account(session, reward, AccountType.PROGRAM_REWARDS)
+        await ledger.post(
+            session, merchant_id=reward.merchant_id, kind="VOID", reward_id=reward.id, customer_id=reward.customer_id,
+            postings=[Posting(held, -amount), Posting(program, amount)],
+        )
+    reward.reversed_amount += amount
+    if net(reward) == 0:
+        _end(reward, RewardStatus.VOIDED, reason)
+    await session.flush()
+
+
+async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount: int | None = None) -> None:
+    """Claw back (part of) a reward that was available, even if already spent: the
+    customer's balance may go negative and is netted against future earnings."""
+    amount = net(reward) if amount is None else min(amount, net(reward))
+    if reward.kind == RewardKind.DISCOUNT.value:
+        await coupons.void_for_reward(session, reward)
+    elif amount:
+        account = await ledger.lot_account(session, reward, AccountType.AVAILABLE, lock=True)
+        await ledger.consume(session, account, amount, first=reward)
+        program = await ledger.program_account(session, reward, AccountType.PROGRAM_REWARDS)
+        await ledger.post(
+            session, merchant_id=reward.merchant_id, kind="REVERSAL", reward_id=reward.id, customer_id=reward.customer_id,
+            postings=[Posting(account, -amount), Posting(program, amount)],
+        )
+    reward.reversed_amount += amount
+    if net(reward) == 0 or reward.kind == RewardKind.DISCOUNT.value:
+        reward.remaining = 0
+        _end(reward, RewardStatus.REVERSED, reason)
+    await session.flush()
+
+
+def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
+    reward.status = status.value
+    reward.ended_at = utcnow()
+    reward.end_reason = reason[:200]
+
+
+async def _due(session: AsyncSession, query):
+    """Rows due for scheduled work; on PostgreSQL two workers never take the same row."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list((await session.scalars(query)).all())
+
+
+async def release_due_rewards(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> int:
+    now = now or utcnow()
+    due = await _due(
+        session,
+        select(Reward)
+        .where(Reward.status == RewardStatus.HELD.value, Reward.review_hold.is_(False), Reward.hold_until <= now)
+        .order_by(Reward.hold_until)
+        .limit(limit),
+    )
+    released = 0
+    for reward in due:
+        released += await release(session, reward)
+    return released
+
+
+async def expire_due_rewards(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> int:
+    """Unspent credit and points, and unused coupons, past their expiry."""
+    now = now or utcnow()
+    due = await _due(
+        session,
+        select(Reward)
+        .where(Reward.status == RewardStatus.AVAILABLE.value, Reward.expires_at <= now)
+        .order_by(Reward.expires_at)
+        .limit(limit),
+    )
+    for reward in due:
+        if reward.kind == RewardKind.DISCOUNT.value:
+            await coupons.expire_for_reward(session, reward)
+        elif reward.kind != RewardKind.COMMISSION.value and reward.remaining > 0:
+            account = await ledger.lot_account(session, reward, AccountType.AVAILABLE, lock=True)
+            program = await ledger.program_account(session, reward, AccountType.PROGRAM_EXPIRED)
+            await ledger.post(
+                session, merchant_id=reward.merchant_id, kind="EXPIRY", reward_id=reward.id, customer_id=reward.customer_id,
+                postings=[Posting(account, -reward.remaining), Posting(program, reward.remaining)],
+            )
+            reward.remaining = 0
+        _end(reward, RewardStatus.EXPIRED, "expired")
+    await session.flush()
+    return len(due)
+
+
+@dataclass
+class RefundOutcome:
+    order_found: bool
+    rewards: list[Reward] = field(default_factory=list)  # voided or (partly) reversed by this refund
+
+
+async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome | None:
+    """A REFUND or CANCELLATION naming the original order (`orderId`) takes back what that
+    order earned: a HELD reward is voided, an available one reversed. A partial refund
+    reduces percentage commissions in proportion; fixed rewards stand until the order is
+    fully refunded. An unknown order is recorded and reported, not an error."""
+    if action.type not in REVERSING_TYPES or action.order_id is None:
+        return None
+    purchases = list((await session.scalars(
+        select(Action).where(
+            Action.merchant_id == action.merchant_id,
+            Action.order_id == action.order_id,
+            Action.type.not_in(REVERSING_TYPES),
+        )
+    )).all())
+    if not purchases:
+        logger.info("refund for an unknown order", extra={"order_id": action.order_id, "action_id": str(action.id)})
+        return RefundOutcome(order_found=False)
+    ordered = sum(p.amount or 0 for p in purchases)
+    refunded = await session.scalar(
+        select(func.coalesce(func.sum(Action.amount), 0)).where(
+            Action.merchant_id == action.merchant_id,
+            Action.order_id == action.order_id,
+            Action.type.in_(REVERSING_TYPES),
+        )
+    ) or 0
+    full = action.type == "CANCELLATION" or action.amount is None or ordered == 0 or refunded >= ordered
+    rewards = list((await session.scalars(
+        select(Reward)
+        .where(Reward.trigger_action_id.in_([p.id for p in purchases]), Reward.status.in_(LIVE))
+        .order_by(Reward.id)
+        .with_for_update()
+    )).all())
+    outcome = RefundOutcome(order_found=True)
+    for reward in rewards:
+        if full:
+            amount = net(reward)
+        else:
+            spec = await _spec(session, reward)
+            if reward.kind != RewardKind.COMMISSION.value or spec.percent_bps is None:
+                continue
+            amount = reward.amount * refunded // ordered - reward.reversed_amount
+        if amount <= 0:
+            continue
+        reason = f"order {action.order_id} {'refunded' if action.type == 'REFUND' else 'cancelled'}"
+        if reward.status == RewardStatus.HELD.value:
+            await void(session, reward, reason=reason, amount=amount)
+        else:
+            await reverse(session, reward, reason=reason, amount=amount)
+        outcome.rewards.append(reward)
+    return outcome
+
+
+async def get_rewards_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Reward]:
+    return await merchant_rows(session, Reward, merchant_id, Reward.id, ids)

@@ -1,0 +1,119 @@
+"""Reading rewards, balances and ledger entries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import merchant_rows
+from app.pagination import Page, paginate
+from app.referrals.models import REVERSING_TYPES, Action
+from app.rewards.lifecycle import RefundOutcome
+from app.rewards.models import AccountType, Coupon, LedgerAccount, LedgerEntry, Reward, RewardKind, RewardStatus
+
+
+async def rewards_granted_by(session: AsyncSession, *, action: Action) -> list[Reward]:
+    query = select(Reward).where(Reward.trigger_action_id == action.id).order_by(Reward.id)
+    return list((await session.scalars(query)).all())
+
+
+async def refund_outcome_of(session: AsyncSession, *, action: Action) -> RefundOutcome | None:
+    """For a replayed refund: whether the order was known, and the rewards it took back."""
+    if action.type not in REVERSING_TYPES or action.refund_order_found is None:
+        return None
+    if not action.refund_order_found:
+        return RefundOutcome(order_found=False)
+    purchase_ids = select(Action.id).where(
+        Action.merchant_id == action.merchant_id,
+        Action.order_id == action.order_id,
+        Action.type.not_in(REVERSING_TYPES),
+    )
+    rewards = await session.scalars(
+        select(Reward)
+        .where(
+            Reward.trigger_action_id.in_(purchase_ids),
+            or_(Reward.reversed_amount > 0, Reward.status.in_([RewardStatus.VOIDED.value, RewardStatus.REVERSED.value])),
+        )
+        .order_by(Reward.id)
+    )
+    return RefundOutcome(order_found=True, rewards=list(rewards.all()))
+
+
+async def get_reward(session: AsyncSession, *, merchant_id: uuid.UUID, reward_id: uuid.UUID) -> Reward | None:
+    return await session.scalar(select(Reward).where(Reward.id == reward_id, Reward.merchant_id == merchant_id))
+
+
+async def list_rewards(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    customer_id: uuid.UUID | None = None,
+    status: RewardStatus | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[Reward]:
+    query = select(Reward).where(Reward.merchant_id == merchant_id)
+    if customer_id is not None:
+        query = query.where(Reward.customer_id == customer_id)
+    if status is not None:
+        query = query.where(Reward.status == status.value)
+    return await paginate(session, query, Reward.id, first=first, after=after)
+
+
+@dataclass(frozen=True)
+class Balance:
+    kind: RewardKind
+    unit: str
+    available: int  # may be negative after a clawback: it nets against future earnings
+    held: int
+
+
+async def balances(session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID) -> list[Balance]:
+    accounts = (await session.scalars(
+        select(LedgerAccount).where(LedgerAccount.merchant_id == merchant_id, LedgerAccount.owner_id == customer_id)
+    )).all()
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for account in accounts:
+        found.setdefault((account.kind, account.unit), {})[account.account_type] = account.balance
+    return [
+        Balance(
+            kind=RewardKind(kind),
+            unit=unit,
+            available=values.get(AccountType.AVAILABLE.value, 0),
+            held=values.get(AccountType.HELD.value, 0),
+        )
+        for (kind, unit), values in sorted(found.items())
+    ]
+
+
+async def list_ledger_entries(
+    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, first: int | None, after: str | None
+) -> Page[tuple]:
+    query = (
+        select(LedgerEntry)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerEntry.merchant_id == merchant_id, LedgerAccount.owner_id == customer_id)
+    )
+    return await paginate(session, query, LedgerEntry.id, first=first, after=after)
+
+
+async def get_rewards_by_referral_ids(
+    session: AsyncSession, *, merchant_id: uuid.UUID, referral_ids: Sequence[uuid.UUID]
+) -> list[Reward]:
+    return await merchant_rows(session, Reward, merchant_id, Reward.referral_id, referral_ids)
+
+
+async def get_coupons_by_reward_ids(
+    session: AsyncSession, *, merchant_id: uuid.UUID, reward_ids: Sequence[uuid.UUID]
+) -> list[Coupon]:
+    return await merchant_rows(session, Coupon, merchant_id, Coupon.reward_id, reward_ids)
+
+
+async def get_accounts_by_ids(
+    session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[LedgerAccount]:
+    return await merchant_rows(session, LedgerAccount, merchant_id, LedgerAccount.id, ids)

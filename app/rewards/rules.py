@@ -1,0 +1,285 @@
+"""Reward rules: what a referral pays, to whom, and when. Versioned: a change adds a version."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import money, validation
+from app.db import merchant_rows, new_id, utcnow
+from app.errors import DomainError, ErrorCode, NotFound
+from app.referrals import programs
+from app.rewards.models import POINTS, Recipient, RewardKind, RewardRule
+
+_ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+MAX_BPS = 10_000  # 100 %
+
+
+@dataclass(frozen=True)
+class MetadataFilter:
+    """`metadata[key]` must be (IN) or must not be (NOT_IN) one of `values`."""
+
+    key: str
+    op: str  # IN | NOT_IN
+    values: tuple[str, ...]
+
+    def matches(self, metadata: dict[str, Any] | None) -> bool:
+        value = (metadata or {}).get(self.key)
+        found = value is not None and str(value) in self.values
+        return found if self.op == "IN" else not found
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """The reward and its conditions. Stored as JSON on the rule version."""
+
+    # The reward
+    amount: int | None = None  # CREDIT/COMMISSION/DISCOUNT fixed, in minor units; POINTS in points
+    currency: str | None = None
+    percent_bps: int | None = None  # COMMISSION: share of the action's amount; DISCOUNT: percent off
+    coupon_pool_id: str | None = None  # DISCOUNT: take codes from this pool instead of generating them
+    coupon_min_order_amount: int | None = None
+    recurring_months: int | None = None  # COMMISSION: on every trigger for N months after the referral
+    # Conditions
+    min_action_amount: int | None = None  # in the action's currency, which must be `min_action_currency`
+    min_action_currency: str | None = None
+    first_action_only: bool = False  # only the referee's first action of the trigger type
+    within_days_of_referral: int | None = None
+    metadata_filters: tuple[MetadataFilter, ...] = ()
+    milestone: int | None = None  # the referrer's Nth qualified referral (REFERRER only)
+    cap_per_referrer_monthly: int | None = None  # rewards of this rule per referrer per calendar month
+    cap_per_referrer_lifetime: int | None = None
+    program_monthly_budget: int | None = None  # total of the program's rewards in this unit per month
+    hold_days: int = 0  # stays HELD this long (the refund window)
+    expires_in_days: int | None = None  # credit, points and coupons expire this long after becoming available
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["metadata_filters"] = [asdict(f) | {"values": list(f.values)} for f in self.metadata_filters]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RuleSpec":
+        filters = tuple(
+            MetadataFilter(key=f["key"], op=f["op"], values=tuple(f["values"])) for f in data.get("metadata_filters", [])
+        )
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "metadata_filters"}
+        return cls(**known, metadata_filters=filters)
+
+    def unit(self, kind: RewardKind) -> str:
+        """The ledger unit of rewards of this rule (a percentage commission takes the action's)."""
+        if kind is RewardKind.POINTS:
+            return POINTS
+        if kind is RewardKind.DISCOUNT and self.percent_bps is not None:
+            return "PERCENT"
+        return self.currency or ""
+
+
+@dataclass(frozen=True)
+class RuleDefinition:
+    name: str
+    trigger: str
+    recipient: Recipient
+    kind: RewardKind
+    spec: RuleSpec = field(default_factory=RuleSpec)
+    enabled: bool = True
+
+
+def _positive(value: int | None, name: str, high: int = money.MAX_AMOUNT) -> int | None:
+    return validation.int_range(value, name, 1, high)
+
+
+def validate_definition(definition: RuleDefinition) -> RuleDefinition:
+    """Check a rule as a whole; errors name the input field (`spec.amount`, ...)."""
+    name = validation.required_text(definition.name, "name", 200)
+    trigger = validation.required_text(definition.trigger, "trigger", 64).upper()
+    if not _ACTION_TYPE.match(trigger):
+        raise DomainError("trigger", ErrorCode.INVALID_INPUT, "trigger is an action type such as PURCHASE")
+    spec = definition.spec
+    kind = definition.kind
+    currency = money.currency(spec.currency, "spec.currency")
+    amount = _positive(spec.amount, "spec.amount")
+    percent = validation.int_range(spec.percent_bps, "spec.percentBps", 1, MAX_BPS)
+
+    def refuse(field_name: str, message: str) -> DomainError:
+        return DomainError(field_name, ErrorCode.INVALID_INPUT, message)
+
+    if kind is RewardKind.CREDIT and (amount is None or currency is None or percent is not None):
+        raise refuse("spec.amount", "CREDIT needs an amount and a currency")
+    if kind is RewardKind.POINTS and (amount is None or currency is not None or percent is not None):
+        raise refuse("spec.amount", "POINTS needs an amount of points and no currency")
+    if kind in (RewardKind.COMMISSION, RewardKind.DISCOUNT):
+        if (amount is None) == (percent is None):
+            raise refuse("spec.amount", f"{kind.value} needs either an amount with a currency or percentBps")
+        if amount is not None and currency is None:
+            raise refuse("spec.currency", "a fixed amount needs a currency")
+    if spec.recurring_months is not None and kind is not RewardKind.COMMISSION:
+        raise refuse("spec.recurringMonths", "only COMMISSION rewards recur")
+    if spec.coupon_pool_id is not None and kind is not RewardKind.DISCOUNT:
+        raise refuse("spec.couponPoolId", "only DISCOUNT rewards use coupon pools")
+    if spec.milestone is not None and definition.recipient is not Recipient.REFERRER:
+        raise refuse("spec.milestone", "milestones reward the referrer")
+    if (spec.min_action_amount is None) != (spec.min_action_currency is None):
+        raise refuse("spec.minActionAmount", "a minimum action amount needs its currency")
+    if spec.program_monthly_budget is not None and kind is RewardKind.DISCOUNT:
+        raise refuse("spec.programMonthlyBudget", "budgets apply to credit, points and commission")
+    filters = tuple(
+        MetadataFilter(
+            key=validation.required_text(f.key, "spec.metadataFilters.key", 100),
+            op=f.op if f.op in ("IN", "NOT_IN") else _raise(refuse("spec.metadataFilters.op", "op is IN or NOT_IN")),
+            values=tuple(validation.required_text(v, "spec.metadataFilters.values", 200) for v in f.values),
+        )
+        for f in spec.metadata_filters
+    )
+    if len(filters) > 20:
+        raise refuse("spec.metadataFilters", "at most 20 filters")
+    pool_id = str(validation.parse_id(spec.coupon_pool_id, "spec.couponPoolId")) if spec.coupon_pool_id else None
+    checked = replace(
+        spec,
+        amount=amount,
+        currency=currency,
+        percent_bps=percent,
+        coupon_pool_id=pool_id,
+        coupon_min_order_amount=validation.int_range(spec.coupon_min_order_amount, "spec.couponMinOrderAmount", 0, money.MAX_AMOUNT),
+        recurring_months=validation.int_range(spec.recurring_months, "spec.recurringMonths", 1, 120),
+        min_action_amount=validation.int_range(spec.min_action_amount, "spec.minActionAmount", 0, money.MAX_AMOUNT),
+        min_action_currency=money.currency(spec.min_action_currency, "spec.minActionCurrency"),
+        within_days_of_referral=validation.int_range(spec.within_days_of_referral, "spec.withinDaysOfReferral", 1, 3650),
+        metadata_filters=filters,
+        milestone=validation.int_range(spec.milestone, "spec.milestone", 1, 100_000),
+        cap_per_referrer_monthly=_positive(spec.cap_per_referrer_monthly, "spec.capPerReferrerMonthly", 1_000_000),
+        cap_per_referrer_lifetime=_positive(spec.cap_per_referrer_lifetime, "spec.capPerReferrerLifetime", 1_000_000),
+        program_monthly_budget=_positive(spec.program_monthly_budget, "spec.programMonthlyBudget"),
+        hold_days=validation.int_range(spec.hold_days, "spec.holdDays", 0, 365) or 0,
+        expires_in_days=validation.int_range(spec.expires_in_days, "spec.expiresInDays", 1, 3650),
+    )
+    return RuleDefinition(name=name, trigger=trigger, recipient=definition.recipient, kind=kind, spec=checked, enabled=definition.enabled)
+
+
+def _raise(error: Exception) -> Any:
+    raise error
+
+
+def spec_of(rule: RewardRule) -> RuleSpec:
+    return RuleSpec.from_json(rule.spec)
+
+
+async def _require_program(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID) -> None:
+    if await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
+        raise NotFound("programId", "program")
+
+
+def _version(rule_id: uuid.UUID, version: int, merchant_id: uuid.UUID, program_id: uuid.UUID, d: RuleDefinition) -> RewardRule:
+    return RewardRule(
+        id=new_id() if version > 1 else rule_id,
+        rule_id=rule_id,
+        version=version,
+        merchant_id=merchant_id,
+        program_id=program_id,
+        name=d.name,
+        enabled=d.enabled,
+        trigger=d.trigger,
+        recipient=d.recipient.value,
+        kind=d.kind.value,
+        spec=d.spec.to_json(),
+        created_at=utcnow(),
+    )
+
+
+async def create_rule(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, definition: RuleDefinition
+) -> RewardRule:
+    definition = validate_definition(definition)
+    await _require_program(session, merchant_id, program_id)
+    rule_id = new_id()
+    rule = _version(rule_id, 1, merchant_id, program_id, definition)
+    session.add(rule)
+    await session.flush()
+    return rule
+
+
+async def current_rule(
+    session: AsyncSession, *, merchant_id: uuid.UUID, rule_id: uuid.UUID, for_update: bool = False
+) -> RewardRule | None:
+    query = select(RewardRule).where(
+        RewardRule.merchant_id == merchant_id, RewardRule.rule_id == rule_id, RewardRule.superseded_at.is_(None)
+    )
+    return await session.scalar(query.with_for_update() if for_update else query)
+
+
+async def update_rule(
+    session: AsyncSession, *, merchant_id: uuid.UUID, rule_id: uuid.UUID, definition: RuleDefinition
+) -> RewardRule:
+    """A new version; the old one stays for the rewards granted under it and for history."""
+    definition = validate_definition(definition)
+    current = await current_rule(session, merchant_id=merchant_id, rule_id=rule_id, for_update=True)
+    if current is None:
+        raise NotFound("ruleId", "reward rule")
+    current.superseded_at = utcnow()
+    await session.flush()
+    rule = _version(rule_id, current.version + 1, merchant_id, current.program_id, definition)
+    session.add(rule)
+    await session.flush()
+    return rule
+
+
+def definition_of(rule: RewardRule) -> RuleDefinition:
+    return RuleDefinition(
+        name=rule.name,
+        trigger=rule.trigger,
+        recipient=Recipient(rule.recipient),
+        kind=RewardKind(rule.kind),
+        spec=spec_of(rule),
+        enabled=rule.enabled,
+    )
+
+
+async def set_rule_enabled(session: AsyncSession, *, merchant_id: uuid.UUID, rule_id: uuid.UUID, enabled: bool) -> RewardRule:
+    current = await current_rule(session, merchant_id=merchant_id, rule_id=rule_id)
+    if current is None:
+        raise NotFound("ruleId", "reward rule")
+    if current.enabled == enabled:
+        return current
+    return await update_rule(
+        session, merchant_id=merchant_id, rule_id=rule_id, definition=replace(definition_of(current), enabled=enabled)
+    )
+
+
+async def list_rules(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, include_disabled: bool = True
+) -> list[RewardRule]:
+    await _require_program(session, merchant_id, program_id)
+    query = select(RewardRule).where(
+        RewardRule.merchant_id == merchant_id, RewardRule.program_id == program_id, RewardRule.superseded_at.is_(None)
+    )
+    if not include_disabled:
+        query = query.where(RewardRule.enabled.is_(True))
+    return list((await session.scalars(query.order_by(RewardRule.rule_id))).all())
+
+
+async def rule_history(session: AsyncSession, *, merchant_id: uuid.UUID, rule_id: uuid.UUID) -> list[RewardRule]:
+    query = (
+        select(RewardRule)
+        .where(RewardRule.merchant_id == merchant_id, RewardRule.rule_id == rule_id)
+        .order_by(RewardRule.version)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def active_rules_for_trigger(session: AsyncSession, *, program_id: uuid.UUID, trigger: str) -> list[RewardRule]:
+    query = select(RewardRule).where(
+        RewardRule.program_id == program_id,
+        RewardRule.trigger == trigger,
+        RewardRule.enabled.is_(True),
+        RewardRule.superseded_at.is_(None),
+    )
+    return list((await session.scalars(query.order_by(RewardRule.rule_id))).all())
+
+
+async def get_rule_versions_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[RewardRule]:
+    return await merchant_rows(session, RewardRule, merchant_id, RewardRule.id, ids)
