@@ -143,6 +143,31 @@ def cmd_keys_rotate(args: argparse.Namespace) -> None:
     print(f"new {kind.value} key: {issued.plaintext}   (shown once; old {kind.value} keys stop working {retired})")
 
 
+def cmd_rewards_release_due(args: argparse.Namespace) -> None:
+    from app.rewards import lifecycle
+
+    released = _run(lambda s: lifecycle.release_due_rewards(s, limit=args.limit))
+    print(f"released {released} held rewards")
+
+
+def cmd_rewards_expire_due(args: argparse.Namespace) -> None:
+    from app.rewards import lifecycle
+
+    expired = _run(lambda s: lifecycle.expire_due_rewards(s, limit=args.limit))
+    print(f"expired {expired} rewards")
+
+
+def cmd_ledger_verify(args: argparse.Namespace) -> None:
+    from app.rewards import ledger
+
+    problems = _run(lambda s: ledger.verify(s))
+    for problem in problems:
+        print(f"{problem.what}: {problem.detail}")
+    if problems:
+        sys.exit(f"ledger verify: {len(problems)} problem(s)")
+    print("ledger verify: every transaction balances, every cached balance and lot matches its entries")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """Create the demo merchant once and print its keys. Development only: the plaintext
     keys are kept in a local, git-ignored file so later starts can show them again."""
@@ -217,6 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     key_rotate.add_argument("--kind", choices=["secret", "publishable"], default="secret")
     key_rotate.add_argument("--grace-hours", type=int, default=0, help="keep old keys working this long")
     key_rotate.set_defaults(func=cmd_keys_rotate)
+    reward_commands = commands.add_parser("rewards", help="scheduled reward work, by hand").add_subparsers(dest="action", required=True)
+    release = reward_commands.add_parser("release-due", help="make HELD rewards whose hold has passed AVAILABLE")
+    release.add_argument("--limit", type=int, default=500)
+    release.set_defaults(func=cmd_rewards_release_due)
+    expire = reward_commands.add_parser("expire-due", help="expire unspent credit, points and coupons past their date")
+    expire.add_argument("--limit", type=int, default=500)
+    expire.set_defaults(func=cmd_rewards_expire_due)
+
+    ledger_commands = commands.add_parser("ledger", help="the rewards ledger").add_subparsers(dest="action", required=True)
+    ledger_commands.add_parser("verify", help="check balances against entries").set_defaults(func=cmd_ledger_verify)
     return parser
 
 

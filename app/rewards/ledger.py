@@ -127,6 +127,7 @@ async def post(
         idempotency_key=idempotency_key, request_hash=request_hash, reference=reference, created_at=now,
     )
     session.add(transaction)
+    await session.flush()  # before its entries: no relationship() tells the ORM the order
     for posting in postings:
         if posting.amount == 0:
             continue

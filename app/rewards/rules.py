@@ -102,61 +102,61 @@ def validate_definition(definition: RuleDefinition) -> RuleDefinition:
         raise DomainError("trigger", ErrorCode.INVALID_INPUT, "trigger is an action type such as PURCHASE")
     spec = definition.spec
     kind = definition.kind
-    currency = money.currency(spec.currency, "spec.currency")
-    amount = _positive(spec.amount, "spec.amount")
-    percent = validation.int_range(spec.percent_bps, "spec.percentBps", 1, MAX_BPS)
+    currency = money.currency(spec.currency, "currency")
+    amount = _positive(spec.amount, "amount")
+    percent = validation.int_range(spec.percent_bps, "percentBps", 1, MAX_BPS)
 
     def refuse(field_name: str, message: str) -> DomainError:
         return DomainError(field_name, ErrorCode.INVALID_INPUT, message)
 
     if kind is RewardKind.CREDIT and (amount is None or currency is None or percent is not None):
-        raise refuse("spec.amount", "CREDIT needs an amount and a currency")
+        raise refuse("amount", "CREDIT needs an amount and a currency")
     if kind is RewardKind.POINTS and (amount is None or currency is not None or percent is not None):
-        raise refuse("spec.amount", "POINTS needs an amount of points and no currency")
+        raise refuse("amount", "POINTS needs an amount of points and no currency")
     if kind in (RewardKind.COMMISSION, RewardKind.DISCOUNT):
         if (amount is None) == (percent is None):
-            raise refuse("spec.amount", f"{kind.value} needs either an amount with a currency or percentBps")
+            raise refuse("amount", f"{kind.value} needs either an amount with a currency or percentBps")
         if amount is not None and currency is None:
-            raise refuse("spec.currency", "a fixed amount needs a currency")
+            raise refuse("currency", "a fixed amount needs a currency")
     if spec.recurring_months is not None and kind is not RewardKind.COMMISSION:
-        raise refuse("spec.recurringMonths", "only COMMISSION rewards recur")
+        raise refuse("recurringMonths", "only COMMISSION rewards recur")
     if spec.coupon_pool_id is not None and kind is not RewardKind.DISCOUNT:
-        raise refuse("spec.couponPoolId", "only DISCOUNT rewards use coupon pools")
+        raise refuse("couponPoolId", "only DISCOUNT rewards use coupon pools")
     if spec.milestone is not None and definition.recipient is not Recipient.REFERRER:
-        raise refuse("spec.milestone", "milestones reward the referrer")
+        raise refuse("conditions.milestone", "milestones reward the referrer")
     if (spec.min_action_amount is None) != (spec.min_action_currency is None):
-        raise refuse("spec.minActionAmount", "a minimum action amount needs its currency")
+        raise refuse("conditions.minActionAmount", "a minimum action amount needs its currency")
     if spec.program_monthly_budget is not None and kind is RewardKind.DISCOUNT:
-        raise refuse("spec.programMonthlyBudget", "budgets apply to credit, points and commission")
+        raise refuse("conditions.programMonthlyBudget", "budgets apply to credit, points and commission")
     filters = tuple(
         MetadataFilter(
-            key=validation.required_text(f.key, "spec.metadataFilters.key", 100),
-            op=f.op if f.op in ("IN", "NOT_IN") else _raise(refuse("spec.metadataFilters.op", "op is IN or NOT_IN")),
-            values=tuple(validation.required_text(v, "spec.metadataFilters.values", 200) for v in f.values),
+            key=validation.required_text(f.key, "conditions.metadataFilters.key", 100),
+            op=f.op if f.op in ("IN", "NOT_IN") else _raise(refuse("conditions.metadataFilters.op", "op is IN or NOT_IN")),
+            values=tuple(validation.required_text(v, "conditions.metadataFilters.values", 200) for v in f.values),
         )
         for f in spec.metadata_filters
     )
     if len(filters) > 20:
-        raise refuse("spec.metadataFilters", "at most 20 filters")
-    pool_id = str(validation.parse_id(spec.coupon_pool_id, "spec.couponPoolId")) if spec.coupon_pool_id else None
+        raise refuse("conditions.metadataFilters", "at most 20 filters")
+    pool_id = str(validation.parse_id(spec.coupon_pool_id, "couponPoolId")) if spec.coupon_pool_id else None
     checked = replace(
         spec,
         amount=amount,
         currency=currency,
         percent_bps=percent,
         coupon_pool_id=pool_id,
-        coupon_min_order_amount=validation.int_range(spec.coupon_min_order_amount, "spec.couponMinOrderAmount", 0, money.MAX_AMOUNT),
-        recurring_months=validation.int_range(spec.recurring_months, "spec.recurringMonths", 1, 120),
-        min_action_amount=validation.int_range(spec.min_action_amount, "spec.minActionAmount", 0, money.MAX_AMOUNT),
-        min_action_currency=money.currency(spec.min_action_currency, "spec.minActionCurrency"),
-        within_days_of_referral=validation.int_range(spec.within_days_of_referral, "spec.withinDaysOfReferral", 1, 3650),
+        coupon_min_order_amount=validation.int_range(spec.coupon_min_order_amount, "couponMinOrderAmount", 0, money.MAX_AMOUNT),
+        recurring_months=validation.int_range(spec.recurring_months, "recurringMonths", 1, 120),
+        min_action_amount=validation.int_range(spec.min_action_amount, "conditions.minActionAmount", 0, money.MAX_AMOUNT),
+        min_action_currency=money.currency(spec.min_action_currency, "conditions.minActionCurrency"),
+        within_days_of_referral=validation.int_range(spec.within_days_of_referral, "conditions.withinDaysOfReferral", 1, 3650),
         metadata_filters=filters,
-        milestone=validation.int_range(spec.milestone, "spec.milestone", 1, 100_000),
-        cap_per_referrer_monthly=_positive(spec.cap_per_referrer_monthly, "spec.capPerReferrerMonthly", 1_000_000),
-        cap_per_referrer_lifetime=_positive(spec.cap_per_referrer_lifetime, "spec.capPerReferrerLifetime", 1_000_000),
-        program_monthly_budget=_positive(spec.program_monthly_budget, "spec.programMonthlyBudget"),
-        hold_days=validation.int_range(spec.hold_days, "spec.holdDays", 0, 365) or 0,
-        expires_in_days=validation.int_range(spec.expires_in_days, "spec.expiresInDays", 1, 3650),
+        milestone=validation.int_range(spec.milestone, "conditions.milestone", 1, 100_000),
+        cap_per_referrer_monthly=_positive(spec.cap_per_referrer_monthly, "conditions.capPerReferrerMonthly", 1_000_000),
+        cap_per_referrer_lifetime=_positive(spec.cap_per_referrer_lifetime, "conditions.capPerReferrerLifetime", 1_000_000),
+        program_monthly_budget=_positive(spec.program_monthly_budget, "conditions.programMonthlyBudget"),
+        hold_days=validation.int_range(spec.hold_days, "conditions.holdDays", 0, 365) or 0,
+        expires_in_days=validation.int_range(spec.expires_in_days, "conditions.expiresInDays", 1, 3650),
     )
     return RuleDefinition(name=name, trigger=trigger, recipient=definition.recipient, kind=kind, spec=checked, enabled=definition.enabled)
 

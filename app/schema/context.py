@@ -24,6 +24,8 @@ from app.config import Settings
 from app.merchants import service as merchants
 from app.merchants.service import Caller
 from app.referrals import codes, customers, programs, queries
+from app.rewards import queries as reward_queries
+from app.rewards import rules as reward_rules
 from app.schema.errors import PublicError
 
 
@@ -134,6 +136,13 @@ class Loaders:
         )
         self.actions_by_referral = DataLoader(
             self._many(queries.get_actions_by_referral_ids, "referral_ids", lambda r: r.referral_id)
+        )
+        self.rule_version = DataLoader(self._one(reward_rules.get_rule_versions_by_ids, "ids", lambda r: r.id))
+        self.rewards_by_referral = DataLoader(
+            self._many(reward_queries.get_rewards_by_referral_ids, "referral_ids", lambda r: r.referral_id)
+        )
+        self.coupons_by_reward = DataLoader(
+            self._many(reward_queries.get_coupons_by_reward_ids, "reward_ids", lambda r: r.reward_id)
         )
 
     def _one(self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]):

@@ -13,6 +13,7 @@ from app.referrals import attribution, queries
 from app.schema.errors import UserError, mutate, not_found, query
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
+from app.schema.reward_types import Reward
 from app.schema.scalars import BigInt
 from app.schema.types import Action, Referral, ReferralStatus
 
@@ -88,10 +89,18 @@ class RecordActionInput:
         )
 
 
+@strawberry.type(description="What a REFUND or CANCELLATION naming an order took back.")
+class RefundResult:
+    order_found: bool = strawberry.field(description="False: no purchase with this orderId; recorded, nothing reversed.")
+    rewards: list[Reward] = strawberry.field(description="Rewards voided or (partly) reversed.")
+
+
 @strawberry.type
 class RecordActionPayload:
     action: Action | None = None
     referral: Referral | None = strawberry.field(default=None, description="The referral the action belongs to, if any.")
+    rewards: list[Reward] = strawberry.field(default_factory=list, description="Rewards this action granted.")
+    refund: RefundResult | None = None
     replayed: bool = strawberry.field(default=False, description="True when this was a retry: nothing new was written.")
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
@@ -177,9 +186,14 @@ class ReferralMutation:
     async def record_action(self, info: Info, input: RecordActionInput) -> RecordActionPayload:
         async def work(session):
             recorded = await attribution.record_action(session, merchant_id=info.context.merchant_id, data=input.to_domain())
+            refund = recorded.refund
             return RecordActionPayload(
                 action=Action.from_model(recorded.action),
                 referral=Referral.from_model(recorded.referral) if recorded.referral else None,
+                rewards=[Reward.from_model(r) for r in recorded.rewards],
+                refund=RefundResult(order_found=refund.order_found, rewards=[Reward.from_model(r) for r in refund.rewards])
+                if refund is not None
+                else None,
                 replayed=recorded.replayed,
             )
 

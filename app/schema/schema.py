@@ -30,12 +30,15 @@ from app.schema.errors import should_mask
 from app.schema.merchants import MerchantMutation, MerchantQuery
 from app.schema.programs import ProgramMutation, ProgramQuery
 from app.schema.referrals import ReferralMutation, ReferralQuery
+from app.schema.rewards import RewardMutation, RewardQuery
 from app.schema.scalars import SCALAR_MAP
 
 logger = logging.getLogger("app.graphql")
 
-Query = merge_types("Query", (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery))
-Mutation = merge_types("Mutation", (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation))
+Query = merge_types("Query", (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery))
+Mutation = merge_types(
+    "Mutation", (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation)
+)
 
 
 class Schema(strawberry.Schema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,6 +14,7 @@ from strawberry.types import Info
 from app.merchants import models as merchant_models
 from app.referrals import codes as code_service
 from app.referrals import models, queries
+from app.rewards import queries as reward_queries
 from app.schema.errors import query
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
@@ -134,6 +136,51 @@ class Customer:
 
         return await query(info, work)
 
+    @strawberry.field(description="Credit, points and commission balances, per unit.")
+    async def balances(self, info: Info) -> list[Annotated["Balance", strawberry.lazy("app.schema.reward_types")]]:
+        from app.schema.reward_types import Balance
+
+        async def work(session):
+            rows = await reward_queries.balances(session, merchant_id=info.context.merchant_id, customer_id=uuid.UUID(self.id))
+            return [Balance.from_domain(b) for b in rows]
+
+        return await query(info, work)
+
+    @strawberry.field(description="Rewards this customer received, newest first.")
+    async def rewards(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Connection[Annotated["Reward", strawberry.lazy("app.schema.reward_types")]]:
+        from app.schema.reward_types import Reward
+
+        async def work(session):
+            page = await reward_queries.list_rewards(
+                session, merchant_id=info.context.merchant_id, customer_id=uuid.UUID(self.id), first=first, after=after
+            )
+            return to_connection(page, Reward.from_model)
+
+        return await query(info, work)
+
+    @strawberry.field(description="The customer's ledger entries, newest first.")
+    async def ledger_entries(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Connection[Annotated["LedgerEntry", strawberry.lazy("app.schema.reward_types")]]:
+        from app.schema.reward_types import LedgerEntry
+
+        async def work(session):
+            merchant_id = info.context.merchant_id
+            page = await reward_queries.list_ledger_entries(
+                session, merchant_id=merchant_id, customer_id=uuid.UUID(self.id), first=first, after=after
+            )
+            accounts = {
+                a.id: a.account_type
+                for a in await reward_queries.get_accounts_by_ids(
+                    session, merchant_id=merchant_id, ids=list({e.account_id for e in page.items})
+                )
+            }
+            return to_connection(page, lambda e: LedgerEntry.from_model(e, accounts[e.account_id]))
+
+        return await query(info, work)
+
     @strawberry.field(description="Referrals in which this customer is the referee (at most one per program).")
     async def referred_by(self, info: Info) -> list["Referral"]:
         rows = await info.context.get_loaders().referrals_by_referee.load(uuid.UUID(self.id))
@@ -225,6 +272,13 @@ class Referral:
     @strawberry.field
     async def code(self, info: Info) -> ReferralCode:
         return ReferralCode.from_model(await info.context.get_loaders().referral_code.load(self.code_id))
+
+    @strawberry.field(description="Rewards granted for this referral, to the referrer and the referee.")
+    async def rewards(self, info: Info) -> list[Annotated["Reward", strawberry.lazy("app.schema.reward_types")]]:
+        from app.schema.reward_types import Reward
+
+        rows = await info.context.get_loaders().rewards_by_referral.load(uuid.UUID(self.id))
+        return [Reward.from_model(row) for row in rows]
 
     @strawberry.field(description="The referee's actions attributed to this referral, oldest first.")
     async def actions(self, info: Info) -> list["Action"]:
