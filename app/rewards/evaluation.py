@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
+from app.rewards import lifecycle
 from app.rewards import rules as rule_service
 from app.rewards.models import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
@@ -128,6 +129,7 @@ class DatabaseFacts:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._rewarded: set[tuple[uuid.UUID, str]] | None = None
 
     async def is_first_of_type(self, referral: Referral, action: Action) -> bool:
         earlier = await self.session.scalar(
@@ -143,17 +145,19 @@ class DatabaseFacts:
         return earlier is None
 
     async def already_rewarded(self, rule_id: uuid.UUID, referral_id: uuid.UUID, recipient: Recipient) -> bool:
-        found = await self.session.scalar(
-            select(Reward.id)
-            .where(
-                Reward.rule_id == rule_id,
-                Reward.referral_id == referral_id,
-                Reward.recipient == recipient.value,
-                Reward.status.not_in(ENDED_WITHOUT_VALUE),
+        """One query per evaluation: the referral is locked, so only our own grants add to it."""
+        if self._rewarded is None:
+            rows = await self.session.execute(
+                select(Reward.rule_id, Reward.recipient).where(
+                    Reward.referral_id == referral_id, Reward.status.not_in(ENDED_WITHOUT_VALUE)
+                )
             )
-            .limit(1)
-        )
-        return found is not None
+            self._rewarded = {(row.rule_id, row.recipient) for row in rows}
+        return (rule_id, recipient.value) in self._rewarded
+
+    def note_granted(self, reward: Reward) -> None:
+        if self._rewarded is not None:
+            self._rewarded.add((reward.rule_id, reward.recipient))
 
     async def qualified_referrals(self, referrer_id: uuid.UUID, program_id: uuid.UUID, as_of: datetime) -> int:
         return await self.session.scalar(
@@ -198,8 +202,6 @@ async def evaluate_action(session: AsyncSession, *, action: Action, referral: Re
     one referral are evaluated one after the other; caps and budgets lock the referrer and
     the program rows as well. The unique keys on rewards are the last line of defence.
     """
-    from app.rewards import lifecycle
-
     candidates = await rule_service.active_rules_for_trigger(session, program_id=referral.program_id, trigger=action.type)
     if not candidates:
         return []
@@ -214,16 +216,20 @@ async def evaluate_action(session: AsyncSession, *, action: Action, referral: Re
     granted = []
     for rule, spec in zip(candidates, specs):
         for grant in await decide(rule, action, referral, facts):
-            reward = await _insert_reward(session, grant, action, referral)
+            reward = await _insert_reward(session, grant, action, referral, spec)
             if reward is not None:
+                facts.note_granted(reward)
                 await lifecycle.on_granted(session, reward, spec)
                 granted.append(reward)
     return granted
 
 
-async def _insert_reward(session: AsyncSession, grant: Grant, action: Action, referral: Referral) -> Reward | None:
+async def _insert_reward(
+    session: AsyncSession, grant: Grant, action: Action, referral: Referral, spec: RuleSpec
+) -> Reward | None:
     now = utcnow()
     held = grant.hold_until is not None and grant.hold_until > now
+    available_now = {} if held else lifecycle.availability(grant.kind, grant.amount, spec, now)
     return await session.scalar(
         insert_ignoring_conflicts(session, Reward)
         .values(
@@ -239,8 +245,8 @@ async def _insert_reward(session: AsyncSession, grant: Grant, action: Action, re
             kind=grant.kind.value,
             amount=grant.amount,
             unit=grant.unit,
-            remaining=0,
             reversed_amount=0,
+            **{"remaining": 0, **available_now},
             status=(RewardStatus.HELD if held else RewardStatus.AVAILABLE).value,
             milestone=grant.milestone,
             hold_until=grant.hold_until,

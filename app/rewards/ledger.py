@@ -17,8 +17,10 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.rewards.models import (
@@ -52,19 +54,14 @@ async def account(
     unit: str,
     lock: bool = False,
 ) -> LedgerAccount:
-    """The account, created on first use (concurrent creators meet on the unique key)."""
-    await session.execute(
-        insert_ignoring_conflicts(session, LedgerAccount).values(
-            id=new_id(),
-            merchant_id=merchant_id,
-            owner_type=owner_type,
-            owner_id=owner_id,
-            kind=kind.value,
-            account_type=account_type.value,
-            unit=unit,
-            balance=0,
-        )
-    )
+    """The account, created on first use (concurrent creators meet on the unique key).
+
+    Accounts are remembered for the rest of the transaction: one action's grants book to the
+    same few accounts over and over."""
+    cache = session.info.setdefault(_ACCOUNT_CACHE, {})
+    cache_key = (merchant_id, owner_id, kind.value, account_type.value, unit)
+    if not lock and cache_key in cache:
+        return cache[cache_key]
     query = select(LedgerAccount).where(
         LedgerAccount.merchant_id == merchant_id,
         LedgerAccount.owner_id == owner_id,
@@ -74,9 +71,29 @@ async def account(
     )
     if lock:
         query = query.with_for_update()
-    found = await session.scalar(query.execution_options(populate_existing=True))
+    query = query.execution_options(populate_existing=True)
+    found = await session.scalar(query)
+    if found is None:
+        await session.execute(
+            insert_ignoring_conflicts(session, LedgerAccount).values(
+                id=new_id(), merchant_id=merchant_id, owner_type=owner_type, owner_id=owner_id,
+                kind=kind.value, account_type=account_type.value, unit=unit, balance=0,
+            )
+        )
+        found = await session.scalar(query)
     assert found is not None
+    cache[cache_key] = found
     return found
+
+
+_ACCOUNT_CACHE = "ledger_accounts"
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_accounts(session: Session, *args: object) -> None:
+    """A cached account is only good inside the transaction that read it."""
+    session.info.pop(_ACCOUNT_CACHE, None)
 
 
 async def customer_account(
@@ -136,13 +153,15 @@ async def post(
             amount=posting.amount, unit=posting.account.unit, created_at=now,
         ))
         if posting.account.owner_type == CUSTOMER:
-            await session.execute(
+            # Atomic on the row; RETURNING keeps the in-memory account up to date.
+            balance = await session.scalar(
                 update(LedgerAccount)
                 .where(LedgerAccount.id == posting.account.id)
                 .values(balance=LedgerAccount.balance + posting.amount)
+                .returning(LedgerAccount.balance)
                 .execution_options(synchronize_session=False)
             )
-            await session.refresh(posting.account, ["balance"])
+            set_committed_value(posting.account, "balance", balance)
     await session.flush()
     return transaction
 

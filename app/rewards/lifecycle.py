@@ -57,15 +57,21 @@ async def on_granted(session: AsyncSession, reward: Reward, spec: RuleSpec) -> N
         await _become_available(session, reward, spec, None)
 
 
+def availability(kind: RewardKind, amount: int, spec: RuleSpec, now: datetime) -> dict:
+    """The fields a reward gets when it becomes available (set at insert when there is no hold)."""
+    fields = {"available_at": now, "expires_at": now + timedelta(days=spec.expires_in_days) if spec.expires_in_days else None}
+    if kind is not RewardKind.DISCOUNT:
+        fields["remaining"] = amount
+    return fields
+
+
 async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpec, account) -> None:
-    now = utcnow()
-    reward.available_at = now
-    if spec.expires_in_days is not None:
-        reward.expires_at = now + timedelta(days=spec.expires_in_days)
+    if reward.available_at is None:  # a release; a reward available from the start has them already
+        for name, value in availability(RewardKind(reward.kind), net(reward), spec, utcnow()).items():
+            setattr(reward, name, value)
     if reward.kind == RewardKind.DISCOUNT.value:
         await coupons.issue_for_reward(session, reward, spec)
     else:
-        reward.remaining = net(reward)
         await ledger.absorb_debt(session, account, reward)
     await session.flush()
 

@@ -34,6 +34,8 @@ class World:
     token: str  # A's attribution token
     referral_id: str  # A's (jane -> bob)
     extra_key_id: str  # A's second secret key
+    rule_id: str  # A's reward rule
+    reward_id: str  # jane's credit for bob's purchase
     b_program_id: str
     b_code: str
 
@@ -54,6 +56,15 @@ async def build_world(a, b) -> World:
     assert signup["action"]["attribution"] == "REFERRAL_CREATED"
     key = await a.gql(CREATE_KEY, {"kind": "SECRET", "name": "deploy"})
     assert key["createApiKey"]["userErrors"] == []
+    rule = await a.gql(CREATE_RULE, {"programId": program["id"], "input": CREDIT_RULE})
+    assert rule["createRewardRule"]["userErrors"] == []
+    purchase = await record(
+        a, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-bob", orderId="bob-1",
+        amount=5000, currency="USD",
+    )
+    assert purchase["userErrors"] == []
+    reward = await a.gql('{ rewards(customerExternalId: "jane") { edges { node { id } } } }')
+    assert len(reward["rewards"]["edges"]) == 1
 
     b_program = await active_program(b, name="B's own program")
     b_code = await code_for(b, b_program["id"], "b-referrer")
@@ -65,10 +76,21 @@ async def build_world(a, b) -> World:
         token=tracked["attributionToken"],
         referral_id=signup["referral"]["id"],
         extra_key_id=key["createApiKey"]["apiKey"]["id"],
+        rule_id=rule["createRewardRule"]["rewardRule"]["ruleId"],
+        reward_id=reward["rewards"]["edges"][0]["node"]["id"],
         b_program_id=b_program["id"],
         b_code=b_code["code"],
     )
 
+
+CREATE_RULE = """
+mutation($programId: ID!, $input: RewardRuleInput!) {
+  createRewardRule(programId: $programId, input: $input) { rewardRule { ruleId } userErrors { field code message } }
+}"""
+CREDIT_RULE = {"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT",
+               "amount": 1000, "currency": "USD"}
+RULE_PAYLOAD = "{ rewardRule { id } userErrors { field code message } }"
+REDEMPTION_PAYLOAD = "{ transactionId balance userErrors { field code message } }"
 
 CREATE_KEY = """
 mutation($kind: ApiKeyKind!, $name: String) {
@@ -91,14 +113,20 @@ query($programId: ID!, $referralId: ID!, $code: String!) {
   actions(first: 100) { edges { node { id type idempotencyKey attribution customer { externalId } referral { id } } } }
   referralActions: actions(referralId: $referralId) { edges { node { id type } } }
   apiKeys { id kind last4 active revokedAt expiresAt }
-  jane: customer(externalId: "jane") { id email name metadata referralCodes { code active } }
+  jane: customer(externalId: "jane") {
+    id email name metadata referralCodes { code active }
+    balances { kind unit available held }
+    rewards { edges { node { id status amount remaining } } }
+    ledgerEntries { edges { node { id amount } } }
+  }
+  rules: rewardRules(programId: $programId) { id ruleId version enabled name }
   bob: customer(externalId: "bob") { id email referredBy { id } }
 }"""
 
 
 async def a_view(a, world: World) -> dict[str, Any]:
     view = await a.gql(A_VIEW, {"programId": world.program_id, "referralId": world.referral_id, "code": world.code})
-    assert [e["node"]["type"] for e in view["referralActions"]["edges"]] == ["SIGNUP"]  # A sees its own
+    assert [e["node"]["type"] for e in view["referralActions"]["edges"]] == ["PURCHASE", "SIGNUP"]  # A sees its own
     return view
 
 
@@ -279,6 +307,38 @@ CASES = [
               customer { externalId email referralCodes { code } } userErrors { field code message } } }""",
          lambda w: {"input": {"externalId": "jane", "email": "jane@b-shop.example", "name": "Not Jane A"}},
          own_customer),
+    Case("rewardRules", "rewardRules(programId: A's)",
+         "query($p: ID!) { rewardRules(programId: $p) { id } }",
+         lambda w: {"p": w.program_id}, graphql_not_found("rewardRules")),
+    Case("rewardRule", "rewardRule(ruleId: A's)",
+         "query($r: ID!) { rewardRule(ruleId: $r) { id } }",
+         lambda w: {"r": w.rule_id}, graphql_not_found("rewardRule")),
+    Case("rewards", "rewards(customerExternalId: A's referrer)",
+         'query { rewards(customerExternalId: "jane") { edges { node { id } } } }',
+         lambda w: {}, graphql_not_found("rewards")),
+    Case("reward", "reward(A's id)",
+         "query($id: ID!) { reward(id: $id) { id } }",
+         lambda w: {"id": w.reward_id}, graphql_not_found("reward")),
+    Case("createRewardRule", "createRewardRule(programId: A's)",
+         "mutation($p: ID!, $input: RewardRuleInput!) { createRewardRule(programId: $p, input: $input) %s }" % RULE_PAYLOAD,
+         lambda w: {"p": w.program_id, "input": CREDIT_RULE},
+         user_error("createRewardRule", "NOT_FOUND", "programId", "rewardRule")),
+    Case("updateRewardRule", "updateRewardRule(ruleId: A's)",
+         "mutation($r: ID!, $input: RewardRuleInput!) { updateRewardRule(ruleId: $r, input: $input) %s }" % RULE_PAYLOAD,
+         lambda w: {"r": w.rule_id, "input": {**CREDIT_RULE, "amount": 1}},
+         user_error("updateRewardRule", "NOT_FOUND", "ruleId", "rewardRule")),
+    Case("setRewardRuleEnabled", "setRewardRuleEnabled(ruleId: A's)",
+         "mutation($r: ID!) { setRewardRuleEnabled(ruleId: $r, enabled: false) %s }" % RULE_PAYLOAD,
+         lambda w: {"r": w.rule_id},
+         user_error("setRewardRuleEnabled", "NOT_FOUND", "ruleId", "rewardRule")),
+    Case("redeemCredit", "redeemCredit(customerExternalId: A's referrer)",
+         "mutation($input: RedeemCreditInput!) { redeemCredit(input: $input) %s }" % REDEMPTION_PAYLOAD,
+         lambda w: {"input": {"customerExternalId": "jane", "amount": 500, "currency": "USD", "idempotencyKey": "r-1"}},
+         user_error("redeemCredit", "NOT_FOUND", "customerExternalId", "transactionId")),
+    Case("redeemPoints", "redeemPoints(customerExternalId: A's referrer)",
+         "mutation($input: RedeemPointsInput!) { redeemPoints(input: $input) %s }" % REDEMPTION_PAYLOAD,
+         lambda w: {"input": {"customerExternalId": "jane", "points": 5, "idempotencyKey": "r-1"}},
+         user_error("redeemPoints", "NOT_FOUND", "customerExternalId", "transactionId")),
     Case("revokeApiKey", "revokeApiKey(A's key id)",
          "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
          lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
