@@ -205,12 +205,15 @@ async def evaluate_action(session: AsyncSession, *, action: Action, referral: Re
     candidates = await rule_service.active_rules_for_trigger(session, program_id=referral.program_id, trigger=action.type)
     if not candidates:
         return []
-    await session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update())
+    # FOR NO KEY UPDATE (key_share): these locks serialise evaluations, but must not wait for
+    # the KEY SHARE locks that inserting an action or a reward pointing at the row takes. Plain
+    # FOR UPDATE does, and concurrent purchases of one referral deadlocked on it.
+    await session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update(key_share=True))
     specs = [rule_service.spec_of(rule) for rule in candidates]
     if any(s.cap_per_referrer_monthly or s.cap_per_referrer_lifetime or s.milestone for s in specs):
-        await session.execute(select(Customer.id).where(Customer.id == referral.referrer_id).with_for_update())
+        await session.execute(select(Customer.id).where(Customer.id == referral.referrer_id).with_for_update(key_share=True))
     if any(s.program_monthly_budget for s in specs):
-        await session.execute(select(Program.id).where(Program.id == referral.program_id).with_for_update())
+        await session.execute(select(Program.id).where(Program.id == referral.program_id).with_for_update(key_share=True))
 
     facts = DatabaseFacts(session)
     granted = []

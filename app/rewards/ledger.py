@@ -232,7 +232,8 @@ class Discrepancy:
 
 async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None) -> list[Discrepancy]:
     """Check the ledger's invariants: every transaction sums to zero per unit, every cached
-    customer balance equals the sum of its entries, and lots match balances."""
+    customer balance equals the sum of its entries, lots match AVAILABLE balances and HELD
+    rewards (net of voids) match HELD balances."""
     problems: list[Discrepancy] = []
     scope = [] if merchant_id is None else [LedgerEntry.merchant_id == merchant_id]
     unbalanced = await session.execute(
@@ -272,5 +273,19 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
             if remaining != max(0, total):
                 problems.append(Discrepancy(
                     "lots", f"account {ledger_account.id}: lots hold {remaining}, balance {total}"
+                ))
+        elif ledger_account.account_type == AccountType.HELD.value:
+            held = await session.scalar(
+                select(func.coalesce(func.sum(Reward.amount - Reward.reversed_amount), 0)).where(
+                    Reward.customer_id == ledger_account.owner_id,
+                    Reward.merchant_id == ledger_account.merchant_id,
+                    Reward.kind == ledger_account.kind,
+                    Reward.unit == ledger_account.unit,
+                    Reward.status == RewardStatus.HELD.value,
+                )
+            )
+            if held != total:
+                problems.append(Discrepancy(
+                    "held", f"account {ledger_account.id}: held rewards {held}, balance {total}"
                 ))
     return problems

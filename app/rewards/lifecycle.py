@@ -137,11 +137,42 @@ def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
     reward.end_reason = reason[:200]
 
 
+def _grant_order(reward: Reward) -> tuple:
+    """The order a grant books rewards (and so takes accounts) in: rule by rule, referrer first."""
+    return (reward.rule_id, reward.recipient != "REFERRER", reward.customer_id, reward.id)
+
+
+async def _lock_accounts(session: AsyncSession, rewards) -> None:
+    """Lock the AVAILABLE accounts of `rewards`, each once, in the order given."""
+    seen: set[tuple] = set()
+    for reward in rewards:
+        key = (reward.customer_id, reward.kind, reward.unit)
+        if has_ledger(reward) and key not in seen:
+            seen.add(key)
+            await ledger.lot_account(session, reward, AccountType.AVAILABLE, lock=True)
+
+
 async def _due(session: AsyncSession, query):
-    """Rows due for scheduled work; on PostgreSQL two workers never take the same row."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list((await session.scalars(query)).all())
+    """Rows due for scheduled work; on PostgreSQL two workers never take the same row.
+
+    Lock order, here as in refunds and redemptions: a customer's AVAILABLE account, then
+    reward rows (a redemption locks the account, then its lots). Locking the reward first
+    deadlocks against a checkout spending the same credit. Accounts are taken in the order
+    grants take them (see `_grant_order`), so workers and grants do not wait in a circle."""
+    candidates = list((await session.scalars(query)).all())
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return candidates
+    taken = []
+    for candidate in sorted(candidates, key=_grant_order):
+        await _lock_accounts(session, [candidate])
+        reward = await session.scalar(
+            query.where(Reward.id == candidate.id)
+            .with_for_update(skip_locked=True)  # another worker has it: skip
+            .execution_options(populate_existing=True)  # still due now that it is locked?
+        )
+        if reward is not None:
+            taken.append(reward)
+    return taken
 
 
 async def release_due_rewards(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> int:
@@ -165,7 +196,13 @@ async def expire_due_rewards(session: AsyncSession, *, now: datetime | None = No
     due = await _due(
         session,
         select(Reward)
-        .where(Reward.status == RewardStatus.AVAILABLE.value, Reward.expires_at <= now)
+        .where(
+            Reward.status == RewardStatus.AVAILABLE.value,
+            Reward.expires_at <= now,
+            # Commission is cash owed: it is paid out, never expired (an EXPIRED commission
+            # would keep its balance with no lot behind it).
+            Reward.kind != RewardKind.COMMISSION.value,
+        )
         .order_by(Reward.expires_at)
         .limit(limit),
     )
@@ -208,6 +245,19 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
     if not purchases:
         logger.info("refund for an unknown order", extra={"order_id": action.order_id, "action_id": str(action.id)})
         return RefundOutcome(order_found=False)
+    live = (
+        select(Reward)
+        .where(Reward.trigger_action_id.in_([p.id for p in purchases]), Reward.status.in_(LIVE))
+        .order_by(Reward.id)
+    )
+    # Lock order: the customers' AVAILABLE accounts, then the reward rows, as a redemption
+    # locks an account and then its lots (the other order deadlocks against a checkout).
+    # Accounts in the order their grant booked them (reward id: rule by rule, referrer
+    # first), which is the order a concurrent grant to the same customers takes them in.
+    await _lock_accounts(session, (await session.scalars(live)).all())
+    rewards = list((await session.scalars(live.with_for_update().execution_options(populate_existing=True))).all())
+    # Summed once the rewards are locked: a concurrent refund of the same order has committed
+    # by then and is counted (READ COMMITTED), so partial refunds never get lost.
     ordered = sum(p.amount or 0 for p in purchases)
     refunded = await session.scalar(
         select(func.coalesce(func.sum(Action.amount), 0)).where(
@@ -217,12 +267,6 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
         )
     ) or 0
     full = action.type == "CANCELLATION" or action.amount is None or ordered == 0 or refunded >= ordered
-    rewards = list((await session.scalars(
-        select(Reward)
-        .where(Reward.trigger_action_id.in_([p.id for p in purchases]), Reward.status.in_(LIVE))
-        .order_by(Reward.id)
-        .with_for_update()
-    )).all())
     outcome = RefundOutcome(order_found=True)
     for reward in rewards:
         if full:

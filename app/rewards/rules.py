@@ -14,7 +14,7 @@ from app import money, validation
 from app.db import merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import programs
-from app.rewards.models import POINTS, Recipient, RewardKind, RewardRule
+from app.rewards.models import POINTS, CouponPool, Recipient, RewardKind, RewardRule
 
 _ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 MAX_BPS = 10_000  # 100 %
@@ -109,10 +109,15 @@ def validate_definition(definition: RuleDefinition) -> RuleDefinition:
     def refuse(field_name: str, message: str) -> DomainError:
         return DomainError(field_name, ErrorCode.INVALID_INPUT, message)
 
+    # The error names the field at fault: the one missing, or the one that does not belong.
     if kind is RewardKind.CREDIT and (amount is None or currency is None or percent is not None):
-        raise refuse("amount", "CREDIT needs an amount and a currency")
+        at_fault = "amount" if amount is None else "currency" if currency is None else "percentBps"
+        raise refuse(at_fault, "CREDIT needs an amount and a currency (no percentBps)")
     if kind is RewardKind.POINTS and (amount is None or currency is not None or percent is not None):
-        raise refuse("amount", "POINTS needs an amount of points and no currency")
+        at_fault = "amount" if amount is None else "currency" if currency is not None else "percentBps"
+        raise refuse(at_fault, "POINTS needs an amount of points and no currency or percentBps")
+    if kind is RewardKind.COMMISSION and spec.expires_in_days is not None:
+        raise refuse("conditions.expiresInDays", "commission is cash: it is paid out, it does not expire")
     if kind in (RewardKind.COMMISSION, RewardKind.DISCOUNT):
         if (amount is None) == (percent is None):
             raise refuse("amount", f"{kind.value} needs either an amount with a currency or percentBps")
@@ -174,6 +179,21 @@ async def _require_program(session: AsyncSession, merchant_id: uuid.UUID, progra
         raise NotFound("programId", "program")
 
 
+async def _require_pool(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID, spec: RuleSpec) -> None:
+    """A rule hands out codes only from a pool of its own merchant and program."""
+    if spec.coupon_pool_id is None:
+        return
+    pool_id = await session.scalar(
+        select(CouponPool.id).where(
+            CouponPool.id == uuid.UUID(spec.coupon_pool_id),
+            CouponPool.merchant_id == merchant_id,
+            CouponPool.program_id == program_id,
+        )
+    )
+    if pool_id is None:
+        raise NotFound("couponPoolId", "coupon pool")
+
+
 def _version(rule_id: uuid.UUID, version: int, merchant_id: uuid.UUID, program_id: uuid.UUID, d: RuleDefinition) -> RewardRule:
     return RewardRule(
         id=new_id() if version > 1 else rule_id,
@@ -196,6 +216,7 @@ async def create_rule(
 ) -> RewardRule:
     definition = validate_definition(definition)
     await _require_program(session, merchant_id, program_id)
+    await _require_pool(session, merchant_id, program_id, definition.spec)
     rule_id = new_id()
     rule = _version(rule_id, 1, merchant_id, program_id, definition)
     session.add(rule)
@@ -217,9 +238,8 @@ async def update_rule(
 ) -> RewardRule:
     """A new version; the old one stays for the rewards granted under it and for history."""
     definition = validate_definition(definition)
-    current = await current_rule(session, merchant_id=merchant_id, rule_id=rule_id, for_update=True)
-    if current is None:
-        raise NotFound("ruleId", "reward rule")
+    current = await _lock_current(session, merchant_id=merchant_id, rule_id=rule_id)
+    await _require_pool(session, merchant_id, current.program_id, definition.spec)
     current.superseded_at = utcnow()
     await session.flush()
     rule = _version(rule_id, current.version + 1, merchant_id, current.program_id, definition)
@@ -239,10 +259,25 @@ def definition_of(rule: RewardRule) -> RuleDefinition:
     )
 
 
+async def _lock_current(session: AsyncSession, *, merchant_id: uuid.UUID, rule_id: uuid.UUID) -> RewardRule:
+    """The current version, locked. A concurrent change supersedes the row we waited for
+    (PostgreSQL then finds no current row); its new version has committed, so look again
+    rather than answer NOT_FOUND for a rule that exists."""
+    for _ in range(100):
+        current = await current_rule(session, merchant_id=merchant_id, rule_id=rule_id, for_update=True)
+        if current is not None:
+            return current
+        exists = await session.scalar(
+            select(RewardRule.id).where(RewardRule.merchant_id == merchant_id, RewardRule.rule_id == rule_id).limit(1)
+        )
+        if exists is None:
+            break
+    raise NotFound("ruleId", "reward rule")
+
+
 async def set_rule_enabled(session: AsyncSession, *, merchant_id: uuid.UUID, rule_id: uuid.UUID, enabled: bool) -> RewardRule:
-    current = await current_rule(session, merchant_id=merchant_id, rule_id=rule_id)
-    if current is None:
-        raise NotFound("ruleId", "reward rule")
+    # Locked before it is copied: a concurrent update's amount must not be lost to a stale copy.
+    current = await _lock_current(session, merchant_id=merchant_id, rule_id=rule_id)
     if current.enabled == enabled:
         return current
     return await update_rule(

@@ -25,6 +25,7 @@ from strawberry.tools import merge_types
 from app.config import Settings
 from app.schema.codes import CodeMutation, CodeQuery
 from app.schema.context import Context
+from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
 from app.schema.errors import should_mask
 from app.schema.merchants import MerchantMutation, MerchantQuery
@@ -32,12 +33,14 @@ from app.schema.programs import ProgramMutation, ProgramQuery
 from app.schema.referrals import ReferralMutation, ReferralQuery
 from app.schema.rewards import RewardMutation, RewardQuery
 from app.schema.scalars import SCALAR_MAP
+from app.schema.simulation import SimulationQuery
 
 logger = logging.getLogger("app.graphql")
 
-Query = merge_types("Query", (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery))
+Query = merge_types("Query", (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery))
 Mutation = merge_types(
-    "Mutation", (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation)
+    "Mutation",
+    (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation),
 )
 
 

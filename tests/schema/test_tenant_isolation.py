@@ -36,6 +36,8 @@ class World:
     extra_key_id: str  # A's second secret key
     rule_id: str  # A's reward rule
     reward_id: str  # jane's credit for bob's purchase
+    coupon_code: str  # bob's 15 % off, from A's generated coupons
+    pool_id: str  # A's coupon pool
     b_program_id: str
     b_code: str
 
@@ -58,6 +60,12 @@ async def build_world(a, b) -> World:
     assert key["createApiKey"]["userErrors"] == []
     rule = await a.gql(CREATE_RULE, {"programId": program["id"], "input": CREDIT_RULE})
     assert rule["createRewardRule"]["userErrors"] == []
+    discount = await a.gql(CREATE_RULE, {"programId": program["id"], "input": DISCOUNT_RULE})
+    assert discount["createRewardRule"]["userErrors"] == []
+    pool = await a.gql(CREATE_POOL, {"input": {"programId": program["id"], "name": "Spring codes"}})
+    pool_id = pool["createCouponPool"]["couponPool"]["id"]
+    added = await a.gql(ADD_CODES, {"poolId": pool_id, "codes": ["A-SPRING-1", "A-SPRING-2"]})
+    assert added["addCouponCodes"]["added"] == 2
     purchase = await record(
         a, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-bob", orderId="bob-1",
         amount=5000, currency="USD",
@@ -65,6 +73,8 @@ async def build_world(a, b) -> World:
     assert purchase["userErrors"] == []
     reward = await a.gql('{ rewards(customerExternalId: "jane") { edges { node { id } } } }')
     assert len(reward["rewards"]["edges"]) == 1
+    coupon = await a.gql('{ rewards(customerExternalId: "bob") { edges { node { coupon { code } } } } }')
+    coupon_code = coupon["rewards"]["edges"][0]["node"]["coupon"]["code"]
 
     b_program = await active_program(b, name="B's own program")
     b_code = await code_for(b, b_program["id"], "b-referrer")
@@ -78,6 +88,8 @@ async def build_world(a, b) -> World:
         extra_key_id=key["createApiKey"]["apiKey"]["id"],
         rule_id=rule["createRewardRule"]["rewardRule"]["ruleId"],
         reward_id=reward["rewards"]["edges"][0]["node"]["id"],
+        coupon_code=coupon_code,
+        pool_id=pool_id,
         b_program_id=b_program["id"],
         b_code=b_code["code"],
     )
@@ -89,7 +101,17 @@ mutation($programId: ID!, $input: RewardRuleInput!) {
 }"""
 CREDIT_RULE = {"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT",
                "amount": 1000, "currency": "USD"}
+DISCOUNT_RULE = {"name": "Get 15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT",
+                 "percentBps": 1500}
 RULE_PAYLOAD = "{ rewardRule { id } userErrors { field code message } }"
+CREATE_POOL = """
+mutation($input: CreateCouponPoolInput!) {
+  createCouponPool(input: $input) { couponPool { id } userErrors { field code message } }
+}"""
+ADD_CODES = """
+mutation($poolId: ID!, $codes: [String!]!) {
+  addCouponCodes(poolId: $poolId, codes: $codes) { couponPool { id } added userErrors { field code message } }
+}"""
 REDEMPTION_PAYLOAD = "{ transactionId balance userErrors { field code message } }"
 
 CREATE_KEY = """
@@ -120,6 +142,8 @@ query($programId: ID!, $referralId: ID!, $code: String!) {
     ledgerEntries { edges { node { id amount } } }
   }
   rules: rewardRules(programId: $programId) { id ruleId version enabled name }
+  pools: couponPools(programId: $programId) { id name available issued redeemed }
+  bob_rewards: rewards(customerExternalId: "bob") { edges { node { id status coupon { code status } } } }
   bob: customer(externalId: "bob") { id email referredBy { id } }
 }"""
 
@@ -196,6 +220,15 @@ def unattributed_action(status: str) -> Callable[[dict, World], None]:
 
     check.writes = True  # type: ignore[attr-defined]
     return check
+
+
+def coupon_unknown(body: dict, world: World) -> None:
+    """Validating A's coupon code as B: no such coupon for B."""
+    assert "errors" not in body, body
+    assert body["data"]["validateCoupon"] == {"valid": False, "reason": "COUPON_NOT_FOUND", "coupon": None}
+
+
+coupon_unknown.writes = False  # type: ignore[attr-defined]
 
 
 def own_customer(body: dict, world: World) -> None:
@@ -339,6 +372,28 @@ CASES = [
          "mutation($input: RedeemPointsInput!) { redeemPoints(input: $input) %s }" % REDEMPTION_PAYLOAD,
          lambda w: {"input": {"customerExternalId": "jane", "points": 5, "idempotencyKey": "r-1"}},
          user_error("redeemPoints", "NOT_FOUND", "customerExternalId", "transactionId")),
+    Case("couponPools", "couponPools(programId: A's)",
+         "query($p: ID!) { couponPools(programId: $p) { id } }",
+         lambda w: {"p": w.program_id}, graphql_not_found("couponPools")),
+    Case("validateCoupon", "validateCoupon(A's coupon code)",
+         "query($c: String!) { validateCoupon(code: $c) { valid reason coupon { code } } }",
+         lambda w: {"c": w.coupon_code}, coupon_unknown),
+    Case("createCouponPool", "createCouponPool(programId: A's)", CREATE_POOL,
+         lambda w: {"input": {"programId": w.program_id, "name": "Hijacked"}},
+         user_error("createCouponPool", "NOT_FOUND", "programId", "couponPool")),
+    Case("addCouponCodes", "addCouponCodes(poolId: A's)", ADD_CODES,
+         lambda w: {"poolId": w.pool_id, "codes": ["B-PLANTED"]},
+         user_error("addCouponCodes", "NOT_FOUND", "poolId", "couponPool")),
+    Case("redeemCoupon", "redeemCoupon(A's coupon code)",
+         """mutation($input: RedeemCouponInput!) { redeemCoupon(input: $input) {
+              coupon { code } userErrors { field code message } } }""",
+         lambda w: {"input": {"code": w.coupon_code, "orderId": "b-order-1", "orderAmount": 5000, "currency": "USD"}},
+         user_error("redeemCoupon", "COUPON_NOT_FOUND", "code", "coupon")),
+    Case("simulateRewardRules", "simulateRewardRules(programId: A's)",
+         """query($p: ID!, $rules: [RewardRuleInput!]!) {
+              simulateRewardRules(programId: $p, rules: $rules, from: "2020-01-01T00:00:00Z", to: "2020-12-31T00:00:00Z") {
+                actionsReplayed } }""",
+         lambda w: {"p": w.program_id, "rules": [CREDIT_RULE]}, graphql_not_found("simulateRewardRules")),
     Case("revokeApiKey", "revokeApiKey(A's key id)",
          "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
          lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
