@@ -109,6 +109,18 @@ async def merchant_rows(session: AsyncSession, model: Any, merchant_id: uuid.UUI
     return list((await session.scalars(query)).all())
 
 
+# PostgreSQL: deadlock_detected, serialization_failure. Both mean "run the transaction again".
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def sqlstate(error: Exception) -> str | None:
+    return getattr(getattr(error, "orig", None), "sqlstate", None)
+
+
+def is_transient(error: Exception) -> bool:
+    return sqlstate(error) in TRANSIENT_SQLSTATES
+
+
 def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         engine = create_async_engine(
