@@ -194,7 +194,10 @@ async def _require_pool(session: AsyncSession, merchant_id: uuid.UUID, program_i
         raise NotFound("couponPoolId", "coupon pool")
 
 
-def _version(rule_id: uuid.UUID, version: int, merchant_id: uuid.UUID, program_id: uuid.UUID, d: RuleDefinition) -> RewardRule:
+def rule_version(
+    rule_id: uuid.UUID, version: int, merchant_id: uuid.UUID, program_id: uuid.UUID, d: RuleDefinition
+) -> RewardRule:
+    """A rule version object (not yet added to a session; the simulation never adds it)."""
     return RewardRule(
         id=new_id() if version > 1 else rule_id,
         rule_id=rule_id,
@@ -218,7 +221,7 @@ async def create_rule(
     await _require_program(session, merchant_id, program_id)
     await _require_pool(session, merchant_id, program_id, definition.spec)
     rule_id = new_id()
-    rule = _version(rule_id, 1, merchant_id, program_id, definition)
+    rule = rule_version(rule_id, 1, merchant_id, program_id, definition)
     session.add(rule)
     await session.flush()
     return rule
@@ -242,7 +245,7 @@ async def update_rule(
     await _require_pool(session, merchant_id, current.program_id, definition.spec)
     current.superseded_at = utcnow()
     await session.flush()
-    rule = _version(rule_id, current.version + 1, merchant_id, current.program_id, definition)
+    rule = rule_version(rule_id, current.version + 1, merchant_id, current.program_id, definition)
     session.add(rule)
     await session.flush()
     return rule

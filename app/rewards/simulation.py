@@ -43,7 +43,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import new_id, utcnow
+from app.db import new_id
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import programs
 from app.referrals.models import REVERSING_TYPES, Action, Referral, ReferralStatus
@@ -224,21 +224,8 @@ def _validated_period(start: datetime, end: datetime) -> tuple[datetime, datetim
 
 def _transient_rule(merchant_id: uuid.UUID, program_id: uuid.UUID, definition: RuleDefinition) -> RewardRule:
     """A rule version as `create_rule` would make it, never added to the session."""
-    rule_id = new_id()  # UUIDv7: in index order, as live evaluation orders rules by rule_id
-    return RewardRule(
-        id=rule_id,
-        rule_id=rule_id,
-        version=1,
-        merchant_id=merchant_id,
-        program_id=program_id,
-        name=definition.name,
-        enabled=definition.enabled,
-        trigger=definition.trigger,
-        recipient=definition.recipient.value,
-        kind=definition.kind.value,
-        spec=definition.spec.to_json(),
-        created_at=utcnow(),
-    )
+    # UUIDv7: in index order, as live evaluation orders rules by rule_id
+    return rule_service.rule_version(new_id(), 1, merchant_id, program_id, definition)
 
 
 def _replay_conditions(merchant_id: uuid.UUID, program_id: uuid.UUID, start: datetime, end: datetime) -> list:

@@ -1,6 +1,6 @@
 """The README's worked example: "Give $10 credit, get 15% off"."""
 
-from tests.scenarios import active_program, code_for, record
+from tests.scenarios import active_program, code_for
 
 CREATE_RULE = """
 mutation($programId: ID!, $input: RewardRuleInput!) {
