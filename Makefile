@@ -33,6 +33,7 @@ run: install
 
 ## Every test, on SQLite and PostgreSQL (REQUIRE_SERVICES=1 turns a missing server into a failure).
 test: install-dev
+	$(BIN)/ruff check app tests bench alembic
 	$(BIN)/python -m pytest
 
 clean:

@@ -6,9 +6,9 @@ it migrates on that connection; otherwise it connects to DATABASE_URL itself.
 
 import asyncio
 
-from alembic import context
 from sqlalchemy.engine import Connection
 
+from alembic import context
 from app.config import get_settings
 from app.db import Base, create_engine
 from app.models import load_all_models

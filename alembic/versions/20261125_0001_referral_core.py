@@ -5,9 +5,10 @@ Revises:
 Create Date: 2026-11-25 11:45:38.418312
 """
 
-from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision = '0001'
 down_revision = None

@@ -5,9 +5,10 @@ Revises: 0001
 Create Date: 2026-11-25 12:17:24.268103
 """
 
-from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'

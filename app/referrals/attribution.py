@@ -24,9 +24,6 @@ from app import money, validation
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import clicks, codes, customers, programs
-from app.rewards import evaluation, lifecycle
-from app.rewards import queries as reward_queries
-from app.rewards.lifecycle import RefundOutcome
 from app.referrals.models import (
     QUALIFYING_TYPES,
     REVERSING_TYPES,
@@ -41,6 +38,9 @@ from app.referrals.models import (
     ReferralSource,
     ReferralStatus,
 )
+from app.rewards import evaluation, lifecycle
+from app.rewards import queries as reward_queries
+from app.rewards.lifecycle import RefundOutcome
 
 BUILTIN_ACTION_TYPES = ("SIGNUP", "PURCHASE", "SUBSCRIPTION_STARTED", "REFUND", "CANCELLATION")
 _ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")

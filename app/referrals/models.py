@@ -18,7 +18,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
 
-
 QUALIFYING_TYPES = frozenset({"PURCHASE", "SUBSCRIPTION_STARTED"})  # qualify a referral
 REVERSING_TYPES = frozenset({"REFUND", "CANCELLATION"})  # take back what an order earned; never start a referral
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -15,6 +15,9 @@ from app.rewards import rules as rule_service
 from app.schema.errors import query
 from app.schema.scalars import BigInt
 from app.schema.types import gid
+
+if TYPE_CHECKING:
+    from app.schema.types import Customer, Referral
 
 RewardKind = strawberry.enum(models.RewardKind, name="RewardKind")
 Recipient = strawberry.enum(models.Recipient, name="RewardRecipient")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -19,6 +19,9 @@ from app.schema.errors import query
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
 from app.schema.scalars import BigInt
+
+if TYPE_CHECKING:  # resolved lazily by strawberry: reward_types imports this module
+    from app.schema.reward_types import Balance, LedgerEntry, Reward
 
 ApiKeyKind = strawberry.enum(merchant_models.ApiKeyKind, name="ApiKeyKind")
 ProgramStatus = strawberry.enum(models.ProgramStatus, name="ProgramStatus")
