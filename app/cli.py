@@ -143,6 +143,15 @@ def cmd_keys_rotate(args: argparse.Namespace) -> None:
     print(f"new {kind.value} key: {issued.plaintext}   (shown once; old {kind.value} keys stop working {retired})")
 
 
+def cmd_worker(args: argparse.Namespace) -> None:
+    """Production workers: dramatiq processes on BROKER_URL (Redis or RabbitMQ)."""
+    settings = get_settings()
+    if settings.broker_url.startswith("stub://"):
+        sys.exit("error: set BROKER_URL to redis://... or amqp://...; with the in-process broker, `referral serve` runs the worker")
+    command = [sys.executable, "-m", "dramatiq", "app.worker.entry", "--processes", str(args.processes), "--threads", str(args.threads)]
+    os.execvp(command[0], command)
+
+
 def cmd_rewards_release_due(args: argparse.Namespace) -> None:
     from app.rewards import lifecycle
 
@@ -210,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(func=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run background workers (dramatiq) on BROKER_URL")
+    worker.add_argument("--processes", type=int, default=2)
+    worker.add_argument("--threads", type=int, default=4)
+    worker.set_defaults(func=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

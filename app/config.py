@@ -34,6 +34,7 @@ class Settings:
     max_aliases: int = 30
     max_tokens: int = 4000
     database_pool_size: int = 10
+    embedded_worker: bool = False  # run dramatiq worker threads inside the API process
 
     @property
     def is_production(self) -> bool:
@@ -67,7 +68,16 @@ class Settings:
             max_aliases=int(env.get("GRAPHQL_MAX_ALIASES", "30")),
             max_tokens=int(env.get("GRAPHQL_MAX_TOKENS", "4000")),
             database_pool_size=int(env.get("DATABASE_POOL_SIZE", "10")),
+            embedded_worker=_embedded_worker(env),
         )
+
+
+def _embedded_worker(env: dict[str, str]) -> bool:
+    """EMBEDDED_WORKER=1/0; by default on with the in-process (stub) broker, off otherwise."""
+    value = env.get("EMBEDDED_WORKER", "auto")
+    if value == "auto":
+        return env.get("BROKER_URL", "stub://").startswith("stub://")
+    return value in ("1", "true", "yes")
 
 
 @lru_cache(maxsize=1)

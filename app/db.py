@@ -139,6 +139,15 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+            # We begin transactions ourselves (below), not the driver.
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin_immediate(connection: Any) -> None:
+            """Take the write lock at BEGIN. A deferred transaction that read first and then
+            writes fails at once (SQLITE_BUSY_SNAPSHOT) if another connection, such as the
+            embedded worker's, wrote in between; an immediate one waits its turn instead."""
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(

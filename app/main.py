@@ -125,7 +125,14 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
+        worker = None
+        if settings.embedded_worker:
+            from app.worker.broker import start_embedded_worker
+
+            worker = start_embedded_worker(settings)
         yield
+        if worker is not None:
+            worker.stop()
         if owns_engine:
             await engine.dispose()
 

@@ -5,3 +5,4 @@ def load_all_models() -> None:
     import app.merchants.models  # noqa: F401
     import app.referrals.models  # noqa: F401
     import app.rewards.models  # noqa: F401
+    import app.worker.models  # noqa: F401

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import is_transient, sqlstate
 from app.errors import DomainError, ErrorCode
+from app.worker import outbox
 
 logger = logging.getLogger("app.graphql")
 
@@ -75,6 +76,7 @@ async def mutate(info: Any, payload: type[P], work: Callable[[AsyncSession], Awa
             try:
                 result = await work(session)
                 await session.commit()
+                await outbox.dispatch_committed(session)
                 return result
             except DomainError as error:
                 await session.rollback()

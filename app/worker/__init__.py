@@ -1,0 +1,1 @@
+"""Background work: a transactional outbox feeding dramatiq (Redis, RabbitMQ, or in-process)."""

@@ -1,0 +1,219 @@
+"""The transactional outbox.
+
+`enqueue` writes the job row in the caller's transaction; `dispatch_committed` sends the
+jobs of a committed transaction to dramatiq; `relay` re-sends jobs that are still pending
+after a while (a crash between commit and send, a lost message, a broker outage). Running a
+job (`run_job`) locks its row, runs the handler and marks it DONE in one transaction, so a
+job delivered twice, or to two workers, has its effects once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.errors import DomainError, ErrorCode, NotFound
+from app.pagination import Page, paginate
+from app.worker import jobs
+from app.worker.models import JobStatus, OutboxJob
+
+logger = logging.getLogger("app.worker")
+_PENDING = "outbox_pending"
+RELAY_AFTER = timedelta(seconds=30)
+
+
+async def enqueue(
+    session: AsyncSession,
+    actor: str,
+    *,
+    merchant_id: uuid.UUID | None = None,
+    run_key: str | None = None,
+    delay: timedelta | None = None,
+    **args: Any,
+) -> OutboxJob | None:
+    """Write a job in the current transaction; it is sent once the transaction commits.
+    With a `run_key` that already exists, nothing is written and None is returned."""
+    now = utcnow()
+    values = dict(
+        id=new_id(), merchant_id=merchant_id, actor=actor, args={k: str(v) for k, v in args.items()},
+        run_key=run_key, status=JobStatus.PENDING.value, attempts=0, created_at=now,
+        not_before=now + delay if delay else None,
+    )
+    if run_key is None:
+        job = OutboxJob(**values)
+        session.add(job)
+        await session.flush()
+    else:
+        job = await session.scalar(
+            insert_ignoring_conflicts(session, OutboxJob, ["run_key"]).values(**values).returning(OutboxJob)
+        )
+        if job is None:
+            return None
+    session.info.setdefault(_PENDING, []).append(job)
+    return job
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_pending(session: Session, *args: object) -> None:
+    """A rolled-back transaction's jobs were never written: never send them."""
+    session.info.pop(_PENDING, None)
+
+
+async def dispatch_committed(session: AsyncSession) -> None:
+    """Send the jobs of the transaction just committed. A failure to send is only logged:
+    the relay sends them again."""
+    pending = session.info.pop(_PENDING, [])
+    for job in pending:
+        await send(job)
+
+
+async def send(job: OutboxJob) -> None:
+    from app.worker.broker import actor_for
+
+    delay_ms = None
+    if job.not_before is not None:
+        delay_ms = max(0, int((job.not_before - utcnow()).total_seconds() * 1000))
+    try:
+        actor = actor_for(job.actor)
+        await asyncio.to_thread(actor.send_with_options, args=(str(job.id),), delay=delay_ms)
+    except Exception:
+        logger.warning("could not send job; the relay will", exc_info=True, extra={"job_id": str(job.id), "actor": job.actor})
+
+
+async def relay(session: AsyncSession, *, older_than: timedelta = RELAY_AFTER, limit: int = 500) -> int:
+    """Send again the jobs still pending `older_than` after they were last sent."""
+    now = utcnow()
+    due = list((await session.scalars(
+        select(OutboxJob)
+        .where(
+            OutboxJob.status == JobStatus.PENDING.value,
+            func.coalesce(OutboxJob.sent_at, OutboxJob.created_at) <= now - older_than,
+            (OutboxJob.not_before.is_(None)) | (OutboxJob.not_before <= now),
+        )
+        .order_by(OutboxJob.id)
+        .limit(limit)
+    )).all())
+    for job in due:
+        job.sent_at = now
+    await session.commit()
+    for job in due:
+        await send(job)
+    return len(due)
+
+
+async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> None:
+    """The body of every actor: run the job once in effect, whatever the deliveries."""
+    try:
+        identifier = uuid.UUID(job_id)
+    except ValueError:
+        logger.error("malformed job id", extra={"job_id": job_id})
+        return
+    async with factory() as session:
+        attempts = await session.scalar(
+            update(OutboxJob)
+            .where(OutboxJob.id == identifier, OutboxJob.status == JobStatus.PENDING.value)
+            .values(attempts=OutboxJob.attempts + 1)
+            .returning(OutboxJob.attempts)
+        )
+        await session.commit()
+        if attempts is None:
+            return  # done, dead, or not ours
+        job = await session.scalar(select(OutboxJob).where(OutboxJob.id == identifier).with_for_update())
+        if job is None or job.status != JobStatus.PENDING.value:
+            await session.rollback()
+            return  # a concurrent delivery finished it while we waited for the lock
+        spec = jobs.HANDLERS.get(job.actor)
+        if spec is None:
+            raise RuntimeError(f"no handler for job {job.actor}")
+        try:
+            await jobs.call(spec, session, job.args)
+            job.status = JobStatus.DONE.value
+            job.finished_at = utcnow()
+            await session.commit()
+        except Exception as error:
+            await session.rollback()
+            dead = attempts >= spec.max_attempts
+            await session.execute(
+                update(OutboxJob)
+                .where(OutboxJob.id == identifier)
+                .values(
+                    last_error=f"{type(error).__name__}: {error}"[:2000],
+                    status=JobStatus.DEAD.value if dead else JobStatus.PENDING.value,
+                    finished_at=utcnow() if dead else None,
+                )
+            )
+            await session.commit()
+            if dead:
+                logger.error("job failed for good", exc_info=error, extra={"job_id": job_id, "actor": spec.name})
+                return
+            raise  # dramatiq retries it, with backoff
+        await dispatch_committed(session)
+
+
+async def list_dead_jobs(
+    session: AsyncSession, *, merchant_id: uuid.UUID | None, first: int | None, after: str | None
+) -> Page[OutboxJob]:
+    query = select(OutboxJob).where(OutboxJob.status == JobStatus.DEAD.value)
+    query = query.where(OutboxJob.merchant_id == merchant_id) if merchant_id else query
+    return await paginate(session, query, OutboxJob.id, first=first, after=after)
+
+
+async def retry_dead_job(session: AsyncSession, *, merchant_id: uuid.UUID | None, job_id: uuid.UUID) -> OutboxJob:
+    """Give a dead job a fresh set of attempts; it is sent after the transaction commits."""
+    query = select(OutboxJob).where(OutboxJob.id == job_id)
+    if merchant_id is not None:
+        query = query.where(OutboxJob.merchant_id == merchant_id)
+    job = await session.scalar(query.with_for_update())
+    if job is None:
+        raise NotFound("id", "job")
+    if job.status != JobStatus.DEAD.value:
+        raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, f"the job is {job.status}, not DEAD")
+    job.status = JobStatus.PENDING.value
+    job.attempts = 0
+    job.finished_at = None
+    job.sent_at = utcnow()
+    await session.flush()
+    session.info.setdefault(_PENDING, []).append(job)
+    return job
+
+
+def bucket(now: datetime, every: timedelta) -> datetime:
+    """The start of the period `now` falls in: the run key of a scheduled job."""
+    seconds = int(every.total_seconds())
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=now.tzinfo)
+
+
+async def schedule_due(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """Enqueue each scheduled job once per period. Any number of workers may call this at
+    once: the run key (job name + period) is unique, so only one of them creates the run."""
+    now = now or utcnow()
+    created = 0
+    for spec in jobs.HANDLERS.values():
+        if spec.every is not None:
+            run_key = f"{spec.name}@{bucket(now, spec.every).isoformat()}"
+            created += await enqueue(session, spec.name, run_key=run_key) is not None
+    await session.commit()
+    await dispatch_committed(session)
+    return created
+
+
+async def prune(session: AsyncSession, *, keep: timedelta = timedelta(days=7)) -> int:
+    """Forget finished scheduled runs after a week (one row per period would pile up)."""
+    result = await session.execute(
+        delete(OutboxJob).where(
+            OutboxJob.run_key.is_not(None),
+            OutboxJob.status == JobStatus.DONE.value,
+            OutboxJob.finished_at < utcnow() - keep,
+        )
+    )
+    await session.commit()
+    return result.rowcount or 0
