@@ -138,6 +138,7 @@ class Tenant:
     secret_key: str
     publishable_key: str
     client: httpx.AsyncClient
+    engine: AsyncEngine
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None, *, key: str | None = None) -> dict[str, Any]:
         """Run an operation; fail the test on any top-level GraphQL error."""
@@ -161,7 +162,9 @@ async def create_tenant(engine: AsyncEngine, client: httpx.AsyncClient, name: st
         secret = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET)
         publishable = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE)
         await session.commit()
-    return Tenant(id=merchant.id, secret_key=secret.plaintext, publishable_key=publishable.plaintext, client=client)
+    return Tenant(
+        id=merchant.id, secret_key=secret.plaintext, publishable_key=publishable.plaintext, client=client, engine=engine
+    )
 
 
 @pytest.fixture

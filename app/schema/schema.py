@@ -28,6 +28,7 @@ from app.schema.context import Context
 from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
 from app.schema.errors import should_mask
+from app.schema.jobs import JobMutation, JobQuery
 from app.schema.merchants import MerchantMutation, MerchantQuery
 from app.schema.programs import ProgramMutation, ProgramQuery
 from app.schema.referrals import ReferralMutation, ReferralQuery
@@ -37,10 +38,14 @@ from app.schema.simulation import SimulationQuery
 
 logger = logging.getLogger("app.graphql")
 
-Query = merge_types("Query", (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery))
+Query = merge_types(
+    "Query",
+    (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery),
+)
 Mutation = merge_types(
     "Mutation",
-    (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation),
+    (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
+     JobMutation),
 )
 
 

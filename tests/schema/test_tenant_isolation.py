@@ -38,6 +38,7 @@ class World:
     reward_id: str  # jane's credit for bob's purchase
     coupon_code: str  # bob's 15 % off, from A's generated coupons
     pool_id: str  # A's coupon pool
+    dead_job_id: str  # a job of A's that failed every attempt
     b_program_id: str
     b_code: str
 
@@ -90,6 +91,7 @@ async def build_world(a, b) -> World:
         reward_id=reward["rewards"]["edges"][0]["node"]["id"],
         coupon_code=coupon_code,
         pool_id=pool_id,
+        dead_job_id=await dead_job_of(a),
         b_program_id=b_program["id"],
         b_code=b_code["code"],
     )
@@ -113,6 +115,18 @@ mutation($poolId: ID!, $codes: [String!]!) {
   addCouponCodes(poolId: $poolId, codes: $codes) { couponPool { id } added userErrors { field code message } }
 }"""
 REDEMPTION_PAYLOAD = "{ transactionId balance userErrors { field code message } }"
+
+async def dead_job_of(tenant) -> str:
+    """A job of the merchant's that failed every attempt (written directly: no worker runs here)."""
+    from app.db import create_session_factory
+    from app.worker.models import JobStatus, OutboxJob
+
+    async with create_session_factory(tenant.engine)() as session:
+        job = OutboxJob(merchant_id=tenant.id, actor="webhooks.deliver", args={}, status=JobStatus.DEAD.value, attempts=8)
+        session.add(job)
+        await session.commit()
+        return str(job.id)
+
 
 CREATE_KEY = """
 mutation($kind: ApiKeyKind!, $name: String) {
@@ -142,6 +156,7 @@ query($programId: ID!, $referralId: ID!, $code: String!) {
     ledgerEntries { edges { node { id amount } } }
   }
   rules: rewardRules(programId: $programId) { id ruleId version enabled name }
+  deadJobs { edges { node { id status attempts } } }
   pools: couponPools(programId: $programId) { id name available issued redeemed }
   bob_rewards: rewards(customerExternalId: "bob") { edges { node { id status coupon { code status } } } }
   bob: customer(externalId: "bob") { id email referredBy { id } }
@@ -394,6 +409,9 @@ CASES = [
               simulateRewardRules(programId: $p, rules: $rules, from: "2020-01-01T00:00:00Z", to: "2020-12-31T00:00:00Z") {
                 actionsReplayed } }""",
          lambda w: {"p": w.program_id, "rules": [CREDIT_RULE]}, graphql_not_found("simulateRewardRules")),
+    Case("retryJob", "retryJob(A's dead job id)",
+         "mutation($id: ID!) { retryJob(id: $id) { job { id status } userErrors { field code message } } }",
+         lambda w: {"id": w.dead_job_id}, user_error("retryJob", "NOT_FOUND", "id", "job")),
     Case("revokeApiKey", "revokeApiKey(A's key id)",
          "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
          lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
@@ -406,6 +424,7 @@ NO_FOREIGN_ID = {
     "programs": "only status/first/after; test_list_queries_show_only_own_rows passes A's cursor",
     "createProgram": "creates a new row; takes no id",
     "createApiKey": "creates a new key for the caller; takes no id",
+    "deadJobs": "only first/after; lists jobs where merchant_id is the caller (test_dead_jobs_are_per_merchant)",
 }
 
 
@@ -554,3 +573,11 @@ async def test_same_code_text_at_two_merchants_resolves_to_each_merchants_own(te
     assert deactivated["deactivateReferralCode"]["referralCode"]["active"] is False
     still = await a.gql("query { referralCode(code: \"FRIENDS10\") { active } }")
     assert still["referralCode"]["active"] is True
+
+
+async def test_dead_jobs_are_per_merchant(tenant, other_tenant):
+    mine = await dead_job_of(tenant)
+    theirs = await dead_job_of(other_tenant)
+    listed = await tenant.gql("{ deadJobs { edges { node { id } } } }")
+    assert [e["node"]["id"] for e in listed["deadJobs"]["edges"]] == [mine]
+    assert theirs != mine
