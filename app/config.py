@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./referral.db"
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 
 def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -35,6 +35,9 @@ class Settings:
     max_tokens: int = 4000
     database_pool_size: int = 10
     embedded_worker: bool = False  # run dramatiq worker threads inside the API process
+    # Webhooks may target loopback/private/link-local addresses (a receiver on your own
+    # machine). ALLOW_PRIVATE_WEBHOOK_TARGETS; by default on only when APP_ENV=development.
+    allow_private_webhook_targets: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -52,8 +55,9 @@ class Settings:
         if not secret_key:
             if app_env == "production":
                 raise RuntimeError("SECRET_KEY must be set when APP_ENV=production")
-            # Development only: a per-process key. Nothing persistent is encrypted with it yet.
-            secret_key = secrets.token_urlsafe(32)
+            # Development and tests only: a fixed, public key, so that what is encrypted with
+            # it (webhook signing secrets) can still be read after a restart. Never secret.
+            secret_key = DEVELOPMENT_SECRET_KEY
         return cls(
             database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
             broker_url=env.get("BROKER_URL", "stub://"),
@@ -69,7 +73,16 @@ class Settings:
             max_tokens=int(env.get("GRAPHQL_MAX_TOKENS", "4000")),
             database_pool_size=int(env.get("DATABASE_POOL_SIZE", "10")),
             embedded_worker=_embedded_worker(env),
+            allow_private_webhook_targets=_flag(
+                env.get("ALLOW_PRIVATE_WEBHOOK_TARGETS"), default=app_env == "development"
+            ),
         )
+
+
+def _flag(value: str | None, *, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _embedded_worker(env: dict[str, str]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -132,7 +133,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             worker = start_embedded_worker(settings)
         yield
         if worker is not None:
-            worker.stop()
+            from app.worker.broker import stop_embedded_worker
+
+            await asyncio.to_thread(stop_embedded_worker, worker)  # waits for jobs in progress
         if owns_engine:
             await engine.dispose()
 

@@ -5,4 +5,5 @@ def load_all_models() -> None:
     import app.merchants.models  # noqa: F401
     import app.referrals.models  # noqa: F401
     import app.rewards.models  # noqa: F401
+    import app.webhooks.models  # noqa: F401
     import app.worker.models  # noqa: F401

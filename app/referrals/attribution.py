@@ -41,6 +41,8 @@ from app.referrals.models import (
 from app.rewards import evaluation, lifecycle
 from app.rewards import queries as reward_queries
 from app.rewards.lifecycle import RefundOutcome
+from app.webhooks import events as webhook_events
+from app.webhooks import notify
 
 BUILTIN_ACTION_TYPES = ("SIGNUP", "PURCHASE", "SUBSCRIPTION_STARTED", "REFUND", "CANCELLATION")
 _ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
@@ -180,15 +182,19 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
         referral = await _existing_referral(session, customer.id, data.program_id)
         if referral is not None and status is AttributionStatus.NONE:
             status = AttributionStatus.LINKED_TO_REFERRAL
+    qualified = False
     if referral is not None:
         action.referral_id = referral.id
         action.program_id = referral.program_id
         if action.type in QUALIFYING_TYPES and referral.status == ReferralStatus.PENDING.value:
             referral.status = ReferralStatus.QUALIFIED.value
             referral.qualified_at = action.occurred_at
+            qualified = True
     action.attribution_status = status.value
     action.click_id = click.id if click is not None else None
     await session.flush()
+    if qualified:
+        await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)
     rewards, refund = [], None
     if action.type in REVERSING_TYPES:
         refund = await lifecycle.apply_refund(session, action)
@@ -318,6 +324,7 @@ async def _create_referral(
             .returning(Referral)
         )
         if referral is not None:
+            await notify.referral_event(session, webhook_events.REFERRAL_CREATED, referral)
             return referral, True
         existing = await _existing_referral(session, referee.id, program.id)
         assert existing is not None
@@ -426,5 +433,7 @@ async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, s
     if first_qualifying is not None and referral.status == ReferralStatus.PENDING.value:
         referral.status = ReferralStatus.QUALIFIED.value
         referral.qualified_at = first_qualifying
+        await session.flush()
+        await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)
     await session.flush()
     return attached

@@ -23,6 +23,8 @@ from app.rewards import lifecycle
 from app.rewards import rules as rule_service
 from app.rewards.models import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
+from app.webhooks import events as webhook_events
+from app.webhooks import notify
 
 # Rewards in these states no longer count towards caps, budgets or "already rewarded".
 ENDED_WITHOUT_VALUE = (RewardStatus.VOIDED.value, RewardStatus.REVERSED.value)
@@ -222,6 +224,7 @@ async def evaluate_action(session: AsyncSession, *, action: Action, referral: Re
             reward = await _insert_reward(session, grant, action, referral, spec)
             if reward is not None:
                 facts.note_granted(reward)
+                await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
                 await lifecycle.on_granted(session, reward, spec)
                 granted.append(reward)
     return granted

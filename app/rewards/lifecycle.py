@@ -22,6 +22,8 @@ from app.rewards import rules as rule_service
 from app.rewards.ledger import Posting
 from app.rewards.models import AccountType, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
+from app.webhooks import events as webhook_events
+from app.webhooks import notify
 
 logger = logging.getLogger("app.rewards")
 
@@ -74,6 +76,7 @@ async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpe
     else:
         await ledger.absorb_debt(session, account, reward)
     await session.flush()
+    await notify.reward_event(session, webhook_events.REWARD_AVAILABLE, reward)
 
 
 async def release(session: AsyncSession, reward: Reward) -> bool:
@@ -108,6 +111,7 @@ async def void(session: AsyncSession, reward: Reward, *, reason: str, amount: in
     if net(reward) == 0:
         _end(reward, RewardStatus.VOIDED, reason)
     await session.flush()
+    await notify.reward_event(session, webhook_events.REWARD_VOIDED, reward, change={"amount": amount, "reason": reason[:200]})
 
 
 async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount: int | None = None) -> None:
@@ -129,6 +133,7 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
         reward.remaining = 0
         _end(reward, RewardStatus.REVERSED, reason)
     await session.flush()
+    await notify.reward_event(session, webhook_events.REWARD_REVERSED, reward, change={"amount": amount, "reason": reason[:200]})
 
 
 def _end(reward: Reward, status: RewardStatus, reason: str) -> None:

@@ -35,17 +35,19 @@ from app.schema.referrals import ReferralMutation, ReferralQuery
 from app.schema.rewards import RewardMutation, RewardQuery
 from app.schema.scalars import SCALAR_MAP
 from app.schema.simulation import SimulationQuery
+from app.schema.webhooks import WebhookMutation, WebhookQuery
 
 logger = logging.getLogger("app.graphql")
 
 Query = merge_types(
     "Query",
-    (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery),
+    (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
+     WebhookQuery),
 )
 Mutation = merge_types(
     "Mutation",
     (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
-     JobMutation),
+     JobMutation, WebhookMutation),
 )
 
 

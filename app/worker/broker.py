@@ -4,7 +4,11 @@
   has them requeued by the others after `REDIS_HEARTBEAT_TIMEOUT` ms.
 - `amqp://...`: RabbitmqBroker with publisher confirms (a send returns once RabbitMQ has it).
 - `stub://` (default): dramatiq's in-memory StubBroker, drained by in-process worker threads
-  (`make run`); the outbox relay re-sends whatever a restart lost.
+  (`make run`); at boot the embedded worker relays every pending job, which a restart lost.
+
+Environment knobs read here: WORKER_QUEUE (the dramatiq queue, default "default": separate
+deployments sharing one broker), REDIS_HEARTBEAT_TIMEOUT (ms) and REDIS_MAINTENANCE_CHANCE
+(per million commands: how often a Redis worker looks for dead workers' messages to requeue).
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from datetime import timedelta
 
 import dramatiq
 from dramatiq import Actor, Broker
+from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO, Middleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,13 +30,14 @@ from app.db import create_engine, create_session_factory
 from app.worker import jobs, outbox
 
 logger = logging.getLogger("app.worker")
-QUEUE = "default"
+DEFAULT_QUEUE = "default"
 MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 5 * 60_000
 
 _broker: Broker | None = None
 _actors: dict[str, Actor] = {}
 _factory: async_sessionmaker[AsyncSession] | None = None
+_settings: Settings | None = None
 _lock = threading.Lock()
 
 
@@ -39,7 +46,10 @@ def make_broker(url: str) -> Broker:
         from dramatiq.brokers.redis import RedisBroker
 
         heartbeat = int(os.environ.get("REDIS_HEARTBEAT_TIMEOUT", "60000"))
-        broker: Broker = RedisBroker(url=url, heartbeat_timeout=heartbeat, dead_message_ttl=7 * 86_400_000)
+        maintenance = int(os.environ.get("REDIS_MAINTENANCE_CHANCE", "1000"))
+        broker: Broker = RedisBroker(
+            url=url, heartbeat_timeout=heartbeat, maintenance_chance=maintenance, dead_message_ttl=7 * 86_400_000
+        )
     elif url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -52,9 +62,15 @@ def make_broker(url: str) -> Broker:
     return broker
 
 
+def queue_name() -> str:
+    return os.environ.get("WORKER_QUEUE", DEFAULT_QUEUE)
+
+
 def configure(settings: Settings | None = None) -> Broker:
-    """The process's broker, with one actor per registered job ("<domain>.<event>")."""
-    global _broker
+    """The process's broker, with one actor per registered job ("<domain>.<event>"). The
+    settings of the first call (by default, the environment's) also give the worker's
+    database (`session_factory`)."""
+    global _broker, _settings
     with _lock:
         if _broker is None:
             settings = settings or get_settings()
@@ -62,8 +78,25 @@ def configure(settings: Settings | None = None) -> Broker:
             dramatiq.set_broker(broker)
             for spec in jobs.load_jobs().values():
                 _actors[spec.name] = _make_actor(broker, spec)
+            _settings = settings
             _broker = broker
     return _broker
+
+
+def reset() -> None:
+    """Forget this process's broker, actors and worker sessions, so that the next `configure`
+    starts afresh (an embedded worker stopped with its app; tests switching brokers)."""
+    global _broker, _factory, _settings
+    with _lock:
+        if _broker is not None:
+            try:
+                _broker.close()
+            except Exception:
+                logger.warning("could not close the broker", exc_info=True)
+        _broker = None
+        _actors.clear()
+        _factory = None
+        _settings = None
 
 
 def _make_actor(broker: Broker, spec: jobs.JobSpec) -> Actor:
@@ -74,10 +107,10 @@ def _make_actor(broker: Broker, spec: jobs.JobSpec) -> Actor:
     return dramatiq.actor(
         run,
         actor_name=spec.name,
-        queue_name=QUEUE,
+        queue_name=queue_name(),
         broker=broker,
         max_retries=spec.max_attempts - 1,
-        min_backoff=MIN_BACKOFF_MS,
+        min_backoff=spec.min_backoff_ms or MIN_BACKOFF_MS,
         max_backoff=MAX_BACKOFF_MS,
     )
 
@@ -91,17 +124,30 @@ def session_factory() -> async_sessionmaker[AsyncSession]:
     """The worker's own database sessions (created in the worker's event loop)."""
     global _factory
     if _factory is None:
-        settings = get_settings()
+        settings = _settings or get_settings()  # the configured settings: an embedded worker's are the app's
         _factory = create_session_factory(create_engine(settings.database_url, settings.database_pool_size))
     return _factory
 
 
+async def _dispose_session_factory() -> None:
+    global _factory
+    factory, _factory = _factory, None
+    if factory is not None and factory.kw.get("bind") is not None:
+        await factory.kw["bind"].dispose()
+
+
 class Scheduler(Middleware):
     """Runs in every worker process: every `interval` seconds it enqueues the scheduled jobs
-    that are due (once per period across all workers, by run key) and relays stuck jobs."""
+    that are due (once per period across all workers, by run key) and relays stuck jobs.
+    With `relay_all_at_boot` (the in-memory broker, empty after a restart) its first tick
+    relays every pending job at once instead of those pending for `outbox.RELAY_AFTER`.
 
-    def __init__(self, interval: float = 10.0) -> None:
+    It also closes the worker's database connections at shutdown, in the worker's event loop
+    (added after the AsyncIO middleware, its after_worker_shutdown runs before that loop stops)."""
+
+    def __init__(self, interval: float = 10.0, *, relay_all_at_boot: bool = False) -> None:
         self.interval = interval
+        self.relay_all_at_boot = relay_all_at_boot
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -113,31 +159,51 @@ class Scheduler(Middleware):
     def before_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
         self._stop.set()
 
-    def _loop(self) -> None:
-        from dramatiq.asyncio import get_event_loop_thread
+    def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        loop_thread = get_event_loop_thread()
+        if loop_thread is not None:
+            try:
+                loop_thread.run_coroutine(_dispose_session_factory())
+            except Exception:
+                logger.warning("could not close the worker's database connections", exc_info=True)
 
+    def _loop(self) -> None:
+        relay_after = timedelta(0) if self.relay_all_at_boot else outbox.RELAY_AFTER
         while not self._stop.is_set():
             try:
                 loop_thread = get_event_loop_thread()
                 if loop_thread is not None:
-                    loop_thread.run_coroutine(tick())
+                    loop_thread.run_coroutine(tick(relay_after=relay_after))
+                    relay_after = outbox.RELAY_AFTER
             except Exception:
                 logger.exception("scheduler tick failed")
             self._stop.wait(self.interval)
 
 
-async def tick() -> None:
+async def tick(*, relay_after: timedelta = outbox.RELAY_AFTER) -> None:
     async with session_factory()() as session:
         await outbox.schedule_due(session)
-        await outbox.relay(session)
+        await outbox.relay(session, older_than=relay_after)
         await outbox.prune(session)
 
 
 def start_embedded_worker(settings: Settings, threads: int = 2) -> dramatiq.Worker:
-    """`make run`: dramatiq worker threads inside the API process, fed by the outbox."""
+    """`make run`: dramatiq worker threads inside the API process, fed by the outbox. The
+    broker is made afresh from these settings (not whatever an earlier caller configured)."""
+    reset()
     broker = configure(settings)
-    broker.add_middleware(Scheduler(interval=5.0))
+    in_memory = settings.broker_url.startswith("stub://")
+    broker.add_middleware(Scheduler(interval=5.0, relay_all_at_boot=in_memory))
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
     worker.start()
     return worker
+
+
+def stop_embedded_worker(worker: dramatiq.Worker) -> None:
+    """Stop the worker threads (finishing their current jobs) and forget the broker: a
+    message still in the in-memory broker is relayed by the next start."""
+    worker.stop()
+    reset()
 

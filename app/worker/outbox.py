@@ -62,9 +62,12 @@ async def enqueue(
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_pending(session: Session, *args: object) -> None:
-    """A rolled-back transaction's jobs were never written: never send them."""
-    session.info.pop(_PENDING, None)
+def _forget_pending(session: Session, previous_transaction: object) -> None:
+    """A rolled-back transaction's jobs were never written: never send them. A savepoint
+    rolled back keeps the list: the outer transaction's jobs still commit (a job of the
+    savepoint sent anyway finds no row and does nothing)."""
+    if not getattr(previous_transaction, "nested", False):
+        session.info.pop(_PENDING, None)
 
 
 async def dispatch_committed(session: AsyncSession) -> None:
@@ -89,14 +92,15 @@ async def send(job: OutboxJob) -> None:
 
 
 async def relay(session: AsyncSession, *, older_than: timedelta = RELAY_AFTER, limit: int = 500) -> int:
-    """Send again the jobs still pending `older_than` after they were last sent."""
+    """Send again the jobs still pending `older_than` after they were last sent (or tried),
+    and, for a delayed job, `older_than` after it fell due (the broker delivers it then)."""
     now = utcnow()
     due = list((await session.scalars(
         select(OutboxJob)
         .where(
             OutboxJob.status == JobStatus.PENDING.value,
             func.coalesce(OutboxJob.sent_at, OutboxJob.created_at) <= now - older_than,
-            (OutboxJob.not_before.is_(None)) | (OutboxJob.not_before <= now),
+            (OutboxJob.not_before.is_(None)) | (OutboxJob.not_before <= now - older_than),
         )
         .order_by(OutboxJob.id)
         .limit(limit)
@@ -134,9 +138,19 @@ async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> Non
         if spec is None:
             raise RuntimeError(f"no handler for job {job.actor}")
         try:
-            await jobs.call(spec, session, job.args)
-            job.status = JobStatus.DONE.value
-            job.finished_at = utcnow()
+            if spec.own_transactions:
+                args = dict(job.args)
+                await session.rollback()  # no lock or transaction while the handler waits on the network
+                await spec.handler(factory, **args)
+                await session.execute(
+                    update(OutboxJob)
+                    .where(OutboxJob.id == identifier, OutboxJob.status == JobStatus.PENDING.value)
+                    .values(status=JobStatus.DONE.value, finished_at=utcnow())
+                )
+            else:
+                await jobs.call(spec, session, job.args)
+                job.status = JobStatus.DONE.value
+                job.finished_at = utcnow()
             await session.commit()
         except Exception as error:
             await session.rollback()
@@ -148,6 +162,7 @@ async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> Non
                     last_error=f"{type(error).__name__}: {error}"[:2000],
                     status=JobStatus.DEAD.value if dead else JobStatus.PENDING.value,
                     finished_at=utcnow() if dead else None,
+                    sent_at=utcnow(),  # dramatiq retries it: the relay waits before sending it too
                 )
             )
             await session.commit()

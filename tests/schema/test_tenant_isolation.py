@@ -39,6 +39,8 @@ class World:
     coupon_code: str  # bob's 15 % off, from A's generated coupons
     pool_id: str  # A's coupon pool
     dead_job_id: str  # a job of A's that failed every attempt
+    webhook_endpoint_id: str  # A's endpoint
+    webhook_delivery_id: str  # A's reward.granted delivery to it
     b_program_id: str
     b_code: str
 
@@ -67,11 +69,16 @@ async def build_world(a, b) -> World:
     pool_id = pool["createCouponPool"]["couponPool"]["id"]
     added = await a.gql(ADD_CODES, {"poolId": pool_id, "codes": ["A-SPRING-1", "A-SPRING-2"]})
     assert added["addCouponCodes"]["added"] == 2
+    endpoint = await a.gql(CREATE_WEBHOOK, {"input": {"url": "https://hooks.a-shop.example/referral",
+                                                      "eventTypes": ["reward.granted"]}})
+    assert endpoint["createWebhookEndpoint"]["userErrors"] == []
     purchase = await record(
         a, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-bob", orderId="bob-1",
         amount=5000, currency="USD",
     )
     assert purchase["userErrors"] == []
+    deliveries = await a.gql("{ webhookDeliveries { edges { node { id eventType } } } }")
+    assert {e["node"]["eventType"] for e in deliveries["webhookDeliveries"]["edges"]} == {"reward.granted"}
     reward = await a.gql('{ rewards(customerExternalId: "jane") { edges { node { id } } } }')
     assert len(reward["rewards"]["edges"]) == 1
     coupon = await a.gql('{ rewards(customerExternalId: "bob") { edges { node { coupon { code } } } } }')
@@ -92,6 +99,8 @@ async def build_world(a, b) -> World:
         coupon_code=coupon_code,
         pool_id=pool_id,
         dead_job_id=await dead_job_of(a),
+        webhook_endpoint_id=endpoint["createWebhookEndpoint"]["endpoint"]["id"],
+        webhook_delivery_id=deliveries["webhookDeliveries"]["edges"][0]["node"]["id"],
         b_program_id=b_program["id"],
         b_code=b_code["code"],
     )
@@ -115,6 +124,10 @@ mutation($poolId: ID!, $codes: [String!]!) {
   addCouponCodes(poolId: $poolId, codes: $codes) { couponPool { id } added userErrors { field code message } }
 }"""
 REDEMPTION_PAYLOAD = "{ transactionId balance userErrors { field code message } }"
+CREATE_WEBHOOK = """
+mutation($input: CreateWebhookEndpointInput!) {
+  createWebhookEndpoint(input: $input) { endpoint { id } secret userErrors { field code message } }
+}"""
 
 async def dead_job_of(tenant) -> str:
     """A job of the merchant's that failed every attempt (written directly: no worker runs here)."""
@@ -157,6 +170,8 @@ query($programId: ID!, $referralId: ID!, $code: String!) {
   }
   rules: rewardRules(programId: $programId) { id ruleId version enabled name }
   deadJobs { edges { node { id status attempts } } }
+  webhookEndpoints { id url eventTypes enabled disabledReason previousSecretExpiresAt updatedAt }
+  webhookDeliveries { edges { node { id status attemptCount nextAttemptAt attempts { attemptedAt } } } }
   pools: couponPools(programId: $programId) { id name available issued redeemed }
   bob_rewards: rewards(customerExternalId: "bob") { edges { node { id status coupon { code status } } } }
   bob: customer(externalId: "bob") { id email referredBy { id } }
@@ -412,6 +427,22 @@ CASES = [
     Case("retryJob", "retryJob(A's dead job id)",
          "mutation($id: ID!) { retryJob(id: $id) { job { id status } userErrors { field code message } } }",
          lambda w: {"id": w.dead_job_id}, user_error("retryJob", "NOT_FOUND", "id", "job")),
+    Case("updateWebhookEndpoint", "updateWebhookEndpoint(A's endpoint id)",
+         """mutation($id: ID!, $input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $input) {
+              endpoint { id } userErrors { field code message } } }""",
+         lambda w: {"id": w.webhook_endpoint_id, "input": {"url": "https://evil.example/hook", "enabled": False}},
+         user_error("updateWebhookEndpoint", "NOT_FOUND", "id", "endpoint")),
+    Case("rotateWebhookSecret", "rotateWebhookSecret(A's endpoint id)",
+         """mutation($id: ID!) { rotateWebhookSecret(id: $id, overlapHours: 0) {
+              endpoint { id } secret userErrors { field code message } } }""",
+         lambda w: {"id": w.webhook_endpoint_id}, user_error("rotateWebhookSecret", "NOT_FOUND", "id", "secret")),
+    Case("webhookDeliveries", "webhookDeliveries(endpointId: A's)",
+         "query($e: ID) { webhookDeliveries(endpointId: $e) { edges { node { id } } } }",
+         lambda w: {"e": w.webhook_endpoint_id}, graphql_not_found("webhookDeliveries")),
+    Case("redeliverWebhook", "redeliverWebhook(A's delivery id)",
+         """mutation($id: ID!) { redeliverWebhook(id: $id) {
+              delivery { id } userErrors { field code message } } }""",
+         lambda w: {"id": w.webhook_delivery_id}, user_error("redeliverWebhook", "NOT_FOUND", "id", "delivery")),
     Case("revokeApiKey", "revokeApiKey(A's key id)",
          "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
          lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
@@ -425,6 +456,9 @@ NO_FOREIGN_ID = {
     "createProgram": "creates a new row; takes no id",
     "createApiKey": "creates a new key for the caller; takes no id",
     "deadJobs": "only first/after; lists jobs where merchant_id is the caller (test_dead_jobs_are_per_merchant)",
+    "createWebhookEndpoint": "creates a new endpoint for the caller; takes no id",
+    "webhookEndpoints": "no arguments; test_webhooks_are_per_merchant checks it lists only the caller's endpoints",
+    "webhookEventTypes": "the static event catalogue; no merchant data",
 }
 
 
@@ -581,3 +615,17 @@ async def test_dead_jobs_are_per_merchant(tenant, other_tenant):
     listed = await tenant.gql("{ deadJobs { edges { node { id } } } }")
     assert [e["node"]["id"] for e in listed["deadJobs"]["edges"]] == [mine]
     assert theirs != mine
+
+
+async def test_webhooks_are_per_merchant(tenant, other_tenant):
+    a, b = tenant, other_tenant
+    world = await build_world(a, b)
+    b_endpoint = await b.gql(CREATE_WEBHOOK, {"input": {"url": "https://hooks.b-shop.example/", "eventTypes": ["reward.granted"]}})
+    b_id = b_endpoint["createWebhookEndpoint"]["endpoint"]["id"]
+    listed = "{ webhookEndpoints { id } webhookDeliveries { edges { node { id } } } }"
+    a_lists, b_lists = await a.gql(listed), await b.gql(listed)
+    assert [e["id"] for e in a_lists["webhookEndpoints"]] == [world.webhook_endpoint_id]
+    assert [e["id"] for e in b_lists["webhookEndpoints"]] == [b_id]
+    assert world.webhook_delivery_id in _ids(a_lists["webhookDeliveries"])
+    assert len(_ids(a_lists["webhookDeliveries"])) == 2  # jane's credit and bob's coupon
+    assert _ids(b_lists["webhookDeliveries"]) == set()

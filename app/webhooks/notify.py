@@ -1,0 +1,37 @@
+"""Emitting the catalogue's events from the domain code, with their payloads (built only
+when an endpoint listens)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.referrals.models import Customer
+from app.webhooks import events
+from app.webhooks.service import emit
+
+
+async def _external_ids(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    rows = await session.execute(select(Customer.id, Customer.external_id).where(Customer.id.in_(ids)))
+    return {row.id: row.external_id for row in rows}
+
+
+async def referral_event(session: AsyncSession, event_type: str, referral: Any) -> None:
+    async def payload() -> dict[str, Any]:
+        ids = await _external_ids(session, [referral.referrer_id, referral.referee_id])
+        return events.referral_data(
+            referral, referrer_external_id=ids.get(referral.referrer_id), referee_external_id=ids.get(referral.referee_id)
+        )
+
+    await emit(session, referral.merchant_id, event_type, payload)
+
+
+async def reward_event(session: AsyncSession, event_type: str, reward: Any, **extra: Any) -> None:
+    async def payload() -> dict[str, Any]:
+        ids = await _external_ids(session, [reward.customer_id])
+        return {**events.reward_data(reward, customer_external_id=ids.get(reward.customer_id)), **extra}
+
+    await emit(session, reward.merchant_id, event_type, payload)
