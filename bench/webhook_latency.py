@@ -93,14 +93,16 @@ async def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api_port = free_port()
     env = {
-        **os.environ, "DATABASE_URL": database_url, "BROKER_URL": args.broker, "APP_ENV": "production",
+        **os.environ, "DATABASE_URL": database_url, "BROKER_URL": args.broker,
+        "APP_ENV": "development",  # a plain-http receiver on loopback; production requires https
         "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING", "EMBEDDED_WORKER": "0",
         "ALLOW_PRIVATE_WEBHOOK_TARGETS": "1", "WORKER_QUEUE": f"bench-{uuid.uuid4().hex[:6]}",
     }
     api = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(api_port)], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker_log = open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "w")
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--processes", "1", "--threads", "4"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=ROOT, env=env, stdout=worker_log, stderr=worker_log)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"},
                                      timeout=30) as client:
@@ -116,9 +118,10 @@ async def main() -> None:
             await gql(client, """mutation($p: ID!) { createRewardRule(programId: $p, input: {name: "Give $10",
                 trigger: "PURCHASE", recipient: REFERRER, kind: CREDIT, amount: 1000, currency: "USD"}) { rewardRule { id } } }""",
                       {"p": program_id})
-            await gql(client, """mutation($url: String!) { createWebhookEndpoint(input: {url: $url,
+            made = await gql(client, """mutation($url: String!) { createWebhookEndpoint(input: {url: $url,
                 eventTypes: ["reward.granted"]}) { userErrors { code message } } }""",
-                      {"url": f"http://127.0.0.1:{receiver_port}/hook"})
+                             {"url": f"http://127.0.0.1:{receiver_port}/hook"})
+            assert made["createWebhookEndpoint"]["userErrors"] == [], made
             code = (await gql(client, """mutation($p: ID!) { issueReferralCode(input: {programId: $p,
                 customerExternalId: "jane"}) { referralCode { code } } }""", {"p": program_id}))
             code = code["issueReferralCode"]["referralCode"]["code"]
