@@ -10,8 +10,9 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app import validation
 from app.config import Settings
@@ -30,6 +31,29 @@ MAX_OVERLAP_HOURS = 7 * 24
 Payload = dict[str, Any] | Callable[[], Awaitable[dict[str, Any]]]
 
 
+_ENDPOINT_CACHE = "webhook_endpoints"
+
+
+async def _listening_endpoints(session: AsyncSession, merchant_id: uuid.UUID) -> list[tuple[uuid.UUID, list[str]]]:
+    """The merchant's enabled endpoints, read once per transaction (one action can emit
+    twenty events)."""
+    cache = session.info.setdefault(_ENDPOINT_CACHE, {})
+    if merchant_id not in cache:
+        rows = await session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+                WebhookEndpoint.merchant_id == merchant_id, WebhookEndpoint.enabled.is_(True)
+            )
+        )
+        cache[merchant_id] = [(row.id, list(row.event_types or [])) for row in rows]
+    return cache[merchant_id]
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_endpoints(session: Session, *args: object) -> None:
+    session.info.pop(_ENDPOINT_CACHE, None)
+
+
 async def emit(session: AsyncSession, merchant_id: uuid.UUID, event_type: str, payload: Payload) -> list[WebhookDelivery]:
     """Queue `event_type` for each of the merchant's enabled endpoints subscribed to it, in
     the caller's transaction: it is sent only if the change commits.
@@ -38,12 +62,8 @@ async def emit(session: AsyncSession, merchant_id: uuid.UUID, event_type: str, p
     function, called only when someone listens (to spare lookups such as external ids)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
-    rows = (await session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-            WebhookEndpoint.merchant_id == merchant_id, WebhookEndpoint.enabled.is_(True)
-        )
-    )).all()
-    targets = [row.id for row in rows if event_type in (row.event_types or [])]
+    rows = await _listening_endpoints(session, merchant_id)
+    targets = [endpoint_id for endpoint_id, types in rows if event_type in types]
     if not targets:
         return []
     data = await payload() if callable(payload) else payload
@@ -107,6 +127,7 @@ async def create_endpoint(
     session: AsyncSession, *, merchant_id: uuid.UUID, settings: Settings, url: str, event_types: list[str],
     description: str | None = None,
 ) -> EndpointWithSecret:
+    session.info.pop(_ENDPOINT_CACHE, None)  # emits later in this transaction see the change
     url = _url(url, settings)
     chosen = _event_types(event_types)
     description = validation.text(description, "description", 500)
@@ -139,6 +160,7 @@ async def update_endpoint(
     url: str | None = None, event_types: list[str] | None = None, enabled: bool | None = None,
     description: str | None = None,
 ) -> WebhookEndpoint:
+    session.info.pop(_ENDPOINT_CACHE, None)  # emits later in this transaction see the change
     endpoint = await get_endpoint(session, merchant_id=merchant_id, endpoint_id=endpoint_id, lock=True)
     if url is not None:
         endpoint.url = _url(url, settings)
