@@ -182,19 +182,14 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
         referral = await _existing_referral(session, customer.id, data.program_id)
         if referral is not None and status is AttributionStatus.NONE:
             status = AttributionStatus.LINKED_TO_REFERRAL
-    qualified = False
     if referral is not None:
         action.referral_id = referral.id
         action.program_id = referral.program_id
-        if action.type in QUALIFYING_TYPES and referral.status == ReferralStatus.PENDING.value:
-            referral.status = ReferralStatus.QUALIFIED.value
-            referral.qualified_at = action.occurred_at
-            qualified = True
     action.attribution_status = status.value
     action.click_id = click.id if click is not None else None
     await session.flush()
-    if qualified:
-        await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)
+    if referral is not None and action.type in QUALIFYING_TYPES:
+        await _qualify(session, referral, at=action.occurred_at)
     rewards, refund = [], None
     if action.type in REVERSING_TYPES:
         refund = await lifecycle.apply_refund(session, action)
@@ -430,10 +425,17 @@ async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, s
         .order_by(Action.occurred_at)
         .limit(1)
     )
-    if first_qualifying is not None and referral.status == ReferralStatus.PENDING.value:
-        referral.status = ReferralStatus.QUALIFIED.value
-        referral.qualified_at = first_qualifying
-        await session.flush()
-        await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)
+    if first_qualifying is not None:
+        await _qualify(session, referral, at=first_qualifying)
     await session.flush()
     return attached
+
+
+async def _qualify(session: AsyncSession, referral: Referral, *, at: datetime) -> None:
+    """A PENDING referral becomes QUALIFIED with the referee's first purchase or subscription."""
+    if referral.status != ReferralStatus.PENDING.value:
+        return
+    referral.status = ReferralStatus.QUALIFIED.value
+    referral.qualified_at = at
+    await session.flush()
+    await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)

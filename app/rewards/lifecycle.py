@@ -8,14 +8,13 @@ Fraud decisions (app.fraud) hold a reward with `review_hold` and end it with `vo
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import merchant_rows, utcnow
+from app.db import utcnow
 from app.referrals.models import REVERSING_TYPES, Action
 from app.rewards import coupons, ledger
 from app.rewards import rules as rule_service
@@ -290,7 +289,3 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
             await reverse(session, reward, reason=reason, amount=amount)
         outcome.rewards.append(reward)
     return outcome
-
-
-async def get_rewards_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Reward]:
-    return await merchant_rows(session, Reward, merchant_id, Reward.id, ids)
