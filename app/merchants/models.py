@@ -4,10 +4,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
 
 
 class ApiKeyKind(enum.Enum):
@@ -53,3 +53,20 @@ class ApiKey(Base):
 
     def is_active(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class AuditEntry(Base):
+    """Who did what to money-relevant settings and decisions (fraud reviews, lists, policies).
+    Append-only; `actor_key_id` is the API key that made the call."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_merchant_id_id", "merchant_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
+    actor_key_id: Mapped[uuid.UUID | None] = mapped_column()
+    action: Mapped[str] = mapped_column(String(64))  # e.g. "fraud_review.approved"
+    subject_id: Mapped[uuid.UUID | None] = mapped_column()
+    note: Mapped[str | None] = mapped_column(String(1000))
+    details: Mapped[dict | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

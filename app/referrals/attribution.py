@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import money, validation
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
+from app.fraud import engine as fraud_engine
+from app.fraud import identifiers
 from app.referrals import clicks, codes, customers, programs
 from app.referrals.models import (
     QUALIFYING_TYPES,
@@ -176,6 +178,7 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
         customers.set_email(customer, data.customer_email)
     if data.customer_name and customer.name is None:
         customer.name = data.customer_name
+    await identifiers.record_sightings(session, action=action)
 
     referral, status, click = await _attribute(session, merchant_id, customer, action, data)
     if referral is None:
@@ -196,8 +199,17 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
         action.refund_order_found = refund.order_found if refund is not None else None
         await session.flush()
     elif referral is not None:
-        rewards = await evaluation.evaluate_action(session, action=action, referral=referral)
+        rewards = await _evaluate(session, action, referral)
     return RecordedAction(action=action, referral=referral, replayed=False, rewards=rewards, refund=refund)
+
+
+async def _evaluate(session: AsyncSession, action: Action, referral: Referral) -> list:
+    """The action's rewards, checked by the fraud engine before the first one is granted."""
+
+    async def screen() -> fraud_engine.Outcome:
+        return await fraud_engine.screen_grants(session, referral=referral, action=action)
+
+    return await evaluation.evaluate_action(session, action=action, referral=referral, screen=screen)
 
 
 async def _action_by_key(session: AsyncSession, merchant_id: uuid.UUID, key: str) -> Action | None:
@@ -250,12 +262,14 @@ async def _attribute(
             source=ReferralSource.LINK if click is not None else ReferralSource.CODE,
             click=click,
             before=action.occurred_at,
-            exclude_action_id=action.id,
+            action=action,
         )
     except DomainError as refused:
         existing = await _existing_referral(session, customer.id, program.id)
         return existing, AttributionStatus(refused.code.value), click
     status = AttributionStatus.REFERRAL_CREATED if created else AttributionStatus.LINKED_TO_REFERRAL
+    if created and referral.status == ReferralStatus.REJECTED.value:
+        status = AttributionStatus.FRAUD_BLOCKED
     return referral, status, click
 
 
@@ -289,13 +303,15 @@ async def _create_referral(
     source: ReferralSource,
     click: Click | None,
     before: datetime,
-    exclude_action_id: uuid.UUID | None = None,
+    action: Action | None = None,
 ) -> tuple[Referral, bool]:
     """Create referrer -> referee (True), or return the same pair's existing referral (False).
 
     Raises a DomainError (SELF_REFERRAL, ALREADY_REFERRED, EXISTING_CUSTOMER) when the
     customer cannot be this code's referee. Safe under concurrency: (program, referee) is unique.
+    A new referral is checked by the fraud engine at once and may come back REJECTED.
     """
+    exclude_action_id = action.id if action is not None else None
     if referral_code.customer_id == referee.id:
         raise DomainError("code", ErrorCode.SELF_REFERRAL, "a customer cannot use their own referral code")
     existing = await _existing_referral(session, referee.id, program.id)
@@ -315,11 +331,15 @@ async def _create_referral(
                 source=source.value,
                 status=ReferralStatus.PENDING.value,
                 created_at=utcnow(),
+                referred_at=action.occurred_at if action is not None else utcnow(),
             )
             .returning(Referral)
         )
         if referral is not None:
             await notify.referral_event(session, webhook_events.REFERRAL_CREATED, referral)
+            if click is not None and action is not None:
+                await identifiers.record_click(session, customer_id=referee.id, click=click)
+            await fraud_engine.screen_new_referral(session, referral=referral, action=action, at=referral.referred_at)
             return referral, True
         existing = await _existing_referral(session, referee.id, program.id)
         assert existing is not None
@@ -397,7 +417,7 @@ async def claim_referral(
     attached = await _attach_recent_actions(session, referral, since=signed_up_at)
     for action in attached:  # what the referee did before claiming earns what it would have
         if action.type not in REVERSING_TYPES:
-            await evaluation.evaluate_action(session, action=action, referral=referral)
+            await _evaluate(session, action, referral)
     return referral
 
 

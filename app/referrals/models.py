@@ -59,6 +59,7 @@ class AttributionStatus(enum.Enum):
     EXPIRED_TOKEN = "EXPIRED_TOKEN"
     PROGRAM_NOT_ACTIVE = "PROGRAM_NOT_ACTIVE"
     SELF_REFERRAL = "SELF_REFERRAL"
+    FRAUD_BLOCKED = "FRAUD_BLOCKED"  # the referral was created REJECTED by a fraud decision
     ALREADY_REFERRED = "ALREADY_REFERRED"
     EXISTING_CUSTOMER = "EXISTING_CUSTOMER"
     NOT_ELIGIBLE_ACTION = "NOT_ELIGIBLE_ACTION"
@@ -160,7 +161,7 @@ class Referral(Base):
     __table_args__ = (
         UniqueConstraint("program_id", "referee_id"),
         Index("ix_referrals_merchant_id_program_id_status", "merchant_id", "program_id", "status", "id"),
-        Index("ix_referrals_referrer_id", "referrer_id"),
+        Index("ix_referrals_referrer_id_referred_at", "referrer_id", "referred_at"),
         Index("ix_referrals_referee_id", "referee_id"),
     )
 
@@ -174,6 +175,9 @@ class Referral(Base):
     source: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=ReferralStatus.PENDING.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the referee arrived: the time the creating action occurred (or the claim). Fraud
+    # velocity windows count on this, so backfilled actions are judged at their own time.
+    referred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

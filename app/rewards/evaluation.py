@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.fraud.models import Outcome
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
 from app.rewards import lifecycle
 from app.rewards import rules as rule_service
@@ -28,6 +30,9 @@ from app.webhooks import notify
 
 # Rewards in these states no longer count towards caps, budgets or "already rewarded".
 ENDED_WITHOUT_VALUE = (RewardStatus.VOIDED.value, RewardStatus.REVERSED.value)
+
+
+Screen = Callable[[], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True)
@@ -197,8 +202,13 @@ class DatabaseFacts:
         ) or 0
 
 
-async def evaluate_action(session: AsyncSession, *, action: Action, referral: Referral) -> list[Reward]:
+async def evaluate_action(
+    session: AsyncSession, *, action: Action, referral: Referral, screen: Screen | None = None
+) -> list[Reward]:
     """Grant what the program's current rules give for this action, exactly once.
+
+    `screen` (the fraud check, see app.fraud.engine) runs before the first grant: BLOCK
+    grants nothing, REVIEW grants everything HELD until a reviewer decides.
 
     Runs in the action's transaction. The referral row is locked first, so two actions of
     one referral are evaluated one after the other; caps and budgets lock the referrer and
@@ -219,9 +229,14 @@ async def evaluate_action(session: AsyncSession, *, action: Action, referral: Re
 
     facts = DatabaseFacts(session)
     granted = []
+    outcome: Outcome | None = None
     for rule, spec in zip(candidates, specs):
         for grant in await decide(rule, action, referral, facts):
-            reward = await _insert_reward(session, grant, action, referral, spec)
+            if outcome is None:  # the first grant: ask the fraud check once, with this action's evidence
+                outcome = await screen() if screen is not None else Outcome.ALLOW
+                if outcome is Outcome.BLOCK:
+                    return []
+            reward = await _insert_reward(session, grant, action, referral, spec, review_hold=outcome is Outcome.REVIEW)
             if reward is not None:
                 facts.note_granted(reward)
                 await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
@@ -231,10 +246,10 @@ async def evaluate_action(session: AsyncSession, *, action: Action, referral: Re
 
 
 async def _insert_reward(
-    session: AsyncSession, grant: Grant, action: Action, referral: Referral, spec: RuleSpec
+    session: AsyncSession, grant: Grant, action: Action, referral: Referral, spec: RuleSpec, *, review_hold: bool
 ) -> Reward | None:
     now = utcnow()
-    held = grant.hold_until is not None and grant.hold_until > now
+    held = review_hold or (grant.hold_until is not None and grant.hold_until > now)
     available_now = {} if held else lifecycle.availability(grant.kind, grant.amount, spec, now)
     return await session.scalar(
         insert_ignoring_conflicts(session, Reward)
@@ -256,7 +271,7 @@ async def _insert_reward(
             status=(RewardStatus.HELD if held else RewardStatus.AVAILABLE).value,
             milestone=grant.milestone,
             hold_until=grant.hold_until,
-            review_hold=False,
+            review_hold=review_hold,
             awaiting_coupon=False,
             created_at=now,
         )

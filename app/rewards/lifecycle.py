@@ -226,6 +226,56 @@ async def expire_due_rewards(session: AsyncSession, *, now: datetime | None = No
     return len(due)
 
 
+async def _lock_live(session: AsyncSession, condition) -> list[Reward]:
+    """The live rewards matching `condition`, locked, fresh from the database.
+
+    Lock order: the customers' AVAILABLE accounts, then the reward rows, as a redemption
+    locks an account and then its lots (the other order deadlocks against a checkout).
+    Accounts in the order their grant booked them (reward id: rule by rule, referrer
+    first), which is the order a concurrent grant to the same customers takes them in."""
+    live = select(Reward).where(condition, Reward.status.in_(LIVE)).order_by(Reward.id)
+    await _lock_accounts(session, (await session.scalars(live)).all())
+    return list((await session.scalars(live.with_for_update().execution_options(populate_existing=True))).all())
+
+
+async def take_back_referral_rewards(session: AsyncSession, referral_id, *, reason: str) -> list[Reward]:
+    """A referral judged fraudulent keeps nothing: held rewards are voided, available (even
+    spent or paid) ones reversed; a balance may go negative and nets against future earnings."""
+    rewards = await _lock_live(session, Reward.referral_id == referral_id)
+    for reward in rewards:
+        if reward.status == RewardStatus.HELD.value:
+            await void(session, reward, reason=reason)
+        else:
+            await reverse(session, reward, reason=reason)
+    return rewards
+
+
+async def hold_for_review(session: AsyncSession, referral_id) -> int:
+    """Keep the referral's HELD rewards held until a reviewer decides."""
+    rewards = (await session.scalars(
+        select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD.value)
+    )).all()
+    for reward in rewards:
+        reward.review_hold = True
+    await session.flush()
+    return len(rewards)
+
+
+async def lift_review_hold(session: AsyncSession, referral_id, *, now: datetime | None = None) -> list[Reward]:
+    """A reviewer approved: rewards held for the review are released now, or when their
+    own hold period (the refund window) ends. Returns those released now."""
+    now = now or utcnow()
+    held = await _lock_live(session, (Reward.referral_id == referral_id) & Reward.review_hold.is_(True))
+    released = []
+    for reward in held:
+        reward.review_hold = False
+        if reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now):
+            if await release(session, reward):
+                released.append(reward)
+    await session.flush()
+    return released
+
+
 @dataclass
 class RefundOutcome:
     order_found: bool
@@ -249,17 +299,7 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
     if not purchases:
         logger.info("refund for an unknown order", extra={"order_id": action.order_id, "action_id": str(action.id)})
         return RefundOutcome(order_found=False)
-    live = (
-        select(Reward)
-        .where(Reward.trigger_action_id.in_([p.id for p in purchases]), Reward.status.in_(LIVE))
-        .order_by(Reward.id)
-    )
-    # Lock order: the customers' AVAILABLE accounts, then the reward rows, as a redemption
-    # locks an account and then its lots (the other order deadlocks against a checkout).
-    # Accounts in the order their grant booked them (reward id: rule by rule, referrer
-    # first), which is the order a concurrent grant to the same customers takes them in.
-    await _lock_accounts(session, (await session.scalars(live)).all())
-    rewards = list((await session.scalars(live.with_for_update().execution_options(populate_existing=True))).all())
+    rewards = await _lock_live(session, Reward.trigger_action_id.in_([p.id for p in purchases]))
     # Summed once the rewards are locked: a concurrent refund of the same order has committed
     # by then and is counted (READ COMMITTED), so partial refunds never get lost.
     ordered = sum(p.amount or 0 for p in purchases)

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
 from app.config import Settings
+from app.fraud import reviews as fraud_reviews
 from app.merchants import service as merchants
 from app.merchants.service import Caller
 from app.referrals import codes, customers, programs, queries
@@ -71,6 +72,13 @@ class Context:
         if self._caller is None:
             raise PublicError("a valid API key is required", "UNAUTHENTICATED")
         return self._caller.merchant_id
+
+    @property
+    def key_id(self) -> uuid.UUID:
+        """The caller's API key: who did it, for the audit log."""
+        if self._caller is None:
+            raise PublicError("a valid API key is required", "UNAUTHENTICATED")
+        return self._caller.key_id
 
     def get_loaders(self) -> "Loaders":
         if self.loaders is None:
@@ -140,6 +148,12 @@ class Loaders:
         self.rule_version = DataLoader(self._one(reward_rules.get_rule_versions_by_ids, "ids", lambda r: r.id))
         self.rewards_by_referral = DataLoader(
             self._many(reward_queries.get_rewards_by_referral_ids, "referral_ids", lambda r: r.referral_id)
+        )
+        self.fraud_decisions_by_referral = DataLoader(
+            self._many(fraud_reviews.decisions_of_referrals, "referral_ids", lambda r: r.referral_id)
+        )
+        self.fraud_decisions_by_review = DataLoader(
+            self._many(fraud_reviews.decisions_of_reviews, "review_ids", lambda r: r.review_id)
         )
         self.coupons_by_reward = DataLoader(
             self._many(reward_queries.get_coupons_by_reward_ids, "reward_ids", lambda r: r.reward_id)

@@ -28,6 +28,7 @@ from app.schema.context import Context
 from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
 from app.schema.errors import should_mask
+from app.schema.fraud import FraudMutation, FraudQuery
 from app.schema.jobs import JobMutation, JobQuery
 from app.schema.merchants import MerchantMutation, MerchantQuery
 from app.schema.programs import ProgramMutation, ProgramQuery
@@ -42,12 +43,12 @@ logger = logging.getLogger("app.graphql")
 Query = merge_types(
     "Query",
     (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
-     WebhookQuery),
+     WebhookQuery, FraudQuery),
 )
 Mutation = merge_types(
     "Mutation",
     (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
-     JobMutation, WebhookMutation),
+     JobMutation, WebhookMutation, FraudMutation),
 )
 
 

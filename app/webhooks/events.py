@@ -8,6 +8,7 @@ from typing import Any
 
 REFERRAL_CREATED = "referral.created"
 REFERRAL_QUALIFIED = "referral.qualified"
+REFERRAL_REJECTED = "referral.rejected"
 REWARD_GRANTED = "reward.granted"
 REWARD_AVAILABLE = "reward.available"
 REWARD_VOIDED = "reward.voided"
@@ -22,12 +23,13 @@ PAYOUT_FAILED = "payout.failed"
 EVENT_TYPES: dict[str, str] = {
     REFERRAL_CREATED: "A referee was attributed to a referrer (link, code or claim).",
     REFERRAL_QUALIFIED: "A referral's referee made a qualifying purchase or started a subscription.",
+    REFERRAL_REJECTED: "A referral was rejected by a fraud check or review; its rewards were taken back.",
     REWARD_GRANTED: "A reward was granted (it may be held before it becomes available).",
     REWARD_AVAILABLE: "A reward became available to its customer.",
     REWARD_VOIDED: "(Part of) a held reward was cancelled before it reached the customer.",
     REWARD_REVERSED: "(Part of) an available reward was clawed back.",
-    FRAUD_REVIEW_OPENED: "A fraud review was opened.",
-    FRAUD_REVIEW_RESOLVED: "A fraud review was resolved.",
+    FRAUD_REVIEW_OPENED: "A referral was put in fraud review; its rewards are held. Carries the evidence.",
+    FRAUD_REVIEW_RESOLVED: "A fraud review was approved (rewards released) or rejected (rewards taken back).",
     PAYOUT_REQUESTED: "A payout was requested.",
     PAYOUT_APPROVED: "A payout was approved.",
     PAYOUT_PAID: "A payout was paid.",
@@ -77,4 +79,37 @@ def reward_data(reward: Any, *, customer_external_id: str | None) -> dict[str, A
         "expiresAt": _iso(reward.expires_at),
         "endReason": reward.end_reason,
         "triggerActionId": _str(reward.trigger_action_id),
+    }
+
+
+def fraud_decision_data(decision: Any) -> dict[str, Any]:
+    """A decision with its evidence: what the merchant sees (never the referrer)."""
+    return {
+        "id": str(decision.id),
+        "stage": decision.stage,
+        "outcome": decision.outcome,
+        "score": decision.score,
+        "policyVersion": decision.policy_version,
+        "signals": [
+            {"signal": o["signal"], "evidence": o["evidence"], "weight": o["weight"], "value": o["value"]}
+            for o in decision.observations
+            if o.get("fired")
+        ],
+        "adjustments": list(decision.adjustments),
+        "createdAt": _iso(decision.created_at),
+    }
+
+
+def fraud_review_data(review: Any, decisions: list[Any]) -> dict[str, Any]:
+    return {
+        "id": str(review.id),
+        "programId": str(review.program_id),
+        "referralId": str(review.referral_id),
+        "status": review.status,
+        "score": review.score,
+        "signals": list(review.signals),
+        "openedAt": _iso(review.opened_at),
+        "resolvedAt": _iso(review.resolved_at),
+        "resolutionNote": review.resolution_note,
+        "decisions": [fraud_decision_data(d) for d in decisions],
     }

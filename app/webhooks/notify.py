@@ -35,3 +35,18 @@ async def reward_event(session: AsyncSession, event_type: str, reward: Any, **ex
         return {**events.reward_data(reward, customer_external_id=ids.get(reward.customer_id)), **extra}
 
     await emit(session, reward.merchant_id, event_type, payload)
+
+
+async def fraud_referral_rejected(session: AsyncSession, referral: Any, decision: Any | None) -> None:
+    async def payload() -> dict[str, Any]:
+        ids = await _external_ids(session, [referral.referrer_id, referral.referee_id])
+        data = events.referral_data(
+            referral, referrer_external_id=ids.get(referral.referrer_id), referee_external_id=ids.get(referral.referee_id)
+        )
+        return {**data, "fraudDecision": events.fraud_decision_data(decision) if decision is not None else None}
+
+    await emit(session, referral.merchant_id, events.REFERRAL_REJECTED, payload)
+
+
+async def fraud_review_event(session: AsyncSession, event_type: str, review: Any, decisions: list[Any]) -> None:
+    await emit(session, review.merchant_id, event_type, events.fraud_review_data(review, decisions))

@@ -314,7 +314,8 @@ async def test_endpoint_input_is_validated(tenant):
     )
     assert unknown["createWebhookEndpoint"]["userErrors"] == [{"field": "eventTypes.1", "code": "INVALID_INPUT"}]
     catalogue = await tenant.gql("{ webhookEventTypes { type } }")
-    assert len(catalogue["webhookEventTypes"]) == 12
+    assert len(catalogue["webhookEventTypes"]) == 13
+    assert {"type": "referral.rejected"} in catalogue["webhookEventTypes"]
 
 
 async def test_production_requires_https(session, tenant):

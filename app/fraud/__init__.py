@@ -1,0 +1,1 @@
+"""Fraud engine: signals, policies, decisions, the review queue and backtests."""

@@ -1,0 +1,164 @@
+"""The referral being checked, and the lookups its signals share.
+
+Every lookup is index-backed and cached for the check, so twenty signals cost a handful of
+queries: the referee's identifiers (customer_identifiers by customer), those shared with the
+referrer or with other referees ((merchant, kind, value) unique index), list entries
+((merchant, kind, value)), referrals by referrer and time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.fraud.models import CustomerIdentifier, FraudListEntry, ListKind
+from app.referrals.models import Customer, Referral
+
+MAX_MATCHES = 50  # evidence rows kept per lookup: enough to explain, bounded for a farm
+
+
+@dataclass(frozen=True)
+class Shared:
+    """An identifier the referee shares with the referrer."""
+
+    kind: str
+    value: str
+    referee_seen_at: datetime
+    referrer_seen_at: datetime
+
+    @property
+    def hours_apart(self) -> float:
+        return abs((self.referee_seen_at - self.referrer_seen_at).total_seconds()) / 3600
+
+
+@dataclass(frozen=True)
+class OtherReferee:
+    """Another referee of the program seen with one of the referee's identifiers."""
+
+    kind: str
+    value: str
+    customer_id: uuid.UUID
+    external_id: str
+    referral_id: uuid.UUID
+    referred_at: datetime
+    seen_at: datetime
+
+
+@dataclass
+class Case:
+    session: AsyncSession
+    merchant_id: uuid.UUID
+    program_id: uuid.UUID
+    referral_id: uuid.UUID
+    referrer: Customer
+    referee: Customer
+    at: datetime  # when it happened (the action's time): windows count back from here
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    async def _cached(self, key: str, load) -> Any:
+        if key not in self._cache:
+            self._cache[key] = await load()
+        return self._cache[key]
+
+    async def referee_identifiers(self) -> list[CustomerIdentifier]:
+        async def load():
+            query = select(CustomerIdentifier).where(CustomerIdentifier.customer_id == self.referee.id)
+            return list((await self.session.scalars(query.limit(500))).all())
+
+        return await self._cached("referee_identifiers", load)
+
+    async def shared_with_referrer(self, kind: str) -> list[Shared]:
+        async def load():
+            mine, theirs = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
+            rows = await self.session.execute(
+                select(mine.kind, mine.value, mine.last_seen_at, theirs.last_seen_at.label("theirs_seen"))
+                .select_from(mine)
+                .join(
+                    theirs,
+                    and_(
+                        theirs.merchant_id == mine.merchant_id,
+                        theirs.kind == mine.kind,
+                        theirs.value == mine.value,
+                        theirs.customer_id == self.referrer.id,
+                    ),
+                )
+                .where(mine.customer_id == self.referee.id)
+                .limit(MAX_MATCHES)
+            )
+            return [Shared(r.kind, r.value, r.last_seen_at, r.theirs_seen) for r in rows]
+
+        return [s for s in await self._cached("shared_with_referrer", load) if s.kind == kind]
+
+    async def other_referees(self, kind: str, *, seen_since: datetime | None = None) -> list[OtherReferee]:
+        """Other referees of this program seen with one of the referee's identifiers of `kind`."""
+
+        async def load():
+            mine, other = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
+            query = (
+                select(
+                    other.kind, other.value, other.customer_id, other.last_seen_at,
+                    Customer.external_id, Referral.id.label("referral_id"), Referral.referred_at,
+                )
+                .select_from(mine)
+                .join(
+                    other,
+                    and_(
+                        other.merchant_id == mine.merchant_id,
+                        other.kind == mine.kind,
+                        other.value == mine.value,
+                        other.customer_id != mine.customer_id,
+                    ),
+                )
+                .join(Referral, and_(Referral.referee_id == other.customer_id, Referral.program_id == self.program_id))
+                .join(Customer, Customer.id == other.customer_id)
+                .where(mine.customer_id == self.referee.id, mine.kind == kind)
+            )
+            if seen_since is not None:
+                query = query.where(mine.last_seen_at >= seen_since, other.last_seen_at >= seen_since)
+            rows = await self.session.execute(query.order_by(Referral.referred_at).limit(MAX_MATCHES))
+            return [
+                OtherReferee(r.kind, r.value, r.customer_id, r.external_id, r.referral_id, r.referred_at, r.last_seen_at)
+                for r in rows
+            ]
+
+        return await self._cached(f"other_referees:{kind}:{seen_since}", load)
+
+    async def list_entries(self) -> list[FraudListEntry]:
+        """The merchant's list entries that name the referee's identifiers, either party's
+        email or domain, or either customer (trusted / banned), plus every IP range."""
+
+        async def load():
+            candidates = await self._list_candidates()
+            wanted = [and_(FraudListEntry.kind == k.value, FraudListEntry.value == v) for k, v in candidates]
+            query = select(FraudListEntry).where(
+                FraudListEntry.merchant_id == self.merchant_id,
+                or_(FraudListEntry.kind == ListKind.IP_RANGE.value, *wanted),
+            )
+            return list((await self.session.scalars(query.limit(1000))).all())
+
+        return await self._cached("list_entries", load)
+
+    async def _list_candidates(self) -> list[tuple[ListKind, str]]:
+        candidates: list[tuple[ListKind, str]] = []
+        for customer in (self.referee, self.referrer):
+            candidates += [(ListKind.TRUSTED_CUSTOMER, str(customer.id)), (ListKind.BANNED_CUSTOMER, str(customer.id))]
+            if customer.email_canonical:
+                candidates.append((ListKind.EMAIL, customer.email_canonical))
+                candidates += [(ListKind.DOMAIN, d) for d in domain_and_parents(customer.email_canonical)]
+        by_kind = {"DEVICE": ListKind.DEVICE, "PAYMENT": ListKind.PAYMENT, "IP": ListKind.IP}
+        for identifier in await self.referee_identifiers():
+            if identifier.kind in by_kind:
+                candidates.append((by_kind[identifier.kind], identifier.value))
+        return candidates
+
+
+def domain_and_parents(email: str) -> list[str]:
+    """`a@mail.x.example.com` -> ["mail.x.example.com", "x.example.com", "example.com"]."""
+    labels = email.rpartition("@")[2].split(".")
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]

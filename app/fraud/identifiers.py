@@ -1,0 +1,105 @@
+"""Recording the devices, cards, addresses and networks each customer is seen with.
+
+One multi-row upsert per action: (merchant, kind, value, customer) is unique, a repeat
+sighting moves `last_seen_at`. Times are when things happened (the action's occurredAt,
+the click's time), so backfilled history is judged at its own time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+
+from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import new_id
+from app.fraud.models import CustomerIdentifier, IdentifierKind
+from app.referrals.models import Action, Click
+
+_ABBREVIATIONS = {
+    "street": "st", "str": "st", "avenue": "ave", "av": "ave", "road": "rd", "boulevard": "blvd",
+    "drive": "dr", "lane": "ln", "court": "ct", "place": "pl", "square": "sq", "highway": "hwy",
+    "apartment": "apt", "suite": "ste", "unit": "apt", "flat": "apt", "floor": "fl",
+    "north": "n", "south": "s", "east": "e", "west": "w",
+}
+_ADDRESS_FIELDS = ("line1", "line2", "postalCode", "city", "country")
+
+
+def normalized_address(address: dict[str, str] | None) -> str | None:
+    """`12 Main Street, Apt. 4` and `12 main st apt 4` are one address. Region is left out
+    (spelled out or abbreviated at random); the postal code pins the place."""
+    if not address:
+        return None
+    parts = []
+    for name in _ADDRESS_FIELDS:
+        value = address.get(name)
+        if not value:
+            continue
+        plain = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
+        plain = plain.replace("#", " apt ")
+        words = re.sub(r"[^a-z0-9]+", " ", plain).split()
+        if name == "postalCode":
+            words = ["".join(words)]
+        parts.append(" ".join(_ABBREVIATIONS.get(w, w) for w in words))
+    text = "|".join(p for p in parts if p)
+    if not text or not (address.get("line1") and (address.get("postalCode") or address.get("city"))):
+        return None  # a country alone is not an address
+    return text if len(text) <= 200 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def ip_with_user_agent(ip: str | None, user_agent: str | None) -> str | None:
+    if not ip or not user_agent:
+        return None
+    return f"{ip} ua:{hashlib.sha256(user_agent.encode()).hexdigest()[:16]}"
+
+
+def _sightings(device_id, ip, user_agent, payment, address) -> list[tuple[IdentifierKind, str]]:
+    found = [
+        (IdentifierKind.DEVICE, device_id),
+        (IdentifierKind.PAYMENT, payment),
+        (IdentifierKind.ADDRESS, normalized_address(address)),
+        (IdentifierKind.IP, ip),
+        (IdentifierKind.IP_UA, ip_with_user_agent(ip, user_agent)),
+    ]
+    return [(kind, value[:255]) for kind, value in found if value]
+
+
+async def record_sightings(session: AsyncSession, *, action: Action) -> None:
+    """What the action tells about its customer."""
+    found = _sightings(action.device_id, action.ip, action.user_agent, action.payment_fingerprint, action.shipping_address)
+    if found:
+        await _upsert(session, action.merchant_id, action.customer_id, {(k.value, v): action.occurred_at for k, v in found})
+
+
+async def record_click(session: AsyncSession, *, customer_id: uuid.UUID, click: Click) -> None:
+    """The click that brought a referee was made by them: its device and network are theirs."""
+    found = _sightings(click.device_id, click.ip, click.user_agent, None, None)
+    if found:
+        await _upsert(session, click.merchant_id, customer_id, {(k.value, v): click.created_at for k, v in found})
+
+
+async def _upsert(session: AsyncSession, merchant_id: uuid.UUID, customer_id: uuid.UUID, rows: dict) -> None:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(CustomerIdentifier).values([
+        {
+            "id": new_id(), "merchant_id": merchant_id, "customer_id": customer_id, "kind": kind, "value": value,
+            "first_seen_at": seen, "last_seen_at": seen,
+        }
+        for (kind, value), seen in sorted(rows.items())  # a fixed order: concurrent upserts lock rows alike
+    ])
+    table = CustomerIdentifier.__table__
+    statement = statement.on_conflict_do_update(
+        index_elements=["merchant_id", "kind", "value", "customer_id"],
+        set_={
+            "first_seen_at": func.min(table.c.first_seen_at, statement.excluded.first_seen_at)
+            if dialect == "sqlite" else func.least(table.c.first_seen_at, statement.excluded.first_seen_at),
+            "last_seen_at": func.max(table.c.last_seen_at, statement.excluded.last_seen_at)
+            if dialect == "sqlite" else func.greatest(table.c.last_seen_at, statement.excluded.last_seen_at),
+        },
+    )
+    await session.execute(statement)

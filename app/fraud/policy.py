@@ -1,0 +1,225 @@
+"""Fraud policies: how much each signal weighs, when it fires, and what the total score
+does. One per program, versioned like reward rules; without one, the default applies.
+
+`judge` is the policy logic alone (observations in, outcome out). Live checks and the
+backtest both call it, so a backtest answers exactly what the live engine would do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import validation
+from app.db import utcnow
+from app.errors import DomainError, ErrorCode, NotFound
+from app.fraud.models import FraudPolicyVersion, Outcome
+from app.fraud.signals import CATALOGUE, Observation
+from app.merchants import audit
+from app.referrals import programs
+from app.referrals.models import Program
+
+DEFAULT_REVIEW_SCORE = 50
+DEFAULT_BLOCK_SCORE = 120
+
+
+@dataclass(frozen=True)
+class SignalSetting:
+    weight: int
+    threshold: float
+    action: Outcome = Outcome.ALLOW  # when the signal fires, the outcome is at least this
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Policy:
+    review_score: int = DEFAULT_REVIEW_SCORE  # a total score from here on: REVIEW
+    block_score: int = DEFAULT_BLOCK_SCORE  # from here on: BLOCK
+    signals: Mapping[str, SignalSetting] = field(default_factory=dict)
+    version: int = 0  # 0: the built-in default
+
+    def setting(self, signal: str) -> SignalSetting:
+        if signal in self.signals:
+            return self.signals[signal]
+        info = CATALOGUE[signal]
+        return SignalSetting(weight=info.weight, threshold=info.threshold, action=info.action)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "review_score": self.review_score,
+            "block_score": self.block_score,
+            "signals": {
+                name: {"weight": s.weight, "threshold": s.threshold, "action": s.action.value, "enabled": s.enabled}
+                for name, s in sorted(self.signals.items())
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], version: int) -> "Policy":
+        signals = {
+            name: SignalSetting(s["weight"], s["threshold"], Outcome(s["action"]), s.get("enabled", True))
+            for name, s in data.get("signals", {}).items()
+            if name in CATALOGUE  # a signal retired since: ignored
+        }
+        return cls(data["review_score"], data["block_score"], signals, version)
+
+
+DEFAULT_POLICY = Policy()
+
+
+@dataclass(frozen=True)
+class Fired:
+    observation: Observation
+    weight: int
+    action: Outcome
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    score: int
+    fired: list[Fired]  # the strongest firing observation of each signal
+
+    def fired_signals(self) -> list[str]:
+        return [f.observation.signal for f in self.fired]
+
+
+def judge(policy: Policy, observations: Iterable[Observation]) -> Verdict:
+    """Score = the sum of the weights of the signals that fire (each signal counts once,
+    however many identifiers it matched); the outcome is the stricter of what the score
+    reaches and what the fired signals' own actions demand."""
+    strongest: dict[str, Observation] = {}
+    for observation in observations:
+        setting = policy.setting(observation.signal)
+        info = CATALOGUE.get(observation.signal)
+        if info is None or not setting.enabled or not info.fires(observation.value, setting.threshold):
+            continue
+        best = strongest.get(observation.signal)
+        if best is None or (observation.value < best.value if info.fires_at_or_below else observation.value > best.value):
+            strongest[observation.signal] = observation
+    fired = [
+        Fired(o, policy.setting(name).weight, policy.setting(name).action)
+        for name, o in strongest.items()
+    ]
+    score = sum(f.weight for f in fired)
+    by_score = Outcome.BLOCK if score >= policy.block_score else Outcome.REVIEW if score >= policy.review_score else Outcome.ALLOW
+    return Verdict(Outcome.strictest(by_score, *(f.action for f in fired)), score, fired)
+
+
+@dataclass(frozen=True)
+class SignalChange:
+    """A merchant's change to one signal; None keeps the current value."""
+
+    signal: str
+    weight: int | None = None
+    threshold: float | None = None
+    action: Outcome | None = None
+    enabled: bool | None = None
+
+
+def apply_changes(base: Policy, *, review_score: int | None, block_score: int | None, changes: list[SignalChange]) -> Policy:
+    """`base` with the changes, validated; errors name the input field."""
+    review = validation.int_range(review_score, "reviewScore", 1, 10_000) if review_score is not None else base.review_score
+    block = validation.int_range(block_score, "blockScore", 1, 10_000) if block_score is not None else base.block_score
+    if block <= review:
+        raise DomainError("blockScore", ErrorCode.INVALID_INPUT, "blockScore must be above reviewScore")
+    if len(changes) > len(CATALOGUE):
+        raise DomainError("signals", ErrorCode.INVALID_INPUT, "at most one change per signal")
+    signals = {name: base.setting(name) for name in CATALOGUE}
+    seen = set()
+    for i, change in enumerate(changes):
+        if change.signal not in CATALOGUE:
+            raise DomainError(f"signals.{i}.signal", ErrorCode.INVALID_INPUT, f"unknown signal {change.signal!r}")
+        if change.signal in seen:
+            raise DomainError(f"signals.{i}.signal", ErrorCode.INVALID_INPUT, f"{change.signal} is changed twice")
+        seen.add(change.signal)
+        current = signals[change.signal]
+        weight = validation.int_range(change.weight, f"signals.{i}.weight", 0, 10_000)
+        threshold = change.threshold
+        if threshold is not None and not (0 <= threshold <= 1_000_000):
+            raise DomainError(f"signals.{i}.threshold", ErrorCode.INVALID_INPUT, "threshold is between 0 and 1,000,000")
+        signals[change.signal] = replace(
+            current,
+            weight=current.weight if weight is None else weight,
+            threshold=current.threshold if threshold is None else threshold,
+            action=current.action if change.action is None else change.action,
+            enabled=current.enabled if change.enabled is None else change.enabled,
+        )
+    return Policy(review, block, signals, base.version)
+
+
+async def _require_program(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID) -> None:
+    if await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
+        raise NotFound("programId", "program")
+
+
+async def current_policy(session: AsyncSession, *, program_id: uuid.UUID) -> Policy:
+    """The program's policy in force (the default until the merchant sets one)."""
+    row = await session.scalar(
+        select(FraudPolicyVersion).where(
+            FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None)
+        )
+    )
+    return DEFAULT_POLICY if row is None else Policy.from_json(row.spec, row.version)
+
+
+async def program_policy(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> Policy:
+    await _require_program(session, merchant_id, program_id)
+    return await current_policy(session, program_id=program_id)
+
+
+async def set_policy(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    review_score: int | None,
+    block_score: int | None,
+    changes: list[SignalChange],
+    actor_key_id: uuid.UUID | None,
+) -> tuple[Policy, FraudPolicyVersion]:
+    """A new version with the changes applied to the current one; the old stays for history
+    and for the decisions made under it."""
+    await _require_program(session, merchant_id, program_id)
+    # Lock the program: two concurrent changes must not both build on the same version.
+    await session.execute(select(Program.id).where(Program.id == program_id).with_for_update())
+    current_row = await session.scalar(
+        select(FraudPolicyVersion)
+        .where(FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None))
+    )
+    base = DEFAULT_POLICY if current_row is None else Policy.from_json(current_row.spec, current_row.version)
+    policy = apply_changes(base, review_score=review_score, block_score=block_score, changes=changes)
+    version = base.version + 1
+    if current_row is not None:
+        current_row.superseded_at = utcnow()
+        await session.flush()
+    row = FraudPolicyVersion(
+        merchant_id=merchant_id,
+        program_id=program_id,
+        version=version,
+        spec=policy.to_json(),
+        created_by_key_id=actor_key_id,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    await session.flush()
+    await audit.record(
+        session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="fraud_policy.changed",
+        subject_id=program_id, details={"version": version},
+    )
+    return replace(policy, version=version), row
+
+
+async def policy_history(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> list[FraudPolicyVersion]:
+    await _require_program(session, merchant_id, program_id)
+    query = (
+        select(FraudPolicyVersion)
+        .where(FraudPolicyVersion.merchant_id == merchant_id, FraudPolicyVersion.program_id == program_id)
+        .order_by(FraudPolicyVersion.version)
+    )
+    return list((await session.scalars(query)).all())

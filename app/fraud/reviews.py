@@ -1,0 +1,179 @@
+"""The review queue: referrals a check put on hold, and the people who decide them.
+
+Approve: the held rewards are released (or wait out their own hold period). Reject: the
+referral is REJECTED and its rewards are voided or reversed. Every resolution is in the
+audit log with the API key that made it and the note.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import validation
+from app.errors import DomainError, ErrorCode, NotFound
+from app.fraud import engine
+from app.fraud.models import FraudDecision, FraudReview, ReviewStatus
+from app.fraud.signals import CATALOGUE
+from app.merchants import audit
+from app.pagination import Page, paginate
+from app.referrals.models import Referral
+from app.rewards import lifecycle
+from app.webhooks import events as webhook_events
+from app.webhooks import notify
+
+MAX_BULK = 500
+MAX_SCANNED = 5000  # open reviews looked at by one bulk resolve
+
+
+class Resolution(enum.Enum):
+    APPROVE = "APPROVE"
+    REJECT = "REJECT"
+
+    @property
+    def status(self) -> ReviewStatus:
+        return ReviewStatus.APPROVED if self is Resolution.APPROVE else ReviewStatus.REJECTED
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    program_id: uuid.UUID | None = None
+    signal: str | None = None  # reviews in which this signal fired
+    opened_after: datetime | None = None
+    opened_before: datetime | None = None
+    max_score: int | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    review: FraudReview
+    replayed: bool  # the review was already resolved this way: nothing changed
+
+
+def _filtered(query, merchant_id: uuid.UUID, status: ReviewStatus | None, f: ReviewFilter):
+    query = query.where(FraudReview.merchant_id == merchant_id)
+    if status is not None:
+        query = query.where(FraudReview.status == status.value)
+    if f.program_id is not None:
+        query = query.where(FraudReview.program_id == f.program_id)
+    if f.opened_after is not None:
+        query = query.where(FraudReview.opened_at >= validation.aware(f.opened_after, "filter.openedAfter"))
+    if f.opened_before is not None:
+        query = query.where(FraudReview.opened_at < validation.aware(f.opened_before, "filter.openedBefore"))
+    if f.max_score is not None:
+        query = query.where(FraudReview.score <= f.max_score)
+    return query
+
+
+async def list_reviews(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    status: ReviewStatus | None,
+    program_id: uuid.UUID | None = None,
+    first: int | None,
+    after: str | None,
+) -> Page[FraudReview]:
+    """Newest first."""
+    query = _filtered(select(FraudReview), merchant_id, status, ReviewFilter(program_id=program_id))
+    return await paginate(session, query, FraudReview.id, first=first, after=after)
+
+
+async def get_review(session: AsyncSession, *, merchant_id: uuid.UUID, review_id: uuid.UUID) -> FraudReview | None:
+    return await session.scalar(select(FraudReview).where(FraudReview.id == review_id, FraudReview.merchant_id == merchant_id))
+
+
+async def decisions_of_reviews(session: AsyncSession, *, merchant_id: uuid.UUID, review_ids: list[uuid.UUID]) -> list[FraudDecision]:
+    query = select(FraudDecision).where(FraudDecision.merchant_id == merchant_id, FraudDecision.review_id.in_(review_ids))
+    return list((await session.scalars(query.order_by(FraudDecision.id))).all())
+
+
+async def decisions_of_referrals(
+    session: AsyncSession, *, merchant_id: uuid.UUID, referral_ids: list[uuid.UUID]
+) -> list[FraudDecision]:
+    query = select(FraudDecision).where(FraudDecision.merchant_id == merchant_id, FraudDecision.referral_id.in_(referral_ids))
+    return list((await session.scalars(query.order_by(FraudDecision.id))).all())
+
+
+async def resolve_review(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    review_id: uuid.UUID,
+    resolution: Resolution,
+    note: str | None,
+    actor_key_id: uuid.UUID | None,
+) -> Resolved:
+    """Idempotent: resolving again the same way returns the review; the other way is refused."""
+    note = validation.text(note, "note", 1000)
+    review = await session.scalar(
+        select(FraudReview).where(FraudReview.id == review_id, FraudReview.merchant_id == merchant_id).with_for_update()
+    )
+    if review is None:
+        raise NotFound("id", "fraud review")
+    if review.status == resolution.status.value:
+        return Resolved(review, replayed=True)
+    if review.status != ReviewStatus.OPEN.value:
+        raise DomainError("id", ErrorCode.REVIEW_ALREADY_RESOLVED, f"this review was already {review.status.lower()}")
+    await _resolve(session, review, resolution, note, actor_key_id)
+    return Resolved(review, replayed=False)
+
+
+async def _resolve(
+    session: AsyncSession, review: FraudReview, resolution: Resolution, note: str | None, actor_key_id: uuid.UUID | None
+) -> None:
+    referral = await session.scalar(select(Referral).where(Referral.id == review.referral_id).with_for_update())
+    assert referral is not None
+    engine._close(review, resolution.status, note=note, actor_key_id=actor_key_id)
+    await session.flush()
+    if resolution is Resolution.APPROVE:
+        await lifecycle.lift_review_hold(session, referral.id)
+    else:
+        await engine.reject_referral(session, referral, reason="fraud review rejected", decision=None)
+    await audit.record(
+        session,
+        merchant_id=review.merchant_id,
+        actor_key_id=actor_key_id,
+        action=f"fraud_review.{resolution.status.value.lower()}",
+        subject_id=review.id,
+        note=note,
+        details={"referral_id": str(referral.id), "signals": list(review.signals), "score": review.score},
+    )
+    decisions = await decisions_of_reviews(session, merchant_id=review.merchant_id, review_ids=[review.id])
+    await notify.fraud_review_event(session, webhook_events.FRAUD_REVIEW_RESOLVED, review, decisions)
+
+
+async def resolve_reviews(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    review_filter: ReviewFilter,
+    resolution: Resolution,
+    note: str | None,
+    limit: int,
+    actor_key_id: uuid.UUID | None,
+) -> list[FraudReview]:
+    """Resolve the OPEN reviews matching the filter (oldest first, at most `limit`), each
+    exactly as `resolve_review` would, in one transaction."""
+    note = validation.text(note, "note", 1000)
+    limit = validation.int_range(limit, "limit", 1, MAX_BULK)
+    if review_filter.signal is not None:
+        if review_filter.signal not in CATALOGUE:
+            raise DomainError("filter.signal", ErrorCode.INVALID_INPUT, f"unknown signal {review_filter.signal!r}")
+    query = _filtered(select(FraudReview), merchant_id, ReviewStatus.OPEN, review_filter).order_by(FraudReview.id)
+    # The signal is matched here, not in SQL: `signals` is a JSON list, kept portable.
+    resolved: list[FraudReview] = []
+    candidates = (await session.scalars(query.limit(MAX_SCANNED).with_for_update())).all()
+    for review in candidates:
+        if len(resolved) >= limit:
+            break
+        if review_filter.signal is not None and review_filter.signal not in review.signals:
+            continue
+        await _resolve(session, review, resolution, note, actor_key_id)
+        resolved.append(review)
+    return resolved

@@ -1,0 +1,61 @@
+"""Fraud signals: each module measures one kind of evidence about a referral.
+
+A module has `SIGNALS` (what it reports, with default weight and threshold) and
+`async def detect(case) -> list[Observation]`. Signals measure; the policy
+(`app.fraud.policy`) decides what fires, what it weighs and what it does.
+"""
+
+from __future__ import annotations
+
+from app.fraud.signals import (
+    blocklist,
+    device_reuse,
+    disposable_email,
+    ip_burst,
+    patterned_mailboxes,
+    payment_reuse,
+    ring,
+    same_address,
+    same_customer,
+    same_device,
+    same_email,
+    same_ip_user_agent,
+    same_name_domain,
+    same_payment,
+    shared_ip,
+    similar_email,
+    velocity,
+)
+from app.fraud.signals.base import Observation, SignalInfo
+
+MODULES = (
+    same_customer,
+    same_email,
+    similar_email,
+    same_name_domain,
+    same_device,
+    same_payment,
+    same_address,
+    same_ip_user_agent,
+    shared_ip,
+    device_reuse,
+    payment_reuse,
+    ip_burst,
+    disposable_email,
+    velocity,
+    patterned_mailboxes,
+    ring,
+    blocklist,
+)
+CATALOGUE: dict[str, SignalInfo] = {info.name: info for module in MODULES for info in module.SIGNALS}
+
+
+async def observe(case) -> list[Observation]:
+    """Every signal's observations of `case`, in catalogue order."""
+    observations: list[Observation] = []
+    for module in MODULES:
+        observations += await module.detect(case)
+    return observations
+
+
+__all__ = ["CATALOGUE", "MODULES", "Observation", "SignalInfo", "observe"]

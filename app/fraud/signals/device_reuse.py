@@ -1,0 +1,18 @@
+"""A device id already used by other referees of the program (a device farm)."""
+
+from __future__ import annotations
+
+from app.fraud.signals.base import Observation, SignalInfo, seen_on_other_referees
+
+INFO = SignalInfo(
+    name="device_reuse",
+    description="A device id already used by other referees of the program (a device farm).",
+    weight=60,
+    threshold=1,
+    value_meaning="other referees of the program seen with it",
+)
+SIGNALS = (INFO,)
+
+
+async def detect(case) -> list[Observation]:
+    return await seen_on_other_referees(case, "DEVICE", INFO, "device")

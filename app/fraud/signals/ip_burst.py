@@ -1,0 +1,39 @@
+"""Many referees of the program behind one IP address within an hour: a farm behind one
+connection. A mobile carrier's shared address sees customers too, but spread over days."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.fraud.signals.base import Observation, SignalInfo
+
+INFO = SignalInfo(
+    name="ip_burst",
+    description="At least N referees of the program used the referee's IP address within one hour.",
+    weight=60,
+    threshold=5,
+    value_meaning="referees behind the address within the hour, this one included",
+)
+SIGNALS = (INFO,)
+WINDOW = timedelta(hours=1)
+
+
+async def detect(case) -> list[Observation]:
+    since = case.at - WINDOW
+    others = [o for o in await case.other_referees("IP", seen_since=since) if o.referred_at >= since]
+    by_ip: dict[str, list] = {}
+    for other in others:
+        by_ip.setdefault(other.value, []).append(other)
+    observations = []
+    for ip, group in by_ip.items():
+        customers = sorted({o.external_id for o in group})
+        count = len(customers) + 1
+        observations.append(Observation(
+            INFO.name,
+            count,
+            f"{count} referees of this program came from IP {ip} within an hour: "
+            + ", ".join(customers[:5]) + (" ..." if len(customers) > 5 else ""),
+            {"ip": ip, "count": count, "customers": customers[:50]},
+            tuple(sorted({str(o.referral_id) for o in group})),
+        ))
+    return observations

@@ -1,0 +1,21 @@
+"""The referee came from the referrer's IP address with the referrer's exact browser (user
+agent) within a time window: the same browser, a second account. Stronger than the IP
+alone (see `shared_ip`)."""
+
+from __future__ import annotations
+
+from app.fraud.signals.base import Observation, SignalInfo, shared_with_referrer
+
+INFO = SignalInfo(
+    name="same_ip_user_agent",
+    description="Referee used the referrer's IP address and the same user agent within the window (hours).",
+    weight=60,
+    threshold=72,
+    fires_at_or_below=True,
+    value_meaning="hours between the referrer's and the referee's use",
+)
+SIGNALS = (INFO,)
+
+
+async def detect(case) -> list[Observation]:
+    return await shared_with_referrer(case, "IP_UA", INFO, "IP address and browser", by_hours=True)

@@ -1,0 +1,20 @@
+"""The referee used an IP address the referrer used recently. Offices, campuses, mobile
+carriers and households share addresses, so alone this only adds a little to the score."""
+
+from __future__ import annotations
+
+from app.fraud.signals.base import Observation, SignalInfo, shared_with_referrer
+
+INFO = SignalInfo(
+    name="shared_ip",
+    description="Referee used an IP address the referrer used within the window (hours). Weak alone.",
+    weight=10,
+    threshold=72,
+    fires_at_or_below=True,
+    value_meaning="hours between the referrer's and the referee's use",
+)
+SIGNALS = (INFO,)
+
+
+async def detect(case) -> list[Observation]:
+    return await shared_with_referrer(case, "IP", INFO, "IP address", by_hours=True)

@@ -1,0 +1,47 @@
+"""The audit log: who changed money-relevant settings or decided a review, when, and why."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from app.merchants.models import AuditEntry
+from app.pagination import Page, paginate
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    actor_key_id: uuid.UUID | None,
+    action: str,
+    subject_id: uuid.UUID | None = None,
+    note: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    entry = AuditEntry(
+        merchant_id=merchant_id,
+        actor_key_id=actor_key_id,
+        action=action,
+        subject_id=subject_id,
+        note=note,
+        details=details,
+        created_at=utcnow(),
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def list_entries(
+    session: AsyncSession, *, merchant_id: uuid.UUID, subject_id: uuid.UUID | None = None, first: int | None, after: str | None
+) -> Page[AuditEntry]:
+    """Newest first."""
+    query = select(AuditEntry).where(AuditEntry.merchant_id == merchant_id)
+    if subject_id is not None:
+        query = query.where(AuditEntry.subject_id == subject_id)
+    return await paginate(session, query, AuditEntry.id, first=first, after=after)

@@ -1,0 +1,144 @@
+"""Building blocks for the fraud tests, through the public API as a merchant would."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tests import scenarios
+from tests.rewards.helpers import REWARD_FIELDS, create_rule, credit_rule
+
+DECISION_FIELDS = """
+  id stage outcome policyOutcome score policyVersion adjustments reviewId
+  observations { signal value evidence details fired weight relatedReferralIds }
+"""
+
+REVIEW_FIELDS = f"""
+  id status score signals openedAt resolvedAt resolvedByKeyId resolutionNote programId
+  referral {{ id status referrer {{ externalId }} referee {{ externalId }} }}
+  decisions {{ {DECISION_FIELDS} }}
+  rewards {{ {REWARD_FIELDS} underReview }}
+"""
+
+RECORD = f"""
+mutation($input: RecordActionInput!) {{
+  recordAction(input: $input) {{
+    action {{ id type attribution }}
+    referral {{ id status }}
+    rewards {{ {REWARD_FIELDS} underReview }}
+    replayed
+    userErrors {{ field code message }}
+  }}
+}}"""
+
+DECISIONS = f"""
+query($referralId: ID!) {{ fraudDecisions(referralId: $referralId) {{ {DECISION_FIELDS} }} }}"""
+
+REVIEWS = f"""
+query($programId: ID, $status: FraudReviewStatus, $first: Int, $after: String) {{
+  fraudReviews(programId: $programId, status: $status, first: $first, after: $after) {{
+    edges {{ node {{ {REVIEW_FIELDS} }} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}"""
+
+RESOLVE = f"""
+mutation($id: ID!, $resolution: FraudResolution!, $note: String) {{
+  resolveFraudReview(id: $id, resolution: $resolution, note: $note) {{
+    review {{ {REVIEW_FIELDS} }}
+    replayed
+    userErrors {{ field code message }}
+  }}
+}}"""
+
+RESOLVE_MANY = """
+mutation($filter: FraudReviewFilter!, $resolution: FraudResolution!, $note: String, $limit: Int!) {
+  resolveFraudReviews(filter: $filter, resolution: $resolution, note: $note, limit: $limit) {
+    resolvedCount
+    reviews { id status referral { id status } }
+    userErrors { field code message }
+  }
+}"""
+
+POLICY_FIELDS = """
+  version reviewScore blockScore createdAt
+  signals { signal description weight threshold firesAtOrBelow valueMeaning action enabled }
+"""
+
+POLICY = f"""
+query($programId: ID!) {{ fraudPolicy(programId: $programId) {{ {POLICY_FIELDS} }} }}"""
+
+SET_POLICY = f"""
+mutation($programId: ID!, $policy: FraudPolicyInput!) {{
+  setFraudPolicy(programId: $programId, policy: $policy) {{
+    policy {{ {POLICY_FIELDS} }}
+    userErrors {{ field code message }}
+  }}
+}}"""
+
+ADD_LIST_ENTRY = """
+mutation($kind: FraudListKind!, $value: String!, $note: String) {
+  addFraudListEntry(kind: $kind, value: $value, note: $note) {
+    entry { id kind value note }
+    userErrors { field code message }
+  }
+}"""
+
+SET_CUSTOMER_STATUS = """
+mutation($customer: String!, $status: CustomerFraudStatus!, $note: String) {
+  setCustomerFraudStatus(customerExternalId: $customer, status: $status, note: $note) {
+    customer { externalId }
+    status
+    userErrors { field code message }
+  }
+}"""
+
+AUDIT_LOG = """
+query($subjectId: ID) {
+  auditLog(subjectId: $subjectId, first: 100) { edges { node { id action actorKeyId subjectId note details createdAt } } }
+}"""
+
+
+async def program_with_credit(tenant, **rule: Any) -> dict[str, Any]:
+    """An active program paying the referrer $10 credit per referee purchase (rule overrides apply)."""
+    program = await scenarios.active_program(tenant)
+    await create_rule(tenant, program["id"], **credit_rule(**rule))
+    return program
+
+
+async def record(tenant, **input: Any) -> dict[str, Any]:
+    if isinstance(input.get("occurredAt"), datetime):
+        input["occurredAt"] = input["occurredAt"].isoformat()
+    data = await tenant.gql(RECORD, {"input": input})
+    payload = data["recordAction"]
+    assert payload["userErrors"] == [], payload["userErrors"]
+    return payload
+
+
+async def signup(tenant, customer: str, *, code: str | None = None, key: str | None = None, **context: Any) -> dict[str, Any]:
+    """A SIGNUP with a referral code and request context (deviceId, ip, userAgent, email, ...)."""
+    extra = {"referralCode": code} if code else {}
+    return await record(
+        tenant, type="SIGNUP", customerExternalId=customer, idempotencyKey=key or f"signup-{customer}",
+        context=context or None, **extra,
+    )
+
+
+async def purchase(tenant, customer: str, order: str, amount: int = 5000, **context: Any) -> dict[str, Any]:
+    return await record(
+        tenant, type="PURCHASE", customerExternalId=customer, idempotencyKey=order, orderId=order,
+        amount=amount, currency="USD", context=context or None,
+    )
+
+
+async def decisions(tenant, referral_id: str) -> list[dict[str, Any]]:
+    return (await tenant.gql(DECISIONS, {"referralId": referral_id}))["fraudDecisions"]
+
+
+def fired(decision: dict[str, Any]) -> set[str]:
+    return {o["signal"] for o in decision["observations"] if o["fired"]}
+
+
+async def open_reviews(tenant, program_id: str | None = None) -> list[dict[str, Any]]:
+    data = await tenant.gql(REVIEWS, {"programId": program_id, "status": "OPEN", "first": 100})
+    return [edge["node"] for edge in data["fraudReviews"]["edges"]]
