@@ -25,7 +25,7 @@ from app import validation
 from app.errors import DomainError, ErrorCode
 from app.fraud import policy as policies
 from app.fraud.models import FraudDecision, FraudListEntry, ListKind, Outcome, Stage
-from app.fraud.policy import Policy, SignalChange
+from app.fraud.policy import Policy, PolicyChange
 from app.fraud.signals import CATALOGUE, Observation
 from app.referrals.models import Referral
 from app.rewards.models import Reward
@@ -78,8 +78,8 @@ def score_referral(policy: Policy, decisions: list[FraudDecision], trusted: bool
         decided = verdict.outcome
         if decision.stage == Stage.RELATED.value and decided is not Outcome.ALLOW:
             decided = Outcome.REVIEW  # named by another referral: reviewed, never blocked
-        if decided is Outcome.REVIEW and trusted:
-            decided = Outcome.ALLOW
+        if trusted:
+            decided = policies.trusted_outcome(decided, verdict.fired_signals())
         outcome = Outcome.strictest(outcome, decided)
         score = max(score, verdict.score)
         fired |= set(verdict.fired_signals())
@@ -91,9 +91,7 @@ async def simulate_policy(
     *,
     merchant_id: uuid.UUID,
     program_id: uuid.UUID,
-    review_score: int | None,
-    block_score: int | None,
-    changes: list[SignalChange],
+    change: PolicyChange,
     start: datetime,
     end: datetime,
     sample_size: int = SAMPLE_SIZE,
@@ -105,7 +103,7 @@ async def simulate_policy(
     if end - start > timedelta(days=MAX_DAYS):
         raise DomainError("to", ErrorCode.INVALID_INPUT, f"a backtest covers at most {MAX_DAYS} days")
     current = await policies.program_policy(session, merchant_id=merchant_id, program_id=program_id)
-    proposed = policies.apply_changes(current, review_score=review_score, block_score=block_score, changes=changes)
+    proposed = policies.apply_changes(current, change)
 
     in_period = (
         select(Referral.id, Referral.referrer_id, Referral.referee_id)

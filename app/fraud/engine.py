@@ -67,23 +67,26 @@ async def _check(session: AsyncSession, referral: Referral, stage: Stage, action
     decision = await _store(session, referral, stage, action, policy, verdict, observations, outcome, adjustments)
     await _act(session, referral, decision, verdict, review)
     if outcome is not Outcome.ALLOW:
-        await _flag_related(session, referral, verdict)
+        await _flag_related(session, referral, verdict, policy.version)
     return decision
 
 
 async def _adjusted(
     session: AsyncSession, referral: Referral, verdict: Verdict, trusted: list[str]
 ) -> tuple[Outcome, list[str], FraudReview | None]:
-    """The policy's outcome after what people decided. Trust and approvals soften REVIEW,
-    never BLOCK; an open review keeps new rewards held."""
+    """The policy's outcome after what people decided: trust softens it (see
+    `policy.trusted_outcome`), approved signals do not ask again, an open review keeps new
+    rewards held."""
     outcome, adjustments = verdict.outcome, []
     reviews = list((await session.scalars(
         select(FraudReview).where(FraudReview.referral_id == referral.id).order_by(FraudReview.id)
     )).all())
     open_review = next((r for r in reviews if r.status == ReviewStatus.OPEN.value), None)
-    if outcome is Outcome.REVIEW and trusted:
-        outcome = Outcome.ALLOW
-        adjustments.append(f"{' and '.join(trusted)} trusted: REVIEW -> ALLOW")
+    if trusted and outcome is not Outcome.ALLOW:
+        softened = policies.trusted_outcome(outcome, verdict.fired_signals())
+        if softened is not outcome:
+            adjustments.append(f"{' and '.join(trusted)} trusted: {outcome.value} -> {softened.value}")
+            outcome = softened
     if outcome is Outcome.REVIEW and open_review is None:
         approved = {s for r in reviews if r.status == ReviewStatus.APPROVED.value for s in r.signals}
         if approved and set(verdict.fired_signals()) <= approved:
@@ -202,7 +205,7 @@ def _close(review: FraudReview, status: ReviewStatus, *, note: str | None, actor
     review.resolution_note = note
 
 
-async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verdict) -> None:
+async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verdict, policy_version: int) -> None:
     """Put the referrals that share the fired evidence in review (see the module doc)."""
     flagged = 0
     for fired in verdict.fired:
@@ -230,7 +233,7 @@ async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verd
                 outcome=Outcome.REVIEW.value,
                 policy_outcome=verdict.outcome.value,
                 score=fired.weight,
-                policy_version=0,
+                policy_version=policy_version,
                 observations=[{**evidence.to_json(), "fired": True, "weight": fired.weight}],
                 adjustments=[],
                 created_at=utcnow(),

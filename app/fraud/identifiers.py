@@ -8,6 +8,7 @@ the click's time), so backfilled history is judged at its own time.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import unicodedata
 import uuid
@@ -39,7 +40,8 @@ def normalized_address(address: dict[str, str] | None) -> str | None:
         value = address.get(name)
         if not value:
             continue
-        plain = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
+        # casefold first: `Straße` is `strasse`, which NFKD alone would turn into `strae`
+        plain = unicodedata.normalize("NFKD", value.casefold()).encode("ascii", "ignore").decode()
         plain = plain.replace("#", " apt ")
         words = re.sub(r"[^a-z0-9]+", " ", plain).split()
         if name == "postalCode":
@@ -51,13 +53,26 @@ def normalized_address(address: dict[str, str] | None) -> str | None:
     return text if len(text) <= 200 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def normalized_ip(ip: str | None) -> str | None:
+    """`2001:DB8:0::66` is `2001:db8::66`: one spelling per address, as blocklist entries are
+    stored, so lists and shared-IP checks match however the merchant's server wrote it."""
+    if not ip:
+        return None
+    try:
+        return str(ipaddress.ip_address(ip.strip()))
+    except ValueError:
+        return ip  # not an address: kept as given, still comparable with itself
+
+
 def ip_with_user_agent(ip: str | None, user_agent: str | None) -> str | None:
+    ip = normalized_ip(ip)
     if not ip or not user_agent:
         return None
     return f"{ip} ua:{hashlib.sha256(user_agent.encode()).hexdigest()[:16]}"
 
 
 def _sightings(device_id, ip, user_agent, payment, address) -> list[tuple[IdentifierKind, str]]:
+    ip = normalized_ip(ip)
     found = [
         (IdentifierKind.DEVICE, device_id),
         (IdentifierKind.PAYMENT, payment),

@@ -69,11 +69,11 @@ async def add_entry(
 
 
 async def _insert(session, merchant_id, kind: ListKind, value: str, note, actor_key_id) -> FraudListEntry:
-    await session.execute(
+    inserted = await session.scalar(
         insert_ignoring_conflicts(session, FraudListEntry, ["merchant_id", "kind", "value"]).values(
             id=new_id(), merchant_id=merchant_id, kind=kind.value, value=value, note=note,
             created_by_key_id=actor_key_id, created_at=utcnow(),
-        )
+        ).returning(FraudListEntry.id)
     )
     entry = await session.scalar(
         select(FraudListEntry).where(
@@ -81,10 +81,11 @@ async def _insert(session, merchant_id, kind: ListKind, value: str, note, actor_
         )
     )
     assert entry is not None
-    await audit.record(
-        session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="fraud_list.added",
-        subject_id=entry.id, note=note, details={"kind": kind.value, "value": value},
-    )
+    if inserted is not None:  # adding it again changes nothing, so nothing to audit
+        await audit.record(
+            session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="fraud_list.added",
+            subject_id=entry.id, note=note, details={"kind": kind.value, "value": value},
+        )
     return entry
 
 
@@ -114,7 +115,11 @@ async def list_entries(
     return await paginate(session, query, FraudListEntry.id, first=first, after=after)
 
 
-async def customer_status(session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID) -> CustomerFraudStatus:
+async def customer_status(session: AsyncSession, *, merchant_id: uuid.UUID, customer_external_id: str) -> CustomerFraudStatus:
+    customer = await customers.require_customer(
+        session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"
+    )
+    customer_id = customer.id
     kind = await session.scalar(
         select(FraudListEntry.kind).where(
             FraudListEntry.merchant_id == merchant_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -42,6 +43,7 @@ class Policy:
     block_score: int = DEFAULT_BLOCK_SCORE  # from here on: BLOCK
     signals: Mapping[str, SignalSetting] = field(default_factory=dict)
     version: int = 0  # 0: the built-in default
+    created_at: datetime | None = None
 
     def setting(self, signal: str) -> SignalSetting:
         if signal in self.signals:
@@ -58,6 +60,10 @@ class Policy:
                 for name, s in sorted(self.signals.items())
             },
         }
+
+    @classmethod
+    def of_row(cls, row: FraudPolicyVersion) -> "Policy":
+        return replace(cls.from_json(row.spec, row.version), created_at=row.created_at)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], version: int) -> "Policy":
@@ -95,9 +101,11 @@ def judge(policy: Policy, observations: Iterable[Observation]) -> Verdict:
     reaches and what the fired signals' own actions demand."""
     strongest: dict[str, Observation] = {}
     for observation in observations:
-        setting = policy.setting(observation.signal)
         info = CATALOGUE.get(observation.signal)
-        if info is None or not setting.enabled or not info.fires(observation.value, setting.threshold):
+        if info is None:  # a signal retired since the observation was stored
+            continue
+        setting = policy.setting(observation.signal)
+        if not setting.enabled or not info.fires(observation.value, setting.threshold):
             continue
         best = strongest.get(observation.signal)
         if best is None or (observation.value < best.value if info.fires_at_or_below else observation.value > best.value):
@@ -111,6 +119,19 @@ def judge(policy: Policy, observations: Iterable[Observation]) -> Verdict:
     return Verdict(Outcome.strictest(by_score, *(f.action for f in fired)), score, fired)
 
 
+MERCHANT_LISTS = frozenset({"blocklist", "banned_customer"})
+
+
+def trusted_outcome(outcome: Outcome, fired: list[str]) -> Outcome:
+    """A trusted customer's referral skips review, and is never blocked by a score: a BLOCK
+    becomes REVIEW, so a person decides. Only the merchant's own lists still block."""
+    if outcome is Outcome.REVIEW:
+        return Outcome.ALLOW
+    if outcome is Outcome.BLOCK and not MERCHANT_LISTS & set(fired):
+        return Outcome.REVIEW
+    return outcome
+
+
 @dataclass(frozen=True)
 class SignalChange:
     """A merchant's change to one signal; None keeps the current value."""
@@ -122,8 +143,18 @@ class SignalChange:
     enabled: bool | None = None
 
 
-def apply_changes(base: Policy, *, review_score: int | None, block_score: int | None, changes: list[SignalChange]) -> Policy:
+@dataclass(frozen=True)
+class PolicyChange:
+    """What a merchant proposes: new score thresholds and signal changes; None keeps."""
+
+    review_score: int | None = None
+    block_score: int | None = None
+    signals: tuple[SignalChange, ...] = ()
+
+
+def apply_changes(base: Policy, change: PolicyChange) -> Policy:
     """`base` with the changes, validated; errors name the input field."""
+    review_score, block_score, changes = change.review_score, change.block_score, change.signals
     review = validation.int_range(review_score, "reviewScore", 1, 10_000) if review_score is not None else base.review_score
     block = validation.int_range(block_score, "blockScore", 1, 10_000) if block_score is not None else base.block_score
     if block <= review:
@@ -165,7 +196,7 @@ async def current_policy(session: AsyncSession, *, program_id: uuid.UUID) -> Pol
             FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None)
         )
     )
-    return DEFAULT_POLICY if row is None else Policy.from_json(row.spec, row.version)
+    return DEFAULT_POLICY if row is None else Policy.of_row(row)
 
 
 async def program_policy(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> Policy:
@@ -178,9 +209,7 @@ async def set_policy(
     *,
     merchant_id: uuid.UUID,
     program_id: uuid.UUID,
-    review_score: int | None,
-    block_score: int | None,
-    changes: list[SignalChange],
+    change: PolicyChange,
     actor_key_id: uuid.UUID | None,
 ) -> tuple[Policy, FraudPolicyVersion]:
     """A new version with the changes applied to the current one; the old stays for history
@@ -192,8 +221,8 @@ async def set_policy(
         select(FraudPolicyVersion)
         .where(FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None))
     )
-    base = DEFAULT_POLICY if current_row is None else Policy.from_json(current_row.spec, current_row.version)
-    policy = apply_changes(base, review_score=review_score, block_score=block_score, changes=changes)
+    base = DEFAULT_POLICY if current_row is None else Policy.of_row(current_row)
+    policy = apply_changes(base, change)
     version = base.version + 1
     if current_row is not None:
         current_row.superseded_at = utcnow()
@@ -212,7 +241,7 @@ async def set_policy(
         session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="fraud_policy.changed",
         subject_id=program_id, details={"version": version},
     )
-    return replace(policy, version=version), row
+    return replace(policy, version=version, created_at=row.created_at), row
 
 
 async def policy_history(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> list[FraudPolicyVersion]:

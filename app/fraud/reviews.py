@@ -22,6 +22,7 @@ from app.fraud.models import FraudDecision, FraudReview, ReviewStatus
 from app.fraud.signals import CATALOGUE
 from app.merchants import audit
 from app.pagination import Page, paginate
+from app.referrals import programs
 from app.referrals.models import Referral
 from app.rewards import lifecycle
 from app.webhooks import events as webhook_events
@@ -80,8 +81,15 @@ async def list_reviews(
     after: str | None,
 ) -> Page[FraudReview]:
     """Newest first."""
+    await _require_program(session, merchant_id, program_id, "programId")
     query = _filtered(select(FraudReview), merchant_id, status, ReviewFilter(program_id=program_id))
     return await paginate(session, query, FraudReview.id, first=first, after=after)
+
+
+async def _require_program(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID | None, field: str) -> None:
+    """Another merchant's program (or a typo) is NOT_FOUND, as everywhere else, not an empty queue."""
+    if program_id is not None and await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
+        raise NotFound(field, "program")
 
 
 async def get_review(session: AsyncSession, *, merchant_id: uuid.UUID, review_id: uuid.UUID) -> FraudReview | None:
@@ -91,6 +99,13 @@ async def get_review(session: AsyncSession, *, merchant_id: uuid.UUID, review_id
 async def decisions_of_reviews(session: AsyncSession, *, merchant_id: uuid.UUID, review_ids: list[uuid.UUID]) -> list[FraudDecision]:
     query = select(FraudDecision).where(FraudDecision.merchant_id == merchant_id, FraudDecision.review_id.in_(review_ids))
     return list((await session.scalars(query.order_by(FraudDecision.id))).all())
+
+
+async def referral_decisions(session: AsyncSession, *, merchant_id: uuid.UUID, referral_id: uuid.UUID) -> list[FraudDecision]:
+    """A referral's decisions, oldest first; NOT_FOUND when the merchant has no such referral."""
+    if await session.scalar(select(Referral.id).where(Referral.id == referral_id, Referral.merchant_id == merchant_id)) is None:
+        raise NotFound("referralId", "referral")
+    return await decisions_of_referrals(session, merchant_id=merchant_id, referral_ids=[referral_id])
 
 
 async def decisions_of_referrals(
@@ -165,6 +180,7 @@ async def resolve_reviews(
     if review_filter.signal is not None:
         if review_filter.signal not in CATALOGUE:
             raise DomainError("filter.signal", ErrorCode.INVALID_INPUT, f"unknown signal {review_filter.signal!r}")
+    await _require_program(session, merchant_id, review_filter.program_id, "filter.programId")
     query = _filtered(select(FraudReview), merchant_id, ReviewStatus.OPEN, review_filter).order_by(FraudReview.id)
     # The signal is matched here, not in SQL: `signals` is a JSON list, kept portable.
     resolved: list[FraudReview] = []

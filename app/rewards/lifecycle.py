@@ -137,6 +137,7 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
 
 def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
     reward.status = status.value
+    reward.review_hold = False  # nothing left for a review to hold
     reward.ended_at = utcnow()
     reward.end_reason = reason[:200]
 

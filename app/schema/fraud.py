@@ -14,8 +14,7 @@ from app.fraud import policy as policies
 from app.fraud.models import ReviewStatus
 from app.fraud.reviews import Resolution as ResolutionModel
 from app.merchants import audit
-from app.referrals import customers
-from app.schema.errors import UserError, mutate, query
+from app.schema.errors import UserError, mutate, not_found, query
 from app.schema.fraud_types import (
     AuditEntry,
     CustomerFraudStatus,
@@ -50,11 +49,15 @@ class FraudPolicyInput:
     block_score: int | None = None
     signals: list[FraudSignalInput] = strawberry.field(default_factory=list)
 
-    def changes(self) -> list[policies.SignalChange]:
-        return [
-            policies.SignalChange(signal=s.signal, weight=s.weight, threshold=s.threshold, action=s.action, enabled=s.enabled)
-            for s in self.signals
-        ]
+    def to_domain(self) -> policies.PolicyChange:
+        return policies.PolicyChange(
+            review_score=self.review_score,
+            block_score=self.block_score,
+            signals=tuple(
+                policies.SignalChange(signal=s.signal, weight=s.weight, threshold=s.threshold, action=s.action, enabled=s.enabled)
+                for s in self.signals
+            ),
+        )
 
 
 @strawberry.input(description="Which OPEN reviews a bulk resolution takes.")
@@ -193,15 +196,15 @@ class FraudQuery:
     async def fraud_policy_history(self, info: Info, program_id: strawberry.ID) -> list[FraudPolicy]:
         async def work(session):
             rows = await policies.policy_history(session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"))
-            return [FraudPolicy.from_domain(policies.Policy.from_json(r.spec, r.version), r.created_at) for r in rows]
+            return [FraudPolicy.from_domain(policies.Policy.of_row(r)) for r in rows]
 
         return await query(info, work)
 
     @strawberry.field(permission_classes=[SecretKey], description="A referral's fraud decisions with their evidence, oldest first.")
     async def fraud_decisions(self, info: Info, referral_id: strawberry.ID) -> list[FraudDecision]:
         async def work(session):
-            rows = await reviews.decisions_of_referrals(
-                session, merchant_id=info.context.merchant_id, referral_ids=[_id(referral_id, "referralId")]
+            rows = await reviews.referral_decisions(
+                session, merchant_id=info.context.merchant_id, referral_id=_id(referral_id, "referralId")
             )
             return [FraudDecision.from_model(r) for r in rows]
 
@@ -229,7 +232,9 @@ class FraudQuery:
     async def fraud_review(self, info: Info, id: strawberry.ID) -> FraudReview | None:
         async def work(session):
             review = await reviews.get_review(session, merchant_id=info.context.merchant_id, review_id=_id(id, "id"))
-            return FraudReview.from_model(review) if review is not None else None
+            if review is None:
+                raise not_found("fraud review")
+            return FraudReview.from_model(review)
 
         return await query(info, work)
 
@@ -246,10 +251,9 @@ class FraudQuery:
     @strawberry.field(permission_classes=[SecretKey])
     async def customer_fraud_status(self, info: Info, customer_external_id: str) -> CustomerFraudStatus:
         async def work(session):
-            customer = await customers.require_customer(
-                session, merchant_id=info.context.merchant_id, external_id=customer_external_id, field="customerExternalId"
+            return await lists.customer_status(
+                session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id
             )
-            return await lists.customer_status(session, merchant_id=info.context.merchant_id, customer_id=customer.id)
 
         return await query(info, work)
 
@@ -268,7 +272,7 @@ class FraudQuery:
         async def work(session):
             result = await backtest.simulate_policy(
                 session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"),
-                review_score=policy.review_score, block_score=policy.block_score, changes=policy.changes(),
+                change=policy.to_domain(),
                 start=from_, end=to,
             )
             return FraudPolicySimulation.from_domain(result)
@@ -294,12 +298,12 @@ class FraudMutation:
     @strawberry.mutation(permission_classes=[SecretKey], description="A new policy version for the program.")
     async def set_fraud_policy(self, info: Info, program_id: strawberry.ID, policy: FraudPolicyInput) -> FraudPolicyPayload:
         async def work(session):
-            result, row = await policies.set_policy(
+            result, _ = await policies.set_policy(
                 session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"),
-                review_score=policy.review_score, block_score=policy.block_score, changes=policy.changes(),
+                change=policy.to_domain(),
                 actor_key_id=info.context.key_id,
             )
-            return FraudPolicyPayload(policy=FraudPolicy.from_domain(result, row.created_at))
+            return FraudPolicyPayload(policy=FraudPolicy.from_domain(result))
 
         return await mutate(info, FraudPolicyPayload, work)
 

@@ -127,7 +127,7 @@ class FraudPolicy:
     created_at: datetime | None = None
 
     @classmethod
-    def from_domain(cls, p: policies.Policy, created_at: datetime | None = None) -> "FraudPolicy":
+    def from_domain(cls, p: policies.Policy) -> "FraudPolicy":
         settings = []
         for name, info in CATALOGUE.items():
             s = p.setting(name)
@@ -137,7 +137,7 @@ class FraudPolicy:
                 enabled=s.enabled,
             ))
         return cls(version=p.version, review_score=p.review_score, block_score=p.block_score, signals=settings,
-                   created_at=created_at)
+                   created_at=p.created_at)
 
 
 @strawberry.type

@@ -20,7 +20,8 @@ from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
 from app.schema.scalars import BigInt
 
-if TYPE_CHECKING:  # resolved lazily by strawberry: reward_types imports this module
+if TYPE_CHECKING:  # resolved lazily by strawberry: reward_types and fraud_types import this module
+    from app.schema.fraud_types import FraudDecision
     from app.schema.reward_types import Balance, LedgerEntry, Reward
 
 ApiKeyKind = strawberry.enum(merchant_models.ApiKeyKind, name="ApiKeyKind")
@@ -240,6 +241,7 @@ class Referral:
     source: ReferralSource
     status: ReferralStatus
     created_at: datetime
+    referred_at: datetime = strawberry.field(description="When the referee arrived (the creating action's occurredAt, or the claim).")
     qualified_at: datetime | None
     program_id: strawberry.Private[uuid.UUID]
     referrer_id: strawberry.Private[uuid.UUID]
@@ -253,6 +255,7 @@ class Referral:
             source=models.ReferralSource(m.source),
             status=models.ReferralStatus(m.status),
             created_at=m.created_at,
+            referred_at=m.referred_at,
             qualified_at=m.qualified_at,
             program_id=m.program_id,
             referrer_id=m.referrer_id,
@@ -282,6 +285,15 @@ class Referral:
 
         rows = await info.context.get_loaders().rewards_by_referral.load(uuid.UUID(self.id))
         return [Reward.from_model(row) for row in rows]
+
+    @strawberry.field(description="Fraud checks of this referral with their evidence, oldest first.")
+    async def fraud_decisions(
+        self, info: Info
+    ) -> list[Annotated["FraudDecision", strawberry.lazy("app.schema.fraud_types")]]:
+        from app.schema.fraud_types import FraudDecision
+
+        rows = await info.context.get_loaders().fraud_decisions_by_referral.load(uuid.UUID(self.id))
+        return [FraudDecision.from_model(row) for row in rows]
 
     @strawberry.field(description="The referee's actions attributed to this referral, oldest first.")
     async def actions(self, info: Info) -> list["Action"]:

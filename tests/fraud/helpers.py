@@ -142,3 +142,48 @@ def fired(decision: dict[str, Any]) -> set[str]:
 async def open_reviews(tenant, program_id: str | None = None) -> list[dict[str, Any]]:
     data = await tenant.gql(REVIEWS, {"programId": program_id, "status": "OPEN", "first": 100})
     return [edge["node"] for edge in data["fraudReviews"]["edges"]]
+
+
+REWARDS = f"""
+query($customer: String) {{
+  rewards(customerExternalId: $customer, first: 100) {{ edges {{ node {{ {REWARD_FIELDS} underReview }} }} }}
+}}"""
+
+
+REFERRAL = "query($id: ID!) { referral(id: $id) { id status } }"
+
+
+async def act(tenant, type: str, customer: str, key: str, *, at: datetime | None = None, code: str | None = None,
+              amount: int | None = None, **context: Any) -> dict[str, Any]:
+    """recordAction at a moment of our choosing (occurredAt), with request context."""
+    extra: dict[str, Any] = {"referralCode": code} if code else {}
+    if amount is not None:
+        extra |= {"amount": amount, "currency": "USD", "orderId": key}
+    if at is not None:
+        extra["occurredAt"] = at
+    return await record(tenant, type=type, customerExternalId=customer, idempotencyKey=key, context=context or None, **extra)
+
+
+async def rewards_of(tenant, customer: str) -> list[dict[str, Any]]:
+    """Oldest first."""
+    data = await tenant.gql(REWARDS, {"customer": customer})
+    return [edge["node"] for edge in reversed(data["rewards"]["edges"])]
+
+
+async def referral_status(tenant, referral_id: str) -> str:
+    return (await tenant.gql(REFERRAL, {"id": referral_id}))["referral"]["status"]
+
+
+async def secret_key_id(tenant) -> str:
+    keys = (await tenant.gql("{ apiKeys { id kind } }"))["apiKeys"]
+    [key] = [k["id"] for k in keys if k["kind"] == "SECRET"]
+    return key
+
+
+async def audit_entries(tenant, subject_id: str | None = None) -> list[dict[str, Any]]:
+    data = await tenant.gql(AUDIT_LOG, {"subjectId": subject_id})
+    return [edge["node"] for edge in data["auditLog"]["edges"]]
+
+
+def statuses(rewards: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    return [(r["status"], r["underReview"]) for r in rewards]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import graphql
@@ -41,6 +42,8 @@ class World:
     dead_job_id: str  # a job of A's that failed every attempt
     webhook_endpoint_id: str  # A's endpoint
     webhook_delivery_id: str  # A's reward.granted delivery to it
+    review_id: str  # A's open fraud review (mallory signed up on jane's device)
+    list_entry_id: str  # A's blocklisted email
     b_program_id: str
     b_code: str
 
@@ -77,6 +80,16 @@ async def build_world(a, b) -> World:
         amount=5000, currency="USD",
     )
     assert purchase["userErrors"] == []
+    policy = await a.gql(SET_FRAUD_POLICY, {"programId": program["id"], "policy": {"reviewScore": 55}})
+    assert policy["setFraudPolicy"]["userErrors"] == []
+    await record(a, type="SIGNUP", customerExternalId="jane", idempotencyKey="signup-jane", context={"deviceId": "dev-jane"})
+    mallory = await record(a, type="SIGNUP", customerExternalId="mallory", idempotencyKey="signup-mallory",
+                           referralCode=code["code"], context={"deviceId": "dev-jane"})
+    assert mallory["action"]["attribution"] == "REFERRAL_CREATED"
+    review = await a.gql("{ fraudReviews { edges { node { id } } } }")
+    [review_id] = [e["node"]["id"] for e in review["fraudReviews"]["edges"]]
+    entry = await a.gql(ADD_LIST_ENTRY, {"kind": "EMAIL", "value": "fraudster@a-shop.example"})
+    assert entry["addFraudListEntry"]["userErrors"] == []
     deliveries = await a.gql("{ webhookDeliveries { edges { node { id eventType } } } }")
     assert {e["node"]["eventType"] for e in deliveries["webhookDeliveries"]["edges"]} == {"reward.granted"}
     reward = await a.gql('{ rewards(customerExternalId: "jane") { edges { node { id } } } }')
@@ -101,6 +114,8 @@ async def build_world(a, b) -> World:
         dead_job_id=await dead_job_of(a),
         webhook_endpoint_id=endpoint["createWebhookEndpoint"]["endpoint"]["id"],
         webhook_delivery_id=deliveries["webhookDeliveries"]["edges"][0]["node"]["id"],
+        review_id=review_id,
+        list_entry_id=entry["addFraudListEntry"]["entry"]["id"],
         b_program_id=b_program["id"],
         b_code=b_code["code"],
     )
@@ -128,6 +143,31 @@ CREATE_WEBHOOK = """
 mutation($input: CreateWebhookEndpointInput!) {
   createWebhookEndpoint(input: $input) { endpoint { id } secret userErrors { field code message } }
 }"""
+def last_30_days() -> dict[str, str]:
+    now = datetime.now(UTC)
+    return {"from": (now - timedelta(days=30)).isoformat(), "to": (now + timedelta(days=1)).isoformat()}
+
+
+FRAUD_POLICY_INPUT = {"reviewScore": 70, "signals": [{"signal": "same_device", "weight": 0}]}
+SET_FRAUD_POLICY = """
+mutation($programId: ID!, $policy: FraudPolicyInput!) {
+  setFraudPolicy(programId: $programId, policy: $policy) { policy { version } userErrors { field code message } }
+}"""
+ADD_LIST_ENTRY = """
+mutation($kind: FraudListKind!, $value: String!) {
+  addFraudListEntry(kind: $kind, value: $value) { entry { id kind value } userErrors { field code message } }
+}"""
+RESOLVE_REVIEWS = """
+mutation($filter: FraudReviewFilter!) {
+  resolveFraudReviews(filter: $filter, resolution: REJECT, limit: 100) {
+    resolvedCount reviews { id } userErrors { field code message } }
+}"""
+SET_CUSTOMER_STATUS = """
+mutation($customer: String!, $status: CustomerFraudStatus!) {
+  setCustomerFraudStatus(customerExternalId: $customer, status: $status) {
+    customer { externalId } status userErrors { field code message } }
+}"""
+
 
 async def dead_job_of(tenant) -> str:
     """A job of the merchant's that failed every attempt (written directly: no worker runs here)."""
@@ -175,12 +215,21 @@ query($programId: ID!, $referralId: ID!, $code: String!) {
   pools: couponPools(programId: $programId) { id name available issued redeemed }
   bob_rewards: rewards(customerExternalId: "bob") { edges { node { id status coupon { code status } } } }
   bob: customer(externalId: "bob") { id email referredBy { id } }
+  fraudPolicy(programId: $programId) { version reviewScore }
+  fraudPolicyHistory(programId: $programId) { version }
+  fraudDecisions(referralId: $referralId) { id outcome }
+  openReviews: fraudReviews(programId: $programId) { edges { node { id status signals rewards { id status underReview } } } }
+  fraudListEntries { edges { node { id kind value } } }
+  janeStatus: customerFraudStatus(customerExternalId: "jane")
+  auditLog(first: 100) { edges { node { id action } } }
 }"""
 
 
 async def a_view(a, world: World) -> dict[str, Any]:
     view = await a.gql(A_VIEW, {"programId": world.program_id, "referralId": world.referral_id, "code": world.code})
     assert [e["node"]["type"] for e in view["referralActions"]["edges"]] == ["PURCHASE", "SIGNUP"]  # A sees its own
+    assert [e["node"]["id"] for e in view["openReviews"]["edges"]] == [world.review_id]
+    assert [e["node"]["id"] for e in view["fraudListEntries"]["edges"]] == [world.list_entry_id]
     return view
 
 
@@ -249,6 +298,28 @@ def unattributed_action(status: str) -> Callable[[dict, World], None]:
         assert payload["referral"] is None, payload
 
     check.writes = True  # type: ignore[attr-defined]
+    return check
+
+
+def nothing_listed(field: str) -> Callable[[dict, World], None]:
+    """A list of B's own: B has none, so none of A's may show."""
+
+    def check(body: dict, world: World) -> None:
+        assert "errors" not in body, body
+        assert body["data"][field]["edges"] == [], body
+
+    check.writes = False  # type: ignore[attr-defined]
+    return check
+
+
+def nothing_resolved(errors: list[tuple[str, str]]) -> Callable[[dict, World], None]:
+    def check(body: dict, world: World) -> None:
+        assert "errors" not in body, body
+        payload = body["data"]["resolveFraudReviews"]
+        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == errors, payload
+        assert payload["resolvedCount"] == 0 and payload["reviews"] == [], payload
+
+    check.writes = False  # type: ignore[attr-defined]
     return check
 
 
@@ -443,6 +514,47 @@ CASES = [
          """mutation($id: ID!) { redeliverWebhook(id: $id) {
               delivery { id } userErrors { field code message } } }""",
          lambda w: {"id": w.webhook_delivery_id}, user_error("redeliverWebhook", "NOT_FOUND", "id", "delivery")),
+    # Fraud
+    Case("fraudPolicy", "fraudPolicy(programId: A's)",
+         "query($p: ID!) { fraudPolicy(programId: $p) { version reviewScore } }",
+         lambda w: {"p": w.program_id}, graphql_not_found("fraudPolicy")),
+    Case("fraudPolicyHistory", "fraudPolicyHistory(programId: A's)",
+         "query($p: ID!) { fraudPolicyHistory(programId: $p) { version } }",
+         lambda w: {"p": w.program_id}, graphql_not_found("fraudPolicyHistory")),
+    Case("simulateFraudPolicy", "simulateFraudPolicy(programId: A's)",
+         """query($p: ID!, $policy: FraudPolicyInput!, $from: DateTime!, $to: DateTime!) {
+              simulateFraudPolicy(programId: $p, policy: $policy, from: $from, to: $to) { referralsScored } }""",
+         lambda w: {"p": w.program_id, "policy": FRAUD_POLICY_INPUT, **last_30_days()}, graphql_not_found("simulateFraudPolicy")),
+    Case("setFraudPolicy", "setFraudPolicy(programId: A's)", SET_FRAUD_POLICY,
+         lambda w: {"programId": w.program_id, "policy": FRAUD_POLICY_INPUT},
+         user_error("setFraudPolicy", "NOT_FOUND", "programId", "policy")),
+    Case("fraudDecisions", "fraudDecisions(referralId: A's)",
+         "query($r: ID!) { fraudDecisions(referralId: $r) { id outcome observations { evidence } } }",
+         lambda w: {"r": w.referral_id}, graphql_not_found("fraudDecisions")),
+    Case("fraudReviews", "fraudReviews(programId: A's)",
+         "query($p: ID) { fraudReviews(programId: $p) { edges { node { id } } } }",
+         lambda w: {"p": w.program_id}, graphql_not_found("fraudReviews")),
+    Case("fraudReview", "fraudReview(A's id)",
+         "query($id: ID!) { fraudReview(id: $id) { id signals decisions { observations { evidence } } } }",
+         lambda w: {"id": w.review_id}, graphql_not_found("fraudReview")),
+    Case("resolveFraudReview", "resolveFraudReview(A's id)",
+         """mutation($id: ID!) { resolveFraudReview(id: $id, resolution: APPROVE, note: "mine now") {
+              review { id status } replayed userErrors { field code message } } }""",
+         lambda w: {"id": w.review_id}, user_error("resolveFraudReview", "NOT_FOUND", "id", "review")),
+    Case("resolveFraudReviews", "resolveFraudReviews(filter.programId: A's)", RESOLVE_REVIEWS,
+         lambda w: {"filter": {"programId": w.program_id}}, nothing_resolved([("filter.programId", "NOT_FOUND")])),
+    Case("removeFraudListEntry", "removeFraudListEntry(A's id)",
+         "mutation($id: ID!) { removeFraudListEntry(id: $id) { entry { id } userErrors { field code message } } }",
+         lambda w: {"id": w.list_entry_id}, user_error("removeFraudListEntry", "NOT_FOUND", "id", "entry")),
+    Case("customerFraudStatus", "customerFraudStatus(A's referrer)",
+         'query { customerFraudStatus(customerExternalId: "jane") }',
+         lambda w: {}, graphql_not_found("customerFraudStatus")),
+    Case("setCustomerFraudStatus", "setCustomerFraudStatus(A's referrer)", SET_CUSTOMER_STATUS,
+         lambda w: {"customer": "jane", "status": "BANNED"},
+         user_error("setCustomerFraudStatus", "NOT_FOUND", "customerExternalId", "customer")),
+    Case("auditLog", "auditLog(subjectId: A's review)",
+         "query($s: ID) { auditLog(subjectId: $s, first: 100) { edges { node { id action } } } }",
+         lambda w: {"s": w.review_id}, nothing_listed("auditLog")),
     Case("revokeApiKey", "revokeApiKey(A's key id)",
          "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
          lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
@@ -459,6 +571,8 @@ NO_FOREIGN_ID = {
     "createWebhookEndpoint": "creates a new endpoint for the caller; takes no id",
     "webhookEndpoints": "no arguments; test_webhooks_are_per_merchant checks it lists only the caller's endpoints",
     "webhookEventTypes": "the static event catalogue; no merchant data",
+    "fraudListEntries": "only kind/first/after; test_fraud_queues_lists_and_audit_logs_show_only_own_rows checks it",
+    "addFraudListEntry": "adds to the caller's own list; test_fraud_queues_lists_and_audit_logs_show_only_own_rows adds A's value",
 }
 
 
@@ -629,3 +743,55 @@ async def test_webhooks_are_per_merchant(tenant, other_tenant):
     assert world.webhook_delivery_id in _ids(a_lists["webhookDeliveries"])
     assert len(_ids(a_lists["webhookDeliveries"])) == 2  # jane's credit and bob's coupon
     assert _ids(b_lists["webhookDeliveries"]) == set()
+
+
+FRAUD_LISTS = """
+{
+  fraudReviews(status: null, first: 100) { edges { node { id } } }
+  fraudListEntries(first: 100) { edges { node { id } } }
+  auditLog(first: 100) { edges { node { id action } } }
+}"""
+
+
+async def test_fraud_queues_lists_and_audit_logs_show_only_own_rows(tenant, other_tenant):
+    a, b = tenant, other_tenant
+    world = await build_world(a, b)
+    await record(b, type="SIGNUP", customerExternalId="b-referrer", idempotencyKey="b-own", context={"deviceId": "dev-b"})
+    b_alias = await record(b, type="SIGNUP", customerExternalId="b-alias", idempotencyKey="b-alias", referralCode=world.b_code,
+                           context={"deviceId": "dev-b"})
+    assert b_alias["action"]["attribution"] == "REFERRAL_CREATED"
+    b_entry = await b.gql(ADD_LIST_ENTRY, {"kind": "EMAIL", "value": "fraudster@a-shop.example"})  # A's too
+    assert b_entry["addFraudListEntry"]["userErrors"] == []
+    assert b_entry["addFraudListEntry"]["entry"]["id"] != world.list_entry_id
+
+    a_lists, b_lists = await a.gql(FRAUD_LISTS), await b.gql(FRAUD_LISTS)
+    assert _ids(a_lists["fraudReviews"]) == {world.review_id}
+    [b_review] = _ids(b_lists["fraudReviews"])
+    assert b_review != world.review_id
+    assert _ids(a_lists["fraudListEntries"]) == {world.list_entry_id}
+    assert _ids(b_lists["fraudListEntries"]) == {b_entry["addFraudListEntry"]["entry"]["id"]}
+    assert [e["node"]["action"] for e in b_lists["auditLog"]["edges"]] == ["fraud_list.added"]
+    assert not _ids(a_lists["auditLog"]) & _ids(b_lists["auditLog"])
+    assert {e["node"]["action"] for e in a_lists["auditLog"]["edges"]} == {"fraud_policy.changed", "fraud_list.added"}
+
+    # B rejecting its whole queue leaves A's review open and A's referral alone
+    resolved = await b.gql(RESOLVE_REVIEWS, {"filter": {}})
+    assert [r["id"] for r in resolved["resolveFraudReviews"]["reviews"]] == [b_review]
+    still_open = await a.gql("{ fraudReviews { edges { node { id status referral { status } } } } }")
+    assert [(e["node"]["id"], e["node"]["status"], e["node"]["referral"]["status"])
+            for e in still_open["fraudReviews"]["edges"]] == [(world.review_id, "OPEN", "PENDING")]
+
+
+async def test_marking_a_customer_with_the_same_external_id_marks_only_ones_own(tenant, other_tenant):
+    a, b = tenant, other_tenant
+    world = await build_world(a, b)
+    view_before = await a_view(a, world)
+    b_jane = await b.gql(ops.UPSERT_CUSTOMER, {"input": {"externalId": "jane"}})
+    assert b_jane["upsertCustomer"]["userErrors"] == []
+
+    banned = await b.gql(SET_CUSTOMER_STATUS, {"customer": "jane", "status": "BANNED"})
+    assert banned["setCustomerFraudStatus"]["userErrors"] == []
+    assert (await b.gql('{ customerFraudStatus(customerExternalId: "jane") }'))["customerFraudStatus"] == "BANNED"
+    assert (await a.gql('{ customerFraudStatus(customerExternalId: "jane") }'))["customerFraudStatus"] == "NONE"
+    assert await a_view(a, world) == view_before  # A's jane: referrals, rewards and review untouched
+    assert view_before["referral"]["status"] != "REJECTED"

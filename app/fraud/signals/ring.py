@@ -41,7 +41,7 @@ async def detect(case) -> list[Observation]:
     people = [case.referee.id, *[row.referrer_id for row in reversed(chain[:-1])], case.referrer.id]
     names = dict((await case.session.execute(
         select(Customer.id, Customer.external_id).where(Customer.id.in_(people))
-    )).tuple_results().all())
+    )).all())
     cycle = " -> ".join(names.get(p, "?") for p in [*people, case.referee.id])
     return [Observation(
         INFO.name, 1,

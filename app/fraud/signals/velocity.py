@@ -28,51 +28,60 @@ REWARDS_PER_DAY = SignalInfo(
     weight=40, threshold=30, value_meaning="rewards in 24 hours",
 )
 SIGNALS = (REFERRALS_PER_HOUR, REFERRALS_PER_DAY, REWARDS_PER_HOUR, REWARDS_PER_DAY)
-REPORTED_FROM = 3  # smaller counts are everyday life, not worth storing
+# Counts are stored from the smallest a merchant could sensibly set as a threshold (a second
+# referral, a first reward in the window): a count below the floor is never stored, so it
+# could never fire, live or in a backtest.
+REFERRALS_REPORTED_FROM = 2
+REWARDS_REPORTED_FROM = 1
 MAX_RELATED = 50
 
 
 async def detect(case) -> list[Observation]:
+    """Two queries: the referrer's referrals of the last day (index on referrer, time), and
+    their rewards of the last day with the hour counted alongside."""
+    day_ago, hour_ago = case.at - timedelta(days=1), case.at - timedelta(hours=1)
+    rows = (await case.session.execute(
+        select(Referral.id, Referral.referred_at)
+        .where(
+            Referral.referrer_id == case.referrer.id,
+            Referral.program_id == case.program_id,
+            Referral.referred_at > day_ago,
+            Referral.referred_at <= case.at,
+        )
+        .order_by(Referral.referred_at.desc())
+        .limit(1000)
+    )).all()
     observations = []
-    for info, window in ((REFERRALS_PER_HOUR, timedelta(hours=1)), (REFERRALS_PER_DAY, timedelta(days=1))):
-        rows = (await case.session.execute(
-            select(Referral.id, Referral.referee_id)
-            .where(
-                Referral.referrer_id == case.referrer.id,
-                Referral.program_id == case.program_id,
-                Referral.referred_at > case.at - window,
-                Referral.referred_at <= case.at,
-            )
-            .order_by(Referral.referred_at.desc())
-            .limit(1000)
-        )).all()
-        count = len({row.id for row in rows} | {case.referral_id})
-        if count >= REPORTED_FROM:
+    for info, since in ((REFERRALS_PER_HOUR, hour_ago), (REFERRALS_PER_DAY, day_ago)):
+        in_window = [row for row in rows if row.referred_at > since and row.id != case.referral_id]
+        count = len(in_window) + 1  # this referral included
+        if count >= REFERRALS_REPORTED_FROM:
             observations.append(Observation(
                 info.name, count,
-                f"referrer {case.referrer.external_id} made {count} referrals in the {_span(window)} before {case.at:%Y-%m-%d %H:%M}",
-                {"count": count, "window_hours": window.total_seconds() / 3600},
-                tuple(str(row.id) for row in rows[:MAX_RELATED] if row.id != case.referral_id),
+                f"referrer {case.referrer.external_id} made {count} referrals in the {_span(info)} before {case.at:%Y-%m-%d %H:%M}",
+                {"count": count},
+                tuple(str(row.id) for row in in_window[:MAX_RELATED]),
             ))
-    for info, window in ((REWARDS_PER_HOUR, timedelta(hours=1)), (REWARDS_PER_DAY, timedelta(days=1))):
-        count = await case.session.scalar(
-            select(func.count(Reward.id))
-            .join(Action, Action.id == Reward.trigger_action_id)
-            .where(
-                Reward.customer_id == case.referrer.id,
-                Reward.recipient == "REFERRER",
-                Action.occurred_at > case.at - window,
-                Action.occurred_at <= case.at,
-            )
-        ) or 0
-        if count >= REPORTED_FROM:
+    in_hour = func.count(Reward.id).filter(Action.occurred_at > hour_ago)
+    hour_count, day_count = (await case.session.execute(
+        select(in_hour, func.count(Reward.id))
+        .join(Action, Action.id == Reward.trigger_action_id)
+        .where(
+            Reward.customer_id == case.referrer.id,
+            Reward.recipient == "REFERRER",
+            Action.occurred_at > day_ago,
+            Action.occurred_at <= case.at,
+        )
+    )).one()
+    for info, count in ((REWARDS_PER_HOUR, hour_count or 0), (REWARDS_PER_DAY, day_count or 0)):
+        if count >= REWARDS_REPORTED_FROM:
             observations.append(Observation(
                 info.name, count,
-                f"referrer {case.referrer.external_id} earned {count} rewards in the {_span(window)} before {case.at:%Y-%m-%d %H:%M}",
-                {"count": count, "window_hours": window.total_seconds() / 3600},
+                f"referrer {case.referrer.external_id} earned {count} rewards in the {_span(info)} before {case.at:%Y-%m-%d %H:%M}",
+                {"count": count},
             ))
     return observations
 
 
-def _span(window: timedelta) -> str:
-    return "hour" if window <= timedelta(hours=1) else "24 hours"
+def _span(info: SignalInfo) -> str:
+    return "hour" if info.name.endswith("hour") else "24 hours"
