@@ -139,8 +139,9 @@ async def set_customer_status(
     note: str | None,
     actor_key_id: uuid.UUID | None,
 ) -> Customer:
-    """TRUSTED: their referrals skip review (a BLOCK still blocks). BANNED: every referral
-    of theirs, as referrer or referee, is rejected now and blocked from now on."""
+    """TRUSTED: their referrals skip review and are never blocked by a score (see
+    `policy.trusted_outcome`). BANNED: every referral of theirs, as referrer or referee, is
+    rejected now and blocked from now on."""
     note = validation.text(note, "note", 1000)
     customer = await customers.require_customer(
         session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"

@@ -50,7 +50,7 @@ class ListKind(enum.Enum):
     IP_RANGE = "IP_RANGE"  # CIDR
     DEVICE = "DEVICE"
     PAYMENT = "PAYMENT"  # payment fingerprint
-    TRUSTED_CUSTOMER = "TRUSTED_CUSTOMER"  # value: customer id; REVIEW becomes ALLOW (BLOCK stays)
+    TRUSTED_CUSTOMER = "TRUSTED_CUSTOMER"  # value: customer id; see policy.trusted_outcome
     BANNED_CUSTOMER = "BANNED_CUSTOMER"  # value: customer id; every referral of theirs is blocked
 
 

@@ -361,7 +361,7 @@ class FraudMutation:
 
     @strawberry.mutation(
         permission_classes=[SecretKey],
-        description="TRUSTED: their referrals skip review (BLOCK still blocks). BANNED: their referrals are rejected.",
+        description="TRUSTED: their referrals skip review and a score never blocks them (a person decides; your lists still block). BANNED: their referrals are rejected.",
     )
     async def set_customer_fraud_status(
         self, info: Info, customer_external_id: str, status: CustomerFraudStatus, note: str | None = None
