@@ -60,6 +60,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('customer_identifiers', schema=None) as batch_op:
         batch_op.create_index('ix_customer_identifiers_customer_id', ['customer_id'], unique=False)
+        batch_op.create_index('ix_customer_identifiers_recent', ['merchant_id', 'kind', 'value', 'last_seen_at'], unique=False)
 
     op.create_table('fraud_policies',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -134,9 +135,16 @@ def upgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_referrals_referrer_id'))
         batch_op.create_index('ix_referrals_referrer_id_referred_at', ['referrer_id', 'referred_at'], unique=False)
 
+    with op.batch_alter_table('rewards', schema=None) as batch_op:
+        batch_op.drop_index('ix_rewards_customer_id')
+        batch_op.create_index('ix_rewards_customer_id_created_at', ['customer_id', 'created_at'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('rewards', schema=None) as batch_op:
+        batch_op.drop_index('ix_rewards_customer_id_created_at')
+        batch_op.create_index('ix_rewards_customer_id', ['customer_id'], unique=False)
+
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.drop_index('ix_referrals_referrer_id_referred_at')
         batch_op.create_index(batch_op.f('ix_referrals_referrer_id'), ['referrer_id'], unique=False)
@@ -158,6 +166,7 @@ def downgrade() -> None:
 
     op.drop_table('fraud_policies')
     with op.batch_alter_table('customer_identifiers', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_identifiers_recent')
         batch_op.drop_index('ix_customer_identifiers_customer_id')
 
     op.drop_table('customer_identifiers')

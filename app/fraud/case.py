@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -21,6 +21,9 @@ from app.fraud.models import CustomerIdentifier, FraudListEntry, ListKind
 from app.referrals.models import Customer, Referral
 
 MAX_MATCHES = 50  # evidence rows kept per lookup: enough to explain, bounded for a farm
+IP_WINDOW = timedelta(hours=1)  # IP addresses are compared across referees within this window
+REUSE_KINDS = ("DEVICE", "PAYMENT", "IP")
+RECENT_REFERRALS = 500  # at most this many of the referrer's referrals are read by one signal
 
 
 @dataclass(frozen=True)
@@ -95,52 +98,108 @@ class Case:
 
         return [s for s in await self._cached("shared_with_referrer", load) if s.kind == kind]
 
-    async def other_referees(self, kind: str, *, seen_since: datetime | None = None) -> list[OtherReferee]:
-        """Other referees of this program seen with one of the referee's identifiers of `kind`."""
+    async def other_referees(self, kind: str) -> list[OtherReferee]:
+        """Other referees of this program seen with one of the referee's devices or cards, or
+        (within the last `IP_WINDOW`) IP addresses. One query for the three kinds, driven by
+        the referee's identifier values (the planner starts from the index on them)."""
 
         async def load():
-            mine, other = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
-            query = (
+            since = self.at - IP_WINDOW
+            wanted = [
+                and_(
+                    CustomerIdentifier.merchant_id == self.merchant_id,
+                    CustomerIdentifier.kind == i.kind,
+                    CustomerIdentifier.value == i.value,
+                    # inside the branch, so a carrier's address is a range scan of the recent ones
+                    *([CustomerIdentifier.last_seen_at >= since] if i.kind == "IP" else []),
+                )
+                for i in await self.referee_identifiers()
+                if i.kind in REUSE_KINDS and i.first_seen_at <= self.at and (i.kind != "IP" or i.last_seen_at >= since)
+            ]
+            if not wanted:
+                return []
+            rows = await self.session.execute(
                 select(
-                    other.kind, other.value, other.customer_id, other.last_seen_at,
-                    Customer.external_id, Referral.id.label("referral_id"), Referral.referred_at,
+                    CustomerIdentifier.kind, CustomerIdentifier.value, CustomerIdentifier.customer_id,
+                    CustomerIdentifier.last_seen_at, Customer.external_id, Referral.id.label("referral_id"),
+                    Referral.referred_at,
                 )
-                .select_from(mine)
-                .join(
-                    other,
-                    and_(
-                        other.merchant_id == mine.merchant_id,
-                        other.kind == mine.kind,
-                        other.value == mine.value,
-                        other.customer_id != mine.customer_id,
-                    ),
+                .join(Referral, and_(Referral.referee_id == CustomerIdentifier.customer_id, Referral.program_id == self.program_id))
+                .join(Customer, Customer.id == CustomerIdentifier.customer_id)
+                .where(
+                    or_(*wanted),
+                    CustomerIdentifier.customer_id != self.referee.id,
+                    CustomerIdentifier.first_seen_at <= self.at,  # not what happened after this moment
                 )
-                .join(Referral, and_(Referral.referee_id == other.customer_id, Referral.program_id == self.program_id))
-                .join(Customer, Customer.id == other.customer_id)
-                .where(mine.customer_id == self.referee.id, mine.kind == kind)
+                .order_by(Referral.referred_at.desc())
+                .limit(MAX_MATCHES * len(REUSE_KINDS))
             )
-            if seen_since is not None:
-                query = query.where(mine.last_seen_at >= seen_since, other.last_seen_at >= seen_since)
-            rows = await self.session.execute(query.order_by(Referral.referred_at).limit(MAX_MATCHES))
             return [
                 OtherReferee(r.kind, r.value, r.customer_id, r.external_id, r.referral_id, r.referred_at, r.last_seen_at)
                 for r in rows
             ]
 
-        return await self._cached(f"other_referees:{kind}:{seen_since}", load)
+        return [o for o in await self._cached("other_referees", load) if o.kind == kind]
+
+    async def referrers_referrals(self, *, since: datetime | None = None, email_like: str | None = None) -> list[Any]:
+        """The referrer's latest referrals in the program up to this moment (this one
+        excluded), with each referee's email (index on referrer and time)."""
+        query = (
+            select(Referral.id, Referral.referred_at, Customer.email_canonical, Customer.external_id)
+            .join(Customer, Customer.id == Referral.referee_id)
+            .where(
+                Referral.referrer_id == self.referrer.id,
+                Referral.program_id == self.program_id,
+                Referral.referred_at <= self.at,
+                Referral.id != self.referral_id,
+            )
+        )
+        if since is not None:
+            query = query.where(Referral.referred_at > since)
+        if email_like is not None:
+            query = query.where(Customer.email_canonical.like(email_like))
+        rows = await self.session.execute(query.order_by(Referral.referred_at.desc()).limit(RECENT_REFERRALS))
+        return list(rows.all())
+
+    async def strangers_on_ip(self, ip: str, *, enough: int) -> int:
+        """Customers seen behind `ip` who are neither party nor referred in this program, counted
+        up to `enough`. Such strangers make an address a shared network (a carrier's CGNAT, an
+        office, a campus), where an address or browser in common means little; a farm's or a
+        self-referrer's address is used by the referees they make."""
+
+        async def load():
+            referred = (
+                select(Referral.id)
+                .where(Referral.program_id == self.program_id, Referral.referee_id == CustomerIdentifier.customer_id)
+                .exists()
+            )
+            rows = await self.session.execute(
+                select(CustomerIdentifier.customer_id)
+                .where(
+                    CustomerIdentifier.merchant_id == self.merchant_id,
+                    CustomerIdentifier.kind == "IP",
+                    CustomerIdentifier.value == ip,
+                    CustomerIdentifier.customer_id.not_in([self.referrer.id, self.referee.id]),
+                    ~referred,
+                )
+                .limit(enough)
+            )
+            return len(rows.all())
+
+        return await self._cached(f"strangers_on_ip:{ip}:{enough}", load)
 
     async def list_entries(self) -> list[FraudListEntry]:
         """The merchant's list entries that name the referee's identifiers, either party's
         email or domain, or either customer (trusted / banned), plus every IP range."""
 
         async def load():
-            candidates = await self._list_candidates()
-            wanted = [and_(FraudListEntry.kind == k.value, FraudListEntry.value == v) for k, v in candidates]
-            query = select(FraudListEntry).where(
-                FraudListEntry.merchant_id == self.merchant_id,
-                or_(FraudListEntry.kind == ListKind.IP_RANGE.value, *wanted),
-            )
-            return list((await self.session.scalars(query.limit(1000))).all())
+            branches = [
+                and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == k.value, FraudListEntry.value == v)
+                for k, v in await self._list_candidates()
+            ]
+            if any(i.kind == "IP" for i in await self.referee_identifiers()):
+                branches.append(and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == ListKind.IP_RANGE.value))
+            return list((await self.session.scalars(select(FraudListEntry).where(or_(*branches)))).all())
 
         return await self._cached("list_entries", load)
 

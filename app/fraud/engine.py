@@ -63,7 +63,7 @@ async def _check(session: AsyncSession, referral: Referral, stage: Stage, action
         role for role, customer in (("referrer", referrer), ("referee", referee))
         if any(e.kind == ListKind.TRUSTED_CUSTOMER.value and e.value == str(customer.id) for e in await case.list_entries())
     ]
-    outcome, adjustments, review = await _adjusted(session, referral, verdict, trusted)
+    outcome, adjustments, review = await _adjusted(session, referral, stage, verdict, trusted)
     decision = await _store(session, referral, stage, action, policy, verdict, observations, outcome, adjustments)
     await _act(session, referral, decision, verdict, review)
     if outcome is not Outcome.ALLOW:
@@ -72,13 +72,13 @@ async def _check(session: AsyncSession, referral: Referral, stage: Stage, action
 
 
 async def _adjusted(
-    session: AsyncSession, referral: Referral, verdict: Verdict, trusted: list[str]
+    session: AsyncSession, referral: Referral, stage: Stage, verdict: Verdict, trusted: list[str]
 ) -> tuple[Outcome, list[str], FraudReview | None]:
     """The policy's outcome after what people decided: trust softens it (see
     `policy.trusted_outcome`), approved signals do not ask again, an open review keeps new
     rewards held."""
     outcome, adjustments = verdict.outcome, []
-    reviews = list((await session.scalars(
+    reviews = [] if stage is Stage.REFERRAL else list((await session.scalars(  # a new referral has none
         select(FraudReview).where(FraudReview.referral_id == referral.id).order_by(FraudReview.id)
     )).all())
     open_review = next((r for r in reviews if r.status == ReviewStatus.OPEN.value), None)

@@ -97,24 +97,31 @@ async def record_click(session: AsyncSession, *, customer_id: uuid.UUID, click: 
         await _upsert(session, click.merchant_id, customer_id, {(k.value, v): click.created_at for k, v in found})
 
 
+def _upsert_statement(dialect: str):
+    """INSERT ... ON CONFLICT DO UPDATE keeping the earliest first and latest last sighting;
+    built once per dialect and run with one parameter set per identifier."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    earliest, latest = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
+    statement = module.insert(CustomerIdentifier)
+    table = CustomerIdentifier.__table__
+    return statement.on_conflict_do_update(
+        index_elements=["merchant_id", "kind", "value", "customer_id"],
+        set_={
+            "first_seen_at": earliest(table.c.first_seen_at, statement.excluded.first_seen_at),
+            "last_seen_at": latest(table.c.last_seen_at, statement.excluded.last_seen_at),
+        },
+    )
+
+
+_UPSERTS = {dialect: _upsert_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 async def _upsert(session: AsyncSession, merchant_id: uuid.UUID, customer_id: uuid.UUID, rows: dict) -> None:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(CustomerIdentifier).values([
+    await session.execute(_UPSERTS[dialect], [
         {
             "id": new_id(), "merchant_id": merchant_id, "customer_id": customer_id, "kind": kind, "value": value,
             "first_seen_at": seen, "last_seen_at": seen,
         }
         for (kind, value), seen in sorted(rows.items())  # a fixed order: concurrent upserts lock rows alike
     ])
-    table = CustomerIdentifier.__table__
-    statement = statement.on_conflict_do_update(
-        index_elements=["merchant_id", "kind", "value", "customer_id"],
-        set_={
-            "first_seen_at": func.min(table.c.first_seen_at, statement.excluded.first_seen_at)
-            if dialect == "sqlite" else func.least(table.c.first_seen_at, statement.excluded.first_seen_at),
-            "last_seen_at": func.max(table.c.last_seen_at, statement.excluded.last_seen_at)
-            if dialect == "sqlite" else func.greatest(table.c.last_seen_at, statement.excluded.last_seen_at),
-        },
-    )
-    await session.execute(statement)

@@ -166,6 +166,8 @@ class CustomerIdentifier(Base):
     __table_args__ = (
         UniqueConstraint("merchant_id", "kind", "value", "customer_id"),
         Index("ix_customer_identifiers_customer_id", "customer_id"),
+        # Who else was behind this IP lately: a carrier's address has thousands of customers.
+        Index("ix_customer_identifiers_recent", "merchant_id", "kind", "value", "last_seen_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

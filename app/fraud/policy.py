@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app import validation
 from app.db import utcnow
@@ -189,14 +190,27 @@ async def _require_program(session: AsyncSession, merchant_id: uuid.UUID, progra
         raise NotFound("programId", "program")
 
 
+_CACHE = "fraud_policies"
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_policies(session: Session, *args: object) -> None:
+    session.info.pop(_CACHE, None)
+
+
 async def current_policy(session: AsyncSession, *, program_id: uuid.UUID) -> Policy:
-    """The program's policy in force (the default until the merchant sets one)."""
-    row = await session.scalar(
-        select(FraudPolicyVersion).where(
-            FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None)
+    """The program's policy in force (the default until the merchant sets one); read once
+    per transaction (an action checks its referral at creation and again before rewards)."""
+    cache = session.info.setdefault(_CACHE, {})
+    if program_id not in cache:
+        row = await session.scalar(
+            select(FraudPolicyVersion).where(
+                FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None)
+            )
         )
-    )
-    return DEFAULT_POLICY if row is None else Policy.of_row(row)
+        cache[program_id] = DEFAULT_POLICY if row is None else Policy.of_row(row)
+    return cache[program_id]
 
 
 async def program_policy(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> Policy:
@@ -224,6 +238,7 @@ async def set_policy(
     base = DEFAULT_POLICY if current_row is None else Policy.of_row(current_row)
     policy = apply_changes(base, change)
     version = base.version + 1
+    session.info.get(_CACHE, {}).pop(program_id, None)
     if current_row is not None:
         current_row.superseded_at = utcnow()
         await session.flush()

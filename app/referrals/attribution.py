@@ -27,6 +27,7 @@ from app.fraud import engine as fraud_engine
 from app.fraud import identifiers
 from app.referrals import clicks, codes, customers, programs
 from app.referrals.models import (
+    MAX_CLOCK_SKEW,
     QUALIFYING_TYPES,
     REVERSING_TYPES,
     Action,
@@ -48,7 +49,6 @@ from app.webhooks import notify
 
 BUILTIN_ACTION_TYPES = ("SIGNUP", "PURCHASE", "SUBSCRIPTION_STARTED", "REFUND", "CANCELLATION")
 _ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)

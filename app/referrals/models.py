@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +20,7 @@ from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
 
 QUALIFYING_TYPES = frozenset({"PURCHASE", "SUBSCRIPTION_STARTED"})  # qualify a referral
 REVERSING_TYPES = frozenset({"REFUND", "CANCELLATION"})  # take back what an order earned; never start a referral
+MAX_CLOCK_SKEW = timedelta(minutes=5)  # an action may say it occurred at most this far after we record it
 
 
 class ProgramStatus(enum.Enum):

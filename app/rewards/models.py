@@ -108,7 +108,7 @@ class Reward(Base):
             postgresql_where=text("milestone IS NOT NULL"),
             sqlite_where=text("milestone IS NOT NULL"),
         ),
-        Index("ix_rewards_customer_id", "customer_id"),
+        Index("ix_rewards_customer_id_created_at", "customer_id", "created_at"),
         Index("ix_rewards_referral_id", "referral_id"),
         Index("ix_rewards_trigger_action_id", "trigger_action_id"),
         Index("ix_rewards_status_hold_until", "status", "hold_until"),

@@ -78,6 +78,19 @@ async def shared_with_referrer(case, kind: str, info: SignalInfo, label: str, *,
     return observations
 
 
+SHARED_NETWORK = 3  # strangers seen behind an address that make it a shared network
+
+
+async def outside_shared_networks(case, observations: list[Observation], *, ip_of=lambda value: value) -> list[Observation]:
+    """The observations whose address is not a shared network (see `Case.strangers_on_ip`):
+    friends on one carrier's CGNAT address, or colleagues behind an office NAT using the
+    company's standard browser, are not one person."""
+    return [
+        o for o in observations
+        if await case.strangers_on_ip(ip_of(o.details["value"]), enough=SHARED_NETWORK) < SHARED_NETWORK
+    ]
+
+
 async def seen_on_other_referees(case, kind: str, info: SignalInfo, label: str) -> list[Observation]:
     """One observation per identifier of `kind` that other referees of the program used too.
     Value: how many other referees; they are named, and their referrals are related."""

@@ -3,9 +3,8 @@ connection. A mobile carrier's shared address sees customers too, but spread ove
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from app.fraud.signals.base import Observation, SignalInfo
+from app.fraud.case import IP_WINDOW
+from app.fraud.signals.base import SHARED_NETWORK, Observation, SignalInfo
 
 INFO = SignalInfo(
     name="ip_burst",
@@ -15,17 +14,19 @@ INFO = SignalInfo(
     value_meaning="referees behind the address within the hour, this one included",
 )
 SIGNALS = (INFO,)
-WINDOW = timedelta(hours=1)
+WINDOW = IP_WINDOW
 
 
 async def detect(case) -> list[Observation]:
     since = case.at - WINDOW
-    others = [o for o in await case.other_referees("IP", seen_since=since) if o.referred_at >= since]
+    others = [o for o in await case.other_referees("IP") if since <= o.referred_at <= case.at]
     by_ip: dict[str, list] = {}
     for other in others:
         by_ip.setdefault(other.value, []).append(other)
     observations = []
     for ip, group in by_ip.items():
+        if await case.strangers_on_ip(ip, enough=SHARED_NETWORK) >= SHARED_NETWORK:
+            continue  # a carrier's or an office's address: busy hours are not a farm
         customers = sorted({o.external_id for o in group})
         count = len(customers) + 1
         observations.append(Observation(

@@ -1,14 +1,11 @@
 """Numbered mailboxes behind one referrer: `deals1@x.com`, `deals2@x.com`, `deals3@x.com`.
-Reads the referrer's latest referees in the program (index on referrer)."""
+Reads the referrer's latest referees in the program (`Case.referrers_recent_referrals`)."""
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
 from app.fraud.signals.base import Observation, SignalInfo
-from app.referrals.models import Customer, Referral
 
 INFO = SignalInfo(
     name="patterned_mailboxes",
@@ -19,7 +16,6 @@ INFO = SignalInfo(
 )
 SIGNALS = (INFO,)
 _NUMBERED = re.compile(r"^(?P<stem>[a-z._\-]*[a-z])[._\-]?(?P<number>\d{1,6})@(?P<domain>.+)$")
-LOOKBACK = 500  # the referrer's latest referees compared
 
 
 def pattern(email: str) -> tuple[str, str] | None:
@@ -35,17 +31,9 @@ async def detect(case) -> list[Observation]:
     mine = pattern(email) if email else None
     if mine is None:
         return []
-    rows = (await case.session.execute(
-        select(Referral.id, Customer.email_canonical, Customer.external_id)
-        .join(Customer, Customer.id == Referral.referee_id)
-        .where(
-            Referral.referrer_id == case.referrer.id,
-            Referral.program_id == case.program_id,
-            Referral.id != case.referral_id,
-        )
-        .order_by(Referral.referred_at.desc())
-        .limit(LOOKBACK)
-    )).all()
+    # Only the referrer's referees at the same domain whose mailbox starts with the same
+    # character (LIKE wildcards in it only widen the match; the pattern check decides).
+    rows = await case.referrers_referrals(email_like=f"{email[0]}%@{mine[1]}")
     matching = [row for row in rows if row.email_canonical and pattern(row.email_canonical) == mine]
     if not matching:
         return []

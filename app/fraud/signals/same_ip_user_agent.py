@@ -4,7 +4,7 @@ alone (see `shared_ip`)."""
 
 from __future__ import annotations
 
-from app.fraud.signals.base import Observation, SignalInfo, shared_with_referrer
+from app.fraud.signals.base import Observation, SignalInfo, outside_shared_networks, shared_with_referrer
 
 INFO = SignalInfo(
     name="same_ip_user_agent",
@@ -18,4 +18,5 @@ SIGNALS = (INFO,)
 
 
 async def detect(case) -> list[Observation]:
-    return await shared_with_referrer(case, "IP_UA", INFO, "IP address and browser", by_hours=True)
+    found = await shared_with_referrer(case, "IP_UA", INFO, "IP address and browser", by_hours=True)
+    return await outside_shared_networks(case, found, ip_of=lambda value: value.split(" ua:")[0])

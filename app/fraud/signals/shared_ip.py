@@ -3,7 +3,7 @@ carriers and households share addresses, so alone this only adds a little to the
 
 from __future__ import annotations
 
-from app.fraud.signals.base import Observation, SignalInfo, shared_with_referrer
+from app.fraud.signals.base import Observation, SignalInfo, outside_shared_networks, shared_with_referrer
 
 INFO = SignalInfo(
     name="shared_ip",
@@ -17,4 +17,4 @@ SIGNALS = (INFO,)
 
 
 async def detect(case) -> list[Observation]:
-    return await shared_with_referrer(case, "IP", INFO, "IP address", by_hours=True)
+    return await outside_shared_networks(case, await shared_with_referrer(case, "IP", INFO, "IP address", by_hours=True))

@@ -13,7 +13,7 @@ INFO = SignalInfo(
     name="similar_email",
     description="Referee's and referrer's mailbox names are nearly the same (jane.doe vs janedoe1).",
     weight=60,
-    threshold=0.88,
+    threshold=0.92,  # 0.88 flagged one-initial differences: jennifer.a7 vs jennifer.c9, janderson vs tanderson
     value_meaning="similarity of the mailbox names, 0 to 1",
 )
 SIGNALS = (INFO,)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from app.fraud.signals.base import Observation, SignalInfo
-from app.referrals.models import Action, Referral
+from app.referrals.models import MAX_CLOCK_SKEW, Action
 from app.rewards.models import Reward
 
 REFERRALS_PER_HOUR = SignalInfo(
@@ -37,23 +37,14 @@ MAX_RELATED = 50
 
 
 async def detect(case) -> list[Observation]:
-    """Two queries: the referrer's referrals of the last day (index on referrer, time), and
-    their rewards of the last day with the hour counted alongside."""
+    """Two queries: the referrer's referrals of the last day, and their rewards of the last
+    day with the hour counted alongside."""
     day_ago, hour_ago = case.at - timedelta(days=1), case.at - timedelta(hours=1)
-    rows = (await case.session.execute(
-        select(Referral.id, Referral.referred_at)
-        .where(
-            Referral.referrer_id == case.referrer.id,
-            Referral.program_id == case.program_id,
-            Referral.referred_at > day_ago,
-            Referral.referred_at <= case.at,
-        )
-        .order_by(Referral.referred_at.desc())
-        .limit(1000)
-    )).all()
+    # At most RECENT_REFERRALS are read: far above any sensible threshold.
+    rows = await case.referrers_referrals(since=day_ago)
     observations = []
     for info, since in ((REFERRALS_PER_HOUR, hour_ago), (REFERRALS_PER_DAY, day_ago)):
-        in_window = [row for row in rows if row.referred_at > since and row.id != case.referral_id]
+        in_window = [row for row in rows if row.referred_at > since]
         count = len(in_window) + 1  # this referral included
         if count >= REFERRALS_REPORTED_FROM:
             observations.append(Observation(
@@ -69,6 +60,10 @@ async def detect(case) -> list[Observation]:
         .where(
             Reward.customer_id == case.referrer.id,
             Reward.recipient == "REFERRER",
+            # A reward is created after its action was recorded, and an action cannot occur
+            # more than MAX_CLOCK_SKEW after it is recorded: this bound lets the index on
+            # (customer, created_at) skip the referrer's older rewards.
+            Reward.created_at > day_ago - MAX_CLOCK_SKEW,
             Action.occurred_at > day_ago,
             Action.occurred_at <= case.at,
         )
