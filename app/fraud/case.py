@@ -141,7 +141,7 @@ class Case:
 
         return [o for o in await self._cached("other_referees", load) if o.kind == kind]
 
-    async def referrers_referrals(self, *, since: datetime | None = None, email_like: str | None = None) -> list[Any]:
+    async def referrers_referrals(self, *, since: datetime | None = None, limit: int = RECENT_REFERRALS) -> list[Any]:
         """The referrer's latest referrals in the program up to this moment (this one
         excluded), with each referee's email (index on referrer and time)."""
         query = (
@@ -156,9 +156,7 @@ class Case:
         )
         if since is not None:
             query = query.where(Referral.referred_at > since)
-        if email_like is not None:
-            query = query.where(Customer.email_canonical.like(email_like))
-        rows = await self.session.execute(query.order_by(Referral.referred_at.desc()).limit(RECENT_REFERRALS))
+        rows = await self.session.execute(query.order_by(Referral.referred_at.desc()).limit(limit))
         return list(rows.all())
 
     async def strangers_on_ip(self, ip: str, *, enough: int) -> int:

@@ -15,6 +15,7 @@ INFO = SignalInfo(
     value_meaning="referees with the pattern, this one included",
 )
 SIGNALS = (INFO,)
+LOOKBACK = 200  # the referrer's latest referees compared
 _NUMBERED = re.compile(r"^(?P<stem>[a-z._\-]*[a-z])[._\-]?(?P<number>\d{1,6})@(?P<domain>.+)$")
 
 
@@ -31,9 +32,9 @@ async def detect(case) -> list[Observation]:
     mine = pattern(email) if email else None
     if mine is None:
         return []
-    # Only the referrer's referees at the same domain whose mailbox starts with the same
-    # character (LIKE wildcards in it only widen the match; the pattern check decides).
-    rows = await case.referrers_referrals(email_like=f"{email[0]}%@{mine[1]}")
+    # The referrer's latest referees, compared here: a LIKE on the email in SQL made
+    # PostgreSQL scan all customers instead of walking the referrer's index.
+    rows = await case.referrers_referrals(limit=LOOKBACK)
     matching = [row for row in rows if row.email_canonical and pattern(row.email_canonical) == mine]
     if not matching:
         return []
