@@ -23,6 +23,7 @@ from app.referrals.models import Customer, Referral
 MAX_MATCHES = 50  # evidence rows kept per lookup: enough to explain, bounded for a farm
 IP_WINDOW = timedelta(hours=1)  # IP addresses are compared across referees within this window
 REUSE_KINDS = ("DEVICE", "PAYMENT", "IP")
+MAX_SEEN = 500  # customers seen with the referee's identifiers, read per check
 RECENT_REFERRALS = 500  # at most this many of the referrer's referrals are read by one signal
 
 
@@ -100,8 +101,7 @@ class Case:
 
     async def other_referees(self, kind: str) -> list[OtherReferee]:
         """Other referees of this program seen with one of the referee's devices or cards, or
-        (within the last `IP_WINDOW`) IP addresses. One query for the three kinds, driven by
-        the referee's identifier values (the planner starts from the index on them)."""
+        (within the last `IP_WINDOW`) IP addresses, the three kinds at once, newest referral first."""
 
         async def load():
             since = self.at - IP_WINDOW
@@ -118,26 +118,37 @@ class Case:
             ]
             if not wanted:
                 return []
-            rows = await self.session.execute(
+            # Two steps, so that both databases start from the identifiers' index (one join let
+            # SQLite start from every referral of the program): who else was seen with them,
+            # then which of those are referees of this program. Usually the first finds no one.
+            seen = (await self.session.execute(
                 select(
                     CustomerIdentifier.kind, CustomerIdentifier.value, CustomerIdentifier.customer_id,
-                    CustomerIdentifier.last_seen_at, Customer.external_id, Referral.id.label("referral_id"),
-                    Referral.referred_at,
+                    CustomerIdentifier.last_seen_at,
                 )
-                .join(Referral, and_(Referral.referee_id == CustomerIdentifier.customer_id, Referral.program_id == self.program_id))
-                .join(Customer, Customer.id == CustomerIdentifier.customer_id)
                 .where(
                     or_(*wanted),
                     CustomerIdentifier.customer_id != self.referee.id,
                     CustomerIdentifier.first_seen_at <= self.at,  # not what happened after this moment
                 )
-                .order_by(Referral.referred_at.desc())
-                .limit(MAX_MATCHES * len(REUSE_KINDS))
-            )
-            return [
-                OtherReferee(r.kind, r.value, r.customer_id, r.external_id, r.referral_id, r.referred_at, r.last_seen_at)
-                for r in rows
+                .limit(MAX_SEEN)
+            )).all()
+            if not seen:
+                return []
+            referees = {
+                row.referee_id: row
+                for row in (await self.session.execute(
+                    select(Referral.id, Referral.referee_id, Referral.referred_at, Customer.external_id)
+                    .join(Customer, Customer.id == Referral.referee_id)
+                    .where(Referral.program_id == self.program_id, Referral.referee_id.in_({r.customer_id for r in seen}))
+                )).all()
+            }
+            found = [
+                OtherReferee(r.kind, r.value, r.customer_id, referee.external_id, referee.id, referee.referred_at, r.last_seen_at)
+                for r in seen
+                if (referee := referees.get(r.customer_id)) is not None
             ]
+            return sorted(found, key=lambda o: o.referred_at, reverse=True)
 
         return [o for o in await self._cached("other_referees", load) if o.kind == kind]
 

@@ -661,8 +661,8 @@ async def run(
         )
         if policy:
             await policies.set_policy(
-                session, merchant_id=merchant.id, program_id=program.id, review_score=None, block_score=None,
-                changes=list(policy), actor_key_id=None,
+                session, merchant_id=merchant.id, program_id=program.id,
+                change=policies.PolicyChange(signals=tuple(policy)), actor_key_id=None,
             )
         code_of = {}
         for customer in dataset.code_holders:
