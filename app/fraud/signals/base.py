@@ -123,3 +123,12 @@ async def seen_on_other_referees(case, kind: str, info: SignalInfo, label: str) 
             tuple(str(o.referral_id) for o in others),
         ))
     return observations
+
+
+async def network_shared_with_referrer(case, kind: str, info: SignalInfo, label: str, *, ip_of=lambda value: value) -> list[Observation]:
+    """IP-based evidence shared with the referrer (hours apart), except between colleagues
+    and on shared networks, where an address in common means little."""
+    if colleagues(case):
+        return []
+    found = await shared_with_referrer(case, kind, info, label, by_hours=True)
+    return await outside_shared_networks(case, found, ip_of=ip_of)

@@ -1,12 +1,12 @@
 """The referee came from the referrer's IP address with the referrer's exact browser (user
 agent) within a time window: the same browser, a second account. Stronger than the IP
 alone (see `shared_ip`).
-Not counted on a shared network (`outside_shared_networks`) or between colleagues at one
-organisation's domain (`colleagues`)."""
+Not counted on a shared network or between colleagues at one organisation's domain
+(`base.network_shared_with_referrer`)."""
 
 from __future__ import annotations
 
-from app.fraud.signals.base import Observation, SignalInfo, colleagues, outside_shared_networks, shared_with_referrer
+from app.fraud.signals.base import Observation, SignalInfo, network_shared_with_referrer
 
 INFO = SignalInfo(
     name="same_ip_user_agent",
@@ -20,7 +20,6 @@ SIGNALS = (INFO,)
 
 
 async def detect(case) -> list[Observation]:
-    if colleagues(case):
-        return []
-    found = await shared_with_referrer(case, "IP_UA", INFO, "IP address and browser", by_hours=True)
-    return await outside_shared_networks(case, found, ip_of=lambda value: value.split(" ua:")[0])
+    return await network_shared_with_referrer(
+        case, "IP_UA", INFO, "IP address and browser", ip_of=lambda value: value.split(" ua:")[0]
+    )

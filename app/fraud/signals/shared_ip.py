@@ -1,11 +1,11 @@
 """The referee used an IP address the referrer used recently. Offices, campuses, mobile
 carriers and households share addresses, so alone this only adds a little to the score.
-Not counted on a shared network (`outside_shared_networks`) or between colleagues at one
-organisation's domain (`colleagues`)."""
+Not counted on a shared network or between colleagues at one organisation's domain
+(`base.network_shared_with_referrer`)."""
 
 from __future__ import annotations
 
-from app.fraud.signals.base import Observation, SignalInfo, colleagues, outside_shared_networks, shared_with_referrer
+from app.fraud.signals.base import Observation, SignalInfo, network_shared_with_referrer
 
 INFO = SignalInfo(
     name="shared_ip",
@@ -19,6 +19,4 @@ SIGNALS = (INFO,)
 
 
 async def detect(case) -> list[Observation]:
-    if colleagues(case):
-        return []
-    return await outside_shared_networks(case, await shared_with_referrer(case, "IP", INFO, "IP address", by_hours=True))
+    return await network_shared_with_referrer(case, "IP", INFO, "IP address")
