@@ -28,7 +28,7 @@ from app.fraud import policy as policies
 from app.fraud import signals
 from app.fraud.case import Case
 from app.fraud.models import FraudDecision, FraudReview, ListKind, Outcome, ReviewStatus, Stage
-from app.fraud.policy import Policy, Verdict
+from app.fraud.policy import Fired, Policy, Verdict
 from app.fraud.signals import Observation
 from app.referrals.models import Action, Customer, Referral, ReferralStatus
 from app.rewards import lifecycle
@@ -148,7 +148,7 @@ async def reject_referral(session: AsyncSession, referral: Referral, *, reason: 
         select(FraudReview).where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN.value)
     )
     if open_review is not None:  # nothing left to decide
-        _close(open_review, ReviewStatus.REJECTED, note=reason, actor_key_id=None)
+        close_review(open_review, ReviewStatus.REJECTED, note=reason, actor_key_id=None)
     await session.flush()
     await lifecycle.take_back_referral_rewards(session, referral.id, reason=reason)
     await notify.fraud_referral_rejected(session, referral, decision)
@@ -198,7 +198,7 @@ async def open_review(
     return review
 
 
-def _close(review: FraudReview, status: ReviewStatus, *, note: str | None, actor_key_id: uuid.UUID | None) -> None:
+def close_review(review: FraudReview, status: ReviewStatus, *, note: str | None, actor_key_id: uuid.UUID | None) -> None:
     review.status = status.value
     review.resolved_at = utcnow()
     review.resolved_by_key_id = actor_key_id
@@ -206,48 +206,61 @@ def _close(review: FraudReview, status: ReviewStatus, *, note: str | None, actor
 
 
 async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verdict, policy_version: int) -> None:
-    """Put the referrals that share the fired evidence in review (see the module doc)."""
-    flagged = 0
+    """Put the referrals that share the fired evidence in review (see the module doc): each
+    once, under the first signal that names it, unless it is rejected, already in review, or a
+    reviewer approved that signal for it. Two queries for all of them."""
+    named: dict[uuid.UUID, Fired] = {}
     for fired in verdict.fired:
         for related_id in fired.observation.related_referral_ids:
-            if flagged >= MAX_RELATED:
-                return
-            related = await session.get(Referral, uuid.UUID(related_id))
-            if related is None or related.merchant_id != referral.merchant_id or related.id == referral.id:
-                continue
-            if related.status == ReferralStatus.REJECTED.value:
-                continue
-            if await _already_covered(session, related.id, fired.observation.signal):
-                continue
-            evidence = Observation(
-                fired.observation.signal,
-                fired.observation.value,
-                f"named by the check of referral {referral.id}: {fired.observation.evidence}",
-                {**fired.observation.details, "named_by_referral": str(referral.id)},
-            )
-            decision = FraudDecision(
-                merchant_id=related.merchant_id,
-                program_id=related.program_id,
-                referral_id=related.id,
-                stage=Stage.RELATED.value,
-                outcome=Outcome.REVIEW.value,
-                policy_outcome=verdict.outcome.value,
-                score=fired.weight,
-                policy_version=policy_version,
-                observations=[{**evidence.to_json(), "fired": True, "weight": fired.weight}],
-                adjustments=[],
-                created_at=utcnow(),
-            )
-            session.add(decision)
-            await session.flush()
-            await open_review(session, related, decision, [fired.observation.signal], existing=None)
-            flagged += 1
-
-
-async def _already_covered(session: AsyncSession, referral_id: uuid.UUID, signal: str) -> bool:
-    """In review already, or a reviewer approved this signal for it."""
-    reviews = (await session.scalars(select(FraudReview).where(FraudReview.referral_id == referral_id))).all()
-    return any(
-        r.status == ReviewStatus.OPEN.value or (r.status == ReviewStatus.APPROVED.value and signal in r.signals)
-        for r in reviews
-    )
+            named.setdefault(uuid.UUID(related_id), fired)
+    named.pop(referral.id, None)
+    if not named:
+        return
+    candidates = (await session.scalars(
+        select(Referral)
+        .where(
+            Referral.id.in_(list(named)),
+            Referral.merchant_id == referral.merchant_id,
+            Referral.status != ReferralStatus.REJECTED.value,
+        )
+        .order_by(Referral.id)
+        .limit(MAX_RELATED * 2)
+    )).all()
+    reviews = (await session.scalars(
+        select(FraudReview).where(FraudReview.referral_id.in_([c.id for c in candidates]))
+    )).all()
+    flagged = 0
+    for related in candidates:
+        fired = named[related.id]
+        signal = fired.observation.signal
+        if any(
+            r.referral_id == related.id
+            and (r.status == ReviewStatus.OPEN.value or (r.status == ReviewStatus.APPROVED.value and signal in r.signals))
+            for r in reviews
+        ):
+            continue
+        if flagged >= MAX_RELATED:
+            return
+        evidence = Observation(
+            signal,
+            fired.observation.value,
+            f"named by the check of referral {referral.id}: {fired.observation.evidence}",
+            {**fired.observation.details, "named_by_referral": str(referral.id)},
+        )
+        decision = FraudDecision(
+            merchant_id=related.merchant_id,
+            program_id=related.program_id,
+            referral_id=related.id,
+            stage=Stage.RELATED.value,
+            outcome=Outcome.REVIEW.value,
+            policy_outcome=verdict.outcome.value,
+            score=fired.weight,
+            policy_version=policy_version,
+            observations=[{**evidence.to_json(), "fired": True, "weight": fired.weight}],
+            adjustments=[],
+            created_at=utcnow(),
+        )
+        session.add(decision)
+        await session.flush()
+        await open_review(session, related, decision, [signal], existing=None)
+        flagged += 1

@@ -19,12 +19,11 @@ from sqlalchemy.orm import Session
 
 from app import validation
 from app.db import utcnow
-from app.errors import DomainError, ErrorCode, NotFound
+from app.errors import DomainError, ErrorCode
 from app.fraud.models import FraudPolicyVersion, Outcome
 from app.fraud.signals import CATALOGUE, Observation
 from app.merchants import audit
 from app.referrals import programs
-from app.referrals.models import Program
 
 DEFAULT_REVIEW_SCORE = 50
 DEFAULT_BLOCK_SCORE = 120
@@ -185,11 +184,6 @@ def apply_changes(base: Policy, change: PolicyChange) -> Policy:
     return Policy(review, block, signals, base.version)
 
 
-async def _require_program(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID) -> None:
-    if await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
-        raise NotFound("programId", "program")
-
-
 _CACHE = "fraud_policies"
 
 
@@ -214,7 +208,7 @@ async def current_policy(session: AsyncSession, *, program_id: uuid.UUID) -> Pol
 
 
 async def program_policy(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> Policy:
-    await _require_program(session, merchant_id, program_id)
+    await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     return await current_policy(session, program_id=program_id)
 
 
@@ -228,9 +222,8 @@ async def set_policy(
 ) -> tuple[Policy, FraudPolicyVersion]:
     """A new version with the changes applied to the current one; the old stays for history
     and for the decisions made under it."""
-    await _require_program(session, merchant_id, program_id)
-    # Lock the program: two concurrent changes must not both build on the same version.
-    await session.execute(select(Program.id).where(Program.id == program_id).with_for_update())
+    # Locked: two concurrent changes must not both build on the same version.
+    await programs.require_program(session, merchant_id=merchant_id, program_id=program_id, for_update=True)
     current_row = await session.scalar(
         select(FraudPolicyVersion)
         .where(FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None))
@@ -260,7 +253,7 @@ async def set_policy(
 
 
 async def policy_history(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> list[FraudPolicyVersion]:
-    await _require_program(session, merchant_id, program_id)
+    await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     query = (
         select(FraudPolicyVersion)
         .where(FraudPolicyVersion.merchant_id == merchant_id, FraudPolicyVersion.program_id == program_id)

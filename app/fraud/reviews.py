@@ -81,15 +81,10 @@ async def list_reviews(
     after: str | None,
 ) -> Page[FraudReview]:
     """Newest first."""
-    await _require_program(session, merchant_id, program_id, "programId")
+    if program_id is not None:  # another merchant's program is NOT_FOUND, not an empty queue
+        await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     query = _filtered(select(FraudReview), merchant_id, status, ReviewFilter(program_id=program_id))
     return await paginate(session, query, FraudReview.id, first=first, after=after)
-
-
-async def _require_program(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID | None, field: str) -> None:
-    """Another merchant's program (or a typo) is NOT_FOUND, as everywhere else, not an empty queue."""
-    if program_id is not None and await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
-        raise NotFound(field, "program")
 
 
 async def get_review(session: AsyncSession, *, merchant_id: uuid.UUID, review_id: uuid.UUID) -> FraudReview | None:
@@ -144,7 +139,7 @@ async def _resolve(
 ) -> None:
     referral = await session.scalar(select(Referral).where(Referral.id == review.referral_id).with_for_update())
     assert referral is not None
-    engine._close(review, resolution.status, note=note, actor_key_id=actor_key_id)
+    engine.close_review(review, resolution.status, note=note, actor_key_id=actor_key_id)
     await session.flush()
     if resolution is Resolution.APPROVE:
         await lifecycle.lift_review_hold(session, referral.id)
@@ -180,7 +175,10 @@ async def resolve_reviews(
     if review_filter.signal is not None:
         if review_filter.signal not in CATALOGUE:
             raise DomainError("filter.signal", ErrorCode.INVALID_INPUT, f"unknown signal {review_filter.signal!r}")
-    await _require_program(session, merchant_id, review_filter.program_id, "filter.programId")
+    if review_filter.program_id is not None:
+        await programs.require_program(
+            session, merchant_id=merchant_id, program_id=review_filter.program_id, field="filter.programId"
+        )
     query = _filtered(select(FraudReview), merchant_id, ReviewStatus.OPEN, review_filter).order_by(FraudReview.id)
     # The signal is matched here, not in SQL: `signals` is a JSON list, kept portable.
     resolved: list[FraudReview] = []

@@ -112,6 +112,16 @@ async def get_program(
     return await session.scalar(query)
 
 
+async def require_program(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, field: str = "programId", for_update: bool = False
+) -> Program:
+    """The merchant's program; another merchant's (or no) program is NOT_FOUND on `field`."""
+    program = await get_program(session, merchant_id=merchant_id, program_id=program_id, for_update=for_update)
+    if program is None:
+        raise NotFound(field, "program")
+    return program
+
+
 async def get_programs_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Program]:
     return await merchant_rows(session, Program, merchant_id, Program.id, ids)
 

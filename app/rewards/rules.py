@@ -174,11 +174,6 @@ def spec_of(rule: RewardRule) -> RuleSpec:
     return RuleSpec.from_json(rule.spec)
 
 
-async def _require_program(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID) -> None:
-    if await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
-        raise NotFound("programId", "program")
-
-
 async def _require_pool(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID, spec: RuleSpec) -> None:
     """A rule hands out codes only from a pool of its own merchant and program."""
     if spec.coupon_pool_id is None:
@@ -218,7 +213,7 @@ async def create_rule(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, definition: RuleDefinition
 ) -> RewardRule:
     definition = validate_definition(definition)
-    await _require_program(session, merchant_id, program_id)
+    await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     await _require_pool(session, merchant_id, program_id, definition.spec)
     rule_id = new_id()
     rule = rule_version(rule_id, 1, merchant_id, program_id, definition)
@@ -291,7 +286,7 @@ async def set_rule_enabled(session: AsyncSession, *, merchant_id: uuid.UUID, rul
 async def list_rules(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, include_disabled: bool = True
 ) -> list[RewardRule]:
-    await _require_program(session, merchant_id, program_id)
+    await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     query = select(RewardRule).where(
         RewardRule.merchant_id == merchant_id, RewardRule.program_id == program_id, RewardRule.superseded_at.is_(None)
     )
