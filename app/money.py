@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import BigInteger, cast, func
+from sqlalchemy.sql.elements import ColumnElement
+
 from app.errors import DomainError, ErrorCode
 
 # Active ISO 4217 codes (2026). Minor-unit exponents matter for display only, not for storage.
@@ -41,3 +46,12 @@ def amount_with_currency(amount: int | None, code: str | None, amount_field: str
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_AMOUNT:
         raise DomainError(amount_field, ErrorCode.INVALID_AMOUNT, f"{amount_field} must be a whole number of minor units between 0 and {MAX_AMOUNT}")
     return amount, code
+
+
+def total(amounts: Any) -> ColumnElement[int]:
+    """`SUM(amounts)` as a BIGINT, 0 over no rows.
+
+    PostgreSQL sums BIGINT into NUMERIC, which asyncpg hands back as `Decimal`: a float-like
+    value in money code, and one `json` refuses (a webhook payload carrying it failed a
+    partial refund). Every sum of minor units goes through here, so it comes back an int."""
+    return cast(func.coalesce(func.sum(amounts), 0), BigInteger)

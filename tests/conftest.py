@@ -27,11 +27,14 @@ from app.merchants import service as merchants
 from app.merchants.models import ApiKeyKind
 from app.migrations import upgrade
 from app.models import load_all_models
+from app.webhooks import service as webhook_service
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 load_all_models()
+# Every webhook payload is built and checked for plain JSON types, also without endpoints.
+webhook_service.CHECK_EVERY_PAYLOAD = True
 
 
 async def _create_postgres_database() -> str:
@@ -183,11 +186,14 @@ class StatementCounter:
         self.statements: list[str] = []
 
     def __enter__(self) -> "StatementCounter":
+        # Count what production runs: payloads are built only for listening endpoints there.
+        webhook_service.CHECK_EVERY_PAYLOAD = False
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._record)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         event.remove(self.engine.sync_engine, "before_cursor_execute", self._record)
+        webhook_service.CHECK_EVERY_PAYLOAD = True
 
     def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements.append(statement)

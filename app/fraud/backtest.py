@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import validation
+from app import money, validation
 from app.errors import DomainError, ErrorCode
 from app.fraud import policy as policies
 from app.fraud.models import FraudDecision, FraudListEntry, ListKind, Outcome, Stage
@@ -161,7 +161,7 @@ async def _add_reward_value(session: AsyncSession, moved: dict[uuid.UUID, Move])
     if not moved:
         return
     rows = await session.execute(
-        select(Reward.referral_id, Reward.unit, func.sum(Reward.amount))
+        select(Reward.referral_id, Reward.unit, money.total(Reward.amount))
         .where(Reward.referral_id.in_(list(moved)), Reward.unit != "PERCENT")
         .group_by(Reward.referral_id, Reward.unit)
     )

@@ -18,6 +18,7 @@ from typing import Protocol
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import money
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.fraud.models import Outcome
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
@@ -193,7 +194,7 @@ class DatabaseFacts:
 
     async def budget_used(self, program_id: uuid.UUID, unit: str, since: datetime) -> int:
         return await self.session.scalar(
-            select(func.coalesce(func.sum(Reward.amount - Reward.reversed_amount), 0)).where(
+            select(money.total(Reward.amount - Reward.reversed_amount)).where(
                 Reward.program_id == program_id,
                 Reward.unit == unit,
                 Reward.created_at >= since,

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app import money
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.rewards.models import (
     AccountType,
@@ -213,7 +214,7 @@ async def absorb_debt(session: AsyncSession, account: LedgerAccount, lot: Reward
 async def program_balance(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID,
                           account_type: AccountType, unit: str) -> int:
     return await session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+        select(money.total(LedgerEntry.amount))
         .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
         .where(
             LedgerAccount.merchant_id == merchant_id,
@@ -237,7 +238,7 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
     problems: list[Discrepancy] = []
     scope = [] if merchant_id is None else [LedgerEntry.merchant_id == merchant_id]
     unbalanced = await session.execute(
-        select(LedgerEntry.transaction_id, LedgerEntry.unit, func.sum(LedgerEntry.amount))
+        select(LedgerEntry.transaction_id, LedgerEntry.unit, money.total(LedgerEntry.amount))
         .where(*scope)
         .group_by(LedgerEntry.transaction_id, LedgerEntry.unit)
         .having(func.sum(LedgerEntry.amount) != 0)
@@ -246,7 +247,7 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
         problems.append(Discrepancy("unbalanced transaction", f"{transaction_id} {unit} sums to {total}"))
     account_scope = [] if merchant_id is None else [LedgerAccount.merchant_id == merchant_id]
     sums = (
-        select(LedgerEntry.account_id, func.sum(LedgerEntry.amount).label("total"))
+        select(LedgerEntry.account_id, money.total(LedgerEntry.amount).label("total"))
         .group_by(LedgerEntry.account_id)
         .subquery()
     )
@@ -262,7 +263,7 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
             ))
         if ledger_account.account_type == AccountType.AVAILABLE.value:
             remaining = await session.scalar(
-                select(func.coalesce(func.sum(Reward.remaining), 0)).where(
+                select(money.total(Reward.remaining)).where(
                     Reward.customer_id == ledger_account.owner_id,
                     Reward.merchant_id == ledger_account.merchant_id,
                     Reward.kind == ledger_account.kind,
@@ -276,7 +277,7 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
                 ))
         elif ledger_account.account_type == AccountType.HELD.value:
             held = await session.scalar(
-                select(func.coalesce(func.sum(Reward.amount - Reward.reversed_amount), 0)).where(
+                select(money.total(Reward.amount - Reward.reversed_amount)).where(
                     Reward.customer_id == ledger_account.owner_id,
                     Reward.merchant_id == ledger_account.merchant_id,
                     Reward.kind == ledger_account.kind,

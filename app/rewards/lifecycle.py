@@ -11,9 +11,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import money
 from app.db import utcnow
 from app.referrals.models import REVERSING_TYPES, Action
 from app.rewards import coupons, ledger
@@ -305,7 +306,7 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
     # by then and is counted (READ COMMITTED), so partial refunds never get lost.
     ordered = sum(p.amount or 0 for p in purchases)
     refunded = await session.scalar(
-        select(func.coalesce(func.sum(Action.amount), 0)).where(
+        select(money.total(Action.amount)).where(
             Action.merchant_id == action.merchant_id,
             Action.order_id == action.order_id,
             Action.type.in_(REVERSING_TYPES),

@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import validation
+from app import money, validation
 from app.db import new_id
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import programs
@@ -350,9 +350,9 @@ async def _current(
             Reward.kind,
             Reward.unit,
             func.count(Reward.id),
-            func.sum(Reward.amount),
-            func.sum(case((Reward.status == RewardStatus.VOIDED.value, 1), else_=0)),
-            func.sum(case((Reward.status == RewardStatus.REVERSED.value, 1), else_=0)),
+            money.total(Reward.amount),
+            money.total(case((Reward.status == RewardStatus.VOIDED.value, 1), else_=0)),
+            money.total(case((Reward.status == RewardStatus.REVERSED.value, 1), else_=0)),
         )
         .where(*scope)
         .group_by(Reward.rule_id, Reward.kind, Reward.unit)

@@ -33,6 +33,45 @@ Payload = dict[str, Any] | Callable[[], Awaitable[dict[str, Any]]]
 
 _ENDPOINT_CACHE = "webhook_endpoints"
 
+# Build and check every event's payload, also when nobody listens. The test suite turns this
+# on (tests/conftest.py): most tests have no endpoint, and a payload that cannot be sent must
+# fail there, not only for the merchant who has one.
+CHECK_EVERY_PAYLOAD = False
+
+
+class PayloadError(TypeError):
+    """A payload value JSON would not carry as it is (a Decimal, a datetime, NaN, a lone surrogate)."""
+
+
+def json_payload(data: Any, path: str = "data") -> Any:
+    """`data` itself if it is plain JSON: objects with string keys, arrays, strings, integers,
+    finite floats, booleans and null. Anything else is a bug in the event's builder: refused
+    here, in the transaction of the change, instead of coerced into something the merchant
+    would parse differently."""
+    if data is None or isinstance(data, bool | int):
+        return data
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError(f"{path} is a string with a lone surrogate") from None
+        return data
+    if isinstance(data, float):
+        if data != data or data in (float("inf"), float("-inf")):
+            raise PayloadError(f"{path} is not a finite number")
+        return data
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise PayloadError(f"{path} has a non-string key {key!r}")
+            json_payload(value, f"{path}.{key}")
+        return data
+    if isinstance(data, list):
+        for index, value in enumerate(data):
+            json_payload(value, f"{path}[{index}]")
+        return data
+    raise PayloadError(f"{path} is a {type(data).__name__}, not a JSON value")
+
 
 async def _listening_endpoints(session: AsyncSession, merchant_id: uuid.UUID) -> list[tuple[uuid.UUID, list[str]]]:
     """The merchant's enabled endpoints, read once per transaction (one action can emit
@@ -65,8 +104,10 @@ async def emit(session: AsyncSession, merchant_id: uuid.UUID, event_type: str, p
     rows = await _listening_endpoints(session, merchant_id)
     targets = [endpoint_id for endpoint_id, types in rows if event_type in types]
     if not targets:
+        if CHECK_EVERY_PAYLOAD:
+            json_payload(await payload() if callable(payload) else payload)
         return []
-    data = await payload() if callable(payload) else payload
+    data = json_payload(await payload() if callable(payload) else payload)
     event_id, now = new_id(), utcnow()
     deliveries = [
         WebhookDelivery(
