@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
@@ -29,6 +29,13 @@ from app.rewards import queries as reward_queries
 from app.rewards import rules as reward_rules
 from app.schema.errors import PublicError
 
+logger = logging.getLogger("app.graphql")
+T = TypeVar("T")
+
+
+class RequestFinished(RuntimeError):
+    """Work asked for the session after the response was built (an abandoned DataLoader batch)."""
+
 
 @dataclass
 class Context:
@@ -40,30 +47,57 @@ class Context:
     _caller: Caller | None = None
     _authenticated: bool = False
     # Root fields and DataLoader batches resolve concurrently, but one AsyncSession must not
-    # be used by two coroutines at once: every use goes through `using_session`.
+    # be used by two coroutines at once: every use goes through `run`, one at a time.
     _session_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _in_flight: set[asyncio.Future[Any]] = field(default_factory=set)
+    _closed: bool = False
     loaders: "Loaders | None" = field(default=None)
 
-    @asynccontextmanager
-    async def using_session(self) -> AsyncIterator[AsyncSession]:
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` with the request's session, alone, to its end.
+
+        graphql-core cancels the sibling resolvers of a field that failed. A database call
+        cancelled half-way leaves its connection unusable (and a mutation's answer lost after
+        its commit), so the work runs in a task of its own that a cancelled resolver stops
+        waiting for but does not interrupt; `close` waits for every such task."""
+        if self._closed:
+            raise RequestFinished("the request has been answered; its session is closed")
+        task = asyncio.ensure_future(self._run_locked(work))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(task)
+
+    async def _run_locked(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self._session_lock:
+            if self._closed:
+                raise RequestFinished("the request has been answered; its session is closed")
             if self._session is None:
                 self._session = self.session_factory()
-            yield self._session
+            return await work(self._session)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        """After the response is built: wait for work still running, then close the session.
+        Never raises: the answer is already decided, and a failed close only costs the pool
+        a connection (logged)."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+        async with self._session_lock:
+            self._closed = True
+            if self._session is not None:
+                try:
+                    await self._session.close()
+                except Exception:
+                    logger.warning("closing the request's session failed", exc_info=True)
 
     async def caller(self) -> Caller | None:
         """The merchant behind the request's API key (`Authorization: Bearer sk_...`)."""
         if not self._authenticated:
-            async with self.using_session() as session:
+            scheme, _, token = self.request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                caller = await self.run(lambda session: merchants.authenticate(session, plaintext=token.strip()))
                 if not self._authenticated:
-                    scheme, _, token = self.request.headers.get("authorization", "").partition(" ")
-                    if scheme.lower() == "bearer" and token:
-                        self._caller = await merchants.authenticate(session, plaintext=token.strip())
-                    self._authenticated = True
+                    self._caller = caller
+            self._authenticated = True
         return self._caller
 
     @property
@@ -162,8 +196,8 @@ class Loaders:
     def _one(self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]):
         async def load(keys: list[uuid.UUID]) -> list[Any]:
             context = self._context
-            async with context.using_session() as session:
-                rows = await fetch(session, merchant_id=context.merchant_id, **{argument: keys})
+            merchant_id = context.merchant_id
+            rows = await context.run(lambda session: fetch(session, merchant_id=merchant_id, **{argument: keys}))
             return _by_key(rows, keys, key)
 
         return load
@@ -171,8 +205,8 @@ class Loaders:
     def _many(self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]):
         async def load(keys: list[uuid.UUID]) -> list[list[Any]]:
             context = self._context
-            async with context.using_session() as session:
-                rows = await fetch(session, merchant_id=context.merchant_id, **{argument: keys})
+            merchant_id = context.merchant_id
+            rows = await context.run(lambda session: fetch(session, merchant_id=merchant_id, **{argument: keys}))
             return _grouped(rows, keys, key)
 
         return load

@@ -71,7 +71,7 @@ async def mutate(info: Any, payload: type[P], work: Callable[[AsyncSession], Awa
     A deadlock or serialisation failure between concurrent transactions rolls back and runs
     the mutation again (up to 3 times): every mutation is idempotent or a plain create, and
     the rolled-back attempt left nothing behind."""
-    async with info.context.using_session() as session:
+    async def transaction(session: AsyncSession) -> P:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 result = await work(session)
@@ -90,14 +90,15 @@ async def mutate(info: Any, payload: type[P], work: Callable[[AsyncSession], Awa
             except BaseException:
                 await session.rollback()
                 raise
-    raise AssertionError("unreachable")
+        raise AssertionError("unreachable")
+
+    return await info.context.run(transaction)
 
 
 async def query(info: Any, work: Callable[[AsyncSession], Awaitable[P]]) -> P:
     """Run a read; a user error in its arguments becomes a PublicError with its code."""
     try:
-        async with info.context.using_session() as session:
-            return await work(session)
+        return await info.context.run(work)
     except DomainError as error:
         field = f" ({error.field})" if error.field else ""
         raise PublicError(error.message + field, error.code.value) from None
