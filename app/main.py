@@ -14,14 +14,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
 from app.logs import request_id_var
-from app.schema.schema import GraphQLView, build_schema
+from app.schema.schema import build_schema
+from app.schema.view import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_URL, GraphQLView
 
 logger = logging.getLogger("app.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -109,6 +111,15 @@ class RequestMiddleware:
         )
 
 
+class ImmutableFiles(StaticFiles):
+    """Static files under versioned paths (`graphiql@3.8.3/...`): cached for a year."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["cache-control"] = "public, max-age=31536000, immutable"
+        return response
+
+
 async def healthz(request: Request) -> JSONResponse:
     try:
         async with request.app.state.engine.connect() as connection:
@@ -140,11 +151,14 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             await engine.dispose()
 
     graphql = GraphQLView(build_schema(settings), settings)
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql),  # the view answers every method (405 with a GraphQL error body)
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    if not settings.is_production:
+        routes.append(Mount(GRAPHIQL_ASSETS_URL, app=ImmutableFiles(directory=GRAPHIQL_ASSETS)))
     app = Starlette(
-        routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ],
+        routes=routes,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -52,8 +52,11 @@ def not_found(what: str) -> PublicError:
 
 
 def should_mask(error: GraphQLError) -> bool:
+    """Only bugs are masked. Syntax, validation and variable errors describe the request: they
+    have no path (every error of a resolving field has one), even when graphql-core keeps the
+    scalar's ValueError behind them (a BigInt literal out of range)."""
     original = error.original_error
-    if original is None:  # syntax, validation and variable errors describe the request
+    if original is None or error.path is None:
         return False
     return not isinstance(original, GraphQLError)
 

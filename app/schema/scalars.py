@@ -11,11 +11,13 @@ _BIGINT_LIMIT = 2**53 - 1  # exact in JavaScript numbers
 
 
 def _parse_bigint(value: Any) -> int:
+    """graphql-core reports a ValueError here as the request's error, with the value's location
+    (a literal at validation, a variable before execution)."""
     if isinstance(value, bool):
         raise ValueError("BigInt cannot be a boolean")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and len(value) <= 40 and value.strip().lstrip("-").isdigit():
         number = int(value)
     else:
         raise ValueError("BigInt must be a whole number")

@@ -1,0 +1,164 @@
+"""The GraphQL endpoint over HTTP (GraphQL over HTTP spec): media types, status codes, request
+bodies, GraphiQL from local files, and the request's session closed after the answer.
+
+- `Accept: application/graphql-response+json`: a request that fails before execution (body,
+  parameters, document syntax, validation, variables) is a 4xx with `errors` and no `data`.
+- `application/json` (the default, and for `*/*`): those are 200 with `errors`, as before;
+  a body that is not JSON is a 400 in both.
+- Request errors always come back as a GraphQL error document, never plain text, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from cross_web import HTTPException
+from graphql import ExecutionResult
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.ides import get_graphql_ide_html
+
+from app.config import Settings
+from app.schema.context import Context
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+STATIC = Path(__file__).resolve().parents[1] / "static"
+GRAPHIQL_ASSETS = STATIC / "graphiql"
+GRAPHIQL_ASSETS_URL = "/graphiql/static"
+_CDN_URL = re.compile(r"https://unpkg\.com/")
+# A surrogate escape in JSON text (`\ud800`): legal JSON, but alone it is no character, and
+# neither PostgreSQL nor UTF-8 can store it. Pairs (an escaped emoji) are fine.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def response_media_type(accept: str) -> str:
+    """The media type to answer with, from the Accept header's q-values: graphql-response+json
+    when the client prefers it (or ranks it equal), else application/json."""
+    best: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        if media in (GRAPHQL_RESPONSE_JSON, JSON, "*/*", "application/*"):
+            key = GRAPHQL_RESPONSE_JSON if media == GRAPHQL_RESPONSE_JSON else JSON
+            best[key] = max(best.get(key, 0.0), quality)
+    if best.get(GRAPHQL_RESPONSE_JSON, 0.0) > 0 and best[GRAPHQL_RESPONSE_JSON] >= best.get(JSON, 0.0):
+        return GRAPHQL_RESPONSE_JSON
+    return JSON
+
+
+def _request_error(result: ExecutionResult) -> bool:
+    """True when the operation never ran: syntax, validation or variable errors carry no path
+    (every error raised while executing a field does)."""
+    return result.data is None and bool(result.errors) and all(error.path is None for error in result.errors)
+
+
+def graphiql_html() -> str:
+    """Strawberry's GraphiQL page with its CDN scripts and styles served from our own copy
+    (same files, same subresource-integrity hashes): it works without the internet."""
+    return _CDN_URL.sub(f"{GRAPHIQL_ASSETS_URL}/", get_graphql_ide_html("graphiql"))
+
+
+class GraphQLView(GraphQL):
+    """Strawberry's ASGI view with our context, body parsing and media types; the session is
+    closed after the response is built, whatever happened."""
+
+    def __init__(self, schema: Any, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None if settings.is_production else "graphiql",
+            allow_queries_via_get=True,  # queries only; strawberry refuses mutations over GET
+        )
+        self.settings = settings
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return graphiql_html()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await Response("not found", status_code=404)(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            response = self.error_response(request, error.status_code, error.reason)
+        await response(scope, receive, send)
+
+    def error_response(self, request: Request, status: int, message: str) -> Response:
+        media_type = response_media_type(request.headers.get("accept", ""))
+        body = json.dumps({"errors": [{"message": message}]}, separators=(",", ":"))
+        headers = {"allow": "GET, POST"} if status == 405 else None
+        return Response(body, status_code=status, media_type=media_type, headers=headers)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A JSON object, or a 400 that says what is wrong (never a 500: a body nested 3,000
+        levels deep overflows the parser's recursion)."""
+        try:
+            value = json.loads(data)
+        except RecursionError:
+            raise HTTPException(400, "the request body is nested too deeply") from None
+        except (UnicodeDecodeError, ValueError):
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
+        if not isinstance(value, dict):
+            raise HTTPException(400, "the request body must be a JSON object")
+        if _SURROGATE_ESCAPE.search(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")):
+            try:
+                json.dumps(value, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise HTTPException(400, "the request body contains a lone UTF-16 surrogate") from None
+        return value
+
+    async def get_context(self, request: Request, response: Any) -> Context:
+        context = Context(
+            request=request,
+            response=response,
+            settings=self.settings,
+            session_factory=request.app.state.session_factory,
+        )
+        request.state.graphql_context = context
+        return context
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        if _request_error(result) and response_media_type(request.headers.get("accept", "")) == GRAPHQL_RESPONSE_JSON:
+            processed.pop("data", None)
+            request.state.request_error = True
+        return processed
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        response = super().create_response(response_data, sub_response)
+        request = getattr(sub_response, "request", None)
+        if request is not None and response_media_type(request.headers.get("accept", "")) == GRAPHQL_RESPONSE_JSON:
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+            if getattr(request.state, "request_error", False):
+                response.status_code = 400
+        return response
+
+    async def get_sub_response(self, request: Request) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.request = request  # type: ignore[attr-defined]  # create_response negotiates with it
+        return sub_response
+
+    async def run(self, request: Any, context: Any = strawberry.UNSET, root_value: Any = strawberry.UNSET) -> Any:
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            graphql_context = getattr(request.state, "graphql_context", None) if hasattr(request, "state") else None
+            if graphql_context is not None:
+                await graphql_context.close()
