@@ -70,6 +70,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         workers=args.workers,
         log_config=None,
         proxy_headers=False,  # client IPs come from TRUSTED_PROXIES handling in the app
+        http="app.server:GuardedHttpToolsProtocol",  # header size limit and deadline
+        loop="uvloop",
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
+        limit_concurrency=settings.max_connections,
+        server_header=False,
     )
 
 

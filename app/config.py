@@ -38,6 +38,11 @@ class Settings:
     # Webhooks may target loopback/private/link-local addresses (a receiver on your own
     # machine). ALLOW_PRIVATE_WEBHOOK_TARGETS; by default on only when APP_ENV=development.
     allow_private_webhook_targets: bool = False
+    # The HTTP server (`referral serve`): see app/server.py.
+    max_header_bytes: int = 32 * 1024
+    header_timeout_seconds: float = 10.0
+    keepalive_timeout_seconds: int = 5
+    max_connections: int = 1000  # per API process; beyond it, 503
 
     @property
     def is_production(self) -> bool:
@@ -76,6 +81,10 @@ class Settings:
             allow_private_webhook_targets=_flag(
                 env.get("ALLOW_PRIVATE_WEBHOOK_TARGETS"), default=app_env == "development"
             ),
+            max_header_bytes=int(env.get("MAX_HEADER_BYTES", str(32 * 1024))),
+            header_timeout_seconds=float(env.get("HEADER_TIMEOUT_SECONDS", "10")),
+            keepalive_timeout_seconds=int(env.get("KEEPALIVE_TIMEOUT_SECONDS", "5")),
+            max_connections=int(env.get("MAX_CONNECTIONS", "1000")),
         )
 
 

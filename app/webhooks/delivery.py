@@ -56,9 +56,46 @@ class RefusedTarget(Exception):
     """The URL's host is (or resolves to) an address webhooks may not reach."""
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: the last 32 bits are the IPv4
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local-use translation: never public
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def translated_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address merely spells: mapped (::ffff:a.b.c.d), compatible
+    (::a.b.c.d) or NAT64 (64:ff9b::a.b.c.d). Such an address is judged as that IPv4 address."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if (address in _IPV4_COMPATIBLE and int(address) > 1) or address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def tunnelled_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 endpoints a tunnelling IPv6 address carries to: 6to4 (2002:AABB:CCDD::), Teredo
+    (2001::/32, server and client) and ISATAP interface ids (…:5efe:a.b.c.d)."""
+    found: list[ipaddress.IPv4Address] = []
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if (int(address) >> 32) & 0xFDFFFFFF == 0x00005EFE:  # interface id 0000:5efe or 0200:5efe
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
 def forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Webhooks reach public unicast addresses only. An IPv6 address that spells an IPv4 one is
+    judged as it; one that tunnels to IPv4 endpoints is refused if any of them is (6to4 of
+    127.0.0.1 is loopback in disguise)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return True
+        translated = translated_ipv4(address)
+        if translated is not None:
+            return forbidden(translated)
+        if any(forbidden(endpoint) for endpoint in tunnelled_ipv4(address)):
+            return True
     return (
         address.is_loopback or address.is_private or address.is_link_local or address.is_multicast
         or address.is_reserved or address.is_unspecified or not address.is_global

@@ -8,9 +8,9 @@ import asyncio
 import logging
 
 import pytest
+from graphql import parse
 
 from app.schema.limits import DocumentShapes
-from graphql import parse
 
 
 def fan_out(levels: int, leaf: str = "viewer { id }") -> str:

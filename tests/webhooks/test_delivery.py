@@ -212,12 +212,19 @@ async def test_private_targets_are_refused_unless_allowed(db, tenant, receiver, 
 @pytest.mark.parametrize("address", [
     "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "224.0.0.1", "240.0.0.1",
     "100.64.0.1", "::1", "::", "fe80::1", "fc00::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+    # IPv6 forms that carry a forbidden IPv4 address: 6to4, Teredo, NAT64, compatible, ISATAP
+    "2002:7f00:1::", "2002:a00:1::1", "2002:a9fe:a9fe::", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::808:808",
+    "::127.0.0.1", "::a00:1", "2606:2800:220:1:0:5efe:7f00:1", "2606:2800:220:1:200:5efe:a00:1",
 ])
 def test_non_public_addresses_are_forbidden(address):
     assert delivery_module.forbidden(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:93.184.216.34"])
+@pytest.mark.parametrize("address", [
+    "93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:93.184.216.34",
+    "2002:5db8:d822::1", "64:ff9b::5db8:d822",  # 6to4 and NAT64 of a public address
+])
 def test_public_addresses_are_allowed(address):
     assert not delivery_module.forbidden(ipaddress.ip_address(address))
 
@@ -343,3 +350,16 @@ async def test_delivery_rows_and_jobs_commit_with_the_change_only(db, tenant, re
         await session.rollback()
         assert (await session.scalars(select(WebhookDelivery))).all() == []
         assert (await session.scalars(select(OutboxJob))).all() == []
+
+
+@pytest.mark.parametrize("host", ["[2002:7f00:1::]", "[64:ff9b::7f00:1]", "[::ffff:7f00:1]", "[2002:a9fe:a9fe::1]"])
+async def test_an_ipv6_literal_carrying_a_private_ipv4_address_is_never_contacted(db, tenant, receiver, job_settings, host):
+    job_settings(allow_private_webhook_targets=False)
+    endpoint_id, _ = await create_endpoint(tenant, f"https://{host}:8443/hooks")
+    await emit(db, tenant.id)
+
+    await run_deliveries(db)
+
+    [listed] = await deliveries(tenant, endpointId=endpoint_id)
+    [attempt] = listed["attempts"]
+    assert attempt["statusCode"] is None and "non-public" in attempt["error"]
