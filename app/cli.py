@@ -26,7 +26,7 @@ async def _in_transaction(work: Callable[[Any], Awaitable[Any]]) -> Any:
     settings = get_settings()
     engine = create_engine(settings.database_url)
     try:
-        async with create_session_factory(engine)() as session:
+        async with create_session_factory(engine, reason=f"cli {' '.join(sys.argv[1:3])}")() as session:
             result = await work(session)
             await session.commit()
             return result
@@ -94,6 +94,26 @@ def cmd_merchants_create(args: argparse.Namespace) -> None:
 def cmd_merchants_list(args: argparse.Namespace) -> None:
     for merchant in _run(lambda session: merchants.list_merchants(session)):
         print(f"{merchant.id}  {merchant.name}")
+
+
+def cmd_merchants_limits(args: argparse.Namespace) -> None:
+    from app.ratelimits import DEFAULT_BUDGETS, MERCHANT_BUDGETS
+
+    changes = {
+        budget.value: (None if value == "default" else value)
+        for budget in MERCHANT_BUDGETS
+        if (value := getattr(args, budget.value)) is not None
+    }
+
+    async def work(session):
+        merchant_id = await _existing_merchant_id(session, args.merchant)
+        return await merchants.set_rate_limits(session, merchant_id=merchant_id, changes=changes)
+
+    own = _run(work)
+    for budget in MERCHANT_BUDGETS:
+        value = own.get(budget.value)
+        print(f"{budget.value:<16} {value or DEFAULT_BUDGETS[budget]}{'' if value else '  (default)'}")
+    print("API processes pick changes up within a minute.")
 
 
 def _merchant_id(value: str, what: str = "merchant id") -> uuid.UUID:
@@ -242,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.set_defaults(func=cmd_merchants_create)
     merchant_commands.add_parser("list").set_defaults(func=cmd_merchants_list)
+    limits = merchant_commands.add_parser(
+        "limits", help="show or set one merchant's request budgets (e.g. 6000/minute; 'default' resets one)"
+    )
+    limits.add_argument("merchant", help="merchant id")
+    for budget in ("secret_key", "secret_ip", "publishable_key", "publishable_ip"):
+        limits.add_argument(f"--{budget.replace('_', '-')}", dest=budget, metavar="LIMIT")
+    limits.set_defaults(func=cmd_merchants_limits)
 
     key_commands = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
     key_create = key_commands.add_parser("create")

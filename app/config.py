@@ -43,6 +43,12 @@ class Settings:
     header_timeout_seconds: float = 10.0
     keepalive_timeout_seconds: int = 5
     max_connections: int = 1000  # per API process; beyond it, 503
+    # Rate limits (app/ratelimits.py): budgets by name overriding the defaults, e.g.
+    # {"publishable_ip": "60/minute"} from RATE_LIMIT_PUBLISHABLE_IP=60/minute.
+    rate_limits_enabled: bool = True
+    rate_limits: dict = field(default_factory=dict)
+    redis_url: str = ""  # rate limit counters; a redis:// BROKER_URL is used when empty
+    rate_limit_key_prefix: str = "referral-rl"
 
     @property
     def is_production(self) -> bool:
@@ -85,6 +91,12 @@ class Settings:
             header_timeout_seconds=float(env.get("HEADER_TIMEOUT_SECONDS", "10")),
             keepalive_timeout_seconds=int(env.get("KEEPALIVE_TIMEOUT_SECONDS", "5")),
             max_connections=int(env.get("MAX_CONNECTIONS", "1000")),
+            rate_limits_enabled=_flag(env.get("RATE_LIMITS_ENABLED"), default=True),
+            rate_limits={
+                name.removeprefix("RATE_LIMIT_").lower(): value
+                for name, value in env.items() if name.startswith("RATE_LIMIT_") and value.strip()
+            },
+            redis_url=env.get("REDIS_URL", ""),
         )
 
 

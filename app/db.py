@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event, select
+from sqlalchemy import JSON, DateTime, MetaData, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -158,5 +158,41 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+# PostgreSQL row-level security (migration 0006): every tenant table shows a transaction only
+# the rows of `app.merchant_id`, unless `app.scope` is 'system'. Both are set per transaction.
+SYSTEM = "system"  # jobs, the scheduler and the CLI: work that spans merchants, named as such
+TENANT = "tenant"  # API requests: nothing until the caller is known, then one merchant
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, scope: str = SYSTEM, reason: str = "jobs and commands"
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose transactions run in `scope`. The API's requests use TENANT; everything
+    else (worker, scheduler, CLI, test fixtures) uses SYSTEM, and says why in `reason`, which
+    PostgreSQL can log (`app.scope_reason`)."""
+    if scope not in (SYSTEM, TENANT):
+        raise ValueError(f"unknown database scope {scope!r}")
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, info={"db_scope": scope, "scope_reason": reason}
+    )
+
+
+def bind_tenant(session: AsyncSession, merchant_id: uuid.UUID) -> None:
+    """From now on the session's transactions see `merchant_id`'s rows (authentication set it
+    for the current one already, see `merchants.authenticate`)."""
+    session.info["tenant_id"] = merchant_id
+
+
+@event.listens_for(Session, "after_begin")
+def _set_database_scope(session: Session, transaction: Any, connection: Any) -> None:
+    if connection.dialect.name != "postgresql":
+        return  # SQLite (embedded mode) relies on the application's merchant filters
+    scope = session.info.get("db_scope")
+    tenant = session.info.get("tenant_id")
+    if scope == SYSTEM:
+        connection.execute(
+            select(func.set_config("app.scope", SYSTEM, True), func.set_config("app.scope_reason", session.info["scope_reason"], True))
+        )
+    elif tenant is not None:
+        connection.execute(select(func.set_config("app.merchant_id", str(tenant), True)))
+    # a TENANT session before authentication sets nothing: it sees no tenant's rows

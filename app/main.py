@@ -20,8 +20,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings, get_settings
-from app.db import create_engine, create_session_factory
+from app.db import TENANT, create_engine, create_session_factory
 from app.logs import request_id_var
+from app.ratelimits import RateLimiter
 from app.schema.schema import build_schema
 from app.schema.view import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_URL, GraphQLView
 
@@ -163,5 +164,6 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = create_session_factory(engine)
+    app.state.session_factory = create_session_factory(engine, scope=TENANT)
+    app.state.rate_limiter = RateLimiter(settings) if settings.rate_limits_enabled else None
     return RequestMiddleware(app, settings.max_body_bytes)

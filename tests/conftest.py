@@ -25,7 +25,7 @@ from app.db import Base, create_engine, create_session_factory
 from app.main import create_app
 from app.merchants import service as merchants
 from app.merchants.models import ApiKeyKind
-from app.migrations import upgrade
+from app.migrations import grant_app_role, upgrade
 from app.models import load_all_models
 from app.webhooks import service as webhook_service
 
@@ -60,13 +60,28 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+APP_ROLE = "referral_test_app"  # the API's login in tests: no superuser, no BYPASSRLS, owns nothing
+
+
+async def _ensure_app_role() -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    try:
+        await connection.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+    except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+        pass  # made by an earlier run (roles belong to the whole server)
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
-async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def owner_database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The database as its owner sees it: migrations run here (and tests empty it here)."""
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'referral.db'}"
         return
     try:
         name = await _create_postgres_database()
+        await _ensure_app_role()
     except (OSError, asyncpg.PostgresError) as error:
         if REQUIRE_SERVICES:
             pytest.fail(f"PostgreSQL is required (REQUIRE_SERVICES=1) but unreachable: {error}")
@@ -77,9 +92,32 @@ async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url, pool_size=25)
+def database_url(owner_database_url: str) -> str:
+    """What the API, the workers and the fixtures use: on PostgreSQL the application's role, so
+    row-level security is enforced in every test (requests see their merchant, jobs and
+    fixtures run in the system scope)."""
+    if not owner_database_url.startswith("postgresql"):
+        return owner_database_url
+    scheme, rest = owner_database_url.split("://", 1)
+    return f"{scheme}://{APP_ROLE}@{rest.split('@', 1)[1]}"
+
+
+@pytest.fixture(scope="session")
+async def owner_engine(owner_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(owner_database_url, pool_size=2)
     await upgrade(engine)
+    if engine.dialect.name == "postgresql":
+        await grant_app_role(engine, APP_ROLE)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def engine(owner_engine: AsyncEngine, database_url: str) -> AsyncIterator[AsyncEngine]:
+    if owner_engine.dialect.name == "sqlite":
+        yield owner_engine
+        return
+    engine = create_engine(database_url, pool_size=25)
     yield engine
     await engine.dispose()
 
@@ -102,10 +140,10 @@ async def _empty_all_tables(engine: AsyncEngine) -> None:
 
 
 @pytest.fixture
-async def db(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+async def db(engine: AsyncEngine, owner_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     """The migrated engine, emptied after the test."""
     yield engine
-    await _empty_all_tables(engine)
+    await _empty_all_tables(owner_engine)
 
 
 @pytest.fixture
@@ -115,7 +153,9 @@ async def session(db: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 
 def test_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"app_env": "test", "secret_key": "test-secret"}
+    # Rate limits are off unless a test turns them on (tests/test_rate_limits.py): the suite
+    # sends thousands of requests from one address.
+    values: dict[str, Any] = {"app_env": "test", "secret_key": "test-secret", "rate_limits_enabled": False}
     values.update(overrides)
     return Settings(**values)
 

@@ -6,44 +6,26 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+
+from tests.servers import referral_command, running_server
 
 REQUEST = b'POST /graphql HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 26\r\n\r\n{"query":"{ __typename }"}'
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = free_port()
     database = tmp_path_factory.mktemp("serve") / "referral.db"
     env = {
-        **os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{database}", "APP_ENV": "test", "SECRET_KEY": "x",
-        "MAX_HEADER_BYTES": "8192", "HEADER_TIMEOUT_SECONDS": "1", "MAX_CONNECTIONS": "6", "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}", "APP_ENV": "test", "SECRET_KEY": "x",
+        "MAX_HEADER_BYTES": "8192", "HEADER_TIMEOUT_SECONDS": "1", "MAX_CONNECTIONS": "6",
     }
-    referral = str(Path(sys.executable).with_name("referral"))
-    subprocess.run([referral, "migrate"], env=env, check=True, capture_output=True)
-    process = subprocess.Popen([referral, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(10)
+    subprocess.run([referral_command(), "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
+    with running_server(**env) as port:
+        yield port
 
 
 def exchange(port: int, data: bytes, *, timeout: float = 5) -> bytes:

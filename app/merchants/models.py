@@ -25,6 +25,9 @@ class Merchant(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The operator's own budgets for this merchant's keys ({"secret_key": "6000/minute"}):
+    # app/ratelimits.py; null means the deployment's defaults.
+    rate_limits: Mapped[dict | None] = mapped_column(JSONType)
 
 
 class ApiKey(Base):

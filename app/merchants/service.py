@@ -9,11 +9,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import utcnow
+from app.db import bind_tenant, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants.models import ApiKey, ApiKeyKind, Merchant
 
@@ -71,6 +71,23 @@ async def create_api_key(
     return IssuedKey(api_key=api_key, plaintext=plaintext)
 
 
+async def set_rate_limits(
+    session: AsyncSession, *, merchant_id: uuid.UUID, changes: dict[str, str | None]
+) -> dict[str, str]:
+    """The operator's budgets for one merchant's keys (`None` returns one to the default)."""
+    from app.ratelimits import validated_overrides
+
+    merchant = await session.scalar(select(Merchant).where(Merchant.id == merchant_id).with_for_update())
+    if merchant is None:
+        raise NotFound("merchant", "merchant")
+    try:
+        merchant.rate_limits = validated_overrides(changes, merchant.rate_limits) or None
+    except ValueError as error:
+        raise DomainError("limits", ErrorCode.INVALID_INPUT, str(error)) from None
+    await session.flush()
+    return dict(merchant.rate_limits or {})
+
+
 async def list_api_keys(session: AsyncSession, *, merchant_id: uuid.UUID) -> list[ApiKey]:
     query = select(ApiKey).where(ApiKey.merchant_id == merchant_id).order_by(ApiKey.id)
     return list((await session.scalars(query)).all())
@@ -120,9 +137,23 @@ async def rotate_api_keys(
 
 
 async def authenticate(session: AsyncSession, *, plaintext: str) -> Caller | None:
+    """The caller behind an API key, or None. On PostgreSQL the lookup is the database function
+    `referral_authenticate` (migration 0006): it may read the key across tenants, and it scopes
+    the rest of the transaction to the key's merchant, in one round trip; `bind_tenant` keeps
+    the scope for the session's later transactions."""
     if not plaintext.startswith(("sk_", "pk_")) or len(plaintext) > 64:
         return None
-    api_key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(plaintext)))
-    if api_key is None or not api_key.is_active(utcnow()):
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        lookup = select(text("key_id, key_merchant_id, key_kind, key_expires_at, key_revoked_at")).select_from(
+            func.referral_authenticate(hash_key(plaintext))
+        )
+    else:
+        lookup = select(
+            ApiKey.id.label("key_id"), ApiKey.merchant_id.label("key_merchant_id"), ApiKey.kind.label("key_kind"),
+            ApiKey.expires_at.label("key_expires_at"), ApiKey.revoked_at.label("key_revoked_at"),
+        ).where(ApiKey.key_hash == hash_key(plaintext))
+    row = (await session.execute(lookup)).one_or_none()
+    if row is None or row.key_revoked_at is not None or (row.key_expires_at is not None and row.key_expires_at <= utcnow()):
         return None
-    return Caller(merchant_id=api_key.merchant_id, key_id=api_key.id, kind=api_key.key_kind)
+    bind_tenant(session, row.key_merchant_id)
+    return Caller(merchant_id=row.key_merchant_id, key_id=row.key_id, kind=ApiKeyKind(row.key_kind))

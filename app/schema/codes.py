@@ -52,13 +52,13 @@ class CodeQuery:
         description="Look a code up (case-insensitive). With a publishable key its customer is hidden.",
     )
     async def referral_code(self, info: Info, code: str) -> ReferralCode | None:
-        async def work(session):
-            found = await codes.find_code(session, merchant_id=info.context.merchant_id, code=code)
-            if found is None:
-                raise not_found("referral code")
-            return ReferralCode.from_model(found)
+        async def lookup():
+            return await query(info, lambda session: codes.find_code(session, merchant_id=info.context.merchant_id, code=code))
 
-        return await query(info, work)
+        found = await info.context.code_lookup(lookup)  # publishable lookups are counted per IP
+        if found is None:
+            raise not_found("referral code")
+        return ReferralCode.from_model(found)
 
 
 @strawberry.type

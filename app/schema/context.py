@@ -23,7 +23,9 @@ from strawberry.dataloader import DataLoader
 from app.config import Settings
 from app.fraud import reviews as fraud_reviews
 from app.merchants import service as merchants
+from app.merchants.models import ApiKeyKind
 from app.merchants.service import Caller
+from app.ratelimits import Budget, RateLimiter, Refusal
 from app.referrals import codes, customers, programs, queries
 from app.rewards import queries as reward_queries
 from app.rewards import rules as reward_rules
@@ -52,6 +54,7 @@ class Context:
     _in_flight: set[asyncio.Future[Any]] = field(default_factory=set)
     _closed: bool = False
     loaders: "Loaders | None" = field(default=None)
+    rate_limiter: RateLimiter | None = None  # None: not limited (tests that count on no budgets)
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run `work` with the request's session, alone, to its end.
@@ -92,13 +95,61 @@ class Context:
     async def caller(self) -> Caller | None:
         """The merchant behind the request's API key (`Authorization: Bearer sk_...`)."""
         if not self._authenticated:
-            scheme, _, token = self.request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                caller = await self.run(lambda session: merchants.authenticate(session, plaintext=token.strip()))
+            token = self.bearer_token()
+            if token is not None:
+                caller = await self.run(lambda session: merchants.authenticate(session, plaintext=token))
                 if not self._authenticated:
                     self._caller = caller
             self._authenticated = True
         return self._caller
+
+    def bearer_token(self) -> str | None:
+        scheme, _, token = self.request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return token.strip() or None
+
+    async def admit(self) -> Refusal | None:
+        """Spend this request's budgets (per client IP, per key); a Refusal when one is spent.
+        Authenticates the caller as it goes, so the operation reuses the lookup."""
+        limiter = self.rate_limiter
+        if limiter is None:
+            return None
+        ip = self.client_ip or "unknown"
+        if self.bearer_token() is None:
+            return await limiter.spend(Budget.ANONYMOUS_IP, ip)
+        refusal = await limiter.exhausted(Budget.FAILED_AUTH_IP, ip)
+        if refusal is not None:
+            return refusal  # the key is not even looked up: no guessing at any speed
+        caller = await self.caller()
+        if caller is None:
+            await limiter.spend(Budget.FAILED_AUTH_IP, ip)
+            return await limiter.spend(Budget.ANONYMOUS_IP, ip)
+        own = await limiter.merchant_items(self.run, caller.merchant_id)
+        if caller.kind is ApiKeyKind.PUBLISHABLE:
+            key_budget, ip_budget = Budget.PUBLISHABLE_KEY, Budget.PUBLISHABLE_IP
+        else:
+            key_budget, ip_budget = Budget.SECRET_KEY, Budget.SECRET_IP
+        return (
+            await limiter.spend(ip_budget, f"{caller.merchant_id}:{ip}", item=own.get(ip_budget))
+            or await limiter.spend(key_budget, str(caller.key_id), item=own.get(key_budget))
+        )
+
+    async def code_lookup(self, lookup: Callable[[], Awaitable[T]]) -> T:
+        """A publishable lookup of a code tells whether it exists: a small budget per IP for
+        lookups, a smaller one for misses (`lookup` returning None). Secret keys are not limited."""
+        limiter = self.rate_limiter
+        if limiter is None or self._caller is None or self._caller.kind is not ApiKeyKind.PUBLISHABLE:
+            return await lookup()
+        ip = self.client_ip or "unknown"
+        refusal = await limiter.exhausted(Budget.CODE_MISS_IP, ip) or await limiter.spend(Budget.CODE_LOOKUP_IP, ip)
+        if refusal is not None:
+            self.request.state.refusal = refusal
+            raise PublicError(refusal.message, "RATE_LIMITED")
+        found = await lookup()
+        if found is None:
+            await limiter.spend(Budget.CODE_MISS_IP, ip)
+        return found
 
     @property
     def merchant_id(self) -> uuid.UUID:

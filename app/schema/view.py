@@ -1,5 +1,5 @@
 """The GraphQL endpoint over HTTP (GraphQL over HTTP spec): media types, status codes, request
-bodies, GraphiQL from local files, and the request's session closed after the answer.
+bodies, GraphiQL from local files, and the request's session closed after the answer; rate limits are spent before any GraphQL runs.
 
 - `Accept: application/graphql-response+json`: a request that fails before execution (body,
   parameters, document syntax, validation, variables) is a 4xx with `errors` and no `data`.
@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import strawberry
 from cross_web import HTTPException
 from graphql import ExecutionResult
 from starlette.requests import Request
@@ -94,16 +93,27 @@ class GraphQLView(GraphQL):
             await Response("not found", status_code=404)(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
+        context = await self.get_context(request, None)
         try:
-            response = await self.run(request)
+            refusal = await context.admit()
+            if refusal is not None:
+                response = self.error_response(request, 429, refusal.message, refusal.headers())
+            else:
+                response = await self.run(request, context=context)
         except HTTPException as error:
             response = self.error_response(request, error.status_code, error.reason)
+        finally:
+            await context.close()
         await response(scope, receive, send)
 
-    def error_response(self, request: Request, status: int, message: str) -> Response:
+    def error_response(self, request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+        """A request refused before any GraphQL ran, as a GraphQL error document."""
         media_type = response_media_type(request.headers.get("accept", ""))
-        body = json.dumps({"errors": [{"message": message}]}, separators=(",", ":"))
-        headers = {"allow": "GET, POST"} if status == 405 else None
+        error: dict[str, Any] = {"message": message}
+        if status == 429:
+            error["extensions"] = {"code": "RATE_LIMITED"}
+        body = json.dumps({"errors": [error]}, separators=(",", ":"))
+        headers = {**(headers or {}), **({"allow": "GET, POST"} if status == 405 else {})}
         return Response(body, status_code=status, media_type=media_type, headers=headers)
 
     def decode_json(self, data: str | bytes) -> object:
@@ -125,14 +135,13 @@ class GraphQLView(GraphQL):
         return value
 
     async def get_context(self, request: Request, response: Any) -> Context:
-        context = Context(
+        return Context(
             request=request,
             response=response,
             settings=self.settings,
             session_factory=request.app.state.session_factory,
+            rate_limiter=request.app.state.rate_limiter,
         )
-        request.state.graphql_context = context
-        return context
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         processed = await super().process_result(request, result)
@@ -144,21 +153,19 @@ class GraphQLView(GraphQL):
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         response = super().create_response(response_data, sub_response)
         request = getattr(sub_response, "request", None)
-        if request is not None and response_media_type(request.headers.get("accept", "")) == GRAPHQL_RESPONSE_JSON:
+        if request is None:
+            return response
+        if response_media_type(request.headers.get("accept", "")) == GRAPHQL_RESPONSE_JSON:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
             if getattr(request.state, "request_error", False):
                 response.status_code = 400
+        refusal = getattr(request.state, "refusal", None)  # a field spent a budget (code lookups)
+        if refusal is not None:
+            response.status_code = 429
+            response.headers.update(refusal.headers())
         return response
 
     async def get_sub_response(self, request: Request) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.request = request  # type: ignore[attr-defined]  # create_response negotiates with it
         return sub_response
-
-    async def run(self, request: Any, context: Any = strawberry.UNSET, root_value: Any = strawberry.UNSET) -> Any:
-        try:
-            return await super().run(request, context, root_value)
-        finally:
-            graphql_context = getattr(request.state, "graphql_context", None) if hasattr(request, "state") else None
-            if graphql_context is not None:
-                await graphql_context.close()

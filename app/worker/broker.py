@@ -125,7 +125,9 @@ def session_factory() -> async_sessionmaker[AsyncSession]:
     global _factory
     if _factory is None:
         settings = _settings or get_settings()  # the configured settings: an embedded worker's are the app's
-        _factory = create_session_factory(create_engine(settings.database_url, settings.database_pool_size))
+        _factory = create_session_factory(
+            create_engine(settings.database_url, settings.database_pool_size), reason="worker jobs and scheduler"
+        )
     return _factory
 
 
