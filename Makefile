@@ -32,9 +32,15 @@ run: install
 	$(BIN)/referral serve
 
 ## Every test, on SQLite and PostgreSQL (REQUIRE_SERVICES=1 turns a missing server into a failure).
-test: install-dev
+test: install-dev tests/conformance/node_modules
 	$(BIN)/ruff check app tests bench alembic
 	$(BIN)/python -m pytest
+
+# The graphql-http audit (tests/test_http_conformance.py) is an npm package; without node the
+# test is skipped, unless REQUIRE_SERVICES=1.
+tests/conformance/node_modules: tests/conformance/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/conformance --silent --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the GraphQL over HTTP audit will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache referral.db referral.db-* .referral-demo-keys

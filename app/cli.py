@@ -41,18 +41,49 @@ def _run(work: Callable[[Any], Awaitable[Any]]) -> Any:
         sys.exit(f"error: {error.field or ''} {error.code.value}: {error.message}".replace("  ", " "))
 
 
-def cmd_migrate(args: argparse.Namespace) -> None:
-    from app.migrations import upgrade
+def _on_engine(work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work(engine)` on DATABASE_URL's engine, without a session (schema and role work)."""
 
-    async def migrate() -> None:
+    async def run() -> Any:
         engine = create_engine(get_settings().database_url)
         try:
-            await upgrade(engine, args.revision)
+            return await work(engine)
         finally:
             await engine.dispose()
 
-    asyncio.run(migrate())
+    return asyncio.run(run())
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from app.migrations import upgrade
+
+    _on_engine(lambda engine: upgrade(engine, args.revision))
     print(f"database migrated to {args.revision}")
+
+
+def cmd_db_grant(args: argparse.Namespace) -> None:
+    """As the tables' owner (DATABASE_URL of the migrations): let the API's role use them."""
+    from app.migrations import grant_app_role
+
+    if get_settings().is_sqlite:
+        sys.exit("error: SQLite has no roles; row-level security is PostgreSQL's")
+    _on_engine(lambda engine: grant_app_role(engine, args.role))
+    print(f"{args.role} may use the tables; row-level security applies to it")
+
+
+def cmd_db_check(args: argparse.Namespace) -> None:
+    """As the API's role: does row-level security hold for this login?"""
+    from app.migrations import row_level_security_gaps
+
+    if get_settings().is_sqlite:
+        print("SQLite has no row-level security: the application's merchant filters are the only wall")
+        return
+    gaps = _on_engine(row_level_security_gaps)
+    for gap in gaps:
+        print(gap)
+    if gaps:
+        sys.exit("row-level security does not hold for this login")
+    print("row-level security holds for this login")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -253,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=cmd_migrate)
+
+    db_commands = commands.add_parser("db", help="database roles (PostgreSQL)").add_subparsers(dest="action", required=True)
+    grant = db_commands.add_parser("grant", help="as the tables' owner: let ROLE (the API's login) use the tables")
+    grant.add_argument("role")
+    grant.set_defaults(func=cmd_db_grant)
+    db_commands.add_parser("check", help="as the API's login: is row-level security enforced for it?").set_defaults(
+        func=cmd_db_check
+    )
 
     demo = commands.add_parser("demo", help="create the demo merchant (once) and print its keys")
     demo.set_defaults(func=cmd_demo)

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings, get_settings
 from app.db import TENANT, create_engine, create_session_factory
 from app.logs import request_id_var
+from app.migrations import row_level_security_gaps
 from app.ratelimits import RateLimiter
 from app.schema.schema import build_schema
 from app.schema.view import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_URL, GraphQLView
@@ -138,6 +139,14 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
+        if settings.is_production:
+            try:
+                gaps = await row_level_security_gaps(engine)
+            except Exception:
+                logger.warning("could not check row-level security at start", exc_info=True)
+                gaps = []
+            for gap in gaps:
+                logger.error("row-level security does not hold: %s (connect as a role made with `referral db grant`)", gap)
         worker = None
         if settings.embedded_worker:
             from app.worker.broker import start_embedded_worker

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.config import Settings
 from app.db import Base, create_engine, create_session_factory
@@ -137,6 +138,16 @@ async def _empty_all_tables(engine: AsyncEngine) -> None:
         else:
             for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))
+
+
+@asynccontextmanager
+async def system_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A raw connection that sees every merchant (row-level security's system scope, for this
+    transaction only), for tests that inspect or change what was stored; commits at the end."""
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text("SELECT set_config('app.scope', 'system', true)"))
+        yield connection
 
 
 @pytest.fixture

@@ -282,3 +282,28 @@ def test_demo_is_refused_in_production(cli: Cli):
     assert not (cli.cwd / ".referral-demo-keys").exists()
     cli.app_env = "development"
     assert cli.run("merchants", "list").stdout == ""
+
+
+def test_merchants_limits_sets_shows_and_resets_one_merchants_budgets(cli: Cli):
+    merchant = cli.create_merchant()
+
+    shown = cli.run("merchants", "limits", merchant["id"], "--secret-key", "6000/minute", "--publishable-ip", "30/minute").stdout
+    assert "secret_key       6000/minute\n" in shown and "publishable_ip   30/minute\n" in shown
+    assert "secret_ip        3000/minute  (default)" in shown
+
+    reset = cli.run("merchants", "limits", merchant["id"], "--secret-key", "default").stdout
+    assert "secret_key       3000/minute  (default)" in reset and "publishable_ip   30/minute\n" in reset
+
+
+def test_merchants_limits_refuses_what_is_not_a_rate_limit(cli: Cli):
+    merchant = cli.create_merchant()
+
+    result = cli.run("merchants", "limits", merchant["id"], "--secret-key", "lots", check=False)
+
+    assert result.returncode != 0 and "is not a rate limit" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_db_commands_say_that_sqlite_has_no_row_level_security(cli: Cli):
+    assert "the application's merchant filters are the only wall" in cli.run("db", "check").stdout
+    refused = cli.run("db", "grant", "someone", check=False)
+    assert refused.returncode != 0 and "SQLite has no roles" in refused.stderr

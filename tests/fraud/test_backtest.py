@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 
 from tests import scenarios
+from tests.conftest import system_connection
 from tests.fraud import helpers as h
 from tests.rewards.helpers import create_rule, credit_rule
 
@@ -280,7 +281,7 @@ async def test_a_proposal_is_validated_like_a_policy_change(tenant, other_tenant
 
 
 async def table_counts(tenant) -> dict[str, int]:
-    async with tenant.engine.connect() as connection:
+    async with system_connection(tenant.engine) as connection:
         return {
             table: await connection.scalar(text(f"SELECT count(*) FROM {table}"))
             for table in ("fraud_decisions", "fraud_reviews", "fraud_policies", "rewards", "referrals", "audit_entries")

@@ -12,6 +12,7 @@ from app.fraud.models import Outcome
 from app.fraud.policy import DEFAULT_POLICY, Policy, SignalSetting, judge
 from app.fraud.signals import CATALOGUE, Observation
 from tests import scenarios
+from tests.conftest import system_connection
 from tests.fraud import helpers as h
 
 HISTORY = f"""
@@ -322,7 +323,7 @@ async def test_concurrent_changes_each_get_their_own_version_and_none_is_lost(te
     policy = await current(tenant, program["id"])
     assert policy["version"] == 5
     assert {name: by_signal(policy)[name]["weight"] for name in names} == {name: 7 + i for i, name in enumerate(names)}
-    async with tenant.engine.connect() as connection:
+    async with system_connection(tenant.engine) as connection:
         current_rows = await connection.scalar(
             text("SELECT count(*) FROM fraud_policies WHERE program_id = :p AND superseded_at IS NULL"),
             {"p": uuid.UUID(program["id"])},

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event, func, select
 
 from app.db import Base
+from tests.conftest import system_connection
 from tests.scenarios import active_program, code_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -114,7 +115,7 @@ def total(kind: str, unit: str, amount: int, count: int) -> dict:
 
 
 async def row_counts(engine) -> dict[str, int]:
-    async with engine.connect() as connection:
+    async with system_connection(engine) as connection:
         return {
             table.name: await connection.scalar(select(func.count()).select_from(table))
             for table in Base.metadata.sorted_tables

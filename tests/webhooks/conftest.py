@@ -20,7 +20,7 @@ from app.webhooks import service
 from app.webhooks.models import WebhookEndpoint
 from app.worker import outbox
 from app.worker.models import JobStatus, OutboxJob
-from tests.conftest import test_settings
+from tests.conftest import system_connection, test_settings
 
 
 @dataclass
@@ -138,7 +138,7 @@ async def emit(engine: AsyncEngine, merchant_id, event_type: str = "reward.grant
 
 
 async def set_endpoint(engine: AsyncEngine, endpoint_id, **values: Any) -> None:
-    async with engine.begin() as connection:
+    async with system_connection(engine) as connection:
         await connection.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).values(**values))
 
 

@@ -177,12 +177,13 @@ def workers(
 
 
 @pytest.fixture
-async def effects(db: AsyncEngine) -> Any:
-    """The table the test jobs write to; dropped after the test (it is not in the models)."""
-    async with db.begin() as connection:
+async def effects(db: AsyncEngine, owner_engine: AsyncEngine) -> Any:
+    """The table the test jobs write to; dropped after the test (it is not in the models).
+    Made by the tables' owner: the API's role may not create tables, and gets the usual grants."""
+    async with owner_engine.begin() as connection:
         await connection.execute(text(test_jobs.CREATE_EFFECTS))
     yield
-    async with db.begin() as connection:
+    async with owner_engine.begin() as connection:
         await connection.execute(text(test_jobs.DROP_EFFECTS))
 
 
