@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev migrate clean
+.PHONY: run test bench install install-dev migrate clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3 --version)"; exit 1; }
@@ -41,6 +41,13 @@ test: install-dev tests/conformance/node_modules
 tests/conformance/node_modules: tests/conformance/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/conformance --silent --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the GraphQL over HTTP audit will be skipped"; fi
+
+## The hot paths next to the machine's one-INSERT limit, at 10k and 1M customers (bench/suite.py):
+## needs PostgreSQL, Redis and wrk (apt-get install wrk); writes bench/results/report.{json,png}.
+bench: install-dev
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	@command -v wrk >/dev/null 2>&1 || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache referral.db referral.db-* .referral-demo-keys

@@ -112,7 +112,11 @@ async def run(probe: Probe, port: int) -> list[tuple[str, str]]:
     out.append(("6 BigInt literal 2^53+1", short(big)))
     lone = await probe.client.post(probe.url, content=b'{"query": "mutation { upsertCustomer(input: {externalId: \\"a\\ud800b\\"}) '
                                    b'{ userErrors { code } } }"}', headers={"content-type": "application/json", "authorization": f"Bearer {s}"})
-    out.append(("6 lone surrogate in a string", short(lone)))
+    out.append(("6 lone surrogate in the document", short(lone)))
+    variable = await probe.client.post(
+        probe.url, content=b'{"query": "mutation($e: String!) { upsertCustomer(input: {externalId: $e}) { userErrors { code } } }", '
+        b'"variables": {"e": "a\\ud800b"}}', headers={"content-type": "application/json", "authorization": f"Bearer {s}"})
+    out.append(("6 lone surrogate in a variable", short(variable)))
 
     for size in (100 * 1024, 10 * 1024 * 1024):
         status, took = raw_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-F: " + b"a" * size + b"\r\n\r\n")

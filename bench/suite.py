@@ -1,0 +1,364 @@
+"""`make bench`: the hot paths against the machine's limit, at two database sizes, in one run.
+
+For each size (default 10k and 1M customers; as many referrals, 5x as many clicks, seeded with
+COPY, not through the API) on a fresh PostgreSQL database:
+
+1. the bare endpoint: a Starlette app doing one INSERT per request into the same database
+   (bench/baseline_app.py), the physical limit for one write per request;
+2. `referral serve` (uvicorn, `--workers`, the API's role under row-level security, Redis
+   broker, no rate limits) loaded by wrk with `bench/wrk/scenario.lua`:
+   `track_click`, `record_action` (a new referee's first PURCHASE with a code, 5 active reward
+   rules of which 4 grant, fraud checks on), `referrals_page` (50 referrals with referrer and
+   referee) and `widget` (the share panel's read with a publishable key).
+
+Prints a table (req/s, p50, p99, ratio to the bare INSERT), writes `bench/results/report.json`
+and draws `bench/results/report.png` (matplotlib). Needs PostgreSQL, Redis and wrk (Debian).
+
+    .venv/bin/python bench/suite.py [--sizes 10000,1000000] [--seconds 10] [--runs 2] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.db import create_engine  # noqa: E402
+from app.migrations import grant_app_role, upgrade  # noqa: E402
+
+SCENARIOS = ("track_click", "record_action", "referrals_page", "widget")
+APP_ROLE = "referral_bench_app"
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+RULES = [  # 5 active rules; a new referee's first purchase earns 4 rewards (the milestone waits for the 5th)
+    ("Give $10", "REFERRER", "CREDIT", {"amount": 1000, "currency": "USD"}),
+    ("10% commission", "REFERRER", "COMMISSION", {"percent_bps": 1000}),
+    ("15% off", "REFEREE", "DISCOUNT", {"percent_bps": 1500}),
+    ("500 points", "REFEREE", "POINTS", {"amount": 500, "currency": None}),
+    ("5th friend bonus", "REFERRER", "CREDIT", {"amount": 5000, "currency": "USD", "milestone": 5}),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.1)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def code_of(i: int) -> str:
+    chars = []
+    for _ in range(8):
+        i, r = divmod(i, len(CODE_ALPHABET))
+        chars.append(CODE_ALPHABET[r])
+    return "B" + "".join(chars)
+
+
+async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
+    """A merchant with an active program, its 5 rules, `size` referees referred by `size // 10`
+    referrers (each with a code), 5 clicks per referral and the fraud engine's identifiers,
+    written with COPY. Writes the keys, codes and widget requests for the wrk script."""
+    engine = create_engine(owner_url.replace("postgresql://", "postgresql+asyncpg://"))
+    from app.db import create_session_factory
+    from app.merchants import service as merchants
+    from app.merchants.models import ApiKeyKind
+
+    async with create_session_factory(engine, reason="bench seed")() as session:
+        merchant = await merchants.create_merchant(session, name="Bench Shop")
+        secret = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET)
+        publishable = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE)
+        await session.commit()
+    await engine.dispose()
+
+    connection = await asyncpg.connect(owner_url)
+    now = dt.datetime.now(dt.UTC)
+    program_id = uuid.uuid4()
+    await connection.execute(
+        "INSERT INTO programs (id, merchant_id, name, status, attribution_window_days, claim_window_days, share_url_template,"
+        " code_style, code_length, created_at, updated_at) VALUES ($1, $2, 'Bench', 'ACTIVE', 30, 14,"
+        " 'https://shop.example/?ref={code}', 'RANDOM', 8, $3, $3)", program_id, merchant.id, now,
+    )
+    referrers = max(100, size // 10)
+    started = time.monotonic()
+    customers = [(uuid.uuid4(), merchant.id, f"c{i}", f"c{i}@example.com", f"c{i}@example.com", now - dt.timedelta(days=90), now)
+                 for i in range(size + referrers)]
+    await connection.copy_records_to_table(
+        "customers", records=customers,
+        columns=["id", "merchant_id", "external_id", "email", "email_canonical", "created_at", "updated_at"],
+    )
+    codes = [(uuid.uuid4(), merchant.id, program_id, customers[i][0], code_of(i), False, True, now) for i in range(referrers)]
+    await connection.copy_records_to_table(
+        "referral_codes", records=codes,
+        columns=["id", "merchant_id", "program_id", "customer_id", "code", "is_vanity", "active", "created_at"],
+    )
+    referrals = []
+    for n in range(size):
+        referee = customers[referrers + n]
+        code = codes[n % referrers]
+        at = now - dt.timedelta(days=60, seconds=n)
+        referrals.append((uuid.uuid4(), merchant.id, program_id, code[3], referee[0], code[0], "CODE", "QUALIFIED", at, at, at))
+    await connection.copy_records_to_table(
+        "referrals", records=referrals,
+        columns=["id", "merchant_id", "program_id", "referrer_id", "referee_id", "code_id", "source", "status", "created_at",
+                 "referred_at", "qualified_at"],
+    )
+
+    def clicks():
+        for n in range(size * 5):
+            code = codes[n % referrers]
+            at = now - dt.timedelta(days=30, seconds=n)
+            yield (uuid.uuid4(), merchant.id, program_id, code[0], uuid.uuid4().hex, f"seed-d{n}",
+                   f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}", "seed", at, at + dt.timedelta(days=30))
+
+    await connection.copy_records_to_table(
+        "clicks", records=clicks(),
+        columns=["id", "merchant_id", "program_id", "code_id", "attribution_token", "device_id", "ip", "user_agent",
+                 "created_at", "expires_at"],
+    )
+
+    def identifiers():
+        for n, customer in enumerate(customers):
+            seen = now - dt.timedelta(days=60)
+            yield (uuid.uuid4(), merchant.id, customer[0], "DEVICE", f"seed-dev{n}", seen, seen)
+            yield (uuid.uuid4(), merchant.id, customer[0], "IP", f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}", seen, seen)
+
+    await connection.copy_records_to_table(
+        "customer_identifiers", records=identifiers(),
+        columns=["id", "merchant_id", "customer_id", "kind", "value", "first_seen_at", "last_seen_at"],
+    )
+    await connection.execute("ANALYZE")
+    await connection.close()
+    seeded = time.monotonic() - started
+
+    (data_dir / "secret_key").write_text(secret.plaintext + "\n")
+    (data_dir / "publishable_key").write_text(publishable.plaintext + "\n")
+    sample = random.Random(7).sample(codes, min(len(codes), 5000))
+    (data_dir / "codes").write_text("".join(code[4] + "\n" for code in sample))
+    widget = '{"query":"query($c: String!) { referralCode(code: $c) { code shareUrl active } }","variables":{"c":"%s"}}'
+    (data_dir / "widget_bodies").write_text("".join(widget % code[4] + "\n" for code in sample[:2000]))
+    return {"program_id": str(program_id), "secret": secret.plaintext, "seconds": round(seeded, 1)}
+
+
+async def create_rules(base_url: str, secret: str, program_id: str) -> None:
+    import httpx
+
+    mutation = """mutation($p: ID!, $i: RewardRuleInput!) { createRewardRule(programId: $p, input: $i) { userErrors { code message } } }"""
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {secret}"}, timeout=30) as client:
+        for name, recipient, kind, extra in RULES:
+            rule = {"name": name, "trigger": "PURCHASE", "recipient": recipient, "kind": kind}
+            if "amount" in extra:
+                rule["amount"] = extra["amount"]
+                if extra["currency"]:
+                    rule["currency"] = extra["currency"]
+            if "percent_bps" in extra:
+                rule["percentBps"] = extra["percent_bps"]
+            if "milestone" in extra:
+                rule["conditions"] = {"milestone": extra["milestone"]}
+            body = (await client.post("/graphql", json={"query": mutation, "variables": {"p": program_id, "i": rule}})).json()
+            assert body["data"]["createRewardRule"]["userErrors"] == [], body
+
+
+def wrk(url: str, scenario: str, data_dir: Path, seconds: int, connections: int) -> dict:
+    report = data_dir / f"{scenario}-{uuid.uuid4().hex[:6]}.json"
+    script = ROOT / "bench" / "wrk" / "scenario.lua"
+    result = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url, "--",
+         scenario, str(data_dir), str(report)],
+        capture_output=True, text=True, timeout=seconds + 60,
+    )
+    if result.returncode != 0 or not report.exists():
+        raise RuntimeError(f"wrk failed: {result.stdout}\n{result.stderr}")
+    measured = json.loads(report.read_text())
+    if result.stderr.strip():
+        measured["stderr"] = result.stderr.strip()[:600]
+    return measured
+
+
+class Server:
+    def __init__(self, command: list[str], env: dict[str, str], port: int, what: str) -> None:
+        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+        wait_for_port(port, self.process, what)
+
+    def stop(self) -> float:
+        rss = rss_mb(self.process.pid)
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return rss
+
+
+async def bench_size(args: argparse.Namespace, size: int) -> dict:
+    name = f"referral_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(args.admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        await admin.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+    except asyncpg.DuplicateObjectError:
+        pass
+    await admin.close()
+    base = args.admin_url.rsplit("/", 1)[0]
+    owner_url = f"{base}/{name}"
+    app_url = f"postgresql+asyncpg://{APP_ROLE}@{base.split('@', 1)[1]}/{name}"
+    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{size}-"))
+    result: dict = {"size": size, "scenarios": {}}
+    try:
+        engine = create_engine(owner_url.replace("postgresql://", "postgresql+asyncpg://"))
+        await upgrade(engine)
+        await grant_app_role(engine, APP_ROLE)
+        await engine.dispose()
+        seeded = await seed(owner_url, size, data_dir)
+        result["seed_seconds"] = seeded["seconds"]
+        print(f"  seeded {size:,} customers in {seeded['seconds']} s", flush=True)
+
+        port = free_port()
+        baseline = Server([sys.executable, "bench/baseline_app.py", "--port", str(port), "--database", owner_url],
+                          {}, port, "baseline")
+        runs = [wrk(f"http://127.0.0.1:{port}", "baseline", data_dir, args.seconds, args.connections) for _ in range(args.runs)]
+        baseline.stop()
+        result["scenarios"]["baseline"] = runs
+        print("  baseline: " + ", ".join(f"{r['rps']:.0f} req/s p99 {r['p99_ms']:.0f} ms" for r in runs), flush=True)
+
+        port = free_port()
+        env = {"DATABASE_URL": app_url, "APP_ENV": "production", "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING",
+               "RATE_LIMITS_ENABLED": "0", "BROKER_URL": args.broker_url, "EMBEDDED_WORKER": "0",
+               "DATABASE_POOL_SIZE": str(args.pool_size)}
+        api = Server([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
+                     env, port, "referral serve")
+        await create_rules(f"http://127.0.0.1:{port}", seeded["secret"], seeded["program_id"])
+        for scenario in SCENARIOS:
+            wrk(f"http://127.0.0.1:{port}", scenario, data_dir, 2, 8)  # warm up
+            runs = [wrk(f"http://127.0.0.1:{port}", scenario, data_dir, args.seconds, args.connections) for _ in range(args.runs)]
+            result["scenarios"][scenario] = runs
+            print(f"  {scenario}: " + ", ".join(f"{r['rps']:.0f} req/s p50 {r['p50_ms']:.0f} ms p99 {r['p99_ms']:.0f} ms"
+                                                + (f" ({r['bad_answers']} bad)" if r["bad_answers"] else "") for r in runs),
+                  flush=True)
+        result["api_rss_mb"] = round(api.stop(), 1)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if not args.keep:
+            admin = await asyncpg.connect(args.admin_url)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+    return result
+
+
+def best(runs: list[dict]) -> dict:
+    return max(runs, key=lambda r: r["rps"])
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| size | scenario | req/s (runs) | p50 | p99 | vs bare INSERT |", "|---|---|---|---|---|---|"]
+    for result in results:
+        limit = best(result["scenarios"]["baseline"])["rps"]
+        for scenario, runs in result["scenarios"].items():
+            top = best(runs)
+            rates = " / ".join(f"{r['rps']:,.0f}" for r in runs)
+            share = f"{top['rps'] / limit:.0%}" if scenario != "baseline" else "limit"
+            lines.append(f"| {result['size']:,} | {scenario} | {rates} | {top['p50_ms']:.1f} ms | {top['p99_ms']:.1f} ms | {share} |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (rates, latency) = plt.subplots(1, 2, figsize=(13, 5))
+    names = ["baseline", *SCENARIOS]
+    width = 0.8 / len(results)
+    for index, result in enumerate(results):
+        values = [best(result["scenarios"][n])["rps"] if n in result["scenarios"] else 0 for n in names]
+        positions = [i + index * width for i in range(len(names))]
+        rates.bar(positions, values, width, label=f"{result['size']:,} customers")
+    rates.set_xticks([i + width * (len(results) - 1) / 2 for i in range(len(names))], ["bare INSERT", *SCENARIOS], rotation=15)
+    rates.set_ylabel("requests / s (one API process)")
+    rates.set_title("Throughput next to the one-INSERT limit")
+    rates.legend()
+    sizes = [r["size"] for r in results]
+    for scenario in SCENARIOS:
+        latency.plot(sizes, [best(r["scenarios"][scenario])["p50_ms"] for r in results], marker="o", label=f"{scenario} p50")
+        latency.plot(sizes, [best(r["scenarios"][scenario])["p99_ms"] for r in results], marker="x", linestyle="--",
+                     label=f"{scenario} p99")
+    latency.set_xscale("log")
+    latency.set_xlabel("customers in the database")
+    latency.set_ylabel("latency (ms), 32 connections")
+    latency.set_title("Latency against database size")
+    latency.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--pool-size", type=int, default=10)
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--keep", action="store_true", help="keep the databases")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        print(f"size {size:,}", flush=True)
+        results.append(await bench_size(args, size))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"date": dt.date.today().isoformat(), "commit": commit, "cores": os.cpu_count(), "connections": args.connections,
+              "seconds": args.seconds, "workers": args.workers, "results": results}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    plot(results, out / "report.png")
+    print(f"\n{report['date']}, commit {commit}, {os.cpu_count()} cores, wrk {args.connections} connections x "
+          f"{args.seconds} s, {args.workers} API process(es)\n")
+    print(table(results))
+    for result in results:
+        print(f"API process RSS after the {result['size']:,} run: {result['api_rss_mb']} MB")
+    print(f"\nreport: {out / 'report.json'}, plot: {out / 'report.png'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
