@@ -22,6 +22,8 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
 from app.logs import request_id_var
 from app.schema.schema import GraphQLView, build_schema
+from app.widget import assets as widget_assets
+from app.widget.cors import BrowserAccess
 
 logger = logging.getLogger("app.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -144,10 +146,11 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *widget_assets.routes(),
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
-    return RequestMiddleware(app, settings.max_body_bytes)
+    return RequestMiddleware(BrowserAccess(app, app.state.session_factory), settings.max_body_bytes)
