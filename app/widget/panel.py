@@ -92,7 +92,9 @@ async def open_panel(
     now = utcnow()
     identity.verify(customer, await service.signing_secrets(session, merchant_id=merchant_id, secret_key=secret_key), now)
     program = await _program(session, merchant_id, program_id)
-    code = await codes.issue_referral_code(
+    code = await codes.active_code_of(
+        session, merchant_id=merchant_id, program_id=program.id, customer_external_id=customer.external_id
+    ) or await codes.issue_referral_code(
         session, merchant_id=merchant_id, program_id=program.id, customer_external_id=customer.external_id
     )
     await identifiers.record_visit(
