@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import demo
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
 from app.logs import request_id_var
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *widget_assets.routes(),
+            *demo.routes(settings),
         ],
         lifespan=lifespan,
     )

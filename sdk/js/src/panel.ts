@@ -83,7 +83,9 @@ function textFor(texts: WidgetText[], locale: Locale): Partial<WidgetText> {
 function rewardsLine(strings: Strings, tag: string, totals: RewardTotal[]): string | null {
   const items: string[] = [];
   for (const total of totals) {
-    const amount = (minor: number) => (total.kind === "POINTS" ? plural(tag, strings.points, minor) : money(tag, minor, total.unit));
+    // an amount is one left-to-right unit (U+2066 ... U+2069): in Arabic "US$" would otherwise split into "$US"
+    const amount = (minor: number) =>
+      total.kind === "POINTS" ? plural(tag, strings.points, minor) : `\u2066${money(tag, minor, total.unit)}\u2069`;
     if (total.kind === "DISCOUNT") items.push(plural(tag, strings.coupons, total.count));
     else {
       if (total.earned > 0) {

@@ -27,7 +27,7 @@ describe("the committed bundle", () => {
     for (const name of files(committed)) {
       expect(readFileSync(join(fresh, name), "utf8"), name).toBe(readFileSync(join(committed, name), "utf8"));
     }
-  });
+  }, 120_000);
 
   it("stays within 12 KB gzipped", () => {
     for (const name of ["referral.js", "referral.mjs"]) {

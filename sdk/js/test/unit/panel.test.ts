@@ -54,7 +54,7 @@ describe("the share panel", () => {
     expect(root.querySelector<HTMLInputElement>("#r-link")!.value).toBe(SESSION.shareUrl);
     expect(root.querySelector('label[for="r-code"]')!.textContent).toBe("Your referral code");
     expect(section.textContent).toContain("3 successful referrals · 1 pending");
-    expect(section.textContent).toContain("Earned: $20.00 store credit, $10.00 on hold, and 2 discount coupons");
+    expect(section.textContent).toContain("Earned: \u2066$20.00\u2069 store credit, \u2066$10.00\u2069 on hold, and 2 discount coupons");
     const shares = [...root.querySelectorAll("ul a")].map((a) => a.getAttribute("aria-label"));
     expect(shares).toEqual(["Share via Email", "Share via WhatsApp", "Share via Telegram", "Share via X", "Share via Facebook"]);
     expect(root.querySelector('ul a[aria-label="Share via WhatsApp"]')!.getAttribute("href")).toContain(
