@@ -3,8 +3,13 @@ colours, nothing half-written, an audit trail, and none of it for a publishable 
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from sqlalchemy import func, select
+
+from app.db import create_session_factory
+from app.widget.models import WidgetSettings
 from tests.scenarios import active_program
 from tests.widget.helpers import ROTATE_SECRET, SET_ORIGINS, SET_PROGRAM_WIDGET, allow_origins
 
@@ -95,3 +100,17 @@ async def test_a_publishable_key_cannot_read_or_change_widget_settings(tenant):
         assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], body
     assert (await tenant.gql("{ widgetSettings { allowedOrigins secretConfigured } }"))["widgetSettings"] == {
         "allowedOrigins": [], "secretConfigured": False}
+
+
+@pytest.mark.postgresql_only
+async def test_concurrent_first_changes_make_one_settings_row_and_one_current_secret(tenant, backend):
+    results = await asyncio.gather(
+        *(tenant.gql(ROTATE_SECRET, {"overlapHours": 1}) for _ in range(5)),
+        *(tenant.gql(SET_ORIGINS, {"origins": [f"https://shop{i}.example"]}) for i in range(5)),
+    )
+    assert all(not next(iter(r.values()))["userErrors"] for r in results), results
+    async with create_session_factory(tenant.engine)() as session:
+        assert await session.scalar(select(func.count()).select_from(WidgetSettings)) == 1
+    secrets = [r["rotateWidgetSecret"]["secret"] for r in results if "rotateWidgetSecret" in r]
+    current = (await tenant.gql("{ widgetSettings { secretLast4 } }"))["widgetSettings"]["secretLast4"]
+    assert current in {secret[-4:] for secret in secrets}

@@ -57,7 +57,10 @@ class _Base:
             raise APIError(f"HTTP_{response.status_code}", response.text[:200])
         return request.parse(body["data"][request.root])
 
-    def _delay(self, attempt: int) -> float:
+    def _retry_delay(self, attempt: int, error: httpx.TransportError) -> float:
+        """How long to wait before the next try after a network error; raises after the last."""
+        if attempt == self.retries:
+            raise TransportError(f"could not reach {self.url}: {error!r}") from error
         return 0.25 * 2**attempt
 
     def sign_customer(self, external_id: str, *, timestamp: int | None = None) -> signing.SignedCustomer:
@@ -101,9 +104,7 @@ class ReferralClient(_Base):
             try:
                 response = self._http.post(self.url, json=self._body(request))
             except httpx.TransportError as error:
-                if attempt == self.retries:
-                    raise TransportError(f"could not reach {self.url}: {error!r}") from error
-                time.sleep(self._delay(attempt))
+                time.sleep(self._retry_delay(attempt, error))
                 continue
             return self._result(request, response)
         raise AssertionError("unreachable")
@@ -134,9 +135,7 @@ class AsyncReferralClient(_Base):
             try:
                 response = await self._http.post(self.url, json=self._body(request))
             except httpx.TransportError as error:
-                if attempt == self.retries:
-                    raise TransportError(f"could not reach {self.url}: {error!r}") from error
-                await asyncio.sleep(self._delay(attempt))
+                await asyncio.sleep(self._retry_delay(attempt, error))
                 continue
             return self._result(request, response)
         raise AssertionError("unreachable")
