@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
@@ -151,8 +152,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             *demo.routes(settings),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(BrowserAccess)],
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
-    return RequestMiddleware(BrowserAccess(app, app.state.session_factory), settings.max_body_bytes)
+    return RequestMiddleware(app, settings.max_body_bytes)

@@ -33,11 +33,11 @@ PREFLIGHT_MAX_AGE = "600"  # seconds a browser may reuse a preflight answer
 
 
 class BrowserAccess:
-    """ASGI middleware answering CORS for the API paths; everything else passes through."""
+    """ASGI middleware answering CORS for the API paths; everything else passes through. It
+    reads the origins with the app's own session factory (`app.state.session_factory`)."""
 
-    def __init__(self, app: ASGIApp, session_factory) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.session_factory = session_factory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in API_PATHS:
@@ -53,7 +53,7 @@ class BrowserAccess:
             await self._preflight(scope, receive, send, headers, origin)
             return
         scheme, _, key = headers.get("authorization", "").partition(" ")
-        allowed = scheme.lower() == "bearer" and await self._allows(key.strip(), origin)
+        allowed = scheme.lower() == "bearer" and await self._allows(scope, key.strip(), origin)
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -69,7 +69,7 @@ class BrowserAccess:
         key = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("pk") or [""])[0]
         method_ok = headers["access-control-request-method"].upper() == ALLOWED_METHOD
         response: Response
-        if method_ok and await self._allows(key, origin):
+        if method_ok and await self._allows(scope, key, origin):
             response = Response(status_code=204, headers={
                 "access-control-allow-origin": headers["origin"],
                 "access-control-allow-methods": ALLOWED_METHOD,
@@ -84,11 +84,11 @@ class BrowserAccess:
             )
         await response(scope, receive, send)
 
-    async def _allows(self, key: str, origin: str | None) -> bool:
+    async def _allows(self, scope: Scope, key: str, origin: str | None) -> bool:
         if origin is None or not key.startswith("pk_"):
             return False
         try:
-            async with self.session_factory() as session:
+            async with scope["app"].state.session_factory() as session:
                 patterns = await service.browser_origins(session, publishable_key=key)
         except Exception:
             logger.exception("could not read the allowed origins; answering without CORS headers")
