@@ -11,12 +11,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e . -e sdk/python
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+$(VENV)/.installed-dev: pyproject.toml sdk/python/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]" -e sdk/python
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -31,10 +31,12 @@ run: install
 	$(BIN)/referral demo
 	$(BIN)/referral serve
 
-## Every test, on SQLite and PostgreSQL (REQUIRE_SERVICES=1 turns a missing server into a failure).
+## Every test, on SQLite and PostgreSQL (REQUIRE_SERVICES=1 turns a missing server into a failure),
+## then the widget's (sdk/js/test.sh: npm ci, unit tests, browser tests in Debian's Chromium).
 test: install-dev tests/conformance/node_modules
-	$(BIN)/ruff check app tests bench alembic
+	$(BIN)/ruff check app tests bench alembic sdk/python
 	$(BIN)/python -m pytest
+	sdk/js/test.sh
 
 # The graphql-http audit (tests/test_http_conformance.py) is an npm package; without node the
 # test is skipped, unless REQUIRE_SERVICES=1.
@@ -50,4 +52,4 @@ bench: install-dev
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache referral.db referral.db-* .referral-demo-keys
+	rm -rf $(VENV) .pytest_cache referral.db referral.db-* .referral-demo-keys sdk/js/node_modules sdk/js/test-results

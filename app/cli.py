@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from app.config import get_settings
@@ -18,8 +16,6 @@ from app.db import create_engine, create_session_factory
 from app.errors import DomainError, NotFound
 from app.merchants import service as merchants
 from app.merchants.models import ApiKeyKind
-
-DEMO_KEYS_FILE = Path(".referral-demo-keys")
 
 
 async def _in_transaction(work: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -234,35 +230,27 @@ def cmd_ledger_verify(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Create the demo merchant once and print its keys. Development only: the plaintext
-    keys are kept in a local, git-ignored file so later starts can show them again."""
+    """Create the demo merchant and shop once (app.demo.setup) and print how to use them.
+    Development only: the plaintext keys are kept in a local, git-ignored file."""
+    from app.demo import setup
+
     settings = get_settings()
     if settings.is_production:
         sys.exit("error: the demo merchant is for development only")
-    if DEMO_KEYS_FILE.exists():
-        keys = json.loads(DEMO_KEYS_FILE.read_text())
-        if _run(lambda s: merchants.get_merchant(s, merchant_id=uuid.UUID(keys["merchant_id"]))) is None:
-            keys = None
-    else:
-        keys = None
-    if keys is None:
-        async def work(session):
-            merchant = await merchants.create_merchant(session, name="Demo Shop")
-            secret = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET, name="demo")
-            publishable = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE, name="demo")
-            return {"merchant_id": str(merchant.id), "secret_key": secret.plaintext, "publishable_key": publishable.plaintext}
-
-        keys = _run(work)
-        DEMO_KEYS_FILE.write_text(json.dumps(keys))
-        os.chmod(DEMO_KEYS_FILE, 0o600)
+    keys = _run(lambda session: setup.ensure_demo(session, settings=settings, keys=setup.read_keys()))
+    setup.write_keys(keys)
     url = f"http://{settings.host}:{settings.port}/graphql"
     print(
         "\n"
         f"  Demo merchant:    Demo Shop ({keys['merchant_id']})\n"
         f"  Secret key:       {keys['secret_key']}\n"
         f"  Publishable key:  {keys['publishable_key']}\n"
+        f"  Widget secret:    {keys['widget_secret']}   (signs customer ids for the share panel)\n"
         f"  GraphQL:          {url}  (GraphiQL: open it in a browser; add the header\n"
         f'                    {{"Authorization": "Bearer {keys["secret_key"]}"}})\n'
+        f"  Demo shop:        http://localhost:{settings.port}/demo/\n"
+        f"  Referral link:    {keys['referral_link']}\n"
+        f"                    (Jane's link: open it, sign up, buy, then sign in as Jane to see her referral and reward)\n"
     )
 
 

@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import demo
 from app.config import Settings, get_settings
 from app.db import TENANT, create_engine, create_session_factory
 from app.logs import request_id_var
@@ -26,6 +28,8 @@ from app.migrations import row_level_security_gaps
 from app.ratelimits import RateLimiter
 from app.schema.schema import build_schema
 from app.schema.view import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_URL, GraphQLView
+from app.widget import assets as widget_assets
+from app.widget.cors import BrowserAccess
 
 logger = logging.getLogger("app.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -164,12 +168,15 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     routes: list[BaseRoute] = [
         Route("/graphql", graphql),  # the view answers every method (405 with a GraphQL error body)
         Route("/healthz", healthz, methods=["GET"]),
+        *widget_assets.routes(),
+        *demo.routes(settings),
     ]
     if not settings.is_production:
         routes.append(Mount(GRAPHIQL_ASSETS_URL, app=ImmutableFiles(directory=GRAPHIQL_ASSETS)))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(BrowserAccess)],
     )
     app.state.settings = settings
     app.state.engine = engine

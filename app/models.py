@@ -7,4 +7,5 @@ def load_all_models() -> None:
     import app.referrals.models  # noqa: F401
     import app.rewards.models  # noqa: F401
     import app.webhooks.models  # noqa: F401
+    import app.widget.models  # noqa: F401
     import app.worker.models  # noqa: F401

@@ -4,6 +4,8 @@
     .venv/bin/python bench/http_bench.py --scenario record_action --concurrency 32
     .venv/bin/python bench/http_bench.py --scenario record_action --database postgresql
     .venv/bin/python bench/http_bench.py --scenario referrals_page --database postgresql
+    .venv/bin/python bench/http_bench.py --scenario widget_session   # the share panel: publishable key, CORS, signed customer
+    .venv/bin/python bench/http_bench.py --scenario track_click      # a ?ref= landing from a shop's origin
     .venv/bin/python bench/http_bench.py --scenario record_action --wrk   # load from wrk (C), if installed
 
 Each run uses a fresh database (a temp SQLite file, or a new PostgreSQL database dropped
@@ -41,6 +43,11 @@ PING = "{ __typename }"
 RECORD = """mutation($input: RecordActionInput!) { recordAction(input: $input) {
   action { id attribution } referral { id } userErrors { code } } }"""
 REFERRALS = """{ referrals(first: 50) { edges { node { id status referrer { externalId email } referee { externalId } } } } }"""
+WIDGET_SESSION = """mutation($c: String!, $t: BigInt!, $s: String!, $d: String) {
+  widgetSession(customerExternalId: $c, timestamp: $t, signature: $s, deviceId: $d) {
+    session { code shareUrl successfulReferrals rewards { kind earned } program { texts { title } } } userErrors { code } } }"""
+TRACK_CLICK = """mutation($input: TrackClickInput!) { trackClick(input: $input) { attributionToken userErrors { code } } }"""
+SHOP = "https://shop.example"
 
 
 def free_port() -> int:
@@ -85,11 +92,25 @@ async def setup_referrals(client: httpx.AsyncClient, count: int) -> str:
     return code_value
 
 
+async def browser_key(client: httpx.AsyncClient) -> tuple[str, str]:
+    """A publishable key and a widget secret, with the shop's origin allowed (as a merchant sets up the widget)."""
+    await gql(client, "mutation($o: [String!]!) { setWidgetAllowedOrigins(origins: $o) { userErrors { code } } }", {"o": [SHOP]})
+    secret = await gql(client, "mutation { rotateWidgetSecret { secret } }")
+    key = await gql(client, "mutation { createApiKey(kind: PUBLISHABLE) { key } }")
+    return key["createApiKey"]["key"], secret["rotateWidgetSecret"]["secret"]
+
+
 async def run_load(base_url: str, key: str, scenario: str, concurrency: int, total: int) -> list[float]:
     headers = {"Authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
         code = await setup_referrals(client, 50 if scenario == "referrals_page" else 1)
+        if scenario in ("widget_session", "track_click"):  # from here on, a browser on the shop's page
+            from app.widget.identity import sign
+
+            publishable, widget_secret = await browser_key(client)
+            client.headers.update({"Authorization": f"Bearer {publishable}", "Origin": SHOP})
+            signed_at = int(time.time())
         counter = iter(range(total))
         latencies: list[float] = []
         run_id = uuid.uuid4().hex[:8]
@@ -102,6 +123,12 @@ async def run_load(base_url: str, key: str, scenario: str, concurrency: int, tot
                     "type": "SIGNUP", "customerExternalId": f"c-{run_id}-{i}", "idempotencyKey": f"k-{run_id}-{i}",
                     "referralCode": code, "context": {"email": f"c{i}@example.com", "deviceId": f"d{i}"},
                 }}
+            elif scenario == "widget_session":  # 100 customers, each opening their panel again and again
+                customer = f"ref-{i % 100}"
+                query, variables = WIDGET_SESSION, {
+                    "c": customer, "t": signed_at, "s": sign(widget_secret, customer, signed_at), "d": f"d{i % 100}"}
+            elif scenario == "track_click":
+                query, variables = TRACK_CLICK, {"input": {"code": code, "deviceId": f"d-{run_id}-{i}"}}
             else:
                 query, variables = REFERRALS, None
             started = time.perf_counter()
@@ -161,7 +188,8 @@ async def run_wrk(base_url: str, key: str, scenario: str, concurrency: int, seco
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenario", choices=["ping", "record_action", "referrals_page"], default="ping")
+    parser.add_argument("--scenario", choices=["ping", "record_action", "referrals_page", "widget_session", "track_click"],
+                        default="ping")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000)

@@ -260,11 +260,21 @@ async def test_demo_creates_one_merchant_and_shows_the_same_keys_again(cli: Cli,
 
     keys_file = cli.cwd / ".referral-demo-keys"
     assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
-    assert json.loads(keys_file.read_text()) == {
+    keys = json.loads(keys_file.read_text())
+    assert {k: keys[k] for k in ("merchant_id", "secret_key", "publishable_key")} == {
         "merchant_id": merchant_id, "secret_key": secret, "publishable_key": publishable,
     }
     assert await works(api, secret, merchant_id)
     assert f'"Authorization": "Bearer {secret}"' in first
+    # the demo shop: a running program, Jane's link, the widget secret and the shop's origins
+    assert keys["widget_secret"].startswith("wsec_") and f"Widget secret:    {keys['widget_secret']}" in first
+    assert keys["referral_link"] == f"http://localhost:8000/demo/?ref={keys['referrer_code']}"
+    assert f"Referral link:    {keys['referral_link']}" in first and "Demo shop:        http://localhost:8000/demo/" in first
+    assert json.loads(keys_file.read_text()) == keys  # the second run kept everything
+    settings = await api.post("/graphql", json={"query": "{ widgetSettings { allowedOrigins secretConfigured } }"},
+                              headers={"Authorization": f"Bearer {secret}"})
+    assert settings.json()["data"]["widgetSettings"] == {
+        "allowedOrigins": ["http://localhost:8000", "http://127.0.0.1:8000"], "secretConfigured": True}
 
 
 def test_demo_makes_a_new_merchant_when_the_database_was_reset(cli: Cli, migrated_template: Path):

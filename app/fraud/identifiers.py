@@ -12,6 +12,7 @@ import ipaddress
 import re
 import unicodedata
 import uuid
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -71,10 +72,11 @@ def ip_with_user_agent(ip: str | None, user_agent: str | None) -> str | None:
     return f"{ip} ua:{hashlib.sha256(user_agent.encode()).hexdigest()[:16]}"
 
 
-def _sightings(device_id, ip, user_agent, payment, address) -> list[tuple[IdentifierKind, str]]:
+def _sightings(device_id, ip, user_agent, payment, address, fingerprint) -> list[tuple[IdentifierKind, str]]:
     ip = normalized_ip(ip)
     found = [
         (IdentifierKind.DEVICE, device_id),
+        (IdentifierKind.FINGERPRINT, fingerprint),
         (IdentifierKind.PAYMENT, payment),
         (IdentifierKind.ADDRESS, normalized_address(address)),
         (IdentifierKind.IP, ip),
@@ -85,16 +87,38 @@ def _sightings(device_id, ip, user_agent, payment, address) -> list[tuple[Identi
 
 async def record_sightings(session: AsyncSession, *, action: Action) -> None:
     """What the action tells about its customer."""
-    found = _sightings(action.device_id, action.ip, action.user_agent, action.payment_fingerprint, action.shipping_address)
+    found = _sightings(
+        action.device_id, action.ip, action.user_agent, action.payment_fingerprint, action.shipping_address,
+        action.device_fingerprint,
+    )
     if found:
         await _upsert(session, action.merchant_id, action.customer_id, {(k.value, v): action.occurred_at for k, v in found})
 
 
 async def record_click(session: AsyncSession, *, customer_id: uuid.UUID, click: Click) -> None:
     """The click that brought a referee was made by them: its device and network are theirs."""
-    found = _sightings(click.device_id, click.ip, click.user_agent, None, None)
+    await record_visit(
+        session, merchant_id=click.merchant_id, customer_id=customer_id, seen_at=click.created_at,
+        device_id=click.device_id, device_fingerprint=click.device_fingerprint, ip=click.ip, user_agent=click.user_agent,
+    )
+
+
+async def record_visit(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    seen_at: datetime,
+    device_id: str | None,
+    device_fingerprint: str | None,
+    ip: str | None,
+    user_agent: str | None,
+) -> None:
+    """A signed-in customer opened their share panel: the browser and network are theirs.
+    A referrer's own device later clicking their link is the classic self-referral."""
+    found = _sightings(device_id, ip, user_agent, None, None, device_fingerprint)
     if found:
-        await _upsert(session, click.merchant_id, customer_id, {(k.value, v): click.created_at for k, v in found})
+        await _upsert(session, merchant_id, customer_id, {(k.value, v): seen_at for k, v in found})
 
 
 def _upsert_statement(dialect: str):

@@ -60,6 +60,7 @@ class IdentifierKind(enum.Enum):
     ADDRESS = "ADDRESS"  # normalized shipping address
     IP = "IP"
     IP_UA = "IP_UA"  # IP and a hash of the user agent: one browser behind one address
+    FINGERPRINT = "FINGERPRINT"  # the widget's coarse browser hash (user agent, screen, timezone, language)
 
 
 class FraudPolicyVersion(Base):

@@ -66,6 +66,7 @@ class ActionInput:
     customer_email: str | None = None
     customer_name: str | None = None
     device_id: str | None = None
+    device_fingerprint: str | None = None
     ip: str | None = None
     user_agent: str | None = None
     payment_fingerprint: str | None = None
@@ -110,6 +111,7 @@ def _validated(data: ActionInput) -> ActionInput:
         customer_email=validation.email(data.customer_email, "context.email"),
         customer_name=validation.text(data.customer_name, "customerName", 200),
         device_id=validation.text(data.device_id, "context.deviceId", 255),
+        device_fingerprint=validation.text(data.device_fingerprint, "context.deviceFingerprint", 64),
         ip=validation.text(data.ip, "context.ip", 45),
         user_agent=validation.text(data.user_agent, "context.userAgent", 512),
         payment_fingerprint=validation.text(data.payment_fingerprint, "context.paymentFingerprint", 255),
@@ -123,8 +125,17 @@ def _normalized_code(code: str | None) -> str | None:
     return None if code is None else codes.normalize(code) or code
 
 
+# Input fields added after actions were first stored: left out of the hash while unset, so a
+# retry of an action recorded before they existed still matches its first request.
+_LATER_FIELDS = ("device_fingerprint",)
+
+
 def _request_hash(data: ActionInput) -> str:
-    encoded = json.dumps(asdict(data), sort_keys=True, default=str, separators=(",", ":"))
+    fields = asdict(data)
+    for name in _LATER_FIELDS:
+        if fields[name] is None:
+            del fields[name]
+    encoded = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
@@ -160,6 +171,7 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
             attribution_status=AttributionStatus.NONE.value,
             referral_code=codes.normalize(data.referral_code),
             device_id=data.device_id,
+            device_fingerprint=data.device_fingerprint,
             ip=data.ip,
             user_agent=data.user_agent,
             email=data.customer_email,

@@ -43,9 +43,11 @@ async def track_click(
     device_id: str | None,
     landing_url: str | None,
     context: ClickContext,
+    device_fingerprint: str | None = None,
 ) -> TrackedClick:
     code = validation.required_text(code, "code", 64)
     device_id = validation.text(device_id, "deviceId", 255)
+    device_fingerprint = validation.text(device_fingerprint, "deviceFingerprint", 64)
     landing_url = validation.http_url(landing_url, "landingUrl")
     referral_code = await codes.find_code(session, merchant_id=merchant_id, code=code)
     if referral_code is None:
@@ -78,6 +80,7 @@ async def track_click(
         code_id=referral_code.id,
         attribution_token="at_" + secrets.token_urlsafe(24),
         device_id=device_id,
+        device_fingerprint=device_fingerprint,
         ip=context.ip,
         user_agent=(context.user_agent or "")[:512] or None,
         landing_url=landing_url,

@@ -139,6 +139,23 @@ async def _active_code(session: AsyncSession, program_id: uuid.UUID, customer_id
     )
 
 
+async def active_code_of(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_external_id: str
+) -> ReferralCode | None:
+    """The customer's active code in the program, in one indexed query (None if they have none
+    yet): the read path of the widget, which only issues a code on first use."""
+    return await session.scalar(
+        select(ReferralCode)
+        .join(Customer, Customer.id == ReferralCode.customer_id)
+        .where(
+            Customer.merchant_id == merchant_id,
+            Customer.external_id == customer_external_id,
+            ReferralCode.program_id == program_id,
+            ReferralCode.active.is_(True),
+        )
+    )
+
+
 async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
     normalized = normalize(code)
     if normalized is None:

@@ -148,6 +148,7 @@ class Click(Base):
     code_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral_codes.id"))
     attribution_token: Mapped[str] = mapped_column(String(64), unique=True)
     device_id: Mapped[str | None] = mapped_column(String(255))
+    device_fingerprint: Mapped[str | None] = mapped_column(String(64))  # the widget's coarse browser hash
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     landing_url: Mapped[str | None] = mapped_column(String(2000))
@@ -215,6 +216,7 @@ class Action(Base):
     click_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clicks.id"))
     # Context for fraud checks (app.fraud reads these).
     device_id: Mapped[str | None] = mapped_column(String(255))
+    device_fingerprint: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     email: Mapped[str | None] = mapped_column(String(320))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
@@ -84,3 +84,15 @@ async def get_actions_by_referral_ids(
     session: AsyncSession, *, merchant_id: uuid.UUID, referral_ids: Sequence[uuid.UUID]
 ) -> list[Action]:
     return await merchant_rows(session, Action, merchant_id, Action.referral_id, referral_ids)
+
+
+async def referral_counts(
+    session: AsyncSession, *, merchant_id: uuid.UUID, referrer_id: uuid.UUID, program_id: uuid.UUID
+) -> dict[ReferralStatus, int]:
+    """How many referrals the customer made in the program, by status (one grouped query)."""
+    rows = await session.execute(
+        select(Referral.status, func.count())
+        .where(Referral.referrer_id == referrer_id, Referral.program_id == program_id, Referral.merchant_id == merchant_id)
+        .group_by(Referral.status)
+    )
+    return {ReferralStatus(status): count for status, count in rows.all()}

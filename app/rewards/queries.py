@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import merchant_rows
@@ -117,3 +117,40 @@ async def get_accounts_by_ids(
     session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]
 ) -> list[LedgerAccount]:
     return await merchant_rows(session, LedgerAccount, merchant_id, LedgerAccount.id, ids)
+
+
+@dataclass(frozen=True)
+class RewardTotal:
+    """What a customer got of one kind and unit in a program: `earned` reached them (available,
+    spent, paid or since expired; less what was clawed back), `pending` is still held."""
+
+    kind: RewardKind
+    unit: str
+    count: int
+    earned: int
+    pending: int
+
+
+_EARNED = (RewardStatus.AVAILABLE, RewardStatus.REDEEMED, RewardStatus.PAID, RewardStatus.EXPIRED)
+
+
+async def reward_totals(
+    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, program_id: uuid.UUID
+) -> list[RewardTotal]:
+    """The customer's rewards in the program, summed per kind and unit (one grouped query)."""
+    rows = await session.execute(
+        select(Reward.kind, Reward.unit, Reward.status, func.count(), func.sum(Reward.amount - Reward.reversed_amount))
+        .where(
+            Reward.customer_id == customer_id,
+            Reward.program_id == program_id,
+            Reward.merchant_id == merchant_id,
+            Reward.status.in_([s.value for s in (*_EARNED, RewardStatus.HELD)]),
+        )
+        .group_by(Reward.kind, Reward.unit, Reward.status)
+    )
+    totals: dict[tuple[str, str], dict[str, int]] = {}
+    for kind, unit, status, count, amount in rows.all():
+        total = totals.setdefault((kind, unit), {"count": 0, "earned": 0, "pending": 0})
+        total["count"] += count
+        total["pending" if status == RewardStatus.HELD.value else "earned"] += int(amount or 0)
+    return [RewardTotal(kind=RewardKind(kind), unit=unit, **values) for (kind, unit), values in sorted(totals.items())]

@@ -31,6 +31,9 @@ class ReferralCodePayload:
 class TrackClickInput:
     code: str
     device_id: str | None = strawberry.field(default=None, description="The widget's device id, for fraud checks.")
+    device_fingerprint: str | None = strawberry.field(
+        default=None, description="The widget's coarse browser hash (user agent, screen, timezone, language); a weak fraud signal."
+    )
     landing_url: str | None = None
 
 
@@ -101,6 +104,7 @@ class CodeMutation:
                 merchant_id=context.merchant_id,
                 code=input.code,
                 device_id=input.device_id,
+                device_fingerprint=input.device_fingerprint,
                 landing_url=input.landing_url,
                 context=clicks.ClickContext(ip=context.client_ip, user_agent=context.request.headers.get("user-agent")),
             )

@@ -7,7 +7,6 @@ never leak to another tenant or another request.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import uuid
 from collections import defaultdict
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
+from app.clientip import client_ip
 from app.config import Settings
 from app.fraud import reviews as fraud_reviews
 from app.merchants import service as merchants
@@ -172,32 +172,8 @@ class Context:
 
     @cached_property
     def client_ip(self) -> str | None:
-        """The visitor's address: X-Forwarded-For is believed only when the direct peer is
-        one of TRUSTED_PROXIES, and then read from the right past every trusted hop."""
         peer = self.request.client.host if self.request.client else None
-        if peer is None or not self._is_trusted(peer):
-            return peer
-        hops = [h.strip() for h in self.request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-        for hop in reversed(hops):
-            if not self._is_trusted(hop):
-                return hop if _is_ip(hop) else peer
-        return hops[0] if hops and _is_ip(hops[0]) else peer
-
-    def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.settings.trusted_proxies)
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    # A zone id ("fe80::1%eth0") is unbounded in length and meaningless off the host.
-    return getattr(ip, "scope_id", None) is None
+        return client_ip(peer, self.request.headers.get("x-forwarded-for", ""), self.settings.trusted_proxies)
 
 
 def _by_key(rows: Sequence[Any], keys: Sequence[Hashable], key: Callable[[Any], Hashable]) -> list[Any]:

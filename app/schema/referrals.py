@@ -31,6 +31,9 @@ class AddressInput:
 @strawberry.input(description="What the merchant's server knows about the request, for fraud checks.")
 class ActionContextInput:
     device_id: str | None = None
+    device_fingerprint: str | None = strawberry.field(
+        default=None, description="The widget's coarse browser hash (Referral.getAttribution()); a weak fraud signal."
+    )
     ip: str | None = None
     user_agent: str | None = None
     email: str | None = None
@@ -81,6 +84,7 @@ class RecordActionInput:
             customer_email=ctx.email,
             customer_name=self.customer_name,
             device_id=ctx.device_id,
+            device_fingerprint=ctx.device_fingerprint,
             ip=ctx.ip,
             user_agent=ctx.user_agent,
             payment_fingerprint=ctx.payment_fingerprint,

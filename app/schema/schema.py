@@ -33,18 +33,19 @@ from app.schema.rewards import RewardMutation, RewardQuery
 from app.schema.scalars import SCALAR_MAP
 from app.schema.simulation import SimulationQuery
 from app.schema.webhooks import WebhookMutation, WebhookQuery
+from app.schema.widget import WidgetMutation, WidgetQuery
 
 logger = logging.getLogger("app.graphql")
 
 Query = merge_types(
     "Query",
     (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
-     WebhookQuery, FraudQuery),
+     WebhookQuery, FraudQuery, WidgetQuery),
 )
 Mutation = merge_types(
     "Mutation",
     (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
-     JobMutation, WebhookMutation, FraudMutation),
+     JobMutation, WebhookMutation, FraudMutation, WidgetMutation),
 )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app import validation
+from app import crypto, validation
 from app.config import Settings
 from app.db import new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
@@ -232,13 +232,9 @@ async def rotate_secret(
     endpoint = await get_endpoint(session, merchant_id=merchant_id, endpoint_id=endpoint_id, lock=True)
     now = utcnow()
     secret = signing.new_secret()
-    if overlap_hours > 0:
-        endpoint.previous_secret_encrypted = endpoint.secret_encrypted
-        endpoint.previous_secret_expires_at = now + timedelta(hours=overlap_hours)
-    else:
-        endpoint.previous_secret_encrypted = None
-        endpoint.previous_secret_expires_at = None
-    endpoint.secret_encrypted = signing.encrypt(secret, settings.secret_key)
+    crypto.rotate(
+        endpoint, secret, secret_key=settings.secret_key, purpose=signing.PURPOSE, overlap=timedelta(hours=overlap_hours), now=now
+    )
     endpoint.updated_at = now
     await session.flush()
     return EndpointWithSecret(endpoint=endpoint, secret=secret)
@@ -246,10 +242,7 @@ async def rotate_secret(
 
 def signing_secrets(endpoint: WebhookEndpoint, settings: Settings) -> list[str]:
     """The secrets that sign now: the current one, and the previous one during an overlap."""
-    secrets = [signing.decrypt(endpoint.secret_encrypted, settings.secret_key)]
-    if endpoint.previous_secret_encrypted and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > utcnow():
-        secrets.append(signing.decrypt(endpoint.previous_secret_encrypted, settings.secret_key))
-    return secrets
+    return crypto.valid_secrets(endpoint, secret_key=settings.secret_key, purpose=signing.PURPOSE, now=utcnow())
 
 
 async def list_endpoints(session: AsyncSession, *, merchant_id: uuid.UUID) -> list[WebhookEndpoint]:

@@ -1,9 +1,9 @@
-"""Signing secrets: made, encrypted at rest, and used to sign (Standard Webhooks).
+"""Signing secrets: made, encrypted at rest (`app.crypto`), and used to sign (Standard Webhooks).
 
 A secret is "whsec_" + base64 of 24 random bytes; the HMAC key is those bytes. At rest it is
-encrypted with AES-GCM under a key derived (HKDF-SHA256) from SECRET_KEY, so a database dump
-alone does not let anyone forge webhooks. Changing SECRET_KEY makes stored secrets unreadable:
-rotate every endpoint's secret after changing it.
+sealed under a key derived from SECRET_KEY, so a database dump alone does not let anyone forge
+webhooks. Changing SECRET_KEY makes stored secrets unreadable: rotate every endpoint's secret
+after changing it.
 """
 
 from __future__ import annotations
@@ -12,16 +12,11 @@ import base64
 import hashlib
 import hmac
 import os
-from functools import lru_cache
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from app import crypto
 
 PREFIX = "whsec_"
-_VERSION = "v1:"  # of the stored format: "v1:" + base64(nonce + ciphertext)
-_INFO = b"referral webhook signing secrets v1"
+PURPOSE = b"referral webhook signing secrets v1"
 
 
 def new_secret() -> str:
@@ -32,28 +27,12 @@ def secret_bytes(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(PREFIX))
 
 
-@lru_cache(maxsize=8)
-def _aead(secret_key: str) -> AESGCM:
-    if not secret_key:
-        raise RuntimeError("SECRET_KEY is not set: webhook secrets cannot be encrypted")
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret_key.encode())
-    return AESGCM(key)
-
-
 def encrypt(secret: str, secret_key: str) -> str:
-    nonce = os.urandom(12)
-    sealed = _aead(secret_key).encrypt(nonce, secret.encode(), _INFO)
-    return _VERSION + base64.b64encode(nonce + sealed).decode()
+    return crypto.seal(secret, secret_key, PURPOSE)
 
 
 def decrypt(stored: str, secret_key: str) -> str:
-    if not stored.startswith(_VERSION):
-        raise ValueError("unknown webhook secret format")
-    raw = base64.b64decode(stored[len(_VERSION):])
-    try:
-        return _aead(secret_key).decrypt(raw[:12], raw[12:], _INFO).decode()
-    except InvalidTag:
-        raise ValueError("the webhook secret cannot be decrypted: was SECRET_KEY changed?") from None
+    return crypto.unseal(stored, secret_key, PURPOSE)
 
 
 def signature(secret: str, msg_id: str, timestamp: int, body: str) -> str:

@@ -191,6 +191,31 @@ async def test_a_second_account_on_the_referrers_device_is_held_but_another_cust
         assert found["outcome"] == "ALLOW"
 
 
+async def test_a_new_device_id_on_the_referrers_browser_fingerprint_adds_a_little_and_colleagues_nothing(tenant):
+    program = await h.program_with_credit(tenant)
+    await join(tenant, "alice", deviceId="dev-alice", deviceFingerprint="fp1_5e1f", email="alice@acme-widgets.example")
+    code = await code_of(tenant, program, "alice")
+
+    # a private window on alice's browser: a fresh device id, the same coarse fingerprint
+    private = await join(tenant, "alias", code, deviceId="dev-private", deviceFingerprint="fp1_5e1f")
+    found = await decision(tenant, private["referral"]["id"])
+    assert fired(found, "same_fingerprint", "fp1_5e1f", "alice")["weight"] == 10
+    quiet(found, "same_device")
+    assert found["outcome"] == "ALLOW"  # weak alone: the same phone model and settings are common
+
+    # the fingerprint also comes from the widget's click on the referee's side
+    tracked = await tenant.gql(
+        "mutation($input: TrackClickInput!) { trackClick(input: $input) { attributionToken userErrors { code } } }",
+        {"input": {"code": code, "deviceId": "dev-phone", "deviceFingerprint": "fp1_5e1f"}}, key=tenant.publishable_key,
+    )
+    clicked = await h.record(tenant, type="SIGNUP", customerExternalId="clicker", idempotencyKey="signup-clicker",
+                             attributionToken=tracked["trackClick"]["attributionToken"])
+    fired(await decision(tenant, clicked["referral"]["id"]), "same_fingerprint", "fp1_5e1f")
+
+    colleague = await join(tenant, "bob", code, deviceFingerprint="fp1_5e1f", email="bob@acme-widgets.example")
+    assert observation(await decision(tenant, colleague["referral"]["id"]), "same_fingerprint") is None
+
+
 async def test_paying_with_the_referrers_card_holds_the_reward_for_review(tenant):
     program = await h.program_with_credit(tenant)
     await buy(tenant, "alice", "alice-order", paymentFingerprint="card-alice")

@@ -24,6 +24,7 @@ from tests import graphql_ops as ops
 from tests.conftest import system_connection
 from tests.conftest import test_settings as make_settings
 from tests.scenarios import active_program, click, code_for, record
+from tests.widget.helpers import SET_PROGRAM_WIDGET, WIDGET_SESSION, signed, widget_secret
 
 # --------------------------------------------------------------------------------------------
 # The world: A's real data, and a little of B's own so B's calls are otherwise valid.
@@ -47,6 +48,8 @@ class World:
     list_entry_id: str  # A's blocklisted email
     b_program_id: str
     b_code: str
+    widget_secret: str  # A's secret for signing customer ids
+    b_widget_secret: str
 
 
 async def build_world(a, b) -> World:
@@ -119,6 +122,8 @@ async def build_world(a, b) -> World:
         list_entry_id=entry["addFraudListEntry"]["entry"]["id"],
         b_program_id=b_program["id"],
         b_code=b_code["code"],
+        widget_secret=await widget_secret(a),
+        b_widget_secret=await widget_secret(b),
     )
 
 
@@ -556,6 +561,18 @@ CASES = [
     Case("auditLog", "auditLog(subjectId: A's review)",
          "query($s: ID) { auditLog(subjectId: $s, first: 100) { edges { node { id action } } } }",
          lambda w: {"s": w.review_id}, nothing_listed("auditLog")),
+    Case("widgetSession", "widgetSession(A's customer signed with A's secret), B's publishable key", WIDGET_SESSION,
+         lambda w: signed(w.widget_secret, "jane"),
+         user_error("widgetSession", "SIGNATURE_INVALID", "signature", "session"), key="publishable"),
+    Case("widgetSession", "widgetSession(programId: A's, B's own signature), B's publishable key", WIDGET_SESSION,
+         lambda w: {**signed(w.b_widget_secret, "b-customer"), "programId": w.program_id},
+         user_error("widgetSession", "NOT_FOUND", "programId", "session"), key="publishable"),
+    Case("programWidget", "programWidget(programId: A's)",
+         "query($p: ID!) { programWidget(programId: $p) { id texts { title } } }",
+         lambda w: {"p": w.program_id}, graphql_not_found("programWidget")),
+    Case("setProgramWidget", "setProgramWidget(programId: A's)", SET_PROGRAM_WIDGET,
+         lambda w: {"programId": w.program_id, "input": {"texts": [{"locale": "en", "title": "Hijacked"}]}},
+         user_error("setProgramWidget", "NOT_FOUND", "programId", "widget")),
     Case("revokeApiKey", "revokeApiKey(A's key id)",
          "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
          lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
@@ -574,6 +591,9 @@ NO_FOREIGN_ID = {
     "webhookEventTypes": "the static event catalogue; no merchant data",
     "fraudListEntries": "only kind/first/after; test_fraud_queues_lists_and_audit_logs_show_only_own_rows checks it",
     "addFraudListEntry": "adds to the caller's own list; test_fraud_queues_lists_and_audit_logs_show_only_own_rows adds A's value",
+    "widgetSettings": "no arguments; test_widget_settings_and_secrets_are_per_merchant",
+    "setWidgetAllowedOrigins": "the caller's own list; test_widget_settings_and_secrets_are_per_merchant sets A's origins",
+    "rotateWidgetSecret": "the caller's own secret; test_widget_settings_and_secrets_are_per_merchant",
 }
 
 
@@ -772,9 +792,10 @@ async def test_fraud_queues_lists_and_audit_logs_show_only_own_rows(tenant, othe
     assert b_review != world.review_id
     assert _ids(a_lists["fraudListEntries"]) == {world.list_entry_id}
     assert _ids(b_lists["fraudListEntries"]) == {b_entry["addFraudListEntry"]["entry"]["id"]}
-    assert [e["node"]["action"] for e in b_lists["auditLog"]["edges"]] == ["fraud_list.added"]
+    assert [e["node"]["action"] for e in b_lists["auditLog"]["edges"]] == ["fraud_list.added", "widget.secret_rotated"]
     assert not _ids(a_lists["auditLog"]) & _ids(b_lists["auditLog"])
-    assert {e["node"]["action"] for e in a_lists["auditLog"]["edges"]} == {"fraud_policy.changed", "fraud_list.added"}
+    assert {e["node"]["action"] for e in a_lists["auditLog"]["edges"]} == {
+        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated"}
 
     # B rejecting its whole queue leaves A's review open and A's referral alone
     resolved = await b.gql(RESOLVE_REVIEWS, {"filter": {}})
@@ -797,3 +818,31 @@ async def test_marking_a_customer_with_the_same_external_id_marks_only_ones_own(
     assert (await a.gql('{ customerFraudStatus(customerExternalId: "jane") }'))["customerFraudStatus"] == "NONE"
     assert await a_view(a, world) == view_before  # A's jane: referrals, rewards and review untouched
     assert view_before["referral"]["status"] != "REJECTED"
+
+
+async def test_widget_settings_and_secrets_are_per_merchant(tenant, other_tenant, client):
+    a, b = tenant, other_tenant
+    world = await build_world(a, b)
+    await a.gql(SET_ORIGINS, {"origins": ["https://a-shop.example"]})
+    b_set = await b.gql(SET_ORIGINS, {"origins": ["https://a-shop.example", "https://b-shop.example"]})  # A's too
+    assert b_set["setWidgetAllowedOrigins"]["userErrors"] == []
+    b_rotated = await widget_secret(b, overlap_hours=0)  # B rotating leaves A's secret alone
+
+    settings = "{ widgetSettings { allowedOrigins secretLast4 } }"
+    assert (await a.gql(settings))["widgetSettings"] == {"allowedOrigins": ["https://a-shop.example"],
+                                                         "secretLast4": world.widget_secret[-4:]}
+    assert (await b.gql(settings))["widgetSettings"]["secretLast4"] == b_rotated[-4:]
+    a_session = await a.gql(WIDGET_SESSION, signed(world.widget_secret, "jane"), key=a.publishable_key)
+    assert a_session["widgetSession"]["session"]["code"] == world.code
+    # B's own customer named jane, signed by B, gets B's code, never A's
+    b_session = await b.gql(WIDGET_SESSION, signed(b_rotated, "jane"), key=b.publishable_key)
+    assert b_session["widgetSession"]["userErrors"] == [] and b_session["widgetSession"]["session"]["code"] != world.code
+
+    # B listing A's origin grants A's key nothing, nor B's key anything from B's list at A
+    preflight = {"Origin": "https://b-shop.example", "Access-Control-Request-Method": "POST"}
+    assert (await client.options(f"/graphql?pk={a.publishable_key}", headers=preflight)).status_code == 403
+    assert (await client.options(f"/graphql?pk={b.publishable_key}", headers=preflight)).status_code == 204
+
+
+SET_ORIGINS = """
+mutation($origins: [String!]!) { setWidgetAllowedOrigins(origins: $origins) { settings { allowedOrigins } userErrors { code } } }"""

@@ -1,0 +1,6 @@
+import { Referral } from "./index";
+declare global {
+    interface Window {
+        Referral: typeof Referral;
+    }
+}
