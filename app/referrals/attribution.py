@@ -192,7 +192,7 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
         customer.name = data.customer_name
     await identifiers.record_sightings(session, action=action)
 
-    referral, status, click = await _attribute(session, merchant_id, customer, action, data)
+    referral, status, click, screened = await _attribute(session, merchant_id, customer, action, data)
     if referral is None:
         referral = await _existing_referral(session, customer.id, data.program_id)
         if referral is not None and status is AttributionStatus.NONE:
@@ -211,14 +211,20 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
         action.refund_order_found = refund.order_found if refund is not None else None
         await session.flush()
     elif referral is not None:
-        rewards = await _evaluate(session, action, referral)
+        rewards = await _evaluate(session, action, referral, screened=screened)
     return RecordedAction(action=action, referral=referral, replayed=False, rewards=rewards, refund=refund)
 
 
-async def _evaluate(session: AsyncSession, action: Action, referral: Referral) -> list:
-    """The action's rewards, checked by the fraud engine before the first one is granted."""
+async def _evaluate(
+    session: AsyncSession, action: Action, referral: Referral, *, screened: fraud_engine.Outcome | None = None
+) -> list:
+    """The action's rewards, checked by the fraud engine before the first one is granted.
+    `screened`: the outcome of the check this action already ran when it created the referral
+    (same evidence, same moment: checking again would only repeat it)."""
 
     async def screen() -> fraud_engine.Outcome:
+        if screened is not None:
+            return screened
         return await fraud_engine.screen_grants(session, referral=referral, action=action)
 
     return await evaluation.evaluate_action(session, action=action, referral=referral, screen=screen)
@@ -249,24 +255,25 @@ async def _replay(session: AsyncSession, action: Action, request_hash: str) -> R
 
 async def _attribute(
     session: AsyncSession, merchant_id: uuid.UUID, customer: Customer, action: Action, data: ActionInput
-) -> tuple[Referral | None, AttributionStatus, Click | None]:
-    """Find the referrer behind the action's token or code and create the referral if allowed."""
+) -> tuple[Referral | None, AttributionStatus, Click | None, fraud_engine.Outcome | None]:
+    """Find the referrer behind the action's token or code and create the referral if allowed;
+    the last value is the fraud check's outcome when the referral was created here."""
     if data.attribution_token is None and data.referral_code is None:
-        return None, AttributionStatus.NONE, None
+        return None, AttributionStatus.NONE, None, None
     referral_code, click, status = await _evidence(session, merchant_id, action, data)
     if referral_code is None:
-        return None, status, None
+        return None, status, None, None
     if data.program_id is not None and referral_code.program_id != data.program_id:
-        return None, AttributionStatus.UNKNOWN_CODE, click
+        return None, AttributionStatus.UNKNOWN_CODE, click, None
     if not referral_code.active:
-        return None, AttributionStatus.INACTIVE_CODE, click
+        return None, AttributionStatus.INACTIVE_CODE, click, None
     program = await session.get_one(Program, referral_code.program_id)
     if program.program_status is not ProgramStatus.ACTIVE:
-        return None, AttributionStatus.PROGRAM_NOT_ACTIVE, click
+        return None, AttributionStatus.PROGRAM_NOT_ACTIVE, click, None
     if action.type in REVERSING_TYPES:
-        return None, AttributionStatus.NOT_ELIGIBLE_ACTION, click
+        return None, AttributionStatus.NOT_ELIGIBLE_ACTION, click, None
     try:
-        referral, created = await _create_referral(
+        referral, screened = await _create_referral(
             session,
             program=program,
             referral_code=referral_code,
@@ -278,11 +285,11 @@ async def _attribute(
         )
     except DomainError as refused:
         existing = await _existing_referral(session, customer.id, program.id)
-        return existing, AttributionStatus(refused.code.value), click
-    status = AttributionStatus.REFERRAL_CREATED if created else AttributionStatus.LINKED_TO_REFERRAL
-    if created and referral.status == ReferralStatus.REJECTED.value:
+        return existing, AttributionStatus(refused.code.value), click, None
+    status = AttributionStatus.REFERRAL_CREATED if screened is not None else AttributionStatus.LINKED_TO_REFERRAL
+    if screened is not None and referral.status == ReferralStatus.REJECTED.value:
         status = AttributionStatus.FRAUD_BLOCKED
-    return referral, status, click
+    return referral, status, click, screened
 
 
 async def _evidence(
@@ -316,8 +323,9 @@ async def _create_referral(
     click: Click | None,
     before: datetime,
     action: Action | None = None,
-) -> tuple[Referral, bool]:
-    """Create referrer -> referee (True), or return the same pair's existing referral (False).
+) -> tuple[Referral, fraud_engine.Outcome | None]:
+    """Create referrer -> referee, with the fraud check's outcome, or return the same pair's
+    existing referral (None: nothing was created).
 
     Raises a DomainError (SELF_REFERRAL, ALREADY_REFERRED, EXISTING_CUSTOMER) when the
     customer cannot be this code's referee. Safe under concurrency: (program, referee) is unique.
@@ -351,13 +359,13 @@ async def _create_referral(
             await notify.referral_event(session, webhook_events.REFERRAL_CREATED, referral)
             if click is not None and action is not None:
                 await identifiers.record_click(session, customer_id=referee.id, click=click)
-            await fraud_engine.screen_new_referral(session, referral=referral, action=action, at=referral.referred_at)
-            return referral, True
+            outcome = await fraud_engine.screen_new_referral(session, referral=referral, action=action, at=referral.referred_at)
+            return referral, outcome
         existing = await _existing_referral(session, referee.id, program.id)
         assert existing is not None
     if existing.referrer_id != referral_code.customer_id:
         raise DomainError("code", ErrorCode.ALREADY_REFERRED, "the customer was already referred in this program")
-    return existing, False
+    return existing, None
 
 
 async def _existing_referral(session: AsyncSession, referee_id: uuid.UUID, program_id: uuid.UUID | None) -> Referral | None:
