@@ -135,10 +135,10 @@ async def create_endpoint(
     if count >= MAX_ENDPOINTS:
         raise DomainError(None, ErrorCode.INVALID_INPUT, f"at most {MAX_ENDPOINTS} webhook endpoints per merchant")
     secret = signing.new_secret()
-    now = utcnow()
+    now, endpoint_id = utcnow(), new_id()
     endpoint = WebhookEndpoint(
-        id=new_id(), merchant_id=merchant_id, url=url, description=description, event_types=chosen, enabled=True,
-        secret_encrypted=signing.encrypt(secret, settings.secret_key), created_at=now, updated_at=now,
+        id=endpoint_id, merchant_id=merchant_id, url=url, description=description, event_types=chosen, enabled=True,
+        secret_encrypted=signing.encrypt(secret, settings, endpoint_id), created_at=now, updated_at=now,
     )
     session.add(endpoint)
     await session.flush()
@@ -197,7 +197,7 @@ async def rotate_secret(
     else:
         endpoint.previous_secret_encrypted = None
         endpoint.previous_secret_expires_at = None
-    endpoint.secret_encrypted = signing.encrypt(secret, settings.secret_key)
+    endpoint.secret_encrypted = signing.encrypt(secret, settings, endpoint.id)
     endpoint.updated_at = now
     await session.flush()
     return EndpointWithSecret(endpoint=endpoint, secret=secret)
@@ -205,9 +205,9 @@ async def rotate_secret(
 
 def signing_secrets(endpoint: WebhookEndpoint, settings: Settings) -> list[str]:
     """The secrets that sign now: the current one, and the previous one during an overlap."""
-    secrets = [signing.decrypt(endpoint.secret_encrypted, settings.secret_key)]
+    secrets = [signing.decrypt(endpoint.secret_encrypted, settings, endpoint.id)]
     if endpoint.previous_secret_encrypted and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > utcnow():
-        secrets.append(signing.decrypt(endpoint.previous_secret_encrypted, settings.secret_key))
+        secrets.append(signing.decrypt(endpoint.previous_secret_encrypted, settings, endpoint.id))
     return secrets
 
 

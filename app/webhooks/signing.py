@@ -1,9 +1,9 @@
 """Signing secrets: made, encrypted at rest, and used to sign (Standard Webhooks).
 
 A secret is "whsec_" + base64 of 24 random bytes; the HMAC key is those bytes. At rest it is
-encrypted with AES-GCM under a key derived (HKDF-SHA256) from SECRET_KEY, so a database dump
-alone does not let anyone forge webhooks. Changing SECRET_KEY makes stored secrets unreadable:
-rotate every endpoint's secret after changing it.
+encrypted with the rotatable keys of `app.crypto` (bound to its endpoint), so a database dump
+alone does not let anyone forge webhooks. Secrets stored before that (`v1:`, AES-GCM under a
+key derived from SECRET_KEY) are still read, and `referral secrets reencrypt` rewrites them.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ import base64
 import hashlib
 import hmac
 import os
+import uuid
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from app import crypto
+from app.config import Settings
 
 PREFIX = "whsec_"
-_VERSION = "v1:"  # of the stored format: "v1:" + base64(nonce + ciphertext)
+_LEGACY = "v1:"  # the first stored format: "v1:" + base64(nonce + ciphertext), key derived from SECRET_KEY
 _INFO = b"referral webhook signing secrets v1"
 
 
@@ -32,28 +34,37 @@ def secret_bytes(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(PREFIX))
 
 
+def _context(endpoint_id: uuid.UUID) -> str:
+    return f"webhook_secret:{endpoint_id}"
+
+
+def encrypt(secret: str, settings: Settings, endpoint_id: uuid.UUID) -> str:
+    return crypto.keyring(settings).encrypt(secret, context=_context(endpoint_id))
+
+
+def decrypt(stored: str, settings: Settings, endpoint_id: uuid.UUID) -> str:
+    if stored.startswith(_LEGACY):
+        return _decrypt_legacy(stored, settings.secret_key)
+    return crypto.keyring(settings).decrypt(stored, context=_context(endpoint_id))
+
+
 @lru_cache(maxsize=8)
-def _aead(secret_key: str) -> AESGCM:
-    if not secret_key:
-        raise RuntimeError("SECRET_KEY is not set: webhook secrets cannot be encrypted")
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret_key.encode())
-    return AESGCM(key)
+def _legacy_aead(secret_key: str) -> AESGCM:
+    return AESGCM(crypto.derive(secret_key, _INFO))
 
 
-def encrypt(secret: str, secret_key: str) -> str:
-    nonce = os.urandom(12)
-    sealed = _aead(secret_key).encrypt(nonce, secret.encode(), _INFO)
-    return _VERSION + base64.b64encode(nonce + sealed).decode()
-
-
-def decrypt(stored: str, secret_key: str) -> str:
-    if not stored.startswith(_VERSION):
-        raise ValueError("unknown webhook secret format")
-    raw = base64.b64decode(stored[len(_VERSION):])
+def _decrypt_legacy(stored: str, secret_key: str) -> str:
+    raw = base64.b64decode(stored[len(_LEGACY):])
     try:
-        return _aead(secret_key).decrypt(raw[:12], raw[12:], _INFO).decode()
+        return _legacy_aead(secret_key).decrypt(raw[:12], raw[12:], _INFO).decode()
     except InvalidTag:
-        raise ValueError("the webhook secret cannot be decrypted: was SECRET_KEY changed?") from None
+        raise crypto.UnreadableSecret("the webhook secret cannot be decrypted: was SECRET_KEY changed?") from None
+
+
+def encrypt_legacy(secret: str, secret_key: str) -> str:
+    """The format of the first release (for tests of the upgrade path)."""
+    nonce = os.urandom(12)
+    return _LEGACY + base64.b64encode(nonce + _legacy_aead(secret_key).encrypt(nonce, secret.encode(), _INFO)).decode()
 
 
 def signature(secret: str, msg_id: str, timestamp: int, body: str) -> str:

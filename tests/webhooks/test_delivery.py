@@ -3,6 +3,7 @@ to a real HTTP receiver, verified as a merchant would, retried, and given up on.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import ipaddress
 import json
@@ -296,9 +297,11 @@ async def test_secrets_are_not_stored_in_plaintext(db, tenant, receiver, setting
 
     async with create_session_factory(db)() as session:
         endpoint = await service.get_endpoint(session, merchant_id=tenant.id, endpoint_id=uuid.UUID(endpoint_id))
-    assert signing.decrypt(endpoint.secret_encrypted, settings.secret_key) == new_secret
+    assert signing.decrypt(endpoint.secret_encrypted, settings, endpoint.id) == new_secret
     with pytest.raises(ValueError):
-        signing.decrypt(endpoint.secret_encrypted, "another-key")
+        signing.decrypt(endpoint.secret_encrypted, dataclasses.replace(settings, secret_key="another-key"), endpoint.id)
+    with pytest.raises(ValueError):  # bound to its endpoint: copied to another row, it does not decrypt
+        signing.decrypt(endpoint.secret_encrypted, settings, uuid.uuid4())
 
 
 async def test_endpoint_input_is_validated(tenant):
