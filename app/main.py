@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
 from app.logs import request_id_var
+from app.payouts import downloads as payout_downloads
 from app.schema.schema import GraphQLView, build_schema
 
 logger = logging.getLogger("app.http")
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route(payout_downloads.ROUTE, payout_downloads.download, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -41,3 +41,24 @@ def amount_with_currency(amount: int | None, code: str | None, amount_field: str
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_AMOUNT:
         raise DomainError(amount_field, ErrorCode.INVALID_AMOUNT, f"{amount_field} must be a whole number of minor units between 0 and {MAX_AMOUNT}")
     return amount, code
+
+
+# ISO 4217 minor units where they are not 2 (for writing amounts in files: "12.50", "1250" JPY).
+_EXPONENTS = {
+    **{code: 0 for code in "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split()},
+    **{code: 3 for code in "BHD IQD JOD KWD LYD OMR TND".split()},
+}
+
+
+def exponent(code: str) -> int:
+    return _EXPONENTS.get(code, 2)
+
+
+def decimal_string(amount: int, code: str) -> str:
+    """`1250` USD -> "12.50"; `1250` JPY -> "1250"; exact (no float on the way)."""
+    places = exponent(code)
+    sign, value = ("-" if amount < 0 else ""), abs(amount)
+    if places == 0:
+        return f"{sign}{value}"
+    whole, fraction = divmod(value, 10 ** places)
+    return f"{sign}{whole}.{fraction:0{places}d}"

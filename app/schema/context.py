@@ -22,11 +22,12 @@ from strawberry.dataloader import DataLoader
 
 from app.config import Settings
 from app.fraud import reviews as fraud_reviews
-from app.merchants import service as merchants
+from app.merchants import audit
 from app.merchants.service import Caller
 from app.referrals import codes, customers, programs, queries
 from app.rewards import queries as reward_queries
 from app.rewards import rules as reward_rules
+from app.schema import auth
 from app.schema.errors import PublicError
 
 
@@ -56,15 +57,21 @@ class Context:
             await self._session.close()
 
     async def caller(self) -> Caller | None:
-        """The merchant behind the request's API key (`Authorization: Bearer sk_...`)."""
+        """The merchant behind the request's API key (`Authorization: Bearer sk_...`) or
+        admin session (`Bearer sess_...`, see app.schema.auth)."""
         if not self._authenticated:
             async with self.using_session() as session:
                 if not self._authenticated:
                     scheme, _, token = self.request.headers.get("authorization", "").partition(" ")
                     if scheme.lower() == "bearer" and token:
-                        self._caller = await merchants.authenticate(session, plaintext=token.strip())
+                        self._caller = await auth.authenticate_bearer(self, session, token.strip())
                     self._authenticated = True
         return self._caller
+
+    @property
+    def actor(self) -> audit.Actor:
+        """Who is calling, for the audit log: the API key or the admin's session."""
+        return auth.actor_of(self)
 
     @property
     def merchant_id(self) -> uuid.UUID:

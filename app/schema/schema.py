@@ -23,6 +23,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from app.config import Settings
+from app.schema.admins import AdminMutation, AdminQuery
 from app.schema.codes import CodeMutation, CodeQuery
 from app.schema.context import Context
 from app.schema.coupons import CouponMutation, CouponQuery
@@ -31,10 +32,12 @@ from app.schema.errors import should_mask
 from app.schema.fraud import FraudMutation, FraudQuery
 from app.schema.jobs import JobMutation, JobQuery
 from app.schema.merchants import MerchantMutation, MerchantQuery
+from app.schema.payouts import PayoutMutation, PayoutQuery
 from app.schema.programs import ProgramMutation, ProgramQuery
 from app.schema.referrals import ReferralMutation, ReferralQuery
 from app.schema.rewards import RewardMutation, RewardQuery
 from app.schema.scalars import SCALAR_MAP
+from app.schema.second_factor import OneSecondFactorPerDocument
 from app.schema.simulation import SimulationQuery
 from app.schema.webhooks import WebhookMutation, WebhookQuery
 
@@ -43,12 +46,12 @@ logger = logging.getLogger("app.graphql")
 Query = merge_types(
     "Query",
     (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
-     WebhookQuery, FraudQuery),
+     WebhookQuery, FraudQuery, AdminQuery, PayoutQuery),
 )
 Mutation = merge_types(
     "Mutation",
     (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
-     JobMutation, WebhookMutation, FraudMutation),
+     JobMutation, WebhookMutation, FraudMutation, AdminMutation, PayoutMutation),
 )
 
 
@@ -78,6 +81,7 @@ def build_schema(settings: Settings) -> Schema:
     rules = [
         depth_limit_rule(settings.max_query_depth, None),
         alias_limit_rule(settings.max_aliases),
+        OneSecondFactorPerDocument,
     ]
     if settings.is_production:
         rules.append(NoSchemaIntrospectionCustomRule)

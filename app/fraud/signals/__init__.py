@@ -23,6 +23,7 @@ from app.fraud.signals import (
     same_name_domain,
     same_payment,
     shared_ip,
+    shared_payout_account,
     similar_email,
     velocity,
 )
@@ -35,6 +36,7 @@ MODULES = (
     same_name_domain,
     same_device,
     same_payment,
+    shared_payout_account,
     same_address,
     same_ip_user_agent,
     shared_ip,
