@@ -112,7 +112,8 @@ async def session(db: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 
 def test_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"app_env": "test", "secret_key": "test-secret"}
+    # Argon2 at its cheapest: tests hash many passwords; production keeps RFC 9106's parameters.
+    values: dict[str, Any] = {"app_env": "test", "secret_key": "test-secret", "argon2_time_cost": 1, "argon2_memory_kib": 1024}
     values.update(overrides)
     return Settings(**values)
 

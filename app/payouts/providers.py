@@ -77,7 +77,7 @@ async def send_approved(session: AsyncSession, *, merchant_id: uuid.UUID) -> lis
         payout.sent_at = payout.updated_at = now
         if provider is not Provider.MERCHANT_WEBHOOK:
             grouped[(provider, payout.currency)].append(payout)
-    batches = []
+    batches, members_of = [], {}
     for (provider, currency), members in sorted(grouped.items(), key=lambda kv: (kv[0][0].value, kv[0][1])):
         for start in range(0, len(members), MAX_ROWS[provider]):
             chunk = members[start:start + MAX_ROWS[provider]]
@@ -86,9 +86,12 @@ async def send_approved(session: AsyncSession, *, merchant_id: uuid.UUID) -> lis
                 total=sum(p.amount for p in chunk), created_at=now, download_count=0,
             )
             batches.append(batch)
-            for payout in chunk:
-                payout.batch_id = batch.id
+            members_of[batch.id] = chunk
     session.add_all(batches)
+    await session.flush()  # the batches before the payouts that name them (no relationship orders them)
+    for batch in batches:
+        for payout in members_of[batch.id]:
+            payout.batch_id = batch.id
     await session.flush()
     await service.announce(session, events.PAYOUT_APPROVED, payouts)
     return batches

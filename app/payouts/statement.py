@@ -213,18 +213,19 @@ async def _totals(session: AsyncSession, customer: Customer, start: datetime, en
         return []
     before: dict[tuple[str, str], int] = defaultdict(int)  # (unit, account type) -> sum before start
     moved: dict[tuple[str, str, str], int] = defaultdict(int)  # (unit, account type, transaction kind) -> sum in period
-    rows = (await session.execute(
-        select(LedgerEntry.account_id, LedgerTransaction.kind, LedgerEntry.created_at < start, func.sum(LedgerEntry.amount))
-        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
-        .where(LedgerEntry.account_id.in_(list(accounts)), LedgerEntry.created_at < end)
-        .group_by(LedgerEntry.account_id, LedgerTransaction.kind, LedgerEntry.created_at < start)
-    )).all()
-    for account_id, kind, earlier, amount in rows:
-        account = accounts[account_id]
-        if earlier:
-            before[(account.unit, account.account_type)] += amount
-        else:
-            moved[(account.unit, account.account_type, kind)] += amount
+    for earlier, window in ((True, LedgerEntry.created_at < start),
+                            (False, (LedgerEntry.created_at >= start) & (LedgerEntry.created_at < end))):
+        for account_id, kind, amount in (await session.execute(
+            select(LedgerEntry.account_id, LedgerTransaction.kind, func.sum(LedgerEntry.amount))
+            .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+            .where(LedgerEntry.account_id.in_(list(accounts)), window)
+            .group_by(LedgerEntry.account_id, LedgerTransaction.kind)
+        )).all():
+            account = accounts[account_id]
+            if earlier:
+                before[(account.unit, account.account_type)] += amount
+            else:
+                moved[(account.unit, account.account_type, kind)] += amount
     totals = []
     for unit in sorted({a.unit for a in accounts.values()}):
         def balances(extra: dict[str, int]) -> Balances:
