@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -201,3 +202,26 @@ class StatementCounter:
 @pytest.fixture
 def count_statements(db: AsyncEngine):
     return lambda: StatementCounter(db)
+
+
+class Clock:
+    """The time second factors (TOTP) are checked at; starts mid-step, so codes never straddle two."""
+
+    def __init__(self) -> None:
+        now = datetime.now(UTC)
+        self.now = now.replace(second=10 if now.second < 30 else 40, microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    from app.merchants import totp
+
+    found = Clock()
+    monkeypatch.setattr(totp, "current_time", found)
+    return found
