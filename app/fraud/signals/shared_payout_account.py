@@ -38,7 +38,11 @@ async def detect(case) -> list[Observation]:
     )).all()
     observations = []
     for party in (case.referee, case.referrer):
-        others = sorted({row.external_id: row.other_id for row in rows if row.customer_id == party.id}.items())
+        others = sorted({
+            row.external_id: row.other_id for row in rows
+            # the referrer's account shared with the referee is the referee's observation already
+            if row.customer_id == party.id and not (party is case.referrer and row.other_id == case.referee.id)
+        }.items())
         if not others:
             continue
         role = "referee" if party is case.referee else "referrer"
