@@ -183,10 +183,13 @@ async def test_the_fraud_engine_sees_a_payout_account_shared_with_the_referrer(t
     assert "jane (the referrer)" in seen["evidence"]
     assert decision["outcome"] == "REVIEW"
 
-    # a referee paid to an account of their own is no evidence
-    await tenant.gql("""mutation { upsertCustomer(input: {externalId: "kim"}) { customer { id } } }""")
-    await h.set_account(tenant, "kim", method="PAYPAL", paypalEmail="kim@example.com")
-    other = await record(tenant, type="SIGNUP", customerExternalId="kim", idempotencyKey="s-kim", referralCode=code["code"],
+    # the referrer's account is shared, so jane's next referral carries the evidence too (of her side)
+    # ... while a referrer and referee paid to accounts of their own are no evidence
+    for name in ("lee", "kim"):
+        await tenant.gql("""mutation($e: String!) { upsertCustomer(input: {externalId: $e}) { customer { id } } }""", {"e": name})
+        await h.set_account(tenant, name, method="PAYPAL", paypalEmail=f"{name}@example.com")
+    lee = await code_for(tenant, program, "lee")
+    other = await record(tenant, type="SIGNUP", customerExternalId="kim", idempotencyKey="s-kim", referralCode=lee["code"],
                          programId=program)
     clean = await tenant.gql("""query($id: ID!) { fraudDecisions(referralId: $id) { outcome observations { signal } } }""",
                              {"id": other["referral"]["id"]})
