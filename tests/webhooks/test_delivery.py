@@ -317,8 +317,9 @@ async def test_endpoint_input_is_validated(tenant):
     )
     assert unknown["createWebhookEndpoint"]["userErrors"] == [{"field": "eventTypes.1", "code": "INVALID_INPUT"}]
     catalogue = await tenant.gql("{ webhookEventTypes { type } }")
-    assert len(catalogue["webhookEventTypes"]) == 13
-    assert {"type": "referral.rejected"} in catalogue["webhookEventTypes"]
+    assert len(catalogue["webhookEventTypes"]) == 17
+    for event_type in ("referral.rejected", "payout.on_hold", "payout_account.changed", "admin.totp_changed"):
+        assert {"type": event_type} in catalogue["webhookEventTypes"]
 
 
 async def test_production_requires_https(session, tenant):
