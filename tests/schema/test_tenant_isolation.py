@@ -83,6 +83,11 @@ async def build_payout_world(a, b, clock) -> PayoutWorld:
     )
 
 
+def unreachable_payout_world() -> PayoutWorld:
+    """Ids of the right shape for calls refused before they look anything up (no key)."""
+    return PayoutWorld(*(str(uuid.uuid4()) for _ in range(5)), b_owner_token="sess_none")
+
+
 async def build_world(a, b, clock=None) -> World:
     program = await active_program(a)
     jane = await a.gql(
@@ -738,8 +743,10 @@ async def test_other_merchant_cannot_reach_data_by_its_identifiers(case: Case, d
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-async def test_without_a_key_every_operation_is_refused(case: Case, db, tenant, other_tenant, client, clock):
-    world = await build_world(tenant, other_tenant, clock if case.payouts else None)
+async def test_without_a_key_every_operation_is_refused(case: Case, db, tenant, other_tenant, client):
+    world = await build_world(tenant, other_tenant)
+    if case.payouts:  # refused before anything is read: A's real payouts are not needed
+        world.payouts = unreachable_payout_world()
     rows_before = await merchant_rows(db, tenant.id)
     response = await client.post("/graphql", json={"query": case.document, "variables": case.variables(world)})
     body = response.json()
