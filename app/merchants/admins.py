@@ -8,7 +8,6 @@ keeps an active OWNER.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from app.db import utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants import audit, passwords, sessions
 from app.merchants.models import Admin, AdminRole, AdminStatus
+from app.merchants.service import hash_key
 
 SETUP_PREFIX = "setup_"
 SETUP_TTL = timedelta(hours=72)
@@ -37,10 +37,6 @@ class IssuedSetup:
     expires_at: datetime
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def normalized_email(value: str | None, field: str = "email") -> str:
     email = validation.email(value, field)
     if email is None:
@@ -50,7 +46,7 @@ def normalized_email(value: str | None, field: str = "email") -> str:
 
 def _new_setup(admin: Admin) -> IssuedSetup:
     token = SETUP_PREFIX + secrets.token_urlsafe(32)
-    admin.setup_token_hash = token_hash(token)
+    admin.setup_token_hash = hash_key(token)
     admin.setup_expires_at = utcnow() + SETUP_TTL
     return IssuedSetup(admin=admin, token=token, expires_at=admin.setup_expires_at)
 
@@ -114,7 +110,7 @@ async def complete_setup(session: AsyncSession, *, settings: Settings, token: st
     with an earlier password end."""
     token = validation.required_text(token, "token", 200)
     admin = await session.scalar(
-        select(Admin).where(Admin.setup_token_hash == token_hash(token)).with_for_update()
+        select(Admin).where(Admin.setup_token_hash == hash_key(token)).with_for_update()
     )
     if admin is None or admin.setup_expires_at is None or admin.setup_expires_at <= utcnow() \
             or admin.status == AdminStatus.DISABLED.value:

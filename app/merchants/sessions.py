@@ -7,7 +7,6 @@ the admin). Tokens are 256-bit random strings stored as SHA-256, like API keys.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import uuid
@@ -23,7 +22,7 @@ from app.db import utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants import audit, passwords
 from app.merchants.models import Admin, AdminRole, AdminSession, AdminStatus
-from app.merchants.service import Caller
+from app.merchants.service import Caller, hash_key
 
 logger = logging.getLogger("app.merchants")
 
@@ -40,10 +39,6 @@ class IssuedSession:
     admin: Admin
     admin_session: AdminSession
     token: str
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def login(
@@ -74,7 +69,7 @@ async def login(
     now = utcnow()
     token = PREFIX + secrets.token_urlsafe(32)
     admin_session = AdminSession(
-        merchant_id=admin.merchant_id, admin_id=admin.id, token_hash=_hash(token), created_at=now,
+        merchant_id=admin.merchant_id, admin_id=admin.id, token_hash=hash_key(token), created_at=now,
         expires_at=now + timedelta(minutes=settings.admin_session_minutes), last_used_at=now,
         ip=ip[:64] if ip else None, user_agent=user_agent[:300] if user_agent else None,
     )
@@ -95,7 +90,7 @@ async def authenticate(
     if not token.startswith(PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None
     row = (await session.execute(
-        select(AdminSession, Admin).join(Admin, Admin.id == AdminSession.admin_id).where(AdminSession.token_hash == _hash(token))
+        select(AdminSession, Admin).join(Admin, Admin.id == AdminSession.admin_id).where(AdminSession.token_hash == hash_key(token))
     )).first()
     if row is None:
         return None

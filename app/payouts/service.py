@@ -164,68 +164,83 @@ def _refuse(payout: Payout, wanted: str) -> DomainError:
     return DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, f"the payout is {payout.status}: it cannot be {wanted}")
 
 
-async def _audit(session: AsyncSession, payout: Payout, action: str, actor: audit.Actor, note: str | None = None, **details) -> None:
+async def _lock_for(
+    session: AsyncSession, merchant_id: uuid.UUID, payout_id: uuid.UUID, *, done: PayoutStatus, allowed: tuple[PayoutStatus, ...],
+    refusal: str,
+) -> tuple[Payout, bool]:
+    """The payout, locked, and whether it is `done` already (a retry); refused unless it is
+    in one of the `allowed` states."""
+    payout = await get_payout(session, merchant_id=merchant_id, payout_id=payout_id, lock=True)
+    if payout.status == done.value:
+        return payout, True
+    if payout.status not in {s.value for s in allowed}:
+        raise _refuse(payout, refusal)
+    return payout, False
+
+
+async def _finish(session: AsyncSession, payout: Payout, event_type: str, actor: audit.Actor, note: str | None = None, **details) -> Changed:
+    """Record a change: the audit entry (named like the event) and the webhook."""
+    await session.flush()
     await audit.record(
-        session, merchant_id=payout.merchant_id, actor=actor, action=action, subject_id=payout.id, note=note,
+        session, merchant_id=payout.merchant_id, actor=actor, action=event_type, subject_id=payout.id, note=note,
         details={"amount": payout.amount, "currency": payout.currency, "reference": payout.reference, **details},
     )
+    if event_type in events.EVENT_TYPES:
+        await announce(session, event_type, [payout])
+    return Changed(payout)
 
 
 async def reject(session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, reason: str, actor: audit.Actor) -> Changed:
     """Not paying it: the funds go back to the customer's balance. Before it is sent only."""
     reason = validation.required_text(reason, "reason", 500)
-    payout = await get_payout(session, merchant_id=merchant_id, payout_id=payout_id, lock=True)
-    if payout.status == PayoutStatus.REJECTED.value:
+    payout, done = await _lock_for(
+        session, merchant_id, payout_id, done=PayoutStatus.REJECTED,
+        allowed=(PayoutStatus.PENDING_APPROVAL, PayoutStatus.ON_HOLD, PayoutStatus.APPROVED),
+        refusal="rejected (a payout with its provider is marked failed instead)",
+    )
+    if done:
         return Changed(payout, replayed=True)
-    if payout.status not in (PayoutStatus.PENDING_APPROVAL.value, PayoutStatus.ON_HOLD.value, PayoutStatus.APPROVED.value):
-        raise _refuse(payout, "rejected (a payout with its provider is marked failed instead)")
     await funds.return_funds(session, payout, after_paid=False)
     _transition(payout, PayoutStatus.REJECTED, utcnow(), reason)
-    await session.flush()
-    await _audit(session, payout, "payout.rejected", actor, reason)
-    await announce(session, events.PAYOUT_REJECTED, [payout])
-    return Changed(payout)
+    return await _finish(session, payout, events.PAYOUT_REJECTED, actor, reason)
 
 
 async def mark_paid(
     session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, provider_reference: str, actor: audit.Actor
 ) -> Changed:
     reference = validation.required_text(provider_reference, "providerReference", 255)
-    payout = await get_payout(session, merchant_id=merchant_id, payout_id=payout_id, lock=True)
-    if payout.status == PayoutStatus.PAID.value:
+    payout, done = await _lock_for(
+        session, merchant_id, payout_id, done=PayoutStatus.PAID, allowed=(PayoutStatus.APPROVED, PayoutStatus.PROCESSING),
+        refusal="marked paid (only an approved payout is paid)",
+    )
+    if done:
         if payout.provider_reference != reference:
             raise DomainError("providerReference", ErrorCode.IDEMPOTENCY_CONFLICT,
                               f"the payout was already marked paid with reference {payout.provider_reference!r}")
         return Changed(payout, replayed=True)
-    if payout.status not in (PayoutStatus.APPROVED.value, PayoutStatus.PROCESSING.value):
-        raise _refuse(payout, "marked paid (only an approved payout is paid)")
     await funds.settle(session, payout)
     now = utcnow()
     _transition(payout, PayoutStatus.PAID, now)
     payout.paid_at = now
     payout.provider_reference = reference
-    await session.flush()
-    await _audit(session, payout, "payout.paid", actor, provider_reference=reference)
-    await announce(session, events.PAYOUT_PAID, [payout])
-    return Changed(payout)
+    return await _finish(session, payout, events.PAYOUT_PAID, actor, provider_reference=reference)
 
 
 async def mark_failed(session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, reason: str, actor: audit.Actor) -> Changed:
     """The provider could not pay it, or (after PAID) the payment came back: the funds return
     to the customer's balance."""
     reason = validation.required_text(reason, "reason", 500)
-    payout = await get_payout(session, merchant_id=merchant_id, payout_id=payout_id, lock=True)
-    if payout.status == PayoutStatus.FAILED.value:
+    payout, done = await _lock_for(
+        session, merchant_id, payout_id, done=PayoutStatus.FAILED,
+        allowed=(PayoutStatus.APPROVED, PayoutStatus.PROCESSING, PayoutStatus.PAID),
+        refusal="marked failed (reject a payout that was not approved)",
+    )
+    if done:
         return Changed(payout, replayed=True)
-    if payout.status not in (PayoutStatus.APPROVED.value, PayoutStatus.PROCESSING.value, PayoutStatus.PAID.value):
-        raise _refuse(payout, "marked failed (reject a payout that was not approved)")
     was_paid = payout.status == PayoutStatus.PAID.value
     await funds.return_funds(session, payout, after_paid=was_paid)
     _transition(payout, PayoutStatus.FAILED, utcnow(), reason)
-    await session.flush()
-    await _audit(session, payout, "payout.failed", actor, reason, after_paid=was_paid)
-    await announce(session, events.PAYOUT_FAILED, [payout])
-    return Changed(payout)
+    return await _finish(session, payout, events.PAYOUT_FAILED, actor, reason, after_paid=was_paid)
 
 
 async def release_hold(session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, note: str, actor: audit.Actor) -> Changed:
@@ -248,9 +263,7 @@ async def release_hold(session: AsyncSession, *, merchant_id: uuid.UUID, payout_
     released = list(payout.hold_reasons or [])
     payout.hold_reasons = []
     _transition(payout, PayoutStatus.PENDING_APPROVAL, now, note)
-    await session.flush()
-    await _audit(session, payout, "payout.hold_released", actor, note, released=[h["code"] for h in released])
-    return Changed(payout)
+    return await _finish(session, payout, "payout.hold_released", actor, note, released=[h["code"] for h in released])
 
 
 async def refresh_holds(session: AsyncSession, *, now: datetime | None = None, limit: int = 1000) -> tuple[int, int]:
@@ -286,9 +299,9 @@ async def refresh_holds(session: AsyncSession, *, now: datetime | None = None, l
                 payout.hold_reasons = [h.to_json() for h in current]
                 _transition(payout, PayoutStatus.ON_HOLD, now)
                 held.append(payout)
-    await session.flush()
     for payout in lifted:
-        await _audit(session, payout, "payout.hold_lifted", audit.SYSTEM, "the reasons for the hold ended")
+        await _finish(session, payout, "payout.hold_lifted", audit.SYSTEM, "the reasons for the hold ended")
+    await session.flush()
     await announce(session, events.PAYOUT_ON_HOLD, held)
     return len(lifted), len(held)
 
