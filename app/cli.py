@@ -1,4 +1,4 @@
-"""The `referral` command line: serve, migrate, merchants, keys, demo."""
+"""The `referral` command line: serve, migrate, merchants, keys, admins, secrets, payouts, demo."""
 
 from __future__ import annotations
 
@@ -219,14 +219,108 @@ def cmd_rewards_expire_due(args: argparse.Namespace) -> None:
 
 
 def cmd_ledger_verify(args: argparse.Namespace) -> None:
-    from app.rewards import ledger
+    from app.payouts import reconcile
 
-    problems = _run(lambda s: ledger.verify(s))
+    problems = _run(lambda s: reconcile.verify(s))
     for problem in problems:
         print(f"{problem.what}: {problem.detail}")
     if problems:
         sys.exit(f"ledger verify: {len(problems)} problem(s)")
-    print("ledger verify: every transaction balances, every cached balance and lot matches its entries")
+    print("ledger verify: every transaction balances, every cached balance and lot matches its entries, "
+          "and payouts in flight hold exactly what is set aside for them")
+
+
+# --- merchant admins, secrets, payouts -------------------------------------------------------
+
+
+def cmd_admins_create(args: argparse.Namespace) -> None:
+    from app.merchants import admins, audit
+    from app.merchants.models import AdminRole
+
+    async def work(session):
+        merchant_id = await _existing_merchant_id(session, args.merchant)
+        return await admins.create_admin(session, merchant_id=merchant_id, email=args.email, role=AdminRole(args.role),
+                                         actor=audit.SYSTEM)
+
+    _print_setup(_run(work), "created")
+
+
+def _print_setup(issued, what: str) -> None:
+    settings = get_settings()
+    print(f"admin {what}: {issued.admin.email} ({issued.admin.role}, id {issued.admin.id})")
+    print(f"setup token:  {issued.token}   (shown once; valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC)")
+    print("set the password with it, at the GraphQL API:")
+    print(f'  {settings.base_url}/graphql  mutation {{ completeAdminSetup(token: "{issued.token}", password: "...") '
+          "{ admin { id status } userErrors { field code message } } }")
+
+
+def cmd_admins_list(args: argparse.Namespace) -> None:
+    from app.merchants import admins
+
+    async def work(session):
+        return await admins.list_admins(session, merchant_id=await _existing_merchant_id(session, args.merchant))
+
+    for admin in _run(work):
+        factor = "totp" if admin.totp_enabled_at else "no second factor"
+        print(f"{admin.id}  {admin.email}  {admin.role:<8}  {admin.status:<8}  {factor}")
+
+
+def cmd_admins_reset_setup(args: argparse.Namespace) -> None:
+    from app.merchants import admins, audit
+
+    async def work(session):
+        admin = await admins.find_by_email(session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email)
+        return await admins.reissue_setup(session, merchant_id=admin.merchant_id, admin_id=admin.id, actor=audit.SYSTEM)
+
+    _print_setup(_run(work), "can set a new password")
+
+
+def cmd_admins_reset_totp(args: argparse.Namespace) -> None:
+    from app.merchants import admins, totp
+
+    async def work(session):
+        admin = await admins.find_by_email(session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email)
+        return await totp.operator_reset(session, merchant_id=admin.merchant_id, admin_id=admin.id)
+
+    admin = _run(work)
+    print(f"second factor removed for {admin.email}: they enroll again before any money action "
+          "(announced with admin.totp_changed and audited)")
+
+
+def cmd_secrets_reencrypt(args: argparse.Namespace) -> None:
+    from app.reencrypt import reencrypt_all
+
+    async def work() -> dict[str, int]:
+        settings = get_settings()
+        engine = create_engine(settings.database_url)
+        try:
+            return await reencrypt_all(create_session_factory(engine), settings)
+        finally:
+            await engine.dispose()
+
+    from app import crypto
+
+    counts = asyncio.run(work())
+    for column, count in counts.items():
+        print(f"{column}: {count} rewritten")
+    print(f"every stored secret is now under key {crypto.keyring(get_settings()).primary_id!r}")
+
+
+def cmd_payouts_run_due(args: argparse.Namespace) -> None:
+    """What the worker's scheduler does every 15 minutes, by hand (and the chunks at once)."""
+    from app.payouts import runs
+
+    async def work(session):
+        started = await runs.start_due_runs(session)
+        for run in started:
+            after = await runs.run_chunk(session, run_id=run.id, after=None)
+            while after is not None:
+                after = await runs.run_chunk(session, run_id=run.id, after=after)
+        return started
+
+    for run in _run(work):
+        print(f"run {run.id}: program {run.program_id}, period {run.period}: {run.payouts_created} payouts, "
+              f"{run.customers_without_account} customers without a payout account")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -325,6 +419,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     ledger_commands = commands.add_parser("ledger", help="the rewards ledger").add_subparsers(dest="action", required=True)
     ledger_commands.add_parser("verify", help="check balances against entries").set_defaults(func=cmd_ledger_verify)
+
+    admin_commands = commands.add_parser("admins", help="merchant admins").add_subparsers(dest="action", required=True)
+    admin_create = admin_commands.add_parser("create", help="create an admin; prints a one-time setup token")
+    admin_create.add_argument("merchant", help="merchant id")
+    admin_create.add_argument("email")
+    admin_create.add_argument("--role", choices=["OWNER", "ADMIN", "REVIEWER", "FINANCE"], default="OWNER")
+    admin_create.set_defaults(func=cmd_admins_create)
+    admin_list = admin_commands.add_parser("list")
+    admin_list.add_argument("merchant", help="merchant id")
+    admin_list.set_defaults(func=cmd_admins_list)
+    admin_setup = admin_commands.add_parser("reset-setup", help="a new setup token (a forgotten password)")
+    admin_setup.add_argument("merchant", help="merchant id")
+    admin_setup.add_argument("email")
+    admin_setup.set_defaults(func=cmd_admins_reset_setup)
+    admin_totp = admin_commands.add_parser("reset-totp", help="remove an admin's second factor (lost phone and recovery codes)")
+    admin_totp.add_argument("merchant", help="merchant id")
+    admin_totp.add_argument("email")
+    admin_totp.set_defaults(func=cmd_admins_reset_totp)
+
+    secret_commands = commands.add_parser("secrets", help="secrets at rest").add_subparsers(dest="action", required=True)
+    secret_commands.add_parser("reencrypt", help="rewrite stored secrets under the first ENCRYPTION_KEYS key").set_defaults(
+        func=cmd_secrets_reencrypt)
+
+    payout_commands = commands.add_parser("payouts", help="payouts").add_subparsers(dest="action", required=True)
+    payout_commands.add_parser("run-due", help="start the scheduled payout runs that are due, now").set_defaults(
+        func=cmd_payouts_run_due)
     return parser
 
 

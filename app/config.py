@@ -49,6 +49,14 @@ class Settings:
     rate_limits: dict = field(default_factory=dict)
     redis_url: str = ""  # rate limit counters; a redis:// BROKER_URL is used when empty
     rate_limit_key_prefix: str = "referral-rl"
+    # --- merchant admins, second factor and payouts (see `_admin_and_payout_settings`) ---
+    encryption_keys: str = ""  # ENCRYPTION_KEYS: "id:base64(32 bytes),..."; the first encrypts (app/crypto.py)
+    public_url: str = ""  # PUBLIC_URL: the API's public base URL, for signed download links
+    admin_session_minutes: int = 12 * 60  # an admin session's absolute lifetime
+    admin_idle_minutes: int = 30  # an admin session unused this long ends
+    argon2_time_cost: int = 3  # Argon2id parameters for admin passwords (RFC 9106, second choice)
+    argon2_memory_kib: int = 64 * 1024
+    payout_download_minutes: int = 15  # how long a signed batch-file link works
 
     @property
     def is_production(self) -> bool:
@@ -97,7 +105,25 @@ class Settings:
                 for name, value in env.items() if name.startswith("RATE_LIMIT_") and value.strip()
             },
             redis_url=env.get("REDIS_URL", ""),
+            **_admin_and_payout_settings(env),
         )
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _admin_and_payout_settings(env: dict[str, str]) -> dict:
+    """Merchant admins, their sessions and second factor, payouts (issue 10)."""
+    return {
+        "encryption_keys": env.get("ENCRYPTION_KEYS", ""),
+        "public_url": env.get("PUBLIC_URL", ""),
+        "admin_session_minutes": int(env.get("ADMIN_SESSION_MINUTES", str(12 * 60))),
+        "admin_idle_minutes": int(env.get("ADMIN_IDLE_MINUTES", "30")),
+        "argon2_time_cost": int(env.get("ARGON2_TIME_COST", "3")),
+        "argon2_memory_kib": int(env.get("ARGON2_MEMORY_KIB", str(64 * 1024))),
+        "payout_download_minutes": int(env.get("PAYOUT_DOWNLOAD_MINUTES", "15")),
+    }
 
 
 def _flag(value: str | None, *, default: bool) -> bool:

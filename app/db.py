@@ -11,6 +11,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -181,6 +183,34 @@ def bind_tenant(session: AsyncSession, merchant_id: uuid.UUID) -> None:
     """From now on the session's transactions see `merchant_id`'s rows (authentication set it
     for the current one already, see `merchants.authenticate`)."""
     session.info["tenant_id"] = merchant_id
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+async def scope_to_merchant(session: AsyncSession, merchant_id: uuid.UUID) -> None:
+    """Scope the current transaction, and the session's later ones, to `merchant_id`: after a
+    credential that names its merchant was checked (a session token, a signed link)."""
+    bind_tenant(session, merchant_id)
+    if _is_postgresql(session):
+        await session.execute(select(func.set_config("app.merchant_id", str(merchant_id), True)))
+
+
+@asynccontextmanager
+async def authenticating(session: AsyncSession) -> AsyncIterator[None]:
+    """Reads of credentials before the merchant is known: inside, row-level security's
+    'authenticate' scope lets the transaction SELECT `api_keys`, `admins` and `admin_sessions`
+    of every merchant, and nothing else. Keep what runs inside to those lookups."""
+    if not _is_postgresql(session):
+        yield
+        return
+    await session.execute(select(func.set_config("app.scope", "authenticate", True)))
+    try:
+        yield
+    finally:
+        restored = SYSTEM if session.info.get("db_scope") == SYSTEM else ""
+        await session.execute(select(func.set_config("app.scope", restored, True)))
 
 
 @event.listens_for(Session, "after_begin")

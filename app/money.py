@@ -55,3 +55,24 @@ def total(amounts: Any) -> ColumnElement[int]:
     value in money code, and one `json` refuses (a webhook payload carrying it failed a
     partial refund). Every sum of minor units goes through here, so it comes back an int."""
     return cast(func.coalesce(func.sum(amounts), 0), BigInteger)
+
+
+# ISO 4217 minor units where they are not 2 (for writing amounts in files: "12.50", "1250" JPY).
+_EXPONENTS = {
+    **{code: 0 for code in "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split()},
+    **{code: 3 for code in "BHD IQD JOD KWD LYD OMR TND".split()},
+}
+
+
+def exponent(code: str) -> int:
+    return _EXPONENTS.get(code, 2)
+
+
+def decimal_string(amount: int, code: str) -> str:
+    """`1250` USD -> "12.50"; `1250` JPY -> "1250"; exact (no float on the way)."""
+    places = exponent(code)
+    sign, value = ("-" if amount < 0 else ""), abs(amount)
+    if places == 0:
+        return f"{sign}{value}"
+    whole, fraction = divmod(value, 10 ** places)
+    return f"{sign}{whole}.{fraction:0{places}d}"

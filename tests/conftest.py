@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -165,8 +166,12 @@ async def session(db: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 def test_settings(**overrides: Any) -> Settings:
     # Rate limits are off unless a test turns them on (tests/test_rate_limits.py): the suite
-    # sends thousands of requests from one address.
-    values: dict[str, Any] = {"app_env": "test", "secret_key": "test-secret", "rate_limits_enabled": False}
+    # sends thousands of requests from one address. Argon2 at its cheapest: tests hash many
+    # passwords; production keeps RFC 9106's parameters.
+    values: dict[str, Any] = {
+        "app_env": "test", "secret_key": "test-secret", "rate_limits_enabled": False,
+        "argon2_time_cost": 1, "argon2_memory_kib": 1024,
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -257,3 +262,26 @@ class StatementCounter:
 @pytest.fixture
 def count_statements(db: AsyncEngine):
     return lambda: StatementCounter(db)
+
+
+class Clock:
+    """The time second factors (TOTP) are checked at; starts mid-step, so codes never straddle two."""
+
+    def __init__(self) -> None:
+        now = datetime.now(UTC)
+        self.now = now.replace(second=10 if now.second < 30 else 40, microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    from app.merchants import totp
+
+    found = Clock()
+    monkeypatch.setattr(totp, "current_time", found)
+    return found

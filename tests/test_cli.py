@@ -317,3 +317,36 @@ def test_db_commands_say_that_sqlite_has_no_row_level_security(cli: Cli):
     assert "the application's merchant filters are the only wall" in cli.run("db", "check").stdout
     refused = cli.run("db", "grant", "someone", check=False)
     assert refused.returncode != 0 and "SQLite has no roles" in refused.stderr
+
+
+async def test_admins_create_prints_a_setup_token_that_sets_the_password(cli: Cli, api):
+    merchant = cli.create_merchant("Shop")
+    out = cli.run("admins", "create", merchant["id"], "Owner@Shop.example", "--role", "OWNER").stdout
+    token = re.search(r"setup token:\s+(setup_\S+)", out).group(1)
+    assert "owner@shop.example (OWNER" in out and "completeAdminSetup" in out
+    assert "owner@shop.example  OWNER     INVITED   no second factor" in cli.run("admins", "list", merchant["id"]).stdout
+
+    async def gql(query: str, variables: dict, key: str | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        response = await api.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+        return response.json()["data"]
+
+    done = await gql("mutation($t: String!, $p: String!) { completeAdminSetup(token: $t, password: $p) { admin { status } } }",
+                     {"t": token, "p": "a sentence nobody has used 77"})
+    assert done["completeAdminSetup"]["admin"]["status"] == "ACTIVE"
+    login = await gql("mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                      {"e": "owner@shop.example", "p": "a sentence nobody has used 77"})
+    me = await gql("{ me { email role } }", {}, key=login["login"]["token"])
+    assert me["me"] == {"email": "owner@shop.example", "role": "OWNER"}
+
+    reset = cli.run("admins", "reset-setup", merchant["id"], "owner@shop.example").stdout
+    assert re.search(r"setup token:\s+setup_\S+", reset)
+    assert "second factor removed" in cli.run("admins", "reset-totp", merchant["id"], "owner@shop.example").stdout
+    unknown = cli.run("admins", "create", str(__import__("uuid").uuid4()), "x@shop.example", check=False)
+    assert unknown.returncode != 0 and "NOT_FOUND" in unknown.stderr
+
+
+def test_secrets_reencrypt_and_payout_runs_by_hand(cli: Cli):
+    assert "every stored secret is now under key 's0'" in cli.run("secrets", "reencrypt").stdout
+    assert cli.run("payouts", "run-due").stdout == ""
+    assert "ledger verify: every transaction balances" in cli.run("ledger", "verify").stdout

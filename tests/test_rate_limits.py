@@ -204,3 +204,39 @@ def test_a_budget_that_is_not_a_rate_limit_is_refused_at_start():
         create_app(make_settings(rate_limits_enabled=True, rate_limits={"publishable_ip": "lots"}))
     with pytest.raises(ValueError, match="unknown rate limit budgets"):
         create_app(make_settings(rate_limits_enabled=True, rate_limits={"publishable": "5/minute"}))
+
+
+async def test_wrong_passwords_spend_the_failed_authentication_budget_then_logins_are_refused_unchecked(tenant, clients):
+    from tests.payouts.helpers import LOGIN, make_admin
+
+    person = await make_admin(tenant, login=False)
+
+    async def log_in(client, password: str):
+        return await client.post("/graphql", json={"query": LOGIN, "variables": {"email": person.email, "password": password}})
+
+    async with clients() as attacker:
+        wrong = [await log_in(attacker, f"guess-{i}") for i in range(4)]
+        assert [r.json()["data"]["login"]["userErrors"][0]["code"] for r in wrong] == ["INVALID_CREDENTIALS"] * 4
+        right = await log_in(attacker, person.password)  # the budget is spent: not even checked
+        assert right.status_code == 429 and right.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        assert int(right.headers["retry-after"]) >= 1
+    async with clients() as elsewhere:
+        ok = await log_in(elsewhere, person.password)
+    assert ok.status_code == 200 and ok.json()["data"]["login"]["token"].startswith("sess_")
+
+
+async def test_each_admin_session_has_a_budget_of_its_own(db, tenant, clients):
+    from tests.payouts.helpers import make_admin
+
+    first, second = await make_admin(tenant), await make_admin(tenant)
+    async with create_session_factory(db)() as session:
+        await merchants.set_rate_limits(session, merchant_id=tenant.id, changes={"secret_key": "2/minute"})
+        await session.commit()
+    async with clients() as console:
+        async def me(person):
+            return (await console.post("/graphql", json={"query": "{ me { id } }"},
+                                       headers={"Authorization": f"Bearer {person.token}"})).status_code
+
+        statuses = [await me(first) for _ in range(3)]
+        other = await me(second)
+    assert statuses == [200, 200, 429] and other == 200  # not one bucket for every session

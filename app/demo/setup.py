@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.fraud import policy
+from app.merchants import audit
 from app.merchants import service as merchants
 from app.merchants.models import ApiKeyKind
 from app.referrals import codes, customers, programs
@@ -72,11 +73,11 @@ async def ensure_demo(session: AsyncSession, *, settings: Settings, keys: dict[s
     merchant_id = uuid.UUID(keys["merchant_id"])
     if "widget_secret" not in keys:
         rotated = await widget.rotate_secret(
-            session, merchant_id=merchant_id, secret_key=settings.secret_key, overlap_hours=0, actor_key_id=None
+            session, merchant_id=merchant_id, app_settings=settings, overlap_hours=0, actor=audit.SYSTEM
         )
         keys["widget_secret"] = rotated.secret
     await widget.set_allowed_origins(
-        session, merchant_id=merchant_id, origins_given=shop_origins(settings), production=False, actor_key_id=None
+        session, merchant_id=merchant_id, origins_given=shop_origins(settings), production=False, actor=audit.SYSTEM
     )
     share_template = f"http://localhost:{settings.port}/demo/?ref={{code}}"
     if "program_id" not in keys:
@@ -91,7 +92,7 @@ async def ensure_demo(session: AsyncSession, *, settings: Settings, keys: dict[s
             name="10% off for the friend", trigger="SIGNUP", recipient=Recipient.REFEREE, kind=RewardKind.DISCOUNT,
             spec=rules.RuleSpec(percent_bps=1000),
         ))
-        await policy.set_policy(session, merchant_id=merchant_id, program_id=program.id, actor_key_id=None,
+        await policy.set_policy(session, merchant_id=merchant_id, program_id=program.id, actor=audit.SYSTEM,
                                 change=policy.PolicyChange(signals=tuple(
                                     policy.SignalChange(signal=name, enabled=False) for name in SAME_MACHINE_SIGNALS)))
         await widget.set_program_widget(session, merchant_id=merchant_id, program_id=program.id, texts=TEXTS, colors=COLORS)

@@ -30,6 +30,7 @@ from app.fraud.case import Case
 from app.fraud.models import FraudDecision, FraudReview, ListKind, Outcome, ReviewStatus, Stage
 from app.fraud.policy import Fired, Policy, Verdict
 from app.fraud.signals import Observation
+from app.merchants import audit
 from app.referrals.models import Action, Customer, Referral, ReferralStatus
 from app.rewards import lifecycle
 from app.webhooks import notify
@@ -148,7 +149,7 @@ async def reject_referral(session: AsyncSession, referral: Referral, *, reason: 
         select(FraudReview).where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN.value)
     )
     if open_review is not None:  # nothing left to decide
-        close_review(open_review, ReviewStatus.REJECTED, note=reason, actor_key_id=None)
+        close_review(open_review, ReviewStatus.REJECTED, note=reason, actor=audit.SYSTEM)
     await session.flush()
     await lifecycle.take_back_referral_rewards(session, referral.id, reason=reason)
     await notify.fraud_referral_rejected(session, referral, decision)
@@ -198,10 +199,11 @@ async def open_review(
     return review
 
 
-def close_review(review: FraudReview, status: ReviewStatus, *, note: str | None, actor_key_id: uuid.UUID | None) -> None:
+def close_review(review: FraudReview, status: ReviewStatus, *, note: str | None, actor: audit.Actor) -> None:
     review.status = status.value
     review.resolved_at = utcnow()
-    review.resolved_by_key_id = actor_key_id
+    review.resolved_by_key_id = actor.key_id
+    review.resolved_by_admin_id = actor.admin_id
     review.resolution_note = note
 
 

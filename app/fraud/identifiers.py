@@ -121,6 +121,13 @@ async def record_visit(
         await _upsert(session, merchant_id, customer_id, {(k.value, v): seen_at for k, v in found})
 
 
+async def record_payout_destination(
+    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, fingerprint: str, at
+) -> None:
+    """A payout destination the customer gave (its fingerprint, never the destination)."""
+    await _upsert(session, merchant_id, customer_id, {(IdentifierKind.PAYOUT_ACCOUNT.value, fingerprint): at})
+
+
 def _upsert_statement(dialect: str):
     """INSERT ... ON CONFLICT DO UPDATE keeping the earliest first and latest last sighting;
     built once per dialect and run with one parameter set per identifier."""

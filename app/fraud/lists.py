@@ -59,20 +59,20 @@ def normalized_value(kind: ListKind, value: str) -> str:
 
 
 async def add_entry(
-    session: AsyncSession, *, merchant_id: uuid.UUID, kind: ListKind, value: str, note: str | None, actor_key_id: uuid.UUID | None
+    session: AsyncSession, *, merchant_id: uuid.UUID, kind: ListKind, value: str, note: str | None, actor: audit.Actor
 ) -> FraudListEntry:
     """Add to a blocklist; adding an entry that exists returns it."""
     value = normalized_value(kind, value)
     note = validation.text(note, "note", 1000)
-    entry = await _insert(session, merchant_id, kind, value, note, actor_key_id)
+    entry = await _insert(session, merchant_id, kind, value, note, actor)
     return entry
 
 
-async def _insert(session, merchant_id, kind: ListKind, value: str, note, actor_key_id) -> FraudListEntry:
+async def _insert(session, merchant_id, kind: ListKind, value: str, note, actor: audit.Actor) -> FraudListEntry:
     inserted = await session.scalar(
         insert_ignoring_conflicts(session, FraudListEntry, ["merchant_id", "kind", "value"]).values(
             id=new_id(), merchant_id=merchant_id, kind=kind.value, value=value, note=note,
-            created_by_key_id=actor_key_id, created_at=utcnow(),
+            created_by_key_id=actor.key_id, created_at=utcnow(),
         ).returning(FraudListEntry.id)
     )
     entry = await session.scalar(
@@ -83,14 +83,14 @@ async def _insert(session, merchant_id, kind: ListKind, value: str, note, actor_
     assert entry is not None
     if inserted is not None:  # adding it again changes nothing, so nothing to audit
         await audit.record(
-            session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="fraud_list.added",
+            session, merchant_id=merchant_id, actor=actor, action="fraud_list.added",
             subject_id=entry.id, note=note, details={"kind": kind.value, "value": value},
         )
     return entry
 
 
 async def remove_entry(
-    session: AsyncSession, *, merchant_id: uuid.UUID, entry_id: uuid.UUID, actor_key_id: uuid.UUID | None
+    session: AsyncSession, *, merchant_id: uuid.UUID, entry_id: uuid.UUID, actor: audit.Actor
 ) -> FraudListEntry:
     entry = await session.scalar(
         select(FraudListEntry).where(FraudListEntry.id == entry_id, FraudListEntry.merchant_id == merchant_id)
@@ -100,7 +100,7 @@ async def remove_entry(
     await session.delete(entry)
     await session.flush()
     await audit.record(
-        session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="fraud_list.removed",
+        session, merchant_id=merchant_id, actor=actor, action="fraud_list.removed",
         subject_id=entry.id, details={"kind": entry.kind, "value": entry.value},
     )
     return entry
@@ -137,7 +137,7 @@ async def set_customer_status(
     customer_external_id: str,
     status: CustomerFraudStatus,
     note: str | None,
-    actor_key_id: uuid.UUID | None,
+    actor: audit.Actor,
 ) -> Customer:
     """TRUSTED: their referrals skip review and are never blocked by a score (see
     `policy.trusted_outcome`). BANNED: every referral of theirs, as referrer or referee, is
@@ -158,10 +158,10 @@ async def set_customer_status(
             await session.delete(entry)
     await session.flush()
     if status is not CustomerFraudStatus.NONE:
-        await _insert(session, merchant_id, _MARKS[status], str(customer.id), note, actor_key_id)
+        await _insert(session, merchant_id, _MARKS[status], str(customer.id), note, actor)
     else:
         await audit.record(
-            session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="fraud_list.customer_cleared",
+            session, merchant_id=merchant_id, actor=actor, action="fraud_list.customer_cleared",
             subject_id=customer.id, note=note,
         )
     if status is CustomerFraudStatus.BANNED:

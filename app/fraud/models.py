@@ -61,6 +61,7 @@ class IdentifierKind(enum.Enum):
     IP = "IP"
     IP_UA = "IP_UA"  # IP and a hash of the user agent: one browser behind one address
     FINGERPRINT = "FINGERPRINT"  # the widget's coarse browser hash (user agent, screen, timezone, language)
+    PAYOUT_ACCOUNT = "PAYOUT_ACCOUNT"  # a payout destination's keyed fingerprint (app.payouts.accounts)
 
 
 class FraudPolicyVersion(Base):
@@ -116,6 +117,7 @@ class FraudReview(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by_key_id: Mapped[uuid.UUID | None] = mapped_column()
+    resolved_by_admin_id: Mapped[uuid.UUID | None] = mapped_column()
     resolution_note: Mapped[str | None] = mapped_column(String(1000))
 
 

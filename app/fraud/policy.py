@@ -218,7 +218,7 @@ async def set_policy(
     merchant_id: uuid.UUID,
     program_id: uuid.UUID,
     change: PolicyChange,
-    actor_key_id: uuid.UUID | None,
+    actor: audit.Actor,
 ) -> tuple[Policy, FraudPolicyVersion]:
     """A new version with the changes applied to the current one; the old stays for history
     and for the decisions made under it."""
@@ -240,13 +240,13 @@ async def set_policy(
         program_id=program_id,
         version=version,
         spec=policy.to_json(),
-        created_by_key_id=actor_key_id,
+        created_by_key_id=actor.key_id,
         created_at=utcnow(),
     )
     session.add(row)
     await session.flush()
     await audit.record(
-        session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="fraud_policy.changed",
+        session, merchant_id=merchant_id, actor=actor, action="fraud_policy.changed",
         subject_id=program_id, details={"version": version},
     )
     return replace(policy, version=version, created_at=row.created_at), row

@@ -2,7 +2,7 @@
 
 Approve: the held rewards are released (or wait out their own hold period). Reject: the
 referral is REJECTED and its rewards are voided or reversed. Every resolution is in the
-audit log with the API key that made it and the note.
+audit log with the API key or the admin that made it and the note.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ async def resolve_review(
     review_id: uuid.UUID,
     resolution: Resolution,
     note: str | None,
-    actor_key_id: uuid.UUID | None,
+    actor: audit.Actor,
 ) -> Resolved:
     """Idempotent: resolving again the same way returns the review; the other way is refused."""
     note = validation.text(note, "note", 1000)
@@ -130,16 +130,16 @@ async def resolve_review(
         return Resolved(review, replayed=True)
     if review.status != ReviewStatus.OPEN.value:
         raise DomainError("id", ErrorCode.REVIEW_ALREADY_RESOLVED, f"this review was already {review.status.lower()}")
-    await _resolve(session, review, resolution, note, actor_key_id)
+    await _resolve(session, review, resolution, note, actor)
     return Resolved(review, replayed=False)
 
 
 async def _resolve(
-    session: AsyncSession, review: FraudReview, resolution: Resolution, note: str | None, actor_key_id: uuid.UUID | None
+    session: AsyncSession, review: FraudReview, resolution: Resolution, note: str | None, actor: audit.Actor
 ) -> None:
     referral = await session.scalar(select(Referral).where(Referral.id == review.referral_id).with_for_update())
     assert referral is not None
-    engine.close_review(review, resolution.status, note=note, actor_key_id=actor_key_id)
+    engine.close_review(review, resolution.status, note=note, actor=actor)
     await session.flush()
     if resolution is Resolution.APPROVE:
         await lifecycle.lift_review_hold(session, referral.id)
@@ -148,7 +148,7 @@ async def _resolve(
     await audit.record(
         session,
         merchant_id=review.merchant_id,
-        actor_key_id=actor_key_id,
+        actor=actor,
         action=f"fraud_review.{resolution.status.value.lower()}",
         subject_id=review.id,
         note=note,
@@ -166,7 +166,7 @@ async def resolve_reviews(
     resolution: Resolution,
     note: str | None,
     limit: int,
-    actor_key_id: uuid.UUID | None,
+    actor: audit.Actor,
 ) -> list[FraudReview]:
     """Resolve the OPEN reviews matching the filter (oldest first, at most `limit`), each
     exactly as `resolve_review` would, in one transaction."""
@@ -188,6 +188,6 @@ async def resolve_reviews(
             break
         if review_filter.signal is not None and review_filter.signal not in review.signals:
             continue
-        await _resolve(session, review, resolution, note, actor_key_id)
+        await _resolve(session, review, resolution, note, actor)
         resolved.append(review)
     return resolved

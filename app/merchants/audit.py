@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -13,11 +14,24 @@ from app.merchants.models import AuditEntry
 from app.pagination import Page, paginate
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who made a call: an API key, an admin's session, or neither (the system, the CLI)."""
+
+    key_id: uuid.UUID | None = None
+    admin_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+    ip: str | None = None
+
+
+SYSTEM = Actor()
+
+
 async def record(
     session: AsyncSession,
     *,
     merchant_id: uuid.UUID,
-    actor_key_id: uuid.UUID | None,
+    actor: Actor,
     action: str,
     subject_id: uuid.UUID | None = None,
     note: str | None = None,
@@ -25,7 +39,8 @@ async def record(
 ) -> AuditEntry:
     entry = AuditEntry(
         merchant_id=merchant_id,
-        actor_key_id=actor_key_id,
+        actor_key_id=actor.key_id,
+        actor_admin_id=actor.admin_id,
         action=action,
         subject_id=subject_id,
         note=note,

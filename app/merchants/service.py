@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import validation
 from app.db import bind_tenant, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
-from app.merchants.models import ApiKey, ApiKeyKind, Merchant
+from app.merchants.models import AdminRole, ApiKey, ApiKeyKind, Merchant
 
 _KEY_ALPHABET = string.ascii_letters + string.digits
 _KEY_LENGTH = 32  # 62^32 ~ 2^190
@@ -31,9 +31,15 @@ class IssuedKey:
 
 @dataclass(frozen=True)
 class Caller:
+    """Who is calling: a merchant's API key, or one of its admins through a session
+    (`app.merchants.sessions`); never both."""
+
     merchant_id: uuid.UUID
-    key_id: uuid.UUID
-    kind: ApiKeyKind
+    key_id: uuid.UUID | None
+    kind: ApiKeyKind | None
+    admin_id: uuid.UUID | None = None
+    admin_role: AdminRole | None = None
+    session_id: uuid.UUID | None = None
 
 
 def hash_key(plaintext: str) -> str:

@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -107,6 +107,40 @@ async def customer_account(
     )
 
 
+async def customer_accounts(
+    session: AsyncSession, *, merchant_id: uuid.UUID, kind: RewardKind, account_type: AccountType,
+    pairs: set[tuple[uuid.UUID, str]], lock: bool = False,
+) -> dict[tuple[uuid.UUID, str], LedgerAccount]:
+    """Many customers' accounts of one kind and type, by (customer id, unit), created where
+    missing, in two or three statements; with `lock`, locked in id order."""
+    if not pairs:
+        return {}
+    query = (
+        select(LedgerAccount)
+        .where(
+            LedgerAccount.merchant_id == merchant_id,
+            LedgerAccount.owner_id.in_(sorted({owner for owner, _ in pairs})),
+            LedgerAccount.kind == kind.value,
+            LedgerAccount.account_type == account_type.value,
+            LedgerAccount.unit.in_(sorted({unit for _, unit in pairs})),
+        )
+        .order_by(LedgerAccount.id)
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        query = query.with_for_update()
+    found = {(a.owner_id, a.unit): a for a in (await session.scalars(query)).all()}
+    missing = pairs - found.keys()
+    if missing:
+        await session.execute(insert_ignoring_conflicts(session, LedgerAccount), [
+            {"id": new_id(), "merchant_id": merchant_id, "owner_type": CUSTOMER, "owner_id": owner, "kind": kind.value,
+             "account_type": account_type.value, "unit": unit, "balance": 0}
+            for owner, unit in sorted(missing)
+        ])
+        found = {(a.owner_id, a.unit): a for a in (await session.scalars(query)).all()}
+    return {pair: found[pair] for pair in pairs}
+
+
 async def lot_account(session: AsyncSession, reward: Reward, account_type: AccountType, lock: bool = False) -> LedgerAccount:
     """The customer account a reward's value sits in."""
     return await customer_account(
@@ -134,11 +168,7 @@ async def post(
     request_hash: str | None = None,
     reference: str | None = None,
 ) -> LedgerTransaction:
-    totals: dict[str, int] = defaultdict(int)
-    for posting in postings:
-        totals[posting.account.unit] += posting.amount
-    if any(totals.values()):
-        raise ValueError(f"unbalanced ledger transaction: {dict(totals)}")
+    _check_balanced(postings)
     now = utcnow()
     transaction = LedgerTransaction(
         id=new_id(), merchant_id=merchant_id, kind=kind, reward_id=reward_id, customer_id=customer_id,
@@ -165,6 +195,66 @@ async def post(
             set_committed_value(posting.account, "balance", balance)
     await session.flush()
     return transaction
+
+
+def _check_balanced(postings: list[Posting]) -> None:
+    totals: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        totals[posting.account.unit] += posting.amount
+    if any(totals.values()):
+        raise ValueError(f"unbalanced ledger transaction: {dict(totals)}")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A transaction for `post_many`."""
+
+    kind: str
+    postings: list[Posting]
+    customer_id: uuid.UUID | None = None
+    reference: str | None = None
+
+
+_ADD_TO_BALANCE = (
+    update(LedgerAccount.__table__)
+    .where(LedgerAccount.__table__.c.id == bindparam("target"))
+    .values(balance=LedgerAccount.__table__.c.balance + bindparam("delta"))
+)
+
+
+async def post_many(session: AsyncSession, *, merchant_id: uuid.UUID, planned: list[Planned]) -> list[uuid.UUID]:
+    """Many transactions in three statements (a payout run books thousands): one multi-row
+    INSERT of transactions, one of entries, one batched UPDATE of customer balances. The
+    customer accounts must be locked by the caller (their in-memory balance is updated)."""
+    now = utcnow()
+    transactions, entries, deltas, accounts, ids = [], [], defaultdict(int), {}, []
+    for plan in planned:
+        _check_balanced(plan.postings)
+        transaction_id = new_id()
+        ids.append(transaction_id)
+        transactions.append({
+            "id": transaction_id, "merchant_id": merchant_id, "kind": plan.kind, "reward_id": None,
+            "customer_id": plan.customer_id, "idempotency_key": None, "request_hash": None, "reference": plan.reference,
+            "created_at": now,
+        })
+        for posting in plan.postings:
+            if posting.amount == 0:
+                continue
+            entries.append({
+                "id": new_id(), "merchant_id": merchant_id, "transaction_id": transaction_id,
+                "account_id": posting.account.id, "amount": posting.amount, "unit": posting.account.unit, "created_at": now,
+            })
+            if posting.account.owner_type == CUSTOMER:
+                deltas[posting.account.id] += posting.amount
+                accounts[posting.account.id] = posting.account
+    if transactions:
+        await session.execute(insert(LedgerTransaction), transactions)
+        await session.execute(insert(LedgerEntry), entries)
+    if deltas:
+        await session.execute(_ADD_TO_BALANCE, [{"target": k, "delta": v} for k, v in sorted(deltas.items())])
+        for account_id, delta in deltas.items():
+            set_committed_value(accounts[account_id], "balance", accounts[account_id].balance + delta)
+    return ids
 
 
 async def consume(session: AsyncSession, account: LedgerAccount, amount: int, *, first: Reward | None = None) -> None:

@@ -52,8 +52,10 @@ class AccountType(enum.Enum):
     HELD = "HELD"  # customer: granted, not yet available
     AVAILABLE = "AVAILABLE"  # customer: spendable / payable
     PROGRAM_REWARDS = "PROGRAM_REWARDS"  # program: the cost of rewards granted
-    PROGRAM_REDEEMED = "PROGRAM_REDEEMED"  # program: spent at checkout or paid out
+    PROGRAM_REDEEMED = "PROGRAM_REDEEMED"  # program: spent at checkout
     PROGRAM_EXPIRED = "PROGRAM_EXPIRED"  # program: expired unused
+    PAYOUT_PENDING = "PAYOUT_PENDING"  # customer: set aside for a payout not paid yet (app.payouts)
+    PROGRAM_PAID_OUT = "PROGRAM_PAID_OUT"  # program: paid out to customers
 
 
 class RewardRule(Base):
@@ -210,7 +212,8 @@ class LedgerTransaction(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
-    kind: Mapped[str] = mapped_column(String(16))  # GRANT, RELEASE, REDEEM, VOID, REVERSAL, EXPIRY
+    # GRANT, RELEASE, REDEEM, VOID, REVERSAL, EXPIRY; payouts: PAYOUT, PAYOUT_RETURN, PAYOUT_PAID, PAYOUT_REVERSAL
+    kind: Mapped[str] = mapped_column(String(16))
     reward_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("rewards.id"))
     customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

@@ -22,13 +22,14 @@ from strawberry.dataloader import DataLoader
 from app.clientip import client_ip
 from app.config import Settings
 from app.fraud import reviews as fraud_reviews
-from app.merchants import service as merchants
+from app.merchants import audit
 from app.merchants.models import ApiKeyKind
 from app.merchants.service import Caller
 from app.ratelimits import Budget, RateLimiter, Refusal
 from app.referrals import codes, customers, programs, queries
 from app.rewards import queries as reward_queries
 from app.rewards import rules as reward_rules
+from app.schema import auth
 from app.schema.errors import PublicError
 
 logger = logging.getLogger("app.graphql")
@@ -93,11 +94,12 @@ class Context:
                     logger.warning("closing the request's session failed", exc_info=True)
 
     async def caller(self) -> Caller | None:
-        """The merchant behind the request's API key (`Authorization: Bearer sk_...`)."""
+        """The merchant behind the request's API key (`Authorization: Bearer sk_...`) or
+        admin session (`Bearer sess_...`, see app.schema.auth)."""
         if not self._authenticated:
             token = self.bearer_token()
             if token is not None:
-                caller = await self.run(lambda session: merchants.authenticate(session, plaintext=token))
+                caller = await self.run(lambda session: auth.authenticate_bearer(self, session, token))
                 if not self._authenticated:
                     self._caller = caller
             self._authenticated = True
@@ -130,10 +132,27 @@ class Context:
             key_budget, ip_budget = Budget.PUBLISHABLE_KEY, Budget.PUBLISHABLE_IP
         else:
             key_budget, ip_budget = Budget.SECRET_KEY, Budget.SECRET_IP
+        credential = caller.key_id or caller.session_id  # an API key, or an admin's session
         return (
             await limiter.spend(ip_budget, f"{caller.merchant_id}:{ip}", item=own.get(ip_budget))
-            or await limiter.spend(key_budget, str(caller.key_id), item=own.get(key_budget))
+            or await limiter.spend(key_budget, str(credential), item=own.get(key_budget))
         )
+
+    async def credential_check(self, attempt: Callable[[], Awaitable[T]], *, failed: Callable[[T], bool]) -> T:
+        """A password or a one-time token checked by a mutation spends the IP's failed
+        authentication budget when wrong, like a wrong key; once that is spent, such checks
+        are refused unchecked (no guessing at any speed)."""
+        limiter = self.rate_limiter
+        ip = self.client_ip or "unknown"
+        if limiter is not None:
+            refusal = await limiter.exhausted(Budget.FAILED_AUTH_IP, ip)
+            if refusal is not None:
+                self.request.state.refusal = refusal
+                raise PublicError(refusal.message, "RATE_LIMITED")
+        result = await attempt()
+        if limiter is not None and failed(result):
+            await limiter.spend(Budget.FAILED_AUTH_IP, ip)
+        return result
 
     async def code_lookup(self, lookup: Callable[[], Awaitable[T]]) -> T:
         """A publishable lookup of a code tells whether it exists: a small budget per IP for
@@ -150,6 +169,11 @@ class Context:
         if found is None:
             await limiter.spend(Budget.CODE_MISS_IP, ip)
         return found
+
+    @property
+    def actor(self) -> audit.Actor:
+        """Who is calling, for the audit log: the API key or the admin's session."""
+        return auth.actor_of(self)
 
     @property
     def merchant_id(self) -> uuid.UUID:

@@ -27,7 +27,7 @@ from app.schema.fraud_types import (
     FraudReviewStatus,
 )
 from app.schema.pagination import Connection, to_connection
-from app.schema.permissions import SecretKey
+from app.schema.permissions import SecretKey, SecretKeyOrAdmin, SecretKeyOrReviewer
 from app.schema.scalars import BigInt
 from app.schema.types import Customer, gid
 
@@ -200,7 +200,7 @@ class FraudQuery:
 
         return await query(info, work)
 
-    @strawberry.field(permission_classes=[SecretKey], description="A referral's fraud decisions with their evidence, oldest first.")
+    @strawberry.field(permission_classes=[SecretKeyOrReviewer], description="A referral's fraud decisions with their evidence, oldest first.")
     async def fraud_decisions(self, info: Info, referral_id: strawberry.ID) -> list[FraudDecision]:
         async def work(session):
             rows = await reviews.referral_decisions(
@@ -210,7 +210,7 @@ class FraudQuery:
 
         return await query(info, work)
 
-    @strawberry.field(permission_classes=[SecretKey], description="The review queue, newest first.")
+    @strawberry.field(permission_classes=[SecretKeyOrReviewer], description="The review queue, newest first.")
     async def fraud_reviews(
         self,
         info: Info,
@@ -228,7 +228,7 @@ class FraudQuery:
 
         return await query(info, work)
 
-    @strawberry.field(permission_classes=[SecretKey])
+    @strawberry.field(permission_classes=[SecretKeyOrReviewer])
     async def fraud_review(self, info: Info, id: strawberry.ID) -> FraudReview | None:
         async def work(session):
             review = await reviews.get_review(session, merchant_id=info.context.merchant_id, review_id=_id(id, "id"))
@@ -279,7 +279,7 @@ class FraudQuery:
 
         return await query(info, work)
 
-    @strawberry.field(permission_classes=[SecretKey], description="Who did what, newest first.")
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Who did what, newest first.")
     async def audit_log(
         self, info: Info, subject_id: strawberry.ID | None = None, first: int | None = 20, after: str | None = None
     ) -> Connection[AuditEntry]:
@@ -301,14 +301,14 @@ class FraudMutation:
             result, _ = await policies.set_policy(
                 session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"),
                 change=policy.to_domain(),
-                actor_key_id=info.context.key_id,
+                actor=info.context.actor,
             )
             return FraudPolicyPayload(policy=FraudPolicy.from_domain(result))
 
         return await mutate(info, FraudPolicyPayload, work)
 
     @strawberry.mutation(
-        permission_classes=[SecretKey],
+        permission_classes=[SecretKeyOrReviewer],
         description="APPROVE releases the held rewards (after their own hold); REJECT rejects the referral and takes them back.",
     )
     async def resolve_fraud_review(
@@ -317,20 +317,20 @@ class FraudMutation:
         async def work(session):
             resolved = await reviews.resolve_review(
                 session, merchant_id=info.context.merchant_id, review_id=_id(id, "id"), resolution=resolution,
-                note=note, actor_key_id=info.context.key_id,
+                note=note, actor=info.context.actor,
             )
             return FraudReviewPayload(review=FraudReview.from_model(resolved.review), replayed=resolved.replayed)
 
         return await mutate(info, FraudReviewPayload, work)
 
-    @strawberry.mutation(permission_classes=[SecretKey], description="Resolve the OPEN reviews matching a filter, oldest first.")
+    @strawberry.mutation(permission_classes=[SecretKeyOrReviewer], description="Resolve the OPEN reviews matching a filter, oldest first.")
     async def resolve_fraud_reviews(
         self, info: Info, filter: FraudReviewFilter, resolution: FraudResolution, note: str | None = None, limit: int = 100
     ) -> FraudReviewsPayload:
         async def work(session):
             resolved = await reviews.resolve_reviews(
                 session, merchant_id=info.context.merchant_id, review_filter=filter.to_domain(), resolution=resolution,
-                note=note, limit=limit, actor_key_id=info.context.key_id,
+                note=note, limit=limit, actor=info.context.actor,
             )
             return FraudReviewsPayload(resolved_count=len(resolved), reviews=[FraudReview.from_model(r) for r in resolved])
 
@@ -343,7 +343,7 @@ class FraudMutation:
         async def work(session):
             entry = await lists.add_entry(
                 session, merchant_id=info.context.merchant_id, kind=kind, value=value, note=note,
-                actor_key_id=info.context.key_id,
+                actor=info.context.actor,
             )
             return FraudListEntryPayload(entry=FraudListEntry.from_model(entry))
 
@@ -353,7 +353,7 @@ class FraudMutation:
     async def remove_fraud_list_entry(self, info: Info, id: strawberry.ID) -> FraudListEntryPayload:
         async def work(session):
             entry = await lists.remove_entry(
-                session, merchant_id=info.context.merchant_id, entry_id=_id(id, "id"), actor_key_id=info.context.key_id
+                session, merchant_id=info.context.merchant_id, entry_id=_id(id, "id"), actor=info.context.actor
             )
             return FraudListEntryPayload(entry=FraudListEntry.from_model(entry))
 
@@ -369,7 +369,7 @@ class FraudMutation:
         async def work(session):
             customer = await lists.set_customer_status(
                 session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id,
-                status=status, note=note, actor_key_id=info.context.key_id,
+                status=status, note=note, actor=info.context.actor,
             )
             return CustomerFraudStatusPayload(customer=Customer.from_model(customer), status=status)
 

@@ -78,6 +78,7 @@ class FraudReview:
     opened_at: datetime
     resolved_at: datetime | None
     resolved_by_key_id: strawberry.ID | None = strawberry.field(description="The API key that resolved it.")
+    resolved_by_admin_id: strawberry.ID | None = strawberry.field(description="The admin whose session resolved it.")
     resolution_note: str | None
     program_id: strawberry.ID
     referral_id: strawberry.Private[uuid.UUID]
@@ -88,6 +89,7 @@ class FraudReview:
             id=gid(m.id), status=models.ReviewStatus(m.status), score=m.score, signals=list(m.signals),
             opened_at=m.opened_at, resolved_at=m.resolved_at,
             resolved_by_key_id=gid(m.resolved_by_key_id) if m.resolved_by_key_id else None,
+            resolved_by_admin_id=gid(m.resolved_by_admin_id) if m.resolved_by_admin_id else None,
             resolution_note=m.resolution_note, program_id=gid(m.program_id), referral_id=m.referral_id,
         )
 
@@ -157,7 +159,8 @@ class FraudListEntry:
 class AuditEntry:
     id: strawberry.ID
     action: str
-    actor_key_id: strawberry.ID | None
+    actor_key_id: strawberry.ID | None = strawberry.field(description="The API key that made the call.")
+    actor_admin_id: strawberry.ID | None = strawberry.field(description="The admin whose session made the call.")
     subject_id: strawberry.ID | None
     note: str | None
     details: JSON | None
@@ -167,5 +170,6 @@ class AuditEntry:
     def from_model(cls, m: AuditEntryModel) -> "AuditEntry":
         return cls(
             id=gid(m.id), action=m.action, actor_key_id=gid(m.actor_key_id) if m.actor_key_id else None,
+            actor_admin_id=gid(m.actor_admin_id) if m.actor_admin_id else None,
             subject_id=gid(m.subject_id) if m.subject_id else None, note=m.note, details=m.details, created_at=m.created_at,
         )

@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from app.config import Settings
+from app.schema.admins import AdminMutation, AdminQuery
 from app.schema.codes import CodeMutation, CodeQuery
 from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
@@ -27,10 +28,12 @@ from app.schema.fraud import FraudMutation, FraudQuery
 from app.schema.jobs import JobMutation, JobQuery
 from app.schema.limits import alias_limit_rule, depth_limit_rule
 from app.schema.merchants import MerchantMutation, MerchantQuery
+from app.schema.payouts import PayoutMutation, PayoutQuery
 from app.schema.programs import ProgramMutation, ProgramQuery
 from app.schema.referrals import ReferralMutation, ReferralQuery
 from app.schema.rewards import RewardMutation, RewardQuery
 from app.schema.scalars import SCALAR_MAP
+from app.schema.second_factor import OneSecondFactorPerDocument
 from app.schema.simulation import SimulationQuery
 from app.schema.webhooks import WebhookMutation, WebhookQuery
 from app.schema.widget import WidgetMutation, WidgetQuery
@@ -40,12 +43,12 @@ logger = logging.getLogger("app.graphql")
 Query = merge_types(
     "Query",
     (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
-     WebhookQuery, FraudQuery, WidgetQuery),
+     WebhookQuery, FraudQuery, WidgetQuery, AdminQuery, PayoutQuery),
 )
 Mutation = merge_types(
     "Mutation",
     (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
-     JobMutation, WebhookMutation, FraudMutation, WidgetMutation),
+     JobMutation, WebhookMutation, FraudMutation, WidgetMutation, AdminMutation, PayoutMutation),
 )
 
 
@@ -75,6 +78,7 @@ def build_schema(settings: Settings) -> Schema:
     rules = [
         depth_limit_rule(settings.max_query_depth),
         alias_limit_rule(settings.max_aliases),
+        OneSecondFactorPerDocument,
     ]
     if settings.is_production:
         rules.append(NoSchemaIntrospectionCustomRule)

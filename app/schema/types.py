@@ -17,7 +17,7 @@ from app.referrals import models, queries
 from app.rewards import queries as reward_queries
 from app.schema.errors import query
 from app.schema.pagination import Connection, to_connection
-from app.schema.permissions import SecretKey
+from app.schema.permissions import SecretKeyOrAdmin
 from app.schema.scalars import BigInt
 
 if TYPE_CHECKING:  # resolved lazily by strawberry: reward_types and fraud_types import this module
@@ -224,7 +224,7 @@ class ReferralCode:
     async def program(self, info: Info) -> Program:
         return Program.from_model(await info.context.get_loaders().program.load(self.program_id))
 
-    @strawberry.field(permission_classes=[SecretKey], description="The referrer. Secret key only.")
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The referrer. Not with a publishable key.")
     async def customer(self, info: Info) -> Customer:
         return Customer.from_model(await info.context.get_loaders().customer.load(self.customer_id))
 

@@ -200,7 +200,7 @@ class WidgetMutation:
                     device_id=device_id, device_fingerprint=device_fingerprint,
                     ip=context.client_ip, user_agent=context.request.headers.get("user-agent"),
                 ),
-                secret_key=context.settings.secret_key,
+                app_settings=context.settings,
             )
             return WidgetSessionPayload(session=WidgetSession(
                 code=opened.code.code,
@@ -225,7 +225,7 @@ class WidgetMutation:
         async def work(session):
             settings = await service.set_allowed_origins(
                 session, merchant_id=context.merchant_id, origins_given=origins,
-                production=context.settings.is_production, actor_key_id=context.key_id,
+                production=context.settings.is_production, actor=context.actor,
             )
             return WidgetSettingsPayload(settings=WidgetSettings.of(settings))
 
@@ -241,8 +241,8 @@ class WidgetMutation:
 
         async def work(session):
             rotated = await service.rotate_secret(
-                session, merchant_id=context.merchant_id, secret_key=context.settings.secret_key,
-                overlap_hours=overlap_hours, actor_key_id=context.key_id,
+                session, merchant_id=context.merchant_id, app_settings=context.settings,
+                overlap_hours=overlap_hours, actor=context.actor,
             )
             return WidgetSecretPayload(settings=WidgetSettings.of(rotated.settings), secret=rotated.secret)
 

@@ -19,6 +19,10 @@ PAYOUT_REQUESTED = "payout.requested"
 PAYOUT_APPROVED = "payout.approved"
 PAYOUT_PAID = "payout.paid"
 PAYOUT_FAILED = "payout.failed"
+PAYOUT_ON_HOLD = "payout.on_hold"
+PAYOUT_REJECTED = "payout.rejected"
+PAYOUT_ACCOUNT_CHANGED = "payout_account.changed"
+ADMIN_TOTP_CHANGED = "admin.totp_changed"
 
 EVENT_TYPES: dict[str, str] = {
     REFERRAL_CREATED: "A referee was attributed to a referrer (link, code or claim).",
@@ -30,10 +34,17 @@ EVENT_TYPES: dict[str, str] = {
     REWARD_REVERSED: "(Part of) an available reward was clawed back.",
     FRAUD_REVIEW_OPENED: "A referral was put in fraud review; its rewards are held. Carries the evidence.",
     FRAUD_REVIEW_RESOLVED: "A fraud review was approved (rewards released) or rejected (rewards taken back).",
-    PAYOUT_REQUESTED: "A payout was requested.",
-    PAYOUT_APPROVED: "A payout was approved.",
-    PAYOUT_PAID: "A payout was paid.",
-    PAYOUT_FAILED: "A payout failed.",
+    PAYOUT_REQUESTED: "A payout was requested and waits for approval (its funds are set aside).",
+    PAYOUT_APPROVED: (
+        "A payout was approved and handed to its provider: in a batch file, or (provider MERCHANT_WEBHOOK) "
+        "for you to pay and then call markPayoutPaid."
+    ),
+    PAYOUT_PAID: "A payout was marked paid.",
+    PAYOUT_FAILED: "A payout failed (or was returned after being paid); its funds are back on the balance.",
+    PAYOUT_ON_HOLD: "A payout was put on hold, with the reasons and the fraud evidence.",
+    PAYOUT_REJECTED: "A payout was rejected by the merchant; its funds are back on the balance.",
+    PAYOUT_ACCOUNT_CHANGED: "A customer's payout account was set or changed; payouts to it wait out the cooling-off period.",
+    ADMIN_TOTP_CHANGED: "An admin's second factor was enrolled, changed or reset: tell the other owners and admins (listed).",
 }
 
 
@@ -112,4 +123,30 @@ def fraud_review_data(review: Any, decisions: list[Any]) -> dict[str, Any]:
         "resolvedAt": _iso(review.resolved_at),
         "resolutionNote": review.resolution_note,
         "decisions": [fraud_decision_data(d) for d in decisions],
+    }
+
+
+def payout_data(payout: Any, *, customer_external_id: str | None, account: Any | None) -> dict[str, Any]:
+    """A payout as the merchant's systems see it: the destination masked, never in full."""
+    return {
+        "id": str(payout.id),
+        "reference": payout.reference,
+        "customerId": str(payout.customer_id),
+        "customerExternalId": customer_external_id,
+        "status": payout.status,
+        "amount": payout.amount,
+        "currency": payout.currency,
+        "method": account.method if account is not None else None,
+        "customType": account.custom_type if account is not None else None,
+        "accountMasked": account.masked if account is not None else None,
+        "payoutAccountId": str(payout.payout_account_id),
+        "programId": _str(payout.program_id),
+        "holdReasons": list(payout.hold_reasons or []),
+        "provider": payout.provider,
+        "batchId": _str(payout.batch_id),
+        "providerReference": payout.provider_reference,
+        "note": payout.note,
+        "createdAt": _iso(payout.created_at),
+        "approvedAt": _iso(payout.approved_at),
+        "paidAt": _iso(payout.paid_at),
     }

@@ -176,10 +176,10 @@ async def create_endpoint(
     if count >= MAX_ENDPOINTS:
         raise DomainError(None, ErrorCode.INVALID_INPUT, f"at most {MAX_ENDPOINTS} webhook endpoints per merchant")
     secret = signing.new_secret()
-    now = utcnow()
+    now, endpoint_id = utcnow(), new_id()
     endpoint = WebhookEndpoint(
-        id=new_id(), merchant_id=merchant_id, url=url, description=description, event_types=chosen, enabled=True,
-        secret_encrypted=signing.encrypt(secret, settings.secret_key), created_at=now, updated_at=now,
+        id=endpoint_id, merchant_id=merchant_id, url=url, description=description, event_types=chosen, enabled=True,
+        secret_encrypted=signing.encrypt(secret, settings, endpoint_id), created_at=now, updated_at=now,
     )
     session.add(endpoint)
     await session.flush()
@@ -233,7 +233,8 @@ async def rotate_secret(
     now = utcnow()
     secret = signing.new_secret()
     crypto.rotate(
-        endpoint, secret, secret_key=settings.secret_key, purpose=signing.PURPOSE, overlap=timedelta(hours=overlap_hours), now=now
+        endpoint, secret, encrypt=lambda value: signing.encrypt(value, settings, endpoint.id),
+        overlap=timedelta(hours=overlap_hours), now=now,
     )
     endpoint.updated_at = now
     await session.flush()
@@ -242,7 +243,7 @@ async def rotate_secret(
 
 def signing_secrets(endpoint: WebhookEndpoint, settings: Settings) -> list[str]:
     """The secrets that sign now: the current one, and the previous one during an overlap."""
-    return crypto.valid_secrets(endpoint, secret_key=settings.secret_key, purpose=signing.PURPOSE, now=utcnow())
+    return crypto.valid_secrets(endpoint, decrypt=lambda value: signing.decrypt(value, settings, endpoint.id), now=utcnow())
 
 
 async def list_endpoints(session: AsyncSession, *, merchant_id: uuid.UUID) -> list[WebhookEndpoint]:

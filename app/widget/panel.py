@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
+from app.config import Settings
 from app.db import utcnow
 from app.errors import DomainError, ErrorCode
 from app.fraud import identifiers
@@ -76,7 +77,7 @@ async def open_panel(
     customer: SignedCustomer,
     program_id: uuid.UUID | None,
     visit: Visit,
-    secret_key: str,
+    app_settings: Settings,
 ) -> Panel:
     customer = SignedCustomer(
         external_id=customers.external_id(customer.external_id),
@@ -90,7 +91,7 @@ async def open_panel(
         user_agent=(visit.user_agent or "")[:512] or None,
     )
     now = utcnow()
-    identity.verify(customer, await service.signing_secrets(session, merchant_id=merchant_id, secret_key=secret_key), now)
+    identity.verify(customer, await service.signing_secrets(session, merchant_id=merchant_id, app_settings=app_settings), now)
     program = await _program(session, merchant_id, program_id)
     code = await codes.active_code_of(
         session, merchant_id=merchant_id, program_id=program.id, customer_external_id=customer.external_id

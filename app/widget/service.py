@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto, validation
+from app.config import Settings
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.errors import DomainError, ErrorCode
 from app.merchants import audit
@@ -47,14 +48,14 @@ async def get_settings(session: AsyncSession, *, merchant_id: uuid.UUID) -> Widg
 
 
 async def set_allowed_origins(
-    session: AsyncSession, *, merchant_id: uuid.UUID, origins_given: list[str], production: bool, actor_key_id: uuid.UUID | None
+    session: AsyncSession, *, merchant_id: uuid.UUID, origins_given: list[str], production: bool, actor: audit.Actor
 ) -> WidgetSettings:
     """Replace the list of browser origins allowed to call the API with the publishable key."""
     patterns = origins.normalize_patterns(origins_given, "origins", production=production)
     settings = await _locked(session, WidgetSettings, "merchant_id", merchant_id=merchant_id, allowed_origins=[])
     if settings.allowed_origins != patterns:
         await audit.record(
-            session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="widget.origins_changed",
+            session, merchant_id=merchant_id, actor=actor, action="widget.origins_changed",
             subject_id=settings.id, details={"before": settings.allowed_origins, "after": patterns},
         )
         settings.allowed_origins = patterns
@@ -70,32 +71,42 @@ class RotatedSecret:
 
 
 async def rotate_secret(
-    session: AsyncSession, *, merchant_id: uuid.UUID, secret_key: str, overlap_hours: int, actor_key_id: uuid.UUID | None
+    session: AsyncSession, *, merchant_id: uuid.UUID, app_settings: Settings, overlap_hours: int, actor: audit.Actor
 ) -> RotatedSecret:
     """A new customer-signing secret (the first one, or a replacement). The previous one keeps
     verifying for `overlap_hours`, so shop servers can switch without signing out anyone."""
     validation.int_range(overlap_hours, "overlapHours", 0, identity.MAX_OVERLAP_HOURS)
     settings = await _locked(session, WidgetSettings, "merchant_id", merchant_id=merchant_id, allowed_origins=[])
     now, secret = utcnow(), identity.new_secret()
+    ring = crypto.keyring(app_settings)
     crypto.rotate(
-        settings, secret, secret_key=secret_key, purpose=identity.PURPOSE, overlap=timedelta(hours=overlap_hours), now=now
+        settings, secret, encrypt=lambda value: ring.encrypt(value, context=_secret_context(merchant_id)),
+        overlap=timedelta(hours=overlap_hours), now=now,
     )
     settings.secret_last4 = secret[-4:]
     settings.secret_created_at = settings.updated_at = now
     await audit.record(
-        session, merchant_id=merchant_id, actor_key_id=actor_key_id, action="widget.secret_rotated",
+        session, merchant_id=merchant_id, actor=actor, action="widget.secret_rotated",
         subject_id=settings.id, details={"overlap_hours": overlap_hours, "last4": secret[-4:]},
     )
     await session.flush()
     return RotatedSecret(settings=settings, secret=secret)
 
 
-async def signing_secrets(session: AsyncSession, *, merchant_id: uuid.UUID, secret_key: str) -> list[str]:
+async def signing_secrets(session: AsyncSession, *, merchant_id: uuid.UUID, app_settings: Settings) -> list[str]:
     """The secrets a customer signature may be made with now (none before the first rotation)."""
     settings = await get_settings(session, merchant_id=merchant_id)
     if settings is None:
         return []
-    return crypto.valid_secrets(settings, secret_key=secret_key, purpose=identity.PURPOSE, now=utcnow())
+    ring = crypto.keyring(app_settings)
+    return crypto.valid_secrets(
+        settings, decrypt=lambda value: ring.decrypt(value, context=_secret_context(merchant_id)), now=utcnow()
+    )
+
+
+def _secret_context(merchant_id: uuid.UUID) -> str:
+    """What a widget secret's ciphertext is bound to (app.crypto): this merchant's settings."""
+    return f"widget_secret:{merchant_id}"
 
 
 async def browser_origins(session: AsyncSession, *, publishable_key: str) -> list[str] | None:

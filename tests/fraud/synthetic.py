@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.errors import DomainError
 from app.fraud import policy as policies
 from app.fraud.models import FraudDecision, FraudReview, Outcome, ReviewStatus
+from app.merchants import audit
 from app.merchants import service as merchants
 from app.referrals import attribution, codes, programs
 from app.referrals.models import CodeStyle, Customer, ProgramStatus, Referral, ReferralStatus
@@ -662,7 +663,7 @@ async def run(
         if policy:
             await policies.set_policy(
                 session, merchant_id=merchant.id, program_id=program.id,
-                change=policies.PolicyChange(signals=tuple(policy)), actor_key_id=None,
+                change=policies.PolicyChange(signals=tuple(policy)), actor=audit.SYSTEM,
             )
         code_of = {}
         for customer in dataset.code_holders:

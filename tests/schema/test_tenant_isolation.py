@@ -50,9 +50,49 @@ class World:
     b_code: str
     widget_secret: str  # A's secret for signing customer ids
     b_widget_secret: str
+    payouts: "PayoutWorld | None" = None  # built for the cases that need it (Case.payouts)
 
 
-async def build_world(a, b) -> World:
+@dataclass
+class PayoutWorld:
+    """A's admins, their session, a payout sent in a batch file; B's own OWNER session."""
+
+    a_admin_id: str
+    a_session_id: str
+    payout_id: str
+    batch_id: str
+    program_id: str  # A's program with a payout schedule
+    b_owner_token: str
+
+
+async def build_payout_world(a, b, clock) -> PayoutWorld:
+    from tests.payouts import helpers as payouts
+
+    owner = await payouts.no_cooling_off(a)
+    finance = await payouts.approver(a, clock)
+    program = await payouts.commission_program(a, "A's affiliates")
+    payout = await payouts.payout_for(a, program, "payee", 1000)
+    approved = await payouts.approve(a, finance, [payout], code=finance.code(clock()))
+    assert approved["data"]["approvePayouts"]["approvedCount"] == 1
+    await payouts.run_jobs(a.engine)
+    batch_id = (await a.gql(payouts.PAYOUT, {"id": payout["id"]}))["payout"]["batchId"]
+    schedule = await a.gql("""mutation($p: ID!) { setPayoutSchedule(programId: $p, input: {frequency: MONTHLY, day: 1,
+        minimums: [{currency: "USD", amount: 100}]}) { userErrors { code } } }""", {"p": program})
+    assert schedule["setPayoutSchedule"]["userErrors"] == []
+    sessions = await a.gql("query($id: ID) { adminSessions(adminId: $id) { id } }", {"id": owner.id}, key=owner.token)
+    b_owner = await payouts.make_admin(b)
+    return PayoutWorld(
+        a_admin_id=finance.id, a_session_id=sessions["adminSessions"][0]["id"], payout_id=payout["id"], batch_id=batch_id,
+        program_id=program, b_owner_token=b_owner.token,
+    )
+
+
+def unreachable_payout_world() -> PayoutWorld:
+    """Ids of the right shape for calls refused before they look anything up (no key)."""
+    return PayoutWorld(*(str(uuid.uuid4()) for _ in range(5)), b_owner_token="sess_none")
+
+
+async def build_world(a, b, clock=None) -> World:
     program = await active_program(a)
     jane = await a.gql(
         ops.UPSERT_CUSTOMER, {"input": {"externalId": "jane", "email": "jane@a-shop.example", "name": "Jane A"}}
@@ -124,6 +164,7 @@ async def build_world(a, b) -> World:
         b_code=b_code["code"],
         widget_secret=await widget_secret(a),
         b_widget_secret=await widget_secret(b),
+        payouts=await build_payout_world(a, b, clock) if clock is not None else None,
     )
 
 
@@ -329,6 +370,17 @@ def nothing_resolved(errors: list[tuple[str, str]]) -> Callable[[dict, World], N
     return check
 
 
+def nothing_approved(body: dict, world: World) -> None:
+    """B's approver naming A's payout: not found, and no code is checked."""
+    assert "errors" not in body, body
+    payload = body["data"]["approvePayouts"]
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [("ids.0", "NOT_FOUND")], payload
+    assert payload["approvedCount"] == 0
+
+
+nothing_approved.writes = False  # type: ignore[attr-defined]
+
+
 def coupon_unknown(body: dict, world: World) -> None:
     """Validating A's coupon code as B: no such coupon for B."""
     assert "errors" not in body, body
@@ -374,7 +426,8 @@ class Case:
     document: str
     variables: Callable[[World], dict[str, Any]]
     check: Callable[[dict, World], None]
-    key: str = "secret"  # or "publishable": B's key of that kind
+    key: str = "secret"  # or "publishable": B's key of that kind; or "admin": B's OWNER session
+    payouts: bool = False  # needs the payout world (A's admins, payouts, batch)
 
 
 CASES = [
@@ -576,6 +629,71 @@ CASES = [
     Case("revokeApiKey", "revokeApiKey(A's key id)",
          "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
          lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
+    # Admins (B's OWNER session, holding A's ids)
+    Case("adminSessions", "adminSessions(adminId: A's admin)", "query($id: ID) { adminSessions(adminId: $id) { id } }",
+         lambda w: {"id": w.payouts.a_admin_id}, graphql_not_found("adminSessions"), key="admin", payouts=True),
+    Case("reissueAdminSetup", "reissueAdminSetup(A's admin)",
+         "mutation($id: ID!) { reissueAdminSetup(id: $id) { admin { id } setupToken userErrors { field code message } } }",
+         lambda w: {"id": w.payouts.a_admin_id}, user_error("reissueAdminSetup", "NOT_FOUND", "id", "admin"), key="admin",
+         payouts=True),
+    Case("setAdminRole", "setAdminRole(A's admin)",
+         "mutation($id: ID!) { setAdminRole(id: $id, role: OWNER) { admin { id } userErrors { field code message } } }",
+         lambda w: {"id": w.payouts.a_admin_id}, user_error("setAdminRole", "NOT_FOUND", "id", "admin"), key="admin", payouts=True),
+    Case("disableAdmin", "disableAdmin(A's admin)",
+         "mutation($id: ID!) { disableAdmin(id: $id) { admin { id } userErrors { field code message } } }",
+         lambda w: {"id": w.payouts.a_admin_id}, user_error("disableAdmin", "NOT_FOUND", "id", "admin"), key="admin", payouts=True),
+    Case("revokeAdminSession", "revokeAdminSession(A's session)",
+         "mutation($id: ID!) { revokeAdminSession(id: $id) { session { id } userErrors { field code message } } }",
+         lambda w: {"id": w.payouts.a_session_id}, user_error("revokeAdminSession", "NOT_FOUND", "id", "session"), key="admin",
+         payouts=True),
+    # Payouts
+    Case("payoutAccount", "payoutAccount(A's payee)", 'query { payoutAccount(customerExternalId: "payee") { masked } }',
+         lambda w: {}, graphql_not_found("payoutAccount"), payouts=True),
+    Case("payouts", "payouts(customerExternalId: A's payee)",
+         'query { payouts(customerExternalId: "payee") { edges { node { id } } } }',
+         lambda w: {}, graphql_not_found("payouts"), payouts=True),
+    Case("payout", "payout(A's id)", "query($id: ID!) { payout(id: $id) { id amount } }",
+         lambda w: {"id": w.payouts.payout_id}, graphql_not_found("payout"), payouts=True),
+    Case("payoutBatch", "payoutBatch(A's id), B's owner session", "query($id: ID!) { payoutBatch(id: $id) { csv downloadUrl } }",
+         lambda w: {"id": w.payouts.batch_id}, graphql_not_found("payoutBatch"), key="admin", payouts=True),
+    Case("payoutStatement", "payoutStatement(A's payee)",
+         """query($from: DateTime!, $to: DateTime!) { payoutStatement(customerExternalId: "payee", from: $from, to: $to) {
+              totals { earned } } }""",
+         lambda w: last_30_days(), graphql_not_found("payoutStatement"), payouts=True),
+    Case("payoutSchedule", "payoutSchedule(A's program)", "query($p: ID!) { payoutSchedule(programId: $p) { day } }",
+         lambda w: {"p": w.payouts.program_id}, graphql_not_found("payoutSchedule"), payouts=True),
+    Case("payoutRuns", "payoutRuns(A's program)", "query($p: ID!) { payoutRuns(programId: $p) { period } }",
+         lambda w: {"p": w.payouts.program_id}, graphql_not_found("payoutRuns"), payouts=True),
+    Case("setPayoutAccount", "setPayoutAccount(A's payee)",
+         """mutation { setPayoutAccount(input: {customerExternalId: "payee", method: PAYPAL, paypalEmail: "mallory@evil.example"}) {
+              account { id } userErrors { field code message } } }""",
+         lambda w: {}, user_error("setPayoutAccount", "NOT_FOUND", "customerExternalId", "account"), payouts=True),
+    Case("requestPayout", "requestPayout(A's payee)",
+         """mutation { requestPayout(input: {customerExternalId: "payee", currency: "USD", idempotencyKey: "steal-1"}) {
+              payout { id } userErrors { field code message } } }""",
+         lambda w: {}, user_error("requestPayout", "NOT_FOUND", "customerExternalId", "payout"), payouts=True),
+    Case("approvePayouts", "approvePayouts(A's payout), B's owner session",
+         """mutation($ids: [ID!]!) { approvePayouts(ids: $ids, expectedTotals: [{currency: "USD", amount: 1000}],
+              totpCode: "000000") { approvedCount userErrors { field code message } } }""",
+         lambda w: {"ids": [w.payouts.payout_id]}, nothing_approved, key="admin", payouts=True),
+    Case("rejectPayout", "rejectPayout(A's payout)",
+         """mutation($id: ID!) { rejectPayout(id: $id, reason: "mine now") { payout { id } userErrors { field code message } } }""",
+         lambda w: {"id": w.payouts.payout_id}, user_error("rejectPayout", "NOT_FOUND", "id", "payout"), payouts=True),
+    Case("markPayoutPaid", "markPayoutPaid(A's payout)",
+         """mutation($id: ID!) { markPayoutPaid(id: $id, providerReference: "x") { payout { id } userErrors { field code message } } }""",
+         lambda w: {"id": w.payouts.payout_id}, user_error("markPayoutPaid", "NOT_FOUND", "id", "payout"), payouts=True),
+    Case("markPayoutFailed", "markPayoutFailed(A's payout)",
+         """mutation($id: ID!) { markPayoutFailed(id: $id, reason: "x") { payout { id } userErrors { field code message } } }""",
+         lambda w: {"id": w.payouts.payout_id}, user_error("markPayoutFailed", "NOT_FOUND", "id", "payout"), payouts=True),
+    Case("releasePayoutHold", "releasePayoutHold(A's payout), B's owner session",
+         """mutation($id: ID!) { releasePayoutHold(id: $id, note: "x") { payout { id } userErrors { field code message } } }""",
+         lambda w: {"id": w.payouts.payout_id}, user_error("releasePayoutHold", "NOT_FOUND", "id", "payout"), key="admin",
+         payouts=True),
+    Case("setPayoutSchedule", "setPayoutSchedule(A's program)",
+         """mutation($p: ID!) { setPayoutSchedule(programId: $p, input: {frequency: WEEKLY, day: 1,
+              minimums: [{currency: "USD", amount: 1}]}) { schedule { day } userErrors { field code message } } }""",
+         lambda w: {"p": w.payouts.program_id}, user_error("setPayoutSchedule", "NOT_FOUND", "programId", "schedule"),
+         payouts=True),
 ]
 
 # Root fields that take no identifier another merchant could hold.
@@ -594,6 +712,19 @@ NO_FOREIGN_ID = {
     "widgetSettings": "no arguments; test_widget_settings_and_secrets_are_per_merchant",
     "setWidgetAllowedOrigins": "the caller's own list; test_widget_settings_and_secrets_are_per_merchant sets A's origins",
     "rotateWidgetSecret": "the caller's own secret; test_widget_settings_and_secrets_are_per_merchant",
+    "me": "no arguments: the session's own admin",
+    "admins": "no arguments; test_admin_and_payout_lists_show_only_own_rows checks it",
+    "login": "public (takes credentials, no key); an admin of A cannot log in at B: test_admin_and_payout_lists_show_only_own_rows",
+    "logout": "no arguments: ends the session making the call",
+    "completeAdminSetup": "public: takes a one-time token, which names its admin",
+    "changeAdminPassword": "the session's own admin",
+    "createAdmin": "creates an admin of the caller's merchant",
+    "startTotpEnrollment": "the session's own admin",
+    "confirmTotpEnrollment": "the session's own admin",
+    "resetTotp": "the session's own admin",
+    "payoutBatches": "only first/after; test_admin_and_payout_lists_show_only_own_rows checks it",
+    "payoutSettings": "no arguments: the caller's merchant's settings",
+    "setPayoutSettings": "changes the caller's merchant's settings; takes no id",
 }
 
 
@@ -613,15 +744,15 @@ def test_every_root_field_is_covered():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-async def test_other_merchant_cannot_reach_data_by_its_identifiers(case: Case, db, tenant, other_tenant):
+async def test_other_merchant_cannot_reach_data_by_its_identifiers(case: Case, db, tenant, other_tenant, clock):
     a, b = tenant, other_tenant
-    world = await build_world(a, b)
+    world = await build_world(a, b, clock if case.payouts else None)
     view_before = await a_view(a, world)
     rows_before = await merchant_rows(db, a.id)
     b_rows_before = await merchant_rows(db, b.id)
     assert rows_before["customers"] and b_rows_before["customers"]  # the comparison below sees real rows
 
-    key = b.publishable_key if case.key == "publishable" else b.secret_key
+    key = {"publishable": b.publishable_key, "secret": b.secret_key}.get(case.key) or world.payouts.b_owner_token
     body = await b.raw(case.document, case.variables(world), key=key)
     case.check(body, world)
 
@@ -636,6 +767,8 @@ async def test_other_merchant_cannot_reach_data_by_its_identifiers(case: Case, d
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 async def test_without_a_key_every_operation_is_refused(case: Case, db, tenant, other_tenant, client):
     world = await build_world(tenant, other_tenant)
+    if case.payouts:  # refused before anything is read: A's real payouts are not needed
+        world.payouts = unreachable_payout_world()
     rows_before = await merchant_rows(db, tenant.id)
     response = await client.post("/graphql", json={"query": case.document, "variables": case.variables(world)})
     body = response.json()
@@ -846,3 +979,30 @@ async def test_widget_settings_and_secrets_are_per_merchant(tenant, other_tenant
 
 SET_ORIGINS = """
 mutation($origins: [String!]!) { setWidgetAllowedOrigins(origins: $origins) { settings { allowedOrigins } userErrors { code } } }"""
+ADMIN_AND_PAYOUT_LISTS = """
+{
+  admins { id email }
+  payoutBatches(first: 100) { edges { node { id } } }
+  payouts(first: 100) { edges { node { id } } }
+  payoutSettings { coolingOffHours }
+}"""
+
+
+async def test_admin_and_payout_lists_show_only_own_rows(db, tenant, other_tenant, clock):
+    from tests.payouts import helpers as payouts
+
+    a, b = tenant, other_tenant
+    world = await build_world(a, b, clock)
+    a_owner = await payouts.make_admin(a, email="owner@a-shop.example")
+    a_lists = await a.gql(ADMIN_AND_PAYOUT_LISTS, key=a_owner.token)
+    b_lists = await b.gql(ADMIN_AND_PAYOUT_LISTS, key=world.payouts.b_owner_token)
+    assert world.payouts.a_admin_id in {x["id"] for x in a_lists["admins"]}
+    assert not {x["id"] for x in a_lists["admins"]} & {x["id"] for x in b_lists["admins"]}
+    assert _ids(a_lists["payoutBatches"]) == {world.payouts.batch_id} and _ids(b_lists["payoutBatches"]) == set()
+    assert _ids(a_lists["payouts"]) == {world.payouts.payout_id} and _ids(b_lists["payouts"]) == set()
+    assert a_lists["payoutSettings"] == {"coolingOffHours": 0} and b_lists["payoutSettings"] == {"coolingOffHours": 72}
+    # A's admin, at B: the login names A's merchant, never B's
+    login = await b.gql(payouts.LOGIN, {"email": a_owner.email, "password": a_owner.password, "merchantId": str(b.id)})
+    assert login["login"]["userErrors"][0]["code"] == "INVALID_CREDENTIALS"
+    # B's owner cannot use A's setup tokens or sessions to reach A
+    assert (await b.raw("{ me { id } }", key=a_owner.token))["data"]["me"]["id"] == a_owner.id  # a token is its own merchant's

@@ -3,6 +3,7 @@ to a real HTTP receiver, verified as a merchant would, retried, and given up on.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import ipaddress
 import json
@@ -306,9 +307,11 @@ async def test_secrets_are_not_stored_in_plaintext(db, tenant, receiver, setting
 
     async with create_session_factory(db)() as session:
         endpoint = await service.get_endpoint(session, merchant_id=tenant.id, endpoint_id=uuid.UUID(endpoint_id))
-    assert signing.decrypt(endpoint.secret_encrypted, settings.secret_key) == new_secret
+    assert signing.decrypt(endpoint.secret_encrypted, settings, endpoint.id) == new_secret
     with pytest.raises(ValueError):
-        signing.decrypt(endpoint.secret_encrypted, "another-key")
+        signing.decrypt(endpoint.secret_encrypted, dataclasses.replace(settings, secret_key="another-key"), endpoint.id)
+    with pytest.raises(ValueError):  # bound to its endpoint: copied to another row, it does not decrypt
+        signing.decrypt(endpoint.secret_encrypted, settings, uuid.uuid4())
 
 
 async def test_endpoint_input_is_validated(tenant):
@@ -324,8 +327,9 @@ async def test_endpoint_input_is_validated(tenant):
     )
     assert unknown["createWebhookEndpoint"]["userErrors"] == [{"field": "eventTypes.1", "code": "INVALID_INPUT"}]
     catalogue = await tenant.gql("{ webhookEventTypes { type } }")
-    assert len(catalogue["webhookEventTypes"]) == 13
-    assert {"type": "referral.rejected"} in catalogue["webhookEventTypes"]
+    assert len(catalogue["webhookEventTypes"]) == 17
+    for event_type in ("referral.rejected", "payout.on_hold", "payout_account.changed", "admin.totp_changed"):
+        assert {"type": event_type} in catalogue["webhookEventTypes"]
 
 
 async def test_production_requires_https(session, tenant):

@@ -22,7 +22,13 @@ from tests.widget.helpers import open_session, signed, widget_secret
 # What a browser holding only the publishable key may call (the widget's operations).
 PUBLIC = {"trackClick", "referralCode", "widgetSession"}
 # Answered for any valid key: no merchant data at all.
-STATIC = {"webhookEventTypes": "the catalogue of event type names"}
+STATIC = {
+    "webhookEventTypes": "the catalogue of event type names",
+    # People's own credentials, whatever key comes with them: they answer from the password or
+    # the one-time token, never from the key (tests/merchants/test_admins.py).
+    "login": "an admin's email and password",
+    "completeAdminSetup": "an admin's one-time setup token",
+}
 MAX_DEPTH = 4
 
 

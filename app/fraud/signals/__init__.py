@@ -24,6 +24,7 @@ from app.fraud.signals import (
     same_name_domain,
     same_payment,
     shared_ip,
+    shared_payout_account,
     similar_email,
     velocity,
 )
@@ -37,6 +38,7 @@ MODULES = (
     same_device,
     same_fingerprint,
     same_payment,
+    shared_payout_account,
     same_address,
     same_ip_user_agent,
     shared_ip,
