@@ -138,6 +138,7 @@ class DatabaseFacts:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._rewarded: set[tuple[uuid.UUID, str]] | None = None
+        self._planned_budget: dict[tuple[uuid.UUID, str], int] = {}
 
     async def is_first_of_type(self, referral: Referral, action: Action) -> bool:
         earlier = await self.session.scalar(
@@ -163,9 +164,11 @@ class DatabaseFacts:
             self._rewarded = {(row.rule_id, row.recipient) for row in rows}
         return (rule_id, recipient.value) in self._rewarded
 
-    def note_granted(self, reward: Reward) -> None:
+    def note_planned(self, grant: Grant, program_id: uuid.UUID) -> None:
+        """Grants decided but not inserted yet count like granted ones for the next rules."""
         if self._rewarded is not None:
-            self._rewarded.add((reward.rule_id, reward.recipient))
+            self._rewarded.add((grant.rule.rule_id, grant.recipient.value))
+        self._planned_budget[(program_id, grant.unit)] = self._planned_budget.get((program_id, grant.unit), 0) + grant.amount
 
     async def qualified_referrals(self, referrer_id: uuid.UUID, program_id: uuid.UUID, as_of: datetime) -> int:
         return await self.session.scalar(
@@ -193,7 +196,7 @@ class DatabaseFacts:
         return await self.session.scalar(query) or 0
 
     async def budget_used(self, program_id: uuid.UUID, unit: str, since: datetime) -> int:
-        return await self.session.scalar(
+        return self._planned_budget.get((program_id, unit), 0) + await self.session.scalar(
             select(money.total(Reward.amount - Reward.reversed_amount)).where(
                 Reward.program_id == program_id,
                 Reward.unit == unit,
@@ -229,52 +232,65 @@ async def evaluate_action(
         await session.execute(select(Program.id).where(Program.id == referral.program_id).with_for_update(key_share=True))
 
     facts = DatabaseFacts(session)
-    granted = []
-    outcome: Outcome | None = None
+    planned: list[tuple[Grant, RuleSpec]] = []
     for rule, spec in zip(candidates, specs):
         for grant in await decide(rule, action, referral, facts):
-            if outcome is None:  # the first grant: ask the fraud check once, with this action's evidence
-                outcome = await screen() if screen is not None else Outcome.ALLOW
-                if outcome is Outcome.BLOCK:
-                    return []
-            reward = await _insert_reward(session, grant, action, referral, spec, review_hold=outcome is Outcome.REVIEW)
-            if reward is not None:
-                facts.note_granted(reward)
-                await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
-                await lifecycle.on_granted(session, reward, spec)
-                granted.append(reward)
-    return granted
+            facts.note_planned(grant, referral.program_id)
+            planned.append((grant, spec))
+    if not planned:
+        return []
+    # The fraud check runs once, with this action's evidence, before anything is granted.
+    outcome = await screen() if screen is not None else Outcome.ALLOW
+    if outcome is Outcome.BLOCK:
+        return []
+    granted = await _insert_rewards(session, planned, action, referral, review_hold=outcome is Outcome.REVIEW)
+    for reward, _spec in granted:
+        await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
+    await lifecycle.on_granted_many(session, granted)
+    return [reward for reward, _spec in granted]
 
 
-async def _insert_reward(
-    session: AsyncSession, grant: Grant, action: Action, referral: Referral, spec: RuleSpec, *, review_hold: bool
-) -> Reward | None:
+async def _insert_rewards(
+    session: AsyncSession, planned: list[tuple[Grant, RuleSpec]], action: Action, referral: Referral, *, review_hold: bool
+) -> list[tuple[Reward, RuleSpec]]:
+    """All the action's rewards in one multi-row INSERT; a grant that meets an existing reward
+    (a concurrent retry won the unique key) is skipped. In grant order (rule by rule, referrer
+    first): the order accounts are locked in everywhere (see `lifecycle._grant_order`)."""
     now = utcnow()
+    rows = [_reward_row(grant, spec, action, referral, now, review_hold=review_hold) for grant, spec in planned]
+    inserted = {reward.id: reward for reward in (await session.scalars(
+        insert_ignoring_conflicts(session, Reward).returning(Reward), rows
+    )).all()}
+    return [(inserted[row["id"]], spec) for row, (_grant, spec) in zip(rows, planned) if row["id"] in inserted]
+
+
+def _reward_row(grant: Grant, spec: RuleSpec, action: Action, referral: Referral, now: datetime, *, review_hold: bool) -> dict:
     held = review_hold or (grant.hold_until is not None and grant.hold_until > now)
     available_now = {} if held else lifecycle.availability(grant.kind, grant.amount, spec, now)
-    return await session.scalar(
-        insert_ignoring_conflicts(session, Reward)
-        .values(
-            id=new_id(),
-            merchant_id=referral.merchant_id,
-            program_id=referral.program_id,
-            rule_id=grant.rule.rule_id,
-            rule_version_id=grant.rule.id,
-            referral_id=referral.id,
-            trigger_action_id=action.id,
-            recipient=grant.recipient.value,
-            customer_id=grant.customer_id,
-            kind=grant.kind.value,
-            amount=grant.amount,
-            unit=grant.unit,
-            reversed_amount=0,
-            **{"remaining": 0, **available_now},
-            status=(RewardStatus.HELD if held else RewardStatus.AVAILABLE).value,
-            milestone=grant.milestone,
-            hold_until=grant.hold_until,
-            review_hold=review_hold,
-            awaiting_coupon=False,
-            created_at=now,
-        )
-        .returning(Reward)
+    return dict(
+        id=new_id(),
+        merchant_id=referral.merchant_id,
+        program_id=referral.program_id,
+        rule_id=grant.rule.rule_id,
+        rule_version_id=grant.rule.id,
+        referral_id=referral.id,
+        trigger_action_id=action.id,
+        recipient=grant.recipient.value,
+        customer_id=grant.customer_id,
+        kind=grant.kind.value,
+        amount=grant.amount,
+        unit=grant.unit,
+        reversed_amount=0,
+        **{"remaining": 0, **available_now},
+        status=(RewardStatus.HELD if held else RewardStatus.AVAILABLE).value,
+        milestone=grant.milestone,
+        hold_until=grant.hold_until,
+        review_hold=review_hold,
+        awaiting_coupon=False,
+        created_at=now,
+        **{name: None for name in _OPTIONAL_REWARD_COLUMNS if name not in available_now},
     )
+
+
+# Every row of a multi-row INSERT must name the same columns.
+_OPTIONAL_REWARD_COLUMNS = ("available_at", "expires_at")

@@ -17,7 +17,8 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy import bindparam, event, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -220,6 +221,120 @@ _ADD_TO_BALANCE = (
     .where(LedgerAccount.__table__.c.id == bindparam("target"))
     .values(balance=LedgerAccount.__table__.c.balance + bindparam("delta"))
 )
+
+
+@dataclass(frozen=True)
+class AccountKey:
+    """An account by what it is (what its unique key says), before its id is known."""
+
+    owner_type: str
+    owner_id: uuid.UUID
+    kind: str
+    account_type: str
+    unit: str
+
+
+async def add_to_customer_accounts(
+    session: AsyncSession, *, merchant_id: uuid.UUID, deltas: dict[AccountKey, int]
+) -> dict[AccountKey, tuple[uuid.UUID, int]]:
+    """Create the customer accounts that do not exist yet and add each delta to its balance, in
+    one statement (INSERT ... ON CONFLICT DO UPDATE); returns each account's id and balance
+    after. Rows are locked in the order given: give them in grant order."""
+    if not deltas:
+        return {}
+    module = postgresql if _dialect(session) == "postgresql" else sqlite
+    statement = module.insert(LedgerAccount)
+    statement = statement.on_conflict_do_update(
+        index_elements=["merchant_id", "owner_id", "kind", "account_type", "unit"],
+        set_={"balance": LedgerAccount.balance + statement.excluded.balance},
+    ).returning(
+        LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit,
+        LedgerAccount.balance,
+    )
+    rows = [
+        {"id": new_id(), "merchant_id": merchant_id, "owner_type": key.owner_type, "owner_id": key.owner_id,
+         "kind": key.kind, "account_type": key.account_type, "unit": key.unit, "balance": delta}
+        for key, delta in deltas.items()
+    ]
+    result = await session.execute(statement.values(rows))
+    found = {
+        AccountKey(CUSTOMER, row.owner_id, row.kind, row.account_type, row.unit): (row.id, row.balance) for row in result
+    }
+    cache = session.info.get(_ACCOUNT_CACHE, {})
+    for key in deltas:  # accounts read earlier in this transaction now have other balances
+        cache.pop((merchant_id, key.owner_id, key.kind, key.account_type, key.unit), None)
+    return found
+
+
+async def program_account_ids(session: AsyncSession, *, merchant_id: uuid.UUID, keys: set[AccountKey]) -> dict[AccountKey, uuid.UUID]:
+    """The program accounts' ids, created where missing. They are read, never locked or
+    updated here: one row per program would otherwise serialise every grant of the program."""
+    if not keys:
+        return {}
+    wanted = tuple_(LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit).in_(
+        [(k.owner_id, k.kind, k.account_type, k.unit) for k in sorted(keys, key=_key_order)]
+    )
+    query = select(LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit) \
+        .where(LedgerAccount.merchant_id == merchant_id, wanted)
+
+    async def read() -> dict[AccountKey, uuid.UUID]:
+        return {AccountKey(PROGRAM, r.owner_id, r.kind, r.account_type, r.unit): r.id for r in await session.execute(query)}
+
+    found = await read()
+    missing = keys - found.keys()
+    if missing:
+        await session.execute(insert_ignoring_conflicts(session, LedgerAccount), [
+            {"id": new_id(), "merchant_id": merchant_id, "owner_type": PROGRAM, "owner_id": k.owner_id, "kind": k.kind,
+             "account_type": k.account_type, "unit": k.unit, "balance": 0}
+            for k in sorted(missing, key=_key_order)
+        ])
+        found = await read()
+    return found
+
+
+def _key_order(key: AccountKey) -> tuple:
+    return (str(key.owner_id), key.kind, key.account_type, key.unit)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A balanced transaction by account ids (see `book`)."""
+
+    kind: str
+    entries: list[tuple[uuid.UUID, int, str]]  # (account id, signed amount, unit)
+    reward_id: uuid.UUID | None = None
+    customer_id: uuid.UUID | None = None
+
+
+async def book(session: AsyncSession, *, merchant_id: uuid.UUID, bookings: list[Booking]) -> None:
+    """Transactions and their entries in two multi-row INSERTs. Balances of customer accounts
+    are the caller's to apply in the same database transaction (`add_to_customer_accounts`)."""
+    now = utcnow()
+    transactions, entries = [], []
+    for booking in bookings:
+        totals: dict[str, int] = defaultdict(int)
+        for _account, amount, unit in booking.entries:
+            totals[unit] += amount
+        if any(totals.values()):
+            raise ValueError(f"unbalanced ledger transaction: {dict(totals)}")
+        transaction_id = new_id()
+        transactions.append({
+            "id": transaction_id, "merchant_id": merchant_id, "kind": booking.kind, "reward_id": booking.reward_id,
+            "customer_id": booking.customer_id, "idempotency_key": None, "request_hash": None, "reference": None,
+            "created_at": now,
+        })
+        entries.extend(
+            {"id": new_id(), "merchant_id": merchant_id, "transaction_id": transaction_id, "account_id": account,
+             "amount": amount, "unit": unit, "created_at": now}
+            for account, amount, unit in booking.entries if amount
+        )
+    if transactions:
+        await session.execute(insert(LedgerTransaction), transactions)
+        await session.execute(insert(LedgerEntry), entries)
 
 
 async def post_many(session: AsyncSession, *, merchant_id: uuid.UUID, planned: list[Planned]) -> list[uuid.UUID]:
