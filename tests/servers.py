@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,14 +23,27 @@ def referral_command() -> str:
     return str(Path(sys.executable).with_name("referral"))
 
 
+class ServerLog:
+    """What the server printed (its JSON log lines), for a test's failure message."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(mode="w+")
+
+    def tail(self, characters: int = 4000) -> str:
+        self.file.flush()
+        self.file.seek(0)
+        return self.file.read()[-characters:]
+
+
 @contextmanager
-def running_server(**env: str) -> Iterator[int]:
+def running_server(log: ServerLog | None = None, **env: str) -> Iterator[int]:
     """Serve on a free port with `env` added to the environment; yields the port once it answers."""
     port = free_port()
     environment = {**os.environ, "LOG_LEVEL": "WARNING", **env}
+    log = log or ServerLog()
     process = subprocess.Popen(
         [referral_command(), "serve", "--port", str(port)], env=environment,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=log.file, stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -39,7 +53,7 @@ def running_server(**env: str) -> Iterator[int]:
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"referral serve did not start: {process.stderr.read().decode()[-2000:]}") from None
+                    raise RuntimeError(f"referral serve did not start: {log.tail(2000)}") from None
                 time.sleep(0.1)
         yield port
     finally:
