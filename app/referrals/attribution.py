@@ -147,11 +147,12 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
     ) is None:
         raise NotFound("programId", "program")
 
-    existing = await _action_by_key(session, merchant_id, data.idempotency_key)
-    if existing is not None:
-        return await _replay(session, existing, request_hash)
-
-    customer = await customers.ensure_customer(session, merchant_id=merchant_id, external_id=data.customer_external_id)
+    # The action row decides whether this call is new (ON CONFLICT DO NOTHING on the key), so a
+    # retry costs no extra lookup up front; a new customer gets the action's email and name at once.
+    customer = await customers.ensure_customer(
+        session, merchant_id=merchant_id, external_id=data.customer_external_id,
+        email=data.customer_email, name=data.customer_name,
+    )
     now = utcnow()
     action = await session.scalar(
         insert_ignoring_conflicts(session, Action, ["merchant_id", "idempotency_key"])
@@ -186,7 +187,7 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
         assert winner is not None
         return await _replay(session, winner, request_hash)
 
-    if data.customer_email and customer.email is None:
+    if data.customer_email and customer.email is None:  # an existing customer without one
         customers.set_email(customer, data.customer_email)
     if data.customer_name and customer.name is None:
         customer.name = data.customer_name
@@ -306,7 +307,7 @@ async def _evidence(
         else:
             return await session.get_one(ReferralCode, click.code_id), click, status
     if data.referral_code is not None:
-        referral_code = await codes.find_code(session, merchant_id=merchant_id, code=data.referral_code)
+        referral_code = await codes.find_code_with_owner(session, merchant_id=merchant_id, code=data.referral_code)
         if referral_code is not None:
             return referral_code, None, AttributionStatus.NONE
         status = AttributionStatus.UNKNOWN_CODE
@@ -334,9 +335,9 @@ async def _create_referral(
     exclude_action_id = action.id if action is not None else None
     if referral_code.customer_id == referee.id:
         raise DomainError("code", ErrorCode.SELF_REFERRAL, "a customer cannot use their own referral code")
-    existing = await _existing_referral(session, referee.id, program.id)
+    existing, purchased_before = await _referral_and_history(session, referee.id, program.id, before, exclude_action_id)
     if existing is None:
-        if await _has_purchased_before(session, referee.id, before, exclude_action_id):
+        if purchased_before:
             raise DomainError("code", ErrorCode.EXISTING_CUSTOMER, "the customer had purchased before the referral")
         referral = await session.scalar(
             insert_ignoring_conflicts(session, Referral, ["program_id", "referee_id"])
@@ -376,17 +377,25 @@ async def _existing_referral(session: AsyncSession, referee_id: uuid.UUID, progr
     return await session.scalar(query.order_by(Referral.id).limit(1))
 
 
-async def _has_purchased_before(
-    session: AsyncSession, customer_id: uuid.UUID, before: datetime, exclude_action_id: uuid.UUID | None
-) -> bool:
-    query = select(Action.id).where(
-        Action.customer_id == customer_id,
+async def _referral_and_history(
+    session: AsyncSession, referee_id: uuid.UUID, program_id: uuid.UUID, before: datetime,
+    exclude_action_id: uuid.UUID | None,
+) -> tuple[Referral | None, bool]:
+    """The customer's referral in the program, and whether they purchased before `before`
+    (then they are not a new customer to refer): one round trip."""
+    purchases = select(Action.id).where(
+        Action.customer_id == referee_id,
         Action.type.in_(QUALIFYING_TYPES),
         Action.occurred_at < before,
     )
     if exclude_action_id is not None:
-        query = query.where(Action.id != exclude_action_id)
-    return await session.scalar(query.limit(1)) is not None
+        purchases = purchases.where(Action.id != exclude_action_id)
+    referral_id = (
+        select(Referral.id).where(Referral.referee_id == referee_id, Referral.program_id == program_id).limit(1)
+    ).scalar_subquery()
+    row = (await session.execute(select(referral_id.label("referral_id"), purchases.exists().label("purchased")))).one()
+    referral = await session.get(Referral, row.referral_id) if row.referral_id is not None else None
+    return referral, bool(row.purchased)
 
 
 async def claim_referral(

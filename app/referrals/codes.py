@@ -165,6 +165,21 @@ async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str 
     )
 
 
+async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
+    """`find_code` for attribution: its program and its customer (the referrer) come in the same
+    query and sit in the session, so what follows reads them without another round trip."""
+    normalized = normalize(code)
+    if normalized is None:
+        return None
+    row = (await session.execute(
+        select(ReferralCode, Program, Customer)
+        .join(Program, Program.id == ReferralCode.program_id)
+        .join(Customer, Customer.id == ReferralCode.customer_id)
+        .where(ReferralCode.merchant_id == merchant_id, ReferralCode.code == normalized)
+    )).first()
+    return row[0] if row is not None else None
+
+
 async def deactivate_referral_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str) -> ReferralCode:
     """Stops the code attributing new referrals; referrals it already made stay."""
     referral_code = await find_code(session, merchant_id=merchant_id, code=code)

@@ -37,12 +37,18 @@ def external_id(value: str | None, field: str = "customerExternalId") -> str:
     return validation.required_text(value, field, 255, strip=False)
 
 
-async def ensure_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str) -> Customer:
-    """The customer with this external id, created if missing. Writes nothing if it exists."""
+async def ensure_customer(
+    session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str, email: str | None = None, name: str | None = None
+) -> Customer:
+    """The customer with this external id, created if missing (with `email` and `name`, already
+    validated). Writes nothing if it exists."""
     now = utcnow()
     created = await session.scalar(
         insert_ignoring_conflicts(session, Customer, ["merchant_id", "external_id"])
-        .values(id=new_id(), merchant_id=merchant_id, external_id=external_id, created_at=now, updated_at=now)
+        .values(
+            id=new_id(), merchant_id=merchant_id, external_id=external_id, created_at=now, updated_at=now,
+            email=email, email_canonical=canonical_email(email) if email else None, name=name,
+        )
         .returning(Customer)
     )
     if created is not None:
