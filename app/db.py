@@ -179,6 +179,22 @@ def create_session_factory(
     )
 
 
+_KEPT = "kept_for_transaction"
+
+
+def keep_for_transaction(session: AsyncSession, *objects: Any) -> None:
+    """Hold `objects` until the transaction ends. The session's identity map holds rows weakly:
+    a row loaded in passing (a code's program and owner, fetched with the code) is dropped as
+    soon as nothing refers to it, and the next `session.get` for it queries again."""
+    session.info.setdefault(_KEPT, []).extend(objects)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _release_kept(session: Session, *args: object) -> None:
+    session.info.pop(_KEPT, None)
+
+
 def bind_tenant(session: AsyncSession, merchant_id: uuid.UUID) -> None:
     """From now on the session's transactions see `merchant_id`'s rows (authentication set it
     for the current one already, see `merchants.authenticate`)."""

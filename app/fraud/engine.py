@@ -58,6 +58,7 @@ async def _check(session: AsyncSession, referral: Referral, stage: Stage, action
     referrer = await session.get_one(Customer, referral.referrer_id)
     referee = await session.get_one(Customer, referral.referee_id)
     case = Case(session, referral.merchant_id, referral.program_id, referral.id, referrer, referee, at)
+    await case.prefetch()
     observations = await signals.observe(case)
     verdict = policies.judge(policy, observations)
     trusted = [

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_ignoring_conflicts, merchant_rows, new_id, utcnow
+from app.db import insert_ignoring_conflicts, keep_for_transaction, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import customers, programs
 from app.referrals.models import (
@@ -177,7 +177,10 @@ async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID,
         .join(Customer, Customer.id == ReferralCode.customer_id)
         .where(ReferralCode.merchant_id == merchant_id, ReferralCode.code == normalized)
     )).first()
-    return row[0] if row is not None else None
+    if row is None:
+        return None
+    keep_for_transaction(session, *row)  # the program and the referrer are read next
+    return row[0]
 
 
 async def deactivate_referral_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str) -> ReferralCode:

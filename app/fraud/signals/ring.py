@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.fraud.signals.base import Observation, SignalInfo
-from app.referrals.models import Customer, Referral
+from app.referrals.models import Customer
 
 INFO = SignalInfo(
     name="ring",
@@ -25,11 +25,7 @@ async def detect(case) -> list[Observation]:
     chain = []  # (referral id, referrer id) walking up from the referrer
     current = case.referrer.id
     for _ in range(MAX_DEPTH):
-        row = (await case.session.execute(
-            select(Referral.id, Referral.referrer_id).where(
-                Referral.program_id == case.program_id, Referral.referee_id == current
-            )
-        )).first()
+        row = await case.referrer_of(current)
         if row is None:
             return []
         chain.append(row)

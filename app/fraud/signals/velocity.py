@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
-
+from app.fraud.case import VELOCITY_WINDOW
 from app.fraud.signals.base import Observation, SignalInfo
-from app.referrals.models import MAX_CLOCK_SKEW, Action
-from app.rewards.models import Reward
 
 REFERRALS_PER_HOUR = SignalInfo(
     name="referrals_per_hour", description="The referrer's referrals in the program in the last hour.",
@@ -37,9 +34,9 @@ MAX_RELATED = 50
 
 
 async def detect(case) -> list[Observation]:
-    """Two queries: the referrer's referrals of the last day, and their rewards of the last
-    day with the hour counted alongside."""
-    day_ago, hour_ago = case.at - timedelta(days=1), case.at - timedelta(hours=1)
+    """The referrer's referrals of the last day, and their rewards of the last day with the
+    hour counted alongside (both read by `Case.prefetch`)."""
+    day_ago, hour_ago = case.at - VELOCITY_WINDOW, case.at - timedelta(hours=1)
     # At most RECENT_REFERRALS are read: far above any sensible threshold.
     rows = await case.referrers_referrals(since=day_ago)
     observations = []
@@ -53,22 +50,8 @@ async def detect(case) -> list[Observation]:
                 {"count": count},
                 tuple(str(row.id) for row in in_window[:MAX_RELATED]),
             ))
-    in_hour = func.count(Reward.id).filter(Action.occurred_at > hour_ago)
-    hour_count, day_count = (await case.session.execute(
-        select(in_hour, func.count(Reward.id))
-        .join(Action, Action.id == Reward.trigger_action_id)
-        .where(
-            Reward.customer_id == case.referrer.id,
-            Reward.recipient == "REFERRER",
-            # A reward is created after its action was recorded, and an action cannot occur
-            # more than MAX_CLOCK_SKEW after it is recorded: this bound lets the index on
-            # (customer, created_at) skip the referrer's older rewards.
-            Reward.created_at > day_ago - MAX_CLOCK_SKEW,
-            Action.occurred_at > day_ago,
-            Action.occurred_at <= case.at,
-        )
-    )).one()
-    for info, count in ((REWARDS_PER_HOUR, hour_count or 0), (REWARDS_PER_DAY, day_count or 0)):
+    hour_count, day_count = await case.rewards_in_day()
+    for info, count in ((REWARDS_PER_HOUR, hour_count), (REWARDS_PER_DAY, day_count)):
         if count >= REWARDS_REPORTED_FROM:
             observations.append(Observation(
                 info.name, count,
