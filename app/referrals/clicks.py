@@ -7,11 +7,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import utcnow
+from app.db import new_id, utcnow
 from app.errors import DomainError, ErrorCode
 from app.referrals import codes, programs
 from app.referrals.models import Click, ProgramStatus, ReferralCode
@@ -49,7 +49,7 @@ async def track_click(
     device_id = validation.text(device_id, "deviceId", 255)
     device_fingerprint = validation.text(device_fingerprint, "deviceFingerprint", 64)
     landing_url = validation.http_url(landing_url, "landingUrl")
-    referral_code = await codes.find_code(session, merchant_id=merchant_id, code=code)
+    referral_code = await codes.find_code_with_owner(session, merchant_id=merchant_id, code=code)
     if referral_code is None:
         raise DomainError("code", ErrorCode.CODE_NOT_FOUND, "no such referral code")
     if not referral_code.active:
@@ -60,36 +60,29 @@ async def track_click(
         raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
 
     now = utcnow()
-    if device_id is not None:
-        recent = await session.scalar(
-            select(Click)
-            .where(
-                Click.code_id == referral_code.id,
-                Click.device_id == device_id,
-                Click.created_at > now - REPEAT_CLICK_WINDOW,
-            )
-            .order_by(Click.id.desc())
-            .limit(1)
-        )
-        if recent is not None:
-            return TrackedClick(click=recent, referral_code=referral_code, repeated=True)
-
-    click = Click(
-        merchant_id=merchant_id,
-        program_id=program.id,
-        code_id=referral_code.id,
-        attribution_token="at_" + secrets.token_urlsafe(24),
-        device_id=device_id,
-        device_fingerprint=device_fingerprint,
-        ip=context.ip,
-        user_agent=(context.user_agent or "")[:512] or None,
-        landing_url=landing_url,
-        created_at=now,
-        expires_at=now + timedelta(days=program.attribution_window_days),
+    values = {
+        "id": new_id(), "merchant_id": merchant_id, "program_id": program.id, "code_id": referral_code.id,
+        "attribution_token": "at_" + secrets.token_urlsafe(24), "device_id": device_id,
+        "device_fingerprint": device_fingerprint, "ip": context.ip, "user_agent": (context.user_agent or "")[:512] or None,
+        "landing_url": landing_url, "created_at": now, "expires_at": now + timedelta(days=program.attribution_window_days),
+    }
+    if device_id is None:
+        click = await session.scalar(insert(Click).values(values).returning(Click))
+        return TrackedClick(click=click, referral_code=referral_code, repeated=False)
+    # One statement: the click, unless the same device clicked the code within the window.
+    recent = select(Click).where(
+        Click.code_id == referral_code.id, Click.device_id == device_id, Click.created_at > now - REPEAT_CLICK_WINDOW,
     )
-    session.add(click)
-    await session.flush()
-    return TrackedClick(click=click, referral_code=referral_code, repeated=False)
+    click = await session.scalar(
+        insert(Click)
+        .from_select(list(values), select(*[literal(v, Click.__table__.c[k].type) for k, v in values.items()])
+                     .where(~recent.exists()))
+        .returning(Click)
+    )
+    if click is not None:
+        return TrackedClick(click=click, referral_code=referral_code, repeated=False)
+    repeated = await session.scalar(recent.order_by(Click.id.desc()).limit(1))
+    return TrackedClick(click=repeated, referral_code=referral_code, repeated=True)
 
 
 async def find_click_by_token(session: AsyncSession, *, merchant_id: uuid.UUID, token: str) -> Click | None:
