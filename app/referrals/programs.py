@@ -106,6 +106,9 @@ def _apply(program: Program, changes: ProgramChanges) -> None:
 async def get_program(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, for_update: bool = False
 ) -> Program | None:
+    if not for_update:  # by primary key: a program already read in this transaction costs no round trip
+        program = await session.get(Program, program_id)
+        return program if program is not None and program.merchant_id == merchant_id else None
     query = select(Program).where(Program.id == program_id, Program.merchant_id == merchant_id)
     if for_update:
         query = query.with_for_update()

@@ -1,5 +1,6 @@
-"""Lists cost a constant number of SQL statements however long the page (no N+1), and
-cursor pagination walks every row exactly once, newest first."""
+"""Lists cost a constant number of SQL statements however long the page (no N+1), cursor
+pagination walks every row exactly once, newest first, and the hot write paths cost a pinned
+number of statements."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from app.db import new_id
 from app.referrals import attribution, codes, programs
 from app.referrals.models import ProgramStatus
+from tests.scenarios import active_program, code_for
 
 REFERRALS = 50
 REFERRERS = 5
@@ -180,3 +182,60 @@ async def test_another_merchants_cursor_shows_nothing_of_theirs(tenant, other_te
     theirs = (await tenant.gql(PAGE, {"first": 1}))["referrals"]
     mine = (await other_tenant.gql(PAGE, {"first": 5, "after": theirs["pageInfo"]["endCursor"]}))["referrals"]
     assert mine["edges"] == []
+
+
+# --- the hot write paths (bench/suite.py's documents): statements per request, pinned ----
+
+HOT_PURCHASE = """mutation($i: RecordActionInput!) { recordAction(input: $i) { action { id attribution } rewards { id }
+  userErrors { code } } }"""
+HOT_CLICK = "mutation($i: TrackClickInput!) { trackClick(input: $i) { attributionToken userErrors { code } } }"
+FIVE_RULES = [
+    {"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 1000, "currency": "USD"},
+    {"name": "10%", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION", "percentBps": 1000},
+    {"name": "15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1500},
+    {"name": "500 points", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "POINTS", "amount": 500},
+    {"name": "5th friend", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 5000, "currency": "USD",
+     "conditions": {"milestone": 5}},
+]
+# Before the write path was rebuilt: 64 statements per referred purchase, 5 per click (both on PostgreSQL).
+PURCHASE_STATEMENTS = {"postgresql": 28, "sqlite": 29}
+CLICK_STATEMENTS = {"postgresql": 3, "sqlite": 4}  # SQLite's count includes BEGIN IMMEDIATE
+
+
+async def test_a_referred_purchase_with_five_rules_and_fraud_checks_costs_a_fixed_number_of_statements(
+    tenant, count_statements, backend
+):
+    from tests.rewards.helpers import create_rule
+
+    program = await active_program(tenant)
+    code = (await code_for(tenant, program["id"], "jane"))["code"]
+    for rule in FIVE_RULES:
+        await create_rule(tenant, program["id"], **rule)
+
+    async def purchase(customer: str) -> tuple[int, dict]:
+        variables = {"i": {
+            "type": "PURCHASE", "customerExternalId": customer, "idempotencyKey": f"order-{customer}", "orderId": customer,
+            "amount": 5000, "currency": "USD", "referralCode": code,
+            "context": {"email": f"{customer}@example.com", "deviceId": f"d-{customer}", "ip": "10.1.2.3",
+                        "userAgent": "bench", "paymentFingerprint": f"card-{customer}"},
+        }}
+        with count_statements() as counter:
+            data = await tenant.gql(HOT_PURCHASE, variables)
+        return counter.count, data["recordAction"]
+
+    await purchase("warm")  # the referrer's accounts exist from now on, as in a running shop
+    count, result = await purchase("bob")
+
+    assert len(result["rewards"]) == 4 and result["userErrors"] == []
+    assert count == PURCHASE_STATEMENTS[backend]
+
+
+async def test_a_new_click_costs_a_fixed_number_of_statements(tenant, count_statements, backend):
+    program = await active_program(tenant)
+    code = (await code_for(tenant, program["id"], "jane"))["code"]
+
+    with count_statements() as counter:
+        data = await tenant.gql(HOT_CLICK, {"i": {"code": code, "deviceId": "d-1"}}, key=tenant.publishable_key)
+
+    assert data["trackClick"]["attributionToken"].startswith("at_")
+    assert counter.count == CLICK_STATEMENTS[backend]
