@@ -11,9 +11,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, String, Uuid, and_, cast, func, literal, null, or_, select, union_all
+from sqlalchemy import Integer, String, Uuid, and_, bindparam, cast, func, literal, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -96,76 +97,22 @@ class Case:
         return self._cache[key]
 
     async def prefetch(self) -> None:
-        """The lookups every check makes, in one round trip (a UNION ALL of six indexed reads,
-        each a branch with the same columns): the referee's identifiers, those shared with
-        the referrer, the referrer's referrals of the last day, the referrer's rewards of the
-        last day and hour, the first step up the referral chain (rings), and the list entries
-        that can name either party. The methods below then answer from what was read."""
-        day_ago, hour_ago = self.at - VELOCITY_WINDOW, self.at - timedelta(hours=1)
-        mine, theirs = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
-        referee_ids = select(CustomerIdentifier).where(CustomerIdentifier.customer_id == self.referee.id).limit(500).subquery()
-        shared = (
-            select(mine.kind, mine.value, mine.last_seen_at, theirs.last_seen_at.label("theirs_seen"))
-            .join(theirs, and_(theirs.merchant_id == mine.merchant_id, theirs.kind == mine.kind, theirs.value == mine.value,
-                               theirs.customer_id == self.referrer.id))
-            .where(mine.customer_id == self.referee.id)
-            .limit(MAX_MATCHES)
-            .subquery()
-        )
-        recent = (
-            select(Referral.id, Referral.referred_at, Customer.email_canonical, Customer.external_id)
-            .join(Customer, Customer.id == Referral.referee_id)
-            .where(Referral.referrer_id == self.referrer.id, Referral.program_id == self.program_id,
-                   Referral.referred_at <= self.at, Referral.id != self.referral_id, Referral.referred_at > day_ago)
-            .order_by(Referral.referred_at.desc())
-            .limit(RECENT_REFERRALS)
-            .subquery()
-        )
-        rewards_in_day = (
-            select(func.count(Reward.id).filter(Action.occurred_at > hour_ago).label("hour"), func.count(Reward.id).label("day"))
-            .join(Action, Action.id == Reward.trigger_action_id)
-            .where(Reward.customer_id == self.referrer.id, Reward.recipient == "REFERRER",
-                   # created after its action was recorded, which is at most MAX_CLOCK_SKEW before
-                   # it occurred: lets the index on (customer, created_at) skip older rewards
-                   Reward.created_at > day_ago - MAX_CLOCK_SKEW,
-                   Action.occurred_at > day_ago, Action.occurred_at <= self.at)
-            .subquery()
-        )
-        up_the_chain = select(Referral.id, Referral.referrer_id).where(
-            Referral.program_id == self.program_id, Referral.referee_id == self.referrer.id
-        ).limit(1).subquery()
-        identifier = aliased(CustomerIdentifier)
-        named = or_(
-            *[and_(FraudListEntry.kind == k.value, FraudListEntry.value == v) for k, v in self._named_candidates()],
-            and_(FraudListEntry.kind.in_(_LISTED_IDENTIFIERS), select(identifier.id).where(
-                identifier.customer_id == self.referee.id, identifier.kind == FraudListEntry.kind,
-                identifier.value == FraudListEntry.value,
-            ).exists()),
-            and_(FraudListEntry.kind == ListKind.IP_RANGE.value, select(identifier.id).where(
-                identifier.customer_id == self.referee.id, identifier.kind == "IP",
-            ).exists()),
-        )
-        entries = select(FraudListEntry.id, FraudListEntry.kind, FraudListEntry.value, FraudListEntry.note) \
-            .where(FraudListEntry.merchant_id == self.merchant_id, named).subquery()
-        text_, when, number, uuid_ = String(), UTCDateTime(), Integer(), Uuid()
-
-        def row(part, *, kind=None, value=None, id_=None, other=None, t1=None, t2=None, n1=None, n2=None, note=None):
-            return [literal(part, text_).label("part"), _typed(kind, text_, "kind"), _typed(value, text_, "value"),
-                    _typed(id_, uuid_, "id"), _typed(other, uuid_, "other"), _typed(t1, when, "t1"), _typed(t2, when, "t2"),
-                    _typed(n1, number, "n1"), _typed(n2, number, "n2"), _typed(note, text_, "note")]
-
-        everything = union_all(
-            select(*row("identifier", kind=referee_ids.c.kind, value=referee_ids.c.value, id_=referee_ids.c.id,
-                        t1=referee_ids.c.first_seen_at, t2=referee_ids.c.last_seen_at)),
-            select(*row("shared", kind=shared.c.kind, value=shared.c.value, t1=shared.c.last_seen_at, t2=shared.c.theirs_seen)),
-            select(*row("recent", value=recent.c.email_canonical, id_=recent.c.id, t1=recent.c.referred_at,
-                        note=recent.c.external_id)),
-            select(*row("rewards", n1=rewards_in_day.c.hour, n2=rewards_in_day.c.day)),
-            select(*row("chain", id_=up_the_chain.c.id, other=up_the_chain.c.referrer_id)),
-            select(*row("list", kind=entries.c.kind, value=entries.c.value, id_=entries.c.id, note=entries.c.note)),
-        )
+        """The lookups every check makes, in one round trip (`_prefetch_statement`, built once:
+        a UNION ALL of six indexed reads): the referee's identifiers, those shared with the
+        referrer, the referrer's referrals of the last day, the referrer's rewards of the last
+        day and hour, the first step up the referral chain (rings), and the list entries that
+        can name either party. The methods below then answer from what was read."""
+        day_ago = self.at - VELOCITY_WINDOW
+        named = self._named_candidates()
+        rows = await self.session.execute(_prefetch_statement(), {
+            "referee_id": self.referee.id, "referrer_id": self.referrer.id, "merchant_id": self.merchant_id,
+            "program_id": self.program_id, "referral_id": self.referral_id, "at": self.at, "day_ago": day_ago,
+            "hour_ago": self.at - timedelta(hours=1), "day_ago_skewed": day_ago - MAX_CLOCK_SKEW,
+            "customer_ids": [v for k, v in named if k in (ListKind.TRUSTED_CUSTOMER, ListKind.BANNED_CUSTOMER)],
+            "emails": [v for k, v in named if k is ListKind.EMAIL], "domains": [v for k, v in named if k is ListKind.DOMAIN],
+        })
         parts: dict[str, list[Any]] = {"identifier": [], "shared": [], "recent": [], "rewards": [], "chain": [], "list": []}
-        for r in await self.session.execute(everything):
+        for r in rows:
             parts[r.part].append(r)
         self._cache["referee_identifiers"] = [
             CustomerIdentifier(id=r.id, merchant_id=self.merchant_id, customer_id=self.referee.id, kind=r.kind, value=r.value,
@@ -377,6 +324,79 @@ class Case:
             if identifier.kind in by_kind:
                 candidates.append((by_kind[identifier.kind], identifier.value))
         return candidates
+
+
+@lru_cache(maxsize=1)
+def _prefetch_statement() -> Any:
+    """`Case.prefetch`'s query, built once with bind parameters: SQLAlchemy then compiles it
+    once and reuses it (building a statement this size per check cost more than running it)."""
+    referee, referrer = bindparam("referee_id", type_=Uuid()), bindparam("referrer_id", type_=Uuid())
+    merchant, at = bindparam("merchant_id", type_=Uuid()), bindparam("at", type_=UTCDateTime())
+    day_ago = bindparam("day_ago", type_=UTCDateTime())
+    mine, theirs, identifier = aliased(CustomerIdentifier), aliased(CustomerIdentifier), aliased(CustomerIdentifier)
+    referee_ids = select(CustomerIdentifier).where(CustomerIdentifier.customer_id == referee).limit(500).subquery()
+    shared = (
+        select(mine.kind, mine.value, mine.last_seen_at, theirs.last_seen_at.label("theirs_seen"))
+        .join(theirs, and_(theirs.merchant_id == mine.merchant_id, theirs.kind == mine.kind, theirs.value == mine.value,
+                           theirs.customer_id == referrer))
+        .where(mine.customer_id == referee)
+        .limit(MAX_MATCHES)
+        .subquery()
+    )
+    recent = (
+        select(Referral.id, Referral.referred_at, Customer.email_canonical, Customer.external_id)
+        .join(Customer, Customer.id == Referral.referee_id)
+        .where(Referral.referrer_id == referrer, Referral.program_id == bindparam("program_id", type_=Uuid()),
+               Referral.referred_at <= at, Referral.id != bindparam("referral_id", type_=Uuid()),
+               Referral.referred_at > day_ago)
+        .order_by(Referral.referred_at.desc())
+        .limit(RECENT_REFERRALS)
+        .subquery()
+    )
+    rewards_in_day = (
+        select(func.count(Reward.id).filter(Action.occurred_at > bindparam("hour_ago", type_=UTCDateTime())).label("hour"),
+               func.count(Reward.id).label("day"))
+        .join(Action, Action.id == Reward.trigger_action_id)
+        .where(Reward.customer_id == referrer, Reward.recipient == "REFERRER",
+               # created after its action was recorded, which is at most MAX_CLOCK_SKEW before it
+               # occurred: lets the index on (customer, created_at) skip older rewards
+               Reward.created_at > bindparam("day_ago_skewed", type_=UTCDateTime()),
+               Action.occurred_at > day_ago, Action.occurred_at <= at)
+        .subquery()
+    )
+    up_the_chain = select(Referral.id, Referral.referrer_id).where(
+        Referral.program_id == bindparam("program_id", type_=Uuid()), Referral.referee_id == referrer
+    ).limit(1).subquery()
+    named = or_(
+        and_(FraudListEntry.kind.in_([ListKind.TRUSTED_CUSTOMER.value, ListKind.BANNED_CUSTOMER.value]),
+             FraudListEntry.value.in_(bindparam("customer_ids", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.EMAIL.value, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.DOMAIN.value, FraudListEntry.value.in_(bindparam("domains", expanding=True))),
+        and_(FraudListEntry.kind.in_(_LISTED_IDENTIFIERS), select(identifier.id).where(
+            identifier.customer_id == referee, identifier.kind == FraudListEntry.kind, identifier.value == FraudListEntry.value,
+        ).exists()),
+        and_(FraudListEntry.kind == ListKind.IP_RANGE.value, select(identifier.id).where(
+            identifier.customer_id == referee, identifier.kind == "IP",
+        ).exists()),
+    )
+    entries = select(FraudListEntry.id, FraudListEntry.kind, FraudListEntry.value, FraudListEntry.note) \
+        .where(FraudListEntry.merchant_id == merchant, named).subquery()
+    text_, when, number, uuid_ = String(), UTCDateTime(), Integer(), Uuid()
+
+    def row(part, *, kind=None, value=None, id_=None, other=None, t1=None, t2=None, n1=None, n2=None, note=None):
+        return select(literal(part, text_).label("part"), _typed(kind, text_, "kind"), _typed(value, text_, "value"),
+                      _typed(id_, uuid_, "id"), _typed(other, uuid_, "other"), _typed(t1, when, "t1"), _typed(t2, when, "t2"),
+                      _typed(n1, number, "n1"), _typed(n2, number, "n2"), _typed(note, text_, "note"))
+
+    return union_all(
+        row("identifier", kind=referee_ids.c.kind, value=referee_ids.c.value, id_=referee_ids.c.id,
+            t1=referee_ids.c.first_seen_at, t2=referee_ids.c.last_seen_at),
+        row("shared", kind=shared.c.kind, value=shared.c.value, t1=shared.c.last_seen_at, t2=shared.c.theirs_seen),
+        row("recent", value=recent.c.email_canonical, id_=recent.c.id, t1=recent.c.referred_at, note=recent.c.external_id),
+        row("rewards", n1=rewards_in_day.c.hour, n2=rewards_in_day.c.day),
+        row("chain", id_=up_the_chain.c.id, other=up_the_chain.c.referrer_id),
+        row("list", kind=entries.c.kind, value=entries.c.value, id_=entries.c.id, note=entries.c.note),
+    )
 
 
 def domain_and_parents(email: str) -> list[str]:

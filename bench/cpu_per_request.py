@@ -1,0 +1,116 @@
+"""CPU time of the API process per hot-path request, in-process (httpx's ASGI transport, no
+network), on a fresh PostgreSQL database: a measure that holds on a busy machine, unlike
+requests per second. Prints the median and p90 of process CPU milliseconds per request.
+
+    .venv/bin/python bench/cpu_per_request.py [--requests 300] [--profile out.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.config import Settings  # noqa: E402
+from app.db import create_engine, create_session_factory  # noqa: E402
+from app.main import create_app  # noqa: E402
+from app.merchants import service as merchants  # noqa: E402
+from app.merchants.models import ApiKeyKind  # noqa: E402
+from app.migrations import upgrade  # noqa: E402
+from bench.suite import RULES  # noqa: E402
+
+RECORD = ('mutation($i: RecordActionInput!) { recordAction(input: $i) { action { id attribution } rewards { id } '
+          'userErrors { code } } }')
+CLICK = "mutation($i: TrackClickInput!) { trackClick(input: $i) { attributionToken userErrors { code } } }"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    name = f"referral_cpu_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(args.admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        async with create_session_factory(engine)() as session:
+            merchant = await merchants.create_merchant(session, name="CPU")
+            secret = (await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET)).plaintext
+            public = (await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE)).plaintext
+            await session.commit()
+        app = create_app(Settings(database_url=url, app_env="production", secret_key="cpu", rate_limits_enabled=False),
+                         engine=engine)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cpu") as client:
+            async def gql(query, variables=None, key=secret):
+                body = (await client.post("/graphql", json={"query": query, "variables": variables or {}},
+                                          headers={"Authorization": f"Bearer {key}"})).json()
+                assert "errors" not in body, body
+                return body["data"]
+
+            program = (await gql('mutation { createProgram(input: {name: "P", status: ACTIVE}) { program { id } } }'))
+            program_id = program["createProgram"]["program"]["id"]
+            codes = []
+            for i in range(50):
+                issued = await gql('mutation($p: ID!, $c: String!) { issueReferralCode(input: {programId: $p, '
+                                   'customerExternalId: $c}) { referralCode { code } } }', {"p": program_id, "c": f"ref{i}"})
+                codes.append(issued["issueReferralCode"]["referralCode"]["code"])
+            for rule_name, recipient, kind, extra in RULES:
+                rule = {"name": rule_name, "trigger": "PURCHASE", "recipient": recipient, "kind": kind}
+                if "amount" in extra:
+                    rule["amount"] = extra["amount"]
+                    if extra["currency"]:
+                        rule["currency"] = extra["currency"]
+                if "percent_bps" in extra:
+                    rule["percentBps"] = extra["percent_bps"]
+                if "milestone" in extra:
+                    rule["conditions"] = {"milestone": extra["milestone"]}
+                await gql("mutation($p: ID!, $i: RewardRuleInput!) { createRewardRule(programId: $p, input: $i) "
+                          "{ userErrors { code } } }", {"p": program_id, "i": rule})
+
+            async def measure(label, call):
+                for i in range(20):
+                    await call(f"warm{i}")
+                cpu = []
+                for i in range(args.requests):
+                    started = time.process_time()
+                    await call(f"r{i}")
+                    cpu.append((time.process_time() - started) * 1000)
+                cpu.sort()
+                print(f"{label}: CPU per request median {statistics.median(cpu):.2f} ms, p90 {cpu[int(len(cpu) * 0.9)]:.2f} ms")
+
+            async def purchase(tag):
+                result = await gql(RECORD, {"i": {
+                    "type": "PURCHASE", "customerExternalId": f"c-{tag}-{uuid.uuid4().hex[:6]}",
+                    "idempotencyKey": uuid.uuid4().hex, "orderId": uuid.uuid4().hex, "amount": 5000, "currency": "USD",
+                    "referralCode": codes[hash(tag) % len(codes)],
+                    "context": {"email": f"{uuid.uuid4().hex[:8]}@example.com", "deviceId": uuid.uuid4().hex,
+                                "ip": f"10.{len(tag)}.{hash(tag) % 250}.9", "userAgent": "cpu", "paymentFingerprint": uuid.uuid4().hex},
+                }})
+                assert len(result["recordAction"]["rewards"]) in (4, 5), result  # 5: a referrer's 5th
+
+            async def click(tag):
+                await gql(CLICK, {"i": {"code": codes[hash(tag) % len(codes)], "deviceId": uuid.uuid4().hex}}, key=public)
+
+            await measure("recordAction (referred purchase, 5 rules, fraud on)", purchase)
+            await measure("trackClick", click)
+    finally:
+        await engine.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
