@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.db import UTCDateTime
-from app.fraud.models import CustomerIdentifier, FraudListEntry, ListKind
+from app.fraud.models import CustomerIdentifier, FraudListEntry, IdentifierKind, ListKind
 from app.referrals.models import MAX_CLOCK_SKEW, Action, Customer, Referral
 from app.rewards.models import Reward
 
@@ -35,6 +35,15 @@ _LISTED_IDENTIFIERS = ("DEVICE", "PAYMENT", "IP")  # identifier kinds a list ent
 def _typed(value: Any, type_: Any, name: str) -> Any:
     """A column of a UNION ALL branch: the value, or a NULL of the column's type."""
     return (cast(null(), type_) if value is None else value).label(name)
+
+
+@dataclass(frozen=True)
+class PayoutSharer:
+    """Another customer paid to a payout destination of `customer_id` (one of the parties)."""
+
+    customer_id: uuid.UUID
+    other_id: uuid.UUID
+    external_id: str
 
 
 @dataclass(frozen=True)
@@ -98,10 +107,10 @@ class Case:
 
     async def prefetch(self) -> None:
         """The lookups every check makes, in one round trip (`_prefetch_statement`, built once:
-        a UNION ALL of six indexed reads): the referee's identifiers, those shared with the
+        a UNION ALL of seven indexed reads): the referee's identifiers, those shared with the
         referrer, the referrer's referrals of the last day, the referrer's rewards of the last
-        day and hour, the first step up the referral chain (rings), and the list entries that
-        can name either party. The methods below then answer from what was read."""
+        day and hour, the first step up the referral chain (rings), the list entries that can
+        name either party, and other customers paid to either party's payout destinations. The methods below then answer from what was read."""
         day_ago = self.at - VELOCITY_WINDOW
         named = self._named_candidates()
         rows = await self.session.execute(_prefetch_statement(), {
@@ -111,7 +120,9 @@ class Case:
             "customer_ids": [v for k, v in named if k in (ListKind.TRUSTED_CUSTOMER, ListKind.BANNED_CUSTOMER)],
             "emails": [v for k, v in named if k is ListKind.EMAIL], "domains": [v for k, v in named if k is ListKind.DOMAIN],
         })
-        parts: dict[str, list[Any]] = {"identifier": [], "shared": [], "recent": [], "rewards": [], "chain": [], "list": []}
+        parts: dict[str, list[Any]] = {
+            "identifier": [], "shared": [], "recent": [], "rewards": [], "chain": [], "list": [], "payout": [],
+        }
         for r in rows:
             parts[r.part].append(r)
         self._cache["referee_identifiers"] = [
@@ -128,9 +139,16 @@ class Case:
         self._cache["chain_step:" + str(self.referrer.id)] = (
             ChainStep(parts["chain"][0].id, parts["chain"][0].other) if parts["chain"] else None
         )
+        self._cache["payout_sharers"] = [PayoutSharer(r.id, r.other, r.note) for r in parts["payout"]]
         self._cache["list_entries"] = [
             FraudListEntry(id=r.id, merchant_id=self.merchant_id, kind=r.kind, value=r.value, note=r.note) for r in parts["list"]
         ]
+
+    async def payout_sharers(self) -> list[PayoutSharer]:
+        """Other customers paid to a payout destination of the referrer or the referee."""
+        if "payout_sharers" not in self._cache:
+            await self.prefetch()
+        return self._cache["payout_sharers"]
 
     async def rewards_in_day(self) -> tuple[int, int]:
         """The referrer's rewards whose action occurred in the hour / the day before this moment."""
@@ -196,43 +214,26 @@ class Case:
 
         async def load():
             since = self.at - IP_WINDOW
-            wanted = [
-                and_(
-                    CustomerIdentifier.merchant_id == self.merchant_id,
-                    CustomerIdentifier.kind == i.kind,
-                    CustomerIdentifier.value == i.value,
-                    # inside the branch, so a carrier's address is a range scan of the recent ones
-                    *([CustomerIdentifier.last_seen_at >= since] if i.kind == "IP" else []),
-                )
-                for i in await self.referee_identifiers()
-                if i.kind in REUSE_KINDS and i.first_seen_at <= self.at and (i.kind != "IP" or i.last_seen_at >= since)
-            ]
-            if not wanted:
+            wanted: dict[str, list[str]] = {kind: [] for kind in REUSE_KINDS}
+            for i in await self.referee_identifiers():
+                if i.kind in REUSE_KINDS and i.first_seen_at <= self.at and (i.kind != "IP" or i.last_seen_at >= since):
+                    wanted[i.kind].append(i.value)
+            if not any(wanted.values()):
                 return []
             # Two steps, so that both databases start from the identifiers' index (one join let
             # SQLite start from every referral of the program): who else was seen with them,
             # then which of those are referees of this program. Usually the first finds no one.
-            seen = (await self.session.execute(
-                select(
-                    CustomerIdentifier.kind, CustomerIdentifier.value, CustomerIdentifier.customer_id,
-                    CustomerIdentifier.last_seen_at,
-                )
-                .where(
-                    or_(*wanted),
-                    CustomerIdentifier.customer_id != self.referee.id,
-                    CustomerIdentifier.first_seen_at <= self.at,  # not what happened after this moment
-                )
-                .limit(MAX_SEEN)
-            )).all()
+            seen = (await self.session.execute(_SEEN_WITH, {
+                "merchant_id": self.merchant_id, "referee_id": self.referee.id, "at": self.at, "since": since,
+                "devices": wanted["DEVICE"], "payments": wanted["PAYMENT"], "ips": wanted["IP"],
+            })).all()
             if not seen:
                 return []
             referees = {
                 row.referee_id: row
-                for row in (await self.session.execute(
-                    select(Referral.id, Referral.referee_id, Referral.referred_at, Customer.external_id)
-                    .join(Customer, Customer.id == Referral.referee_id)
-                    .where(Referral.program_id == self.program_id, Referral.referee_id.in_({r.customer_id for r in seen}))
-                )).all()
+                for row in (await self.session.execute(_REFEREES_AMONG, {
+                    "program_id": self.program_id, "customer_ids": sorted({r.customer_id for r in seen}),
+                })).all()
             }
             found = [
                 OtherReferee(r.kind, r.value, r.customer_id, referee.external_id, referee.id, referee.referred_at, r.last_seen_at)
@@ -381,6 +382,17 @@ def _prefetch_statement() -> Any:
     )
     entries = select(FraudListEntry.id, FraudListEntry.kind, FraudListEntry.value, FraudListEntry.note) \
         .where(FraudListEntry.merchant_id == merchant, named).subquery()
+    payout, paid_too = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
+    payout_sharers = (
+        select(payout.customer_id, paid_too.customer_id.label("other_id"), Customer.external_id)
+        .join(paid_too, and_(paid_too.merchant_id == payout.merchant_id, paid_too.kind == payout.kind,
+                             paid_too.value == payout.value, paid_too.customer_id != payout.customer_id))
+        .join(Customer, Customer.id == paid_too.customer_id)
+        .where(payout.customer_id.in_([referrer, referee]), payout.kind == IdentifierKind.PAYOUT_ACCOUNT.value)
+        .order_by(paid_too.customer_id)
+        .limit(MAX_MATCHES)
+        .subquery()
+    )
     text_, when, number, uuid_ = String(), UTCDateTime(), Integer(), Uuid()
 
     def row(part, *, kind=None, value=None, id_=None, other=None, t1=None, t2=None, n1=None, n2=None, note=None):
@@ -396,7 +408,33 @@ def _prefetch_statement() -> Any:
         row("rewards", n1=rewards_in_day.c.hour, n2=rewards_in_day.c.day),
         row("chain", id_=up_the_chain.c.id, other=up_the_chain.c.referrer_id),
         row("list", kind=entries.c.kind, value=entries.c.value, id_=entries.c.id, note=entries.c.note),
+        row("payout", id_=payout_sharers.c.customer_id, other=payout_sharers.c.other_id, note=payout_sharers.c.external_id),
     )
+
+
+# `Case.other_referees`' two steps, built once (see `_prefetch_statement`).
+_SEEN_WITH = (
+    select(CustomerIdentifier.kind, CustomerIdentifier.value, CustomerIdentifier.customer_id, CustomerIdentifier.last_seen_at)
+    .where(
+        CustomerIdentifier.merchant_id == bindparam("merchant_id", type_=Uuid()),
+        or_(
+            and_(CustomerIdentifier.kind == "DEVICE", CustomerIdentifier.value.in_(bindparam("devices", expanding=True))),
+            and_(CustomerIdentifier.kind == "PAYMENT", CustomerIdentifier.value.in_(bindparam("payments", expanding=True))),
+            # with the time inside the branch, a carrier's address is a range scan of the recent ones
+            and_(CustomerIdentifier.kind == "IP", CustomerIdentifier.value.in_(bindparam("ips", expanding=True)),
+                 CustomerIdentifier.last_seen_at >= bindparam("since", type_=UTCDateTime())),
+        ),
+        CustomerIdentifier.customer_id != bindparam("referee_id", type_=Uuid()),
+        CustomerIdentifier.first_seen_at <= bindparam("at", type_=UTCDateTime()),  # not what happened after this moment
+    )
+    .limit(MAX_SEEN)
+)
+_REFEREES_AMONG = (
+    select(Referral.id, Referral.referee_id, Referral.referred_at, Customer.external_id)
+    .join(Customer, Customer.id == Referral.referee_id)
+    .where(Referral.program_id == bindparam("program_id", type_=Uuid()),
+           Referral.referee_id.in_(bindparam("customer_ids", expanding=True)))
+)
 
 
 def domain_and_parents(email: str) -> list[str]:

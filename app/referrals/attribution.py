@@ -339,6 +339,8 @@ async def _create_referral(
     if existing is None:
         if purchased_before:
             raise DomainError("code", ErrorCode.EXISTING_CUSTOMER, "the customer had purchased before the referral")
+        # Created by a purchase or a subscription: qualified from the start (no second write).
+        qualified_at = action.occurred_at if action is not None and action.type in QUALIFYING_TYPES else None
         referral = await session.scalar(
             insert_ignoring_conflicts(session, Referral, ["program_id", "referee_id"])
             .values(
@@ -350,7 +352,8 @@ async def _create_referral(
                 code_id=referral_code.id,
                 click_id=click.id if click is not None else None,
                 source=source.value,
-                status=ReferralStatus.PENDING.value,
+                status=(ReferralStatus.QUALIFIED if qualified_at else ReferralStatus.PENDING).value,
+                qualified_at=qualified_at,
                 created_at=utcnow(),
                 referred_at=action.occurred_at if action is not None else utcnow(),
             )
@@ -361,6 +364,10 @@ async def _create_referral(
             if click is not None and action is not None:
                 await identifiers.record_click(session, customer_id=referee.id, click=click)
             outcome = await fraud_engine.screen_new_referral(session, referral=referral, action=action, at=referral.referred_at)
+            if referral.status == ReferralStatus.REJECTED.value:
+                referral.qualified_at = None  # a blocked referral never qualified
+            elif qualified_at is not None:
+                await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)
             return referral, outcome
         existing = await _existing_referral(session, referee.id, program.id)
         assert existing is not None

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -132,6 +132,14 @@ async def decide(rule: RewardRule, action: Action, referral: Referral, facts: Fa
     return grants
 
 
+def qualified_count(referrer_id: uuid.UUID, program_id: uuid.UUID) -> Any:
+    return select(func.count(Referral.id)).where(
+        Referral.referrer_id == referrer_id,
+        Referral.program_id == program_id,
+        Referral.status == ReferralStatus.QUALIFIED.value,
+    )
+
+
 class DatabaseFacts:
     """Facts from the database, inside the action's transaction."""
 
@@ -139,6 +147,7 @@ class DatabaseFacts:
         self.session = session
         self._rewarded: set[tuple[uuid.UUID, str]] | None = None
         self._planned_budget: dict[tuple[uuid.UUID, str], int] = {}
+        self._qualified: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
 
     async def is_first_of_type(self, referral: Referral, action: Action) -> bool:
         earlier = await self.session.scalar(
@@ -171,13 +180,12 @@ class DatabaseFacts:
         self._planned_budget[(program_id, grant.unit)] = self._planned_budget.get((program_id, grant.unit), 0) + grant.amount
 
     async def qualified_referrals(self, referrer_id: uuid.UUID, program_id: uuid.UUID, as_of: datetime) -> int:
-        return await self.session.scalar(
-            select(func.count(Referral.id)).where(
-                Referral.referrer_id == referrer_id,
-                Referral.program_id == program_id,
-                Referral.status == ReferralStatus.QUALIFIED.value,
-            )
-        ) or 0
+        if (referrer_id, program_id) in self._qualified:  # counted with the locks (evaluate_action)
+            return self._qualified[(referrer_id, program_id)]
+        return await self.session.scalar(qualified_count(referrer_id, program_id)) or 0
+
+    def note_qualified(self, referrer_id: uuid.UUID, program_id: uuid.UUID, count: int) -> None:
+        self._qualified[(referrer_id, program_id)] = count
 
     async def milestone_granted(self, rule_id: uuid.UUID, customer_id: uuid.UUID, milestone: int) -> bool:
         found = await self.session.scalar(
@@ -224,14 +232,25 @@ async def evaluate_action(
     # FOR NO KEY UPDATE (key_share): these locks serialise evaluations, but must not wait for
     # the KEY SHARE locks that inserting an action or a reward pointing at the row takes. Plain
     # FOR UPDATE does, and concurrent purchases of one referral deadlocked on it.
-    await session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update(key_share=True))
     specs = [rule_service.spec_of(rule) for rule in candidates]
-    if any(s.cap_per_referrer_monthly or s.cap_per_referrer_lifetime or s.milestone for s in specs):
-        await session.execute(select(Customer.id).where(Customer.id == referral.referrer_id).with_for_update(key_share=True))
-    if any(s.program_monthly_budget for s in specs):
-        await session.execute(select(Program.id).where(Program.id == referral.program_id).with_for_update(key_share=True))
-
     facts = DatabaseFacts(session)
+    # One statement: the referral's row, the referrer's (caps, milestones) and the program's
+    # (budgets) locked in that order, and the referrer's qualified referrals counted for milestones.
+    locked, columns = [Referral], [Referral.id]
+    query = select().select_from(Referral)
+    if any(s.cap_per_referrer_monthly or s.cap_per_referrer_lifetime or s.milestone for s in specs):
+        query = query.join(Customer, Customer.id == Referral.referrer_id)
+        locked.append(Customer)
+    if any(s.program_monthly_budget for s in specs):
+        query = query.join(Program, Program.id == Referral.program_id)
+        locked.append(Program)
+    if any(s.milestone for s in specs):
+        columns.append(qualified_count(referral.referrer_id, referral.program_id).scalar_subquery().label("qualified"))
+    row = (await session.execute(
+        query.add_columns(*columns).where(Referral.id == referral.id).with_for_update(key_share=True, of=locked)
+    )).one()
+    if any(s.milestone for s in specs):
+        facts.note_qualified(referral.referrer_id, referral.program_id, row.qualified or 0)
     planned: list[tuple[Grant, RuleSpec]] = []
     for rule, spec in zip(candidates, specs):
         for grant in await decide(rule, action, referral, facts):

@@ -4,12 +4,7 @@ rewards into the referrer's pocket."""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, select
-from sqlalchemy.orm import aliased
-
-from app.fraud.models import CustomerIdentifier, IdentifierKind
 from app.fraud.signals.base import Observation, SignalInfo
-from app.referrals.models import Customer
 
 INFO = SignalInfo(
     name="shared_payout_account",
@@ -19,23 +14,10 @@ INFO = SignalInfo(
     value_meaning="other customers paid to the same destination",
 )
 SIGNALS = (INFO,)
-MAX_OTHERS = 50
 
 
 async def detect(case) -> list[Observation]:
-    mine, theirs = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
-    rows = (await case.session.execute(
-        select(mine.customer_id, theirs.customer_id.label("other_id"), Customer.external_id)
-        .select_from(mine)
-        .join(theirs, and_(
-            theirs.merchant_id == mine.merchant_id, theirs.kind == mine.kind, theirs.value == mine.value,
-            theirs.customer_id != mine.customer_id,
-        ))
-        .join(Customer, Customer.id == theirs.customer_id)
-        .where(mine.customer_id.in_([case.referrer.id, case.referee.id]), mine.kind == IdentifierKind.PAYOUT_ACCOUNT.value)
-        .order_by(theirs.customer_id)
-        .limit(MAX_OTHERS)
-    )).all()
+    rows = await case.payout_sharers()  # read by Case.prefetch
     observations = []
     for party in (case.referee, case.referrer):
         others = sorted({
