@@ -49,6 +49,10 @@ class Settings:
     rate_limits: dict = field(default_factory=dict)
     redis_url: str = ""  # rate limit counters; a redis:// BROKER_URL is used when empty
     rate_limit_key_prefix: str = "referral-rl"
+    # --- privacy: personal data at rest, exports (see `_privacy_settings`) ---
+    encryption_keys: str = ""  # ENCRYPTION_KEYS: "id:base64(32 bytes),..."; the first encrypts (app/crypto.py)
+    public_url: str = ""  # PUBLIC_URL: the API's public base URL, for signed download links
+    export_link_hours: int = 24  # how long a customer data export can be downloaded (once)
 
     @property
     def is_production(self) -> bool:
@@ -97,7 +101,17 @@ class Settings:
                 for name, value in env.items() if name.startswith("RATE_LIMIT_") and value.strip()
             },
             redis_url=env.get("REDIS_URL", ""),
+            **_privacy_settings(env),
         )
+
+
+def _privacy_settings(env: dict[str, str]) -> dict:
+    """Personal data at rest and customer data exports (issue 17)."""
+    return {
+        "encryption_keys": env.get("ENCRYPTION_KEYS", ""),
+        "public_url": env.get("PUBLIC_URL", ""),
+        "export_link_hours": int(env.get("EXPORT_LINK_HOURS", "24")),
+    }
 
 
 def _flag(value: str | None, *, default: bool) -> bool:

@@ -5,12 +5,22 @@ with them), so they cannot be hashed like API keys. They are sealed with AES-GCM
 derived (HKDF-SHA256) from SECRET_KEY, one key per purpose, so a value sealed for one purpose
 never opens as another and a database dump alone reveals none of them. Changing SECRET_KEY
 makes sealed secrets unreadable: rotate them after changing it.
+
+Personal data at rest (customers' emails and names, actions' context, clicks' networks) uses
+a `Keyring` instead: keys with ids, so the keys themselves rotate. A stored value is
+`v2:<key id>:<base64(nonce || ciphertext)>`; ENCRYPTION_KEYS="k2:<base64 32 bytes>,k1:..."
+lists them (the first encrypts, all decrypt) and without it one key derived from SECRET_KEY
+(id `s0`) is used and always still decrypts. Rotation: put the new key first, run
+`referral privacy reencrypt`, then drop the old key. (The same API as the payouts branch's
+keyring, so the two merge into one.)
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import os
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
@@ -74,3 +84,93 @@ def valid_secrets(holder: RotatingSecretHolder, *, secret_key: str, purpose: byt
     if holder.previous_secret_encrypted and expires is not None and expires > now:
         secrets.append(unseal(holder.previous_secret_encrypted, secret_key, purpose))
     return secrets
+
+
+# --- keys with ids, for data whose keys rotate -------------------------------------------------
+
+VERSION = "v2"
+DERIVED_KEY_ID = "s0"
+_DERIVED_INFO = b"referral secrets at rest v2"
+
+
+class UnreadableSecret(ValueError):
+    """A stored value whose key is not configured, or that was tampered with."""
+
+
+def derive(secret_key: str, info: bytes, length: int = 32) -> bytes:
+    """A key for one purpose, derived from SECRET_KEY (HKDF-SHA256)."""
+    if not secret_key:
+        raise RuntimeError("SECRET_KEY is not set")
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(secret_key.encode())
+
+
+@dataclass(frozen=True)
+class Keyring:
+    keys: tuple[tuple[str, bytes], ...]  # (id, 32-byte key); the first encrypts
+
+    @property
+    def primary_id(self) -> str:
+        return self.keys[0][0]
+
+    def _aead(self, key_id: str) -> AESGCM:
+        for candidate, key in self.keys:
+            if candidate == key_id:
+                return AESGCM(key)
+        raise UnreadableSecret(f"no encryption key {key_id!r} is configured (ENCRYPTION_KEYS)")
+
+    def encrypt(self, plaintext: str, *, context: str) -> str:
+        nonce = os.urandom(12)
+        sealed = self._aead(self.primary_id).encrypt(nonce, plaintext.encode(), self._aad(self.primary_id, context))
+        return f"{VERSION}:{self.primary_id}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def decrypt(self, stored: str, *, context: str) -> str:
+        version, _, rest = stored.partition(":")
+        key_id, _, payload = rest.partition(":")
+        if version != VERSION or not key_id or not payload:
+            raise UnreadableSecret("not a stored secret")
+        try:
+            raw = base64.b64decode(payload, validate=True)
+            return self._aead(key_id).decrypt(raw[:12], raw[12:], self._aad(key_id, context)).decode()
+        except (InvalidTag, binascii.Error, ValueError) as error:
+            if isinstance(error, UnreadableSecret):
+                raise
+            raise UnreadableSecret("a stored secret cannot be decrypted (wrong key, or another column's value)") from None
+
+    def is_current(self, stored: str) -> bool:
+        """Encrypted under the key that encrypts now (no rotation pending for it)."""
+        return stored.startswith(f"{VERSION}:{self.primary_id}:")
+
+    @staticmethod
+    def _aad(key_id: str, context: str) -> bytes:
+        return f"{VERSION}|{key_id}|{context}".encode()
+
+
+def parse_keys(raw: str) -> list[tuple[str, bytes]]:
+    keys = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        key_id, sep, encoded = part.partition(":")
+        if not sep or not key_id or ":" in key_id or key_id == DERIVED_KEY_ID:
+            raise ValueError(f"ENCRYPTION_KEYS entries are id:base64key (and {DERIVED_KEY_ID!r} is reserved)")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ValueError(f"ENCRYPTION_KEYS: key {key_id!r} is not base64") from None
+        if len(key) != 32:
+            raise ValueError(f"ENCRYPTION_KEYS: key {key_id!r} must be 32 bytes")
+        keys.append((key_id, key))
+    return keys
+
+
+@lru_cache(maxsize=8)
+def _keyring(secret_key: str, encryption_keys: str) -> Keyring:
+    keys = parse_keys(encryption_keys)
+    if secret_key:
+        keys.append((DERIVED_KEY_ID, derive(secret_key, _DERIVED_INFO)))
+    if not keys:
+        raise RuntimeError("set ENCRYPTION_KEYS or SECRET_KEY: secrets cannot be encrypted")
+    return Keyring(tuple(keys))
+
+
+def keyring(settings) -> Keyring:
+    """The keyring of `settings` (app.config.Settings)."""
+    return _keyring(settings.secret_key, settings.encryption_keys)

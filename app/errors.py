@@ -46,6 +46,8 @@ class ErrorCode(enum.Enum):
     CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
     REVIEW_ALREADY_RESOLVED = "REVIEW_ALREADY_RESOLVED"
     TOO_MANY = "TOO_MANY"
+    # privacy: erased customers, exports
+    CUSTOMER_ERASED = "CUSTOMER_ERASED"
 
 
 class DomainError(Exception):

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.fraud.models import CustomerIdentifier, FraudListEntry, ListKind
+from app.personal import hashed_value, lookup_hash
 from app.referrals.models import Customer, Referral
 
 MAX_MATCHES = 50  # evidence rows kept per lookup: enough to explain, bounded for a farm
@@ -88,7 +89,7 @@ class Case:
                     and_(
                         theirs.merchant_id == mine.merchant_id,
                         theirs.kind == mine.kind,
-                        theirs.value == mine.value,
+                        theirs.value_hash == mine.value_hash,
                         theirs.customer_id == self.referrer.id,
                     ),
                 )
@@ -105,11 +106,12 @@ class Case:
 
         async def load():
             since = self.at - IP_WINDOW
+            mine = {(i.kind, i.value_hash): i.value for i in await self.referee_identifiers()}
             wanted = [
                 and_(
                     CustomerIdentifier.merchant_id == self.merchant_id,
                     CustomerIdentifier.kind == i.kind,
-                    CustomerIdentifier.value == i.value,
+                    CustomerIdentifier.value_hash == i.value_hash,
                     # inside the branch, so a carrier's address is a range scan of the recent ones
                     *([CustomerIdentifier.last_seen_at >= since] if i.kind == "IP" else []),
                 )
@@ -123,7 +125,7 @@ class Case:
             # then which of those are referees of this program. Usually the first finds no one.
             seen = (await self.session.execute(
                 select(
-                    CustomerIdentifier.kind, CustomerIdentifier.value, CustomerIdentifier.customer_id,
+                    CustomerIdentifier.kind, CustomerIdentifier.value_hash, CustomerIdentifier.customer_id,
                     CustomerIdentifier.last_seen_at,
                 )
                 .where(
@@ -143,8 +145,11 @@ class Case:
                     .where(Referral.program_id == self.program_id, Referral.referee_id.in_({r.customer_id for r in seen}))
                 )).all()
             }
-            found = [
-                OtherReferee(r.kind, r.value, r.customer_id, referee.external_id, referee.id, referee.referred_at, r.last_seen_at)
+            found = [  # the referee's own (readable) value: the other customer's may be erased
+                OtherReferee(
+                    r.kind, mine[(r.kind, r.value_hash)], r.customer_id, referee.external_id, referee.id, referee.referred_at,
+                    r.last_seen_at,
+                )
                 for r in seen
                 if (referee := referees.get(r.customer_id)) is not None
             ]
@@ -187,7 +192,7 @@ class Case:
                 .where(
                     CustomerIdentifier.merchant_id == self.merchant_id,
                     CustomerIdentifier.kind == "IP",
-                    CustomerIdentifier.value == ip,
+                    CustomerIdentifier.value_hash == lookup_hash(self.merchant_id, "IP", ip),
                     CustomerIdentifier.customer_id.not_in([self.referrer.id, self.referee.id]),
                     ~referred,
                 )
@@ -221,9 +226,13 @@ class Case:
                 candidates += [(ListKind.DOMAIN, d) for d in domain_and_parents(customer.email_canonical)]
         by_kind = {"DEVICE": ListKind.DEVICE, "PAYMENT": ListKind.PAYMENT, "IP": ListKind.IP}
         for identifier in await self.referee_identifiers():
-            if identifier.kind in by_kind:
+            if identifier.kind in by_kind and identifier.value is not None:
                 candidates.append((by_kind[identifier.kind], identifier.value))
-        return candidates
+        # entries naming an erased customer hold the value's keyed hash (app.privacy.erasure)
+        return candidates + [
+            (kind, hashed_value(self.merchant_id, kind.value, value))
+            for kind, value in candidates if kind in (ListKind.EMAIL, ListKind.DEVICE, ListKind.PAYMENT, ListKind.IP)
+        ]
 
 
 def domain_and_parents(email: str) -> list[str]:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import validation
 from app.db import utcnow
 from app.errors import DomainError, ErrorCode
+from app.personal import lookup_hash
 from app.referrals import codes, programs
 from app.referrals.models import Click, ProgramStatus, ReferralCode
 
@@ -60,12 +61,13 @@ async def track_click(
         raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
 
     now = utcnow()
-    if device_id is not None:
+    device_id_hash = lookup_hash(merchant_id, "DEVICE", device_id) if device_id is not None else None
+    if device_id_hash is not None:
         recent = await session.scalar(
             select(Click)
             .where(
                 Click.code_id == referral_code.id,
-                Click.device_id == device_id,
+                Click.device_id_hash == device_id_hash,
                 Click.created_at > now - REPEAT_CLICK_WINDOW,
             )
             .order_by(Click.id.desc())
@@ -80,6 +82,7 @@ async def track_click(
         code_id=referral_code.id,
         attribution_token="at_" + secrets.token_urlsafe(24),
         device_id=device_id,
+        device_id_hash=device_id_hash,
         device_fingerprint=device_fingerprint,
         ip=context.ip,
         user_agent=(context.user_agent or "")[:512] or None,

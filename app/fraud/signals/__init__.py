@@ -25,6 +25,7 @@ from app.fraud.signals import (
     same_payment,
     shared_ip,
     similar_email,
+    similar_name,
     velocity,
 )
 from app.fraud.signals.base import Observation, SignalInfo
@@ -34,6 +35,7 @@ MODULES = (
     same_email,
     similar_email,
     same_name_domain,
+    similar_name,
     same_device,
     same_fingerprint,
     same_payment,
