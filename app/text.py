@@ -89,9 +89,14 @@ def typed_code(raw: str | None, max_length: int = 64) -> str | None:
     if not has_arabic_letters(text):
         text = ascii_digits(text)
     text = text.upper()
-    if not text or len(text) > max_length or not all(ch.isalnum() or ch in "-_" for ch in text):
+    if not text or len(text) > max_length or not all(_code_character(ch) for ch in text):
         return None
     return text
+
+
+def _code_character(ch: str) -> bool:
+    """A-Z, digits of any of the three scripts, '-', '_', and Arabic and Persian letters."""
+    return (ch.isascii() and (ch.isalnum() or ch in "-_")) or (ch.isalnum() and "ARABIC" in unicodedata.name(ch, ""))
 
 
 def code_key(code: str, *, teh_marbuta: bool = False) -> str:

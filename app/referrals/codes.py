@@ -68,7 +68,8 @@ def validate_vanity(vanity: str | None, *, arabic_script: bool = False) -> str |
     letter or digit; letters Latin, or (with `arabic_script`) Arabic and Persian, not mixed."""
     if vanity is None:
         return None
-    value = normalize(validation.required_text(vanity, "vanity", 64))
+    given = validation.required_text(vanity, "vanity", 64)
+    value = None if any(ch.isspace() for ch in given) else normalize(given)  # typed codes may have spaces; a new one not
     if value is None or not 4 <= len(value) <= MAX_LENGTH or not value[0].isalnum() or len(text.code_key(value)) < 3:
         raise DomainError(
             "vanity",

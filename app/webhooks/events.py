@@ -19,6 +19,8 @@ PAYOUT_REQUESTED = "payout.requested"
 PAYOUT_APPROVED = "payout.approved"
 PAYOUT_PAID = "payout.paid"
 PAYOUT_FAILED = "payout.failed"
+CUSTOMER_ERASED = "customer.erased"
+CUSTOMER_EXPORT_READY = "customer.export_ready"
 
 EVENT_TYPES: dict[str, str] = {
     REFERRAL_CREATED: "A referee was attributed to a referrer (link, code or claim).",
@@ -34,6 +36,8 @@ EVENT_TYPES: dict[str, str] = {
     PAYOUT_APPROVED: "A payout was approved.",
     PAYOUT_PAID: "A payout was paid.",
     PAYOUT_FAILED: "A payout failed.",
+    CUSTOMER_ERASED: "A customer's personal data was erased; from now on they appear under the pseudonym it carries.",
+    CUSTOMER_EXPORT_READY: "A customer data export was built; ask customerDataExport(id) for its one-time download link.",
 }
 
 
