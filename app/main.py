@@ -25,6 +25,7 @@ from app.config import Settings, get_settings
 from app.db import TENANT, create_engine, create_session_factory
 from app.logs import request_id_var
 from app.migrations import row_level_security_gaps
+from app.privacy import downloads as privacy_downloads
 from app.ratelimits import RateLimiter
 from app.schema.schema import build_schema
 from app.schema.view import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_URL, GraphQLView
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         Route("/graphql", graphql),  # the view answers every method (405 with a GraphQL error body)
         Route("/healthz", healthz, methods=["GET"]),
         *widget_assets.routes(),
+        *privacy_downloads.routes(),
         *demo.routes(settings),
     ]
     if not settings.is_production:

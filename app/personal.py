@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import operator
 import uuid
 from functools import lru_cache
 from typing import Any

@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import validation
 from app.config import get_settings
 from app.db import utcnow
-from app.errors import NotFound
 from app.fraud.models import CustomerIdentifier, FraudDecision, FraudListEntry, FraudReview, ListKind
 from app.fraud.signals import CATALOGUE
 from app.merchants import audit

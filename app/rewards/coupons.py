@@ -233,7 +233,9 @@ def normalize_code(raw: str, field: str = "code") -> str:
     shown = repr(raw if len(raw) <= 70 else raw[:67] + "...")  # repr: control characters stay escaped
     if _CONTROL_CHARS.search(raw):
         raise DomainError(field, ErrorCode.INVALID_INPUT, f"coupon code {shown} contains control characters")
-    code = text.typed_code(raw) or raw.strip().upper()  # digits in any script, full-width forms, stray spaces
+    code = raw.strip()
+    if not any(ch.isspace() for ch in code):  # a code with a space is refused, not guessed at
+        code = text.typed_code(code) or code.upper()  # digits in any script, full-width forms
     if not _CODE.match(code):
         raise DomainError(
             field, ErrorCode.INVALID_INPUT, f"coupon code {shown} must be 3-64 characters of A-Z, 0-9, - and _"
