@@ -17,7 +17,7 @@ Folding (`fold`):
 `K7M3 QX9P`, `k7m3-qx9p` and `Ｋ７Ｍ３ＱＸ９Ｐ` are one code); `name_key` what the fraud engine
 compares names by (`علي` = `علی`, `José` = `jose`); `name_skeleton` a consonant skeleton
 that ignores script and spelling (`Ali Rezaei` = `علی رضایی`, `Mohammad` = `Muhammad`),
-good only for a weak signal.
+good only for a weak signal (vowels are gone: Mohammad and Mahmoud are one skeleton).
 """
 
 from __future__ import annotations
