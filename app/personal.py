@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Text
 from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
 from app import crypto
@@ -59,8 +60,8 @@ class _NoComparison(TypeDecorator.Comparator):
     """Ciphertexts differ for equal values: comparing them in SQL is always a bug."""
 
     def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
-        if op not in (operators.is_, operators.is_not):
-            raise TypeError("an encrypted column cannot be compared in SQL: compare its keyed hash")
+        if op not in (operators.is_, operators.is_not) and any(not isinstance(o, ClauseElement) for o in other):
+            raise TypeError("an encrypted column cannot be compared with a value in SQL: compare its keyed hash")
         return super().operate(op, *other, **kwargs)
 
 

@@ -80,12 +80,13 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                "landing_url": NET},
     "referrals": _plain("id", "merchant_id", "program_id", "referrer_id", "referee_id", "code_id", "click_id", "source",
                         "status", "created_at", "referred_at", "qualified_at"),
-    "actions": {**_plain("id", "merchant_id", "customer_id", "program_id", "referral_id", "type", "idempotency_key",
+    "actions": {**_plain("id", "merchant_id", "customer_id", "program_id", "referral_id", "type",
                          "request_hash", "amount", "currency", "order_id", "occurred_at", "created_at",
                          "attribution_status", "referral_code", "click_id", "refund_order_found"),
                 "device_id": P, "device_fingerprint": NET, "ip": NET, "user_agent": NET, "email": P,
                 "payment_fingerprint": P, "shipping_address": P,
-                "metadata": Q},  # the shop's order data (rule conditions read it): scrubbed at erasure
+                "metadata": Q,  # the shop's order data (rule conditions read it): scrubbed at erasure
+                "idempotency_key": Q},  # the shop's, but may name the customer ("signup-jane"): hashed at erasure then
     "rewards": _plain("id", "merchant_id", "program_id", "rule_id", "rule_version_id", "referral_id", "trigger_action_id",
                       "recipient", "customer_id", "kind", "amount", "unit", "remaining", "reversed_amount", "status",
                       "milestone", "hold_until", "review_hold", "expires_at", "awaiting_coupon", "created_at",
@@ -94,8 +95,9 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                       "percent_off_bps", "amount_off", "currency", "min_order_amount", "expires_at", "redeemed_order_id",
                       "redeemed_at", "created_at"),
     "ledger_accounts": _plain("id", "merchant_id", "owner_type", "owner_id", "kind", "account_type", "unit", "balance"),
-    "ledger_transactions": _plain("id", "merchant_id", "kind", "reward_id", "customer_id", "idempotency_key",
-                                  "request_hash", "reference", "created_at"),
+    "ledger_transactions": {**_plain("id", "merchant_id", "kind", "reward_id", "customer_id", "request_hash", "reference",
+                                     "created_at"),
+                            "idempotency_key": Q},  # as actions'; reference is an order id
     "ledger_entries": _plain("id", "merchant_id", "transaction_id", "account_id", "amount", "unit", "created_at"),
     # --- fraud ------------------------------------------------------------------------------------------
     "customer_identifiers": {**_plain("id", "merchant_id", "customer_id", "kind", "first_seen_at", "last_seen_at"),

@@ -43,6 +43,7 @@ from app.referrals import customers
 from app.referrals.codes import CODE_ALPHABET, random_part
 from app.referrals.emails import canonical_email
 from app.referrals.models import Action, Click, Customer, Referral, ReferralCode
+from app.rewards.models import LedgerTransaction
 from app.webhooks import events
 from app.webhooks.models import WebhookAttempt, WebhookDelivery
 from app.webhooks.service import emit
@@ -117,6 +118,7 @@ async def _erase(session: AsyncSession, customer: Customer, reason: str, actor_k
         action.payment_fingerprint = action.shipping_address = None
         if action.metadata_:
             action.metadata_ = scrub.map_strings(action.metadata_, scrub.replacer(replacements))
+    changes["idempotency_keys"] = await _rekey(session, customer, actions, replacements)
     for click in clicks:
         click.device_id = click.device_fingerprint = click.ip = click.user_agent = click.landing_url = None
     changes.update(await _scrub_quotes(session, customer, replacements))
@@ -140,6 +142,23 @@ async def _erase(session: AsyncSession, customer: Customer, reason: str, actor_k
         "customerId": str(customer.id), "customerExternalId": pseudonym, "erasedAt": now.isoformat(), "reason": reason,
     })
     return record
+
+
+async def _rekey(session: AsyncSession, customer: Customer, actions: list[Action], replacements: dict[str, str]) -> int:
+    """Idempotency keys are the merchant's, but some name the customer ("signup-jane"): those
+    of the customer's actions and ledger transactions become keyed hashes. (A retry after the
+    erasure is then a new request; order ids stay, so refunds still find their orders.)"""
+    names = [v.casefold() for v in replacements if len(v) >= scrub.MIN_TOKEN_LENGTH]
+    transactions = list((await session.scalars(
+        select(LedgerTransaction).where(LedgerTransaction.customer_id == customer.id, LedgerTransaction.idempotency_key.is_not(None))
+    )).all())
+    changed = 0
+    for row in [*actions, *transactions]:
+        if any(name in row.idempotency_key.casefold() for name in names):
+            row.idempotency_key = PSEUDONYM_PREFIX + lookup_hash(customer.merchant_id, "IDEMPOTENCY", row.idempotency_key)[:32]
+            changed += 1
+    await session.flush()
+    return changed
 
 
 async def _own_clicks(session: AsyncSession, customer: Customer, actions: list[Action]) -> list[Click]:
