@@ -33,6 +33,7 @@ ENCRYPTED = {
 
 
 def upgrade() -> None:
+    # (SQLite changes a column by copying the table: app.migrations.upgrade turns foreign keys off meanwhile)
     _create_tables()
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index('ix_customers_merchant_id_email_canonical')
