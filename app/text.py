@@ -22,6 +22,7 @@ good only for a weak signal (vowels are gone: Mohammad and Mahmoud are one skele
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 
@@ -108,6 +109,17 @@ def code_keys(code: str) -> tuple[str, str]:
     """(strict, loose): the key with ة kept, and with ة read as ه. A merchant who unifies them
     stores the loose key; a lookup tries both, preferring the strict one."""
     return code_key(code), code_key(code, teh_marbuta=True)
+
+
+def code_look_alikes(code: str) -> set[str]:
+    """Every key a code typed as `code` may have been stored under: strict, loose, and the loose
+    key with some ه as ة (stored before the merchant unified them; the last three are enough)."""
+    strict, loose = code_keys(code)
+    heh = [i for i, ch in enumerate(loose) if ch == "\u0647"][-3:]
+    return {strict, loose} | {
+        "".join("\u0629" if i in chosen else ch for i, ch in enumerate(loose))
+        for n in range(1, len(heh) + 1) for chosen in map(set, itertools.combinations(heh, n))
+    }
 
 
 # --- names ------------------------------------------------------------------------------------------

@@ -160,7 +160,9 @@ async def issue_referral_code(
 async def _look_alike(session: AsyncSession, merchant_id: uuid.UUID, code: str) -> bool:
     """A code stored while ة and ه were apart that reads like `code` now that they are one."""
     return await session.scalar(
-        select(ReferralCode.id).where(ReferralCode.merchant_id == merchant_id, ReferralCode.lookup_key.in_(text.code_keys(code)))
+        select(ReferralCode.id)
+        .where(ReferralCode.merchant_id == merchant_id, ReferralCode.lookup_key.in_(text.code_look_alikes(code)))
+        .limit(1)
     ) is not None
 
 
@@ -192,18 +194,18 @@ async def active_code_of(
 
 
 async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
-    """The code someone typed, in one indexed query: by its key with ة kept, then read as ه
-    (a merchant who unifies them stored that), and exactly as stored (codes from before keys
-    whose key another code took)."""
+    """The code someone typed, in one indexed query: exactly as stored first, then by its key
+    with ة kept, then by the keys it reads like with ة as ه (`app.text.code_look_alikes`). A
+    code from before keys whose key another code took is found exactly as stored."""
     typed = normalize(code)
     if typed is None:
         return None
-    strict, loose = text.code_keys(typed)
+    strict = text.code_key(typed)
     return await session.scalar(
         select(ReferralCode)
         .where(
             ReferralCode.merchant_id == merchant_id,
-            or_(ReferralCode.lookup_key.in_({strict, loose}), ReferralCode.code == typed),
+            or_(ReferralCode.lookup_key.in_(text.code_look_alikes(typed)), ReferralCode.code == typed),
         )
         .order_by(case((ReferralCode.code == typed, 0), (ReferralCode.lookup_key == strict, 1), else_=2))
         .limit(1)
