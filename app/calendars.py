@@ -26,6 +26,7 @@ from app.errors import DomainError, ErrorCode
 from app.text import localized_digits
 
 MAX_MONTHS = 60  # months one report may span
+FIRST_YEAR, LAST_YEAR = 1925, 2076  # inside every calendar's tables (Umm al-Qura's are the shortest)
 
 
 class Calendar(enum.Enum):
@@ -119,6 +120,9 @@ def month_of(moment: datetime, calendar: Calendar, zone: ZoneInfo) -> Month:
 
 def months_covering(start: datetime, end: datetime, calendar: Calendar, zone: ZoneInfo) -> list[Month]:
     """The months that [start, end) touches, in order (at most MAX_MONTHS)."""
+    for field, moment in (("from", start), ("to", end)):
+        if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+            raise DomainError(field, ErrorCode.INVALID_INPUT, f"reports cover {FIRST_YEAR} to {LAST_YEAR}")
     if end <= start:
         raise DomainError("to", ErrorCode.INVALID_INPUT, "to must be after from")
     months = [month_of(start, calendar, zone)]
