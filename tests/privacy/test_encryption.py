@@ -7,7 +7,6 @@ import base64
 import os
 import uuid
 
-import asyncpg
 import pytest
 from sqlalchemy import select, text
 
@@ -18,7 +17,7 @@ from app.migrations import upgrade
 from app.personal import Encrypted
 from app.referrals.models import Action, Click, Customer, ReferralCode
 from app.rewards.models import Coupon
-from tests.conftest import POSTGRES_ADMIN_URL, system_connection
+from tests.conftest import POSTGRES_ADMIN_URL, _create_postgres_database, _drop_postgres_database, system_connection
 from tests.conftest import test_settings as make_settings
 from tests.privacy.helpers import JANE, build_world
 
@@ -88,13 +87,10 @@ async def test_keys_rotate_and_reencrypt_rewrites_every_value(db, tenant, monkey
         assert all(v.startswith("v2:k2:") for v in (await connection.execute(text("SELECT email FROM customers WHERE email IS NOT NULL"))).scalars())
 
 
-async def _fresh_database(backend: str, tmp_path) -> tuple[str, object]:
+async def _fresh_database(backend: str, tmp_path) -> tuple[str, str | None]:
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", None
-    name = f"referral_test_m{uuid.uuid4().hex[:10]}"
-    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    await connection.execute(f'CREATE DATABASE "{name}"')
-    await connection.close()
+    name = await _create_postgres_database()
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{base}/{name}", name
 
@@ -149,6 +145,4 @@ async def test_rows_stored_before_0009_are_encrypted_hashed_and_keyed_by_it(back
     finally:
         await engine.dispose()
         if name is not None:
-            connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await connection.close()
+            await _drop_postgres_database(name)
