@@ -829,7 +829,7 @@ async def test_fraud_queues_lists_and_audit_logs_show_only_own_rows(tenant, othe
     assert [e["node"]["action"] for e in b_lists["auditLog"]["edges"]] == ["fraud_list.added", "widget.secret_rotated"]
     assert not _ids(a_lists["auditLog"]) & _ids(b_lists["auditLog"])
     assert {e["node"]["action"] for e in a_lists["auditLog"]["edges"]} == {
-        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated"}
+        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated", "customer.export_requested"}
 
     # B rejecting its whole queue leaves A's review open and A's referral alone
     resolved = await b.gql(RESOLVE_REVIEWS, {"filter": {}})

@@ -324,7 +324,7 @@ async def test_endpoint_input_is_validated(tenant):
     )
     assert unknown["createWebhookEndpoint"]["userErrors"] == [{"field": "eventTypes.1", "code": "INVALID_INPUT"}]
     catalogue = await tenant.gql("{ webhookEventTypes { type } }")
-    assert len(catalogue["webhookEventTypes"]) == 13
+    assert len(catalogue["webhookEventTypes"]) == 15
     assert {"type": "referral.rejected"} in catalogue["webhookEventTypes"]
 
 
