@@ -73,8 +73,8 @@ COLUMNS: dict[str, dict[str, Kind]] = {
     "customers": {**_plain("id", "merchant_id", "created_at", "updated_at", "erased_at"), "external_id": ID,
                   "email": P, "email_canonical": P, "name": P, "metadata": P},
     "referral_codes": {**_plain("id", "merchant_id", "program_id", "customer_id", "is_vanity", "active", "created_at",
-                                "deactivated_at", "lookup_key"),
-                       "code": ID},  # a vanity or name code may carry the name: renamed at erasure
+                                "deactivated_at"),
+                       "code": ID, "lookup_key": ID},  # a vanity or name code may spell the name: renamed at erasure
     "clicks": {**_plain("id", "merchant_id", "program_id", "code_id", "attribution_token", "created_at", "expires_at"),
                "device_id": P, "device_id_hash": H, "device_fingerprint": NET, "ip": NET, "user_agent": NET,
                "landing_url": NET},

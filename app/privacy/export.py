@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import validation
 from app.config import get_settings
 from app.db import utcnow
 from app.fraud.models import CustomerIdentifier, FraudDecision, FraudListEntry, FraudReview, ListKind
@@ -310,7 +309,3 @@ async def _data_requests(session: AsyncSession, customer: Customer) -> dict[str,
             "pseudonym": erasure.pseudonym, "erasedAt": _iso(erasure.erased_at), "reason": erasure.reason,
         },
     }
-
-
-def parse_export_id(value: str) -> uuid.UUID:
-    return validation.parse_id(value, "id")
