@@ -15,15 +15,9 @@ from app.worker import jobs, outbox
 from app.worker.models import JobStatus, OutboxJob
 from tests import graphql_ops as ops
 from tests.conftest import system_connection
+from tests.fraud.helpers import ADD_LIST_ENTRY, RECORD  # noqa: F401 (ADD_LIST_ENTRY: for the tests)
 from tests.scenarios import active_program, code_for
 
-RECORD = """
-mutation($input: RecordActionInput!) {
-  recordAction(input: $input) {
-    action { id attribution } referral { id status } rewards { id kind status amount unit coupon { code } }
-    userErrors { field code message }
-  }
-}"""
 RULE = """
 mutation($programId: ID!, $input: RewardRuleInput!) {
   createRewardRule(programId: $programId, input: $input) { rewardRule { id } userErrors { field code message } }
@@ -50,10 +44,6 @@ query($id: ID!) {
 CREATE_WEBHOOK = """
 mutation($input: CreateWebhookEndpointInput!) {
   createWebhookEndpoint(input: $input) { endpoint { id } userErrors { field code message } }
-}"""
-ADD_LIST_ENTRY = """
-mutation($kind: FraudListKind!, $value: String!, $note: String) {
-  addFraudListEntry(kind: $kind, value: $value, note: $note) { entry { id kind value } userErrors { field code message } }
 }"""
 SET_STATUS = """
 mutation($customer: String!, $status: CustomerFraudStatus!) {
