@@ -193,23 +193,26 @@ async def active_code_of(
     )
 
 
-async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
-    """The code someone typed, in one indexed query: exactly as stored first, then by its key
-    with ة kept, then by the keys it reads like with ة as ه (`app.text.code_look_alikes`). A
-    code from before keys whose key another code took is found exactly as stored."""
-    typed = normalize(code)
-    if typed is None:
-        return None
-    strict = text.code_key(typed)
-    return await session.scalar(
-        select(ReferralCode)
-        .where(
+def matching(query, merchant_id: uuid.UUID, typed: str):
+    """`query` narrowed to the merchant's code someone typed (`normalize`d), best match first:
+    exactly as stored, then by its key with ة kept, then by the keys it reads like with ة as ه
+    (`app.text.code_look_alikes`): one indexed query. A code from before keys whose key
+    another code took is found exactly as stored."""
+    return (
+        query.where(
             ReferralCode.merchant_id == merchant_id,
             or_(ReferralCode.lookup_key.in_(text.code_look_alikes(typed)), ReferralCode.code == typed),
         )
-        .order_by(case((ReferralCode.code == typed, 0), (ReferralCode.lookup_key == strict, 1), else_=2))
+        .order_by(case((ReferralCode.code == typed, 0), (ReferralCode.lookup_key == text.code_key(typed), 1), else_=2))
         .limit(1)
     )
+
+
+async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
+    typed = normalize(code)
+    if typed is None:
+        return None
+    return await session.scalar(matching(select(ReferralCode), merchant_id, typed))
 
 
 async def deactivate_referral_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str) -> ReferralCode:
