@@ -323,6 +323,31 @@ def cmd_payouts_run_due(args: argparse.Namespace) -> None:
               f"{run.customers_without_account} customers without a payout account")
 
 
+def cmd_privacy_reencrypt(args: argparse.Namespace) -> None:
+    from app.personal import reencrypt
+
+    counts = _on_engine(lambda engine: reencrypt(create_session_factory(engine, reason="cli privacy reencrypt")))
+    for column, count in counts.items():
+        print(f"{column}: {count} rewritten")
+    print(f"privacy reencrypt: {sum(counts.values())} value(s) now under the first ENCRYPTION_KEYS key")
+
+
+def cmd_privacy_retention(args: argparse.Namespace) -> None:
+    from app.privacy import retention
+
+    results = _on_engine(
+        lambda engine: _apply_retention(create_session_factory(engine, reason="cli privacy retention"), retention)
+    )
+    for merchant_id, applied in results.items():
+        changed = ", ".join(f"{name} {count}" for name, count in applied.changed.items() if count) or "nothing new"
+        print(f"{merchant_id}: coarsened through {applied.cutoff:%Y-%m-%d %H:%M} UTC: {changed}")
+
+
+async def _apply_retention(factory, retention) -> dict:
+    async with factory() as session:
+        return await retention.apply_all(session)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """Create the demo merchant and shop once (app.demo.setup) and print how to use them.
     Development only: the plaintext keys are kept in a local, git-ignored file."""
@@ -445,6 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
     payout_commands = commands.add_parser("payouts", help="payouts").add_subparsers(dest="action", required=True)
     payout_commands.add_parser("run-due", help="start the scheduled payout runs that are due, now").set_defaults(
         func=cmd_payouts_run_due)
+
+    privacy_commands = commands.add_parser("privacy", help="personal data at rest").add_subparsers(dest="action", required=True)
+    privacy_commands.add_parser(
+        "reencrypt", help="rewrite encrypted personal data under the first ENCRYPTION_KEYS key (after a rotation)"
+    ).set_defaults(func=cmd_privacy_reencrypt)
+    privacy_commands.add_parser(
+        "retention", help="coarsen what is older than each merchant's retention period now (the worker does it daily)"
+    ).set_defaults(func=cmd_privacy_retention)
     return parser
 
 

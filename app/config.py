@@ -57,6 +57,8 @@ class Settings:
     argon2_time_cost: int = 3  # Argon2id parameters for admin passwords (RFC 9106, second choice)
     argon2_memory_kib: int = 64 * 1024
     payout_download_minutes: int = 15  # how long a signed batch-file link works
+    # --- privacy: exports (see `_privacy_settings`); personal data at rest uses ENCRYPTION_KEYS above ---
+    export_link_hours: int = 24  # how long a customer data export can be downloaded (once)
 
     @property
     def is_production(self) -> bool:
@@ -106,6 +108,7 @@ class Settings:
             },
             redis_url=env.get("REDIS_URL", ""),
             **_admin_and_payout_settings(env),
+            **_privacy_settings(env),
         )
 
     @property
@@ -124,6 +127,11 @@ def _admin_and_payout_settings(env: dict[str, str]) -> dict:
         "argon2_memory_kib": int(env.get("ARGON2_MEMORY_KIB", str(64 * 1024))),
         "payout_download_minutes": int(env.get("PAYOUT_DOWNLOAD_MINUTES", "15")),
     }
+
+
+def _privacy_settings(env: dict[str, str]) -> dict:
+    """Customer data exports (ENCRYPTION_KEYS and PUBLIC_URL are read with the admins' settings)."""
+    return {"export_link_hours": int(env.get("EXPORT_LINK_HOURS", "24"))}
 
 
 def _flag(value: str | None, *, default: bool) -> bool:

@@ -1,7 +1,8 @@
 """Secrets at rest: AES-256-GCM under keys with ids, so the keys can be rotated.
 
 What is stored this way: admins' TOTP seeds, payout account details, webhook signing secrets,
-widget (customer-signing) secrets.
+widget (customer-signing) secrets, and customers' personal data (app/personal.py: emails and
+names, actions' context, clicks' networks, fraud identifiers).
 A stored value is `v2:<key id>:<base64(nonce || ciphertext)>`; its associated data names what
 it is and which row it belongs to (`"totp:<admin id>"`), so a ciphertext copied into another
 row or column does not decrypt.

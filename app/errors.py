@@ -65,6 +65,8 @@ class ErrorCode(enum.Enum):
     PAYOUT_ON_HOLD = "PAYOUT_ON_HOLD"
     PAYOUT_CHANGED = "PAYOUT_CHANGED"
     ALREADY_APPROVED_BY_YOU = "ALREADY_APPROVED_BY_YOU"
+    # privacy: erased customers, exports
+    CUSTOMER_ERASED = "CUSTOMER_ERASED"
 
 
 class DomainError(Exception):

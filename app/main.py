@@ -26,6 +26,7 @@ from app.db import TENANT, create_engine, create_session_factory
 from app.logs import request_id_var
 from app.migrations import row_level_security_gaps
 from app.payouts import downloads as payout_downloads
+from app.privacy import downloads as privacy_downloads
 from app.ratelimits import RateLimiter
 from app.schema.schema import build_schema
 from app.schema.view import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_URL, GraphQLView
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         Route("/healthz", healthz, methods=["GET"]),
         Route(payout_downloads.ROUTE, payout_downloads.download, methods=["GET"]),
         *widget_assets.routes(),
+        *privacy_downloads.routes(),
         *demo.routes(settings),
     ]
     if not settings.is_production:

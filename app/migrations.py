@@ -69,5 +69,20 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    async with engine.connect() as connection:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:  # a migration may copy a table others point at (SQLite's way to change a column)
+            await _sqlite_pragma(connection, "PRAGMA foreign_keys=OFF")  # only outside a transaction
+        try:
+            async with connection.begin():
+                await connection.run_sync(run)
+                if sqlite and (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first() is not None:
+                    raise RuntimeError("the migration left rows pointing at missing rows; nothing was changed")
+        finally:
+            if sqlite:
+                await _sqlite_pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+async def _sqlite_pragma(connection, statement: str) -> None:
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(statement)

@@ -5,6 +5,7 @@ def load_all_models() -> None:
     import app.fraud.models  # noqa: F401
     import app.merchants.models  # noqa: F401
     import app.payouts.models  # noqa: F401
+    import app.privacy.models  # noqa: F401
     import app.referrals.models  # noqa: F401
     import app.rewards.models  # noqa: F401
     import app.webhooks.models  # noqa: F401

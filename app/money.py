@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
 from sqlalchemy import BigInteger, cast, func
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.calendars import numbering_system
 from app.errors import DomainError, ErrorCode
+from app.text import localized_digits
 
 # Active ISO 4217 codes (2026). Minor-unit exponents matter for display only, not for storage.
 ISO_4217 = frozenset(
@@ -76,3 +80,17 @@ def decimal_string(amount: int, code: str) -> str:
         return f"{sign}{value}"
     whole, fraction = divmod(value, 10 ** places)
     return f"{sign}{whole}.{fraction:0{places}d}"
+
+
+def formatted(amount: int, unit: str, locale: str) -> str:
+    """An amount as people of `locale` read it, in their digits: `$12.50`, `‏١٢٫٥٠ US$`,
+    `‎$۱۲٫۵۰`, points as a plain number, basis points as a percentage. For people only: files and
+    APIs keep the integer and ASCII digits."""
+    if unit in ISO_4217:
+        value = Decimal(amount).scaleb(-get_currency_precision(unit))
+        shown = format_currency(value, unit, locale=locale, numbering_system="default")
+    elif unit == "PERCENT":
+        shown = format_percent(Decimal(amount) / 10000, locale=locale, numbering_system="default")
+    else:
+        shown = format_decimal(amount, locale=locale, numbering_system="default")
+    return localized_digits(shown, numbering_system(locale))

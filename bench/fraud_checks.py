@@ -60,12 +60,14 @@ from app.fraud.models import (  # noqa: E402
 )
 from app.merchants import service as merchants  # noqa: E402
 from app.migrations import upgrade  # noqa: E402
+from app.personal import lookup_hash  # noqa: E402
 from app.referrals import attribution, programs  # noqa: E402
 from app.referrals.emails import canonical_email  # noqa: E402
 from app.referrals.models import Action, CodeStyle, Customer, ProgramStatus, Referral, ReferralCode  # noqa: E402
 from app.rewards import rules  # noqa: E402
 from app.rewards.models import Recipient, Reward, RewardKind  # noqa: E402
 from app.rewards.rules import RuleDefinition, RuleSpec  # noqa: E402
+from app.text import code_key  # noqa: E402
 
 FIRST = ("james mary john patricia robert jennifer michael linda william elizabeth david barbara richard susan joseph "
          "jessica thomas sarah charles karen chris nancy daniel lisa matthew betty anthony margaret mark sandra donald "
@@ -179,7 +181,7 @@ async def seed(factory, engine, *, customers: int, rng: random.Random, history_e
         for kind, value in found:
             tables["customer_identifiers"].append({
                 "id": new_id(), "merchant_id": merchant_id, "customer_id": ids[i], "kind": kind, "value": value,
-                "first_seen_at": created[i], "last_seen_at": seen_until,
+                "value_hash": lookup_hash(merchant_id, kind, value), "first_seen_at": created[i], "last_seen_at": seen_until,
             })
         signup_context.append((devices[0], ips[0], user_agent))
 
@@ -213,7 +215,8 @@ async def seed(factory, engine, *, customers: int, rng: random.Random, history_e
         code_of[referrer] = (new_id(), f"C{referrer:07d}")
         tables["referral_codes"].append({
             "id": code_of[referrer][0], "merchant_id": merchant_id, "program_id": program_id, "customer_id": ids[referrer],
-            "code": code_of[referrer][1], "is_vanity": False, "active": True, "created_at": created[referrer],
+            "code": code_of[referrer][1], "lookup_key": code_key(code_of[referrer][1]), "is_vanity": False, "active": True,
+            "created_at": created[referrer],
             "deactivated_at": None,
         })
 

@@ -95,6 +95,13 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
     from app.db import create_session_factory
     from app.merchants import service as merchants
     from app.merchants.models import ApiKeyKind
+    from app.personal import keyring, lookup_hash
+    from app.text import code_key
+
+    ring = keyring()  # the server's keys (same SECRET_KEY / ENCRYPTION_KEYS): COPY bypasses the column types
+
+    def sealed(value: str, column: str) -> str:
+        return ring.encrypt(value, context=column)
 
     async with create_session_factory(engine, reason="bench seed")() as session:
         merchant = await merchants.create_merchant(session, name="Bench Shop")
@@ -113,16 +120,18 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
     )
     referrers = max(100, size // 10)
     started = time.monotonic()
-    customers = [(uuid.uuid4(), merchant.id, f"c{i}", f"c{i}@example.com", f"c{i}@example.com", now - dt.timedelta(days=90), now)
+    customers = [(uuid.uuid4(), merchant.id, f"c{i}", sealed(f"c{i}@example.com", "customers.email"),
+                  sealed(f"c{i}@example.com", "customers.email_canonical"), now - dt.timedelta(days=90), now)
                  for i in range(size + referrers)]
     await connection.copy_records_to_table(
         "customers", records=customers,
         columns=["id", "merchant_id", "external_id", "email", "email_canonical", "created_at", "updated_at"],
     )
-    codes = [(uuid.uuid4(), merchant.id, program_id, customers[i][0], code_of(i), False, True, now) for i in range(referrers)]
+    codes = [(uuid.uuid4(), merchant.id, program_id, customers[i][0], code_of(i), False, True, now, code_key(code_of(i)))
+             for i in range(referrers)]
     await connection.copy_records_to_table(
         "referral_codes", records=codes,
-        columns=["id", "merchant_id", "program_id", "customer_id", "code", "is_vanity", "active", "created_at"],
+        columns=["id", "merchant_id", "program_id", "customer_id", "code", "is_vanity", "active", "created_at", "lookup_key"],
     )
     referrals = []
     for n in range(size):
@@ -140,24 +149,27 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
         for n in range(size * 5):
             code = codes[n % referrers]
             at = now - dt.timedelta(days=30, seconds=n)
-            yield (uuid.uuid4(), merchant.id, program_id, code[0], uuid.uuid4().hex, f"seed-d{n}",
-                   f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}", "seed", at, at + dt.timedelta(days=30))
+            yield (uuid.uuid4(), merchant.id, program_id, code[0], uuid.uuid4().hex, sealed(f"seed-d{n}", "clicks.device_id"),
+                   lookup_hash(merchant.id, "DEVICE", f"seed-d{n}"),
+                   sealed(f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}", "clicks.ip"), sealed("seed", "clicks.user_agent"),
+                   at, at + dt.timedelta(days=30))
 
     await connection.copy_records_to_table(
         "clicks", records=clicks(),
-        columns=["id", "merchant_id", "program_id", "code_id", "attribution_token", "device_id", "ip", "user_agent",
-                 "created_at", "expires_at"],
+        columns=["id", "merchant_id", "program_id", "code_id", "attribution_token", "device_id", "device_id_hash", "ip",
+                 "user_agent", "created_at", "expires_at"],
     )
 
     def identifiers():
         for n, customer in enumerate(customers):
             seen = now - dt.timedelta(days=60)
-            yield (uuid.uuid4(), merchant.id, customer[0], "DEVICE", f"seed-dev{n}", seen, seen)
-            yield (uuid.uuid4(), merchant.id, customer[0], "IP", f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}", seen, seen)
+            for kind, value in (("DEVICE", f"seed-dev{n}"), ("IP", f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}")):
+                yield (uuid.uuid4(), merchant.id, customer[0], kind, sealed(value, "customer_identifiers.value"),
+                       lookup_hash(merchant.id, kind, value), seen, seen)
 
     await connection.copy_records_to_table(
         "customer_identifiers", records=identifiers(),
-        columns=["id", "merchant_id", "customer_id", "kind", "value", "first_seen_at", "last_seen_at"],
+        columns=["id", "merchant_id", "customer_id", "kind", "value", "value_hash", "first_seen_at", "last_seen_at"],
     )
     await connection.execute("ANALYZE")
     await connection.close()

@@ -14,12 +14,28 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, String, Uuid, and_, bindparam, cast, func, literal, null, or_, select, union_all
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    Uuid,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.db import UTCDateTime
 from app.fraud.models import CustomerIdentifier, FraudListEntry, IdentifierKind, ListKind
+from app.personal import hashed_value, lookup_hash
 from app.referrals.models import MAX_CLOCK_SKEW, Action, Customer, Referral
 from app.rewards.models import Reward
 
@@ -126,13 +142,16 @@ class Case:
         for r in rows:
             parts[r.part].append(r)
         self._cache["referee_identifiers"] = [
-            CustomerIdentifier(id=r.id, merchant_id=self.merchant_id, customer_id=self.referee.id, kind=r.kind, value=r.value,
-                               first_seen_at=r.t1, last_seen_at=r.t2)
+            CustomerIdentifier(id=r.id, merchant_id=self.merchant_id, customer_id=self.referee.id, kind=r.kind,
+                               value=_IDENTIFIER_VALUE.decrypt(r.value), value_hash=r.note, first_seen_at=r.t1, last_seen_at=r.t2)
             for r in parts["identifier"]
         ]
-        self._cache["shared_with_referrer"] = [Shared(r.kind, r.value, r.t1, r.t2) for r in parts["shared"]]
+        self._cache["shared_with_referrer"] = [
+            Shared(r.kind, _IDENTIFIER_VALUE.decrypt(r.value), r.t1, r.t2) for r in parts["shared"]
+        ]
         self._cache[f"referrals_since:{day_ago.isoformat()}:{RECENT_REFERRALS}"] = sorted(
-            (RecentReferral(r.id, r.t1, r.value, r.note) for r in parts["recent"]), key=lambda x: x.referred_at, reverse=True
+            (RecentReferral(r.id, r.t1, _EMAIL_CANONICAL.decrypt(r.value), r.note) for r in parts["recent"]),
+            key=lambda x: x.referred_at, reverse=True,
         )
         [counts] = parts["rewards"]
         self._cache["rewards_in_day"] = (counts.n1 or 0, counts.n2 or 0)
@@ -140,7 +159,7 @@ class Case:
             ChainStep(parts["chain"][0].id, parts["chain"][0].other) if parts["chain"] else None
         )
         self._cache["payout_sharers"] = [PayoutSharer(r.id, r.other, r.note) for r in parts["payout"]]
-        self._cache["list_entries"] = [
+        self._cache["named_list_entries"] = [
             FraudListEntry(id=r.id, merchant_id=self.merchant_id, kind=r.kind, value=r.value, note=r.note) for r in parts["list"]
         ]
 
@@ -197,7 +216,7 @@ class Case:
                     and_(
                         theirs.merchant_id == mine.merchant_id,
                         theirs.kind == mine.kind,
-                        theirs.value == mine.value,
+                        theirs.value_hash == mine.value_hash,
                         theirs.customer_id == self.referrer.id,
                     ),
                 )
@@ -215,9 +234,10 @@ class Case:
         async def load():
             since = self.at - IP_WINDOW
             wanted: dict[str, list[str]] = {kind: [] for kind in REUSE_KINDS}
+            mine = {(i.kind, i.value_hash): i.value for i in await self.referee_identifiers()}
             for i in await self.referee_identifiers():
                 if i.kind in REUSE_KINDS and i.first_seen_at <= self.at and (i.kind != "IP" or i.last_seen_at >= since):
-                    wanted[i.kind].append(i.value)
+                    wanted[i.kind].append(i.value_hash)
             if not any(wanted.values()):
                 return []
             # Two steps, so that both databases start from the identifiers' index (one join let
@@ -235,8 +255,11 @@ class Case:
                     "program_id": self.program_id, "customer_ids": sorted({r.customer_id for r in seen}),
                 })).all()
             }
-            found = [
-                OtherReferee(r.kind, r.value, r.customer_id, referee.external_id, referee.id, referee.referred_at, r.last_seen_at)
+            found = [  # the referee's own (readable) value: the other customer's may be erased
+                OtherReferee(
+                    r.kind, mine[(r.kind, r.value_hash)], r.customer_id, referee.external_id, referee.id, referee.referred_at,
+                    r.last_seen_at,
+                )
                 for r in seen
                 if (referee := referees.get(r.customer_id)) is not None
             ]
@@ -283,7 +306,7 @@ class Case:
                 .where(
                     CustomerIdentifier.merchant_id == self.merchant_id,
                     CustomerIdentifier.kind == "IP",
-                    CustomerIdentifier.value == ip,
+                    CustomerIdentifier.value_hash == lookup_hash(self.merchant_id, "IP", ip),
                     CustomerIdentifier.customer_id.not_in([self.referrer.id, self.referee.id]),
                     ~referred,
                 )
@@ -298,9 +321,20 @@ class Case:
         email or domain, or either customer (trusted / banned), plus every IP range."""
 
         async def load():
+            if "named_list_entries" in self._cache:  # prefetched: only the identifiers' entries are left to read
+                by_kind: dict[str, list[str]] = {kind: [] for kind in _LISTED_IDENTIFIERS}
+                for kind, value in self._identifier_candidates(await self.referee_identifiers()):
+                    by_kind[kind.value].append(value)
+                found = list(self._cache["named_list_entries"])
+                if any(by_kind.values()):
+                    found += (await self.session.scalars(_LISTED_FOR_IDENTIFIERS, {
+                        "merchant_id": self.merchant_id, "devices": by_kind["DEVICE"], "payments": by_kind["PAYMENT"],
+                        "ips": by_kind["IP"],
+                    })).all()
+                return found
             branches = [
                 and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == k.value, FraudListEntry.value == v)
-                for k, v in await self._list_candidates()
+                for k, v in [*self._named_candidates(), *self._identifier_candidates(await self.referee_identifiers())]
             ]
             if any(i.kind == "IP" for i in await self.referee_identifiers()):
                 branches.append(and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == ListKind.IP_RANGE.value))
@@ -309,21 +343,25 @@ class Case:
         return await self._cached("list_entries", load)
 
     def _named_candidates(self) -> list[tuple[ListKind, str]]:
-        """List entries that would name either party: as a customer, by email or domain."""
+        """List entries that would name either party: as a customer, by email (also as the
+        keyed hash an erased customer's entries hold, app.privacy.erasure) or by domain."""
         candidates: list[tuple[ListKind, str]] = []
         for customer in (self.referee, self.referrer):
             candidates += [(ListKind.TRUSTED_CUSTOMER, str(customer.id)), (ListKind.BANNED_CUSTOMER, str(customer.id))]
             if customer.email_canonical:
                 candidates.append((ListKind.EMAIL, customer.email_canonical))
+                candidates.append((ListKind.EMAIL, hashed_value(self.merchant_id, ListKind.EMAIL.value, customer.email_canonical)))
                 candidates += [(ListKind.DOMAIN, d) for d in domain_and_parents(customer.email_canonical)]
         return candidates
 
-    async def _list_candidates(self) -> list[tuple[ListKind, str]]:
-        candidates = self._named_candidates()
-        by_kind = {"DEVICE": ListKind.DEVICE, "PAYMENT": ListKind.PAYMENT, "IP": ListKind.IP}
-        for identifier in await self.referee_identifiers():
-            if identifier.kind in by_kind:
-                candidates.append((by_kind[identifier.kind], identifier.value))
+    def _identifier_candidates(self, identifiers: list[CustomerIdentifier]) -> list[tuple[ListKind, str]]:
+        """List entries that would name one of the referee's devices, cards or addresses, as
+        they are or as their keyed hash."""
+        candidates: list[tuple[ListKind, str]] = []
+        for identifier in identifiers:
+            if identifier.kind in _LISTED_IDENTIFIERS and identifier.value is not None:
+                kind = ListKind(identifier.kind)
+                candidates += [(kind, identifier.value), (kind, hashed_value(self.merchant_id, kind.value, identifier.value))]
         return candidates
 
 
@@ -335,17 +373,22 @@ def _prefetch_statement() -> Any:
     merchant, at = bindparam("merchant_id", type_=Uuid()), bindparam("at", type_=UTCDateTime())
     day_ago = bindparam("day_ago", type_=UTCDateTime())
     mine, theirs, identifier = aliased(CustomerIdentifier), aliased(CustomerIdentifier), aliased(CustomerIdentifier)
-    referee_ids = select(CustomerIdentifier).where(CustomerIdentifier.customer_id == referee).limit(500).subquery()
+    # Encrypted columns are read as stored (`_raw`) and decrypted per part in Python: each column
+    # has its own key context, and a UNION ALL column has one type for every branch.
+    referee_ids = select(
+        CustomerIdentifier.id, CustomerIdentifier.kind, _raw(CustomerIdentifier.value).label("value"),
+        CustomerIdentifier.value_hash, CustomerIdentifier.first_seen_at, CustomerIdentifier.last_seen_at,
+    ).where(CustomerIdentifier.customer_id == referee).limit(500).subquery()
     shared = (
-        select(mine.kind, mine.value, mine.last_seen_at, theirs.last_seen_at.label("theirs_seen"))
-        .join(theirs, and_(theirs.merchant_id == mine.merchant_id, theirs.kind == mine.kind, theirs.value == mine.value,
-                           theirs.customer_id == referrer))
+        select(mine.kind, _raw(mine.value).label("value"), mine.last_seen_at, theirs.last_seen_at.label("theirs_seen"))
+        .join(theirs, and_(theirs.merchant_id == mine.merchant_id, theirs.kind == mine.kind,
+                           theirs.value_hash == mine.value_hash, theirs.customer_id == referrer))
         .where(mine.customer_id == referee)
         .limit(MAX_MATCHES)
         .subquery()
     )
     recent = (
-        select(Referral.id, Referral.referred_at, Customer.email_canonical, Customer.external_id)
+        select(Referral.id, Referral.referred_at, _raw(Customer.email_canonical).label("email_canonical"), Customer.external_id)
         .join(Customer, Customer.id == Referral.referee_id)
         .where(Referral.referrer_id == referrer, Referral.program_id == bindparam("program_id", type_=Uuid()),
                Referral.referred_at <= at, Referral.id != bindparam("referral_id", type_=Uuid()),
@@ -373,9 +416,6 @@ def _prefetch_statement() -> Any:
              FraudListEntry.value.in_(bindparam("customer_ids", expanding=True))),
         and_(FraudListEntry.kind == ListKind.EMAIL.value, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
         and_(FraudListEntry.kind == ListKind.DOMAIN.value, FraudListEntry.value.in_(bindparam("domains", expanding=True))),
-        and_(FraudListEntry.kind.in_(_LISTED_IDENTIFIERS), select(identifier.id).where(
-            identifier.customer_id == referee, identifier.kind == FraudListEntry.kind, identifier.value == FraudListEntry.value,
-        ).exists()),
         and_(FraudListEntry.kind == ListKind.IP_RANGE.value, select(identifier.id).where(
             identifier.customer_id == referee, identifier.kind == "IP",
         ).exists()),
@@ -386,7 +426,7 @@ def _prefetch_statement() -> Any:
     payout_sharers = (
         select(payout.customer_id, paid_too.customer_id.label("other_id"), Customer.external_id)
         .join(paid_too, and_(paid_too.merchant_id == payout.merchant_id, paid_too.kind == payout.kind,
-                             paid_too.value == payout.value, paid_too.customer_id != payout.customer_id))
+                             paid_too.value_hash == payout.value_hash, paid_too.customer_id != payout.customer_id))
         .join(Customer, Customer.id == paid_too.customer_id)
         .where(payout.customer_id.in_([referrer, referee]), payout.kind == IdentifierKind.PAYOUT_ACCOUNT.value)
         .order_by(paid_too.customer_id)
@@ -402,7 +442,7 @@ def _prefetch_statement() -> Any:
 
     return union_all(
         row("identifier", kind=referee_ids.c.kind, value=referee_ids.c.value, id_=referee_ids.c.id,
-            t1=referee_ids.c.first_seen_at, t2=referee_ids.c.last_seen_at),
+            t1=referee_ids.c.first_seen_at, t2=referee_ids.c.last_seen_at, note=referee_ids.c.value_hash),
         row("shared", kind=shared.c.kind, value=shared.c.value, t1=shared.c.last_seen_at, t2=shared.c.theirs_seen),
         row("recent", value=recent.c.email_canonical, id_=recent.c.id, t1=recent.c.referred_at, note=recent.c.external_id),
         row("rewards", n1=rewards_in_day.c.hour, n2=rewards_in_day.c.day),
@@ -412,16 +452,44 @@ def _prefetch_statement() -> Any:
     )
 
 
+_LISTED_FOR_IDENTIFIERS = select(FraudListEntry).where(
+    FraudListEntry.merchant_id == bindparam("merchant_id", type_=Uuid()),
+    or_(
+        and_(FraudListEntry.kind == "DEVICE", FraudListEntry.value.in_(bindparam("devices", expanding=True))),
+        and_(FraudListEntry.kind == "PAYMENT", FraudListEntry.value.in_(bindparam("payments", expanding=True))),
+        and_(FraudListEntry.kind == "IP", FraudListEntry.value.in_(bindparam("ips", expanding=True))),
+    ),
+)
+
+
+class _Column:
+    """An encrypted column's own decryption, for values read as stored (`_raw`)."""
+
+    def __init__(self, column: Any) -> None:
+        self.type = column.type
+
+    def decrypt(self, stored: str | None) -> str | None:
+        return self.type.process_result_value(stored, None)
+
+
+def _raw(column: Any) -> Any:
+    return type_coerce(column, Text())
+
+
+_IDENTIFIER_VALUE = _Column(CustomerIdentifier.__table__.c.value)
+_EMAIL_CANONICAL = _Column(Customer.__table__.c.email_canonical)
+
+
 # `Case.other_referees`' two steps, built once (see `_prefetch_statement`).
 _SEEN_WITH = (
-    select(CustomerIdentifier.kind, CustomerIdentifier.value, CustomerIdentifier.customer_id, CustomerIdentifier.last_seen_at)
+    select(CustomerIdentifier.kind, CustomerIdentifier.value_hash, CustomerIdentifier.customer_id, CustomerIdentifier.last_seen_at)
     .where(
         CustomerIdentifier.merchant_id == bindparam("merchant_id", type_=Uuid()),
         or_(
-            and_(CustomerIdentifier.kind == "DEVICE", CustomerIdentifier.value.in_(bindparam("devices", expanding=True))),
-            and_(CustomerIdentifier.kind == "PAYMENT", CustomerIdentifier.value.in_(bindparam("payments", expanding=True))),
+            and_(CustomerIdentifier.kind == "DEVICE", CustomerIdentifier.value_hash.in_(bindparam("devices", expanding=True))),
+            and_(CustomerIdentifier.kind == "PAYMENT", CustomerIdentifier.value_hash.in_(bindparam("payments", expanding=True))),
             # with the time inside the branch, a carrier's address is a range scan of the recent ones
-            and_(CustomerIdentifier.kind == "IP", CustomerIdentifier.value.in_(bindparam("ips", expanding=True)),
+            and_(CustomerIdentifier.kind == "IP", CustomerIdentifier.value_hash.in_(bindparam("ips", expanding=True)),
                  CustomerIdentifier.last_seen_at >= bindparam("since", type_=UTCDateTime())),
         ),
         CustomerIdentifier.customer_id != bindparam("referee_id", type_=Uuid()),

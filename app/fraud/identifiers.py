@@ -1,8 +1,9 @@
 """Recording the devices, cards, addresses and networks each customer is seen with.
 
-One multi-row upsert per action: (merchant, kind, value, customer) is unique, a repeat
-sighting moves `last_seen_at`. Times are when things happened (the action's occurredAt,
-the click's time), so backfilled history is judged at its own time.
+One multi-row upsert per action: (merchant, kind, value's keyed hash, customer) is unique, a
+repeat sighting moves `last_seen_at`; the value itself is stored encrypted (app.personal).
+Times are when things happened (the action's occurredAt, the click's time), so backfilled
+history is judged at its own time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import new_id
 from app.fraud.models import CustomerIdentifier, IdentifierKind
+from app.personal import lookup_hash
 from app.referrals.models import Action, Click
 
 _ABBREVIATIONS = {
@@ -136,7 +138,7 @@ def _upsert_statement(dialect: str):
     statement = module.insert(CustomerIdentifier)
     table = CustomerIdentifier.__table__
     return statement.on_conflict_do_update(
-        index_elements=["merchant_id", "kind", "value", "customer_id"],
+        index_elements=["merchant_id", "kind", "value_hash", "customer_id"],
         set_={
             "first_seen_at": earliest(table.c.first_seen_at, statement.excluded.first_seen_at),
             "last_seen_at": latest(table.c.last_seen_at, statement.excluded.last_seen_at),
@@ -152,7 +154,7 @@ async def _upsert(session: AsyncSession, merchant_id: uuid.UUID, customer_id: uu
     await session.execute(_UPSERTS[dialect], [
         {
             "id": new_id(), "merchant_id": merchant_id, "customer_id": customer_id, "kind": kind, "value": value,
-            "first_seen_at": seen, "last_seen_at": seen,
+            "value_hash": lookup_hash(merchant_id, kind, value), "first_seen_at": seen, "last_seen_at": seen,
         }
         for (kind, value), seen in sorted(rows.items())  # a fixed order: concurrent upserts lock rows alike
     ])

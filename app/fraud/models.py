@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, tex
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.personal import Encrypted
 
 
 class Outcome(enum.Enum):
@@ -163,20 +164,22 @@ class FraudListEntry(Base):
 class CustomerIdentifier(Base):
     """A device, card, address or network a customer was seen with (from their actions and
     the click that brought them). Comparing two customers, or finding everyone seen with a
-    device, is one indexed lookup."""
+    device, is one indexed lookup on the value's keyed hash; the value itself is encrypted, and
+    gone once the customer is erased (the hash stays: a returning fraudster still matches)."""
 
     __tablename__ = "customer_identifiers"
     __table_args__ = (
-        UniqueConstraint("merchant_id", "kind", "value", "customer_id"),
+        UniqueConstraint("merchant_id", "kind", "value_hash", "customer_id"),
         Index("ix_customer_identifiers_customer_id", "customer_id"),
         # Who else was behind this IP lately: a carrier's address has thousands of customers.
-        Index("ix_customer_identifiers_recent", "merchant_id", "kind", "value", "last_seen_at"),
+        Index("ix_customer_identifiers_recent", "merchant_id", "kind", "value_hash", "last_seen_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     kind: Mapped[str] = mapped_column(String(16))
-    value: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str | None] = mapped_column(Encrypted("customer_identifiers.value"))  # None once erased
+    value_hash: Mapped[str] = mapped_column(String(64))  # app.personal.lookup_hash(merchant, kind, value)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -187,3 +187,21 @@ class SecondFactorAttempt(Base):
     accepted: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(String(16))  # ACCEPTED, WRONG, REPLAYED
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LocaleSettings(Base):
+    """How a merchant's people read and type: the time zone and calendar reports and statements
+    are grouped in, the locale amounts are shown in, and whether referral codes may be written
+    in Arabic script (with ة and ه as one letter, if the merchant says so). Without a row, the
+    defaults: UTC, Gregorian, English, Latin codes."""
+
+    __tablename__ = "locale_settings"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"), unique=True)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")  # IANA name
+    calendar: Mapped[str] = mapped_column(String(16), default="GREGORIAN")  # app.calendars.Calendar
+    locale: Mapped[str] = mapped_column(String(16), default="en")  # CLDR, e.g. fa, ar_SA
+    arabic_script_codes: Mapped[bool] = mapped_column(Boolean, default=False)
+    unify_teh_marbuta: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -111,6 +111,11 @@ def _context(account_id: uuid.UUID) -> str:
     return f"payout_account:{account_id}"
 
 
+def sealed_details(settings: Settings, account_id: uuid.UUID, details: dict[str, Any]) -> str:
+    """Details as stored: encrypted, bound to their account row."""
+    return crypto.keyring(settings).encrypt(json.dumps(details), context=_context(account_id))
+
+
 def details_of(settings: Settings, account: PayoutAccount) -> dict[str, Any]:
     """The decrypted details (batch files only; never over the API)."""
     return json.loads(crypto.keyring(settings).decrypt(account.details_encrypted, context=_context(account.id)))
@@ -165,7 +170,7 @@ async def set_account(
     account = PayoutAccount(
         id=account_id, merchant_id=merchant_id, customer_id=customer.id, method=data.method.value,
         custom_type=target.details.get("type") if data.method is PayoutMethod.CUSTOM else None,
-        details_encrypted=crypto.keyring(settings).encrypt(json.dumps(target.details), context=_context(account_id)),
+        details_encrypted=sealed_details(settings, account_id, target.details),
         masked=target.masked, fingerprint=print_, cooling_off_until=cooling_off_until,
         created_by_key_id=actor.key_id, created_by_admin_id=actor.admin_id, created_at=now,
     )

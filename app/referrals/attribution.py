@@ -187,10 +187,7 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
         assert winner is not None
         return await _replay(session, winner, request_hash)
 
-    if data.customer_email and customer.email is None:  # an existing customer without one
-        customers.set_email(customer, data.customer_email)
-    if data.customer_name and customer.name is None:
-        customer.name = data.customer_name
+    customers.fill_in(customer, email=data.customer_email, name=data.customer_name)
     await identifiers.record_sightings(session, action=action)
 
     referral, status, click, screened = await _attribute(session, merchant_id, customer, action, data)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import validation
 from app.db import new_id, utcnow
 from app.errors import DomainError, ErrorCode
+from app.personal import lookup_hash
 from app.referrals import codes, programs
 from app.referrals.models import Click, ProgramStatus, ReferralCode
 
@@ -60,9 +61,10 @@ async def track_click(
         raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
 
     now = utcnow()
+    device_id_hash = lookup_hash(merchant_id, "DEVICE", device_id) if device_id is not None else None
     values = {
         "id": new_id(), "merchant_id": merchant_id, "program_id": program.id, "code_id": referral_code.id,
-        "attribution_token": "at_" + secrets.token_urlsafe(24), "device_id": device_id,
+        "attribution_token": "at_" + secrets.token_urlsafe(24), "device_id": device_id, "device_id_hash": device_id_hash,
         "device_fingerprint": device_fingerprint, "ip": context.ip, "user_agent": (context.user_agent or "")[:512] or None,
         "landing_url": landing_url, "created_at": now, "expires_at": now + timedelta(days=program.attribution_window_days),
     }
@@ -71,7 +73,7 @@ async def track_click(
         return TrackedClick(click=click, referral_code=referral_code, repeated=False)
     # One statement: the click, unless the same device clicked the code within the window.
     recent = select(Click).where(
-        Click.code_id == referral_code.id, Click.device_id == device_id, Click.created_at > now - REPEAT_CLICK_WINDOW,
+        Click.code_id == referral_code.id, Click.device_id_hash == device_id_hash, Click.created_at > now - REPEAT_CLICK_WINDOW,
     )
     click = await session.scalar(
         insert(Click)

@@ -1,4 +1,10 @@
-"""Referral codes: short, human-friendly, case-insensitive, unique per merchant."""
+"""Referral codes: short, human-friendly, unique per merchant, matched the way people type them.
+
+A code is found by its key (`app.text.code_keys`): case, digits in any script (۴۷۲۹ = 4729),
+full-width forms, spaces and dashes, and Arabic letter variants do not matter, so `K7M3 QX9P`
+finds `K7M3QX9P` and `ريحانه-4729` finds `ریحانه-۴۷۲۹`; and the key is unique per merchant, so
+look-alikes cannot be registered twice. Vanity codes in Arabic script need the merchant's
+`arabicScriptCodes` setting (app.merchants.locale)."""
 
 from __future__ import annotations
 
@@ -9,12 +15,13 @@ import uuid
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import validation
+from app import text, validation
 from app.db import insert_ignoring_conflicts, keep_for_transaction, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
+from app.merchants import locale
 from app.referrals import customers, programs
 from app.referrals.models import (
     CodeStyle,
@@ -26,19 +33,15 @@ from app.referrals.models import (
 
 # No 0/O, 1/I/L: codes are read aloud, typed from screenshots and printed on flyers.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-_VANITY = re.compile(r"^[A-Z0-9][A-Z0-9_-]{3,31}$")
-_LOOKUP = re.compile(r"^[A-Z0-9_-]{1,32}$")
 _NAME_PART_LENGTH = 8
 _NAME_SUFFIX_LENGTH = 4
 _MAX_GENERATION_ATTEMPTS = 8
+MAX_LENGTH = 32
 
 
 def normalize(raw: str | None) -> str | None:
-    """The stored form of a code as typed by someone, or None if it cannot be a code."""
-    if raw is None:
-        return None
-    code = raw.strip().upper()
-    return code if _LOOKUP.match(code) else None
+    """A code as someone typed it, cleaned (`app.text.typed_code`), or None if it cannot be one."""
+    return text.typed_code(raw, MAX_LENGTH)
 
 
 def random_part(length: int) -> str:
@@ -60,17 +63,37 @@ def share_url(program: Program, code: str) -> str | None:
     return program.share_url_template.replace("{code}", quote(code, safe=""))
 
 
-def validate_vanity(vanity: str | None) -> str | None:
+def validate_vanity(vanity: str | None, *, arabic_script: bool = False) -> str | None:
+    """The vanity code as it will be shown: 4 to 32 letters, digits, '-' or '_', starting with a
+    letter or digit; letters Latin, or (with `arabic_script`) Arabic and Persian, not mixed."""
     if vanity is None:
         return None
-    value = validation.required_text(vanity, "vanity", 32).upper()
-    if not _VANITY.match(value):
+    given = validation.required_text(vanity, "vanity", 64)
+    value = None if any(ch.isspace() for ch in given) else normalize(given)  # typed codes may have spaces; a new one not
+    if value is None or not 4 <= len(value) <= MAX_LENGTH or not value[0].isalnum() or len(text.code_key(value)) < 3:
         raise DomainError(
             "vanity",
             ErrorCode.CODE_INVALID,
             "a vanity code is 4 to 32 letters, digits, '-' or '_', starting with a letter or digit",
         )
+    letters = [ch for ch in value if ch.isalpha()]
+    arabic = [ch for ch in letters if text.is_arabic_letter(ch)]
+    if arabic and not arabic_script:
+        raise DomainError(
+            "vanity", ErrorCode.CODE_INVALID,
+            "codes in Arabic script are off for this merchant (setLocaleSettings arabicScriptCodes)",
+        )
+    if arabic and len(arabic) != len(letters):
+        raise DomainError("vanity", ErrorCode.CODE_INVALID, "a code is in Latin or in Arabic script, not both")
+    if not all(text.is_latin_letter(ch) and ch.isascii() for ch in letters if not text.is_arabic_letter(ch)):
+        raise DomainError("vanity", ErrorCode.CODE_INVALID, "a code's letters are A-Z, or Arabic and Persian letters")
     return value
+
+
+def lookup_key(code: str, *, unify_teh_marbuta: bool = False) -> str:
+    """The key a code is stored under: ة read as ه if the merchant unifies them."""
+    strict, loose = text.code_keys(code)
+    return loose if unify_teh_marbuta else strict
 
 
 async def issue_referral_code(
@@ -87,7 +110,8 @@ async def issue_referral_code(
     when two calls race (a partial unique index allows one active code per pair).
     """
     external_id = customers.external_id(customer_external_id)
-    vanity = validate_vanity(vanity)
+    settings = await locale.get_settings(session, merchant_id=merchant_id)
+    vanity = validate_vanity(vanity, arabic_script=settings.arabic_script_codes)
     program = await programs.get_program(session, merchant_id=merchant_id, program_id=program_id)
     if program is None:
         raise NotFound("programId", "program")
@@ -99,7 +123,7 @@ async def issue_referral_code(
     for _ in range(_MAX_GENERATION_ATTEMPTS):
         existing = await _active_code(session, program.id, customer.id)
         if existing is not None:
-            if vanity is not None and vanity != existing.code:
+            if vanity is not None and text.code_keys(vanity)[1] != text.code_keys(existing.code)[1]:
                 raise DomainError(
                     "vanity",
                     ErrorCode.CUSTOMER_HAS_CODE,
@@ -107,6 +131,9 @@ async def issue_referral_code(
                 )
             return existing
         code = vanity or generate(program, customer)
+        key = lookup_key(code, unify_teh_marbuta=settings.unify_teh_marbuta)
+        if vanity is not None and settings.unify_teh_marbuta and await _look_alike(session, merchant_id, code):
+            raise DomainError("vanity", ErrorCode.CODE_TAKEN, f"the code {vanity} is already taken (or one that reads the same)")
         inserted = await session.scalar(
             insert_ignoring_conflicts(session, ReferralCode)
             .values(
@@ -115,6 +142,7 @@ async def issue_referral_code(
                 program_id=program.id,
                 customer_id=customer.id,
                 code=code,
+                lookup_key=key,
                 is_vanity=vanity is not None,
                 active=True,
                 created_at=utcnow(),
@@ -125,8 +153,17 @@ async def issue_referral_code(
             return inserted
         # Either the code is taken, or a concurrent call gave this customer a code first.
         if vanity is not None and await _active_code(session, program.id, customer.id) is None:
-            raise DomainError("vanity", ErrorCode.CODE_TAKEN, f"the code {vanity} is already taken")
+            raise DomainError("vanity", ErrorCode.CODE_TAKEN, f"the code {vanity} is already taken (or one that reads the same)")
     raise RuntimeError("could not generate a unique referral code")
+
+
+async def _look_alike(session: AsyncSession, merchant_id: uuid.UUID, code: str) -> bool:
+    """A code stored while ة and ه were apart that reads like `code` now that they are one."""
+    return await session.scalar(
+        select(ReferralCode.id)
+        .where(ReferralCode.merchant_id == merchant_id, ReferralCode.lookup_key.in_(text.code_look_alikes(code)))
+        .limit(1)
+    ) is not None
 
 
 async def _active_code(session: AsyncSession, program_id: uuid.UUID, customer_id: uuid.UUID) -> ReferralCode | None:
@@ -156,27 +193,41 @@ async def active_code_of(
     )
 
 
-async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
-    normalized = normalize(code)
-    if normalized is None:
-        return None
-    return await session.scalar(
-        select(ReferralCode).where(ReferralCode.merchant_id == merchant_id, ReferralCode.code == normalized)
+def matching(query, merchant_id: uuid.UUID, typed: str):
+    """`query` narrowed to the merchant's code someone typed (`normalize`d), best match first:
+    exactly as stored, then by its key with ة kept, then by the keys it reads like with ة as ه
+    (`app.text.code_look_alikes`): one indexed query. A code from before keys whose key
+    another code took is found exactly as stored."""
+    return (
+        query.where(
+            ReferralCode.merchant_id == merchant_id,
+            or_(ReferralCode.lookup_key.in_(text.code_look_alikes(typed)), ReferralCode.code == typed),
+        )
+        .order_by(case((ReferralCode.code == typed, 0), (ReferralCode.lookup_key == text.code_key(typed), 1), else_=2))
+        .limit(1)
     )
 
 
-async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
-    """`find_code` for attribution: its program and its customer (the referrer) come in the same
-    query and sit in the session, so what follows reads them without another round trip."""
-    normalized = normalize(code)
-    if normalized is None:
+async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
+    typed = normalize(code)
+    if typed is None:
         return None
-    row = (await session.execute(
+    return await session.scalar(matching(select(ReferralCode), merchant_id, typed))
+
+
+async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
+    """`find_code` for attribution and clicks: its program and its customer (the referrer) come
+    in the same query and are kept in the session, so what follows reads them without another
+    round trip."""
+    typed = normalize(code)
+    if typed is None:
+        return None
+    row = (await session.execute(matching(
         select(ReferralCode, Program, Customer)
         .join(Program, Program.id == ReferralCode.program_id)
-        .join(Customer, Customer.id == ReferralCode.customer_id)
-        .where(ReferralCode.merchant_id == merchant_id, ReferralCode.code == normalized)
-    )).first()
+        .join(Customer, Customer.id == ReferralCode.customer_id),
+        merchant_id, typed,
+    ))).first()
     if row is None:
         return None
     keep_for_transaction(session, *row)  # the program and the referrer are read next

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
 from app.db import insert_ignoring_conflicts, merchant_rows, new_id, utcnow
-from app.errors import NotFound
+from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals.emails import canonical_email
 from app.referrals.models import Customer
 
@@ -28,7 +28,7 @@ class CustomerDetails:
     def validated(self) -> "CustomerDetails":
         return CustomerDetails(
             email=validation.email(self.email, "email"),
-            name=validation.text(self.name, "name", 200),
+            name=validation.text(self.name, "name", 200, strip=False),  # kept exactly as given, in any script
             metadata=validation.json_object(self.metadata, "metadata"),
         )
 
@@ -61,8 +61,11 @@ async def ensure_customer(
 async def upsert_customer(
     session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str, details: CustomerDetails
 ) -> Customer:
-    """Create the customer or update the given fields. Callers validate `details` first."""
+    """Create the customer or update the given fields. Callers validate `details` first. An
+    erased customer's pseudonym cannot be filled in again."""
     customer = await ensure_customer(session, merchant_id=merchant_id, external_id=external_id)
+    if customer.erased_at is not None:
+        raise DomainError("customerExternalId", ErrorCode.CUSTOMER_ERASED, "this customer was erased; their data cannot be set again")
     if details.email is not None and details.email != customer.email:
         set_email(customer, details.email)
     if details.name is not None and details.name != customer.name:
@@ -76,6 +79,16 @@ async def upsert_customer(
 def set_email(customer: Customer, email: str) -> None:
     customer.email = email
     customer.email_canonical = canonical_email(email)
+
+
+def fill_in(customer: Customer, *, email: str | None, name: str | None) -> None:
+    """What an action tells about a customer we knew nothing of (never an erased one)."""
+    if customer.erased_at is not None:
+        return
+    if email and customer.email is None:
+        set_email(customer, email)
+    if name and customer.name is None:
+        customer.name = name
 
 
 async def get_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str) -> Customer | None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.personal import Encrypted, EncryptedJSON
 
 QUALIFYING_TYPES = frozenset({"PURCHASE", "SUBSCRIPTION_STARTED"})  # qualify a referral
 REVERSING_TYPES = frozenset({"REFUND", "CANCELLATION"})  # take back what an order earned; never start a referral
@@ -87,29 +88,31 @@ class Program(Base):
 
 
 class Customer(Base):
-    """A shopper, identified by the merchant's own id (`external_id`)."""
+    """A shopper, identified by the merchant's own id (`external_id`). Email, name and metadata
+    are encrypted at rest (app.personal). An erased customer (app.privacy.erasure) keeps its
+    row, under a pseudonym as `external_id`, so its referrals, rewards and ledger still add up."""
 
     __tablename__ = "customers"
-    __table_args__ = (
-        UniqueConstraint("merchant_id", "external_id"),
-        Index("ix_customers_merchant_id_email_canonical", "merchant_id", "email_canonical"),
-    )
+    __table_args__ = (UniqueConstraint("merchant_id", "external_id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     external_id: Mapped[str] = mapped_column(String(255))
-    email: Mapped[str | None] = mapped_column(String(320))
-    email_canonical: Mapped[str | None] = mapped_column(String(320))
-    name: Mapped[str | None] = mapped_column(String(200))
-    metadata_: Mapped[dict | None] = mapped_column("metadata", JSONType)
+    email: Mapped[str | None] = mapped_column(Encrypted("customers.email"))
+    email_canonical: Mapped[str | None] = mapped_column(Encrypted("customers.email_canonical"))
+    name: Mapped[str | None] = mapped_column(Encrypted("customers.name"))  # exactly as given
+    metadata_: Mapped[dict | None] = mapped_column("metadata", EncryptedJSON("customers.metadata"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ReferralCode(Base):
     __tablename__ = "referral_codes"
     __table_args__ = (
         UniqueConstraint("merchant_id", "code"),
+        # Look-alikes (case, digits in any script, separators, Arabic letter variants) are one code.
+        UniqueConstraint("merchant_id", "lookup_key"),
         # One active code per customer and program: concurrent issue calls cannot create two.
         Index(
             "uq_referral_codes_active_per_customer",
@@ -126,7 +129,8 @@ class ReferralCode(Base):
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
-    code: Mapped[str] = mapped_column(String(32))  # stored upper-case; lookups are case-insensitive
+    code: Mapped[str] = mapped_column(String(32))  # as shown: Latin upper-case, Arabic/Persian as registered
+    lookup_key: Mapped[str | None] = mapped_column(String(64))  # app.text.code_key; None: a pre-0009 duplicate
     is_vanity: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -134,24 +138,24 @@ class ReferralCode(Base):
 
 
 class Click(Base):
-    """A visit through a referral link. Its token ties a later signup to the referrer."""
+    """A visit through a referral link. Its token ties a later signup to the referrer. The
+    visitor's device, network and browser are encrypted; the device is found by its keyed hash.
+    After the merchant's retention period they are coarsened (app.privacy.retention)."""
 
     __tablename__ = "clicks"
-    __table_args__ = (
-        Index("ix_clicks_code_id_device_id", "code_id", "device_id"),
-        Index("ix_clicks_merchant_id_device_id", "merchant_id", "device_id"),
-    )
+    __table_args__ = (Index("ix_clicks_code_id_device_id_hash", "code_id", "device_id_hash"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
     code_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral_codes.id"))
     attribution_token: Mapped[str] = mapped_column(String(64), unique=True)
-    device_id: Mapped[str | None] = mapped_column(String(255))
-    device_fingerprint: Mapped[str | None] = mapped_column(String(64))  # the widget's coarse browser hash
-    ip: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(512))
-    landing_url: Mapped[str | None] = mapped_column(String(2000))
+    device_id: Mapped[str | None] = mapped_column(Encrypted("clicks.device_id"))
+    device_id_hash: Mapped[str | None] = mapped_column(String(64))  # app.personal.lookup_hash(merchant, DEVICE, id)
+    device_fingerprint: Mapped[str | None] = mapped_column(Encrypted("clicks.device_fingerprint"))  # the widget's coarse browser hash
+    ip: Mapped[str | None] = mapped_column(Encrypted("clicks.ip"))
+    user_agent: Mapped[str | None] = mapped_column(Encrypted("clicks.user_agent"))
+    landing_url: Mapped[str | None] = mapped_column(Encrypted("clicks.landing_url"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -214,14 +218,14 @@ class Action(Base):
     attribution_status: Mapped[str] = mapped_column(String(32), default=AttributionStatus.NONE.value)
     referral_code: Mapped[str | None] = mapped_column(String(32))
     click_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clicks.id"))
-    # Context for fraud checks (app.fraud reads these).
-    device_id: Mapped[str | None] = mapped_column(String(255))
-    device_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    ip: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(512))
-    email: Mapped[str | None] = mapped_column(String(320))
-    payment_fingerprint: Mapped[str | None] = mapped_column(String(255))
-    shipping_address: Mapped[dict | None] = mapped_column(JSONType)
+    # Context for fraud checks (app.fraud reads these), encrypted at rest (app.personal).
+    device_id: Mapped[str | None] = mapped_column(Encrypted("actions.device_id"))
+    device_fingerprint: Mapped[str | None] = mapped_column(Encrypted("actions.device_fingerprint"))
+    ip: Mapped[str | None] = mapped_column(Encrypted("actions.ip"))
+    user_agent: Mapped[str | None] = mapped_column(Encrypted("actions.user_agent"))
+    email: Mapped[str | None] = mapped_column(Encrypted("actions.email"))
+    payment_fingerprint: Mapped[str | None] = mapped_column(Encrypted("actions.payment_fingerprint"))
+    shipping_address: Mapped[dict | None] = mapped_column(EncryptedJSON("actions.shipping_address"))
     metadata_: Mapped[dict | None] = mapped_column("metadata", JSONType)
     # For REFUND / CANCELLATION naming an order: whether the order was known (None otherwise).
     refund_order_found: Mapped[bool | None] = mapped_column(Boolean)

@@ -5,7 +5,10 @@ warning is logged, and the pool reports itself exhausted until codes are added; 
 hands them to the waiting rewards, oldest first.
 
 Checkout asks `validate_coupon` (a preview) and `redeem_coupon` (single use, idempotent by
-the order id). Codes are case-insensitive: stored upper-case, looked up upper-case.
+the order id). Codes are matched the way people type them (`app.text`: case, digits in any
+script, full-width forms, spaces and dashes do not matter): exactly as stored first, else by
+their key, when exactly one code of the merchant has it (a shop may own both SPRING-10 and
+SPRING10: then only the exact spelling finds either).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import money, validation
+from app import money, text, validation
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import programs
@@ -88,11 +91,12 @@ async def issue_for_reward(session: AsyncSession, reward: Reward, spec: RuleSpec
             await _warn_if_low(session, pool)
         return coupon
     for _ in range(_MAX_ATTEMPTS):
+        code = random_part(GENERATED_CODE_LENGTH)
         coupon = await session.scalar(
             insert_ignoring_conflicts(session, Coupon)
             .values(
                 id=new_id(), merchant_id=reward.merchant_id, pool_id=None, reward_id=reward.id,
-                customer_id=reward.customer_id, code=random_part(GENERATED_CODE_LENGTH),
+                customer_id=reward.customer_id, code=code, lookup_key=text.code_key(code),
                 status=CouponStatus.ISSUED.value, created_at=utcnow(), **terms,
             )
             .returning(Coupon)
@@ -227,9 +231,11 @@ async def list_pools(session: AsyncSession, *, merchant_id: uuid.UUID, program_i
 def normalize_code(raw: str, field: str = "code") -> str:
     """The stored form of an uploaded code; refuses anything else, naming it."""
     shown = repr(raw if len(raw) <= 70 else raw[:67] + "...")  # repr: control characters stay escaped
-    code = raw.strip().upper()
-    if _CONTROL_CHARS.search(code):
+    if _CONTROL_CHARS.search(raw):
         raise DomainError(field, ErrorCode.INVALID_INPUT, f"coupon code {shown} contains control characters")
+    code = raw.strip()
+    if not any(ch.isspace() for ch in code):  # a code with a space is refused, not guessed at
+        code = text.typed_code(code) or code.upper()  # digits in any script, full-width forms
     if not _CODE.match(code):
         raise DomainError(
             field, ErrorCode.INVALID_INPUT, f"coupon code {shown} must be 3-64 characters of A-Z, 0-9, - and _"
@@ -256,7 +262,7 @@ async def add_codes(session: AsyncSession, *, merchant_id: uuid.UUID, pool_id: u
             .values([
                 {
                     "id": new_id(), "merchant_id": merchant_id, "pool_id": pool.id, "code": code,
-                    "status": CouponStatus.POOLED.value, "created_at": now,
+                    "lookup_key": text.code_key(code), "status": CouponStatus.POOLED.value, "created_at": now,
                 }
                 for code in unique
             ])
@@ -373,7 +379,8 @@ class CouponRedemption:
 
 
 def _lookup_code(code: str) -> str:
-    return validation.required_text(code, "code", 255).upper()
+    code = validation.required_text(code, "code", 255)
+    return text.typed_code(code, 255) or code.upper()
 
 
 def _order_terms(order_amount: int | None, currency: str | None) -> tuple[int | None, str | None]:
@@ -415,11 +422,21 @@ def check(coupon: Coupon | None, *, order_amount: int | None, currency: str | No
     return CouponCheck(valid=True, reason=None, coupon=coupon)
 
 
-async def _find(session: AsyncSession, merchant_id: uuid.UUID, code: str, *, lock: bool = False) -> Coupon | None:
-    query = select(Coupon).where(Coupon.merchant_id == merchant_id, Coupon.code == code)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await session.scalar(query)
+async def _find(session: AsyncSession, merchant_id: uuid.UUID, code: str) -> Coupon | None:
+    """The coupon exactly as typed, else the only one with its key (one indexed query)."""
+    found = list((await session.scalars(
+        select(Coupon)
+        .where(Coupon.merchant_id == merchant_id, or_(Coupon.code == code, Coupon.lookup_key == text.code_key(code)))
+        .limit(3)
+    )).all())
+    exact = [c for c in found if c.code == code]
+    return exact[0] if exact else (found[0] if len(found) == 1 else None)
+
+
+async def _lock(session: AsyncSession, coupon: Coupon) -> Coupon | None:
+    return await session.scalar(
+        select(Coupon).where(Coupon.id == coupon.id).with_for_update().execution_options(populate_existing=True)
+    )
 
 
 async def validate_coupon(
@@ -455,7 +472,7 @@ async def redeem_coupon(
             select(Reward).where(Reward.id == coupon.reward_id).with_for_update().execution_options(populate_existing=True)
         )
     if coupon is not None:
-        coupon = await _find(session, merchant_id, code, lock=True)
+        coupon = await _lock(session, coupon)
     if coupon is not None and coupon.status == CouponStatus.REDEEMED.value and coupon.redeemed_order_id == order_id:
         return CouponRedemption(coupon=coupon, replayed=True)
     result = check(coupon, order_amount=order_amount, currency=currency, now=utcnow())

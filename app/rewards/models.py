@@ -162,6 +162,7 @@ class Coupon(Base):
     __tablename__ = "coupons"
     __table_args__ = (
         UniqueConstraint("merchant_id", "code"),
+        Index("ix_coupons_merchant_id_lookup_key", "merchant_id", "lookup_key"),
         Index("ix_coupons_pool_id_status", "pool_id", "status"),
         Index("ix_coupons_status_expires_at", "status", "expires_at"),
         Index("ix_coupons_reward_id", "reward_id"),
@@ -173,6 +174,7 @@ class Coupon(Base):
     reward_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("rewards.id"))
     customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
     code: Mapped[str] = mapped_column(String(64))
+    lookup_key: Mapped[str | None] = mapped_column(String(64))  # app.text.code_key: what a typed code finds it by
     status: Mapped[str] = mapped_column(String(16))
     percent_off_bps: Mapped[int | None] = mapped_column(Integer)  # 1500 = 15 %
     amount_off: Mapped[int | None] = mapped_column(BigInteger)

@@ -27,8 +27,10 @@ from app.schema.errors import should_mask
 from app.schema.fraud import FraudMutation, FraudQuery
 from app.schema.jobs import JobMutation, JobQuery
 from app.schema.limits import alias_limit_rule, depth_limit_rule
+from app.schema.locale import LocaleMutation, LocaleQuery
 from app.schema.merchants import MerchantMutation, MerchantQuery
 from app.schema.payouts import PayoutMutation, PayoutQuery
+from app.schema.privacy import PrivacyMutation, PrivacyQuery
 from app.schema.programs import ProgramMutation, ProgramQuery
 from app.schema.referrals import ReferralMutation, ReferralQuery
 from app.schema.rewards import RewardMutation, RewardQuery
@@ -43,12 +45,13 @@ logger = logging.getLogger("app.graphql")
 Query = merge_types(
     "Query",
     (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
-     WebhookQuery, FraudQuery, WidgetQuery, AdminQuery, PayoutQuery),
+     WebhookQuery, FraudQuery, WidgetQuery, AdminQuery, PayoutQuery, PrivacyQuery, LocaleQuery),
 )
 Mutation = merge_types(
     "Mutation",
     (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
-     JobMutation, WebhookMutation, FraudMutation, WidgetMutation, AdminMutation, PayoutMutation),
+     JobMutation, WebhookMutation, FraudMutation, WidgetMutation, AdminMutation, PayoutMutation, PrivacyMutation,
+     LocaleMutation),
 )
 
 

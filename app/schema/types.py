@@ -112,6 +112,7 @@ class Customer:
     name: str | None
     metadata: JSON | None
     created_at: datetime
+    erased_at: datetime | None = strawberry.field(description="When the customer was erased: externalId is then their pseudonym.")
 
     @classmethod
     def from_model(cls, m: models.Customer) -> "Customer":
@@ -123,6 +124,7 @@ class Customer:
             name=m.name,
             metadata=m.metadata_,
             created_at=m.created_at,
+            erased_at=m.erased_at,
         )
 
     @strawberry.field(description="The customer's codes in every program, active or not.")

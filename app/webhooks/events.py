@@ -23,6 +23,8 @@ PAYOUT_ON_HOLD = "payout.on_hold"
 PAYOUT_REJECTED = "payout.rejected"
 PAYOUT_ACCOUNT_CHANGED = "payout_account.changed"
 ADMIN_TOTP_CHANGED = "admin.totp_changed"
+CUSTOMER_ERASED = "customer.erased"
+CUSTOMER_EXPORT_READY = "customer.export_ready"
 
 EVENT_TYPES: dict[str, str] = {
     REFERRAL_CREATED: "A referee was attributed to a referrer (link, code or claim).",
@@ -45,6 +47,8 @@ EVENT_TYPES: dict[str, str] = {
     PAYOUT_REJECTED: "A payout was rejected by the merchant; its funds are back on the balance.",
     PAYOUT_ACCOUNT_CHANGED: "A customer's payout account was set or changed; payouts to it wait out the cooling-off period.",
     ADMIN_TOTP_CHANGED: "An admin's second factor was enrolled, changed or reset: tell the other owners and admins (listed).",
+    CUSTOMER_ERASED: "A customer's personal data was erased; from now on they appear under the pseudonym it carries.",
+    CUSTOMER_EXPORT_READY: "A customer data export was built; ask customerDataExport(id) for its one-time download link.",
 }
 
 

@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.config import Settings
 from app.logs import JSONFormatter, request_id_var
 from app.main import create_app
+from app.referrals.models import Click
 from tests import graphql_ops as ops
 from tests.conftest import test_settings as make_settings
 from tests.scenarios import active_program, code_for
@@ -441,9 +442,7 @@ async def click_ip(tenant, session, code: str, forwarded_for: str | None) -> str
     )
     payload = response.json()["data"]["trackClick"]
     assert payload["userErrors"] == [], payload
-    ip = await session.scalar(
-        text("SELECT ip FROM clicks WHERE attribution_token = :token"), {"token": payload["attributionToken"]}
-    )
+    ip = await session.scalar(select(Click.ip).where(Click.attribution_token == payload["attributionToken"]))  # decrypted
     await session.rollback()
     return ip
 

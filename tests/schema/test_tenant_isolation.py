@@ -50,6 +50,7 @@ class World:
     b_code: str
     widget_secret: str  # A's secret for signing customer ids
     b_widget_secret: str
+    export_id: str  # A's export of jane's data
     payouts: "PayoutWorld | None" = None  # built for the cases that need it (Case.payouts)
 
 
@@ -164,6 +165,7 @@ async def build_world(a, b, clock=None) -> World:
         b_code=b_code["code"],
         widget_secret=await widget_secret(a),
         b_widget_secret=await widget_secret(b),
+        export_id=await export_of(a, "jane"),
         payouts=await build_payout_world(a, b, clock) if clock is not None else None,
     )
 
@@ -214,6 +216,14 @@ mutation($customer: String!, $status: CustomerFraudStatus!) {
   setCustomerFraudStatus(customerExternalId: $customer, status: $status) {
     customer { externalId } status userErrors { field code message } }
 }"""
+
+
+async def export_of(tenant, customer: str) -> str:
+    body = await tenant.gql(
+        "mutation($c: String!) { exportCustomerData(customerExternalId: $c) { export { id } userErrors { code } } }", {"c": customer}
+    )
+    assert body["exportCustomerData"]["userErrors"] == []
+    return body["exportCustomerData"]["export"]["id"]
 
 
 async def dead_job_of(tenant) -> str:
@@ -626,6 +636,26 @@ CASES = [
     Case("setProgramWidget", "setProgramWidget(programId: A's)", SET_PROGRAM_WIDGET,
          lambda w: {"programId": w.program_id, "input": {"texts": [{"locale": "en", "title": "Hijacked"}]}},
          user_error("setProgramWidget", "NOT_FOUND", "programId", "widget")),
+    # Privacy and locale
+    Case("customerDataExport", "customerDataExport(A's export id)",
+         "query($id: ID!) { customerDataExport(id: $id) { id status downloadUrl } }",
+         lambda w: {"id": w.export_id}, graphql_not_found("customerDataExport")),
+    Case("exportCustomerData", "exportCustomerData(A's customer)",
+         """mutation($c: String!) { exportCustomerData(customerExternalId: $c) {
+              export { id } userErrors { field code message } } }""",
+         lambda w: {"c": "bob"}, user_error("exportCustomerData", "NOT_FOUND", "customerExternalId", "export")),
+    Case("eraseCustomer", "eraseCustomer(A's customer)",
+         """mutation($c: String!) { eraseCustomer(customerExternalId: $c, reason: "not yours") {
+              erasure { pseudonym } userErrors { field code message } } }""",
+         lambda w: {"c": "bob"}, user_error("eraseCustomer", "NOT_FOUND", "customerExternalId", "erasure")),
+    Case("customerStatement", "customerStatement(A's customer)",
+         """query($c: String!) { customerStatement(customerExternalId: $c, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z") {
+              months { lines { closing { amount } } } } }""",
+         lambda w: {"c": "jane"}, graphql_not_found("customerStatement")),
+    Case("rewardReport", "rewardReport(programId: A's)",
+         """query($p: ID!) { rewardReport(programId: $p, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z") {
+              rows { count } csv } }""",
+         lambda w: {"p": w.program_id}, graphql_not_found("rewardReport")),
     Case("revokeApiKey", "revokeApiKey(A's key id)",
          "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
          lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
@@ -725,6 +755,10 @@ NO_FOREIGN_ID = {
     "payoutBatches": "only first/after; test_admin_and_payout_lists_show_only_own_rows checks it",
     "payoutSettings": "no arguments: the caller's merchant's settings",
     "setPayoutSettings": "changes the caller's merchant's settings; takes no id",
+    "privacySettings": "no arguments: the caller's own; test_privacy_and_locale_settings_are_per_merchant",
+    "setPrivacySettings": "the caller's own; test_privacy_and_locale_settings_are_per_merchant",
+    "localeSettings": "no arguments: the caller's own; test_privacy_and_locale_settings_are_per_merchant",
+    "setLocaleSettings": "the caller's own; test_privacy_and_locale_settings_are_per_merchant",
 }
 
 
@@ -928,7 +962,7 @@ async def test_fraud_queues_lists_and_audit_logs_show_only_own_rows(tenant, othe
     assert [e["node"]["action"] for e in b_lists["auditLog"]["edges"]] == ["fraud_list.added", "widget.secret_rotated"]
     assert not _ids(a_lists["auditLog"]) & _ids(b_lists["auditLog"])
     assert {e["node"]["action"] for e in a_lists["auditLog"]["edges"]} == {
-        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated"}
+        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated", "customer.export_requested"}
 
     # B rejecting its whole queue leaves A's review open and A's referral alone
     resolved = await b.gql(RESOLVE_REVIEWS, {"filter": {}})
@@ -1006,3 +1040,20 @@ async def test_admin_and_payout_lists_show_only_own_rows(db, tenant, other_tenan
     assert login["login"]["userErrors"][0]["code"] == "INVALID_CREDENTIALS"
     # B's owner cannot use A's setup tokens or sessions to reach A
     assert (await b.raw("{ me { id } }", key=a_owner.token))["data"]["me"]["id"] == a_owner.id  # a token is its own merchant's
+
+
+async def test_privacy_and_locale_settings_are_per_merchant(tenant, other_tenant):
+    a, b = tenant, other_tenant
+    changed = await a.gql("""mutation { setPrivacySettings(retentionMonths: 6) { settings { retentionMonths } userErrors { code } }
+                                        setLocaleSettings(input: {timeZone: "Asia/Tehran", calendar: JALALI, locale: "fa",
+                                                                  arabicScriptCodes: true}) {
+                                          settings { timeZone } userErrors { code } } }""")
+    assert changed["setPrivacySettings"]["userErrors"] == changed["setLocaleSettings"]["userErrors"] == []
+    shown = "{ privacySettings { retentionMonths } localeSettings { timeZone calendar locale arabicScriptCodes } }"
+    assert await a.gql(shown) == {"privacySettings": {"retentionMonths": 6}, "localeSettings": {
+        "timeZone": "Asia/Tehran", "calendar": "JALALI", "locale": "fa", "arabicScriptCodes": True}}
+    assert await b.gql(shown) == {"privacySettings": {"retentionMonths": 13}, "localeSettings": {
+        "timeZone": "UTC", "calendar": "GREGORIAN", "locale": "en", "arabicScriptCodes": False}}
+    program = await active_program(b)
+    refused = await b.gql(ops.ISSUE_CODE, {"input": {"programId": program["id"], "customerExternalId": "x", "vanity": "ریحانه۱۲"}})
+    assert refused["issueReferralCode"]["userErrors"][0]["code"] == "CODE_INVALID"  # A's setting is not B's

@@ -26,6 +26,7 @@ from app.fraud.signals import (
     shared_ip,
     shared_payout_account,
     similar_email,
+    similar_name,
     velocity,
 )
 from app.fraud.signals.base import Observation, SignalInfo
@@ -35,6 +36,7 @@ MODULES = (
     same_email,
     similar_email,
     same_name_domain,
+    similar_name,
     same_device,
     same_fingerprint,
     same_payment,

@@ -8,6 +8,7 @@ import ipaddress
 from app.fraud.case import domain_and_parents
 from app.fraud.models import ListKind, Outcome
 from app.fraud.signals.base import Observation, SignalInfo
+from app.personal import hashed_value
 
 BLOCKLIST = SignalInfo(
     name="blocklist",
@@ -48,16 +49,21 @@ async def detect(case) -> list[Observation]:
         elif kind in (ListKind.EMAIL, ListKind.DOMAIN):
             for role, customer in parties.values():
                 email = customer.email_canonical
-                if email and (email == entry.value if kind is ListKind.EMAIL else entry.value in domain_and_parents(email)):
+                if email and (_names(case, entry, email) if kind is ListKind.EMAIL else entry.value in domain_and_parents(email)):
                     observations.append(_listed(entry, f"{role}'s email {customer.email}"))
         elif kind in (ListKind.DEVICE, ListKind.PAYMENT, ListKind.IP, ListKind.IP_RANGE):
             identifier_kind = "IP" if kind is ListKind.IP_RANGE else kind.value
             for identifier in await case.referee_identifiers():
                 if identifier.kind != identifier_kind:
                     continue
-                if identifier.value == entry.value or (kind is ListKind.IP_RANGE and _in_range(identifier.value, entry.value)):
+                if _names(case, entry, identifier.value) or (kind is ListKind.IP_RANGE and _in_range(identifier.value, entry.value)):
                     observations.append(_listed(entry, f"referee's {kind.value.lower().replace('_', ' ')} {identifier.value}"))
     return observations
+
+
+def _names(case, entry, value: str | None) -> bool:
+    """The entry holds the value, or (an erased customer's entry) its keyed hash."""
+    return value is not None and entry.value in (value, hashed_value(case.merchant_id, entry.kind, value))
 
 
 def _listed(entry, what: str) -> Observation:

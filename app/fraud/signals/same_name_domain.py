@@ -1,12 +1,11 @@
 """The same full name at the same email domain (`Jane Doe <jd@acme.com>` referring
-`Jane Doe <jane@acme.com>`). Names are compared without case, accents or punctuation."""
+`Jane Doe <jane@acme.com>`). Names are compared as `app.text.name_key` folds them: without
+case, accents or punctuation, Arabic and Persian letter variants as one (`علي` = `علی`)."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
 from app.fraud.signals.base import Observation, SignalInfo
+from app.text import name_key
 
 INFO = SignalInfo(
     name="same_name_domain",
@@ -17,16 +16,9 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-def normalized_name(name: str | None) -> str:
-    if not name:
-        return ""
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    return " ".join(re.sub(r"[^a-z ]", " ", plain).split())
-
-
 async def detect(case) -> list[Observation]:
-    name = normalized_name(case.referee.name)
-    if not name or " " not in name or name != normalized_name(case.referrer.name):
+    name = name_key(case.referee.name)
+    if not name or " " not in name or name != name_key(case.referrer.name):
         return []  # a single given name alone is too common to mean anything
     mine, theirs = case.referee.email_canonical, case.referrer.email_canonical
     if mine is None or theirs is None:
