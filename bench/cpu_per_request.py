@@ -27,7 +27,7 @@ from app.main import create_app  # noqa: E402
 from app.merchants import service as merchants  # noqa: E402
 from app.merchants.models import ApiKeyKind  # noqa: E402
 from app.migrations import upgrade  # noqa: E402
-from bench.suite import RULES  # noqa: E402
+from bench.suite import CREATE_RULE, RULES  # noqa: E402
 
 RECORD = ('mutation($i: RecordActionInput!) { recordAction(input: $i) { action { id attribution } rewards { id } '
           'userErrors { code } } }')
@@ -67,18 +67,8 @@ async def main() -> None:
                 issued = await gql('mutation($p: ID!, $c: String!) { issueReferralCode(input: {programId: $p, '
                                    'customerExternalId: $c}) { referralCode { code } } }', {"p": program_id, "c": f"ref{i}"})
                 codes.append(issued["issueReferralCode"]["referralCode"]["code"])
-            for rule_name, recipient, kind, extra in RULES:
-                rule = {"name": rule_name, "trigger": "PURCHASE", "recipient": recipient, "kind": kind}
-                if "amount" in extra:
-                    rule["amount"] = extra["amount"]
-                    if extra["currency"]:
-                        rule["currency"] = extra["currency"]
-                if "percent_bps" in extra:
-                    rule["percentBps"] = extra["percent_bps"]
-                if "milestone" in extra:
-                    rule["conditions"] = {"milestone": extra["milestone"]}
-                await gql("mutation($p: ID!, $i: RewardRuleInput!) { createRewardRule(programId: $p, input: $i) "
-                          "{ userErrors { code } } }", {"p": program_id, "i": rule})
+            for rule in RULES:
+                await gql(CREATE_RULE, {"p": program_id, "i": rule})
 
             async def measure(label, call):
                 for i in range(20):

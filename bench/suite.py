@@ -45,13 +45,16 @@ from app.migrations import grant_app_role, upgrade  # noqa: E402
 SCENARIOS = ("track_click", "record_action", "referrals_page", "widget")
 APP_ROLE = "referral_bench_app"
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-RULES = [  # 5 active rules; a new referee's first purchase earns 4 rewards (the milestone waits for the 5th)
-    ("Give $10", "REFERRER", "CREDIT", {"amount": 1000, "currency": "USD"}),
-    ("10% commission", "REFERRER", "COMMISSION", {"percent_bps": 1000}),
-    ("15% off", "REFEREE", "DISCOUNT", {"percent_bps": 1500}),
-    ("500 points", "REFEREE", "POINTS", {"amount": 500, "currency": None}),
-    ("5th friend bonus", "REFERRER", "CREDIT", {"amount": 5000, "currency": "USD", "milestone": 5}),
+# 5 active rules (RewardRuleInput); a new referee's first purchase earns 4 rewards (the milestone waits for the 5th)
+RULES = [
+    {"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 1000, "currency": "USD"},
+    {"name": "10% commission", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION", "percentBps": 1000},
+    {"name": "15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1500},
+    {"name": "500 points", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "POINTS", "amount": 500},
+    {"name": "5th friend bonus", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 5000,
+     "currency": "USD", "conditions": {"milestone": 5}},
 ]
+CREATE_RULE = "mutation($p: ID!, $i: RewardRuleInput!) { createRewardRule(programId: $p, input: $i) { userErrors { code message } } }"
 
 
 def free_port() -> int:
@@ -187,19 +190,9 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
 async def create_rules(base_url: str, secret: str, program_id: str) -> None:
     import httpx
 
-    mutation = """mutation($p: ID!, $i: RewardRuleInput!) { createRewardRule(programId: $p, input: $i) { userErrors { code message } } }"""
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {secret}"}, timeout=30) as client:
-        for name, recipient, kind, extra in RULES:
-            rule = {"name": name, "trigger": "PURCHASE", "recipient": recipient, "kind": kind}
-            if "amount" in extra:
-                rule["amount"] = extra["amount"]
-                if extra["currency"]:
-                    rule["currency"] = extra["currency"]
-            if "percent_bps" in extra:
-                rule["percentBps"] = extra["percent_bps"]
-            if "milestone" in extra:
-                rule["conditions"] = {"milestone": extra["milestone"]}
-            body = (await client.post("/graphql", json={"query": mutation, "variables": {"p": program_id, "i": rule}})).json()
+        for rule in RULES:
+            body = (await client.post("/graphql", json={"query": CREATE_RULE, "variables": {"p": program_id, "i": rule}})).json()
             assert body["data"]["createRewardRule"]["userErrors"] == [], body
 
 
