@@ -72,6 +72,8 @@ COLUMNS: dict[str, dict[str, Kind]] = {
     "locale_settings": _plain("id", "merchant_id", "time_zone", "calendar", "locale", "arabic_script_codes",
                               "unify_teh_marbuta", "updated_at"),
     "privacy_settings": _plain("id", "merchant_id", "retention_months", "retention_applied_through", "updated_at"),
+    "analytics_daily": _plain("id", "merchant_id", "program_id", "day", "measure", "dimension", "unit", "count", "amount"),
+    "analytics_rollup_state": _plain("merchant_id", "time_zone", "rolled_up_at", "updated_at"),
     "outbox_jobs": _plain("id", "merchant_id", "actor", "args", "run_key", "status", "attempts", "last_error", "created_at",
                           "not_before", "sent_at", "finished_at"),  # args are ids
     # --- customers and what they did ------------------------------------------------------------------
@@ -82,7 +84,7 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                        "code": ID, "lookup_key": ID},  # a vanity or name code may spell the name: renamed at erasure
     "clicks": {**_plain("id", "merchant_id", "program_id", "code_id", "attribution_token", "created_at", "expires_at"),
                "device_id": P, "device_id_hash": H, "device_fingerprint": NET, "ip": NET, "user_agent": NET,
-               "landing_url": NET},
+               "landing_url": NET, "channel": N},
     "referrals": _plain("id", "merchant_id", "program_id", "referrer_id", "referee_id", "code_id", "click_id", "source",
                         "status", "created_at", "referred_at", "qualified_at"),
     "actions": {**_plain("id", "merchant_id", "customer_id", "program_id", "referral_id", "type",
@@ -204,6 +206,8 @@ NOT_EXPORTED = {
     "locale_settings": "the merchant's configuration",
     "privacy_settings": "the merchant's configuration",
     "outbox_jobs": "the worker's queue (ids only)",
+    "analytics_daily": "counts and sums per program and day: no customer in them",
+    "analytics_rollup_state": "the rollup job's progress",
     "webhook_deliveries": "copies of events sent to the merchant's own server (scrubbed at erasure)",
     "webhook_attempts": "the merchant's server's answers",
     "audit_entries": "what the merchant's staff did (scrubbed at erasure)",
