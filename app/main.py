@@ -28,6 +28,7 @@ from app.migrations import row_level_security_gaps
 from app.payouts import downloads as payout_downloads
 from app.privacy import downloads as privacy_downloads
 from app.ratelimits import RateLimiter
+from app.schema import analytics_export
 from app.schema.schema import build_schema
 from app.schema.view import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_URL, GraphQLView
 from app.widget import assets as widget_assets
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         Route(payout_downloads.ROUTE, payout_downloads.download, methods=["GET"]),
         *widget_assets.routes(),
         *privacy_downloads.routes(),
+        *analytics_export.routes(),
         *demo.routes(settings),
     ]
     if not settings.is_production:

@@ -60,6 +60,9 @@ class Period:
 
 
 async def period_of(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date) -> Period:
+    for name, day in (("from", first), ("to", last)):
+        if not calendars.FIRST_YEAR <= day.year <= calendars.LAST_YEAR:
+            raise DomainError(name, ErrorCode.INVALID_INPUT, f"reports cover {calendars.FIRST_YEAR} to {calendars.LAST_YEAR}")
     if last < first:
         raise DomainError("to", ErrorCode.INVALID_INPUT, "to must not be before from")
     if (last - first).days + 1 > MAX_DAYS:

@@ -181,3 +181,41 @@ async def test_a_merchant_cannot_read_another_merchants_analytics(db, tenant, ot
     body = await tenant.raw(OVERVIEW, {"p": program, "from": today().isoformat(), "to": today().isoformat()},
                             key=tenant.publishable_key)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+COHORTS = """
+query($p: ID!, $from: Date!, $to: Date!) {
+  programAnalytics(programId: $p, from: $from, to: $to) {
+    viralCycleTimeDays
+    cohorts { week customers referringWithin4Weeks referringWithin8Weeks referringWithin12Weeks }
+  }
+}"""
+
+
+async def test_cohorts_and_viral_cycle_time(db, tenant):
+    """jane brings bob, dan and fin in one week; bob refers cal 10 days later, dan refers eli 40
+    days later, fin nobody: of that week's 3 customers 1 referred within 4 weeks, 2 within 8 and
+    12; the cycle times are 10 and 40 days, median 25."""
+    program = (await active_program(tenant))["id"]
+    await allow_bursts(tenant, program)
+    codes = {name: (await code_for(tenant, program, name))["code"] for name in ("jane", "bob", "dan")}
+    start = days_ago(60)
+    for friend in ("bob", "dan", "fin"):
+        await signed_up(tenant, friend, code=codes["jane"], at=start)
+    await signed_up(tenant, "cal", code=codes["bob"], at=start + timedelta(days=10))
+    await signed_up(tenant, "eli", code=codes["dan"], at=start + timedelta(days=40))
+    await roll_up(db, tenant.id)
+    found = await report(tenant, program, today() - timedelta(days=70), today(), COHORTS)
+    assert found["viralCycleTimeDays"] == 25.0
+    week = lambda moment: (moment.date() - timedelta(days=moment.date().weekday())).isoformat()  # noqa: E731
+    assert found["cohorts"] == [
+        {"week": week(start), "customers": 3, "referringWithin4Weeks": 1, "referringWithin8Weeks": 2,
+         "referringWithin12Weeks": 2},
+        {"week": week(start + timedelta(days=10)), "customers": 1, "referringWithin4Weeks": 0, "referringWithin8Weeks": 0,
+         "referringWithin12Weeks": 0},
+        {"week": week(start + timedelta(days=40)), "customers": 1, "referringWithin4Weeks": 0, "referringWithin8Weeks": 0,
+         "referringWithin12Weeks": 0},
+    ]
+    # only the customers whose first referral fell in the period count for the cycle time
+    recent = await report(tenant, program, today() - timedelta(days=30), today(), COHORTS)
+    assert recent["viralCycleTimeDays"] == 40.0
