@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -139,6 +140,9 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
+CONSOLE_ASSETS = Path(__file__).resolve().parent / "static" / "console"  # built from console/ (committed)
+
+
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> Any:
     settings = settings or get_settings()
     owns_engine = engine is None
@@ -177,6 +181,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         *analytics_export.routes(),
         *demo.routes(settings),
     ]
+    routes.append(Mount("/console", app=StaticFiles(directory=CONSOLE_ASSETS, html=True), name="console"))
     if not settings.is_production:
         routes.append(Mount(GRAPHIQL_ASSETS_URL, app=ImmutableFiles(directory=GRAPHIQL_ASSETS)))
     app = Starlette(
