@@ -53,6 +53,12 @@ query($p: ID!, $from: Date!, $to: Date!) {
 CHANNELS = ("whatsapp", "email", "x", "telegram", None)
 
 
+def uuid7_at(moment: dt.datetime, n: int) -> uuid.UUID:
+    """A UUIDv7 of `moment` (ids are creation-ordered in the app: app.db.new_id), unique by `n`."""
+    millis = int(moment.timestamp() * 1000)
+    return uuid.UUID(int=(millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | 0b10 << 62 | (n & ((1 << 62) - 1)))
+
+
 async def seed(owner_url: str, actions: int, clicks: int) -> dict:
     from app.merchants import service as merchants
     from app.merchants.models import ApiKeyKind
@@ -86,10 +92,10 @@ async def seed(owner_url: str, actions: int, clicks: int) -> dict:
         "referral_codes", records=codes,
         columns=["id", "merchant_id", "program_id", "customer_id", "code", "lookup_key", "is_vanity", "active", "created_at"])
 
-    def click_rows():
+    def click_rows():  # in time order, as they arrive
         for n in range(clicks):
-            at = now - dt.timedelta(seconds=(n * 7919) % year)
-            yield (uuid.uuid4(), merchant.id, program_id, codes[n % referrers][0], uuid.uuid4().hex, CHANNELS[n % 5],
+            at = now - dt.timedelta(seconds=year * (clicks - n) / clicks)
+            yield (uuid7_at(at, n), merchant.id, program_id, codes[n * 7 % referrers][0], f"at_{n:012d}", CHANNELS[n % 5],
                    at, at + dt.timedelta(days=30))
 
     await connection.copy_records_to_table(
@@ -99,14 +105,14 @@ async def seed(owner_url: str, actions: int, clicks: int) -> dict:
     for n in range(referrals_count):
         referee = customers[referrers + n][0]
         referrer = n * 7 % referrers  # not in order: leaders spread over the year
-        arrived = now - dt.timedelta(seconds=(n * 104729) % year)
+        arrived = now - dt.timedelta(seconds=year * (referrals_count - n) / referrals_count)
         bought = min(now, arrived + dt.timedelta(days=n % 9))
-        referral_id = uuid.uuid4()
+        referral_id = uuid7_at(arrived, n)
         referral_rows.append((referral_id, merchant.id, program_id, customers[referrer][0], referee, codes[referrer][0], "CODE",
                               "QUALIFIED", arrived, arrived, bought))
-        action_rows.append((uuid.uuid4(), merchant.id, referee, program_id, referral_id, "SIGNUP", f"s{n}", "x", None, None,
+        action_rows.append((uuid7_at(arrived, 2 * n), merchant.id, referee, program_id, referral_id, "SIGNUP", f"s{n}", "x", None, None,
                             None, arrived, arrived, "REFERRAL_CREATED"))
-        action_rows.append((uuid.uuid4(), merchant.id, referee, program_id, referral_id, "PURCHASE", f"p{n}", "x",
+        action_rows.append((uuid7_at(bought, 2 * n + 1), merchant.id, referee, program_id, referral_id, "PURCHASE", f"p{n}", "x",
                             1000 + n % 9000, "USD" if n % 3 else "EUR", f"o{n}", bought, bought, "LINKED_TO_REFERRAL"))
     await connection.copy_records_to_table(
         "referrals", records=referral_rows,

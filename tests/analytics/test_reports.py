@@ -219,3 +219,35 @@ async def test_cohorts_and_viral_cycle_time(db, tenant):
     # only the customers whose first referral fell in the period count for the cycle time
     recent = await report(tenant, program, today() - timedelta(days=30), today(), COHORTS)
     assert recent["viralCycleTimeDays"] == 40.0
+
+
+async def test_commission_earned_paid_and_owed(db, tenant, clock):
+    """jane earns 12.50 and 7.50 EUR and is paid the 20.00; kim earns 3.00 USD, unpaid: EUR
+    shows 20.00 earned, 20.00 paid, nothing owed; USD 3.00 earned and owed."""
+    from tests.payouts import helpers as payouts
+
+    await payouts.no_cooling_off(tenant)
+    finance = await payouts.approver(tenant, clock)
+    program = await payouts.commission_program(tenant)
+    await payouts.earn(tenant, program, "jane", 1250, "EUR")
+    await payouts.earn(tenant, program, "jane", 750, "EUR", referee="jane-friend-2")
+    await payouts.earn(tenant, program, "kim", 300, "USD")
+    assert (await payouts.set_account(tenant, "jane"))["userErrors"] == []
+    payout = (await payouts.request(tenant, "jane", currency="EUR"))["payout"]
+    approved = await payouts.approve(tenant, finance, [payout], code=finance.code(clock()))
+    assert approved["data"]["approvePayouts"]["userErrors"] == []
+    await payouts.run_jobs(db)
+    assert (await tenant.gql(payouts.MARK_PAID, {"id": payout["id"], "ref": "wise-1"}))["markPayoutPaid"]["userErrors"] == []
+    await roll_up(db, tenant.id)
+    money = (await report(tenant, program, today(), today()))["money"]
+    assert money["commission"] == [
+        {"currency": "EUR", "earned": 2000, "paid": 2000, "owed": 0},
+        {"currency": "USD", "earned": 300, "paid": 0, "owed": 300},
+    ]
+    assert money["rewardCost"] == [
+        {"kind": "COMMISSION", "unit": "EUR", "granted": 2000, "takenBack": 0, "net": 2000},
+        {"kind": "COMMISSION", "unit": "USD", "granted": 300, "takenBack": 0, "net": 300},
+    ]
+    # a period after the payment: nothing earned or paid in it, and nothing more owed in EUR
+    later = (await report(tenant, program, today() + timedelta(days=1), today() + timedelta(days=2)))["money"]
+    assert later["commission"] == [{"currency": "USD", "earned": 0, "paid": 0, "owed": 300}]
