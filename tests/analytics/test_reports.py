@@ -251,3 +251,21 @@ async def test_commission_earned_paid_and_owed(db, tenant, clock):
     # a period after the payment: nothing earned or paid in it, and nothing more owed in EUR
     later = (await report(tenant, program, today() + timedelta(days=1), today() + timedelta(days=2)))["money"]
     assert later["commission"] == [{"currency": "USD", "earned": 0, "paid": 0, "owed": 300}]
+
+
+async def test_coupons_redeemed_count_in_the_cost(db, tenant):
+    """Two referees get a 10.00 USD coupon; one uses it: one redemption of 10.00, which is the
+    program's whole cost in USD against 160.00 of referred purchases."""
+    from tests.rewards import test_coupons as coupons
+
+    program, code = await coupons.shop(tenant)
+    first = await coupons.referred_purchase(tenant, "bob", code)
+    await coupons.referred_purchase(tenant, "carol", code)
+    used = await coupons.redeem(tenant, first["coupon"]["code"], "order-bob-2", orderAmount=5000, currency="USD")
+    assert used["userErrors"] == []
+    await roll_up(db, tenant.id)
+    money = (await report(tenant, program["id"], today(), today()))["money"]
+    assert money["couponsRedeemed"] == [{"unit": "USD", "count": 1, "amount": 1000}]
+    assert money["rewardCost"] == []  # coupons are not in the ledger: their cost is what was redeemed
+    assert money["returns"] == [{"currency": "USD", "netRevenue": 16000, "cost": 1000, "acquiredCustomers": 2,
+                                 "costPerAcquiredCustomer": 500, "roi": 15.0}]
