@@ -12,7 +12,7 @@ from app import validation
 from app.referrals import attribution, queries
 from app.schema.errors import UserError, mutate, not_found, query
 from app.schema.pagination import Connection, to_connection
-from app.schema.permissions import SecretKey
+from app.schema.permissions import SecretKey, SecretKeyOrAdmin
 from app.schema.reward_types import Reward
 from app.schema.scalars import BigInt
 from app.schema.types import Action, Referral, ReferralStatus
@@ -124,7 +124,7 @@ class ReferralPayload:
 
 @strawberry.type
 class ReferralQuery:
-    @strawberry.field(permission_classes=[SecretKey])
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def referral(self, info: Info, id: strawberry.ID) -> Referral | None:
         async def work(session):
             found = await queries.get_referral(session, merchant_id=info.context.merchant_id, referral_id=validation.parse_id(id, "id"))

@@ -84,7 +84,8 @@ function frame() {
   const nav = document.getElementById("nav");
   nav.replaceChildren();
   if (!sessionStorage.getItem(TOKEN_KEY)) return;
-  const links = [["#/overview", t("overview")], ["#/reviews", t("reviews")], ["#/payouts", t("payouts")]];
+  const links = [["#/overview", t("overview")], ["#/reviews", t("reviews")], ["#/payouts", t("payouts")], ["#/rules", t("rules")],
+    ["#/webhooks", t("webhooks")], ["#/keys", t("keys")]];
   nav.append(h("ul", {}, links.map(([href, label]) =>
     h("li", {}, h("a", { href, "aria-current": location.hash.startsWith(href) ? "page" : false, text: label })))),
   h("button", { type: "button", class: "link", onclick: logout, text: t("logout") }));
@@ -246,7 +247,8 @@ async function reviewsPage() {
   };
   main().replaceChildren(h("h1", { text: t("reviews") }),
     reviews.length ? h("ul", { class: "cards" }, reviews.map((r) => h("li", { class: "card review", "data-review": r.id },
-      h("h2", { text: t("reviewTitle", { referrer: r.referral.referrer.externalId, referee: r.referral.referee.externalId }) }),
+      h("h2", {}, h("a", { href: `#/referral?id=${encodeURIComponent(r.referral.id)}`,
+        text: t("reviewTitle", { referrer: r.referral.referrer.externalId, referee: r.referral.referee.externalId }) })),
       h("p", { text: t("score", { score: number(r.score), signals: r.signals.join(", ") }) }),
       h("ul", { class: "evidence" }, r.decisions.flatMap((d) => d.observations.filter((o) => o.fired).map((o) => h("li", { text: o.evidence || o.signal })))),
       h("div", { class: "actions" },
@@ -297,15 +299,83 @@ async function payoutsPage() {
   announce(t("loaded", { page: t("payouts") }));
 }
 
+
+const REFERRAL = `query($id: ID!) { referral(id: $id) { id status source referredAt qualifiedAt
+  referrer { externalId } referee { externalId }
+  actions { type occurredAt orderId attribution amount { amount currency } }
+  fraudDecisions { stage outcome score createdAt observations { signal fired evidence } }
+  rewards { kind recipient status amount unit createdAt endReason } } }`;
+
+const when = (iso) => new Date(iso).toLocaleString(state.locale);
+
+async function referralPage() {
+  const id = new URLSearchParams(location.hash.split("?")[1] || "").get("id");
+  const r = (await gql(REFERRAL, { id })).referral;
+  if (!r) { main().replaceChildren(h("h1", { text: t("referral") }), h("p", { text: t("notFound") })); return; }
+  const events = [
+    ...r.actions.map((a) => [a.occurredAt, t("eventAction", { type: a.type, order: a.orderId ?? "" }),
+      a.amount ? money(a.amount.amount, a.amount.currency) : "", a.attribution]),
+    ...r.fraudDecisions.map((d) => [d.createdAt, t("eventDecision", { stage: d.stage, outcome: d.outcome }),
+      t("scoreOnly", { score: number(d.score) }), d.observations.filter((o) => o.fired).map((o) => o.evidence || o.signal).join("; ")]),
+    ...r.rewards.map((w) => [w.createdAt, t("eventReward", { kind: t(w.kind), recipient: w.recipient }), money(w.amount, w.unit),
+      w.status + (w.endReason ? ` (${w.endReason})` : "")]),
+  ].sort((a, b) => a[0].localeCompare(b[0]));
+  main().replaceChildren(
+    h("h1", { text: t("reviewTitle", { referrer: r.referrer.externalId, referee: r.referee.externalId }) }),
+    h("dl", { class: "figures" },
+      h("dt", { text: t("status") }), h("dd", { id: "referral-status", text: r.status }),
+      h("dt", { text: t("source") }), h("dd", { text: r.source }),
+      h("dt", { text: t("referredAt") }), h("dd", { text: when(r.referredAt) }),
+      h("dt", { text: t("qualifiedAt") }), h("dd", { text: r.qualifiedAt ? when(r.qualifiedAt) : "–" })),
+    table(t("timeline"), [t("when"), t("what"), t("amount"), t("details")], events.map(([at, ...rest]) => [when(at), ...rest])));
+  announce(t("loaded", { page: t("referral") }));
+}
+
+async function rulesPage() {
+  const programs = (await gql("query { programs(first: 50) { edges { node { id name } } } }")).programs.edges.map((e) => e.node);
+  const sections = [];
+  for (const program of programs) {
+    const rules = (await gql(`query($p: ID!) { rewardRules(programId: $p) { ruleId version name enabled trigger recipient kind
+      amount currency percentBps } }`, { p: program.id })).rewardRules;
+    sections.push(table(program.name, [t("name"), t("trigger"), t("recipient"), t("reward"), t("version"), t("enabled")],
+      rules.map((r) => [r.name, r.trigger, r.recipient,
+        r.percentBps !== null ? `${t(r.kind)} ${percent(r.percentBps / 10000)}` : `${t(r.kind)} ${money(r.amount, r.currency || "POINTS")}`,
+        number(r.version), r.enabled ? t("yes") : t("no")])));
+  }
+  main().replaceChildren(h("h1", { text: t("rules") }), ...sections);
+  announce(t("loaded", { page: t("rules") }));
+}
+
+async function webhooksPage() {
+  const data = await gql(`query { webhookEndpoints { id url enabled eventTypes disabledReason failingSince }
+    webhookDeliveries(first: 20) { edges { node { eventType status attemptCount createdAt lastError } } } }`);
+  main().replaceChildren(h("h1", { text: t("webhooks") }),
+    table(t("endpoints"), [t("url"), t("events"), t("enabled")], data.webhookEndpoints.map((e) =>
+      [e.url, e.eventTypes.join(", "), e.enabled ? t("yes") : `${t("no")} ${e.disabledReason ?? ""}`])),
+    table(t("deliveries"), [t("event"), t("status"), t("attempts"), t("when")], data.webhookDeliveries.edges.map(({ node: d }) =>
+      [d.eventType, d.status + (d.lastError ? ` (${d.lastError})` : ""), number(d.attemptCount), when(d.createdAt)])));
+  announce(t("loaded", { page: t("webhooks") }));
+}
+
+async function keysPage() {
+  const keys = (await gql("query { apiKeys { maskedKey kind name createdAt active } }")).apiKeys;
+  main().replaceChildren(h("h1", { text: t("keys") }),
+    table(t("keys"), [t("key"), t("kind"), t("name"), t("created"), t("active")],
+      keys.map((k) => [k.maskedKey, k.kind, k.name ?? "–", when(k.createdAt), k.active ? t("yes") : t("no")])),
+    h("p", { class: "muted", text: t("keysHint") }));
+  announce(t("loaded", { page: t("keys") }));
+}
+
 // --- routing -----------------------------------------------------------------------------------------
-const PAGES = { "#/login": loginPage, "#/overview": overviewPage, "#/reviews": reviewsPage, "#/payouts": payoutsPage };
+const PAGES = { "#/login": loginPage, "#/overview": overviewPage, "#/reviews": reviewsPage, "#/payouts": payoutsPage,
+  "#/referral": referralPage, "#/rules": rulesPage, "#/webhooks": webhooksPage, "#/keys": keysPage };
 
 async function route() {
   const signedIn = Boolean(sessionStorage.getItem(TOKEN_KEY));
   let path = location.hash.split("?")[0] || "#/overview";
   if (!signedIn) path = "#/login";
   else if (!PAGES[path] || path === "#/login") path = "#/overview";
-  if (`#${location.hash.slice(1).split("?")[0]}` !== path && !(path === "#/overview" && location.hash.startsWith("#/overview"))) {
+  if (location.hash.split("?")[0] !== path) {
     location.hash = path; // hashchange routes again
     return;
   }

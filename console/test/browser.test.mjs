@@ -141,6 +141,38 @@ describe("the console in Chromium", { skip }, () => {
     await page.close();
   });
 
+  it("shows a referral's timeline with its fraud evidence", async () => {
+    const page = await loggedIn();
+    await page.click("nav a[href='#/reviews']");
+    await page.click("a:text('kim referred kim-alias')");
+    await page.waitForSelector("table:has(caption:text-is('Timeline'))");
+    assert.equal(await page.textContent("#referral-status"), "PENDING");
+    const rows = await page.$$eval("table tbody tr", (trs) => trs.map((tr) => [...tr.children].slice(1).map((c) => c.textContent)));
+    assert.ok(rows.some(([what]) => what.startsWith("SIGNUP")), JSON.stringify(rows));
+    assert.ok(rows.some(([what, , details]) => what === "Fraud check (REFERRAL): REVIEW" && /device/.test(details)), JSON.stringify(rows));
+    assert.deepEqual(await axeViolations(page), []);
+    await page.close();
+  });
+
+  it("lists reward rules, webhooks and API keys", async () => {
+    const page = await loggedIn();
+    await page.click("nav a[href='#/rules']");
+    await page.waitForSelector("table:has(caption:text-is('Give $10, get $10'))");
+    const rules = await page.$$eval("tbody tr", (trs) => trs.map((tr) => [...tr.children].slice(0, 4).map((c) => c.textContent)));
+    assert.deepEqual(rules, [["10% commission", "PURCHASE", "REFERRER", "Commission 10%"], ["Get $5", "PURCHASE", "REFEREE", "Credit $5.00"]]);
+    assert.deepEqual(await axeViolations(page), []);
+    await page.click("nav a[href='#/webhooks']");
+    await page.waitForSelector("table:has(caption:text-is('Endpoints'))");
+    assert.equal(await page.locator("text=Nothing to show.").count(), 2);
+    await page.click("nav a[href='#/keys']");
+    await page.waitForSelector("table:has(caption:text-is('API keys'))");
+    const keys = await page.$$eval("tbody tr", (trs) => trs.map((tr) => tr.children[1].textContent).sort());
+    assert.deepEqual(keys, ["PUBLISHABLE", "SECRET"]);
+    assert.ok(!(await page.content()).includes(seeded.secretKey), "only masked keys");
+    assert.deepEqual(await axeViolations(page), []);
+    await page.close();
+  });
+
   it("approves a referral in fraud review", async () => {
     const page = await loggedIn();
     await page.click("nav a[href='#/reviews']");
