@@ -2,7 +2,7 @@
 channel of a click, and the indexes the rollups read days through.
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0012
 Create Date: 2026-11-29 01:40:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0010'
-down_revision = '0009'
+down_revision = '0012'  # re-chained after merging main (0012 came first); was '0009'
 branch_labels = None
 depends_on = None
 

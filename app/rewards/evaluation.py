@@ -9,6 +9,7 @@ from memory. Either way the same code decides.
 from __future__ import annotations
 
 import calendar
+import enum
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
 from app.db import insert_ignoring_conflicts, new_id, utcnow
-from app.fraud.models import Outcome
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
 from app.rewards import lifecycle
 from app.rewards import rules as rule_service
@@ -33,7 +33,16 @@ from app.webhooks import notify
 ENDED_WITHOUT_VALUE = (RewardStatus.VOIDED.value, RewardStatus.REVERSED.value)
 
 
-Screen = Callable[[], Awaitable[Outcome]]
+class Screening(enum.Enum):
+    """What the caller's check (the fraud engine, run by app.actions) says about granting:
+    rewards has no idea why, only whether to grant, grant held, or grant nothing."""
+
+    GRANT = "GRANT"
+    HOLD = "HOLD"
+    SKIP = "SKIP"
+
+
+Screen = Callable[[], Awaitable[Screening]]
 
 
 @dataclass(frozen=True)
@@ -226,7 +235,9 @@ async def evaluate_action(
     one referral are evaluated one after the other; caps and budgets lock the referrer and
     the program rows as well. The unique keys on rewards are the last line of defence.
     """
-    candidates = await rule_service.active_rules_for_trigger(session, program_id=referral.program_id, trigger=action.type)
+    candidates = await rule_service.active_rules_for_trigger(
+        session, merchant_id=referral.merchant_id, program_id=referral.program_id, trigger=action.type
+    )
     if not candidates:
         return []
     # FOR NO KEY UPDATE (key_share): these locks serialise evaluations, but must not wait for
@@ -259,10 +270,10 @@ async def evaluate_action(
     if not planned:
         return []
     # The fraud check runs once, with this action's evidence, before anything is granted.
-    outcome = await screen() if screen is not None else Outcome.ALLOW
-    if outcome is Outcome.BLOCK:
+    screening = await screen() if screen is not None else Screening.GRANT
+    if screening is Screening.SKIP:
         return []
-    granted = await _insert_rewards(session, planned, action, referral, review_hold=outcome is Outcome.REVIEW)
+    granted = await _insert_rewards(session, planned, action, referral, review_hold=screening is Screening.HOLD)
     for reward, _spec in granted:
         await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
     await lifecycle.on_granted_many(session, granted)

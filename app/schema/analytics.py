@@ -15,9 +15,9 @@ from strawberry.types import Info
 from app import validation
 from app.analytics import reports, rollup
 from app.db import utcnow
-from app.schema.errors import query
 from app.schema.permissions import SecretKeyOrAdmin
 from app.schema.scalars import BigInt
+from app.schema.transactions import query
 
 
 @strawberry.enum(description="How a time series is bucketed.")

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import money, validation
+from app import config_cache, money, validation
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import engine as fraud_engine
@@ -139,7 +139,13 @@ def _request_hash(data: ActionInput) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
-async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: ActionInput) -> RecordedAction:
+async def record_action(
+    session: AsyncSession, *, merchant_id: uuid.UUID, data: ActionInput, config_version: int | None = None
+) -> RecordedAction:
+    """Record `data` for the merchant. `config_version`: the merchant's configuration version
+    read with the API key; recording changes no configuration, so rules, policy and webhook
+    endpoints may then come from the process's memory (app.config_cache)."""
+    config_cache.trust_version(session, merchant_id, config_version)
     data = _validated(data)
     request_hash = _request_hash(data)
     if data.program_id is not None and await programs.get_program(
@@ -213,6 +219,13 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
     return RecordedAction(action=action, referral=referral, replayed=False, rewards=rewards, refund=refund)
 
 
+_SCREENING = {
+    fraud_engine.Outcome.ALLOW: evaluation.Screening.GRANT,
+    fraud_engine.Outcome.REVIEW: evaluation.Screening.HOLD,
+    fraud_engine.Outcome.BLOCK: evaluation.Screening.SKIP,
+}
+
+
 async def _evaluate(
     session: AsyncSession, action: Action, referral: Referral, *, screened: fraud_engine.Outcome | None = None
 ) -> list:
@@ -220,10 +233,9 @@ async def _evaluate(
     `screened`: the outcome of the check this action already ran when it created the referral
     (same evidence, same moment: checking again would only repeat it)."""
 
-    async def screen() -> fraud_engine.Outcome:
-        if screened is not None:
-            return screened
-        return await fraud_engine.screen_grants(session, referral=referral, action=action)
+    async def screen() -> evaluation.Screening:
+        outcome = screened or await fraud_engine.screen_grants(session, referral=referral, action=action)
+        return _SCREENING[outcome]
 
     return await evaluation.evaluate_action(session, action=action, referral=referral, screen=screen)
 
@@ -403,7 +415,8 @@ async def _referral_and_history(
 
 
 async def claim_referral(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_external_id: str, code: str
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_external_id: str, code: str,
+    config_version: int | None = None,
 ) -> Referral:
     """A referee who lost the link's cookie names the code after signing up.
 
@@ -411,6 +424,7 @@ async def claim_referral(
     referral in the program yet. Claiming the same referrer again returns the same referral.
     Actions they recorded since signing up are attached to the referral.
     """
+    config_cache.trust_version(session, merchant_id, config_version)
     external_id = customers.external_id(customer_external_id)
     code = validation.required_text(code, "code", 64)
     program = await programs.get_program(session, merchant_id=merchant_id, program_id=program_id)
