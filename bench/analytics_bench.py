@@ -128,6 +128,23 @@ async def seed(owner_url: str, actions: int, clicks: int) -> dict:
             "seed_seconds": round(time.monotonic() - started, 1)}
 
 
+async def reused(owner_url: str) -> dict:
+    """The merchant, program and a fresh secret key of a database seeded before."""
+    from app.merchants import service as merchants
+    from app.merchants.models import ApiKeyKind
+
+    connection = await asyncpg.connect(owner_url)
+    await connection.execute("SELECT set_config('app.scope', 'system', false)")
+    merchant_id, program_id = await connection.fetchrow("SELECT merchant_id, id FROM programs WHERE name = 'Bench'")
+    await connection.close()
+    engine = create_engine(owner_url.replace("postgresql://", "postgresql+asyncpg://"))
+    async with create_session_factory(engine, reason="bench")() as session:
+        secret = await merchants.create_api_key(session, merchant_id=merchant_id, kind=ApiKeyKind.SECRET)
+        await session.commit()
+    await engine.dispose()
+    return {"merchant_id": merchant_id, "program_id": program_id, "secret": secret.plaintext}
+
+
 async def rebuild(owner_url: str, merchant_id: uuid.UUID) -> float:
     from app.analytics import rollup
 
@@ -199,33 +216,40 @@ async def main() -> None:
     parser.add_argument("--clicks", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--no-explain", action="store_true")
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards (its name is printed)")
+    parser.add_argument("--reuse", metavar="DATABASE", help="a database kept by --keep: skip the seed (and keep it)")
     args = parser.parse_args()
 
-    name = f"referral_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(args.admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        await admin.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
-    except asyncpg.DuplicateObjectError:
-        pass
-    await admin.close()
+    name = args.reuse or f"referral_bench_{uuid.uuid4().hex[:8]}"
     base = args.admin_url.rsplit("/", 1)[0]
     owner_url = f"{base}/{name}"
     app_url = f"postgresql+asyncpg://{APP_ROLE}@{base.split('@', 1)[1]}/{name}"
+    if not args.reuse:
+        admin = await asyncpg.connect(args.admin_url)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            await admin.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+        except asyncpg.DuplicateObjectError:
+            pass
+        await admin.close()
     try:
-        engine = create_engine(owner_url.replace("postgresql://", "postgresql+asyncpg://"))
-        await upgrade(engine)
-        await grant_app_role(engine, APP_ROLE)
-        await engine.dispose()
-        seeded = await seed(owner_url, args.actions, args.clicks)
-        print(f"seeded {args.actions:,} actions and {args.clicks:,} clicks in {seeded['seed_seconds']} s", flush=True)
+        if args.reuse:
+            seeded = await reused(owner_url)
+            print(f"reusing {name}", flush=True)
+        else:
+            engine = create_engine(owner_url.replace("postgresql://", "postgresql+asyncpg://"))
+            await upgrade(engine)
+            await grant_app_role(engine, APP_ROLE)
+            await engine.dispose()
+            seeded = await seed(owner_url, args.actions, args.clicks)
+            print(f"seeded {args.actions:,} actions and {args.clicks:,} clicks in {seeded['seed_seconds']} s into {name}",
+                  flush=True)
         print(f"rollups rebuilt (referral analytics backfill) in {await rebuild(owner_url, seeded['merchant_id'])} s", flush=True)
         results = await measure(app_url, owner_url, seeded, args.runs, not args.no_explain)
         for label, r in results.items():
             print(f"\noverview over {label}: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms ({args.runs} runs); funnel {r['funnel']}")
     finally:
-        if not args.keep:
+        if not (args.keep or args.reuse):
             admin = await asyncpg.connect(args.admin_url)
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()

@@ -1,4 +1,4 @@
-"""Analytics: daily rollups per program and local day, the rollup job's state, the share
+"""Analytics: daily rollups per program and local day (and per referrer), the rollup job's state, the share
 channel of a click, and the indexes the rollups read days through.
 
 Revision ID: 0010
@@ -15,7 +15,7 @@ down_revision = '0012'  # re-chained after merging main (0012 came first); was '
 branch_labels = None
 depends_on = None
 
-NEW_TABLES = ('analytics_daily', 'analytics_rollup_state')
+NEW_TABLES = ('analytics_daily', 'analytics_referrer_daily', 'analytics_rollup_state')
 INDEXES = (  # (table, name, columns)
     ('clicks', 'ix_clicks_program_id_created_at', ['program_id', 'created_at']),
     ('referrals', 'ix_referrals_program_id_referred_at', ['program_id', 'referred_at']),
@@ -45,6 +45,23 @@ def upgrade() -> None:
                             name=op.f('uq_analytics_daily_program_id_day_measure_dimension_unit')),
     )
     op.create_index('ix_analytics_daily_merchant_id_program_id_day', 'analytics_daily', ['merchant_id', 'program_id', 'day'])
+    op.create_table(
+        'analytics_referrer_daily',
+        sa.Column('id', sa.Uuid(), nullable=False),
+        sa.Column('merchant_id', sa.Uuid(), nullable=False),
+        sa.Column('program_id', sa.Uuid(), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('referrer_id', sa.Uuid(), nullable=False),
+        sa.Column('referred', sa.BigInteger(), nullable=False),
+        sa.Column('qualified', sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'],
+                                name=op.f('fk_analytics_referrer_daily_merchant_id_merchants')),
+        sa.ForeignKeyConstraint(['program_id'], ['programs.id'], name=op.f('fk_analytics_referrer_daily_program_id_programs')),
+        sa.ForeignKeyConstraint(['referrer_id'], ['customers.id'],
+                                name=op.f('fk_analytics_referrer_daily_referrer_id_customers')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_analytics_referrer_daily')),
+        sa.UniqueConstraint('program_id', 'day', 'referrer_id', name=op.f('uq_analytics_referrer_daily_program_id_day_referrer_id')),
+    )
     op.create_table(
         'analytics_rollup_state',
         sa.Column('merchant_id', sa.Uuid(), nullable=False),
@@ -76,5 +93,6 @@ def downgrade() -> None:
     with op.batch_alter_table('clicks', schema=None) as batch_op:
         batch_op.drop_column('channel')
     op.drop_table('analytics_rollup_state')
+    op.drop_table('analytics_referrer_daily')
     op.drop_index('ix_analytics_daily_merchant_id_program_id_day', table_name='analytics_daily')
     op.drop_table('analytics_daily')

@@ -44,3 +44,19 @@ class RollupState(Base):
     time_zone: Mapped[str] = mapped_column(String(64))
     rolled_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReferrerDay(Base):
+    """One referrer's referrals made and qualified on one local day: the leaderboard, its rank
+    changes and the count of active referrers sum these instead of the raw referrals."""
+
+    __tablename__ = "analytics_referrer_daily"
+    __table_args__ = (UniqueConstraint("program_id", "day", "referrer_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
+    program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
+    day: Mapped[date] = mapped_column(Date)
+    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    referred: Mapped[int] = mapped_column(BigInteger, default=0)
+    qualified: Mapped[int] = mapped_column(BigInteger, default=0)

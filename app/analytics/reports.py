@@ -1,8 +1,8 @@
 """A program's reports for a period of local days (the merchant's time zone): funnel, money,
 referrers, cohorts and fraud. Totals and time series come from the daily rollups (a period's
-overview sums a few thousand small rows, whatever the raw tables hold); what a sum of days
-cannot answer (distinct referrers, ranks, cohorts, the review queue) is an indexed query on
-the raw rows of the period.
+overview sums a few thousand small rows, whatever the raw tables hold), the leaderboard, its
+rank changes and the active referrers from the per-referrer daily rollups; cohorts, the viral
+cycle time and the review queue are indexed queries on the raw rows.
 
 Money stays an integer per currency (or POINTS): nothing here adds two units together.
 """
@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 
 from app import calendars, money
 from app.analytics import rollup
-from app.analytics.models import DailyFact, RollupState
+from app.analytics.models import DailyFact, ReferrerDay, RollupState
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud.models import FraudReview, ReviewStatus
 from app.merchants import locale as locale_settings
@@ -305,32 +305,28 @@ class Leader:
 
 
 async def leaderboard(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period, first: int) -> list[Leader]:
-    """Top referrers by referrals qualified in the period (then by referrals made), with their
-    rank in the period before (rank changes) and their referees' revenue per currency."""
+    """Top referrers by referrals qualified in the period (then by referrals made), from the
+    per-referrer rollups, with their rank in the period before (rank changes) and their
+    referees' revenue per currency."""
     first = max(1, min(first, LEADERBOARD_MAX))
-    qualified = func.sum(case((and_(Referral.qualified_at >= period.start, Referral.qualified_at < period.end), 1), else_=0))
-    referred = func.sum(case((and_(Referral.referred_at >= period.start, Referral.referred_at < period.end), 1), else_=0))
-    in_period = (Referral.qualified_at >= period.start) & (Referral.qualified_at < period.end) | (
-        (Referral.referred_at >= period.start) & (Referral.referred_at < period.end))
+
+    def per_referrer(p: Period):
+        return (
+            select(ReferrerDay.referrer_id, func.sum(ReferrerDay.qualified).label("q"), func.sum(ReferrerDay.referred).label("r"))
+            .where(ReferrerDay.merchant_id == merchant_id, ReferrerDay.program_id == p.program_id,
+                   ReferrerDay.day >= p.first, ReferrerDay.day <= p.last)
+            .group_by(ReferrerDay.referrer_id)
+        )
+
+    now = per_referrer(period).subquery()
     top = (await session.execute(
-        select(Referral.referrer_id, qualified.label("q"), referred.label("r"))
-        .where(Referral.merchant_id == merchant_id, Referral.program_id == period.program_id, in_period)
-        .group_by(Referral.referrer_id)
-        .order_by(qualified.desc(), referred.desc(), Referral.referrer_id)
-        .limit(first)
+        select(now.c.referrer_id, now.c.q, now.c.r).order_by(now.c.q.desc(), now.c.r.desc(), now.c.referrer_id).limit(first)
     )).all()
     if not top:
         return []
     ids = [row[0] for row in top]
-    before = period.previous()
-    counts = (
-        select(Referral.referrer_id.label("referrer_id"), func.count().label("q"))
-        .where(Referral.merchant_id == merchant_id, Referral.program_id == period.program_id,
-               Referral.qualified_at >= before.start, Referral.qualified_at < before.end)
-        .group_by(Referral.referrer_id)
-        .subquery()
-    )
-    ranked = select(counts.c.referrer_id, func.rank().over(order_by=counts.c.q.desc()).label("rank")).subquery()
+    before = per_referrer(period.previous()).subquery()
+    ranked = select(before.c.referrer_id, func.rank().over(order_by=before.c.q.desc()).label("rank")).where(before.c.q > 0).subquery()
     previous = dict((await session.execute(select(ranked.c.referrer_id, ranked.c.rank).where(ranked.c.referrer_id.in_(ids)))).all())
     names = dict((await session.execute(
         select(Customer.id, Customer.external_id).where(Customer.merchant_id == merchant_id, Customer.id.in_(ids))
@@ -368,9 +364,9 @@ class Virality:
 async def virality(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period, t: Totals) -> Virality:
     holders = sum(v[0] for (m, _d, _u), v in t.to_end.items() if m == rollup.CODES_ISSUED)
     active = await session.scalar(
-        select(func.count(func.distinct(Referral.referrer_id)))
-        .where(Referral.merchant_id == merchant_id, Referral.program_id == period.program_id,
-               Referral.referred_at >= period.start, Referral.referred_at < period.end)
+        select(func.count(func.distinct(ReferrerDay.referrer_id)))
+        .where(ReferrerDay.merchant_id == merchant_id, ReferrerDay.program_id == period.program_id,
+               ReferrerDay.day >= period.first, ReferrerDay.day <= period.last, ReferrerDay.referred > 0)
     ) or 0
     clicks, referred = t.count(rollup.CLICKS), t.count(rollup.REFERRED)
     # invites per customer x referred per invite, computed unrounded: referred per customer

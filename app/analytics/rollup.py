@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app import calendars, money
-from app.analytics.models import DailyFact, RollupState
+from app.analytics.models import DailyFact, ReferrerDay, RollupState
 from app.db import utcnow
 from app.fraud.models import FraudDecision
 from app.merchants import locale as locale_settings
@@ -252,6 +252,34 @@ async def _facts_of_chunk(
     return [Fact(*key, count, amount) for key, (count, amount) in sorted(totals.items(), key=lambda kv: repr(kv[0]))]
 
 
+@dataclass(frozen=True)
+class ReferrerFact:
+    program_id: uuid.UUID
+    day: date
+    referrer_id: uuid.UUID
+    referred: int
+    qualified: int
+
+
+async def _referrer_facts_of_chunk(
+    session: AsyncSession, program_ids: list[uuid.UUID], days: list[Day]
+) -> list[ReferrerFact]:
+    """Referrals made and qualified per referrer and day (the leaderboard's rollup)."""
+    start, end = days[0].start, days[-1].end
+    counts: dict[tuple, list[int]] = {}
+    for index, column in enumerate((Referral.referred_at, Referral.qualified_at)):
+        b = _bucket(column, days).label("bucket")
+        for program_id, bucket, referrer_id, count in (await session.execute(
+            select(Referral.program_id, b, Referral.referrer_id, func.count())
+            .where(Referral.program_id.in_(program_ids), column >= start, column < end)
+            .group_by(Referral.program_id, b, Referral.referrer_id)
+        )).all():
+            if bucket is not None:
+                counts.setdefault((program_id, days[bucket].day, referrer_id), [0, 0])[index] += count
+    return [ReferrerFact(*key, referred, qualified)
+            for key, (referred, qualified) in sorted(counts.items(), key=lambda kv: repr(kv[0]))]
+
+
 def _chunks(days: list[Day]) -> Iterable[list[Day]]:
     """Runs of consecutive days, at most CHUNK_DAYS long."""
     run: list[Day] = []
@@ -268,39 +296,62 @@ async def program_ids_of(session: AsyncSession, merchant_id: uuid.UUID) -> list[
     return list((await session.scalars(select(Program.id).where(Program.merchant_id == merchant_id).order_by(Program.id))).all())
 
 
+async def _per_chunk(session: AsyncSession, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date],
+                     program_ids: list[uuid.UUID] | None, count) -> list:
+    program_ids = program_ids if program_ids is not None else await program_ids_of(session, merchant_id)
+    if not program_ids or not days:
+        return []
+    found: list = []
+    for chunk in _chunks([local_days(d, d, zone)[0] for d in sorted(set(days))]):
+        found.extend(await count(chunk, program_ids))
+    return found
+
+
 async def count_days(
     session: AsyncSession, *, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date],
     program_ids: list[uuid.UUID] | None = None,
 ) -> list[Fact]:
     """Recount the given local days from the raw rows (nothing is written)."""
-    program_ids = program_ids if program_ids is not None else await program_ids_of(session, merchant_id)
-    if not program_ids or not days:
-        return []
-    wanted = [local_days(d, d, zone)[0] for d in sorted(set(days))]
-    facts: list[Fact] = []
-    for chunk in _chunks(wanted):
-        facts.extend(await _facts_of_chunk(session, merchant_id, program_ids, chunk))
-    return facts
+    return await _per_chunk(session, merchant_id, zone, days, program_ids,
+                            lambda chunk, ids: _facts_of_chunk(session, merchant_id, ids, chunk))
 
 
-async def _store(session: AsyncSession, merchant_id: uuid.UUID, days: list[date], facts: list[Fact]) -> None:
+async def count_referrer_days(
+    session: AsyncSession, *, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date],
+    program_ids: list[uuid.UUID] | None = None,
+) -> list[ReferrerFact]:
+    """Recount the per-referrer rollup of the given local days (nothing is written)."""
+    return await _per_chunk(session, merchant_id, zone, days, program_ids,
+                            lambda chunk, ids: _referrer_facts_of_chunk(session, ids, chunk))
+
+
+async def _store(session: AsyncSession, merchant_id: uuid.UUID, days: list[date], facts: list[Fact],
+                 referrer_facts: list[ReferrerFact]) -> None:
     for chunk in _chunks([Day(d, datetime.min, datetime.min) for d in sorted(set(days))]):
-        await session.execute(delete(DailyFact).where(
-            DailyFact.merchant_id == merchant_id, DailyFact.day >= chunk[0].day, DailyFact.day <= chunk[-1].day,
-        ))
+        for model in (DailyFact, ReferrerDay):
+            await session.execute(delete(model).where(
+                model.merchant_id == merchant_id, model.day >= chunk[0].day, model.day <= chunk[-1].day,
+            ))
     for start in range(0, len(facts), 1000):
         await session.execute(insert(DailyFact), [
             {"merchant_id": merchant_id, "program_id": f.program_id, "day": f.day, "measure": f.measure,
              "dimension": f.dimension, "unit": f.unit, "count": f.count, "amount": f.amount}
             for f in facts[start:start + 1000]
         ])
+    for start in range(0, len(referrer_facts), 1000):
+        await session.execute(insert(ReferrerDay), [
+            {"merchant_id": merchant_id, "program_id": f.program_id, "day": f.day, "referrer_id": f.referrer_id,
+             "referred": f.referred, "qualified": f.qualified}
+            for f in referrer_facts[start:start + 1000]
+        ])
 
 
 async def recount(session: AsyncSession, *, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date]) -> int:
     """Replace the rollups of these days with a fresh count; returns the facts written."""
     facts = await count_days(session, merchant_id=merchant_id, zone=zone, days=days)
-    await _store(session, merchant_id, days, facts)
-    return len(facts)
+    referrer_facts = await count_referrer_days(session, merchant_id=merchant_id, zone=zone, days=days)
+    await _store(session, merchant_id, days, facts, referrer_facts)
+    return len(facts) + len(referrer_facts)
 
 
 async def first_day(session: AsyncSession, *, merchant_id: uuid.UUID, zone: ZoneInfo) -> date | None:
@@ -335,12 +386,15 @@ async def rebuild(session: AsyncSession, *, merchant_id: uuid.UUID, now: datetim
     """Recount every day of the merchant from its first to today; returns the days recounted."""
     now = now or utcnow()
     zone = await _zone_of(session, merchant_id)
-    await session.execute(delete(DailyFact).where(DailyFact.merchant_id == merchant_id))
+    for model in (DailyFact, ReferrerDay):
+        await session.execute(delete(model).where(model.merchant_id == merchant_id))
     first = await first_day(session, merchant_id=merchant_id, zone=zone)
     days = [d.day for d in local_days(first, local_day(now, zone), zone)] if first else []
     for chunk in _chunks([Day(d, datetime.min, datetime.min) for d in days]):
-        facts = await count_days(session, merchant_id=merchant_id, zone=zone, days=[d.day for d in chunk])
-        await _store(session, merchant_id, [], facts)
+        chunk_days = [d.day for d in chunk]
+        facts = await count_days(session, merchant_id=merchant_id, zone=zone, days=chunk_days)
+        referrer_facts = await count_referrer_days(session, merchant_id=merchant_id, zone=zone, days=chunk_days)
+        await _store(session, merchant_id, [], facts, referrer_facts)
     await _save_state(session, merchant_id, zone, now)
     return len(days)
 

@@ -73,6 +73,7 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                               "unify_teh_marbuta", "updated_at"),
     "privacy_settings": _plain("id", "merchant_id", "retention_months", "retention_applied_through", "updated_at"),
     "analytics_daily": _plain("id", "merchant_id", "program_id", "day", "measure", "dimension", "unit", "count", "amount"),
+    "analytics_referrer_daily": _plain("id", "merchant_id", "program_id", "day", "referrer_id", "referred", "qualified"),
     "analytics_rollup_state": _plain("merchant_id", "time_zone", "rolled_up_at", "updated_at"),
     "outbox_jobs": _plain("id", "merchant_id", "actor", "args", "run_key", "status", "attempts", "last_error", "created_at",
                           "not_before", "sent_at", "finished_at"),  # args are ids
@@ -207,6 +208,7 @@ NOT_EXPORTED = {
     "privacy_settings": "the merchant's configuration",
     "outbox_jobs": "the worker's queue (ids only)",
     "analytics_daily": "counts and sums per program and day: no customer in them",
+    "analytics_referrer_daily": "counts per referrer and day, kept as the referrals they count are",
     "analytics_rollup_state": "the rollup job's progress",
     "webhook_deliveries": "copies of events sent to the merchant's own server (scrubbed at erasure)",
     "webhook_attempts": "the merchant's server's answers",

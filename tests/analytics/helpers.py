@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.analytics import rollup
-from app.analytics.models import DailyFact
+from app.analytics.models import DailyFact, ReferrerDay
 from app.db import create_session_factory, utcnow
 
 OVERVIEW = """
@@ -59,13 +59,18 @@ async def roll_up(db, merchant_id, now: datetime | None = None) -> int:
 
 
 async def stored(db, merchant_id) -> list[tuple]:
+    """Both rollups as stored: the program's facts and the per-referrer counts."""
     async with create_session_factory(db, reason="tests: analytics rollups as stored")() as session:
         rows = (await session.execute(
             select(DailyFact.program_id, DailyFact.day, DailyFact.measure, DailyFact.dimension, DailyFact.unit,
                    DailyFact.count, DailyFact.amount)
             .where(DailyFact.merchant_id == merchant_id)
         )).all()
-    return sorted((tuple(r) for r in rows), key=repr)
+        referrers = (await session.execute(
+            select(ReferrerDay.program_id, ReferrerDay.day, ReferrerDay.referrer_id, ReferrerDay.referred, ReferrerDay.qualified)
+            .where(ReferrerDay.merchant_id == merchant_id)
+        )).all()
+    return sorted((tuple(r) for r in rows), key=repr) + sorted((("referrer", *r) for r in referrers), key=repr)
 
 
 async def recounted(db, merchant_id, zone, first: date, last: date) -> list[tuple]:
@@ -73,7 +78,9 @@ async def recounted(db, merchant_id, zone, first: date, last: date) -> list[tupl
     async with create_session_factory(db, reason="tests: analytics recount")() as session:
         days = [d.day for d in rollup.local_days(first, last, zone)]
         facts = await rollup.count_days(session, merchant_id=merchant_id, zone=zone, days=days)
-    return sorted(((f.program_id, f.day, f.measure, f.dimension, f.unit, f.count, f.amount) for f in facts), key=repr)
+        referrers = await rollup.count_referrer_days(session, merchant_id=merchant_id, zone=zone, days=days)
+    return (sorted(((f.program_id, f.day, f.measure, f.dimension, f.unit, f.count, f.amount) for f in facts), key=repr)
+            + sorted((("referrer", f.program_id, f.day, f.referrer_id, f.referred, f.qualified) for f in referrers), key=repr))
 
 
 def iso(moment: datetime) -> str:
