@@ -52,7 +52,7 @@ def _plain(*names: str) -> dict[str, Kind]:
 
 COLUMNS: dict[str, dict[str, Kind]] = {
     # --- the merchant and its configuration: no customer in them ---------------------------------
-    "merchants": _plain("id", "name", "created_at", "rate_limits"),
+    "merchants": _plain("id", "name", "created_at", "rate_limits", "config_version"),
     "api_keys": {**_plain("id", "merchant_id", "kind", "name", "last4", "created_at", "expires_at", "revoked_at"),
                  "key_hash": S},
     "programs": _plain("id", "merchant_id", "name", "status", "attribution_window_days", "claim_window_days",
