@@ -57,8 +57,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'],
                                 name=op.f('fk_analytics_referrer_daily_merchant_id_merchants')),
         sa.ForeignKeyConstraint(['program_id'], ['programs.id'], name=op.f('fk_analytics_referrer_daily_program_id_programs')),
-        sa.ForeignKeyConstraint(['referrer_id'], ['customers.id'],
-                                name=op.f('fk_analytics_referrer_daily_referrer_id_customers')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_analytics_referrer_daily')),
         sa.UniqueConstraint('program_id', 'day', 'referrer_id', name=op.f('uq_analytics_referrer_daily_program_id_day_referrer_id')),
     )

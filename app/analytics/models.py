@@ -57,6 +57,8 @@ class ReferrerDay(Base):
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
     day: Mapped[date] = mapped_column(Date)
-    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    # A customer's id, without a foreign key: derived counts, like the referrals they count (which
+    # the customer's data export holds); an erased customer keeps the row, so the id stays valid.
+    referrer_id: Mapped[uuid.UUID] = mapped_column()
     referred: Mapped[int] = mapped_column(BigInteger, default=0)
     qualified: Mapped[int] = mapped_column(BigInteger, default=0)
