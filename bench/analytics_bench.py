@@ -244,7 +244,9 @@ async def main() -> None:
             seeded = await seed(owner_url, args.actions, args.clicks)
             print(f"seeded {args.actions:,} actions and {args.clicks:,} clicks in {seeded['seed_seconds']} s into {name}",
                   flush=True)
-        print(f"rollups rebuilt (referral analytics backfill) in {await rebuild(owner_url, seeded['merchant_id'])} s", flush=True)
+        if not args.reuse:
+            print(f"rollups rebuilt (referral analytics backfill) in {await rebuild(owner_url, seeded['merchant_id'])} s",
+                  flush=True)
         results = await measure(app_url, owner_url, seeded, args.runs, not args.no_explain)
         for label, r in results.items():
             print(f"\noverview over {label}: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms ({args.runs} runs); funnel {r['funnel']}")
