@@ -389,9 +389,9 @@ async def viral_cycle_days(session: AsyncSession, *, merchant_id: uuid.UUID, per
         .group_by(Referral.referrer_id, own.referred_at)
     )).all()
     gaps = [
-        (rollup.calendars_aware(made) - rollup.calendars_aware(arrived)).total_seconds() / 86400
+        (rollup.as_utc(made) - rollup.as_utc(arrived)).total_seconds() / 86400
         for arrived, made in rows
-        if made is not None and rollup.calendars_aware(made) >= period.start
+        if made is not None and rollup.as_utc(made) >= period.start
     ]
     return round(median(gaps), 2) if gaps else None
 
@@ -419,12 +419,12 @@ async def cohorts(session: AsyncSession, *, merchant_id: uuid.UUID, period: Peri
     )).all()
     weeks: dict[date, list[int]] = {}
     for _customer, arrived, first_made in rows:
-        arrived = rollup.calendars_aware(arrived)
+        arrived = rollup.as_utc(arrived)
         day = rollup.local_day(arrived, period.zone)
         counts = weeks.setdefault(day - timedelta(days=day.weekday()), [0] * (1 + len(COHORT_WEEKS)))
         counts[0] += 1
         if first_made is not None:
-            gap = rollup.calendars_aware(first_made) - arrived
+            gap = rollup.as_utc(first_made) - arrived
             for index, w in enumerate(COHORT_WEEKS):
                 if gap <= timedelta(weeks=w):
                     counts[index + 1] += 1
@@ -476,7 +476,7 @@ async def fraud(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period
                LedgerAccount.balance < 0, LedgerAccount.owner_id.in_(debtors))
         .group_by(LedgerAccount.kind, LedgerAccount.unit).order_by(LedgerAccount.kind, LedgerAccount.unit)
     )).all()
-    opened = [rollup.calendars_aware(o) for o in (await session.scalars(
+    opened = [rollup.as_utc(o) for o in (await session.scalars(
         select(FraudReview.opened_at).where(FraudReview.merchant_id == merchant_id, FraudReview.program_id == period.program_id,
                                             FraudReview.status == ReviewStatus.OPEN.value)
     )).all()]

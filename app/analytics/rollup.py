@@ -360,11 +360,11 @@ async def first_day(session: AsyncSession, *, merchant_id: uuid.UUID, zone: Zone
         await session.scalar(select(func.min(Program.created_at)).where(Program.merchant_id == merchant_id)),
         await session.scalar(select(func.min(Action.occurred_at)).where(Action.merchant_id == merchant_id)),
     ]
-    found = [calendars_aware(e) for e in earliest if e is not None]
+    found = [as_utc(e) for e in earliest if e is not None]
     return local_day(min(found), zone) if found else None
 
 
-def calendars_aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite's min() returns a naive value
 
 
@@ -423,7 +423,7 @@ async def touched_days(session: AsyncSession, *, merchant_id: uuid.UUID, zone: Z
     )).all()
     for moment in [m for row in late for m in row] + list(decided):
         if moment is not None:
-            days.add(local_day(calendars_aware(moment), zone))
+            days.add(local_day(as_utc(moment), zone))
     return days
 
 
