@@ -21,11 +21,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import config_cache, money, validation
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import insert_row, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import engine as fraud_engine
 from app.fraud import identifiers
 from app.referrals import clicks, codes, customers, programs
+from app.referrals import status as referral_status
 from app.referrals.models import (
     MAX_CLOCK_SKEW,
     QUALIFYING_TYPES,
@@ -160,34 +161,32 @@ async def record_action(
         email=data.customer_email, name=data.customer_name,
     )
     now = utcnow()
-    action = await session.scalar(
-        insert_ignoring_conflicts(session, Action, ["merchant_id", "idempotency_key"])
-        .values(
-            id=new_id(),
-            merchant_id=merchant_id,
-            customer_id=customer.id,
-            program_id=data.program_id,
-            type=data.type,
-            idempotency_key=data.idempotency_key,
-            request_hash=request_hash,
-            amount=data.amount,
-            currency=data.currency,
-            order_id=data.order_id,
-            occurred_at=data.occurred_at or now,
-            created_at=now,
-            attribution_status=AttributionStatus.NONE.value,
-            referral_code=codes.normalize(data.referral_code),
-            device_id=data.device_id,
-            device_fingerprint=data.device_fingerprint,
-            ip=data.ip,
-            user_agent=data.user_agent,
-            email=data.customer_email,
-            payment_fingerprint=data.payment_fingerprint,
-            shipping_address=data.shipping_address,
-            metadata_=data.metadata,
-        )
-        .returning(Action)
-    )
+    values = {
+        "id": new_id(),
+        "merchant_id": merchant_id,
+        "customer_id": customer.id,
+        "program_id": data.program_id,
+        "type": data.type,
+        "idempotency_key": data.idempotency_key,
+        "request_hash": request_hash,
+        "amount": data.amount,
+        "currency": data.currency,
+        "order_id": data.order_id,
+        "occurred_at": data.occurred_at or now,
+        "created_at": now,
+        "attribution_status": AttributionStatus.NONE.value,
+        "referral_code": codes.normalize(data.referral_code),
+        "device_id": data.device_id,
+        "device_fingerprint": data.device_fingerprint,
+        "ip": data.ip,
+        "user_agent": data.user_agent,
+        "email": data.customer_email,
+        "payment_fingerprint": data.payment_fingerprint,
+        "shipping_address": data.shipping_address,
+        "metadata_": data.metadata,
+    }
+    inserted = insert_row(session, Action, values, ignoring_conflicts=("merchant_id", "idempotency_key"), returning=True)
+    action = await session.scalar(inserted, values)
     if action is None:  # a concurrent call with the same key committed first
         winner = await _action_by_key(session, merchant_id, data.idempotency_key)
         assert winner is not None
@@ -350,24 +349,22 @@ async def _create_referral(
             raise DomainError("code", ErrorCode.EXISTING_CUSTOMER, "the customer had purchased before the referral")
         # Created by a purchase or a subscription: qualified from the start (no second write).
         qualified_at = action.occurred_at if action is not None and action.type in QUALIFYING_TYPES else None
-        referral = await session.scalar(
-            insert_ignoring_conflicts(session, Referral, ["program_id", "referee_id"])
-            .values(
-                id=new_id(),
-                merchant_id=program.merchant_id,
-                program_id=program.id,
-                referrer_id=referral_code.customer_id,
-                referee_id=referee.id,
-                code_id=referral_code.id,
-                click_id=click.id if click is not None else None,
-                source=source.value,
-                status=(ReferralStatus.QUALIFIED if qualified_at else ReferralStatus.PENDING).value,
-                qualified_at=qualified_at,
-                created_at=utcnow(),
-                referred_at=action.occurred_at if action is not None else utcnow(),
-            )
-            .returning(Referral)
-        )
+        values = {
+            "id": new_id(),
+            "merchant_id": program.merchant_id,
+            "program_id": program.id,
+            "referrer_id": referral_code.customer_id,
+            "referee_id": referee.id,
+            "code_id": referral_code.id,
+            "click_id": click.id if click is not None else None,
+            "source": source.value,
+            "status": referral_status.at_creation(qualified_at),
+            "qualified_at": qualified_at,
+            "created_at": utcnow(),
+            "referred_at": action.occurred_at if action is not None else utcnow(),
+        }
+        inserted = insert_row(session, Referral, values, ignoring_conflicts=("program_id", "referee_id"), returning=True)
+        referral = await session.scalar(inserted, values)
         if referral is not None:
             await notify.referral_event(session, webhook_events.REFERRAL_CREATED, referral)
             if click is not None and action is not None:
@@ -500,9 +497,7 @@ async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, s
 
 async def _qualify(session: AsyncSession, referral: Referral, *, at: datetime) -> None:
     """A PENDING referral becomes QUALIFIED with the referee's first purchase or subscription."""
-    if referral.status != ReferralStatus.PENDING.value:
+    if not referral_status.qualify(referral, at=at):
         return
-    referral.status = ReferralStatus.QUALIFIED.value
-    referral.qualified_at = at
     await session.flush()
     await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)
