@@ -95,7 +95,7 @@ async def track_click(
 
 
 _CLICK_COLUMNS = ("id", "merchant_id", "program_id", "code_id", "attribution_token", "device_id", "device_id_hash",
-                  "device_fingerprint", "ip", "user_agent", "landing_url", "created_at", "expires_at")
+                  "device_fingerprint", "ip", "user_agent", "landing_url", "channel", "created_at", "expires_at")
 _RECENT = select(Click).where(
     Click.code_id == bindparam("code_id"), Click.device_id_hash == bindparam("device_id_hash"),
     Click.created_at > bindparam("since", type_=Click.__table__.c.created_at.type),
