@@ -301,6 +301,9 @@ def table(results: list[dict]) -> str:
         for scenario, runs in result["scenarios"].items():
             top = best(runs)
             rates = " / ".join(f"{r['rps']:,.0f}" for r in runs)
+            errors = sum(r.get("bad_answers", 0) for r in runs)
+            if errors:  # an error answers fast: such a rate measures nothing
+                rates += f" **({errors:,} answers were errors)**"
             share = f"{top['rps'] / limit:.0%}" if scenario != "baseline" else "limit"
             lines.append(f"| {result['size']:,} | {scenario} | {rates} | {top['p50_ms']:.1f} ms | {top['p99_ms']:.1f} ms | {share} |")
     return "\n".join(lines)
