@@ -32,11 +32,13 @@ run: install
 	$(BIN)/referral serve
 
 ## Every test, on SQLite and PostgreSQL (REQUIRE_SERVICES=1 turns a missing server into a failure),
-## then the widget's (sdk/js/test.sh: npm ci, unit tests, browser tests in Debian's Chromium).
+## then the widget's (sdk/js/test.sh: npm ci, unit tests, browser tests in Debian's Chromium) and the console's
+## (console/test.sh: the committed build, browser tests in Chromium).
 test: install-dev tests/conformance/node_modules
 	$(BIN)/ruff check app tests bench alembic sdk/python
 	$(BIN)/python -m pytest
 	sdk/js/test.sh
+	console/test.sh
 
 # The graphql-http audit (tests/test_http_conformance.py) is an npm package; without node the
 # test is skipped, unless REQUIRE_SERVICES=1.
@@ -52,4 +54,4 @@ bench: install-dev
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache referral.db referral.db-* .referral-demo-keys sdk/js/node_modules sdk/js/test-results
+	rm -rf $(VENV) .pytest_cache referral.db referral.db-* .referral-demo-keys sdk/js/node_modules sdk/js/test-results console/node_modules console/test-results

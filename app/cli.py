@@ -348,6 +348,28 @@ async def _apply_retention(factory, retention) -> dict:
         return await retention.apply_all(session)
 
 
+def cmd_analytics_backfill(args: argparse.Namespace) -> None:
+    """Rebuild the daily rollups from the raw rows: one transaction per merchant."""
+    from app.analytics import rollup
+
+    async def backfill(engine) -> list[tuple[uuid.UUID, int]]:
+        factory = create_session_factory(engine, reason="cli analytics backfill")
+        async with factory() as session:
+            ids = [await _existing_merchant_id(session, args.merchant)] if args.merchant else await rollup.merchant_ids(session)
+        done = []
+        for merchant_id in ids:
+            async with factory() as session:
+                done.append((merchant_id, await rollup.rebuild(session, merchant_id=merchant_id)))
+                await session.commit()
+        return done
+
+    try:
+        for merchant_id, days in _on_engine(backfill):
+            print(f"{merchant_id}: {days} day(s) recounted")
+    except DomainError as error:
+        sys.exit(f"error: {error.message}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """Create the demo merchant and shop once (app.demo.setup) and print how to use them.
     Development only: the plaintext keys are kept in a local, git-ignored file."""
@@ -478,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     privacy_commands.add_parser(
         "retention", help="coarsen what is older than each merchant's retention period now (the worker does it daily)"
     ).set_defaults(func=cmd_privacy_retention)
+
+    analytics_commands = commands.add_parser("analytics", help="merchant analytics").add_subparsers(dest="action", required=True)
+    backfill = analytics_commands.add_parser("backfill", help="rebuild the daily rollups from the raw rows")
+    backfill.add_argument("--merchant", help="only this merchant (id); every merchant by default")
+    backfill.set_defaults(func=cmd_analytics_backfill)
     return parser
 
 

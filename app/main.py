@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -28,6 +29,7 @@ from app.migrations import row_level_security_gaps
 from app.payouts import downloads as payout_downloads
 from app.privacy import downloads as privacy_downloads
 from app.ratelimits import RateLimiter
+from app.schema import analytics_export
 from app.schema.schema import build_schema
 from app.schema.view import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_URL, GraphQLView
 from app.widget import assets as widget_assets
@@ -138,6 +140,9 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
+CONSOLE_ASSETS = Path(__file__).resolve().parent / "static" / "console"  # built from console/ (committed)
+
+
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> Any:
     settings = settings or get_settings()
     owns_engine = engine is None
@@ -173,8 +178,10 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         Route(payout_downloads.ROUTE, payout_downloads.download, methods=["GET"]),
         *widget_assets.routes(),
         *privacy_downloads.routes(),
+        *analytics_export.routes(),
         *demo.routes(settings),
     ]
+    routes.append(Mount("/console", app=StaticFiles(directory=CONSOLE_ASSETS, html=True), name="console"))
     if not settings.is_production:
         routes.append(Mount(GRAPHIQL_ASSETS_URL, app=ImmutableFiles(directory=GRAPHIQL_ASSETS)))
     app = Starlette(

@@ -2,6 +2,7 @@
 
 
 def load_all_models() -> None:
+    import app.analytics.models  # noqa: F401
     import app.fraud.models  # noqa: F401
     import app.merchants.models  # noqa: F401
     import app.payouts.models  # noqa: F401

@@ -52,7 +52,7 @@ def _plain(*names: str) -> dict[str, Kind]:
 
 COLUMNS: dict[str, dict[str, Kind]] = {
     # --- the merchant and its configuration: no customer in them ---------------------------------
-    "merchants": _plain("id", "name", "created_at", "rate_limits"),
+    "merchants": _plain("id", "name", "created_at", "rate_limits", "config_version"),
     "api_keys": {**_plain("id", "merchant_id", "kind", "name", "last4", "created_at", "expires_at", "revoked_at"),
                  "key_hash": S},
     "programs": _plain("id", "merchant_id", "name", "status", "attribution_window_days", "claim_window_days",
@@ -72,6 +72,9 @@ COLUMNS: dict[str, dict[str, Kind]] = {
     "locale_settings": _plain("id", "merchant_id", "time_zone", "calendar", "locale", "arabic_script_codes",
                               "unify_teh_marbuta", "updated_at"),
     "privacy_settings": _plain("id", "merchant_id", "retention_months", "retention_applied_through", "updated_at"),
+    "analytics_daily": _plain("id", "merchant_id", "program_id", "day", "measure", "dimension", "unit", "count", "amount"),
+    "analytics_referrer_daily": _plain("id", "merchant_id", "program_id", "day", "referrer_id", "referred", "qualified"),
+    "analytics_rollup_state": _plain("merchant_id", "time_zone", "rolled_up_at", "updated_at"),
     "outbox_jobs": _plain("id", "merchant_id", "actor", "args", "run_key", "status", "attempts", "last_error", "created_at",
                           "not_before", "sent_at", "finished_at"),  # args are ids
     # --- customers and what they did ------------------------------------------------------------------
@@ -82,7 +85,7 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                        "code": ID, "lookup_key": ID},  # a vanity or name code may spell the name: renamed at erasure
     "clicks": {**_plain("id", "merchant_id", "program_id", "code_id", "attribution_token", "created_at", "expires_at"),
                "device_id": P, "device_id_hash": H, "device_fingerprint": NET, "ip": NET, "user_agent": NET,
-               "landing_url": NET},
+               "landing_url": NET, "channel": N},
     "referrals": _plain("id", "merchant_id", "program_id", "referrer_id", "referee_id", "code_id", "click_id", "source",
                         "status", "created_at", "referred_at", "qualified_at"),
     "actions": {**_plain("id", "merchant_id", "customer_id", "program_id", "referral_id", "type",
@@ -204,6 +207,9 @@ NOT_EXPORTED = {
     "locale_settings": "the merchant's configuration",
     "privacy_settings": "the merchant's configuration",
     "outbox_jobs": "the worker's queue (ids only)",
+    "analytics_daily": "counts and sums per program and day: no customer in them",
+    "analytics_referrer_daily": "counts per referrer and day, kept as the referrals they count are",
+    "analytics_rollup_state": "the rollup job's progress",
     "webhook_deliveries": "copies of events sent to the merchant's own server (scrubbed at erasure)",
     "webhook_attempts": "the merchant's server's answers",
     "audit_entries": "what the merchant's staff did (scrubbed at erasure)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -36,6 +37,17 @@ class TrackedClick:
     repeated: bool
 
 
+def share_channel(value: str | None) -> str | None:
+    """A share channel as analytics group by it: lower-case letters, digits, '-' and '_'."""
+    value = validation.text(value, "channel", 32)
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not re.fullmatch(r"[a-z0-9_-]{1,32}", value):
+        raise DomainError("channel", ErrorCode.INVALID_INPUT, "a channel is letters, digits, '-' or '_' (e.g. whatsapp)")
+    return value
+
+
 async def track_click(
     session: AsyncSession,
     *,
@@ -45,8 +57,10 @@ async def track_click(
     landing_url: str | None,
     context: ClickContext,
     device_fingerprint: str | None = None,
+    channel: str | None = None,
 ) -> TrackedClick:
     code = validation.required_text(code, "code", 64)
+    channel = share_channel(channel)
     device_id = validation.text(device_id, "deviceId", 255)
     device_fingerprint = validation.text(device_fingerprint, "deviceFingerprint", 64)
     landing_url = validation.http_url(landing_url, "landingUrl")
@@ -66,7 +80,7 @@ async def track_click(
         "id": new_id(), "merchant_id": merchant_id, "program_id": program.id, "code_id": referral_code.id,
         "attribution_token": "at_" + secrets.token_urlsafe(24), "device_id": device_id, "device_id_hash": device_id_hash,
         "device_fingerprint": device_fingerprint, "ip": context.ip, "user_agent": (context.user_agent or "")[:512] or None,
-        "landing_url": landing_url, "created_at": now, "expires_at": now + timedelta(days=program.attribution_window_days),
+        "landing_url": landing_url, "channel": channel, "created_at": now, "expires_at": now + timedelta(days=program.attribution_window_days),
     }
     if device_id is None:
         click = await session.scalar(insert_row(session, Click, values, returning=True), values)
@@ -81,7 +95,7 @@ async def track_click(
 
 
 _CLICK_COLUMNS = ("id", "merchant_id", "program_id", "code_id", "attribution_token", "device_id", "device_id_hash",
-                  "device_fingerprint", "ip", "user_agent", "landing_url", "created_at", "expires_at")
+                  "device_fingerprint", "ip", "user_agent", "landing_url", "channel", "created_at", "expires_at")
 _RECENT = select(Click).where(
     Click.code_id == bindparam("code_id"), Click.device_id_hash == bindparam("device_id_hash"),
     Click.created_at > bindparam("since", type_=Click.__table__.c.created_at.type),

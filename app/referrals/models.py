@@ -143,7 +143,10 @@ class Click(Base):
     After the merchant's retention period they are coarsened (app.privacy.retention)."""
 
     __tablename__ = "clicks"
-    __table_args__ = (Index("ix_clicks_code_id_device_id_hash", "code_id", "device_id_hash"),)
+    __table_args__ = (
+        Index("ix_clicks_code_id_device_id_hash", "code_id", "device_id_hash"),
+        Index("ix_clicks_program_id_created_at", "program_id", "created_at"),  # analytics rollups by day
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
@@ -156,6 +159,7 @@ class Click(Base):
     ip: Mapped[str | None] = mapped_column(Encrypted("clicks.ip"))
     user_agent: Mapped[str | None] = mapped_column(Encrypted("clicks.user_agent"))
     landing_url: Mapped[str | None] = mapped_column(Encrypted("clicks.landing_url"))
+    channel: Mapped[str | None] = mapped_column(String(32))  # where the link was shared ("whatsapp"), if the widget says
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -169,6 +173,8 @@ class Referral(Base):
         Index("ix_referrals_merchant_id_program_id_status", "merchant_id", "program_id", "status", "id"),
         Index("ix_referrals_referrer_id_referred_at", "referrer_id", "referred_at"),
         Index("ix_referrals_referee_id", "referee_id"),
+        Index("ix_referrals_program_id_referred_at", "program_id", "referred_at"),  # analytics
+        Index("ix_referrals_program_id_qualified_at", "program_id", "qualified_at"),  # analytics
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -200,6 +206,7 @@ class Action(Base):
         Index("ix_actions_customer_id_type_occurred_at", "customer_id", "type", "occurred_at"),
         Index("ix_actions_referral_id", "referral_id"),
         Index("ix_actions_merchant_id_order_id", "merchant_id", "order_id"),
+        Index("ix_actions_merchant_id_occurred_at", "merchant_id", "occurred_at"),  # analytics rollups by day
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

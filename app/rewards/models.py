@@ -166,6 +166,7 @@ class Coupon(Base):
         Index("ix_coupons_pool_id_status", "pool_id", "status"),
         Index("ix_coupons_status_expires_at", "status", "expires_at"),
         Index("ix_coupons_reward_id", "reward_id"),
+        Index("ix_coupons_merchant_id_redeemed_at", "merchant_id", "redeemed_at"),  # analytics
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -229,6 +230,7 @@ class LedgerEntry(Base):
     __table_args__ = (
         Index("ix_ledger_entries_account_id", "account_id"),
         Index("ix_ledger_entries_transaction_id", "transaction_id"),
+        Index("ix_ledger_entries_account_id_created_at", "account_id", "created_at"),  # analytics: a program's cost per day
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -36,6 +36,9 @@ class TrackClickInput:
         default=None, description="The widget's coarse browser hash (user agent, screen, timezone, language); a weak fraud signal."
     )
     landing_url: str | None = None
+    channel: str | None = strawberry.field(
+        default=None, description='Where the link was shared ("whatsapp", "email"): analytics split the funnel by it.'
+    )
 
 
 @strawberry.type
@@ -107,6 +110,7 @@ class CodeMutation:
                 device_id=input.device_id,
                 device_fingerprint=input.device_fingerprint,
                 landing_url=input.landing_url,
+                channel=input.channel,
                 context=clicks.ClickContext(ip=context.client_ip, user_agent=context.request.headers.get("user-agent")),
             )
             return TrackClickPayload(

@@ -9,7 +9,7 @@ from app import validation
 from app.db import utcnow
 from app.merchants import service
 from app.schema.errors import UserError, not_found
-from app.schema.permissions import SecretKey
+from app.schema.permissions import SecretKey, SecretKeyOrOwner
 from app.schema.transactions import mutate, query
 from app.schema.types import ApiKey, ApiKeyKind, Merchant
 
@@ -39,7 +39,7 @@ class MerchantQuery:
 
         return await query(info, work)
 
-    @strawberry.field(permission_classes=[SecretKey])
+    @strawberry.field(permission_classes=[SecretKeyOrOwner])
     async def api_keys(self, info: Info) -> list[ApiKey]:
         async def work(session):
             now = utcnow()

@@ -64,6 +64,8 @@ SecretKeyOrReviewer = accepts(
 SecretKeyOrFinance = accepts(
     "SecretKeyOrFinance", keys=[ApiKeyKind.SECRET], roles=[AdminRole.OWNER, AdminRole.ADMIN, AdminRole.FINANCE]
 )
+# The merchant's credentials, listed (masked): the server, or an owner in the console.
+SecretKeyOrOwner = accepts("SecretKeyOrOwner", keys=[ApiKeyKind.SECRET], roles=[AdminRole.OWNER])
 # A person in a session, whatever the role (their own profile, second factor, sessions).
 AnyAdmin = accepts("AnyAdmin", roles=ALL_ROLES)
 # Managing admins and the merchant's money controls.

@@ -9,7 +9,7 @@ from app import validation
 from app.referrals import programs as service
 from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
-from app.schema.permissions import SecretKey
+from app.schema.permissions import SecretKey, SecretKeyOrAdmin
 from app.schema.transactions import mutate, query
 from app.schema.types import CodeStyle, Program, ProgramStatus
 
@@ -44,7 +44,7 @@ class ProgramPayload:
 
 @strawberry.type
 class ProgramQuery:
-    @strawberry.field(permission_classes=[SecretKey])
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The merchant's programs (the console lists them too).")
     async def programs(
         self, info: Info, status: ProgramStatus | None = None, first: int | None = 20, after: str | None = None
     ) -> Connection[Program]:
@@ -56,7 +56,7 @@ class ProgramQuery:
 
         return await query(info, work)
 
-    @strawberry.field(permission_classes=[SecretKey])
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def program(self, info: Info, id: strawberry.ID) -> Program | None:
         async def work(session):
             program = await service.get_program(

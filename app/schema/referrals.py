@@ -13,7 +13,7 @@ from app.actions import service as actions
 from app.referrals import queries
 from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
-from app.schema.permissions import SecretKey
+from app.schema.permissions import SecretKey, SecretKeyOrAdmin
 from app.schema.reward_types import Reward
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
@@ -126,7 +126,7 @@ class ReferralPayload:
 
 @strawberry.type
 class ReferralQuery:
-    @strawberry.field(permission_classes=[SecretKey])
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def referral(self, info: Info, id: strawberry.ID) -> Referral | None:
         async def work(session):
             found = await queries.get_referral(session, merchant_id=info.context.merchant_id, referral_id=validation.parse_id(id, "id"))

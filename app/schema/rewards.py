@@ -12,7 +12,7 @@ from app.rewards import queries as reward_queries
 from app.rewards import rules as rule_service
 from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
-from app.schema.permissions import SecretKey
+from app.schema.permissions import SecretKey, SecretKeyOrAdmin
 from app.schema.reward_types import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
@@ -132,7 +132,7 @@ def _redemption_payload(result: redemption.Redemption) -> RedemptionPayload:
 
 @strawberry.type
 class RewardQuery:
-    @strawberry.field(permission_classes=[SecretKey], description="The current version of each rule of a program.")
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The current version of each rule of a program.")
     async def reward_rules(self, info: Info, program_id: strawberry.ID, include_disabled: bool = True) -> list[RewardRule]:
         async def work(session):
             rows = await rule_service.list_rules(
@@ -143,7 +143,7 @@ class RewardQuery:
 
         return await query(info, work)
 
-    @strawberry.field(permission_classes=[SecretKey], description="A rule's current version; `history` lists them all.")
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="A rule's current version; `history` lists them all.")
     async def reward_rule(self, info: Info, rule_id: strawberry.ID) -> RewardRule | None:
         async def work(session):
             rule = await rule_service.current_rule(

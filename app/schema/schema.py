@@ -20,6 +20,7 @@ from strawberry.tools import merge_types
 
 from app.config import Settings
 from app.schema.admins import AdminMutation, AdminQuery
+from app.schema.analytics import AnalyticsQuery
 from app.schema.codes import CodeMutation, CodeQuery
 from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
@@ -45,7 +46,7 @@ logger = logging.getLogger("app.graphql")
 Query = merge_types(
     "Query",
     (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
-     WebhookQuery, FraudQuery, WidgetQuery, AdminQuery, PayoutQuery, PrivacyQuery, LocaleQuery),
+     WebhookQuery, FraudQuery, WidgetQuery, AdminQuery, PayoutQuery, PrivacyQuery, LocaleQuery, AnalyticsQuery),
 )
 Mutation = merge_types(
     "Mutation",

@@ -10,7 +10,7 @@ from strawberry.types import Info
 from app import validation
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
-from app.schema.permissions import SecretKey
+from app.schema.permissions import SecretKey, SecretKeyOrAdmin
 from app.schema.transactions import mutate, query
 from app.schema.types import gid
 from app.webhooks import events, models, service
@@ -129,14 +129,14 @@ class WebhookQuery:
     def webhook_event_types(self) -> list[WebhookEventType]:
         return [WebhookEventType(type=name, description=text) for name, text in events.EVENT_TYPES.items()]
 
-    @strawberry.field(permission_classes=[SecretKey], description="Your webhook endpoints, oldest first.")
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Your webhook endpoints, oldest first.")
     async def webhook_endpoints(self, info: Info) -> list[WebhookEndpoint]:
         async def work(session):
             return [WebhookEndpoint.from_model(e) for e in await service.list_endpoints(session, merchant_id=info.context.merchant_id)]
 
         return await query(info, work)
 
-    @strawberry.field(permission_classes=[SecretKey], description="Deliveries with their attempts, newest first.")
+    @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Deliveries with their attempts, newest first.")
     async def webhook_deliveries(
         self, info: Info, endpoint_id: strawberry.ID | None = None, status: WebhookDeliveryStatus | None = None,
         first: int | None = 20, after: str | None = None,

@@ -652,6 +652,14 @@ CASES = [
          """query($c: String!) { customerStatement(customerExternalId: $c, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z") {
               months { lines { closing { amount } } } } }""",
          lambda w: {"c": "jane"}, graphql_not_found("customerStatement")),
+    Case("programAnalytics", "programAnalytics(programId: A's)",
+         """query($p: ID!) { programAnalytics(programId: $p, from: "2026-01-01", to: "2026-01-31") {
+              funnel { total { clicks } } referrers { leaderboard { customerExternalId } } } }""",
+         lambda w: {"p": w.program_id}, graphql_not_found("programAnalytics")),
+    Case("programAnalytics", "programAnalytics(programId: A's), B's owner in the console",
+         """query($p: ID!) { programAnalytics(programId: $p, from: "2026-01-01", to: "2026-01-31") {
+              money { revenue { net } } } }""",
+         lambda w: {"p": w.program_id}, graphql_not_found("programAnalytics"), key="admin", payouts=True),
     Case("rewardReport", "rewardReport(programId: A's)",
          """query($p: ID!) { rewardReport(programId: $p, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z") {
               rows { count } csv } }""",

@@ -48,7 +48,7 @@ def _dummy(type_: Any) -> str:
         return "{" + ", ".join(fields) + "}"
     return {
         "ID": f'"{uuid.uuid4()}"', "String": '"x"', "Int": "1", "BigInt": "1", "Boolean": "true", "Float": "1.0",
-        "DateTime": '"2026-01-01T00:00:00Z"', "JSON": "{}",
+        "DateTime": '"2026-01-01T00:00:00Z"', "Date": '"2026-01-01"', "JSON": "{}",
     }.get(type_.name, '"x"')
 
 

@@ -1,0 +1,396 @@
+// The merchant console: a person logs in with an admin session and works through the public
+// GraphQL API only (what their role allows, a second factor where money moves). No framework:
+// a hash router, a few pages rendering into <main>, uPlot for the time series.
+import uPlot from "uplot";
+import { STRINGS, DIRECTIONS } from "./i18n.js";
+
+const TOKEN_KEY = "referral.console.session";
+const LOCALE_KEY = "referral.console.locale";
+const state = { locale: localStorage.getItem(LOCALE_KEY) || "en", programId: null, charts: [] };
+
+// --- text ------------------------------------------------------------------------------------------
+const t = (key, values = {}) =>
+  (STRINGS[state.locale][key] ?? STRINGS.en[key] ?? key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+const number = (value) => new Intl.NumberFormat(state.locale).format(value);
+const percent = (value) =>
+  value === null || value === undefined ? "–" : new Intl.NumberFormat(state.locale, { style: "percent", maximumFractionDigits: 1 }).format(value);
+function money(amount, unit) {
+  if (unit === "POINTS") return `${number(amount)} ${t("points")}`;
+  if (unit === "PERCENT") return percent(amount / 10000);
+  const digits = new Intl.NumberFormat("en", { style: "currency", currency: unit }).resolvedOptions().maximumFractionDigits;
+  return new Intl.NumberFormat(state.locale, { style: "currency", currency: unit }).format(amount / 10 ** digits);
+}
+
+// --- DOM -------------------------------------------------------------------------------------------
+function h(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false)
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+const main = () => document.getElementById("main");
+function announce(message) {
+  const status = document.getElementById("status");
+  status.textContent = "";
+  setTimeout(() => (status.textContent = message), 30);
+}
+function table(caption, headers, rows) {
+  return h("table", {},
+    h("caption", { text: caption }),
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col", text: x })))),
+    h("tbody", {}, rows.length ? rows.map((row) => h("tr", {}, row.map((cell, i) =>
+      i === 0 ? h("th", { scope: "row" }, cell) : h("td", {}, cell)))) :
+      h("tr", {}, h("td", { colspan: String(headers.length), text: t("nothing") }))));
+}
+
+// --- API -------------------------------------------------------------------------------------------
+class ApiError extends Error {
+  constructor(message, code) { super(message); this.code = code; }
+}
+async function gql(query, variables = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const response = await fetch("/graphql", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  if (body.errors?.length) {
+    const code = body.errors[0].extensions?.code;
+    if (code === "UNAUTHENTICATED") { sessionStorage.removeItem(TOKEN_KEY); location.hash = "#/login"; }
+    throw new ApiError(body.errors[0].message, code);
+  }
+  return body.data;
+}
+function userErrors(payload) {
+  if (payload.userErrors?.length) throw new ApiError(payload.userErrors.map((e) => e.message).join("; "), payload.userErrors[0].code);
+  return payload;
+}
+
+// --- the frame: header, navigation, language ------------------------------------------------------
+function applyLocale() {
+  document.documentElement.lang = state.locale;
+  document.documentElement.dir = DIRECTIONS[state.locale];
+  document.title = t("title");
+}
+function frame() {
+  applyLocale();
+  const nav = document.getElementById("nav");
+  nav.replaceChildren();
+  if (!sessionStorage.getItem(TOKEN_KEY)) return;
+  const links = [["#/overview", t("overview")], ["#/reviews", t("reviews")], ["#/payouts", t("payouts")], ["#/rules", t("rules")],
+    ["#/webhooks", t("webhooks")], ["#/keys", t("keys")]];
+  nav.append(h("ul", {}, links.map(([href, label]) =>
+    h("li", {}, h("a", { href, "aria-current": location.hash.startsWith(href) ? "page" : false, text: label })))),
+  h("button", { type: "button", class: "link", onclick: logout, text: t("logout") }));
+}
+function languagePicker() {
+  const select = h("select", { id: "language", onchange: (e) => {
+    state.locale = e.target.value;
+    localStorage.setItem(LOCALE_KEY, state.locale);
+    route();
+  } }, Object.keys(STRINGS).map((code) => h("option", { value: code, selected: code === state.locale, text: STRINGS[code].language })));
+  return h("div", { class: "language" }, h("label", { for: "language", text: t("languageLabel") }), select);
+}
+
+// --- pages -----------------------------------------------------------------------------------------
+function loginPage() {
+  const error = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "card narrow", onsubmit: async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    error.textContent = "";
+    try {
+      const result = userErrors((await gql(
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token userErrors { field code message } } }",
+        { e: data.get("email"), p: data.get("password") })).login);
+      sessionStorage.setItem(TOKEN_KEY, result.token);
+      location.hash = "#/overview";
+    } catch (e) {
+      error.textContent = t("loginFailed");
+    }
+  } },
+  h("h1", { text: t("login") }),
+  h("label", { for: "email", text: t("email") }), h("input", { id: "email", name: "email", type: "email", autocomplete: "username", required: true }),
+  h("label", { for: "password", text: t("password") }),
+  h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true }),
+  h("button", { type: "submit", text: t("login") }), error);
+  main().replaceChildren(languagePicker(), form);
+  form.querySelector("input").focus();
+}
+
+async function logout() {
+  try { await gql("mutation { logout { userErrors { code } } }"); } catch { /* the session may be gone already */ }
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.hash = "#/login";
+}
+
+const OVERVIEW = `query($p: ID!, $from: Date!, $to: Date!) {
+  programAnalytics(programId: $p, from: $from, to: $to) {
+    timeZone rolledUpAt
+    funnel { total { clicks signups referred qualified rewarded signupRate referralRate qualificationRate rewardRate }
+             byChannel { channel clicks referred qualified } }
+    money { revenue { currency gross refunded net } rewardCost { kind unit granted takenBack net }
+            returns { currency netRevenue cost costPerAcquiredCustomer roi } commission { currency earned paid owed } }
+    referrers(first: 10) { leaderboard { rank previousRank rankChange customerExternalId qualified referred revenue { currency amount } }
+                           codeHolders activeReferrers shareReferring invitesPerCustomer inviteConversion kFactor }
+    series(granularity: DAY, measures: ["referred", "qualified", "revenue"]) { start measure dimension unit count amount }
+  }
+}`;
+
+function isoDay(date) { return date.toISOString().slice(0, 10); }
+
+async function overviewPage() {
+  const programs = (await gql("query { programs(first: 50) { edges { node { id name } } } }")).programs.edges.map((e) => e.node);
+  if (!programs.length) { main().replaceChildren(h("h1", { text: t("overview") }), h("p", { text: t("noPrograms") })); return; }
+  state.programId = state.programId || programs[0].id;
+  const days = Number(new URLSearchParams(location.hash.split("?")[1] || "").get("days") || 30);
+  const to = new Date(); const from = new Date(to.getTime() - (days - 1) * 86400000);
+  const a = (await gql(OVERVIEW, { p: state.programId, from: isoDay(from), to: isoDay(to) })).programAnalytics;
+  const total = a.funnel.total;
+  const steps = [["clicks", total.clicks], ["signups", total.signups], ["referred", total.referred], ["qualified", total.qualified], ["rewarded", total.rewarded]];
+  const widest = Math.max(1, ...steps.map(([, v]) => v));
+  const picker = h("select", { id: "program", onchange: (e) => { state.programId = e.target.value; route(); } },
+    programs.map((p) => h("option", { value: p.id, selected: p.id === state.programId, text: p.name })));
+  const period = h("select", { id: "period", onchange: (e) => { location.hash = `#/overview?days=${e.target.value}`; } },
+    [7, 30, 90, 365].map((d) => h("option", { value: String(d), selected: d === days, text: t("lastDays", { days: number(d) }) })));
+  const k = a.referrers;
+  main().replaceChildren(
+    h("h1", { text: t("overview") }),
+    h("div", { class: "controls" }, h("label", { for: "program", text: t("program") }), picker,
+      h("label", { for: "period", text: t("period") }), period, languagePicker()),
+    h("p", { class: "muted", text: t("rolledUp", { zone: a.timeZone, at: a.rolledUpAt ? new Date(a.rolledUpAt).toLocaleString(state.locale) : "–" }) }),
+    h("section", { "aria-labelledby": "funnel-title", class: "card" },
+      h("h2", { id: "funnel-title", text: t("funnel") }),
+      h("ol", { class: "funnel" }, steps.map(([key, value]) => h("li", {},
+        h("span", { class: "step", text: t(key) }),
+        h("span", { class: "bar", style: `inline-size: ${(100 * value) / widest}%` }),
+        h("span", { class: "value", text: number(value) })))),
+      table(t("byChannel"), [t("channel"), t("clicks"), t("referred"), t("qualified")],
+        a.funnel.byChannel.map((c) => [c.channel || t("noChannel"), number(c.clicks), number(c.referred), number(c.qualified)]))),
+    h("section", { "aria-labelledby": "series-title", class: "card" },
+      h("h2", { id: "series-title", text: t("perDay") }),
+      h("div", { id: "chart-referrals", class: "chart", role: "img", "aria-label": t("chartReferrals") }),
+      h("div", { id: "chart-revenue", class: "chart", role: "img", "aria-label": t("chartRevenue") })),
+    h("section", { "aria-labelledby": "money-title", class: "card" },
+      h("h2", { id: "money-title", text: t("money") }),
+      table(t("revenue"), [t("currency"), t("gross"), t("refunded"), t("net")],
+        a.money.revenue.map((r) => [r.currency, money(r.gross, r.currency), money(r.refunded, r.currency), money(r.net, r.currency)])),
+      table(t("rewardCost"), [t("kind"), t("granted"), t("takenBack"), t("net")],
+        a.money.rewardCost.map((c) => [`${t(c.kind)} (${c.unit})`, money(c.granted, c.unit), money(c.takenBack, c.unit), money(c.net, c.unit)])),
+      table(t("returns"), [t("currency"), t("netRevenue"), t("cost"), t("costPerCustomer"), t("roi")],
+        a.money.returns.map((r) => [r.currency, money(r.netRevenue, r.currency), money(r.cost, r.currency),
+          r.costPerAcquiredCustomer === null ? "–" : money(r.costPerAcquiredCustomer, r.currency), percent(r.roi)]))),
+    h("section", { "aria-labelledby": "referrers-title", class: "card" },
+      h("h2", { id: "referrers-title", text: t("referrers") }),
+      h("dl", { class: "figures" },
+        h("dt", { text: t("kFactor") }), h("dd", { id: "k-factor", text: k.kFactor === null ? "–" : number(k.kFactor) }),
+        h("dt", { text: t("shareReferring") }), h("dd", { text: percent(k.shareReferring) }),
+        h("dt", { text: t("invitesPerCustomer") }), h("dd", { text: k.invitesPerCustomer === null ? "–" : number(k.invitesPerCustomer) }),
+        h("dt", { text: t("inviteConversion") }), h("dd", { text: percent(k.inviteConversion) })),
+      table(t("leaderboard"), [t("rank"), t("customer"), t("qualified"), t("referred"), t("revenue"), t("change")],
+        k.leaderboard.map((x) => [number(x.rank), x.customerExternalId, number(x.qualified), number(x.referred),
+          x.revenue.map((r) => money(r.amount, r.currency)).join(" · ") || "–",
+          x.rankChange === null ? t("new") : x.rankChange > 0 ? `▲ ${number(x.rankChange)}` : x.rankChange < 0 ? `▼ ${number(-x.rankChange)}` : "="]))),
+  );
+  drawCharts(a.series, isoDay(from), days);
+  announce(t("loaded", { page: t("overview") }));
+}
+
+function drawCharts(series, first, days) {
+  for (const chart of state.charts) chart.destroy();
+  state.charts = [];
+  const x = Array.from({ length: days }, (_, i) => Date.parse(first) / 1000 + i * 86400);
+  const index = (start) => Math.round((Date.parse(start) / 1000 - x[0]) / 86400);
+  const line = (filter, value) => {
+    const values = new Array(days).fill(0);
+    for (const p of series) if (filter(p)) values[index(p.start)] += value(p);
+    return values;
+  };
+  const width = Math.max(320, main().clientWidth - 48);
+  const colors = ["#0b6e4f", "#b3261e", "#1d4ed8", "#7c3aed"];
+  const plot = (id, lines) => {
+    const element = document.getElementById(id);
+    state.charts.push(new uPlot({
+      width, height: 220, scales: { x: { time: true } },
+      series: [{}, ...lines.map(([label], i) => ({ label, stroke: colors[i % colors.length], width: 2 }))],
+      axes: [{}, { size: 60 }],
+    }, [x, ...lines.map(([, values]) => values)], element));
+  };
+  plot("chart-referrals", [
+    [t("referred"), line((p) => p.measure === "referred", (p) => p.count)],
+    [t("qualified"), line((p) => p.measure === "qualified", (p) => p.count)],
+  ]);
+  const currencies = [...new Set(series.filter((p) => p.measure === "revenue").map((p) => p.unit))].sort();
+  plot("chart-revenue", currencies.map((c) => [`${t("revenue")} ${c}`, line((p) => p.measure === "revenue" && p.unit === c, (p) => p.amount / 100)]));
+}
+
+const REVIEWS = `query { fraudReviews(status: OPEN, first: 50) { edges { node { id score signals openedAt
+  referral { id referrer { externalId } referee { externalId } }
+  decisions { stage outcome score observations { signal fired evidence } } } } } }`;
+
+async function reviewsPage() {
+  const reviews = (await gql(REVIEWS)).fraudReviews.edges.map((e) => e.node);
+  const resolve = (review, resolution) => async () => {
+    try {
+      userErrors((await gql(`mutation($id: ID!, $r: FraudResolution!) { resolveFraudReview(id: $id, resolution: $r, note: "console") {
+        review { status } userErrors { field code message } } }`, { id: review.id, r: resolution })).resolveFraudReview);
+      await reviewsPage();
+      announce(t(resolution === "APPROVE" ? "reviewApproved" : "reviewRejected", { who: review.referral.referee.externalId }));
+    } catch (e) { announce(e.message); }
+  };
+  main().replaceChildren(h("h1", { text: t("reviews") }),
+    reviews.length ? h("ul", { class: "cards" }, reviews.map((r) => h("li", { class: "card review", "data-review": r.id },
+      h("h2", {}, h("a", { href: `#/referral?id=${encodeURIComponent(r.referral.id)}`,
+        text: t("reviewTitle", { referrer: r.referral.referrer.externalId, referee: r.referral.referee.externalId }) })),
+      h("p", { text: t("score", { score: number(r.score), signals: r.signals.join(", ") }) }),
+      h("ul", { class: "evidence" }, r.decisions.flatMap((d) => d.observations.filter((o) => o.fired).map((o) => h("li", { text: o.evidence || o.signal })))),
+      h("div", { class: "actions" },
+        h("button", { type: "button", onclick: resolve(r, "APPROVE"), text: t("approve") }),
+        h("button", { type: "button", class: "secondary", onclick: resolve(r, "REJECT"), text: t("reject") })))))
+      : h("p", { text: t("noReviews") }));
+  announce(t("loaded", { page: t("reviews") }));
+}
+
+const PAYOUTS = `query { payouts(status: PENDING_APPROVAL, first: 100) { edges { node { id reference amount currency customerExternalId
+  account { masked } createdAt } } } }`;
+
+async function payoutsPage() {
+  const payouts = (await gql(PAYOUTS)).payouts.edges.map((e) => e.node);
+  const totals = {};
+  for (const p of payouts) totals[p.currency] = (totals[p.currency] || 0) + p.amount;
+  const expected = Object.entries(totals).sort().map(([currency, amount]) => ({ currency, amount }));
+  const dialog = h("dialog", { id: "totp-dialog", "aria-labelledby": "totp-title" });
+  const approve = () => {
+    const error = h("p", { class: "error", role: "alert" });
+    const form = h("form", { method: "dialog", onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        const result = userErrors((await gql(`mutation($ids: [ID!]!, $totals: [CurrencyAmountInput!]!, $code: String) {
+          approvePayouts(ids: $ids, expectedTotals: $totals, totpCode: $code) { approvedCount userErrors { field code message } } }`,
+        { ids: payouts.map((p) => p.id), totals: expected, code: new FormData(form).get("code") })).approvePayouts);
+        dialog.close();
+        await payoutsPage();
+        announce(t("payoutsApproved", { count: number(result.approvedCount) }));
+      } catch (e) { error.textContent = e.message; }
+    } },
+    h("h2", { id: "totp-title", text: t("secondFactor") }),
+    h("p", { text: t("approveSummary", { count: number(payouts.length), totals: expected.map((x) => money(x.amount, x.currency)).join(" + ") }) }),
+    h("label", { for: "totp-code", text: t("totpCode") }),
+    h("input", { id: "totp-code", name: "code", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9]{6}", required: true }),
+    h("div", { class: "actions" }, h("button", { type: "submit", text: t("approve") }),
+      h("button", { type: "button", class: "secondary", onclick: () => dialog.close(), text: t("cancel") })), error);
+    dialog.replaceChildren(form);
+    dialog.showModal();
+    form.querySelector("input").focus();
+  };
+  main().replaceChildren(h("h1", { text: t("payouts") }),
+    table(t("awaitingApproval"), [t("reference"), t("customer"), t("account"), t("amount")],
+      payouts.map((p) => [p.reference, p.customerExternalId ?? "–", p.account?.masked ?? "–", money(p.amount, p.currency)])),
+    h("p", { id: "payout-totals", text: expected.length ? t("totals", { totals: expected.map((x) => money(x.amount, x.currency)).join(" + ") }) : "" }),
+    payouts.length ? h("button", { type: "button", id: "approve-payouts", onclick: approve, text: t("approveAll") }) : null,
+    dialog);
+  announce(t("loaded", { page: t("payouts") }));
+}
+
+
+const REFERRAL = `query($id: ID!) { referral(id: $id) { id status source referredAt qualifiedAt
+  referrer { externalId } referee { externalId }
+  actions { type occurredAt orderId attribution amount { amount currency } }
+  fraudDecisions { stage outcome score createdAt observations { signal fired evidence } }
+  rewards { kind recipient status amount unit createdAt endReason } } }`;
+
+const when = (iso) => new Date(iso).toLocaleString(state.locale);
+
+async function referralPage() {
+  const id = new URLSearchParams(location.hash.split("?")[1] || "").get("id");
+  const r = (await gql(REFERRAL, { id })).referral;
+  if (!r) { main().replaceChildren(h("h1", { text: t("referral") }), h("p", { text: t("notFound") })); return; }
+  const events = [
+    ...r.actions.map((a) => [a.occurredAt, t("eventAction", { type: a.type, order: a.orderId ?? "" }),
+      a.amount ? money(a.amount.amount, a.amount.currency) : "", a.attribution]),
+    ...r.fraudDecisions.map((d) => [d.createdAt, t("eventDecision", { stage: d.stage, outcome: d.outcome }),
+      t("scoreOnly", { score: number(d.score) }), d.observations.filter((o) => o.fired).map((o) => o.evidence || o.signal).join("; ")]),
+    ...r.rewards.map((w) => [w.createdAt, t("eventReward", { kind: t(w.kind), recipient: w.recipient }), money(w.amount, w.unit),
+      w.status + (w.endReason ? ` (${w.endReason})` : "")]),
+  ].sort((a, b) => a[0].localeCompare(b[0]));
+  main().replaceChildren(
+    h("h1", { text: t("reviewTitle", { referrer: r.referrer.externalId, referee: r.referee.externalId }) }),
+    h("dl", { class: "figures" },
+      h("dt", { text: t("status") }), h("dd", { id: "referral-status", text: r.status }),
+      h("dt", { text: t("source") }), h("dd", { text: r.source }),
+      h("dt", { text: t("referredAt") }), h("dd", { text: when(r.referredAt) }),
+      h("dt", { text: t("qualifiedAt") }), h("dd", { text: r.qualifiedAt ? when(r.qualifiedAt) : "–" })),
+    table(t("timeline"), [t("when"), t("what"), t("amount"), t("details")], events.map(([at, ...rest]) => [when(at), ...rest])));
+  announce(t("loaded", { page: t("referral") }));
+}
+
+async function rulesPage() {
+  const programs = (await gql("query { programs(first: 50) { edges { node { id name } } } }")).programs.edges.map((e) => e.node);
+  const sections = [];
+  for (const program of programs) {
+    const rules = (await gql(`query($p: ID!) { rewardRules(programId: $p) { ruleId version name enabled trigger recipient kind
+      amount currency percentBps } }`, { p: program.id })).rewardRules;
+    sections.push(table(program.name, [t("name"), t("trigger"), t("recipient"), t("reward"), t("version"), t("enabled")],
+      rules.map((r) => [r.name, r.trigger, r.recipient,
+        r.percentBps !== null ? `${t(r.kind)} ${percent(r.percentBps / 10000)}` : `${t(r.kind)} ${money(r.amount, r.currency || "POINTS")}`,
+        number(r.version), r.enabled ? t("yes") : t("no")])));
+  }
+  main().replaceChildren(h("h1", { text: t("rules") }), ...sections);
+  announce(t("loaded", { page: t("rules") }));
+}
+
+async function webhooksPage() {
+  const data = await gql(`query { webhookEndpoints { id url enabled eventTypes disabledReason failingSince }
+    webhookDeliveries(first: 20) { edges { node { eventType status attemptCount createdAt lastError } } } }`);
+  main().replaceChildren(h("h1", { text: t("webhooks") }),
+    table(t("endpoints"), [t("url"), t("events"), t("enabled")], data.webhookEndpoints.map((e) =>
+      [e.url, e.eventTypes.join(", "), e.enabled ? t("yes") : `${t("no")} ${e.disabledReason ?? ""}`])),
+    table(t("deliveries"), [t("event"), t("status"), t("attempts"), t("when")], data.webhookDeliveries.edges.map(({ node: d }) =>
+      [d.eventType, d.status + (d.lastError ? ` (${d.lastError})` : ""), number(d.attemptCount), when(d.createdAt)])));
+  announce(t("loaded", { page: t("webhooks") }));
+}
+
+async function keysPage() {
+  const keys = (await gql("query { apiKeys { maskedKey kind name createdAt active } }")).apiKeys;
+  main().replaceChildren(h("h1", { text: t("keys") }),
+    table(t("keys"), [t("key"), t("kind"), t("name"), t("created"), t("active")],
+      keys.map((k) => [k.maskedKey, k.kind, k.name ?? "–", when(k.createdAt), k.active ? t("yes") : t("no")])),
+    h("p", { class: "muted", text: t("keysHint") }));
+  announce(t("loaded", { page: t("keys") }));
+}
+
+// --- routing -----------------------------------------------------------------------------------------
+const PAGES = { "#/login": loginPage, "#/overview": overviewPage, "#/reviews": reviewsPage, "#/payouts": payoutsPage,
+  "#/referral": referralPage, "#/rules": rulesPage, "#/webhooks": webhooksPage, "#/keys": keysPage };
+
+async function route() {
+  const signedIn = Boolean(sessionStorage.getItem(TOKEN_KEY));
+  let path = location.hash.split("?")[0] || "#/overview";
+  if (!signedIn) path = "#/login";
+  else if (!PAGES[path] || path === "#/login") path = "#/overview";
+  if (location.hash.split("?")[0] !== path) {
+    location.hash = path; // hashchange routes again
+    return;
+  }
+  frame();
+  main().setAttribute("aria-busy", "true");
+  try {
+    await PAGES[path]();
+  } catch (e) {
+    main().replaceChildren(h("h1", { text: t("error") }), h("p", { role: "alert", text: e.message }));
+  } finally {
+    main().removeAttribute("aria-busy");
+    const heading = document.querySelector("#main h1");
+    if (heading && path !== "#/login") { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+  }
+}
+
+window.addEventListener("hashchange", route);
+route();
