@@ -53,6 +53,13 @@ async def screen_grants(session: AsyncSession, *, referral: Referral, action: Ac
     return Outcome(decision.outcome)
 
 
+async def screen_again(session: AsyncSession, *, referral: Referral, at: datetime, stage: Stage) -> Outcome:
+    """Check a referral again with what is known at `at`: before its rewards are cleared, or
+    when new evidence about one of its customers arrived."""
+    decision = await _check(session, referral, stage, None, at)
+    return Outcome(decision.outcome)
+
+
 async def _check(session: AsyncSession, referral: Referral, stage: Stage, action: Action | None, at: datetime) -> FraudDecision:
     policy = await policies.current_policy(session, program_id=referral.program_id)
     referrer = await session.get_one(Customer, referral.referrer_id)

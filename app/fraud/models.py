@@ -34,6 +34,8 @@ class Stage(enum.Enum):
     REFERRAL = "REFERRAL"  # when the referral was created
     REWARD = "REWARD"  # before an action's rewards were granted (new evidence: card, address)
     RELATED = "RELATED"  # another referral's decision named this one (same device farm, ring, burst)
+    CLEARANCE = "CLEARANCE"  # the check that clears the referral's rewards (app.fraud.clearance)
+    RESCREEN = "RESCREEN"  # new evidence about one of its customers arrived (app.fraud.rescreening)
 
 
 class ReviewStatus(enum.Enum):

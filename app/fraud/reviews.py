@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
+from app.db import utcnow
 from app.errors import DomainError, ErrorCode, NotFound
-from app.fraud import engine
+from app.fraud import clearance, engine
 from app.fraud.models import FraudDecision, FraudReview, ReviewStatus
 from app.fraud.signals import CATALOGUE
 from app.merchants import audit
@@ -141,8 +142,9 @@ async def _resolve(
     assert referral is not None
     engine.close_review(review, resolution.status, note=note, actor=actor)
     await session.flush()
-    if resolution is Resolution.APPROVE:
+    if resolution is Resolution.APPROVE:  # a person's approval clears the referral too
         await lifecycle.lift_review_hold(session, referral.id)
+        await clearance.clear(session, referral, at=utcnow())
     else:
         await engine.reject_referral(session, referral, reason="fraud review rejected", decision=None)
     await audit.record(

@@ -185,6 +185,7 @@ class Referral(Base):
     # velocity windows count on this, so backfilled actions are judged at their own time.
     referred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # app.fraud.clearance: its rewards may be spent
 
 
 class Action(Base):

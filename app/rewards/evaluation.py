@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
 from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.fraud import clearance
 from app.fraud.models import Outcome
+from app.fraud.policy import Clearance
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
 from app.rewards import lifecycle
 from app.rewards import rules as rule_service
@@ -262,29 +264,45 @@ async def evaluate_action(
     outcome = await screen() if screen is not None else Outcome.ALLOW
     if outcome is Outcome.BLOCK:
         return []
-    granted = await _insert_rewards(session, planned, action, referral, review_hold=outcome is Outcome.REVIEW)
+    program_clearance = await clearance.program_clearance(session, referral.program_id)  # the policy the check read
+    granted = await _insert_rewards(
+        session, planned, action, referral, review_hold=outcome is Outcome.REVIEW, program_clearance=program_clearance
+    )
     for reward, _spec in granted:
         await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
     await lifecycle.on_granted_many(session, granted)
+    if outcome is Outcome.ALLOW:
+        await clearance.cleared_by_purchase(session, referral, action, at=action.occurred_at)
     return [reward for reward, _spec in granted]
 
 
 async def _insert_rewards(
-    session: AsyncSession, planned: list[tuple[Grant, RuleSpec]], action: Action, referral: Referral, *, review_hold: bool
+    session: AsyncSession, planned: list[tuple[Grant, RuleSpec]], action: Action, referral: Referral, *, review_hold: bool,
+    program_clearance: Clearance,
 ) -> list[tuple[Reward, RuleSpec]]:
     """All the action's rewards in one multi-row INSERT; a grant that meets an existing reward
     (a concurrent retry won the unique key) is skipped. In grant order (rule by rule, referrer
     first): the order accounts are locked in everywhere (see `lifecycle._grant_order`)."""
     now = utcnow()
-    rows = [_reward_row(grant, spec, action, referral, now, review_hold=review_hold) for grant, spec in planned]
+    rows = [
+        _reward_row(grant, spec, action, referral, now, review_hold=review_hold,
+                    clearance_wait=clearance.waits(program_clearance, referral, action, grant.recipient, grant.kind))
+        for grant, spec in planned
+    ]
+    # render_nulls: the ORM would otherwise leave out a row's None values and split rows that
+    # differ in which columns are None (held and available rewards) into one INSERT each.
     inserted = {reward.id: reward for reward in (await session.scalars(
-        insert_ignoring_conflicts(session, Reward).returning(Reward), rows
+        insert_ignoring_conflicts(session, Reward).returning(Reward), rows, execution_options={"render_nulls": True}
     )).all()}
     return [(inserted[row["id"]], spec) for row, (_grant, spec) in zip(rows, planned) if row["id"] in inserted]
 
 
-def _reward_row(grant: Grant, spec: RuleSpec, action: Action, referral: Referral, now: datetime, *, review_hold: bool) -> dict:
-    held = review_hold or (grant.hold_until is not None and grant.hold_until > now)
+def _reward_row(
+    grant: Grant, spec: RuleSpec, action: Action, referral: Referral, now: datetime, *, review_hold: bool,
+    clearance_wait: tuple[bool, datetime | None],
+) -> dict:
+    clearance_hold, clearance_due_at = clearance_wait
+    held = review_hold or clearance_hold or (grant.hold_until is not None and grant.hold_until > now)
     available_now = {} if held else lifecycle.availability(grant.kind, grant.amount, spec, now)
     return dict(
         id=new_id(),
@@ -305,6 +323,9 @@ def _reward_row(grant: Grant, spec: RuleSpec, action: Action, referral: Referral
         milestone=grant.milestone,
         hold_until=grant.hold_until,
         review_hold=review_hold,
+        clearance_hold=clearance_hold,
+        clearance_due_at=clearance_due_at,
+        leaked_amount=0,
         awaiting_coupon=False,
         created_at=now,
         **{name: None for name in _OPTIONAL_REWARD_COLUMNS if name not in available_now},

@@ -132,8 +132,8 @@ async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpe
 
 
 async def release(session: AsyncSession, reward: Reward) -> bool:
-    """HELD -> AVAILABLE, unless a fraud review holds it."""
-    if reward.status != RewardStatus.HELD.value or reward.review_hold:
+    """HELD -> AVAILABLE, unless a fraud review holds it or its referral is not cleared yet."""
+    if reward.status != RewardStatus.HELD.value or reward.review_hold or reward.clearance_hold:
         return False
     reward.status = RewardStatus.AVAILABLE.value
     account = None
@@ -191,6 +191,7 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
 def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
     reward.status = status.value
     reward.review_hold = False  # nothing left for a review to hold
+    reward.clearance_hold = False
     reward.ended_at = utcnow()
     reward.end_reason = reason[:200]
 
@@ -238,7 +239,8 @@ async def release_due_rewards(session: AsyncSession, *, now: datetime | None = N
     due = await _due(
         session,
         select(Reward)
-        .where(Reward.status == RewardStatus.HELD.value, Reward.review_hold.is_(False), Reward.hold_until <= now)
+        .where(Reward.status == RewardStatus.HELD.value, Reward.review_hold.is_(False), Reward.clearance_hold.is_(False),
+               Reward.hold_until <= now)
         .order_by(Reward.hold_until)
         .limit(limit),
     )
@@ -323,6 +325,22 @@ async def lift_review_hold(session: AsyncSession, referral_id, *, now: datetime 
     released = []
     for reward in held:
         reward.review_hold = False
+        if reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now):
+            if await release(session, reward):
+                released.append(reward)
+    await session.flush()
+    return released
+
+
+async def lift_clearance_hold(session: AsyncSession, referral_id, *, now: datetime | None = None) -> list[Reward]:
+    """The referral was cleared (app.fraud.clearance): rewards waiting for it are released now,
+    or when their own hold period ends; a review still holds what it holds. Returns those
+    released now."""
+    now = now or utcnow()
+    waiting = await _lock_live(session, (Reward.referral_id == referral_id) & Reward.clearance_hold.is_(True))
+    released = []
+    for reward in waiting:
+        reward.clearance_hold = False
         if reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now):
             if await release(session, reward):
                 released.append(reward)

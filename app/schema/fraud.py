@@ -17,6 +17,7 @@ from app.merchants import audit
 from app.schema.errors import UserError, mutate, not_found, query
 from app.schema.fraud_types import (
     AuditEntry,
+    ClearanceEvidence,
     CustomerFraudStatus,
     FraudDecision,
     FraudListEntry,
@@ -43,16 +44,28 @@ class FraudSignalInput:
     enabled: bool | None = None
 
 
+@strawberry.input(description="A change to when rewards are cleared; leave a field out to keep it.")
+class ClearanceInput:
+    evidence: ClearanceEvidence | None = None
+    quiet_days: int | None = strawberry.field(default=None, description="1 to 90 (QUIET_DAYS).")
+    release_referee_discounts: bool | None = None
+
+
 @strawberry.input(description="Changes to the program's current policy (signals not named keep their settings).")
 class FraudPolicyInput:
     review_score: int | None = None
     block_score: int | None = None
     signals: list[FraudSignalInput] = strawberry.field(default_factory=list)
+    clearance: ClearanceInput | None = None
 
     def to_domain(self) -> policies.PolicyChange:
+        clearance = self.clearance or ClearanceInput()
         return policies.PolicyChange(
             review_score=self.review_score,
             block_score=self.block_score,
+            clearance_evidence=clearance.evidence,
+            quiet_days=clearance.quiet_days,
+            release_referee_discounts=clearance.release_referee_discounts,
             signals=tuple(
                 policies.SignalChange(signal=s.signal, weight=s.weight, threshold=s.threshold, action=s.action, enabled=s.enabled)
                 for s in self.signals

@@ -245,6 +245,8 @@ class Referral:
     created_at: datetime
     referred_at: datetime = strawberry.field(description="When the referee arrived (the creating action's occurredAt, or the claim).")
     qualified_at: datetime | None
+    cleared_at: datetime | None = strawberry.field(
+        description="When it was cleared: screened ALLOW after the evidence the program requires; its rewards may be spent.")
     program_id: strawberry.Private[uuid.UUID]
     referrer_id: strawberry.Private[uuid.UUID]
     referee_id: strawberry.Private[uuid.UUID]
@@ -259,6 +261,7 @@ class Referral:
             created_at=m.created_at,
             referred_at=m.referred_at,
             qualified_at=m.qualified_at,
+            cleared_at=m.cleared_at,
             program_id=m.program_id,
             referrer_id=m.referrer_id,
             referee_id=m.referee_id,

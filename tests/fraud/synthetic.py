@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.errors import DomainError
+from app.fraud import clearance
 from app.fraud import policy as policies
 from app.fraud.models import FraudDecision, FraudReview, Outcome, ReviewStatus
 from app.merchants import audit
@@ -766,7 +767,14 @@ TICK = timedelta(minutes=15)  # how often the scheduled work runs, in shop time
 
 
 async def _scheduled_work(factory: async_sessionmaker[AsyncSession], *, now: datetime) -> None:
-    """What the worker's schedule does, at the shop's `now`: rewards whose hold ended are released."""
+    """What the worker's schedule does, at the shop's `now`: referrals whose quiet period ended
+    are screened for clearance, rewards whose hold ended are released."""
+    while True:
+        async with factory() as session:
+            screened = await clearance.clear_due(session, now=now)
+            await session.commit()
+        if screened < 200:
+            break
     while True:
         async with factory() as session:
             released = await lifecycle.release_due_rewards(session, now=now)

@@ -27,6 +27,7 @@ from tests.rewards.helpers import (
     redeem_credit,
     release_due,
 )
+from tests.scenarios import PAY_AT_SIGNUP
 
 REVIEW = f"query($id: ID!) {{ fraudReview(id: $id) {{ {h.REVIEW_FIELDS} }} }}"
 
@@ -107,8 +108,8 @@ def commission(**conditions: Any) -> dict[str, Any]:
                        recurringMonths=12, conditions=conditions)
 
 
-async def program_paying(tenant, *rules: dict[str, Any]) -> dict[str, Any]:
-    program = await scenarios.active_program(tenant)
+async def program_paying(tenant, *rules: dict[str, Any], clearance: dict[str, Any] | None = None) -> dict[str, Any]:
+    program = await scenarios.active_program(tenant, clearance=clearance)
     for rule in rules:
         await create_rule(tenant, program["id"], **rule)
     return program
@@ -190,7 +191,7 @@ async def test_approving_releases_rewards_whose_hold_is_over_and_is_audited_with
 
 
 async def test_rejecting_voids_held_rewards_and_reverses_spent_credit_which_later_rewards_pay_back(tenant, db):
-    program = await program_paying(tenant, credit_rule(), commission())
+    program = await program_paying(tenant, credit_rule(), commission(), clearance=PAY_AT_SIGNUP)
     joined = await clean_referral(tenant, program["id"], "alice", "bob", paymentFingerprint="card-alice")
     first = await h.act(tenant, "PURCHASE", "bob", "order-1", amount=5000, paymentFingerprint="card-bob")
     assert [(r["kind"], r["status"]) for r in first["rewards"]] == [("CREDIT", "AVAILABLE"), ("COMMISSION", "AVAILABLE")]
@@ -334,8 +335,8 @@ async def test_bulk_resolution_takes_only_the_open_reviews_matching_the_filter(t
 
 
 async def referee_welcome_program(tenant, **referrer_rule: Any) -> dict[str, Any]:
-    """$10 to the referrer per purchase and $5 to the referee when they sign up."""
-    program = await h.program_with_credit(tenant, **referrer_rule)
+    """$10 to the referrer per purchase and $5 to the referee when they sign up, spendable at once."""
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP, **referrer_rule)
     await create_rule(tenant, program["id"], **credit_rule(name="Welcome $5", trigger="SIGNUP", recipient="REFEREE", amount=500))
     return program
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests import scenarios
 from tests.fraud import helpers as h
+from tests.scenarios import PAY_AT_SIGNUP
 
 ADDRESS = {"line1": "12 Main Street", "line2": "Apt. 4", "city": "Springfield", "region": "IL",
            "postalCode": "62704", "country": "US"}
@@ -107,7 +108,7 @@ SAME_MAILBOX = [  # (referrer's email, referee's email, one mailbox)
 
 
 async def test_the_referrers_own_mailbox_under_an_alias_is_blocked_and_earns_nothing(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     for i, (referrer_email, referee_email, blocked) in enumerate(SAME_MAILBOX):
         await join(tenant, f"referrer-{i}", email=referrer_email)
         joined = await join(tenant, f"referee-{i}", await code_of(tenant, program, f"referrer-{i}"), email=referee_email)
@@ -217,7 +218,7 @@ async def test_a_new_device_id_on_the_referrers_browser_fingerprint_adds_a_littl
 
 
 async def test_paying_with_the_referrers_card_holds_the_reward_for_review(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     await buy(tenant, "alice", "alice-order", paymentFingerprint="card-alice")
     code = await code_of(tenant, program, "alice")
     await join(tenant, "alias", code)
@@ -235,7 +236,7 @@ async def test_paying_with_the_referrers_card_holds_the_reward_for_review(tenant
 
 
 async def test_shipping_to_the_referrers_address_is_noted_but_a_household_is_allowed(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     await buy(tenant, "alice", "alice-order", shippingAddress=ADDRESS)
     code = await code_of(tenant, program, "alice")
     await join(tenant, "roommate", code)
@@ -342,7 +343,7 @@ async def test_a_device_used_by_an_earlier_referee_of_the_program_puts_both_refe
 
 
 async def test_a_card_used_by_an_earlier_referee_holds_the_reward_and_flags_the_first(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     code = await code_of(tenant, program, "alice")
     for referee in ("bob", "carol", "dan"):
         await join(tenant, referee, code)
@@ -510,7 +511,7 @@ async def test_a_merchants_stricter_referral_limits_apply_per_hour_and_per_day(t
     ("rewards_per_day", timedelta(hours=5), timedelta(hours=9)),
 ])
 async def test_a_burst_of_rewards_holds_the_next_one_for_review(tenant, signal, burst, spread):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     # the merchant's own limit: three rewards earned in the window are worth a look
     await set_signal(tenant, program, signal, threshold=3, action="REVIEW")
     start = days_ago(10)
