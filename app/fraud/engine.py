@@ -202,6 +202,8 @@ async def open_review(
     await session.flush()
     decision.review_id = review.id
     await lifecycle.hold_for_review(session, referral.id)
+    # Flagged after some of its rewards became spendable (late evidence, a related referral): take them back.
+    await lifecycle.take_back_spendable(session, referral.id, reason="fraud: under review")
     if opened:
         await notify.fraud_review_event(session, "fraud.review_opened", review, [decision])
     return review

@@ -302,8 +302,31 @@ async def take_back_referral_rewards(session: AsyncSession, referral_id, *, reas
         if reward.status == RewardStatus.HELD.value:
             await void(session, reward, reason=reason)
         else:
-            await reverse(session, reward, reason=reason)
+            await _claw_back(session, reward, reason=reason)
     return rewards
+
+
+async def take_back_spendable(session: AsyncSession, referral_id, *, reason: str) -> list[Reward]:
+    """A referral put in review after some of its rewards became spendable: those are clawed
+    back (credit and commission reversed, netting against future earnings; an unused coupon
+    voided), what is still held stays held for the reviewer. An approval does not restore
+    what was clawed back."""
+    rewards = await _lock_live(session, (Reward.referral_id == referral_id) & (Reward.status != RewardStatus.HELD.value))
+    for reward in rewards:
+        await _claw_back(session, reward, reason=reason)
+    return rewards
+
+
+async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> None:
+    """Reverse a reward that was spendable, recording in `leaked_amount` what had already been
+    spent, paid out or used (a redeemed coupon's face value): that part is now a debt at best."""
+    if reward.kind == RewardKind.DISCOUNT.value:
+        used = net(reward) if reward.status == RewardStatus.REDEEMED.value else 0
+    else:
+        used = net(reward) - reward.remaining
+    await reverse(session, reward, reason=reason)
+    reward.leaked_amount += max(0, used)
+    await session.flush()
 
 
 async def hold_for_review(session: AsyncSession, referral_id) -> int:

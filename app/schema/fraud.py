@@ -29,8 +29,7 @@ from app.schema.fraud_types import (
 )
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin, SecretKeyOrReviewer
-from app.schema.scalars import BigInt
-from app.schema.types import Customer, gid
+from app.schema.types import Customer, UnitAmount, gid
 
 FraudResolution = strawberry.enum(ResolutionModel, name="FraudResolution")
 
@@ -122,12 +121,6 @@ class CustomerFraudStatusPayload:
     customer: Customer | None = None
     status: CustomerFraudStatus | None = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type(description="Rewards in one unit, summed.")
-class UnitAmount:
-    unit: str
-    amount: BigInt
 
 
 @strawberry.type

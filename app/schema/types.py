@@ -102,6 +102,16 @@ class Program:
             updated_at=m.updated_at,
         )
 
+    @strawberry.field(description=(
+        "What fraud flags arriving after the money moved could not take back, per unit (see Referral.leakedAmount)."))
+    async def leaked_amount(self, info: Info) -> list["UnitAmount"]:
+        async def work(session):
+            rows = await reward_queries.leaked_amounts(
+                session, merchant_id=info.context.merchant_id, program_id=uuid.UUID(self.id))
+            return [UnitAmount(amount=amount, unit=unit) for unit, amount in rows]
+
+        return await query(info, work)
+
 
 @strawberry.type
 class Customer:
@@ -237,6 +247,12 @@ class Money:
     currency: str = strawberry.field(description="ISO 4217 code.")
 
 
+@strawberry.type(description="Rewards in one unit, summed: minor units of a currency, POINTS, or PERCENT (basis points).")
+class UnitAmount:
+    unit: str
+    amount: BigInt
+
+
 @strawberry.type
 class Referral:
     id: strawberry.ID
@@ -290,6 +306,13 @@ class Referral:
 
         rows = await info.context.get_loaders().rewards_by_referral.load(uuid.UUID(self.id))
         return [Reward.from_model(row) for row in rows]
+
+    @strawberry.field(description=(
+        "What was spent, paid out or used of this referral's rewards before a fraud flag took them back, per unit: "
+        "not recovered (owed by the customer at best)."))
+    async def leaked_amount(self, info: Info) -> list[UnitAmount]:
+        rows = await info.context.get_loaders().rewards_by_referral.load(uuid.UUID(self.id))
+        return [UnitAmount(amount=amount, unit=unit) for unit, amount in reward_queries.leaked_by_unit(rows)]
 
     @strawberry.field(description="Fraud checks of this referral with their evidence, oldest first.")
     async def fraud_decisions(

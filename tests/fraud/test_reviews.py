@@ -198,11 +198,14 @@ async def test_rejecting_voids_held_rewards_and_reverses_spent_credit_which_late
     spent = await redeem_credit(tenant, "alice", 600, "checkout-1")
     assert spent["userErrors"] == []
 
-    # bob pays with alice's card: a review opens; what was already available stays available
+    # bob pays with alice's card: a review opens, and what was already spendable is clawed back;
+    # the 600 spent cannot be recovered now (leakedAmount) and is owed
     second = await h.act(tenant, "PURCHASE", "bob", "order-2", amount=5000, paymentFingerprint="card-alice")
     assert [(r["kind"], r["status"], r["underReview"]) for r in second["rewards"]] == [("COMMISSION", "HELD", True)]
-    assert await balance(tenant, "alice") == {"available": 400, "held": 0}
-    assert await balance(tenant, "alice", "COMMISSION") == {"available": 500, "held": 500}
+    assert await balance(tenant, "alice") == {"available": -600, "held": 0}
+    assert await balance(tenant, "alice", "COMMISSION") == {"available": 0, "held": 500}
+    assert [(r["kind"], r["status"], r["leakedAmount"]) for r in await h.rewards_of(tenant, "alice")] == [
+        ("CREDIT", "REVERSED", 600), ("COMMISSION", "REVERSED", 0), ("COMMISSION", "HELD", 0)]
     opened = await review_of_referral(tenant, joined["referral"]["id"])
 
     rejected = await resolve(tenant, opened["id"], "REJECT", "alice buys for herself")
