@@ -45,6 +45,8 @@ REUSE_KINDS = ("DEVICE", "PAYMENT", "IP")
 MAX_SEEN = 500  # customers seen with the referee's identifiers, read per check
 RECENT_REFERRALS = 500  # at most this many of the referrer's referrals are read by one signal
 VELOCITY_WINDOW = timedelta(days=1)  # the referrer's referrals and rewards counted back from the check
+# List entries whose value is a customer id (either party's is read with every check).
+_CUSTOMER_MARKS = (ListKind.TRUSTED_CUSTOMER, ListKind.BANNED_CUSTOMER, ListKind.REFERRER_UNDER_REVIEW)
 _LISTED_IDENTIFIERS = ("DEVICE", "PAYMENT", "IP")  # identifier kinds a list entry of the same name can match
 
 
@@ -133,7 +135,7 @@ class Case:
             "referee_id": self.referee.id, "referrer_id": self.referrer.id, "merchant_id": self.merchant_id,
             "program_id": self.program_id, "referral_id": self.referral_id, "at": self.at, "day_ago": day_ago,
             "hour_ago": self.at - timedelta(hours=1), "day_ago_skewed": day_ago - MAX_CLOCK_SKEW,
-            "customer_ids": [v for k, v in named if k in (ListKind.TRUSTED_CUSTOMER, ListKind.BANNED_CUSTOMER)],
+            "customer_ids": [v for k, v in named if k in _CUSTOMER_MARKS],
             "emails": [v for k, v in named if k is ListKind.EMAIL], "domains": [v for k, v in named if k is ListKind.DOMAIN],
         })
         parts: dict[str, list[Any]] = {
@@ -347,7 +349,7 @@ class Case:
         keyed hash an erased customer's entries hold, app.privacy.erasure) or by domain."""
         candidates: list[tuple[ListKind, str]] = []
         for customer in (self.referee, self.referrer):
-            candidates += [(ListKind.TRUSTED_CUSTOMER, str(customer.id)), (ListKind.BANNED_CUSTOMER, str(customer.id))]
+            candidates += [(kind, str(customer.id)) for kind in _CUSTOMER_MARKS]
             if customer.email_canonical:
                 candidates.append((ListKind.EMAIL, customer.email_canonical))
                 candidates.append((ListKind.EMAIL, hashed_value(self.merchant_id, ListKind.EMAIL.value, customer.email_canonical)))
@@ -412,7 +414,7 @@ def _prefetch_statement() -> Any:
         Referral.program_id == bindparam("program_id", type_=Uuid()), Referral.referee_id == referrer
     ).limit(1).subquery()
     named = or_(
-        and_(FraudListEntry.kind.in_([ListKind.TRUSTED_CUSTOMER.value, ListKind.BANNED_CUSTOMER.value]),
+        and_(FraudListEntry.kind.in_([kind.value for kind in _CUSTOMER_MARKS]),
              FraudListEntry.value.in_(bindparam("customer_ids", expanding=True))),
         and_(FraudListEntry.kind == ListKind.EMAIL.value, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
         and_(FraudListEntry.kind == ListKind.DOMAIN.value, FraudListEntry.value.in_(bindparam("domains", expanding=True))),

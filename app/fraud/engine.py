@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.fraud import memory, signals
 from app.fraud import policy as policies
-from app.fraud import signals
 from app.fraud.case import Case
 from app.fraud.models import FraudDecision, FraudReview, ListKind, Outcome, ReviewStatus, Stage
 from app.fraud.policy import Fired, Policy, Verdict
@@ -77,6 +77,8 @@ async def _check(session: AsyncSession, referral: Referral, stage: Stage, action
     await _act(session, referral, decision, verdict, review)
     if outcome is not Outcome.ALLOW:
         await _flag_related(session, referral, verdict, policy.version)
+        await memory.remember(session, referral, decision, verdict.fired_signals(),
+                              enabled=policy.setting(memory.SIGNAL).enabled)
     return decision
 
 

@@ -55,6 +55,8 @@ class ListKind(enum.Enum):
     PAYMENT = "PAYMENT"  # payment fingerprint
     TRUSTED_CUSTOMER = "TRUSTED_CUSTOMER"  # value: customer id; see policy.trusted_outcome
     BANNED_CUSTOMER = "BANNED_CUSTOMER"  # value: customer id; every referral of theirs is blocked
+    # value: customer id; set by the engine when one of their referrals is flagged (app.fraud.memory)
+    REFERRER_UNDER_REVIEW = "REFERRER_UNDER_REVIEW"
 
 
 class IdentifierKind(enum.Enum):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.fraud import engine
@@ -23,7 +23,7 @@ from app.fraud.models import CustomerIdentifier, FraudDecision, Stage
 from app.referrals.models import Referral, ReferralStatus
 
 LOOKBACK = timedelta(days=90)  # referrals older than this are not judged again
-MAX_SHARING = 50  # other customers seen with the new identifiers, read per job
+MAX_SHARING = 10  # customers sharing one identifier beyond which it says nothing about any of them
 MAX_REFERRALS = 100  # referrals checked again per job
 
 
@@ -34,18 +34,17 @@ async def rescreen(
     """Check again the referrals the new evidence may change; returns how many were checked.
     A referral the recording action already checked with this evidence is skipped."""
     customers = {customer_id}
-    if identifiers:
-        customers |= set((await session.scalars(
+    for kind, value_hash in identifiers:
+        sharing = set((await session.scalars(
             select(CustomerIdentifier.customer_id)
             .where(
-                CustomerIdentifier.merchant_id == merchant_id,
-                or_(*[and_(CustomerIdentifier.kind == kind, CustomerIdentifier.value_hash == value_hash)
-                      for kind, value_hash in identifiers]),
-                CustomerIdentifier.customer_id != customer_id,
+                CustomerIdentifier.merchant_id == merchant_id, CustomerIdentifier.kind == kind,
+                CustomerIdentifier.value_hash == value_hash, CustomerIdentifier.customer_id != customer_id,
             )
-            .distinct()
-            .limit(MAX_SHARING)
+            .limit(MAX_SHARING + 1)
         )).all())
+        if len(sharing) <= MAX_SHARING:  # more: a shared network or a popular phone model, not evidence about anyone
+            customers |= sharing
     referrals = list((await session.scalars(
         select(Referral)
         .where(

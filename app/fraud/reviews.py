@@ -135,6 +135,13 @@ async def resolve_review(
     return Resolved(review, replayed=False)
 
 
+async def resolve_open(
+    session: AsyncSession, review: FraudReview, resolution: Resolution, *, note: str | None, actor: audit.Actor
+) -> None:
+    """Resolve an OPEN review the caller has locked (app.fraud.memory clears a referrer's)."""
+    await _resolve(session, review, resolution, note, actor)
+
+
 async def _resolve(
     session: AsyncSession, review: FraudReview, resolution: Resolution, note: str | None, actor: audit.Actor
 ) -> None:

@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from app import validation
-from app.fraud import backtest, lists, reviews
+from app.fraud import backtest, lists, memory, reviews
 from app.fraud import policy as policies
 from app.fraud.models import ReviewStatus
 from app.fraud.reviews import Resolution as ResolutionModel
@@ -120,6 +120,14 @@ class FraudListEntryPayload:
 class CustomerFraudStatusPayload:
     customer: Customer | None = None
     status: CustomerFraudStatus | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ClearReferrerPayload:
+    customer: Customer | None = None
+    approved_reviews: list[FraudReview] = strawberry.field(
+        default_factory=list, description="Reviews opened only because the referrer was under review, now approved.")
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -364,6 +372,22 @@ class FraudMutation:
             return FraudListEntryPayload(entry=FraudListEntry.from_model(entry))
 
         return await mutate(info, FraudListEntryPayload, work)
+
+    @strawberry.mutation(
+        permission_classes=[SecretKeyOrReviewer],
+        description=("A referrer under review (one of their referrals was flagged) is cleared: their referrals held "
+                     "for that reason alone are approved in one action, and new ones are no longer held."),
+    )
+    async def clear_referrer(self, info: Info, customer_external_id: str, note: str | None = None) -> ClearReferrerPayload:
+        async def work(session):
+            customer, approved = await memory.clear_referrer(
+                session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id,
+                note=note, actor=info.context.actor,
+            )
+            return ClearReferrerPayload(customer=Customer.from_model(customer),
+                                        approved_reviews=[FraudReview.from_model(r) for r in approved])
+
+        return await mutate(info, ClearReferrerPayload, work)
 
     @strawberry.mutation(
         permission_classes=[SecretKey],

@@ -205,3 +205,12 @@ async def clear_due(engine, *, at: datetime) -> int:
         screened = await clearance.clear_due(session, now=at)
         await session.commit()
     return screened
+
+
+async def without_referrer_memory(tenant, program_id: str) -> None:
+    """Judge each referral on its own: a flagged referral does not put its referrer's others in
+    review (app.fraud.memory, tests/fraud/test_referrer_memory.py). For scenarios that put one
+    referrer's honest and dishonest referrals side by side."""
+    data = await tenant.gql(SET_POLICY, {"programId": program_id, "policy": {
+        "signals": [{"signal": "referrer_under_review", "enabled": False}]}})
+    assert data["setFraudPolicy"]["userErrors"] == []

@@ -111,6 +111,7 @@ async def test_list_values_are_stored_in_the_form_referees_are_compared_in(tenan
 
 async def test_adding_an_entry_twice_returns_it_and_removing_it_stops_the_blocking(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     code = (await scenarios.code_for(tenant, program["id"], "alice"))["code"]
     first = await add(tenant, "DOMAIN", "spam.example", "bot signups")
     again = await add(tenant, "DOMAIN", "SPAM.example")

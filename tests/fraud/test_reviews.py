@@ -192,6 +192,7 @@ async def test_approving_releases_rewards_whose_hold_is_over_and_is_audited_with
 
 async def test_rejecting_voids_held_rewards_and_reverses_spent_credit_which_later_rewards_pay_back(tenant, db):
     program = await program_paying(tenant, credit_rule(), commission(), clearance=PAY_AT_SIGNUP)
+    await h.without_referrer_memory(tenant, program["id"])
     joined = await clean_referral(tenant, program["id"], "alice", "bob", paymentFingerprint="card-alice")
     first = await h.act(tenant, "PURCHASE", "bob", "order-1", amount=5000, paymentFingerprint="card-bob")
     assert [(r["kind"], r["status"]) for r in first["rewards"]] == [("CREDIT", "AVAILABLE"), ("COMMISSION", "AVAILABLE")]
@@ -281,7 +282,9 @@ def moment() -> str:
 
 async def test_bulk_resolution_takes_only_the_open_reviews_matching_the_filter(tenant, db):
     first_program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, first_program["id"])
     other_program = await h.program_with_credit(tenant, name="Another program")
+    await h.without_referrer_memory(tenant, other_program["id"])
     device_only = await shared_device_referral(tenant, first_program["id"], "alice", "alias")  # score 80
     await asyncio.sleep(0.01)
     after_first = moment()
@@ -380,6 +383,7 @@ async def test_a_block_at_purchase_takes_back_the_referees_spent_welcome_credit(
 
 async def test_a_block_at_purchase_closes_the_open_review_and_voids_what_it_held(tenant, db):
     program = await referee_welcome_program(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     joined = await shared_device_referral(tenant, program["id"], paymentFingerprint="card-alice")
     assert h.statuses(joined["rewards"]) == [("HELD", True)]
     opened = await review_of_referral(tenant, joined["referral"]["id"])
@@ -402,6 +406,7 @@ async def test_a_block_at_purchase_closes_the_open_review_and_voids_what_it_held
 
 async def test_after_approval_the_same_evidence_passes_and_new_evidence_opens_a_new_review(tenant, db):
     program = await program_paying(tenant, commission())
+    await h.without_referrer_memory(tenant, program["id"])
     address = {"line1": "12 Main Street", "line2": "Apt 4", "city": "Springfield", "postalCode": "12345", "country": "US"}
     joined = await shared_device_referral(tenant, program["id"], shippingAddress=address)
     first = await review_of_referral(tenant, joined["referral"]["id"])

@@ -87,6 +87,7 @@ async def assert_flagged_as_related(tenant, program, referral_ids: list[str], si
 
 async def test_the_referrers_own_customer_id_typed_differently_is_blocked(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     code = await code_of(tenant, program, "CUST-17")
     twin = await join(tenant, "cust-17 ", code)
     assert twin["action"]["attribution"] == "FRAUD_BLOCKED"
@@ -152,6 +153,7 @@ async def test_a_near_identical_mailbox_name_is_held_for_review(tenant):
 
 async def test_the_referrers_full_name_at_the_same_email_domain_is_held_for_review(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     await join(tenant, "referrer", name="Jane Doe", email="jd@acme.com")
     code = await code_of(tenant, program, "referrer")
     for referee, name, email, fires in [
@@ -175,6 +177,7 @@ async def test_the_referrers_full_name_at_the_same_email_domain_is_held_for_revi
 
 async def test_a_second_account_on_the_referrers_device_is_held_but_another_customers_device_is_not(tenant, other_tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     await join(tenant, "alice", deviceId="dev-alice")
     await join(tenant, "sister", deviceId="dev-tablet")  # a customer, but not the referrer
     await join(other_tenant, "alice", deviceId="dev-laptop")  # the same person at another shop
@@ -219,6 +222,7 @@ async def test_a_new_device_id_on_the_referrers_browser_fingerprint_adds_a_littl
 
 async def test_paying_with_the_referrers_card_holds_the_reward_for_review(tenant):
     program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
+    await h.without_referrer_memory(tenant, program["id"])
     await buy(tenant, "alice", "alice-order", paymentFingerprint="card-alice")
     code = await code_of(tenant, program, "alice")
     await join(tenant, "alias", code)
@@ -259,6 +263,7 @@ async def test_shipping_to_the_referrers_address_is_noted_but_a_household_is_all
 
 async def test_the_referrers_network_and_browser_within_three_days_is_held_for_review(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     start = days_ago(10)
     await join(tenant, "alice", at=start, ip="198.51.100.7", userAgent=FIREFOX)
     code = await code_of(tenant, program, "alice")
@@ -344,6 +349,7 @@ async def test_a_device_used_by_an_earlier_referee_of_the_program_puts_both_refe
 
 async def test_a_card_used_by_an_earlier_referee_holds_the_reward_and_flags_the_first(tenant):
     program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
+    await h.without_referrer_memory(tenant, program["id"])
     code = await code_of(tenant, program, "alice")
     for referee in ("bob", "carol", "dan"):
         await join(tenant, referee, code)
@@ -365,6 +371,7 @@ async def test_a_card_used_by_an_earlier_referee_holds_the_reward_and_flags_the_
 
 async def test_five_referees_behind_one_ip_within_an_hour_are_all_reviewed_but_a_carriers_ip_is_not(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     codes = [await code_of(tenant, program, referrer) for referrer in ("alice", "dave")]
     start = days_ago(10)
     # a mobile carrier's shared address sees customers too, but spread over days
@@ -392,6 +399,7 @@ async def test_five_referees_behind_one_ip_within_an_hour_are_all_reviewed_but_a
 
 async def test_a_throwaway_mailbox_is_held_for_review(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     code = await code_of(tenant, program, "alice")
     for referee, email, domain in [
         ("bob", "bob@mailinator.com", "mailinator.com"),
@@ -549,6 +557,7 @@ BLOCKLIST = [  # (kind, listed, context key, a referee's value it names, as show
 
 async def test_a_referee_on_the_blocklist_is_blocked_and_a_look_alike_is_not(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     await scenarios.allow_bursts(tenant, program["id"])  # fourteen referrals in a minute, on purpose
     for kind, listed, *_ in BLOCKLIST:
         data = await tenant.gql(h.ADD_LIST_ENTRY, {"kind": kind, "value": listed, "note": f"chargebacks {kind}"})
