@@ -7,6 +7,7 @@ instead of failing with "database is locked" (measured: p99 1.4 s -> 160 ms at 3
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -16,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event, func, select
+from sqlalchemy import JSON, DateTime, MetaData, bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
@@ -103,6 +104,27 @@ def insert_ignoring_conflicts(session: AsyncSession, model: type, index_elements
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(model).on_conflict_do_nothing(index_elements=index_elements)
+
+
+@functools.cache
+def _insert_template(dialect: str, model: type, keys: tuple[str, ...], conflict: tuple[str, ...] | None, returning: bool) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(model).values({key: bindparam(key) for key in keys})
+    if conflict is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=list(conflict) or None)
+    return statement.returning(model) if returning else statement
+
+
+def insert_row(
+    session: AsyncSession, model: type, values: dict[str, Any], *, ignoring_conflicts: tuple[str, ...] | None = None,
+    returning: bool = False,
+) -> Any:
+    """`INSERT INTO model (keys of values) VALUES (...)` [ON CONFLICT (cols) DO NOTHING]
+    [RETURNING the row], built once per process and shape: run it with `values` as the
+    parameters (`session.scalar(statement, values)`). Building an INSERT costs more than
+    running it, so the write path's single-row inserts reuse these."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return _insert_template(dialect, model, tuple(values), ignoring_conflicts, returning)
 
 
 async def merchant_rows(session: AsyncSession, model: Any, merchant_id: uuid.UUID, column: Any, values: Any) -> list[Any]:

@@ -37,6 +37,7 @@ CLICK = "mutation($i: TrackClickInput!) { trackClick(input: $i) { attributionTok
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--only", choices=["floor", "purchase", "click"], help="measure one path (for a profiler)")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     name = f"referral_cpu_{uuid.uuid4().hex[:8]}"
@@ -94,8 +95,15 @@ async def main() -> None:
             async def click(tag):
                 await gql(CLICK, {"i": {"code": codes[hash(tag) % len(codes)], "deviceId": uuid.uuid4().hex}}, key=public)
 
-            await measure("recordAction (referred purchase, 5 rules, fraud on)", purchase)
-            await measure("trackClick", click)
+            async def floor(tag):
+                await gql("{ __typename }")
+
+            paths = {"floor": ("floor: { __typename } through the whole HTTP and GraphQL stack", floor),
+                     "purchase": ("recordAction (referred purchase, 5 rules, fraud on)", purchase),
+                     "click": ("trackClick", click)}
+            for name, (label, call) in paths.items():
+                if args.only in (None, name):
+                    await measure(label, call)
     finally:
         await engine.dispose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -46,6 +46,7 @@ from sqlalchemy import event, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.actions import service as actions  # noqa: E402
 from app.db import create_engine, create_session_factory, new_id, utcnow  # noqa: E402
 from app.fraud import engine as fraud_engine  # noqa: E402
 from app.fraud import identifiers, policy, signals  # noqa: E402
@@ -61,7 +62,7 @@ from app.fraud.models import (  # noqa: E402
 from app.merchants import service as merchants  # noqa: E402
 from app.migrations import upgrade  # noqa: E402
 from app.personal import lookup_hash  # noqa: E402
-from app.referrals import attribution, programs  # noqa: E402
+from app.referrals import programs  # noqa: E402
 from app.referrals.emails import canonical_email  # noqa: E402
 from app.referrals.models import Action, CodeStyle, Customer, ProgramStatus, Referral, ReferralCode  # noqa: E402
 from app.rewards import rules  # noqa: E402
@@ -425,11 +426,11 @@ class Sample:
     attribution: str
 
 
-async def call(factory, meter: Meter, world: World, data: attribution.ActionInput, carrier_ip: bool) -> Sample:
+async def call(factory, meter: Meter, world: World, data: actions.ActionInput, carrier_ip: bool) -> Sample:
     meter.reset()
     started, cpu_started = time.perf_counter(), time.process_time()
     async with factory() as session:
-        recorded = await attribution.record_action(session, merchant_id=world.merchant_id, data=data)
+        recorded = await actions.record_action(session, merchant_id=world.merchant_id, data=data)
         await session.commit()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     return Sample(elapsed, cpu, meter.statements, meter.fraud_statements, meter.fraud_seconds, carrier_ip,
@@ -446,12 +447,12 @@ def referee_inputs(i: int, mode: str, world: World, signup_at: datetime, rng: ra
         customer_external_id=f"bench-{mode}-{i}", device_id=f"dev-bench-{mode}-{i}", ip=ip,
         user_agent=rng.choice(USER_AGENTS),
     )
-    signup = attribution.ActionInput(
+    signup = actions.ActionInput(
         type="SIGNUP", idempotency_key=f"bench-signup-{mode}-{i}", occurred_at=signup_at,
         referral_code=world.heavy_codes[i % len(world.heavy_codes)], customer_email=f"{first}{last}x{i}@{rng.choice(MAIL_DOMAINS)}",
         customer_name=f"{first.title()} {last.title()}", **context,
     )
-    purchase = attribution.ActionInput(
+    purchase = actions.ActionInput(
         type="PURCHASE", idempotency_key=f"bench-order-{mode}-{i}", occurred_at=signup_at + timedelta(minutes=5),
         order_id=f"bench-{mode}-{i}", amount=4_900, currency="USD", payment_fingerprint=f"fp_bench_{mode}_{i}",
         shipping_address={"line1": f"{i} Bench Street", "line2": f"Apt {mode}", "city": "Portland",
@@ -492,7 +493,7 @@ async def explain(factory, meter: Meter, world: World, dialect: str, at: datetim
         async with factory() as session:
             meter.labels.append("signup" if data is signup else "purchase")
             try:
-                await attribution.record_action(session, merchant_id=world.merchant_id, data=data)
+                await actions.record_action(session, merchant_id=world.merchant_id, data=data)
             finally:
                 meter.labels.pop()
             await session.commit()

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.db import create_engine, create_session_factory  # noqa: E402
 from app.merchants import service as merchants  # noqa: E402
 from app.migrations import upgrade  # noqa: E402
-from app.referrals import attribution, codes, programs  # noqa: E402
+from app.referrals import codes, programs  # noqa: E402
 from app.referrals.models import CodeStyle, ProgramStatus  # noqa: E402
 from app.rewards import rules  # noqa: E402
 from app.rewards.models import Recipient, RewardKind  # noqa: E402
@@ -73,14 +73,14 @@ async def run(database_url: str, rule_count: int, actions: int) -> list[float]:
 
     timings = []
     for i in range(actions + 20):
-        data = attribution.ActionInput(
+        data = actions.ActionInput(
             type="PURCHASE", customer_external_id=f"buyer-{i}", idempotency_key=f"order-{i}", order_id=f"{i}",
             amount=12_000, currency="USD", referral_code=referrer_codes[i % len(referrer_codes)],
             metadata={"category": "shoes" if i % 2 else "hats"},
         )
         started = time.perf_counter()
         async with factory() as session:
-            await attribution.record_action(session, merchant_id=merchant.id, data=data)
+            await actions.record_action(session, merchant_id=merchant.id, data=data)
             await session.commit()
         if i >= 20:  # warm-up excluded
             timings.append(time.perf_counter() - started)

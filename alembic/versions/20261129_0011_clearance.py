@@ -3,7 +3,7 @@ spendable (`rewards.clearance_hold`, `clearance_due_at`), the moment a referral 
 and what a late fraud flag could not take back (`rewards.leaked_amount`).
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0012
 Create Date: 2026-11-29 02:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0009'
+down_revision = '0012'  # chained after main's 0012 at the merge of main
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,6 @@ be released at once by policy (`release_referee_discounts`).
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -41,14 +40,14 @@ def waits(clearance: Clearance, referral: Referral, action: Action, recipient: R
     return True, action.occurred_at + timedelta(days=clearance.quiet_days)
 
 
-async def program_clearance(session: AsyncSession, program_id: uuid.UUID) -> Clearance:
-    """The program's clearance setting (its fraud policy, read once per transaction)."""
-    return (await policies.current_policy(session, program_id=program_id)).clearance
+async def program_clearance(session: AsyncSession, referral: Referral) -> Clearance:
+    """The referral's program's clearance setting (its fraud policy, read once per transaction)."""
+    return (await policies.current_policy(session, merchant_id=referral.merchant_id, program_id=referral.program_id)).clearance
 
 
 async def cleared_by_purchase(session: AsyncSession, referral: Referral, action: Action, *, at: datetime) -> None:
     """FIRST_PURCHASE programs: the referee's purchase was screened ALLOW, which clears the referral."""
-    clearance = await program_clearance(session, referral.program_id)
+    clearance = await program_clearance(session, referral)
     if clearance.evidence is ClearanceEvidence.FIRST_PURCHASE and action.type in QUALIFYING_TYPES and referral.cleared_at is None:
         await clear(session, referral, at=at)
 

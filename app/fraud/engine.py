@@ -61,7 +61,7 @@ async def screen_again(session: AsyncSession, *, referral: Referral, at: datetim
 
 
 async def _check(session: AsyncSession, referral: Referral, stage: Stage, action: Action | None, at: datetime) -> FraudDecision:
-    policy = await policies.current_policy(session, program_id=referral.program_id)
+    policy = await policies.current_policy(session, merchant_id=referral.merchant_id, program_id=referral.program_id)
     referrer = await session.get_one(Customer, referral.referrer_id)
     referee = await session.get_one(Customer, referral.referee_id)
     case = Case(session, referral.merchant_id, referral.program_id, referral.id, referrer, referee, at)

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app import validation
+from app import config_cache, validation
 from app.db import utcnow
 from app.errors import DomainError, ErrorCode
 from app.fraud.models import FraudPolicyVersion, Outcome
@@ -240,23 +240,29 @@ def _forget_policies(session: Session, *args: object) -> None:
     session.info.pop(_CACHE, None)
 
 
-async def current_policy(session: AsyncSession, *, program_id: uuid.UUID) -> Policy:
+_CURRENT_POLICY = select(FraudPolicyVersion).where(
+    FraudPolicyVersion.program_id == bindparam("program_id"), FraudPolicyVersion.superseded_at.is_(None)
+)
+
+
+async def current_policy(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> Policy:
     """The program's policy in force (the default until the merchant sets one); read once
-    per transaction (an action checks its referral at creation and again before rewards)."""
+    per transaction (an action checks its referral at creation and again before rewards), and
+    on the write path kept in the process's memory (app.config_cache)."""
     cache = session.info.setdefault(_CACHE, {})
     if program_id not in cache:
-        row = await session.scalar(
-            select(FraudPolicyVersion).where(
-                FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None)
-            )
-        )
-        cache[program_id] = DEFAULT_POLICY if row is None else Policy.of_row(row)
+
+        async def load() -> Policy:
+            row = await session.scalar(_CURRENT_POLICY, {"program_id": program_id})
+            return DEFAULT_POLICY if row is None else Policy.of_row(row)
+
+        cache[program_id] = await config_cache.read(session, merchant_id, ("fraud_policy", program_id), load)
     return cache[program_id]
 
 
 async def program_policy(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> Policy:
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
-    return await current_policy(session, program_id=program_id)
+    return await current_policy(session, merchant_id=merchant_id, program_id=program_id)
 
 
 async def set_policy(

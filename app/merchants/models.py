@@ -28,6 +28,9 @@ class Merchant(Base):
     # The operator's own budgets for this merchant's keys ({"secret_key": "6000/minute"}):
     # app/ratelimits.py; null means the deployment's defaults.
     rate_limits: Mapped[dict | None] = mapped_column(JSONType)
+    # Goes up with every change of the configuration the write path reads (a trigger, migration
+    # 0012); read with the API key, it keys app/config_cache.py.
+    config_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ApiKey(Base):

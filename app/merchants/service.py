@@ -40,6 +40,8 @@ class Caller:
     admin_id: uuid.UUID | None = None
     admin_role: AdminRole | None = None
     session_id: uuid.UUID | None = None
+    # merchants.config_version when the key was read (app.config_cache); None for sessions
+    config_version: int | None = None
 
 
 def hash_key(plaintext: str) -> str:
@@ -150,16 +152,18 @@ async def authenticate(session: AsyncSession, *, plaintext: str) -> Caller | Non
     if not plaintext.startswith(("sk_", "pk_")) or len(plaintext) > 64:
         return None
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        lookup = select(text("key_id, key_merchant_id, key_kind, key_expires_at, key_revoked_at")).select_from(
+        lookup = select(text("key_id, key_merchant_id, key_kind, key_expires_at, key_revoked_at, config_version")).select_from(
             func.referral_authenticate(hash_key(plaintext))
         )
     else:
         lookup = select(
             ApiKey.id.label("key_id"), ApiKey.merchant_id.label("key_merchant_id"), ApiKey.kind.label("key_kind"),
             ApiKey.expires_at.label("key_expires_at"), ApiKey.revoked_at.label("key_revoked_at"),
-        ).where(ApiKey.key_hash == hash_key(plaintext))
+            Merchant.config_version,
+        ).join(Merchant, Merchant.id == ApiKey.merchant_id).where(ApiKey.key_hash == hash_key(plaintext))
     row = (await session.execute(lookup)).one_or_none()
     if row is None or row.key_revoked_at is not None or (row.key_expires_at is not None and row.key_expires_at <= utcnow()):
         return None
     bind_tenant(session, row.key_merchant_id)
-    return Caller(merchant_id=row.key_merchant_id, key_id=row.key_id, kind=ApiKeyKind(row.key_kind))
+    return Caller(merchant_id=row.key_merchant_id, key_id=row.key_id, kind=ApiKeyKind(row.key_kind),
+                  config_version=row.config_version)

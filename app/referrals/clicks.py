@@ -7,11 +7,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import insert, literal, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import new_id, utcnow
+from app.db import insert_row, new_id, utcnow
 from app.errors import DomainError, ErrorCode
 from app.personal import lookup_hash
 from app.referrals import codes, programs
@@ -69,22 +69,32 @@ async def track_click(
         "landing_url": landing_url, "created_at": now, "expires_at": now + timedelta(days=program.attribution_window_days),
     }
     if device_id is None:
-        click = await session.scalar(insert(Click).values(values).returning(Click))
+        click = await session.scalar(insert_row(session, Click, values, returning=True), values)
         return TrackedClick(click=click, referral_code=referral_code, repeated=False)
     # One statement: the click, unless the same device clicked the code within the window.
-    recent = select(Click).where(
-        Click.code_id == referral_code.id, Click.device_id_hash == device_id_hash, Click.created_at > now - REPEAT_CLICK_WINDOW,
-    )
-    click = await session.scalar(
-        insert(Click)
-        .from_select(list(values), select(*[literal(v, Click.__table__.c[k].type) for k, v in values.items()])
-                     .where(~recent.exists()))
-        .returning(Click)
-    )
+    since = now - REPEAT_CLICK_WINDOW
+    click = await session.scalar(_INSERT_UNLESS_RECENT, {**values, "since": since})
     if click is not None:
         return TrackedClick(click=click, referral_code=referral_code, repeated=False)
-    repeated = await session.scalar(recent.order_by(Click.id.desc()).limit(1))
+    repeated = await session.scalar(_MOST_RECENT, {"code_id": referral_code.id, "device_id_hash": device_id_hash, "since": since})
     return TrackedClick(click=repeated, referral_code=referral_code, repeated=True)
+
+
+_CLICK_COLUMNS = ("id", "merchant_id", "program_id", "code_id", "attribution_token", "device_id", "device_id_hash",
+                  "device_fingerprint", "ip", "user_agent", "landing_url", "created_at", "expires_at")
+_RECENT = select(Click).where(
+    Click.code_id == bindparam("code_id"), Click.device_id_hash == bindparam("device_id_hash"),
+    Click.created_at > bindparam("since", type_=Click.__table__.c.created_at.type),
+)
+# Built once (building it costs more than running it): the parameters are the click's values.
+# A Core INSERT (an ORM one would take the parameters for rows) read back as a Click.
+_INSERT_UNLESS_RECENT = select(Click).from_statement(
+    Click.__table__.insert()
+    .from_select(list(_CLICK_COLUMNS),
+                 select(*[bindparam(k, type_=Click.__table__.c[k].type) for k in _CLICK_COLUMNS]).where(~_RECENT.exists()))
+    .returning(*Click.__table__.columns)
+)
+_MOST_RECENT = _RECENT.order_by(Click.id.desc()).limit(1)
 
 
 async def find_click_by_token(session: AsyncSession, *, merchant_id: uuid.UUID, token: str) -> Click | None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_ignoring_conflicts, merchant_rows, new_id, utcnow
+from app.db import insert_row, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import identifiers
 from app.referrals.emails import canonical_email
@@ -44,14 +44,12 @@ async def ensure_customer(
     """The customer with this external id, created if missing (with `email` and `name`, already
     validated). Writes nothing if it exists."""
     now = utcnow()
-    created = await session.scalar(
-        insert_ignoring_conflicts(session, Customer, ["merchant_id", "external_id"])
-        .values(
-            id=new_id(), merchant_id=merchant_id, external_id=external_id, created_at=now, updated_at=now,
-            email=email, email_canonical=canonical_email(email) if email else None, name=name,
-        )
-        .returning(Customer)
-    )
+    values = {
+        "id": new_id(), "merchant_id": merchant_id, "external_id": external_id, "created_at": now, "updated_at": now,
+        "email": email, "email_canonical": canonical_email(email) if email else None, "name": name,
+    }
+    statement = insert_row(session, Customer, values, ignoring_conflicts=("merchant_id", "external_id"), returning=True)
+    created = await session.scalar(statement, values)
     if created is not None:
         return created
     customer = await get_customer(session, merchant_id=merchant_id, external_id=external_id)

@@ -9,6 +9,7 @@ from memory. Either way the same code decides.
 from __future__ import annotations
 
 import calendar
+import enum
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,9 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
 from app.db import insert_ignoring_conflicts, new_id, utcnow
-from app.fraud import clearance
-from app.fraud.models import Outcome
-from app.fraud.policy import Clearance
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
 from app.rewards import lifecycle
 from app.rewards import rules as rule_service
@@ -35,7 +33,19 @@ from app.webhooks import notify
 ENDED_WITHOUT_VALUE = (RewardStatus.VOIDED.value, RewardStatus.REVERSED.value)
 
 
-Screen = Callable[[], Awaitable[Outcome]]
+class Screening(enum.Enum):
+    """What the caller's check (the fraud engine, run by app.actions) says about granting:
+    rewards has no idea why, only whether to grant, grant held, or grant nothing."""
+
+    GRANT = "GRANT"
+    HOLD = "HOLD"
+    SKIP = "SKIP"
+
+
+Screen = Callable[[], Awaitable[Screening]]
+# Whether a reward to (recipient, kind) must wait for its referral to be cleared, and from when
+# it may be (None: until the caller clears it). The caller's fraud policy decides (app.fraud.clearance).
+ClearanceWait = Callable[[Recipient, RewardKind], tuple[bool, datetime | None]]
 
 
 @dataclass(frozen=True)
@@ -217,7 +227,8 @@ class DatabaseFacts:
 
 
 async def evaluate_action(
-    session: AsyncSession, *, action: Action, referral: Referral, screen: Screen | None = None
+    session: AsyncSession, *, action: Action, referral: Referral, screen: Screen | None = None,
+    clearance: Callable[[], Awaitable[ClearanceWait]] | None = None,
 ) -> list[Reward]:
     """Grant what the program's current rules give for this action, exactly once.
 
@@ -228,7 +239,9 @@ async def evaluate_action(
     one referral are evaluated one after the other; caps and budgets lock the referrer and
     the program rows as well. The unique keys on rewards are the last line of defence.
     """
-    candidates = await rule_service.active_rules_for_trigger(session, program_id=referral.program_id, trigger=action.type)
+    candidates = await rule_service.active_rules_for_trigger(
+        session, merchant_id=referral.merchant_id, program_id=referral.program_id, trigger=action.type
+    )
     if not candidates:
         return []
     # FOR NO KEY UPDATE (key_share): these locks serialise evaluations, but must not wait for
@@ -261,24 +274,22 @@ async def evaluate_action(
     if not planned:
         return []
     # The fraud check runs once, with this action's evidence, before anything is granted.
-    outcome = await screen() if screen is not None else Outcome.ALLOW
-    if outcome is Outcome.BLOCK:
+    screening = await screen() if screen is not None else Screening.GRANT
+    if screening is Screening.SKIP:
         return []
-    program_clearance = await clearance.program_clearance(session, referral.program_id)  # the policy the check read
+    clearance_wait = await clearance() if clearance is not None else None
     granted = await _insert_rewards(
-        session, planned, action, referral, review_hold=outcome is Outcome.REVIEW, program_clearance=program_clearance
+        session, planned, action, referral, review_hold=screening is Screening.HOLD, clearance_wait=clearance_wait
     )
     for reward, _spec in granted:
         await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
     await lifecycle.on_granted_many(session, granted)
-    if outcome is Outcome.ALLOW:
-        await clearance.cleared_by_purchase(session, referral, action, at=action.occurred_at)
     return [reward for reward, _spec in granted]
 
 
 async def _insert_rewards(
     session: AsyncSession, planned: list[tuple[Grant, RuleSpec]], action: Action, referral: Referral, *, review_hold: bool,
-    program_clearance: Clearance,
+    clearance_wait: ClearanceWait | None,
 ) -> list[tuple[Reward, RuleSpec]]:
     """All the action's rewards in one multi-row INSERT; a grant that meets an existing reward
     (a concurrent retry won the unique key) is skipped. In grant order (rule by rule, referrer
@@ -286,7 +297,7 @@ async def _insert_rewards(
     now = utcnow()
     rows = [
         _reward_row(grant, spec, action, referral, now, review_hold=review_hold,
-                    clearance_wait=clearance.waits(program_clearance, referral, action, grant.recipient, grant.kind))
+                    clearance_wait=clearance_wait(grant.recipient, grant.kind) if clearance_wait else (False, None))
         for grant, spec in planned
     ]
     # render_nulls: the ORM would otherwise leave out a row's None values and split rows that

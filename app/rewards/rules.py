@@ -7,10 +7,10 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import money, validation
+from app import config_cache, money, validation
 from app.db import merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import programs
@@ -304,14 +304,31 @@ async def rule_history(session: AsyncSession, *, merchant_id: uuid.UUID, rule_id
     return list((await session.scalars(query)).all())
 
 
-async def active_rules_for_trigger(session: AsyncSession, *, program_id: uuid.UUID, trigger: str) -> list[RewardRule]:
-    query = select(RewardRule).where(
-        RewardRule.program_id == program_id,
-        RewardRule.trigger == trigger,
+_ACTIVE_RULES = (
+    select(RewardRule)
+    .where(
+        RewardRule.program_id == bindparam("program_id"),
+        RewardRule.trigger == bindparam("trigger"),
         RewardRule.enabled.is_(True),
         RewardRule.superseded_at.is_(None),
     )
-    return list((await session.scalars(query.order_by(RewardRule.rule_id))).all())
+    .order_by(RewardRule.rule_id)
+)
+
+
+async def active_rules_for_trigger(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, trigger: str
+) -> list[RewardRule]:
+    """The program's rules in force for `trigger`. On the write path they come from the
+    process's memory (app.config_cache) as detached rows: read them, never change them."""
+
+    async def load() -> list[RewardRule]:
+        rules = list((await session.scalars(_ACTIVE_RULES, {"program_id": program_id, "trigger": trigger})).all())
+        for rule in rules:
+            session.expunge(rule)
+        return rules
+
+    return await config_cache.read(session, merchant_id, ("active_rules", program_id, trigger), load)
 
 
 async def get_rule_versions_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[RewardRule]:

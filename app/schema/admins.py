@@ -14,8 +14,9 @@ from app.errors import ErrorCode
 from app.merchants import admins as service
 from app.merchants import models, sessions, totp
 from app.schema.auth import caller_of
-from app.schema.errors import PublicError, UserError, mutate, query
+from app.schema.errors import PublicError, UserError
 from app.schema.permissions import AnyAdmin, Owner
+from app.schema.transactions import mutate, query
 from app.schema.types import gid
 
 AdminRole = strawberry.enum(models.AdminRole, name="AdminRole")

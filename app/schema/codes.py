@@ -9,8 +9,9 @@ from strawberry.types import Info
 
 from app import validation
 from app.referrals import clicks, codes
-from app.schema.errors import UserError, mutate, not_found, query
+from app.schema.errors import UserError, not_found
 from app.schema.permissions import AnyKey, SecretKey
+from app.schema.transactions import mutate, query
 from app.schema.types import ReferralCode
 
 

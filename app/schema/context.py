@@ -183,6 +183,11 @@ class Context:
         return self._caller.merchant_id
 
     @property
+    def config_version(self) -> int | None:
+        """The merchant's configuration version read with the caller's key (app.config_cache)."""
+        return self._caller.config_version if self._caller is not None else None
+
+    @property
     def key_id(self) -> uuid.UUID:
         """The caller's API key: who did it, for the audit log."""
         if self._caller is None:

@@ -7,8 +7,9 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.referrals import customers as service
-from app.schema.errors import UserError, mutate, not_found, query
+from app.schema.errors import UserError, not_found
 from app.schema.permissions import SecretKey
+from app.schema.transactions import mutate, query
 from app.schema.types import Customer
 
 

@@ -9,22 +9,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import is_transient, sqlstate
 from app.errors import DomainError, ErrorCode
-from app.worker import outbox
-
-logger = logging.getLogger("app.graphql")
 
 UserErrorCode = strawberry.enum(ErrorCode, name="UserErrorCode", description="Why an input was refused.")
 
@@ -59,49 +47,3 @@ def should_mask(error: GraphQLError) -> bool:
     if original is None or error.path is None:
         return False
     return not isinstance(original, GraphQLError)
-
-
-P = TypeVar("P")
-
-
-MAX_ATTEMPTS = 3
-
-
-async def mutate(info: Any, payload: type[P], work: Callable[[AsyncSession], Awaitable[P]]) -> P:
-    """The transaction boundary of a mutation: commit on success; roll back on a user error
-    and return it in the payload. Services below never commit.
-
-    A deadlock or serialisation failure between concurrent transactions rolls back and runs
-    the mutation again (up to 3 times): every mutation is idempotent or a plain create, and
-    the rolled-back attempt left nothing behind."""
-    async def transaction(session: AsyncSession) -> P:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                result = await work(session)
-                await session.commit()
-                await outbox.dispatch_committed(session)
-                return result
-            except DomainError as error:
-                await session.rollback()
-                return payload(user_errors=[UserError.from_domain(error)])  # type: ignore[call-arg]
-            except DBAPIError as error:
-                await session.rollback()
-                if attempt == MAX_ATTEMPTS or not is_transient(error):
-                    raise
-                logger.warning("transaction conflict, retrying", extra={"attempt": attempt, "sqlstate": sqlstate(error)})
-                await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)
-            except BaseException:
-                await session.rollback()
-                raise
-        raise AssertionError("unreachable")
-
-    return await info.context.run(transaction)
-
-
-async def query(info: Any, work: Callable[[AsyncSession], Awaitable[P]]) -> P:
-    """Run a read; a user error in its arguments becomes a PublicError with its code."""
-    try:
-        return await info.context.run(work)
-    except DomainError as error:
-        field = f" ({error.field})" if error.field else ""
-        raise PublicError(error.message + field, error.code.value) from None

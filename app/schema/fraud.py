@@ -14,7 +14,7 @@ from app.fraud import policy as policies
 from app.fraud.models import ReviewStatus
 from app.fraud.reviews import Resolution as ResolutionModel
 from app.merchants import audit
-from app.schema.errors import UserError, mutate, not_found, query
+from app.schema.errors import UserError, not_found
 from app.schema.fraud_types import (
     AuditEntry,
     ClearanceEvidence,
@@ -29,6 +29,7 @@ from app.schema.fraud_types import (
 )
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin, SecretKeyOrReviewer
+from app.schema.transactions import mutate, query
 from app.schema.types import Customer, UnitAmount, gid
 
 FraudResolution = strawberry.enum(ResolutionModel, name="FraudResolution")

@@ -9,9 +9,10 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app import validation
-from app.schema.errors import UserError, mutate, query
+from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
+from app.schema.transactions import mutate, query
 from app.schema.types import gid
 from app.worker import models, outbox
 

@@ -15,10 +15,11 @@ from app.merchants.models import LocaleSettings as LocaleSettingsModel
 from app.referrals import customers, programs
 from app.rewards import reports
 from app.rewards.models import RewardKind as RewardKindValue
-from app.schema.errors import UserError, mutate, not_found, query
+from app.schema.errors import UserError, not_found
 from app.schema.permissions import SecretKey
 from app.schema.reward_types import RewardKind
 from app.schema.scalars import BigInt
+from app.schema.transactions import mutate, query
 
 Calendar = strawberry.enum(calendars.Calendar, name="Calendar", description="GREGORIAN, JALALI (Solar Hijri) or HIJRI (Umm al-Qura).")
 

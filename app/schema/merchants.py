@@ -8,8 +8,9 @@ from strawberry.types import Info
 from app import validation
 from app.db import utcnow
 from app.merchants import service
-from app.schema.errors import UserError, mutate, not_found, query
+from app.schema.errors import UserError, not_found
 from app.schema.permissions import SecretKey
+from app.schema.transactions import mutate, query
 from app.schema.types import ApiKey, ApiKeyKind, Merchant
 
 

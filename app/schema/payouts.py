@@ -14,7 +14,7 @@ from app import validation
 from app.merchants import totp
 from app.payouts import accounts, approvals, downloads, providers, runs, service, statement
 from app.schema.auth import caller_of
-from app.schema.errors import UserError, mutate, not_found, query
+from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.payout_types import (
     CurrencyAmountInput,
@@ -32,6 +32,7 @@ from app.schema.payout_types import (
 )
 from app.schema.permissions import Finance, HoldReleaser, Owner, SecretKey, SecretKeyOrAdmin, SecretKeyOrFinance
 from app.schema.scalars import BigInt
+from app.schema.transactions import mutate, query
 
 
 @strawberry.input(description="Where to pay a customer. PAYPAL: paypalEmail. BANK_TRANSFER: iban and holderName. "

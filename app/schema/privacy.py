@@ -12,8 +12,9 @@ from app import validation
 from app.db import utcnow
 from app.privacy import downloads, erasure, export, retention
 from app.privacy import models as privacy_models
-from app.schema.errors import UserError, mutate, not_found, query
+from app.schema.errors import UserError, not_found
 from app.schema.permissions import SecretKey
+from app.schema.transactions import mutate, query
 from app.schema.types import Customer
 
 ExportStatus = strawberry.enum(privacy_models.ExportStatus, name="CustomerDataExportStatus")

@@ -7,9 +7,10 @@ from strawberry.types import Info
 
 from app import validation
 from app.referrals import programs as service
-from app.schema.errors import UserError, mutate, not_found, query
+from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
+from app.schema.transactions import mutate, query
 from app.schema.types import CodeStyle, Program, ProgramStatus
 
 

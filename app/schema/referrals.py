@@ -9,12 +9,14 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app import validation
-from app.referrals import attribution, queries
-from app.schema.errors import UserError, mutate, not_found, query
+from app.actions import service as actions
+from app.referrals import queries
+from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
 from app.schema.reward_types import Reward
 from app.schema.scalars import BigInt
+from app.schema.transactions import mutate, query
 from app.schema.types import Action, Referral, ReferralStatus
 
 
@@ -61,7 +63,7 @@ class RecordActionInput:
     context: ActionContextInput | None = None
     metadata: JSON | None = None
 
-    def to_domain(self) -> attribution.ActionInput:
+    def to_domain(self) -> actions.ActionInput:
         ctx = self.context or ActionContextInput()
         address = None
         if ctx.shipping_address is not None:
@@ -70,7 +72,7 @@ class RecordActionInput:
                 "line1": a.line1, "line2": a.line2, "city": a.city,
                 "region": a.region, "postalCode": a.postal_code, "country": a.country,
             }
-        return attribution.ActionInput(
+        return actions.ActionInput(
             type=self.type,
             customer_external_id=self.customer_external_id,
             idempotency_key=self.idempotency_key,
@@ -189,7 +191,10 @@ class ReferralMutation:
     )
     async def record_action(self, info: Info, input: RecordActionInput) -> RecordActionPayload:
         async def work(session):
-            recorded = await attribution.record_action(session, merchant_id=info.context.merchant_id, data=input.to_domain())
+            recorded = await actions.record_action(
+                session, merchant_id=info.context.merchant_id, data=input.to_domain(),
+                config_version=info.context.config_version,
+            )
             refund = recorded.refund
             return RecordActionPayload(
                 action=Action.from_model(recorded.action),
@@ -209,12 +214,13 @@ class ReferralMutation:
     )
     async def claim_referral(self, info: Info, input: ClaimReferralInput) -> ReferralPayload:
         async def work(session):
-            referral = await attribution.claim_referral(
+            referral = await actions.claim_referral(
                 session,
                 merchant_id=info.context.merchant_id,
                 program_id=validation.parse_id(input.program_id, "programId"),
                 customer_external_id=input.customer_external_id,
                 code=input.code,
+                config_version=info.context.config_version,
             )
             return ReferralPayload(referral=Referral.from_model(referral))
 

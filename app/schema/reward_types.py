@@ -12,8 +12,8 @@ from strawberry.types import Info
 from app.rewards import models
 from app.rewards import queries as reward_queries
 from app.rewards import rules as rule_service
-from app.schema.errors import query
 from app.schema.scalars import BigInt
+from app.schema.transactions import query
 from app.schema.types import gid
 
 if TYPE_CHECKING:

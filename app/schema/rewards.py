@@ -10,11 +10,12 @@ from app.referrals import customers
 from app.rewards import models, redemption
 from app.rewards import queries as reward_queries
 from app.rewards import rules as rule_service
-from app.schema.errors import UserError, mutate, not_found, query
+from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
 from app.schema.reward_types import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.schema.scalars import BigInt
+from app.schema.transactions import mutate, query
 
 
 @strawberry.input

@@ -10,11 +10,11 @@ from strawberry.types import Info
 
 from app import validation
 from app.rewards import simulation as service
-from app.schema.errors import query
 from app.schema.permissions import SecretKey
 from app.schema.reward_types import RewardKind
 from app.schema.rewards import RewardRuleInput
 from app.schema.scalars import BigInt
+from app.schema.transactions import query
 from app.schema.types import gid
 
 

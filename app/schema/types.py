@@ -15,10 +15,10 @@ from app.merchants import models as merchant_models
 from app.referrals import codes as code_service
 from app.referrals import models, queries
 from app.rewards import queries as reward_queries
-from app.schema.errors import query
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKeyOrAdmin
 from app.schema.scalars import BigInt
+from app.schema.transactions import query
 
 if TYPE_CHECKING:  # resolved lazily by strawberry: reward_types and fraud_types import this module
     from app.schema.fraud_types import FraudDecision

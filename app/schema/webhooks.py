@@ -8,9 +8,10 @@ import strawberry
 from strawberry.types import Info
 
 from app import validation
-from app.schema.errors import UserError, mutate, query
+from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
+from app.schema.transactions import mutate, query
 from app.schema.types import gid
 from app.webhooks import events, models, service
 

@@ -10,11 +10,11 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app import crypto, validation
+from app import config_cache, crypto, validation
 from app.config import Settings
 from app.db import new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
@@ -73,17 +73,22 @@ def json_payload(data: Any, path: str = "data") -> Any:
     raise PayloadError(f"{path} is a {type(data).__name__}, not a JSON value")
 
 
+_ENABLED_ENDPOINTS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+    WebhookEndpoint.merchant_id == bindparam("merchant_id"), WebhookEndpoint.enabled.is_(True)
+)
+
+
 async def _listening_endpoints(session: AsyncSession, merchant_id: uuid.UUID) -> list[tuple[uuid.UUID, list[str]]]:
     """The merchant's enabled endpoints, read once per transaction (one action can emit
     twenty events)."""
     cache = session.info.setdefault(_ENDPOINT_CACHE, {})
     if merchant_id not in cache:
-        rows = await session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-                WebhookEndpoint.merchant_id == merchant_id, WebhookEndpoint.enabled.is_(True)
-            )
-        )
-        cache[merchant_id] = [(row.id, list(row.event_types or [])) for row in rows]
+
+        async def load() -> list[tuple[uuid.UUID, list[str]]]:
+            rows = await session.execute(_ENABLED_ENDPOINTS, {"merchant_id": merchant_id})
+            return [(row.id, list(row.event_types or [])) for row in rows]
+
+        cache[merchant_id] = await config_cache.read(session, merchant_id, ("webhook_endpoints",), load)
     return cache[merchant_id]
 
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.actions import service as actions
 from app.db import utcnow
 from app.errors import DomainError
 from app.fraud import clearance
@@ -33,7 +34,7 @@ from app.fraud import policy as policies
 from app.fraud.models import FraudDecision, FraudReview, Outcome, ReviewStatus
 from app.merchants import audit
 from app.merchants import service as merchants
-from app.referrals import attribution, codes, programs
+from app.referrals import codes, programs
 from app.referrals.models import Action, CodeStyle, Customer, ProgramStatus, Referral, ReferralStatus
 from app.rewards import lifecycle, rules
 from app.rewards.models import Recipient, Reward, RewardKind
@@ -736,7 +737,7 @@ async def run(
         clock.append((utcnow(), event.at))
         step = f"{'referee' if event.customer in referees else 'referrer'} {event.type}"
         began = time.perf_counter()
-        data = attribution.ActionInput(
+        data = actions.ActionInput(
             type=event.type, customer_external_id=event.customer, idempotency_key=event.key,
             amount=event.amount, currency="USD" if event.amount else None, occurred_at=event.at,
             order_id=event.key if event.type == "PURCHASE" else None,
@@ -745,9 +746,9 @@ async def run(
             user_agent=event.user_agent, payment_fingerprint=event.payment_fingerprint,
             shipping_address=event.shipping_address,
         )
-        async with factory() as session:  # as app.schema.errors.mutate: commit, or roll back a user error
+        async with factory() as session:  # as app.schema.transactions.mutate: commit, or roll back a user error
             try:
-                await attribution.record_action(session, merchant_id=merchant_id, data=data)
+                await actions.record_action(session, merchant_id=merchant_id, data=data)
                 enqueued = [job.id for job in outbox.pending_jobs(session) if job.actor.startswith("fraud.")]
                 await session.commit()
             except DomainError as error:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.actions import service as actions
+from app.actions.service import ActionInput
 from app.fraud.identifiers import ip_with_user_agent, normalized_address
 from app.fraud.models import CustomerIdentifier
 from app.merchants import service as merchants
-from app.referrals import attribution
-from app.referrals.attribution import ActionInput
 from tests import scenarios
 from tests.fraud import helpers as h
 
@@ -104,13 +104,13 @@ async def test_a_repeat_sighting_moves_last_seen_and_keeps_first_seen(session):
 
     async def seen_at(key: str, at: datetime, **context) -> None:
         data = ActionInput(type="PURCHASE", customer_external_id="alice", idempotency_key=key, occurred_at=at, **context)
-        await attribution.record_action(session, merchant_id=merchant.id, data=data)
+        await actions.record_action(session, merchant_id=merchant.id, data=data)
 
     everything = {"device_id": "dev-1", "ip": "198.51.100.7", "user_agent": FIREFOX, "payment_fingerprint": "card-1",
                   "shipping_address": FLAT}
     await seen_at("order-1", now - timedelta(days=3), **everything)
     await seen_at("order-2", now - timedelta(days=1), device_id="dev-1", ip="198.51.100.7")
-    recorded = await attribution.record_action(
+    recorded = await actions.record_action(
         session, merchant_id=merchant.id,
         data=ActionInput(type="SIGNUP", customer_external_id="alice", idempotency_key="late", occurred_at=now - timedelta(days=5),
                          device_id="dev-1"),

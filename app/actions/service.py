@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import money, validation
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app import config_cache, money, validation
+from app.db import insert_row, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
+from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
-from app.fraud import identifiers
 from app.referrals import clicks, codes, customers, programs
 from app.referrals.models import (
     MAX_CLOCK_SKEW,
@@ -139,7 +139,13 @@ def _request_hash(data: ActionInput) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
-async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: ActionInput) -> RecordedAction:
+async def record_action(
+    session: AsyncSession, *, merchant_id: uuid.UUID, data: ActionInput, config_version: int | None = None
+) -> RecordedAction:
+    """Record `data` for the merchant. `config_version`: the merchant's configuration version
+    read with the API key; recording changes no configuration, so rules, policy and webhook
+    endpoints may then come from the process's memory (app.config_cache)."""
+    config_cache.trust_version(session, merchant_id, config_version)
     data = _validated(data)
     request_hash = _request_hash(data)
     if data.program_id is not None and await programs.get_program(
@@ -154,34 +160,32 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
         email=data.customer_email, name=data.customer_name,
     )
     now = utcnow()
-    action = await session.scalar(
-        insert_ignoring_conflicts(session, Action, ["merchant_id", "idempotency_key"])
-        .values(
-            id=new_id(),
-            merchant_id=merchant_id,
-            customer_id=customer.id,
-            program_id=data.program_id,
-            type=data.type,
-            idempotency_key=data.idempotency_key,
-            request_hash=request_hash,
-            amount=data.amount,
-            currency=data.currency,
-            order_id=data.order_id,
-            occurred_at=data.occurred_at or now,
-            created_at=now,
-            attribution_status=AttributionStatus.NONE.value,
-            referral_code=codes.normalize(data.referral_code),
-            device_id=data.device_id,
-            device_fingerprint=data.device_fingerprint,
-            ip=data.ip,
-            user_agent=data.user_agent,
-            email=data.customer_email,
-            payment_fingerprint=data.payment_fingerprint,
-            shipping_address=data.shipping_address,
-            metadata_=data.metadata,
-        )
-        .returning(Action)
-    )
+    values = {
+        "id": new_id(),
+        "merchant_id": merchant_id,
+        "customer_id": customer.id,
+        "program_id": data.program_id,
+        "type": data.type,
+        "idempotency_key": data.idempotency_key,
+        "request_hash": request_hash,
+        "amount": data.amount,
+        "currency": data.currency,
+        "order_id": data.order_id,
+        "occurred_at": data.occurred_at or now,
+        "created_at": now,
+        "attribution_status": AttributionStatus.NONE.value,
+        "referral_code": codes.normalize(data.referral_code),
+        "device_id": data.device_id,
+        "device_fingerprint": data.device_fingerprint,
+        "ip": data.ip,
+        "user_agent": data.user_agent,
+        "email": data.customer_email,
+        "payment_fingerprint": data.payment_fingerprint,
+        "shipping_address": data.shipping_address,
+        "metadata_": data.metadata,
+    }
+    inserted = insert_row(session, Action, values, ignoring_conflicts=("merchant_id", "idempotency_key"), returning=True)
+    action = await session.scalar(inserted, values)
     if action is None:  # a concurrent call with the same key committed first
         winner = await _action_by_key(session, merchant_id, data.idempotency_key)
         assert winner is not None
@@ -213,6 +217,13 @@ async def record_action(session: AsyncSession, *, merchant_id: uuid.UUID, data: 
     return RecordedAction(action=action, referral=referral, replayed=False, rewards=rewards, refund=refund)
 
 
+_SCREENING = {
+    fraud_engine.Outcome.ALLOW: evaluation.Screening.GRANT,
+    fraud_engine.Outcome.REVIEW: evaluation.Screening.HOLD,
+    fraud_engine.Outcome.BLOCK: evaluation.Screening.SKIP,
+}
+
+
 async def _evaluate(
     session: AsyncSession, action: Action, referral: Referral, *, screened: fraud_engine.Outcome | None = None
 ) -> list:
@@ -220,12 +231,24 @@ async def _evaluate(
     `screened`: the outcome of the check this action already ran when it created the referral
     (same evidence, same moment: checking again would only repeat it)."""
 
-    async def screen() -> fraud_engine.Outcome:
-        if screened is not None:
-            return screened
-        return await fraud_engine.screen_grants(session, referral=referral, action=action)
+    outcomes: list[fraud_engine.Outcome] = []
 
-    return await evaluation.evaluate_action(session, action=action, referral=referral, screen=screen)
+    async def screen() -> evaluation.Screening:
+        outcome = screened or await fraud_engine.screen_grants(session, referral=referral, action=action)
+        outcomes.append(outcome)
+        return _SCREENING[outcome]
+
+    async def clearance_wait() -> evaluation.ClearanceWait:
+        """Which of the rewards wait for the referral to be cleared (the program's policy, read by the check)."""
+        program_clearance = await clearance.program_clearance(session, referral)
+        return lambda recipient, kind: clearance.waits(program_clearance, referral, action, recipient, kind)
+
+    rewards = await evaluation.evaluate_action(
+        session, action=action, referral=referral, screen=screen, clearance=clearance_wait
+    )
+    if outcomes == [fraud_engine.Outcome.ALLOW]:  # FIRST_PURCHASE programs: a purchase screened ALLOW clears
+        await clearance.cleared_by_purchase(session, referral, action, at=action.occurred_at)
+    return rewards
 
 
 async def _action_by_key(session: AsyncSession, merchant_id: uuid.UUID, key: str) -> Action | None:
@@ -338,24 +361,22 @@ async def _create_referral(
             raise DomainError("code", ErrorCode.EXISTING_CUSTOMER, "the customer had purchased before the referral")
         # Created by a purchase or a subscription: qualified from the start (no second write).
         qualified_at = action.occurred_at if action is not None and action.type in QUALIFYING_TYPES else None
-        referral = await session.scalar(
-            insert_ignoring_conflicts(session, Referral, ["program_id", "referee_id"])
-            .values(
-                id=new_id(),
-                merchant_id=program.merchant_id,
-                program_id=program.id,
-                referrer_id=referral_code.customer_id,
-                referee_id=referee.id,
-                code_id=referral_code.id,
-                click_id=click.id if click is not None else None,
-                source=source.value,
-                status=(ReferralStatus.QUALIFIED if qualified_at else ReferralStatus.PENDING).value,
-                qualified_at=qualified_at,
-                created_at=utcnow(),
-                referred_at=action.occurred_at if action is not None else utcnow(),
-            )
-            .returning(Referral)
-        )
+        values = {
+            "id": new_id(),
+            "merchant_id": program.merchant_id,
+            "program_id": program.id,
+            "referrer_id": referral_code.customer_id,
+            "referee_id": referee.id,
+            "code_id": referral_code.id,
+            "click_id": click.id if click is not None else None,
+            "source": source.value,
+            "status": (ReferralStatus.QUALIFIED if qualified_at else ReferralStatus.PENDING).value,
+            "qualified_at": qualified_at,
+            "created_at": utcnow(),
+            "referred_at": action.occurred_at if action is not None else utcnow(),
+        }
+        inserted = insert_row(session, Referral, values, ignoring_conflicts=("program_id", "referee_id"), returning=True)
+        referral = await session.scalar(inserted, values)
         if referral is not None:
             await notify.referral_event(session, webhook_events.REFERRAL_CREATED, referral)
             if click is not None and action is not None:
@@ -403,7 +424,8 @@ async def _referral_and_history(
 
 
 async def claim_referral(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_external_id: str, code: str
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_external_id: str, code: str,
+    config_version: int | None = None,
 ) -> Referral:
     """A referee who lost the link's cookie names the code after signing up.
 
@@ -411,6 +433,7 @@ async def claim_referral(
     referral in the program yet. Claiming the same referrer again returns the same referral.
     Actions they recorded since signing up are attached to the referral.
     """
+    config_cache.trust_version(session, merchant_id, config_version)
     external_id = customers.external_id(customer_external_id)
     code = validation.required_text(code, "code", 64)
     program = await programs.get_program(session, merchant_id=merchant_id, program_id=program_id)
