@@ -147,3 +147,26 @@ async def test_a_reward_waiting_for_clearance_is_not_paid_even_when_its_own_hold
     assert await balance(tenant, "alice") == {"available": 0, "held": 1100}
     await h.clear_due(db, at=days(1.1))
     assert await balance(tenant, "alice") == {"available": 1100, "held": 0}
+
+
+async def test_a_payout_never_includes_commission_of_a_referral_not_yet_cleared(tenant, db):
+    from tests.payouts import helpers as payouts
+
+    program = await scenarios.active_program(tenant)  # the default clearance
+    rule = await tenant.gql(payouts.COMMISSION_RULE, {"programId": program["id"], "input": {
+        "name": "10% commission", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION", "percentBps": 1000}})
+    assert rule["createRewardRule"]["userErrors"] == []
+    await h.act(tenant, "SIGNUP", "jane", "signup-jane", at=days(-30), deviceId="dev-jane")
+    code = (await scenarios.code_for(tenant, program["id"], "jane"))["code"]
+    await h.act(tenant, "SIGNUP", "old", "signup-old", code=code, at=days(-20), deviceId="dev-old")
+    await h.act(tenant, "PURCHASE", "old", "order-old", amount=30000, at=days(-20), paymentFingerprint="card-old")
+    await h.clear_due(db, at=days(0))  # cleared: 30.00 of commission is hers
+    await h.act(tenant, "SIGNUP", "new", "signup-new", code=code, at=days(-1), deviceId="dev-new")
+    await h.act(tenant, "PURCHASE", "new", "order-new", amount=50000, at=days(-1), paymentFingerprint="card-new")
+    assert await balance(tenant, "jane", "COMMISSION") == {"available": 3000, "held": 5000}
+
+    assert (await payouts.set_account(tenant, "jane"))["userErrors"] == []
+    whole = await payouts.request(tenant, "jane", amount=8000)
+    assert [e["code"] for e in whole["userErrors"]] == ["INSUFFICIENT_BALANCE"]
+    requested = await payouts.request(tenant, "jane")  # everything she may have: the cleared part only
+    assert requested["userErrors"] == [] and requested["payout"]["amount"] == 3000
