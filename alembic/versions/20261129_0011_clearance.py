@@ -1,6 +1,7 @@
 """Clearance (issue 13): a reward waits for its referral to be cleared before it becomes
 spendable (`rewards.clearance_hold`, `clearance_due_at`), the moment a referral was cleared (`referrals.cleared_at`),
-and what a late fraud flag could not take back (`rewards.leaked_amount`).
+what a late fraud flag could not take back (`rewards.leaked_amount`), and clicks by code
+and time (clicks count in a referrer's velocity).
 
 Revision ID: 0011
 Revises: 0012
@@ -25,9 +26,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_rewards_status_clearance_due_at', ['status', 'clearance_due_at'], unique=False)
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.add_column(sa.Column('cleared_at', sa.DateTime(timezone=True), nullable=True))
+    op.create_index('ix_clicks_code_id_created_at', 'clicks', ['code_id', 'created_at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_clicks_code_id_created_at', table_name='clicks')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.drop_column('cleared_at')
     with op.batch_alter_table('rewards', schema=None) as batch_op:

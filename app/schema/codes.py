@@ -36,6 +36,8 @@ class TrackClickInput:
         default=None, description="The widget's coarse browser hash (user agent, screen, timezone, language); a weak fraud signal."
     )
     landing_url: str | None = None
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="For imports of past clicks: when it happened (not in the future, at most 30 days back).")
 
 
 @strawberry.type
@@ -107,6 +109,7 @@ class CodeMutation:
                 device_id=input.device_id,
                 device_fingerprint=input.device_fingerprint,
                 landing_url=input.landing_url,
+                occurred_at=input.occurred_at,
                 context=clicks.ClickContext(ip=context.client_ip, user_agent=context.request.headers.get("user-agent")),
             )
             return TrackClickPayload(

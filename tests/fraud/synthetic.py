@@ -55,6 +55,7 @@ SIGNAL_KINDS = {
     "disposable_email": "disposable_email",
     "referrals_per_hour": "velocity_burst", "referrals_per_day": "velocity_burst",
     "rewards_per_hour": "velocity_burst", "rewards_per_day": "velocity_burst", "patterned_mailboxes": "velocity_burst",
+    "referrals_above_baseline": "velocity_burst", "clicks_per_hour": "velocity_burst", "clicks_per_day": "velocity_burst",
 }
 
 FIRST_NAMES = (
