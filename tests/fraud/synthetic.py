@@ -51,7 +51,7 @@ SIGNAL_KINDS = {
     "same_device": "alias", "same_payment": "alias", "same_address": "alias", "same_ip_user_agent": "alias",
     "shared_ip": "alias",
     "device_reuse": "device_farm", "payment_reuse": "device_farm", "ip_burst": "device_farm",
-    "ring": "ring",
+    "ring": "ring", "ring_candidate": "ring",
     "disposable_email": "disposable_email",
     "referrals_per_hour": "velocity_burst", "referrals_per_day": "velocity_burst",
     "rewards_per_hour": "velocity_burst", "rewards_per_day": "velocity_burst", "patterned_mailboxes": "velocity_burst",
