@@ -555,13 +555,16 @@ class Generator:
             at = self.referral_time(earliest_days=4, room=timedelta(minutes=150 * size + 60))
             for owner in owners:
                 self.join(owner, self.before(at, max_days=5))
-            clean_start = farm % 3 == 0  # the first accounts on fresh phones and addresses: nothing to match yet
+            # A third of the farms start clean: the first three accounts each on a phone and an address
+            # not seen before (nothing to match yet); those phones stay in the farm's rotation.
+            clean_start = farm % 3 == 0
             variant = "_".join((_count(len(phones), "phone"), _count(len(owners), "referrer"), "one_ip" if one_ip else "proxies"))
             variant = "clean_start" if clean_start else variant
+            first_phones = [self.device(mobile=True, user_agent=UA_ANDROID_CHROME) for _ in range(3)] if clean_start else []
             for i in range(size):
                 at += timedelta(minutes=self.rng.randint(8, 150))
-                phone = self.device(mobile=True) if clean_start and i < 3 else self.rng.choice(phones)
                 fresh = clean_start and i < 3
+                phone = first_phones[i] if fresh else self.rng.choice(phones + first_phones)
                 account = self.person(devices=[phone], home_ip=one_ip or self.residential_ip())
                 ip = self.residential_ip() if fresh else one_ip or self.residential_ip()
                 self.referred(account, self.rng.choice(owners), at, Label("device_farm", variant), purchase=0.6,
