@@ -86,7 +86,9 @@ async def detect(case) -> list[Observation]:
                 {"count": count},
             ))
     burst = [row for row in rows if row.referred_at > case.at - BURST_SPAN]
-    if len(burst) + 1 >= BURST_REPORTED_FROM:
+    in_hour = sum(1 for row in rows if row.referred_at > hour_ago) + 1
+    # A burst below the hourly threshold: above it, referrals_per_hour already says so (not twice).
+    if len(burst) + 1 >= BURST_REPORTED_FROM and in_hour < REFERRALS_PER_HOUR.threshold:
         spans = (BASELINE_WINDOW - VELOCITY_WINDOW) / BURST_SPAN  # 3-hour spans in the baseline window
         usual = max(USUAL_FLOOR, await case.referrals_before_day() / spans)
         multiple = round((len(burst) + 1) / usual, 1)
