@@ -27,12 +27,12 @@ async def test_a_burst_spread_over_two_and_a_half_hours_is_caught_against_the_re
     decisions = [await decision(tenant, j["referral"]["id"]) for j in joined]
     assert all(observation(d, "referrals_per_hour") is None or not observation(d, "referrals_per_hour")["fired"]
                for d in decisions)
-    assert [d["outcome"] for d in decisions[:5]] == ["ALLOW"] * 5
-    sixth = decisions[5]
-    burst = fired(sixth, "referrals_above_baseline", "alice")
-    assert burst["value"] == 12 and burst["details"]["count"] == 6  # six in 3 hours against a usual half
-    assert sixth["outcome"] == "REVIEW"
-    assert {j["referral"]["id"] for j in joined} <= await in_review(tenant, program)  # the first five and the tail
+    assert [d["outcome"] for d in decisions[:7]] == ["ALLOW"] * 7
+    eighth = decisions[7]
+    burst = fired(eighth, "referrals_above_baseline", "alice")
+    assert burst["value"] == 16 and burst["details"]["count"] == 8  # eight in 3 hours against a usual half
+    assert eighth["outcome"] == "REVIEW"
+    assert {j["referral"]["id"] for j in joined} <= await in_review(tenant, program)  # the first seven and the tail
 
 
 async def test_a_steady_referrer_is_not_a_burst(tenant):

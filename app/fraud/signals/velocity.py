@@ -41,7 +41,7 @@ ABOVE_BASELINE = SignalInfo(
 SIGNALS = (REFERRALS_PER_HOUR, REFERRALS_PER_DAY, REWARDS_PER_HOUR, REWARDS_PER_DAY, CLICKS_PER_HOUR, CLICKS_PER_DAY,
            ABOVE_BASELINE)
 CLICKS_REPORTED_FROM = 10
-BURST_REPORTED_FROM = 6  # referrals in 3 hours, this one included: fewer is no burst whatever the pace
+BURST_REPORTED_FROM = 8  # referrals in 3 hours, this one included: fewer is no burst whatever the pace (a post shared with friends)
 BURST_SPAN = timedelta(hours=3)
 USUAL_FLOOR = 0.5  # a new referrer's usual 3 hours: half a referral
 # Counts are stored from the smallest a merchant could sensibly set as a threshold (a second
