@@ -343,27 +343,24 @@ async def hold_for_review(session: AsyncSession, referral_id) -> int:
 async def lift_review_hold(session: AsyncSession, referral_id, *, now: datetime | None = None) -> list[Reward]:
     """A reviewer approved: rewards held for the review are released now, or when their
     own hold period (the refund window) ends. Returns those released now."""
-    now = now or utcnow()
-    held = await _lock_live(session, (Reward.referral_id == referral_id) & Reward.review_hold.is_(True))
-    released = []
-    for reward in held:
-        reward.review_hold = False
-        if reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now):
-            if await release(session, reward):
-                released.append(reward)
-    await session.flush()
-    return released
+    return await _lift(session, referral_id, "review_hold", now=now)
 
 
 async def lift_clearance_hold(session: AsyncSession, referral_id, *, now: datetime | None = None) -> list[Reward]:
     """The referral was cleared (app.fraud.clearance): rewards waiting for it are released now,
     or when their own hold period ends; a review still holds what it holds. Returns those
     released now."""
+    return await _lift(session, referral_id, "clearance_hold", now=now)
+
+
+async def _lift(session: AsyncSession, referral_id, hold: str, *, now: datetime | None) -> list[Reward]:
+    """Clear one kind of hold (`review_hold`, `clearance_hold`) on the referral's rewards and
+    release those nothing else holds."""
     now = now or utcnow()
-    waiting = await _lock_live(session, (Reward.referral_id == referral_id) & Reward.clearance_hold.is_(True))
+    held = await _lock_live(session, (Reward.referral_id == referral_id) & getattr(Reward, hold).is_(True))
     released = []
-    for reward in waiting:
-        reward.clearance_hold = False
+    for reward in held:
+        setattr(reward, hold, False)
         if reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now):
             if await release(session, reward):
                 released.append(reward)
