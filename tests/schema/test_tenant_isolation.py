@@ -125,7 +125,8 @@ async def build_world(a, b, clock=None) -> World:
         amount=5000, currency="USD",
     )
     assert purchase["userErrors"] == []
-    policy = await a.gql(SET_FRAUD_POLICY, {"programId": program["id"], "policy": {"reviewScore": 55}})
+    policy = await a.gql(SET_FRAUD_POLICY, {"programId": program["id"], "policy": {  # mallory's review alone
+        "reviewScore": 55, "signals": [{"signal": "referrer_under_review", "enabled": False}]}})
     assert policy["setFraudPolicy"]["userErrors"] == []
     await record(a, type="SIGNUP", customerExternalId="jane", idempotencyKey="signup-jane", context={"deviceId": "dev-jane"})
     mallory = await record(a, type="SIGNUP", customerExternalId="mallory", idempotencyKey="signup-mallory",
