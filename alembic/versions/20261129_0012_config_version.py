@@ -27,9 +27,14 @@ WATCHED = {
     'webhook_endpoints': ('enabled', 'event_types'),
 }
 
-AUTHENTICATE = """CREATE FUNCTION referral_authenticate(lookup_hash text)
+def _authenticate(with_version: bool) -> str:
+    """`referral_authenticate` of migration 0006, returning the merchant's config version too."""
+    version_column = ",\n               config_version bigint" if with_version else ""
+    read_version = ("\n        SELECT m.config_version INTO config_version FROM merchants m WHERE m.id = found.merchant_id;"
+                    if with_version else "")
+    return f"""CREATE FUNCTION referral_authenticate(lookup_hash text)
 RETURNS TABLE (key_id uuid, key_merchant_id uuid, key_kind varchar, key_expires_at timestamptz,
-               key_revoked_at timestamptz, config_version bigint)
+               key_revoked_at timestamptz{version_column})
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     found record;
@@ -42,8 +47,7 @@ BEGIN
         RETURN;
     END IF;
     IF found.revoked_at IS NULL AND (found.expires_at IS NULL OR found.expires_at > now()) THEN
-        PERFORM set_config('app.merchant_id', found.merchant_id::text, true);
-        SELECT m.config_version INTO config_version FROM merchants m WHERE m.id = found.merchant_id;
+        PERFORM set_config('app.merchant_id', found.merchant_id::text, true);{read_version}
     END IF;
     key_id := found.id;
     key_merchant_id := found.merchant_id;
@@ -53,29 +57,6 @@ BEGIN
     RETURN NEXT;
 END $$"""
 
-AUTHENTICATE_BEFORE = """CREATE FUNCTION referral_authenticate(lookup_hash text)
-RETURNS TABLE (key_id uuid, key_merchant_id uuid, key_kind varchar, key_expires_at timestamptz, key_revoked_at timestamptz)
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    found record;
-BEGIN
-    PERFORM set_config('app.scope', 'authenticate', true);
-    SELECT k.id, k.merchant_id, k.kind, k.expires_at, k.revoked_at INTO found
-      FROM api_keys k WHERE k.key_hash = lookup_hash;
-    PERFORM set_config('app.scope', '', true);
-    IF found.id IS NULL THEN
-        RETURN;
-    END IF;
-    IF found.revoked_at IS NULL AND (found.expires_at IS NULL OR found.expires_at > now()) THEN
-        PERFORM set_config('app.merchant_id', found.merchant_id::text, true);
-    END IF;
-    key_id := found.id;
-    key_merchant_id := found.merchant_id;
-    key_kind := found.kind;
-    key_expires_at := found.expires_at;
-    key_revoked_at := found.revoked_at;
-    RETURN NEXT;
-END $$"""
 
 BUMP = """CREATE FUNCTION referral_config_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -90,7 +71,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('config_version', sa.BigInteger(), server_default='0', nullable=False))
     if op.get_bind().dialect.name == 'postgresql':
         op.execute('DROP FUNCTION referral_authenticate(text)')
-        op.execute(AUTHENTICATE)
+        op.execute(_authenticate(with_version=True))
         op.execute(BUMP)
         for table, columns in WATCHED.items():
             updates = 'UPDATE' if columns is None else f'UPDATE OF {", ".join(columns)}'
@@ -110,7 +91,7 @@ def downgrade() -> None:
             op.execute(f'DROP TRIGGER {table}_config_version ON {table}')
         op.execute('DROP FUNCTION referral_config_changed()')
         op.execute('DROP FUNCTION referral_authenticate(text)')
-        op.execute(AUTHENTICATE_BEFORE)
+        op.execute(_authenticate(with_version=False))
     else:
         for table in WATCHED:
             for operation in ('insert', 'update', 'delete'):

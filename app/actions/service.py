@@ -26,6 +26,7 @@ from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
 from app.referrals import clicks, codes, customers, programs
+from app.referrals import status as referral_status
 from app.referrals.models import (
     MAX_CLOCK_SKEW,
     QUALIFYING_TYPES,
@@ -370,7 +371,7 @@ async def _create_referral(
             "code_id": referral_code.id,
             "click_id": click.id if click is not None else None,
             "source": source.value,
-            "status": (ReferralStatus.QUALIFIED if qualified_at else ReferralStatus.PENDING).value,
+            "status": referral_status.at_creation(qualified_at),
             "qualified_at": qualified_at,
             "created_at": utcnow(),
             "referred_at": action.occurred_at if action is not None else utcnow(),
@@ -509,9 +510,7 @@ async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, s
 
 async def _qualify(session: AsyncSession, referral: Referral, *, at: datetime) -> None:
     """A PENDING referral becomes QUALIFIED with the referee's first purchase or subscription."""
-    if referral.status != ReferralStatus.PENDING.value:
+    if not referral_status.qualify(referral, at=at):
         return
-    referral.status = ReferralStatus.QUALIFIED.value
-    referral.qualified_at = at
     await session.flush()
     await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)

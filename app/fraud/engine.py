@@ -31,6 +31,7 @@ from app.fraud.models import FraudDecision, FraudReview, ListKind, Outcome, Revi
 from app.fraud.policy import Fired, Policy, Verdict
 from app.fraud.signals import Observation
 from app.merchants import audit
+from app.referrals import status as referral_status
 from app.referrals.models import Action, Customer, Referral, ReferralStatus
 from app.rewards import lifecycle
 from app.webhooks import notify
@@ -152,9 +153,8 @@ async def _act(session: AsyncSession, referral: Referral, decision: FraudDecisio
 
 async def reject_referral(session: AsyncSession, referral: Referral, *, reason: str, decision: FraudDecision | None) -> None:
     """REJECTED, and every reward it earned taken back; an open review is closed with it."""
-    if referral.status == ReferralStatus.REJECTED.value:
+    if not referral_status.reject(referral):
         return
-    referral.status = ReferralStatus.REJECTED.value
     open_review = await session.scalar(
         select(FraudReview).where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN.value)
     )

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from graphql import ExecutionResult
 from starlette.requests import Request
@@ -83,6 +84,14 @@ class GraphQLView(GraphQL):
             allow_queries_via_get=True,  # queries only; strawberry refuses mutations over GET
         )
         self.settings = settings
+
+    def encode_json(self, data: object) -> bytes:
+        """orjson: several times faster than json for a response. It refuses what JSON cannot
+        carry (a lone surrogate in a string); those few answers go through json's escapes."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # orjson.JSONEncodeError
+            return json.dumps(data, separators=(",", ":")).encode()
 
     @property
     def graphql_ide_html(self) -> str:
