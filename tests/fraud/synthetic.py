@@ -557,7 +557,7 @@ class Generator:
                 self.join(owner, self.before(at, max_days=5))
             # A third of the farms start clean: the first three accounts each on a phone and an address
             # not seen before (nothing to match yet); those phones stay in the farm's rotation.
-            clean_start = farm % 3 == 0
+            clean_start = farm % 3 == 0 and size > 6  # a farm of three clean accounts would be nothing but clean
             variant = "_".join((_count(len(phones), "phone"), _count(len(owners), "referrer"), "one_ip" if one_ip else "proxies"))
             variant = "clean_start" if clean_start else variant
             first_phones = [self.device(mobile=True, user_agent=UA_ANDROID_CHROME) for _ in range(3)] if clean_start else []
