@@ -22,7 +22,8 @@ RECALL_FLOOR = 0.97  # on each seeded fraud kind
 REFERRER_LEAK_CEILING = 0.0  # flagged fraud whose referrer reward was spendable before the flag
 BLOCKED_CEILING = 0.005  # legitimate referrals blocked
 FRICTION_CEILING = 0.02  # legitimate referrals sent to a person
-PAID_WITHIN_HOURS = 72 + 0.25  # the default quiet period, and the scheduled work's quarter hour
+QUIET_HOURS = 72  # the default quiet period
+PAID_WITHIN_HOURS = QUIET_HOURS + 1  # and the scheduled work, every quarter hour of shop time between actions
 FRAUD_PER_KIND = 40
 LEGIT = 600
 ORGANIC = 100
@@ -48,5 +49,5 @@ async def test_every_seeded_fraud_kind_is_caught_before_money_leaks_and_lookalik
     hours = sorted(h for kind in synthetic.LEGIT_KINDS for h in quality.kinds[kind].hours_to_spendable)
     assert len(hours) >= LEGIT // 3, f"honest referrers are not being paid\n{report}"
     median = hours[len(hours) // 2]
-    assert PAID_WITHIN_HOURS - 1 <= median <= PAID_WITHIN_HOURS, f"median {median:.1f} h to spendable\n{report}"
+    assert QUIET_HOURS <= median <= PAID_WITHIN_HOURS, f"median {median:.1f} h to spendable\n{report}"
     await assert_ledger_consistent(db)  # every hold, clearance and clawback of the run balanced
