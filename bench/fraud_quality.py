@@ -1,6 +1,13 @@
-"""How well the fraud engine tells fraud from legitimate referrals: precision and recall per
-seeded fraud kind, false positives per legitimate kind, on the labelled synthetic shop of
-`tests/fraud/synthetic.py`.
+"""How well the fraud engine tells fraud from legitimate referrals, and whether it does so
+before money leaks: per seeded fraud kind recall, precision and the referrer leak rate (a
+reward spendable before the flag) with the leaked amount; per legitimate kind false
+positives, friction (sent to review) and the median hours from the referee's purchase to the
+referrer's reward becoming spendable; on the labelled synthetic shop of
+`tests/fraud/synthetic.py`, late-evidence scenarios included (the card only at purchase, the
+referrer's device or card recorded after the referee's, rings closing days later, bursts
+straddling hourly windows, farms whose first accounts are clean).
+
+Issue 13's before/after tables: `--legit 2000 --fraud-scale 2 --variants` (SQLite, seed 7).
 
     .venv/bin/python bench/fraud_quality.py [--legit 5000] [--fraud-scale 4] [--seed 7] [--variants]
         [--signal similar_email.threshold=0.92 ...]

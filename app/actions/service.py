@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import config_cache, money, validation
 from app.db import insert_row, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
+from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
-from app.fraud import identifiers
 from app.referrals import clicks, codes, customers, programs
 from app.referrals import status as referral_status
 from app.referrals.models import (
@@ -232,11 +232,24 @@ async def _evaluate(
     `screened`: the outcome of the check this action already ran when it created the referral
     (same evidence, same moment: checking again would only repeat it)."""
 
+    outcomes: list[fraud_engine.Outcome] = []
+
     async def screen() -> evaluation.Screening:
         outcome = screened or await fraud_engine.screen_grants(session, referral=referral, action=action)
+        outcomes.append(outcome)
         return _SCREENING[outcome]
 
-    return await evaluation.evaluate_action(session, action=action, referral=referral, screen=screen)
+    async def clearance_wait() -> evaluation.ClearanceWait:
+        """Which of the rewards wait for the referral to be cleared (the program's policy, read by the check)."""
+        program_clearance = await clearance.program_clearance(session, referral)
+        return lambda recipient, kind: clearance.waits(program_clearance, referral, action, recipient, kind)
+
+    rewards = await evaluation.evaluate_action(
+        session, action=action, referral=referral, screen=screen, clearance=clearance_wait
+    )
+    if outcomes == [fraud_engine.Outcome.ALLOW]:  # FIRST_PURCHASE programs: a purchase screened ALLOW clears
+        await clearance.cleared_by_purchase(session, referral, action, at=action.occurred_at)
+    return rewards
 
 
 async def _action_by_key(session: AsyncSession, merchant_id: uuid.UUID, key: str) -> Action | None:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import aliased
 from app.db import UTCDateTime
 from app.fraud.models import CustomerIdentifier, FraudListEntry, IdentifierKind, ListKind
 from app.personal import hashed_value, lookup_hash
-from app.referrals.models import MAX_CLOCK_SKEW, Action, Customer, Referral
+from app.referrals.models import MAX_CLOCK_SKEW, Action, Click, Customer, Referral, ReferralCode
 from app.rewards.models import Reward
 
 MAX_MATCHES = 50  # evidence rows kept per lookup: enough to explain, bounded for a farm
@@ -45,6 +45,9 @@ REUSE_KINDS = ("DEVICE", "PAYMENT", "IP")
 MAX_SEEN = 500  # customers seen with the referee's identifiers, read per check
 RECENT_REFERRALS = 500  # at most this many of the referrer's referrals are read by one signal
 VELOCITY_WINDOW = timedelta(days=1)  # the referrer's referrals and rewards counted back from the check
+BASELINE_WINDOW = timedelta(days=30)  # the referrer's usual pace is measured over this (up to a day back)
+# List entries whose value is a customer id (either party's is read with every check).
+_CUSTOMER_MARKS = (ListKind.TRUSTED_CUSTOMER, ListKind.BANNED_CUSTOMER, ListKind.REFERRER_UNDER_REVIEW)
 _LISTED_IDENTIFIERS = ("DEVICE", "PAYMENT", "IP")  # identifier kinds a list entry of the same name can match
 
 
@@ -123,21 +126,25 @@ class Case:
 
     async def prefetch(self) -> None:
         """The lookups every check makes, in one round trip (`_prefetch_statement`, built once:
-        a UNION ALL of seven indexed reads): the referee's identifiers, those shared with the
-        referrer, the referrer's referrals of the last day, the referrer's rewards of the last
-        day and hour, the first step up the referral chain (rings), the list entries that can
-        name either party, and other customers paid to either party's payout destinations. The methods below then answer from what was read."""
+        a UNION ALL of nine indexed reads): the referee's identifiers, those shared with the
+        referrer, the referrer's referrals of the last day, the referrer's rewards and the clicks
+        on their codes of the last day and hour, how many referrals they made in the month
+        before (their baseline), the first step up the referral chain (rings), the list entries
+        that can name either party, and other customers paid to either party's payout
+        destinations. The methods below then answer from what was read."""
         day_ago = self.at - VELOCITY_WINDOW
         named = self._named_candidates()
         rows = await self.session.execute(_prefetch_statement(), {
             "referee_id": self.referee.id, "referrer_id": self.referrer.id, "merchant_id": self.merchant_id,
             "program_id": self.program_id, "referral_id": self.referral_id, "at": self.at, "day_ago": day_ago,
             "hour_ago": self.at - timedelta(hours=1), "day_ago_skewed": day_ago - MAX_CLOCK_SKEW,
-            "customer_ids": [v for k, v in named if k in (ListKind.TRUSTED_CUSTOMER, ListKind.BANNED_CUSTOMER)],
+            "baseline_since": self.at - BASELINE_WINDOW,
+            "customer_ids": [v for k, v in named if k in _CUSTOMER_MARKS],
             "emails": [v for k, v in named if k is ListKind.EMAIL], "domains": [v for k, v in named if k is ListKind.DOMAIN],
         })
         parts: dict[str, list[Any]] = {
             "identifier": [], "shared": [], "recent": [], "rewards": [], "chain": [], "list": [], "payout": [],
+            "clicks": [], "history": [],
         }
         for r in rows:
             parts[r.part].append(r)
@@ -155,6 +162,10 @@ class Case:
         )
         [counts] = parts["rewards"]
         self._cache["rewards_in_day"] = (counts.n1 or 0, counts.n2 or 0)
+        [clicks] = parts["clicks"]
+        self._cache["clicks_in_day"] = (clicks.n1 or 0, clicks.n2 or 0)
+        [history] = parts["history"]
+        self._cache["referrals_before_day"] = history.n1 or 0
         self._cache["chain_step:" + str(self.referrer.id)] = (
             ChainStep(parts["chain"][0].id, parts["chain"][0].other) if parts["chain"] else None
         )
@@ -184,6 +195,20 @@ class Case:
             return hour or 0, day or 0
 
         return await self._cached("rewards_in_day", load)
+
+    async def clicks_in_day(self) -> tuple[int, int]:
+        """Clicks on the referrer's codes of the program in the hour / the day before this moment
+        (a click's time is when it happened: `trackClick(occurredAt)` for imports)."""
+        if "clicks_in_day" not in self._cache:
+            await self.prefetch()
+        return self._cache["clicks_in_day"]
+
+    async def referrals_before_day(self) -> int:
+        """The referrer's referrals in the program in the BASELINE_WINDOW up to a day before this
+        moment: their usual pace, which a burst is measured against."""
+        if "referrals_before_day" not in self._cache:
+            await self.prefetch()
+        return self._cache["referrals_before_day"]
 
     async def referrer_of(self, customer_id: uuid.UUID) -> ChainStep | None:
         """The referral that brought `customer_id` into the program (id, referrer_id), if any."""
@@ -347,7 +372,7 @@ class Case:
         keyed hash an erased customer's entries hold, app.privacy.erasure) or by domain."""
         candidates: list[tuple[ListKind, str]] = []
         for customer in (self.referee, self.referrer):
-            candidates += [(ListKind.TRUSTED_CUSTOMER, str(customer.id)), (ListKind.BANNED_CUSTOMER, str(customer.id))]
+            candidates += [(kind, str(customer.id)) for kind in _CUSTOMER_MARKS]
             if customer.email_canonical:
                 candidates.append((ListKind.EMAIL, customer.email_canonical))
                 candidates.append((ListKind.EMAIL, hashed_value(self.merchant_id, ListKind.EMAIL.value, customer.email_canonical)))
@@ -408,11 +433,25 @@ def _prefetch_statement() -> Any:
                Action.occurred_at > day_ago, Action.occurred_at <= at)
         .subquery()
     )
+    clicks_in_day = (
+        select(func.count(Click.id).filter(Click.created_at > bindparam("hour_ago", type_=UTCDateTime())).label("hour"),
+               func.count(Click.id).label("day"))
+        .join(ReferralCode, ReferralCode.id == Click.code_id)
+        .where(ReferralCode.customer_id == referrer, ReferralCode.program_id == bindparam("program_id", type_=Uuid()),
+               Click.created_at > day_ago, Click.created_at <= at)
+        .subquery()
+    )
+    history = (
+        select(func.count(Referral.id).label("n"))
+        .where(Referral.referrer_id == referrer, Referral.program_id == bindparam("program_id", type_=Uuid()),
+               Referral.referred_at > bindparam("baseline_since", type_=UTCDateTime()), Referral.referred_at <= day_ago)
+        .subquery()
+    )
     up_the_chain = select(Referral.id, Referral.referrer_id).where(
         Referral.program_id == bindparam("program_id", type_=Uuid()), Referral.referee_id == referrer
     ).limit(1).subquery()
     named = or_(
-        and_(FraudListEntry.kind.in_([ListKind.TRUSTED_CUSTOMER.value, ListKind.BANNED_CUSTOMER.value]),
+        and_(FraudListEntry.kind.in_([kind.value for kind in _CUSTOMER_MARKS]),
              FraudListEntry.value.in_(bindparam("customer_ids", expanding=True))),
         and_(FraudListEntry.kind == ListKind.EMAIL.value, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
         and_(FraudListEntry.kind == ListKind.DOMAIN.value, FraudListEntry.value.in_(bindparam("domains", expanding=True))),
@@ -446,6 +485,8 @@ def _prefetch_statement() -> Any:
         row("shared", kind=shared.c.kind, value=shared.c.value, t1=shared.c.last_seen_at, t2=shared.c.theirs_seen),
         row("recent", value=recent.c.email_canonical, id_=recent.c.id, t1=recent.c.referred_at, note=recent.c.external_id),
         row("rewards", n1=rewards_in_day.c.hour, n2=rewards_in_day.c.day),
+        row("clicks", n1=clicks_in_day.c.hour, n2=clicks_in_day.c.day),
+        row("history", n1=history.c.n),
         row("chain", id_=up_the_chain.c.id, other=up_the_chain.c.referrer_id),
         row("list", kind=entries.c.kind, value=entries.c.value, id_=entries.c.id, note=entries.c.note),
         row("payout", id_=payout_sharers.c.customer_id, other=payout_sharers.c.other_id, note=payout_sharers.c.external_id),

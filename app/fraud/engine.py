@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.fraud import memory, signals
 from app.fraud import policy as policies
-from app.fraud import signals
 from app.fraud.case import Case
 from app.fraud.models import FraudDecision, FraudReview, ListKind, Outcome, ReviewStatus, Stage
 from app.fraud.policy import Fired, Policy, Verdict
@@ -54,6 +54,13 @@ async def screen_grants(session: AsyncSession, *, referral: Referral, action: Ac
     return Outcome(decision.outcome)
 
 
+async def screen_again(session: AsyncSession, *, referral: Referral, at: datetime, stage: Stage) -> Outcome:
+    """Check a referral again with what is known at `at`: before its rewards are cleared, or
+    when new evidence about one of its customers arrived."""
+    decision = await _check(session, referral, stage, None, at)
+    return Outcome(decision.outcome)
+
+
 async def _check(session: AsyncSession, referral: Referral, stage: Stage, action: Action | None, at: datetime) -> FraudDecision:
     policy = await policies.current_policy(session, merchant_id=referral.merchant_id, program_id=referral.program_id)
     referrer = await session.get_one(Customer, referral.referrer_id)
@@ -71,6 +78,8 @@ async def _check(session: AsyncSession, referral: Referral, stage: Stage, action
     await _act(session, referral, decision, verdict, review)
     if outcome is not Outcome.ALLOW:
         await _flag_related(session, referral, verdict, policy.version)
+        await memory.remember(session, referral, decision, verdict.fired_signals(),
+                              enabled=policy.setting(memory.SIGNAL).enabled)
     return decision
 
 
@@ -195,6 +204,8 @@ async def open_review(
     await session.flush()
     decision.review_id = review.id
     await lifecycle.hold_for_review(session, referral.id)
+    # Flagged after some of its rewards became spendable (late evidence, a related referral): take them back.
+    await lifecycle.take_back_spendable(session, referral.id, reason="fraud: under review")
     if opened:
         await notify.fraud_review_event(session, "fraud.review_opened", review, [decision])
     return review

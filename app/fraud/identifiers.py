@@ -23,6 +23,7 @@ from app.db import new_id
 from app.fraud.models import CustomerIdentifier, IdentifierKind
 from app.personal import lookup_hash
 from app.referrals.models import Action, Click
+from app.worker import outbox
 
 _ABBREVIATIONS = {
     "street": "st", "str": "st", "avenue": "ave", "av": "ave", "road": "rd", "boulevard": "blvd",
@@ -94,7 +95,8 @@ async def record_sightings(session: AsyncSession, *, action: Action) -> None:
         action.device_fingerprint,
     )
     if found:
-        await _upsert(session, action.merchant_id, action.customer_id, {(k.value, v): action.occurred_at for k, v in found})
+        await _upsert(session, action.merchant_id, action.customer_id, {(k.value, v): action.occurred_at for k, v in found},
+                      at=action.occurred_at, action_id=action.id)
 
 
 async def record_click(session: AsyncSession, *, customer_id: uuid.UUID, click: Click) -> None:
@@ -120,14 +122,19 @@ async def record_visit(
     A referrer's own device later clicking their link is the classic self-referral."""
     found = _sightings(device_id, ip, user_agent, None, None, device_fingerprint)
     if found:
-        await _upsert(session, merchant_id, customer_id, {(k.value, v): seen_at for k, v in found})
+        await _upsert(session, merchant_id, customer_id, {(k.value, v): seen_at for k, v in found}, at=seen_at)
 
 
 async def record_payout_destination(
     session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, fingerprint: str, at
 ) -> None:
     """A payout destination the customer gave (its fingerprint, never the destination)."""
-    await _upsert(session, merchant_id, customer_id, {(IdentifierKind.PAYOUT_ACCOUNT.value, fingerprint): at})
+    await _upsert(session, merchant_id, customer_id, {(IdentifierKind.PAYOUT_ACCOUNT.value, fingerprint): at}, at=at)
+
+
+async def record_email_change(session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, at: datetime) -> None:
+    """A customer's mailbox changed: their referrals are judged again by their new name."""
+    await _enqueue_rescreen(session, merchant_id, customer_id, [], at=at, action_id=None)
 
 
 def _upsert_statement(dialect: str):
@@ -143,18 +150,48 @@ def _upsert_statement(dialect: str):
             "first_seen_at": earliest(table.c.first_seen_at, statement.excluded.first_seen_at),
             "last_seen_at": latest(table.c.last_seen_at, statement.excluded.last_seen_at),
         },
-    )
+    ).returning(table.c.id, table.c.kind, table.c.value_hash)  # a row keeping its old id was seen before
 
 
 _UPSERTS = {dialect: _upsert_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
 
-async def _upsert(session: AsyncSession, merchant_id: uuid.UUID, customer_id: uuid.UUID, rows: dict) -> None:
+# New evidence of these kinds re-screens the customer's referrals (app.fraud.rescreening);
+# a bare IP or the coarse fingerprint alone says too little to be worth it.
+RESCREEN_KINDS = frozenset({
+    IdentifierKind.DEVICE.value, IdentifierKind.PAYMENT.value, IdentifierKind.ADDRESS.value, IdentifierKind.IP_UA.value,
+    IdentifierKind.PAYOUT_ACCOUNT.value,
+})
+RESCREEN_JOB = "fraud.rescreen"
+
+
+async def _upsert(
+    session: AsyncSession, merchant_id: uuid.UUID, customer_id: uuid.UUID, rows: dict, *, at: datetime,
+    action_id: uuid.UUID | None = None,
+) -> None:
+    """Record the sightings; identifiers the customer was never seen with before enqueue a
+    re-screening of the referrals they may change (same transaction: the outbox)."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    await session.execute(_UPSERTS[dialect], [
+    params = [
         {
             "id": new_id(), "merchant_id": merchant_id, "customer_id": customer_id, "kind": kind, "value": value,
             "value_hash": lookup_hash(merchant_id, kind, value), "first_seen_at": seen, "last_seen_at": seen,
         }
         for (kind, value), seen in sorted(rows.items())  # a fixed order: concurrent upserts lock rows alike
-    ])
+    ]
+    proposed = {p["id"] for p in params}
+    stored = (await session.execute(_UPSERTS[dialect], params)).all()
+    new = sorted({(row.kind, row.value_hash) for row in stored if row.id in proposed and row.kind in RESCREEN_KINDS})
+    if new:
+        await _enqueue_rescreen(session, merchant_id, customer_id, new, at=at, action_id=action_id)
+
+
+async def _enqueue_rescreen(
+    session: AsyncSession, merchant_id: uuid.UUID, customer_id: uuid.UUID, new: list[tuple[str, str]], *, at: datetime,
+    action_id: uuid.UUID | None,
+) -> None:
+    await outbox.enqueue(
+        session, RESCREEN_JOB, merchant_id=merchant_id, customer_id=customer_id,
+        identifiers=";".join(f"{kind}:{value_hash}" for kind, value_hash in new), at=at.isoformat(),
+        action_id=action_id or "",
+    )

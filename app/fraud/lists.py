@@ -55,6 +55,8 @@ def normalized_value(kind: ListKind, value: str) -> str:
             raise DomainError("value", ErrorCode.INVALID_INPUT, "a CIDR range such as 203.0.113.0/24") from None
     if kind in (ListKind.TRUSTED_CUSTOMER, ListKind.BANNED_CUSTOMER):
         raise DomainError("kind", ErrorCode.INVALID_INPUT, "mark customers with setCustomerFraudStatus")
+    if kind is ListKind.REFERRER_UNDER_REVIEW:
+        raise DomainError("kind", ErrorCode.INVALID_INPUT, "set by fraud checks; clear a referrer with clearReferrer")
     return value[:255]
 
 

@@ -34,6 +34,8 @@ class Stage(enum.Enum):
     REFERRAL = "REFERRAL"  # when the referral was created
     REWARD = "REWARD"  # before an action's rewards were granted (new evidence: card, address)
     RELATED = "RELATED"  # another referral's decision named this one (same device farm, ring, burst)
+    CLEARANCE = "CLEARANCE"  # the check that clears the referral's rewards (app.fraud.clearance)
+    RESCREEN = "RESCREEN"  # new evidence about one of its customers arrived (app.fraud.rescreening)
 
 
 class ReviewStatus(enum.Enum):
@@ -53,6 +55,8 @@ class ListKind(enum.Enum):
     PAYMENT = "PAYMENT"  # payment fingerprint
     TRUSTED_CUSTOMER = "TRUSTED_CUSTOMER"  # value: customer id; see policy.trusted_outcome
     BANNED_CUSTOMER = "BANNED_CUSTOMER"  # value: customer id; every referral of theirs is blocked
+    # value: customer id; set by the engine when one of their referrals is flagged (app.fraud.memory)
+    REFERRER_UNDER_REVIEW = "REFERRER_UNDER_REVIEW"
 
 
 class IdentifierKind(enum.Enum):

@@ -7,6 +7,7 @@ backtest both call it, so a backtest answers exactly what the live engine would 
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,39 @@ class SignalSetting:
     enabled: bool = True
 
 
+class ClearanceEvidence(enum.Enum):
+    """What a referral must have been screened ALLOW after before its rewards can be spent."""
+
+    SIGNUP = "SIGNUP"  # the check when the referral is made: rewards are spendable at once
+    FIRST_PURCHASE = "FIRST_PURCHASE"  # the check of the referee's first purchase (card, address)
+    QUIET_DAYS = "QUIET_DAYS"  # a check `quiet_days` after the reward was earned, with everything learnt meanwhile
+
+
+DEFAULT_QUIET_DAYS = 3
+
+
+@dataclass(frozen=True)
+class Clearance:
+    """When a referral's rewards stop waiting (see app.fraud.clearance). The default pays
+    referrer rewards only after a quiet period: late evidence (the referrer's own card, a ring
+    closing, the rest of a farm) arrives within days, and taking back spent money rarely works.
+    A referee's first-order coupon is low value and is released at once unless turned off."""
+
+    evidence: ClearanceEvidence = ClearanceEvidence.QUIET_DAYS
+    quiet_days: int = DEFAULT_QUIET_DAYS
+    release_referee_discounts: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"evidence": self.evidence.value, "quiet_days": self.quiet_days,
+                "release_referee_discounts": self.release_referee_discounts}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> "Clearance":
+        if not data:  # a policy stored before clearance existed: the default
+            return cls()
+        return cls(ClearanceEvidence(data["evidence"]), data["quiet_days"], data["release_referee_discounts"])
+
+
 @dataclass(frozen=True)
 class Policy:
     review_score: int = DEFAULT_REVIEW_SCORE  # a total score from here on: REVIEW
@@ -44,6 +78,7 @@ class Policy:
     signals: Mapping[str, SignalSetting] = field(default_factory=dict)
     version: int = 0  # 0: the built-in default
     created_at: datetime | None = None
+    clearance: Clearance = field(default_factory=Clearance)
 
     def setting(self, signal: str) -> SignalSetting:
         if signal in self.signals:
@@ -59,6 +94,7 @@ class Policy:
                 name: {"weight": s.weight, "threshold": s.threshold, "action": s.action.value, "enabled": s.enabled}
                 for name, s in sorted(self.signals.items())
             },
+            "clearance": self.clearance.to_json(),
         }
 
     @classmethod
@@ -72,7 +108,7 @@ class Policy:
             for name, s in data.get("signals", {}).items()
             if name in CATALOGUE  # a signal retired since: ignored
         }
-        return cls(data["review_score"], data["block_score"], signals, version)
+        return cls(data["review_score"], data["block_score"], signals, version, clearance=Clearance.from_json(data.get("clearance")))
 
 
 DEFAULT_POLICY = Policy()
@@ -150,11 +186,22 @@ class PolicyChange:
     review_score: int | None = None
     block_score: int | None = None
     signals: tuple[SignalChange, ...] = ()
+    clearance_evidence: ClearanceEvidence | None = None
+    quiet_days: int | None = None
+    release_referee_discounts: bool | None = None
 
 
 def apply_changes(base: Policy, change: PolicyChange) -> Policy:
     """`base` with the changes, validated; errors name the input field."""
     review_score, block_score, changes = change.review_score, change.block_score, change.signals
+    quiet_days = validation.int_range(change.quiet_days, "clearance.quietDays", 1, 90)
+    clearance = replace(
+        base.clearance,
+        **{name: value for name, value in (
+            ("evidence", change.clearance_evidence), ("quiet_days", quiet_days),
+            ("release_referee_discounts", change.release_referee_discounts),
+        ) if value is not None},
+    )
     review = validation.int_range(review_score, "reviewScore", 1, 10_000) if review_score is not None else base.review_score
     block = validation.int_range(block_score, "blockScore", 1, 10_000) if block_score is not None else base.block_score
     if block <= review:
@@ -181,7 +228,7 @@ def apply_changes(base: Policy, change: PolicyChange) -> Policy:
             action=current.action if change.action is None else change.action,
             enabled=current.enabled if change.enabled is None else change.enabled,
         )
-    return Policy(review, block, signals, base.version)
+    return Policy(review, block, signals, base.version, clearance=clearance)
 
 
 _CACHE = "fraud_policies"

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
+from app.db import utcnow
 from app.errors import DomainError, ErrorCode, NotFound
-from app.fraud import engine
+from app.fraud import clearance, engine
 from app.fraud.models import FraudDecision, FraudReview, ReviewStatus
 from app.fraud.signals import CATALOGUE
 from app.merchants import audit
@@ -134,6 +135,13 @@ async def resolve_review(
     return Resolved(review, replayed=False)
 
 
+async def resolve_open(
+    session: AsyncSession, review: FraudReview, resolution: Resolution, *, note: str | None, actor: audit.Actor
+) -> None:
+    """Resolve an OPEN review the caller has locked (app.fraud.memory clears a referrer's)."""
+    await _resolve(session, review, resolution, note, actor)
+
+
 async def _resolve(
     session: AsyncSession, review: FraudReview, resolution: Resolution, note: str | None, actor: audit.Actor
 ) -> None:
@@ -141,8 +149,9 @@ async def _resolve(
     assert referral is not None
     engine.close_review(review, resolution.status, note=note, actor=actor)
     await session.flush()
-    if resolution is Resolution.APPROVE:
+    if resolution is Resolution.APPROVE:  # a person's approval clears the referral too
         await lifecycle.lift_review_hold(session, referral.id)
+        await clearance.clear(session, referral, at=utcnow())
     else:
         await engine.reject_referral(session, referral, reason="fraud review rejected", decision=None)
     await audit.record(

@@ -6,7 +6,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,7 @@ from app.db import insert_row, new_id, utcnow
 from app.errors import DomainError, ErrorCode
 from app.personal import lookup_hash
 from app.referrals import codes, programs
-from app.referrals.models import Click, ProgramStatus, ReferralCode
+from app.referrals.models import MAX_CLOCK_SKEW, Click, ProgramStatus, ReferralCode
 
 # A reload or a second tab within this time is the same visit, not a new click.
 REPEAT_CLICK_WINDOW = timedelta(minutes=30)
@@ -48,6 +48,9 @@ def share_channel(value: str | None) -> str | None:
     return value
 
 
+MAX_BACKDATE = timedelta(days=30)  # how far back an imported click may be dated
+
+
 async def track_click(
     session: AsyncSession,
     *,
@@ -58,9 +61,20 @@ async def track_click(
     context: ClickContext,
     device_fingerprint: str | None = None,
     channel: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> TrackedClick:
+    """A visit through a referral link. `occurred_at` (imports of past clicks) is bounded: not in
+    the future, at most MAX_BACKDATE back; clicks count in the referrer's velocity at their time."""
     code = validation.required_text(code, "code", 64)
     channel = share_channel(channel)
+    now = utcnow()
+    occurred_at = validation.aware(occurred_at, "occurredAt")
+    if occurred_at is not None:
+        occurred_at = occurred_at.astimezone(UTC)
+        if occurred_at > now + MAX_CLOCK_SKEW:
+            raise DomainError("occurredAt", ErrorCode.INVALID_INPUT, "occurredAt is in the future")
+        if occurred_at < now - MAX_BACKDATE:
+            raise DomainError("occurredAt", ErrorCode.INVALID_INPUT, f"occurredAt is at most {MAX_BACKDATE.days} days back")
     device_id = validation.text(device_id, "deviceId", 255)
     device_fingerprint = validation.text(device_fingerprint, "deviceFingerprint", 64)
     landing_url = validation.http_url(landing_url, "landingUrl")
@@ -74,7 +88,7 @@ async def track_click(
     if program.program_status is not ProgramStatus.ACTIVE:
         raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
 
-    now = utcnow()
+    now = min(occurred_at, now) if occurred_at is not None else now  # the click's own time from here on
     device_id_hash = lookup_hash(merchant_id, "DEVICE", device_id) if device_id is not None else None
     values = {
         "id": new_id(), "merchant_id": merchant_id, "program_id": program.id, "code_id": referral_code.id,

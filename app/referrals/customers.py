@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import validation
 from app.db import insert_row, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
+from app.fraud import identifiers
 from app.referrals.emails import canonical_email
 from app.referrals.models import Customer
 
@@ -65,7 +66,10 @@ async def upsert_customer(
     if customer.erased_at is not None:
         raise DomainError("customerExternalId", ErrorCode.CUSTOMER_ERASED, "this customer was erased; their data cannot be set again")
     if details.email is not None and details.email != customer.email:
+        changed = customer.email is not None
         set_email(customer, details.email)
+        if changed:  # a mailbox changed after the fact: the customer's referrals are judged again
+            await identifiers.record_email_change(session, merchant_id=merchant_id, customer_id=customer.id, at=utcnow())
     if details.name is not None and details.name != customer.name:
         customer.name = details.name
     if details.metadata is not None and details.metadata != customer.metadata_:

@@ -146,6 +146,7 @@ class Click(Base):
     __table_args__ = (
         Index("ix_clicks_code_id_device_id_hash", "code_id", "device_id_hash"),
         Index("ix_clicks_program_id_created_at", "program_id", "created_at"),  # analytics rollups by day
+        Index("ix_clicks_code_id_created_at", "code_id", "created_at"),  # clicks per referrer per hour (fraud velocity)
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -191,6 +192,7 @@ class Referral(Base):
     # velocity windows count on this, so backfilled actions are judged at their own time.
     referred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # app.fraud.clearance: its rewards may be spent
 
 
 class Action(Base):

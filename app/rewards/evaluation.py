@@ -43,6 +43,9 @@ class Screening(enum.Enum):
 
 
 Screen = Callable[[], Awaitable[Screening]]
+# Whether a reward to (recipient, kind) must wait for its referral to be cleared, and from when
+# it may be (None: until the caller clears it). The caller's fraud policy decides (app.fraud.clearance).
+ClearanceWait = Callable[[Recipient, RewardKind], tuple[bool, datetime | None]]
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,8 @@ class DatabaseFacts:
 
 
 async def evaluate_action(
-    session: AsyncSession, *, action: Action, referral: Referral, screen: Screen | None = None
+    session: AsyncSession, *, action: Action, referral: Referral, screen: Screen | None = None,
+    clearance: Callable[[], Awaitable[ClearanceWait]] | None = None,
 ) -> list[Reward]:
     """Grant what the program's current rules give for this action, exactly once.
 
@@ -273,7 +277,10 @@ async def evaluate_action(
     screening = await screen() if screen is not None else Screening.GRANT
     if screening is Screening.SKIP:
         return []
-    granted = await _insert_rewards(session, planned, action, referral, review_hold=screening is Screening.HOLD)
+    clearance_wait = await clearance() if clearance is not None else None
+    granted = await _insert_rewards(
+        session, planned, action, referral, review_hold=screening is Screening.HOLD, clearance_wait=clearance_wait
+    )
     for reward, _spec in granted:
         await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
     await lifecycle.on_granted_many(session, granted)
@@ -281,21 +288,32 @@ async def evaluate_action(
 
 
 async def _insert_rewards(
-    session: AsyncSession, planned: list[tuple[Grant, RuleSpec]], action: Action, referral: Referral, *, review_hold: bool
+    session: AsyncSession, planned: list[tuple[Grant, RuleSpec]], action: Action, referral: Referral, *, review_hold: bool,
+    clearance_wait: ClearanceWait | None,
 ) -> list[tuple[Reward, RuleSpec]]:
     """All the action's rewards in one multi-row INSERT; a grant that meets an existing reward
     (a concurrent retry won the unique key) is skipped. In grant order (rule by rule, referrer
     first): the order accounts are locked in everywhere (see `lifecycle._grant_order`)."""
     now = utcnow()
-    rows = [_reward_row(grant, spec, action, referral, now, review_hold=review_hold) for grant, spec in planned]
+    rows = [
+        _reward_row(grant, spec, action, referral, now, review_hold=review_hold,
+                    clearance_wait=clearance_wait(grant.recipient, grant.kind) if clearance_wait else (False, None))
+        for grant, spec in planned
+    ]
+    # render_nulls: the ORM would otherwise leave out a row's None values and split rows that
+    # differ in which columns are None (held and available rewards) into one INSERT each.
     inserted = {reward.id: reward for reward in (await session.scalars(
-        insert_ignoring_conflicts(session, Reward).returning(Reward), rows
+        insert_ignoring_conflicts(session, Reward).returning(Reward), rows, execution_options={"render_nulls": True}
     )).all()}
     return [(inserted[row["id"]], spec) for row, (_grant, spec) in zip(rows, planned) if row["id"] in inserted]
 
 
-def _reward_row(grant: Grant, spec: RuleSpec, action: Action, referral: Referral, now: datetime, *, review_hold: bool) -> dict:
-    held = review_hold or (grant.hold_until is not None and grant.hold_until > now)
+def _reward_row(
+    grant: Grant, spec: RuleSpec, action: Action, referral: Referral, now: datetime, *, review_hold: bool,
+    clearance_wait: tuple[bool, datetime | None],
+) -> dict:
+    clearance_hold, clearance_due_at = clearance_wait
+    held = review_hold or clearance_hold or (grant.hold_until is not None and grant.hold_until > now)
     available_now = {} if held else lifecycle.availability(grant.kind, grant.amount, spec, now)
     return dict(
         id=new_id(),
@@ -316,6 +334,9 @@ def _reward_row(grant: Grant, spec: RuleSpec, action: Action, referral: Referral
         milestone=grant.milestone,
         hold_until=grant.hold_until,
         review_hold=review_hold,
+        clearance_hold=clearance_hold,
+        clearance_due_at=clearance_due_at,
+        leaked_amount=0,
         awaiting_coupon=False,
         created_at=now,
         **{name: None for name in _OPTIONAL_REWARD_COLUMNS if name not in available_now},

@@ -132,8 +132,8 @@ async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpe
 
 
 async def release(session: AsyncSession, reward: Reward) -> bool:
-    """HELD -> AVAILABLE, unless a fraud review holds it."""
-    if reward.status != RewardStatus.HELD.value or reward.review_hold:
+    """HELD -> AVAILABLE, unless a fraud review holds it or its referral is not cleared yet."""
+    if reward.status != RewardStatus.HELD.value or reward.review_hold or reward.clearance_hold:
         return False
     reward.status = RewardStatus.AVAILABLE.value
     account = None
@@ -191,6 +191,7 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
 def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
     reward.status = status.value
     reward.review_hold = False  # nothing left for a review to hold
+    reward.clearance_hold = False
     reward.ended_at = utcnow()
     reward.end_reason = reason[:200]
 
@@ -238,7 +239,8 @@ async def release_due_rewards(session: AsyncSession, *, now: datetime | None = N
     due = await _due(
         session,
         select(Reward)
-        .where(Reward.status == RewardStatus.HELD.value, Reward.review_hold.is_(False), Reward.hold_until <= now)
+        .where(Reward.status == RewardStatus.HELD.value, Reward.review_hold.is_(False), Reward.clearance_hold.is_(False),
+               Reward.hold_until <= now)
         .order_by(Reward.hold_until)
         .limit(limit),
     )
@@ -300,8 +302,31 @@ async def take_back_referral_rewards(session: AsyncSession, referral_id, *, reas
         if reward.status == RewardStatus.HELD.value:
             await void(session, reward, reason=reason)
         else:
-            await reverse(session, reward, reason=reason)
+            await _claw_back(session, reward, reason=reason)
     return rewards
+
+
+async def take_back_spendable(session: AsyncSession, referral_id, *, reason: str) -> list[Reward]:
+    """A referral put in review after some of its rewards became spendable: those are clawed
+    back (credit and commission reversed, netting against future earnings; an unused coupon
+    voided), what is still held stays held for the reviewer. An approval does not restore
+    what was clawed back."""
+    rewards = await _lock_live(session, (Reward.referral_id == referral_id) & (Reward.status != RewardStatus.HELD.value))
+    for reward in rewards:
+        await _claw_back(session, reward, reason=reason)
+    return rewards
+
+
+async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> None:
+    """Reverse a reward that was spendable, recording in `leaked_amount` what had already been
+    spent, paid out or used (a redeemed coupon's face value): that part is now a debt at best."""
+    if reward.kind == RewardKind.DISCOUNT.value:
+        used = net(reward) if reward.status == RewardStatus.REDEEMED.value else 0
+    else:
+        used = net(reward) - reward.remaining
+    await reverse(session, reward, reason=reason)
+    reward.leaked_amount += max(0, used)
+    await session.flush()
 
 
 async def hold_for_review(session: AsyncSession, referral_id) -> int:
@@ -318,11 +343,24 @@ async def hold_for_review(session: AsyncSession, referral_id) -> int:
 async def lift_review_hold(session: AsyncSession, referral_id, *, now: datetime | None = None) -> list[Reward]:
     """A reviewer approved: rewards held for the review are released now, or when their
     own hold period (the refund window) ends. Returns those released now."""
+    return await _lift(session, referral_id, "review_hold", now=now)
+
+
+async def lift_clearance_hold(session: AsyncSession, referral_id, *, now: datetime | None = None) -> list[Reward]:
+    """The referral was cleared (app.fraud.clearance): rewards waiting for it are released now,
+    or when their own hold period ends; a review still holds what it holds. Returns those
+    released now."""
+    return await _lift(session, referral_id, "clearance_hold", now=now)
+
+
+async def _lift(session: AsyncSession, referral_id, hold: str, *, now: datetime | None) -> list[Reward]:
+    """Clear one kind of hold (`review_hold`, `clearance_hold`) on the referral's rewards and
+    release those nothing else holds."""
     now = now or utcnow()
-    held = await _lock_live(session, (Reward.referral_id == referral_id) & Reward.review_hold.is_(True))
+    held = await _lock_live(session, (Reward.referral_id == referral_id) & getattr(Reward, hold).is_(True))
     released = []
     for reward in held:
-        reward.review_hold = False
+        setattr(reward, hold, False)
         if reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now):
             if await release(session, reward):
                 released.append(reward)

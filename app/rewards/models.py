@@ -114,6 +114,7 @@ class Reward(Base):
         Index("ix_rewards_referral_id", "referral_id"),
         Index("ix_rewards_trigger_action_id", "trigger_action_id"),
         Index("ix_rewards_status_hold_until", "status", "hold_until"),
+        Index("ix_rewards_status_clearance_due_at", "status", "clearance_due_at"),
         Index("ix_rewards_status_expires_at", "status", "expires_at"),
         Index("ix_rewards_rule_id_customer_id_created_at", "rule_id", "customer_id", "created_at"),
         Index("ix_rewards_program_id_created_at", "program_id", "created_at"),
@@ -137,6 +138,10 @@ class Reward(Base):
     milestone: Mapped[int | None] = mapped_column(Integer)
     hold_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     review_hold: Mapped[bool] = mapped_column(Boolean, default=False)  # set by app.fraud while a review is open
+    # HELD until its referral is cleared (app.fraud.clearance): screened ALLOW after the evidence the program requires
+    clearance_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    clearance_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # QUIET_DAYS: screened for clearance from then on
+    leaked_amount: Mapped[int] = mapped_column(BigInteger, default=0)  # spent before a fraud flag took it back: not recovered
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     awaiting_coupon: Mapped[bool] = mapped_column(Boolean, default=False)  # the coupon pool ran dry
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -154,3 +154,24 @@ async def reward_totals(
         total["count"] += count
         total["pending" if status == RewardStatus.HELD.value else "earned"] += int(amount or 0)
     return [RewardTotal(kind=RewardKind(kind), unit=unit, **values) for (kind, unit), values in sorted(totals.items())]
+
+
+async def leaked_amounts(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> list[tuple[str, int]]:
+    """What fraud flags that came after the money moved could not take back, per unit: the
+    program's `leakedAmount` (`Reward.leaked_amount`, set by app.rewards.lifecycle's clawbacks)."""
+    rows = await session.execute(
+        select(Reward.unit, func.sum(Reward.leaked_amount))
+        .where(Reward.merchant_id == merchant_id, Reward.program_id == program_id, Reward.leaked_amount > 0)
+        .group_by(Reward.unit)
+        .order_by(Reward.unit)
+    )
+    return [(unit, int(total)) for unit, total in rows]
+
+
+def leaked_by_unit(rewards: Sequence[Reward]) -> list[tuple[str, int]]:
+    """The same for the rewards of one referral, already loaded."""
+    totals: dict[str, int] = {}
+    for reward in rewards:
+        if reward.leaked_amount:
+            totals[reward.unit] = totals.get(reward.unit, 0) + reward.leaked_amount
+    return sorted(totals.items())

@@ -39,6 +39,8 @@ class TrackClickInput:
     channel: str | None = strawberry.field(
         default=None, description='Where the link was shared ("whatsapp", "email"): analytics split the funnel by it.'
     )
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="For imports of past clicks: when it happened (not in the future, at most 30 days back).")
 
 
 @strawberry.type
@@ -111,6 +113,7 @@ class CodeMutation:
                 device_fingerprint=input.device_fingerprint,
                 landing_url=input.landing_url,
                 channel=input.channel,
+                occurred_at=input.occurred_at,
                 context=clicks.ClickContext(ip=context.client_ip, user_agent=context.request.headers.get("user-agent")),
             )
             return TrackClickPayload(

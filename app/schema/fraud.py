@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from app import validation
-from app.fraud import backtest, lists, reviews
+from app.fraud import backtest, lists, memory, reviews
 from app.fraud import policy as policies
 from app.fraud.models import ReviewStatus
 from app.fraud.reviews import Resolution as ResolutionModel
@@ -17,6 +17,7 @@ from app.merchants import audit
 from app.schema.errors import UserError, not_found
 from app.schema.fraud_types import (
     AuditEntry,
+    ClearanceEvidence,
     CustomerFraudStatus,
     FraudDecision,
     FraudListEntry,
@@ -28,9 +29,8 @@ from app.schema.fraud_types import (
 )
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin, SecretKeyOrReviewer
-from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
-from app.schema.types import Customer, gid
+from app.schema.types import Customer, UnitAmount, gid
 
 FraudResolution = strawberry.enum(ResolutionModel, name="FraudResolution")
 
@@ -44,16 +44,28 @@ class FraudSignalInput:
     enabled: bool | None = None
 
 
+@strawberry.input(description="A change to when rewards are cleared; leave a field out to keep it.")
+class ClearanceInput:
+    evidence: ClearanceEvidence | None = None
+    quiet_days: int | None = strawberry.field(default=None, description="1 to 90 (QUIET_DAYS).")
+    release_referee_discounts: bool | None = None
+
+
 @strawberry.input(description="Changes to the program's current policy (signals not named keep their settings).")
 class FraudPolicyInput:
     review_score: int | None = None
     block_score: int | None = None
     signals: list[FraudSignalInput] = strawberry.field(default_factory=list)
+    clearance: ClearanceInput | None = None
 
     def to_domain(self) -> policies.PolicyChange:
+        clearance = self.clearance or ClearanceInput()
         return policies.PolicyChange(
             review_score=self.review_score,
             block_score=self.block_score,
+            clearance_evidence=clearance.evidence,
+            quiet_days=clearance.quiet_days,
+            release_referee_discounts=clearance.release_referee_discounts,
             signals=tuple(
                 policies.SignalChange(signal=s.signal, weight=s.weight, threshold=s.threshold, action=s.action, enabled=s.enabled)
                 for s in self.signals
@@ -112,10 +124,12 @@ class CustomerFraudStatusPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-@strawberry.type(description="Rewards in one unit, summed.")
-class UnitAmount:
-    unit: str
-    amount: BigInt
+@strawberry.type
+class ClearReferrerPayload:
+    customer: Customer | None = None
+    approved_reviews: list[FraudReview] = strawberry.field(
+        default_factory=list, description="Reviews opened only because the referrer was under review, now approved.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
@@ -359,6 +373,22 @@ class FraudMutation:
             return FraudListEntryPayload(entry=FraudListEntry.from_model(entry))
 
         return await mutate(info, FraudListEntryPayload, work)
+
+    @strawberry.mutation(
+        permission_classes=[SecretKeyOrReviewer],
+        description=("A referrer under review (one of their referrals was flagged) is cleared: their referrals held "
+                     "for that reason alone are approved in one action, and new ones are no longer held."),
+    )
+    async def clear_referrer(self, info: Info, customer_external_id: str, note: str | None = None) -> ClearReferrerPayload:
+        async def work(session):
+            customer, approved = await memory.clear_referrer(
+                session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id,
+                note=note, actor=info.context.actor,
+            )
+            return ClearReferrerPayload(customer=Customer.from_model(customer),
+                                        approved_reviews=[FraudReview.from_model(r) for r in approved])
+
+        return await mutate(info, ClearReferrerPayload, work)
 
     @strawberry.mutation(
         permission_classes=[SecretKey],

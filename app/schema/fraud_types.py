@@ -120,12 +120,27 @@ class FraudSignalSetting:
     enabled: bool
 
 
+ClearanceEvidence = strawberry.enum(policies.ClearanceEvidence, name="ClearanceEvidence", description=(
+    "What a referral must be screened ALLOW after before its rewards can be spent: SIGNUP (at once), "
+    "FIRST_PURCHASE (the referee's first purchase, with card and address), QUIET_DAYS (a fresh check quietDays "
+    "after the reward was earned, with everything learnt meanwhile)."))
+
+
+@strawberry.type(description="When a referral's rewards become spendable. Until then they are HELD with awaitingClearance.")
+class ClearancePolicy:
+    evidence: ClearanceEvidence
+    quiet_days: int
+    release_referee_discounts: bool = strawberry.field(
+        description="A referee's first-order coupon (a DISCOUNT reward) is usable at once, without waiting.")
+
+
 @strawberry.type(description="How signals weigh and what the score does, for one program.")
 class FraudPolicy:
     version: int = strawberry.field(description="0: the built-in default (never changed).")
     review_score: int
     block_score: int
     signals: list[FraudSignalSetting]
+    clearance: ClearancePolicy
     created_at: datetime | None = None
 
     @classmethod
@@ -138,8 +153,10 @@ class FraudPolicy:
                 fires_at_or_below=info.fires_at_or_below, value_meaning=info.value_meaning, action=s.action,
                 enabled=s.enabled,
             ))
+        clearance = ClearancePolicy(evidence=p.clearance.evidence, quiet_days=p.clearance.quiet_days,
+                                    release_referee_discounts=p.clearance.release_referee_discounts)
         return cls(version=p.version, review_score=p.review_score, block_score=p.block_score, signals=settings,
-                   created_at=p.created_at)
+                   clearance=clearance, created_at=p.created_at)
 
 
 @strawberry.type

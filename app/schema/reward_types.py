@@ -152,6 +152,10 @@ class Reward:
     milestone: int | None
     hold_until: datetime | None
     under_review: bool = strawberry.field(description="Held by an open fraud review.")
+    awaiting_clearance: bool = strawberry.field(
+        description="Held until its referral is cleared (screened ALLOW after the evidence the program requires).")
+    leaked_amount: BigInt = strawberry.field(
+        description="Spent or paid before a fraud flag took the reward back, and not recovered.")
     awaiting_coupon: bool = strawberry.field(description="The coupon pool was empty; a code follows when codes are added.")
     expires_at: datetime | None
     available_at: datetime | None
@@ -177,6 +181,8 @@ class Reward:
             milestone=m.milestone,
             hold_until=m.hold_until,
             under_review=m.review_hold,
+            awaiting_clearance=m.clearance_hold,
+            leaked_amount=m.leaked_amount,
             awaiting_coupon=m.awaiting_coupon,
             expires_at=m.expires_at,
             available_at=m.available_at,

@@ -102,6 +102,16 @@ class Program:
             updated_at=m.updated_at,
         )
 
+    @strawberry.field(description=(
+        "What fraud flags arriving after the money moved could not take back, per unit (see Referral.leakedAmount)."))
+    async def leaked_amount(self, info: Info) -> list["UnitAmount"]:
+        async def work(session):
+            rows = await reward_queries.leaked_amounts(
+                session, merchant_id=info.context.merchant_id, program_id=uuid.UUID(self.id))
+            return [UnitAmount(amount=amount, unit=unit) for unit, amount in rows]
+
+        return await query(info, work)
+
 
 @strawberry.type
 class Customer:
@@ -237,6 +247,12 @@ class Money:
     currency: str = strawberry.field(description="ISO 4217 code.")
 
 
+@strawberry.type(description="Rewards in one unit, summed: minor units of a currency, POINTS, or PERCENT (basis points).")
+class UnitAmount:
+    unit: str
+    amount: BigInt
+
+
 @strawberry.type
 class Referral:
     id: strawberry.ID
@@ -245,6 +261,8 @@ class Referral:
     created_at: datetime
     referred_at: datetime = strawberry.field(description="When the referee arrived (the creating action's occurredAt, or the claim).")
     qualified_at: datetime | None
+    cleared_at: datetime | None = strawberry.field(
+        description="When it was cleared: screened ALLOW after the evidence the program requires; its rewards may be spent.")
     program_id: strawberry.Private[uuid.UUID]
     referrer_id: strawberry.Private[uuid.UUID]
     referee_id: strawberry.Private[uuid.UUID]
@@ -259,6 +277,7 @@ class Referral:
             created_at=m.created_at,
             referred_at=m.referred_at,
             qualified_at=m.qualified_at,
+            cleared_at=m.cleared_at,
             program_id=m.program_id,
             referrer_id=m.referrer_id,
             referee_id=m.referee_id,
@@ -287,6 +306,13 @@ class Referral:
 
         rows = await info.context.get_loaders().rewards_by_referral.load(uuid.UUID(self.id))
         return [Reward.from_model(row) for row in rows]
+
+    @strawberry.field(description=(
+        "What was spent, paid out or used of this referral's rewards before a fraud flag took them back, per unit: "
+        "not recovered (owed by the customer at best)."))
+    async def leaked_amount(self, info: Info) -> list[UnitAmount]:
+        rows = await info.context.get_loaders().rewards_by_referral.load(uuid.UUID(self.id))
+        return [UnitAmount(amount=amount, unit=unit) for unit, amount in reward_queries.leaked_by_unit(rows)]
 
     @strawberry.field(description="Fraud checks of this referral with their evidence, oldest first.")
     async def fraud_decisions(

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 Handler = Callable[..., Awaitable[Any]]
 
 # Modules that declare jobs; imported before the actors are made.
-JOB_MODULES = ("app.analytics.jobs", "app.rewards.jobs", "app.webhooks.jobs", "app.payouts.jobs", "app.privacy.jobs")
+JOB_MODULES = ("app.analytics.jobs", "app.rewards.jobs", "app.fraud.jobs", "app.webhooks.jobs", "app.payouts.jobs",
+               "app.privacy.jobs")
 
 
 @dataclass(frozen=True)

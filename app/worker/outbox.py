@@ -70,6 +70,11 @@ def _forget_pending(session: Session, previous_transaction: object) -> None:
         session.info.pop(_PENDING, None)
 
 
+def pending_jobs(session: AsyncSession) -> list[OutboxJob]:
+    """The jobs the current transaction has written so far (sent once it commits)."""
+    return list(session.info.get(_PENDING, []))
+
+
 async def dispatch_committed(session: AsyncSession) -> None:
     """Send the jobs of the transaction just committed. A failure to send is only logged:
     the relay sends them again."""

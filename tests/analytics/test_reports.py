@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from tests import graphql_ops as ops
 from tests.analytics.helpers import FRAUD, OVERVIEW, SERIES, days_ago, iso, report, roll_up, today
-from tests.fraud.helpers import ADD_LIST_ENTRY
+from tests.fraud.helpers import ADD_LIST_ENTRY, without_referrer_memory
 from tests.rewards.helpers import create_rule, credit_rule, purchase, record, refund
 from tests.scenarios import active_program, allow_bursts, code_for
 
@@ -143,6 +143,7 @@ async def test_local_midnight_splits_days_in_tehran(db, tenant):
 
 async def test_fraud_outcomes_and_review_queue(db, tenant):
     program = (await active_program(tenant))["id"]
+    await without_referrer_memory(tenant, program)  # bob stays allowed although ivy's review marks jane
     await create_rule(tenant, program, **credit_rule())
     jane = (await code_for(tenant, program, "jane"))["code"]
     await record(tenant, type="SIGNUP", customerExternalId="jane", idempotencyKey="jane-1", context={"deviceId": "dev-jane"})

@@ -25,7 +25,7 @@ mutation($input: RecordActionInput!) {{
   recordAction(input: $input) {{
     action {{ id type attribution }}
     referral {{ id status }}
-    rewards {{ {REWARD_FIELDS} underReview }}
+    rewards {{ {REWARD_FIELDS} underReview awaitingClearance }}
     replayed
     userErrors {{ field code message }}
   }}
@@ -99,9 +99,10 @@ query($subjectId: ID) {
 }"""
 
 
-async def program_with_credit(tenant, **rule: Any) -> dict[str, Any]:
-    """An active program paying the referrer $10 credit per referee purchase (rule overrides apply)."""
-    program = await scenarios.active_program(tenant)
+async def program_with_credit(tenant, *, clearance: dict[str, Any] | None = None, **rule: Any) -> dict[str, Any]:
+    """An active program paying the referrer $10 credit per referee purchase (rule overrides
+    apply); `clearance`: when rewards become spendable (scenarios.PAY_AT_SIGNUP: at once)."""
+    program = await scenarios.active_program(tenant, clearance=clearance)
     await create_rule(tenant, program["id"], **credit_rule(**rule))
     return program
 
@@ -146,7 +147,7 @@ async def open_reviews(tenant, program_id: str | None = None) -> list[dict[str, 
 
 REWARDS = f"""
 query($customer: String) {{
-  rewards(customerExternalId: $customer, first: 100) {{ edges {{ node {{ {REWARD_FIELDS} underReview }} }} }}
+  rewards(customerExternalId: $customer, first: 100) {{ edges {{ node {{ {REWARD_FIELDS} underReview awaitingClearance leakedAmount }} }} }}
 }}"""
 
 
@@ -187,3 +188,29 @@ async def audit_entries(tenant, subject_id: str | None = None) -> list[dict[str,
 
 def statuses(rewards: list[dict[str, Any]]) -> list[tuple[str, bool]]:
     return [(r["status"], r["underReview"]) for r in rewards]
+
+
+def holds(rewards: list[dict[str, Any]]) -> list[tuple[str, bool, bool]]:
+    """(status, underReview, awaitingClearance) of each reward."""
+    return [(r["status"], r["underReview"], r["awaitingClearance"]) for r in rewards]
+
+
+async def clear_due(engine, *, at: datetime) -> int:
+    """What the worker's `fraud.clear_due` does at `at`: referrals whose quiet period is over
+    are screened again and cleared. Returns how many were screened."""
+    from app.db import create_session_factory
+    from app.fraud import clearance
+
+    async with create_session_factory(engine)() as session:
+        screened = await clearance.clear_due(session, now=at)
+        await session.commit()
+    return screened
+
+
+async def without_referrer_memory(tenant, program_id: str) -> None:
+    """Judge each referral on its own: a flagged referral does not put its referrer's others in
+    review (app.fraud.memory, tests/fraud/test_referrer_memory.py). For scenarios that put one
+    referrer's honest and dishonest referrals side by side."""
+    data = await tenant.gql(SET_POLICY, {"programId": program_id, "policy": {
+        "signals": [{"signal": "referrer_under_review", "enabled": False}]}})
+    assert data["setFraudPolicy"]["userErrors"] == []

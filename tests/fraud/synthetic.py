@@ -12,6 +12,7 @@ through `record_action` in-process, one committed transaction per action as the 
 
 from __future__ import annotations
 
+import bisect
 import random
 import statistics
 import string
@@ -26,16 +27,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.actions import service as actions
+from app.db import utcnow
 from app.errors import DomainError
+from app.fraud import clearance
 from app.fraud import policy as policies
 from app.fraud.models import FraudDecision, FraudReview, Outcome, ReviewStatus
 from app.merchants import audit
 from app.merchants import service as merchants
 from app.referrals import codes, programs
-from app.referrals.models import CodeStyle, Customer, ProgramStatus, Referral, ReferralStatus
-from app.rewards import rules
-from app.rewards.models import Recipient, RewardKind
+from app.referrals.models import Action, CodeStyle, Customer, ProgramStatus, Referral, ReferralStatus
+from app.rewards import lifecycle, rules
+from app.rewards.models import Recipient, Reward, RewardKind
 from app.rewards.rules import RuleDefinition, RuleSpec
+from app.worker import jobs, outbox
 
 LEGIT_KINDS = ("friends", "household", "colleagues", "mobile_carrier", "popular_referrer")
 FRAUD_KINDS = ("alias", "device_farm", "ring", "disposable_email", "velocity_burst")
@@ -47,10 +51,11 @@ SIGNAL_KINDS = {
     "same_device": "alias", "same_payment": "alias", "same_address": "alias", "same_ip_user_agent": "alias",
     "shared_ip": "alias",
     "device_reuse": "device_farm", "payment_reuse": "device_farm", "ip_burst": "device_farm",
-    "ring": "ring",
+    "ring": "ring", "ring_candidate": "ring",
     "disposable_email": "disposable_email",
     "referrals_per_hour": "velocity_burst", "referrals_per_day": "velocity_burst",
     "rewards_per_hour": "velocity_burst", "rewards_per_day": "velocity_burst", "patterned_mailboxes": "velocity_burst",
+    "referrals_above_baseline": "velocity_burst", "clicks_per_hour": "velocity_burst", "clicks_per_day": "velocity_burst",
 }
 
 FIRST_NAMES = (
@@ -473,7 +478,8 @@ class Generator:
         """A customer referring themselves under a second account, six ways. Each way changes
         one thing only; everything else about the second account is new (another phone or a
         cleared browser, mobile data instead of the home network), the hardest case to see."""
-        variants = ("gmail_alias", "similar_mailbox", "same_device", "same_card", "same_browser", "same_name")
+        variants = ("gmail_alias", "similar_mailbox", "same_device", "same_card", "same_browser", "same_name",
+                    "referrer_device_later", "referrer_card_later")
         for i in range(count):
             variant = variants[i % len(variants)]
             label = Label("alias", variant)
@@ -506,6 +512,11 @@ class Generator:
                 signup, buy = {"device": browser, "ip": self.cgnat_ip(me)}, {"device": browser, "ip": self.cgnat_ip(me)}
             elif variant == "same_card":
                 buy = {"card": me.card, **elsewhere}
+            elif variant == "referrer_device_later":  # the referrer's own use of the device comes after
+                browser = self.device(mobile=False)
+                signup, buy = {"device": browser, "ip": self.cgnat_ip(me)}, {"device": browser, "ip": self.cgnat_ip(me)}
+            elif variant == "referrer_card_later":  # the card is seen on the referrer only later
+                buy = {"card": me.card, **elsewhere}
             elif variant == "same_browser":  # cookies cleared: a new device id in the same browser, at home
                 alias.devices = [Device(alias.devices[0].id, browser.user_agent, browser.mobile)]
                 signup = {"device": alias.devices[0], "ip": me.home_ip}
@@ -514,13 +525,22 @@ class Generator:
                 alias.email = self.unique(
                     f"{self.rng.choice(['sunny', 'blue', 'happy', 'lucky', 'shop', 'coupon'])}{self._hex(4)}", "gmail.com"
                 )
-            at = self.referral_time(earliest_days=4, room=timedelta(hours=36))
+            late = variant in ("referrer_device_later", "referrer_card_later")
+            at = self.referral_time(earliest_days=4, room=timedelta(hours=96 if late else 36))
             own_signup = self.before(at, max_days=10)
             if variant == "same_browser":
                 at = own_signup + timedelta(hours=self.rng.uniform(0.5, 30))
-            self.join(me, own_signup, purchase=1.0, purchase_within_hours=1, device=browser, ip=me.home_ip)
-            self.referred(alias, me, at, label, signup=signup, buy=buy, purchase=1.0 if variant == "same_card" else 0.8,
-                          purchase_after=timedelta(minutes=self.rng.randint(5, 300)))
+            if late:  # the referrer signs up on another device and buys nothing before the alias does
+                self.join(me, own_signup, purchase=0.0, device=me.phone, ip=me.home_ip)
+            else:
+                self.join(me, own_signup, purchase=1.0, purchase_within_hours=1, device=browser, ip=me.home_ip)
+            bought_after = timedelta(minutes=self.rng.randint(5, 300))
+            self.referred(alias, me, at, label, signup=signup, buy=buy,
+                          purchase=1.0 if variant in ("same_card", "referrer_card_later") else 0.8, purchase_after=bought_after)
+            if late:  # hours to two days after the alias bought, the referrer shows the device / the card themselves
+                later = at + bought_after + timedelta(hours=self.rng.uniform(4, 48))
+                self.action(me, "PURCHASE", later, device=browser, ip=me.home_ip,
+                            card=me.card if variant == "referrer_card_later" else None)
 
     def device_farms(self, count: int) -> None:
         """A few phones cycling through many new accounts for one or several referrers, behind
@@ -535,12 +555,18 @@ class Generator:
             at = self.referral_time(earliest_days=4, room=timedelta(minutes=150 * size + 60))
             for owner in owners:
                 self.join(owner, self.before(at, max_days=5))
+            # A third of the farms start clean: the first three accounts each on a phone and an address
+            # not seen before (nothing to match yet); those phones stay in the farm's rotation.
+            clean_start = farm % 3 == 0 and size > 6  # a farm of three clean accounts would be nothing but clean
             variant = "_".join((_count(len(phones), "phone"), _count(len(owners), "referrer"), "one_ip" if one_ip else "proxies"))
-            for _ in range(size):
+            variant = "clean_start" if clean_start else variant
+            first_phones = [self.device(mobile=True, user_agent=UA_ANDROID_CHROME) for _ in range(3)] if clean_start else []
+            for i in range(size):
                 at += timedelta(minutes=self.rng.randint(8, 150))
-                phone = self.rng.choice(phones)
+                fresh = clean_start and i < 3
+                phone = first_phones[i] if fresh else self.rng.choice(phones + first_phones)
                 account = self.person(devices=[phone], home_ip=one_ip or self.residential_ip())
-                ip = one_ip or self.residential_ip()
+                ip = self.residential_ip() if fresh else one_ip or self.residential_ip()
                 self.referred(account, self.rng.choice(owners), at, Label("device_farm", variant), purchase=0.6,
                               signup={"device": phone, "ip": ip}, buy={"device": phone, "ip": ip},
                               purchase_after=timedelta(minutes=self.rng.randint(2, 30)))
@@ -556,10 +582,13 @@ class Generator:
             for member in members:
                 self._code_holder_set.add(member.external_id)
                 self.code_holders.append(member.external_id)
+            slow = self.rng.random() < 0.5  # links a day apart: the ring closes days after the first was paid
             at = self.referral_time(earliest_days=3, room=timedelta(hours=36 * size + 1))
             for i in range(size):
-                at += timedelta(hours=self.rng.uniform(0.5, 36))
-                self.referred(members[(i + 1) % size], members[i], at, Label("ring", f"ring_of_{size}"), purchase=0.9)
+                at += timedelta(hours=self.rng.uniform(12, 24) if slow else self.rng.uniform(0.5, 36))
+                variant = f"{'slow_' if slow else ''}ring_of_{size}"
+                self.referred(members[(i + 1) % size], members[i], at, Label("ring", variant), purchase=0.9,
+                              purchase_after=timedelta(minutes=self.rng.randint(3, 180)) if slow else None)
                 made += 1
 
     def disposable_mailboxes(self, count: int) -> None:
@@ -582,16 +611,20 @@ class Generator:
     def velocity_bursts(self, count: int) -> None:
         """A referrer's link posted to a deal forum or run by a bot: 15 to 40 sign-ups within the
         hour, each from its own device and address."""
-        made = 0
+        made, burst = 0, 0
         while made < count:
+            burst += 1
             left = count - made
             size = left if left <= 40 and left - 15 < 15 else self.rng.randint(15, min(40, left - 15))
             referrer = self.person()
-            start = self.referral_time(earliest_days=3, room=timedelta(hours=2))
+            # Half the bursts are spread over 1.5 to 2.5 hours: fewer than 10 in any one hour.
+            spread = burst % 2 == 0
+            minutes = self.rng.uniform(90, 150) if spread else 55
+            start = self.referral_time(earliest_days=3, room=timedelta(hours=3))
             self.join(referrer, self.before(start))
-            for offset in sorted(self.rng.uniform(0, 55) for _ in range(size)):
+            for offset in sorted(self.rng.uniform(0, minutes) for _ in range(size)):
                 self.referred(self.person(), referrer, start + timedelta(minutes=offset),
-                              Label("velocity_burst", f"burst_of_{size}"), purchase=0.5,
+                              Label("velocity_burst", f"spread_burst_of_{size}" if spread else f"burst_of_{size}"), purchase=0.5,
                               purchase_after=timedelta(minutes=self.rng.randint(2, 40)))
                 made += 1
 
@@ -638,18 +671,30 @@ class Run:
     seconds: float
     refused: Counter = field(default_factory=Counter)  # DomainError codes (nothing recorded)
     seconds_by_step: dict[str, list[float]] = field(default_factory=dict)
+    # (wall clock, shop clock) whenever the run moved on: maps a stored timestamp (wall clock) to
+    # the simulated moment it happened at, for "hours from purchase to spendable"
+    clock: list[tuple[datetime, datetime]] = field(default_factory=list)
+    jobs_run: int = 0
 
     @property
     def ms_per_action(self) -> float:
         return self.seconds * 1000 / max(self.actions, 1)
 
+    def shop_time(self, wall: datetime) -> datetime | None:
+        """The simulated moment at which something stored at `wall` (utcnow) happened."""
+        index = bisect.bisect_right(self.clock, (wall, datetime.max.replace(tzinfo=UTC))) - 1
+        return self.clock[index][1] if index >= 0 else None
+
 
 async def run(
     factory: async_sessionmaker[AsyncSession], dataset: Dataset, *, policy: Sequence[policies.SignalChange] = ()
 ) -> Run:
-    """A merchant with an active program paying the referrer $10 credit per referee purchase,
-    codes for every referrer, then every event through `record_action`, one transaction each.
-    `policy`: changes to the default fraud policy, set on the program first."""
+    """A merchant with an active program paying the referrer $10 credit per referee purchase and
+    giving the referee a 10 % first-order coupon at signup, codes for every referrer, then every
+    event through `record_action`, one transaction each, as the shop's clock moves on: the
+    scheduled work (releases) runs every TICK of shop time, and the jobs an action enqueued
+    (re-screening) right after it commits, as the worker would. `policy`: changes to the default
+    fraud policy, set on the program first."""
     async with factory() as session:
         merchant = await merchants.create_merchant(session, name="Synthetic shop")
         program = await programs.create_program(
@@ -660,6 +705,11 @@ async def run(
             session, merchant_id=merchant.id, program_id=program.id,
             definition=RuleDefinition("Give $10", "PURCHASE", Recipient.REFERRER, RewardKind.CREDIT,
                                       RuleSpec(amount=1000, currency="USD")),
+        )
+        await rules.create_rule(
+            session, merchant_id=merchant.id, program_id=program.id,
+            definition=RuleDefinition("10 % off the first order", "SIGNUP", Recipient.REFEREE, RewardKind.DISCOUNT,
+                                      RuleSpec(percent_bps=1000)),
         )
         if policy:
             await policies.set_policy(
@@ -675,11 +725,20 @@ async def run(
         await session.commit()
         merchant_id, program_id = merchant.id, program.id
 
+    jobs.load_jobs()
     refused: Counter = Counter()
     by_step: dict[str, list[float]] = defaultdict(list)
     referees = set(dataset.labels)
+    clock: list[tuple[datetime, datetime]] = []
+    jobs_run = 0
+    last_tick = None
     started = time.perf_counter()
     for event in dataset.events:
+        if last_tick is None or event.at - last_tick >= TICK:
+            last_tick = event.at
+            clock.append((utcnow(), event.at))
+            await _scheduled_work(factory, now=event.at)
+        clock.append((utcnow(), event.at))
         step = f"{'referee' if event.customer in referees else 'referrer'} {event.type}"
         began = time.perf_counter()
         data = actions.ActionInput(
@@ -694,12 +753,42 @@ async def run(
         async with factory() as session:  # as app.schema.transactions.mutate: commit, or roll back a user error
             try:
                 await actions.record_action(session, merchant_id=merchant_id, data=data)
+                enqueued = [job.id for job in outbox.pending_jobs(session) if job.actor.startswith("fraud.")]
                 await session.commit()
             except DomainError as error:
                 await session.rollback()
                 refused[error.code.value] += 1
+                enqueued = []
         by_step[step].append(time.perf_counter() - began)
-    return Run(merchant_id, program_id, len(dataset.events), time.perf_counter() - started, refused, dict(by_step))
+        began = time.perf_counter()
+        for job_id in enqueued:  # the worker picks them up right away
+            await outbox.run_job(factory, str(job_id))
+            jobs_run += 1
+        if enqueued:
+            by_step["worker: re-screening job"].append(time.perf_counter() - began)
+    clock.append((utcnow(), dataset.events[-1].at if dataset.events else utcnow()))
+    return Run(merchant_id, program_id, len(dataset.events), time.perf_counter() - started, refused, dict(by_step),
+               clock, jobs_run)
+
+
+TICK = timedelta(minutes=15)  # how often the scheduled work runs, in shop time
+
+
+async def _scheduled_work(factory: async_sessionmaker[AsyncSession], *, now: datetime) -> None:
+    """What the worker's schedule does, at the shop's `now`: referrals whose quiet period ended
+    are screened for clearance, rewards whose hold ended are released."""
+    while True:
+        async with factory() as session:
+            screened = await clearance.clear_due(session, now=now)
+            await session.commit()
+        if screened < 200:
+            break
+    while True:
+        async with factory() as session:
+            released = await lifecycle.release_due_rewards(session, now=now)
+            await session.commit()
+        if released < 500:
+            return
 
 
 # -- measuring --------------------------------------------------------------------------------
@@ -710,14 +799,39 @@ class Row:
     kind: str
     fraud: bool
     count: int = 0
-    flagged: int = 0
-    blocked: int = 0
+    flagged: int = 0  # rejected, in review, or any decision REVIEW/BLOCK
+    blocked: int = 0  # rejected
+    reviewed: int = 0  # flagged, not rejected: a person has to look
+    leaked: int = 0  # flagged, and a referrer reward was spendable before the first flag
+    leaked_amount: int = 0  # minor units of those referrer rewards
+    referee_leaked: int = 0  # flagged, and a referee reward (the signup coupon) was spendable before the flag
+    spendable_at_end: int = 0  # flagged, and a referrer reward is still AVAILABLE at the end
+    held_at_end: int = 0  # legitimate, and a referrer reward is still HELD at the end
+    hours_to_spendable: list[float] = field(default_factory=list)  # legitimate: referee purchase -> referrer reward spendable
     signals: Counter = field(default_factory=Counter)  # fired signals on this kind's flagged referrals
 
     @property
     def rate(self) -> float:
         """Recall for a fraud kind, false-positive rate for a legitimate one."""
         return self.flagged / self.count if self.count else 0.0
+
+    @property
+    def leak_rate(self) -> float:
+        """Of the flagged fraud, the share where a referrer reward was spendable before the flag."""
+        return self.leaked / self.flagged if self.flagged else 0.0
+
+    @property
+    def blocked_rate(self) -> float:
+        return self.blocked / self.count if self.count else 0.0
+
+    @property
+    def friction(self) -> float:
+        """Of legitimate referrals, the share sent to a person (review)."""
+        return self.reviewed / self.count if self.count else 0.0
+
+    @property
+    def median_hours(self) -> float | None:
+        return statistics.median(self.hours_to_spendable) if self.hours_to_spendable else None
 
 
 @dataclass
@@ -736,14 +850,30 @@ class Quality:
         total = counts["fraud"] + counts["legit"]
         return counts["fraud"] / total if total else 1.0
 
+    def _rows(self, fraud: bool) -> list[Row]:
+        return [r for r in self.kinds.values() if r.fraud is fraud]
+
     def _total(self, fraud: bool) -> tuple[int, int]:
-        rows = [r for r in self.kinds.values() if r.fraud is fraud]
+        rows = self._rows(fraud)
         return sum(r.count for r in rows), sum(r.flagged for r in rows)
 
     @property
     def false_positive_rate(self) -> float:
+        """Legitimate referrals flagged at all (blocked or sent to review)."""
         count, flagged = self._total(False)
         return flagged / count if count else 0.0
+
+    @property
+    def blocked_legit_rate(self) -> float:
+        rows = self._rows(False)
+        count = sum(r.count for r in rows)
+        return sum(r.blocked for r in rows) / count if count else 0.0
+
+    @property
+    def friction(self) -> float:
+        rows = self._rows(False)
+        count = sum(r.count for r in rows)
+        return sum(r.reviewed for r in rows) / count if count else 0.0
 
     @property
     def overall_precision(self) -> float:
@@ -756,27 +886,48 @@ class Quality:
         count, flagged = self._total(True)
         return flagged / count if count else 0.0
 
+    @property
+    def overall_leak_rate(self) -> float:
+        rows = self._rows(True)
+        flagged = sum(r.flagged for r in rows)
+        return sum(r.leaked for r in rows) / flagged if flagged else 0.0
+
     def table(self, *, variants: bool = False) -> str:
-        lines = [
-            "| kind | referrals | flagged | blocked | recall / FP rate | precision (attributed) | top signals |",
-            "|---|---|---|---|---|---|---|",
-        ]
+        head = ("| kind | referrals | flagged | blocked | recall / FP rate | precision (attributed) | referrer leak rate | "
+                "leaked $ | referee coupons leaked | still spendable | friction (review) | median h to spendable | "
+                "held at end | top signals |")
+        lines = [head, "|" + "---|" * (head.count("|") - 1)]
         for row in sorted(self.kinds.values(), key=lambda r: (not r.fraud, r.kind)):
             lines.append(self._line(row, f"{self.precision(row.kind):.3f}" if row.fraud else "—"))
         fraud_count, fraud_flagged = self._total(True)
         legit_count, legit_flagged = self._total(False)
-        lines.append(f"| **all fraud** | {fraud_count} | {fraud_flagged} | | recall {self.overall_recall:.3f} | "
-                     f"{self.overall_precision:.3f} | |")
-        lines.append(f"| **all legitimate** | {legit_count} | {legit_flagged} | | FP rate {self.false_positive_rate:.4f} | | |")
+        fraud_rows, legit_rows = self._rows(True), self._rows(False)
+        hours = [h for r in legit_rows for h in r.hours_to_spendable]
+        lines.append(f"| **all fraud** | {fraud_count} | {fraud_flagged} | {sum(r.blocked for r in fraud_rows)} | "
+                     f"recall {self.overall_recall:.3f} | {self.overall_precision:.3f} | {self.overall_leak_rate:.3f} | "
+                     f"{sum(r.leaked_amount for r in fraud_rows) / 100:.2f} | {sum(r.referee_leaked for r in fraud_rows)} | "
+                     f"{sum(r.spendable_at_end for r in fraud_rows)} | | | | |")
+        lines.append(f"| **all legitimate** | {legit_count} | {legit_flagged} | {sum(r.blocked for r in legit_rows)} | "
+                     f"FP rate {self.false_positive_rate:.4f} (blocked {self.blocked_legit_rate:.4f}) | | | | | | "
+                     f"{self.friction:.4f} | {_hours(statistics.median(hours) if hours else None)} | "
+                     f"{sum(r.held_at_end for r in legit_rows)} | |")
         if variants:
-            lines += ["", "| variant | referrals | flagged | blocked | recall / FP rate | | top signals |", "|---|---|---|---|---|---|---|"]
+            lines += ["", head.replace("| kind |", "| variant |"), lines[1]]
             for row in sorted(self.variants.values(), key=lambda r: (not r.fraud, r.kind)):
                 lines.append(self._line(row, ""))
         lines.append("")
         lines.append("Flagged: rejected, in an open review, or any decision REVIEW/BLOCK. Precision (attributed): of the "
                      "flagged referrals on which a signal of the kind fired (SIGNAL_KINDS), the share that is fraud.")
-        lines.append(f"{self.run.actions} recordAction calls in {self.run.seconds:.1f} s: "
-                     f"{self.run.ms_per_action:.1f} ms each" + (f"; refused: {dict(self.run.refused)}" if self.run.refused else ""))
+        lines.append("Referrer leak rate: of the flagged fraud, the share where a referrer reward was spendable (AVAILABLE, "
+                     "or spent since) before the first REVIEW/BLOCK; leaked $: those rewards' amount. Referee coupons "
+                     "leaked: flagged referrals whose signup coupon was usable before the flag (released at signup by "
+                     "policy, counted apart). Still spendable: flagged, a referrer reward AVAILABLE at the end.")
+        lines.append("Friction: legitimate referrals sent to review. Median h to spendable: shop hours from the referee's "
+                     "purchase to the referrer's reward becoming AVAILABLE; held at end: legitimate referrer rewards still HELD "
+                     "when the timeline ends.")
+        lines.append(f"{self.run.actions} recordAction calls (with the worker's jobs and schedule) in {self.run.seconds:.1f} s: "
+                     f"{self.run.ms_per_action:.1f} ms each; {self.run.jobs_run} re-screening jobs run"
+                     + (f"; refused: {dict(self.run.refused)}" if self.run.refused else ""))
         steps = sorted(self.run.seconds_by_step.items())
         lines.append("median ms: " + ", ".join(f"{step} {statistics.median(times) * 1000:.1f} ({len(times)})" for step, times in steps))
         return "\n".join(lines)
@@ -784,13 +935,31 @@ class Quality:
     @staticmethod
     def _line(row: Row, precision: str) -> str:
         top = ", ".join(f"{name} {n}" for name, n in row.signals.most_common(4))
-        rate = f"{row.rate:.3f}" if row.fraud else f"{row.rate:.4f}"
-        return f"| {row.kind} | {row.count} | {row.flagged} | {row.blocked} | {rate} | {precision} | {top} |"
+        if row.fraud:
+            return (f"| {row.kind} | {row.count} | {row.flagged} | {row.blocked} | {row.rate:.3f} | {precision} | "
+                    f"{row.leak_rate:.3f} | {row.leaked_amount / 100:.2f} | {row.referee_leaked} | {row.spendable_at_end} | "
+                    f"| | | {top} |")
+        return (f"| {row.kind} | {row.count} | {row.flagged} | {row.blocked} | {row.rate:.4f} | {precision} | | | | | "
+                f"{row.friction:.4f} | {_hours(row.median_hours)} | {row.held_at_end} | {top} |")
+
+
+def _hours(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+@dataclass(frozen=True)
+class _RewardSeen:
+    recipient: str
+    amount: int
+    status: str
+    available_at: datetime | None
+    purchased_at: datetime  # the triggering action's occurredAt (shop time)
 
 
 async def measure(factory: async_sessionmaker[AsyncSession], dataset: Dataset, outcome: Run) -> Quality:
     """Score the engine: a referral is flagged when it was rejected, has an open review, or any
-    of its decisions said REVIEW or BLOCK."""
+    of its decisions said REVIEW or BLOCK; it leaked when one of its rewards became spendable
+    before the first of those decisions (stored times, one clock: the run is sequential)."""
     async with factory() as session:
         referrals = (await session.execute(
             select(Referral.id, Referral.status, Customer.external_id)
@@ -798,20 +967,33 @@ async def measure(factory: async_sessionmaker[AsyncSession], dataset: Dataset, o
             .where(Referral.program_id == outcome.program_id)
         )).all()
         decisions = (await session.execute(
-            select(FraudDecision.referral_id, FraudDecision.outcome, FraudDecision.observations)
+            select(FraudDecision.referral_id, FraudDecision.outcome, FraudDecision.observations, FraudDecision.created_at)
             .where(FraudDecision.program_id == outcome.program_id)
         )).all()
         open_reviews = set((await session.scalars(
             select(FraudReview.referral_id)
             .where(FraudReview.program_id == outcome.program_id, FraudReview.status == ReviewStatus.OPEN.value)
         )).all())
+        rewards = (await session.execute(
+            select(Reward.referral_id, Reward.recipient, Reward.amount, Reward.status, Reward.available_at, Action.occurred_at)
+            .join(Action, Action.id == Reward.trigger_action_id)
+            .where(Reward.program_id == outcome.program_id)
+        )).all()
 
     strict: dict[uuid.UUID, bool] = defaultdict(bool)
+    flagged_at: dict[uuid.UUID, datetime] = {}
+    reviewed: set[uuid.UUID] = set()
     fired: dict[uuid.UUID, set[str]] = defaultdict(set)
-    for referral_id, decision_outcome, observations in decisions:
+    for referral_id, decision_outcome, observations, created_at in decisions:
         if decision_outcome != Outcome.ALLOW.value:
             strict[referral_id] = True
             fired[referral_id] |= {o["signal"] for o in observations if o.get("fired")}
+            flagged_at[referral_id] = min(created_at, flagged_at.get(referral_id, created_at))
+        if decision_outcome == Outcome.REVIEW.value:
+            reviewed.add(referral_id)
+    rewards_of: dict[uuid.UUID, list[_RewardSeen]] = defaultdict(list)
+    for referral_id, recipient, amount, status, available_at, occurred_at in rewards:
+        rewards_of[referral_id].append(_RewardSeen(recipient, amount, status, available_at, occurred_at))
     kinds = {k: Row(k, k in FRAUD_KINDS) for k in (*FRAUD_KINDS, *LEGIT_KINDS)}
     variants: dict[str, Row] = {}
     attributed = {k: Counter() for k in FRAUD_KINDS}
@@ -823,17 +1005,39 @@ async def measure(factory: async_sessionmaker[AsyncSession], dataset: Dataset, o
         found.add(referee)
         rejected = status == ReferralStatus.REJECTED.value
         flagged = rejected or referral_id in open_reviews or strict[referral_id]
+        first_flag = flagged_at.get(referral_id)
+        mine = rewards_of[referral_id]
+
+        def spendable_before_flag(recipient: str) -> list[_RewardSeen]:
+            return [r for r in mine if r.recipient == recipient and r.available_at is not None
+                    and (first_flag is None or r.available_at < first_flag)]
+
+        leaked = spendable_before_flag("REFERRER") if flagged else []
         key = f"{label.kind}/{label.variant}"
         variant = variants.setdefault(key, Row(key, label.fraud))
         for row in (kinds[label.kind], variant):
             row.count += 1
             row.flagged += flagged
             row.blocked += rejected
+            row.reviewed += flagged and not rejected
             if flagged:
                 row.signals.update(fired[referral_id])
+                row.leaked += bool(leaked)
+                row.leaked_amount += sum(r.amount for r in leaked)
+                row.referee_leaked += bool(spendable_before_flag("REFEREE"))
+                row.spendable_at_end += any(r.recipient == "REFERRER" and r.status == "AVAILABLE" for r in mine)
+            if not label.fraud:
+                for reward in mine:
+                    if reward.recipient != "REFERRER":
+                        continue
+                    if reward.status == "HELD":
+                        row.held_at_end += 1
+                    elif reward.available_at is not None:
+                        spendable = outcome.shop_time(reward.available_at)
+                        if spendable is not None:
+                            row.hours_to_spendable.append(max(0.0, (spendable - reward.purchased_at).total_seconds() / 3600))
         if flagged:
             for kind in {SIGNAL_KINDS[s] for s in fired[referral_id] if s in SIGNAL_KINDS}:
                 attributed[kind]["fraud" if label.fraud else "legit"] += 1
     missing = sorted(set(dataset.labels) - found)
     return Quality(kinds, variants, attributed, missing, outcome)
-

@@ -104,8 +104,9 @@ async def build_history(tenant) -> History:
     """Under the default policy: 2 clean referrals, 2 second accounts on the referrer's device
     (REVIEW), 1 on the referrer's mailbox (BLOCK), 2 households sharing an IP and an address
     (score 40: ALLOW), 1 second account of a trusted referrer (ALLOW), and a device one on
-    each side of the period."""
+    each side of the period. Each referral judged on its own (no referrer memory)."""
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     await create_rule(tenant, program["id"], **credit_rule(name="100 points", recipient="REFEREE", kind="POINTS",
                                                            amount=100, currency=None))
     history = History(program["id"])
@@ -181,7 +182,7 @@ async def test_without_the_device_signal_the_second_accounts_would_be_allowed_wi
     result = await simulate(tenant, history.program_id, {"signals": [{"signal": "same_device", "weight": 0}]})
 
     assert result["referralsScored"] == 8
-    assert (result["current"]["version"], result["proposed"]["reviewScore"]) == (0, 50)
+    assert (result["current"]["version"], result["proposed"]["reviewScore"]) == (1, 50)  # version 1: without referrer memory
     assert {s["signal"]: s["weight"] for s in result["proposed"]["signals"]}["same_device"] == 0
     assert counts(result["before"]) == {"ALLOW": 5, "REVIEW": 2, "BLOCK": 1}
     assert counts(result["after"]) == {"ALLOW": 7, "REVIEW": 0, "BLOCK": 1}
@@ -297,12 +298,12 @@ async def test_a_backtest_writes_nothing_and_a_proposal_identical_to_the_current
 
     result = await simulate(tenant, history.program_id, {"reviewScore": 30, "signals": [{"signal": "same_email", "enabled": False}]})
     assert result["moves"] != []
-    assert (result["current"]["version"], result["current"]["reviewScore"]) == (1, 45)
+    assert (result["current"]["version"], result["current"]["reviewScore"]) == (2, 45)
 
     assert await table_counts(tenant) == written
     policy = (await tenant.gql(h.POLICY, {"programId": history.program_id}))["fraudPolicy"]
-    assert (policy["version"], policy["reviewScore"]) == (1, 45)
-    assert [v["version"] for v in (await tenant.gql(HISTORY, {"programId": history.program_id}))["fraudPolicyHistory"]] == [1]
+    assert (policy["version"], policy["reviewScore"]) == (2, 45)
+    assert [v["version"] for v in (await tenant.gql(HISTORY, {"programId": history.program_id}))["fraudPolicyHistory"]] == [1, 2]
     assert [r["referral"]["id"] for r in await h.open_reviews(tenant, history.program_id)] != []
     assert await live_outcome(tenant, history.blocked[0]) == "BLOCK"
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from tests import scenarios
 from tests.fraud import helpers as h
+from tests.scenarios import PAY_AT_SIGNUP
 
 
 async def test_a_clean_referral_is_allowed_and_its_decision_is_stored(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     code = (await scenarios.code_for(tenant, program["id"], "alice"))["code"]
     await h.signup(tenant, "alice", deviceId="dev-alice", ip="198.51.100.7", email="alice@example.com")
     joined = await h.signup(tenant, "bob", code=code, deviceId="dev-bob", ip="203.0.113.9", email="bob.stone@example.org")

@@ -128,6 +128,7 @@ async def test_a_repeat_sighting_moves_last_seen_and_keeps_first_seen(session):
 
 async def test_the_click_that_brought_a_referee_counts_as_their_device(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     await h.signup(tenant, "alice", deviceId="dev-alice")
     code = (await scenarios.code_for(tenant, program["id"], "alice"))["code"]
 

@@ -11,6 +11,7 @@ from tests import graphql_ops as ops
 from tests import scenarios
 from tests.fraud import helpers as h
 from tests.rewards.helpers import assert_ledger_consistent, balance, days, redeem_credit
+from tests.scenarios import PAY_AT_SIGNUP
 
 LIST_ENTRIES = """
 query($kind: FraudListKind) { fraudListEntries(kind: $kind, first: 100) { edges { node { id kind value note } } } }"""
@@ -110,6 +111,7 @@ async def test_list_values_are_stored_in_the_form_referees_are_compared_in(tenan
 
 async def test_adding_an_entry_twice_returns_it_and_removing_it_stops_the_blocking(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     code = (await scenarios.code_for(tenant, program["id"], "alice"))["code"]
     first = await add(tenant, "DOMAIN", "spam.example", "bot signups")
     again = await add(tenant, "DOMAIN", "SPAM.example")
@@ -162,7 +164,7 @@ async def test_list_entries_are_listed_by_kind(tenant):
 
 
 async def test_a_trusted_referrer_skips_review_but_a_blocklist_still_blocks(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     code = (await scenarios.code_for(tenant, program["id"], "alice"))["code"]
     await h.act(tenant, "SIGNUP", "alice", "signup-alice", deviceId="dev-alice")
     assert await status_of(tenant, "alice") == "NONE"
@@ -204,7 +206,7 @@ async def test_a_trusted_referrer_is_never_blocked_by_a_score_a_person_decides_i
 
 
 async def test_banning_a_referrer_takes_back_their_rewards_and_blocks_new_referrals_until_cleared(tenant, db):
-    program = await h.program_with_credit(tenant, conditions={"holdDays": 7})
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP, conditions={"holdDays": 7})
     code = (await scenarios.code_for(tenant, program["id"], "alice"))["code"]
     bob = await h.act(tenant, "SIGNUP", "bob", "signup-bob", code=code, at=days(-11))
     earned = await h.act(tenant, "PURCHASE", "bob", "order-bob", amount=5000, at=days(-10))  # its hold is over
@@ -239,7 +241,8 @@ async def test_banning_a_referrer_takes_back_their_rewards_and_blocks_new_referr
 
     key_id = await h.secret_key_id(tenant)
     audit = [(e["action"], e["actorKeyId"], e["note"]) for e in await h.audit_entries(tenant)]
-    assert audit == [("fraud_list.customer_cleared", key_id, "appeal accepted"), ("fraud_list.added", key_id, "ring leader")]
+    assert audit == [("fraud_list.customer_cleared", key_id, "appeal accepted"), ("fraud_list.added", key_id, "ring leader"),
+                     ("fraud_policy.changed", key_id, None)]  # the program pays at signup
 
 
 async def test_marking_an_unknown_customer_is_refused(tenant):

@@ -14,6 +14,7 @@ from app.fraud.signals import CATALOGUE, Observation
 from tests import scenarios
 from tests.conftest import system_connection
 from tests.fraud import helpers as h
+from tests.scenarios import PAY_AT_SIGNUP
 
 HISTORY = f"""
 query($programId: ID!) {{ fraudPolicyHistory(programId: $programId) {{ {h.POLICY_FIELDS} }} }}"""
@@ -222,7 +223,7 @@ async def test_a_heavier_device_weight_blocks_a_second_account_on_the_referrers_
 
 
 async def test_a_disabled_device_signal_lets_a_second_account_through(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     code = await referrer_and_code(tenant, program["id"], "alice", "dev-shared")
     assert (await set_policy(tenant, program["id"], signals=[{"signal": "same_device", "enabled": False}]))["userErrors"] == []
 

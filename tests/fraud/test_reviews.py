@@ -27,6 +27,7 @@ from tests.rewards.helpers import (
     redeem_credit,
     release_due,
 )
+from tests.scenarios import PAY_AT_SIGNUP
 
 REVIEW = f"query($id: ID!) {{ fraudReview(id: $id) {{ {h.REVIEW_FIELDS} }} }}"
 
@@ -107,8 +108,8 @@ def commission(**conditions: Any) -> dict[str, Any]:
                        recurringMonths=12, conditions=conditions)
 
 
-async def program_paying(tenant, *rules: dict[str, Any]) -> dict[str, Any]:
-    program = await scenarios.active_program(tenant)
+async def program_paying(tenant, *rules: dict[str, Any], clearance: dict[str, Any] | None = None) -> dict[str, Any]:
+    program = await scenarios.active_program(tenant, clearance=clearance)
     for rule in rules:
         await create_rule(tenant, program["id"], **rule)
     return program
@@ -190,18 +191,22 @@ async def test_approving_releases_rewards_whose_hold_is_over_and_is_audited_with
 
 
 async def test_rejecting_voids_held_rewards_and_reverses_spent_credit_which_later_rewards_pay_back(tenant, db):
-    program = await program_paying(tenant, credit_rule(), commission())
+    program = await program_paying(tenant, credit_rule(), commission(), clearance=PAY_AT_SIGNUP)
+    await h.without_referrer_memory(tenant, program["id"])
     joined = await clean_referral(tenant, program["id"], "alice", "bob", paymentFingerprint="card-alice")
     first = await h.act(tenant, "PURCHASE", "bob", "order-1", amount=5000, paymentFingerprint="card-bob")
     assert [(r["kind"], r["status"]) for r in first["rewards"]] == [("CREDIT", "AVAILABLE"), ("COMMISSION", "AVAILABLE")]
     spent = await redeem_credit(tenant, "alice", 600, "checkout-1")
     assert spent["userErrors"] == []
 
-    # bob pays with alice's card: a review opens; what was already available stays available
+    # bob pays with alice's card: a review opens, and what was already spendable is clawed back;
+    # the 600 spent cannot be recovered now (leakedAmount) and is owed
     second = await h.act(tenant, "PURCHASE", "bob", "order-2", amount=5000, paymentFingerprint="card-alice")
     assert [(r["kind"], r["status"], r["underReview"]) for r in second["rewards"]] == [("COMMISSION", "HELD", True)]
-    assert await balance(tenant, "alice") == {"available": 400, "held": 0}
-    assert await balance(tenant, "alice", "COMMISSION") == {"available": 500, "held": 500}
+    assert await balance(tenant, "alice") == {"available": -600, "held": 0}
+    assert await balance(tenant, "alice", "COMMISSION") == {"available": 0, "held": 500}
+    assert [(r["kind"], r["status"], r["leakedAmount"]) for r in await h.rewards_of(tenant, "alice")] == [
+        ("CREDIT", "REVERSED", 600), ("COMMISSION", "REVERSED", 0), ("COMMISSION", "HELD", 0)]
     opened = await review_of_referral(tenant, joined["referral"]["id"])
 
     rejected = await resolve(tenant, opened["id"], "REJECT", "alice buys for herself")
@@ -277,7 +282,9 @@ def moment() -> str:
 
 async def test_bulk_resolution_takes_only_the_open_reviews_matching_the_filter(tenant, db):
     first_program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, first_program["id"])
     other_program = await h.program_with_credit(tenant, name="Another program")
+    await h.without_referrer_memory(tenant, other_program["id"])
     device_only = await shared_device_referral(tenant, first_program["id"], "alice", "alias")  # score 80
     await asyncio.sleep(0.01)
     after_first = moment()
@@ -334,8 +341,8 @@ async def test_bulk_resolution_takes_only_the_open_reviews_matching_the_filter(t
 
 
 async def referee_welcome_program(tenant, **referrer_rule: Any) -> dict[str, Any]:
-    """$10 to the referrer per purchase and $5 to the referee when they sign up."""
-    program = await h.program_with_credit(tenant, **referrer_rule)
+    """$10 to the referrer per purchase and $5 to the referee when they sign up, spendable at once."""
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP, **referrer_rule)
     await create_rule(tenant, program["id"], **credit_rule(name="Welcome $5", trigger="SIGNUP", recipient="REFEREE", amount=500))
     return program
 
@@ -376,6 +383,7 @@ async def test_a_block_at_purchase_takes_back_the_referees_spent_welcome_credit(
 
 async def test_a_block_at_purchase_closes_the_open_review_and_voids_what_it_held(tenant, db):
     program = await referee_welcome_program(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     joined = await shared_device_referral(tenant, program["id"], paymentFingerprint="card-alice")
     assert h.statuses(joined["rewards"]) == [("HELD", True)]
     opened = await review_of_referral(tenant, joined["referral"]["id"])
@@ -398,6 +406,7 @@ async def test_a_block_at_purchase_closes_the_open_review_and_voids_what_it_held
 
 async def test_after_approval_the_same_evidence_passes_and_new_evidence_opens_a_new_review(tenant, db):
     program = await program_paying(tenant, commission())
+    await h.without_referrer_memory(tenant, program["id"])
     address = {"line1": "12 Main Street", "line2": "Apt 4", "city": "Springfield", "postalCode": "12345", "country": "US"}
     joined = await shared_device_referral(tenant, program["id"], shippingAddress=address)
     first = await review_of_referral(tenant, joined["referral"]["id"])

@@ -10,6 +10,7 @@ import pytest
 
 from tests import scenarios
 from tests.fraud import helpers as h
+from tests.scenarios import PAY_AT_SIGNUP
 
 ADDRESS = {"line1": "12 Main Street", "line2": "Apt. 4", "city": "Springfield", "region": "IL",
            "postalCode": "62704", "country": "US"}
@@ -86,6 +87,7 @@ async def assert_flagged_as_related(tenant, program, referral_ids: list[str], si
 
 async def test_the_referrers_own_customer_id_typed_differently_is_blocked(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     code = await code_of(tenant, program, "CUST-17")
     twin = await join(tenant, "cust-17 ", code)
     assert twin["action"]["attribution"] == "FRAUD_BLOCKED"
@@ -107,7 +109,7 @@ SAME_MAILBOX = [  # (referrer's email, referee's email, one mailbox)
 
 
 async def test_the_referrers_own_mailbox_under_an_alias_is_blocked_and_earns_nothing(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     for i, (referrer_email, referee_email, blocked) in enumerate(SAME_MAILBOX):
         await join(tenant, f"referrer-{i}", email=referrer_email)
         joined = await join(tenant, f"referee-{i}", await code_of(tenant, program, f"referrer-{i}"), email=referee_email)
@@ -151,6 +153,7 @@ async def test_a_near_identical_mailbox_name_is_held_for_review(tenant):
 
 async def test_the_referrers_full_name_at_the_same_email_domain_is_held_for_review(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     await join(tenant, "referrer", name="Jane Doe", email="jd@acme.com")
     code = await code_of(tenant, program, "referrer")
     for referee, name, email, fires in [
@@ -174,6 +177,7 @@ async def test_the_referrers_full_name_at_the_same_email_domain_is_held_for_revi
 
 async def test_a_second_account_on_the_referrers_device_is_held_but_another_customers_device_is_not(tenant, other_tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     await join(tenant, "alice", deviceId="dev-alice")
     await join(tenant, "sister", deviceId="dev-tablet")  # a customer, but not the referrer
     await join(other_tenant, "alice", deviceId="dev-laptop")  # the same person at another shop
@@ -217,7 +221,8 @@ async def test_a_new_device_id_on_the_referrers_browser_fingerprint_adds_a_littl
 
 
 async def test_paying_with_the_referrers_card_holds_the_reward_for_review(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
+    await h.without_referrer_memory(tenant, program["id"])
     await buy(tenant, "alice", "alice-order", paymentFingerprint="card-alice")
     code = await code_of(tenant, program, "alice")
     await join(tenant, "alias", code)
@@ -235,7 +240,7 @@ async def test_paying_with_the_referrers_card_holds_the_reward_for_review(tenant
 
 
 async def test_shipping_to_the_referrers_address_is_noted_but_a_household_is_allowed(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     await buy(tenant, "alice", "alice-order", shippingAddress=ADDRESS)
     code = await code_of(tenant, program, "alice")
     await join(tenant, "roommate", code)
@@ -258,6 +263,7 @@ async def test_shipping_to_the_referrers_address_is_noted_but_a_household_is_all
 
 async def test_the_referrers_network_and_browser_within_three_days_is_held_for_review(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     start = days_ago(10)
     await join(tenant, "alice", at=start, ip="198.51.100.7", userAgent=FIREFOX)
     code = await code_of(tenant, program, "alice")
@@ -342,7 +348,8 @@ async def test_a_device_used_by_an_earlier_referee_of_the_program_puts_both_refe
 
 
 async def test_a_card_used_by_an_earlier_referee_holds_the_reward_and_flags_the_first(tenant):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
+    await h.without_referrer_memory(tenant, program["id"])
     code = await code_of(tenant, program, "alice")
     for referee in ("bob", "carol", "dan"):
         await join(tenant, referee, code)
@@ -364,6 +371,7 @@ async def test_a_card_used_by_an_earlier_referee_holds_the_reward_and_flags_the_
 
 async def test_five_referees_behind_one_ip_within_an_hour_are_all_reviewed_but_a_carriers_ip_is_not(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     codes = [await code_of(tenant, program, referrer) for referrer in ("alice", "dave")]
     start = days_ago(10)
     # a mobile carrier's shared address sees customers too, but spread over days
@@ -391,6 +399,7 @@ async def test_five_referees_behind_one_ip_within_an_hour_are_all_reviewed_but_a
 
 async def test_a_throwaway_mailbox_is_held_for_review(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     code = await code_of(tenant, program, "alice")
     for referee, email, domain in [
         ("bob", "bob@mailinator.com", "mailinator.com"),
@@ -483,6 +492,8 @@ async def assert_no_burst(tenant, program, referrals: list[str], *signals: str) 
 
 async def test_ten_referrals_within_an_hour_put_the_whole_burst_in_review(tenant):
     program = await h.program_with_credit(tenant)
+    # the hourly count alone (the referrer's own pace catches it sooner: test_velocity_windows.py)
+    await set_signal(tenant, program, "referrals_above_baseline", enabled=False)
     start = days_ago(5)
     busy = await referrals_at(tenant, program, "bella", start, 10, timedelta(hours=2))  # a busy day, not a burst
     await assert_no_burst(tenant, program, busy, "referrals_per_hour", "referrals_per_day")
@@ -510,7 +521,7 @@ async def test_a_merchants_stricter_referral_limits_apply_per_hour_and_per_day(t
     ("rewards_per_day", timedelta(hours=5), timedelta(hours=9)),
 ])
 async def test_a_burst_of_rewards_holds_the_next_one_for_review(tenant, signal, burst, spread):
-    program = await h.program_with_credit(tenant)
+    program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     # the merchant's own limit: three rewards earned in the window are worth a look
     await set_signal(tenant, program, signal, threshold=3, action="REVIEW")
     start = days_ago(10)
@@ -548,6 +559,7 @@ BLOCKLIST = [  # (kind, listed, context key, a referee's value it names, as show
 
 async def test_a_referee_on_the_blocklist_is_blocked_and_a_look_alike_is_not(tenant):
     program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
     await scenarios.allow_bursts(tenant, program["id"])  # fourteen referrals in a minute, on purpose
     for kind, listed, *_ in BLOCKLIST:
         data = await tenant.gql(h.ADD_LIST_ENTRY, {"kind": kind, "value": listed, "note": f"chargebacks {kind}"})

@@ -23,7 +23,7 @@ from app.payouts import reconcile
 from app.rewards import lifecycle
 from tests.conftest import test_settings
 from tests.rewards.helpers import unbalanced_transactions
-from tests.scenarios import active_program, code_for, record
+from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for, record
 
 PAYOUT_FIELDS = """
   id reference status amount currency customerExternalId approvalsRequired provider batchId providerReference note
@@ -185,7 +185,7 @@ mutation($programId: ID!, $input: RewardRuleInput!) {
 
 async def commission_program(tenant, name: str = "Affiliates") -> str:
     """A program paying its referrers 10 % of every purchase of their referees (for a year)."""
-    program = await active_program(tenant, name=name)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP, name=name)
     rule = await tenant.gql(COMMISSION_RULE, {"programId": program["id"], "input": {
         "name": "10% commission", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION",
         "percentBps": 1000, "recurringMonths": 12,

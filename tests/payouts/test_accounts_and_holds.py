@@ -15,6 +15,7 @@ from app.fraud.models import FraudDecision
 from app.merchants.models import AdminRole
 from app.payouts import service
 from app.webhooks.models import WebhookDelivery
+from tests.fraud.helpers import without_referrer_memory
 from tests.payouts import helpers as h
 from tests.rewards.helpers import balance
 from tests.scenarios import code_for, record
@@ -96,6 +97,7 @@ def _ts(value: str) -> float:
 async def test_an_open_fraud_review_holds_the_payout_with_its_evidence(db, tenant, clock):
     await h.no_cooling_off(tenant)
     program = await h.commission_program(tenant)
+    await without_referrer_memory(tenant, program)  # the review holds the payout; her earned commission stays
     await h.earn(tenant, program, "jane", 1000)
     await h.set_account(tenant, "jane")
     # jane refers a second account from her own device: a review opens

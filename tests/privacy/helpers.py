@@ -16,7 +16,7 @@ from app.worker.models import JobStatus, OutboxJob
 from tests import graphql_ops as ops
 from tests.conftest import system_connection
 from tests.fraud.helpers import ADD_LIST_ENTRY, RECORD  # noqa: F401 (ADD_LIST_ENTRY: for the tests)
-from tests.scenarios import active_program, code_for
+from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for
 
 RULE = """
 mutation($programId: ID!, $input: RewardRuleInput!) {
@@ -90,8 +90,8 @@ async def build_world(tenant) -> World:
         "eventTypes": ["referral.created", "reward.granted", "fraud.review_opened", "customer.erased", "customer.export_ready"],
     }})
     assert endpoint["createWebhookEndpoint"]["userErrors"] == []
-    program = await active_program(tenant, shareUrlTemplate="https://shop.example/?ref={code}")
-    other = await active_program(tenant, name="Friends of friends")
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP, shareUrlTemplate="https://shop.example/?ref={code}")
+    other = await active_program(tenant, clearance=PAY_AT_SIGNUP, name="Friends of friends")
     for rule in ({"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 1000,
                   "currency": "USD"},
                  {"name": "Get 15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1500}):

@@ -33,12 +33,12 @@ from tests.rewards.helpers import (
     rewards_of,
     signup,
 )
-from tests.scenarios import active_program, code_for
+from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for
 
 
 async def shop(tenant, *rules: dict) -> tuple[dict, str, list[dict]]:
     """An active program, jane's code, and the given rules."""
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     code = (await code_for(tenant, program["id"], "jane"))["code"]
     created = [await create_rule(tenant, program["id"], **rule) for rule in rules]
     return program, code, created

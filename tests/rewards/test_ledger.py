@@ -32,11 +32,11 @@ from tests.rewards.helpers import (
     signup,
     unbalanced_transactions,
 )
-from tests.scenarios import active_program, allow_bursts, code_for
+from tests.scenarios import PAY_AT_SIGNUP, active_program, allow_bursts, code_for
 
 
 async def shop(tenant, *rules: dict) -> tuple[dict, str]:
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     code = (await code_for(tenant, program["id"], "jane"))["code"]
     for rule in rules:
         await create_rule(tenant, program["id"], **rule)

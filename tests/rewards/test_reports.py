@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from app.db import create_session_factory
 from app.rewards.models import LedgerEntry, LedgerTransaction, Reward
 from tests.rewards.helpers import create_rule, credit_rule, purchase, signup
-from tests.scenarios import active_program, code_for
+from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for
 
 REPORT = """
 query($p: ID!, $from: DateTime!, $to: DateTime!, $calendar: Calendar, $tz: String, $locale: String) {
@@ -33,7 +33,7 @@ LOCALE = """mutation($input: LocaleSettingsInput!) { setLocaleSettings(input: $i
 
 async def two_rewards_at(db, tenant, first: datetime, second: datetime) -> str:
     """jane earns $10 twice; the rewards and their ledger entries are dated `first` and `second`."""
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     await create_rule(tenant, program["id"], **credit_rule())
     code = await code_for(tenant, program["id"], "jane")
     for moment, friend in ((first, "bob"), (second, "carol")):
@@ -96,7 +96,7 @@ async def test_a_customer_statement_uses_the_merchants_calendar_and_time_zone(db
 
 
 async def test_a_report_period_must_be_sensible(tenant):
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     for variables, code in ((("2026-04-01T00:00:00Z", "2026-03-01T00:00:00Z"), "INVALID_INPUT"),
                             (("2020-01-01T00:00:00Z", "2026-03-01T00:00:00Z"), "INVALID_INPUT")):
         body = await tenant.raw(REPORT, {"p": program["id"], "from": variables[0], "to": variables[1]})

@@ -10,7 +10,7 @@ from sqlalchemy import event, func, select
 
 from app.db import Base
 from tests.conftest import system_connection
-from tests.scenarios import active_program, code_for
+from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -136,7 +136,7 @@ PROPOSED = [
 
 
 async def test_simulation_prices_proposed_rules_next_to_what_current_rules_granted(tenant, db):
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     rule_id = await create_rule(tenant, program["id"], GIVE_TEN)
     granted = await play(tenant, program["id"], "", refund=True)
     # The rule changes afterwards: the current side names the version that granted.
@@ -211,8 +211,8 @@ CROSS_CHECK = [
 
 async def test_simulated_rules_grant_what_the_same_rules_really_granted(tenant):
     # Program A runs Give $10; program B really runs the proposed rules. Same actions in both.
-    a = await active_program(tenant, name="A")
-    b = await active_program(tenant, name="B")
+    a = await active_program(tenant, clearance=PAY_AT_SIGNUP, name="A")
+    b = await active_program(tenant, clearance=PAY_AT_SIGNUP, name="B")
     await create_rule(tenant, a["id"], GIVE_TEN)
     for rule in CROSS_CHECK:
         await create_rule(tenant, b["id"], rule)
@@ -249,7 +249,7 @@ async def test_simulated_rules_grant_what_the_same_rules_really_granted(tenant):
 
 
 async def test_simulation_refuses_bad_input(tenant, other_tenant):
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     start, end = days_ago(30), days_ago(0)
 
     error = await simulate_error(tenant, program["id"], [GIVE_TEN, GIVE_TEN | {"amount": 0}], start, end)
@@ -269,7 +269,7 @@ async def test_simulation_refuses_bad_input(tenant, other_tenant):
     assert error["extensions"]["code"] == "INVALID_INPUT" and error["message"].endswith("(from)")
     assert await simulate(tenant, program["id"], [GIVE_TEN], days_ago(366), days_ago(0))  # 366 days is allowed
 
-    theirs = await active_program(other_tenant)
+    theirs = await active_program(other_tenant, clearance=PAY_AT_SIGNUP)
     error = await simulate_error(tenant, theirs["id"], [GIVE_TEN], start, end)
     assert error["extensions"]["code"] == "NOT_FOUND" and error["message"].endswith("(programId)")
     error = await simulate_error(tenant, "not-an-id", [GIVE_TEN], start, end)
@@ -291,7 +291,7 @@ BUDGETED = [
 async def test_budgets_and_monthly_caps_count_across_rules_as_live(tenant):
     # Actions happen now, so the live side's reward times (when recorded) and the simulation's
     # (when the action happened) fall in the same month.
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     for rule in BUDGETED:
         await create_rule(tenant, program["id"], rule)
     code = (await code_for(tenant, program["id"], "jane"))["code"]

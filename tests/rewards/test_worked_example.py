@@ -1,6 +1,6 @@
 """The README's worked example: "Give $10 credit, get 15% off"."""
 
-from tests.scenarios import active_program, code_for
+from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for
 
 CREATE_RULE = """
 mutation($programId: ID!, $input: RewardRuleInput!) {
@@ -20,7 +20,7 @@ mutation($input: RecordActionInput!) {
 
 
 async def test_give_ten_dollars_credit_get_fifteen_percent_off(tenant):
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     give = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": {
         "name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT",
         "amount": 1000, "currency": "USD",

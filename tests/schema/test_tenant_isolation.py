@@ -23,7 +23,7 @@ from app.schema.schema import build_schema
 from tests import graphql_ops as ops
 from tests.conftest import system_connection
 from tests.conftest import test_settings as make_settings
-from tests.scenarios import active_program, click, code_for, record
+from tests.scenarios import PAY_AT_SIGNUP, active_program, click, code_for, record
 from tests.widget.helpers import SET_PROGRAM_WIDGET, WIDGET_SESSION, signed, widget_secret
 
 # --------------------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def unreachable_payout_world() -> PayoutWorld:
 
 
 async def build_world(a, b, clock=None) -> World:
-    program = await active_program(a)
+    program = await active_program(a, clearance=PAY_AT_SIGNUP)
     jane = await a.gql(
         ops.UPSERT_CUSTOMER, {"input": {"externalId": "jane", "email": "jane@a-shop.example", "name": "Jane A"}}
     )
@@ -125,7 +125,8 @@ async def build_world(a, b, clock=None) -> World:
         amount=5000, currency="USD",
     )
     assert purchase["userErrors"] == []
-    policy = await a.gql(SET_FRAUD_POLICY, {"programId": program["id"], "policy": {"reviewScore": 55}})
+    policy = await a.gql(SET_FRAUD_POLICY, {"programId": program["id"], "policy": {  # mallory's review alone
+        "reviewScore": 55, "signals": [{"signal": "referrer_under_review", "enabled": False}]}})
     assert policy["setFraudPolicy"]["userErrors"] == []
     await record(a, type="SIGNUP", customerExternalId="jane", idempotencyKey="signup-jane", context={"deviceId": "dev-jane"})
     mallory = await record(a, type="SIGNUP", customerExternalId="mallory", idempotencyKey="signup-mallory",
@@ -142,7 +143,7 @@ async def build_world(a, b, clock=None) -> World:
     coupon = await a.gql('{ rewards(customerExternalId: "bob") { edges { node { coupon { code } } } } }')
     coupon_code = coupon["rewards"]["edges"][0]["node"]["coupon"]["code"]
 
-    b_program = await active_program(b, name="B's own program")
+    b_program = await active_program(b, clearance=PAY_AT_SIGNUP, name="B's own program")
     b_code = await code_for(b, b_program["id"], "b-referrer")
     b_customer = await b.gql(ops.UPSERT_CUSTOMER, {"input": {"externalId": "b-customer"}})
     assert b_customer["upsertCustomer"]["userErrors"] == []
@@ -889,8 +890,8 @@ async def test_same_idempotency_key_at_two_merchants_makes_two_actions(tenant, o
 
 async def test_same_code_text_at_two_merchants_resolves_to_each_merchants_own(tenant, other_tenant):
     a, b = tenant, other_tenant
-    a_program = await active_program(a)
-    b_program = await active_program(b)
+    a_program = await active_program(a, clearance=PAY_AT_SIGNUP)
+    b_program = await active_program(b, clearance=PAY_AT_SIGNUP)
     await code_for(a, a_program["id"], "jane", vanity="FRIENDS10")
     await code_for(b, b_program["id"], "jane", vanity="friends10")
 
@@ -966,8 +967,11 @@ async def test_fraud_queues_lists_and_audit_logs_show_only_own_rows(tenant, othe
     [b_review] = _ids(b_lists["fraudReviews"])
     assert b_review != world.review_id
     assert _ids(a_lists["fraudListEntries"]) == {world.list_entry_id}
-    assert _ids(b_lists["fraudListEntries"]) == {b_entry["addFraudListEntry"]["entry"]["id"]}
-    assert [e["node"]["action"] for e in b_lists["auditLog"]["edges"]] == ["fraud_list.added", "widget.secret_rotated"]
+    # B's own entry, and the mark its flagged referral put on b-referrer (referrer memory)
+    assert b_entry["addFraudListEntry"]["entry"]["id"] in _ids(b_lists["fraudListEntries"])
+    assert len(_ids(b_lists["fraudListEntries"])) == 2 and not _ids(a_lists["fraudListEntries"]) & _ids(b_lists["fraudListEntries"])
+    assert [e["node"]["action"] for e in b_lists["auditLog"]["edges"]] == [
+        "fraud_list.added", "widget.secret_rotated", "fraud_policy.changed"]  # its program pays at signup
     assert not _ids(a_lists["auditLog"]) & _ids(b_lists["auditLog"])
     assert {e["node"]["action"] for e in a_lists["auditLog"]["edges"]} == {
         "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated", "customer.export_requested"}
@@ -1062,6 +1066,6 @@ async def test_privacy_and_locale_settings_are_per_merchant(tenant, other_tenant
         "timeZone": "Asia/Tehran", "calendar": "JALALI", "locale": "fa", "arabicScriptCodes": True}}
     assert await b.gql(shown) == {"privacySettings": {"retentionMonths": 13}, "localeSettings": {
         "timeZone": "UTC", "calendar": "GREGORIAN", "locale": "en", "arabicScriptCodes": False}}
-    program = await active_program(b)
+    program = await active_program(b, clearance=PAY_AT_SIGNUP)
     refused = await b.gql(ops.ISSUE_CODE, {"input": {"programId": program["id"], "customerExternalId": "x", "vanity": "ریحانه۱۲"}})
     assert refused["issueReferralCode"]["userErrors"][0]["code"] == "CODE_INVALID"  # A's setting is not B's

@@ -62,7 +62,8 @@ async def test_a_changed_fraud_policy_judges_the_next_purchase(tenant):
     assert held["status"] == "HELD"  # a disposable email: in review by default
 
     changed = await tenant.gql(SET_POLICY, {"programId": program["id"], "policy": {
-        "signals": [{"signal": "disposable_email", "enabled": False}]}})
+        "signals": [{"signal": "disposable_email", "enabled": False},
+                    {"signal": "referrer_under_review", "enabled": False}]}})  # bob's review marked jane
     assert changed["setFraudPolicy"]["userErrors"] == []
 
     [granted] = await referred_purchase(tenant, code, "carol", email="carol@mailinator.com")

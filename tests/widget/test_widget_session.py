@@ -18,7 +18,7 @@ from tests import graphql_ops as ops
 from tests.conftest import system_connection
 from tests.fraud import helpers as fraud
 from tests.rewards.helpers import create_rule, credit_rule
-from tests.scenarios import active_program, click, code_for
+from tests.scenarios import PAY_AT_SIGNUP, active_program, click, code_for
 from tests.widget.helpers import SET_PROGRAM_WIDGET, open_session, signed, widget_secret
 
 DAY = 24 * 3600
@@ -36,7 +36,7 @@ async def customers_named(tenant, external_id: str) -> int:
 
 
 async def test_a_signed_customer_gets_their_code_issued_on_first_use_and_the_same_one_after(tenant):
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     secret = await widget_secret(tenant)
     first = await open_session(tenant, signed(secret, "jane"))
     assert first["userErrors"] == []
@@ -53,7 +53,7 @@ async def test_a_signed_customer_gets_their_code_issued_on_first_use_and_the_sam
 
 
 async def test_the_panel_counts_the_customers_own_referrals_and_sums_their_rewards(tenant):
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     await create_rule(tenant, program["id"], **credit_rule())
     await create_rule(tenant, program["id"], **credit_rule(name="Points later", kind="POINTS", amount=500, currency=None,
                                                            conditions={"holdDays": 30}))
@@ -77,7 +77,7 @@ async def test_the_panel_counts_the_customers_own_referrals_and_sums_their_rewar
 
 
 async def test_program_texts_and_colours_come_with_the_session(tenant):
-    program = await active_program(tenant)
+    program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     widget = {"texts": [{"locale": "en", "title": "Give $10, get $10", "shareMessage": "Get $10 off at Shop A"},
                         {"locale": "ar", "title": "امنح 10 دولارات واحصل على 10"}],
               "colors": {"primary": "#0B6E4F", "background": "#ffffff"}}
@@ -92,7 +92,7 @@ async def test_program_texts_and_colours_come_with_the_session(tenant):
 
 
 async def test_forged_signatures_get_a_typed_error_and_write_nothing(tenant, other_tenant):
-    await active_program(tenant)
+    await active_program(tenant, clearance=PAY_AT_SIGNUP)
     secret = await widget_secret(tenant)
     b_secret = await widget_secret(other_tenant)
     now = int(time.time())
@@ -112,7 +112,7 @@ async def test_forged_signatures_get_a_typed_error_and_write_nothing(tenant, oth
 
 
 async def test_a_signature_is_good_for_24_hours_and_not_from_the_future(tenant):
-    await active_program(tenant)
+    await active_program(tenant, clearance=PAY_AT_SIGNUP)
     secret = await widget_secret(tenant)
     now = int(time.time())
     assert (await open_session(tenant, signed(secret, "jane", now - DAY + 120)))["userErrors"] == []
@@ -122,12 +122,12 @@ async def test_a_signature_is_good_for_24_hours_and_not_from_the_future(tenant):
 
 
 async def test_without_a_widget_secret_no_signature_is_accepted(tenant):
-    await active_program(tenant)
+    await active_program(tenant, clearance=PAY_AT_SIGNUP)
     refused(await open_session(tenant, signed("", "jane")), "SIGNATURE_INVALID", "signature")
 
 
 async def test_a_rotated_secret_keeps_working_for_the_overlap_and_then_stops(tenant):
-    await active_program(tenant)
+    await active_program(tenant, clearance=PAY_AT_SIGNUP)
     old = await widget_secret(tenant)
     new = await widget_secret(tenant, overlap_hours=24)
     assert (await open_session(tenant, signed(old, "jane")))["userErrors"] == []
@@ -160,9 +160,9 @@ async def test_the_secret_is_shown_once_and_stored_encrypted(tenant):
 async def test_which_program_the_panel_shows(tenant):
     secret = await widget_secret(tenant)
     refused(await open_session(tenant, signed(secret, "jane")), "PROGRAM_NOT_ACTIVE", "programId")
-    first = await active_program(tenant, name="Friends")
+    first = await active_program(tenant, clearance=PAY_AT_SIGNUP, name="Friends")
     assert (await open_session(tenant, signed(secret, "jane")))["session"]["program"]["id"] == first["id"]
-    second = await active_program(tenant, name="Partners")
+    second = await active_program(tenant, clearance=PAY_AT_SIGNUP, name="Partners")
     refused(await open_session(tenant, signed(secret, "jane")), "REQUIRED", "programId")
     named = await open_session(tenant, signed(secret, "jane"), programId=second["id"])
     assert named["session"]["program"]["id"] == second["id"]
@@ -173,7 +173,7 @@ async def test_which_program_the_panel_shows(tenant):
 
 
 async def test_bad_input_gets_typed_errors(tenant):
-    await active_program(tenant)
+    await active_program(tenant, clearance=PAY_AT_SIGNUP)
     secret = await widget_secret(tenant)
     refused(await open_session(tenant, {**signed(secret, "jane"), "signature": "a" * 500}), "TOO_LONG", "signature")
     refused(await open_session(tenant, signed(secret, " ")), "REQUIRED", "customerExternalId")
@@ -199,20 +199,21 @@ async def test_the_device_that_opened_the_panel_is_evidence_when_it_clicks_the_l
 
 
 async def test_opening_the_panel_costs_a_fixed_handful_of_statements(tenant, count_statements):
-    await active_program(tenant)
+    await active_program(tenant, clearance=PAY_AT_SIGNUP)
     secret = await widget_secret(tenant)
     await open_session(tenant, signed(secret, "jane"))  # the code exists from here on
     with count_statements() as counter:
         opened = await open_session(tenant, signed(secret, "jane"), deviceId="dev-jane", fingerprint="fp1_aa")
     assert opened["userErrors"] == []
-    # key, widget secret, program, code, sightings, referral counts, program widget, reward totals
+    # key, widget secret, program, code, sightings, the new device's re-screening job (issue 13),
+    # referral counts, program widget, reward totals
     queries = [s for s in counter.statements if not s.startswith("BEGIN")]
-    assert len(queries) == 8, queries
+    assert len(queries) == 9, queries
 
 
 @pytest.mark.postgresql_only
 async def test_concurrent_first_sessions_of_a_new_customer_make_one_customer_and_one_code(tenant, backend):
-    await active_program(tenant)
+    await active_program(tenant, clearance=PAY_AT_SIGNUP)
     secret = await widget_secret(tenant)
     results = await asyncio.gather(*(open_session(tenant, signed(secret, "newcomer")) for _ in range(10)))
     assert all(r["userErrors"] == [] for r in results), results

@@ -14,6 +14,7 @@ from app.fraud.signals import (
     ip_burst,
     patterned_mailboxes,
     payment_reuse,
+    referrer_under_review,
     ring,
     same_address,
     same_customer,
@@ -51,6 +52,7 @@ MODULES = (
     velocity,
     patterned_mailboxes,
     ring,
+    referrer_under_review,
     blocklist,
 )
 CATALOGUE: dict[str, SignalInfo] = {info.name: info for module in MODULES for info in module.SIGNALS}

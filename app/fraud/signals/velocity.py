@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.fraud.case import VELOCITY_WINDOW
+from app.fraud.case import BASELINE_WINDOW, VELOCITY_WINDOW
 from app.fraud.signals.base import Observation, SignalInfo
 
 REFERRALS_PER_HOUR = SignalInfo(
@@ -24,7 +24,26 @@ REWARDS_PER_DAY = SignalInfo(
     name="rewards_per_day", description="Rewards the referrer earned in the last 24 hours.",
     weight=40, threshold=30, value_meaning="rewards in 24 hours",
 )
-SIGNALS = (REFERRALS_PER_HOUR, REFERRALS_PER_DAY, REWARDS_PER_HOUR, REWARDS_PER_DAY)
+CLICKS_PER_HOUR = SignalInfo(
+    name="clicks_per_hour", description="Clicks on the referrer's links in the last hour (a bot or a click farm).",
+    weight=30, threshold=30, value_meaning="clicks in the hour",
+)
+CLICKS_PER_DAY = SignalInfo(
+    name="clicks_per_day", description="Clicks on the referrer's links in the last 24 hours.",
+    weight=30, threshold=300, value_meaning="clicks in 24 hours",
+)
+ABOVE_BASELINE = SignalInfo(
+    name="referrals_above_baseline",
+    description=("The referrer's referrals of the last 3 hours against their own usual pace (the month before): a "
+                 "burst for this referrer, even below the hourly threshold."),
+    weight=50, threshold=8, value_meaning="referrals in 3 hours, as a multiple of the referrer's usual 3 hours (at least 0.5)",
+)
+SIGNALS = (REFERRALS_PER_HOUR, REFERRALS_PER_DAY, REWARDS_PER_HOUR, REWARDS_PER_DAY, CLICKS_PER_HOUR, CLICKS_PER_DAY,
+           ABOVE_BASELINE)
+CLICKS_REPORTED_FROM = 10
+BURST_REPORTED_FROM = 8  # referrals in 3 hours, this one included: fewer is no burst whatever the pace (a post shared with friends)
+BURST_SPAN = timedelta(hours=3)
+USUAL_FLOOR = 0.5  # a new referrer's usual 3 hours: half a referral
 # Counts are stored from the smallest a merchant could sensibly set as a threshold (a second
 # referral, a first reward in the window): a count below the floor is never stored, so it
 # could never fire, live or in a backtest.
@@ -58,6 +77,28 @@ async def detect(case) -> list[Observation]:
                 f"referrer {case.referrer.external_id} earned {count} rewards in the {_span(info)} before {case.at:%Y-%m-%d %H:%M}",
                 {"count": count},
             ))
+    for info, count in zip((CLICKS_PER_HOUR, CLICKS_PER_DAY), await case.clicks_in_day(), strict=True):
+        if count >= CLICKS_REPORTED_FROM:
+            observations.append(Observation(
+                info.name, count,
+                f"the links of referrer {case.referrer.external_id} were clicked {count} times in the {_span(info)} "
+                f"before {case.at:%Y-%m-%d %H:%M}",
+                {"count": count},
+            ))
+    burst = [row for row in rows if row.referred_at > case.at - BURST_SPAN]
+    in_hour = sum(1 for row in rows if row.referred_at > hour_ago) + 1
+    # A burst below the hourly threshold: above it, referrals_per_hour already says so (not twice).
+    if len(burst) + 1 >= BURST_REPORTED_FROM and in_hour < REFERRALS_PER_HOUR.threshold:
+        spans = (BASELINE_WINDOW - VELOCITY_WINDOW) / BURST_SPAN  # 3-hour spans in the baseline window
+        usual = max(USUAL_FLOOR, await case.referrals_before_day() / spans)
+        multiple = round((len(burst) + 1) / usual, 1)
+        observations.append(Observation(
+            ABOVE_BASELINE.name, multiple,
+            f"referrer {case.referrer.external_id} made {len(burst) + 1} referrals in 3 hours, {multiple:g} times their "
+            f"usual pace ({usual:.2f} per 3 hours over the month before)",
+            {"count": len(burst) + 1, "usual": round(usual, 3)},
+            tuple(str(row.id) for row in burst[:MAX_RELATED]),
+        ))
     return observations
 
 
