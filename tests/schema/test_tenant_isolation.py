@@ -622,6 +622,10 @@ CASES = [
     Case("setCustomerFraudStatus", "setCustomerFraudStatus(A's referrer)", SET_CUSTOMER_STATUS,
          lambda w: {"customer": "jane", "status": "BANNED"},
          user_error("setCustomerFraudStatus", "NOT_FOUND", "customerExternalId", "customer")),
+    Case("clearReferrer", "clearReferrer(A's referrer)",
+         """mutation($customer: String!) { clearReferrer(customerExternalId: $customer, note: "mine now") {
+              customer { externalId } approvedReviews { id } userErrors { field code message } } }""",
+         lambda w: {"customer": "jane"}, user_error("clearReferrer", "NOT_FOUND", "customerExternalId", "customer")),
     Case("auditLog", "auditLog(subjectId: A's review)",
          "query($s: ID) { auditLog(subjectId: $s, first: 100) { edges { node { id action } } } }",
          lambda w: {"s": w.review_id}, nothing_listed("auditLog")),
