@@ -94,7 +94,11 @@ async def ensure_demo(session: AsyncSession, *, settings: Settings, keys: dict[s
         ))
         await policy.set_policy(session, merchant_id=merchant_id, program_id=program.id, actor=audit.SYSTEM,
                                 change=policy.PolicyChange(signals=tuple(
-                                    policy.SignalChange(signal=name, enabled=False) for name in SAME_MACHINE_SIGNALS)))
+                                    policy.SignalChange(signal=name, enabled=False) for name in SAME_MACHINE_SIGNALS),
+                                    # the demo pays once the signup's check allows it, so whoever tries
+                                    # the widget sees the reward at once; a real program waits for
+                                    # clearance (3 quiet days by default, README "Fraud checks")
+                                    clearance_evidence=policy.ClearanceEvidence.SIGNUP))
         await widget.set_program_widget(session, merchant_id=merchant_id, program_id=program.id, texts=TEXTS, colors=COLORS)
         await customers.upsert_customer(session, merchant_id=merchant_id, external_id=REFERRER,
                                         details=customers.CustomerDetails(email="jane@demo.example", name="Jane Doe"))

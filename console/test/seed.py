@@ -80,7 +80,9 @@ async def seed() -> dict:
         await api("""mutation($p: ID!) { setFraudPolicy(programId: $p, policy: {signals: [
                        {signal: "referrals_per_hour", enabled: false}, {signal: "referrals_per_day", enabled: false},
                        {signal: "rewards_per_hour", enabled: false}, {signal: "rewards_per_day", enabled: false},
-                       {signal: "ip_burst", enabled: false}]}) { userErrors { code } } }""", {"p": program})
+                       {signal: "ip_burst", enabled: false}, {signal: "referrals_above_baseline", enabled: false},
+                       {signal: "referrer_under_review", enabled: false}],
+                       clearance: {evidence: SIGNUP}}) { userErrors { code } } }""", {"p": program})
         codes = {}
         for name in ("jane", "kim", "omar"):
             codes[name] = (await api("""mutation($p: ID!, $c: String!) { issueReferralCode(input: {programId: $p,
