@@ -94,6 +94,26 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+def dialect_of(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+def per_dialect(build: Any) -> Any:
+    """Build a statement once per dialect and process, not once per request: constructing a
+    SQLAlchemy statement (and its cache key) costs more than running it on the hot paths.
+    `build(dialect)` returns the statement with `bindparam`s; call the result with the session."""
+    built: dict[str, Any] = {}
+
+    def statement(session: AsyncSession) -> Any:
+        dialect = dialect_of(session)
+        found = built.get(dialect)
+        if found is None:
+            found = built[dialect] = build(dialect)
+        return found
+
+    return statement
+
+
 def insert_ignoring_conflicts(session: AsyncSession, model: type, index_elements: list[str] | None = None):
     """`INSERT ... ON CONFLICT [(cols)] DO NOTHING` for the session's dialect; without
     columns, a clash with any unique constraint is ignored. No savepoints needed.

@@ -101,11 +101,15 @@ async def main() -> None:
             paths = {"floor": ("floor: { __typename } through the whole HTTP and GraphQL stack", floor),
                      "purchase": ("recordAction (referred purchase, 5 rules, fraud on)", purchase),
                      "click": ("trackClick", click)}
-            for name, (label, call) in paths.items():
-                if args.only in (None, name):
+            for path, (label, call) in paths.items():
+                if args.only in (None, path):
                     await measure(label, call)
     finally:
         await engine.dispose()
+        db = await asyncpg.connect(args.admin_url.rsplit("/", 1)[0] + "/" + name)
+        outcomes = await db.fetch("SELECT stage, outcome, count(*) AS n FROM fraud_decisions GROUP BY 1, 2 ORDER BY 1, 2")
+        await db.close()
+        print("fraud decisions:", ", ".join(f"{r['stage']} {r['outcome']}: {r['n']}" for r in outcomes))
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 

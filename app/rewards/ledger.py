@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import money
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import insert_ignoring_conflicts, new_id, per_dialect, utcnow
 from app.rewards.models import (
     AccountType,
     LedgerAccount,
@@ -234,6 +234,19 @@ class AccountKey:
     unit: str
 
 
+@per_dialect
+def _ADD_TO_ACCOUNTS(dialect: str):  # noqa: N802 (a statement, named like a constant)
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(LedgerAccount)
+    return statement.on_conflict_do_update(
+        index_elements=["merchant_id", "owner_id", "kind", "account_type", "unit"],
+        set_={"balance": LedgerAccount.balance + statement.excluded.balance},
+    ).returning(
+        LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit,
+        LedgerAccount.balance,
+    )
+
+
 async def add_to_customer_accounts(
     session: AsyncSession, *, merchant_id: uuid.UUID, deltas: dict[AccountKey, int]
 ) -> dict[AccountKey, tuple[uuid.UUID, int]]:
@@ -242,21 +255,14 @@ async def add_to_customer_accounts(
     after. Rows are locked in the order given: give them in grant order."""
     if not deltas:
         return {}
-    module = postgresql if _dialect(session) == "postgresql" else sqlite
-    statement = module.insert(LedgerAccount)
-    statement = statement.on_conflict_do_update(
-        index_elements=["merchant_id", "owner_id", "kind", "account_type", "unit"],
-        set_={"balance": LedgerAccount.balance + statement.excluded.balance},
-    ).returning(
-        LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit,
-        LedgerAccount.balance,
-    )
     rows = [
         {"id": new_id(), "merchant_id": merchant_id, "owner_type": key.owner_type, "owner_id": key.owner_id,
          "kind": key.kind, "account_type": key.account_type, "unit": key.unit, "balance": delta}
         for key, delta in deltas.items()
     ]
-    result = await session.execute(statement.values(rows))
+    # executemany of one prebuilt statement: SQLAlchemy sends it as one multi-row INSERT, rows
+    # in the order given (the lock order).
+    result = await session.execute(_ADD_TO_ACCOUNTS(session), rows)
     found = {
         AccountKey(CUSTOMER, row.owner_id, row.kind, row.account_type, row.unit): (row.id, row.balance) for row in result
     }
@@ -266,19 +272,26 @@ async def add_to_customer_accounts(
     return found
 
 
+_PROGRAM_ACCOUNTS = select(
+    LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit
+).where(
+    LedgerAccount.merchant_id == bindparam("merchant_id"),
+    tuple_(LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit).in_(
+        bindparam("wanted", expanding=True)
+    ),
+)
+
+
 async def program_account_ids(session: AsyncSession, *, merchant_id: uuid.UUID, keys: set[AccountKey]) -> dict[AccountKey, uuid.UUID]:
     """The program accounts' ids, created where missing. They are read, never locked or
     updated here: one row per program would otherwise serialise every grant of the program."""
     if not keys:
         return {}
-    wanted = tuple_(LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit).in_(
-        [(k.owner_id, k.kind, k.account_type, k.unit) for k in sorted(keys, key=_key_order)]
-    )
-    query = select(LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit) \
-        .where(LedgerAccount.merchant_id == merchant_id, wanted)
+    wanted = [(k.owner_id, k.kind, k.account_type, k.unit) for k in sorted(keys, key=_key_order)]
 
     async def read() -> dict[AccountKey, uuid.UUID]:
-        return {AccountKey(PROGRAM, r.owner_id, r.kind, r.account_type, r.unit): r.id for r in await session.execute(query)}
+        rows = await session.execute(_PROGRAM_ACCOUNTS, {"merchant_id": merchant_id, "wanted": wanted})
+        return {AccountKey(PROGRAM, r.owner_id, r.kind, r.account_type, r.unit): r.id for r in rows}
 
     found = await read()
     missing = keys - found.keys()
