@@ -91,7 +91,12 @@ def new_id() -> uuid.UUID:
         _last_id = (millis, counter)
     rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
-    return uuid.UUID(int=value)
+    # uuid.UUID(int=value) without its range check and keyword handling (value is 128 bits by
+    # construction): ids are made for every row written, several per request.
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 def dialect_of(session: AsyncSession) -> str:
@@ -114,16 +119,27 @@ def per_dialect(build: Any) -> Any:
     return statement
 
 
-def insert_ignoring_conflicts(session: AsyncSession, model: type, index_elements: list[str] | None = None):
-    """`INSERT ... ON CONFLICT [(cols)] DO NOTHING` for the session's dialect; without
-    columns, a clash with any unique constraint is ignored. No savepoints needed.
+def insert_ignoring_conflicts(
+    session: AsyncSession, model: type, index_elements: list[str] | None = None, *, returning: bool = False
+):
+    """`INSERT ... ON CONFLICT [(cols)] DO NOTHING` [RETURNING the row] for the session's
+    dialect; without columns, a clash with any unique constraint is ignored. No savepoints
+    needed. Built once per process and shape.
 
     On PostgreSQL a conflicting insert waits for the competing transaction, so exactly one
     of N concurrent writers wins and the others see its row after it commits.
     """
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    columns = tuple(index_elements) if index_elements is not None else None
+    return _insert_ignoring(dialect_of(session), model, columns, returning)
+
+
+@functools.cache
+def _insert_ignoring(dialect: str, model: type, index_elements: tuple[str, ...] | None, returning: bool) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(model).on_conflict_do_nothing(index_elements=index_elements)
+    statement = module.insert(model).on_conflict_do_nothing(
+        index_elements=list(index_elements) if index_elements is not None else None
+    )
+    return statement.returning(model) if returning else statement
 
 
 @functools.cache

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import config_cache, money, validation
-from app.db import insert_row, new_id, utcnow
+from app.db import insert_row, keep_for_transaction, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
@@ -245,7 +245,8 @@ async def _evaluate(
         return lambda recipient, kind: clearance.waits(program_clearance, referral, action, recipient, kind)
 
     rewards = await evaluation.evaluate_action(
-        session, action=action, referral=referral, screen=screen, clearance=clearance_wait
+        session, action=action, referral=referral, screen=screen, clearance=clearance_wait,
+        referral_is_new=screened is not None,
     )
     if outcomes == [fraud_engine.Outcome.ALLOW]:  # FIRST_PURCHASE programs: a purchase screened ALLOW clears
         await clearance.cleared_by_purchase(session, referral, action, at=action.occurred_at)
@@ -282,7 +283,7 @@ async def _attribute(
     the last value is the fraud check's outcome when the referral was created here."""
     if data.attribution_token is None and data.referral_code is None:
         return None, AttributionStatus.NONE, None, None
-    referral_code, click, status = await _evidence(session, merchant_id, action, data)
+    referral_code, click, status, history = await _evidence(session, merchant_id, customer, action, data)
     if referral_code is None:
         return None, status, None, None
     if data.program_id is not None and referral_code.program_id != data.program_id:
@@ -304,6 +305,7 @@ async def _attribute(
             click=click,
             before=action.occurred_at,
             action=action,
+            history=history,
         )
     except DomainError as refused:
         existing = await _existing_referral(session, customer.id, program.id)
@@ -314,9 +316,37 @@ async def _attribute(
     return referral, status, click, screened
 
 
+@dataclass(frozen=True)
+class RefereeHistory:
+    """The referee's referral in the code's program and whether they purchased before the action."""
+
+    referral_id: uuid.UUID | None
+    purchased_before: bool
+
+
+# A typed code with its program and owner, and the referee's history in the code's program
+# (what `_create_referral` checks next): one round trip for the common case of a typed code.
+_CODE_AND_REFEREE_HISTORY = codes.CODE_WITH_OWNER.add_columns(
+    select(Referral.id)
+    .where(Referral.referee_id == bindparam("referee_id"), Referral.program_id == ReferralCode.program_id)
+    .limit(1)
+    .scalar_subquery()
+    .label("referral_id"),
+    select(Action.id)
+    .where(
+        Action.customer_id == bindparam("referee_id"),
+        Action.type.in_(QUALIFYING_TYPES),
+        Action.occurred_at < bindparam("before"),
+        Action.id != bindparam("exclude_action_id"),
+    )
+    .exists()
+    .label("purchased"),
+)
+
+
 async def _evidence(
-    session: AsyncSession, merchant_id: uuid.UUID, action: Action, data: ActionInput
-) -> tuple[ReferralCode | None, Click | None, AttributionStatus]:
+    session: AsyncSession, merchant_id: uuid.UUID, customer: Customer, action: Action, data: ActionInput
+) -> tuple[ReferralCode | None, Click | None, AttributionStatus, RefereeHistory | None]:
     """The code the action points at: through the click's token first, else the typed code."""
     status = AttributionStatus.NONE
     if data.attribution_token is not None:
@@ -326,13 +356,19 @@ async def _evidence(
         elif action.occurred_at > click.expires_at:
             status = AttributionStatus.EXPIRED_TOKEN
         else:
-            return await session.get_one(ReferralCode, click.code_id), click, status
+            return await session.get_one(ReferralCode, click.code_id), click, status, None
+    typed = codes.normalize(data.referral_code)
+    if typed is not None:
+        row = (await session.execute(_CODE_AND_REFEREE_HISTORY, {
+            **codes.matching_params(merchant_id, typed),
+            "referee_id": customer.id, "before": action.occurred_at, "exclude_action_id": action.id,
+        })).first()
+        if row is not None:
+            keep_for_transaction(session, row[0], row[1], row[2])  # the program and the referrer are read next
+            return row[0], None, AttributionStatus.NONE, RefereeHistory(row.referral_id, bool(row.purchased))
     if data.referral_code is not None:
-        referral_code = await codes.find_code_with_owner(session, merchant_id=merchant_id, code=data.referral_code)
-        if referral_code is not None:
-            return referral_code, None, AttributionStatus.NONE
         status = AttributionStatus.UNKNOWN_CODE
-    return None, None, status
+    return None, None, status, None
 
 
 async def _create_referral(
@@ -345,6 +381,7 @@ async def _create_referral(
     click: Click | None,
     before: datetime,
     action: Action | None = None,
+    history: RefereeHistory | None = None,
 ) -> tuple[Referral, fraud_engine.Outcome | None]:
     """Create referrer -> referee, with the fraud check's outcome, or return the same pair's
     existing referral (None: nothing was created).
@@ -356,7 +393,11 @@ async def _create_referral(
     exclude_action_id = action.id if action is not None else None
     if referral_code.customer_id == referee.id:
         raise DomainError("code", ErrorCode.SELF_REFERRAL, "a customer cannot use their own referral code")
-    existing, purchased_before = await _referral_and_history(session, referee.id, program.id, before, exclude_action_id)
+    if history is not None:  # read with the code (`_evidence`)
+        existing = await session.get(Referral, history.referral_id) if history.referral_id is not None else None
+        purchased_before = history.purchased_before
+    else:
+        existing, purchased_before = await _referral_and_history(session, referee.id, program.id, before, exclude_action_id)
     if existing is None:
         if purchased_before:
             raise DomainError("code", ErrorCode.EXISTING_CUSTOMER, "the customer had purchased before the referral")
@@ -403,23 +444,36 @@ async def _existing_referral(session: AsyncSession, referee_id: uuid.UUID, progr
     return await session.scalar(query.order_by(Referral.id).limit(1))
 
 
+_NO_ACTION = uuid.UUID(int=0)
+# The referee's referral in the program, and whether they purchased before (built once).
+_REFERRAL_AND_HISTORY = select(
+    select(Referral.id)
+    .where(Referral.referee_id == bindparam("referee_id"), Referral.program_id == bindparam("program_id"))
+    .limit(1)
+    .scalar_subquery()
+    .label("referral_id"),
+    select(Action.id)
+    .where(
+        Action.customer_id == bindparam("referee_id"),
+        Action.type.in_(QUALIFYING_TYPES),
+        Action.occurred_at < bindparam("before"),
+        Action.id != bindparam("exclude_action_id"),
+    )
+    .exists()
+    .label("purchased"),
+)
+
+
 async def _referral_and_history(
     session: AsyncSession, referee_id: uuid.UUID, program_id: uuid.UUID, before: datetime,
     exclude_action_id: uuid.UUID | None,
 ) -> tuple[Referral | None, bool]:
     """The customer's referral in the program, and whether they purchased before `before`
     (then they are not a new customer to refer): one round trip."""
-    purchases = select(Action.id).where(
-        Action.customer_id == referee_id,
-        Action.type.in_(QUALIFYING_TYPES),
-        Action.occurred_at < before,
-    )
-    if exclude_action_id is not None:
-        purchases = purchases.where(Action.id != exclude_action_id)
-    referral_id = (
-        select(Referral.id).where(Referral.referee_id == referee_id, Referral.program_id == program_id).limit(1)
-    ).scalar_subquery()
-    row = (await session.execute(select(referral_id.label("referral_id"), purchases.exists().label("purchased")))).one()
+    row = (await session.execute(_REFERRAL_AND_HISTORY, {
+        "referee_id": referee_id, "program_id": program_id, "before": before,
+        "exclude_action_id": exclude_action_id or _NO_ACTION,
+    })).one()
     referral = await session.get(Referral, row.referral_id) if row.referral_id is not None else None
     return referral, bool(row.purchased)
 

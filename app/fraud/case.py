@@ -108,6 +108,22 @@ class OtherReferee:
     seen_at: datetime
 
 
+# Customers behind an IP who are neither party nor referred in the program (`Case.strangers_on_ip`).
+_STRANGERS_ON_IP = (
+    select(CustomerIdentifier.customer_id)
+    .where(
+        CustomerIdentifier.merchant_id == bindparam("merchant_id"),
+        CustomerIdentifier.kind == "IP",
+        CustomerIdentifier.value_hash == bindparam("value_hash"),
+        CustomerIdentifier.customer_id.not_in(bindparam("parties", expanding=True)),
+        ~select(Referral.id)
+        .where(Referral.program_id == bindparam("program_id"), Referral.referee_id == CustomerIdentifier.customer_id)
+        .exists(),
+    )
+    .limit(bindparam("enough"))
+)
+
+
 @dataclass
 class Case:
     session: AsyncSession
@@ -321,22 +337,10 @@ class Case:
         self-referrer's address is used by the referees they make."""
 
         async def load():
-            referred = (
-                select(Referral.id)
-                .where(Referral.program_id == self.program_id, Referral.referee_id == CustomerIdentifier.customer_id)
-                .exists()
-            )
-            rows = await self.session.execute(
-                select(CustomerIdentifier.customer_id)
-                .where(
-                    CustomerIdentifier.merchant_id == self.merchant_id,
-                    CustomerIdentifier.kind == "IP",
-                    CustomerIdentifier.value_hash == lookup_hash(self.merchant_id, "IP", ip),
-                    CustomerIdentifier.customer_id.not_in([self.referrer.id, self.referee.id]),
-                    ~referred,
-                )
-                .limit(enough)
-            )
+            rows = await self.session.execute(_STRANGERS_ON_IP, {
+                "merchant_id": self.merchant_id, "value_hash": lookup_hash(self.merchant_id, "IP", ip),
+                "parties": [self.referrer.id, self.referee.id], "program_id": self.program_id, "enough": enough,
+            })
             return len(rows.all())
 
         return await self._cached(f"strangers_on_ip:{ip}:{enough}", load)

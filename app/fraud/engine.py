@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import insert_ignoring_conflicts, insert_row, new_id, utcnow
 from app.fraud import memory, signals
 from app.fraud import policy as policies
 from app.fraud.case import Case
@@ -122,25 +122,25 @@ async def _store(
     adjustments: list[str],
 ) -> FraudDecision:
     fired = {id(f.observation): f for f in verdict.fired}
-    decision = FraudDecision(
-        merchant_id=referral.merchant_id,
-        program_id=referral.program_id,
-        referral_id=referral.id,
-        action_id=action.id if action is not None else None,
-        stage=stage.value,
-        outcome=outcome.value,
-        policy_outcome=verdict.outcome.value,
-        score=verdict.score,
-        policy_version=policy.version,
-        observations=[
+    values = {
+        "id": new_id(),
+        "merchant_id": referral.merchant_id,
+        "program_id": referral.program_id,
+        "referral_id": referral.id,
+        "action_id": action.id if action is not None else None,
+        "review_id": None,
+        "stage": stage.value,
+        "outcome": outcome.value,
+        "policy_outcome": verdict.outcome.value,
+        "score": verdict.score,
+        "policy_version": policy.version,
+        "observations": [
             {**o.to_json(), "fired": id(o) in fired, "weight": fired[id(o)].weight if id(o) in fired else 0} for o in observations
         ],
-        adjustments=adjustments,
-        created_at=utcnow(),
-    )
-    session.add(decision)
-    await session.flush()
-    return decision
+        "adjustments": adjustments,
+        "created_at": utcnow(),
+    }
+    return await session.scalar(insert_row(session, FraudDecision, values, returning=True), values)
 
 
 async def _act(session: AsyncSession, referral: Referral, decision: FraudDecision, verdict: Verdict, review: FraudReview | None) -> None:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import text, validation
@@ -193,26 +193,40 @@ async def active_code_of(
     )
 
 
-def matching(query, merchant_id: uuid.UUID, typed: str):
+def _matching(query):
     """`query` narrowed to the merchant's code someone typed (`normalize`d), best match first:
     exactly as stored, then by its key with ة kept, then by the keys it reads like with ة as ه
     (`app.text.code_look_alikes`): one indexed query. A code from before keys whose key
-    another code took is found exactly as stored."""
+    another code took is found exactly as stored. Built once: run with `matching_params`."""
     return (
         query.where(
-            ReferralCode.merchant_id == merchant_id,
-            or_(ReferralCode.lookup_key.in_(text.code_look_alikes(typed)), ReferralCode.code == typed),
+            ReferralCode.merchant_id == bindparam("merchant_id"),
+            or_(ReferralCode.lookup_key.in_(bindparam("look_alikes", expanding=True)), ReferralCode.code == bindparam("typed")),
         )
-        .order_by(case((ReferralCode.code == typed, 0), (ReferralCode.lookup_key == text.code_key(typed), 1), else_=2))
+        .order_by(case((ReferralCode.code == bindparam("typed"), 0), (ReferralCode.lookup_key == bindparam("key"), 1), else_=2))
         .limit(1)
     )
+
+
+def matching_params(merchant_id: uuid.UUID, typed: str) -> dict:
+    return {"merchant_id": merchant_id, "typed": typed, "key": text.code_key(typed),
+            "look_alikes": sorted(text.code_look_alikes(typed))}
+
+
+_CODE = _matching(select(ReferralCode))
+# The code, its program and its owner (the referrer); more columns may be added (app.actions).
+CODE_WITH_OWNER = _matching(
+    select(ReferralCode, Program, Customer)
+    .join(Program, Program.id == ReferralCode.program_id)
+    .join(Customer, Customer.id == ReferralCode.customer_id)
+)
 
 
 async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
     typed = normalize(code)
     if typed is None:
         return None
-    return await session.scalar(matching(select(ReferralCode), merchant_id, typed))
+    return await session.scalar(_CODE, matching_params(merchant_id, typed))
 
 
 async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
@@ -222,12 +236,7 @@ async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID,
     typed = normalize(code)
     if typed is None:
         return None
-    row = (await session.execute(matching(
-        select(ReferralCode, Program, Customer)
-        .join(Program, Program.id == ReferralCode.program_id)
-        .join(Customer, Customer.id == ReferralCode.customer_id),
-        merchant_id, typed,
-    ))).first()
+    row = (await session.execute(CODE_WITH_OWNER, matching_params(merchant_id, typed))).first()
     if row is None:
         return None
     keep_for_transaction(session, *row)  # the program and the referrer are read next

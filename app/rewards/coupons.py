@@ -23,7 +23,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money, text, validation
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import insert_ignoring_conflicts, insert_row, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import programs
 from app.referrals.codes import random_part
@@ -92,15 +92,12 @@ async def issue_for_reward(session: AsyncSession, reward: Reward, spec: RuleSpec
         return coupon
     for _ in range(_MAX_ATTEMPTS):
         code = random_part(GENERATED_CODE_LENGTH)
-        coupon = await session.scalar(
-            insert_ignoring_conflicts(session, Coupon)
-            .values(
-                id=new_id(), merchant_id=reward.merchant_id, pool_id=None, reward_id=reward.id,
-                customer_id=reward.customer_id, code=code, lookup_key=text.code_key(code),
-                status=CouponStatus.ISSUED.value, created_at=utcnow(), **terms,
-            )
-            .returning(Coupon)
+        values = dict(
+            id=new_id(), merchant_id=reward.merchant_id, pool_id=None, reward_id=reward.id,
+            customer_id=reward.customer_id, code=code, lookup_key=text.code_key(code),
+            status=CouponStatus.ISSUED.value, created_at=utcnow(), **terms,
         )
+        coupon = await session.scalar(insert_row(session, Coupon, values, ignoring_conflicts=(), returning=True), values)
         if coupon is not None:
             return coupon
     raise RuntimeError("could not generate a unique coupon code")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import calendar
 import enum
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
@@ -144,12 +145,14 @@ async def decide(rule: RewardRule, action: Action, referral: Referral, facts: Fa
     return grants
 
 
-def qualified_count(referrer_id: uuid.UUID, program_id: uuid.UUID) -> Any:
-    return select(func.count(Referral.id)).where(
-        Referral.referrer_id == referrer_id,
-        Referral.program_id == program_id,
-        Referral.status == ReferralStatus.QUALIFIED.value,
-    )
+_QUALIFIED_COUNT = select(func.count(Referral.id)).where(
+    Referral.referrer_id == bindparam("referrer_id"),
+    Referral.program_id == bindparam("program_id"),
+    Referral.status == ReferralStatus.QUALIFIED.value,
+)
+_REWARDED = select(Reward.rule_id, Reward.recipient).where(
+    Reward.referral_id == bindparam("referral_id"), Reward.status.not_in(ENDED_WITHOUT_VALUE)
+)
 
 
 class DatabaseFacts:
@@ -177,13 +180,12 @@ class DatabaseFacts:
     async def already_rewarded(self, rule_id: uuid.UUID, referral_id: uuid.UUID, recipient: Recipient) -> bool:
         """One query per evaluation: the referral is locked, so only our own grants add to it."""
         if self._rewarded is None:
-            rows = await self.session.execute(
-                select(Reward.rule_id, Reward.recipient).where(
-                    Reward.referral_id == referral_id, Reward.status.not_in(ENDED_WITHOUT_VALUE)
-                )
-            )
+            rows = await self.session.execute(_REWARDED, {"referral_id": referral_id})
             self._rewarded = {(row.rule_id, row.recipient) for row in rows}
         return (rule_id, recipient.value) in self._rewarded
+
+    def note_nothing_rewarded(self) -> None:
+        self._rewarded = set()
 
     def note_planned(self, grant: Grant, program_id: uuid.UUID) -> None:
         """Grants decided but not inserted yet count like granted ones for the next rules."""
@@ -194,7 +196,7 @@ class DatabaseFacts:
     async def qualified_referrals(self, referrer_id: uuid.UUID, program_id: uuid.UUID, as_of: datetime) -> int:
         if (referrer_id, program_id) in self._qualified:  # counted with the locks (evaluate_action)
             return self._qualified[(referrer_id, program_id)]
-        return await self.session.scalar(qualified_count(referrer_id, program_id)) or 0
+        return await self.session.scalar(_QUALIFIED_COUNT, {"referrer_id": referrer_id, "program_id": program_id}) or 0
 
     def note_qualified(self, referrer_id: uuid.UUID, program_id: uuid.UUID, count: int) -> None:
         self._qualified[(referrer_id, program_id)] = count
@@ -226,14 +228,34 @@ class DatabaseFacts:
         ) or 0
 
 
+@functools.cache
+def _lock_statement(lock_referrer: bool, lock_program: bool, count_qualified: bool) -> Any:
+    """One statement: the referral's row, the referrer's (caps, milestones) and the program's
+    (budgets) locked in that order, and the referrer's qualified referrals counted for
+    milestones. Built once per shape."""
+    locked, columns = [Referral], [Referral.id]
+    query = select().select_from(Referral)
+    if lock_referrer:
+        query = query.join(Customer, Customer.id == Referral.referrer_id)
+        locked.append(Customer)
+    if lock_program:
+        query = query.join(Program, Program.id == Referral.program_id)
+        locked.append(Program)
+    if count_qualified:
+        columns.append(_QUALIFIED_COUNT.scalar_subquery().label("qualified"))
+    return query.add_columns(*columns).where(Referral.id == bindparam("referral_id")) \
+        .with_for_update(key_share=True, of=locked)
+
+
 async def evaluate_action(
     session: AsyncSession, *, action: Action, referral: Referral, screen: Screen | None = None,
-    clearance: Callable[[], Awaitable[ClearanceWait]] | None = None,
+    clearance: Callable[[], Awaitable[ClearanceWait]] | None = None, referral_is_new: bool = False,
 ) -> list[Reward]:
     """Grant what the program's current rules give for this action, exactly once.
 
     `screen` (the fraud check, see app.fraud.engine) runs before the first grant: BLOCK
-    grants nothing, REVIEW grants everything HELD until a reviewer decides.
+    grants nothing, REVIEW grants everything HELD until a reviewer decides. `referral_is_new`:
+    the referral was created in this transaction (no reward can point at it yet).
 
     Runs in the action's transaction. The referral row is locked first, so two actions of
     one referral are evaluated one after the other; caps and budgets lock the referrer and
@@ -249,21 +271,16 @@ async def evaluate_action(
     # FOR UPDATE does, and concurrent purchases of one referral deadlocked on it.
     specs = [rule_service.spec_of(rule) for rule in candidates]
     facts = DatabaseFacts(session)
-    # One statement: the referral's row, the referrer's (caps, milestones) and the program's
-    # (budgets) locked in that order, and the referrer's qualified referrals counted for milestones.
-    locked, columns = [Referral], [Referral.id]
-    query = select().select_from(Referral)
-    if any(s.cap_per_referrer_monthly or s.cap_per_referrer_lifetime or s.milestone for s in specs):
-        query = query.join(Customer, Customer.id == Referral.referrer_id)
-        locked.append(Customer)
-    if any(s.program_monthly_budget for s in specs):
-        query = query.join(Program, Program.id == Referral.program_id)
-        locked.append(Program)
-    if any(s.milestone for s in specs):
-        columns.append(qualified_count(referral.referrer_id, referral.program_id).scalar_subquery().label("qualified"))
-    row = (await session.execute(
-        query.add_columns(*columns).where(Referral.id == referral.id).with_for_update(key_share=True, of=locked)
-    )).one()
+    if referral_is_new:  # made by this transaction: nobody else can have rewarded it yet
+        facts.note_nothing_rewarded()
+    lock = _lock_statement(
+        any(s.cap_per_referrer_monthly or s.cap_per_referrer_lifetime or s.milestone for s in specs),
+        any(s.program_monthly_budget for s in specs),
+        any(s.milestone for s in specs),
+    )
+    row = (await session.execute(lock, {
+        "referral_id": referral.id, "referrer_id": referral.referrer_id, "program_id": referral.program_id,
+    })).one()
     if any(s.milestone for s in specs):
         facts.note_qualified(referral.referrer_id, referral.program_id, row.qualified or 0)
     planned: list[tuple[Grant, RuleSpec]] = []
@@ -303,7 +320,7 @@ async def _insert_rewards(
     # render_nulls: the ORM would otherwise leave out a row's None values and split rows that
     # differ in which columns are None (held and available rewards) into one INSERT each.
     inserted = {reward.id: reward for reward in (await session.scalars(
-        insert_ignoring_conflicts(session, Reward).returning(Reward), rows, execution_options={"render_nulls": True}
+        insert_ignoring_conflicts(session, Reward, returning=True), rows, execution_options={"render_nulls": True}
     )).all()}
     return [(inserted[row["id"]], spec) for row, (_grant, spec) in zip(rows, planned) if row["id"] in inserted]
 

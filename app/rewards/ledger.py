@@ -98,6 +98,25 @@ def _forget_accounts(session: Session, *args: object) -> None:
     session.info.pop(_ACCOUNT_CACHE, None)
 
 
+# Program accounts are never changed nor removed once made (their balances are derived from
+# entries), so their ids are kept per process once the transaction that read them committed:
+# grants then skip the read (`program_account_ids`).
+_PROGRAM_ACCOUNT_IDS: dict[tuple[uuid.UUID, AccountKey], uuid.UUID] = {}
+_SEEN_PROGRAM_ACCOUNTS = "ledger_program_accounts"
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_program_accounts(session: Session) -> None:
+    seen = session.info.pop(_SEEN_PROGRAM_ACCOUNTS, None)
+    if seen and len(_PROGRAM_ACCOUNT_IDS) < 100_000:
+        _PROGRAM_ACCOUNT_IDS.update(seen)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_program_accounts(session: Session, previous_transaction: object) -> None:
+    session.info.pop(_SEEN_PROGRAM_ACCOUNTS, None)
+
+
 async def customer_account(
     session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, kind: RewardKind, unit: str,
     account_type: AccountType, lock: bool = False,
@@ -287,6 +306,17 @@ async def program_account_ids(session: AsyncSession, *, merchant_id: uuid.UUID, 
     updated here: one row per program would otherwise serialise every grant of the program."""
     if not keys:
         return {}
+    known = {key: _PROGRAM_ACCOUNT_IDS.get((merchant_id, key)) for key in keys}
+    if all(known.values()):
+        return known  # type: ignore[return-value]
+    found = await _read_or_create_program_accounts(session, merchant_id, keys)
+    session.info.setdefault(_SEEN_PROGRAM_ACCOUNTS, {}).update(((merchant_id, k), v) for k, v in found.items())
+    return found
+
+
+async def _read_or_create_program_accounts(
+    session: AsyncSession, merchant_id: uuid.UUID, keys: set[AccountKey]
+) -> dict[AccountKey, uuid.UUID]:
     wanted = [(k.owner_id, k.kind, k.account_type, k.unit) for k in sorted(keys, key=_key_order)]
 
     async def read() -> dict[AccountKey, uuid.UUID]:
@@ -323,6 +353,11 @@ class Booking:
     customer_id: uuid.UUID | None = None
 
 
+# Core inserts of the tables, built once: the ORM's bulk insert costs more than the rows.
+_INSERT_TRANSACTIONS = insert(LedgerTransaction.__table__)
+_INSERT_ENTRIES = insert(LedgerEntry.__table__)
+
+
 async def book(session: AsyncSession, *, merchant_id: uuid.UUID, bookings: list[Booking]) -> None:
     """Transactions and their entries in two multi-row INSERTs. Balances of customer accounts
     are the caller's to apply in the same database transaction (`add_to_customer_accounts`)."""
@@ -346,8 +381,8 @@ async def book(session: AsyncSession, *, merchant_id: uuid.UUID, bookings: list[
             for account, amount, unit in booking.entries if amount
         )
     if transactions:
-        await session.execute(insert(LedgerTransaction), transactions)
-        await session.execute(insert(LedgerEntry), entries)
+        await session.execute(_INSERT_TRANSACTIONS, transactions)
+        await session.execute(_INSERT_ENTRIES, entries)
 
 
 async def post_many(session: AsyncSession, *, merchant_id: uuid.UUID, planned: list[Planned]) -> list[uuid.UUID]:
@@ -376,8 +411,8 @@ async def post_many(session: AsyncSession, *, merchant_id: uuid.UUID, planned: l
                 deltas[posting.account.id] += posting.amount
                 accounts[posting.account.id] = posting.account
     if transactions:
-        await session.execute(insert(LedgerTransaction), transactions)
-        await session.execute(insert(LedgerEntry), entries)
+        await session.execute(_INSERT_TRANSACTIONS, transactions)
+        await session.execute(_INSERT_ENTRIES, entries)
     if deltas:
         await session.execute(_ADD_TO_BALANCE, [{"target": k, "delta": v} for k, v in sorted(deltas.items())])
         for account_id, delta in deltas.items():

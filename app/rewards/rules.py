@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+import weakref
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -170,8 +171,18 @@ def _raise(error: Exception) -> Any:
     raise error
 
 
+_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def spec_of(rule: RewardRule) -> RuleSpec:
-    return RuleSpec.from_json(rule.spec)
+    """The rule's spec, parsed once per loaded rule (the cached rules of app.config_cache are
+    read by every action); a rule given another spec is parsed again."""
+    found = _SPECS.get(rule)
+    if found is not None and found[0] is rule.spec:
+        return found[1]
+    spec = RuleSpec.from_json(rule.spec)
+    _SPECS[rule] = (rule.spec, spec)
+    return spec
 
 
 async def _require_pool(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID, spec: RuleSpec) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import insert_row, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.pagination import Page, paginate
 from app.worker import jobs
@@ -47,16 +47,10 @@ async def enqueue(
         run_key=run_key, status=JobStatus.PENDING.value, attempts=0, created_at=now,
         not_before=now + delay if delay else None,
     )
-    if run_key is None:
-        job = OutboxJob(**values)
-        session.add(job)
-        await session.flush()
-    else:
-        job = await session.scalar(
-            insert_ignoring_conflicts(session, OutboxJob, ["run_key"]).values(**values).returning(OutboxJob)
-        )
-        if job is None:
-            return None
+    conflict = ("run_key",) if run_key is not None else None
+    job = await session.scalar(insert_row(session, OutboxJob, values, ignoring_conflicts=conflict, returning=True), values)
+    if job is None:
+        return None
     session.info.setdefault(_PENDING, []).append(job)
     return job
 
