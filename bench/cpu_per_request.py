@@ -78,7 +78,7 @@ async def main() -> None:
                 for i in range(20):
                     await call(f"warm{i}")
                 cpu = []
-                profiler = cProfile.Profile() if args.cprofile else None
+                profiler = cProfile.Profile(time.process_time) if args.cprofile else None
                 if profiler:
                     profiler.enable()
                 for i in range(args.requests):

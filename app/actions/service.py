@@ -324,24 +324,32 @@ class RefereeHistory:
     purchased_before: bool
 
 
-# A typed code with its program and owner, and the referee's history in the code's program
-# (what `_create_referral` checks next): one round trip for the common case of a typed code.
-_CODE_AND_REFEREE_HISTORY = codes.CODE_WITH_OWNER.add_columns(
-    select(Referral.id)
-    .where(Referral.referee_id == bindparam("referee_id"), Referral.program_id == ReferralCode.program_id)
-    .limit(1)
-    .scalar_subquery()
-    .label("referral_id"),
-    select(Action.id)
-    .where(
-        Action.customer_id == bindparam("referee_id"),
-        Action.type.in_(QUALIFYING_TYPES),
-        Action.occurred_at < bindparam("before"),
-        Action.id != bindparam("exclude_action_id"),
-    )
-    .exists()
-    .label("purchased"),
-)
+def _referee_history(program_id: Any) -> list[Any]:
+    """Columns: the referee's referral in `program_id` (a parameter or the code's column) and
+    whether they purchased before `before` (then they are no new customer to refer)."""
+    return [
+        select(Referral.id)
+        .where(Referral.referee_id == bindparam("referee_id"), Referral.program_id == program_id)
+        .limit(1)
+        .scalar_subquery()
+        .label("referral_id"),
+        select(Action.id)
+        .where(
+            Action.customer_id == bindparam("referee_id"),
+            Action.type.in_(QUALIFYING_TYPES),
+            Action.occurred_at < bindparam("before"),
+            Action.id != bindparam("exclude_action_id"),
+        )
+        .exists()
+        .label("purchased"),
+    ]
+
+
+_NO_ACTION = uuid.UUID(int=0)
+# Built once. A typed code with its program and owner, and the referee's history in the code's
+# program (what `_create_referral` checks next): one round trip for the common case.
+_CODE_AND_REFEREE_HISTORY = codes.CODE_WITH_OWNER.add_columns(*_referee_history(ReferralCode.program_id))
+_REFERRAL_AND_HISTORY = select(*_referee_history(bindparam("program_id")))
 
 
 async def _evidence(
@@ -442,26 +450,6 @@ async def _existing_referral(session: AsyncSession, referee_id: uuid.UUID, progr
     if program_id is not None:
         query = query.where(Referral.program_id == program_id)
     return await session.scalar(query.order_by(Referral.id).limit(1))
-
-
-_NO_ACTION = uuid.UUID(int=0)
-# The referee's referral in the program, and whether they purchased before (built once).
-_REFERRAL_AND_HISTORY = select(
-    select(Referral.id)
-    .where(Referral.referee_id == bindparam("referee_id"), Referral.program_id == bindparam("program_id"))
-    .limit(1)
-    .scalar_subquery()
-    .label("referral_id"),
-    select(Action.id)
-    .where(
-        Action.customer_id == bindparam("referee_id"),
-        Action.type.in_(QUALIFYING_TYPES),
-        Action.occurred_at < bindparam("before"),
-        Action.id != bindparam("exclude_action_id"),
-    )
-    .exists()
-    .label("purchased"),
-)
 
 
 async def _referral_and_history(

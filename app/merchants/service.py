@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import String, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
@@ -144,6 +144,17 @@ async def rotate_api_keys(
     return issued
 
 
+# The key lookup of every request, built once: on PostgreSQL the function (cross-tenant read and
+# tenant scope in one), on SQLite the join it stands for.
+_AUTHENTICATE_POSTGRESQL = select(
+    text("key_id, key_merchant_id, key_kind, key_expires_at, key_revoked_at, config_version")
+).select_from(func.referral_authenticate(bindparam("key_hash", type_=String)))
+_AUTHENTICATE = select(
+    ApiKey.id.label("key_id"), ApiKey.merchant_id.label("key_merchant_id"), ApiKey.kind.label("key_kind"),
+    ApiKey.expires_at.label("key_expires_at"), ApiKey.revoked_at.label("key_revoked_at"), Merchant.config_version,
+).join(Merchant, Merchant.id == ApiKey.merchant_id).where(ApiKey.key_hash == bindparam("key_hash"))
+
+
 async def authenticate(session: AsyncSession, *, plaintext: str) -> Caller | None:
     """The caller behind an API key, or None. On PostgreSQL the lookup is the database function
     `referral_authenticate` (migration 0006): it may read the key across tenants, and it scopes
@@ -151,17 +162,9 @@ async def authenticate(session: AsyncSession, *, plaintext: str) -> Caller | Non
     the scope for the session's later transactions."""
     if not plaintext.startswith(("sk_", "pk_")) or len(plaintext) > 64:
         return None
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        lookup = select(text("key_id, key_merchant_id, key_kind, key_expires_at, key_revoked_at, config_version")).select_from(
-            func.referral_authenticate(hash_key(plaintext))
-        )
-    else:
-        lookup = select(
-            ApiKey.id.label("key_id"), ApiKey.merchant_id.label("key_merchant_id"), ApiKey.kind.label("key_kind"),
-            ApiKey.expires_at.label("key_expires_at"), ApiKey.revoked_at.label("key_revoked_at"),
-            Merchant.config_version,
-        ).join(Merchant, Merchant.id == ApiKey.merchant_id).where(ApiKey.key_hash == hash_key(plaintext))
-    row = (await session.execute(lookup)).one_or_none()
+    postgresql = session.bind is not None and session.bind.dialect.name == "postgresql"
+    lookup = _AUTHENTICATE_POSTGRESQL if postgresql else _AUTHENTICATE
+    row = (await session.execute(lookup, {"key_hash": hash_key(plaintext)})).one_or_none()
     if row is None or row.key_revoked_at is not None or (row.key_expires_at is not None and row.key_expires_at <= utcnow()):
         return None
     bind_tenant(session, row.key_merchant_id)
