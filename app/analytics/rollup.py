@@ -11,6 +11,8 @@ matter of recounting the right days, never of adding deltas that a retry could a
 - `rebuild` (`referral analytics backfill`, and on a change of the merchant's time zone)
   recounts everything.
 
+Both then re-rank the stored leaderboards whose periods hold a recounted day (app.analytics.leaderboards).
+
 Every measure is dated by an event that does not move: a click's time, a referral's arrival
 and qualification, an action's occurrence, a ledger entry's booking, a coupon's redemption. A
 refund is its own action on its own day (revenue net of refunds over a period subtracts the
@@ -32,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app import calendars, money
+from app.analytics import leaderboards
 from app.analytics.models import DailyFact, ReferrerDay, RollupState
 from app.db import utcnow
 from app.fraud.models import FraudDecision
@@ -395,8 +398,15 @@ async def rebuild(session: AsyncSession, *, merchant_id: uuid.UUID, now: datetim
         facts = await count_days(session, merchant_id=merchant_id, zone=zone, days=chunk_days)
         referrer_facts = await count_referrer_days(session, merchant_id=merchant_id, zone=zone, days=chunk_days)
         await _store(session, merchant_id, [], facts, referrer_facts)
+    await _refresh_leaderboards(session, merchant_id, zone, now, first, touched=None)
     await _save_state(session, merchant_id, zone, now)
     return len(days)
+
+
+async def _refresh_leaderboards(session: AsyncSession, merchant_id: uuid.UUID, zone: ZoneInfo, now: datetime,
+                                first: date | None, touched: set[date] | None) -> None:
+    await leaderboards.refresh(session, merchant_id=merchant_id, program_ids=await program_ids_of(session, merchant_id),
+                               first_day=first, today=local_day(now, zone), touched=touched)
 
 
 def _uuid7_floor(moment: datetime) -> uuid.UUID:
@@ -436,6 +446,8 @@ async def roll_up(session: AsyncSession, *, merchant_id: uuid.UUID, now: datetim
         return await rebuild(session, merchant_id=merchant_id, now=now)
     days = await touched_days(session, merchant_id=merchant_id, zone=zone, since=state.rolled_up_at - LATE_MARGIN, now=now)
     await recount(session, merchant_id=merchant_id, zone=zone, days=sorted(days))
+    first = await first_day(session, merchant_id=merchant_id, zone=zone)
+    await _refresh_leaderboards(session, merchant_id, zone, now, first, touched=days)
     await _save_state(session, merchant_id, zone, now)
     return len(days)
 
