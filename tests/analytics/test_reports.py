@@ -270,3 +270,27 @@ async def test_coupons_redeemed_count_in_the_cost(db, tenant):
     assert money["rewardCost"] == []  # coupons are not in the ledger: their cost is what was redeemed
     assert money["returns"] == [{"currency": "USD", "netRevenue": 16000, "cost": 1000, "acquiredCustomers": 2,
                                  "costPerAcquiredCustomer": 500, "roi": 15.0}]
+
+
+async def test_the_funnel_per_channel_counts_the_channel_the_widget_reports(db, tenant):
+    """The widget marks each share button's link (`?ref=CODE&ref_channel=whatsapp`, copy for a
+    copied link) and reports that channel with the friend's click, as sdk/js/src/attribution.ts
+    sends it: the funnel then splits the click and the referral it brought by channel."""
+    program = await active_program(tenant)
+    await allow_bursts(tenant, program["id"])
+    jane = (await code_for(tenant, program["id"], "jane"))["code"]
+    tokens = {}
+    for friend, channel in (("ann", "whatsapp"), ("ben", "copy"), ("cas", "copy")):
+        tracked = await tenant.gql(ops.TRACK_CLICK, {"input": {
+            "code": jane, "deviceId": f"d_{friend}", "deviceFingerprint": f"fp1_{friend}",
+            "landingUrl": f"https://shop.example/?ref={jane}", "channel": channel,
+        }}, key=tenant.publishable_key)
+        assert tracked["trackClick"]["userErrors"] == []
+        tokens[friend] = tracked["trackClick"]["attributionToken"]
+    await signed_up(tenant, "ann", token=tokens["ann"])
+    await signed_up(tenant, "ben", token=tokens["ben"])  # cas only looked
+    await roll_up(db, tenant.id)
+    funnel = (await report(tenant, program["id"], today(), today()))["funnel"]
+    by_channel = {c["channel"]: (c["clicks"], c["referred"]) for c in funnel["byChannel"]}
+    assert by_channel == {"copy": (2, 1), "whatsapp": (1, 1)}
+    assert (funnel["total"]["clicks"], funnel["total"]["referred"]) == (3, 2)
