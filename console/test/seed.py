@@ -113,12 +113,12 @@ async def seed() -> dict:
                                      "context": {"deviceId": "kims-phone"}}})
         await api(record, {"input": {"type": "SIGNUP", "customerExternalId": "kim-alias", "idempotencyKey": "s-alias",
                                      "referralCode": codes["kim"], "context": {"deviceId": "kims-phone"}}})
-        # jane's own phone behind two more "friends": two more reviews, for the bulk actions
-        await api(record, {"input": {"type": "SIGNUP", "customerExternalId": "jane", "idempotencyKey": "jane-own",
-                                     "context": {"deviceId": "janes-phone"}}})
-        for alias in ("jane-alias-1", "jane-alias-2"):
-            await api(record, {"input": {"type": "SIGNUP", "customerExternalId": alias, "idempotencyKey": f"s-{alias}",
-                                         "referralCode": codes["jane"], "context": {"deviceId": "janes-phone"}}})
+        # omar's own phone and tablet behind two more "friends": two more reviews, for the bulk actions
+        for n, device in ((1, "omars-phone"), (2, "omars-tablet")):
+            await api(record, {"input": {"type": "SIGNUP", "customerExternalId": "omar", "idempotencyKey": f"omar-own-{n}",
+                                         "context": {"deviceId": device}}})
+            await api(record, {"input": {"type": "SIGNUP", "customerExternalId": f"omar-alias-{n}", "idempotencyKey": f"s-alias-{n}",
+                                         "referralCode": codes["omar"], "context": {"deviceId": device}}})
         # jane asks for her commission
         await api("""mutation { setPayoutAccount(input: {customerExternalId: "jane", method: BANK_TRANSFER,
                      iban: "DE89 3704 0044 0532 0130 00", holderName: "Jane Doe"}) { userErrors { code } } }""")
