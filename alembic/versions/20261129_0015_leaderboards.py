@@ -1,5 +1,6 @@
 """Stored leaderboards: a program's top referrers per maintained period (the last 7/30/90/365 days,
-calendar weeks and months), kept by the analytics rollup job.
+calendar weeks and months), kept by the analytics rollup job; and what a redeemed coupon took off
+its order (a percentage coupon's cost).
 
 Revision ID: 0015
 Revises: 0011
@@ -51,6 +52,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_analytics_leaderboard_entries')),
         sa.UniqueConstraint('leaderboard_id', 'position', name=op.f('uq_analytics_leaderboard_entries_leaderboard_id_position')),
     )
+    with op.batch_alter_table('coupons', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('redeemed_discount', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('redeemed_currency', sa.String(length=3), nullable=True))
     if op.get_bind().dialect.name == 'postgresql':  # row-level security, as migration 0006 does for every tenant table
         for table in NEW_TABLES:
             op.execute(f'ALTER TABLE {table} ENABLE ROW LEVEL SECURITY')
@@ -63,5 +67,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('coupons', schema=None) as batch_op:
+        batch_op.drop_column('redeemed_currency')
+        batch_op.drop_column('redeemed_discount')
     op.drop_table('analytics_leaderboard_entries')
     op.drop_table('analytics_leaderboards')

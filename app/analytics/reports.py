@@ -214,7 +214,7 @@ class RewardCost:
 
 @dataclass(frozen=True)
 class CouponsRedeemed:
-    unit: str  # the currency of fixed amounts off; PERCENT for percentage coupons (amount 0)
+    unit: str  # the order's currency; PERCENT for percentage coupons redeemed without the order's amount (amount 0)
     count: int
     amount: int
 
@@ -233,7 +233,7 @@ class Return:
 
     currency: str
     net_revenue: int
-    cost: int  # credit and commission (net) and fixed coupons redeemed, in this currency
+    cost: int  # credit and commission (net) and coupons redeemed, in this currency; never points
     acquired: int  # referrals qualified in the period
     cost_per_acquired_customer: int | None  # minor units, rounded down
     roi: float | None  # (net revenue - cost) / cost

@@ -57,7 +57,7 @@ REFUNDS = "refunds"  # refunds and cancellations of referred orders: count, amou
 REWARD_GRANTED = "reward_granted"  # ledger: booked to customers
 REWARD_TAKEN_BACK = "reward_taken_back"  # ledger: voided while held or clawed back after a refund or a fraud decision
 COMMISSION_PAID = "commission_paid"  # ledger: paid out (net of payments returned)
-COUPONS_REDEEMED = "coupons_redeemed"  # DISCOUNT rewards used at checkout: count, fixed amount off
+COUPONS_REDEEMED = "coupons_redeemed"  # DISCOUNT rewards used at checkout: count, amount taken off
 FRAUD = "fraud"  # referrals by their strictest decision so far (dimension ALLOW, REVIEW, BLOCK)
 ALL_MEASURES = (*FUNNEL, CODES_ISSUED, REVENUE, REFUNDS, REWARD_GRANTED, REWARD_TAKEN_BACK, COMMISSION_PAID,
                 COUPONS_REDEEMED, FRAUD)
@@ -218,12 +218,13 @@ async def _facts_of_chunk(
                 rows.append((program_id, bucket, REWARD_TAKEN_BACK, kind, unit, backs, back))
         elif back - out:
             rows.append((program_id, bucket, COMMISSION_PAID, "", unit, backs - outs, back - out))
-    # Coupons redeemed (fixed amounts off in their currency; percentages counted, unit PERCENT).
+    # Coupons redeemed, at what they took off the order when its amount was reported at
+    # redemption; else a fixed amount at its face value, a percentage counted (unit PERCENT, 0).
     b = _bucket(Coupon.redeemed_at, days).label("bucket")
-    coupon_unit = func.coalesce(Coupon.currency, literal("PERCENT")).label("unit")
+    coupon_unit = func.coalesce(Coupon.redeemed_currency, Coupon.currency, literal("PERCENT")).label("unit")
     add(COUPONS_REDEEMED, (await session.execute(
         select(Reward.program_id, b, literal(""), coupon_unit, func.count(),
-               money.total(func.coalesce(Coupon.amount_off, 0)))
+               money.total(func.coalesce(Coupon.redeemed_discount, Coupon.amount_off, 0)))
         .join(Reward, Reward.id == Coupon.reward_id)
         .where(Coupon.merchant_id == merchant_id, Coupon.redeemed_at >= start, Coupon.redeemed_at < end,
                Reward.program_id.in_(program_ids))

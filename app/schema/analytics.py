@@ -76,7 +76,8 @@ class RewardCostLine:
 
 @strawberry.type
 class CouponsLine:
-    unit: str = strawberry.field(description="Currency of fixed amounts off; PERCENT for percentage coupons (amount 0).")
+    unit: str = strawberry.field(description="The currency of what was taken off (the order's, reported at redemption, or a "
+                                             "fixed coupon's); PERCENT for percentage coupons redeemed without the order's amount.")
     count: int
     amount: BigInt
 

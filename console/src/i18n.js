@@ -47,7 +47,8 @@ export const STRINGS = {
     createKey: "Create a key", secretKey: "Secret (your server)", publishableKey: "Publishable (the widget)",
     createSummary: "Create a {kind} key.", keyOnce: "Your new key: copy it now, it is not shown again.",
     keyCreated: "Created: {key}.", revoke: "Revoke", revokeKey: "Revoke {key}", revokeSummary: "Revoke {key}: it stops working at once.",
-    keyRevoked: "Revoked: {key}.", pointsCost: "Points (not money)", recoveryHint: "Or one of your recovery codes.",
+    keyRevoked: "Revoked: {key}.", pointsCost: "Points (not money)", recoveryHint: "Or one of your recovery codes.", couponsRedeemed: "Coupons redeemed", count: "Count",
+    percentNoOrder: "percent off, order amount not reported",
   },
   ar: {
     language: "العربية", languageLabel: "اللغة", title: "لوحة الإحالات", skip: "انتقل إلى المحتوى",
@@ -91,7 +92,8 @@ export const STRINGS = {
     createKey: "إنشاء مفتاح", secretKey: "سري (خادمك)", publishableKey: "قابل للنشر (الأداة)",
     createSummary: "إنشاء مفتاح {kind}.", keyOnce: "مفتاحك الجديد: انسخه الآن، لن يُعرض مرة أخرى.",
     keyCreated: "تم الإنشاء: {key}.", revoke: "إلغاء", revokeKey: "إلغاء {key}", revokeSummary: "إلغاء {key}: يتوقف عن العمل فورًا.",
-    keyRevoked: "تم الإلغاء: {key}.", pointsCost: "النقاط (ليست مالًا)", recoveryHint: "أو أحد رموز الاسترداد الخاصة بك.",
+    keyRevoked: "تم الإلغاء: {key}.", pointsCost: "النقاط (ليست مالًا)", recoveryHint: "أو أحد رموز الاسترداد الخاصة بك.", couponsRedeemed: "القسائم المستخدمة", count: "العدد",
+    percentNoOrder: "خصم بنسبة مئوية، لم يُبلَّغ عن مبلغ الطلب",
   },
   fa: {
     language: "فارسی", languageLabel: "زبان", title: "پیشخوان معرفی", skip: "رفتن به محتوا",
@@ -135,6 +137,7 @@ export const STRINGS = {
     createKey: "ساخت کلید", secretKey: "محرمانه (سرور شما)", publishableKey: "عمومی (ابزارک)",
     createSummary: "ساخت کلید {kind}.", keyOnce: "کلید تازهٔ شما: همین حالا کپی کنید، دوباره نمایش داده نمی‌شود.",
     keyCreated: "ساخته شد: {key}.", revoke: "باطل کردن", revokeKey: "باطل کردن {key}", revokeSummary: "باطل کردن {key}: بی‌درنگ از کار می‌افتد.",
-    keyRevoked: "باطل شد: {key}.", pointsCost: "امتیاز (نه پول)", recoveryHint: "یا یکی از کدهای بازیابی شما.",
+    keyRevoked: "باطل شد: {key}.", pointsCost: "امتیاز (نه پول)", recoveryHint: "یا یکی از کدهای بازیابی شما.", couponsRedeemed: "کوپن‌های استفاده‌شده", count: "تعداد",
+    percentNoOrder: "تخفیف درصدی، مبلغ سفارش گزارش نشده",
   },
 };

@@ -3,6 +3,7 @@
 // a hash router, a few pages rendering into <main>, uPlot for the time series.
 import uPlot from "uplot";
 import { STRINGS, DIRECTIONS } from "./i18n.js";
+import { major, minorDigits } from "./money.js";
 
 const TOKEN_KEY = "referral.console.session";
 const LOCALE_KEY = "referral.console.locale";
@@ -14,10 +15,6 @@ const t = (key, values = {}) =>
 const number = (value) => new Intl.NumberFormat(state.locale).format(value);
 const percent = (value) =>
   value === null || value === undefined ? "–" : new Intl.NumberFormat(state.locale, { style: "percent", maximumFractionDigits: 1 }).format(value);
-// ISO 4217 minor units: JPY 0, USD 2, KWD 3 (amounts arrive as integers in minor units).
-const minorDigits = (currency) =>
-  new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
-const major = (amount, currency) => amount / 10 ** minorDigits(currency);
 function money(amount, unit) {
   if (unit === "POINTS") return `${number(amount)} ${t("points")}`;
   if (unit === "PERCENT") return percent(amount / 10000);
@@ -152,7 +149,7 @@ const OVERVIEW = `query($p: ID!, $from: Date!, $to: Date!) {
     timeZone rolledUpAt
     funnel { total { clicks signups referred qualified rewarded signupRate referralRate qualificationRate rewardRate }
              byChannel { channel clicks referred qualified } }
-    money { revenue { currency gross refunded net } rewardCost { kind unit granted takenBack net }
+    money { revenue { currency gross refunded net } rewardCost { kind unit granted takenBack net } couponsRedeemed { unit count amount }
             returns { currency netRevenue cost costPerAcquiredCustomer roi } commission { currency earned paid owed } }
     referrers(first: 10) { leaderboard { rank previousRank rankChange customerExternalId qualified referred revenue { currency amount } }
                            codeHolders activeReferrers shareReferring invitesPerCustomer inviteConversion kFactor }
@@ -199,7 +196,15 @@ async function overviewPage() {
       table(t("revenue"), [t("currency"), t("gross"), t("refunded"), t("net")],
         a.money.revenue.map((r) => [r.currency, money(r.gross, r.currency), money(r.refunded, r.currency), money(r.net, r.currency)])),
       table(t("rewardCost"), [t("kind"), t("granted"), t("takenBack"), t("net")],
-        a.money.rewardCost.map((c) => [`${t(c.kind)} (${c.unit})`, money(c.granted, c.unit), money(c.takenBack, c.unit), money(c.net, c.unit)])),
+        a.money.rewardCost.filter((c) => c.unit !== "POINTS")
+          .map((c) => [`${t(c.kind)} (${c.unit})`, money(c.granted, c.unit), money(c.takenBack, c.unit), money(c.net, c.unit)])),
+      table(t("couponsRedeemed"), [t("currency"), t("count"), t("amount")],
+        a.money.couponsRedeemed.map((c) => [c.unit === "PERCENT" ? t("percentNoOrder") : c.unit, number(c.count),
+          c.unit === "PERCENT" ? "–" : money(c.amount, c.unit)])),
+      // points are not money: their own table, in points, never in the return per currency
+      table(t("pointsCost"), [t("kind"), t("granted"), t("takenBack"), t("net")],
+        a.money.rewardCost.filter((c) => c.unit === "POINTS")
+          .map((c) => [t(c.kind), money(c.granted, c.unit), money(c.takenBack, c.unit), money(c.net, c.unit)])),
       table(t("returns"), [t("currency"), t("netRevenue"), t("cost"), t("costPerCustomer"), t("roi")],
         a.money.returns.map((r) => [r.currency, money(r.netRevenue, r.currency), money(r.cost, r.currency),
           r.costPerAcquiredCustomer === null ? "–" : money(r.costPerAcquiredCustomer, r.currency), percent(r.roi)]))),
