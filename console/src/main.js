@@ -53,14 +53,17 @@ function table(caption, headers, rows) {
 class ApiError extends Error {
   constructor(message, code) { super(message); this.code = code; }
 }
-async function gql(query, variables = {}) {
+async function post(query, variables) {
   const token = sessionStorage.getItem(TOKEN_KEY);
   const response = await fetch("/graphql", {
     method: "POST",
     headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query, variables }),
   });
-  const body = await response.json();
+  return response.json();
+}
+async function gql(query, variables = {}) {
+  const body = await post(query, variables);
   if (body.errors?.length) {
     const code = body.errors[0].extensions?.code;
     if (code === "UNAUTHENTICATED") { sessionStorage.removeItem(TOKEN_KEY); location.hash = "#/login"; }
@@ -70,13 +73,7 @@ async function gql(query, variables = {}) {
 }
 // A document of several aliased mutations: each field's payload or error, none thrown.
 async function gqlFields(query, variables) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  const response = await fetch("/graphql", {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await response.json();
+  const body = await post(query, variables);
   const errors = {};
   for (const e of body.errors || []) errors[e.path?.[0] ?? "*"] = e.message;
   return { data: body.data || {}, errors };
