@@ -155,14 +155,23 @@ const OVERVIEW = `query($p: ID!, $from: Date!, $to: Date!) {
 }`;
 
 function isoDay(date) { return date.toISOString().slice(0, 10); }
+const todayIn = (zone) => new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
+function addDays(day, n) {
+  const date = new Date(`${day}T00:00:00Z`);
+  date.setUTCDate(date.getUTCDate() + n);
+  return isoDay(date);
+}
 
 async function overviewPage() {
   const programs = (await gql("query { programs(first: 50) { edges { node { id name } } } }")).programs.edges.map((e) => e.node);
   if (!programs.length) { main().replaceChildren(h("h1", { text: t("overview") }), h("p", { text: t("noPrograms") })); return; }
   state.programId = state.programId || programs[0].id;
   const days = Number(new URLSearchParams(location.hash.split("?")[1] || "").get("days") || 30);
-  const to = new Date(); const from = new Date(to.getTime() - (days - 1) * 86400000);
-  const a = (await gql(OVERVIEW, { p: state.programId, from: isoDay(from), to: isoDay(to) })).programAnalytics;
+  // the last n days of the merchant's calendar (their time zone), which the API keeps ranked
+  state.zone ??= (await gql("query($p: ID!, $d: Date!) { programAnalytics(programId: $p, from: $d, to: $d) { timeZone } }",
+    { p: state.programId, d: isoDay(new Date()) })).programAnalytics.timeZone;
+  const to = todayIn(state.zone); const from = addDays(to, 1 - days);
+  const a = (await gql(OVERVIEW, { p: state.programId, from, to })).programAnalytics;
   const total = a.funnel.total;
   const steps = [["clicks", total.clicks], ["signups", total.signups], ["referred", total.referred], ["qualified", total.qualified], ["rewarded", total.rewarded]];
   const widest = Math.max(1, ...steps.map(([, v]) => v));
@@ -217,7 +226,7 @@ async function overviewPage() {
           x.revenue.map((r) => money(r.amount, r.currency)).join(" · ") || "–",
           x.rankChange === null ? t("new") : x.rankChange > 0 ? `▲ ${number(x.rankChange)}` : x.rankChange < 0 ? `▼ ${number(-x.rankChange)}` : "="]))),
   );
-  drawCharts(a.series, isoDay(from), days);
+  drawCharts(a.series, from, days);
   announce(t("loaded", { page: t("overview") }));
 }
 
