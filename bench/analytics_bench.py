@@ -9,6 +9,9 @@ API's database role, row-level security on) `--runs` times: p50 and p95 for a 30
 
     .venv/bin/python bench/analytics_bench.py --actions 10000 --clicks 50000
     .venv/bin/python bench/analytics_bench.py --actions 1000000 --clicks 5000000
+    # seed once, measure again after a change (migrates the kept database, rebuilds the rollups):
+    .venv/bin/python bench/analytics_bench.py --actions 1000000 --clicks 5000000 --keep --database bench_1m
+    .venv/bin/python bench/analytics_bench.py --reuse bench_1m --rebuild
 
 Reward and ledger rows are not seeded: the overview reads their rollups, whose size does not
 grow with them (a few rows per program and day).
@@ -218,9 +221,12 @@ async def main() -> None:
     parser.add_argument("--no-explain", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (its name is printed)")
     parser.add_argument("--reuse", metavar="DATABASE", help="a database kept by --keep: skip the seed (and keep it)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="with --reuse: migrate the database to the code's head and rebuild the rollups first")
+    parser.add_argument("--database", metavar="NAME", help="the new database's name (default referral_bench_<random>)")
     args = parser.parse_args()
 
-    name = args.reuse or f"referral_bench_{uuid.uuid4().hex[:8]}"
+    name = args.reuse or args.database or f"referral_bench_{uuid.uuid4().hex[:8]}"
     base = args.admin_url.rsplit("/", 1)[0]
     owner_url = f"{base}/{name}"
     app_url = f"postgresql+asyncpg://{APP_ROLE}@{base.split('@', 1)[1]}/{name}"
@@ -233,6 +239,11 @@ async def main() -> None:
             pass
         await admin.close()
     try:
+        if args.reuse and args.rebuild:
+            engine = create_engine(owner_url.replace("postgresql://", "postgresql+asyncpg://"))
+            await upgrade(engine)
+            await grant_app_role(engine, APP_ROLE)
+            await engine.dispose()
         if args.reuse:
             seeded = await reused(owner_url)
             print(f"reusing {name}", flush=True)
@@ -244,7 +255,7 @@ async def main() -> None:
             seeded = await seed(owner_url, args.actions, args.clicks)
             print(f"seeded {args.actions:,} actions and {args.clicks:,} clicks in {seeded['seed_seconds']} s into {name}",
                   flush=True)
-        if not args.reuse:
+        if not args.reuse or args.rebuild:
             print(f"rollups rebuilt (referral analytics backfill) in {await rebuild(owner_url, seeded['merchant_id'])} s",
                   flush=True)
         results = await measure(app_url, owner_url, seeded, args.runs, not args.no_explain)

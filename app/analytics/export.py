@@ -35,7 +35,7 @@ async def rows_of(
                 *([s.channel if s.channel is not None else "*", s.clicks, s.signups, s.referred, s.qualified, s.rewarded]
                   for s in (total, *channels))]
     if report == "leaderboard":
-        leaders = await reports.leaderboard(session, merchant_id=merchant_id, period=period, first=reports.LEADERBOARD_MAX)
+        leaders, _active = await reports.leaderboard(session, merchant_id=merchant_id, period=period, first=reports.LEADERBOARD_MAX)
         return [["rank", "previous_rank", "customer_external_id", "qualified", "referred", "currency", "revenue"],
                 *([x.rank, "" if x.previous_rank is None else x.previous_rank, x.external_id, x.qualified, x.referred,
                    currency, amount]

@@ -1,7 +1,7 @@
 """A program's reports for a period of local days (the merchant's time zone): funnel, money,
 referrers, cohorts and fraud. Totals and time series come from the daily rollups (a period's
 overview sums a few thousand small rows, whatever the raw tables hold), the leaderboard, its
-rank changes and the active referrers from the per-referrer daily rollups; cohorts, the viral
+rank changes and the active referrers from the stored leaderboards (app.analytics.leaderboards); cohorts, the viral
 cycle time and the review queue are indexed queries on the raw rows.
 
 Money stays an integer per currency (or POINTS): nothing here adds two units together.
@@ -16,13 +16,13 @@ from datetime import date, datetime, timedelta
 from statistics import median
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select, text
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app import calendars, money
-from app.analytics import rollup
-from app.analytics.models import DailyFact, ReferrerDay, RollupState
+from app.analytics import leaderboards, rollup
+from app.analytics.models import DailyFact, RollupState
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud.models import FraudReview, ReviewStatus
 from app.merchants import locale as locale_settings
@@ -31,7 +31,7 @@ from app.referrals.models import QUALIFYING_TYPES, Action, Customer, Referral
 from app.rewards.models import AccountType, LedgerAccount, Reward, RewardKind, RewardStatus
 
 MAX_DAYS = 366
-LEADERBOARD_MAX = 100
+LEADERBOARD_MAX = leaderboards.LEADERBOARD_MAX
 COHORT_WEEKS = (4, 8, 12)
 
 
@@ -214,7 +214,7 @@ class RewardCost:
 
 @dataclass(frozen=True)
 class CouponsRedeemed:
-    unit: str  # the currency of fixed amounts off; PERCENT for percentage coupons (amount 0)
+    unit: str  # the order's currency; PERCENT for percentage coupons redeemed without the order's amount (amount 0)
     count: int
     amount: int
 
@@ -233,7 +233,7 @@ class Return:
 
     currency: str
     net_revenue: int
-    cost: int  # credit and commission (net) and fixed coupons redeemed, in this currency
+    cost: int  # credit and commission (net) and coupons redeemed, in this currency; never points
     acquired: int  # referrals qualified in the period
     cost_per_acquired_customer: int | None  # minor units, rounded down
     roi: float | None  # (net revenue - cost) / cost
@@ -304,33 +304,18 @@ class Leader:
     revenue: dict[str, int]  # per currency, of the referees' purchases in the period
 
 
-async def leaderboard(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period, first: int) -> list[Leader]:
-    """Top referrers by referrals qualified in the period (then by referrals made), from the
-    per-referrer rollups, with their rank in the period before (rank changes) and their
-    referees' revenue per currency."""
+async def leaderboard(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period, first: int
+                      ) -> tuple[list[Leader], int]:
+    """Top referrers by referrals qualified in the period (then by referrals made), with their
+    rank in the period before and their referees' revenue per currency; and the number of
+    customers who referred someone in the period. From the stored board when the period is one
+    the rollup job keeps (app.analytics.leaderboards), else ranked from the per-referrer rollups."""
     first = max(1, min(first, LEADERBOARD_MAX))
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        # a month's per-referrer rows (tens of thousands at 1M actions) group in memory, not on disk
-        await session.execute(text("SET LOCAL work_mem = '32MB'"))
-
-    def per_referrer(p: Period):
-        return (
-            select(ReferrerDay.referrer_id, func.sum(ReferrerDay.qualified).label("q"), func.sum(ReferrerDay.referred).label("r"))
-            .where(ReferrerDay.merchant_id == merchant_id, ReferrerDay.program_id == p.program_id,
-                   ReferrerDay.day >= p.first, ReferrerDay.day <= p.last)
-            .group_by(ReferrerDay.referrer_id)
-        )
-
-    now = per_referrer(period).subquery()
-    top = (await session.execute(
-        select(now.c.referrer_id, now.c.q, now.c.r).order_by(now.c.q.desc(), now.c.r.desc(), now.c.referrer_id).limit(first)
-    )).all()
-    if not top:
-        return []
-    ids = [row[0] for row in top]
-    before = per_referrer(period.previous()).subquery()
-    ranked = select(before.c.referrer_id, func.rank().over(order_by=before.c.q.desc()).label("rank")).where(before.c.q > 0).subquery()
-    previous = dict((await session.execute(select(ranked.c.referrer_id, ranked.c.rank).where(ranked.c.referrer_id.in_(ids)))).all())
+    board = await leaderboards.board_of(session, merchant_id=merchant_id, program_id=period.program_id,
+                                        first=period.first, last=period.last, limit=first)
+    if not board.entries:
+        return [], board.active_referrers
+    ids = [e.referrer_id for e in board.entries]
     names = dict((await session.execute(
         select(Customer.id, Customer.external_id).where(Customer.merchant_id == merchant_id, Customer.id.in_(ids))
     )).all())
@@ -344,13 +329,10 @@ async def leaderboard(session: AsyncSession, *, merchant_id: uuid.UUID, period: 
         .group_by(Referral.referrer_id, Action.currency)
     )).all():
         revenue[referrer_id][currency] = int(amount)
-    leaders, rank = [], 0
-    for index, (referrer_id, q, r) in enumerate(top):
-        if index == 0 or (q, r) != tuple(top[index - 1][1:]):
-            rank = index + 1
-        leaders.append(Leader(rank, previous.get(referrer_id), referrer_id, names.get(referrer_id, ""), int(q), int(r),
-                              dict(sorted(revenue[referrer_id].items()))))
-    return leaders
+    leaders = [Leader(e.rank, e.previous_rank, e.referrer_id, names.get(e.referrer_id, ""), e.qualified, e.referred,
+                      dict(sorted(revenue[e.referrer_id].items())))
+               for e in board.entries]
+    return leaders, board.active_referrers
 
 
 @dataclass(frozen=True)
@@ -364,13 +346,9 @@ class Virality:
     k_factor: float | None  # invites per customer x conversion of invites
 
 
-async def virality(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period, t: Totals) -> Virality:
+def virality(t: Totals, active: int) -> Virality:
+    """`active`: the customers who referred someone in the period (from the leaderboard)."""
     holders = sum(v[0] for (m, _d, _u), v in t.to_end.items() if m == rollup.CODES_ISSUED)
-    active = await session.scalar(
-        select(func.count(func.distinct(ReferrerDay.referrer_id)))
-        .where(ReferrerDay.merchant_id == merchant_id, ReferrerDay.program_id == period.program_id,
-               ReferrerDay.day >= period.first, ReferrerDay.day <= period.last, ReferrerDay.referred > 0)
-    ) or 0
     clicks, referred = t.count(rollup.CLICKS), t.count(rollup.REFERRED)
     # invites per customer x referred per invite, computed unrounded: referred per customer
     k = rate(referred, holders) if clicks else None

@@ -11,6 +11,8 @@ matter of recounting the right days, never of adding deltas that a retry could a
 - `rebuild` (`referral analytics backfill`, and on a change of the merchant's time zone)
   recounts everything.
 
+Both then re-rank the stored leaderboards whose periods hold a recounted day (app.analytics.leaderboards).
+
 Every measure is dated by an event that does not move: a click's time, a referral's arrival
 and qualification, an action's occurrence, a ledger entry's booking, a coupon's redemption. A
 refund is its own action on its own day (revenue net of refunds over a period subtracts the
@@ -32,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app import calendars, money
+from app.analytics import leaderboards
 from app.analytics.models import DailyFact, ReferrerDay, RollupState
 from app.db import utcnow
 from app.fraud.models import FraudDecision
@@ -54,7 +57,7 @@ REFUNDS = "refunds"  # refunds and cancellations of referred orders: count, amou
 REWARD_GRANTED = "reward_granted"  # ledger: booked to customers
 REWARD_TAKEN_BACK = "reward_taken_back"  # ledger: voided while held or clawed back after a refund or a fraud decision
 COMMISSION_PAID = "commission_paid"  # ledger: paid out (net of payments returned)
-COUPONS_REDEEMED = "coupons_redeemed"  # DISCOUNT rewards used at checkout: count, fixed amount off
+COUPONS_REDEEMED = "coupons_redeemed"  # DISCOUNT rewards used at checkout: count, amount taken off
 FRAUD = "fraud"  # referrals by their strictest decision so far (dimension ALLOW, REVIEW, BLOCK)
 ALL_MEASURES = (*FUNNEL, CODES_ISSUED, REVENUE, REFUNDS, REWARD_GRANTED, REWARD_TAKEN_BACK, COMMISSION_PAID,
                 COUPONS_REDEEMED, FRAUD)
@@ -215,12 +218,13 @@ async def _facts_of_chunk(
                 rows.append((program_id, bucket, REWARD_TAKEN_BACK, kind, unit, backs, back))
         elif back - out:
             rows.append((program_id, bucket, COMMISSION_PAID, "", unit, backs - outs, back - out))
-    # Coupons redeemed (fixed amounts off in their currency; percentages counted, unit PERCENT).
+    # Coupons redeemed, at what they took off the order when its amount was reported at
+    # redemption; else a fixed amount at its face value, a percentage counted (unit PERCENT, 0).
     b = _bucket(Coupon.redeemed_at, days).label("bucket")
-    coupon_unit = func.coalesce(Coupon.currency, literal("PERCENT")).label("unit")
+    coupon_unit = func.coalesce(Coupon.redeemed_currency, Coupon.currency, literal("PERCENT")).label("unit")
     add(COUPONS_REDEEMED, (await session.execute(
         select(Reward.program_id, b, literal(""), coupon_unit, func.count(),
-               money.total(func.coalesce(Coupon.amount_off, 0)))
+               money.total(func.coalesce(Coupon.redeemed_discount, Coupon.amount_off, 0)))
         .join(Reward, Reward.id == Coupon.reward_id)
         .where(Coupon.merchant_id == merchant_id, Coupon.redeemed_at >= start, Coupon.redeemed_at < end,
                Reward.program_id.in_(program_ids))
@@ -395,8 +399,15 @@ async def rebuild(session: AsyncSession, *, merchant_id: uuid.UUID, now: datetim
         facts = await count_days(session, merchant_id=merchant_id, zone=zone, days=chunk_days)
         referrer_facts = await count_referrer_days(session, merchant_id=merchant_id, zone=zone, days=chunk_days)
         await _store(session, merchant_id, [], facts, referrer_facts)
+    await _refresh_leaderboards(session, merchant_id, zone, now, first, touched=None)
     await _save_state(session, merchant_id, zone, now)
     return len(days)
+
+
+async def _refresh_leaderboards(session: AsyncSession, merchant_id: uuid.UUID, zone: ZoneInfo, now: datetime,
+                                first: date | None, touched: set[date] | None) -> None:
+    await leaderboards.refresh(session, merchant_id=merchant_id, program_ids=await program_ids_of(session, merchant_id),
+                               first_day=first, today=local_day(now, zone), touched=touched)
 
 
 def _uuid7_floor(moment: datetime) -> uuid.UUID:
@@ -436,6 +447,8 @@ async def roll_up(session: AsyncSession, *, merchant_id: uuid.UUID, now: datetim
         return await rebuild(session, merchant_id=merchant_id, now=now)
     days = await touched_days(session, merchant_id=merchant_id, zone=zone, since=state.rolled_up_at - LATE_MARGIN, now=now)
     await recount(session, merchant_id=merchant_id, zone=zone, days=sorted(days))
+    first = await first_day(session, merchant_id=merchant_id, zone=zone)
+    await _refresh_leaderboards(session, merchant_id, zone, now, first, touched=days)
     await _save_state(session, merchant_id, zone, now)
     return len(days)
 

@@ -106,6 +106,13 @@ async def _active_secret_keys(session: AsyncSession, merchant_id: uuid.UUID, now
     return [k for k in keys if k.key_kind is ApiKeyKind.SECRET and k.is_active(now)]
 
 
+async def get_api_key(session: AsyncSession, *, merchant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+    api_key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.merchant_id == merchant_id))
+    if api_key is None:
+        raise NotFound("id", "API key")
+    return api_key
+
+
 async def revoke_api_key(session: AsyncSession, *, merchant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
     """Revoke at once. The last active secret key cannot go: it would lock the merchant out."""
     now = utcnow()

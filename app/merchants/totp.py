@@ -188,6 +188,16 @@ async def reset(
     return None
 
 
+async def confirm(
+    session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, admin_id: uuid.UUID, proof: Proof, purpose: str,
+    actor: audit.Actor,
+) -> DomainError | None:
+    """Check the second factor of an admin about to do something a stolen session must not
+    (issue or revoke API keys). Returns the refusal, if any (the checked code is recorded)."""
+    admin = await get_admin(session, merchant_id=merchant_id, admin_id=admin_id, lock=True)
+    return await check(session, settings=settings, admin=admin, proof=proof, purpose=purpose, actor=actor)
+
+
 async def operator_reset(session: AsyncSession, *, merchant_id: uuid.UUID, admin_id: uuid.UUID) -> Admin:
     """`referral admins reset-totp`: the deployment's operator, for an admin who lost both the
     device and the recovery codes. Audited and announced like any reset."""

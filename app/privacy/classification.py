@@ -75,6 +75,9 @@ COLUMNS: dict[str, dict[str, Kind]] = {
     "analytics_daily": _plain("id", "merchant_id", "program_id", "day", "measure", "dimension", "unit", "count", "amount"),
     "analytics_referrer_daily": _plain("id", "merchant_id", "program_id", "day", "referrer_id", "referred", "qualified"),
     "analytics_rollup_state": _plain("merchant_id", "time_zone", "rolled_up_at", "updated_at"),
+    "analytics_leaderboards": _plain("id", "merchant_id", "program_id", "first", "last", "active_referrers"),
+    "analytics_leaderboard_entries": _plain("id", "merchant_id", "leaderboard_id", "position", "rank", "previous_rank",
+                                            "referrer_id", "qualified", "referred"),
     "outbox_jobs": _plain("id", "merchant_id", "actor", "args", "run_key", "status", "attempts", "last_error", "created_at",
                           "not_before", "sent_at", "finished_at"),  # args are ids
     # --- customers and what they did ------------------------------------------------------------------
@@ -101,7 +104,7 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                       "created_at", "available_at", "ended_at", "end_reason", "leaked_amount"),
     "coupons": _plain("id", "merchant_id", "pool_id", "reward_id", "customer_id", "code", "lookup_key", "status",
                       "percent_off_bps", "amount_off", "currency", "min_order_amount", "expires_at", "redeemed_order_id",
-                      "redeemed_at", "created_at"),
+                      "redeemed_at", "redeemed_discount", "redeemed_currency", "created_at"),
     "ledger_accounts": _plain("id", "merchant_id", "owner_type", "owner_id", "kind", "account_type", "unit", "balance"),
     "ledger_transactions": {**_plain("id", "merchant_id", "kind", "reward_id", "customer_id", "request_hash", "reference",
                                      "created_at"),
@@ -210,6 +213,8 @@ NOT_EXPORTED = {
     "analytics_daily": "counts and sums per program and day: no customer in them",
     "analytics_referrer_daily": "counts per referrer and day, kept as the referrals they count are",
     "analytics_rollup_state": "the rollup job's progress",
+    "analytics_leaderboards": "a program's ranked periods: counts, no customer in them",
+    "analytics_leaderboard_entries": "counts per referrer, kept and recomputed as the referrals they count are",
     "webhook_deliveries": "copies of events sent to the merchant's own server (scrubbed at erasure)",
     "webhook_attempts": "the merchant's server's answers",
     "audit_entries": "what the merchant's staff did (scrubbed at erasure)",

@@ -390,6 +390,19 @@ def _order_terms(order_amount: int | None, currency: str | None) -> tuple[int | 
     return order_amount, money.currency(currency, "currency")
 
 
+def discount_on(coupon: Coupon, order_amount: int | None, currency: str | None) -> int | None:
+    """What the coupon takes off an order of this amount, in the order's minor units: a fixed
+    amount at most the order, a percentage rounded down; None when the order's amount or
+    currency is unknown (or a fixed amount in another currency)."""
+    if order_amount is None or currency is None:
+        return None
+    if coupon.percent_off_bps is not None:
+        return order_amount * coupon.percent_off_bps // 10_000
+    if coupon.amount_off is not None and coupon.currency == currency:
+        return min(coupon.amount_off, order_amount)
+    return None
+
+
 def check(coupon: Coupon | None, *, order_amount: int | None, currency: str | None, now: datetime) -> CouponCheck:
     """Whether the coupon can be used on this order. A term the caller leaves out (amount,
     currency) is not checked here; `redeem_coupon` requires the ones the coupon depends on."""
@@ -485,6 +498,8 @@ async def redeem_coupon(
     coupon.status = CouponStatus.REDEEMED.value
     coupon.redeemed_order_id = order_id
     coupon.redeemed_at = now
+    coupon.redeemed_discount = discount_on(coupon, order_amount, currency)
+    coupon.redeemed_currency = currency if coupon.redeemed_discount is not None else None
     if reward is not None and reward.status == RewardStatus.AVAILABLE.value:
         reward.status = RewardStatus.REDEEMED.value
         reward.ended_at = now

@@ -189,6 +189,10 @@ class Coupon(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     redeemed_order_id: Mapped[str | None] = mapped_column(String(255))
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the coupon took off the order, when the order's amount and currency were reported at
+    # redemption (a percentage's cost is known only then): analytics count it as the coupon's cost.
+    redeemed_discount: Mapped[int | None] = mapped_column(BigInteger)
+    redeemed_currency: Mapped[str | None] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

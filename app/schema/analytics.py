@@ -76,7 +76,8 @@ class RewardCostLine:
 
 @strawberry.type
 class CouponsLine:
-    unit: str = strawberry.field(description="Currency of fixed amounts off; PERCENT for percentage coupons (amount 0).")
+    unit: str = strawberry.field(description="The currency of what was taken off (the order's, reported at redemption, or a "
+                                             "fixed coupon's); PERCENT for percentage coupons redeemed without the order's amount.")
     count: int
     amount: BigInt
 
@@ -225,11 +226,9 @@ class ProgramAnalytics:
     async def referrers(self, info: Info, first: int = 10) -> Referrers:
         t = await self._sums(info)
 
-        async def work(session):
-            leaders = await reports.leaderboard(session, merchant_id=self._merchant_id, period=self._period, first=first)
-            return leaders, await reports.virality(session, merchant_id=self._merchant_id, period=self._period, t=t)
-
-        leaders, v = await query(info, work)
+        leaders, active = await query(info, lambda s: reports.leaderboard(
+            s, merchant_id=self._merchant_id, period=self._period, first=first))
+        v = reports.virality(t, active)
         return Referrers(
             leaderboard=[
                 Leader(rank=x.rank, previous_rank=x.previous_rank,

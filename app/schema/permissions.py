@@ -64,6 +64,9 @@ SecretKeyOrReviewer = accepts(
 SecretKeyOrFinance = accepts(
     "SecretKeyOrFinance", keys=[ApiKeyKind.SECRET], roles=[AdminRole.OWNER, AdminRole.ADMIN, AdminRole.FINANCE]
 )
+# The program's configuration (reward rules, webhook endpoints): the server, or its owners and
+# admins in the console.
+SecretKeyOrManager = accepts("SecretKeyOrManager", keys=[ApiKeyKind.SECRET], roles=[AdminRole.OWNER, AdminRole.ADMIN])
 # The merchant's credentials, listed (masked): the server, or an owner in the console.
 SecretKeyOrOwner = accepts("SecretKeyOrOwner", keys=[ApiKeyKind.SECRET], roles=[AdminRole.OWNER])
 # A person in a session, whatever the role (their own profile, second factor, sessions).

@@ -12,7 +12,7 @@ from app.rewards import queries as reward_queries
 from app.rewards import rules as rule_service
 from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
-from app.schema.permissions import SecretKey, SecretKeyOrAdmin
+from app.schema.permissions import SecretKey, SecretKeyOrAdmin, SecretKeyOrManager
 from app.schema.reward_types import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
@@ -192,7 +192,7 @@ class RewardQuery:
 
 @strawberry.type
 class RewardMutation:
-    @strawberry.mutation(permission_classes=[SecretKey])
+    @strawberry.mutation(permission_classes=[SecretKeyOrManager])
     async def create_reward_rule(self, info: Info, program_id: strawberry.ID, input: RewardRuleInput) -> RewardRulePayload:
         async def work(session):
             rule = await rule_service.create_rule(
@@ -203,7 +203,7 @@ class RewardMutation:
 
         return await mutate(info, RewardRulePayload, work)
 
-    @strawberry.mutation(permission_classes=[SecretKey], description="Adds a version; granted rewards keep theirs.")
+    @strawberry.mutation(permission_classes=[SecretKeyOrManager], description="Adds a version; granted rewards keep theirs.")
     async def update_reward_rule(self, info: Info, rule_id: strawberry.ID, input: RewardRuleInput) -> RewardRulePayload:
         async def work(session):
             rule = await rule_service.update_rule(
@@ -214,7 +214,7 @@ class RewardMutation:
 
         return await mutate(info, RewardRulePayload, work)
 
-    @strawberry.mutation(permission_classes=[SecretKey])
+    @strawberry.mutation(permission_classes=[SecretKeyOrManager])
     async def set_reward_rule_enabled(self, info: Info, rule_id: strawberry.ID, enabled: bool) -> RewardRulePayload:
         async def work(session):
             rule = await rule_service.set_rule_enabled(

@@ -12,7 +12,7 @@ from typing import Any
 
 from graphql import FieldNode, GraphQLError, ValidationRule
 
-SECOND_FACTOR_FIELDS = frozenset({"approvePayouts", "confirmTotpEnrollment", "resetTotp"})
+SECOND_FACTOR_FIELDS = frozenset({"approvePayouts", "confirmTotpEnrollment", "resetTotp", "createApiKey", "revokeApiKey"})
 
 
 class OneSecondFactorPerDocument(ValidationRule):

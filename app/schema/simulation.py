@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from app import validation
 from app.rewards import simulation as service
-from app.schema.permissions import SecretKey
+from app.schema.permissions import SecretKeyOrManager
 from app.schema.reward_types import RewardKind
 from app.schema.rewards import RewardRuleInput
 from app.schema.scalars import BigInt
@@ -88,7 +88,7 @@ class SimulationResult:
 @strawberry.type
 class SimulationQuery:
     @strawberry.field(
-        permission_classes=[SecretKey],
+        permission_classes=[SecretKeyOrManager],
         description=(
             "What `rules` would have granted for the program's actions in [from, to) (at most 366 days, "
             "20 rules), evaluated exactly as live, next to what the current rules granted. Writes nothing. "

@@ -10,7 +10,7 @@ from strawberry.types import Info
 from app import validation
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
-from app.schema.permissions import SecretKey, SecretKeyOrAdmin
+from app.schema.permissions import SecretKey, SecretKeyOrAdmin, SecretKeyOrManager
 from app.schema.transactions import mutate, query
 from app.schema.types import gid
 from app.webhooks import events, models, service
@@ -156,7 +156,7 @@ class WebhookQuery:
 
 @strawberry.type
 class WebhookMutation:
-    @strawberry.mutation(permission_classes=[SecretKey], description="Add an endpoint; the payload shows its secret once.")
+    @strawberry.mutation(permission_classes=[SecretKeyOrManager], description="Add an endpoint; the payload shows its secret once.")
     async def create_webhook_endpoint(self, info: Info, input: CreateWebhookEndpointInput) -> WebhookSecretPayload:
         async def work(session):
             made = await service.create_endpoint(
@@ -167,7 +167,7 @@ class WebhookMutation:
 
         return await mutate(info, WebhookSecretPayload, work)
 
-    @strawberry.mutation(permission_classes=[SecretKey])
+    @strawberry.mutation(permission_classes=[SecretKeyOrManager])
     async def update_webhook_endpoint(self, info: Info, id: strawberry.ID, input: UpdateWebhookEndpointInput) -> WebhookEndpointPayload:
         async def work(session):
             endpoint = await service.update_endpoint(
@@ -195,7 +195,7 @@ class WebhookMutation:
         return await mutate(info, WebhookSecretPayload, work)
 
     @strawberry.mutation(
-        permission_classes=[SecretKey],
+        permission_classes=[SecretKeyOrManager],
         description="Send a delivery again now (same webhook-id), with a fresh retry schedule.",
     )
     async def redeliver_webhook(self, info: Info, id: strawberry.ID) -> WebhookDeliveryPayload:

@@ -1,7 +1,7 @@
 """The merchant the console's browser tests log in to, built through the public API as a shop
 would (in-process, on the database the test server then serves): an owner with a password and
 an authenticator, a program with two weeks of referrals and purchases in USD and EUR, one
-referral in fraud review, one payout waiting for approval, and the rollups brought up to date.
+referral in fraud review (and two more for the bulk actions), one payout waiting for approval, and the rollups brought up to date.
 
     DATABASE_URL=sqlite+aiosqlite:///... SECRET_KEY=... python console/test/seed.py   # prints JSON
 """
@@ -65,8 +65,8 @@ async def seed() -> dict:
         enrollment = await api("mutation { startTotpEnrollment { enrollment { provisioningUri } userErrors { code } } }",
                                key=token)
         totp_secret = parse_qs(urlsplit(enrollment["enrollment"]["provisioningUri"]).query)["secret"][0]
-        await api("mutation($c: String!) { confirmTotpEnrollment(code: $c) { recoveryCodes userErrors { code } } }",
-                  {"c": pyotp.TOTP(totp_secret).now()}, key=token)
+        recovery_codes = (await api("mutation($c: String!) { confirmTotpEnrollment(code: $c) { recoveryCodes userErrors { code } } }",
+                                    {"c": pyotp.TOTP(totp_secret).now()}, key=token))["recoveryCodes"]
         await api("mutation { setPayoutSettings(input: {coolingOffHours: 0}) { userErrors { code } } }", key=token)
         await api("mutation { logout { userErrors { code } } }", key=token)
 
@@ -113,6 +113,12 @@ async def seed() -> dict:
                                      "context": {"deviceId": "kims-phone"}}})
         await api(record, {"input": {"type": "SIGNUP", "customerExternalId": "kim-alias", "idempotencyKey": "s-alias",
                                      "referralCode": codes["kim"], "context": {"deviceId": "kims-phone"}}})
+        # omar's own phone and tablet behind two more "friends": two more reviews, for the bulk actions
+        for n, device in ((1, "omars-phone"), (2, "omars-tablet")):
+            await api(record, {"input": {"type": "SIGNUP", "customerExternalId": "omar", "idempotencyKey": f"omar-own-{n}",
+                                         "context": {"deviceId": device}}})
+            await api(record, {"input": {"type": "SIGNUP", "customerExternalId": f"omar-alias-{n}", "idempotencyKey": f"s-alias-{n}",
+                                         "referralCode": codes["omar"], "context": {"deviceId": device}}})
         # jane asks for her commission
         await api("""mutation { setPayoutAccount(input: {customerExternalId: "jane", method: BANK_TRANSFER,
                      iban: "DE89 3704 0044 0532 0130 00", holderName: "Jane Doe"}) { userErrors { code } } }""")
@@ -123,7 +129,8 @@ async def seed() -> dict:
         await rollup.roll_up(session, merchant_id=merchant.id)
         await session.commit()
     await engine.dispose()
-    return {"email": EMAIL, "password": PASSWORD, "totpSecret": totp_secret, "programId": program,
+    return {"email": EMAIL, "password": PASSWORD, "totpSecret": totp_secret, "recoveryCodes": recovery_codes,
+            "programId": program,
             "payout": payout, "secretKey": secret.plaintext}
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.analytics import rollup
-from app.analytics.models import DailyFact, ReferrerDay
+from app.analytics import leaderboards, rollup
+from app.analytics.models import DailyFact, Leaderboard, LeaderboardEntry, ReferrerDay
 from app.db import create_session_factory, utcnow
 
 OVERVIEW = """
@@ -81,6 +81,53 @@ async def recounted(db, merchant_id, zone, first: date, last: date) -> list[tupl
         referrers = await rollup.count_referrer_days(session, merchant_id=merchant_id, zone=zone, days=days)
     return (sorted(((f.program_id, f.day, f.measure, f.dimension, f.unit, f.count, f.amount) for f in facts), key=repr)
             + sorted((("referrer", f.program_id, f.day, f.referrer_id, f.referred, f.qualified) for f in referrers), key=repr))
+
+
+async def stored_boards(db, merchant_id) -> dict[tuple, tuple]:
+    """The stored leaderboards: (program, first, last) -> (active referrers, entries best first)."""
+    async with create_session_factory(db, reason="tests: leaderboards as stored")() as session:
+        boards = (await session.execute(
+            select(Leaderboard.id, Leaderboard.program_id, Leaderboard.first, Leaderboard.last, Leaderboard.active_referrers)
+            .where(Leaderboard.merchant_id == merchant_id)
+        )).all()
+        entries = (await session.execute(
+            select(LeaderboardEntry.leaderboard_id, LeaderboardEntry.rank, LeaderboardEntry.previous_rank,
+                   LeaderboardEntry.referrer_id, LeaderboardEntry.qualified, LeaderboardEntry.referred)
+            .where(LeaderboardEntry.merchant_id == merchant_id).order_by(LeaderboardEntry.position)
+        )).all()
+    return {(program_id, first, last): (active, [tuple(e[1:]) for e in entries if e[0] == board_id])
+            for board_id, program_id, first, last, active in boards}
+
+
+async def recounted_boards(db, merchant_id, zone, first_day: date, periods) -> dict[tuple, tuple]:
+    """The same boards ranked here, by the rules of app.analytics.leaderboards, from the
+    per-referrer counts recounted afresh from the raw referrals."""
+    earliest = min(leaderboards.previous_of(*p)[0] for p in periods)
+    async with create_session_factory(db, reason="tests: analytics recount")() as session:
+        days = [d.day for d in rollup.local_days(max(earliest, first_day), max(p[1] for p in periods), zone)]
+        facts = await rollup.count_referrer_days(session, merchant_id=merchant_id, zone=zone, days=days)
+
+    def sums(program_id, first, last):
+        found: dict = {}
+        for f in facts:
+            if f.program_id == program_id and first <= f.day <= last:
+                q, r = found.get(f.referrer_id, (0, 0))
+                found[f.referrer_id] = (q + f.qualified, r + f.referred)
+        return found
+
+    boards = {}
+    for program_id in {f.program_id for f in facts}:
+        for first, last in periods:
+            now, before = sums(program_id, first, last), sums(program_id, *leaderboards.previous_of(first, last))
+            order = sorted(now.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:leaderboards.LEADERBOARD_MAX]
+            entries = []
+            for referrer_id, (q, r) in order:
+                rank = 1 + sum(1 for _id, counts in order if counts > (q, r))
+                previous = (1 + sum(1 for bq, _br in before.values() if bq > before[referrer_id][0])
+                            if before.get(referrer_id, (0, 0))[0] > 0 else None)
+                entries.append((rank, previous, referrer_id, q, r))
+            boards[(program_id, first, last)] = (sum(1 for _q, r in now.values() if r > 0), entries)
+    return boards
 
 
 def iso(moment: datetime) -> str:

@@ -270,3 +270,44 @@ async def test_coupons_redeemed_count_in_the_cost(db, tenant):
     assert money["rewardCost"] == []  # coupons are not in the ledger: their cost is what was redeemed
     assert money["returns"] == [{"currency": "USD", "netRevenue": 16000, "cost": 1000, "acquiredCustomers": 2,
                                  "costPerAcquiredCustomer": 500, "roi": 15.0}]
+
+
+async def test_the_funnel_per_channel_counts_the_channel_the_widget_reports(db, tenant):
+    """The widget marks each share button's link (`?ref=CODE&ref_channel=whatsapp`, copy for a
+    copied link) and reports that channel with the friend's click, as sdk/js/src/attribution.ts
+    sends it: the funnel then splits the click and the referral it brought by channel."""
+    program = await active_program(tenant)
+    await allow_bursts(tenant, program["id"])
+    jane = (await code_for(tenant, program["id"], "jane"))["code"]
+    tokens = {}
+    for friend, channel in (("ann", "whatsapp"), ("ben", "copy"), ("cas", "copy")):
+        tracked = await tenant.gql(ops.TRACK_CLICK, {"input": {
+            "code": jane, "deviceId": f"d_{friend}", "deviceFingerprint": f"fp1_{friend}",
+            "landingUrl": f"https://shop.example/?ref={jane}", "channel": channel,
+        }}, key=tenant.publishable_key)
+        assert tracked["trackClick"]["userErrors"] == []
+        tokens[friend] = tracked["trackClick"]["attributionToken"]
+    await signed_up(tenant, "ann", token=tokens["ann"])
+    await signed_up(tenant, "ben", token=tokens["ben"])  # cas only looked
+    await roll_up(db, tenant.id)
+    funnel = (await report(tenant, program["id"], today(), today()))["funnel"]
+    by_channel = {c["channel"]: (c["clicks"], c["referred"]) for c in funnel["byChannel"]}
+    assert by_channel == {"copy": (2, 1), "whatsapp": (1, 1)}
+    assert (funnel["total"]["clicks"], funnel["total"]["referred"]) == (3, 2)
+
+
+async def test_a_percentage_coupon_costs_what_it_took_off_the_order(db, tenant):
+    """15 % off: redeemed on a 60.00 USD order (reported at redemption) it cost 9.00 USD, in
+    the return like a fixed coupon; redeemed without the order's amount it is only counted."""
+    from tests.rewards import test_coupons as coupons
+
+    program, code = await coupons.shop(tenant, amount=None, currency=None, percentBps=1500)
+    bob = await coupons.referred_purchase(tenant, "bob", code)
+    carol = await coupons.referred_purchase(tenant, "carol", code)
+    assert (await coupons.redeem(tenant, bob["coupon"]["code"], "order-bob-2", orderAmount=6000, currency="USD"))["userErrors"] == []
+    assert (await coupons.redeem(tenant, carol["coupon"]["code"], "order-carol-2"))["userErrors"] == []
+    await roll_up(db, tenant.id)
+    money = (await report(tenant, program["id"], today(), today()))["money"]
+    assert money["couponsRedeemed"] == [{"unit": "PERCENT", "count": 1, "amount": 0}, {"unit": "USD", "count": 1, "amount": 900}]
+    assert money["returns"] == [{"currency": "USD", "netRevenue": 16000, "cost": 900, "acquiredCustomers": 2,
+                                 "costPerAcquiredCustomer": 450, "roi": round((16000 - 900) / 900, 4)}]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 
 from app.db import Base, utcnow
 from app.merchants import service as merchants
-from app.merchants.models import ApiKey, ApiKeyKind
+from app.merchants.models import AdminRole, ApiKey, ApiKeyKind
 from app.referrals.models import Action, Customer, Program
 from tests import graphql_ops as ops
 from tests.scenarios import active_program, code_for
@@ -394,3 +394,52 @@ async def test_rotating_for_an_unknown_merchant_is_not_found(db, session):
     with pytest.raises(DomainError) as refused:
         await merchants.rotate_api_keys(session, merchant_id=uuid.uuid4(), kind=ApiKeyKind.SECRET)
     assert refused.value.code is ErrorCode.NOT_FOUND
+
+
+CREATE_KEY_WITH_CODE = """
+mutation($kind: ApiKeyKind!, $code: String) {
+  createApiKey(kind: $kind, name: "from the console", totpCode: $code) {
+    key apiKey { id maskedKey active } userErrors { field code message }
+  }
+}"""
+REVOKE_KEY_WITH_CODE = """
+mutation($id: ID!, $code: String) {
+  revokeApiKey(id: $id, totpCode: $code) { apiKey { id active revokedAt } userErrors { field code message } }
+}"""
+
+
+async def test_an_owner_session_issues_and_revokes_keys_with_a_second_factor_only(tenant, clock):
+    """The console's keys page: an owner's session alone (stolen, say) issues no key; with a
+    code from their app it does, and revoking takes a fresh code too. Other roles may not."""
+    from tests.payouts.helpers import approver, make_admin
+
+    owner = await approver(tenant, clock, AdminRole.OWNER)
+    keys_before = len((await tenant.gql("query { apiKeys { id } }"))["apiKeys"])
+    without = (await tenant.raw(CREATE_KEY_WITH_CODE, {"kind": "SECRET", "code": None}, key=owner.token))["data"]["createApiKey"]
+    assert without["key"] is None and [e["code"] for e in without["userErrors"]] == ["SECOND_FACTOR_REQUIRED"]
+    not_the_code = "000000" if owner.code(clock()) != "000000" else "111111"
+    wrong = (await tenant.raw(CREATE_KEY_WITH_CODE, {"kind": "SECRET", "code": not_the_code}, key=owner.token))["data"][
+        "createApiKey"]
+    assert wrong["key"] is None and [e["code"] for e in wrong["userErrors"]] == ["SECOND_FACTOR_INVALID"]
+    assert len((await tenant.gql("query { apiKeys { id } }"))["apiKeys"]) == keys_before
+
+    made = (await tenant.raw(CREATE_KEY_WITH_CODE, {"kind": "SECRET", "code": owner.code(clock())}, key=owner.token))["data"]
+    made = made["createApiKey"]
+    assert made["userErrors"] == [] and made["key"].startswith("sk_") and made["apiKey"]["active"]
+    assert (await tenant.raw("query { apiKeys { id } }", key=made["key"]))["data"]["apiKeys"]  # it works
+    replayed = (await tenant.raw(REVOKE_KEY_WITH_CODE, {"id": made["apiKey"]["id"], "code": owner.code(clock())},
+                                 key=owner.token))["data"]["revokeApiKey"]
+    assert [e["code"] for e in replayed["userErrors"]] == ["SECOND_FACTOR_INVALID"]  # that code was spent on the key
+    clock.advance(30)
+    revoked = (await tenant.raw(REVOKE_KEY_WITH_CODE, {"id": made["apiKey"]["id"], "code": owner.code(clock())},
+                                key=owner.token))["data"]["revokeApiKey"]
+    assert revoked["userErrors"] == [] and revoked["apiKey"]["active"] is False
+    assert (await tenant.raw("query { apiKeys { id } }", key=made["key"]))["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+    for role in (AdminRole.ADMIN, AdminRole.FINANCE, AdminRole.REVIEWER):
+        person = await approver(tenant, clock, role)
+        body = await tenant.raw(CREATE_KEY_WITH_CODE, {"kind": "SECRET", "code": person.code(clock())}, key=person.token)
+        assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    fresh = await make_admin(tenant, AdminRole.OWNER)
+    body = (await tenant.raw(CREATE_KEY_WITH_CODE, {"kind": "SECRET", "code": "123456"}, key=fresh.token))["data"]["createApiKey"]
+    assert [e["code"] for e in body["userErrors"]] == ["SECOND_FACTOR_NOT_ENROLLED"]

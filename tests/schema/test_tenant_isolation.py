@@ -672,6 +672,25 @@ CASES = [
     Case("revokeApiKey", "revokeApiKey(A's key id)",
          "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
          lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
+    # The console's configuration pages: B's OWNER session, holding A's ids
+    Case("revokeApiKey", "revokeApiKey(A's key id), B's owner session",
+         'mutation($id: ID!) { revokeApiKey(id: $id, totpCode: "123456") { apiKey { id } userErrors { field code message } } }',
+         lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey"), key="admin", payouts=True),
+    Case("updateRewardRule", "updateRewardRule(ruleId: A's), B's owner session",
+         "mutation($r: ID!, $input: RewardRuleInput!) { updateRewardRule(ruleId: $r, input: $input) %s }" % RULE_PAYLOAD,
+         lambda w: {"r": w.rule_id, "input": {**CREDIT_RULE, "amount": 1}},
+         user_error("updateRewardRule", "NOT_FOUND", "ruleId", "rewardRule"), key="admin", payouts=True),
+    Case("updateWebhookEndpoint", "updateWebhookEndpoint(A's endpoint id), B's owner session",
+         """mutation($id: ID!, $input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $input) {
+              endpoint { id } userErrors { field code message } } }""",
+         lambda w: {"id": w.webhook_endpoint_id, "input": {"enabled": False}},
+         user_error("updateWebhookEndpoint", "NOT_FOUND", "id", "endpoint"), key="admin", payouts=True),
+    Case("simulateRewardRules", "simulateRewardRules(programId: A's), B's owner session",
+         """query($p: ID!, $rules: [RewardRuleInput!]!) {
+              simulateRewardRules(programId: $p, rules: $rules, from: "2020-01-01T00:00:00Z", to: "2020-12-31T00:00:00Z") {
+                actionsReplayed } }""",
+         lambda w: {"p": w.program_id, "rules": [CREDIT_RULE]}, graphql_not_found("simulateRewardRules"), key="admin",
+         payouts=True),
     # Admins (B's OWNER session, holding A's ids)
     Case("adminSessions", "adminSessions(adminId: A's admin)", "query($id: ID) { adminSessions(adminId: $id) { id } }",
          lambda w: {"id": w.payouts.a_admin_id}, graphql_not_found("adminSessions"), key="admin", payouts=True),

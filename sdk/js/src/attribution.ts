@@ -1,6 +1,7 @@
 import { call, type ApiConfig, type UserError } from "./api";
 import { deviceFingerprint, deviceId } from "./device";
 import { emit, report } from "./events";
+import { CHANNEL_PARAM } from "./share";
 import { readCookie, readLocal, writeCookie, writeLocal } from "./storage";
 
 /** What the shop's signup form sends to its own server, which passes it to `recordAction`
@@ -80,17 +81,22 @@ export function clearAttribution(cookieDomain?: string): void {
   save(null, cookieDomain);
 }
 
-/** Reads `?ref=CODE` (or the configured parameter), keeps the code at once (so a signup works
+/** Reads `?ref=CODE` (or the configured parameter) and the share channel beside it, keeps the code at once (so a signup works
  * even if the API is unreachable), removes the parameter from the address bar without a
  * reload, and reports the click; the returned token replaces the code for the program's
  * attribution window. A code kept earlier whose click was never reported is reported now. */
 export async function captureReferral(config: CaptureConfig): Promise<Attribution | null> {
   let code: string | null = null;
+  let channel: string | null = null;
   try {
     const url = new URL(location.href);
     code = url.searchParams.get(config.refParam)?.trim().slice(0, 64) || null;
-    if (url.searchParams.has(config.refParam)) {
+    // where the link was shared (share.ts marks each share button's link), if it says
+    const via = url.searchParams.get(CHANNEL_PARAM)?.trim().toLowerCase() ?? "";
+    channel = code && /^[a-z0-9_-]{1,32}$/.test(via) ? via : null;
+    if (url.searchParams.has(config.refParam) || url.searchParams.has(CHANNEL_PARAM)) {
       url.searchParams.delete(config.refParam);
+      url.searchParams.delete(CHANNEL_PARAM);
       history.replaceState(history.state, "", url.pathname + url.search + url.hash);
     }
   } catch {
@@ -103,7 +109,13 @@ export async function captureReferral(config: CaptureConfig): Promise<Attributio
 
   const landingUrl = `${location.origin}${location.pathname}?${encodeURIComponent(config.refParam)}=${encodeURIComponent(code)}`;
   const payload = await call<TrackClickPayload>(config, "trackClick", TRACK_CLICK, {
-    input: { code, deviceId: deviceId(config.cookieDomain), deviceFingerprint: deviceFingerprint(), landingUrl },
+    input: {
+      code,
+      deviceId: deviceId(config.cookieDomain),
+      deviceFingerprint: deviceFingerprint(),
+      landingUrl,
+      ...(channel ? { channel } : {}),
+    },
   });
   if (payload?.userErrors.length) {
     const error = payload.userErrors[0];

@@ -3,7 +3,7 @@ import { palette, type Colors } from "./colors";
 import { deviceFingerprint, deviceId } from "./device";
 import { emit, report, type ShareChannel } from "./events";
 import { fill, list, money, pickLocale, plural, RTL, STRINGS, type Locale, type Strings } from "./i18n";
-import { shareLinks } from "./share";
+import { shareLinks, withChannel } from "./share";
 
 export interface MountOptions {
   /** The customer's id in the shop (what the shop's server signed). */
@@ -141,7 +141,8 @@ export function render(host: HTMLElement, session: WidgetSession, language: [Loc
     const input = h("input", { id, readonly: "", dir: "ltr", value, spellcheck: "false" }) as HTMLInputElement;
     const button = h("button", { type: "button" }, copyLabel);
     button.addEventListener("click", async () => {
-      if (await copy(value, input)) {
+      // a copied link is pasted somewhere we cannot see: its channel is "copy"
+      if (await copy(what === "link" ? withChannel(value, "copy") : value, input)) {
         status.textContent = "";
         status.textContent = strings.copied;
         emit(host, "referral:copied", { what, code: session.code });
@@ -162,7 +163,7 @@ export function render(host: HTMLElement, session: WidgetSession, language: [Loc
   if (typeof navigator.share === "function") {
     const more = h("button", { type: "button" }, strings.more);
     more.addEventListener("click", () => {
-      navigator.share({ title, text: message, url: link }).then(() => shared("native"), () => {});
+      navigator.share({ title, text: message, url: withChannel(link, "native") }).then(() => shared("native"), () => {});
     });
     shares.push(h("li", {}, more));
   }

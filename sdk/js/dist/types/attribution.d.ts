@@ -16,7 +16,7 @@ export interface CaptureConfig extends ApiConfig {
 }
 export declare function getAttribution(cookieDomain?: string): Attribution | null;
 export declare function clearAttribution(cookieDomain?: string): void;
-/** Reads `?ref=CODE` (or the configured parameter), keeps the code at once (so a signup works
+/** Reads `?ref=CODE` (or the configured parameter) and the share channel beside it, keeps the code at once (so a signup works
  * even if the API is unreachable), removes the parameter from the address bar without a
  * reload, and reports the click; the returned token replaces the code for the program's
  * attribution window. A code kept earlier whose click was never reported is reported now. */

@@ -247,7 +247,10 @@ describe.skipIf(skipped)("the widget in Chromium", () => {
     const panel = await panelReady(page, "#referral-panel");
     await panel.locator("button", { hasText: "Copy link" }).click();
     expect((await waitForEvent(page, "referral:copied")).detail).toEqual({ what: "link", code: env.keys.referrer_code });
-    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(env.keys.referral_link.replace(/localhost:\d+/, new URL(env.shop).host));
+    // the copied link says it was copied: the friend's landing reports channel "copy"
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(
+      `${env.keys.referral_link.replace(/localhost:\d+/, new URL(env.shop).host)}&ref_channel=copy`,
+    );
     const popup = page.waitForEvent("popup");
     await panel.locator('a[aria-label="Share via WhatsApp"]').click();
     expect((await popup).url()).toContain("wa.me");

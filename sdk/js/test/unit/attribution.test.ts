@@ -65,6 +65,28 @@ describe("landing with ?ref=CODE", () => {
     expect(history.length).toBe(before);
   });
 
+  it("sends the share channel the link carries with the click, and removes it from the address bar", async () => {
+    land("/shoes?ref=JANE-K7M3&ref_channel=WhatsApp&size=42");
+    const calls = answer(TRACKED);
+    await captureReferral(CAPTURE);
+    expect(calls[0].body.variables.input.channel).toBe("whatsapp");
+    expect(calls[0].body.variables.input.landingUrl).toBe("https://shop.example/shoes?ref=JANE-K7M3");
+    expect(location.search).toBe("?size=42");
+  });
+
+  it("sends no channel when the link has none or a malformed one", async () => {
+    land("/?ref=JANE-K7M3");
+    let calls = answer(TRACKED);
+    await captureReferral(CAPTURE);
+    expect(calls[0].body.variables.input).not.toHaveProperty("channel");
+    clearBrowserState();
+    land("/?ref=JANE-K7M3&ref_channel=%3Cscript%3E");
+    calls = answer(TRACKED);
+    await captureReferral(CAPTURE);
+    expect(calls[0].body.variables.input).not.toHaveProperty("channel");
+    expect(location.search).toBe("");
+  });
+
   it("reads a configured parameter name", async () => {
     land("/?invite=JANE-K7M3&ref=other");
     const calls = answer(TRACKED);

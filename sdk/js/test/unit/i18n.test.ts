@@ -61,14 +61,17 @@ describe("share links", () => {
     const links = Object.fromEntries(
       shareLinks("Get 10% off & more", "https://shop.example/?ref=JANE-K7M3", "Invite", "Email").map((l) => [l.channel, l.href]),
     );
-    expect(links.email).toBe(
-      "mailto:?subject=Invite&body=Get%2010%25%20off%20%26%20more%20https%3A%2F%2Fshop.example%2F%3Fref%3DJANE-K7M3",
-    );
-    expect(links.whatsapp).toBe("https://wa.me/?text=Get%2010%25%20off%20%26%20more%20https%3A%2F%2Fshop.example%2F%3Fref%3DJANE-K7M3");
-    expect(links.telegram).toBe(
-      "https://t.me/share/url?url=https%3A%2F%2Fshop.example%2F%3Fref%3DJANE-K7M3&text=Get%2010%25%20off%20%26%20more",
-    );
-    expect(links.x).toContain("https://x.com/intent/post?text=Get%2010%25");
-    expect(links.facebook).toBe("https://www.facebook.com/sharer/sharer.php?u=https%3A%2F%2Fshop.example%2F%3Fref%3DJANE-K7M3");
+    // each link names its channel (ref_channel), which the friend's landing reports with the click
+    const link = (channel: string) => encodeURIComponent(`https://shop.example/?ref=JANE-K7M3&ref_channel=${channel}`);
+    expect(links.email).toBe(`mailto:?subject=Invite&body=Get%2010%25%20off%20%26%20more%20${link("email")}`);
+    expect(links.whatsapp).toBe(`https://wa.me/?text=Get%2010%25%20off%20%26%20more%20${link("whatsapp")}`);
+    expect(links.telegram).toBe(`https://t.me/share/url?url=${link("telegram")}&text=Get%2010%25%20off%20%26%20more`);
+    expect(links.x).toBe(`https://x.com/intent/post?text=Get%2010%25%20off%20%26%20more&url=${link("x")}`);
+    expect(links.facebook).toBe(`https://www.facebook.com/sharer/sharer.php?u=${link("facebook")}`);
+  });
+
+  it("leave a bare code (no shop URL) as it is", () => {
+    const [email] = shareLinks("Use my code", "JANE-K7M3", "Invite", "Email");
+    expect(email.href).toBe("mailto:?subject=Invite&body=Use%20my%20code%20JANE-K7M3");
   });
 });

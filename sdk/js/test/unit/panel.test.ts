@@ -57,8 +57,15 @@ describe("the share panel", () => {
     expect(section.textContent).toContain("Earned: \u2066$20.00\u2069 store credit, \u2066$10.00\u2069 on hold, and 2 discount coupons");
     const shares = [...root.querySelectorAll("ul a")].map((a) => a.getAttribute("aria-label"));
     expect(shares).toEqual(["Share via Email", "Share via WhatsApp", "Share via Telegram", "Share via X", "Share via Facebook"]);
+    // each button's link names its channel, which the friend's landing reports with the click
     expect(root.querySelector('ul a[aria-label="Share via WhatsApp"]')!.getAttribute("href")).toContain(
-      encodeURIComponent("Get $10 off: https://shop.example/?ref=JANE-K7M3"),
+      encodeURIComponent("Get $10 off: https://shop.example/?ref=JANE-K7M3&ref_channel=whatsapp"),
+    );
+    expect(root.querySelector('ul a[aria-label="Share via Email"]')!.getAttribute("href")).toContain(
+      encodeURIComponent("https://shop.example/?ref=JANE-K7M3&ref_channel=email"),
+    );
+    expect(root.querySelector('ul a[aria-label="Share via X"]')!.getAttribute("href")).toContain(
+      `url=${encodeURIComponent("https://shop.example/?ref=JANE-K7M3&ref_channel=x")}`,
     );
     expect(section.getAttribute("style")).toContain("--p:#0b6e4f");
   });
@@ -73,7 +80,7 @@ describe("the share panel", () => {
     buttons[0].click();
     buttons[1].click();
     await new Promise((resolve) => setTimeout(resolve, 0));
-    expect(writeText.mock.calls).toEqual([["JANE-K7M3"], [SESSION.shareUrl]]);
+    expect(writeText.mock.calls).toEqual([["JANE-K7M3"], [`${SESSION.shareUrl}&ref_channel=copy`]]);
     expect(copied.map((e) => e.detail)).toEqual([{ what: "code", code: "JANE-K7M3" }, { what: "link", code: "JANE-K7M3" }]);
     expect(panel(host).querySelector('[role="status"]')!.textContent).toBe("Copied");
   });
