@@ -137,8 +137,8 @@ async def submit_lead(
         winner = await session.scalar(select(Lead).where(Lead.merchant_id == merchant_id, Lead.idempotency_key == key))
         assert winner is not None
         return Submitted(winner, replayed=True)
-    await _record_step(session, lead, None, actor=actor, customer_id=referrer.id if actor.key_id is None else None,
-                       notes=lead.notes, visible=True)
+    # submitted by (or for) the referrer: their own notes are theirs to see
+    await _record_step(session, lead, None, actor=actor, customer_id=referrer.id, notes=lead.notes, visible=True)
     return Submitted(lead, replayed=False)
 
 
