@@ -173,3 +173,11 @@ REFERRER_LEADS = f"""
 query($customer: String!, $timestamp: BigInt, $signature: String) {{
   referrerLeads(customerExternalId: $customer, timestamp: $timestamp, signature: $signature) {{ {REFERRER_LEAD_FIELDS} }}
 }}"""
+
+RESOLVE_FRAUD_REVIEW_CITING = """
+mutation($id: ID!, $resolution: FraudResolution!, $note: String, $citedRule: CitedRuleInput) {
+  resolveFraudReview(id: $id, resolution: $resolution, note: $note, citedRule: $citedRule) {
+    review { id status resolutionNote citedRule { version clauseId clauseText } }
+    userErrors { field code message }
+  }
+}"""
