@@ -71,6 +71,8 @@ async def publish(
 
 
 async def current(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> PromotionRules | None:
+    """The program's latest version (None: none published); another merchant's program is NOT_FOUND."""
+    await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     return await session.scalar(
         select(PromotionRules).where(PromotionRules.merchant_id == merchant_id, PromotionRules.program_id == program_id)
         .order_by(PromotionRules.version.desc()).limit(1)

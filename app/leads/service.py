@@ -101,6 +101,8 @@ async def set_settings(
 
 
 async def get_settings(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> LeadSettings | None:
+    """The program's fee (None: no fee is paid for won leads); another merchant's program is NOT_FOUND."""
+    await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     return await session.scalar(
         select(LeadSettings).where(LeadSettings.program_id == program_id, LeadSettings.merchant_id == merchant_id)
     )
