@@ -168,10 +168,3 @@ async def finalize_due(session: AsyncSession, *, now: datetime | None = None, li
             done += await finalize(session, campaign, now=now)
     return done
 
-
-async def external_ids(session: AsyncSession, referrer_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """For the merchant's own view of a standing."""
-    if not referrer_ids:
-        return {}
-    rows = await session.execute(select(Customer.id, Customer.external_id).where(Customer.id.in_(referrer_ids)))
-    return {row.id: row.external_id for row in rows}

@@ -262,9 +262,3 @@ async def history(session: AsyncSession, *, merchant_id: uuid.UUID, lead_ids: li
         found[row.lead_id].append(row)
     return found
 
-
-async def referrer_external_ids(session: AsyncSession, referrer_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not referrer_ids:
-        return {}
-    rows = await session.execute(select(Customer.id, Customer.external_id).where(Customer.id.in_(set(referrer_ids))))
-    return {row.id: row.external_id for row in rows}

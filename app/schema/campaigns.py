@@ -237,7 +237,7 @@ class CampaignQuery:
             campaign = await service.get_campaign(
                 session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(campaign_id, "campaignId"))
             board = await contests.leaderboard(session, campaign=campaign, limit=first)
-            external_ids = await contests.external_ids(session, [s.referrer_id for s in board.top])
+            external_ids = await referrers.external_ids(session, [s.referrer_id for s in board.top])
             return CampaignLeaderboard.of(board, external_ids)
 
         return await query(info, work)
