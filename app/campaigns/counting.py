@@ -142,8 +142,13 @@ async def count_sale(session: AsyncSession, action_id: uuid.UUID) -> int:
     action = await session.get(Action, action_id)
     if action is None or action.referral_id is None or action.type not in QUALIFYING_TYPES:
         return 0
-    referral = await session.get_one(Referral, action.referral_id)
-    if referral.status == ReferralStatus.REJECTED.value:
+    # Locked first (as reward evaluation does): a clearance or review deciding the referral
+    # meanwhile either finishes before (and is read here) or sees this job's rewards after.
+    referral = await session.scalar(
+        select(Referral).where(Referral.id == action.referral_id)
+        .with_for_update(key_share=True).execution_options(populate_existing=True)
+    )
+    if referral is None or referral.status == ReferralStatus.REJECTED.value:
         return 0
     counted = 0
     for campaign in await _campaigns_of(session, referral.program_id, at=action.occurred_at):
@@ -185,6 +190,9 @@ async def _reward_sale(
                  kind=RewardKind(spec.reward_kind), currency=spec.currency, source=grants.CAMPAIGN, hold_days=spec.hold_days)
     # Per-sale grants name the sale's referral and action: a refund of the order takes them back.
     per_sale = dict(referral_id=referral.id, trigger_action_id=action.id, grant_key=_key(campaign, "sale", action.id))
+    if kind in (CampaignKind.RATE_BOOST, CampaignKind.TIERED_RATE):
+        # what a sale earns waits for its referral's clearance and review, as the rules' rewards do
+        per_sale["waits"] = await grants.waits_of(session, referral, action, RewardKind(spec.reward_kind))
     if kind is CampaignKind.THRESHOLD_BONUS:
         assert spec.threshold is not None and spec.bonus_amount is not None
         if progress.sales >= spec.threshold:

@@ -22,8 +22,9 @@ from tests.campaigns.helpers import (
     sale,
     today,
 )
-from tests.rewards.helpers import assert_ledger_consistent, balance
-from tests.scenarios import active_program, code_for, record
+from tests.fraud.helpers import clear_due
+from tests.rewards.helpers import assert_ledger_consistent, balance, create_rule, credit_rule, days
+from tests.scenarios import active_program, allow_bursts, code_for, record
 
 
 @pytest.fixture(autouse=True)
@@ -182,3 +183,23 @@ async def test_refunds_without_referral_or_unknown_orders_change_nothing(tenant,
     await code_for(tenant, program["id"], "zed")
     await record(tenant, type="REFUND", customerExternalId="stranger", idempotencyKey="r-unknown", orderId="nope")
     assert await run_campaign_jobs(db) == 1  # looked, found nothing
+
+
+async def test_a_sales_campaign_commission_waits_for_its_referrals_clearance_like_the_rules_rewards(tenant, db):
+    program = await active_program(tenant)  # the default clearance: a quiet period, then a fresh check
+    await allow_bursts(tenant, program["id"])
+    await create_rule(tenant, program["id"], **credit_rule())
+    code = (await code_for(tenant, program["id"], "jane"))["code"]
+    campaign = await create_campaign(tenant, program["id"], kind="RATE_BOOST", startsOn=today(), endsOn=today(),
+                                     category="shoes", boostBps=1000)
+    await sale(tenant, code, metadata={"category": "shoes"})
+    await run_campaign_jobs(db)
+
+    [boost] = await campaign_rewards(db, campaign["id"])
+    assert (boost.amount, boost.status, boost.clearance_hold) == (1000, "HELD", True)
+    assert (await balance(tenant, "jane", "COMMISSION"))["available"] == 0
+
+    assert await clear_due(db, at=days(60)) == 1  # the quiet period is over: screened again, cleared
+    [boost] = await campaign_rewards(db, campaign["id"])
+    assert (boost.status, boost.clearance_hold) == ("AVAILABLE", False)
+    assert (await balance(tenant, "jane", "COMMISSION"))["available"] == 1000
