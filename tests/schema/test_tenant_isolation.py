@@ -1035,7 +1035,8 @@ async def test_fraud_queues_lists_and_audit_logs_show_only_own_rows(tenant, othe
         "fraud_list.added", "widget.secret_rotated", "fraud_policy.changed"]  # its program pays at signup
     assert not _ids(a_lists["auditLog"]) & _ids(b_lists["auditLog"])
     assert {e["node"]["action"] for e in a_lists["auditLog"]["edges"]} == {
-        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated", "customer.export_requested"}
+        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated", "customer.export_requested",
+        "lead.submitted"}
 
     # B rejecting its whole queue leaves A's review open and A's referral alone
     resolved = await b.gql(RESOLVE_REVIEWS, {"filter": {}})
