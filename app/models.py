@@ -3,7 +3,9 @@
 
 def load_all_models() -> None:
     import app.analytics.models  # noqa: F401
+    import app.campaigns.models  # noqa: F401
     import app.fraud.models  # noqa: F401
+    import app.leads.models  # noqa: F401
     import app.merchants.models  # noqa: F401
     import app.payouts.models  # noqa: F401
     import app.privacy.models  # noqa: F401

@@ -74,3 +74,110 @@ query($programId: ID, $status: ReferralStatus, $first: Int, $after: String) {
     pageInfo { hasNextPage hasPreviousPage endCursor }
   }
 }"""
+
+# --- campaigns, contests, promotion rules (issue 15) ------------------------------------------
+
+CAMPAIGN_FIELDS = """
+  id programId name kind status startsAt endsAt timeZone currency rewardKind holdDays threshold bonusAmount
+  category boostBps tiers { fromSale rateBps } topN prizeAmount refundWindowDays finalizedAt
+"""
+
+CREATE_CAMPAIGN = f"""
+mutation($input: CampaignInput!) {{
+  createCampaign(input: $input) {{ campaign {{ {CAMPAIGN_FIELDS} }} userErrors {{ field code message }} }}
+}}"""
+
+CANCEL_CAMPAIGN = f"""
+mutation($id: ID!) {{ cancelCampaign(id: $id) {{ campaign {{ {CAMPAIGN_FIELDS} }} userErrors {{ field code message }} }} }}"""
+
+CAMPAIGNS = f"""
+query($programId: ID) {{ campaigns(programId: $programId) {{ edges {{ node {{ {CAMPAIGN_FIELDS} }} }} }} }}"""
+
+LEADERBOARD_FIELDS = """
+  campaign { id } status finalAfter
+  top { rank displayName sales winsPrize referrerExternalId }
+  own { rank displayName sales winsPrize referrerExternalId }
+"""
+
+CAMPAIGN_LEADERBOARD = f"""
+query($campaignId: ID!, $first: Int) {{ campaignLeaderboard(campaignId: $campaignId, first: $first) {{ {LEADERBOARD_FIELDS} }} }}"""
+
+REFERRER_CAMPAIGN_LEADERBOARD = f"""
+query($campaignId: ID!, $customer: String!, $timestamp: BigInt, $signature: String) {{
+  referrerCampaignLeaderboard(campaignId: $campaignId, customerExternalId: $customer, timestamp: $timestamp,
+                              signature: $signature) {{ {LEADERBOARD_FIELDS} }}
+}}"""
+
+PUBLISH_PROMOTION_RULES = """
+mutation($programId: ID!, $text: String!, $clauses: [PromotionRuleClauseInput!]!) {
+  publishPromotionRules(programId: $programId, text: $text, clauses: $clauses) {
+    promotionRules { programId version text clauses { id text } }
+    userErrors { field code message }
+  }
+}"""
+
+PROMOTION_RULES_STATUS_FIELDS = "current { version } acceptedAt acceptedVia pendingAcceptance"
+
+PROMOTION_RULES_STATUS = f"""
+query($programId: ID!, $customer: String!, $timestamp: BigInt, $signature: String) {{
+  promotionRulesStatus(programId: $programId, customerExternalId: $customer, timestamp: $timestamp, signature: $signature) {{
+    {PROMOTION_RULES_STATUS_FIELDS}
+  }}
+}}"""
+
+ACCEPT_PROMOTION_RULES = f"""
+mutation($programId: ID!, $version: Int!, $customer: String!, $timestamp: BigInt, $signature: String) {{
+  acceptPromotionRules(programId: $programId, version: $version, customerExternalId: $customer, timestamp: $timestamp,
+                       signature: $signature) {{
+    status {{ {PROMOTION_RULES_STATUS_FIELDS} }}
+    userErrors {{ field code message }}
+  }}
+}}"""
+
+# --- business referrals (leads) ---------------------------------------------------------------
+
+LEAD_FIELDS = """
+  id programId referrerExternalId status company companyDomain contactName contactEmail notes duplicateOfId
+  contractValue contractCurrency feeRewardId
+  history { fromStatus toStatus notes notesVisibleToReferrer actorKeyId actorAdminId byReferrer at }
+"""
+
+REFERRER_LEAD_FIELDS = "id programId status company feeGranted steps { status notes at }"
+
+SET_LEAD_SETTINGS = """
+mutation($programId: ID!, $input: LeadSettingsInput!) {
+  setLeadSettings(programId: $programId, input: $input) {
+    settings { programId kind feeAmount feePercentBps currency holdDays }
+    userErrors { field code message }
+  }
+}"""
+
+SUBMIT_LEAD = f"""
+mutation($input: SubmitLeadInput!) {{
+  submitLead(input: $input) {{ lead {{ {REFERRER_LEAD_FIELDS} }} replayed userErrors {{ field code message }} }}
+}}"""
+
+MOVE_LEAD = f"""
+mutation($input: MoveLeadInput!) {{
+  moveLead(input: $input) {{ lead {{ {LEAD_FIELDS} }} userErrors {{ field code message }} }}
+}}"""
+
+LEAD = f"""query($id: ID!) {{ lead(id: $id) {{ {LEAD_FIELDS} }} }}"""
+
+LEADS = f"""
+query($programId: ID, $status: LeadStatus) {{
+  leads(programId: $programId, status: $status) {{ edges {{ node {{ {LEAD_FIELDS} }} }} }}
+}}"""
+
+REFERRER_LEADS = f"""
+query($customer: String!, $timestamp: BigInt, $signature: String) {{
+  referrerLeads(customerExternalId: $customer, timestamp: $timestamp, signature: $signature) {{ {REFERRER_LEAD_FIELDS} }}
+}}"""
+
+RESOLVE_FRAUD_REVIEW_CITING = """
+mutation($id: ID!, $resolution: FraudResolution!, $note: String, $citedRule: CitedRuleInput) {
+  resolveFraudReview(id: $id, resolution: $resolution, note: $note, citedRule: $citedRule) {
+    review { id status resolutionNote citedRule { version clauseId clauseText } }
+    userErrors { field code message }
+  }
+}"""

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import config_cache, money, validation
+from app.campaigns import counting as campaign_counting
 from app.db import insert_row, keep_for_transaction, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import clearance, identifiers
@@ -215,6 +216,7 @@ async def record_action(
         await session.flush()
     elif referral is not None:
         rewards = await _evaluate(session, action, referral, screened=screened)
+    await campaign_counting.action_recorded(session, action, referral)
     return RecordedAction(action=action, referral=referral, replayed=False, rewards=rewards, refund=refund)
 
 

@@ -124,6 +124,8 @@ class FraudReview(Base):
     resolved_by_key_id: Mapped[uuid.UUID | None] = mapped_column()
     resolved_by_admin_id: Mapped[uuid.UUID | None] = mapped_column()
     resolution_note: Mapped[str | None] = mapped_column(String(1000))
+    # A rejection may cite the program's promotion rules: {"version": 2, "clauseId": "no-brand-bidding"}
+    cited_rule: Mapped[dict | None] = mapped_column(JSONType)
 
 
 class FraudDecision(Base):

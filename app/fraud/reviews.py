@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
+from app.campaigns import promotion_rules
 from app.db import utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import clearance, engine
@@ -119,9 +120,13 @@ async def resolve_review(
     resolution: Resolution,
     note: str | None,
     actor: audit.Actor,
+    cited_rule: tuple[int, str] | None = None,
 ) -> Resolved:
-    """Idempotent: resolving again the same way returns the review; the other way is refused."""
+    """Idempotent: resolving again the same way returns the review; the other way is refused.
+    A rejection may cite a clause of the program's promotion rules: (version, clause id)."""
     note = validation.text(note, "note", 1000)
+    if cited_rule is not None and resolution is not Resolution.REJECT:
+        raise DomainError("citedRule", ErrorCode.INVALID_INPUT, "only a rejection cites a promotion rule")
     review = await session.scalar(
         select(FraudReview).where(FraudReview.id == review_id, FraudReview.merchant_id == merchant_id).with_for_update()
     )
@@ -131,6 +136,10 @@ async def resolve_review(
         return Resolved(review, replayed=True)
     if review.status != ReviewStatus.OPEN.value:
         raise DomainError("id", ErrorCode.REVIEW_ALREADY_RESOLVED, f"this review was already {review.status.lower()}")
+    if cited_rule is not None:
+        review.cited_rule = await promotion_rules.cited_rule(
+            session, merchant_id=merchant_id, program_id=review.program_id, version=cited_rule[0], clause_id=cited_rule[1]
+        )
     await _resolve(session, review, resolution, note, actor)
     return Resolved(review, replayed=False)
 
@@ -161,7 +170,8 @@ async def _resolve(
         action=f"fraud_review.{resolution.status.value.lower()}",
         subject_id=review.id,
         note=note,
-        details={"referral_id": str(referral.id), "signals": list(review.signals), "score": review.score},
+        details={"referral_id": str(referral.id), "signals": list(review.signals), "score": review.score,
+                 **({"cited_rule": review.cited_rule} if review.cited_rule else {})},
     )
     decisions = await decisions_of_reviews(session, merchant_id=review.merchant_id, review_ids=[review.id])
     await notify.fraud_review_event(session, webhook_events.FRAUD_REVIEW_RESOLVED, review, decisions)

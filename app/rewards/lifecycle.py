@@ -39,6 +39,10 @@ def has_ledger(reward: Reward) -> bool:
 
 
 async def _spec(session: AsyncSession, reward: Reward) -> RuleSpec:
+    """The reward's rule; a reward without one (a campaign bonus, a lead fee) never expires
+    and is only taken back whole by a refund."""
+    if reward.rule_version_id is None:
+        return RuleSpec()
     rule = await session.get_one(RewardRule, reward.rule_version_id)
     return rule_service.spec_of(rule)
 

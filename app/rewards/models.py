@@ -96,11 +96,16 @@ class Reward(Base):
     Unique per (rule version, referral, triggering action, recipient): retries and races
     can never grant twice. A milestone is granted once per (rule, customer, milestone),
     whatever the version.
+
+    Campaign bonuses and lead fees (app.campaigns, app.leads) are rewards without a rule
+    (`source` CAMPAIGN or LEAD); each has a `grant_key` unique in its merchant, which makes
+    it once-only the same way.
     """
 
     __tablename__ = "rewards"
     __table_args__ = (
         UniqueConstraint("rule_version_id", "referral_id", "trigger_action_id", "recipient"),
+        UniqueConstraint("merchant_id", "grant_key"),
         Index(
             "uq_rewards_milestone",
             "rule_id",
@@ -123,10 +128,14 @@ class Reward(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
-    rule_id: Mapped[uuid.UUID] = mapped_column()
-    rule_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reward_rules.id"))
-    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
-    trigger_action_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("actions.id"))
+    # None for rewards without a rule (campaigns, leads); a campaign's per-sale commission
+    # names its sale's referral and action, so a refund of the order takes it back too.
+    rule_id: Mapped[uuid.UUID | None] = mapped_column()
+    rule_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reward_rules.id"))
+    referral_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referrals.id"))
+    trigger_action_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("actions.id"))
+    source: Mapped[str] = mapped_column(String(16), default="RULE", server_default="RULE")  # RULE, CAMPAIGN or LEAD
+    grant_key: Mapped[str | None] = mapped_column(String(255))  # rewards without a rule: what makes them once-only
     recipient: Mapped[str] = mapped_column(String(16))  # REFERRER or REFEREE
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     kind: Mapped[str] = mapped_column(String(16))

@@ -308,6 +308,12 @@ class FraudQuery:
         return await query(info, work)
 
 
+@strawberry.input(description="A clause of the program's promotion rules a rejection cites.")
+class CitedRuleInput:
+    version: int
+    clause_id: str
+
+
 @strawberry.type
 class FraudMutation:
     @strawberry.mutation(permission_classes=[SecretKey], description="A new policy version for the program.")
@@ -327,12 +333,14 @@ class FraudMutation:
         description="APPROVE releases the held rewards (after their own hold); REJECT rejects the referral and takes them back.",
     )
     async def resolve_fraud_review(
-        self, info: Info, id: strawberry.ID, resolution: FraudResolution, note: str | None = None
+        self, info: Info, id: strawberry.ID, resolution: FraudResolution, note: str | None = None,
+        cited_rule: CitedRuleInput | None = None,
     ) -> FraudReviewPayload:
         async def work(session):
             resolved = await reviews.resolve_review(
                 session, merchant_id=info.context.merchant_id, review_id=_id(id, "id"), resolution=resolution,
                 note=note, actor=info.context.actor,
+                cited_rule=(cited_rule.version, cited_rule.clause_id) if cited_rule else None,
             )
             return FraudReviewPayload(review=FraudReview.from_model(resolved.review), replayed=resolved.replayed)
 

@@ -69,6 +69,13 @@ class FraudDecision:
         )
 
 
+@strawberry.type(description="A clause of a version of the program's promotion rules.")
+class CitedRule:
+    version: int
+    clause_id: str
+    clause_text: str
+
+
 @strawberry.type(description="A referral waiting for a person; its rewards are held until then.")
 class FraudReview:
     id: strawberry.ID
@@ -80,6 +87,7 @@ class FraudReview:
     resolved_by_key_id: strawberry.ID | None = strawberry.field(description="The API key that resolved it.")
     resolved_by_admin_id: strawberry.ID | None = strawberry.field(description="The admin whose session resolved it.")
     resolution_note: str | None
+    cited_rule: CitedRule | None = strawberry.field(description="The promotion rule clause a rejection cited.")
     program_id: strawberry.ID
     referral_id: strawberry.Private[uuid.UUID]
 
@@ -91,6 +99,8 @@ class FraudReview:
             resolved_by_key_id=gid(m.resolved_by_key_id) if m.resolved_by_key_id else None,
             resolved_by_admin_id=gid(m.resolved_by_admin_id) if m.resolved_by_admin_id else None,
             resolution_note=m.resolution_note, program_id=gid(m.program_id), referral_id=m.referral_id,
+            cited_rule=CitedRule(version=m.cited_rule["version"], clause_id=m.cited_rule["clauseId"],
+                                 clause_text=m.cited_rule["clauseText"]) if m.cited_rule else None,
         )
 
     @strawberry.field

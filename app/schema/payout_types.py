@@ -234,7 +234,7 @@ class StatementPaidPart:
 class StatementReward:
     reward_id: strawberry.ID
     program_id: strawberry.ID
-    referral_id: strawberry.ID
+    referral_id: strawberry.ID | None
     status: str
     amount: BigInt
     reversed_amount: BigInt
@@ -255,7 +255,7 @@ class StatementReward:
     def from_domain(cls, line: statement.RewardLine) -> "StatementReward":
         r = line.reward
         return cls(
-            reward_id=gid(r.id), program_id=gid(r.program_id), referral_id=gid(r.referral_id), status=r.status, amount=r.amount,
+            reward_id=gid(r.id), program_id=gid(r.program_id), referral_id=gid(r.referral_id) if r.referral_id else None, status=r.status, amount=r.amount,
             reversed_amount=r.reversed_amount, remaining=r.remaining, currency=r.unit, granted_at=line.granted_at,
             available_at=r.available_at, order_id=line.order_id, held_because=line.held_because, held_until=line.held_until,
             review_id=gid(line.review_id) if line.review_id else None, end_reason=r.end_reason,

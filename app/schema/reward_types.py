@@ -162,10 +162,11 @@ class Reward:
     ended_at: datetime | None
     end_reason: str | None
     created_at: datetime
+    source: str = strawberry.field(description="RULE, CAMPAIGN (a campaign or contest bonus) or LEAD (a business referral's fee).")
     customer_id: strawberry.Private[uuid.UUID]
-    referral_id: strawberry.Private[uuid.UUID]
-    rule_version_id: strawberry.Private[uuid.UUID]
-    trigger_action_id: strawberry.Private[uuid.UUID]
+    referral_id: strawberry.Private[uuid.UUID | None]
+    rule_version_id: strawberry.Private[uuid.UUID | None]
+    trigger_action_id: strawberry.Private[uuid.UUID | None]
 
     @classmethod
     def from_model(cls, m: models.Reward) -> "Reward":
@@ -189,6 +190,7 @@ class Reward:
             ended_at=m.ended_at,
             end_reason=m.end_reason,
             created_at=m.created_at,
+            source=m.source,
             customer_id=m.customer_id,
             referral_id=m.referral_id,
             rule_version_id=m.rule_version_id,
@@ -202,13 +204,17 @@ class Reward:
         return CustomerType.from_model(await info.context.get_loaders().customer.load(self.customer_id))
 
     @strawberry.field
-    async def referral(self, info: Info) -> Annotated["Referral", strawberry.lazy("app.schema.types")]:
+    async def referral(self, info: Info) -> Annotated["Referral", strawberry.lazy("app.schema.types")] | None:
         from app.schema.types import Referral as ReferralType
 
+        if self.referral_id is None:  # a lead fee or a campaign bonus
+            return None
         return ReferralType.from_model(await info.context.get_loaders().referral.load(self.referral_id))
 
-    @strawberry.field(description="The rule version the reward was granted under.")
-    async def rule(self, info: Info) -> RewardRule:
+    @strawberry.field(description="The rule version the reward was granted under (none for campaigns and leads).")
+    async def rule(self, info: Info) -> RewardRule | None:
+        if self.rule_version_id is None:
+            return None
         return RewardRule.from_model(await info.context.get_loaders().rule_version.load(self.rule_version_id))
 
     @strawberry.field

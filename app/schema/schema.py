@@ -21,12 +21,14 @@ from strawberry.tools import merge_types
 from app.config import Settings
 from app.schema.admins import AdminMutation, AdminQuery
 from app.schema.analytics import AnalyticsQuery
+from app.schema.campaigns import CampaignMutation, CampaignQuery
 from app.schema.codes import CodeMutation, CodeQuery
 from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
 from app.schema.errors import should_mask
 from app.schema.fraud import FraudMutation, FraudQuery
 from app.schema.jobs import JobMutation, JobQuery
+from app.schema.leads import LeadMutation, LeadQuery
 from app.schema.limits import alias_limit_rule, depth_limit_rule
 from app.schema.locale import LocaleMutation, LocaleQuery
 from app.schema.merchants import MerchantMutation, MerchantQuery
@@ -46,13 +48,14 @@ logger = logging.getLogger("app.graphql")
 Query = merge_types(
     "Query",
     (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
-     WebhookQuery, FraudQuery, WidgetQuery, AdminQuery, PayoutQuery, PrivacyQuery, LocaleQuery, AnalyticsQuery),
+     WebhookQuery, FraudQuery, WidgetQuery, AdminQuery, PayoutQuery, PrivacyQuery, LocaleQuery, AnalyticsQuery, CampaignQuery,
+     LeadQuery),
 )
 Mutation = merge_types(
     "Mutation",
     (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
      JobMutation, WebhookMutation, FraudMutation, WidgetMutation, AdminMutation, PayoutMutation, PrivacyMutation,
-     LocaleMutation),
+     LocaleMutation, CampaignMutation, LeadMutation),
 )
 
 

@@ -25,6 +25,7 @@ PAYOUT_ACCOUNT_CHANGED = "payout_account.changed"
 ADMIN_TOTP_CHANGED = "admin.totp_changed"
 CUSTOMER_ERASED = "customer.erased"
 CUSTOMER_EXPORT_READY = "customer.export_ready"
+LEAD_STATUS_CHANGED = "lead.status_changed"
 
 EVENT_TYPES: dict[str, str] = {
     REFERRAL_CREATED: "A referee was attributed to a referrer (link, code or claim).",
@@ -49,6 +50,10 @@ EVENT_TYPES: dict[str, str] = {
     ADMIN_TOTP_CHANGED: "An admin's second factor was enrolled, changed or reset: tell the other owners and admins (listed).",
     CUSTOMER_ERASED: "A customer's personal data was erased; from now on they appear under the pseudonym it carries.",
     CUSTOMER_EXPORT_READY: "A customer data export was built; ask customerDataExport(id) for its one-time download link.",
+    LEAD_STATUS_CHANGED: (
+        "A business referral (lead) was submitted or moved to its next status; `notesForReferrer` carries the step's "
+        "notes when staff marked them visible to the referrer (for your thank-you email)."
+    ),
 }
 
 
@@ -79,8 +84,9 @@ def reward_data(reward: Any, *, customer_external_id: str | None) -> dict[str, A
     return {
         "id": str(reward.id),
         "programId": str(reward.program_id),
-        "referralId": str(reward.referral_id),
-        "ruleId": str(reward.rule_id),
+        "referralId": _str(reward.referral_id),
+        "ruleId": _str(reward.rule_id),
+        "source": reward.source,
         "customerId": str(reward.customer_id),
         "customerExternalId": customer_external_id,
         "recipient": reward.recipient,
@@ -126,6 +132,7 @@ def fraud_review_data(review: Any, decisions: list[Any]) -> dict[str, Any]:
         "openedAt": _iso(review.opened_at),
         "resolvedAt": _iso(review.resolved_at),
         "resolutionNote": review.resolution_note,
+        "citedRule": review.cited_rule,
         "decisions": [fraud_decision_data(d) for d in decisions],
     }
 
@@ -153,4 +160,21 @@ def payout_data(payout: Any, *, customer_external_id: str | None, account: Any |
         "createdAt": _iso(payout.created_at),
         "approvedAt": _iso(payout.approved_at),
         "paidAt": _iso(payout.paid_at),
+    }
+
+
+def lead_data(lead: Any, step: Any, *, referrer_external_id: str | None) -> dict[str, Any]:
+    """A lead's step. Internal notes stay out: only those marked for the referrer are sent."""
+    return {
+        "leadId": str(lead.id),
+        "programId": str(lead.program_id),
+        "referrerId": str(lead.referrer_id),
+        "referrerExternalId": referrer_external_id,
+        "company": lead.company,
+        "oldStatus": step.from_status,
+        "newStatus": step.to_status,
+        "notesForReferrer": step.notes if step.notes_visible_to_referrer else None,
+        "duplicateOfLeadId": _str(lead.duplicate_of_id),
+        "feeRewardId": _str(lead.fee_reward_id),
+        "at": _iso(step.created_at),
     }

@@ -52,6 +52,8 @@ class World:
     b_widget_secret: str
     export_id: str  # A's export of jane's data
     payouts: "PayoutWorld | None" = None  # built for the cases that need it (Case.payouts)
+    campaign_id: str = ""  # A's contest
+    lead_id: str = ""  # jane's lead at A
 
 
 @dataclass
@@ -143,6 +145,18 @@ async def build_world(a, b, clock=None) -> World:
     coupon = await a.gql('{ rewards(customerExternalId: "bob") { edges { node { coupon { code } } } } }')
     coupon_code = coupon["rewards"]["edges"][0]["node"]["coupon"]["code"]
 
+    campaign = await a.gql(ops.CREATE_CAMPAIGN, {"input": {
+        "programId": program["id"], "name": "A's contest", "kind": "CONTEST", "currency": "USD", "topN": 3, "prizeAmount": 100,
+        "startsOn": "2026-01-01", "endsOn": "2026-01-31"}})
+    assert campaign["createCampaign"]["userErrors"] == []
+    rules = await a.gql(ops.PUBLISH_PROMOTION_RULES, {"programId": program["id"], "text": "Be fair.",
+                                                      "clauses": [{"id": "no-spam", "text": "No spam."}]})
+    assert rules["publishPromotionRules"]["userErrors"] == []
+    fee = await a.gql(ops.SET_LEAD_SETTINGS, {"programId": program["id"], "input": {"feeAmount": 100, "currency": "USD"}})
+    assert fee["setLeadSettings"]["userErrors"] == []
+    lead = await a.gql(ops.SUBMIT_LEAD, {"input": {"programId": program["id"], "customerExternalId": "jane", "company": "Acme"}})
+    assert lead["submitLead"]["userErrors"] == []
+
     b_program = await active_program(b, clearance=PAY_AT_SIGNUP, name="B's own program")
     b_code = await code_for(b, b_program["id"], "b-referrer")
     b_customer = await b.gql(ops.UPSERT_CUSTOMER, {"input": {"externalId": "b-customer"}})
@@ -168,6 +182,8 @@ async def build_world(a, b, clock=None) -> World:
         b_widget_secret=await widget_secret(b),
         export_id=await export_of(a, "jane"),
         payouts=await build_payout_world(a, b, clock) if clock is not None else None,
+        campaign_id=campaign["createCampaign"]["campaign"]["id"],
+        lead_id=lead["submitLead"]["lead"]["id"],
     )
 
 
@@ -756,6 +772,47 @@ CASES = [
               minimums: [{currency: "USD", amount: 1}]}) { schedule { day } userErrors { field code message } } }""",
          lambda w: {"p": w.payouts.program_id}, user_error("setPayoutSchedule", "NOT_FOUND", "programId", "schedule"),
          payouts=True),
+    # Campaigns, promotion rules and leads (issue 15)
+    Case("campaigns", "campaigns(programId: A's)", ops.CAMPAIGNS, lambda w: {"programId": w.program_id},
+         nothing_listed("campaigns")),
+    Case("campaignLeaderboard", "campaignLeaderboard(A's contest)", ops.CAMPAIGN_LEADERBOARD,
+         lambda w: {"campaignId": w.campaign_id}, graphql_not_found("campaignLeaderboard")),
+    Case("referrerCampaignLeaderboard", "referrerCampaignLeaderboard(A's contest, A's referrer)",
+         ops.REFERRER_CAMPAIGN_LEADERBOARD, lambda w: {"campaignId": w.campaign_id, "customer": "jane"},
+         graphql_not_found("referrerCampaignLeaderboard")),
+    Case("referrerCampaignLeaderboard", "referrerCampaignLeaderboard(A's contest, B's own customer)",
+         ops.REFERRER_CAMPAIGN_LEADERBOARD, lambda w: {"campaignId": w.campaign_id, "customer": "b-customer"},
+         graphql_not_found("referrerCampaignLeaderboard")),
+    Case("createCampaign", "createCampaign(programId: A's)", ops.CREATE_CAMPAIGN,
+         lambda w: {"input": {"programId": w.program_id, "name": "x", "kind": "THRESHOLD_BONUS", "currency": "USD",
+                              "threshold": 1, "bonusAmount": 1, "startsOn": "2026-01-01", "endsOn": "2026-01-02"}},
+         user_error("createCampaign", "NOT_FOUND", "programId", "campaign")),
+    Case("cancelCampaign", "cancelCampaign(A's contest)", ops.CANCEL_CAMPAIGN, lambda w: {"id": w.campaign_id},
+         user_error("cancelCampaign", "NOT_FOUND", "id", "campaign")),
+    Case("promotionRules", "promotionRules(A's program)", "query($p: ID!) { promotionRules(programId: $p) { version text } }",
+         lambda w: {"p": w.program_id}, graphql_not_found("promotionRules")),
+    Case("promotionRulesStatus", "promotionRulesStatus(A's program, B's own customer)", ops.PROMOTION_RULES_STATUS,
+         lambda w: {"programId": w.program_id, "customer": "b-customer"}, graphql_not_found("promotionRulesStatus")),
+    Case("publishPromotionRules", "publishPromotionRules(A's program)", ops.PUBLISH_PROMOTION_RULES,
+         lambda w: {"programId": w.program_id, "text": "mine", "clauses": []},
+         user_error("publishPromotionRules", "NOT_FOUND", "programId", "promotionRules")),
+    Case("acceptPromotionRules", "acceptPromotionRules(A's program, B's own customer)", ops.ACCEPT_PROMOTION_RULES,
+         lambda w: {"programId": w.program_id, "version": 1, "customer": "b-customer"},
+         user_error("acceptPromotionRules", "NOT_FOUND", "programId", "status")),
+    Case("leads", "leads(programId: A's)", ops.LEADS, lambda w: {"programId": w.program_id}, nothing_listed("leads")),
+    Case("lead", "lead(A's id)", ops.LEAD, lambda w: {"id": w.lead_id}, graphql_not_found("lead")),
+    Case("referrerLeads", "referrerLeads(A's referrer)", ops.REFERRER_LEADS, lambda w: {"customer": "jane"},
+         graphql_not_found("referrerLeads")),
+    Case("leadSettings", "leadSettings(A's program)", "query($p: ID!) { leadSettings(programId: $p) { feeAmount } }",
+         lambda w: {"p": w.program_id}, graphql_not_found("leadSettings")),
+    Case("submitLead", "submitLead(programId: A's, B's own customer)", ops.SUBMIT_LEAD,
+         lambda w: {"input": {"programId": w.program_id, "customerExternalId": "b-customer", "company": "x"}},
+         user_error("submitLead", "NOT_FOUND", "programId", "lead")),
+    Case("moveLead", "moveLead(A's lead)", ops.MOVE_LEAD, lambda w: {"input": {"id": w.lead_id, "status": "CONTACTED"}},
+         user_error("moveLead", "NOT_FOUND", "id", "lead")),
+    Case("setLeadSettings", "setLeadSettings(A's program)", ops.SET_LEAD_SETTINGS,
+         lambda w: {"programId": w.program_id, "input": {"feeAmount": 1, "currency": "USD"}},
+         user_error("setLeadSettings", "NOT_FOUND", "programId", "settings")),
 ]
 
 # Root fields that take no identifier another merchant could hold.
@@ -997,7 +1054,8 @@ async def test_fraud_queues_lists_and_audit_logs_show_only_own_rows(tenant, othe
         "fraud_list.added", "widget.secret_rotated", "fraud_policy.changed"]  # its program pays at signup
     assert not _ids(a_lists["auditLog"]) & _ids(b_lists["auditLog"])
     assert {e["node"]["action"] for e in a_lists["auditLog"]["edges"]} == {
-        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated", "customer.export_requested"}
+        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated", "customer.export_requested",
+        "lead.submitted"}
 
     # B rejecting its whole queue leaves A's review open and A's referral alone
     resolved = await b.gql(RESOLVE_REVIEWS, {"filter": {}})

@@ -327,9 +327,9 @@ async def test_endpoint_input_is_validated(tenant):
     )
     assert unknown["createWebhookEndpoint"]["userErrors"] == [{"field": "eventTypes.1", "code": "INVALID_INPUT"}]
     catalogue = await tenant.gql("{ webhookEventTypes { type } }")
-    assert len(catalogue["webhookEventTypes"]) == 19
+    assert len(catalogue["webhookEventTypes"]) == 20
     for event_type in ("referral.rejected", "payout.on_hold", "payout_account.changed", "admin.totp_changed",
-                       "customer.erased", "customer.export_ready"):
+                       "customer.erased", "customer.export_ready", "lead.status_changed"):
         assert {"type": event_type} in catalogue["webhookEventTypes"]
 
 
