@@ -234,7 +234,7 @@ def _validated_seasons(seasons: tuple[Season, ...], kind: RewardKind, percent_bp
     return tuple(ordered)
 
 
-async def _with_time_zone(session: AsyncSession, merchant_id: uuid.UUID, definition: RuleDefinition) -> RuleDefinition:
+async def with_merchant_time_zone(session: AsyncSession, merchant_id: uuid.UUID, definition: RuleDefinition) -> RuleDefinition:
     """Seasons are days in the merchant's time zone: kept with them, so a later change of the
     merchant's zone does not move a season that was already agreed."""
     if not definition.spec.seasons:
@@ -285,7 +285,7 @@ def rule_version(
 async def create_rule(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, definition: RuleDefinition
 ) -> RewardRule:
-    definition = await _with_time_zone(session, merchant_id, validate_definition(definition))
+    definition = await with_merchant_time_zone(session, merchant_id, validate_definition(definition))
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     await _require_pool(session, merchant_id, program_id, definition.spec)
     rule_id = new_id()
@@ -308,7 +308,7 @@ async def update_rule(
     session: AsyncSession, *, merchant_id: uuid.UUID, rule_id: uuid.UUID, definition: RuleDefinition
 ) -> RewardRule:
     """A new version; the old one stays for the rewards granted under it and for history."""
-    definition = await _with_time_zone(session, merchant_id, validate_definition(definition))
+    definition = await with_merchant_time_zone(session, merchant_id, validate_definition(definition))
     current = await _lock_current(session, merchant_id=merchant_id, rule_id=rule_id)
     await _require_pool(session, merchant_id, current.program_id, definition.spec)
     current.superseded_at = utcnow()
