@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -145,8 +146,8 @@ class PartnerQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Each sale of the period with every party's share.")
     async def partner_sales(
-        self, info: Info, program_id: strawberry.ID, from_: datetime = strawberry.argument(name="from"),
-        to: datetime = strawberry.argument(), order_id: str | None = None,
+        self, info: Info, program_id: strawberry.ID, from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime, order_id: str | None = None,
     ) -> list[PartnerSale]:
         async def work(session):
             merchant_id = info.context.merchant_id
@@ -165,8 +166,8 @@ class PartnerQuery:
         "reads its own rows only.",
     )
     async def partner_report(
-        self, info: Info, program_id: strawberry.ID, from_: datetime = strawberry.argument(name="from"),
-        to: datetime = strawberry.argument(), group_by: ReportGroupBy = reports.GroupBy.PARTNER,
+        self, info: Info, program_id: strawberry.ID, from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime, group_by: ReportGroupBy = reports.GroupBy.PARTNER,
         partner_external_id: str | None = None, signature: PartnerSignatureInput | None = None,
     ) -> list[PartnerReportRow]:
         async def work(session):
@@ -192,8 +193,8 @@ class PartnerQuery:
         "(customerExternalId); partner session: the signed customer only.",
     )
     async def partner_statement(
-        self, info: Info, program_id: strawberry.ID, from_: datetime = strawberry.argument(name="from"),
-        to: datetime = strawberry.argument(), customer_external_id: str | None = None,
+        self, info: Info, program_id: strawberry.ID, from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime, customer_external_id: str | None = None,
         signature: PartnerSignatureInput | None = None,
     ) -> PartnerStatement:
         async def work(session):
