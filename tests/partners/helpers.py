@@ -82,7 +82,7 @@ async def refund(tenant, buyer: str, order_id: str, amount: int | None, key: str
 
 def period() -> dict[str, str]:
     now = datetime.now(UTC)
-    return {"from": (now - timedelta(days=2)).isoformat(), "to": (now + timedelta(days=1)).isoformat()}
+    return {"from": (now - timedelta(days=30)).isoformat(), "to": (now + timedelta(days=1)).isoformat()}
 
 
 async def sales(tenant, program_id: str, order_id: str | None = None) -> list[dict[str, Any]]:
