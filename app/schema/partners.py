@@ -74,6 +74,11 @@ async def _partners(session, merchant_id: uuid.UUID, found: list[PartnerModel]) 
     return [Partner.of(p, external_ids, history) for p in found]
 
 
+async def _payload(session, merchant_id: uuid.UUID, partner: PartnerModel, link_code: str | None = None) -> PartnerPayload:
+    (converted,) = await _partners(session, merchant_id, [partner])
+    return PartnerPayload(partner=converted, link_code=link_code)
+
+
 async def _signed_partner(info: Info, session, signature: PartnerSignatureInput | None) -> str | None:
     """The external id a partner session is for; None for the merchant's own credentials.
     A publishable key alone is never enough."""
@@ -230,8 +235,7 @@ class PartnerMutation:
                 customer_external_id=external_id, note=note, email=email, name=name,
                 actor=None if signed_in else actor_of(info.context),
             )
-            (partner,) = await _partners(session, merchant_id, [enrolment.partner])
-            return PartnerPayload(partner=partner, link_code=enrolment.code.code)
+            return await _payload(session, merchant_id, enrolment.partner, link_code=enrolment.code.code)
 
         return await mutate(info, PartnerPayload, work)
 
@@ -247,8 +251,7 @@ class PartnerMutation:
                 customer_external_id=customer_external_id, email=email, name=name, invited=True,
                 actor=actor_of(info.context),
             )
-            (partner,) = await _partners(session, merchant_id, [enrolment.partner])
-            return PartnerPayload(partner=partner, link_code=enrolment.code.code)
+            return await _payload(session, merchant_id, enrolment.partner, link_code=enrolment.code.code)
 
         return await mutate(info, PartnerPayload, work)
 
@@ -266,8 +269,7 @@ class PartnerMutation:
                 session, merchant_id=merchant_id, partner_id=validation.parse_id(partner_id, "partnerId"),
                 decision=decision, reason=reason, actor=actor_of(info.context),
             )
-            (converted,) = await _partners(session, merchant_id, [partner])
-            return PartnerPayload(partner=converted)
+            return await _payload(session, merchant_id, partner)
 
         return await mutate(info, PartnerPayload, work)
 
@@ -303,8 +305,7 @@ class PartnerMutation:
                 session, merchant_id=merchant_id, partner_id=validation.parse_id(partner_id, "partnerId"),
                 group_id=validation.parse_id(group_id, "groupId") if group_id else None,
             )
-            (converted,) = await _partners(session, merchant_id, [partner])
-            return PartnerPayload(partner=converted)
+            return await _payload(session, merchant_id, partner)
 
         return await mutate(info, PartnerPayload, work)
 
