@@ -30,6 +30,8 @@ const STORE_KEY = "referral_attribution";
 const TOKEN_COOKIE = "referral_token";
 const CODE_COOKIE = "referral_code";
 const UNREPORTED_DAYS = 30; // how long a code is kept while its click could not be reported
+const SUB_PARAM = "sub"; // an affiliate's tag on the link: ?ref=CODE&sub=newsletter
+const SUB_ID = /^[^\s\p{C}]{1,64}$/u; // what the API accepts; anything else is left out, the click still counts
 
 const TRACK_CLICK = `mutation($input: TrackClickInput!) { trackClick(input: $input) {
   attributionToken expiresAt repeated referralCode { code } userErrors { field code message } } }`;
@@ -86,11 +88,15 @@ export function clearAttribution(cookieDomain?: string): void {
  * attribution window. A code kept earlier whose click was never reported is reported now. */
 export async function captureReferral(config: CaptureConfig): Promise<Attribution | null> {
   let code: string | null = null;
+  let subId: string | null = null;
   try {
     const url = new URL(location.href);
     code = url.searchParams.get(config.refParam)?.trim().slice(0, 64) || null;
     if (url.searchParams.has(config.refParam)) {
+      const sub = url.searchParams.get(SUB_PARAM)?.trim() ?? "";
+      subId = SUB_ID.test(sub) ? sub : null;
       url.searchParams.delete(config.refParam);
+      url.searchParams.delete(SUB_PARAM);
       history.replaceState(history.state, "", url.pathname + url.search + url.hash);
     }
   } catch {
@@ -103,7 +109,13 @@ export async function captureReferral(config: CaptureConfig): Promise<Attributio
 
   const landingUrl = `${location.origin}${location.pathname}?${encodeURIComponent(config.refParam)}=${encodeURIComponent(code)}`;
   const payload = await call<TrackClickPayload>(config, "trackClick", TRACK_CLICK, {
-    input: { code, deviceId: deviceId(config.cookieDomain), deviceFingerprint: deviceFingerprint(), landingUrl },
+    input: {
+      code,
+      deviceId: deviceId(config.cookieDomain),
+      deviceFingerprint: deviceFingerprint(),
+      landingUrl,
+      ...(subId ? { subId } : {}),
+    },
   });
   if (payload?.userErrors.length) {
     const error = payload.userErrors[0];
