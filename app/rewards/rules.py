@@ -220,24 +220,27 @@ def _validated_seasons(seasons: tuple[Season, ...], kind: RewardKind, percent_bp
         raise DomainError("seasons", ErrorCode.INVALID_INPUT, "seasons give percentage COMMISSION rules other rates")
     if len(seasons) > MAX_SEASONS:
         raise DomainError("seasons", ErrorCode.TOO_MANY, f"at most {MAX_SEASONS} seasons")
-    ordered = sorted(seasons, key=lambda season: season.starts_on)
-    for index, season in enumerate(ordered):
+    for index, season in enumerate(seasons):
         validation.int_range(season.percent_bps, f"seasons.{index}.percentBps", 1, MAX_BPS)
         if season.ends_on < season.starts_on:
             raise DomainError(f"seasons.{index}.endsOn", ErrorCode.INVALID_INPUT, "a season ends on or after the day it starts")
-        if index and season.starts_on <= ordered[index - 1].ends_on:
+    order = sorted(range(len(seasons)), key=lambda i: seasons[i].starts_on)
+    for earlier, later in zip(order, order[1:]):
+        if seasons[later].starts_on <= seasons[earlier].ends_on:
             raise DomainError(
-                f"seasons.{index}.startsOn", ErrorCode.INVALID_INPUT,
-                f"seasons overlap: {ordered[index - 1].starts_on}..{ordered[index - 1].ends_on} and "
-                f"{season.starts_on}..{season.ends_on}",
+                f"seasons.{later}.startsOn", ErrorCode.INVALID_INPUT,
+                f"seasons overlap: {seasons[earlier].starts_on}..{seasons[earlier].ends_on} and "
+                f"{seasons[later].starts_on}..{seasons[later].ends_on}",
             )
+    ordered = [seasons[i] for i in order]
     return tuple(ordered)
 
 
 async def with_merchant_time_zone(session: AsyncSession, merchant_id: uuid.UUID, definition: RuleDefinition) -> RuleDefinition:
     """Seasons are days in the merchant's time zone: kept with them, so a later change of the
-    merchant's zone does not move a season that was already agreed."""
-    if not definition.spec.seasons:
+    merchant's zone does not move a season that was already agreed (a copy of a version, such as
+    `set_rule_enabled` makes, keeps its zone)."""
+    if not definition.spec.seasons or definition.spec.season_time_zone is not None:
         return definition
     zone = await session.scalar(select(LocaleSettings.time_zone).where(LocaleSettings.merchant_id == merchant_id))
     return replace(definition, spec=replace(definition.spec, season_time_zone=zone or "UTC"))

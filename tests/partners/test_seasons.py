@@ -95,3 +95,24 @@ async def test_overlapping_seasons_and_seasons_on_other_rules_are_refused(tenant
               "currency": "USD", "seasons": [{"startsOn": "2026-12-01", "endsOn": "2026-12-10", "percentBps": 2000}]}
     data = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": credit})
     assert data["createRewardRule"]["userErrors"][0]["field"] == "seasons"
+
+
+async def test_seasons_are_checked_in_the_order_given_and_keep_their_zone_when_the_rule_is_switched_off(tenant):
+    program = await active_program(tenant)
+    out_of_order = commission_rule({"startsOn": "2026-12-20", "endsOn": "2026-12-31", "percentBps": 2000})
+    out_of_order["seasons"].append({"startsOn": "2026-12-01", "endsOn": "2026-12-20", "percentBps": 3000})
+    data = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": out_of_order})
+    assert [(e["field"], e["code"]) for e in data["createRewardRule"]["userErrors"]] == [("seasons.0.startsOn", "INVALID_INPUT")]
+
+    await in_new_york(tenant)
+    rule = commission_rule({"startsOn": "2026-12-01", "endsOn": "2026-12-31", "percentBps": 2000})
+    created = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": rule})
+    rule_id = created["createRewardRule"]["rewardRule"]["ruleId"]
+    moved = await tenant.gql("""mutation { setLocaleSettings(input: {timeZone: "Asia/Tokyo"}) { userErrors { code } } }""")
+    assert moved["setLocaleSettings"]["userErrors"] == []
+    switched = await tenant.gql("""mutation($id: ID!) { setRewardRuleEnabled(ruleId: $id, enabled: false) {
+        userErrors { code } } }""", {"id": rule_id})
+    assert switched["setRewardRuleEnabled"]["userErrors"] == []
+
+    history = (await tenant.gql(RULE_HISTORY, {"id": rule_id}))["rewardRule"]["history"]
+    assert [h["seasons"][0]["timeZone"] for h in history] == ["America/New_York", "America/New_York"]
