@@ -7,6 +7,7 @@ def load_all_models() -> None:
     import app.fraud.models  # noqa: F401
     import app.leads.models  # noqa: F401
     import app.merchants.models  # noqa: F401
+    import app.partners.models  # noqa: F401
     import app.payouts.models  # noqa: F401
     import app.privacy.models  # noqa: F401
     import app.referrals.models  # noqa: F401

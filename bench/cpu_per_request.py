@@ -8,8 +8,8 @@ requests per second. Prints the median and p90 of process CPU milliseconds per r
 from __future__ import annotations
 
 import argparse
-import cProfile
 import asyncio
+import cProfile
 import statistics
 import sys
 import time

@@ -26,6 +26,7 @@ from app.db import insert_row, keep_for_transaction, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
+from app.partners import sales as partner_sales
 from app.referrals import clicks, codes, customers, programs
 from app.referrals import status as referral_status
 from app.referrals.models import (
@@ -216,7 +217,9 @@ async def record_action(
         await session.flush()
     elif referral is not None:
         rewards = await _evaluate(session, action, referral, screened=screened)
+    # Jobs of the affiliate features, written only where the merchant configured them (cached config).
     await campaign_counting.action_recorded(session, action, referral)
+    await partner_sales.enqueue_settlement(session, action)  # affiliate programs only: paid in the worker
     return RecordedAction(action=action, referral=referral, replayed=False, rewards=rewards, refund=refund)
 
 

@@ -56,7 +56,7 @@ COLUMNS: dict[str, dict[str, Kind]] = {
     "api_keys": {**_plain("id", "merchant_id", "kind", "name", "last4", "created_at", "expires_at", "revoked_at"),
                  "key_hash": S},
     "programs": _plain("id", "merchant_id", "name", "status", "attribution_window_days", "claim_window_days",
-                       "share_url_template", "code_style", "code_length", "created_at", "updated_at"),
+                       "share_url_template", "code_style", "code_length", "program_type", "created_at", "updated_at"),
     "reward_rules": _plain("id", "merchant_id", "program_id", "rule_id", "version", "name", "enabled", "trigger",
                            "recipient", "kind", "spec", "created_at", "superseded_at"),
     "coupon_pools": _plain("id", "merchant_id", "program_id", "name", "low_stock_threshold", "created_at"),
@@ -88,7 +88,7 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                        "code": ID, "lookup_key": ID},  # a vanity or name code may spell the name: renamed at erasure
     "clicks": {**_plain("id", "merchant_id", "program_id", "code_id", "attribution_token", "created_at", "expires_at"),
                "device_id": P, "device_id_hash": H, "device_fingerprint": NET, "ip": NET, "user_agent": NET,
-               "landing_url": NET, "channel": N},
+               "landing_url": NET, "channel": N, "sub_id": N},  # sub_id: the partner's tag on the link
     "referrals": _plain("id", "merchant_id", "program_id", "referrer_id", "referee_id", "code_id", "click_id", "source",
                         "status", "created_at", "referred_at", "qualified_at", "cleared_at"),
     "actions": {**_plain("id", "merchant_id", "customer_id", "program_id", "referral_id", "type",
@@ -165,6 +165,23 @@ COLUMNS: dict[str, dict[str, Kind]] = {
     "payout_approvals": _plain("id", "merchant_id", "payout_id", "admin_id", "session_id", "created_at"),
     "payout_batches": _plain("id", "merchant_id", "provider", "currency", "payout_count", "total", "download_count",
                              "last_downloaded_at", "created_at"),
+    # --- affiliate programs (app.partners) -----------------------------------------------------------
+    "partner_groups": _plain("id", "merchant_id", "program_id", "name", "commission_bps", "created_at", "updated_at"),
+    "partners": {**_plain("id", "merchant_id", "program_id", "customer_id", "group_id", "status", "invited", "applied_at",
+                          "decided_at", "created_at", "updated_at"),
+                 "application_note": Q},  # the partner's own words: scrubbed at erasure
+    "partner_status_changes": {**_plain("id", "merchant_id", "partner_id", "from_status", "to_status", "actor", "created_at"),
+                               "reason": Q},  # the merchant's words: scrubbed at erasure
+    "commission_splits": _plain("id", "merchant_id", "program_id", "sku_key", "version", "affiliate_bps", "parties",
+                                "created_at", "superseded_at"),  # parties: customer ids and shares
+    "partner_sales": _plain("id", "merchant_id", "program_id", "action_id", "referral_id", "affiliate_id", "partner_id",
+                            "code_id", "sub_id", "order_id", "amount", "currency", "status", "reason", "split_version_id",
+                            "affiliate_bps", "commission", "refunded_amount", "ledger_transaction_id", "occurred_at",
+                            "created_at"),
+    "partner_sale_shares": _plain("id", "merchant_id", "sale_id", "customer_id", "role", "position", "share_bps", "amount",
+                                  "reversed_amount", "unit"),
+    "partner_sale_refunds": _plain("id", "merchant_id", "sale_id", "refund_action_id", "refunded_amount",
+                                   "reversed_commission", "transaction_id", "created_at"),
     # --- privacy itself ---------------------------------------------------------------------------------
     "customer_data_exports": {**_plain("id", "merchant_id", "customer_id", "status", "document_bytes",
                                        "requested_by_key_id", "requested_at", "ready_at", "expires_at", "downloaded_at"),
@@ -196,6 +213,9 @@ EXPORTED = {
     "payout_accounts": "payouts.accounts",
     "payouts": "payouts.payouts",
     "customer_erasures": "dataRequests.erasure",
+    "partners": "partners.enrolments",
+    "partner_sales": "partners.salesAsAffiliate",
+    "partner_sale_shares": "partners.shares",
 }
 NOT_EXPORTED = {
     "merchants": "the merchant",
@@ -228,6 +248,10 @@ NOT_EXPORTED = {
     "payout_items": "which rewards a payout paid (in the payouts section, by reward id)",
     "payout_approvals": "the merchant's staff's approvals",
     "payout_batches": "the merchant's batch files (their rows are in the payouts section)",
+    "partner_groups": "the merchant's configuration",
+    "partner_status_changes": "in the partners section, as each enrolment's history",
+    "commission_splits": "the merchant's configuration (its parties' shares are in their partners section)",
+    "partner_sale_refunds": "refunds applied to a sale (in the partners section as each share's reversed amount)",
 }
 
 

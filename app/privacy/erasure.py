@@ -37,6 +37,7 @@ from app.errors import NotFound
 from app.fraud.models import CustomerIdentifier, FraudDecision, FraudListEntry, FraudReview, ListKind
 from app.merchants import audit
 from app.merchants.models import AuditEntry
+from app.partners.models import Partner, PartnerStatusChange
 from app.personal import hashed_value, lookup_hash
 from app.privacy import export, scrub
 from app.privacy.models import CustomerErasure
@@ -296,6 +297,8 @@ async def _scrub_quotes(session: AsyncSession, customer: Customer, replacements:
         (WebhookAttempt, ["response_excerpt"], [WebhookAttempt.merchant_id == merchant_id, WebhookAttempt.id >= since]),
         (AuditEntry, ["note", "details"], [AuditEntry.merchant_id == merchant_id]),
         (FraudListEntry, ["note"], [FraudListEntry.merchant_id == merchant_id]),
+        (Partner, ["application_note"], [Partner.merchant_id == merchant_id, Partner.customer_id == customer.id]),
+        (PartnerStatusChange, ["reason"], [PartnerStatusChange.merchant_id == merchant_id]),
     ]
     changes: dict[str, int] = {}
     for model, columns, scope in targets:

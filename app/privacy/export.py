@@ -28,6 +28,7 @@ from app.fraud.models import CustomerIdentifier, FraudDecision, FraudListEntry, 
 from app.fraud.signals import CATALOGUE
 from app.merchants import audit
 from app.merchants.models import Merchant
+from app.partners.models import Partner, PartnerSale, PartnerSaleShare, PartnerStatusChange
 from app.personal import hashed_value, keyring
 from app.privacy.models import CustomerDataExport, CustomerErasure, ExportStatus
 from app.referrals import customers
@@ -192,7 +193,38 @@ async def document_of(session: AsyncSession, customer: Customer) -> dict[str, An
         "ledger": await _ledger(session, customer),
         "fraud": await _fraud(session, customer, referral_ids),
         "payouts": await _payouts(session, customer),
+        "partners": await _partners(session, customer),
         "dataRequests": await _data_requests(session, customer),
+    }
+
+
+async def _partners(session: AsyncSession, customer: Customer) -> dict[str, Any]:
+    """Their affiliate enrolments with each status change, the sales made through their links,
+    and their own shares of sales (as affiliate or co-producer)."""
+    enrolments = await _rows(session, select(Partner).where(Partner.customer_id == customer.id).order_by(Partner.id))
+    history = await _rows(session, select(PartnerStatusChange).where(
+        PartnerStatusChange.partner_id.in_([p.id for p in enrolments])).order_by(PartnerStatusChange.id)) if enrolments else []
+    sales = await _rows(session, select(PartnerSale).where(PartnerSale.affiliate_id == customer.id).order_by(PartnerSale.id))
+    shares = await _rows(session, select(PartnerSaleShare).where(PartnerSaleShare.customer_id == customer.id)
+                         .order_by(PartnerSaleShare.id))
+    return {
+        "enrolments": [
+            {"id": str(p.id), "programId": str(p.program_id), "status": p.status, "invited": p.invited,
+             "applicationNote": p.application_note, "appliedAt": _iso(p.applied_at), "decidedAt": _iso(p.decided_at),
+             "history": [{"fromStatus": h.from_status, "toStatus": h.to_status, "reason": h.reason, "at": _iso(h.created_at)}
+                         for h in history if h.partner_id == p.id]}
+            for p in enrolments
+        ],
+        "salesAsAffiliate": [
+            {"id": str(s.id), "orderId": s.order_id, "subId": s.sub_id, "amount": s.amount, "currency": s.currency,
+             "refundedAmount": s.refunded_amount, "status": s.status, "reason": s.reason, "occurredAt": _iso(s.occurred_at)}
+            for s in sales
+        ],
+        "shares": [
+            {"id": str(s.id), "saleId": str(s.sale_id), "role": s.role, "shareBps": s.share_bps, "amount": s.amount,
+             "reversedAmount": s.reversed_amount, "unit": s.unit}
+            for s in shares
+        ],
     }
 
 

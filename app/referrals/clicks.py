@@ -48,6 +48,20 @@ def share_channel(value: str | None) -> str | None:
     return value
 
 
+MAX_SUB_ID_LENGTH = 64
+
+
+def _sub_id(value: str | None) -> str | None:
+    """The affiliate's tag on a link (`?sub=newsletter`): up to 64 printable characters, no
+    spaces or control characters (it is shown in reports and exported as it is)."""
+    value = validation.text(value, "subId", MAX_SUB_ID_LENGTH)
+    if value is None or value == "":
+        return None
+    if not value.isprintable() or any(ch.isspace() for ch in value):
+        raise DomainError("subId", ErrorCode.INVALID_INPUT, "a sub-id is printable characters without spaces (e.g. newsletter)")
+    return value
+
+
 MAX_BACKDATE = timedelta(days=30)  # how far back an imported click may be dated
 
 
@@ -62,11 +76,13 @@ async def track_click(
     device_fingerprint: str | None = None,
     channel: str | None = None,
     occurred_at: datetime | None = None,
+    sub_id: str | None = None,
 ) -> TrackedClick:
     """A visit through a referral link. `occurred_at` (imports of past clicks) is bounded: not in
     the future, at most MAX_BACKDATE back; clicks count in the referrer's velocity at their time."""
     code = validation.required_text(code, "code", 64)
     channel = share_channel(channel)
+    sub_id = _sub_id(sub_id)
     now = utcnow()
     occurred_at = validation.aware(occurred_at, "occurredAt")
     if occurred_at is not None:
@@ -94,7 +110,7 @@ async def track_click(
         "id": new_id(), "merchant_id": merchant_id, "program_id": program.id, "code_id": referral_code.id,
         "attribution_token": "at_" + secrets.token_urlsafe(24), "device_id": device_id, "device_id_hash": device_id_hash,
         "device_fingerprint": device_fingerprint, "ip": context.ip, "user_agent": (context.user_agent or "")[:512] or None,
-        "landing_url": landing_url, "channel": channel, "created_at": now, "expires_at": now + timedelta(days=program.attribution_window_days),
+        "landing_url": landing_url, "channel": channel, "sub_id": sub_id, "created_at": now, "expires_at": now + timedelta(days=program.attribution_window_days),
     }
     if device_id is None:
         click = await session.scalar(insert_row(session, Click, values, returning=True), values)
@@ -109,7 +125,7 @@ async def track_click(
 
 
 _CLICK_COLUMNS = ("id", "merchant_id", "program_id", "code_id", "attribution_token", "device_id", "device_id_hash",
-                  "device_fingerprint", "ip", "user_agent", "landing_url", "channel", "created_at", "expires_at")
+                  "device_fingerprint", "ip", "user_agent", "landing_url", "channel", "sub_id", "created_at", "expires_at")
 _RECENT = select(Click).where(
     Click.code_id == bindparam("code_id"), Click.device_id_hash == bindparam("device_id_hash"),
     Click.created_at > bindparam("since", type_=Click.__table__.c.created_at.type),

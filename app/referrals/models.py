@@ -31,6 +31,11 @@ class ProgramStatus(enum.Enum):
     ARCHIVED = "ARCHIVED"
 
 
+class ProgramType(enum.Enum):
+    CUSTOMER_REFERRAL = "CUSTOMER_REFERRAL"  # customers refer friends (the default)
+    AFFILIATE = "AFFILIATE"  # approved partners earn commission on sales through their links (app.partners)
+
+
 class CodeStyle(enum.Enum):
     RANDOM = "RANDOM"  # K7M3QX9P
     NAME = "NAME"  # JANE-K7M3
@@ -79,12 +84,20 @@ class Program(Base):
     share_url_template: Mapped[str | None] = mapped_column(String(2000))
     code_style: Mapped[str] = mapped_column(String(16), default=CodeStyle.RANDOM.value)
     code_length: Mapped[int] = mapped_column(Integer, default=8)
+    # Fixed at creation: the cached reward rules of a program depend on it (app.rewards.rules).
+    program_type: Mapped[str] = mapped_column(
+        String(24), default=ProgramType.CUSTOMER_REFERRAL.value, server_default=ProgramType.CUSTOMER_REFERRAL.value
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     @property
     def program_status(self) -> ProgramStatus:
         return ProgramStatus(self.status)
+
+    @property
+    def is_affiliate(self) -> bool:
+        return self.program_type == ProgramType.AFFILIATE.value
 
 
 class Customer(Base):
@@ -161,6 +174,9 @@ class Click(Base):
     user_agent: Mapped[str | None] = mapped_column(Encrypted("clicks.user_agent"))
     landing_url: Mapped[str | None] = mapped_column(Encrypted("clicks.landing_url"))
     channel: Mapped[str | None] = mapped_column(String(32))  # where the link was shared ("whatsapp"), if the widget says
+    # The affiliate's own tag on the link (`?ref=CODE&sub=newsletter`); conversions are reported
+    # per sub-id through the referral's (or the action's) click.
+    sub_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -13,7 +13,7 @@ from app import validation
 from app.db import merchant_rows
 from app.errors import DomainError, ErrorCode, NotFound
 from app.pagination import Page, paginate
-from app.referrals.models import CodeStyle, Program, ProgramStatus
+from app.referrals.models import CodeStyle, Program, ProgramStatus, ProgramType
 
 # A program may move between these; ARCHIVED is final so old links can never revive.
 _TRANSITIONS = {
@@ -35,6 +35,7 @@ class ProgramChanges:
     share_url_template: str | None = None
     code_style: CodeStyle | None = None
     code_length: int | None = None
+    program_type: ProgramType | None = None  # set at creation only (default CUSTOMER_REFERRAL)
 
 
 def _validated(changes: ProgramChanges) -> ProgramChanges:
@@ -49,6 +50,7 @@ def _validated(changes: ProgramChanges) -> ProgramChanges:
         share_url_template=template,
         code_style=changes.code_style,
         code_length=validation.int_range(changes.code_length, "codeLength", 6, 16),
+        program_type=changes.program_type,
     )
 
 
@@ -58,7 +60,10 @@ async def create_program(session: AsyncSession, *, merchant_id: uuid.UUID, chang
         raise DomainError("name", ErrorCode.REQUIRED, "name is required")
     if changes.status not in (None, ProgramStatus.DRAFT, ProgramStatus.ACTIVE):
         raise DomainError("status", ErrorCode.INVALID_STATUS_TRANSITION, "a new program starts as DRAFT or ACTIVE")
-    program = Program(merchant_id=merchant_id, name=changes.name)
+    program = Program(
+        merchant_id=merchant_id, name=changes.name,
+        program_type=(changes.program_type or ProgramType.CUSTOMER_REFERRAL).value,
+    )
     _apply(program, changes)
     session.add(program)
     await session.flush()
@@ -81,6 +86,8 @@ async def update_program(
             )
     if program.program_status is ProgramStatus.ARCHIVED:
         raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, "an archived program cannot be changed")
+    if changes.program_type is not None and changes.program_type.value != program.program_type:
+        raise DomainError("programType", ErrorCode.INVALID_INPUT, "a program's type is chosen when it is created")
     _apply(program, changes)
     await session.flush()
     return program

@@ -86,7 +86,7 @@ def reward_value(rule: RewardRule, spec: RuleSpec, action: Action) -> tuple[int,
     if kind is RewardKind.COMMISSION and spec.percent_bps is not None:
         if action.amount is None or action.currency is None:
             return None
-        amount = action.amount * spec.percent_bps // 10_000
+        amount = action.amount * (rule_service.percent_in_force(spec, action.occurred_at) or 0) // 10_000
         return (amount, action.currency) if amount > 0 else None
     if kind is RewardKind.DISCOUNT and spec.percent_bps is not None:
         return spec.percent_bps, "PERCENT"

@@ -56,6 +56,7 @@ class AccountType(enum.Enum):
     PROGRAM_EXPIRED = "PROGRAM_EXPIRED"  # program: expired unused
     PAYOUT_PENDING = "PAYOUT_PENDING"  # customer: set aside for a payout not paid yet (app.payouts)
     PROGRAM_PAID_OUT = "PROGRAM_PAID_OUT"  # program: paid out to customers
+    PARTNER_HELD = "PARTNER_HELD"  # customer: a share of an affiliate sale's commission, held (app.partners)
 
 
 class RewardRule(Base):

@@ -6,15 +6,18 @@ import re
 import uuid
 import weakref
 from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import config_cache, money, validation
+from app import calendars, config_cache, money, validation
 from app.db import merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
+from app.merchants.models import LocaleSettings
 from app.referrals import programs
+from app.referrals.models import Program, ProgramType
 from app.rewards.models import POINTS, CouponPool, Recipient, RewardKind, RewardRule
 
 _ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
@@ -33,6 +36,26 @@ class MetadataFilter:
         value = (metadata or {}).get(self.key)
         found = value is not None and str(value) in self.values
         return found if self.op == "IN" else not found
+
+
+@dataclass(frozen=True)
+class Season:
+    """A commission rate in force from `starts_on` to `ends_on` (both days included), in the
+    merchant's time zone at the time the rule was saved (`RuleSpec.season_time_zone`)."""
+
+    starts_on: date
+    ends_on: date
+    percent_bps: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"starts_on": self.starts_on.isoformat(), "ends_on": self.ends_on.isoformat(), "percent_bps": self.percent_bps}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Season":
+        return cls(date.fromisoformat(data["starts_on"]), date.fromisoformat(data["ends_on"]), data["percent_bps"])
+
+
+MAX_SEASONS = 24
 
 
 @dataclass(frozen=True)
@@ -58,10 +81,16 @@ class RuleSpec:
     program_monthly_budget: int | None = None  # total of the program's rewards in this unit per month
     hold_days: int = 0  # stays HELD this long (the refund window)
     expires_in_days: int | None = None  # credit, points and coupons expire this long after becoming available
+    # COMMISSION with percent_bps: other rates for date ranges (a sale outside every season earns percent_bps)
+    seasons: tuple[Season, ...] = ()
+    season_time_zone: str | None = None  # the merchant's, when the seasons were set
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["metadata_filters"] = [asdict(f) | {"values": list(f.values)} for f in self.metadata_filters]
+        data["seasons"] = [season.to_json() for season in self.seasons]
+        if not self.seasons:  # rules without seasons store what they stored before
+            del data["seasons"], data["season_time_zone"]
         return data
 
     @classmethod
@@ -69,8 +98,9 @@ class RuleSpec:
         filters = tuple(
             MetadataFilter(key=f["key"], op=f["op"], values=tuple(f["values"])) for f in data.get("metadata_filters", [])
         )
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "metadata_filters"}
-        return cls(**known, metadata_filters=filters)
+        seasons = tuple(Season.from_json(s) for s in data.get("seasons", []))
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("metadata_filters", "seasons")}
+        return cls(**known, metadata_filters=filters, seasons=seasons)
 
     def unit(self, kind: RewardKind) -> str:
         """The ledger unit of rewards of this rule (a percentage commission takes the action's)."""
@@ -163,6 +193,7 @@ def validate_definition(definition: RuleDefinition) -> RuleDefinition:
         program_monthly_budget=_positive(spec.program_monthly_budget, "conditions.programMonthlyBudget"),
         hold_days=validation.int_range(spec.hold_days, "conditions.holdDays", 0, 365) or 0,
         expires_in_days=validation.int_range(spec.expires_in_days, "conditions.expiresInDays", 1, 3650),
+        seasons=_validated_seasons(tuple(spec.seasons), kind, percent),
     )
     return RuleDefinition(name=name, trigger=trigger, recipient=definition.recipient, kind=kind, spec=checked, enabled=definition.enabled)
 
@@ -172,6 +203,51 @@ def _raise(error: Exception) -> Any:
 
 
 _SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def percent_in_force(spec: RuleSpec, at: datetime) -> int | None:
+    """The rule's percentage for an action that occurred at `at`: its season's, if the local
+    day (in the rule's time zone) falls in one, else the rule's own."""
+    if spec.seasons and spec.season_time_zone:
+        local_day = at.astimezone(calendars.time_zone(spec.season_time_zone)).date()
+        for season in spec.seasons:
+            if season.starts_on <= local_day <= season.ends_on:
+                return season.percent_bps
+    return spec.percent_bps
+
+
+def _validated_seasons(seasons: tuple[Season, ...], kind: RewardKind, percent_bps: int | None) -> tuple[Season, ...]:
+    """Seasons belong to percentage commissions, each with a rate, and never overlap."""
+    if not seasons:
+        return ()
+    if kind is not RewardKind.COMMISSION or percent_bps is None:
+        raise DomainError("seasons", ErrorCode.INVALID_INPUT, "seasons give percentage COMMISSION rules other rates")
+    if len(seasons) > MAX_SEASONS:
+        raise DomainError("seasons", ErrorCode.TOO_MANY, f"at most {MAX_SEASONS} seasons")
+    for index, season in enumerate(seasons):
+        validation.int_range(season.percent_bps, f"seasons.{index}.percentBps", 1, MAX_BPS)
+        if season.ends_on < season.starts_on:
+            raise DomainError(f"seasons.{index}.endsOn", ErrorCode.INVALID_INPUT, "a season ends on or after the day it starts")
+    order = sorted(range(len(seasons)), key=lambda i: seasons[i].starts_on)
+    for earlier, later in zip(order, order[1:]):
+        if seasons[later].starts_on <= seasons[earlier].ends_on:
+            raise DomainError(
+                f"seasons.{later}.startsOn", ErrorCode.INVALID_INPUT,
+                f"seasons overlap: {seasons[earlier].starts_on}..{seasons[earlier].ends_on} and "
+                f"{seasons[later].starts_on}..{seasons[later].ends_on}",
+            )
+    ordered = [seasons[i] for i in order]
+    return tuple(ordered)
+
+
+async def with_merchant_time_zone(session: AsyncSession, merchant_id: uuid.UUID, definition: RuleDefinition) -> RuleDefinition:
+    """Seasons are days in the merchant's time zone: kept with them, so a later change of the
+    merchant's zone does not move a season that was already agreed (a copy of a version, such as
+    `set_rule_enabled` makes, keeps its zone)."""
+    if not definition.spec.seasons or definition.spec.season_time_zone is not None:
+        return definition
+    zone = await session.scalar(select(LocaleSettings.time_zone).where(LocaleSettings.merchant_id == merchant_id))
+    return replace(definition, spec=replace(definition.spec, season_time_zone=zone or "UTC"))
 
 
 def spec_of(rule: RewardRule) -> RuleSpec:
@@ -223,7 +299,7 @@ def rule_version(
 async def create_rule(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, definition: RuleDefinition
 ) -> RewardRule:
-    definition = validate_definition(definition)
+    definition = await with_merchant_time_zone(session, merchant_id, validate_definition(definition))
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     await _require_pool(session, merchant_id, program_id, definition.spec)
     rule_id = new_id()
@@ -246,7 +322,7 @@ async def update_rule(
     session: AsyncSession, *, merchant_id: uuid.UUID, rule_id: uuid.UUID, definition: RuleDefinition
 ) -> RewardRule:
     """A new version; the old one stays for the rewards granted under it and for history."""
-    definition = validate_definition(definition)
+    definition = await with_merchant_time_zone(session, merchant_id, validate_definition(definition))
     current = await _lock_current(session, merchant_id=merchant_id, rule_id=rule_id)
     await _require_pool(session, merchant_id, current.program_id, definition.spec)
     current.superseded_at = utcnow()
@@ -315,6 +391,14 @@ async def rule_history(session: AsyncSession, *, merchant_id: uuid.UUID, rule_id
     return list((await session.scalars(query)).all())
 
 
+# In an AFFILIATE program the commission to the referrer is the partner's (app.partners.sales
+# pays it, gated by the partner's status and split with co-producers), so the reward rules'
+# evaluation leaves those rules out: in the same statement, at no extra cost.
+_PAID_BY_PARTNERS = (
+    RewardRule.kind == RewardKind.COMMISSION.value,
+    RewardRule.recipient.in_([Recipient.REFERRER.value, Recipient.BOTH.value]),
+    select(Program.id).where(Program.id == RewardRule.program_id, Program.program_type == ProgramType.AFFILIATE.value).exists(),
+)
 _ACTIVE_RULES = (
     select(RewardRule)
     .where(
@@ -322,6 +406,7 @@ _ACTIVE_RULES = (
         RewardRule.trigger == bindparam("trigger"),
         RewardRule.enabled.is_(True),
         RewardRule.superseded_at.is_(None),
+        ~and_(*_PAID_BY_PARTNERS),
     )
     .order_by(RewardRule.rule_id)
 )

@@ -398,7 +398,7 @@ async def simulate(
     """What `definitions` would have granted for the program's actions in [start, end),
     next to what the current rules granted for them. Writes nothing; see the module doc
     for how the replay differs from live evaluation (refunds are not replayed)."""
-    checked = _validated_rules(definitions)
+    checked = [await rule_service.with_merchant_time_zone(session, merchant_id, d) for d in _validated_rules(definitions)]
     start, end = _validated_period(start, end)
     if await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
         raise NotFound("programId", "program")

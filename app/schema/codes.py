@@ -41,6 +41,9 @@ class TrackClickInput:
     )
     occurred_at: datetime | None = strawberry.field(
         default=None, description="For imports of past clicks: when it happened (not in the future, at most 30 days back).")
+    sub_id: str | None = strawberry.field(
+        default=None, description='The affiliate\'s tag on the link (?ref=CODE&sub=newsletter): up to 64 printable characters '
+        "without spaces. Partner reports count clicks and conversions per sub-id.")
 
 
 @strawberry.type
@@ -114,6 +117,7 @@ class CodeMutation:
                 landing_url=input.landing_url,
                 channel=input.channel,
                 occurred_at=input.occurred_at,
+                sub_id=input.sub_id,
                 context=clicks.ClickContext(ip=context.client_ip, user_agent=context.request.headers.get("user-agent")),
             )
             return TrackClickPayload(

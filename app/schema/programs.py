@@ -11,7 +11,7 @@ from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin
 from app.schema.transactions import mutate, query
-from app.schema.types import CodeStyle, Program, ProgramStatus
+from app.schema.types import CodeStyle, Program, ProgramStatus, ProgramType
 
 
 @strawberry.input
@@ -23,6 +23,8 @@ class ProgramInput:
     share_url_template: str | None = strawberry.field(default=None, description='e.g. "https://shop.example/?ref={code}"')
     code_style: CodeStyle | None = None
     code_length: int | None = strawberry.field(default=None, description="6-16 characters for RANDOM codes; default 8.")
+    program_type: ProgramType | None = strawberry.field(
+        default=None, description="CUSTOMER_REFERRAL (default) or AFFILIATE; chosen at creation, never changed.")
 
     def changes(self) -> service.ProgramChanges:
         return service.ProgramChanges(
@@ -33,6 +35,7 @@ class ProgramInput:
             share_url_template=self.share_url_template,
             code_style=self.code_style,
             code_length=self.code_length,
+            program_type=self.program_type,
         )
 
 

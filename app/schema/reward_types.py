@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -48,6 +48,14 @@ class RewardConditions:
     expires_in_days: int | None
 
 
+@strawberry.type(description="A COMMISSION rate for a date range (both days included) in `timeZone`.")
+class CommissionSeason:
+    starts_on: date
+    ends_on: date
+    percent_bps: int
+    time_zone: str
+
+
 @strawberry.type(description="One version of a reward rule.")
 class RewardRule:
     id: strawberry.ID = strawberry.field(description="This version's id (rewards point at it).")
@@ -65,6 +73,7 @@ class RewardRule:
     coupon_min_order_amount: BigInt | None
     recurring_months: int | None
     conditions: RewardConditions
+    seasons: list[CommissionSeason]
     created_at: datetime
     superseded_at: datetime | None
 
@@ -99,6 +108,8 @@ class RewardRule:
                 hold_days=spec.hold_days,
                 expires_in_days=spec.expires_in_days,
             ),
+            seasons=[CommissionSeason(starts_on=x.starts_on, ends_on=x.ends_on, percent_bps=x.percent_bps,
+                                      time_zone=spec.season_time_zone or "UTC") for x in spec.seasons],
             created_at=m.created_at,
             superseded_at=m.superseded_at,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import strawberry
 from strawberry.types import Info
 
@@ -40,6 +42,13 @@ class RewardConditionsInput:
     expires_in_days: int | None = None
 
 
+@strawberry.input(description="A COMMISSION rate for a date range (both days included) in the merchant's time zone.")
+class CommissionSeasonInput:
+    starts_on: date
+    ends_on: date
+    percent_bps: int
+
+
 @strawberry.input(description="Give `recipient` a reward of `kind` when `trigger` happens and the conditions hold.")
 class RewardRuleInput:
     name: str
@@ -54,6 +63,9 @@ class RewardRuleInput:
     coupon_min_order_amount: BigInt | None = None
     recurring_months: int | None = strawberry.field(default=None, description="COMMISSION on every trigger for N months.")
     conditions: RewardConditionsInput | None = None
+    seasons: list[CommissionSeasonInput] = strawberry.field(
+        default_factory=list, description="Percentage COMMISSION: other rates for date ranges (no overlaps); the rate "
+        "applied is the one in force on the local day the action occurred.")
 
     def definition(self) -> rule_service.RuleDefinition:
         c = self.conditions or RewardConditionsInput()
@@ -83,6 +95,7 @@ class RewardRuleInput:
                 program_monthly_budget=c.program_monthly_budget,
                 hold_days=c.hold_days,
                 expires_in_days=c.expires_in_days,
+                seasons=tuple(rule_service.Season(s.starts_on, s.ends_on, s.percent_bps) for s in self.seasons),
             ),
         )
 

@@ -32,6 +32,7 @@ from app.schema.leads import LeadMutation, LeadQuery
 from app.schema.limits import alias_limit_rule, depth_limit_rule
 from app.schema.locale import LocaleMutation, LocaleQuery
 from app.schema.merchants import MerchantMutation, MerchantQuery
+from app.schema.partners import PartnerMutation, PartnerQuery
 from app.schema.payouts import PayoutMutation, PayoutQuery
 from app.schema.privacy import PrivacyMutation, PrivacyQuery
 from app.schema.programs import ProgramMutation, ProgramQuery
@@ -49,13 +50,13 @@ Query = merge_types(
     "Query",
     (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
      WebhookQuery, FraudQuery, WidgetQuery, AdminQuery, PayoutQuery, PrivacyQuery, LocaleQuery, AnalyticsQuery, CampaignQuery,
-     LeadQuery),
+     LeadQuery, PartnerQuery),
 )
 Mutation = merge_types(
     "Mutation",
     (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
      JobMutation, WebhookMutation, FraudMutation, WidgetMutation, AdminMutation, PayoutMutation, PrivacyMutation,
-     LocaleMutation, CampaignMutation, LeadMutation),
+     LocaleMutation, CampaignMutation, LeadMutation, PartnerMutation),
 )
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # resolved lazily by strawberry: reward_types and fraud_types
 ApiKeyKind = strawberry.enum(merchant_models.ApiKeyKind, name="ApiKeyKind")
 ProgramStatus = strawberry.enum(models.ProgramStatus, name="ProgramStatus")
 CodeStyle = strawberry.enum(models.CodeStyle, name="CodeStyle")
+ProgramType = strawberry.enum(models.ProgramType, name="ProgramType")
 ReferralSource = strawberry.enum(models.ReferralSource, name="ReferralSource")
 ReferralStatus = strawberry.enum(models.ReferralStatus, name="ReferralStatus")
 AttributionStatus = strawberry.enum(models.AttributionStatus, name="AttributionStatus")
@@ -84,6 +85,7 @@ class Program:
     share_url_template: str | None
     code_style: CodeStyle
     code_length: int
+    program_type: ProgramType
     created_at: datetime
     updated_at: datetime
 
@@ -98,6 +100,7 @@ class Program:
             share_url_template=m.share_url_template,
             code_style=models.CodeStyle(m.code_style),
             code_length=m.code_length,
+            program_type=models.ProgramType(m.program_type),
             created_at=m.created_at,
             updated_at=m.updated_at,
         )

@@ -15,7 +15,7 @@ Handler = Callable[..., Awaitable[Any]]
 
 # Modules that declare jobs; imported before the actors are made.
 JOB_MODULES = ("app.analytics.jobs", "app.rewards.jobs", "app.fraud.jobs", "app.webhooks.jobs", "app.payouts.jobs",
-               "app.privacy.jobs", "app.campaigns.jobs")
+               "app.privacy.jobs", "app.campaigns.jobs", "app.partners.jobs")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from sqlalchemy import or_, select, text, update
 
 from app.db import Base, create_session_factory, utcnow
 from app.fraud.models import CustomerIdentifier, FraudDecision, FraudReview
+from app.partners.models import Partner, PartnerSale, PartnerSaleShare
 from app.payouts.models import Payout, PayoutAccount
 from app.privacy import classification, export
 from app.privacy.models import CustomerDataExport
@@ -78,6 +79,9 @@ async def rows_about(db, customer_id: uuid.UUID) -> dict[str, set[str]]:
             "customer_data_exports": await ids(select(CustomerDataExport.id).where(CustomerDataExport.customer_id == customer_id)),
             "payout_accounts": await ids(select(PayoutAccount.id).where(PayoutAccount.customer_id == customer_id)),
             "payouts": await ids(select(Payout.id).where(Payout.customer_id == customer_id)),
+            "partners": await ids(select(Partner.id).where(Partner.customer_id == customer_id)),
+            "partner_sales": await ids(select(PartnerSale.id).where(PartnerSale.affiliate_id == customer_id)),
+            "partner_sale_shares": await ids(select(PartnerSaleShare.id).where(PartnerSaleShare.customer_id == customer_id)),
         }
 
 
@@ -99,6 +103,9 @@ def ids_in(document: dict) -> dict[str, set[str]]:
         "customer_data_exports": {e["id"] for e in document["dataRequests"]["exports"]},
         "payout_accounts": {a["id"] for a in document["payouts"]["accounts"]},
         "payouts": {p["id"] for p in document["payouts"]["payouts"]},
+        "partners": {p["id"] for p in document["partners"]["enrolments"]},
+        "partner_sales": {s["id"] for s in document["partners"]["salesAsAffiliate"]},
+        "partner_sale_shares": {s["id"] for s in document["partners"]["shares"]},
     }
 
 

@@ -54,6 +54,32 @@ class World:
     payouts: "PayoutWorld | None" = None  # built for the cases that need it (Case.payouts)
     campaign_id: str = ""  # A's contest
     lead_id: str = ""  # jane's lead at A
+    partners: "PartnerWorld | None" = None  # built for the cases that need it (Case.partners)
+
+
+@dataclass
+class PartnerWorld:
+    """A's affiliate program with an ACTIVE partner (ann) in a group, a split, and a sale."""
+
+    program_id: str
+    partner_id: str
+    group_id: str
+
+
+async def build_partner_world(a) -> PartnerWorld:
+    from tests.partners import helpers as partners
+
+    program = await partners.affiliate_program(a)
+    ann = await partners.enrol(a, program["id"], "ann")
+    group = await a.gql(ops.CREATE_PARTNER_GROUP, {"programId": program["id"], "name": "Gold", "commissionBps": 2000})
+    await partners.customer(a, "carla")
+    assert (await partners.set_split(a, program["id"], [("carla", 500)]))["userErrors"] == []
+    await partners.sale(a, "partner-buyer", code=ann["code"], amount=9999, key="partner-order")
+    return PartnerWorld(program_id=program["id"], partner_id=ann["id"], group_id=group["createPartnerGroup"]["group"]["id"])
+
+
+def unreachable_partner_world() -> PartnerWorld:
+    return PartnerWorld(*(str(uuid.uuid4()) for _ in range(3)))
 
 
 @dataclass
@@ -455,6 +481,69 @@ class Case:
     check: Callable[[dict, World], None]
     key: str = "secret"  # or "publishable": B's key of that kind; or "admin": B's OWNER session
     payouts: bool = False  # needs the payout world (A's admins, payouts, batch)
+    partners: bool = False  # needs A's affiliate program (PartnerWorld)
+
+
+def graphql_error(field: str, code: str) -> Callable[[dict, World], None]:
+    def check(body: dict, world: World) -> None:
+        errors = body.get("errors") or []
+        assert [e["extensions"]["code"] for e in errors if e.get("path", [None])[0] == field] == [code], body
+        assert body["data"] is None or body["data"].get(field) is None, body
+
+    check.writes = False  # type: ignore[attr-defined]
+    return check
+
+
+def _partner_signature(world: World) -> dict[str, Any]:
+    """ann's partner session signed with A's widget secret."""
+    from tests.widget.helpers import signed as signed_identity
+
+    identity = signed_identity(world.widget_secret, "ann")
+    return {"customerExternalId": "ann", "timestamp": identity["timestamp"], "signature": identity["signature"]}
+
+
+def _partner_period(world: World) -> dict[str, Any]:
+    return {"programId": world.partners.program_id, **last_30_days()}
+
+
+PARTNER_CASES = [
+    Case("partners", "partners(A's affiliate program)", ops.PARTNERS, lambda w: {"programId": w.partners.program_id},
+         graphql_not_found("partners"), partners=True),
+    Case("partnerGroups", "partnerGroups(A's program)", ops.PARTNER_GROUPS, lambda w: {"programId": w.partners.program_id},
+         graphql_not_found("partnerGroups"), partners=True),
+    Case("commissionSplitHistory", "commissionSplitHistory(A's program)", ops.COMMISSION_SPLIT_HISTORY,
+         lambda w: {"programId": w.partners.program_id}, graphql_not_found("commissionSplitHistory"), partners=True),
+    Case("partnerSales", "partnerSales(A's program)", ops.PARTNER_SALES, _partner_period,
+         graphql_not_found("partnerSales"), partners=True),
+    Case("partnerReport", "partnerReport(A's program), secret key", ops.PARTNER_REPORT, _partner_period,
+         graphql_not_found("partnerReport"), partners=True),
+    Case("partnerReport", "partnerReport(A's program), A's partner signature on B's publishable key", ops.PARTNER_REPORT,
+         lambda w: _partner_period(w) | {"signature": _partner_signature(w)},
+         graphql_error("partnerReport", "SIGNATURE_INVALID"), key="publishable", partners=True),
+    Case("partnerStatement", "partnerStatement(A's program, A's partner)", ops.PARTNER_STATEMENT,
+         lambda w: _partner_period(w) | {"customerExternalId": "ann"}, graphql_not_found("partnerStatement"), partners=True),
+    Case("applyAsPartner", "applyAsPartner(A's program)", ops.APPLY_AS_PARTNER,
+         lambda w: {"programId": w.partners.program_id, "customerExternalId": "b-customer"},
+         user_error("applyAsPartner", "NOT_FOUND", "programId", "partner"), partners=True),
+    Case("invitePartner", "invitePartner(A's program)", ops.INVITE_PARTNER,
+         lambda w: {"programId": w.partners.program_id, "customerExternalId": "b-customer"},
+         user_error("invitePartner", "NOT_FOUND", "programId", "partner"), partners=True),
+    Case("decidePartner", "decidePartner(A's partner)", ops.DECIDE_PARTNER,
+         lambda w: {"partnerId": w.partners.partner_id, "decision": "SUSPEND", "reason": "mine now"},
+         user_error("decidePartner", "NOT_FOUND", "partnerId", "partner"), partners=True),
+    Case("assignPartnerGroup", "assignPartnerGroup(A's partner, A's group)", ops.ASSIGN_PARTNER_GROUP,
+         lambda w: {"partnerId": w.partners.partner_id, "groupId": w.partners.group_id},
+         user_error("assignPartnerGroup", "NOT_FOUND", "partnerId", "partner"), partners=True),
+    Case("createPartnerGroup", "createPartnerGroup(A's program)", ops.CREATE_PARTNER_GROUP,
+         lambda w: {"programId": w.partners.program_id, "name": "Mine", "commissionBps": 9000},
+         user_error("createPartnerGroup", "NOT_FOUND", "programId", "group"), partners=True),
+    Case("updatePartnerGroup", "updatePartnerGroup(A's group)", ops.UPDATE_PARTNER_GROUP,
+         lambda w: {"groupId": w.partners.group_id, "commissionBps": 9000},
+         user_error("updatePartnerGroup", "NOT_FOUND", "groupId", "group"), partners=True),
+    Case("setCommissionSplit", "setCommissionSplit(A's program)", ops.SET_COMMISSION_SPLIT,
+         lambda w: {"programId": w.partners.program_id, "parties": [{"customerExternalId": "b-customer", "shareBps": 9000}]},
+         user_error("setCommissionSplit", "NOT_FOUND", "programId", "split"), partners=True),
+]
 
 
 CASES = [
@@ -815,6 +904,8 @@ CASES = [
          user_error("setLeadSettings", "NOT_FOUND", "programId", "settings")),
 ]
 
+CASES += PARTNER_CASES
+
 # Root fields that take no identifier another merchant could hold.
 NO_FOREIGN_ID = {
     "viewer": "no arguments: always the caller's merchant",
@@ -870,6 +961,8 @@ def test_every_root_field_is_covered():
 async def test_other_merchant_cannot_reach_data_by_its_identifiers(case: Case, db, tenant, other_tenant, clock):
     a, b = tenant, other_tenant
     world = await build_world(a, b, clock if case.payouts else None)
+    if case.partners:
+        world.partners = await build_partner_world(a)
     view_before = await a_view(a, world)
     rows_before = await merchant_rows(db, a.id)
     b_rows_before = await merchant_rows(db, b.id)
@@ -892,6 +985,8 @@ async def test_without_a_key_every_operation_is_refused(case: Case, db, tenant, 
     world = await build_world(tenant, other_tenant)
     if case.payouts:  # refused before anything is read: A's real payouts are not needed
         world.payouts = unreachable_payout_world()
+    if case.partners:
+        world.partners = unreachable_partner_world()
     rows_before = await merchant_rows(db, tenant.id)
     response = await client.post("/graphql", json={"query": case.document, "variables": case.variables(world)})
     body = response.json()

@@ -24,6 +24,8 @@ PUBLIC = {"trackClick", "referralCode", "widgetSession"}
 # Referrer-facing operations: with the publishable key they need the widget's signed customer
 # (tests/leads, tests/campaigns); probed below with a forged signature.
 SIGNED_REFERRER = {"submitLead", "referrerLeads", "referrerCampaignLeaderboard", "promotionRulesStatus", "acceptPromotionRules"}
+# A partner's own page (app/schema/partners.py): only with the signed customer id, like the widget.
+PARTNER_SESSION = {"partnerReport", "partnerStatement", "applyAsPartner"}
 # Answered for any valid key: no merchant data at all.
 STATIC = {
     "webhookEventTypes": "the catalogue of event type names",
@@ -92,7 +94,7 @@ async def test_every_other_operation_is_forbidden_with_the_publishable_key(tenan
     checked = 0
     for kind, root in (("query", schema.query_type), ("mutation", schema.mutation_type)):
         for name, field in root.fields.items():
-            if name in PUBLIC or name in STATIC or name in SIGNED_REFERRER:
+            if name in PUBLIC or name in STATIC or name in SIGNED_REFERRER or name in PARTNER_SESSION:
                 continue
             body = await tenant.raw(_probe(kind, name, field), key=tenant.publishable_key)
             assert [e["extensions"]["code"] for e in body.get("errors", [])] == ["FORBIDDEN"], (name, body)
@@ -139,6 +141,13 @@ async def test_what_the_publishable_key_can_reach_holds_nothing_personal(tenant)
                       f'signature: "{"0" * 64}"}}'})
            for name in sorted(SIGNED_REFERRER)},
     }
+    forged = f'{{customerExternalId: "jane-4711", timestamp: 1, signature: "{"0" * 64}"}}'
+    for name in sorted(PARTNER_SESSION):
+        root = query if name in query else mutation
+        kind = "query" if name in query else "mutation"
+        calls[f"{name}, no signature"] = _operations(kind, name, root[name], {"programId": f'"{program["id"]}"'})
+        calls[f"{name}, a forged signature"] = _operations(
+            kind, name, root[name], {"programId": f'"{program["id"]}"', "signature": forged})
     for name, documents in calls.items():
         forbidden = set()
         for document in documents:

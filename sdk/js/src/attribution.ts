@@ -31,6 +31,8 @@ const STORE_KEY = "referral_attribution";
 const TOKEN_COOKIE = "referral_token";
 const CODE_COOKIE = "referral_code";
 const UNREPORTED_DAYS = 30; // how long a code is kept while its click could not be reported
+const SUB_PARAM = "sub"; // an affiliate's tag on the link: ?ref=CODE&sub=newsletter
+const SUB_ID = /^[^\s\p{C}]{1,64}$/u; // what the API accepts; anything else is left out, the click still counts
 
 const TRACK_CLICK = `mutation($input: TrackClickInput!) { trackClick(input: $input) {
   attributionToken expiresAt repeated referralCode { code } userErrors { field code message } } }`;
@@ -88,15 +90,20 @@ export function clearAttribution(cookieDomain?: string): void {
 export async function captureReferral(config: CaptureConfig): Promise<Attribution | null> {
   let code: string | null = null;
   let channel: string | null = null;
+  let subId: string | null = null;
   try {
     const url = new URL(location.href);
     code = url.searchParams.get(config.refParam)?.trim().slice(0, 64) || null;
     // where the link was shared (share.ts marks each share button's link), if it says
     const via = url.searchParams.get(CHANNEL_PARAM)?.trim().toLowerCase() ?? "";
     channel = code && /^[a-z0-9_-]{1,32}$/.test(via) ? via : null;
+    // the affiliate's own tag on the link (`?sub=newsletter`), if the API would take it
+    const sub = url.searchParams.get(SUB_PARAM)?.trim() ?? "";
+    subId = code && SUB_ID.test(sub) ? sub : null;
     if (url.searchParams.has(config.refParam) || url.searchParams.has(CHANNEL_PARAM)) {
       url.searchParams.delete(config.refParam);
       url.searchParams.delete(CHANNEL_PARAM);
+      url.searchParams.delete(SUB_PARAM);
       history.replaceState(history.state, "", url.pathname + url.search + url.hash);
     }
   } catch {
@@ -115,6 +122,7 @@ export async function captureReferral(config: CaptureConfig): Promise<Attributio
       deviceFingerprint: deviceFingerprint(),
       landingUrl,
       ...(channel ? { channel } : {}),
+      ...(subId ? { subId } : {}),
     },
   });
   if (payload?.userErrors.length) {

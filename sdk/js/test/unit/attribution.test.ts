@@ -56,6 +56,26 @@ describe("landing with ?ref=CODE", () => {
     ]);
   });
 
+  it("passes an affiliate's sub-id along with the click and takes it out of the address bar", async () => {
+    land("/shoes?ref=jane-k7m3&sub=newsletter&color=red");
+    const calls = answer(TRACKED);
+
+    await captureReferral(CAPTURE);
+
+    expect(calls[0].body.variables.input.subId).toBe("newsletter");
+    expect(location.search).toBe("?color=red");
+  });
+
+  it("leaves out a sub-id the API would refuse, and still reports the click", async () => {
+    land("/shoes?ref=jane-k7m3&sub=two%20words");
+    const calls = answer(TRACKED);
+
+    await captureReferral(CAPTURE);
+
+    expect(calls).toHaveLength(1);
+    expect(calls[0].body.variables.input).not.toHaveProperty("subId");
+  });
+
   it("removes only its parameter from the address bar, without a reload", async () => {
     land("/shoes?color=red&ref=JANE-K7M3&size=42#sizes");
     answer(TRACKED);
