@@ -155,7 +155,7 @@ async def _erase(session: AsyncSession, customer: Customer, reason: str, actor: 
 
 
 async def _rekey(
-    session: AsyncSession, customer: Customer, actions: list[Action | Lead], replacements: dict[str, str]
+    session: AsyncSession, customer: Customer, submitted: list[Action | Lead], replacements: dict[str, str]
 ) -> int:
     """Idempotency keys are the merchant's, but some name the customer ("signup-jane"): those
     of the customer's actions, leads and ledger transactions become keyed hashes. (A retry after the
@@ -165,7 +165,7 @@ async def _rekey(
         select(LedgerTransaction).where(LedgerTransaction.customer_id == customer.id, LedgerTransaction.idempotency_key.is_not(None))
     )).all())
     changed = 0
-    for row in [*actions, *transactions]:
+    for row in [*submitted, *transactions]:
         if row.idempotency_key and any(name in row.idempotency_key.casefold() for name in names):
             row.idempotency_key = PSEUDONYM_PREFIX + lookup_hash(customer.merchant_id, "IDEMPOTENCY", row.idempotency_key)[:32]
             changed += 1
