@@ -5,6 +5,8 @@
   (written when a contest is finalized);
 - `promotion_rules` (versions with clauses) and `promotion_rules_acceptances`;
 - `leads`, `lead_events` (the audited steps), `lead_settings` (the program's referral fee);
+  a lead's contact (name, email) and the notes are encrypted, the contact email is matched
+  by its keyed hash (`contact_email_hash`), as app/privacy/classification.py says;
 - `rewards` may come without a rule (a campaign bonus, a lead fee): rule, referral and
   trigger action become nullable, `source` says where a reward came from and `grant_key`
   (unique per merchant) makes such a reward once-only;
@@ -132,9 +134,10 @@ def upgrade() -> None:
         sa.Column('status', sa.String(16), nullable=False),
         sa.Column('company', sa.String(200), nullable=False),
         sa.Column('company_domain', sa.String(255), nullable=True),
-        sa.Column('contact_name', sa.String(200), nullable=True),
-        sa.Column('contact_email', sa.String(320), nullable=True),
-        sa.Column('notes', sa.String(2000), nullable=True),
+        sa.Column('contact_name', sa.Text(), nullable=True),  # encrypted (app.personal.Encrypted)
+        sa.Column('contact_email', sa.Text(), nullable=True),  # encrypted
+        sa.Column('contact_email_hash', sa.String(64), nullable=True),  # keyed: duplicates are found by it
+        sa.Column('notes', sa.Text(), nullable=True),  # encrypted
         sa.Column('duplicate_of_id', sa.Uuid(), nullable=True),
         sa.Column('contract_value', sa.BigInteger(), nullable=True),
         sa.Column('contract_currency', sa.String(3), nullable=True),
@@ -150,7 +153,8 @@ def upgrade() -> None:
         sa.UniqueConstraint('merchant_id', 'idempotency_key', name=op.f('uq_leads_merchant_id_idempotency_key')),
     )
     op.create_index('ix_leads_merchant_id_program_id_company_domain', 'leads', ['merchant_id', 'program_id', 'company_domain'])
-    op.create_index('ix_leads_merchant_id_program_id_contact_email', 'leads', ['merchant_id', 'program_id', 'contact_email'])
+    op.create_index('ix_leads_merchant_id_program_id_contact_email_hash', 'leads',
+                    ['merchant_id', 'program_id', 'contact_email_hash'])
     op.create_index('ix_leads_referrer_id', 'leads', ['referrer_id'])
     op.create_table(
         'lead_events',
@@ -160,7 +164,7 @@ def upgrade() -> None:
         sa.Column('actor_key_id', sa.Uuid(), nullable=True),
         sa.Column('actor_admin_id', sa.Uuid(), nullable=True),
         sa.Column('actor_customer_id', sa.Uuid(), nullable=True),
-        sa.Column('notes', sa.String(2000), nullable=True),
+        sa.Column('notes', sa.Text(), nullable=True),  # encrypted
         sa.Column('notes_visible_to_referrer', sa.Boolean(), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         _fk('lead_events', 'merchant_id', 'merchants'), _fk('lead_events', 'lead_id', 'leads'),

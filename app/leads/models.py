@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, new_id, utcnow
+from app.personal import Encrypted
 
 
 class LeadStatus(enum.Enum):
@@ -24,7 +25,7 @@ class Lead(Base):
     __tablename__ = "leads"
     __table_args__ = (
         Index("ix_leads_merchant_id_program_id_company_domain", "merchant_id", "program_id", "company_domain"),
-        Index("ix_leads_merchant_id_program_id_contact_email", "merchant_id", "program_id", "contact_email"),
+        Index("ix_leads_merchant_id_program_id_contact_email_hash", "merchant_id", "program_id", "contact_email_hash"),
         Index("ix_leads_referrer_id", "referrer_id"),
         UniqueConstraint("merchant_id", "idempotency_key"),
     )
@@ -34,11 +35,14 @@ class Lead(Base):
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
     referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     status: Mapped[str] = mapped_column(String(16), default=LeadStatus.SUBMITTED.value)
+    # The company is a business, not a person: kept readable (staff search and match it).
     company: Mapped[str] = mapped_column(String(200))
     company_domain: Mapped[str | None] = mapped_column(String(255))  # lower case, no "www."
-    contact_name: Mapped[str | None] = mapped_column(String(200))
-    contact_email: Mapped[str | None] = mapped_column(String(320))  # lower case
-    notes: Mapped[str | None] = mapped_column(String(2000))
+    # The person to contact is a third party the referrer named: encrypted, found by keyed hash.
+    contact_name: Mapped[str | None] = mapped_column(Encrypted("leads.contact_name"))
+    contact_email: Mapped[str | None] = mapped_column(Encrypted("leads.contact_email"))  # lower case
+    contact_email_hash: Mapped[str | None] = mapped_column(String(64))  # lookup_hash(merchant, "LEAD_EMAIL", email)
+    notes: Mapped[str | None] = mapped_column(Encrypted("leads.notes"))  # the referrer's words about the contact
     duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id"))  # an earlier lead of the same company
     contract_value: Mapped[int | None] = mapped_column(BigInteger)  # given at WON, minor units
     contract_currency: Mapped[str | None] = mapped_column(String(3))
@@ -62,7 +66,7 @@ class LeadEvent(Base):
     actor_key_id: Mapped[uuid.UUID | None] = mapped_column()
     actor_admin_id: Mapped[uuid.UUID | None] = mapped_column()
     actor_customer_id: Mapped[uuid.UUID | None] = mapped_column()  # the referrer, for a submission from the widget
-    notes: Mapped[str | None] = mapped_column(String(2000))
+    notes: Mapped[str | None] = mapped_column(Encrypted("lead_events.notes"))  # about the lead's contact ("called Ada")
     notes_visible_to_referrer: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

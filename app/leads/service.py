@@ -25,6 +25,7 @@ from app.errors import DomainError, ErrorCode, NotFound
 from app.leads.models import Lead, LeadEvent, LeadSettings, LeadStatus
 from app.merchants import audit
 from app.pagination import Page, paginate
+from app.personal import lookup_hash
 from app.referrals import programs
 from app.referrals.models import Customer
 from app.rewards.models import RewardKind
@@ -123,13 +124,15 @@ async def submit_lead(
     company = validation.required_text(data.company, "company", 200)
     email = validation.email(data.contact_email, "contactEmail")
     email = email.lower() if email else None
+    email_hash = contact_email_hash(merchant_id, email) if email else None
     domain = company_domain(data.company_domain)
     now = utcnow()
     values = dict(
         id=new_id(), merchant_id=merchant_id, program_id=program.id, referrer_id=referrer.id,
         status=LeadStatus.SUBMITTED.value, company=company, company_domain=domain,
         contact_name=validation.text(data.contact_name, "contactName", 200), contact_email=email,
-        notes=validation.text(data.notes, "notes", 2000), duplicate_of_id=await _earlier_lead(session, program.id, domain, email),
+        contact_email_hash=email_hash, notes=validation.text(data.notes, "notes", 2000),
+        duplicate_of_id=await _earlier_lead(session, program.id, domain, email_hash),
         contract_value=None, contract_currency=None, fee_reward_id=None, idempotency_key=key, created_at=now, updated_at=now,
     )
     lead = await session.scalar(
@@ -144,8 +147,15 @@ async def submit_lead(
     return Submitted(lead, replayed=False)
 
 
-async def _earlier_lead(session: AsyncSession, program_id: uuid.UUID, domain: str | None, email: str | None) -> uuid.UUID | None:
-    matches = [column == value for column, value in ((Lead.company_domain, domain), (Lead.contact_email, email)) if value]
+def contact_email_hash(merchant_id: uuid.UUID, email: str) -> str:
+    """What a lead's contact email is matched by: its keyed hash (the email itself is encrypted)."""
+    return lookup_hash(merchant_id, "LEAD_EMAIL", email)
+
+
+async def _earlier_lead(
+    session: AsyncSession, program_id: uuid.UUID, domain: str | None, email_hash: str | None
+) -> uuid.UUID | None:
+    matches = [column == value for column, value in ((Lead.company_domain, domain), (Lead.contact_email_hash, email_hash)) if value]
     if not matches:
         return None
     return await session.scalar(

@@ -101,7 +101,8 @@ COLUMNS: dict[str, dict[str, Kind]] = {
     "rewards": _plain("id", "merchant_id", "program_id", "rule_id", "rule_version_id", "referral_id", "trigger_action_id",
                       "recipient", "customer_id", "kind", "amount", "unit", "remaining", "reversed_amount", "status",
                       "milestone", "hold_until", "review_hold", "clearance_hold", "clearance_due_at", "expires_at", "awaiting_coupon",
-                      "created_at", "available_at", "ended_at", "end_reason", "leaked_amount"),
+                      "created_at", "available_at", "ended_at", "end_reason", "leaked_amount",
+                      "source", "grant_key"),  # grant keys are ids ("lead:<id>:fee", "campaign:<id>:prize:<id>")
     "coupons": _plain("id", "merchant_id", "pool_id", "reward_id", "customer_id", "code", "lookup_key", "status",
                       "percent_off_bps", "amount_off", "currency", "min_order_amount", "expires_at", "redeemed_order_id",
                       "redeemed_at", "redeemed_discount", "redeemed_currency", "created_at"),
@@ -117,7 +118,8 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                                  "outcome", "policy_outcome", "score", "policy_version", "created_at"),
                         "observations": Q, "adjustments": Q},  # evidence for reviewers: IPs coarsened at retention
     "fraud_reviews": {**_plain("id", "merchant_id", "program_id", "referral_id", "status", "score", "signals", "opened_at",
-                               "resolved_at", "resolved_by_key_id", "resolved_by_admin_id"),
+                               "resolved_at", "resolved_by_key_id", "resolved_by_admin_id",
+                               "cited_rule"),  # a clause of the merchant's promotion rules
                       "resolution_note": Q},
     "fraud_list_entries": {**_plain("id", "merchant_id", "kind", "created_by_key_id", "created_at"),
                            # the merchant's own blocklist, kept readable for it; an erased customer's
@@ -182,6 +184,36 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                                   "reversed_amount", "unit"),
     "partner_sale_refunds": _plain("id", "merchant_id", "sale_id", "refund_action_id", "refunded_amount",
                                    "reversed_commission", "transaction_id", "created_at"),
+    # --- campaigns and contests: counts per referrer, the merchant's rules ------------------------------
+    "campaigns": _plain("id", "merchant_id", "program_id", "name", "kind", "status", "starts_at", "ends_at", "time_zone",
+                        "spec", "finalized_at", "created_at"),
+    "campaign_progress": _plain("id", "merchant_id", "campaign_id", "referrer_id", "sales", "sales_amount", "commission",
+                                "tier", "last_sale_at"),
+    "campaign_sales": _plain("id", "merchant_id", "campaign_id", "referrer_id", "action_id", "order_id", "amount",
+                             "currency", "occurred_at", "refunded_at"),  # the order id, as actions keep it
+    "contest_standings": _plain("id", "merchant_id", "campaign_id", "referrer_id", "rank", "sales", "prize_reward_id"),
+    "promotion_rules": _plain("id", "merchant_id", "program_id", "version", "text", "clauses", "created_at"),
+    "promotion_rules_acceptances": _plain("id", "merchant_id", "program_id", "customer_id", "version", "via",
+                                          "accepted_at"),
+    # --- business leads: a referrer names a company and a person to contact there -------------------
+    # The contact is a third person the referrer told the merchant about: their name and email are
+    # encrypted, the email found by its keyed hash (duplicates), and all of it is emptied when the
+    # referrer is erased (it reached the merchant only through them). The notes, the referrer's and
+    # the staff's ("met Ada at the fair", "called Ada"), are free text about that person: encrypted
+    # and emptied with them rather than scrubbed, since no list of values could catch every quote.
+    # The company and its domain name a business, not a person: kept readable, so staff can read
+    # and search them and a second lead of the same company is found by its domain.
+    "leads": {**_plain("id", "merchant_id", "program_id", "referrer_id", "status", "company", "company_domain",
+                       "duplicate_of_id", "contract_value", "contract_currency", "fee_reward_id", "created_at",
+                       "updated_at"),
+              "contact_name": P, "contact_email": P, "notes": P,
+              "contact_email_hash": H,  # kept at erasure: a later lead naming the same person is still a duplicate
+              "idempotency_key": Q},  # as actions': may name the referrer, hashed at erasure then
+    "lead_events": {**_plain("id", "merchant_id", "lead_id", "from_status", "to_status", "actor_key_id", "actor_admin_id",
+                             "actor_customer_id", "notes_visible_to_referrer", "created_at"),
+                    "notes": P},
+    "lead_settings": _plain("program_id", "merchant_id", "kind", "fee_amount", "fee_percent_bps", "currency", "hold_days",
+                            "updated_at"),
     # --- privacy itself ---------------------------------------------------------------------------------
     "customer_data_exports": {**_plain("id", "merchant_id", "customer_id", "status", "document_bytes",
                                        "requested_by_key_id", "requested_at", "ready_at", "expires_at", "downloaded_at"),
@@ -216,6 +248,12 @@ EXPORTED = {
     "partners": "partners.enrolments",
     "partner_sales": "partners.salesAsAffiliate",
     "partner_sale_shares": "partners.shares",
+    "campaign_progress": "campaigns.progress",
+    "campaign_sales": "campaigns.sales",
+    "contest_standings": "campaigns.contestStandings",
+    "promotion_rules_acceptances": "promotionRules.acceptances",
+    "leads": "leads",
+    "lead_events": "leads.steps",
 }
 NOT_EXPORTED = {
     "merchants": "the merchant",
@@ -252,6 +290,9 @@ NOT_EXPORTED = {
     "partner_status_changes": "in the partners section, as each enrolment's history",
     "commission_splits": "the merchant's configuration (its parties' shares are in their partners section)",
     "partner_sale_refunds": "refunds applied to a sale (in the partners section as each share's reversed amount)",
+    "campaigns": "the merchant's configuration (named by id and name where the customer's standing refers to it)",
+    "promotion_rules": "the merchant's configuration (the versions the customer accepted are in promotionRules)",
+    "lead_settings": "the merchant's configuration",
 }
 
 

@@ -13,6 +13,11 @@ What goes, in one transaction (`classification.COLUMNS` says it column by column
   their email, devices, cards or IPs become keyed hashes (they still block), and a banned
   customer's email, devices and cards are blocklisted that way, so the ban outlives the name;
 - their codes stop working, and a vanity or name code is renamed (it may spell the name);
+- the leads they submitted keep their company and status (the fee they earned stays
+  explained), but the person to contact there, a third party who reached the merchant only
+  through them, goes with them: contact name, email and every note on the lead (theirs and
+  the staff's, in the lead's steps, the audit log and `lead.status_changed` deliveries). The
+  contact email's keyed hash stays, so a later lead naming the same person is still a duplicate;
 - every quote of their values in fraud evidence, review notes, webhook deliveries (sent or
   not), the audit log and list notes;
 - pending exports of their data.
@@ -35,6 +40,7 @@ from app.config import get_settings
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.errors import NotFound
 from app.fraud.models import CustomerIdentifier, FraudDecision, FraudListEntry, FraudReview, ListKind
+from app.leads.models import Lead, LeadEvent
 from app.merchants import audit
 from app.merchants.models import AuditEntry
 from app.partners.models import Partner, PartnerStatusChange
@@ -120,7 +126,9 @@ async def _erase(session: AsyncSession, customer: Customer, reason: str, actor: 
         action.payment_fingerprint = action.shipping_address = None
         if action.metadata_:
             action.metadata_ = scrub.map_strings(action.metadata_, scrub.replacer(replacements))
-    changes["idempotency_keys"] = await _rekey(session, customer, actions, replacements)
+    leads = list((await session.scalars(select(Lead).where(Lead.referrer_id == customer.id))).all())
+    changes["leads"] = await _empty_leads(session, customer, leads)
+    changes["idempotency_keys"] = await _rekey(session, customer, [*actions, *leads], replacements)
     for click in clicks:
         click.device_id = click.device_fingerprint = click.ip = click.user_agent = click.landing_url = None
     changes["payout_accounts"] = await _empty_payout_accounts(session, customer)
@@ -147,21 +155,48 @@ async def _erase(session: AsyncSession, customer: Customer, reason: str, actor: 
     return record
 
 
-async def _rekey(session: AsyncSession, customer: Customer, actions: list[Action], replacements: dict[str, str]) -> int:
+async def _rekey(
+    session: AsyncSession, customer: Customer, submitted: list[Action | Lead], replacements: dict[str, str]
+) -> int:
     """Idempotency keys are the merchant's, but some name the customer ("signup-jane"): those
-    of the customer's actions and ledger transactions become keyed hashes. (A retry after the
+    of the customer's actions, leads and ledger transactions become keyed hashes. (A retry after the
     erasure is then a new request; order ids stay, so refunds still find their orders.)"""
     names = [v.casefold() for v in replacements if len(v) >= scrub.MIN_TOKEN_LENGTH]
     transactions = list((await session.scalars(
         select(LedgerTransaction).where(LedgerTransaction.customer_id == customer.id, LedgerTransaction.idempotency_key.is_not(None))
     )).all())
     changed = 0
-    for row in [*actions, *transactions]:
-        if any(name in row.idempotency_key.casefold() for name in names):
+    for row in [*submitted, *transactions]:
+        if row.idempotency_key and any(name in row.idempotency_key.casefold() for name in names):
             row.idempotency_key = PSEUDONYM_PREFIX + lookup_hash(customer.merchant_id, "IDEMPOTENCY", row.idempotency_key)[:32]
             changed += 1
     await session.flush()
     return changed
+
+
+async def _empty_leads(session: AsyncSession, customer: Customer, leads: list[Lead]) -> int:
+    """The contact of each lead the customer submitted, and every note about them, emptied
+    (see the module's docstring). Returns how many leads."""
+    if not leads:
+        return 0
+    lead_ids = [lead.id for lead in leads]
+    for lead in leads:
+        lead.contact_name = lead.contact_email = lead.notes = None
+    await session.execute(update(LeadEvent).where(LeadEvent.lead_id.in_(lead_ids)).values(notes=None))
+    await session.execute(
+        update(AuditEntry).where(AuditEntry.merchant_id == customer.merchant_id, AuditEntry.subject_id.in_(lead_ids),
+                                 AuditEntry.action.like("lead.%")).values(note=None)
+    )
+    deliveries = (await session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.merchant_id == customer.merchant_id, WebhookDelivery.event_type == events.LEAD_STATUS_CHANGED,
+        WebhookDelivery.id >= scrub.id_floor(customer.created_at),
+        scrub.mentions(WebhookDelivery.payload, [str(lead_id) for lead_id in lead_ids]),
+    ))).all()
+    for delivery in deliveries:
+        if delivery.payload.get("leadId") in {str(lead_id) for lead_id in lead_ids}:
+            delivery.payload = {**delivery.payload, "notesForReferrer": None}
+    await session.flush()
+    return len(leads)
 
 
 async def _own_clicks(session: AsyncSession, customer: Customer, actions: list[Action]) -> list[Click]:

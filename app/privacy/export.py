@@ -22,10 +22,12 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.campaigns.models import Campaign, CampaignProgress, CampaignSale, ContestStanding, PromotionRulesAcceptance
 from app.config import get_settings
 from app.db import utcnow
 from app.fraud.models import CustomerIdentifier, FraudDecision, FraudListEntry, FraudReview, ListKind
 from app.fraud.signals import CATALOGUE
+from app.leads.models import Lead, LeadEvent
 from app.merchants import audit
 from app.merchants.models import Merchant
 from app.partners.models import Partner, PartnerSale, PartnerSaleShare, PartnerStatusChange
@@ -194,6 +196,9 @@ async def document_of(session: AsyncSession, customer: Customer) -> dict[str, An
         "fraud": await _fraud(session, customer, referral_ids),
         "payouts": await _payouts(session, customer),
         "partners": await _partners(session, customer),
+        "campaigns": await _campaigns(session, customer),
+        "promotionRules": await _promotion_rules(session, customer),
+        "leads": await _leads(session, customer),
         "dataRequests": await _data_requests(session, customer),
     }
 
@@ -248,6 +253,64 @@ async def _payouts(session: AsyncSession, customer: Customer) -> dict[str, Any]:
     }
 
 
+async def _campaigns(session: AsyncSession, customer: Customer) -> dict[str, Any]:
+    """The customer's standing in the merchant's campaigns and contests, as a referrer."""
+    progress = (await session.execute(
+        select(CampaignProgress, Campaign).join(Campaign, Campaign.id == CampaignProgress.campaign_id)
+        .where(CampaignProgress.referrer_id == customer.id).order_by(CampaignProgress.id)
+    )).all()
+    sales = await _rows(session, select(CampaignSale).where(CampaignSale.referrer_id == customer.id).order_by(CampaignSale.id))
+    standings = await _rows(session, select(ContestStanding).where(ContestStanding.referrer_id == customer.id)
+                            .order_by(ContestStanding.id))
+    return {
+        "progress": [
+            {"id": str(p.id), "campaignId": str(c.id), "campaign": c.name, "kind": c.kind, "startsAt": _iso(c.starts_at),
+             "endsAt": _iso(c.ends_at), "sales": p.sales, "salesAmount": p.sales_amount, "commission": p.commission,
+             "tier": p.tier, "lastSaleAt": _iso(p.last_sale_at)}
+            for p, c in progress
+        ],
+        "sales": [
+            {"id": str(s.id), "campaignId": str(s.campaign_id), "actionId": str(s.action_id), "orderId": s.order_id,
+             "amount": s.amount, "currency": s.currency, "occurredAt": _iso(s.occurred_at), "refundedAt": _iso(s.refunded_at)}
+            for s in sales
+        ],
+        "contestStandings": [
+            {"id": str(s.id), "campaignId": str(s.campaign_id), "rank": s.rank, "sales": s.sales,
+             "prizeRewardId": _id(s.prize_reward_id)}
+            for s in standings
+        ],
+    }
+
+
+async def _promotion_rules(session: AsyncSession, customer: Customer) -> dict[str, Any]:
+    acceptances = await _rows(session, select(PromotionRulesAcceptance).where(PromotionRulesAcceptance.customer_id == customer.id)
+                              .order_by(PromotionRulesAcceptance.id))
+    return {"acceptances": [
+        {"id": str(a.id), "programId": str(a.program_id), "version": a.version, "via": a.via, "acceptedAt": _iso(a.accepted_at)}
+        for a in acceptances
+    ]}
+
+
+async def _leads(session: AsyncSession, customer: Customer) -> list[dict[str, Any]]:
+    """The leads the customer submitted, with what they gave (the contact, their notes) and
+    the steps as they see them: staff notes only where staff marked them for the referrer."""
+    leads = await _rows(session, select(Lead).where(Lead.referrer_id == customer.id).order_by(Lead.id))
+    steps = await _rows(session, select(LeadEvent).where(LeadEvent.lead_id.in_([lead.id for lead in leads]))
+                        .order_by(LeadEvent.id)) if leads else []
+    return [
+        {"id": str(lead.id), "programId": str(lead.program_id), "status": lead.status, "company": lead.company,
+         "companyDomain": lead.company_domain, "contactName": lead.contact_name, "contactEmail": lead.contact_email,
+         "notes": lead.notes, "idempotencyKey": lead.idempotency_key, "feeRewardId": _id(lead.fee_reward_id),
+         "createdAt": _iso(lead.created_at), "updatedAt": _iso(lead.updated_at),
+         "steps": [
+             {"id": str(s.id), "fromStatus": s.from_status, "toStatus": s.to_status, "byReferrer": s.actor_customer_id is not None,
+              "notes": s.notes if s.notes_visible_to_referrer else None, "at": _iso(s.created_at)}
+             for s in steps if s.lead_id == lead.id
+         ]}
+        for lead in leads
+    ]
+
+
 def _action(a: Action) -> dict[str, Any]:
     return {
         "id": str(a.id), "type": a.type, "programId": _id(a.program_id), "referralId": _id(a.referral_id),
@@ -269,7 +332,8 @@ def _referral(r: Referral, *, other: tuple[str, uuid.UUID]) -> dict[str, Any]:
 
 def _reward(r: Reward) -> dict[str, Any]:
     return {
-        "id": str(r.id), "programId": str(r.program_id), "referralId": str(r.referral_id), "recipient": r.recipient,
+        "id": str(r.id), "programId": str(r.program_id), "referralId": _id(r.referral_id), "source": r.source,
+        "recipient": r.recipient,
         "kind": r.kind, "amount": r.amount, "unit": r.unit, "remaining": r.remaining, "reversedAmount": r.reversed_amount,
         "status": r.status, "holdUntil": _iso(r.hold_until), "expiresAt": _iso(r.expires_at), "createdAt": _iso(r.created_at),
         "availableAt": _iso(r.available_at), "endedAt": _iso(r.ended_at), "endReason": r.end_reason,

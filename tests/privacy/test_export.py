@@ -12,8 +12,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from sqlalchemy import or_, select, text, update
 
+from app.campaigns.models import CampaignProgress, CampaignSale, ContestStanding, PromotionRulesAcceptance
 from app.db import Base, create_session_factory, utcnow
 from app.fraud.models import CustomerIdentifier, FraudDecision, FraudReview
+from app.leads.models import Lead, LeadEvent
 from app.partners.models import Partner, PartnerSale, PartnerSaleShare
 from app.payouts.models import Payout, PayoutAccount
 from app.privacy import classification, export
@@ -82,6 +84,14 @@ async def rows_about(db, customer_id: uuid.UUID) -> dict[str, set[str]]:
             "partners": await ids(select(Partner.id).where(Partner.customer_id == customer_id)),
             "partner_sales": await ids(select(PartnerSale.id).where(PartnerSale.affiliate_id == customer_id)),
             "partner_sale_shares": await ids(select(PartnerSaleShare.id).where(PartnerSaleShare.customer_id == customer_id)),
+            "campaign_progress": await ids(select(CampaignProgress.id).where(CampaignProgress.referrer_id == customer_id)),
+            "campaign_sales": await ids(select(CampaignSale.id).where(CampaignSale.referrer_id == customer_id)),
+            "contest_standings": await ids(select(ContestStanding.id).where(ContestStanding.referrer_id == customer_id)),
+            "promotion_rules_acceptances": await ids(select(PromotionRulesAcceptance.id).where(
+                PromotionRulesAcceptance.customer_id == customer_id)),
+            "leads": await ids(select(Lead.id).where(Lead.referrer_id == customer_id)),
+            "lead_events": await ids(select(LeadEvent.id).join(Lead, Lead.id == LeadEvent.lead_id).where(
+                Lead.referrer_id == customer_id)),
         }
 
 
@@ -106,6 +116,12 @@ def ids_in(document: dict) -> dict[str, set[str]]:
         "partners": {p["id"] for p in document["partners"]["enrolments"]},
         "partner_sales": {s["id"] for s in document["partners"]["salesAsAffiliate"]},
         "partner_sale_shares": {s["id"] for s in document["partners"]["shares"]},
+        "campaign_progress": {p["id"] for p in document["campaigns"]["progress"]},
+        "campaign_sales": {s["id"] for s in document["campaigns"]["sales"]},
+        "contest_standings": {s["id"] for s in document["campaigns"]["contestStandings"]},
+        "promotion_rules_acceptances": {a["id"] for a in document["promotionRules"]["acceptances"]},
+        "leads": {lead["id"] for lead in document["leads"]},
+        "lead_events": {s["id"] for lead in document["leads"] for s in lead["steps"]},
     }
 
 
