@@ -4,20 +4,41 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench install install-dev migrate clean
+.PHONY: run test bench install install-dev migrate lock lint typecheck clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3 --version)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e . -e sdk/python
+# Installs come from the lock files in requirements/ (exact versions, every file checked against its
+# sha256), then the project itself, editable and without dependencies; `pip check` fails when
+# pyproject.toml asks for something the lock lacks (run `make lock`).
+LOCKED_INSTALL = $(BIN)/pip install --quiet --require-hashes --no-deps -r
+EDITABLE_INSTALL = $(BIN)/pip install --quiet --no-deps --no-build-isolation
+
+$(VENV)/.installed: requirements/runtime.txt pyproject.toml | $(BIN)/python
+	$(LOCKED_INSTALL) requirements/runtime.txt
+	$(EDITABLE_INSTALL) -e .
+	$(BIN)/pip check
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml sdk/python/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]" -e sdk/python
+$(VENV)/.installed-dev: requirements/dev.txt pyproject.toml sdk/python/pyproject.toml | $(BIN)/python
+	$(LOCKED_INSTALL) requirements/dev.txt
+	$(EDITABLE_INSTALL) -e . -e sdk/python
+	$(BIN)/pip check
 	@touch $@ $(VENV)/.installed
+
+## Re-resolve requirements/*.txt after a change to the dependencies in pyproject.toml: versions already
+## locked stay unless pyproject.toml excludes them. `make lock UPGRADE=1` moves everything to the newest
+## allowed versions; `make lock UPGRADE=strawberry-graphql` moves one package. Commit the result.
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock" $(if $(filter 1,$(UPGRADE)),--upgrade,$(if $(UPGRADE),--upgrade-package $(UPGRADE)))
+lock: | $(BIN)/python
+	@test -x $(BIN)/uv || $(BIN)/pip install --quiet uv
+	$(UV_COMPILE) pyproject.toml sdk/python/pyproject.toml requirements/build.in --extra dev -o requirements/dev.txt
+	$(UV_COMPILE) pyproject.toml requirements/build.in -c requirements/dev.txt -o requirements/runtime.txt
+	$(UV_COMPILE) pyproject.toml sdk/python/pyproject.toml requirements/build.in --extra dev --extra bench \
+		-c requirements/dev.txt -o requirements/bench.txt
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -49,7 +70,7 @@ tests/conformance/node_modules: tests/conformance/package-lock.json
 ## The hot paths next to the machine's one-INSERT limit, at 10k and 1M customers (bench/suite.py):
 ## needs PostgreSQL, Redis and wrk (apt-get install wrk); writes bench/results/report.{json,png}.
 bench: install-dev
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(LOCKED_INSTALL) requirements/bench.txt
 	@command -v wrk >/dev/null 2>&1 || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
