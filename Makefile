@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench install install-dev migrate lock lint typecheck clean
+.PHONY: run test bench install install-dev migrate lock lint typecheck format lint-baseline-drop clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3 --version)"; exit 1; }
@@ -55,11 +55,32 @@ run: install
 ## Every test, on SQLite and PostgreSQL (REQUIRE_SERVICES=1 turns a missing server into a failure),
 ## then the widget's (sdk/js/test.sh: npm ci, unit tests, browser tests in Debian's Chromium) and the console's
 ## (console/test.sh: the committed build, browser tests in Chromium).
-test: install-dev tests/conformance/node_modules
-	$(BIN)/ruff check app tests bench alembic sdk/python
-	$(BIN)/python -m pytest
+test: install-dev tests/conformance/node_modules lint typecheck
+	$(BIN)/python -m pytest --cov --cov-report=
+	@echo "coverage of app/ (lines run by the pytest process): $$($(BIN)/coverage report --format=total)%"
 	sdk/js/test.sh
 	console/test.sh
+
+LINTED = app tests bench alembic sdk/python
+
+## ruff's rules (pyproject.toml [tool.ruff]) and its formatting, checked; `make format` applies both.
+lint: install-dev
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+## mypy on app/ (pyproject.toml [tool.mypy]).
+typecheck: install-dev
+	$(BIN)/mypy
+
+format: install-dev
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
+
+## Once, after the branches of issue 16 are merged: delete the lint baseline of pyproject.toml (the
+## lines between "BEGIN lint baseline" and "END lint baseline"), then fix and format everything.
+lint-baseline-drop: install-dev
+	$(BIN)/python -c "import re, pathlib; p = pathlib.Path('pyproject.toml'); \
+	p.write_text(re.sub(r'(?ms)^# BEGIN lint baseline.*?^# END lint baseline[^\n]*\n', '', p.read_text()))"
 
 # The graphql-http audit (tests/test_http_conformance.py) is an npm package; without node the
 # test is skipped, unless REQUIRE_SERVICES=1.
@@ -75,4 +96,4 @@ bench: install-dev
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache referral.db referral.db-* .referral-demo-keys sdk/js/node_modules sdk/js/test-results console/node_modules console/test-results
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov referral.db referral.db-* .referral-demo-keys sdk/js/node_modules sdk/js/test-results console/node_modules console/test-results

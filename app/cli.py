@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from app.config import get_settings
 from app.db import create_engine, create_session_factory
 from app.errors import DomainError, NotFound
@@ -106,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_merchants_create(args: argparse.Namespace) -> None:
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         merchant = await merchants.create_merchant(session, name=args.name)
         secret = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET, name="cli")
         publishable = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE, name="cli")
@@ -132,7 +134,7 @@ def cmd_merchants_limits(args: argparse.Namespace) -> None:
         if (value := getattr(args, budget.value)) is not None
     }
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         merchant_id = await _existing_merchant_id(session, args.merchant)
         return await merchants.set_rate_limits(session, merchant_id=merchant_id, changes=changes)
 
@@ -160,7 +162,7 @@ async def _existing_merchant_id(session: Any, value: str) -> uuid.UUID:
 def cmd_keys_create(args: argparse.Namespace) -> None:
     kind = ApiKeyKind(args.kind)
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         merchant_id = await _existing_merchant_id(session, args.merchant)  # not an IntegrityError traceback
         return await merchants.create_api_key(session, merchant_id=merchant_id, kind=kind, name=args.name)
 
@@ -172,7 +174,7 @@ def cmd_keys_list(args: argparse.Namespace) -> None:
     from app.db import utcnow
 
     now = utcnow()
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         return await merchants.list_api_keys(session, merchant_id=await _existing_merchant_id(session, args.merchant))
 
     for key in _run(work):
@@ -237,7 +239,7 @@ def cmd_admins_create(args: argparse.Namespace) -> None:
     from app.merchants import admins, audit
     from app.merchants.models import AdminRole
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         merchant_id = await _existing_merchant_id(session, args.merchant)
         return await admins.create_admin(session, merchant_id=merchant_id, email=args.email, role=AdminRole(args.role),
                                          actor=audit.SYSTEM)
@@ -245,7 +247,7 @@ def cmd_admins_create(args: argparse.Namespace) -> None:
     _print_setup(_run(work), "created")
 
 
-def _print_setup(issued, what: str) -> None:
+def _print_setup(issued: Any, what: str) -> None:
     settings = get_settings()
     print(f"admin {what}: {issued.admin.email} ({issued.admin.role}, id {issued.admin.id})")
     print(f"setup token:  {issued.token}   (shown once; valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC)")
@@ -257,7 +259,7 @@ def _print_setup(issued, what: str) -> None:
 def cmd_admins_list(args: argparse.Namespace) -> None:
     from app.merchants import admins
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         return await admins.list_admins(session, merchant_id=await _existing_merchant_id(session, args.merchant))
 
     for admin in _run(work):
@@ -268,7 +270,7 @@ def cmd_admins_list(args: argparse.Namespace) -> None:
 def cmd_admins_reset_setup(args: argparse.Namespace) -> None:
     from app.merchants import admins, audit
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         admin = await admins.find_by_email(session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email)
         return await admins.reissue_setup(session, merchant_id=admin.merchant_id, admin_id=admin.id, actor=audit.SYSTEM)
 
@@ -278,7 +280,7 @@ def cmd_admins_reset_setup(args: argparse.Namespace) -> None:
 def cmd_admins_reset_totp(args: argparse.Namespace) -> None:
     from app.merchants import admins, totp
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         admin = await admins.find_by_email(session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email)
         return await totp.operator_reset(session, merchant_id=admin.merchant_id, admin_id=admin.id)
 
@@ -310,7 +312,7 @@ def cmd_payouts_run_due(args: argparse.Namespace) -> None:
     """What the worker's scheduler does every 15 minutes, by hand (and the chunks at once)."""
     from app.payouts import runs
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         started = await runs.start_due_runs(session)
         for run in started:
             after = await runs.run_chunk(session, run_id=run.id, after=None)
@@ -343,7 +345,7 @@ def cmd_privacy_retention(args: argparse.Namespace) -> None:
         print(f"{merchant_id}: coarsened through {applied.cutoff:%Y-%m-%d %H:%M} UTC: {changed}")
 
 
-async def _apply_retention(factory, retention) -> dict:
+async def _apply_retention(factory: Any, retention: Any) -> dict[uuid.UUID, Any]:
     async with factory() as session:
         return await retention.apply_all(session)
 
@@ -352,7 +354,7 @@ def cmd_analytics_backfill(args: argparse.Namespace) -> None:
     """Rebuild the daily rollups from the raw rows: one transaction per merchant."""
     from app.analytics import rollup
 
-    async def backfill(engine) -> list[tuple[uuid.UUID, int]]:
+    async def backfill(engine: AsyncEngine) -> list[tuple[uuid.UUID, int]]:
         factory = create_session_factory(engine, reason="cli analytics backfill")
         async with factory() as session:
             ids = [await _existing_merchant_id(session, args.merchant)] if args.merchant else await rollup.merchant_ids(session)

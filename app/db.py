@@ -15,9 +15,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, DateTime, MetaData, bindparam, event, func, select
+from sqlalchemy import JSON, CursorResult, DateTime, MetaData, Result, Select, bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
@@ -94,7 +94,19 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
-def insert_ignoring_conflicts(session: AsyncSession, model: type, index_elements: list[str] | None = None):
+AnySelect = TypeVar("AnySelect", bound="Select[*tuple[Any, ...]]")
+"""A SELECT of any columns, for helpers that add conditions to it and hand it back."""
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE executed through a session changed (`session.execute`
+    is typed as returning a plain Result; for these statements it is a CursorResult)."""
+    return cast("CursorResult[Any]", result).rowcount or 0
+
+
+def insert_ignoring_conflicts(
+    session: AsyncSession, model: type, index_elements: list[str] | None = None
+) -> postgresql.Insert | sqlite.Insert:
     """`INSERT ... ON CONFLICT [(cols)] DO NOTHING` for the session's dialect; without
     columns, a clash with any unique constraint is ignored. No savepoints needed.
 

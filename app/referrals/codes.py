@@ -19,7 +19,7 @@ from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import text, validation
-from app.db import insert_ignoring_conflicts, keep_for_transaction, merchant_rows, new_id, utcnow
+from app.db import AnySelect, insert_ignoring_conflicts, keep_for_transaction, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants import locale
 from app.referrals import customers, programs
@@ -193,7 +193,7 @@ async def active_code_of(
     )
 
 
-def matching(query, merchant_id: uuid.UUID, typed: str):
+def matching(query: AnySelect, merchant_id: uuid.UUID, typed: str) -> AnySelect:
     """`query` narrowed to the merchant's code someone typed (`normalize`d), best match first:
     exactly as stored, then by its key with ة kept, then by the keys it reads like with ة as ه
     (`app.text.code_look_alikes`): one indexed query. A code from before keys whose key

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money, text, validation
@@ -275,7 +275,7 @@ async def add_codes(session: AsyncSession, *, merchant_id: uuid.UUID, pool_id: u
     return CodesAdded(pool=pool, added=added, skipped=len(codes) - added, handed_out=handed_out)
 
 
-def _waiting_rewards_query(pool: CouponPool):
+def _waiting_rewards_query(pool: CouponPool) -> Select[Reward]:
     return (
         select(Reward)
         .join(RewardRule, RewardRule.id == Reward.rule_version_id)

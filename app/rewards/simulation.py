@@ -408,7 +408,7 @@ async def simulate(
     specs = [rule_service.spec_of(t.rule) for t in active]
     conditions = _replay_conditions(merchant_id, program_id, start, end)
     with session.no_autoflush:
-        first_types = {t.rule.trigger for t, spec in zip(active, specs) if spec.first_action_only}
+        first_types = {t.rule.trigger for t, spec in zip(active, specs, strict=True) if spec.first_action_only}
         first_actions = await _first_actions(session, conditions, first_types)
         qualified = await _qualified(session, conditions, program_id) if any(s.milestone for s in specs) else {}
         facts = SimulatedFacts(program_id, first_actions, qualified)
