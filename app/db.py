@@ -235,7 +235,7 @@ def bind_tenant(session: AsyncSession, merchant_id: uuid.UUID) -> None:
     session.info["tenant_id"] = merchant_id
 
 
-def _is_postgresql(session: AsyncSession) -> bool:
+def is_postgresql(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
@@ -243,7 +243,7 @@ async def scope_to_merchant(session: AsyncSession, merchant_id: uuid.UUID) -> No
     """Scope the current transaction, and the session's later ones, to `merchant_id`: after a
     credential that names its merchant was checked (a session token, a signed link)."""
     bind_tenant(session, merchant_id)
-    if _is_postgresql(session):
+    if is_postgresql(session):
         await session.execute(select(func.set_config("app.merchant_id", str(merchant_id), True)))
 
 
@@ -252,7 +252,7 @@ async def authenticating(session: AsyncSession) -> AsyncIterator[None]:
     """Reads of credentials before the merchant is known: inside, row-level security's
     'authenticate' scope lets the transaction SELECT `api_keys`, `admins` and `admin_sessions`
     of every merchant, and nothing else. Keep what runs inside to those lookups."""
-    if not _is_postgresql(session):
+    if not is_postgresql(session):
         yield
         return
     await session.execute(select(func.set_config("app.scope", "authenticate", True)))

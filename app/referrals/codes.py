@@ -112,9 +112,7 @@ async def issue_referral_code(
     external_id = customers.external_id(customer_external_id)
     settings = await locale.get_settings(session, merchant_id=merchant_id)
     vanity = validate_vanity(vanity, arabic_script=settings.arabic_script_codes)
-    program = await programs.get_program(session, merchant_id=merchant_id, program_id=program_id)
-    if program is None:
-        raise NotFound("programId", "program")
+    program = await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     if program.program_status is ProgramStatus.ARCHIVED:
         raise DomainError("programId", ErrorCode.PROGRAM_NOT_ACTIVE, "the program is archived")
     customer = await customers.upsert_customer(
