@@ -243,7 +243,9 @@ def _forget_policies(session: Session, *args: object) -> None:
 
 
 _CURRENT_POLICY = select(FraudPolicyVersion).where(
-    FraudPolicyVersion.program_id == bindparam("program_id"), FraudPolicyVersion.superseded_at.is_(None)
+    FraudPolicyVersion.merchant_id == bindparam("merchant_id"),
+    FraudPolicyVersion.program_id == bindparam("program_id"),
+    FraudPolicyVersion.superseded_at.is_(None),
 )
 
 
@@ -255,7 +257,7 @@ async def current_policy(session: AsyncSession, *, merchant_id: uuid.UUID, progr
     if program_id not in cache:
 
         async def load() -> Policy:
-            row = await session.scalar(_CURRENT_POLICY, {"program_id": program_id})
+            row = await session.scalar(_CURRENT_POLICY, {"merchant_id": merchant_id, "program_id": program_id})
             return DEFAULT_POLICY if row is None else Policy.of_row(row)
 
         cache[program_id] = await config_cache.read(session, merchant_id, ("fraud_policy", program_id), load)
@@ -281,7 +283,11 @@ async def set_policy(
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id, for_update=True)
     current_row = await session.scalar(
         select(FraudPolicyVersion)
-        .where(FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None))
+        .where(
+            FraudPolicyVersion.merchant_id == merchant_id,
+            FraudPolicyVersion.program_id == program_id,
+            FraudPolicyVersion.superseded_at.is_(None),
+        )
     )
     base = DEFAULT_POLICY if current_row is None else Policy.of_row(current_row)
     policy = apply_changes(base, change)

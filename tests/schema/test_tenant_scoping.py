@@ -69,8 +69,6 @@ NOT_YET_SCOPED = {
     "app/fraud/engine.py::_check",  # the lead's write-path rewrite
     "app/fraud/engine.py::open_review",  # the lead's write-path rewrite
     "app/fraud/memory.py::clear_referrer",
-    "app/fraud/policy.py::load",
-    "app/fraud/policy.py::set_policy",
     "app/merchants/totp.py::_advance_step",
     "app/merchants/totp.py::_replace_recovery_codes",
     "app/pagination.py::paginate",
@@ -80,7 +78,6 @@ NOT_YET_SCOPED = {
     "app/payouts/holds.py::_mostly_flagged",
     "app/payouts/holds.py::_open_reviews",
     "app/payouts/holds.py::_sharing",
-    "app/payouts/runs.py::set_schedule",
     "app/payouts/service.py::lookups",
     "app/referrals/codes.py::_active_code",
     "app/referrals/codes.py::find_code_with_owner",
@@ -90,7 +87,6 @@ NOT_YET_SCOPED = {
     "app/rewards/lifecycle.py::_lock_live",
     "app/rewards/lifecycle.py::hold_for_review",
     "app/rewards/rules.py::load",
-    "app/webhooks/notify.py::_external_ids",
 }
 
 
