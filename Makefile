@@ -57,7 +57,7 @@ run: install
 ## (console/test.sh: the committed build, browser tests in Chromium).
 test: install-dev tests/conformance/node_modules lint typecheck
 	$(BIN)/python -m pytest --cov --cov-report=
-	@echo "coverage of app/ (lines run by the pytest process): $$($(BIN)/coverage report --format=total)%"
+	@echo "coverage of app/ (lines the pytest process ran; database tests on SQLite): $$($(BIN)/coverage report --format=total)%"
 	sdk/js/test.sh
 	console/test.sh
 
