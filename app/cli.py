@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from app.config import get_settings
 from app.db import create_engine, create_session_factory
 from app.errors import DomainError, NotFound
@@ -106,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_merchants_create(args: argparse.Namespace) -> None:
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         merchant = await merchants.create_merchant(session, name=args.name)
         secret = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET, name="cli")
         publishable = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE, name="cli")
@@ -132,7 +134,7 @@ def cmd_merchants_limits(args: argparse.Namespace) -> None:
         if (value := getattr(args, budget.value)) is not None
     }
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         merchant_id = await _existing_merchant_id(session, args.merchant)
         return await merchants.set_rate_limits(session, merchant_id=merchant_id, changes=changes)
 
@@ -160,7 +162,7 @@ async def _existing_merchant_id(session: Any, value: str) -> uuid.UUID:
 def cmd_keys_create(args: argparse.Namespace) -> None:
     kind = ApiKeyKind(args.kind)
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         merchant_id = await _existing_merchant_id(session, args.merchant)  # not an IntegrityError traceback
         return await merchants.create_api_key(session, merchant_id=merchant_id, kind=kind, name=args.name)
 
@@ -172,7 +174,7 @@ def cmd_keys_list(args: argparse.Namespace) -> None:
     from app.db import utcnow
 
     now = utcnow()
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         return await merchants.list_api_keys(session, merchant_id=await _existing_merchant_id(session, args.merchant))
 
     for key in _run(work):
@@ -237,7 +239,7 @@ def cmd_admins_create(args: argparse.Namespace) -> None:
     from app.merchants import admins, audit
     from app.merchants.models import AdminRole
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         merchant_id = await _existing_merchant_id(session, args.merchant)
         return await admins.create_admin(session, merchant_id=merchant_id, email=args.email, role=AdminRole(args.role),
                                          actor=audit.SYSTEM)
@@ -245,7 +247,7 @@ def cmd_admins_create(args: argparse.Namespace) -> None:
     _print_setup(_run(work), "created")
 
 
-def _print_setup(issued, what: str) -> None:
+def _print_setup(issued: Any, what: str) -> None:
     settings = get_settings()
     print(f"admin {what}: {issued.admin.email} ({issued.admin.role}, id {issued.admin.id})")
     print(f"setup token:  {issued.token}   (shown once; valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC)")
@@ -257,7 +259,7 @@ def _print_setup(issued, what: str) -> None:
 def cmd_admins_list(args: argparse.Namespace) -> None:
     from app.merchants import admins
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         return await admins.list_admins(session, merchant_id=await _existing_merchant_id(session, args.merchant))
 
     for admin in _run(work):
@@ -268,7 +270,7 @@ def cmd_admins_list(args: argparse.Namespace) -> None:
 def cmd_admins_reset_setup(args: argparse.Namespace) -> None:
     from app.merchants import admins, audit
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         admin = await admins.find_by_email(session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email)
         return await admins.reissue_setup(session, merchant_id=admin.merchant_id, admin_id=admin.id, actor=audit.SYSTEM)
 
@@ -278,7 +280,7 @@ def cmd_admins_reset_setup(args: argparse.Namespace) -> None:
 def cmd_admins_reset_totp(args: argparse.Namespace) -> None:
     from app.merchants import admins, totp
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         admin = await admins.find_by_email(session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email)
         return await totp.operator_reset(session, merchant_id=admin.merchant_id, admin_id=admin.id)
 
@@ -310,7 +312,7 @@ def cmd_payouts_run_due(args: argparse.Namespace) -> None:
     """What the worker's scheduler does every 15 minutes, by hand (and the chunks at once)."""
     from app.payouts import runs
 
-    async def work(session):
+    async def work(session: AsyncSession) -> Any:
         started = await runs.start_due_runs(session)
         for run in started:
             after = await runs.run_chunk(session, run_id=run.id, after=None)
@@ -343,7 +345,7 @@ def cmd_privacy_retention(args: argparse.Namespace) -> None:
         print(f"{merchant_id}: coarsened through {applied.cutoff:%Y-%m-%d %H:%M} UTC: {changed}")
 
 
-async def _apply_retention(factory, retention) -> dict:
+async def _apply_retention(factory: Any, retention: Any) -> dict[uuid.UUID, Any]:
     async with factory() as session:
         return await retention.apply_all(session)
 
@@ -352,7 +354,7 @@ def cmd_analytics_backfill(args: argparse.Namespace) -> None:
     """Rebuild the daily rollups from the raw rows: one transaction per merchant."""
     from app.analytics import rollup
 
-    async def backfill(engine) -> list[tuple[uuid.UUID, int]]:
+    async def backfill(engine: AsyncEngine) -> list[tuple[uuid.UUID, int]]:
         factory = create_session_factory(engine, reason="cli analytics backfill")
         async with factory() as session:
             ids = [await _existing_merchant_id(session, args.merchant)] if args.merchant else await rollup.merchant_ids(session)
@@ -395,116 +397,126 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
+MERCHANT_ID_HELP = "the merchant's id (a UUID, from `referral merchants list`)"
+
+
+def _command(
+    group: Any, name: str, help: str, func: Callable[[argparse.Namespace], None] | None = None
+) -> argparse.ArgumentParser:
+    """A sub-command whose one-line help shows in its group's listing and as its own description."""
+    parser: argparse.ArgumentParser = group.add_parser(name, help=help, description=help)
+    if func is not None:
+        parser.set_defaults(func=func)
+    return parser
+
+
+def _group(commands: Any, name: str, help: str) -> Any:
+    """A command with sub-commands (`referral keys ...`)."""
+    return _command(commands, name, help).add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and option has a help line, and every option with a default says it
+    (tests/test_cli_help.py walks the parser to keep it so)."""
     parser = argparse.ArgumentParser(prog="referral", description="Referral program backend.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the API server (uvicorn)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.set_defaults(func=cmd_serve)
+    serve = _command(commands, "serve", "run the API server (uvicorn)", cmd_serve)
+    serve.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT, else 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="API processes (default: %(default)s)")
 
-    worker = commands.add_parser("worker", help="run background workers (dramatiq) on BROKER_URL")
-    worker.add_argument("--processes", type=int, default=2)
-    worker.add_argument("--threads", type=int, default=4)
-    worker.set_defaults(func=cmd_worker)
+    worker = _command(commands, "worker", "run background workers (dramatiq) on BROKER_URL", cmd_worker)
+    worker.add_argument("--processes", type=int, default=2, help="worker processes (default: %(default)s)")
+    worker.add_argument("--threads", type=int, default=4, help="threads per worker process (default: %(default)s)")
 
-    migrate = commands.add_parser("migrate", help="apply database migrations")
-    migrate.add_argument("revision", nargs="?", default="head")
-    migrate.set_defaults(func=cmd_migrate)
+    migrate = _command(commands, "migrate", "apply database migrations (DATABASE_URL)", cmd_migrate)
+    migrate.add_argument("revision", nargs="?", default="head", help="alembic revision to migrate to (default: %(default)s)")
 
-    db_commands = commands.add_parser("db", help="database roles (PostgreSQL)").add_subparsers(dest="action", required=True)
-    grant = db_commands.add_parser("grant", help="as the tables' owner: let ROLE (the API's login) use the tables")
-    grant.add_argument("role")
-    grant.set_defaults(func=cmd_db_grant)
-    db_commands.add_parser("check", help="as the API's login: is row-level security enforced for it?").set_defaults(
-        func=cmd_db_check
+    db_commands = _group(commands, "db", "database roles (PostgreSQL)")
+    grant = _command(db_commands, "grant", "as the tables' owner: let ROLE (the API's login) use the tables", cmd_db_grant)
+    grant.add_argument("role", help="the PostgreSQL role the API logs in as")
+    _command(db_commands, "check", "as the API's login: is row-level security enforced for it?", cmd_db_check)
+
+    _command(commands, "demo", "create the demo merchant (once) and print its keys (development only)", cmd_demo)
+
+    merchant_commands = _group(commands, "merchants", "manage merchants")
+    create = _command(merchant_commands, "create", "create a merchant with a secret and a publishable key", cmd_merchants_create)
+    create.add_argument("name", help="the merchant's name, as shown to its admins")
+    _command(merchant_commands, "list", "list every merchant: id and name", cmd_merchants_list)
+    limits = _command(
+        merchant_commands, "limits",
+        "show or set one merchant's request budgets (e.g. 6000/minute; 'default' resets one)", cmd_merchants_limits,
     )
+    limits.add_argument("merchant", help=MERCHANT_ID_HELP)
+    budgets = {
+        "secret_key": "requests with one secret key", "secret_ip": "requests with a secret key, per client IP",
+        "publishable_key": "requests with one publishable key", "publishable_ip": "requests with a publishable key, per visitor IP",
+    }
+    for budget, counts in budgets.items():
+        limits.add_argument(
+            f"--{budget.replace('_', '-')}", dest=budget, metavar="LIMIT",
+            help=f"{counts}, e.g. 6000/minute; 'default' resets it (default: unchanged)",
+        )
 
-    demo = commands.add_parser("demo", help="create the demo merchant (once) and print its keys")
-    demo.set_defaults(func=cmd_demo)
+    key_commands = _group(commands, "keys", "manage API keys")
+    key_create = _command(key_commands, "create", "issue an API key (printed once)", cmd_keys_create)
+    key_create.add_argument("merchant", help=MERCHANT_ID_HELP)
+    key_create.add_argument("--kind", choices=["secret", "publishable"], default="secret", help="key kind (default: %(default)s)")
+    key_create.add_argument("--name", help="a label shown in `keys list` (default: none)")
+    key_list = _command(key_commands, "list", "list a merchant's keys, masked, with their state", cmd_keys_list)
+    key_list.add_argument("merchant", help=MERCHANT_ID_HELP)
+    key_revoke = _command(key_commands, "revoke", "revoke one key at once", cmd_keys_revoke)
+    key_revoke.add_argument("merchant", help=MERCHANT_ID_HELP)
+    key_revoke.add_argument("key_id", help="the key's id (from `keys list`)")
+    key_rotate = _command(key_commands, "rotate", "issue a new key and retire the old ones of that kind", cmd_keys_rotate)
+    key_rotate.add_argument("merchant", help=MERCHANT_ID_HELP)
+    key_rotate.add_argument("--kind", choices=["secret", "publishable"], default="secret", help="key kind (default: %(default)s)")
+    key_rotate.add_argument("--grace-hours", type=int, default=0,
+                            help="keep old keys working this long (default: %(default)s, they stop now)")
 
-    merchant_commands = commands.add_parser("merchants", help="manage merchants").add_subparsers(dest="action", required=True)
-    create = merchant_commands.add_parser("create", help="create a merchant with a secret and a publishable key")
-    create.add_argument("name")
-    create.set_defaults(func=cmd_merchants_create)
-    merchant_commands.add_parser("list").set_defaults(func=cmd_merchants_list)
-    limits = merchant_commands.add_parser(
-        "limits", help="show or set one merchant's request budgets (e.g. 6000/minute; 'default' resets one)"
-    )
-    limits.add_argument("merchant", help="merchant id")
-    for budget in ("secret_key", "secret_ip", "publishable_key", "publishable_ip"):
-        limits.add_argument(f"--{budget.replace('_', '-')}", dest=budget, metavar="LIMIT")
-    limits.set_defaults(func=cmd_merchants_limits)
+    reward_commands = _group(commands, "rewards", "scheduled reward work, by hand")
+    release = _command(reward_commands, "release-due", "make HELD rewards whose hold has passed AVAILABLE", cmd_rewards_release_due)
+    release.add_argument("--limit", type=int, default=500, help="at most this many rewards (default: %(default)s)")
+    expire = _command(reward_commands, "expire-due", "expire unspent credit, points and coupons past their date",
+                      cmd_rewards_expire_due)
+    expire.add_argument("--limit", type=int, default=500, help="at most this many rewards (default: %(default)s)")
 
-    key_commands = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
-    key_create = key_commands.add_parser("create")
-    key_create.add_argument("merchant", help="merchant id")
-    key_create.add_argument("--kind", choices=["secret", "publishable"], default="secret")
-    key_create.add_argument("--name")
-    key_create.set_defaults(func=cmd_keys_create)
-    key_list = key_commands.add_parser("list")
-    key_list.add_argument("merchant", help="merchant id")
-    key_list.set_defaults(func=cmd_keys_list)
-    key_revoke = key_commands.add_parser("revoke")
-    key_revoke.add_argument("merchant", help="merchant id")
-    key_revoke.add_argument("key_id")
-    key_revoke.set_defaults(func=cmd_keys_revoke)
-    key_rotate = key_commands.add_parser("rotate", help="issue a new key and retire the old ones of that kind")
-    key_rotate.add_argument("merchant", help="merchant id")
-    key_rotate.add_argument("--kind", choices=["secret", "publishable"], default="secret")
-    key_rotate.add_argument("--grace-hours", type=int, default=0, help="keep old keys working this long")
-    key_rotate.set_defaults(func=cmd_keys_rotate)
-    reward_commands = commands.add_parser("rewards", help="scheduled reward work, by hand").add_subparsers(dest="action", required=True)
-    release = reward_commands.add_parser("release-due", help="make HELD rewards whose hold has passed AVAILABLE")
-    release.add_argument("--limit", type=int, default=500)
-    release.set_defaults(func=cmd_rewards_release_due)
-    expire = reward_commands.add_parser("expire-due", help="expire unspent credit, points and coupons past their date")
-    expire.add_argument("--limit", type=int, default=500)
-    expire.set_defaults(func=cmd_rewards_expire_due)
+    ledger_commands = _group(commands, "ledger", "the rewards ledger")
+    _command(ledger_commands, "verify", "check balances against entries and payouts in flight", cmd_ledger_verify)
 
-    ledger_commands = commands.add_parser("ledger", help="the rewards ledger").add_subparsers(dest="action", required=True)
-    ledger_commands.add_parser("verify", help="check balances against entries").set_defaults(func=cmd_ledger_verify)
+    admin_commands = _group(commands, "admins", "merchant admins")
+    admin_create = _command(admin_commands, "create", "create an admin; prints a one-time setup token", cmd_admins_create)
+    admin_create.add_argument("merchant", help=MERCHANT_ID_HELP)
+    admin_create.add_argument("email", help="the admin's email address (their login)")
+    admin_create.add_argument("--role", choices=["OWNER", "ADMIN", "REVIEWER", "FINANCE"], default="OWNER",
+                              help="what the admin may do (default: %(default)s)")
+    admin_list = _command(admin_commands, "list", "list a merchant's admins, roles and second factors", cmd_admins_list)
+    admin_list.add_argument("merchant", help=MERCHANT_ID_HELP)
+    admin_setup = _command(admin_commands, "reset-setup", "a new setup token (a forgotten password)", cmd_admins_reset_setup)
+    admin_setup.add_argument("merchant", help=MERCHANT_ID_HELP)
+    admin_setup.add_argument("email", help="the admin's email address")
+    admin_totp = _command(admin_commands, "reset-totp", "remove an admin's second factor (lost phone and recovery codes)",
+                          cmd_admins_reset_totp)
+    admin_totp.add_argument("merchant", help=MERCHANT_ID_HELP)
+    admin_totp.add_argument("email", help="the admin's email address")
 
-    admin_commands = commands.add_parser("admins", help="merchant admins").add_subparsers(dest="action", required=True)
-    admin_create = admin_commands.add_parser("create", help="create an admin; prints a one-time setup token")
-    admin_create.add_argument("merchant", help="merchant id")
-    admin_create.add_argument("email")
-    admin_create.add_argument("--role", choices=["OWNER", "ADMIN", "REVIEWER", "FINANCE"], default="OWNER")
-    admin_create.set_defaults(func=cmd_admins_create)
-    admin_list = admin_commands.add_parser("list")
-    admin_list.add_argument("merchant", help="merchant id")
-    admin_list.set_defaults(func=cmd_admins_list)
-    admin_setup = admin_commands.add_parser("reset-setup", help="a new setup token (a forgotten password)")
-    admin_setup.add_argument("merchant", help="merchant id")
-    admin_setup.add_argument("email")
-    admin_setup.set_defaults(func=cmd_admins_reset_setup)
-    admin_totp = admin_commands.add_parser("reset-totp", help="remove an admin's second factor (lost phone and recovery codes)")
-    admin_totp.add_argument("merchant", help="merchant id")
-    admin_totp.add_argument("email")
-    admin_totp.set_defaults(func=cmd_admins_reset_totp)
+    secret_commands = _group(commands, "secrets", "secrets at rest")
+    _command(secret_commands, "reencrypt", "rewrite stored secrets under the first ENCRYPTION_KEYS key", cmd_secrets_reencrypt)
 
-    secret_commands = commands.add_parser("secrets", help="secrets at rest").add_subparsers(dest="action", required=True)
-    secret_commands.add_parser("reencrypt", help="rewrite stored secrets under the first ENCRYPTION_KEYS key").set_defaults(
-        func=cmd_secrets_reencrypt)
+    payout_commands = _group(commands, "payouts", "payouts")
+    _command(payout_commands, "run-due", "start the scheduled payout runs that are due, now", cmd_payouts_run_due)
 
-    payout_commands = commands.add_parser("payouts", help="payouts").add_subparsers(dest="action", required=True)
-    payout_commands.add_parser("run-due", help="start the scheduled payout runs that are due, now").set_defaults(
-        func=cmd_payouts_run_due)
+    privacy_commands = _group(commands, "privacy", "personal data at rest")
+    _command(privacy_commands, "reencrypt",
+             "rewrite encrypted personal data under the first ENCRYPTION_KEYS key (after a rotation)", cmd_privacy_reencrypt)
+    _command(privacy_commands, "retention",
+             "coarsen what is older than each merchant's retention period now (the worker does it daily)",
+             cmd_privacy_retention)
 
-    privacy_commands = commands.add_parser("privacy", help="personal data at rest").add_subparsers(dest="action", required=True)
-    privacy_commands.add_parser(
-        "reencrypt", help="rewrite encrypted personal data under the first ENCRYPTION_KEYS key (after a rotation)"
-    ).set_defaults(func=cmd_privacy_reencrypt)
-    privacy_commands.add_parser(
-        "retention", help="coarsen what is older than each merchant's retention period now (the worker does it daily)"
-    ).set_defaults(func=cmd_privacy_retention)
-
-    analytics_commands = commands.add_parser("analytics", help="merchant analytics").add_subparsers(dest="action", required=True)
-    backfill = analytics_commands.add_parser("backfill", help="rebuild the daily rollups from the raw rows")
-    backfill.add_argument("--merchant", help="only this merchant (id); every merchant by default")
-    backfill.set_defaults(func=cmd_analytics_backfill)
+    analytics_commands = _group(commands, "analytics", "merchant analytics")
+    backfill = _command(analytics_commands, "backfill", "rebuild the daily rollups from the raw rows", cmd_analytics_backfill)
+    backfill.add_argument("--merchant", help="only this merchant (id) (default: every merchant)")
     return parser
 
 

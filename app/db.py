@@ -12,12 +12,12 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, DateTime, MetaData, bindparam, event, func, select
+from sqlalchemy import JSON, CursorResult, DateTime, MetaData, Result, Select, bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
@@ -99,11 +99,21 @@ def new_id() -> uuid.UUID:
     return made
 
 
+AnySelect = TypeVar("AnySelect", bound="Select[*tuple[Any, ...]]")
+"""A SELECT of any columns, for helpers that add conditions to it and hand it back."""
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE executed through a session changed (`session.execute`
+    is typed as returning a plain Result; for these statements it is a CursorResult)."""
+    return cast("CursorResult[Any]", result).rowcount or 0
+
+
 def dialect_of(session: AsyncSession) -> str:
     return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
-def per_dialect(build: Any) -> Any:
+def per_dialect(build: Callable[[str], Any]) -> Callable[[AsyncSession], Any]:
     """Build a statement once per dialect and process, not once per request: constructing a
     SQLAlchemy statement (and its cache key) costs more than running it on the hot paths.
     `build(dialect)` returns the statement with `bindparam`s; call the result with the session."""
@@ -121,7 +131,7 @@ def per_dialect(build: Any) -> Any:
 
 def insert_ignoring_conflicts(
     session: AsyncSession, model: type, index_elements: list[str] | None = None, *, returning: bool = False
-):
+) -> Any:
     """`INSERT ... ON CONFLICT [(cols)] DO NOTHING` [RETURNING the row] for the session's
     dialect; without columns, a clash with any unique constraint is ignored. No savepoints
     needed. Built once per process and shape.
@@ -259,7 +269,7 @@ def bind_tenant(session: AsyncSession, merchant_id: uuid.UUID) -> None:
     session.info["tenant_id"] = merchant_id
 
 
-def _is_postgresql(session: AsyncSession) -> bool:
+def is_postgresql(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
@@ -267,7 +277,7 @@ async def scope_to_merchant(session: AsyncSession, merchant_id: uuid.UUID) -> No
     """Scope the current transaction, and the session's later ones, to `merchant_id`: after a
     credential that names its merchant was checked (a session token, a signed link)."""
     bind_tenant(session, merchant_id)
-    if _is_postgresql(session):
+    if is_postgresql(session):
         await session.execute(select(func.set_config("app.merchant_id", str(merchant_id), True)))
 
 
@@ -276,7 +286,7 @@ async def authenticating(session: AsyncSession) -> AsyncIterator[None]:
     """Reads of credentials before the merchant is known: inside, row-level security's
     'authenticate' scope lets the transaction SELECT `api_keys`, `admins` and `admin_sessions`
     of every merchant, and nothing else. Keep what runs inside to those lookups."""
-    if not _is_postgresql(session):
+    if not is_postgresql(session):
         yield
         return
     await session.execute(select(func.set_config("app.scope", "authenticate", True)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alembic import command
 
@@ -65,7 +66,7 @@ async def row_level_security_gaps(engine: AsyncEngine) -> list[str]:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     config = alembic_config()
 
-    def run(connection) -> None:
+    def run(connection: Connection) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
@@ -83,6 +84,6 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
                 await _sqlite_pragma(connection, "PRAGMA foreign_keys=ON")
 
 
-async def _sqlite_pragma(connection, statement: str) -> None:
+async def _sqlite_pragma(connection: AsyncConnection, statement: str) -> None:
     raw = await connection.get_raw_connection()
     await raw.driver_connection.execute(statement)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
 from sqlalchemy import BigInteger, cast, func
@@ -29,6 +29,10 @@ ISO_4217 = frozenset(
 MAX_AMOUNT = 10**15  # a quadrillion minor units: far above any real order, far below BIGINT
 
 
+@overload
+def currency(value: str, field: str) -> str: ...
+@overload
+def currency(value: str | None, field: str) -> str | None: ...
 def currency(value: str | None, field: str) -> str | None:
     if value is None:
         return None

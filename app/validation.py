@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 from app.errors import DomainError, ErrorCode
@@ -72,7 +72,14 @@ def http_url(value: str | None, field: str, max_length: int = 2000) -> str | Non
     return value
 
 
+@overload
+def int_range(value: int, field: str, low: int, high: int) -> int: ...
+@overload
+def int_range(value: None, field: str, low: int, high: int) -> None: ...
+@overload
+def int_range(value: int | None, field: str, low: int, high: int) -> int | None: ...
 def int_range(value: int | None, field: str, low: int, high: int) -> int | None:
+    """`value` if it is within [low, high] (None stays None), else INVALID_INPUT on `field`."""
     if value is None:
         return None
     if not low <= value <= high:
@@ -80,6 +87,10 @@ def int_range(value: int | None, field: str, low: int, high: int) -> int | None:
     return value
 
 
+@overload
+def aware(value: datetime, field: str) -> datetime: ...
+@overload
+def aware(value: datetime | None, field: str) -> datetime | None: ...
 def aware(value: datetime | None, field: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise DomainError(field, ErrorCode.INVALID_INPUT, f"{field} must include a timezone offset")

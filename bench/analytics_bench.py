@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import statistics
@@ -233,10 +234,8 @@ async def main() -> None:
     if not args.reuse:
         admin = await asyncpg.connect(args.admin_url)
         await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
+        with contextlib.suppress(asyncpg.DuplicateObjectError):
             await admin.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
-        except asyncpg.DuplicateObjectError:
-            pass
         await admin.close()
     try:
         if args.reuse and args.rebuild:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -239,10 +240,8 @@ async def bench_size(args: argparse.Namespace, size: int) -> dict:
     name = f"referral_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(args.admin_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with contextlib.suppress(asyncpg.DuplicateObjectError):
         await admin.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
-    except asyncpg.DuplicateObjectError:
-        pass
     await admin.close()
     base = args.admin_url.rsplit("/", 1)[0]
     owner_url = f"{base}/{name}"

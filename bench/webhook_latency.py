@@ -100,7 +100,7 @@ async def main() -> None:
     }
     api = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(api_port)], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker_log = open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "w")
+    worker_log = open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "w")  # noqa: SIM115 (the worker process writes it)
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--processes", "1", "--threads", "4"],
                               cwd=ROOT, env=env, stdout=worker_log, stderr=worker_log)
     try:

@@ -126,9 +126,9 @@ async def engine(owner_engine: AsyncEngine, database_url: str) -> AsyncIterator[
 
 @pytest.fixture(autouse=True)
 def _backend_marks(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("postgresql_only") and "backend" in request.fixturenames:
-        if request.getfixturevalue("backend") != "postgresql":
-            pytest.skip("PostgreSQL only: SQLite serialises writers, so there is no race to test")
+    needs_postgresql = request.node.get_closest_marker("postgresql_only") and "backend" in request.fixturenames
+    if needs_postgresql and request.getfixturevalue("backend") != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite serialises writers, so there is no race to test")
 
 
 async def _empty_all_tables(engine: AsyncEngine) -> None:

@@ -49,6 +49,29 @@ mutation($input: TrackClickInput!) {
   }
 }"""
 
+REWARD_FIELDS = """
+  id kind recipient status amount unit remaining reversedAmount milestone
+  holdUntil expiresAt availableAt endedAt endReason
+  customer { externalId }
+  rule { id ruleId version name }
+"""
+
+RECORD_ACTION_WITH_REWARDS = f"""
+mutation($input: RecordActionInput!) {{
+  recordAction(input: $input) {{
+    action {{ id type orderId attribution }}
+    referral {{ id status }}
+    rewards {{
+      {REWARD_FIELDS} underReview awaitingClearance awaitingCoupon
+      coupon {{ code status amountOff currency percentOffBps }}
+    }}
+    refund {{ orderFound rewards {{ {REWARD_FIELDS} }} }}
+    replayed
+    userErrors {{ field code message }}
+  }}
+}}"""
+"""recordAction with what it granted (and, for a REFUND, what it took back): the rewards tests' document."""
+
 RECORD_ACTION = """
 mutation($input: RecordActionInput!) {
   recordAction(input: $input) {

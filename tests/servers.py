@@ -27,7 +27,7 @@ class ServerLog:
     """What the server printed (its JSON log lines), for a test's failure message."""
 
     def __init__(self) -> None:
-        self.file = tempfile.TemporaryFile(mode="w+")
+        self.file = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (open as long as the server runs)
 
     def tail(self, characters: int = 4000) -> str:
         self.file.flush()

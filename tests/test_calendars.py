@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_months_cover_a_period_without_gaps(calendar):
     months = months_covering(at(2025, 6, 1), at(2026, 6, 1), calendar, TEHRAN)
     assert 12 <= len(months) <= 14
     assert months[0].start <= at(2025, 6, 1) < months[0].end and months[-1].start < at(2026, 6, 1) <= months[-1].end
-    assert all(a.end == b.start for a, b in zip(months, months[1:]))
+    assert all(a.end == b.start for a, b in pairwise(months))
     assert len({m.key for m in months}) == len(months)
 
 

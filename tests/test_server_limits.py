@@ -3,6 +3,7 @@ clients), and a cap on connections. Raw sockets, because HTTP clients refuse to 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -31,10 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 def exchange(port: int, data: bytes, *, timeout: float = 5) -> bytes:
     """Send `data` (as far as the server takes it), then read until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        try:
+        with contextlib.suppress(OSError):  # the server answered and closed before taking it all
             s.sendall(data)
-        except OSError:  # the server answered and closed before taking it all
-            pass
         return read_all(s)
 
 

@@ -9,6 +9,7 @@ referrer or with other referees ((merchant, kind, value) unique index), list ent
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     Integer,
+    Select,
     String,
     Text,
     Uuid,
@@ -135,7 +137,7 @@ class Case:
     at: datetime  # when it happened (the action's time): windows count back from here
     _cache: dict[str, Any] = field(default_factory=dict)
 
-    async def _cached(self, key: str, load) -> Any:
+    async def _cached(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
         if key not in self._cache:
             self._cache[key] = await load()
         return self._cache[key]
@@ -199,7 +201,7 @@ class Case:
     async def rewards_in_day(self) -> tuple[int, int]:
         """The referrer's rewards whose action occurred in the hour / the day before this moment."""
 
-        async def load():
+        async def load() -> Any:
             day_ago, hour_ago = self.at - VELOCITY_WINDOW, self.at - timedelta(hours=1)
             in_hour = func.count(Reward.id).filter(Action.occurred_at > hour_ago)
             hour, day = (await self.session.execute(
@@ -229,7 +231,7 @@ class Case:
     async def referrer_of(self, customer_id: uuid.UUID) -> ChainStep | None:
         """The referral that brought `customer_id` into the program (id, referrer_id), if any."""
 
-        async def load():
+        async def load() -> Any:
             row = (await self.session.execute(
                 select(Referral.id, Referral.referrer_id).where(
                     Referral.program_id == self.program_id, Referral.referee_id == customer_id
@@ -240,14 +242,14 @@ class Case:
         return await self._cached("chain_step:" + str(customer_id), load)
 
     async def referee_identifiers(self) -> list[CustomerIdentifier]:
-        async def load():
+        async def load() -> Any:
             query = select(CustomerIdentifier).where(CustomerIdentifier.customer_id == self.referee.id)
             return list((await self.session.scalars(query.limit(500))).all())
 
         return await self._cached("referee_identifiers", load)
 
     async def shared_with_referrer(self, kind: str) -> list[Shared]:
-        async def load():
+        async def load() -> Any:
             mine, theirs = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
             rows = await self.session.execute(
                 select(mine.kind, mine.value, mine.last_seen_at, theirs.last_seen_at.label("theirs_seen"))
@@ -272,7 +274,7 @@ class Case:
         """Other referees of this program seen with one of the referee's devices or cards, or
         (within the last `IP_WINDOW`) IP addresses, the three kinds at once, newest referral first."""
 
-        async def load():
+        async def load() -> Any:
             since = self.at - IP_WINDOW
             wanted: dict[str, list[str]] = {kind: [] for kind in REUSE_KINDS}
             mine = {(i.kind, i.value_hash): i.value for i in await self.referee_identifiers()}
@@ -312,7 +314,7 @@ class Case:
         """The referrer's latest referrals in the program up to this moment (this one
         excluded), with each referee's email (index on referrer and time)."""
 
-        async def load():
+        async def load() -> Any:
             query = (
                 select(Referral.id, Referral.referred_at, Customer.email_canonical, Customer.external_id)
                 .join(Customer, Customer.id == Referral.referee_id)
@@ -336,7 +338,7 @@ class Case:
         office, a campus), where an address or browser in common means little; a farm's or a
         self-referrer's address is used by the referees they make."""
 
-        async def load():
+        async def load() -> Any:
             rows = await self.session.execute(_STRANGERS_ON_IP, {
                 "merchant_id": self.merchant_id, "value_hash": lookup_hash(self.merchant_id, "IP", ip),
                 "parties": [self.referrer.id, self.referee.id], "program_id": self.program_id, "enough": enough,
@@ -349,7 +351,7 @@ class Case:
         """The merchant's list entries that name the referee's identifiers, either party's
         email or domain, or either customer (trusted / banned), plus every IP range."""
 
-        async def load():
+        async def load() -> Any:
             if "named_list_entries" in self._cache:  # prefetched: only the identifiers' entries are left to read
                 by_kind: dict[str, list[str]] = {kind: [] for kind in _LISTED_IDENTIFIERS}
                 for kind, value in self._identifier_candidates(await self.referee_identifiers()):
@@ -478,7 +480,8 @@ def _prefetch_statement() -> Any:
     )
     text_, when, number, uuid_ = String(), UTCDateTime(), Integer(), Uuid()
 
-    def row(part, *, kind=None, value=None, id_=None, other=None, t1=None, t2=None, n1=None, n2=None, note=None):
+    def row(part: str, *, kind: Any = None, value: Any = None, id_: Any = None, other: Any = None, t1: Any = None,
+            t2: Any = None, n1: Any = None, n2: Any = None, note: Any = None) -> Select[Any]:
         return select(literal(part, text_).label("part"), _typed(kind, text_, "kind"), _typed(value, text_, "value"),
                       _typed(id_, uuid_, "id"), _typed(other, uuid_, "other"), _typed(t1, when, "t1"), _typed(t2, when, "t2"),
                       _typed(n1, number, "n1"), _typed(n2, number, "n2"), _typed(note, text_, "note"))

@@ -14,6 +14,7 @@ import re
 import unicodedata
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -75,7 +76,10 @@ def ip_with_user_agent(ip: str | None, user_agent: str | None) -> str | None:
     return f"{ip} ua:{hashlib.sha256(user_agent.encode()).hexdigest()[:16]}"
 
 
-def _sightings(device_id, ip, user_agent, payment, address, fingerprint) -> list[tuple[IdentifierKind, str]]:
+def _sightings(
+    device_id: str | None, ip: str | None, user_agent: str | None, payment: str | None, address: str | None,
+    fingerprint: str | None,
+) -> list[tuple[IdentifierKind, str]]:
     ip = normalized_ip(ip)
     found = [
         (IdentifierKind.DEVICE, device_id),
@@ -126,7 +130,7 @@ async def record_visit(
 
 
 async def record_payout_destination(
-    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, fingerprint: str, at
+    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, fingerprint: str, at: datetime
 ) -> None:
     """A payout destination the customer gave (its fingerprint, never the destination)."""
     await _upsert(session, merchant_id, customer_id, {(IdentifierKind.PAYOUT_ACCOUNT.value, fingerprint): at}, at=at)
@@ -137,7 +141,7 @@ async def record_email_change(session: AsyncSession, *, merchant_id: uuid.UUID, 
     await _enqueue_rescreen(session, merchant_id, customer_id, [], at=at, action_id=None)
 
 
-def _upsert_statement(dialect: str):
+def _upsert_statement(dialect: str) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE keeping the earliest first and latest last sighting;
     built once per dialect and run with one parameter set per identifier."""
     module = postgresql if dialect == "postgresql" else sqlite

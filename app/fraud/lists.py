@@ -70,7 +70,9 @@ async def add_entry(
     return entry
 
 
-async def _insert(session, merchant_id, kind: ListKind, value: str, note, actor: audit.Actor) -> FraudListEntry:
+async def _insert(
+    session: AsyncSession, merchant_id: uuid.UUID, kind: ListKind, value: str, note: str | None, actor: audit.Actor
+) -> FraudListEntry:
     inserted = await session.scalar(
         insert_ignoring_conflicts(session, FraudListEntry, ["merchant_id", "kind", "value"]).values(
             id=new_id(), merchant_id=merchant_id, kind=kind.value, value=value, note=note,

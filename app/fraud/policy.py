@@ -197,10 +197,12 @@ def apply_changes(base: Policy, change: PolicyChange) -> Policy:
     quiet_days = validation.int_range(change.quiet_days, "clearance.quietDays", 1, 90)
     clearance = replace(
         base.clearance,
-        **{name: value for name, value in (
-            ("evidence", change.clearance_evidence), ("quiet_days", quiet_days),
-            ("release_referee_discounts", change.release_referee_discounts),
-        ) if value is not None},
+        evidence=base.clearance.evidence if change.clearance_evidence is None else change.clearance_evidence,
+        quiet_days=base.clearance.quiet_days if quiet_days is None else quiet_days,
+        release_referee_discounts=(
+            base.clearance.release_referee_discounts if change.release_referee_discounts is None
+            else change.release_referee_discounts
+        ),
     )
     review = validation.int_range(review_score, "reviewScore", 1, 10_000) if review_score is not None else base.review_score
     block = validation.int_range(block_score, "blockScore", 1, 10_000) if block_score is not None else base.block_score
@@ -210,23 +212,23 @@ def apply_changes(base: Policy, change: PolicyChange) -> Policy:
         raise DomainError("signals", ErrorCode.INVALID_INPUT, "at most one change per signal")
     signals = {name: base.setting(name) for name in CATALOGUE}
     seen = set()
-    for i, change in enumerate(changes):
-        if change.signal not in CATALOGUE:
-            raise DomainError(f"signals.{i}.signal", ErrorCode.INVALID_INPUT, f"unknown signal {change.signal!r}")
-        if change.signal in seen:
-            raise DomainError(f"signals.{i}.signal", ErrorCode.INVALID_INPUT, f"{change.signal} is changed twice")
-        seen.add(change.signal)
-        current = signals[change.signal]
-        weight = validation.int_range(change.weight, f"signals.{i}.weight", 0, 10_000)
-        threshold = change.threshold
+    for i, signal_change in enumerate(changes):
+        if signal_change.signal not in CATALOGUE:
+            raise DomainError(f"signals.{i}.signal", ErrorCode.INVALID_INPUT, f"unknown signal {signal_change.signal!r}")
+        if signal_change.signal in seen:
+            raise DomainError(f"signals.{i}.signal", ErrorCode.INVALID_INPUT, f"{signal_change.signal} is changed twice")
+        seen.add(signal_change.signal)
+        current = signals[signal_change.signal]
+        weight = validation.int_range(signal_change.weight, f"signals.{i}.weight", 0, 10_000)
+        threshold = signal_change.threshold
         if threshold is not None and not (0 <= threshold <= 1_000_000):
             raise DomainError(f"signals.{i}.threshold", ErrorCode.INVALID_INPUT, "threshold is between 0 and 1,000,000")
-        signals[change.signal] = replace(
+        signals[signal_change.signal] = replace(
             current,
             weight=current.weight if weight is None else weight,
             threshold=current.threshold if threshold is None else threshold,
-            action=current.action if change.action is None else change.action,
-            enabled=current.enabled if change.enabled is None else change.enabled,
+            action=current.action if signal_change.action is None else signal_change.action,
+            enabled=current.enabled if signal_change.enabled is None else signal_change.enabled,
         )
     return Policy(review, block, signals, base.version, clearance=clearance)
 
@@ -241,7 +243,9 @@ def _forget_policies(session: Session, *args: object) -> None:
 
 
 _CURRENT_POLICY = select(FraudPolicyVersion).where(
-    FraudPolicyVersion.program_id == bindparam("program_id"), FraudPolicyVersion.superseded_at.is_(None)
+    FraudPolicyVersion.merchant_id == bindparam("merchant_id"),
+    FraudPolicyVersion.program_id == bindparam("program_id"),
+    FraudPolicyVersion.superseded_at.is_(None),
 )
 
 
@@ -253,7 +257,7 @@ async def current_policy(session: AsyncSession, *, merchant_id: uuid.UUID, progr
     if program_id not in cache:
 
         async def load() -> Policy:
-            row = await session.scalar(_CURRENT_POLICY, {"program_id": program_id})
+            row = await session.scalar(_CURRENT_POLICY, {"merchant_id": merchant_id, "program_id": program_id})
             return DEFAULT_POLICY if row is None else Policy.of_row(row)
 
         cache[program_id] = await config_cache.read(session, merchant_id, ("fraud_policy", program_id), load)
@@ -279,7 +283,11 @@ async def set_policy(
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id, for_update=True)
     current_row = await session.scalar(
         select(FraudPolicyVersion)
-        .where(FraudPolicyVersion.program_id == program_id, FraudPolicyVersion.superseded_at.is_(None))
+        .where(
+            FraudPolicyVersion.merchant_id == merchant_id,
+            FraudPolicyVersion.program_id == program_id,
+            FraudPolicyVersion.superseded_at.is_(None),
+        )
     )
     base = DEFAULT_POLICY if current_row is None else Policy.of_row(current_row)
     policy = apply_changes(base, change)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
 from app.campaigns import promotion_rules
-from app.db import utcnow
+from app.db import AnySelect, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import clearance, engine
 from app.fraud.models import FraudDecision, FraudReview, ReviewStatus
@@ -58,7 +58,7 @@ class Resolved:
     replayed: bool  # the review was already resolved this way: nothing changed
 
 
-def _filtered(query, merchant_id: uuid.UUID, status: ReviewStatus | None, f: ReviewFilter):
+def _filtered(query: AnySelect, merchant_id: uuid.UUID, status: ReviewStatus | None, f: ReviewFilter) -> AnySelect:
     query = query.where(FraudReview.merchant_id == merchant_id)
     if status is not None:
         query = query.where(FraudReview.status == status.value)
@@ -191,9 +191,8 @@ async def resolve_reviews(
     exactly as `resolve_review` would, in one transaction."""
     note = validation.text(note, "note", 1000)
     limit = validation.int_range(limit, "limit", 1, MAX_BULK)
-    if review_filter.signal is not None:
-        if review_filter.signal not in CATALOGUE:
-            raise DomainError("filter.signal", ErrorCode.INVALID_INPUT, f"unknown signal {review_filter.signal!r}")
+    if review_filter.signal is not None and review_filter.signal not in CATALOGUE:
+        raise DomainError("filter.signal", ErrorCode.INVALID_INPUT, f"unknown signal {review_filter.signal!r}")
     if review_filter.program_id is not None:
         await programs.require_program(
             session, merchant_id=merchant_id, program_id=review_filter.program_id, field="filter.programId"

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
 from app.config import Settings
-from app.db import authenticating, scope_to_merchant, utcnow
+from app.db import authenticating, changed_rows, scope_to_merchant, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants import audit, passwords
 from app.merchants.models import Admin, AdminRole, AdminSession, AdminStatus
@@ -158,4 +158,4 @@ async def revoke_all(session: AsyncSession, *, admin_id: uuid.UUID, reason: str,
     if keep is not None:
         query = query.where(AdminSession.id != keep)
     result = await session.execute(query.values(revoked_at=utcnow(), revoked_reason=reason))
-    return result.rowcount or 0
+    return changed_rows(result)

@@ -35,7 +35,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app import crypto
 from app.config import Settings
-from app.db import utcnow
+from app.db import changed_rows, utcnow
 from app.errors import DomainError, ErrorCode
 from app.merchants import audit
 from app.merchants.admins import get_admin
@@ -291,7 +291,7 @@ async def check(
             )
             .values(used_at=now)
         )
-        reason = "ACCEPTED" if used.rowcount == 1 else "WRONG"
+        reason = "ACCEPTED" if changed_rows(used) == 1 else "WRONG"
     session.add(SecondFactorAttempt(
         merchant_id=admin.merchant_id, admin_id=admin.id, session_id=actor.session_id, ip=actor.ip, method=method.value,
         purpose=purpose, accepted=reason == "ACCEPTED", reason=reason, created_at=now,
@@ -335,7 +335,7 @@ async def _advance_step(session: AsyncSession, admin: Admin, step: int) -> bool:
         .values(totp_last_step=step)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if changed_rows(result) != 1:
         return False
     set_committed_value(admin, "totp_last_step", step)
     return True

@@ -100,7 +100,7 @@ async def approve(
                           f"these payouts total {_fmt(shown)}, not {_fmt(expected)}: show them again before approving")
     if mine == found:
         return Approval(payouts=payouts, replayed=True)
-    for index, payout in enumerate(payouts):
+    for payout in payouts:
         where = f"ids.{payout_ids.index(payout.id)}"
         if payout.id in mine:
             raise DomainError(where, ErrorCode.ALREADY_APPROVED_BY_YOU, f"you approved {payout.reference} already: a second approver is needed")
@@ -117,7 +117,7 @@ async def approve(
         session, merchant_id=merchant_id, now=now, reasons=holds.DYNAMIC,
         subjects=[holds.Subject(p.customer_id, destinations[p.payout_account_id], p.currency) for p in payouts],
     )
-    for payout, current in zip(payouts, lasting):
+    for payout, current in zip(payouts, lasting, strict=True):
         where = f"ids.{payout_ids.index(payout.id)}"
         for hold in current:
             code = ErrorCode.PAYOUT_ACCOUNT_COOLING_OFF if hold.code.value == "COOLING_OFF" else ErrorCode.PAYOUT_ON_HOLD

@@ -126,7 +126,7 @@ async def take(
         pairs={(t.claim.customer.id, t.claim.currency) for t, _ in taking},
     )
     payouts, items, planned = [], [], []
-    for (taken, parts), on_hold in zip(taking, found_holds):
+    for (taken, parts), on_hold in zip(taking, found_holds, strict=True):
         claim, amount = taken.claim, sum(part for _, part in parts)
         payout = Payout(
             id=new_id(), merchant_id=merchant_id, customer_id=claim.customer.id, payout_account_id=claim.account.id,

@@ -64,7 +64,7 @@ async def set_schedule(
     if isinstance(day, bool) or not 1 <= day <= top:
         raise DomainError("day", ErrorCode.INVALID_INPUT, f"day is 1 to {top} for a {frequency.value.lower()} schedule")
     found = _minimums(minimums)
-    schedule = await session.scalar(select(PayoutSchedule).where(PayoutSchedule.program_id == program_id).with_for_update())
+    schedule = await session.scalar(select(PayoutSchedule).where(PayoutSchedule.merchant_id == merchant_id, PayoutSchedule.program_id == program_id).with_for_update())
     if schedule is None:
         schedule = PayoutSchedule(id=new_id(), merchant_id=merchant_id, program_id=program_id)
         session.add(schedule)
@@ -80,7 +80,9 @@ async def set_schedule(
 
 async def get_schedule(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> PayoutSchedule | None:
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id, field="programId")
-    return await session.scalar(select(PayoutSchedule).where(PayoutSchedule.program_id == program_id))
+    return await session.scalar(
+        select(PayoutSchedule).where(PayoutSchedule.merchant_id == merchant_id, PayoutSchedule.program_id == program_id)
+    )
 
 
 async def list_runs(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> list[PayoutRun]:

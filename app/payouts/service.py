@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -178,7 +179,7 @@ async def _lock_for(
     return payout, False
 
 
-async def _finish(session: AsyncSession, payout: Payout, event_type: str, actor: audit.Actor, note: str | None = None, **details) -> Changed:
+async def _finish(session: AsyncSession, payout: Payout, event_type: str, actor: audit.Actor, note: str | None = None, **details: Any) -> Changed:
     """Record a change: the audit entry (named like the event) and the webhook."""
     await session.flush()
     await audit.record(
@@ -290,7 +291,7 @@ async def refresh_holds(session: AsyncSession, *, now: datetime | None = None, l
             session, merchant_id=merchant_id, now=now, reasons=holds.DYNAMIC,
             subjects=[holds.Subject(p.customer_id, destinations[p.payout_account_id], p.currency) for p in mine],
         )
-        for payout, current in zip(mine, lasting):
+        for payout, current in zip(mine, lasting, strict=True):
             if payout.status == PayoutStatus.ON_HOLD.value and not current:
                 payout.hold_reasons = []
                 _transition(payout, PayoutStatus.PENDING_APPROVAL, now)

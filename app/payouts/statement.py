@@ -228,7 +228,7 @@ async def _totals(session: AsyncSession, customer: Customer, start: datetime, en
                 moved[(account.unit, account.account_type, kind)] += amount
     totals = []
     for unit in sorted({a.unit for a in accounts.values()}):
-        def balances(extra: dict[str, int]) -> Balances:
+        def balances(extra: dict[str, int], unit: str = unit) -> Balances:
             return Balances(
                 held=before[(unit, "HELD")] + extra.get("HELD", 0),
                 available=before[(unit, "AVAILABLE")] + extra.get("AVAILABLE", 0),

@@ -3,52 +3,36 @@
 
 `customerDataExport(id)` (secret key) hands out the link while the export is READY; whoever
 holds it can download the document once, until it expires (EXPORT_LINK_HOURS), so it can go to
-a browser or a script without the API key. The signature is an HMAC (key derived from
-SECRET_KEY) over the merchant, the export and the expiry; the download deletes the document in
-the same transaction and is audited with the caller's IP.
+a browser or a script without the API key (the links: `app/signed_links.py`). The download
+deletes the document in the same transaction and is audited with the caller's IP.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
-import uuid
 from datetime import datetime
-from functools import lru_cache
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from app import crypto
 from app.config import Settings
-from app.db import bind_tenant
 from app.merchants import audit
 from app.privacy import export
 from app.privacy.models import CustomerDataExport
+from app.signed_links import SignedLinks, merchant_session
 
 PATH = "/privacy/exports/{export_id}.json"
-
-
-@lru_cache(maxsize=8)
-def _key(secret_key: str) -> bytes:
-    return crypto.derive(secret_key, b"referral customer export links v1")
-
-
-def _signature(settings: Settings, merchant_id: uuid.UUID, export_id: uuid.UUID, expires: int) -> str:
-    return hmac.new(_key(settings.secret_key), f"{merchant_id}:{export_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+LINKS = SignedLinks(purpose=b"referral customer export links v1", path=PATH, id_param="export_id")
 
 
 def signed_url(settings: Settings, item: CustomerDataExport, base_url: str) -> str:
     """The link to a READY export, valid until the export expires. `base_url` is the API's
     public address (PUBLIC_URL, else the address the caller reached us at)."""
     assert item.expires_at is not None
-    expires = int(item.expires_at.timestamp())
-    query = urlencode({"merchant": str(item.merchant_id), "expires": expires,
-                       "signature": _signature(settings, item.merchant_id, item.id, expires)})
-    return f"{(settings.public_url or base_url).rstrip('/')}{PATH.format(export_id=item.id)}?{query}"
+    return LINKS.url(
+        settings, base_url=settings.public_url or base_url, merchant_id=item.merchant_id, object_id=item.id,
+        expires_at=item.expires_at,
+    )
 
 
 def link_of(settings: Settings, item: CustomerDataExport, base_url: str, now: datetime) -> str | None:
@@ -58,24 +42,12 @@ def link_of(settings: Settings, item: CustomerDataExport, base_url: str, now: da
     return signed_url(settings, item, base_url)
 
 
-def _valid(settings: Settings, merchant_id: uuid.UUID, export_id: uuid.UUID, expires: str, signature: str) -> bool:
-    if not expires.isdigit() or int(expires) < time.time():
-        return False
-    return hmac.compare_digest(_signature(settings, merchant_id, export_id, int(expires)), signature)
-
-
 async def download(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    params = request.query_params
-    try:
-        export_id = uuid.UUID(request.path_params["export_id"])
-        merchant_id = uuid.UUID(params.get("merchant", ""))
-    except ValueError:
-        return PlainTextResponse("not found", status_code=404)
-    if not _valid(settings, merchant_id, export_id, params.get("expires", ""), params.get("signature", "")):
-        return PlainTextResponse("this link is invalid or has expired: request a new export", status_code=403)
-    async with request.app.state.session_factory() as session:
-        bind_tenant(session, merchant_id)  # the signature names the merchant: its rows only
+    target = LINKS.check(request, refused="this link is invalid or has expired: request a new export")
+    if isinstance(target, Response):
+        return target
+    merchant_id, export_id = target.merchant_id, target.object_id
+    async with merchant_session(request, merchant_id) as session:
         document = await export.take_document(session, merchant_id=merchant_id, export_id=export_id)
         if document is None:
             await session.rollback()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -212,7 +213,7 @@ def _spells_a_name(code: ReferralCode) -> bool:
     return code.is_vanity or not all(ch in CODE_ALPHABET for ch in code.code)
 
 
-async def _retire_codes(session: AsyncSession, customer: Customer, now) -> dict[str, str]:
+async def _retire_codes(session: AsyncSession, customer: Customer, now: datetime) -> dict[str, str]:
     """Deactivate the customer's codes and rename those that may spell their name, in the
     codes, in the actions that typed them and in the landing URLs of clicks on them.
     Returns {old code: new code}."""

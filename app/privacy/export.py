@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.models import Campaign, CampaignProgress, CampaignSale, ContestStanding, PromotionRulesAcceptance
 from app.config import get_settings
-from app.db import utcnow
+from app.db import AnySelect, utcnow
 from app.fraud.models import CustomerIdentifier, FraudDecision, FraudListEntry, FraudReview, ListKind
 from app.fraud.signals import CATALOGUE
 from app.leads.models import Lead, LeadEvent
@@ -142,7 +142,7 @@ async def expire_due(session: AsyncSession, *, now: datetime | None = None, cust
 # --- the document -----------------------------------------------------------------------------------
 
 
-async def _rows(session: AsyncSession, query) -> list[Any]:
+async def _rows(session: AsyncSession, query: AnySelect) -> list[Any]:
     return list((await session.scalars(query)).all())
 
 

@@ -18,15 +18,17 @@ the next run; lengthening it cannot bring back what was coarsened.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import changed_rows, insert_ignoring_conflicts, new_id, utcnow
 from app.fraud.models import CustomerIdentifier, FraudDecision
 from app.merchants import audit
 from app.merchants.models import Merchant
@@ -116,17 +118,19 @@ async def apply(session: AsyncSession, *, merchant_id: uuid.UUID, now: datetime 
     applied.changed["clicks"] = await _coarsen(session, Click, merchant_id, low, high, _coarsen_click)
     applied.changed["actions"] = await _coarsen(session, Action, merchant_id, low, high, _coarsen_action)
     applied.changed["fraud_decisions"] = await _coarsen(session, FraudDecision, merchant_id, low, high, _coarsen_evidence)
-    applied.changed["customer_identifiers"] = (await session.execute(delete(CustomerIdentifier).where(
+    applied.changed["customer_identifiers"] = changed_rows(await session.execute(delete(CustomerIdentifier).where(
         CustomerIdentifier.merchant_id == merchant_id, CustomerIdentifier.kind.in_(NETWORK_KINDS),
         CustomerIdentifier.last_seen_at < cutoff,
-    ))).rowcount or 0
+    )))
     applied.changed["webhook_deliveries"] = await _prune_deliveries(session, merchant_id, low, high)
     settings.retention_applied_through = cutoff
     await session.flush()
     return applied
 
 
-async def _coarsen(session: AsyncSession, model, merchant_id: uuid.UUID, low: uuid.UUID, high: uuid.UUID, change) -> int:
+async def _coarsen(
+    session: AsyncSession, model: Any, merchant_id: uuid.UUID, low: uuid.UUID, high: uuid.UUID, change: Callable[[Any], bool]
+) -> int:
     """Rows of `model` created in [low, high), in batches; `change(row)` says if it changed one."""
     changed, after = 0, low
     while True:
@@ -178,4 +182,4 @@ async def _prune_deliveries(session: AsyncSession, merchant_id: uuid.UUID, low: 
         WebhookDelivery.status.in_([DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]),
     )
     await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(finished)))
-    return (await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(finished)))).rowcount or 0
+    return changed_rows(await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(finished))))

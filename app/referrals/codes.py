@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import text, validation
-from app.db import insert_ignoring_conflicts, keep_for_transaction, merchant_rows, new_id, utcnow
+from app.db import AnySelect, insert_ignoring_conflicts, keep_for_transaction, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants import locale
 from app.referrals import customers, programs
@@ -112,9 +112,7 @@ async def issue_referral_code(
     external_id = customers.external_id(customer_external_id)
     settings = await locale.get_settings(session, merchant_id=merchant_id)
     vanity = validate_vanity(vanity, arabic_script=settings.arabic_script_codes)
-    program = await programs.get_program(session, merchant_id=merchant_id, program_id=program_id)
-    if program is None:
-        raise NotFound("programId", "program")
+    program = await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     if program.program_status is ProgramStatus.ARCHIVED:
         raise DomainError("programId", ErrorCode.PROGRAM_NOT_ACTIVE, "the program is archived")
     customer = await customers.upsert_customer(
@@ -193,7 +191,7 @@ async def active_code_of(
     )
 
 
-def _matching(query):
+def _matching(query: AnySelect) -> AnySelect:
     """`query` narrowed to the merchant's code someone typed (`normalize`d), best match first:
     exactly as stored, then by its key with ة kept, then by the keys it reads like with ة as ه
     (`app.text.code_look_alikes`): one indexed query. A code from before keys whose key

@@ -74,16 +74,12 @@ async def update_program(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, changes: ProgramChanges
 ) -> Program:
     changes = _validated(changes)
-    program = await get_program(session, merchant_id=merchant_id, program_id=program_id, for_update=True)
-    if program is None:
-        raise NotFound("id", "program")
-    if changes.status is not None and changes.status is not program.program_status:
-        if changes.status not in _TRANSITIONS[program.program_status]:
-            raise DomainError(
-                "status",
-                ErrorCode.INVALID_STATUS_TRANSITION,
-                f"a {program.status} program cannot become {changes.status.value}",
-            )
+    program = await require_program(session, merchant_id=merchant_id, program_id=program_id, field="id", for_update=True)
+    new_status = changes.status
+    if new_status is not None and new_status is not program.program_status and new_status not in _TRANSITIONS[program.program_status]:
+        raise DomainError(
+            "status", ErrorCode.INVALID_STATUS_TRANSITION, f"a {program.status} program cannot become {new_status.value}"
+        )
     if program.program_status is ProgramStatus.ARCHIVED:
         raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, "an archived program cannot be changed")
     if changes.program_type is not None and changes.program_type.value != program.program_type:

@@ -32,8 +32,8 @@ async def list_referrals(
     first: int | None = None,
     after: str | None = None,
 ) -> Page[Referral]:
-    if program_id is not None and await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
-        raise NotFound("programId", "program")
+    if program_id is not None:
+        await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     query = select(Referral).where(Referral.merchant_id == merchant_id)
     if program_id is not None:
         query = query.where(Referral.program_id == program_id)

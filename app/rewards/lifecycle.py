@@ -8,10 +8,12 @@ Fraud decisions (app.fraud) hold a reward with `review_hold` and end it with `vo
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
@@ -20,7 +22,7 @@ from app.referrals.models import REVERSING_TYPES, Action
 from app.rewards import coupons, ledger
 from app.rewards import rules as rule_service
 from app.rewards.ledger import Posting
-from app.rewards.models import AccountType, Reward, RewardKind, RewardRule, RewardStatus
+from app.rewards.models import AccountType, LedgerAccount, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
 from app.webhooks import events as webhook_events
 from app.webhooks import notify
@@ -123,7 +125,7 @@ def availability(kind: RewardKind, amount: int, spec: RuleSpec, now: datetime) -
     return fields
 
 
-async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpec, account) -> None:
+async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpec, account: LedgerAccount | None) -> None:
     if reward.available_at is None:  # a release; a reward available from the start has them already
         for name, value in availability(RewardKind(reward.kind), net(reward), spec, utcnow()).items():
             setattr(reward, name, value)
@@ -205,9 +207,9 @@ def _grant_order(reward: Reward) -> tuple:
     return (reward.rule_id, reward.recipient != "REFERRER", reward.customer_id, reward.id)
 
 
-async def _lock_accounts(session: AsyncSession, rewards) -> None:
+async def _lock_accounts(session: AsyncSession, rewards: Iterable[Reward]) -> None:
     """Lock the AVAILABLE accounts of `rewards`, each once, in the order given."""
-    seen: set[tuple] = set()
+    seen: set[tuple[uuid.UUID, str, str]] = set()
     for reward in rewards:
         key = (reward.customer_id, reward.kind, reward.unit)
         if has_ledger(reward) and key not in seen:
@@ -215,7 +217,7 @@ async def _lock_accounts(session: AsyncSession, rewards) -> None:
             await ledger.lot_account(session, reward, AccountType.AVAILABLE, lock=True)
 
 
-async def _due(session: AsyncSession, query):
+async def _due(session: AsyncSession, query: Select[Reward]) -> list[Reward]:
     """Rows due for scheduled work; on PostgreSQL two workers never take the same row.
 
     Lock order, here as in refunds and redemptions: a customer's AVAILABLE account, then
@@ -286,7 +288,7 @@ async def expire_due_rewards(session: AsyncSession, *, now: datetime | None = No
     return len(due)
 
 
-async def _lock_live(session: AsyncSession, condition) -> list[Reward]:
+async def _lock_live(session: AsyncSession, condition: ColumnElement[bool]) -> list[Reward]:
     """The live rewards matching `condition`, locked, fresh from the database.
 
     Lock order: the customers' AVAILABLE accounts, then the reward rows, as a redemption
@@ -298,7 +300,7 @@ async def _lock_live(session: AsyncSession, condition) -> list[Reward]:
     return list((await session.scalars(live.with_for_update().execution_options(populate_existing=True))).all())
 
 
-async def take_back_referral_rewards(session: AsyncSession, referral_id, *, reason: str) -> list[Reward]:
+async def take_back_referral_rewards(session: AsyncSession, referral_id: uuid.UUID, *, reason: str) -> list[Reward]:
     """A referral judged fraudulent keeps nothing: held rewards are voided, available (even
     spent or paid) ones reversed; a balance may go negative and nets against future earnings."""
     rewards = await _lock_live(session, Reward.referral_id == referral_id)
@@ -310,7 +312,7 @@ async def take_back_referral_rewards(session: AsyncSession, referral_id, *, reas
     return rewards
 
 
-async def take_back_spendable(session: AsyncSession, referral_id, *, reason: str) -> list[Reward]:
+async def take_back_spendable(session: AsyncSession, referral_id: uuid.UUID, *, reason: str) -> list[Reward]:
     """A referral put in review after some of its rewards became spendable: those are clawed
     back (credit and commission reversed, netting against future earnings; an unused coupon
     voided), what is still held stays held for the reviewer. An approval does not restore
@@ -333,7 +335,7 @@ async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> N
     await session.flush()
 
 
-async def hold_for_review(session: AsyncSession, referral_id) -> int:
+async def hold_for_review(session: AsyncSession, referral_id: uuid.UUID) -> int:
     """Keep the referral's HELD rewards held until a reviewer decides."""
     rewards = (await session.scalars(
         select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD.value)
@@ -344,20 +346,20 @@ async def hold_for_review(session: AsyncSession, referral_id) -> int:
     return len(rewards)
 
 
-async def lift_review_hold(session: AsyncSession, referral_id, *, now: datetime | None = None) -> list[Reward]:
+async def lift_review_hold(session: AsyncSession, referral_id: uuid.UUID, *, now: datetime | None = None) -> list[Reward]:
     """A reviewer approved: rewards held for the review are released now, or when their
     own hold period (the refund window) ends. Returns those released now."""
     return await _lift(session, referral_id, "review_hold", now=now)
 
 
-async def lift_clearance_hold(session: AsyncSession, referral_id, *, now: datetime | None = None) -> list[Reward]:
+async def lift_clearance_hold(session: AsyncSession, referral_id: uuid.UUID, *, now: datetime | None = None) -> list[Reward]:
     """The referral was cleared (app.fraud.clearance): rewards waiting for it are released now,
     or when their own hold period ends; a review still holds what it holds. Returns those
     released now."""
     return await _lift(session, referral_id, "clearance_hold", now=now)
 
 
-async def _lift(session: AsyncSession, referral_id, hold: str, *, now: datetime | None) -> list[Reward]:
+async def _lift(session: AsyncSession, referral_id: uuid.UUID, hold: str, *, now: datetime | None) -> list[Reward]:
     """Clear one kind of hold (`review_hold`, `clearance_hold`) on the referral's rewards and
     release those nothing else holds."""
     now = now or utcnow()
@@ -365,9 +367,9 @@ async def _lift(session: AsyncSession, referral_id, hold: str, *, now: datetime 
     released = []
     for reward in held:
         setattr(reward, hold, False)
-        if reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now):
-            if await release(session, reward):
-                released.append(reward)
+        due = reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now)
+        if due and await release(session, reward):
+            released.append(reward)
     await session.flush()
     return released
 

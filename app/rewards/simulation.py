@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money, validation
 from app.db import new_id
-from app.errors import DomainError, ErrorCode, NotFound
+from app.errors import DomainError, ErrorCode
 from app.referrals import programs
 from app.referrals.models import REVERSING_TYPES, Action, Referral, ReferralStatus
 from app.rewards import rules as rule_service
@@ -400,15 +400,14 @@ async def simulate(
     for how the replay differs from live evaluation (refunds are not replayed)."""
     checked = [await rule_service.with_merchant_time_zone(session, merchant_id, d) for d in _validated_rules(definitions)]
     start, end = _validated_period(start, end)
-    if await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
-        raise NotFound("programId", "program")
+    await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
 
     tallies = [_RuleTally(index, _transient_rule(merchant_id, program_id, d)) for index, d in enumerate(checked)]
     active = [t for t in tallies if t.rule.enabled]
     specs = [rule_service.spec_of(t.rule) for t in active]
     conditions = _replay_conditions(merchant_id, program_id, start, end)
     with session.no_autoflush:
-        first_types = {t.rule.trigger for t, spec in zip(active, specs) if spec.first_action_only}
+        first_types = {t.rule.trigger for t, spec in zip(active, specs, strict=True) if spec.first_action_only}
         first_actions = await _first_actions(session, conditions, first_types)
         qualified = await _qualified(session, conditions, program_id) if any(s.milestone for s in specs) else {}
         facts = SimulatedFacts(program_id, first_actions, qualified)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import strawberry
 from strawberry.types import Info
@@ -19,8 +19,11 @@ from app.schema.permissions import AnyAdmin, Owner
 from app.schema.transactions import mutate, query
 from app.schema.types import gid
 
-AdminRole = strawberry.enum(models.AdminRole, name="AdminRole")
-AdminStatus = strawberry.enum(models.AdminStatus, name="AdminStatus")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+AdminRole: TypeAlias = models.AdminRole
+strawberry.enum(AdminRole, name="AdminRole")
+AdminStatus: TypeAlias = models.AdminStatus
+strawberry.enum(AdminStatus, name="AdminStatus")
 
 
 @strawberry.type(description="A person who works for the merchant.")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.referrals import customers as service
 from app.schema.errors import UserError, not_found
 from app.schema.permissions import SecretKey
+from app.schema.scalars import JSON
 from app.schema.transactions import mutate, query
 from app.schema.types import Customer
 

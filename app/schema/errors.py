@@ -9,12 +9,16 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import strawberry
 from graphql import GraphQLError
 
 from app.errors import DomainError, ErrorCode
 
-UserErrorCode = strawberry.enum(ErrorCode, name="UserErrorCode", description="Why an input was refused.")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+UserErrorCode: TypeAlias = ErrorCode
+strawberry.enum(UserErrorCode, name="UserErrorCode", description="Why an input was refused.")
 
 
 @strawberry.type(description="A problem with the input of a mutation; nothing was written.")

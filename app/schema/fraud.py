@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeAlias
 
 import strawberry
 from strawberry.types import Info
@@ -32,7 +32,9 @@ from app.schema.permissions import SecretKey, SecretKeyOrAdmin, SecretKeyOrRevie
 from app.schema.transactions import mutate, query
 from app.schema.types import Customer, UnitAmount, gid
 
-FraudResolution = strawberry.enum(ResolutionModel, name="FraudResolution")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+FraudResolution: TypeAlias = ResolutionModel
+strawberry.enum(FraudResolution, name="FraudResolution")
 
 
 @strawberry.input(description="A change to one signal; leave a field out to keep it.")

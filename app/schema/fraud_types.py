@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeAlias
 
 import strawberry
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.fraud import lists, models
@@ -14,13 +14,20 @@ from app.fraud import policy as policies
 from app.fraud.signals import CATALOGUE
 from app.merchants.models import AuditEntry as AuditEntryModel
 from app.schema.reward_types import Reward
+from app.schema.scalars import JSON
 from app.schema.types import Referral, gid
 
-FraudOutcome = strawberry.enum(models.Outcome, name="FraudOutcome", description="ALLOW, REVIEW (rewards held) or BLOCK.")
-FraudStage = strawberry.enum(models.Stage, name="FraudStage")
-FraudReviewStatus = strawberry.enum(models.ReviewStatus, name="FraudReviewStatus")
-FraudListKind = strawberry.enum(models.ListKind, name="FraudListKind")
-CustomerFraudStatus = strawberry.enum(lists.CustomerFraudStatus, name="CustomerFraudStatus")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+FraudOutcome: TypeAlias = models.Outcome
+strawberry.enum(FraudOutcome, name="FraudOutcome", description="ALLOW, REVIEW (rewards held) or BLOCK.")
+FraudStage: TypeAlias = models.Stage
+strawberry.enum(FraudStage, name="FraudStage")
+FraudReviewStatus: TypeAlias = models.ReviewStatus
+strawberry.enum(FraudReviewStatus, name="FraudReviewStatus")
+FraudListKind: TypeAlias = models.ListKind
+strawberry.enum(FraudListKind, name="FraudListKind")
+CustomerFraudStatus: TypeAlias = lists.CustomerFraudStatus
+strawberry.enum(CustomerFraudStatus, name="CustomerFraudStatus")
 
 
 @strawberry.type(description="What one signal measured, and whether it counted under the policy of the decision.")
@@ -130,7 +137,8 @@ class FraudSignalSetting:
     enabled: bool
 
 
-ClearanceEvidence = strawberry.enum(policies.ClearanceEvidence, name="ClearanceEvidence", description=(
+ClearanceEvidence: TypeAlias = policies.ClearanceEvidence
+strawberry.enum(ClearanceEvidence, name="ClearanceEvidence", description=(
     "What a referral must be screened ALLOW after before its rewards can be spent: SIGNUP (at once), "
     "FIRST_PURCHASE (the referee's first purchase, with card and address), QUIET_DAYS (a fresh check quietDays "
     "after the reward was earned, with everything learnt meanwhile)."))

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeAlias
 
 import strawberry
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app import validation
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
+from app.schema.scalars import JSON
 from app.schema.transactions import mutate, query
 from app.schema.types import gid
 from app.worker import models, outbox
 
-JobStatus = strawberry.enum(models.JobStatus, name="JobStatus")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+JobStatus: TypeAlias = models.JobStatus
+strawberry.enum(JobStatus, name="JobStatus")
 
 
 @strawberry.type

@@ -4,7 +4,7 @@ the merchant's months: a customer's statement, a program's rewards per month."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeAlias
 
 import strawberry
 from strawberry.types import Info
@@ -21,7 +21,9 @@ from app.schema.reward_types import RewardKind
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
 
-Calendar = strawberry.enum(calendars.Calendar, name="Calendar", description="GREGORIAN, JALALI (Solar Hijri) or HIJRI (Umm al-Qura).")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+Calendar: TypeAlias = calendars.Calendar
+strawberry.enum(Calendar, name="Calendar", description="GREGORIAN, JALALI (Solar Hijri) or HIJRI (Umm al-Qura).")
 
 
 @strawberry.type

@@ -4,21 +4,27 @@ batches, settings, schedules and runs, statements."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeAlias
 
 import strawberry
-from strawberry.scalars import JSON
 
 from app.errors import DomainError, ErrorCode
 from app.payouts import models, statement
 from app.payouts.service import Relations
-from app.schema.scalars import BigInt
+from app.schema.scalars import JSON, BigInt
 from app.schema.types import gid
 
-PayoutMethod = strawberry.enum(models.PayoutMethod, name="PayoutMethod")
-PayoutStatus = strawberry.enum(models.PayoutStatus, name="PayoutStatus")
-HoldReason = strawberry.enum(models.HoldReason, name="PayoutHoldReason")
-PayoutProvider = strawberry.enum(models.Provider, name="PayoutProvider")
-PayoutFrequency = strawberry.enum(models.Frequency, name="PayoutFrequency")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+PayoutMethod: TypeAlias = models.PayoutMethod
+strawberry.enum(PayoutMethod, name="PayoutMethod")
+PayoutStatus: TypeAlias = models.PayoutStatus
+strawberry.enum(PayoutStatus, name="PayoutStatus")
+HoldReason: TypeAlias = models.HoldReason
+strawberry.enum(HoldReason, name="PayoutHoldReason")
+PayoutProvider: TypeAlias = models.Provider
+strawberry.enum(PayoutProvider, name="PayoutProvider")
+PayoutFrequency: TypeAlias = models.Frequency
+strawberry.enum(PayoutFrequency, name="PayoutFrequency")
 
 
 @strawberry.input(description="An amount of minor units in a currency.")

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app import validation
@@ -31,7 +30,7 @@ from app.schema.payout_types import (
     to_dict,
 )
 from app.schema.permissions import Finance, HoldReleaser, Owner, SecretKey, SecretKeyOrAdmin, SecretKeyOrFinance
-from app.schema.scalars import BigInt
+from app.schema.scalars import JSON, BigInt
 from app.schema.transactions import mutate, query
 
 
@@ -138,7 +137,7 @@ class PayoutQuery:
         async def work(session):
             page = await service.list_payouts(session, merchant_id=info.context.merchant_id, status=status,
                                               customer_external_id=customer_external_id, first=first, after=after)
-            converted = dict(zip([p.id for p in page.items], await _payouts(session, info, page.items)))
+            converted = dict(zip([p.id for p in page.items], await _payouts(session, info, page.items), strict=True))
             return to_connection(page, lambda p: converted[p.id])
 
         return await query(info, work)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeAlias
 
 import strawberry
 from strawberry.types import Info
@@ -17,7 +18,9 @@ from app.schema.permissions import SecretKey
 from app.schema.transactions import mutate, query
 from app.schema.types import Customer
 
-ExportStatus = strawberry.enum(privacy_models.ExportStatus, name="CustomerDataExportStatus")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+ExportStatus: TypeAlias = privacy_models.ExportStatus
+strawberry.enum(ExportStatus, name="CustomerDataExportStatus")
 
 
 @strawberry.type(description="A customer's data as one JSON document, built by a job; downloadable once.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app import validation
@@ -15,7 +14,7 @@ from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin
 from app.schema.reward_types import Reward
-from app.schema.scalars import BigInt
+from app.schema.scalars import JSON, BigInt
 from app.schema.transactions import mutate, query
 from app.schema.types import Action, Referral, ReferralStatus
 

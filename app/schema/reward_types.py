@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import strawberry
 from strawberry.types import Info
@@ -19,10 +19,15 @@ from app.schema.types import gid
 if TYPE_CHECKING:
     from app.schema.types import Customer, Referral
 
-RewardKind = strawberry.enum(models.RewardKind, name="RewardKind")
-Recipient = strawberry.enum(models.Recipient, name="RewardRecipient")
-RewardStatus = strawberry.enum(models.RewardStatus, name="RewardStatus")
-CouponStatus = strawberry.enum(models.CouponStatus, name="CouponStatus")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+RewardKind: TypeAlias = models.RewardKind
+strawberry.enum(RewardKind, name="RewardKind")
+Recipient: TypeAlias = models.Recipient
+strawberry.enum(Recipient, name="RewardRecipient")
+RewardStatus: TypeAlias = models.RewardStatus
+strawberry.enum(RewardStatus, name="RewardStatus")
+CouponStatus: TypeAlias = models.CouponStatus
+strawberry.enum(CouponStatus, name="CouponStatus")
 
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, NewType
+from typing import TYPE_CHECKING, Any, NewType, TypeAlias
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
-BigInt = NewType("BigInt", int)
+if TYPE_CHECKING:  # to the type checker a BigInt is the int it carries; to strawberry, its own scalar
+    BigInt: TypeAlias = int
+    JSON: TypeAlias = Any  # any JSON value (strawberry.scalars.JSON at run time)
+else:
+    from strawberry.scalars import JSON
+
+    BigInt = NewType("BigInt", int)
+
+__all__ = ["JSON", "SCALAR_MAP", "BigInt"]
 _BIGINT_LIMIT = 2**53 - 1  # exact in JavaScript numbers
 
 
@@ -26,7 +35,7 @@ def _parse_bigint(value: Any) -> int:
     return number
 
 
-SCALAR_MAP = {
+SCALAR_MAP: dict[object, ScalarDefinition] = {
     BigInt: strawberry.scalar(
         name="BigInt",
         description="A whole number up to 2^53-1, e.g. an amount in minor units (cents).",

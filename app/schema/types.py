@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import strawberry
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.merchants import models as merchant_models
@@ -17,20 +16,28 @@ from app.referrals import models, queries
 from app.rewards import queries as reward_queries
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKeyOrAdmin
-from app.schema.scalars import BigInt
+from app.schema.scalars import JSON, BigInt
 from app.schema.transactions import query
 
 if TYPE_CHECKING:  # resolved lazily by strawberry: reward_types and fraud_types import this module
     from app.schema.fraud_types import FraudDecision
     from app.schema.reward_types import Balance, LedgerEntry, Reward
 
-ApiKeyKind = strawberry.enum(merchant_models.ApiKeyKind, name="ApiKeyKind")
-ProgramStatus = strawberry.enum(models.ProgramStatus, name="ProgramStatus")
-CodeStyle = strawberry.enum(models.CodeStyle, name="CodeStyle")
-ProgramType = strawberry.enum(models.ProgramType, name="ProgramType")
-ReferralSource = strawberry.enum(models.ReferralSource, name="ReferralSource")
-ReferralStatus = strawberry.enum(models.ReferralStatus, name="ReferralStatus")
-AttributionStatus = strawberry.enum(models.AttributionStatus, name="AttributionStatus")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+ApiKeyKind: TypeAlias = merchant_models.ApiKeyKind
+strawberry.enum(ApiKeyKind, name="ApiKeyKind")
+ProgramStatus: TypeAlias = models.ProgramStatus
+strawberry.enum(ProgramStatus, name="ProgramStatus")
+CodeStyle: TypeAlias = models.CodeStyle
+strawberry.enum(CodeStyle, name="CodeStyle")
+ProgramType: TypeAlias = models.ProgramType
+strawberry.enum(ProgramType, name="ProgramType")
+ReferralSource: TypeAlias = models.ReferralSource
+strawberry.enum(ReferralSource, name="ReferralSource")
+ReferralStatus: TypeAlias = models.ReferralStatus
+strawberry.enum(ReferralStatus, name="ReferralStatus")
+AttributionStatus: TypeAlias = models.AttributionStatus
+strawberry.enum(AttributionStatus, name="AttributionStatus")
 
 
 def gid(value: uuid.UUID) -> strawberry.ID:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeAlias
 
 import strawberry
 from strawberry.types import Info
@@ -15,7 +16,9 @@ from app.schema.transactions import mutate, query
 from app.schema.types import gid
 from app.webhooks import events, models, service
 
-WebhookDeliveryStatus = strawberry.enum(models.DeliveryStatus, name="WebhookDeliveryStatus")
+# GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
+WebhookDeliveryStatus: TypeAlias = models.DeliveryStatus
+strawberry.enum(WebhookDeliveryStatus, name="WebhookDeliveryStatus")
 
 
 @strawberry.type(description="A URL of yours that receives signed events. The signing secret is shown only when made.")

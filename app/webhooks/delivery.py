@@ -27,7 +27,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -117,7 +117,7 @@ async def resolve(host: str, port: int, *, allow_private: bool) -> str:
             if address not in addresses:
                 addresses.append(address)
         if not addresses:
-            raise RefusedTarget(f"cannot resolve {host}")
+            raise RefusedTarget(f"cannot resolve {host}") from None
     if not allow_private:
         for address in addresses:
             if forbidden(address):
@@ -264,7 +264,7 @@ async def _prepare(
 
 
 async def _record(
-    session: AsyncSession, delivery_id: uuid.UUID, prepared: Prepared, outcome: "Outcome", attempted_at
+    session: AsyncSession, delivery_id: uuid.UUID, prepared: Prepared, outcome: Outcome, attempted_at: datetime
 ) -> None:
     delivery = await session.scalar(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update())
     assert delivery is not None
@@ -311,7 +311,7 @@ async def _record(
     )
 
 
-async def _note_failure(session: AsyncSession, endpoint_id: uuid.UUID, now) -> bool:
+async def _note_failure(session: AsyncSession, endpoint_id: uuid.UUID, now: datetime) -> bool:
     """Start (or continue) the endpoint's failing streak; disable it once the streak is
     DISABLE_AFTER long. True when the endpoint is (now) disabled."""
     await session.execute(

@@ -14,14 +14,16 @@ from app.webhooks import events
 from app.webhooks.service import emit
 
 
-async def _external_ids(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    rows = await session.execute(select(Customer.id, Customer.external_id).where(Customer.id.in_(ids)))
+async def _external_ids(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        select(Customer.id, Customer.external_id).where(Customer.merchant_id == merchant_id, Customer.id.in_(ids))
+    )
     return {row.id: row.external_id for row in rows}
 
 
 async def referral_event(session: AsyncSession, event_type: str, referral: Any) -> None:
     async def payload() -> dict[str, Any]:
-        ids = await _external_ids(session, [referral.referrer_id, referral.referee_id])
+        ids = await _external_ids(session, referral.merchant_id, [referral.referrer_id, referral.referee_id])
         return events.referral_data(
             referral, referrer_external_id=ids.get(referral.referrer_id), referee_external_id=ids.get(referral.referee_id)
         )
@@ -31,7 +33,7 @@ async def referral_event(session: AsyncSession, event_type: str, referral: Any) 
 
 async def reward_event(session: AsyncSession, event_type: str, reward: Any, **extra: Any) -> None:
     async def payload() -> dict[str, Any]:
-        ids = await _external_ids(session, [reward.customer_id])
+        ids = await _external_ids(session, reward.merchant_id, [reward.customer_id])
         return {**events.reward_data(reward, customer_external_id=ids.get(reward.customer_id)), **extra}
 
     await emit(session, reward.merchant_id, event_type, payload)
@@ -39,7 +41,7 @@ async def reward_event(session: AsyncSession, event_type: str, reward: Any, **ex
 
 async def fraud_referral_rejected(session: AsyncSession, referral: Any, decision: Any | None) -> None:
     async def payload() -> dict[str, Any]:
-        ids = await _external_ids(session, [referral.referrer_id, referral.referee_id])
+        ids = await _external_ids(session, referral.merchant_id, [referral.referrer_id, referral.referee_id])
         data = events.referral_data(
             referral, referrer_external_id=ids.get(referral.referrer_id), referee_external_id=ids.get(referral.referee_id)
         )

@@ -65,8 +65,8 @@ def normalize_origin(header: str | None) -> str | None:
     parsed = _parse(header.strip())
     if parsed is None:
         return None
-    scheme, host, port = parsed
-    host = _host(host)
+    scheme, raw_host, port = parsed
+    host = _host(raw_host)
     return _origin(scheme, host, port) if host else None
 
 

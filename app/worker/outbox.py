@@ -19,7 +19,7 @@ from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from app.db import insert_row, new_id, utcnow
+from app.db import changed_rows, insert_row, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.pagination import Page, paginate
 from app.worker import jobs
@@ -230,4 +230,4 @@ async def prune(session: AsyncSession, *, keep: timedelta = timedelta(days=7)) -
         )
     )
     await session.commit()
-    return result.rowcount or 0
+    return changed_rows(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tests import graphql_ops as ops
 from tests import scenarios
 from tests.rewards.helpers import REWARD_FIELDS, create_rule, credit_rule
 
@@ -20,16 +21,7 @@ REVIEW_FIELDS = f"""
   rewards {{ {REWARD_FIELDS} underReview }}
 """
 
-RECORD = f"""
-mutation($input: RecordActionInput!) {{
-  recordAction(input: $input) {{
-    action {{ id type attribution }}
-    referral {{ id status }}
-    rewards {{ {REWARD_FIELDS} underReview awaitingClearance }}
-    replayed
-    userErrors {{ field code message }}
-  }}
-}}"""
+RECORD = ops.RECORD_ACTION_WITH_REWARDS
 
 DECISIONS = f"""
 query($referralId: ID!) {{ fraudDecisions(referralId: $referralId) {{ {DECISION_FIELDS} }} }}"""

@@ -1008,7 +1008,7 @@ async def measure(factory: async_sessionmaker[AsyncSession], dataset: Dataset, o
         first_flag = flagged_at.get(referral_id)
         mine = rewards_of[referral_id]
 
-        def spendable_before_flag(recipient: str) -> list[_RewardSeen]:
+        def spendable_before_flag(recipient: str, mine=mine, first_flag=first_flag) -> list[_RewardSeen]:
             return [r for r in mine if r.recipient == recipient and r.available_at is not None
                     and (first_flag is None or r.available_at < first_flag)]
 

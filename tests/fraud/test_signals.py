@@ -566,7 +566,7 @@ async def test_a_referee_on_the_blocklist_is_blocked_and_a_look_alike_is_not(ten
         assert data["addFraudListEntry"]["userErrors"] == []
     code = await code_of(tenant, program, "alice")
 
-    for i, (kind, listed, context_key, hit, shown, miss) in enumerate(BLOCKLIST):
+    for i, (kind, _listed, context_key, hit, shown, miss) in enumerate(BLOCKLIST):
         blocked = await join(tenant, f"mallory-{i}", code, **{context_key: hit})
         assert blocked["action"]["attribution"] == "FRAUD_BLOCKED", (kind, hit)
         found = await decision(tenant, blocked["referral"]["id"])

@@ -14,6 +14,8 @@ from app.db import create_session_factory, utcnow
 from app.referrals.models import Referral
 from app.rewards import ledger, lifecycle
 from app.rewards.models import LedgerEntry
+from tests import graphql_ops as ops
+from tests.graphql_ops import REWARD_FIELDS
 
 RULE_FIELDS = """
   id ruleId version name enabled trigger recipient kind amount currency percentBps
@@ -59,24 +61,7 @@ query($programId: ID!, $includeDisabled: Boolean!) {
   rewardRules(programId: $programId, includeDisabled: $includeDisabled) { id ruleId version enabled name }
 }"""
 
-REWARD_FIELDS = """
-  id kind recipient status amount unit remaining reversedAmount milestone
-  holdUntil expiresAt availableAt endedAt endReason
-  customer { externalId }
-  rule { id ruleId version name }
-"""
-
-RECORD = f"""
-mutation($input: RecordActionInput!) {{
-  recordAction(input: $input) {{
-    action {{ id type orderId }}
-    referral {{ id status }}
-    rewards {{ {REWARD_FIELDS} }}
-    refund {{ orderFound rewards {{ {REWARD_FIELDS} }} }}
-    replayed
-    userErrors {{ field code message }}
-  }}
-}}"""
+RECORD = ops.RECORD_ACTION_WITH_REWARDS
 
 REWARDS = f"""
 query($customer: String, $status: RewardStatus) {{

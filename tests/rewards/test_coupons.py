@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from app.db import utcnow
 from app.rewards import lifecycle
 from app.rewards.models import Coupon
+from tests import graphql_ops as ops
 from tests.scenarios import active_program, allow_bursts, code_for, record
 
 CREATE_RULE = """
@@ -46,13 +47,7 @@ query($programId: ID!) {
   }
 }"""
 
-PURCHASE = """
-mutation($input: RecordActionInput!) {
-  recordAction(input: $input) {
-    rewards { id kind recipient status awaitingCoupon customer { externalId } coupon { code status amountOff currency } }
-    userErrors { field code message }
-  }
-}"""
+PURCHASE = ops.RECORD_ACTION_WITH_REWARDS
 
 REWARDS = """
 query($customer: String!) {

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event, func, select
 
 from app.db import Base
+from tests import graphql_ops as ops
 from tests.conftest import system_connection
 from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for
 
@@ -32,15 +33,7 @@ mutation($ruleId: ID!, $input: RewardRuleInput!) {
   updateRewardRule(ruleId: $ruleId, input: $input) { rewardRule { version } userErrors { field code message } }
 }"""
 
-RECORD = """
-mutation($input: RecordActionInput!) {
-  recordAction(input: $input) {
-    action { id }
-    rewards { kind recipient amount unit status }
-    refund { orderFound rewards { status } }
-    userErrors { field code message }
-  }
-}"""
+RECORD = ops.RECORD_ACTION_WITH_REWARDS
 
 SIMULATE = """
 query($programId: ID!, $rules: [RewardRuleInput!]!, $from: DateTime!, $to: DateTime!) {

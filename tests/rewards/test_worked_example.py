@@ -1,5 +1,6 @@
 """The README's worked example: "Give $10 credit, get 15% off"."""
 
+from tests import graphql_ops as ops
 from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for
 
 CREATE_RULE = """
@@ -10,13 +11,7 @@ mutation($programId: ID!, $input: RewardRuleInput!) {
   }
 }"""
 
-PURCHASE = """
-mutation($input: RecordActionInput!) {
-  recordAction(input: $input) {
-    rewards { kind recipient status amount unit customer { externalId } coupon { code status percentOffBps } }
-    userErrors { field code message }
-  }
-}"""
+PURCHASE = ops.RECORD_ACTION_WITH_REWARDS
 
 
 async def test_give_ten_dollars_credit_get_fifteen_percent_off(tenant):

@@ -97,9 +97,8 @@ async def test_a_broken_connection_is_retried_with_the_same_idempotency_key(live
 
 async def test_a_server_that_answered_is_not_asked_again(tenant):
     transport = Answer(503, "upstream unavailable")
-    with ReferralClient("http://api.invalid", tenant.secret_key, transport=transport) as client:
-        with pytest.raises(APIError) as failed:
-            client.upsert_customer("jane")
+    with ReferralClient("http://api.invalid", tenant.secret_key, transport=transport) as client, pytest.raises(APIError) as failed:
+        client.upsert_customer("jane")
     assert transport.requests == 1 and failed.value.code == "HTTP_503"
 
 

@@ -105,7 +105,7 @@ async def test_forged_signatures_get_a_typed_error_and_write_nothing(tenant, oth
         "empty": {"customer": "mallory", "timestamp": now, "signature": "0" * 64},
         "upper-case look-alike": {**signed(secret, "mallory", now), "customer": "MALLORY"},
     }
-    for name, forged in forgeries.items():
+    for forged in forgeries.values():
         refused(await open_session(tenant, forged), "SIGNATURE_INVALID", "signature")
     assert await customers_named(tenant, "mallory") == 0
     assert await customers_named(tenant, "MALLORY") == 0

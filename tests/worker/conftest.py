@@ -93,7 +93,7 @@ class WorkerPool:
 
     def start(self) -> subprocess.Popen[bytes]:
         self._started += 1
-        log = open(self.log_dir / f"worker-{self._started}.log", "wb")
+        log = open(self.log_dir / f"worker-{self._started}.log", "wb")  # noqa: SIM115 (the worker process writes it)
         process = subprocess.Popen(
             [sys.executable, "-m", "dramatiq", "tests.worker.entry_for_tests", "--processes", "1", "--threads", "2"],
             cwd=REPO_ROOT,

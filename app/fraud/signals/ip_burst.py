@@ -3,8 +3,13 @@ connection. A mobile carrier's shared address sees customers too, but spread ove
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.case import IP_WINDOW
 from app.fraud.signals.base import SHARED_NETWORK, Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="ip_burst",
@@ -17,7 +22,7 @@ SIGNALS = (INFO,)
 WINDOW = IP_WINDOW
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     since = case.at - WINDOW
     others = [o for o in await case.other_referees("IP") if since <= o.referred_at <= case.at]
     by_ip: dict[str, list] = {}

@@ -4,8 +4,12 @@ Reads the referrer's latest referees in the program (`Case.referrers_recent_refe
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from app.fraud.signals.base import Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="patterned_mailboxes",
@@ -27,7 +31,7 @@ def pattern(email: str) -> tuple[str, str] | None:
     return re.sub(r"[._\-]", "", match["stem"]), match["domain"]
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     email = case.referee.email_canonical
     mine = pattern(email) if email else None
     if mine is None:
@@ -43,7 +47,7 @@ async def detect(case) -> list[Observation]:
     return [Observation(
         INFO.name, count,
         f"referrer {case.referrer.external_id} referred {count} numbered mailboxes {stem}N@{domain}: "
-        + ", ".join(row.email_canonical for row in matching[:5]),
+        + ", ".join(row.email_canonical or "" for row in matching[:5]),
         {"pattern": f"{stem}N@{domain}", "count": count, "customers": [row.external_id for row in matching[:50]]},
         tuple(str(row.id) for row in matching[:50]),
     )]

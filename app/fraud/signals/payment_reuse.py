@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.signals.base import Observation, SignalInfo, seen_on_other_referees
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="payment_reuse",
@@ -14,5 +19,5 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     return await seen_on_other_referees(case, "PAYMENT", INFO, "payment fingerprint")

@@ -4,8 +4,13 @@ The mark is a list entry, read with the others in the check's one prefetch."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.models import ListKind, Outcome
 from app.fraud.signals.base import Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="referrer_under_review",
@@ -17,7 +22,7 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     referrer = str(case.referrer.id)
     return [
         Observation(

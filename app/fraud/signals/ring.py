@@ -9,11 +9,16 @@ the new referee is a ring candidate: the same people a few accounts apart. Revie
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from sqlalchemy import and_, or_, select
 
 from app.fraud.models import CustomerIdentifier
 from app.fraud.signals.base import Observation, SignalInfo
 from app.referrals.models import Customer
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="ring",
@@ -35,7 +40,7 @@ MAX_DEPTH = 3  # referrals walked up from the referrer: cycles of up to 4 people
 STRONG_KINDS = ("DEVICE", "PAYMENT", "ADDRESS", "IP_UA")
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     chain = []  # (referral id, referrer id) walking up from the referrer
     current = case.referrer.id
     for _ in range(MAX_DEPTH):
@@ -49,7 +54,7 @@ async def detect(case) -> list[Observation]:
     return await _candidate(case, chain) if chain else []
 
 
-async def _closed(case, chain) -> list[Observation]:
+async def _closed(case: Case, chain: list[Any]) -> list[Observation]:
     people = [case.referee.id, *[row.referrer_id for row in reversed(chain[:-1])], case.referrer.id]
     names = dict((await case.session.execute(
         select(Customer.id, Customer.external_id).where(Customer.id.in_(people))
@@ -63,7 +68,7 @@ async def _closed(case, chain) -> list[Observation]:
     )]
 
 
-async def _candidate(case, chain) -> list[Observation]:
+async def _candidate(case: Case, chain: list[Any]) -> list[Observation]:
     """People up the chain (beyond the referrer, whom other signals compare) seen with one of
     the referee's strong identifiers: one query, only for referrers who were referred themselves."""
     above = {row.referrer_id for row in chain} - {case.referrer.id, case.referee.id}

@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.models import Outcome
 from app.fraud.signals.base import Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="same_customer",
@@ -20,7 +25,7 @@ def folded(external_id: str) -> str:
     return "".join(external_id.split()).casefold()
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     if folded(case.referee.external_id) != folded(case.referrer.external_id):
         return []
     return [Observation(

@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.models import Outcome
 from app.fraud.signals.base import Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="same_email",
@@ -16,7 +21,7 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     mine, theirs = case.referee.email_canonical, case.referrer.email_canonical
     if mine is None or mine != theirs:
         return []

@@ -8,7 +8,12 @@ standard laptops and browser).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.signals.base import Observation, SignalInfo, colleagues, shared_with_referrer
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="same_fingerprint",
@@ -19,7 +24,7 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     if colleagues(case):
         return []
     return await shared_with_referrer(case, "FINGERPRINT", INFO, "browser fingerprint")

@@ -6,7 +6,12 @@ Not counted on a shared network or between colleagues at one organisation's doma
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.signals.base import Observation, SignalInfo, network_shared_with_referrer
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="same_ip_user_agent",
@@ -19,7 +24,7 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     return await network_shared_with_referrer(
         case, "IP_UA", INFO, "IP address and browser", ip_of=lambda value: value.split(" ua:")[0]
     )

@@ -4,8 +4,13 @@ case, accents or punctuation, Arabic and Persian letter variants as one (`علي
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.signals.base import Observation, SignalInfo
 from app.text import name_key
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="same_name_domain",
@@ -16,7 +21,7 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     name = name_key(case.referee.name)
     if not name or " " not in name or name != name_key(case.referrer.name):
         return []  # a single given name alone is too common to mean anything

@@ -5,7 +5,12 @@ Not counted on a shared network or between colleagues at one organisation's doma
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.signals.base import Observation, SignalInfo, network_shared_with_referrer
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="shared_ip",
@@ -18,5 +23,5 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     return await network_shared_with_referrer(case, "IP", INFO, "IP address")

@@ -4,7 +4,12 @@ rewards into the referrer's pocket."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.signals.base import Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="shared_payout_account",
@@ -16,7 +21,7 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     rows = await case.payout_sharers()  # read by Case.prefetch
     observations = []
     for party in (case.referee, case.referrer):

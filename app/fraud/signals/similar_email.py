@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import re
 from difflib import SequenceMatcher
+from typing import TYPE_CHECKING
 
 from app.fraud.signals.base import Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="similar_email",
@@ -33,7 +37,7 @@ def similarity(a: str, b: str) -> float:
     return round(SequenceMatcher(None, stem_a, stem_b).ratio(), 3)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     mine, theirs = case.referee.email_canonical, case.referrer.email_canonical
     if mine is None or theirs is None or mine == theirs:
         return []  # the same mailbox is same_email's

@@ -5,8 +5,13 @@ skeleton is coarse, so this is a weak signal: a hint next to stronger evidence."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.fraud.signals.base import Observation, SignalInfo
 from app.text import name_key, name_skeleton
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 INFO = SignalInfo(
     name="similar_name",
@@ -17,7 +22,7 @@ INFO = SignalInfo(
 SIGNALS = (INFO,)
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     mine, theirs = case.referee.name, case.referrer.name
     skeleton = name_skeleton(mine)
     if not skeleton or skeleton != name_skeleton(theirs):

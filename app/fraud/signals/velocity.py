@@ -4,9 +4,13 @@ counted at the time things happened (an action's occurredAt), not when they were
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from app.fraud.case import BASELINE_WINDOW, VELOCITY_WINDOW
 from app.fraud.signals.base import Observation, SignalInfo
+
+if TYPE_CHECKING:
+    from app.fraud.case import Case
 
 REFERRALS_PER_HOUR = SignalInfo(
     name="referrals_per_hour", description="The referrer's referrals in the program in the last hour.",
@@ -52,7 +56,7 @@ REWARDS_REPORTED_FROM = 1
 MAX_RELATED = 50
 
 
-async def detect(case) -> list[Observation]:
+async def detect(case: Case) -> list[Observation]:
     """The referrer's referrals of the last day, and their rewards of the last day with the
     hour counted alongside (both read by `Case.prefetch`)."""
     day_ago, hour_ago = case.at - VELOCITY_WINDOW, case.at - timedelta(hours=1)
