@@ -89,7 +89,7 @@ def _day_start(day: date, zone: ZoneInfo) -> datetime:
 def _positive(value: int | None, name: str, high: int = 10**12) -> int:
     if value is None:
         raise DomainError(name, ErrorCode.REQUIRED, f"{name} is required for this kind of campaign")
-    return validation.int_range(value, name, 1, high)  # type: ignore[return-value]
+    return validation.int_range(value, name, 1, high)
 
 
 def validated_spec(kind: CampaignKind, spec: CampaignSpec) -> CampaignSpec:

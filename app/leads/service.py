@@ -28,7 +28,7 @@ from app.pagination import Page, paginate
 from app.personal import lookup_hash
 from app.referrals import programs
 from app.referrals.models import Customer
-from app.rewards.models import RewardKind
+from app.rewards.models import Reward, RewardKind
 from app.webhooks import events as webhook_events
 from app.webhooks.service import emit
 
@@ -205,7 +205,7 @@ async def move_lead(
     return lead
 
 
-async def _grant_fee(session: AsyncSession, lead: Lead):
+async def _grant_fee(session: AsyncSession, lead: Lead) -> Reward | None:
     """The program's fee for a won lead (nothing when the program has no fee set)."""
     settings = await get_settings(session, merchant_id=lead.merchant_id, program_id=lead.program_id)
     if settings is None:

@@ -12,6 +12,7 @@ import enum
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -65,7 +66,7 @@ async def partner_report(
     start, end = _period(start, end)
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
 
-    def key_columns(code_column, sub_column) -> list:
+    def key_columns(code_column: Any, sub_column: Any) -> list[Any]:
         return {GroupBy.PARTNER: [], GroupBy.LINK: [code_column], GroupBy.SUB_ID: [sub_column]}[group_by]
 
     rows: dict[tuple, ReportRow] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import TypeAlias
 
 import strawberry
 from strawberry.types import Info
@@ -21,11 +22,13 @@ from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
 from app.schema.types import gid
 
-CampaignKind = strawberry.enum(campaign_models.CampaignKind, description=(
+CampaignKind: TypeAlias = campaign_models.CampaignKind
+strawberry.enum(CampaignKind, description=(
     "THRESHOLD_BONUS: bonusAmount once at `threshold` qualified sales. RATE_BOOST: boostBps extra commission on the "
     "sale's part in `category`. TIERED_RATE: commission by tier, earlier sales topped up when a tier is crossed. "
     "CONTEST: prizeAmount to the top N by qualified sales."))
-CampaignStatus = strawberry.enum(campaign_models.CampaignStatus)
+CampaignStatus: TypeAlias = campaign_models.CampaignStatus
+strawberry.enum(CampaignStatus)
 
 
 @strawberry.enum
@@ -65,7 +68,7 @@ class Campaign:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: campaign_models.Campaign) -> "Campaign":
+    def from_model(cls, m: campaign_models.Campaign) -> Campaign:
         spec = service.spec_of(m)
         return cls(
             id=gid(m.id), program_id=gid(m.program_id), name=m.name, kind=campaign_models.CampaignKind(m.kind),
@@ -96,7 +99,7 @@ class CampaignLeaderboard:
     own: LeaderboardLine | None = strawberry.field(description="The asking referrer's line (null: no sale counted yet).")
 
     @classmethod
-    def of(cls, board: contests.Leaderboard, external_ids: dict | None = None) -> "CampaignLeaderboard":
+    def of(cls, board: contests.Leaderboard, external_ids: dict | None = None) -> CampaignLeaderboard:
         def line(s: contests.Standing) -> LeaderboardLine:
             return LeaderboardLine(rank=s.rank, display_name=s.display_name, sales=s.sales, wins_prize=s.wins_prize,
                                    referrer_external_id=(external_ids or {}).get(s.referrer_id))
@@ -166,7 +169,7 @@ class PromotionRules:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: campaign_models.PromotionRules) -> "PromotionRules":
+    def from_model(cls, m: campaign_models.PromotionRules) -> PromotionRules:
         return cls(program_id=gid(m.program_id), version=m.version, text=m.text, created_at=m.created_at,
                    clauses=[PromotionRuleClause(id=c["id"], text=c["text"]) for c in m.clauses])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeAlias
 
 import strawberry
 from strawberry.types import Info
@@ -21,7 +22,8 @@ from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
 from app.schema.types import gid
 
-LeadStatus = strawberry.enum(models.LeadStatus, description="SUBMITTED -> CONTACTED -> QUALIFIED -> WON; LOST from any open step.")
+LeadStatus: TypeAlias = models.LeadStatus
+strawberry.enum(LeadStatus, description="SUBMITTED -> CONTACTED -> QUALIFIED -> WON; LOST from any open step.")
 # Moving leads: the merchant's server, or its sales people in the console (not FINANCE-only or REVIEWER-only staff).
 LeadStaff = accepts("LeadStaff", keys=[ApiKeyKind.SECRET], roles=[AdminRole.OWNER, AdminRole.ADMIN])
 
@@ -38,7 +40,7 @@ class LeadStep:
     at: datetime
 
     @classmethod
-    def from_model(cls, m: models.LeadEvent) -> "LeadStep":
+    def from_model(cls, m: models.LeadEvent) -> LeadStep:
         return cls(
             from_status=models.LeadStatus(m.from_status) if m.from_status else None, to_status=models.LeadStatus(m.to_status),
             notes=m.notes, notes_visible_to_referrer=m.notes_visible_to_referrer,
@@ -69,7 +71,7 @@ class Lead:
     updated_at: datetime
 
     @classmethod
-    def of(cls, m: models.Lead, referrer_external_id: str, steps: list[models.LeadEvent]) -> "Lead":
+    def of(cls, m: models.Lead, referrer_external_id: str, steps: list[models.LeadEvent]) -> Lead:
         return cls(
             id=gid(m.id), program_id=gid(m.program_id), referrer_external_id=referrer_external_id,
             status=models.LeadStatus(m.status), company=m.company, company_domain=m.company_domain,
@@ -98,7 +100,7 @@ class ReferrerLead:
     created_at: datetime
 
     @classmethod
-    def of(cls, m: models.Lead, steps: list[models.LeadEvent]) -> "ReferrerLead":
+    def of(cls, m: models.Lead, steps: list[models.LeadEvent]) -> ReferrerLead:
         return cls(
             id=gid(m.id), program_id=gid(m.program_id), status=models.LeadStatus(m.status), company=m.company,
             fee_granted=m.fee_reward_id is not None, created_at=m.created_at,
@@ -117,7 +119,7 @@ class LeadSettings:
     hold_days: int
 
     @classmethod
-    def from_model(cls, m: models.LeadSettings) -> "LeadSettings":
+    def from_model(cls, m: models.LeadSettings) -> LeadSettings:
         return cls(program_id=gid(m.program_id), kind=RewardKind(m.kind), fee_amount=m.fee_amount,
                    fee_percent_bps=m.fee_percent_bps, currency=m.currency, hold_days=m.hold_days)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeAlias
 
 import strawberry
 
@@ -13,12 +14,18 @@ from app.schema.errors import UserError
 from app.schema.scalars import BigInt
 from app.schema.types import Money, gid
 
-PartnerStatus = strawberry.enum(models.PartnerStatus, name="PartnerStatus")
-PartnerDecision = strawberry.enum(partner_service.Decision, name="PartnerDecision")
-SaleStatus = strawberry.enum(models.SaleStatus, name="PartnerSaleStatus")
-NotEarnedReason = strawberry.enum(models.NotEarnedReason, name="PartnerSaleNotEarnedReason")
-ShareRole = strawberry.enum(models.ShareRole, name="PartnerShareRole")
-ReportGroupBy = strawberry.enum(reports.GroupBy, name="PartnerReportGroupBy")
+PartnerStatus: TypeAlias = models.PartnerStatus
+strawberry.enum(PartnerStatus, name="PartnerStatus")
+PartnerDecision: TypeAlias = partner_service.Decision
+strawberry.enum(PartnerDecision, name="PartnerDecision")
+SaleStatus: TypeAlias = models.SaleStatus
+strawberry.enum(SaleStatus, name="PartnerSaleStatus")
+NotEarnedReason: TypeAlias = models.NotEarnedReason
+strawberry.enum(NotEarnedReason, name="PartnerSaleNotEarnedReason")
+ShareRole: TypeAlias = models.ShareRole
+strawberry.enum(ShareRole, name="PartnerShareRole")
+ReportGroupBy: TypeAlias = reports.GroupBy
+strawberry.enum(ReportGroupBy, name="PartnerReportGroupBy")
 
 ExternalIds = dict[uuid.UUID, str]  # customer id -> the merchant's external id
 
@@ -36,7 +43,7 @@ class PartnerStatusChange:
     at: datetime
 
     @classmethod
-    def of(cls, m: models.PartnerStatusChange) -> "PartnerStatusChange":
+    def of(cls, m: models.PartnerStatusChange) -> PartnerStatusChange:
         return cls(from_status=models.PartnerStatus(m.from_status) if m.from_status else None,
                    to_status=models.PartnerStatus(m.to_status), actor=m.actor, reason=m.reason, at=m.created_at)
 
@@ -49,7 +56,7 @@ class PartnerGroup:
     commission_bps: int | None
 
     @classmethod
-    def of(cls, m: models.PartnerGroup) -> "PartnerGroup":
+    def of(cls, m: models.PartnerGroup) -> PartnerGroup:
         return cls(id=gid(m.id), program_id=gid(m.program_id), name=m.name, commission_bps=m.commission_bps)
 
 
@@ -67,7 +74,7 @@ class Partner:
     history: list[PartnerStatusChange]
 
     @classmethod
-    def of(cls, m: models.Partner, external_ids: ExternalIds, history: list[models.PartnerStatusChange]) -> "Partner":
+    def of(cls, m: models.Partner, external_ids: ExternalIds, history: list[models.PartnerStatusChange]) -> Partner:
         return cls(
             id=gid(m.id), program_id=gid(m.program_id), customer_external_id=external_ids.get(m.customer_id, ""),
             status=models.PartnerStatus(m.status), group_id=gid(m.group_id) if m.group_id else None, invited=m.invited,
@@ -94,7 +101,7 @@ class CommissionSplit:
     superseded_at: datetime | None
 
     @classmethod
-    def of(cls, m: models.CommissionSplit, external_ids: ExternalIds) -> "CommissionSplit":
+    def of(cls, m: models.CommissionSplit, external_ids: ExternalIds) -> CommissionSplit:
         return cls(
             id=gid(m.id), program_id=gid(m.program_id), sku=m.sku_key or None, version=m.version,
             affiliate_bps=m.affiliate_bps, created_at=m.created_at, superseded_at=m.superseded_at,
@@ -114,7 +121,7 @@ class PartnerSaleShare:
     unit: str
 
     @classmethod
-    def of(cls, m: models.PartnerSaleShare, external_ids: ExternalIds) -> "PartnerSaleShare":
+    def of(cls, m: models.PartnerSaleShare, external_ids: ExternalIds) -> PartnerSaleShare:
         return cls(customer_external_id=external_ids.get(m.customer_id, ""), role=models.ShareRole(m.role),
                    share_bps=m.share_bps, amount=m.amount, reversed_amount=m.reversed_amount,
                    net_amount=m.amount - m.reversed_amount, unit=m.unit)
@@ -138,7 +145,7 @@ class PartnerSale:
     shares: list[PartnerSaleShare]
 
     @classmethod
-    def of(cls, m: models.PartnerSale, shares: list[models.PartnerSaleShare], external_ids: ExternalIds) -> "PartnerSale":
+    def of(cls, m: models.PartnerSale, shares: list[models.PartnerSaleShare], external_ids: ExternalIds) -> PartnerSale:
         return cls(
             id=gid(m.id), action_id=gid(m.action_id), order_id=m.order_id,
             affiliate_external_id=external_ids.get(m.affiliate_id, ""), sub_id=m.sub_id,
@@ -164,7 +171,7 @@ class PartnerReportRow:
     commission_paid: list[Money]
 
     @classmethod
-    def of(cls, row: reports.ReportRow, external_ids: ExternalIds, codes: dict[uuid.UUID, str]) -> "PartnerReportRow":
+    def of(cls, row: reports.ReportRow, external_ids: ExternalIds, codes: dict[uuid.UUID, str]) -> PartnerReportRow:
         return cls(
             partner_external_id=external_ids.get(row.affiliate_id, ""),
             link_code=codes.get(row.code_id) if row.code_id else None, sub_id=row.sub_id, clicks=row.clicks,
