@@ -62,7 +62,9 @@ async def publish(
             raise DomainError("clauses.id", ErrorCode.INVALID_INPUT, "clause ids are unique, a-z, 0-9 and '-'")
         seen.add(clause_id)
         stored.append({"id": clause_id, "text": validation.required_text(clause.text, "clauses.text", 2000)})
-    latest = await session.scalar(select(func.max(PromotionRules.version)).where(PromotionRules.program_id == program.id))
+    latest = await session.scalar(select(func.max(PromotionRules.version)).where(
+        PromotionRules.merchant_id == merchant_id, PromotionRules.program_id == program.id
+    ))
     rules = PromotionRules(id=new_id(), merchant_id=merchant_id, program_id=program.id, version=(latest or 0) + 1,
                            text=text, clauses=stored, created_at=utcnow())
     session.add(rules)

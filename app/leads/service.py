@@ -90,7 +90,11 @@ async def set_settings(
         fee_percent_bps=validation.int_range(fee_percent_bps, "feePercentBps", 1, 10_000), currency=code,
         hold_days=validation.int_range(hold_days, "holdDays", 0, 365) or 0, updated_at=utcnow(),
     )
-    settings = await session.get(LeadSettings, program_id, with_for_update=True)
+    settings = await session.scalar(
+        select(LeadSettings)
+        .where(LeadSettings.merchant_id == merchant_id, LeadSettings.program_id == program_id)
+        .with_for_update()
+    )
     if settings is None:
         settings = LeadSettings(program_id=program_id, **values)
         session.add(settings)

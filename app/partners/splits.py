@@ -114,7 +114,8 @@ async def set_split(
             raise DomainError(f"parties.{index}.customerExternalId", ErrorCode.NOT_FOUND, "no such customer")
     current = await session.scalar(
         select(CommissionSplit)
-        .where(CommissionSplit.program_id == program.id, CommissionSplit.sku_key == key, CommissionSplit.superseded_at.is_(None))
+        .where(CommissionSplit.merchant_id == merchant_id, CommissionSplit.program_id == program.id, CommissionSplit.sku_key == key,
+               CommissionSplit.superseded_at.is_(None))
         .with_for_update()
     )
     now = utcnow()

@@ -185,6 +185,7 @@ async def active_code_of(
         .where(
             Customer.merchant_id == merchant_id,
             Customer.external_id == customer_external_id,
+            ReferralCode.merchant_id == merchant_id,
             ReferralCode.program_id == program_id,
             ReferralCode.active.is_(True),
         )

@@ -38,7 +38,7 @@ from sqlalchemy.sql.selectable import Alias, TableClause
 
 import app
 from app.db import TENANT, Base
-from tests.schema.test_tenant_isolation import CASES, a_view, build_world
+from tests.schema.test_tenant_isolation import CASES, a_view, build_partner_world, build_world
 
 APP_DIR = str(Path(app.__file__).resolve().parent)
 
@@ -194,6 +194,7 @@ async def test_every_statement_of_an_api_request_on_a_tenant_table_names_the_mer
     a, b = tenant, other_tenant
     with watching_requests() as found:
         world = await build_world(a, b, clock)
+        world.partners = await build_partner_world(a)
         await a_view(a, world)
         for case in CASES:
             key = {"publishable": b.publishable_key, "secret": b.secret_key}.get(case.key) or world.payouts.b_owner_token
