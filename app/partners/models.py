@@ -154,7 +154,8 @@ class PartnerSale(Base):
 
 
 class PartnerSaleShare(Base):
-    """One party's part of a sale's commission, and how much of it refunds took back."""
+    """One party's part of a sale's commission, and how much of it refunds took back; paid as
+    the party's `reward` (a COMMISSION reward without a rule, app.partners.sales)."""
 
     __tablename__ = "partner_sale_shares"
     __table_args__ = (
@@ -172,6 +173,7 @@ class PartnerSaleShare(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     reversed_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     unit: Mapped[str] = mapped_column(String(8))
+    reward_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("rewards.id"))  # None: a share of 0 cents
 
 
 class PartnerSaleRefund(Base):
