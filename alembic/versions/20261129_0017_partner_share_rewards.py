@@ -2,8 +2,10 @@
 ordinary `rewards` row (source PARTNER_SALE, a grant_key per sale and party), so holds,
 clearance, refunds and payouts treat it as any commission. The share remembers its reward.
 
-The ledger account type PARTNER_HELD is no longer written; accounts an older version created
-keep their rows and entries (the type stays known to the code for them).
+The ledger account type PARTNER_HELD is gone from the code (app.rewards.models.AccountType).
+Account types are stored as plain strings and never parsed back into the enum, so accounts and
+entries an earlier build wrote keep their rows and still balance; this migration moves no money
+and converts no sale settled before it (0013 had not been released: there are none to convert).
 
 Revision ID: 0017
 Revises: 0013

@@ -110,7 +110,7 @@ async def test_only_an_active_partners_link_earns_and_the_sale_says_why_not(tena
     # The commission rule is the partner's in an affiliate program: no rule's reward paid it a second time.
     async with system_connection(tenant.engine) as connection:
         rewards = (await connection.execute(
-            select(func.count(Reward.id)).where(Reward.merchant_id == tenant.id, Reward.source.is_(None))
+            select(func.count(Reward.id)).where(Reward.merchant_id == tenant.id, Reward.source == "RULE")
         )).scalar_one()
     assert rewards == 0
 
