@@ -148,13 +148,16 @@ class PartnerSale(Base):
     affiliate_bps: Mapped[int] = mapped_column(Integer, default=0)
     commission: Mapped[int] = mapped_column(BigInteger, default=0)  # all parties together
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)  # of the order, over all refunds
+    # The one PARTNER_SALE transaction of sales settled before migration 0017; since then each
+    # party's share is its own reward (PartnerSaleShare.reward_id) with its own GRANT: None.
     ledger_transaction_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PartnerSaleShare(Base):
-    """One party's part of a sale's commission, and how much of it refunds took back."""
+    """One party's part of a sale's commission, and how much of it refunds took back; paid as
+    the party's `reward` (a COMMISSION reward without a rule, app.partners.sales)."""
 
     __tablename__ = "partner_sale_shares"
     __table_args__ = (
@@ -172,6 +175,7 @@ class PartnerSaleShare(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     reversed_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     unit: Mapped[str] = mapped_column(String(8))
+    reward_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("rewards.id"))  # None: a share of 0 cents
 
 
 class PartnerSaleRefund(Base):
@@ -186,5 +190,7 @@ class PartnerSaleRefund(Base):
     refund_action_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("actions.id"))
     refunded_amount: Mapped[int] = mapped_column(BigInteger)  # of the order, this refund
     reversed_commission: Mapped[int] = mapped_column(BigInteger)  # all parties, this refund
+    # Before migration 0017 the refund's PARTNER_REVERSAL transaction; since then the refund
+    # voids or reverses each share's reward in that reward's own transaction: None.
     transaction_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

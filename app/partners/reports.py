@@ -2,7 +2,9 @@
 
 Clicks count by the click's time, conversions and money by the sale's (`occurred_at`), over a
 half-open period [start, end). Revenue is the order amounts net of refunds; commission is the
-affiliate's own share net of reversals (co-producers see theirs in `statement`). Every query
+affiliate's own share, read from the reward that pays it (app.partners.sales): earned net of
+refunds and fraud decisions, the part still HELD, and the part payouts have PAID (co-producers
+see their shares in `statement`). Every query
 names the merchant and the program; a partner's own view adds their customer id.
 """
 
@@ -15,14 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money, validation
 from app.errors import DomainError, ErrorCode
 from app.partners.models import PartnerSale, PartnerSaleShare, SaleStatus
+from app.payouts.models import Payout, PayoutItem, PayoutStatus
 from app.referrals import programs
 from app.referrals.models import Click, ReferralCode
+from app.rewards.models import Reward, RewardStatus
 
 MAX_ROWS = 1000
 
@@ -106,19 +110,30 @@ async def partner_report(
         if currency is not None:
             row.revenue[currency] = row.revenue.get(currency, 0) + revenue
 
+    # The affiliate's own shares, as the rewards that pay them say: earned net of refunds and
+    # fraud decisions, still held, and paid out (payout items of PAID payouts).
+    own_shares = (*in_period, *mine, PartnerSale.status == SaleStatus.EARNED.value,
+                  PartnerSaleShare.customer_id == PartnerSale.affiliate_id)
+    net = Reward.amount - Reward.reversed_amount
     commission = select(
-        PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit,
-        money.total(PartnerSaleShare.amount - PartnerSaleShare.reversed_amount),
-    ).join(PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id).where(
-        *in_period, *mine, PartnerSale.status == SaleStatus.EARNED.value,
-        PartnerSaleShare.customer_id == PartnerSale.affiliate_id,
-    ).group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit)
-    for affiliate, *extra, unit, earned in (await session.execute(commission)).all():
+        PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit, money.total(net),
+        money.total(case((Reward.status == RewardStatus.HELD.value, net), else_=0)),
+    ).join(PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id).outerjoin(
+        Reward, Reward.id == PartnerSaleShare.reward_id
+    ).where(*own_shares).group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit)
+    for affiliate, *extra, unit, earned, held in (await session.execute(commission)).all():
         row = row_for(affiliate, tuple(extra))
         row.commission_earned[unit] = row.commission_earned.get(unit, 0) + earned
-        # Partner commission stays held until it is released (not wired yet: README, known gaps).
-        row.commission_held[unit] = row.commission_held.get(unit, 0) + earned
+        row.commission_held[unit] = row.commission_held.get(unit, 0) + held
         row.commission_paid.setdefault(unit, 0)
+    paid = select(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit, money.total(PayoutItem.amount)).join(
+        PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id
+    ).join(PayoutItem, PayoutItem.reward_id == PartnerSaleShare.reward_id).join(Payout, Payout.id == PayoutItem.payout_id).where(
+        *own_shares, PayoutItem.merchant_id == merchant_id, Payout.status == PayoutStatus.PAID.value,
+    ).group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit)
+    for affiliate, *extra, unit, amount in (await session.execute(paid)).all():
+        row = row_for(affiliate, tuple(extra))
+        row.commission_paid[unit] = row.commission_paid.get(unit, 0) + amount
     return sorted(rows.values(), key=lambda r: (str(r.affiliate_id), str(r.code_id or ""), r.sub_id or ""))[:MAX_ROWS]
 
 

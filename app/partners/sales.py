@@ -6,11 +6,18 @@ in the action's transaction; for any other action it does nothing and, on the AP
 path, reads nothing (the merchant's affiliate programs come from app.config_cache).
 
 The job (`settle_action`) runs once in effect per action:
-- a purchase becomes one `PartnerSale` (unique per action) and, when it earns, ONE ledger
-  transaction with an entry per party (PARTNER_HELD, commission, in the order's currency)
-  against the program's PROGRAM_REWARDS account;
+- a purchase becomes one `PartnerSale` (unique per action) and, when it earns, one COMMISSION
+  reward per party (`source` PARTNER_SALE, `grant_key` per sale and party, in the order's
+  currency), granted like a campaign bonus (app.campaigns.grants.grant_once): HELD for the
+  program's commission rule's `holdDays` and until the referral is cleared or its review
+  decided, then released by the usual jobs into the party's balance, where payouts pay it.
+  The existing grant path books one ledger transaction (GRANT) per reward, so a sale with
+  three parties is three transactions, each balanced;
 - a refund or cancellation naming the order reverses each party in proportion to the order
-  amount refunded so far (see app.partners.splits.reversal_target), once per refund action.
+  amount refunded so far (see app.partners.splits.reversal_target), once per refund action,
+  through the rewards' own void (while held) or reversal (once available). The rewards name
+  no trigger action, so the rule rewards' refund (app.rewards.lifecycle.apply_refund), which
+  takes rule-less rewards back only whole, leaves them to this proportional one.
 
 What the affiliate earns, in this order: their group's rate; else the split's affiliate share;
 else the program's commission rule (COMMISSION to the REFERRER with percentBps, with its
@@ -28,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import config_cache
+from app.campaigns import grants
 from app.db import insert_row, new_id, utcnow
 from app.partners.models import (
     CommissionSplit,
@@ -52,15 +60,14 @@ from app.referrals.models import (
     Referral,
     ReferralStatus,
 )
-from app.rewards import ledger
+from app.rewards import lifecycle
 from app.rewards import rules as rule_service
-from app.rewards.models import AccountType, Recipient, RewardKind, RewardRule
-from app.rewards.rules import MAX_BPS
+from app.rewards.models import Recipient, Reward, RewardKind, RewardRule, RewardStatus
+from app.rewards.rules import MAX_BPS, RuleSpec
 from app.worker import outbox
 
 SETTLE_JOB = "partners.settle_action"
-SALE_GRANT = "PARTNER_SALE"  # ledger transaction kinds
-SALE_REVERSAL = "PARTNER_REVERSAL"
+SALE_GRANT = "PARTNER_SALE"  # the `source` of the parties' rewards
 _NOT_ACTIVE = {
     PartnerStatus.APPLIED.value: NotEarnedReason.PARTNER_APPLIED,
     PartnerStatus.REJECTED.value: NotEarnedReason.PARTNER_REJECTED,
@@ -139,7 +146,7 @@ async def settle_sale(session: AsyncSession, action: Action) -> PartnerSale | No
     if sale is None:  # settled before (a second delivery of the job)
         return await session.scalar(select(PartnerSale).where(PartnerSale.action_id == action.id))
     if reason is None:
-        await _pay(session, sale, affiliate_bps, co_producers)
+        await _pay(session, sale, action, affiliate_bps, co_producers)
     return sale
 
 
@@ -162,8 +169,14 @@ async def _affiliate_rate(
 
 async def default_commission_bps(session: AsyncSession, *, program_id: uuid.UUID, trigger: str, action: Action) -> int:
     """The program's commission rule's rate at the action's time (its season, if it has
-    seasons): the first enabled COMMISSION rule to the REFERRER with a percentage whose
-    conditions on the action's metadata hold; 0 without one."""
+    seasons); 0 without one."""
+    spec = await commission_rule(session, program_id=program_id, trigger=trigger, action=action)
+    return (rule_service.percent_in_force(spec, action.occurred_at) or 0) if spec is not None else 0
+
+
+async def commission_rule(session: AsyncSession, *, program_id: uuid.UUID, trigger: str, action: Action) -> RuleSpec | None:
+    """The first enabled COMMISSION rule to the REFERRER with a percentage whose conditions on
+    the action's metadata hold: its rate and its hold are the program's commission's."""
     rules = (await session.scalars(
         select(RewardRule).where(
             RewardRule.program_id == program_id, RewardRule.trigger == trigger, RewardRule.enabled.is_(True),
@@ -175,8 +188,8 @@ async def default_commission_bps(session: AsyncSession, *, program_id: uuid.UUID
         spec = rule_service.spec_of(rule)
         if spec.percent_bps is None or not all(f.matches(action.metadata_) for f in spec.metadata_filters):
             continue
-        return rule_service.percent_in_force(spec, action.occurred_at) or 0
-    return 0
+        return spec
+    return None
 
 
 def _not_earned(
@@ -195,47 +208,58 @@ def _not_earned(
     return None
 
 
-async def _pay(session: AsyncSession, sale: PartnerSale, affiliate_bps: int, co_producers: list[PartyShare]) -> None:
-    """Every party's share in ONE ledger transaction, held until released."""
+async def _pay(
+    session: AsyncSession, sale: PartnerSale, action: Action, affiliate_bps: int, co_producers: list[PartyShare]
+) -> None:
+    """Every party's share as its own COMMISSION reward, held as the program's commission is."""
     parties = ([PartyShare(sale.affiliate_id, affiliate_bps)] if affiliate_bps > 0 else []) + co_producers
     amounts = allocate(sale.amount, parties)
     unit = sale.currency or ""
-    session.add_all([
+    shares = [
         PartnerSaleShare(
             id=new_id(), merchant_id=sale.merchant_id, sale_id=sale.id, customer_id=party.key,
             role=(ShareRole.AFFILIATE if party.key == sale.affiliate_id else ShareRole.CO_PRODUCER).value,
             position=position, share_bps=party.share_bps, amount=amount, reversed_amount=0, unit=unit,
         )
         for position, (party, amount) in enumerate(zip(parties, amounts))
-    ])
+    ]
+    session.add_all(shares)
     sale.commission = sum(amounts)
     await session.flush()
     if sale.commission == 0:
         return
-    transaction = await ledger.post(
-        session, merchant_id=sale.merchant_id, kind=SALE_GRANT, reference=sale.order_id,
-        idempotency_key=f"partner-sale:{sale.action_id}",
-        postings=await _postings(session, sale, [(party.key, amount) for party, amount in zip(parties, amounts)]),
+    # The referral's lock: a clearance or review deciding meanwhile came first (and is read by
+    # waits_of) or sees these rewards after (app.campaigns.grants.waits_of).
+    referral = await session.scalar(
+        select(Referral).where(Referral.id == sale.referral_id).with_for_update().execution_options(populate_existing=True)
     )
-    sale.ledger_transaction_id = transaction.id
+    assert referral is not None
+    waits = await grants.waits_of(session, referral, action, RewardKind.COMMISSION)
+    rule = await commission_rule(session, program_id=sale.program_id, trigger=action.type, action=action)
+    for share in sorted(shares, key=lambda s: s.customer_id):  # accounts in id order: no deadlocks
+        reward = await grants.grant_once(
+            session, merchant_id=sale.merchant_id, program_id=sale.program_id, customer_id=share.customer_id,
+            kind=RewardKind.COMMISSION, amount=share.amount, currency=unit, grant_key=f"partner-sale:{sale.id}:{share.customer_id}",
+            source=SALE_GRANT, hold_days=rule.hold_days if rule is not None else 0, referral_id=sale.referral_id, waits=waits,
+        )
+        share.reward_id = reward.id if reward is not None else None
     await session.flush()
 
 
-async def _postings(session: AsyncSession, sale: PartnerSale, amounts: list[tuple[uuid.UUID, int]]) -> list[ledger.Posting]:
-    """+amount to each party's PARTNER_HELD account, the total against the program's rewards."""
-    unit = sale.currency or ""
-    program = await ledger.account(
-        session, merchant_id=sale.merchant_id, owner_type=ledger.PROGRAM, owner_id=sale.program_id,
-        kind=RewardKind.COMMISSION, account_type=AccountType.PROGRAM_REWARDS, unit=unit,
+async def _take_back(session: AsyncSession, share: PartnerSaleShare, amount: int, reason: str) -> None:
+    """Reverse `amount` of the share's reward: voided while held, clawed back once available.
+    A reward a fraud decision already ended has nothing left to take."""
+    if share.reward_id is None or amount <= 0:
+        return
+    reward = await session.scalar(
+        select(Reward).where(Reward.id == share.reward_id).with_for_update().execution_options(populate_existing=True)
     )
-    postings = [ledger.Posting(program, -sum(amount for _, amount in amounts))]
-    for customer_id, amount in sorted(amounts, key=lambda pair: pair[0]):  # accounts in id order: no deadlocks
-        account = await ledger.customer_account(
-            session, merchant_id=sale.merchant_id, customer_id=customer_id, kind=RewardKind.COMMISSION, unit=unit,
-            account_type=AccountType.PARTNER_HELD,
-        )
-        postings.append(ledger.Posting(account, amount))
-    return postings
+    if reward is None or reward.status not in lifecycle.LIVE or lifecycle.net(reward) == 0:
+        return
+    if reward.status == RewardStatus.HELD.value:
+        await lifecycle.void(session, reward, reason=reason, amount=amount)
+    else:
+        await lifecycle.reverse(session, reward, reason=reason, amount=amount)
 
 
 async def reverse_refund(session: AsyncSession, refund: Action) -> list[PartnerSaleRefund]:
@@ -273,20 +297,12 @@ async def reverse_refund(session: AsyncSession, refund: Action) -> list[PartnerS
         shares = (await session.scalars(
             select(PartnerSaleShare).where(PartnerSaleShare.sale_id == sale.id).order_by(PartnerSaleShare.position)
         )).all()
-        reversals = []
-        for share in shares:
+        reason = f"order {refund.order_id} {'refunded' if refund.type == 'REFUND' else 'cancelled'}"
+        for share in sorted(shares, key=lambda s: s.customer_id):  # accounts in id order: no deadlocks
             delta = reversal_target(share.amount, sale.refunded_amount, sale.amount) - share.reversed_amount
             share.reversed_amount += delta
-            reversals.append((share.customer_id, -delta))
-        row.reversed_commission = -sum(amount for _, amount in reversals)
+            row.reversed_commission += delta
+            await _take_back(session, share, delta, reason)
         await session.flush()
-        if row.reversed_commission:
-            transaction = await ledger.post(
-                session, merchant_id=sale.merchant_id, kind=SALE_REVERSAL, reference=refund.order_id,
-                idempotency_key=f"partner-refund:{sale.id}:{refund.id}",
-                postings=await _postings(session, sale, reversals),
-            )
-            row.transaction_id = transaction.id
-            await session.flush()
         applied.append(row)
     return applied

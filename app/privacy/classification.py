@@ -181,7 +181,7 @@ COLUMNS: dict[str, dict[str, Kind]] = {
                             "affiliate_bps", "commission", "refunded_amount", "ledger_transaction_id", "occurred_at",
                             "created_at"),
     "partner_sale_shares": _plain("id", "merchant_id", "sale_id", "customer_id", "role", "position", "share_bps", "amount",
-                                  "reversed_amount", "unit"),
+                                  "reversed_amount", "unit", "reward_id"),
     "partner_sale_refunds": _plain("id", "merchant_id", "sale_id", "refund_action_id", "refunded_amount",
                                    "reversed_commission", "transaction_id", "created_at"),
     # --- campaigns and contests: counts per referrer, the merchant's rules ------------------------------

@@ -56,7 +56,6 @@ class AccountType(enum.Enum):
     PROGRAM_EXPIRED = "PROGRAM_EXPIRED"  # program: expired unused
     PAYOUT_PENDING = "PAYOUT_PENDING"  # customer: set aside for a payout not paid yet (app.payouts)
     PROGRAM_PAID_OUT = "PROGRAM_PAID_OUT"  # program: paid out to customers
-    PARTNER_HELD = "PARTNER_HELD"  # customer: a share of an affiliate sale's commission, held (app.partners)
 
 
 class RewardRule(Base):
@@ -98,8 +97,9 @@ class Reward(Base):
     can never grant twice. A milestone is granted once per (rule, customer, milestone),
     whatever the version.
 
-    Campaign bonuses and lead fees (app.campaigns, app.leads) are rewards without a rule
-    (`source` CAMPAIGN or LEAD); each has a `grant_key` unique in its merchant, which makes
+    Campaign bonuses, lead fees and affiliate sales' commission shares (app.campaigns,
+    app.leads, app.partners) are rewards without a rule (`source` CAMPAIGN, LEAD or
+    PARTNER_SALE); each has a `grant_key` unique in its merchant, which makes
     it once-only the same way.
     """
 
@@ -135,7 +135,7 @@ class Reward(Base):
     rule_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reward_rules.id"))
     referral_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referrals.id"))
     trigger_action_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("actions.id"))
-    source: Mapped[str] = mapped_column(String(16), default="RULE", server_default="RULE")  # RULE, CAMPAIGN or LEAD
+    source: Mapped[str] = mapped_column(String(16), default="RULE", server_default="RULE")  # RULE, CAMPAIGN, LEAD or PARTNER_SALE
     grant_key: Mapped[str | None] = mapped_column(String(255))  # rewards without a rule: what makes them once-only
     recipient: Mapped[str] = mapped_column(String(16))  # REFERRER or REFEREE
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))

@@ -178,7 +178,7 @@ class Reward:
     ended_at: datetime | None
     end_reason: str | None
     created_at: datetime
-    source: str = strawberry.field(description="RULE, CAMPAIGN (a campaign or contest bonus) or LEAD (a business referral's fee).")
+    source: str = strawberry.field(description="RULE, CAMPAIGN (a campaign or contest bonus), LEAD (a business referral's fee) or PARTNER_SALE (a share of an affiliate sale's commission).")
     customer_id: strawberry.Private[uuid.UUID]
     referral_id: strawberry.Private[uuid.UUID | None]
     rule_version_id: strawberry.Private[uuid.UUID | None]

@@ -103,18 +103,34 @@ async def ledger_rows(tenant, kind: str) -> list[tuple]:
         )).all())
 
 
-async def held_balance(tenant, external_id: str) -> int:
-    """The customer's PARTNER_HELD commission balance (the cached balance, checked against entries by verify)."""
+async def commission_balance(tenant, external_id: str, account_type: str | None = None) -> int:
+    """The customer's COMMISSION balance in HELD and AVAILABLE (or in `account_type` alone),
+    as the cached balances say (checked against the entries by verify)."""
     from app.referrals.models import Customer
     from app.rewards.models import LedgerAccount
 
+    types = [account_type] if account_type else ["HELD", "AVAILABLE"]
     async with system_connection(tenant.engine) as connection:
         return int((await connection.execute(
             select(func.coalesce(func.sum(LedgerAccount.balance), 0))
             .join(Customer, Customer.id == LedgerAccount.owner_id)
             .where(Customer.merchant_id == tenant.id, Customer.external_id == external_id,
-                   LedgerAccount.account_type == "PARTNER_HELD")
+                   LedgerAccount.kind == "COMMISSION", LedgerAccount.account_type.in_(types))
         )).scalar_one())
+
+
+async def partner_rewards(tenant) -> list[tuple[str, int, int, str]]:
+    """(party's external id, amount, reversed amount, status) of the rewards paying partner shares."""
+    from app.referrals.models import Customer
+    from app.rewards.models import Reward
+
+    async with system_connection(tenant.engine) as connection:
+        return [tuple(row) for row in (await connection.execute(
+            select(Customer.external_id, Reward.amount, Reward.reversed_amount, Reward.status)
+            .join(Customer, Customer.id == Reward.customer_id)
+            .where(Reward.merchant_id == tenant.id, Reward.source == "PARTNER_SALE")
+            .order_by(Reward.created_at, Customer.external_id)
+        )).all()]
 
 
 async def books_balance(tenant) -> None:

@@ -1,5 +1,5 @@
-"""Commission splits: each sale's commission shared among the affiliate and co-producers in one
-ledger transaction, versioned, reversed in proportion by refunds, never losing or creating a cent."""
+"""Commission splits: each sale's commission shared among the affiliate and co-producers, each
+share its own reward, versioned, reversed in proportion by refunds, never losing or creating a cent."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from tests.conftest import system_connection
 from tests.partners.helpers import (
     affiliate_program,
     books_balance,
+    commission_balance,
     customer,
     enrol,
-    held_balance,
     ledger_rows,
+    partner_rewards,
     refund,
     sale,
     sales,
@@ -77,7 +78,7 @@ async def split_program(tenant) -> tuple[dict, dict]:
     return program, ann
 
 
-async def test_a_sale_pays_every_party_its_share_in_one_ledger_transaction(tenant):
+async def test_a_sale_pays_every_party_its_share_as_its_own_reward(tenant):
     program, ann = await split_program(tenant)
     await sale(tenant, "bob", code=ann["code"], amount=9999, key="order-1")
 
@@ -85,9 +86,11 @@ async def test_a_sale_pays_every_party_its_share_in_one_ledger_transaction(tenan
     assert only["status"] == "EARNED" and only["commission"] == 5499
     assert [(s["customerExternalId"], s["role"], s["shareBps"], s["amount"]) for s in only["shares"]] == [
         ("ann", "AFFILIATE", 4000, 3999), ("carla", "CO_PRODUCER", 1000, 1000), ("dan", "CO_PRODUCER", 500, 500)]
-    (transaction,) = await ledger_rows(tenant, "PARTNER_SALE")
-    assert transaction[1:] == (4, 0)  # three parties and the program, summing to zero
-    assert [await held_balance(tenant, who) for who in ("ann", "carla", "dan")] == [3999, 1000, 500]
+    assert sorted((who, amount) for who, amount, _reversed, _status in await partner_rewards(tenant)) == [
+        ("ann", 3999), ("carla", 1000), ("dan", 500)]
+    grants = await ledger_rows(tenant, "GRANT")  # the reward grant path: one balanced transaction per reward
+    assert len(grants) == 3 and all(entries == 2 and total == 0 for _, entries, total in grants)
+    assert [await commission_balance(tenant, who) for who in ("ann", "carla", "dan")] == [3999, 1000, 500]
     await books_balance(tenant)
 
 
@@ -104,11 +107,13 @@ async def test_partial_refunds_reverse_each_party_in_proportion_and_the_last_tak
     (final,) = await sales(tenant, program["id"])
     assert final["refundedAmount"] == 9999
     assert [(s["reversedAmount"], s["netAmount"]) for s in final["shares"]] == [(3999, 0), (1000, 0), (500, 0)]
-    reversals = await ledger_rows(tenant, "PARTNER_REVERSAL")
-    assert len(reversals) == 3 and all(total == 0 for _, _, total in reversals)
-    assert [await held_balance(tenant, who) for who in ("ann", "carla", "dan")] == [0, 0, 0]
+    assert sorted((who, amount, reversed_) for who, amount, reversed_, _status in await partner_rewards(tenant)) == [
+        ("ann", 3999, 3999), ("carla", 1000, 1000), ("dan", 500, 500)]
+    reversals = await ledger_rows(tenant, "VOID") + await ledger_rows(tenant, "REVERSAL")
+    assert len(reversals) == 9 and all(total == 0 for _, _, total in reversals)  # 3 refunds x 3 parties
+    assert [await commission_balance(tenant, who) for who in ("ann", "carla", "dan")] == [0, 0, 0]
     await refund(tenant, "bob", "order-1", 500, "refund-4")  # more than the order: nothing left to take back
-    assert [await held_balance(tenant, who) for who in ("ann", "carla", "dan")] == [0, 0, 0]
+    assert [await commission_balance(tenant, who) for who in ("ann", "carla", "dan")] == [0, 0, 0]
     await books_balance(tenant)
 
 
@@ -129,7 +134,7 @@ async def test_odd_amounts_with_several_partial_refunds_conserve_every_cent_in_t
     everything = await sales(tenant, program["id"])
     for who in ("ann", "carla", "dan"):
         owed = sum(s["netAmount"] for found in everything for s in found["shares"] if s["customerExternalId"] == who)
-        assert await held_balance(tenant, who) == owed
+        assert await commission_balance(tenant, who) == owed
     await books_balance(tenant)
 
 
@@ -209,7 +214,8 @@ async def test_concurrent_duplicate_sales_and_duplicate_job_runs_pay_once(tenant
     async with system_connection(tenant.engine) as connection:
         count = (await connection.execute(select(func.count(PartnerSale.id)))).scalar_one()
     assert count == 1
-    assert len(await ledger_rows(tenant, "PARTNER_SALE")) == 1
-    assert len(await ledger_rows(tenant, "PARTNER_REVERSAL")) == 1
-    assert await held_balance(tenant, "ann") == 3999 - 3999 * 5000 // 9999
+    assert sorted((who, amount, reversed_) for who, amount, reversed_, _status in await partner_rewards(tenant)) == [
+        ("ann", 3999, 3999 * 5000 // 9999), ("carla", 1000, 1000 * 5000 // 9999), ("dan", 500, 500 * 5000 // 9999)]
+    assert len(await ledger_rows(tenant, "VOID") + await ledger_rows(tenant, "REVERSAL")) == 3  # once per party
+    assert await commission_balance(tenant, "ann") == 3999 - 3999 * 5000 // 9999
     await books_balance(tenant)
