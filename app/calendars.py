@@ -92,11 +92,11 @@ class Month:
 
     @property
     def key(self) -> str:
-        """"1405-01": ASCII, sortable, for machines and CSV files."""
+        """ "1405-01": ASCII, sortable, for machines and CSV files."""
         return f"{self.year:04d}-{self.month:02d}"
 
     def label(self, locale: str = "en") -> str:
-        """"Farvardin 1405", "فروردین ۱۴۰۵", "رمضان ١٤٤٧": the month as people of `locale` write it."""
+        """ "Farvardin 1405", "فروردین ۱۴۰۵", "رمضان ١٤٤٧": the month as people of `locale` write it."""
         language = Locale.parse(locale).language
         if self.calendar is Calendar.JALALI:
             names = jdatetime.date.j_months_fa if language == "fa" else jdatetime.date.j_months_en
@@ -112,7 +112,9 @@ def month_of(moment: datetime, calendar: Calendar, zone: ZoneInfo) -> Month:
     """The calendar month `moment` (an aware datetime) falls in, in `zone`."""
     year, month = _to_calendar(moment.astimezone(zone).date(), calendar)
     return Month(
-        calendar, year, month,
+        calendar,
+        year,
+        month,
         start=_midnight(_first_day(year, month, calendar), zone),
         end=_midnight(_first_day(year, month + 1, calendar), zone),
     )

@@ -174,6 +174,7 @@ def cmd_keys_list(args: argparse.Namespace) -> None:
     from app.db import utcnow
 
     now = utcnow()
+
     async def work(session: AsyncSession) -> Any:
         return await merchants.list_api_keys(session, merchant_id=await _existing_merchant_id(session, args.merchant))
 
@@ -201,8 +202,19 @@ def cmd_worker(args: argparse.Namespace) -> None:
     """Production workers: dramatiq processes on BROKER_URL (Redis or RabbitMQ)."""
     settings = get_settings()
     if settings.broker_url.startswith("stub://"):
-        sys.exit("error: set BROKER_URL to redis://... or amqp://...; with the in-process broker, `referral serve` runs the worker")
-    command = [sys.executable, "-m", "dramatiq", "app.worker.entry", "--processes", str(args.processes), "--threads", str(args.threads)]
+        sys.exit(
+            "error: set BROKER_URL to redis://... or amqp://...; with the in-process broker, `referral serve` runs the worker"
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "app.worker.entry",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
     os.execvp(command[0], command)
 
 
@@ -228,8 +240,10 @@ def cmd_ledger_verify(args: argparse.Namespace) -> None:
         print(f"{problem.what}: {problem.detail}")
     if problems:
         sys.exit(f"ledger verify: {len(problems)} problem(s)")
-    print("ledger verify: every transaction balances, every cached balance and lot matches its entries, "
-          "and payouts in flight hold exactly what is set aside for them")
+    print(
+        "ledger verify: every transaction balances, every cached balance and lot matches its entries, "
+        "and payouts in flight hold exactly what is set aside for them"
+    )
 
 
 # --- merchant admins, secrets, payouts -------------------------------------------------------
@@ -241,8 +255,9 @@ def cmd_admins_create(args: argparse.Namespace) -> None:
 
     async def work(session: AsyncSession) -> Any:
         merchant_id = await _existing_merchant_id(session, args.merchant)
-        return await admins.create_admin(session, merchant_id=merchant_id, email=args.email, role=AdminRole(args.role),
-                                         actor=audit.SYSTEM)
+        return await admins.create_admin(
+            session, merchant_id=merchant_id, email=args.email, role=AdminRole(args.role), actor=audit.SYSTEM
+        )
 
     _print_setup(_run(work), "created")
 
@@ -252,8 +267,10 @@ def _print_setup(issued: Any, what: str) -> None:
     print(f"admin {what}: {issued.admin.email} ({issued.admin.role}, id {issued.admin.id})")
     print(f"setup token:  {issued.token}   (shown once; valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC)")
     print("set the password with it, at the GraphQL API:")
-    print(f'  {settings.base_url}/graphql  mutation {{ completeAdminSetup(token: "{issued.token}", password: "...") '
-          "{ admin { id status } userErrors { field code message } } }")
+    print(
+        f'  {settings.base_url}/graphql  mutation {{ completeAdminSetup(token: "{issued.token}", password: "...") '
+        "{ admin { id status } userErrors { field code message } } }"
+    )
 
 
 def cmd_admins_list(args: argparse.Namespace) -> None:
@@ -271,7 +288,9 @@ def cmd_admins_reset_setup(args: argparse.Namespace) -> None:
     from app.merchants import admins, audit
 
     async def work(session: AsyncSession) -> Any:
-        admin = await admins.find_by_email(session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email)
+        admin = await admins.find_by_email(
+            session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email
+        )
         return await admins.reissue_setup(session, merchant_id=admin.merchant_id, admin_id=admin.id, actor=audit.SYSTEM)
 
     _print_setup(_run(work), "can set a new password")
@@ -281,12 +300,16 @@ def cmd_admins_reset_totp(args: argparse.Namespace) -> None:
     from app.merchants import admins, totp
 
     async def work(session: AsyncSession) -> Any:
-        admin = await admins.find_by_email(session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email)
+        admin = await admins.find_by_email(
+            session, merchant_id=await _existing_merchant_id(session, args.merchant), email=args.email
+        )
         return await totp.operator_reset(session, merchant_id=admin.merchant_id, admin_id=admin.id)
 
     admin = _run(work)
-    print(f"second factor removed for {admin.email}: they enroll again before any money action "
-          "(announced with admin.totp_changed and audited)")
+    print(
+        f"second factor removed for {admin.email}: they enroll again before any money action "
+        "(announced with admin.totp_changed and audited)"
+    )
 
 
 def cmd_secrets_reencrypt(args: argparse.Namespace) -> None:
@@ -321,8 +344,10 @@ def cmd_payouts_run_due(args: argparse.Namespace) -> None:
         return started
 
     for run in _run(work):
-        print(f"run {run.id}: program {run.program_id}, period {run.period}: {run.payouts_created} payouts, "
-              f"{run.customers_without_account} customers without a payout account")
+        print(
+            f"run {run.id}: program {run.program_id}, period {run.period}: {run.payouts_created} payouts, "
+            f"{run.customers_without_account} customers without a payout account"
+        )
 
 
 def cmd_privacy_reencrypt(args: argparse.Namespace) -> None:
@@ -445,17 +470,23 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name", help="the merchant's name, as shown to its admins")
     _command(merchant_commands, "list", "list every merchant: id and name", cmd_merchants_list)
     limits = _command(
-        merchant_commands, "limits",
-        "show or set one merchant's request budgets (e.g. 6000/minute; 'default' resets one)", cmd_merchants_limits,
+        merchant_commands,
+        "limits",
+        "show or set one merchant's request budgets (e.g. 6000/minute; 'default' resets one)",
+        cmd_merchants_limits,
     )
     limits.add_argument("merchant", help=MERCHANT_ID_HELP)
     budgets = {
-        "secret_key": "requests with one secret key", "secret_ip": "requests with a secret key, per client IP",
-        "publishable_key": "requests with one publishable key", "publishable_ip": "requests with a publishable key, per visitor IP",
+        "secret_key": "requests with one secret key",
+        "secret_ip": "requests with a secret key, per client IP",
+        "publishable_key": "requests with one publishable key",
+        "publishable_ip": "requests with a publishable key, per visitor IP",
     }
     for budget, counts in budgets.items():
         limits.add_argument(
-            f"--{budget.replace('_', '-')}", dest=budget, metavar="LIMIT",
+            f"--{budget.replace('_', '-')}",
+            dest=budget,
+            metavar="LIMIT",
             help=f"{counts}, e.g. 6000/minute; 'default' resets it (default: unchanged)",
         )
 
@@ -472,14 +503,18 @@ def build_parser() -> argparse.ArgumentParser:
     key_rotate = _command(key_commands, "rotate", "issue a new key and retire the old ones of that kind", cmd_keys_rotate)
     key_rotate.add_argument("merchant", help=MERCHANT_ID_HELP)
     key_rotate.add_argument("--kind", choices=["secret", "publishable"], default="secret", help="key kind (default: %(default)s)")
-    key_rotate.add_argument("--grace-hours", type=int, default=0,
-                            help="keep old keys working this long (default: %(default)s, they stop now)")
+    key_rotate.add_argument(
+        "--grace-hours", type=int, default=0, help="keep old keys working this long (default: %(default)s, they stop now)"
+    )
 
     reward_commands = _group(commands, "rewards", "scheduled reward work, by hand")
-    release = _command(reward_commands, "release-due", "make HELD rewards whose hold has passed AVAILABLE", cmd_rewards_release_due)
+    release = _command(
+        reward_commands, "release-due", "make HELD rewards whose hold has passed AVAILABLE", cmd_rewards_release_due
+    )
     release.add_argument("--limit", type=int, default=500, help="at most this many rewards (default: %(default)s)")
-    expire = _command(reward_commands, "expire-due", "expire unspent credit, points and coupons past their date",
-                      cmd_rewards_expire_due)
+    expire = _command(
+        reward_commands, "expire-due", "expire unspent credit, points and coupons past their date", cmd_rewards_expire_due
+    )
     expire.add_argument("--limit", type=int, default=500, help="at most this many rewards (default: %(default)s)")
 
     ledger_commands = _group(commands, "ledger", "the rewards ledger")
@@ -489,15 +524,20 @@ def build_parser() -> argparse.ArgumentParser:
     admin_create = _command(admin_commands, "create", "create an admin; prints a one-time setup token", cmd_admins_create)
     admin_create.add_argument("merchant", help=MERCHANT_ID_HELP)
     admin_create.add_argument("email", help="the admin's email address (their login)")
-    admin_create.add_argument("--role", choices=["OWNER", "ADMIN", "REVIEWER", "FINANCE"], default="OWNER",
-                              help="what the admin may do (default: %(default)s)")
+    admin_create.add_argument(
+        "--role",
+        choices=["OWNER", "ADMIN", "REVIEWER", "FINANCE"],
+        default="OWNER",
+        help="what the admin may do (default: %(default)s)",
+    )
     admin_list = _command(admin_commands, "list", "list a merchant's admins, roles and second factors", cmd_admins_list)
     admin_list.add_argument("merchant", help=MERCHANT_ID_HELP)
     admin_setup = _command(admin_commands, "reset-setup", "a new setup token (a forgotten password)", cmd_admins_reset_setup)
     admin_setup.add_argument("merchant", help=MERCHANT_ID_HELP)
     admin_setup.add_argument("email", help="the admin's email address")
-    admin_totp = _command(admin_commands, "reset-totp", "remove an admin's second factor (lost phone and recovery codes)",
-                          cmd_admins_reset_totp)
+    admin_totp = _command(
+        admin_commands, "reset-totp", "remove an admin's second factor (lost phone and recovery codes)", cmd_admins_reset_totp
+    )
     admin_totp.add_argument("merchant", help=MERCHANT_ID_HELP)
     admin_totp.add_argument("email", help="the admin's email address")
 
@@ -508,11 +548,18 @@ def build_parser() -> argparse.ArgumentParser:
     _command(payout_commands, "run-due", "start the scheduled payout runs that are due, now", cmd_payouts_run_due)
 
     privacy_commands = _group(commands, "privacy", "personal data at rest")
-    _command(privacy_commands, "reencrypt",
-             "rewrite encrypted personal data under the first ENCRYPTION_KEYS key (after a rotation)", cmd_privacy_reencrypt)
-    _command(privacy_commands, "retention",
-             "coarsen what is older than each merchant's retention period now (the worker does it daily)",
-             cmd_privacy_retention)
+    _command(
+        privacy_commands,
+        "reencrypt",
+        "rewrite encrypted personal data under the first ENCRYPTION_KEYS key (after a rotation)",
+        cmd_privacy_reencrypt,
+    )
+    _command(
+        privacy_commands,
+        "retention",
+        "coarsen what is older than each merchant's retention period now (the worker does it daily)",
+        cmd_privacy_retention,
+    )
 
     analytics_commands = _group(commands, "analytics", "merchant analytics")
     backfill = _command(analytics_commands, "backfill", "rebuild the daily rollups from the raw rows", cmd_analytics_backfill)

@@ -69,7 +69,7 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         app_env = env.get("APP_ENV", "development")
         secret_key = env.get("SECRET_KEY", "")
@@ -94,9 +94,7 @@ class Settings:
             max_tokens=int(env.get("GRAPHQL_MAX_TOKENS", "4000")),
             database_pool_size=int(env.get("DATABASE_POOL_SIZE", "10")),
             embedded_worker=_embedded_worker(env),
-            allow_private_webhook_targets=_flag(
-                env.get("ALLOW_PRIVATE_WEBHOOK_TARGETS"), default=app_env == "development"
-            ),
+            allow_private_webhook_targets=_flag(env.get("ALLOW_PRIVATE_WEBHOOK_TARGETS"), default=app_env == "development"),
             max_header_bytes=int(env.get("MAX_HEADER_BYTES", str(32 * 1024))),
             header_timeout_seconds=float(env.get("HEADER_TIMEOUT_SECONDS", "10")),
             keepalive_timeout_seconds=int(env.get("KEEPALIVE_TIMEOUT_SECONDS", "5")),
@@ -104,7 +102,8 @@ class Settings:
             rate_limits_enabled=_flag(env.get("RATE_LIMITS_ENABLED"), default=True),
             rate_limits={
                 name.removeprefix("RATE_LIMIT_").lower(): value
-                for name, value in env.items() if name.startswith("RATE_LIMIT_") and value.strip()
+                for name, value in env.items()
+                if name.startswith("RATE_LIMIT_") and value.strip()
             },
             redis_url=env.get("REDIS_URL", ""),
             **_admin_and_payout_settings(env),

@@ -162,7 +162,11 @@ def _insert_template(dialect: str, model: type, keys: tuple[str, ...], conflict:
 
 
 def insert_row(
-    session: AsyncSession, model: type, values: dict[str, Any], *, ignoring_conflicts: tuple[str, ...] | None = None,
+    session: AsyncSession,
+    model: type,
+    values: dict[str, Any],
+    *,
+    ignoring_conflicts: tuple[str, ...] | None = None,
     returning: bool = False,
 ) -> Any:
     """`INSERT INTO model (keys of values) VALUES (...)` [ON CONFLICT (cols) DO NOTHING]
@@ -242,9 +246,7 @@ def create_session_factory(
     PostgreSQL can log (`app.scope_reason`)."""
     if scope not in (SYSTEM, TENANT):
         raise ValueError(f"unknown database scope {scope!r}")
-    return async_sessionmaker(
-        engine, expire_on_commit=False, autoflush=False, info={"db_scope": scope, "scope_reason": reason}
-    )
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info={"db_scope": scope, "scope_reason": reason})
 
 
 _KEPT = "kept_for_transaction"
@@ -305,7 +307,10 @@ def _set_database_scope(session: Session, transaction: Any, connection: Any) -> 
     tenant = session.info.get("tenant_id")
     if scope == SYSTEM:
         connection.execute(
-            select(func.set_config("app.scope", SYSTEM, True), func.set_config("app.scope_reason", session.info["scope_reason"], True))
+            select(
+                func.set_config("app.scope", SYSTEM, True),
+                func.set_config("app.scope_reason", session.info["scope_reason"], True),
+            )
         )
     elif tenant is not None:
         connection.execute(select(func.set_config("app.merchant_id", str(tenant), True)))

@@ -66,7 +66,9 @@ class RequestMiddleware:
 
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await PlainTextResponse("request body too large", status_code=413, headers={"x-request-id": request_id})(scope, receive, send)
+            await PlainTextResponse("request body too large", status_code=413, headers={"x-request-id": request_id})(
+                scope, receive, send
+            )
             self._log(scope, 413, started)
             request_id_var.reset(token)
             return

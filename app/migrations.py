@@ -45,15 +45,21 @@ async def row_level_security_gaps(engine: AsyncEngine) -> list[str]:
     if engine.dialect.name != "postgresql":
         return []
     async with engine.connect() as connection:
-        role = (await connection.exec_driver_sql(
-            "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
-        )).one()
-        unguarded = (await connection.exec_driver_sql(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'merchant_id' "
-            "WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT (c.relrowsecurity AND c.relforcerowsecurity) "
-            "ORDER BY c.relname"
-        )).scalars().all()
+        role = (
+            await connection.exec_driver_sql("SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        ).one()
+        unguarded = (
+            (
+                await connection.exec_driver_sql(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'merchant_id' "
+                    "WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT (c.relrowsecurity AND c.relforcerowsecurity) "
+                    "ORDER BY c.relname"
+                )
+            )
+            .scalars()
+            .all()
+        )
     gaps = []
     if role.rolsuper:
         gaps.append(f"{role.rolname} is a superuser")

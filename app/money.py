@@ -15,15 +15,162 @@ from app.text import localized_digits
 
 # Active ISO 4217 codes (2026). Minor-unit exponents matter for display only, not for storage.
 ISO_4217 = frozenset(
-    """
-    AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
-    CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
-    GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW
-    KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR
-    MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR
-    SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX
-    USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
-    """.split()
+    [
+        "AED",
+        "AFN",
+        "ALL",
+        "AMD",
+        "AOA",
+        "ARS",
+        "AUD",
+        "AWG",
+        "AZN",
+        "BAM",
+        "BBD",
+        "BDT",
+        "BHD",
+        "BIF",
+        "BMD",
+        "BND",
+        "BOB",
+        "BRL",
+        "BSD",
+        "BTN",
+        "BWP",
+        "BYN",
+        "BZD",
+        "CAD",
+        "CDF",
+        "CHF",
+        "CLP",
+        "CNY",
+        "COP",
+        "CRC",
+        "CUP",
+        "CVE",
+        "CZK",
+        "DJF",
+        "DKK",
+        "DOP",
+        "DZD",
+        "EGP",
+        "ERN",
+        "ETB",
+        "EUR",
+        "FJD",
+        "FKP",
+        "GBP",
+        "GEL",
+        "GHS",
+        "GIP",
+        "GMD",
+        "GNF",
+        "GTQ",
+        "GYD",
+        "HKD",
+        "HNL",
+        "HTG",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "IQD",
+        "IRR",
+        "ISK",
+        "JMD",
+        "JOD",
+        "JPY",
+        "KES",
+        "KGS",
+        "KHR",
+        "KMF",
+        "KPW",
+        "KRW",
+        "KWD",
+        "KYD",
+        "KZT",
+        "LAK",
+        "LBP",
+        "LKR",
+        "LRD",
+        "LSL",
+        "LYD",
+        "MAD",
+        "MDL",
+        "MGA",
+        "MKD",
+        "MMK",
+        "MNT",
+        "MOP",
+        "MRU",
+        "MUR",
+        "MVR",
+        "MWK",
+        "MXN",
+        "MYR",
+        "MZN",
+        "NAD",
+        "NGN",
+        "NIO",
+        "NOK",
+        "NPR",
+        "NZD",
+        "OMR",
+        "PAB",
+        "PEN",
+        "PGK",
+        "PHP",
+        "PKR",
+        "PLN",
+        "PYG",
+        "QAR",
+        "RON",
+        "RSD",
+        "RUB",
+        "RWF",
+        "SAR",
+        "SBD",
+        "SCR",
+        "SDG",
+        "SEK",
+        "SGD",
+        "SHP",
+        "SLE",
+        "SOS",
+        "SRD",
+        "SSP",
+        "STN",
+        "SVC",
+        "SYP",
+        "SZL",
+        "THB",
+        "TJS",
+        "TMT",
+        "TND",
+        "TOP",
+        "TRY",
+        "TTD",
+        "TWD",
+        "TZS",
+        "UAH",
+        "UGX",
+        "USD",
+        "UYU",
+        "UZS",
+        "VES",
+        "VND",
+        "VUV",
+        "WST",
+        "XAF",
+        "XCD",
+        "XCG",
+        "XOF",
+        "XPF",
+        "YER",
+        "ZAR",
+        "ZMW",
+        "ZWG",
+    ]
 )
 
 MAX_AMOUNT = 10**15  # a quadrillion minor units: far above any real order, far below BIGINT
@@ -42,7 +189,9 @@ def currency(value: str | None, field: str) -> str | None:
     return code
 
 
-def amount_with_currency(amount: int | None, code: str | None, amount_field: str, currency_field: str) -> tuple[int | None, str | None]:
+def amount_with_currency(
+    amount: int | None, code: str | None, amount_field: str, currency_field: str
+) -> tuple[int | None, str | None]:
     """Both or neither; the amount a non-negative integer of minor units."""
     code = currency(code, currency_field)
     if amount is None and code is None:
@@ -52,7 +201,11 @@ def amount_with_currency(amount: int | None, code: str | None, amount_field: str
     if code is None:
         raise DomainError(currency_field, ErrorCode.REQUIRED, f"{currency_field} is required when {amount_field} is given")
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_AMOUNT:
-        raise DomainError(amount_field, ErrorCode.INVALID_AMOUNT, f"{amount_field} must be a whole number of minor units between 0 and {MAX_AMOUNT}")
+        raise DomainError(
+            amount_field,
+            ErrorCode.INVALID_AMOUNT,
+            f"{amount_field} must be a whole number of minor units between 0 and {MAX_AMOUNT}",
+        )
     return amount, code
 
 
@@ -67,8 +220,28 @@ def total(amounts: Any) -> ColumnElement[int]:
 
 # ISO 4217 minor units where they are not 2 (for writing amounts in files: "12.50", "1250" JPY).
 _EXPONENTS = {
-    **{code: 0 for code in "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split()},
-    **{code: 3 for code in "BHD IQD JOD KWD LYD OMR TND".split()},
+    **{
+        code: 0
+        for code in [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ]
+    },
+    **{code: 3 for code in ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"]},
 }
 
 
@@ -82,7 +255,7 @@ def decimal_string(amount: int, code: str) -> str:
     sign, value = ("-" if amount < 0 else ""), abs(amount)
     if places == 0:
         return f"{sign}{value}"
-    whole, fraction = divmod(value, 10 ** places)
+    whole, fraction = divmod(value, 10**places)
     return f"{sign}{whole}.{fraction:0{places}d}"
 
 

@@ -120,7 +120,9 @@ async def reencrypt(factory: Any, *, batch: int = 500) -> dict[str, int]:
                     for row_id, stored in stale:
                         fresh = ring.encrypt(ring.decrypt(stored, context=column.type.context), context=column.type.context)
                         await session.execute(
-                            update(table).where(table.c.id == row_id, raw == stored).values({column.name: type_coerce(fresh, String)})
+                            update(table)
+                            .where(table.c.id == row_id, raw == stored)
+                            .values({column.name: type_coerce(fresh, String)})
                         )
                     await session.commit()
                 done += len(stale)

@@ -80,7 +80,9 @@ class Refusal:
 
     @property
     def message(self) -> str:
-        return f"rate limit exceeded ({self.budget.value}: {self.limit.amount} per {self.window} s); retry in {self.retry_after} s"
+        return (
+            f"rate limit exceeded ({self.budget.value}: {self.limit.amount} per {self.window} s); retry in {self.retry_after} s"
+        )
 
     @property
     def window(self) -> int:
@@ -145,9 +147,7 @@ class RateLimiter:
             return None
         return Refusal(budget, item, max(1, math.ceil(stats.reset_time - time.time())))
 
-    async def merchant_items(
-        self, session_run: Any, merchant_id: uuid.UUID
-    ) -> dict[Budget, RateLimitItem]:
+    async def merchant_items(self, session_run: Any, merchant_id: uuid.UUID) -> dict[Budget, RateLimitItem]:
         """The merchant's own budgets where the operator set them, read at most once a minute."""
         cached = self._overrides.get(merchant_id)
         now = time.monotonic()

@@ -33,12 +33,16 @@ _INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2
 _DASHES = re.compile("[\u058a\u05be\u1400\u1806\u2010-\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d]")
 _TATWEEL = "\u0640"
 # After NFKD has split hamza and madda off (they are marks, dropped): one letter per look-alike.
-_LETTERS = str.maketrans({
-    "\u06cc": "\u064a", "\u0649": "\u064a",  # Persian yeh, alef maksura -> yeh
-    "\u06a9": "\u0643",  # keheh (Persian kaf) -> kaf
-    "\u0671": "\u0627",  # alef wasla -> alef
-    "\u06d5": "\u0647", "\u06c1": "\u0647",  # ae, heh goal -> heh
-})
+_LETTERS = str.maketrans(
+    {
+        "\u06cc": "\u064a",
+        "\u0649": "\u064a",  # Persian yeh, alef maksura -> yeh
+        "\u06a9": "\u0643",  # keheh (Persian kaf) -> kaf
+        "\u0671": "\u0627",  # alef wasla -> alef
+        "\u06d5": "\u0647",
+        "\u06c1": "\u0647",  # ae, heh goal -> heh
+    }
+)
 _TEH_MARBUTA = str.maketrans({"\u0629": "\u0647"})
 
 
@@ -118,7 +122,8 @@ def code_look_alikes(code: str) -> set[str]:
     heh = [i for i, ch in enumerate(loose) if ch == "\u0647"][-3:]
     return {strict, loose} | {
         "".join("\u0629" if i in chosen else ch for i, ch in enumerate(loose))
-        for n in range(1, len(heh) + 1) for chosen in map(set, itertools.combinations(heh, n))
+        for n in range(1, len(heh) + 1)
+        for chosen in map(set, itertools.combinations(heh, n))
     }
 
 
@@ -138,16 +143,67 @@ def name_key(name: str | None) -> str:
 # as often as not) drop out. Arabic and Persian say some letters differently (ض is d or z,
 # ق is q or gh), so those classes are wide: a skeleton is a hint, never evidence alone.
 _ARABIC_SOUNDS = {
-    "ب": "B", "پ": "B", "ت": "T", "ط": "T", "ث": "S", "س": "S", "ص": "S", "ج": "J", "چ": "C",
-    "ح": "H", "ه": "H", "ة": "H", "خ": "X", "د": "D", "ذ": "D", "ز": "D", "ض": "D", "ظ": "D", "ژ": "D",
-    "ر": "R", "ش": "Q", "غ": "G", "ق": "G", "گ": "G", "ف": "F", "ک": "K", "ك": "K", "ل": "L",
-    "م": "M", "ن": "N",
+    "ب": "B",
+    "پ": "B",
+    "ت": "T",
+    "ط": "T",
+    "ث": "S",
+    "س": "S",
+    "ص": "S",
+    "ج": "J",
+    "چ": "C",
+    "ح": "H",
+    "ه": "H",
+    "ة": "H",
+    "خ": "X",
+    "د": "D",
+    "ذ": "D",
+    "ز": "D",
+    "ض": "D",
+    "ظ": "D",
+    "ژ": "D",
+    "ر": "R",
+    "ش": "Q",
+    "غ": "G",
+    "ق": "G",
+    "گ": "G",
+    "ف": "F",
+    "ک": "K",
+    "ك": "K",
+    "ل": "L",
+    "م": "M",
+    "ن": "N",
 }
-_LATIN_DIGRAPHS = (("sh", "Q"), ("ch", "C"), ("kh", "X"), ("gh", "G"), ("zh", "D"), ("dh", "D"),
-                   ("th", "S"), ("ph", "F"), ("ck", "K"))
+_LATIN_DIGRAPHS = (
+    ("sh", "Q"),
+    ("ch", "C"),
+    ("kh", "X"),
+    ("gh", "G"),
+    ("zh", "D"),
+    ("dh", "D"),
+    ("th", "S"),
+    ("ph", "F"),
+    ("ck", "K"),
+)
 _LATIN_SOUNDS = {
-    "b": "B", "p": "B", "t": "T", "s": "S", "j": "J", "h": "H", "x": "X", "d": "D", "z": "D", "r": "R",
-    "g": "G", "q": "G", "f": "F", "k": "K", "c": "K", "l": "L", "m": "M", "n": "N",
+    "b": "B",
+    "p": "B",
+    "t": "T",
+    "s": "S",
+    "j": "J",
+    "h": "H",
+    "x": "X",
+    "d": "D",
+    "z": "D",
+    "r": "R",
+    "g": "G",
+    "q": "G",
+    "f": "F",
+    "k": "K",
+    "c": "K",
+    "l": "L",
+    "m": "M",
+    "n": "N",
 }
 
 

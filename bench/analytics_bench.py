@@ -81,30 +81,58 @@ async def seed(owner_url: str, actions: int, clicks: int) -> dict:
     await connection.execute(
         "INSERT INTO programs (id, merchant_id, name, status, attribution_window_days, claim_window_days,"
         " code_style, code_length, created_at, updated_at) VALUES ($1, $2, 'Bench', 'ACTIVE', 30, 14, 'RANDOM', 8, $3, $3)",
-        program_id, merchant.id, now - dt.timedelta(days=366),
+        program_id,
+        merchant.id,
+        now - dt.timedelta(days=366),
     )
     started = time.monotonic()
     referrals_count = actions // 2
     referrers = max(10, referrals_count // 10)
-    customers = [(uuid.uuid4(), merchant.id, f"c{i}", now - dt.timedelta(days=366), now)
-                 for i in range(referrers + referrals_count)]
-    await connection.copy_records_to_table("customers", records=customers,
-                                           columns=["id", "merchant_id", "external_id", "created_at", "updated_at"])
-    codes = [(uuid.uuid4(), merchant.id, program_id, customers[i][0], f"C{i:09d}", f"C{i:09d}", False, True,
-              now - dt.timedelta(seconds=year * i // referrers)) for i in range(referrers)]
+    customers = [
+        (uuid.uuid4(), merchant.id, f"c{i}", now - dt.timedelta(days=366), now) for i in range(referrers + referrals_count)
+    ]
     await connection.copy_records_to_table(
-        "referral_codes", records=codes,
-        columns=["id", "merchant_id", "program_id", "customer_id", "code", "lookup_key", "is_vanity", "active", "created_at"])
+        "customers", records=customers, columns=["id", "merchant_id", "external_id", "created_at", "updated_at"]
+    )
+    codes = [
+        (
+            uuid.uuid4(),
+            merchant.id,
+            program_id,
+            customers[i][0],
+            f"C{i:09d}",
+            f"C{i:09d}",
+            False,
+            True,
+            now - dt.timedelta(seconds=year * i // referrers),
+        )
+        for i in range(referrers)
+    ]
+    await connection.copy_records_to_table(
+        "referral_codes",
+        records=codes,
+        columns=["id", "merchant_id", "program_id", "customer_id", "code", "lookup_key", "is_vanity", "active", "created_at"],
+    )
 
     def click_rows():  # in time order, as they arrive
         for n in range(clicks):
             at = now - dt.timedelta(seconds=year * (clicks - n) / clicks)
-            yield (uuid7_at(at, n), merchant.id, program_id, codes[n * 7 % referrers][0], f"at_{n:012d}", CHANNELS[n % 5],
-                   at, at + dt.timedelta(days=30))
+            yield (
+                uuid7_at(at, n),
+                merchant.id,
+                program_id,
+                codes[n * 7 % referrers][0],
+                f"at_{n:012d}",
+                CHANNELS[n % 5],
+                at,
+                at + dt.timedelta(days=30),
+            )
 
     await connection.copy_records_to_table(
-        "clicks", records=click_rows(),
-        columns=["id", "merchant_id", "program_id", "code_id", "attribution_token", "channel", "created_at", "expires_at"])
+        "clicks",
+        records=click_rows(),
+        columns=["id", "merchant_id", "program_id", "code_id", "attribution_token", "channel", "created_at", "expires_at"],
+    )
     referral_rows, action_rows = [], []
     for n in range(referrals_count):
         referee = customers[referrers + n][0]
@@ -112,24 +140,102 @@ async def seed(owner_url: str, actions: int, clicks: int) -> dict:
         arrived = now - dt.timedelta(seconds=year * (referrals_count - n) / referrals_count)
         bought = min(now, arrived + dt.timedelta(days=n % 9))
         referral_id = uuid7_at(arrived, n)
-        referral_rows.append((referral_id, merchant.id, program_id, customers[referrer][0], referee, codes[referrer][0], "CODE",
-                              "QUALIFIED", arrived, arrived, bought))
-        action_rows.append((uuid7_at(arrived, 2 * n), merchant.id, referee, program_id, referral_id, "SIGNUP", f"s{n}", "x", None, None,
-                            None, arrived, arrived, "REFERRAL_CREATED"))
-        action_rows.append((uuid7_at(bought, 2 * n + 1), merchant.id, referee, program_id, referral_id, "PURCHASE", f"p{n}", "x",
-                            1000 + n % 9000, "USD" if n % 3 else "EUR", f"o{n}", bought, bought, "LINKED_TO_REFERRAL"))
+        referral_rows.append(
+            (
+                referral_id,
+                merchant.id,
+                program_id,
+                customers[referrer][0],
+                referee,
+                codes[referrer][0],
+                "CODE",
+                "QUALIFIED",
+                arrived,
+                arrived,
+                bought,
+            )
+        )
+        action_rows.append(
+            (
+                uuid7_at(arrived, 2 * n),
+                merchant.id,
+                referee,
+                program_id,
+                referral_id,
+                "SIGNUP",
+                f"s{n}",
+                "x",
+                None,
+                None,
+                None,
+                arrived,
+                arrived,
+                "REFERRAL_CREATED",
+            )
+        )
+        action_rows.append(
+            (
+                uuid7_at(bought, 2 * n + 1),
+                merchant.id,
+                referee,
+                program_id,
+                referral_id,
+                "PURCHASE",
+                f"p{n}",
+                "x",
+                1000 + n % 9000,
+                "USD" if n % 3 else "EUR",
+                f"o{n}",
+                bought,
+                bought,
+                "LINKED_TO_REFERRAL",
+            )
+        )
     await connection.copy_records_to_table(
-        "referrals", records=referral_rows,
-        columns=["id", "merchant_id", "program_id", "referrer_id", "referee_id", "code_id", "source", "status", "created_at",
-                 "referred_at", "qualified_at"])
+        "referrals",
+        records=referral_rows,
+        columns=[
+            "id",
+            "merchant_id",
+            "program_id",
+            "referrer_id",
+            "referee_id",
+            "code_id",
+            "source",
+            "status",
+            "created_at",
+            "referred_at",
+            "qualified_at",
+        ],
+    )
     await connection.copy_records_to_table(
-        "actions", records=action_rows,
-        columns=["id", "merchant_id", "customer_id", "program_id", "referral_id", "type", "idempotency_key", "request_hash",
-                 "amount", "currency", "order_id", "occurred_at", "created_at", "attribution_status"])
+        "actions",
+        records=action_rows,
+        columns=[
+            "id",
+            "merchant_id",
+            "customer_id",
+            "program_id",
+            "referral_id",
+            "type",
+            "idempotency_key",
+            "request_hash",
+            "amount",
+            "currency",
+            "order_id",
+            "occurred_at",
+            "created_at",
+            "attribution_status",
+        ],
+    )
     await connection.execute("ANALYZE")
     await connection.close()
-    return {"merchant_id": merchant.id, "program_id": program_id, "secret": secret.plaintext,
-            "seed_seconds": round(time.monotonic() - started, 1)}
+    return {
+        "merchant_id": merchant.id,
+        "program_id": program_id,
+        "secret": secret.plaintext,
+        "seed_seconds": round(time.monotonic() - started, 1),
+    }
 
 
 async def reused(owner_url: str) -> dict:
@@ -178,8 +284,11 @@ async def measure(app_url: str, owner_url: str, seeded: dict, runs: int, explain
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
         today = dt.datetime.now(dt.UTC).date()
         for label, days in (("30 days", 30), ("365 days", 365)):
-            variables = {"p": str(seeded["program_id"]), "from": (today - dt.timedelta(days=days - 1)).isoformat(),
-                         "to": today.isoformat()}
+            variables = {
+                "p": str(seeded["program_id"]),
+                "from": (today - dt.timedelta(days=days - 1)).isoformat(),
+                "to": today.isoformat(),
+            }
             headers = {"Authorization": f"Bearer {seeded['secret']}"}
             timings = []
             for run in range(runs + 3):
@@ -197,8 +306,11 @@ async def measure(app_url: str, owner_url: str, seeded: dict, runs: int, explain
                 if run >= 3:  # the first few warm caches
                     timings.append(elapsed)
             funnel = body["data"]["programAnalytics"]["funnel"]["total"]
-            results[label] = {"p50_ms": round(statistics.median(timings), 1), "p95_ms": round(percentile(timings, 0.95), 1),
-                              "funnel": funnel}
+            results[label] = {
+                "p50_ms": round(statistics.median(timings), 1),
+                "p95_ms": round(percentile(timings, 0.95), 1),
+                "funnel": funnel,
+            }
     await engine.dispose()
     if explain:
         connection = await asyncpg.connect(owner_url)
@@ -222,8 +334,11 @@ async def main() -> None:
     parser.add_argument("--no-explain", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (its name is printed)")
     parser.add_argument("--reuse", metavar="DATABASE", help="a database kept by --keep: skip the seed (and keep it)")
-    parser.add_argument("--rebuild", action="store_true",
-                        help="with --reuse: migrate the database to the code's head and rebuild the rollups first")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="with --reuse: migrate the database to the code's head and rebuild the rollups first",
+    )
     parser.add_argument("--database", metavar="NAME", help="the new database's name (default referral_bench_<random>)")
     args = parser.parse_args()
 
@@ -252,11 +367,15 @@ async def main() -> None:
             await grant_app_role(engine, APP_ROLE)
             await engine.dispose()
             seeded = await seed(owner_url, args.actions, args.clicks)
-            print(f"seeded {args.actions:,} actions and {args.clicks:,} clicks in {seeded['seed_seconds']} s into {name}",
-                  flush=True)
+            print(
+                f"seeded {args.actions:,} actions and {args.clicks:,} clicks in {seeded['seed_seconds']} s into {name}",
+                flush=True,
+            )
         if not args.reuse or args.rebuild:
-            print(f"rollups rebuilt (referral analytics backfill) in {await rebuild(owner_url, seeded['merchant_id'])} s",
-                  flush=True)
+            print(
+                f"rollups rebuilt (referral analytics backfill) in {await rebuild(owner_url, seeded['merchant_id'])} s",
+                flush=True,
+            )
         results = await measure(app_url, owner_url, seeded, args.runs, not args.no_explain)
         for label, r in results.items():
             print(f"\noverview over {label}: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms ({args.runs} runs); funnel {r['funnel']}")

@@ -50,5 +50,11 @@ if __name__ == "__main__":
     parser.add_argument("--database", required=True)
     parser.add_argument("--pool-size", type=int, default=10)
     args = parser.parse_args()
-    uvicorn.run(build(args.database, args.pool_size), host="127.0.0.1", port=args.port, loop="uvloop", http="httptools",
-                log_level="warning")
+    uvicorn.run(
+        build(args.database, args.pool_size),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+    )

@@ -31,8 +31,10 @@ from app.migrations import upgrade  # noqa: E402
 from bench.suite import CREATE_RULE, RULES  # noqa: E402
 
 REFERRERS = 200  # purchases go round-robin over them, each from its own network: the common, allowed case
-RECORD = ('mutation($i: RecordActionInput!) { recordAction(input: $i) { action { id attribution } rewards { id } '
-          'userErrors { code } } }')
+RECORD = (
+    "mutation($i: RecordActionInput!) { recordAction(input: $i) { action { id attribution } rewards { id } "
+    "userErrors { code } } }"
+)
 CLICK = "mutation($i: TrackClickInput!) { trackClick(input: $i) { attributionToken userErrors { code } } }"
 
 
@@ -55,21 +57,31 @@ async def main() -> None:
             secret = (await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET)).plaintext
             public = (await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE)).plaintext
             await session.commit()
-        app = create_app(Settings(database_url=url, app_env="production", secret_key="cpu", rate_limits_enabled=False),
-                         engine=engine)
+        app = create_app(
+            Settings(database_url=url, app_env="production", secret_key="cpu", rate_limits_enabled=False), engine=engine
+        )
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cpu") as client:
+
             async def gql(query, variables=None, key=secret):
-                body = (await client.post("/graphql", json={"query": query, "variables": variables or {}},
-                                          headers={"Authorization": f"Bearer {key}"})).json()
+                body = (
+                    await client.post(
+                        "/graphql",
+                        json={"query": query, "variables": variables or {}},
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                ).json()
                 assert "errors" not in body, body
                 return body["data"]
 
-            program = (await gql('mutation { createProgram(input: {name: "P", status: ACTIVE}) { program { id } } }'))
+            program = await gql('mutation { createProgram(input: {name: "P", status: ACTIVE}) { program { id } } }')
             program_id = program["createProgram"]["program"]["id"]
             codes = []
             for i in range(REFERRERS):
-                issued = await gql('mutation($p: ID!, $c: String!) { issueReferralCode(input: {programId: $p, '
-                                   'customerExternalId: $c}) { referralCode { code } } }', {"p": program_id, "c": f"ref{i}"})
+                issued = await gql(
+                    "mutation($p: ID!, $c: String!) { issueReferralCode(input: {programId: $p, "
+                    "customerExternalId: $c}) { referralCode { code } } }",
+                    {"p": program_id, "c": f"ref{i}"},
+                )
                 codes.append(issued["issueReferralCode"]["referralCode"]["code"])
             for rule in RULES:
                 await gql(CREATE_RULE, {"p": program_id, "i": rule})
@@ -95,13 +107,27 @@ async def main() -> None:
 
             async def purchase(tag):
                 n = next(sequence)
-                result = await gql(RECORD, {"i": {
-                    "type": "PURCHASE", "customerExternalId": f"c-{tag}-{uuid.uuid4().hex[:6]}",
-                    "idempotencyKey": uuid.uuid4().hex, "orderId": uuid.uuid4().hex, "amount": 5000, "currency": "USD",
-                    "referralCode": codes[n % len(codes)],
-                    "context": {"email": f"{uuid.uuid4().hex[:8]}@example.com", "deviceId": uuid.uuid4().hex,
-                                "ip": f"10.{n // 62500}.{n // 250 % 250}.{n % 250 + 1}", "userAgent": "cpu", "paymentFingerprint": uuid.uuid4().hex},
-                }})
+                result = await gql(
+                    RECORD,
+                    {
+                        "i": {
+                            "type": "PURCHASE",
+                            "customerExternalId": f"c-{tag}-{uuid.uuid4().hex[:6]}",
+                            "idempotencyKey": uuid.uuid4().hex,
+                            "orderId": uuid.uuid4().hex,
+                            "amount": 5000,
+                            "currency": "USD",
+                            "referralCode": codes[n % len(codes)],
+                            "context": {
+                                "email": f"{uuid.uuid4().hex[:8]}@example.com",
+                                "deviceId": uuid.uuid4().hex,
+                                "ip": f"10.{n // 62500}.{n // 250 % 250}.{n % 250 + 1}",
+                                "userAgent": "cpu",
+                                "paymentFingerprint": uuid.uuid4().hex,
+                            },
+                        }
+                    },
+                )
                 assert result["recordAction"]["userErrors"] == [], result
 
             async def click(tag):
@@ -110,9 +136,11 @@ async def main() -> None:
             async def floor(tag):
                 await gql("{ __typename }")
 
-            paths = {"floor": ("floor: { __typename } through the whole HTTP and GraphQL stack", floor),
-                     "purchase": ("recordAction (referred purchase, 5 rules, fraud on)", purchase),
-                     "click": ("trackClick", click)}
+            paths = {
+                "floor": ("floor: { __typename } through the whole HTTP and GraphQL stack", floor),
+                "purchase": ("recordAction (referred purchase, 5 rules, fraud on)", purchase),
+                "click": ("trackClick", click),
+            }
             for path, (label, call) in paths.items():
                 if args.only in (None, path):
                     await measure(label, call)

@@ -70,19 +70,142 @@ from app.rewards.models import Recipient, Reward, RewardKind  # noqa: E402
 from app.rewards.rules import RuleDefinition, RuleSpec  # noqa: E402
 from app.text import code_key  # noqa: E402
 
-FIRST = ("james mary john patricia robert jennifer michael linda william elizabeth david barbara richard susan joseph "
-         "jessica thomas sarah charles karen chris nancy daniel lisa matthew betty anthony margaret mark sandra donald "
-         "ashley steven kim paul emily andrew donna joshua michelle kenneth carol kevin amanda brian melissa george "
-         "deborah timothy stephanie ronald rebecca jason laura edward sharon jeffrey cynthia ryan amy jacob kathleen").split()
-LAST = ("smith johnson williams brown jones garcia miller davis rodriguez martinez hernandez lopez gonzalez wilson "
-        "anderson thomas taylor moore jackson martin lee perez thompson white harris sanchez clark ramirez lewis "
-        "robinson walker young allen king wright scott torres nguyen hill flores green adams nelson baker hall "
-        "rivera campbell mitchell carter roberts gomez phillips evans turner diaz parker cruz edwards collins").split()
+FIRST = [
+    "james",
+    "mary",
+    "john",
+    "patricia",
+    "robert",
+    "jennifer",
+    "michael",
+    "linda",
+    "william",
+    "elizabeth",
+    "david",
+    "barbara",
+    "richard",
+    "susan",
+    "joseph",
+    "jessica",
+    "thomas",
+    "sarah",
+    "charles",
+    "karen",
+    "chris",
+    "nancy",
+    "daniel",
+    "lisa",
+    "matthew",
+    "betty",
+    "anthony",
+    "margaret",
+    "mark",
+    "sandra",
+    "donald",
+    "ashley",
+    "steven",
+    "kim",
+    "paul",
+    "emily",
+    "andrew",
+    "donna",
+    "joshua",
+    "michelle",
+    "kenneth",
+    "carol",
+    "kevin",
+    "amanda",
+    "brian",
+    "melissa",
+    "george",
+    "deborah",
+    "timothy",
+    "stephanie",
+    "ronald",
+    "rebecca",
+    "jason",
+    "laura",
+    "edward",
+    "sharon",
+    "jeffrey",
+    "cynthia",
+    "ryan",
+    "amy",
+    "jacob",
+    "kathleen",
+]
+LAST = [
+    "smith",
+    "johnson",
+    "williams",
+    "brown",
+    "jones",
+    "garcia",
+    "miller",
+    "davis",
+    "rodriguez",
+    "martinez",
+    "hernandez",
+    "lopez",
+    "gonzalez",
+    "wilson",
+    "anderson",
+    "thomas",
+    "taylor",
+    "moore",
+    "jackson",
+    "martin",
+    "lee",
+    "perez",
+    "thompson",
+    "white",
+    "harris",
+    "sanchez",
+    "clark",
+    "ramirez",
+    "lewis",
+    "robinson",
+    "walker",
+    "young",
+    "allen",
+    "king",
+    "wright",
+    "scott",
+    "torres",
+    "nguyen",
+    "hill",
+    "flores",
+    "green",
+    "adams",
+    "nelson",
+    "baker",
+    "hall",
+    "rivera",
+    "campbell",
+    "mitchell",
+    "carter",
+    "roberts",
+    "gomez",
+    "phillips",
+    "evans",
+    "turner",
+    "diaz",
+    "parker",
+    "cruz",
+    "edwards",
+    "collins",
+]
 MAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "proton.me", "aol.com", "gmx.de")
 USER_AGENTS = tuple(
     f"Mozilla/5.0 ({os_}) AppleWebKit/537.36 (KHTML, like Gecko) {browser}"
-    for os_ in ("Windows NT 10.0; Win64; x64", "Macintosh; Intel Mac OS X 14_5", "iPhone; CPU iPhone OS 17_5 like Mac OS X",
-                "Linux; Android 14; Pixel 8", "X11; Linux x86_64", "Linux; Android 13; SM-S911B")
+    for os_ in (
+        "Windows NT 10.0; Win64; x64",
+        "Macintosh; Intel Mac OS X 14_5",
+        "iPhone; CPU iPhone OS 17_5 like Mac OS X",
+        "Linux; Android 14; Pixel 8",
+        "X11; Linux x86_64",
+        "Linux; Android 13; SM-S911B",
+    )
     for browser in ("Chrome/126.0 Safari/537.36", "Version/17.5 Mobile Safari/604.1", "Firefox/127.0", "Edg/126.0")
 )
 STREETS = ("Main St", "Oak Avenue", "Pine Road", "Maple Drive", "Cedar Lane", "Elm Street", "Lake Blvd", "Hill Court")
@@ -114,12 +237,22 @@ async def seed(factory, engine, *, customers: int, rng: random.Random, history_e
     async with factory() as session:
         merchant = await merchants.create_merchant(session, name="Bench")
         program = await programs.create_program(
-            session, merchant_id=merchant.id,
+            session,
+            merchant_id=merchant.id,
             changes=programs.ProgramChanges(name="Bench", status=ProgramStatus.ACTIVE, code_style=CodeStyle.RANDOM),
         )
-        rule = await rules.create_rule(session, merchant_id=merchant.id, program_id=program.id, definition=RuleDefinition(
-            "Give $10", "PURCHASE", Recipient.REFERRER, RewardKind.CREDIT, RuleSpec(amount=1000, currency="USD"),
-        ))
+        rule = await rules.create_rule(
+            session,
+            merchant_id=merchant.id,
+            program_id=program.id,
+            definition=RuleDefinition(
+                "Give $10",
+                "PURCHASE",
+                Recipient.REFERRER,
+                RewardKind.CREDIT,
+                RuleSpec(amount=1000, currency="USD"),
+            ),
+        )
         await session.commit()
         merchant_id, program_id, rule_id, rule_version_id = merchant.id, program.id, rule.rule_id, rule.id
 
@@ -136,11 +269,19 @@ async def seed(factory, engine, *, customers: int, rng: random.Random, history_e
         number = "" if rng.random() < 0.4 else str(rng.randrange(1, 1000))
         email = f"{first}{rng.choice(('.', '', '_'))}{last}{number}@{rng.choice(MAIL_DOMAINS)}"
         emails.append(canonical_email(email))
-        tables["customers"].append({
-            "id": ids[i], "merchant_id": merchant_id, "external_id": f"cust-{i:07d}", "email": email,
-            "email_canonical": emails[i], "name": f"{first.title()} {last.title()}", "metadata": None,
-            "created_at": created[i], "updated_at": created[i],
-        })
+        tables["customers"].append(
+            {
+                "id": ids[i],
+                "merchant_id": merchant_id,
+                "external_id": f"cust-{i:07d}",
+                "email": email,
+                "email_canonical": emails[i],
+                "name": f"{first.title()} {last.title()}",
+                "metadata": None,
+                "created_at": created[i],
+                "updated_at": created[i],
+            }
+        )
 
     # Identifiers: 1-2 devices, 1-2 home IPs (some shared by a household), a carrier IP for
     # 35 %, an IP + user agent per IP, cards for 60 %, an address for 55 %.
@@ -154,8 +295,10 @@ async def seed(factory, engine, *, customers: int, rng: random.Random, history_e
             devices.append(rng.choice(shared_devices))  # a family tablet
         elif rng.random() < 0.005:
             shared_devices.append(devices[0])
-        ips = [rng.choice(household_ips) if household_ips and rng.random() < 0.05 else home_ip(rng)
-               for _ in range(rng.choice((1, 1, 2)))]
+        ips = [
+            rng.choice(household_ips) if household_ips and rng.random() < 0.05 else home_ip(rng)
+            for _ in range(rng.choice((1, 1, 2)))
+        ]
         household_ips.extend(ips[:1] if rng.random() < 0.02 else [])
         if rng.random() < CARRIER_SHARE:
             ips.append(rng.choice(CARRIER_IPS))
@@ -172,18 +315,30 @@ async def seed(factory, engine, *, customers: int, rng: random.Random, history_e
             if household_addresses and rng.random() < 0.04:
                 address = rng.choice(household_addresses)
             else:
-                address = identifiers.normalized_address({
-                    "line1": f"{rng.randrange(1, 9999)} {rng.choice(STREETS)}", "city": "Springfield",
-                    "postalCode": f"{rng.randrange(10000, 99999)}", "country": "US",
-                })
+                address = identifiers.normalized_address(
+                    {
+                        "line1": f"{rng.randrange(1, 9999)} {rng.choice(STREETS)}",
+                        "city": "Springfield",
+                        "postalCode": f"{rng.randrange(10000, 99999)}",
+                        "country": "US",
+                    }
+                )
                 if rng.random() < 0.02:
                     household_addresses.append(address)
             found[("ADDRESS", address)] = None
         for kind, value in found:
-            tables["customer_identifiers"].append({
-                "id": new_id(), "merchant_id": merchant_id, "customer_id": ids[i], "kind": kind, "value": value,
-                "value_hash": lookup_hash(merchant_id, kind, value), "first_seen_at": created[i], "last_seen_at": seen_until,
-            })
+            tables["customer_identifiers"].append(
+                {
+                    "id": new_id(),
+                    "merchant_id": merchant_id,
+                    "customer_id": ids[i],
+                    "kind": kind,
+                    "value": value,
+                    "value_hash": lookup_hash(merchant_id, kind, value),
+                    "first_seen_at": created[i],
+                    "last_seen_at": seen_until,
+                }
+            )
         signup_context.append((devices[0], ips[0], user_agent))
 
     # Referrals: 40 % of customers are referees. A fifth of them came through 20 heavy
@@ -214,12 +369,20 @@ async def seed(factory, engine, *, customers: int, rng: random.Random, history_e
     code_of: dict[int, tuple[uuid.UUID, str]] = {}
     for referrer in sorted(set(referrer_of.values()) | set(heavy)):
         code_of[referrer] = (new_id(), f"C{referrer:07d}")
-        tables["referral_codes"].append({
-            "id": code_of[referrer][0], "merchant_id": merchant_id, "program_id": program_id, "customer_id": ids[referrer],
-            "code": code_of[referrer][1], "lookup_key": code_key(code_of[referrer][1]), "is_vanity": False, "active": True,
-            "created_at": created[referrer],
-            "deactivated_at": None,
-        })
+        tables["referral_codes"].append(
+            {
+                "id": code_of[referrer][0],
+                "merchant_id": merchant_id,
+                "program_id": program_id,
+                "customer_id": ids[referrer],
+                "code": code_of[referrer][1],
+                "lookup_key": code_key(code_of[referrer][1]),
+                "is_vanity": False,
+                "active": True,
+                "created_at": created[referrer],
+                "deactivated_at": None,
+            }
+        )
 
     referral_ids: dict[int, uuid.UUID] = {}
     for referee, referrer in referrer_of.items():
@@ -228,57 +391,134 @@ async def seed(factory, engine, *, customers: int, rng: random.Random, history_e
         referral_id = referral_ids[referee] = new_id()
         bought_at = min(created[referee] + timedelta(hours=rng.uniform(1, 240)), history_end)
         qualified_at = bought_at if status == "QUALIFIED" else None
-        tables["referrals"].append({
-            "id": referral_id, "merchant_id": merchant_id, "program_id": program_id, "referrer_id": ids[referrer],
-            "referee_id": ids[referee], "code_id": code_of[referrer][0], "click_id": None, "source": "CODE",
-            "status": status, "created_at": created[referee], "referred_at": created[referee], "qualified_at": qualified_at,
-        })
+        tables["referrals"].append(
+            {
+                "id": referral_id,
+                "merchant_id": merchant_id,
+                "program_id": program_id,
+                "referrer_id": ids[referrer],
+                "referee_id": ids[referee],
+                "code_id": code_of[referrer][0],
+                "click_id": None,
+                "source": "CODE",
+                "status": status,
+                "created_at": created[referee],
+                "referred_at": created[referee],
+                "qualified_at": qualified_at,
+            }
+        )
         if qualified_at is not None:
             purchase_id = new_id()
-            tables["purchases"].append(_action(
-                purchase_id, merchant_id, ids[referee], "PURCHASE", f"order-{referee}", qualified_at, signup_context[referee],
-                program_id=program_id, referral_id=referral_id, amount=rng.randrange(1000, 30000), order_id=f"{referee}",
-                status="LINKED_TO_REFERRAL",
-            ))
-            tables["rewards"].append({
-                "id": new_id(), "merchant_id": merchant_id, "program_id": program_id, "rule_id": rule_id,
-                "rule_version_id": rule_version_id, "referral_id": referral_id, "trigger_action_id": purchase_id,
-                "recipient": "REFERRER", "customer_id": ids[referrer], "kind": "CREDIT", "amount": 1000, "unit": "USD",
-                "remaining": 1000, "reversed_amount": 0, "status": "AVAILABLE", "milestone": None, "hold_until": None,
-                "review_hold": False, "expires_at": None, "awaiting_coupon": False, "created_at": qualified_at,
-                "available_at": qualified_at, "ended_at": None, "end_reason": None,
-            })
+            tables["purchases"].append(
+                _action(
+                    purchase_id,
+                    merchant_id,
+                    ids[referee],
+                    "PURCHASE",
+                    f"order-{referee}",
+                    qualified_at,
+                    signup_context[referee],
+                    program_id=program_id,
+                    referral_id=referral_id,
+                    amount=rng.randrange(1000, 30000),
+                    order_id=f"{referee}",
+                    status="LINKED_TO_REFERRAL",
+                )
+            )
+            tables["rewards"].append(
+                {
+                    "id": new_id(),
+                    "merchant_id": merchant_id,
+                    "program_id": program_id,
+                    "rule_id": rule_id,
+                    "rule_version_id": rule_version_id,
+                    "referral_id": referral_id,
+                    "trigger_action_id": purchase_id,
+                    "recipient": "REFERRER",
+                    "customer_id": ids[referrer],
+                    "kind": "CREDIT",
+                    "amount": 1000,
+                    "unit": "USD",
+                    "remaining": 1000,
+                    "reversed_amount": 0,
+                    "status": "AVAILABLE",
+                    "milestone": None,
+                    "hold_until": None,
+                    "review_hold": False,
+                    "expires_at": None,
+                    "awaiting_coupon": False,
+                    "created_at": qualified_at,
+                    "available_at": qualified_at,
+                    "ended_at": None,
+                    "end_reason": None,
+                }
+            )
     for i in range(customers):
         referral_id = referral_ids.get(i)
-        tables["signups"].append(_action(
-            new_id(), merchant_id, ids[i], "SIGNUP", f"signup-{i}", created[i], signup_context[i],
-            program_id=program_id if referral_id else None, referral_id=referral_id,
-            status="REFERRAL_CREATED" if referral_id else "NONE",
-            code=code_of[referrer_of[i]][1] if referral_id else None, email=tables["customers"][i]["email"],
-        ))
+        tables["signups"].append(
+            _action(
+                new_id(),
+                merchant_id,
+                ids[i],
+                "SIGNUP",
+                f"signup-{i}",
+                created[i],
+                signup_context[i],
+                program_id=program_id if referral_id else None,
+                referral_id=referral_id,
+                status="REFERRAL_CREATED" if referral_id else "NONE",
+                code=code_of[referrer_of[i]][1] if referral_id else None,
+                email=tables["customers"][i]["email"],
+            )
+        )
 
     # Earlier fraud work: a decision for a third of the referrals, reviews for 1 %, lists.
     for referee, referral_id in referral_ids.items():
         if rng.random() < 0.33:
-            tables["fraud_decisions"].append({
-                "id": new_id(), "merchant_id": merchant_id, "program_id": program_id, "referral_id": referral_id,
-                "action_id": None, "review_id": None, "stage": "REFERRAL", "outcome": "ALLOW", "policy_outcome": "ALLOW",
-                "score": 0, "policy_version": 0, "observations": [], "adjustments": [], "created_at": created[referee],
-            })
+            tables["fraud_decisions"].append(
+                {
+                    "id": new_id(),
+                    "merchant_id": merchant_id,
+                    "program_id": program_id,
+                    "referral_id": referral_id,
+                    "action_id": None,
+                    "review_id": None,
+                    "stage": "REFERRAL",
+                    "outcome": "ALLOW",
+                    "policy_outcome": "ALLOW",
+                    "score": 0,
+                    "policy_version": 0,
+                    "observations": [],
+                    "adjustments": [],
+                    "created_at": created[referee],
+                }
+            )
         if rng.random() < 0.01:
             status = rng.choice(("OPEN", "APPROVED", "APPROVED", "REJECTED"))
-            tables["fraud_reviews"].append({
-                "id": new_id(), "merchant_id": merchant_id, "program_id": program_id, "referral_id": referral_id,
-                "status": status, "score": 60, "signals": ["device_reuse"], "opened_at": created[referee],
-                "resolved_at": None if status == "OPEN" else created[referee] + timedelta(days=1),
-                "resolved_by_key_id": None, "resolution_note": None,
-            })
+            tables["fraud_reviews"].append(
+                {
+                    "id": new_id(),
+                    "merchant_id": merchant_id,
+                    "program_id": program_id,
+                    "referral_id": referral_id,
+                    "status": status,
+                    "score": 60,
+                    "signals": ["device_reuse"],
+                    "opened_at": created[referee],
+                    "resolved_at": None if status == "OPEN" else created[referee] + timedelta(days=1),
+                    "resolved_by_key_id": None,
+                    "resolution_note": None,
+                }
+            )
     heavy_set = set(heavy)
     ordinary = [i for i in range(customers) if i not in heavy_set]
     entries = (
         # (not the heavy referrers' mailboxes: every measured referral would be blocked)
-        [(ListKind.EMAIL, emails[i]) for i in rng.sample(ordinary, min(300, len(ordinary)))
-         if emails[i] not in {emails[h] for h in heavy}]
+        [
+            (ListKind.EMAIL, emails[i])
+            for i in rng.sample(ordinary, min(300, len(ordinary)))
+            if emails[i] not in {emails[h] for h in heavy}
+        ]
         + [(ListKind.DOMAIN, f"spam{k}.example") for k in range(40)]
         + [(ListKind.IP, home_ip(rng)) for _ in range(200)]
         + [(ListKind.IP_RANGE, f"185.{rng.randrange(256)}.{rng.randrange(256)}.0/24") for _ in range(50)]
@@ -289,36 +529,83 @@ async def seed(factory, engine, *, customers: int, rng: random.Random, history_e
         + [(ListKind.BANNED_CUSTOMER, str(ids[i])) for i in rng.sample(ordinary, min(30, len(ordinary)))]
     )
     for kind, value in dict.fromkeys(entries):
-        tables["fraud_list_entries"].append({
-            "id": new_id(), "merchant_id": merchant_id, "kind": kind.value, "value": value, "note": "seed",
-            "created_by_key_id": None, "created_at": history_end,
-        })
+        tables["fraud_list_entries"].append(
+            {
+                "id": new_id(),
+                "merchant_id": merchant_id,
+                "kind": kind.value,
+                "value": value,
+                "note": "seed",
+                "created_by_key_id": None,
+                "created_at": history_end,
+            }
+        )
 
     targets = [
-        ("customers", Customer), ("referral_codes", ReferralCode), ("referrals", Referral), ("signups", Action),
-        ("purchases", Action), ("rewards", Reward), ("customer_identifiers", CustomerIdentifier),
-        ("fraud_reviews", FraudReview), ("fraud_decisions", FraudDecision), ("fraud_list_entries", FraudListEntry),
+        ("customers", Customer),
+        ("referral_codes", ReferralCode),
+        ("referrals", Referral),
+        ("signups", Action),
+        ("purchases", Action),
+        ("rewards", Reward),
+        ("customer_identifiers", CustomerIdentifier),
+        ("fraud_reviews", FraudReview),
+        ("fraud_decisions", FraudDecision),
+        ("fraud_list_entries", FraudListEntry),
     ]
     async with engine.begin() as connection:
         for name, model in targets:
             rows = tables[name]
             for start in range(0, len(rows), BATCH):
-                await connection.execute(insert(model.__table__), rows[start:start + BATCH])
+                await connection.execute(insert(model.__table__), rows[start : start + BATCH])
     world = World(merchant_id, program_id, [code_of[h][1] for h in heavy], customers, len(referral_ids))
     world.rows = {name: len(tables[name]) for name, _ in targets}
     return world
 
 
-def _action(id_, merchant_id, customer_id, type_, key, at, context, *, program_id=None, referral_id=None, amount=None,
-            order_id=None, status="NONE", code=None, email=None) -> dict:
+def _action(
+    id_,
+    merchant_id,
+    customer_id,
+    type_,
+    key,
+    at,
+    context,
+    *,
+    program_id=None,
+    referral_id=None,
+    amount=None,
+    order_id=None,
+    status="NONE",
+    code=None,
+    email=None,
+) -> dict:
     device, ip, user_agent = context
     return {
-        "id": id_, "merchant_id": merchant_id, "customer_id": customer_id, "program_id": program_id,
-        "referral_id": referral_id, "type": type_, "idempotency_key": key, "request_hash": "0" * 64,
-        "amount": amount, "currency": "USD" if amount is not None else None, "order_id": order_id, "occurred_at": at,
-        "created_at": at, "attribution_status": status, "referral_code": code, "click_id": None, "device_id": device,
-        "ip": ip, "user_agent": user_agent, "email": email, "payment_fingerprint": None, "shipping_address": None,
-        "metadata": None, "refund_order_found": None,
+        "id": id_,
+        "merchant_id": merchant_id,
+        "customer_id": customer_id,
+        "program_id": program_id,
+        "referral_id": referral_id,
+        "type": type_,
+        "idempotency_key": key,
+        "request_hash": "0" * 64,
+        "amount": amount,
+        "currency": "USD" if amount is not None else None,
+        "order_id": order_id,
+        "occurred_at": at,
+        "created_at": at,
+        "attribution_status": status,
+        "referral_code": code,
+        "click_id": None,
+        "device_id": device,
+        "ip": ip,
+        "user_agent": user_agent,
+        "email": email,
+        "payment_fingerprint": None,
+        "shipping_address": None,
+        "metadata": None,
+        "refund_order_found": None,
     }
 
 
@@ -393,8 +680,12 @@ async def _nothing(*_args, **_kwargs) -> None:
 class Switch:
     """Turns the fraud engine on (timed originals) and off (the patches in the module doc)."""
 
-    NAMES = ((fraud_engine, "screen_new_referral", _allow), (fraud_engine, "screen_grants", _allow),
-             (identifiers, "record_sightings", _nothing), (identifiers, "record_click", _nothing))
+    NAMES = (
+        (fraud_engine, "screen_new_referral", _allow),
+        (fraud_engine, "screen_grants", _allow),
+        (identifiers, "record_sightings", _nothing),
+        (identifiers, "record_click", _nothing),
+    )
 
     def __init__(self, meter: Meter) -> None:
         self.on = {(module, name): meter.timed(meter.labelled(name, getattr(module, name))) for module, name, _ in self.NAMES}
@@ -433,8 +724,15 @@ async def call(factory, meter: Meter, world: World, data: actions.ActionInput, c
         recorded = await actions.record_action(session, merchant_id=world.merchant_id, data=data)
         await session.commit()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return Sample(elapsed, cpu, meter.statements, meter.fraud_statements, meter.fraud_seconds, carrier_ip,
-                  recorded.action.attribution_status)
+    return Sample(
+        elapsed,
+        cpu,
+        meter.statements,
+        meter.fraud_statements,
+        meter.fraud_seconds,
+        carrier_ip,
+        recorded.action.attribution_status,
+    )
 
 
 def referee_inputs(i: int, mode: str, world: World, signup_at: datetime, rng: random.Random):
@@ -444,19 +742,35 @@ def referee_inputs(i: int, mode: str, world: World, signup_at: datetime, rng: ra
     carrier = i % 3 == 0
     ip = CARRIER_IPS[(i // 3) % len(CARRIER_IPS)] if carrier else f"203.0.{i % 256}.{i // 256 % 250 + 1}"
     context = dict(
-        customer_external_id=f"bench-{mode}-{i}", device_id=f"dev-bench-{mode}-{i}", ip=ip,
+        customer_external_id=f"bench-{mode}-{i}",
+        device_id=f"dev-bench-{mode}-{i}",
+        ip=ip,
         user_agent=rng.choice(USER_AGENTS),
     )
     signup = actions.ActionInput(
-        type="SIGNUP", idempotency_key=f"bench-signup-{mode}-{i}", occurred_at=signup_at,
-        referral_code=world.heavy_codes[i % len(world.heavy_codes)], customer_email=f"{first}{last}x{i}@{rng.choice(MAIL_DOMAINS)}",
-        customer_name=f"{first.title()} {last.title()}", **context,
+        type="SIGNUP",
+        idempotency_key=f"bench-signup-{mode}-{i}",
+        occurred_at=signup_at,
+        referral_code=world.heavy_codes[i % len(world.heavy_codes)],
+        customer_email=f"{first}{last}x{i}@{rng.choice(MAIL_DOMAINS)}",
+        customer_name=f"{first.title()} {last.title()}",
+        **context,
     )
     purchase = actions.ActionInput(
-        type="PURCHASE", idempotency_key=f"bench-order-{mode}-{i}", occurred_at=signup_at + timedelta(minutes=5),
-        order_id=f"bench-{mode}-{i}", amount=4_900, currency="USD", payment_fingerprint=f"fp_bench_{mode}_{i}",
-        shipping_address={"line1": f"{i} Bench Street", "line2": f"Apt {mode}", "city": "Portland",
-                          "postalCode": f"{97000 + i % 999}", "country": "US"},
+        type="PURCHASE",
+        idempotency_key=f"bench-order-{mode}-{i}",
+        occurred_at=signup_at + timedelta(minutes=5),
+        order_id=f"bench-{mode}-{i}",
+        amount=4_900,
+        currency="USD",
+        payment_fingerprint=f"fp_bench_{mode}_{i}",
+        shipping_address={
+            "line1": f"{i} Bench Street",
+            "line2": f"Apt {mode}",
+            "city": "Portland",
+            "postalCode": f"{97000 + i % 999}",
+            "country": "US",
+        },
         **context,
     )
     return signup, purchase, carrier
@@ -468,12 +782,13 @@ async def measure(factory, meter: Meter, switch: Switch, world: World, *, action
     inputs = {
         # 20 minutes between referees (10 between the two modes): no hour sees a burst
         (i, mode): referee_inputs(i, mode, world, start + timedelta(minutes=20 * i + 10 * (mode == "with")), rng)
-        for i in range(warmup + actions) for mode in ("without", "with")
+        for i in range(warmup + actions)
+        for mode in ("without", "with")
     }
     for i in range(warmup + actions):
         if i == warmup:
             meter.spent.clear()
-        for mode in (("with", "without") if i % 2 else ("without", "with")):
+        for mode in ("with", "without") if i % 2 else ("without", "with"):
             signup, purchase, carrier = inputs[(i, mode)]
             switch.set(mode == "with")
             for step, data in (("signup", signup), ("purchase", purchase)):
@@ -532,8 +847,10 @@ def ms(seconds: float) -> str:
 
 def report(results: dict[tuple[str, str], list[Sample]]) -> None:
     print()
-    print("| call | fraud engine | median | p95 | API process CPU (median) | SQL statements | of them in the engine "
-          "| time in the engine (median) |")
+    print(
+        "| call | fraud engine | median | p95 | API process CPU (median) | SQL statements | of them in the engine "
+        "| time in the engine (median) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for step in ("signup", "purchase"):
         for mode in ("without", "with"):
@@ -550,17 +867,23 @@ def report(results: dict[tuple[str, str], list[Sample]]) -> None:
     for step in ("signup", "purchase"):
         with_, without = results[(step, "with")], results[(step, "without")]
         added = statistics.median(s.seconds for s in with_) - statistics.median(s.seconds for s in without)
-        added_p95 = (statistics.quantiles([s.seconds for s in with_], n=100)[94]
-                     - statistics.quantiles([s.seconds for s in without], n=100)[94])
+        added_p95 = (
+            statistics.quantiles([s.seconds for s in with_], n=100)[94]
+            - statistics.quantiles([s.seconds for s in without], n=100)[94]
+        )
         added_cpu = statistics.median(s.cpu_seconds for s in with_) - statistics.median(s.cpu_seconds for s in without)
-        print(f"{step}: the fraud checks add {ms(added)} at the median, {ms(added_p95)} at p95, {ms(added_cpu)} of API CPU "
-              f"(statements {statistics.median(s.statements for s in without):g} -> {statistics.median(s.statements for s in with_):g})")
+        print(
+            f"{step}: the fraud checks add {ms(added)} at the median, {ms(added_p95)} at p95, {ms(added_cpu)} of API CPU "
+            f"(statements {statistics.median(s.statements for s in without):g} -> {statistics.median(s.statements for s in with_):g})"
+        )
         for carrier in (False, True):
             group = [s for s in with_ if s.carrier_ip == carrier]
             base = [s for s in without if s.carrier_ip == carrier]
-            print(f"  {'carrier IP' if carrier else 'home IP   '}: with {ms(statistics.median(s.seconds for s in group))}, "
-                  f"without {ms(statistics.median(s.seconds for s in base))}, "
-                  f"in the engine {ms(statistics.median(s.fraud_seconds for s in group))} (n={len(group)})")
+            print(
+                f"  {'carrier IP' if carrier else 'home IP   '}: with {ms(statistics.median(s.seconds for s in group))}, "
+                f"without {ms(statistics.median(s.seconds for s in base))}, "
+                f"in the engine {ms(statistics.median(s.fraud_seconds for s in group))} (n={len(group)})"
+            )
         print(f"  attribution with the engine: {dict(Counter(s.attribution for s in with_))}")
 
 
@@ -601,7 +924,9 @@ async def main() -> None:
         switch = Switch(meter)
         results, spent = await measure(factory, meter, switch, world, actions=args.actions, warmup=args.warmup, start=bench_start)
         report(results)
-        print("\nwhere the engine's time goes (per measured referee, signup and purchase together; nested names are part of their parent):")
+        print(
+            "\nwhere the engine's time goes (per measured referee, signup and purchase together; nested names are part of their parent):"
+        )
         for label, seconds in spent.items():
             print(f"  {label:<48} {ms(seconds / args.actions):>10}")
         print(f"load average after measuring: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")

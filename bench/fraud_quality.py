@@ -58,8 +58,13 @@ async def main() -> None:
     parser.add_argument("--fraud-scale", type=float, default=4, help=f"x {FRAUD_PER_KIND} referrals of each fraud kind")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--variants", action="store_true", help="a row per variant of each kind too")
-    parser.add_argument("--signal", action="append", default=[], metavar="NAME.FIELD=VALUE",
-                        help="a policy change to try: weight, threshold or enabled of one signal (repeatable)")
+    parser.add_argument(
+        "--signal",
+        action="append",
+        default=[],
+        metavar="NAME.FIELD=VALUE",
+        help="a policy change to try: weight, threshold or enabled of one signal (repeatable)",
+    )
     args = parser.parse_args()
     changes = [signal_change(text) for text in args.signal]
     url = os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/fraud_quality.db"
@@ -70,8 +75,11 @@ async def main() -> None:
         factory = create_session_factory(engine)
         started = time.perf_counter()
         dataset = synthetic.generate(seed=args.seed, legit=args.legit, fraud_per_kind=round(FRAUD_PER_KIND * args.fraud_scale))
-        print(f"{engine.dialect.name}: seed {args.seed}, {len(dataset.labels)} referrals, {len(dataset.events)} actions "
-              f"(generated in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
+        print(
+            f"{engine.dialect.name}: seed {args.seed}, {len(dataset.labels)} referrals, {len(dataset.events)} actions "
+            f"(generated in {time.perf_counter() - started:.1f} s)",
+            file=sys.stderr,
+        )
         outcome = await synthetic.run(factory, dataset, policy=changes)
         quality = await synthetic.measure(factory, dataset, outcome)
     finally:

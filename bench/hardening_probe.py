@@ -80,24 +80,69 @@ async def run(probe: Probe, port: int) -> list[tuple[str, str]]:
     s = probe.secret
     program = (await probe.gql('mutation { createProgram(input: {name: "P", status: ACTIVE}) { program { id } } }', key=s)).json()
     program_id = program["data"]["createProgram"]["program"]["id"]
-    code = (await probe.gql('mutation($p: ID!) { issueReferralCode(input: {programId: $p, customerExternalId: "jane"}) '
-                            '{ referralCode { code } } }', {"p": program_id}, key=s)).json()["data"]["issueReferralCode"]["referralCode"]["code"]
-    await probe.gql('mutation($p: ID!) { createRewardRule(programId: $p, input: {name: "10%", trigger: "PURCHASE", '
-                    'recipient: REFERRER, kind: COMMISSION, percentBps: 1000}) { userErrors { code } } }', {"p": program_id}, key=s)
-    await probe.gql('mutation { createWebhookEndpoint(input: {url: "https://hooks.example.com/r", eventTypes: ["reward.reversed"]}) '
-                    '{ userErrors { code } } }', key=s)
-    record = ('mutation($i: RecordActionInput!) { recordAction(input: $i) { refund { orderFound rewards { reversedAmount } } '
-              'userErrors { code } } }')
-    await probe.gql(record, {"i": {"type": "PURCHASE", "customerExternalId": "bob", "idempotencyKey": "o1", "orderId": "1",
-                                   "amount": 10000, "currency": "USD", "referralCode": code}}, key=s)
-    refund = await probe.gql(record, {"i": {"type": "REFUND", "customerExternalId": "bob", "idempotencyKey": "r1",
-                                            "orderId": "1", "amount": 2500, "currency": "USD"}}, key=s)
+    code = (
+        await probe.gql(
+            'mutation($p: ID!) { issueReferralCode(input: {programId: $p, customerExternalId: "jane"}) '
+            "{ referralCode { code } } }",
+            {"p": program_id},
+            key=s,
+        )
+    ).json()["data"]["issueReferralCode"]["referralCode"]["code"]
+    await probe.gql(
+        'mutation($p: ID!) { createRewardRule(programId: $p, input: {name: "10%", trigger: "PURCHASE", '
+        "recipient: REFERRER, kind: COMMISSION, percentBps: 1000}) { userErrors { code } } }",
+        {"p": program_id},
+        key=s,
+    )
+    await probe.gql(
+        'mutation { createWebhookEndpoint(input: {url: "https://hooks.example.com/r", eventTypes: ["reward.reversed"]}) '
+        "{ userErrors { code } } }",
+        key=s,
+    )
+    record = (
+        "mutation($i: RecordActionInput!) { recordAction(input: $i) { refund { orderFound rewards { reversedAmount } } "
+        "userErrors { code } } }"
+    )
+    await probe.gql(
+        record,
+        {
+            "i": {
+                "type": "PURCHASE",
+                "customerExternalId": "bob",
+                "idempotencyKey": "o1",
+                "orderId": "1",
+                "amount": 10000,
+                "currency": "USD",
+                "referralCode": code,
+            }
+        },
+        key=s,
+    )
+    refund = await probe.gql(
+        record,
+        {
+            "i": {
+                "type": "REFUND",
+                "customerExternalId": "bob",
+                "idempotencyKey": "r1",
+                "orderId": "1",
+                "amount": 2500,
+                "currency": "USD",
+            }
+        },
+        key=s,
+    )
     out.append(("1 partial refund with an endpoint", short(refund)))
 
-    nested = await probe.gql('{ customer(externalId: "jane") { referralCodes { code } referrals(first: -1) { nodes { id } } } }', key=s)
+    nested = await probe.gql(
+        '{ customer(externalId: "jane") { referralCodes { code } referrals(first: -1) { nodes { id } } } }', key=s
+    )
     out.append(("2 failing field next to a loading sibling", short(nested)))
-    mutation = await probe.gql('mutation { upsertCustomer(input: {externalId: "jane", name: "J"}) { customer { referralCodes '
-                               '{ code } referrals(first: -1) { nodes { id } } } } }', key=s)
+    mutation = await probe.gql(
+        'mutation { upsertCustomer(input: {externalId: "jane", name: "J"}) { customer { referralCodes '
+        "{ code } referrals(first: -1) { nodes { id } } } } }",
+        key=s,
+    )
     out.append(("2 same, in a mutation (which commits)", short(mutation)))
     public = await probe.gql('{ referralCode(code: "%s") { shareUrl customer { externalId } } }' % code, key=probe.publishable)
     out.append(("2 same, publishable key", short(public)))
@@ -107,15 +152,24 @@ async def run(probe: Probe, port: int) -> list[tuple[str, str]]:
     scalar = await probe.client.post(probe.url, content=b'"{ __typename }"', headers={"content-type": "application/json"})
     out.append(("4 JSON body that is a string", short(scalar)))
     out.append(("5 { ...Nope }", short(await probe.gql("{ ...Nope }"))))
-    big = await probe.gql('mutation { recordAction(input: {type: "PURCHASE", customerExternalId: "x", idempotencyKey: "k", '
-                          'amount: 9007199254740993, currency: "USD"}) { replayed } }', key=s)
+    big = await probe.gql(
+        'mutation { recordAction(input: {type: "PURCHASE", customerExternalId: "x", idempotencyKey: "k", '
+        'amount: 9007199254740993, currency: "USD"}) { replayed } }',
+        key=s,
+    )
     out.append(("6 BigInt literal 2^53+1", short(big)))
-    lone = await probe.client.post(probe.url, content=b'{"query": "mutation { upsertCustomer(input: {externalId: \\"a\\ud800b\\"}) '
-                                   b'{ userErrors { code } } }"}', headers={"content-type": "application/json", "authorization": f"Bearer {s}"})
+    lone = await probe.client.post(
+        probe.url,
+        content=b'{"query": "mutation { upsertCustomer(input: {externalId: \\"a\\ud800b\\"}) { userErrors { code } } }"}',
+        headers={"content-type": "application/json", "authorization": f"Bearer {s}"},
+    )
     out.append(("6 lone surrogate in the document", short(lone)))
     variable = await probe.client.post(
-        probe.url, content=b'{"query": "mutation($e: String!) { upsertCustomer(input: {externalId: $e}) { userErrors { code } } }", '
-        b'"variables": {"e": "a\\ud800b"}}', headers={"content-type": "application/json", "authorization": f"Bearer {s}"})
+        probe.url,
+        content=b'{"query": "mutation($e: String!) { upsertCustomer(input: {externalId: $e}) { userErrors { code } } }", '
+        b'"variables": {"e": "a\\ud800b"}}',
+        headers={"content-type": "application/json", "authorization": f"Bearer {s}"},
+    )
     out.append(("6 lone surrogate in a variable", short(variable)))
 
     for size in (100 * 1024, 10 * 1024 * 1024):
@@ -124,17 +178,27 @@ async def run(probe: Probe, port: int) -> list[tuple[str, str]]:
     status, took = raw_exchange(port, b"", trickle=True, timeout=20)
     out.append(("7 headers trickling, a byte every 0.5 s", f"{status} after {took:.1f} s"))
 
-    webhook = await probe.gql('mutation { createWebhookEndpoint(input: {url: "https://[2002:7f00:1::]/hook", eventTypes: '
-                              '["reward.granted"]}) { endpoint { id } userErrors { code } } }', key=s)
+    webhook = await probe.gql(
+        'mutation { createWebhookEndpoint(input: {url: "https://[2002:7f00:1::]/hook", eventTypes: '
+        '["reward.granted"]}) { endpoint { id } userErrors { code } } }',
+        key=s,
+    )
     out.append(("8 webhook to 6to4 of 127.0.0.1 (created; refused at delivery)", short(webhook)))
 
     statuses = []
     for i in range(500):
-        response = await probe.gql('mutation($i: TrackClickInput!) { trackClick(input: $i) { attributionToken } }',
-                                   {"i": {"code": code, "deviceId": f"d{i}"}}, key=probe.publishable)
+        response = await probe.gql(
+            "mutation($i: TrackClickInput!) { trackClick(input: $i) { attributionToken } }",
+            {"i": {"code": code, "deviceId": f"d{i}"}},
+            key=probe.publishable,
+        )
         statuses.append(response.status_code)
-    out.append(("rate limit: 500 rapid trackClick, one key, one IP",
-                f"{statuses.count(200)} accepted, {statuses.count(429)} refused (429)"))
+    out.append(
+        (
+            "rate limit: 500 rapid trackClick, one key, one IP",
+            f"{statuses.count(200)} accepted, {statuses.count(429)} refused (429)",
+        )
+    )
     wrong = []
     for _ in range(200):
         response = await probe.gql("{ viewer { id } }", key=f"sk_{uuid.uuid4().hex}")
@@ -163,18 +227,36 @@ async def main() -> None:
     admin = await asyncpg.connect(args.database)
     await admin.execute(f'CREATE DATABASE "{name}"')
     base = args.database.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    env = {**os.environ, "PYTHONPATH": str(checkout), "DATABASE_URL": f"{base}/{name}", "APP_ENV": "production",
-           "SECRET_KEY": "probe-secret", "LOG_LEVEL": "ERROR", "BROKER_URL": "stub://"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(checkout),
+        "DATABASE_URL": f"{base}/{name}",
+        "APP_ENV": "production",
+        "SECRET_KEY": "probe-secret",
+        "LOG_LEVEL": "ERROR",
+        "BROKER_URL": "stub://",
+    }
     port = free_port()
     server = None
     try:
         subprocess.run([sys.executable, "-m", "app.cli", "migrate"], cwd=checkout, env=env, check=True, capture_output=True)
-        created = subprocess.run([sys.executable, "-m", "app.cli", "merchants", "create", "Probe"], cwd=checkout, env=env,
-                                 check=True, capture_output=True, text=True).stdout
+        created = subprocess.run(
+            [sys.executable, "-m", "app.cli", "merchants", "create", "Probe"],
+            cwd=checkout,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         secret = created.split("secret key:")[1].split()[0]
         publishable = created.split("publishable key:")[1].split()[0]
-        server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=checkout, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            cwd=checkout,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()

@@ -81,14 +81,23 @@ async def setup_referrals(client: httpx.AsyncClient, count: int) -> str:
     program_id = program["createProgram"]["program"]["id"]
     code = await gql(
         client,
-        "mutation($p: ID!) { issueReferralCode(input: {programId: $p, customerExternalId: \"ref-0\"}) { referralCode { code } } }",
+        'mutation($p: ID!) { issueReferralCode(input: {programId: $p, customerExternalId: "ref-0"}) { referralCode { code } } }',
         {"p": program_id},
     )
     code_value = code["issueReferralCode"]["referralCode"]["code"]
     for i in range(count):
-        await gql(client, RECORD, {"input": {
-            "type": "SIGNUP", "customerExternalId": f"seed-{i}", "idempotencyKey": f"seed-{i}", "referralCode": code_value,
-        }})
+        await gql(
+            client,
+            RECORD,
+            {
+                "input": {
+                    "type": "SIGNUP",
+                    "customerExternalId": f"seed-{i}",
+                    "idempotencyKey": f"seed-{i}",
+                    "referralCode": code_value,
+                }
+            },
+        )
     return code_value
 
 
@@ -119,14 +128,24 @@ async def run_load(base_url: str, key: str, scenario: str, concurrency: int, tot
             if scenario == "ping":
                 query, variables = PING, None
             elif scenario == "record_action":
-                query, variables = RECORD, {"input": {
-                    "type": "SIGNUP", "customerExternalId": f"c-{run_id}-{i}", "idempotencyKey": f"k-{run_id}-{i}",
-                    "referralCode": code, "context": {"email": f"c{i}@example.com", "deviceId": f"d{i}"},
-                }}
+                query, variables = (
+                    RECORD,
+                    {
+                        "input": {
+                            "type": "SIGNUP",
+                            "customerExternalId": f"c-{run_id}-{i}",
+                            "idempotencyKey": f"k-{run_id}-{i}",
+                            "referralCode": code,
+                            "context": {"email": f"c{i}@example.com", "deviceId": f"d{i}"},
+                        }
+                    },
+                )
             elif scenario == "widget_session":  # 100 customers, each opening their panel again and again
                 customer = f"ref-{i % 100}"
-                query, variables = WIDGET_SESSION, {
-                    "c": customer, "t": signed_at, "s": sign(widget_secret, customer, signed_at), "d": f"d{i % 100}"}
+                query, variables = (
+                    WIDGET_SESSION,
+                    {"c": customer, "t": signed_at, "s": sign(widget_secret, customer, signed_at), "d": f"d{i % 100}"},
+                )
             elif scenario == "track_click":
                 query, variables = TRACK_CLICK, {"input": {"code": code, "deviceId": f"d-{run_id}-{i}"}}
             else:
@@ -179,17 +198,22 @@ async def run_wrk(base_url: str, key: str, scenario: str, concurrency: int, seco
         script.write(WRK_SCRIPT % {"scenario": scenario, "run": uuid.uuid4().hex[:8], "code": code, "key": key})
     result = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, f"{base_url}/graphql"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     os.unlink(script.name)
-    lines = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("50%", "99%", "Requests/sec", "Non-2xx"))]
+    lines = [
+        line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("50%", "99%", "Requests/sec", "Non-2xx"))
+    ]
     print(f"{scenario} (wrk, {concurrency} connections, {seconds}s): " + "; ".join(lines))
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenario", choices=["ping", "record_action", "referrals_page", "widget_session", "track_click"],
-                        default="ping")
+    parser.add_argument(
+        "--scenario", choices=["ping", "record_action", "referrals_page", "widget_session", "track_click"], default="ping"
+    )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000)
@@ -213,8 +237,11 @@ async def main() -> None:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "production", "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(args.workers)], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base_url = f"http://127.0.0.1:{port}"

@@ -35,20 +35,51 @@ TEN_RULES = [
     RuleDefinition("Give $10", "PURCHASE", Recipient.REFERRER, RewardKind.CREDIT, RuleSpec(amount=1000, currency="USD")),
     RuleDefinition("Get 15% off", "PURCHASE", Recipient.REFEREE, RewardKind.DISCOUNT, RuleSpec(percent_bps=1500)),
     RuleDefinition("100 points", "PURCHASE", Recipient.BOTH, RewardKind.POINTS, RuleSpec(amount=100, hold_days=14)),
-    RuleDefinition("10% commission", "PURCHASE", Recipient.REFERRER, RewardKind.COMMISSION,
-                   RuleSpec(percent_bps=1000, recurring_months=12, hold_days=30)),
-    RuleDefinition("Big orders", "PURCHASE", Recipient.REFERRER, RewardKind.CREDIT,
-                   RuleSpec(amount=500, currency="USD", min_action_amount=10_000, min_action_currency="USD")),
-    RuleDefinition("First order only", "PURCHASE", Recipient.REFEREE, RewardKind.CREDIT,
-                   RuleSpec(amount=500, currency="USD", first_action_only=True)),
-    RuleDefinition("Within 30 days", "PURCHASE", Recipient.REFERRER, RewardKind.POINTS,
-                   RuleSpec(amount=50, within_days_of_referral=30)),
-    RuleDefinition("Shoes only", "PURCHASE", Recipient.REFERRER, RewardKind.CREDIT,
-                   RuleSpec(amount=300, currency="USD", metadata_filters=(MetadataFilter("category", "IN", ("shoes",)),))),
-    RuleDefinition("5th referral bonus", "PURCHASE", Recipient.REFERRER, RewardKind.CREDIT,
-                   RuleSpec(amount=2500, currency="USD", milestone=5)),
-    RuleDefinition("Capped", "PURCHASE", Recipient.REFERRER, RewardKind.CREDIT,
-                   RuleSpec(amount=200, currency="USD", cap_per_referrer_monthly=3, program_monthly_budget=1_000_000)),
+    RuleDefinition(
+        "10% commission",
+        "PURCHASE",
+        Recipient.REFERRER,
+        RewardKind.COMMISSION,
+        RuleSpec(percent_bps=1000, recurring_months=12, hold_days=30),
+    ),
+    RuleDefinition(
+        "Big orders",
+        "PURCHASE",
+        Recipient.REFERRER,
+        RewardKind.CREDIT,
+        RuleSpec(amount=500, currency="USD", min_action_amount=10_000, min_action_currency="USD"),
+    ),
+    RuleDefinition(
+        "First order only",
+        "PURCHASE",
+        Recipient.REFEREE,
+        RewardKind.CREDIT,
+        RuleSpec(amount=500, currency="USD", first_action_only=True),
+    ),
+    RuleDefinition(
+        "Within 30 days", "PURCHASE", Recipient.REFERRER, RewardKind.POINTS, RuleSpec(amount=50, within_days_of_referral=30)
+    ),
+    RuleDefinition(
+        "Shoes only",
+        "PURCHASE",
+        Recipient.REFERRER,
+        RewardKind.CREDIT,
+        RuleSpec(amount=300, currency="USD", metadata_filters=(MetadataFilter("category", "IN", ("shoes",)),)),
+    ),
+    RuleDefinition(
+        "5th referral bonus",
+        "PURCHASE",
+        Recipient.REFERRER,
+        RewardKind.CREDIT,
+        RuleSpec(amount=2500, currency="USD", milestone=5),
+    ),
+    RuleDefinition(
+        "Capped",
+        "PURCHASE",
+        Recipient.REFERRER,
+        RewardKind.CREDIT,
+        RuleSpec(amount=200, currency="USD", cap_per_referrer_monthly=3, program_monthly_budget=1_000_000),
+    ),
 ]
 
 
@@ -59,12 +90,16 @@ async def run(database_url: str, rule_count: int, actions: int) -> list[float]:
     async with factory() as session:
         merchant = await merchants.create_merchant(session, name="Bench")
         program = await programs.create_program(
-            session, merchant_id=merchant.id,
+            session,
+            merchant_id=merchant.id,
             changes=programs.ProgramChanges(name="Bench", status=ProgramStatus.ACTIVE, code_style=CodeStyle.RANDOM),
         )
         referrer_codes = [
-            (await codes.issue_referral_code(session, merchant_id=merchant.id, program_id=program.id,
-                                             customer_external_id=f"referrer-{i}")).code
+            (
+                await codes.issue_referral_code(
+                    session, merchant_id=merchant.id, program_id=program.id, customer_external_id=f"referrer-{i}"
+                )
+            ).code
             for i in range(20)
         ]
         for definition in TEN_RULES[:rule_count]:
@@ -74,8 +109,13 @@ async def run(database_url: str, rule_count: int, actions: int) -> list[float]:
     timings = []
     for i in range(actions + 20):
         data = actions.ActionInput(
-            type="PURCHASE", customer_external_id=f"buyer-{i}", idempotency_key=f"order-{i}", order_id=f"{i}",
-            amount=12_000, currency="USD", referral_code=referrer_codes[i % len(referrer_codes)],
+            type="PURCHASE",
+            customer_external_id=f"buyer-{i}",
+            idempotency_key=f"order-{i}",
+            order_id=f"{i}",
+            amount=12_000,
+            currency="USD",
+            referral_code=referrer_codes[i % len(referrer_codes)],
             metadata={"category": "shoes" if i % 2 else "hats"},
         )
         started = time.perf_counter()

@@ -55,10 +55,19 @@ RULES = [
     {"name": "10% commission", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION", "percentBps": 1000},
     {"name": "15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1500},
     {"name": "500 points", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "POINTS", "amount": 500},
-    {"name": "5th friend bonus", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 5000,
-     "currency": "USD", "conditions": {"milestone": 5}},
+    {
+        "name": "5th friend bonus",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "CREDIT",
+        "amount": 5000,
+        "currency": "USD",
+        "conditions": {"milestone": 5},
+    },
 ]
-CREATE_RULE = "mutation($p: ID!, $i: RewardRuleInput!) { createRewardRule(programId: $p, input: $i) { userErrors { code message } } }"
+CREATE_RULE = (
+    "mutation($p: ID!, $i: RewardRuleInput!) { createRewardRule(programId: $p, input: $i) { userErrors { code message } } }"
+)
 
 
 def free_port() -> int:
@@ -126,21 +135,37 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
     await connection.execute(
         "INSERT INTO programs (id, merchant_id, name, status, attribution_window_days, claim_window_days, share_url_template,"
         " code_style, code_length, created_at, updated_at) VALUES ($1, $2, 'Bench', 'ACTIVE', 30, 14,"
-        " 'https://shop.example/?ref={code}', 'RANDOM', 8, $3, $3)", program_id, merchant.id, now,
+        " 'https://shop.example/?ref={code}', 'RANDOM', 8, $3, $3)",
+        program_id,
+        merchant.id,
+        now,
     )
     referrers = max(100, size // 10)
     started = time.monotonic()
-    customers = [(uuid.uuid4(), merchant.id, f"c{i}", sealed(f"c{i}@example.com", "customers.email"),
-                  sealed(f"c{i}@example.com", "customers.email_canonical"), now - dt.timedelta(days=90), now)
-                 for i in range(size + referrers)]
+    customers = [
+        (
+            uuid.uuid4(),
+            merchant.id,
+            f"c{i}",
+            sealed(f"c{i}@example.com", "customers.email"),
+            sealed(f"c{i}@example.com", "customers.email_canonical"),
+            now - dt.timedelta(days=90),
+            now,
+        )
+        for i in range(size + referrers)
+    ]
     await connection.copy_records_to_table(
-        "customers", records=customers,
+        "customers",
+        records=customers,
         columns=["id", "merchant_id", "external_id", "email", "email_canonical", "created_at", "updated_at"],
     )
-    codes = [(uuid.uuid4(), merchant.id, program_id, customers[i][0], code_of(i), False, True, now, code_key(code_of(i)))
-             for i in range(referrers)]
+    codes = [
+        (uuid.uuid4(), merchant.id, program_id, customers[i][0], code_of(i), False, True, now, code_key(code_of(i)))
+        for i in range(referrers)
+    ]
     await connection.copy_records_to_table(
-        "referral_codes", records=codes,
+        "referral_codes",
+        records=codes,
         columns=["id", "merchant_id", "program_id", "customer_id", "code", "is_vanity", "active", "created_at", "lookup_key"],
     )
     referrals = []
@@ -150,35 +175,77 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
         at = now - dt.timedelta(days=60, seconds=n)
         referrals.append((uuid.uuid4(), merchant.id, program_id, code[3], referee[0], code[0], "CODE", "QUALIFIED", at, at, at))
     await connection.copy_records_to_table(
-        "referrals", records=referrals,
-        columns=["id", "merchant_id", "program_id", "referrer_id", "referee_id", "code_id", "source", "status", "created_at",
-                 "referred_at", "qualified_at"],
+        "referrals",
+        records=referrals,
+        columns=[
+            "id",
+            "merchant_id",
+            "program_id",
+            "referrer_id",
+            "referee_id",
+            "code_id",
+            "source",
+            "status",
+            "created_at",
+            "referred_at",
+            "qualified_at",
+        ],
     )
 
     def clicks():
         for n in range(size * 5):
             code = codes[n % referrers]
             at = now - dt.timedelta(days=30, seconds=n)
-            yield (uuid.uuid4(), merchant.id, program_id, code[0], uuid.uuid4().hex, sealed(f"seed-d{n}", "clicks.device_id"),
-                   lookup_hash(merchant.id, "DEVICE", f"seed-d{n}"),
-                   sealed(f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}", "clicks.ip"), sealed("seed", "clicks.user_agent"),
-                   at, at + dt.timedelta(days=30))
+            yield (
+                uuid.uuid4(),
+                merchant.id,
+                program_id,
+                code[0],
+                uuid.uuid4().hex,
+                sealed(f"seed-d{n}", "clicks.device_id"),
+                lookup_hash(merchant.id, "DEVICE", f"seed-d{n}"),
+                sealed(f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}", "clicks.ip"),
+                sealed("seed", "clicks.user_agent"),
+                at,
+                at + dt.timedelta(days=30),
+            )
 
     await connection.copy_records_to_table(
-        "clicks", records=clicks(),
-        columns=["id", "merchant_id", "program_id", "code_id", "attribution_token", "device_id", "device_id_hash", "ip",
-                 "user_agent", "created_at", "expires_at"],
+        "clicks",
+        records=clicks(),
+        columns=[
+            "id",
+            "merchant_id",
+            "program_id",
+            "code_id",
+            "attribution_token",
+            "device_id",
+            "device_id_hash",
+            "ip",
+            "user_agent",
+            "created_at",
+            "expires_at",
+        ],
     )
 
     def identifiers():
         for n, customer in enumerate(customers):
             seen = now - dt.timedelta(days=60)
             for kind, value in (("DEVICE", f"seed-dev{n}"), ("IP", f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}")):
-                yield (uuid.uuid4(), merchant.id, customer[0], kind, sealed(value, "customer_identifiers.value"),
-                       lookup_hash(merchant.id, kind, value), seen, seen)
+                yield (
+                    uuid.uuid4(),
+                    merchant.id,
+                    customer[0],
+                    kind,
+                    sealed(value, "customer_identifiers.value"),
+                    lookup_hash(merchant.id, kind, value),
+                    seen,
+                    seen,
+                )
 
     await connection.copy_records_to_table(
-        "customer_identifiers", records=identifiers(),
+        "customer_identifiers",
+        records=identifiers(),
         columns=["id", "merchant_id", "customer_id", "kind", "value", "value_hash", "first_seen_at", "last_seen_at"],
     )
     await connection.execute("ANALYZE")
@@ -207,9 +274,24 @@ def wrk(url: str, scenario: str, data_dir: Path, seconds: int, connections: int)
     report = data_dir / f"{scenario}-{uuid.uuid4().hex[:6]}.json"
     script = ROOT / "bench" / "wrk" / "scenario.lua"
     result = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url, "--",
-         scenario, str(data_dir), str(report)],
-        capture_output=True, text=True, timeout=seconds + 60,
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+            "--",
+            scenario,
+            str(data_dir),
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
     )
     if result.returncode != 0 or not report.exists():
         raise RuntimeError(f"wrk failed: {result.stdout}\n{result.stderr}")
@@ -221,8 +303,9 @@ def wrk(url: str, scenario: str, data_dir: Path, seconds: int, connections: int)
 
 class Server:
     def __init__(self, command: list[str], env: dict[str, str], port: int, what: str) -> None:
-        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         wait_for_port(port, self.process, what)
 
     def stop(self) -> float:
@@ -258,27 +341,45 @@ async def bench_size(args: argparse.Namespace, size: int) -> dict:
         print(f"  seeded {size:,} customers in {seeded['seconds']} s", flush=True)
 
         port = free_port()
-        baseline = Server([sys.executable, "bench/baseline_app.py", "--port", str(port), "--database", owner_url],
-                          {}, port, "baseline")
+        baseline = Server(
+            [sys.executable, "bench/baseline_app.py", "--port", str(port), "--database", owner_url], {}, port, "baseline"
+        )
         runs = [wrk(f"http://127.0.0.1:{port}", "baseline", data_dir, args.seconds, args.connections) for _ in range(args.runs)]
         baseline.stop()
         result["scenarios"]["baseline"] = runs
         print("  baseline: " + ", ".join(f"{r['rps']:.0f} req/s p99 {r['p99_ms']:.0f} ms" for r in runs), flush=True)
 
         port = free_port()
-        env = {"DATABASE_URL": app_url, "APP_ENV": "production", "SECRET_KEY": SECRET_KEY, "LOG_LEVEL": "WARNING",
-               "RATE_LIMITS_ENABLED": "0", "BROKER_URL": args.broker_url, "EMBEDDED_WORKER": "0",
-               "DATABASE_POOL_SIZE": str(args.pool_size)}
-        api = Server([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
-                     env, port, "referral serve")
+        env = {
+            "DATABASE_URL": app_url,
+            "APP_ENV": "production",
+            "SECRET_KEY": SECRET_KEY,
+            "LOG_LEVEL": "WARNING",
+            "RATE_LIMITS_ENABLED": "0",
+            "BROKER_URL": args.broker_url,
+            "EMBEDDED_WORKER": "0",
+            "DATABASE_POOL_SIZE": str(args.pool_size),
+        }
+        api = Server(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
+            env,
+            port,
+            "referral serve",
+        )
         await create_rules(f"http://127.0.0.1:{port}", seeded["secret"], seeded["program_id"])
         for scenario in SCENARIOS:
             wrk(f"http://127.0.0.1:{port}", scenario, data_dir, 2, 8)  # warm up
             runs = [wrk(f"http://127.0.0.1:{port}", scenario, data_dir, args.seconds, args.connections) for _ in range(args.runs)]
             result["scenarios"][scenario] = runs
-            print(f"  {scenario}: " + ", ".join(f"{r['rps']:.0f} req/s p50 {r['p50_ms']:.0f} ms p99 {r['p99_ms']:.0f} ms"
-                                                + (f" ({r['bad_answers']} bad)" if r["bad_answers"] else "") for r in runs),
-                  flush=True)
+            print(
+                f"  {scenario}: "
+                + ", ".join(
+                    f"{r['rps']:.0f} req/s p50 {r['p50_ms']:.0f} ms p99 {r['p99_ms']:.0f} ms"
+                    + (f" ({r['bad_answers']} bad)" if r["bad_answers"] else "")
+                    for r in runs
+                ),
+                flush=True,
+            )
         result["api_rss_mb"] = round(api.stop(), 1)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -304,7 +405,9 @@ def table(results: list[dict]) -> str:
             if errors:  # an error answers fast: such a rate measures nothing
                 rates += f" **({errors:,} answers were errors)**"
             share = f"{top['rps'] / limit:.0%}" if scenario != "baseline" else "limit"
-            lines.append(f"| {result['size']:,} | {scenario} | {rates} | {top['p50_ms']:.1f} ms | {top['p99_ms']:.1f} ms | {share} |")
+            lines.append(
+                f"| {result['size']:,} | {scenario} | {rates} | {top['p50_ms']:.1f} ms | {top['p99_ms']:.1f} ms | {share} |"
+            )
     return "\n".join(lines)
 
 
@@ -328,8 +431,13 @@ def plot(results: list[dict], path: Path) -> None:
     sizes = [r["size"] for r in results]
     for scenario in SCENARIOS:
         latency.plot(sizes, [best(r["scenarios"][scenario])["p50_ms"] for r in results], marker="o", label=f"{scenario} p50")
-        latency.plot(sizes, [best(r["scenarios"][scenario])["p99_ms"] for r in results], marker="x", linestyle="--",
-                     label=f"{scenario} p99")
+        latency.plot(
+            sizes,
+            [best(r["scenarios"][scenario])["p99_ms"] for r in results],
+            marker="x",
+            linestyle="--",
+            label=f"{scenario} p99",
+        )
     latency.set_xscale("log")
     latency.set_xlabel("customers in the database")
     latency.set_ylabel("latency (ms), 32 connections")
@@ -361,12 +469,21 @@ async def main() -> None:
         results.append(await bench_size(args, size))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"date": dt.date.today().isoformat(), "commit": commit, "cores": os.cpu_count(), "connections": args.connections,
-              "seconds": args.seconds, "workers": args.workers, "results": results}
+    report = {
+        "date": dt.date.today().isoformat(),
+        "commit": commit,
+        "cores": os.cpu_count(),
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "workers": args.workers,
+        "results": results,
+    }
     (out / "report.json").write_text(json.dumps(report, indent=2))
     plot(results, out / "report.png")
-    print(f"\n{report['date']}, commit {commit}, {os.cpu_count()} cores, wrk {args.connections} connections x "
-          f"{args.seconds} s, {args.workers} API process(es)\n")
+    print(
+        f"\n{report['date']}, commit {commit}, {os.cpu_count()} cores, wrk {args.connections} connections x "
+        f"{args.seconds} s, {args.workers} API process(es)\n"
+    )
     print(table(results))
     for result in results:
         print(f"API process RSS after the {result['size']:,} run: {result['api_rss_mb']} MB")

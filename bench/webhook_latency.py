@@ -93,19 +93,35 @@ async def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api_port = free_port()
     env = {
-        **os.environ, "DATABASE_URL": database_url, "BROKER_URL": args.broker,
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BROKER_URL": args.broker,
         "APP_ENV": "development",  # a plain-http receiver on loopback; production requires https
-        "SECRET_KEY": "bench-secret", "LOG_LEVEL": "WARNING", "EMBEDDED_WORKER": "0",
-        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "1", "WORKER_QUEUE": f"bench-{uuid.uuid4().hex[:6]}",
+        "SECRET_KEY": "bench-secret",
+        "LOG_LEVEL": "WARNING",
+        "EMBEDDED_WORKER": "0",
+        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "1",
+        "WORKER_QUEUE": f"bench-{uuid.uuid4().hex[:6]}",
     }
-    api = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(api_port)], cwd=ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(api_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     worker_log = open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "w")  # noqa: SIM115 (the worker process writes it)
-    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--processes", "1", "--threads", "4"],
-                              cwd=ROOT, env=env, stdout=worker_log, stderr=worker_log)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker", "--processes", "1", "--threads", "4"],
+        cwd=ROOT,
+        env=env,
+        stdout=worker_log,
+        stderr=worker_log,
+    )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"},
-                                     timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as client:
             for _ in range(100):
                 try:
                     if (await client.get("/healthz")).status_code == 200:
@@ -113,24 +129,45 @@ async def main() -> None:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-            program = (await gql(client, 'mutation { createProgram(input: {name: "B", status: ACTIVE}) { program { id } } }'))
+            program = await gql(client, 'mutation { createProgram(input: {name: "B", status: ACTIVE}) { program { id } } }')
             program_id = program["createProgram"]["program"]["id"]
-            await gql(client, """mutation($p: ID!) { createRewardRule(programId: $p, input: {name: "Give $10",
+            await gql(
+                client,
+                """mutation($p: ID!) { createRewardRule(programId: $p, input: {name: "Give $10",
                 trigger: "PURCHASE", recipient: REFERRER, kind: CREDIT, amount: 1000, currency: "USD"}) { rewardRule { id } } }""",
-                      {"p": program_id})
-            made = await gql(client, """mutation($url: String!) { createWebhookEndpoint(input: {url: $url,
+                {"p": program_id},
+            )
+            made = await gql(
+                client,
+                """mutation($url: String!) { createWebhookEndpoint(input: {url: $url,
                 eventTypes: ["reward.granted"]}) { userErrors { code message } } }""",
-                             {"url": f"http://127.0.0.1:{receiver_port}/hook"})
+                {"url": f"http://127.0.0.1:{receiver_port}/hook"},
+            )
             assert made["createWebhookEndpoint"]["userErrors"] == [], made
-            code = (await gql(client, """mutation($p: ID!) { issueReferralCode(input: {programId: $p,
-                customerExternalId: "jane"}) { referralCode { code } } }""", {"p": program_id}))
+            code = await gql(
+                client,
+                """mutation($p: ID!) { issueReferralCode(input: {programId: $p,
+                customerExternalId: "jane"}) { referralCode { code } } }""",
+                {"p": program_id},
+            )
             code = code["issueReferralCode"]["referralCode"]["code"]
             committed: dict[str, float] = {}
             for i in range(args.events + 10):
-                recorded = await gql(client, """mutation($input: RecordActionInput!) { recordAction(input: $input) {
-                    rewards { id } } }""", {"input": {
-                    "type": "PURCHASE", "customerExternalId": f"buyer-{i}", "idempotencyKey": f"order-{i}",
-                    "amount": 5000, "currency": "USD", "referralCode": code}})
+                recorded = await gql(
+                    client,
+                    """mutation($input: RecordActionInput!) { recordAction(input: $input) {
+                    rewards { id } } }""",
+                    {
+                        "input": {
+                            "type": "PURCHASE",
+                            "customerExternalId": f"buyer-{i}",
+                            "idempotencyKey": f"order-{i}",
+                            "amount": 5000,
+                            "currency": "USD",
+                            "referralCode": code,
+                        }
+                    },
+                )
                 committed[recorded["recordAction"]["rewards"][0]["id"]] = time.perf_counter()
                 await asyncio.sleep(0.02)
             deadline = time.perf_counter() + 60
@@ -145,14 +182,14 @@ async def main() -> None:
         admin = await asyncpg.connect(args.postgres_admin_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-    latencies = sorted(
-        (arrivals[k] - committed[k]) * 1000 for k in list(committed)[10:] if k in arrivals
-    )
+    latencies = sorted((arrivals[k] - committed[k]) * 1000 for k in list(committed)[10:] if k in arrivals)
     if len(latencies) < 2:
         sys.exit(f"only {len(latencies)} webhooks arrived; sample arrival keys: {list(arrivals)[:3]}")
     q = statistics.quantiles(latencies, n=100)
-    print(f"{args.broker.split(':')[0]}: {len(latencies)} webhooks: commit -> arrival median {statistics.median(latencies):.1f} ms, "
-          f"p99 {q[98]:.1f} ms, max {latencies[-1]:.1f} ms")
+    print(
+        f"{args.broker.split(':')[0]}: {len(latencies)} webhooks: commit -> arrival median {statistics.median(latencies):.1f} ms, "
+        f"p99 {q[98]:.1f} ms, max {latencies[-1]:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

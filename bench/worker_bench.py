@@ -86,10 +86,14 @@ async def main() -> None:
 
         async def done() -> int:
             async with factory() as session:
-                return await session.scalar(
-                    select(func.count()).select_from(OutboxJob)
-                    .where(OutboxJob.actor == "bench.noop", OutboxJob.status == JobStatus.DONE.value)
-                ) or 0
+                return (
+                    await session.scalar(
+                        select(func.count())
+                        .select_from(OutboxJob)
+                        .where(OutboxJob.actor == "bench.noop", OutboxJob.status == JobStatus.DONE.value)
+                    )
+                    or 0
+                )
 
         env = {
             **os.environ,

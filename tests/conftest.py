@@ -169,8 +169,11 @@ def test_settings(**overrides: Any) -> Settings:
     # sends thousands of requests from one address. Argon2 at its cheapest: tests hash many
     # passwords; production keeps RFC 9106's parameters.
     values: dict[str, Any] = {
-        "app_env": "test", "secret_key": "test-secret", "rate_limits_enabled": False,
-        "argon2_time_cost": 1, "argon2_memory_kib": 1024,
+        "app_env": "test",
+        "secret_key": "test-secret",
+        "rate_limits_enabled": False,
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
     }
     values.update(overrides)
     return Settings(**values)
@@ -241,7 +244,7 @@ class StatementCounter:
         self.engine = engine
         self.statements: list[str] = []
 
-    def __enter__(self) -> "StatementCounter":
+    def __enter__(self) -> StatementCounter:
         # Count what production runs: payloads are built only for listening endpoints there.
         webhook_service.CHECK_EVERY_PAYLOAD = False
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._record)

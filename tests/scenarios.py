@@ -54,9 +54,17 @@ async def click(tenant, code: str, device_id: str = "dev-1") -> dict[str, Any]:
 
 async def allow_bursts(tenant, program_id: str) -> None:
     """Turn off the fraud velocity signals for a program (for tests that burst on purpose)."""
-    signals = [{"signal": name, "enabled": False} for name in
-               ("referrals_per_hour", "referrals_per_day", "rewards_per_hour", "rewards_per_day", "ip_burst",
-                "referrals_above_baseline")]
+    signals = [
+        {"signal": name, "enabled": False}
+        for name in (
+            "referrals_per_hour",
+            "referrals_per_day",
+            "rewards_per_hour",
+            "rewards_per_day",
+            "ip_burst",
+            "referrals_above_baseline",
+        )
+    ]
     data = await tenant.gql(
         """mutation($programId: ID!, $policy: FraudPolicyInput!) {
              setFraudPolicy(programId: $programId, policy: $policy) { userErrors { field code message } } }""",

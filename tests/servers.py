@@ -42,8 +42,10 @@ def running_server(log: ServerLog | None = None, **env: str) -> Iterator[int]:
     environment = {**os.environ, "LOG_LEVEL": "WARNING", **env}
     log = log or ServerLog()
     process = subprocess.Popen(
-        [referral_command(), "serve", "--port", str(port)], env=environment,
-        stdout=log.file, stderr=subprocess.STDOUT,
+        [referral_command(), "serve", "--port", str(port)],
+        env=environment,
+        stdout=log.file,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30

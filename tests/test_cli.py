@@ -42,7 +42,11 @@ class Cli:
         }
         result = subprocess.run(
             [sys.executable, "-m", "app.cli", *args],
-            cwd=self.cwd, env=environment, capture_output=True, text=True, timeout=60,
+            cwd=self.cwd,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if check:
             assert result.returncode == 0, f"referral {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
@@ -93,8 +97,9 @@ async def api(cli: Cli) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def viewer(api: httpx.AsyncClient, key: str) -> dict:
-    response = await api.post("/graphql", json={"query": "query { viewer { id name } }"},
-                              headers={"Authorization": f"Bearer {key}"})
+    response = await api.post(
+        "/graphql", json={"query": "query { viewer { id name } }"}, headers={"Authorization": f"Bearer {key}"}
+    )
     assert response.status_code == 200
     return response.json()
 
@@ -262,7 +267,9 @@ async def test_demo_creates_one_merchant_and_shows_the_same_keys_again(cli: Cli,
     assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
     keys = json.loads(keys_file.read_text())
     assert {k: keys[k] for k in ("merchant_id", "secret_key", "publishable_key")} == {
-        "merchant_id": merchant_id, "secret_key": secret, "publishable_key": publishable,
+        "merchant_id": merchant_id,
+        "secret_key": secret,
+        "publishable_key": publishable,
     }
     assert await works(api, secret, merchant_id)
     assert f'"Authorization": "Bearer {secret}"' in first
@@ -271,10 +278,15 @@ async def test_demo_creates_one_merchant_and_shows_the_same_keys_again(cli: Cli,
     assert keys["referral_link"] == f"http://localhost:8000/demo/?ref={keys['referrer_code']}"
     assert f"Referral link:    {keys['referral_link']}" in first and "Demo shop:        http://localhost:8000/demo/" in first
     assert json.loads(keys_file.read_text()) == keys  # the second run kept everything
-    settings = await api.post("/graphql", json={"query": "{ widgetSettings { allowedOrigins secretConfigured } }"},
-                              headers={"Authorization": f"Bearer {secret}"})
+    settings = await api.post(
+        "/graphql",
+        json={"query": "{ widgetSettings { allowedOrigins secretConfigured } }"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
     assert settings.json()["data"]["widgetSettings"] == {
-        "allowedOrigins": ["http://localhost:8000", "http://127.0.0.1:8000"], "secretConfigured": True}
+        "allowedOrigins": ["http://localhost:8000", "http://127.0.0.1:8000"],
+        "secretConfigured": True,
+    }
 
 
 def test_demo_makes_a_new_merchant_when_the_database_was_reset(cli: Cli, migrated_template: Path):
@@ -331,11 +343,15 @@ async def test_admins_create_prints_a_setup_token_that_sets_the_password(cli: Cl
         response = await api.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
         return response.json()["data"]
 
-    done = await gql("mutation($t: String!, $p: String!) { completeAdminSetup(token: $t, password: $p) { admin { status } } }",
-                     {"t": token, "p": "a sentence nobody has used 77"})
+    done = await gql(
+        "mutation($t: String!, $p: String!) { completeAdminSetup(token: $t, password: $p) { admin { status } } }",
+        {"t": token, "p": "a sentence nobody has used 77"},
+    )
     assert done["completeAdminSetup"]["admin"]["status"] == "ACTIVE"
-    login = await gql("mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
-                      {"e": "owner@shop.example", "p": "a sentence nobody has used 77"})
+    login = await gql(
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        {"e": "owner@shop.example", "p": "a sentence nobody has used 77"},
+    )
     me = await gql("{ me { email role } }", {}, key=login["login"]["token"])
     assert me["me"] == {"email": "owner@shop.example", "role": "OWNER"}
 

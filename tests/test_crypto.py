@@ -54,13 +54,19 @@ async def test_rotation_rewrites_every_secret_so_the_old_key_can_go(db, tenant):
     factory = create_session_factory(db)
     async with factory() as session:
         account = await accounts.set_account(
-            session, settings=before, merchant_id=tenant.id, customer_external_id="jane", actor=accounts.audit.SYSTEM,
+            session,
+            settings=before,
+            merchant_id=tenant.id,
+            customer_external_id="jane",
+            actor=accounts.audit.SYSTEM,
             data=accounts.AccountInput(method=accounts.PayoutMethod.PAYPAL, paypal_email="jane@example.com"),
         )
-        endpoint = await webhooks.create_endpoint(session, merchant_id=tenant.id, settings=before, url="https://hooks.example/x",
-                                                  event_types=["payout.paid"])
-        legacy = await webhooks.create_endpoint(session, merchant_id=tenant.id, settings=before, url="https://hooks.example/y",
-                                                event_types=["payout.paid"])
+        endpoint = await webhooks.create_endpoint(
+            session, merchant_id=tenant.id, settings=before, url="https://hooks.example/x", event_types=["payout.paid"]
+        )
+        legacy = await webhooks.create_endpoint(
+            session, merchant_id=tenant.id, settings=before, url="https://hooks.example/y", event_types=["payout.paid"]
+        )
         row = await session.get_one(WebhookEndpoint, legacy.endpoint.id)
         row.secret_encrypted = signing.encrypt_legacy(legacy.secret, before.secret_key)  # stored by the first release
         await session.commit()
@@ -69,9 +75,13 @@ async def test_rotation_rewrites_every_secret_so_the_old_key_can_go(db, tenant):
 
     rotated = make_settings(encryption_keys=f"{new},{old}")
     counts = await reencrypt_all(factory, rotated)
-    assert counts == {"admins.totp_secret_encrypted": 0, "admins.totp_pending_encrypted": 1,
-                      "payout_accounts.details_encrypted": 1, "webhook_endpoints.secret_encrypted": 2,
-                      "webhook_endpoints.previous_secret_encrypted": 0}
+    assert counts == {
+        "admins.totp_secret_encrypted": 0,
+        "admins.totp_pending_encrypted": 1,
+        "payout_accounts.details_encrypted": 1,
+        "webhook_endpoints.secret_encrypted": 2,
+        "webhook_endpoints.previous_secret_encrypted": 0,
+    }
     assert (await reencrypt_all(factory, rotated))["payout_accounts.details_encrypted"] == 0  # nothing left to do
 
     only_new = dataclasses.replace(make_settings(encryption_keys=new), secret_key="a-new-secret-key")

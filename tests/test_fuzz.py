@@ -21,10 +21,21 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))  # per operation; ~60 oper
 
 @pytest.fixture(scope="module")
 async def fuzz_server(engine, owner_engine, database_url):
-    env = {"DATABASE_URL": database_url, "APP_ENV": "test", "SECRET_KEY": "fuzz-secret", "RATE_LIMITS_ENABLED": "0",
-           "BROKER_URL": "stub://", "EMBEDDED_WORKER": "0"}
-    created = subprocess.run([referral_command(), "merchants", "create", "Fuzz Shop"], env={**os.environ, **env},
-                             capture_output=True, text=True, check=True).stdout
+    env = {
+        "DATABASE_URL": database_url,
+        "APP_ENV": "test",
+        "SECRET_KEY": "fuzz-secret",
+        "RATE_LIMITS_ENABLED": "0",
+        "BROKER_URL": "stub://",
+        "EMBEDDED_WORKER": "0",
+    }
+    created = subprocess.run(
+        [referral_command(), "merchants", "create", "Fuzz Shop"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     keys = dict(zip(("secret", "publishable"), re.findall(KEY, created), strict=True))
     log = ServerLog()
     with running_server(log, **env) as port:
@@ -40,9 +51,9 @@ def test_no_generated_request_is_a_server_error(fuzz_server):
 
     calls = 0
     for operation in operations:
+
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
         def no_server_error(case):
             for key in keys.values():
                 response = case.call(headers={"Authorization": f"Bearer {key}"})

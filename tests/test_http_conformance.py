@@ -29,11 +29,21 @@ def node() -> str:
 
 
 async def test_the_graphql_over_http_audit_passes_without_warnings(node, db, database_url):
-    env = {"DATABASE_URL": database_url, "APP_ENV": "test", "SECRET_KEY": "conformance-secret",
-           "BROKER_URL": "stub://", "EMBEDDED_WORKER": "0"}
+    env = {
+        "DATABASE_URL": database_url,
+        "APP_ENV": "test",
+        "SECRET_KEY": "conformance-secret",
+        "BROKER_URL": "stub://",
+        "EMBEDDED_WORKER": "0",
+    }
     with running_server(**env) as port:
-        audit = subprocess.run([node, str(AUDIT / "audit.mjs"), f"http://127.0.0.1:{port}/graphql"],
-                               capture_output=True, text=True, timeout=120, check=True)
+        audit = subprocess.run(
+            [node, str(AUDIT / "audit.mjs"), f"http://127.0.0.1:{port}/graphql"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
     report = json.loads(audit.stdout)
     failing = [f"{r['id']} {r['status']}: {r['name']} ({r['reason']})" for r in report["results"] if r["status"] != "ok"]
     assert failing == []

@@ -26,8 +26,14 @@ from tests.scenarios import active_program, code_for
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BUDGETS = {
-    "publishable_ip": "5/minute", "publishable_key": "8/minute", "secret_ip": "50/minute", "secret_key": "50/minute",
-    "anonymous_ip": "6/minute", "failed_auth_ip": "4/10minutes", "code_lookup_ip": "4/minute", "code_miss_ip": "2/10minutes",
+    "publishable_ip": "5/minute",
+    "publishable_key": "8/minute",
+    "secret_ip": "50/minute",
+    "secret_key": "50/minute",
+    "anonymous_ip": "6/minute",
+    "failed_auth_ip": "4/10minutes",
+    "code_lookup_ip": "4/minute",
+    "code_miss_ip": "2/10minutes",
 }
 
 
@@ -52,7 +58,9 @@ def storage(request) -> str:
 @pytest.fixture
 def limited_settings(storage):
     return make_settings(
-        rate_limits_enabled=True, rate_limits=BUDGETS, redis_url=REDIS_URL if storage == "redis" else "",
+        rate_limits_enabled=True,
+        rate_limits=BUDGETS,
+        redis_url=REDIS_URL if storage == "redis" else "",
         rate_limit_key_prefix=f"referral-rl-test-{uuid.uuid4().hex[:8]}",  # parallel runs share one Redis
     )
 
@@ -77,8 +85,11 @@ def clients(db, limited_settings):
 
 
 async def track(client, key: str, code: str, device: str):
-    return await client.post("/graphql", headers={"Authorization": f"Bearer {key}"}, json={
-        "query": ops.TRACK_CLICK, "variables": {"input": {"code": code, "deviceId": device}}})
+    return await client.post(
+        "/graphql",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"query": ops.TRACK_CLICK, "variables": {"input": {"code": code, "deviceId": device}}},
+    )
 
 
 async def clicks_stored(db) -> int:
@@ -123,26 +134,33 @@ async def test_budgets_of_secret_and_publishable_keys_are_separate(tenant, jane,
         for i in range(5):
             assert (await track(shop_and_browser, tenant.publishable_key, jane, f"d{i}")).status_code == 200
         assert (await track(shop_and_browser, tenant.publishable_key, jane, "d6")).status_code == 429
-        server = await shop_and_browser.post("/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"},
-                                             json={"query": "{ viewer { id } }"})
+        server = await shop_and_browser.post(
+            "/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"}, json={"query": "{ viewer { id } }"}
+        )
     assert server.status_code == 200 and server.json()["data"]["viewer"]["id"] == str(tenant.id)
 
 
 async def test_after_failed_keys_every_key_from_that_address_is_refused_unread(tenant, clients, count_statements):
     async with clients() as attacker:
-        guesses = [await attacker.post("/graphql", headers={"Authorization": f"Bearer sk_{uuid.uuid4().hex}"},
-                                       json={"query": "{ viewer { id } }"}) for _ in range(10)]
+        guesses = [
+            await attacker.post(
+                "/graphql", headers={"Authorization": f"Bearer sk_{uuid.uuid4().hex}"}, json={"query": "{ viewer { id } }"}
+            )
+            for _ in range(10)
+        ]
         assert [g.status_code for g in guesses[:4]] == [200] * 4  # answered: UNAUTHENTICATED
         assert [g.status_code for g in guesses[4:]] == [429] * 6
         with count_statements() as counter:
-            right_key = await attacker.post("/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"},
-                                            json={"query": "{ viewer { id } }"})
+            right_key = await attacker.post(
+                "/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"}, json={"query": "{ viewer { id } }"}
+            )
         assert right_key.status_code == 429 and counter.count == 0  # not even looked up
         anonymous = await attacker.post("/graphql", json={"query": "{ __typename }"})
         assert anonymous.status_code == 200
     async with clients() as elsewhere:
-        ok = await elsewhere.post("/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"},
-                                  json={"query": "{ viewer { id } }"})
+        ok = await elsewhere.post(
+            "/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"}, json={"query": "{ viewer { id } }"}
+        )
     assert ok.status_code == 200
 
 
@@ -150,8 +168,11 @@ async def test_publishable_code_lookups_are_throttled_and_misses_count_harder(te
     lookup = "query($c: String!) { referralCode(code: $c) { code } }"
 
     async def look(client, code):
-        return await client.post("/graphql", headers={"Authorization": f"Bearer {tenant.publishable_key}"},
-                                 json={"query": lookup, "variables": {"c": code}})
+        return await client.post(
+            "/graphql",
+            headers={"Authorization": f"Bearer {tenant.publishable_key}"},
+            json={"query": lookup, "variables": {"c": code}},
+        )
 
     async with clients() as prober:
         misses = [await look(prober, f"NOPE{i}") for i in range(2)]
@@ -170,10 +191,24 @@ async def test_the_operator_sets_one_merchants_budgets(db, tenant, other_tenant,
         await merchants.set_rate_limits(session, merchant_id=tenant.id, changes={"secret_ip": "2/minute"})
         await session.commit()
     async with clients() as shop:
-        statuses_a = [(await shop.post("/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"},
-                                       json={"query": "{ viewer { id } }"})).status_code for _ in range(4)]
-        statuses_b = [(await shop.post("/graphql", headers={"Authorization": f"Bearer {other_tenant.secret_key}"},
-                                       json={"query": "{ viewer { id } }"})).status_code for _ in range(4)]
+        statuses_a = [
+            (
+                await shop.post(
+                    "/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"}, json={"query": "{ viewer { id } }"}
+                )
+            ).status_code
+            for _ in range(4)
+        ]
+        statuses_b = [
+            (
+                await shop.post(
+                    "/graphql",
+                    headers={"Authorization": f"Bearer {other_tenant.secret_key}"},
+                    json={"query": "{ viewer { id } }"},
+                )
+            ).status_code
+            for _ in range(4)
+        ]
     assert statuses_a == [200, 200, 429, 429]
     assert statuses_b == [200] * 4
 
@@ -183,8 +218,10 @@ async def test_processes_share_the_counters_in_redis(db, tenant, jane, clients, 
         pytest.skip("memory counters belong to one process")
     second_process = create_app(clients.settings, engine=db)
     async with clients("198.51.100.200") as first, clients("198.51.100.200", app=second_process) as second:
-        statuses = [(await track(client, tenant.publishable_key, jane, f"d{i}")).status_code
-                    for i, client in enumerate([first, second] * 4)]
+        statuses = [
+            (await track(client, tenant.publishable_key, jane, f"d{i}")).status_code
+            for i, client in enumerate([first, second] * 4)
+        ]
     assert statuses == [200] * 5 + [429] * 3
 
 
@@ -193,8 +230,12 @@ async def test_an_unreachable_counter_store_serves_requests_and_says_so(db, tena
     app = create_app(settings, engine=db)
     caplog.set_level(logging.WARNING)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        responses = [await client.post("/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"},
-                                       json={"query": "{ viewer { id } }"}) for _ in range(3)]
+        responses = [
+            await client.post(
+                "/graphql", headers={"Authorization": f"Bearer {tenant.secret_key}"}, json={"query": "{ viewer { id } }"}
+            )
+            for _ in range(3)
+        ]
     assert [r.status_code for r in responses] == [200] * 3
     assert any("rate limit storage unreachable" in r.getMessage() for r in caplog.records)
 
@@ -233,9 +274,13 @@ async def test_each_admin_session_has_a_budget_of_its_own(db, tenant, clients):
         await merchants.set_rate_limits(session, merchant_id=tenant.id, changes={"secret_key": "2/minute"})
         await session.commit()
     async with clients() as console:
+
         async def me(person):
-            return (await console.post("/graphql", json={"query": "{ me { id } }"},
-                                       headers={"Authorization": f"Bearer {person.token}"})).status_code
+            return (
+                await console.post(
+                    "/graphql", json={"query": "{ me { id } }"}, headers={"Authorization": f"Bearer {person.token}"}
+                )
+            ).status_code
 
         statuses = [await me(first) for _ in range(3)]
         other = await me(second)

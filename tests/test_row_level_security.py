@@ -50,10 +50,18 @@ async def test_the_api_role_cannot_pass_the_policies_and_every_tenant_table_has_
 async def test_raw_sql_in_a_request_of_merchant_a_sees_no_row_of_merchant_b(db, two_shops):
     shop_a, shop_b = two_shops
     async with await request_session(db, shop_a.secret_key) as session:
-        tables = (await session.execute(text(
-            "SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'merchant_id' "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"
-        ))).scalars().all()
+        tables = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'merchant_id' "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert "customers" in tables and len(tables) >= 24
         for table in tables:  # no WHERE clause at all: the policy is the only filter
             merchants_seen = set((await session.execute(text(f"SELECT DISTINCT merchant_id FROM {table}"))).scalars())

@@ -14,15 +14,21 @@ import pytest
 
 from tests.servers import referral_command, running_server
 
-REQUEST = b'POST /graphql HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 26\r\n\r\n{"query":"{ __typename }"}'
+REQUEST = (
+    b'POST /graphql HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 26\r\n\r\n{"query":"{ __typename }"}'
+)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     database = tmp_path_factory.mktemp("serve") / "referral.db"
     env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{database}", "APP_ENV": "test", "SECRET_KEY": "x",
-        "MAX_HEADER_BYTES": "8192", "HEADER_TIMEOUT_SECONDS": "1", "MAX_CONNECTIONS": "6",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "APP_ENV": "test",
+        "SECRET_KEY": "x",
+        "MAX_HEADER_BYTES": "8192",
+        "HEADER_TIMEOUT_SECONDS": "1",
+        "MAX_CONNECTIONS": "6",
     }
     subprocess.run([referral_command(), "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
     with running_server(**env) as port:

@@ -151,16 +151,20 @@ async def record_action(
     config_cache.trust_version(session, merchant_id, config_version)
     data = _validated(data)
     request_hash = _request_hash(data)
-    if data.program_id is not None and await programs.get_program(
-        session, merchant_id=merchant_id, program_id=data.program_id
-    ) is None:
+    if (
+        data.program_id is not None
+        and await programs.get_program(session, merchant_id=merchant_id, program_id=data.program_id) is None
+    ):
         raise NotFound("programId", "program")
 
     # The action row decides whether this call is new (ON CONFLICT DO NOTHING on the key), so a
     # retry costs no extra lookup up front; a new customer gets the action's email and name at once.
     customer = await customers.ensure_customer(
-        session, merchant_id=merchant_id, external_id=data.customer_external_id,
-        email=data.customer_email, name=data.customer_name,
+        session,
+        merchant_id=merchant_id,
+        external_id=data.customer_external_id,
+        email=data.customer_email,
+        name=data.customer_name,
     )
     now = utcnow()
     values = {
@@ -250,7 +254,11 @@ async def _evaluate(
         return lambda recipient, kind: clearance.waits(program_clearance, referral, action, recipient, kind)
 
     rewards = await evaluation.evaluate_action(
-        session, action=action, referral=referral, screen=screen, clearance=clearance_wait,
+        session,
+        action=action,
+        referral=referral,
+        screen=screen,
+        clearance=clearance_wait,
         referral_is_new=screened is not None,
     )
     if outcomes == [fraud_engine.Outcome.ALLOW]:  # FIRST_PURCHASE programs: a purchase screened ALLOW clears
@@ -259,9 +267,7 @@ async def _evaluate(
 
 
 async def _action_by_key(session: AsyncSession, merchant_id: uuid.UUID, key: str) -> Action | None:
-    return await session.scalar(
-        select(Action).where(Action.merchant_id == merchant_id, Action.idempotency_key == key)
-    )
+    return await session.scalar(select(Action).where(Action.merchant_id == merchant_id, Action.idempotency_key == key))
 
 
 async def _replay(session: AsyncSession, action: Action, request_hash: str) -> RecordedAction:
@@ -372,10 +378,17 @@ async def _evidence(
             return await session.get_one(ReferralCode, click.code_id), click, status, None
     typed = codes.normalize(data.referral_code)
     if typed is not None:
-        row = (await session.execute(_CODE_AND_REFEREE_HISTORY, {
-            **codes.matching_params(merchant_id, typed),
-            "referee_id": customer.id, "before": action.occurred_at, "exclude_action_id": action.id,
-        })).first()
+        row = (
+            await session.execute(
+                _CODE_AND_REFEREE_HISTORY,
+                {
+                    **codes.matching_params(merchant_id, typed),
+                    "referee_id": customer.id,
+                    "before": action.occurred_at,
+                    "exclude_action_id": action.id,
+                },
+            )
+        ).first()
         if row is not None:
             keep_for_transaction(session, row[0], row[1], row[2])  # the program and the referrer are read next
             return row[0], None, AttributionStatus.NONE, RefereeHistory(row.referral_id, bool(row.purchased))
@@ -458,21 +471,36 @@ async def _existing_referral(session: AsyncSession, referee_id: uuid.UUID, progr
 
 
 async def _referral_and_history(
-    session: AsyncSession, referee_id: uuid.UUID, program_id: uuid.UUID, before: datetime,
+    session: AsyncSession,
+    referee_id: uuid.UUID,
+    program_id: uuid.UUID,
+    before: datetime,
     exclude_action_id: uuid.UUID | None,
 ) -> tuple[Referral | None, bool]:
     """The customer's referral in the program, and whether they purchased before `before`
     (then they are not a new customer to refer): one round trip."""
-    row = (await session.execute(_REFERRAL_AND_HISTORY, {
-        "referee_id": referee_id, "program_id": program_id, "before": before,
-        "exclude_action_id": exclude_action_id or _NO_ACTION,
-    })).one()
+    row = (
+        await session.execute(
+            _REFERRAL_AND_HISTORY,
+            {
+                "referee_id": referee_id,
+                "program_id": program_id,
+                "before": before,
+                "exclude_action_id": exclude_action_id or _NO_ACTION,
+            },
+        )
+    ).one()
     referral = await session.get(Referral, row.referral_id) if row.referral_id is not None else None
     return referral, bool(row.purchased)
 
 
 async def claim_referral(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_external_id: str, code: str,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    customer_external_id: str,
+    code: str,
     config_version: int | None = None,
 ) -> Referral:
     """A referee who lost the link's cookie names the code after signing up.
@@ -526,17 +554,21 @@ async def claim_referral(
 
 
 async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, since: datetime) -> list[Action]:
-    attached = list((await session.scalars(
-        select(Action)
-        .where(
-            Action.customer_id == referral.referee_id,
-            Action.referral_id.is_(None),
-            # an action the merchant scoped to another program stays out of this referral
-            or_(Action.program_id.is_(None), Action.program_id == referral.program_id),
-            Action.occurred_at >= since,
-        )
-        .order_by(Action.occurred_at, Action.id)
-    )).all())
+    attached = list(
+        (
+            await session.scalars(
+                select(Action)
+                .where(
+                    Action.customer_id == referral.referee_id,
+                    Action.referral_id.is_(None),
+                    # an action the merchant scoped to another program stays out of this referral
+                    or_(Action.program_id.is_(None), Action.program_id == referral.program_id),
+                    Action.occurred_at >= since,
+                )
+                .order_by(Action.occurred_at, Action.id)
+            )
+        ).all()
+    )
     for action in attached:
         action.referral_id = referral.id
         action.program_id = referral.program_id

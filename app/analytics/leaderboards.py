@@ -68,34 +68,43 @@ def maintained_periods(first_day: date, today: date) -> set[tuple[date, date]]:
 def _per_referrer(merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date):
     return (
         select(ReferrerDay.referrer_id, func.sum(ReferrerDay.qualified).label("q"), func.sum(ReferrerDay.referred).label("r"))
-        .where(ReferrerDay.merchant_id == merchant_id, ReferrerDay.program_id == program_id,
-               ReferrerDay.day >= first, ReferrerDay.day <= last)
+        .where(
+            ReferrerDay.merchant_id == merchant_id,
+            ReferrerDay.program_id == program_id,
+            ReferrerDay.day >= first,
+            ReferrerDay.day <= last,
+        )
         .group_by(ReferrerDay.referrer_id)
         .subquery()
     )
 
 
-async def rank_period(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date,
-                      limit: int = LEADERBOARD_MAX) -> Board:
+async def rank_period(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date, limit: int = LEADERBOARD_MAX
+) -> Board:
     """Rank the period from the per-referrer daily rollups (two aggregations of its days)."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         # a month's per-referrer rows (tens of thousands at 1M actions) group in memory, not on disk
         await session.execute(text("SET LOCAL work_mem = '32MB'"))
     now = _per_referrer(merchant_id, program_id, first, last)
     active = func.sum(case((now.c.r > 0, 1), else_=0)).over()  # over every referrer, before the limit
-    top = (await session.execute(
-        select(now.c.referrer_id, now.c.q, now.c.r, active)
-        .order_by(now.c.q.desc(), now.c.r.desc(), now.c.referrer_id).limit(limit)
-    )).all()
+    top = (
+        await session.execute(
+            select(now.c.referrer_id, now.c.q, now.c.r, active)
+            .order_by(now.c.q.desc(), now.c.r.desc(), now.c.referrer_id)
+            .limit(limit)
+        )
+    ).all()
     if not top:
         return Board([], 0)
     before = _per_referrer(merchant_id, program_id, *previous_of(first, last))
-    ranked = (select(before.c.referrer_id, func.rank().over(order_by=before.c.q.desc()).label("rank"))
-              .where(before.c.q > 0).subquery())
+    ranked = (
+        select(before.c.referrer_id, func.rank().over(order_by=before.c.q.desc()).label("rank")).where(before.c.q > 0).subquery()
+    )
     ids = [row[0] for row in top]
-    previous = dict((await session.execute(
-        select(ranked.c.referrer_id, ranked.c.rank).where(ranked.c.referrer_id.in_(ids))
-    )).all())
+    previous = dict(
+        (await session.execute(select(ranked.c.referrer_id, ranked.c.rank).where(ranked.c.referrer_id.in_(ids)))).all()
+    )
     entries, rank = [], 0
     for index, (referrer_id, q, r, _active) in enumerate(top):
         if index == 0 or (q, r) != tuple(top[index - 1][1:3]):
@@ -104,27 +113,42 @@ async def rank_period(session: AsyncSession, *, merchant_id: uuid.UUID, program_
     return Board(entries, int(top[0][3] or 0))
 
 
-async def stored_board(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date,
-                       limit: int) -> Board | None:
+async def stored_board(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date, limit: int
+) -> Board | None:
     """The stored board of exactly this period, or None (not a maintained period, or not yet built)."""
-    board = (await session.execute(
-        select(Leaderboard.id, Leaderboard.active_referrers)
-        .where(Leaderboard.merchant_id == merchant_id, Leaderboard.program_id == program_id,
-               Leaderboard.first == first, Leaderboard.last == last)
-    )).first()
+    board = (
+        await session.execute(
+            select(Leaderboard.id, Leaderboard.active_referrers).where(
+                Leaderboard.merchant_id == merchant_id,
+                Leaderboard.program_id == program_id,
+                Leaderboard.first == first,
+                Leaderboard.last == last,
+            )
+        )
+    ).first()
     if board is None:
         return None
-    rows = (await session.execute(
-        select(LeaderboardEntry.rank, LeaderboardEntry.previous_rank, LeaderboardEntry.referrer_id,
-               LeaderboardEntry.qualified, LeaderboardEntry.referred)
-        .where(LeaderboardEntry.merchant_id == merchant_id, LeaderboardEntry.leaderboard_id == board.id)
-        .order_by(LeaderboardEntry.position).limit(limit)
-    )).all()
+    rows = (
+        await session.execute(
+            select(
+                LeaderboardEntry.rank,
+                LeaderboardEntry.previous_rank,
+                LeaderboardEntry.referrer_id,
+                LeaderboardEntry.qualified,
+                LeaderboardEntry.referred,
+            )
+            .where(LeaderboardEntry.merchant_id == merchant_id, LeaderboardEntry.leaderboard_id == board.id)
+            .order_by(LeaderboardEntry.position)
+            .limit(limit)
+        )
+    ).all()
     return Board([Ranked(*row) for row in rows], board.active_referrers)
 
 
-async def board_of(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date,
-                   limit: int) -> Board:
+async def board_of(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date, limit: int
+) -> Board:
     """The period's board: stored if it is a maintained period, else ranked now."""
     found = await stored_board(session, merchant_id=merchant_id, program_id=program_id, first=first, last=last, limit=limit)
     if found is not None:
@@ -132,8 +156,15 @@ async def board_of(session: AsyncSession, *, merchant_id: uuid.UUID, program_id:
     return await rank_period(session, merchant_id=merchant_id, program_id=program_id, first=first, last=last, limit=limit)
 
 
-async def refresh(session: AsyncSession, *, merchant_id: uuid.UUID, program_ids: list[uuid.UUID], first_day: date | None,
-                  today: date, touched: set[date] | None) -> int:
+async def refresh(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_ids: list[uuid.UUID],
+    first_day: date | None,
+    today: date,
+    touched: set[date] | None,
+) -> int:
     """Bring the stored boards in line with the per-referrer rollups just written: drop the
     boards of periods no longer maintained (last n days that ended before today), rank the new
     ones and those whose period, or the period before it, holds a recounted day (`touched`;
@@ -141,31 +172,57 @@ async def refresh(session: AsyncSession, *, merchant_id: uuid.UUID, program_ids:
     wanted = maintained_periods(first_day, today) if first_day is not None else set()
     ranked = 0
     for program_id in program_ids:
-        stored = {(first, last): board_id for board_id, first, last in (await session.execute(
-            select(Leaderboard.id, Leaderboard.first, Leaderboard.last)
-            .where(Leaderboard.merchant_id == merchant_id, Leaderboard.program_id == program_id)
-        )).all()}
-        stale = sorted(p for p in wanted if p not in stored or touched is None
-                       or any(previous_of(*p)[0] <= day <= p[1] for day in touched))
+        stored = {
+            (first, last): board_id
+            for board_id, first, last in (
+                await session.execute(
+                    select(Leaderboard.id, Leaderboard.first, Leaderboard.last).where(
+                        Leaderboard.merchant_id == merchant_id, Leaderboard.program_id == program_id
+                    )
+                )
+            ).all()
+        }
+        stale = sorted(
+            p for p in wanted if p not in stored or touched is None or any(previous_of(*p)[0] <= day <= p[1] for day in touched)
+        )
         gone = [board_id for period, board_id in stored.items() if period not in wanted or period in stale]
         for start in range(0, len(gone), 500):
-            ids = gone[start:start + 500]
-            await session.execute(delete(LeaderboardEntry).where(LeaderboardEntry.merchant_id == merchant_id,
-                                                                 LeaderboardEntry.leaderboard_id.in_(ids)))
+            ids = gone[start : start + 500]
+            await session.execute(
+                delete(LeaderboardEntry).where(
+                    LeaderboardEntry.merchant_id == merchant_id, LeaderboardEntry.leaderboard_id.in_(ids)
+                )
+            )
             await session.execute(delete(Leaderboard).where(Leaderboard.merchant_id == merchant_id, Leaderboard.id.in_(ids)))
         for first, last in stale:
             board = await rank_period(session, merchant_id=merchant_id, program_id=program_id, first=first, last=last)
             board_id = new_id()
-            await session.execute(insert(Leaderboard).values(
-                id=board_id, merchant_id=merchant_id, program_id=program_id, first=first, last=last,
-                active_referrers=board.active_referrers,
-            ))
+            await session.execute(
+                insert(Leaderboard).values(
+                    id=board_id,
+                    merchant_id=merchant_id,
+                    program_id=program_id,
+                    first=first,
+                    last=last,
+                    active_referrers=board.active_referrers,
+                )
+            )
             if board.entries:
-                await session.execute(insert(LeaderboardEntry), [
-                    {"merchant_id": merchant_id, "leaderboard_id": board_id, "position": position, "rank": e.rank,
-                     "previous_rank": e.previous_rank, "referrer_id": e.referrer_id, "qualified": e.qualified,
-                     "referred": e.referred}
-                    for position, e in enumerate(board.entries, start=1)
-                ])
+                await session.execute(
+                    insert(LeaderboardEntry),
+                    [
+                        {
+                            "merchant_id": merchant_id,
+                            "leaderboard_id": board_id,
+                            "position": position,
+                            "rank": e.rank,
+                            "previous_rank": e.previous_rank,
+                            "referrer_id": e.referrer_id,
+                            "qualified": e.qualified,
+                            "referred": e.referred,
+                        }
+                        for position, e in enumerate(board.entries, start=1)
+                    ],
+                )
             ranked += 1
     return ranked

@@ -54,7 +54,7 @@ class Period:
     def days(self) -> int:
         return (self.last - self.first).days + 1
 
-    def previous(self) -> "Period":
+    def previous(self) -> Period:
         """The period of the same length just before (for rank changes)."""
         return Period(self.program_id, self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.zone)
 
@@ -99,13 +99,21 @@ class Totals:
 
 async def totals(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period) -> Totals:
     inside = DailyFact.day >= period.first
-    rows = (await session.execute(
-        select(DailyFact.measure, DailyFact.dimension, DailyFact.unit,
-               func.sum(case((inside, DailyFact.count), else_=0)), money.total(case((inside, DailyFact.amount), else_=0)),
-               func.sum(DailyFact.count), money.total(DailyFact.amount))
-        .where(DailyFact.merchant_id == merchant_id, DailyFact.program_id == period.program_id, DailyFact.day <= period.last)
-        .group_by(DailyFact.measure, DailyFact.dimension, DailyFact.unit)
-    )).all()
+    rows = (
+        await session.execute(
+            select(
+                DailyFact.measure,
+                DailyFact.dimension,
+                DailyFact.unit,
+                func.sum(case((inside, DailyFact.count), else_=0)),
+                money.total(case((inside, DailyFact.amount), else_=0)),
+                func.sum(DailyFact.count),
+                money.total(DailyFact.amount),
+            )
+            .where(DailyFact.merchant_id == merchant_id, DailyFact.program_id == period.program_id, DailyFact.day <= period.last)
+            .group_by(DailyFact.measure, DailyFact.dimension, DailyFact.unit)
+        )
+    ).all()
     found = Totals()
     for measure, dimension, unit, count, amount, count_to_end, amount_to_end in rows:
         if count or amount:
@@ -129,10 +137,13 @@ async def series(
 ) -> list[SeriesPoint]:
     """Each measure by day (or by week starting Monday), every bucket of the period present
     for the measures that occur in it (zeros where nothing happened)."""
-    query = (
-        select(DailyFact.day, DailyFact.measure, DailyFact.dimension, DailyFact.unit, DailyFact.count, DailyFact.amount)
-        .where(DailyFact.merchant_id == merchant_id, DailyFact.program_id == period.program_id,
-               DailyFact.day >= period.first, DailyFact.day <= period.last)
+    query = select(
+        DailyFact.day, DailyFact.measure, DailyFact.dimension, DailyFact.unit, DailyFact.count, DailyFact.amount
+    ).where(
+        DailyFact.merchant_id == merchant_id,
+        DailyFact.program_id == period.program_id,
+        DailyFact.day >= period.first,
+        DailyFact.day <= period.last,
     )
     if measures:
         query = query.where(DailyFact.measure.in_(measures))
@@ -259,8 +270,13 @@ def money_of(t: Totals) -> Money:
         revenue.append(Revenue(currency, purchases, gross, refunds, refunded, gross - refunded))
     granted, taken = t.by(rollup.REWARD_GRANTED), t.by(rollup.REWARD_TAKEN_BACK)
     cost = [
-        RewardCost(kind, unit, granted.get((kind, unit), [0, 0])[1], taken.get((kind, unit), [0, 0])[1],
-                   granted.get((kind, unit), [0, 0])[1] - taken.get((kind, unit), [0, 0])[1])
+        RewardCost(
+            kind,
+            unit,
+            granted.get((kind, unit), [0, 0])[1],
+            taken.get((kind, unit), [0, 0])[1],
+            granted.get((kind, unit), [0, 0])[1] - taken.get((kind, unit), [0, 0])[1],
+        )
         for kind, unit in sorted(set(granted) | set(taken))
     ]
     coupons = [CouponsRedeemed(unit, c, a) for (_d, unit), (c, a) in sorted(t.by(rollup.COUPONS_REDEEMED).items())]
@@ -270,23 +286,30 @@ def money_of(t: Totals) -> Money:
         key = (RewardKind.COMMISSION.value, unit)
         earned = granted.get(key, [0, 0])[1] - taken.get(key, [0, 0])[1]
         paid = t.within.get((rollup.COMMISSION_PAID, "", unit), [0, 0])[1]
-        earned_to_end = (t.to_end.get((rollup.REWARD_GRANTED, *key), [0, 0])[1]
-                         - t.to_end.get((rollup.REWARD_TAKEN_BACK, *key), [0, 0])[1])
+        earned_to_end = (
+            t.to_end.get((rollup.REWARD_GRANTED, *key), [0, 0])[1] - t.to_end.get((rollup.REWARD_TAKEN_BACK, *key), [0, 0])[1]
+        )
         owed = earned_to_end - t.to_end.get((rollup.COMMISSION_PAID, "", unit), [0, 0])[1]
         if earned or paid or owed:
             commission.append(Commission(unit, earned, paid, owed))
     acquired = t.count(rollup.QUALIFIED)
     returns = []
-    money_units = sorted(({r.currency for r in revenue} | {c.unit for c in cost} | {c.unit for c in coupons})
-                         - {"POINTS", "PERCENT"})
+    money_units = sorted(
+        ({r.currency for r in revenue} | {c.unit for c in cost} | {c.unit for c in coupons}) - {"POINTS", "PERCENT"}
+    )
     for currency in money_units:
         spent = sum(c.net for c in cost if c.unit == currency) + sum(c.amount for c in coupons if c.unit == currency)
         net_revenue = next((r.net for r in revenue if r.currency == currency), 0)
-        returns.append(Return(
-            currency, net_revenue, spent, acquired,
-            spent // acquired if acquired else None,
-            round((net_revenue - spent) / spent, 4) if spent > 0 else None,
-        ))
+        returns.append(
+            Return(
+                currency,
+                net_revenue,
+                spent,
+                acquired,
+                spent // acquired if acquired else None,
+                round((net_revenue - spent) / spent, 4) if spent > 0 else None,
+            )
+        )
     return Money(revenue, cost, coupons, commission, returns)
 
 
@@ -304,34 +327,55 @@ class Leader:
     revenue: dict[str, int]  # per currency, of the referees' purchases in the period
 
 
-async def leaderboard(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period, first: int
-                      ) -> tuple[list[Leader], int]:
+async def leaderboard(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period, first: int) -> tuple[list[Leader], int]:
     """Top referrers by referrals qualified in the period (then by referrals made), with their
     rank in the period before and their referees' revenue per currency; and the number of
     customers who referred someone in the period. From the stored board when the period is one
     the rollup job keeps (app.analytics.leaderboards), else ranked from the per-referrer rollups."""
     first = max(1, min(first, LEADERBOARD_MAX))
-    board = await leaderboards.board_of(session, merchant_id=merchant_id, program_id=period.program_id,
-                                        first=period.first, last=period.last, limit=first)
+    board = await leaderboards.board_of(
+        session, merchant_id=merchant_id, program_id=period.program_id, first=period.first, last=period.last, limit=first
+    )
     if not board.entries:
         return [], board.active_referrers
     ids = [e.referrer_id for e in board.entries]
-    names = dict((await session.execute(
-        select(Customer.id, Customer.external_id).where(Customer.merchant_id == merchant_id, Customer.id.in_(ids))
-    )).all())
+    names = dict(
+        (
+            await session.execute(
+                select(Customer.id, Customer.external_id).where(Customer.merchant_id == merchant_id, Customer.id.in_(ids))
+            )
+        ).all()
+    )
     revenue: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-    for referrer_id, currency, amount in (await session.execute(
-        select(Referral.referrer_id, Action.currency, money.total(Action.amount))
-        .join(Action, Action.referral_id == Referral.id)
-        .where(Referral.merchant_id == merchant_id, Referral.program_id == period.program_id, Referral.referrer_id.in_(ids),
-               Action.type.in_(QUALIFYING_TYPES), Action.occurred_at >= period.start, Action.occurred_at < period.end,
-               Action.currency.is_not(None))
-        .group_by(Referral.referrer_id, Action.currency)
-    )).all():
+    for referrer_id, currency, amount in (
+        await session.execute(
+            select(Referral.referrer_id, Action.currency, money.total(Action.amount))
+            .join(Action, Action.referral_id == Referral.id)
+            .where(
+                Referral.merchant_id == merchant_id,
+                Referral.program_id == period.program_id,
+                Referral.referrer_id.in_(ids),
+                Action.type.in_(QUALIFYING_TYPES),
+                Action.occurred_at >= period.start,
+                Action.occurred_at < period.end,
+                Action.currency.is_not(None),
+            )
+            .group_by(Referral.referrer_id, Action.currency)
+        )
+    ).all():
         revenue[referrer_id][currency] = int(amount)
-    leaders = [Leader(e.rank, e.previous_rank, e.referrer_id, names.get(e.referrer_id, ""), e.qualified, e.referred,
-                      dict(sorted(revenue[e.referrer_id].items())))
-               for e in board.entries]
+    leaders = [
+        Leader(
+            e.rank,
+            e.previous_rank,
+            e.referrer_id,
+            names.get(e.referrer_id, ""),
+            e.qualified,
+            e.referred,
+            dict(sorted(revenue[e.referrer_id].items())),
+        )
+        for e in board.entries
+    ]
     return leaders, board.active_referrers
 
 
@@ -359,13 +403,16 @@ async def viral_cycle_days(session: AsyncSession, *, merchant_id: uuid.UUID, per
     """Median days from a customer's arrival by referral to their own first referral, over the
     customers whose first referral fell in the period."""
     own = aliased(Referral)
-    rows = (await session.execute(
-        select(own.referred_at, func.min(Referral.referred_at))
-        .join(own, and_(own.referee_id == Referral.referrer_id, own.program_id == Referral.program_id))
-        .where(Referral.merchant_id == merchant_id, Referral.program_id == period.program_id,
-               Referral.referred_at < period.end)
-        .group_by(Referral.referrer_id, own.referred_at)
-    )).all()
+    rows = (
+        await session.execute(
+            select(own.referred_at, func.min(Referral.referred_at))
+            .join(own, and_(own.referee_id == Referral.referrer_id, own.program_id == Referral.program_id))
+            .where(
+                Referral.merchant_id == merchant_id, Referral.program_id == period.program_id, Referral.referred_at < period.end
+            )
+            .group_by(Referral.referrer_id, own.referred_at)
+        )
+    ).all()
     gaps = [
         (rollup.as_utc(made) - rollup.as_utc(arrived)).total_seconds() / 86400
         for arrived, made in rows
@@ -388,13 +435,19 @@ async def cohorts(session: AsyncSession, *, merchant_id: uuid.UUID, period: Peri
     """Of the customers acquired by referral in each week of the period, how many referred
     someone themselves within 4, 8 and 12 weeks."""
     made = aliased(Referral)
-    rows = (await session.execute(
-        select(Referral.referee_id, Referral.referred_at, func.min(made.referred_at))
-        .outerjoin(made, and_(made.referrer_id == Referral.referee_id, made.program_id == Referral.program_id))
-        .where(Referral.merchant_id == merchant_id, Referral.program_id == period.program_id,
-               Referral.referred_at >= period.start, Referral.referred_at < period.end)
-        .group_by(Referral.referee_id, Referral.referred_at)
-    )).all()
+    rows = (
+        await session.execute(
+            select(Referral.referee_id, Referral.referred_at, func.min(made.referred_at))
+            .outerjoin(made, and_(made.referrer_id == Referral.referee_id, made.program_id == Referral.program_id))
+            .where(
+                Referral.merchant_id == merchant_id,
+                Referral.program_id == period.program_id,
+                Referral.referred_at >= period.start,
+                Referral.referred_at < period.end,
+            )
+            .group_by(Referral.referee_id, Referral.referred_at)
+        )
+    ).all()
     weeks: dict[date, list[int]] = {}
     for _customer, arrived, first_made in rows:
         arrived = rollup.as_utc(arrived)
@@ -440,32 +493,61 @@ class Fraud:
 
 async def fraud(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period, t: Totals, now: datetime) -> Fraud:
     outcomes = {d: v[0] for (d, _u), v in t.by(rollup.FRAUD).items()}
-    held = (await session.execute(
-        select(Reward.kind, Reward.unit, money.total(Reward.amount - Reward.reversed_amount))
-        .where(Reward.merchant_id == merchant_id, Reward.program_id == period.program_id,
-               Reward.status == RewardStatus.HELD.value, Reward.review_hold.is_(True))
-        .group_by(Reward.kind, Reward.unit).order_by(Reward.kind, Reward.unit)
-    )).all()
-    debtors = select(Referral.referrer_id).where(Referral.program_id == period.program_id).union(
-        select(Referral.referee_id).where(Referral.program_id == period.program_id))
-    leaked = (await session.execute(
-        select(LedgerAccount.kind, LedgerAccount.unit, money.total(-LedgerAccount.balance))
-        .where(LedgerAccount.merchant_id == merchant_id, LedgerAccount.account_type == AccountType.AVAILABLE.value,
-               LedgerAccount.balance < 0, LedgerAccount.owner_id.in_(debtors))
-        .group_by(LedgerAccount.kind, LedgerAccount.unit).order_by(LedgerAccount.kind, LedgerAccount.unit)
-    )).all()
-    opened = [rollup.as_utc(o) for o in (await session.scalars(
-        select(FraudReview.opened_at).where(FraudReview.merchant_id == merchant_id, FraudReview.program_id == period.program_id,
-                                            FraudReview.status == ReviewStatus.OPEN.value)
-    )).all()]
+    held = (
+        await session.execute(
+            select(Reward.kind, Reward.unit, money.total(Reward.amount - Reward.reversed_amount))
+            .where(
+                Reward.merchant_id == merchant_id,
+                Reward.program_id == period.program_id,
+                Reward.status == RewardStatus.HELD.value,
+                Reward.review_hold.is_(True),
+            )
+            .group_by(Reward.kind, Reward.unit)
+            .order_by(Reward.kind, Reward.unit)
+        )
+    ).all()
+    debtors = (
+        select(Referral.referrer_id)
+        .where(Referral.program_id == period.program_id)
+        .union(select(Referral.referee_id).where(Referral.program_id == period.program_id))
+    )
+    leaked = (
+        await session.execute(
+            select(LedgerAccount.kind, LedgerAccount.unit, money.total(-LedgerAccount.balance))
+            .where(
+                LedgerAccount.merchant_id == merchant_id,
+                LedgerAccount.account_type == AccountType.AVAILABLE.value,
+                LedgerAccount.balance < 0,
+                LedgerAccount.owner_id.in_(debtors),
+            )
+            .group_by(LedgerAccount.kind, LedgerAccount.unit)
+            .order_by(LedgerAccount.kind, LedgerAccount.unit)
+        )
+    ).all()
+    opened = [
+        rollup.as_utc(o)
+        for o in (
+            await session.scalars(
+                select(FraudReview.opened_at).where(
+                    FraudReview.merchant_id == merchant_id,
+                    FraudReview.program_id == period.program_id,
+                    FraudReview.status == ReviewStatus.OPEN.value,
+                )
+            )
+        ).all()
+    ]
     ages = [(now - o).total_seconds() / 3600 for o in opened]
     return Fraud(
-        allowed=outcomes.get("ALLOW", 0), reviewed=outcomes.get("REVIEW", 0), blocked=outcomes.get("BLOCK", 0),
+        allowed=outcomes.get("ALLOW", 0),
+        reviewed=outcomes.get("REVIEW", 0),
+        blocked=outcomes.get("BLOCK", 0),
         held=[UnitAmount(k, u, int(a)) for k, u, a in held if a],
         clawed_back=[UnitAmount(kind, unit, v[1]) for (kind, unit), v in sorted(t.by(rollup.REWARD_TAKEN_BACK).items())],
         leaked=[UnitAmount(k, u, int(a)) for k, u, a in leaked if a],
         queue=ReviewQueue(
-            len(opened), min(opened) if opened else None, round(max(ages), 2) if ages else None,
+            len(opened),
+            min(opened) if opened else None,
+            round(max(ages), 2) if ages else None,
             round(median(ages), 2) if ages else None,
         ),
     )

@@ -59,8 +59,17 @@ REWARD_TAKEN_BACK = "reward_taken_back"  # ledger: voided while held or clawed b
 COMMISSION_PAID = "commission_paid"  # ledger: paid out (net of payments returned)
 COUPONS_REDEEMED = "coupons_redeemed"  # DISCOUNT rewards used at checkout: count, amount taken off
 FRAUD = "fraud"  # referrals by their strictest decision so far (dimension ALLOW, REVIEW, BLOCK)
-ALL_MEASURES = (*FUNNEL, CODES_ISSUED, REVENUE, REFUNDS, REWARD_GRANTED, REWARD_TAKEN_BACK, COMMISSION_PAID,
-                COUPONS_REDEEMED, FRAUD)
+ALL_MEASURES = (
+    *FUNNEL,
+    CODES_ISSUED,
+    REVENUE,
+    REFUNDS,
+    REWARD_GRANTED,
+    REWARD_TAKEN_BACK,
+    COMMISSION_PAID,
+    COUPONS_REDEEMED,
+    FRAUD,
+)
 
 CHUNK_DAYS = 31  # days recounted by one set of statements (a CASE over the day boundaries)
 LATE_MARGIN = timedelta(minutes=15)  # transactions still committing when the last run read
@@ -126,59 +135,108 @@ async def _facts_of_chunk(
 
     # Clicks, by the channel the widget reported.
     b = _bucket(Click.created_at, days).label("bucket")
-    add(CLICKS, (await session.execute(
-        select(Click.program_id, b, ch, literal(""), func.count(), literal(0))
-        .where(Click.program_id.in_(program_ids), Click.created_at >= start, Click.created_at < end)
-        .group_by(Click.program_id, b, ch)
-    )).all())
+    add(
+        CLICKS,
+        (
+            await session.execute(
+                select(Click.program_id, b, ch, literal(""), func.count(), literal(0))
+                .where(Click.program_id.in_(program_ids), Click.created_at >= start, Click.created_at < end)
+                .group_by(Click.program_id, b, ch)
+            )
+        ).all(),
+    )
     # Codes issued: the customers who could refer.
     b = _bucket(ReferralCode.created_at, days).label("bucket")
-    add(CODES_ISSUED, (await session.execute(
-        select(ReferralCode.program_id, b, literal(""), literal(""), func.count(), literal(0))
-        .where(ReferralCode.merchant_id == merchant_id, ReferralCode.program_id.in_(program_ids),
-               ReferralCode.created_at >= start, ReferralCode.created_at < end)
-        .group_by(ReferralCode.program_id, b)
-    )).all())
+    add(
+        CODES_ISSUED,
+        (
+            await session.execute(
+                select(ReferralCode.program_id, b, literal(""), literal(""), func.count(), literal(0))
+                .where(
+                    ReferralCode.merchant_id == merchant_id,
+                    ReferralCode.program_id.in_(program_ids),
+                    ReferralCode.created_at >= start,
+                    ReferralCode.created_at < end,
+                )
+                .group_by(ReferralCode.program_id, b)
+            )
+        ).all(),
+    )
     # Referrals created and qualified, by the channel of the click that brought the referee.
     for measure, column in ((REFERRED, Referral.referred_at), (QUALIFIED, Referral.qualified_at)):
         b = _bucket(column, days).label("bucket")
-        add(measure, (await session.execute(
-            select(Referral.program_id, b, ch, literal(""), func.count(), literal(0))
-            .outerjoin(Click, Click.id == Referral.click_id)
-            .where(Referral.program_id.in_(program_ids), column >= start, column < end)
-            .group_by(Referral.program_id, b, ch)
-        )).all())
+        add(
+            measure,
+            (
+                await session.execute(
+                    select(Referral.program_id, b, ch, literal(""), func.count(), literal(0))
+                    .outerjoin(Click, Click.id == Referral.click_id)
+                    .where(Referral.program_id.in_(program_ids), column >= start, column < end)
+                    .group_by(Referral.program_id, b, ch)
+                )
+            ).all(),
+        )
     # Signups of referred customers.
     b = _bucket(Action.occurred_at, days).label("bucket")
-    add(SIGNUPS, (await session.execute(
-        select(Referral.program_id, b, ch, literal(""), func.count(), literal(0))
-        .join(Referral, Referral.id == Action.referral_id)
-        .outerjoin(Click, Click.id == Referral.click_id)
-        .where(Action.merchant_id == merchant_id, Action.occurred_at >= start, Action.occurred_at < end,
-               Action.type == "SIGNUP", Referral.program_id.in_(program_ids))
-        .group_by(Referral.program_id, b, ch)
-    )).all())
+    add(
+        SIGNUPS,
+        (
+            await session.execute(
+                select(Referral.program_id, b, ch, literal(""), func.count(), literal(0))
+                .join(Referral, Referral.id == Action.referral_id)
+                .outerjoin(Click, Click.id == Referral.click_id)
+                .where(
+                    Action.merchant_id == merchant_id,
+                    Action.occurred_at >= start,
+                    Action.occurred_at < end,
+                    Action.type == "SIGNUP",
+                    Referral.program_id.in_(program_ids),
+                )
+                .group_by(Referral.program_id, b, ch)
+            )
+        ).all(),
+    )
     # Referrals rewarded: the day of their first reward.
     earlier = aliased(Reward)
     b = _bucket(Reward.created_at, days).label("bucket")
-    add(REWARDED, (await session.execute(
-        select(Reward.program_id, b, ch, literal(""), func.count(func.distinct(Reward.referral_id)),
-               literal(0))
-        .join(Referral, Referral.id == Reward.referral_id)
-        .outerjoin(Click, Click.id == Referral.click_id)
-        .where(Reward.program_id.in_(program_ids), Reward.created_at >= start, Reward.created_at < end,
-               ~exists().where(earlier.referral_id == Reward.referral_id, earlier.created_at < Reward.created_at))
-        .group_by(Reward.program_id, b, ch)
-    )).all())
+    add(
+        REWARDED,
+        (
+            await session.execute(
+                select(Reward.program_id, b, ch, literal(""), func.count(func.distinct(Reward.referral_id)), literal(0))
+                .join(Referral, Referral.id == Reward.referral_id)
+                .outerjoin(Click, Click.id == Referral.click_id)
+                .where(
+                    Reward.program_id.in_(program_ids),
+                    Reward.created_at >= start,
+                    Reward.created_at < end,
+                    ~exists().where(earlier.referral_id == Reward.referral_id, earlier.created_at < Reward.created_at),
+                )
+                .group_by(Reward.program_id, b, ch)
+            )
+        ).all(),
+    )
     # Revenue: purchases and subscriptions of referred customers.
     b = _bucket(Action.occurred_at, days).label("bucket")
-    add(REVENUE, (await session.execute(
-        select(Action.program_id, b, literal(""), Action.currency, func.count(), money.total(Action.amount))
-        .where(Action.merchant_id == merchant_id, Action.occurred_at >= start, Action.occurred_at < end,
-               Action.type.in_(QUALIFYING_TYPES), Action.referral_id.is_not(None), Action.program_id.in_(program_ids),
-               Action.amount.is_not(None), Action.currency.is_not(None))
-        .group_by(Action.program_id, b, Action.currency)
-    )).all())
+    add(
+        REVENUE,
+        (
+            await session.execute(
+                select(Action.program_id, b, literal(""), Action.currency, func.count(), money.total(Action.amount))
+                .where(
+                    Action.merchant_id == merchant_id,
+                    Action.occurred_at >= start,
+                    Action.occurred_at < end,
+                    Action.type.in_(QUALIFYING_TYPES),
+                    Action.referral_id.is_not(None),
+                    Action.program_id.in_(program_ids),
+                    Action.amount.is_not(None),
+                    Action.currency.is_not(None),
+                )
+                .group_by(Action.program_id, b, Action.currency)
+            )
+        ).all(),
+    )
     # Refunds of referred orders, on the refund's day, in the order's currency, at most the order.
     order = aliased(Action)
     b = _bucket(Action.occurred_at, days).label("bucket")
@@ -186,30 +244,55 @@ async def _facts_of_chunk(
         (or_(Action.type == "CANCELLATION", Action.amount.is_(None), Action.amount > order.amount), order.amount),
         else_=Action.amount,
     )
-    add(REFUNDS, (await session.execute(
-        select(order.program_id, b, literal(""), order.currency, func.count(), money.total(refunded))
-        .join(order, and_(order.merchant_id == Action.merchant_id, order.order_id == Action.order_id))
-        .where(Action.merchant_id == merchant_id, Action.occurred_at >= start, Action.occurred_at < end,
-               Action.type.in_(REVERSING_TYPES), Action.order_id.is_not(None),
-               order.type.in_(QUALIFYING_TYPES), order.referral_id.is_not(None), order.program_id.in_(program_ids),
-               order.amount.is_not(None), order.currency.is_not(None))
-        .group_by(order.program_id, b, order.currency)
-    )).all())
+    add(
+        REFUNDS,
+        (
+            await session.execute(
+                select(order.program_id, b, literal(""), order.currency, func.count(), money.total(refunded))
+                .join(order, and_(order.merchant_id == Action.merchant_id, order.order_id == Action.order_id))
+                .where(
+                    Action.merchant_id == merchant_id,
+                    Action.occurred_at >= start,
+                    Action.occurred_at < end,
+                    Action.type.in_(REVERSING_TYPES),
+                    Action.order_id.is_not(None),
+                    order.type.in_(QUALIFYING_TYPES),
+                    order.referral_id.is_not(None),
+                    order.program_id.in_(program_ids),
+                    order.amount.is_not(None),
+                    order.currency.is_not(None),
+                )
+                .group_by(order.program_id, b, order.currency)
+            )
+        ).all(),
+    )
     # Reward cost from the program's ledger accounts: grants out, voids and clawbacks back in;
     # payouts paid (returned payments back out).
     b = _bucket(LedgerEntry.created_at, days).label("bucket")
-    ledger_rows = (await session.execute(
-        select(LedgerAccount.owner_id, b, LedgerAccount.account_type, LedgerAccount.kind, LedgerAccount.unit,
-               money.total(case((LedgerEntry.amount < 0, -LedgerEntry.amount), else_=0)),
-               money.total(case((LedgerEntry.amount > 0, LedgerEntry.amount), else_=0)),
-               func.sum(case((LedgerEntry.amount < 0, 1), else_=0)),
-               func.sum(case((LedgerEntry.amount > 0, 1), else_=0)))
-        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-        .where(LedgerAccount.merchant_id == merchant_id, LedgerAccount.owner_id.in_(program_ids),
-               LedgerAccount.account_type.in_([AccountType.PROGRAM_REWARDS.value, AccountType.PROGRAM_PAID_OUT.value]),
-               LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
-        .group_by(LedgerAccount.owner_id, b, LedgerAccount.account_type, LedgerAccount.kind, LedgerAccount.unit)
-    )).all()
+    ledger_rows = (
+        await session.execute(
+            select(
+                LedgerAccount.owner_id,
+                b,
+                LedgerAccount.account_type,
+                LedgerAccount.kind,
+                LedgerAccount.unit,
+                money.total(case((LedgerEntry.amount < 0, -LedgerEntry.amount), else_=0)),
+                money.total(case((LedgerEntry.amount > 0, LedgerEntry.amount), else_=0)),
+                func.sum(case((LedgerEntry.amount < 0, 1), else_=0)),
+                func.sum(case((LedgerEntry.amount > 0, 1), else_=0)),
+            )
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .where(
+                LedgerAccount.merchant_id == merchant_id,
+                LedgerAccount.owner_id.in_(program_ids),
+                LedgerAccount.account_type.in_([AccountType.PROGRAM_REWARDS.value, AccountType.PROGRAM_PAID_OUT.value]),
+                LedgerEntry.created_at >= start,
+                LedgerEntry.created_at < end,
+            )
+            .group_by(LedgerAccount.owner_id, b, LedgerAccount.account_type, LedgerAccount.kind, LedgerAccount.unit)
+        )
+    ).all()
     for program_id, bucket, account_type, kind, unit, out, back, outs, backs in ledger_rows:
         if account_type == AccountType.PROGRAM_REWARDS.value:
             if out:
@@ -222,14 +305,29 @@ async def _facts_of_chunk(
     # redemption; else a fixed amount at its face value, a percentage counted (unit PERCENT, 0).
     b = _bucket(Coupon.redeemed_at, days).label("bucket")
     coupon_unit = func.coalesce(Coupon.redeemed_currency, Coupon.currency, literal("PERCENT")).label("unit")
-    add(COUPONS_REDEEMED, (await session.execute(
-        select(Reward.program_id, b, literal(""), coupon_unit, func.count(),
-               money.total(func.coalesce(Coupon.redeemed_discount, Coupon.amount_off, 0)))
-        .join(Reward, Reward.id == Coupon.reward_id)
-        .where(Coupon.merchant_id == merchant_id, Coupon.redeemed_at >= start, Coupon.redeemed_at < end,
-               Reward.program_id.in_(program_ids))
-        .group_by(Reward.program_id, b, coupon_unit)
-    )).all())
+    add(
+        COUPONS_REDEEMED,
+        (
+            await session.execute(
+                select(
+                    Reward.program_id,
+                    b,
+                    literal(""),
+                    coupon_unit,
+                    func.count(),
+                    money.total(func.coalesce(Coupon.redeemed_discount, Coupon.amount_off, 0)),
+                )
+                .join(Reward, Reward.id == Coupon.reward_id)
+                .where(
+                    Coupon.merchant_id == merchant_id,
+                    Coupon.redeemed_at >= start,
+                    Coupon.redeemed_at < end,
+                    Reward.program_id.in_(program_ids),
+                )
+                .group_by(Reward.program_id, b, coupon_unit)
+            )
+        ).all(),
+    )
     # Fraud: the referrals that arrived each day, by their strictest decision so far.
     severity = (
         select(func.max(case((FraudDecision.outcome == "BLOCK", 2), (FraudDecision.outcome == "REVIEW", 1), else_=0)))
@@ -239,11 +337,16 @@ async def _facts_of_chunk(
     )
     outcome = case((severity == 2, "BLOCK"), (severity == 1, "REVIEW"), else_="ALLOW").label("outcome")
     b = _bucket(Referral.referred_at, days).label("bucket")
-    add(FRAUD, (await session.execute(
-        select(Referral.program_id, b, outcome, literal(""), func.count(), literal(0))
-        .where(Referral.program_id.in_(program_ids), Referral.referred_at >= start, Referral.referred_at < end)
-        .group_by(Referral.program_id, b, outcome)
-    )).all())
+    add(
+        FRAUD,
+        (
+            await session.execute(
+                select(Referral.program_id, b, outcome, literal(""), func.count(), literal(0))
+                .where(Referral.program_id.in_(program_ids), Referral.referred_at >= start, Referral.referred_at < end)
+                .group_by(Referral.program_id, b, outcome)
+            )
+        ).all(),
+    )
 
     totals: dict[tuple, list[int]] = {}
     for program_id, bucket, measure, dimension, unit, count, amount in rows:
@@ -265,23 +368,25 @@ class ReferrerFact:
     qualified: int
 
 
-async def _referrer_facts_of_chunk(
-    session: AsyncSession, program_ids: list[uuid.UUID], days: list[Day]
-) -> list[ReferrerFact]:
+async def _referrer_facts_of_chunk(session: AsyncSession, program_ids: list[uuid.UUID], days: list[Day]) -> list[ReferrerFact]:
     """Referrals made and qualified per referrer and day (the leaderboard's rollup)."""
     start, end = days[0].start, days[-1].end
     counts: dict[tuple, list[int]] = {}
     for index, column in enumerate((Referral.referred_at, Referral.qualified_at)):
         b = _bucket(column, days).label("bucket")
-        for program_id, bucket, referrer_id, count in (await session.execute(
-            select(Referral.program_id, b, Referral.referrer_id, func.count())
-            .where(Referral.program_id.in_(program_ids), column >= start, column < end)
-            .group_by(Referral.program_id, b, Referral.referrer_id)
-        )).all():
+        for program_id, bucket, referrer_id, count in (
+            await session.execute(
+                select(Referral.program_id, b, Referral.referrer_id, func.count())
+                .where(Referral.program_id.in_(program_ids), column >= start, column < end)
+                .group_by(Referral.program_id, b, Referral.referrer_id)
+            )
+        ).all():
             if bucket is not None:
                 counts.setdefault((program_id, days[bucket].day, referrer_id), [0, 0])[index] += count
-    return [ReferrerFact(*key, referred, qualified)
-            for key, (referred, qualified) in sorted(counts.items(), key=lambda kv: repr(kv[0]))]
+    return [
+        ReferrerFact(*key, referred, qualified)
+        for key, (referred, qualified) in sorted(counts.items(), key=lambda kv: repr(kv[0]))
+    ]
 
 
 def _chunks(days: list[Day]) -> Iterable[list[Day]]:
@@ -300,8 +405,9 @@ async def program_ids_of(session: AsyncSession, merchant_id: uuid.UUID) -> list[
     return list((await session.scalars(select(Program.id).where(Program.merchant_id == merchant_id).order_by(Program.id))).all())
 
 
-async def _per_chunk(session: AsyncSession, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date],
-                     program_ids: list[uuid.UUID] | None, count) -> list:
+async def _per_chunk(
+    session: AsyncSession, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date], program_ids: list[uuid.UUID] | None, count
+) -> list:
     program_ids = program_ids if program_ids is not None else await program_ids_of(session, merchant_id)
     if not program_ids or not days:
         return []
@@ -312,42 +418,77 @@ async def _per_chunk(session: AsyncSession, merchant_id: uuid.UUID, zone: ZoneIn
 
 
 async def count_days(
-    session: AsyncSession, *, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date],
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    zone: ZoneInfo,
+    days: list[date],
     program_ids: list[uuid.UUID] | None = None,
 ) -> list[Fact]:
     """Recount the given local days from the raw rows (nothing is written)."""
-    return await _per_chunk(session, merchant_id, zone, days, program_ids,
-                            lambda chunk, ids: _facts_of_chunk(session, merchant_id, ids, chunk))
+    return await _per_chunk(
+        session, merchant_id, zone, days, program_ids, lambda chunk, ids: _facts_of_chunk(session, merchant_id, ids, chunk)
+    )
 
 
 async def count_referrer_days(
-    session: AsyncSession, *, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date],
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    zone: ZoneInfo,
+    days: list[date],
     program_ids: list[uuid.UUID] | None = None,
 ) -> list[ReferrerFact]:
     """Recount the per-referrer rollup of the given local days (nothing is written)."""
-    return await _per_chunk(session, merchant_id, zone, days, program_ids,
-                            lambda chunk, ids: _referrer_facts_of_chunk(session, ids, chunk))
+    return await _per_chunk(
+        session, merchant_id, zone, days, program_ids, lambda chunk, ids: _referrer_facts_of_chunk(session, ids, chunk)
+    )
 
 
-async def _store(session: AsyncSession, merchant_id: uuid.UUID, days: list[date], facts: list[Fact],
-                 referrer_facts: list[ReferrerFact]) -> None:
+async def _store(
+    session: AsyncSession, merchant_id: uuid.UUID, days: list[date], facts: list[Fact], referrer_facts: list[ReferrerFact]
+) -> None:
     for chunk in _chunks([Day(d, datetime.min, datetime.min) for d in sorted(set(days))]):
         for model in (DailyFact, ReferrerDay):
-            await session.execute(delete(model).where(
-                model.merchant_id == merchant_id, model.day >= chunk[0].day, model.day <= chunk[-1].day,
-            ))
+            await session.execute(
+                delete(model).where(
+                    model.merchant_id == merchant_id,
+                    model.day >= chunk[0].day,
+                    model.day <= chunk[-1].day,
+                )
+            )
     for start in range(0, len(facts), 1000):
-        await session.execute(insert(DailyFact), [
-            {"merchant_id": merchant_id, "program_id": f.program_id, "day": f.day, "measure": f.measure,
-             "dimension": f.dimension, "unit": f.unit, "count": f.count, "amount": f.amount}
-            for f in facts[start:start + 1000]
-        ])
+        await session.execute(
+            insert(DailyFact),
+            [
+                {
+                    "merchant_id": merchant_id,
+                    "program_id": f.program_id,
+                    "day": f.day,
+                    "measure": f.measure,
+                    "dimension": f.dimension,
+                    "unit": f.unit,
+                    "count": f.count,
+                    "amount": f.amount,
+                }
+                for f in facts[start : start + 1000]
+            ],
+        )
     for start in range(0, len(referrer_facts), 1000):
-        await session.execute(insert(ReferrerDay), [
-            {"merchant_id": merchant_id, "program_id": f.program_id, "day": f.day, "referrer_id": f.referrer_id,
-             "referred": f.referred, "qualified": f.qualified}
-            for f in referrer_facts[start:start + 1000]
-        ])
+        await session.execute(
+            insert(ReferrerDay),
+            [
+                {
+                    "merchant_id": merchant_id,
+                    "program_id": f.program_id,
+                    "day": f.day,
+                    "referrer_id": f.referrer_id,
+                    "referred": f.referred,
+                    "qualified": f.qualified,
+                }
+                for f in referrer_facts[start : start + 1000]
+            ],
+        )
 
 
 async def recount(session: AsyncSession, *, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date]) -> int:
@@ -404,10 +545,17 @@ async def rebuild(session: AsyncSession, *, merchant_id: uuid.UUID, now: datetim
     return len(days)
 
 
-async def _refresh_leaderboards(session: AsyncSession, merchant_id: uuid.UUID, zone: ZoneInfo, now: datetime,
-                                first: date | None, touched: set[date] | None) -> None:
-    await leaderboards.refresh(session, merchant_id=merchant_id, program_ids=await program_ids_of(session, merchant_id),
-                               first_day=first, today=local_day(now, zone), touched=touched)
+async def _refresh_leaderboards(
+    session: AsyncSession, merchant_id: uuid.UUID, zone: ZoneInfo, now: datetime, first: date | None, touched: set[date] | None
+) -> None:
+    await leaderboards.refresh(
+        session,
+        merchant_id=merchant_id,
+        program_ids=await program_ids_of(session, merchant_id),
+        first_day=first,
+        today=local_day(now, zone),
+        touched=touched,
+    )
 
 
 def _uuid7_floor(moment: datetime) -> uuid.UUID:
@@ -417,21 +565,27 @@ def _uuid7_floor(moment: datetime) -> uuid.UUID:
     return uuid.UUID(int=(millis & ((1 << 48) - 1)) << 80 | 0x7 << 76)
 
 
-async def touched_days(session: AsyncSession, *, merchant_id: uuid.UUID, zone: ZoneInfo, since: datetime,
-                       now: datetime) -> set[date]:
+async def touched_days(
+    session: AsyncSession, *, merchant_id: uuid.UUID, zone: ZoneInfo, since: datetime, now: datetime
+) -> set[date]:
     """The local days whose facts rows written since `since` may have changed: every day from
     then to now, and the past days late actions and new fraud decisions belong to."""
     days = {d.day for d in local_days(local_day(since, zone), local_day(now, zone), zone)}
     floor = _uuid7_floor(since)
-    late = (await session.execute(
-        select(Action.occurred_at, Referral.referred_at, Referral.qualified_at)
-        .outerjoin(Referral, Referral.id == Action.referral_id)
-        .where(Action.merchant_id == merchant_id, Action.id >= floor)
-    )).all()
-    decided = (await session.scalars(
-        select(Referral.referred_at).join(FraudDecision, FraudDecision.referral_id == Referral.id)
-        .where(FraudDecision.merchant_id == merchant_id, FraudDecision.id >= floor)
-    )).all()
+    late = (
+        await session.execute(
+            select(Action.occurred_at, Referral.referred_at, Referral.qualified_at)
+            .outerjoin(Referral, Referral.id == Action.referral_id)
+            .where(Action.merchant_id == merchant_id, Action.id >= floor)
+        )
+    ).all()
+    decided = (
+        await session.scalars(
+            select(Referral.referred_at)
+            .join(FraudDecision, FraudDecision.referral_id == Referral.id)
+            .where(FraudDecision.merchant_id == merchant_id, FraudDecision.id >= floor)
+        )
+    ).all()
     for moment in [m for row in late for m in row] + list(decided):
         if moment is not None:
             days.add(local_day(as_utc(moment), zone))

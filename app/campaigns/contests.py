@@ -91,10 +91,13 @@ async def leaderboard(
     asking referrer's own line."""
     spec = spec_of(campaign)
     if campaign.finalized_at is not None:
-        stored = (await session.scalars(
-            select(ContestStanding).where(ContestStanding.campaign_id == campaign.id)
-            .order_by(ContestStanding.rank, ContestStanding.referrer_id)
-        )).all()
+        stored = (
+            await session.scalars(
+                select(ContestStanding)
+                .where(ContestStanding.campaign_id == campaign.id)
+                .order_by(ContestStanding.rank, ContestStanding.referrer_id)
+            )
+        ).all()
         lines = [(s.rank, s.referrer_id, s.sales, s.prize_reward_id is not None) for s in stored]
     else:
         lines = ranked(await _live_rows(session, campaign), spec.top_n)
@@ -105,11 +108,16 @@ async def leaderboard(
     names = {c.id: masked_name(c) for c in (await session.scalars(select(Customer).where(Customer.id.in_(wanted)))).all()}
 
     def standing(line: tuple[int, uuid.UUID, int, bool]) -> Standing:
-        return Standing(rank=line[0], referrer_id=line[1], sales=line[2], display_name=names.get(line[1], "?"), wins_prize=line[3])
+        return Standing(
+            rank=line[0], referrer_id=line[1], sales=line[2], display_name=names.get(line[1], "?"), wins_prize=line[3]
+        )
 
     return Leaderboard(
-        campaign=campaign, status=FINAL if campaign.finalized_at else PROVISIONAL, final_after=final_after(campaign),
-        top=[standing(line) for line in shown], own=standing(own) if own else None,
+        campaign=campaign,
+        status=FINAL if campaign.finalized_at else PROVISIONAL,
+        final_after=final_after(campaign),
+        top=[standing(line) for line in shown],
+        own=standing(own) if own else None,
     )
 
 
@@ -126,20 +134,38 @@ async def finalize(session: AsyncSession, campaign: Campaign, *, now: datetime) 
     # Lock the progress rows: a refund job counting now finishes first, or waits and then
     # finds the contest final.
     await session.execute(
-        select(CampaignProgress.id).where(CampaignProgress.campaign_id == campaign.id).order_by(CampaignProgress.id).with_for_update()
+        select(CampaignProgress.id)
+        .where(CampaignProgress.campaign_id == campaign.id)
+        .order_by(CampaignProgress.id)
+        .with_for_update()
     )
     rows = []
     for rank, referrer_id, sales, wins in ranked(await _live_rows(session, campaign), spec.top_n):
         prize = None
         if wins:
             prize = await grants.grant_once(
-                session, merchant_id=campaign.merchant_id, program_id=campaign.program_id, customer_id=referrer_id,
-                kind=RewardKind(spec.reward_kind), amount=spec.prize_amount, currency=spec.currency,
-                grant_key=f"campaign:{campaign.id}:prize:{referrer_id}", source=grants.CAMPAIGN, hold_days=spec.hold_days,
+                session,
+                merchant_id=campaign.merchant_id,
+                program_id=campaign.program_id,
+                customer_id=referrer_id,
+                kind=RewardKind(spec.reward_kind),
+                amount=spec.prize_amount,
+                currency=spec.currency,
+                grant_key=f"campaign:{campaign.id}:prize:{referrer_id}",
+                source=grants.CAMPAIGN,
+                hold_days=spec.hold_days,
             )
-        rows.append({"id": new_id(), "merchant_id": campaign.merchant_id, "campaign_id": campaign.id,
-                     "referrer_id": referrer_id, "rank": rank, "sales": sales,
-                     "prize_reward_id": prize.id if prize is not None else None})
+        rows.append(
+            {
+                "id": new_id(),
+                "merchant_id": campaign.merchant_id,
+                "campaign_id": campaign.id,
+                "referrer_id": referrer_id,
+                "rank": rank,
+                "sales": sales,
+                "prize_reward_id": prize.id if prize is not None else None,
+            }
+        )
     if rows:
         await session.execute(insert(ContestStanding), rows)
     campaign.finalized_at = now
@@ -150,12 +176,19 @@ async def finalize(session: AsyncSession, campaign: Campaign, *, now: datetime) 
 async def finalize_due(session: AsyncSession, *, now: datetime | None = None, limit: int = 50) -> int:
     """Finalize the contests whose refund window has passed (two workers never take the same)."""
     now = now or utcnow()
-    candidates = (await session.scalars(
-        select(Campaign).where(
-            Campaign.kind == CampaignKind.CONTEST.value, Campaign.status == CampaignStatus.ACTIVE.value,
-            Campaign.finalized_at.is_(None), Campaign.ends_at <= now,
-        ).order_by(Campaign.ends_at).limit(limit)
-    )).all()
+    candidates = (
+        await session.scalars(
+            select(Campaign)
+            .where(
+                Campaign.kind == CampaignKind.CONTEST.value,
+                Campaign.status == CampaignStatus.ACTIVE.value,
+                Campaign.finalized_at.is_(None),
+                Campaign.ends_at <= now,
+            )
+            .order_by(Campaign.ends_at)
+            .limit(limit)
+        )
+    ).all()
     done = 0
     for candidate in candidates:
         if now < final_after(candidate):
@@ -167,4 +200,3 @@ async def finalize_due(session: AsyncSession, *, now: datetime | None = None, li
         if campaign is not None:
             done += await finalize(session, campaign, now=now)
     return done
-

@@ -78,9 +78,20 @@ async def action_recorded(session: AsyncSession, action: Action, referral: Refer
 
 
 async def _locked_progress(session: AsyncSession, campaign: Campaign, referrer_id: uuid.UUID) -> CampaignProgress:
-    values = {"id": new_id(), "merchant_id": campaign.merchant_id, "campaign_id": campaign.id, "referrer_id": referrer_id,
-              "sales": 0, "sales_amount": 0, "commission": 0, "tier": 0, "last_sale_at": None}
-    await session.execute(insert_row(session, CampaignProgress, values, ignoring_conflicts=("campaign_id", "referrer_id")), values)
+    values = {
+        "id": new_id(),
+        "merchant_id": campaign.merchant_id,
+        "campaign_id": campaign.id,
+        "referrer_id": referrer_id,
+        "sales": 0,
+        "sales_amount": 0,
+        "commission": 0,
+        "tier": 0,
+        "last_sale_at": None,
+    }
+    await session.execute(
+        insert_row(session, CampaignProgress, values, ignoring_conflicts=("campaign_id", "referrer_id")), values
+    )
     progress = await session.scalar(
         select(CampaignProgress)
         .where(CampaignProgress.campaign_id == campaign.id, CampaignProgress.referrer_id == referrer_id)
@@ -105,11 +116,13 @@ async def _campaigns_of(session: AsyncSession, program_id: uuid.UUID, at: dateti
 async def _order_fully_refunded(session: AsyncSession, action: Action) -> bool:
     if action.order_id is None:
         return False
-    reversals = (await session.execute(
-        select(Action.type, Action.amount).where(
-            Action.merchant_id == action.merchant_id, Action.order_id == action.order_id, Action.type.in_(REVERSING_TYPES)
+    reversals = (
+        await session.execute(
+            select(Action.type, Action.amount).where(
+                Action.merchant_id == action.merchant_id, Action.order_id == action.order_id, Action.type.in_(REVERSING_TYPES)
+            )
         )
-    )).all()
+    ).all()
     if not reversals:
         return False
     if any(r.type == "CANCELLATION" or r.amount is None for r in reversals):
@@ -129,9 +142,13 @@ def counted_amount(spec: CampaignSpec, kind: CampaignKind, action: Action) -> in
     items = metadata.get("items")
     if isinstance(items, list):
         part = sum(
-            item["amount"] for item in items
-            if isinstance(item, dict) and str(item.get("category", "")).lower() == spec.category
-            and isinstance(item.get("amount"), int) and not isinstance(item.get("amount"), bool) and item["amount"] > 0
+            item["amount"]
+            for item in items
+            if isinstance(item, dict)
+            and str(item.get("category", "")).lower() == spec.category
+            and isinstance(item.get("amount"), int)
+            and not isinstance(item.get("amount"), bool)
+            and item["amount"] > 0
         )
         return min(part, action.amount)
     return action.amount if str(metadata.get("category", "")).lower() == spec.category else 0
@@ -145,8 +162,10 @@ async def count_sale(session: AsyncSession, action_id: uuid.UUID) -> int:
     # Locked first (as reward evaluation does): a clearance or review deciding the referral
     # meanwhile either finishes before (and is read here) or sees this job's rewards after.
     referral = await session.scalar(
-        select(Referral).where(Referral.id == action.referral_id)
-        .with_for_update(key_share=True).execution_options(populate_existing=True)
+        select(Referral)
+        .where(Referral.id == action.referral_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     )
     if referral is None or referral.status == ReferralStatus.REJECTED.value:
         return 0
@@ -160,11 +179,22 @@ async def count_sale(session: AsyncSession, action_id: uuid.UUID) -> int:
         # Read after the lock: a refund counted meanwhile has committed and is seen.
         if await _order_fully_refunded(session, action):
             return counted
-        values = {"id": new_id(), "merchant_id": campaign.merchant_id, "campaign_id": campaign.id,
-                  "referrer_id": referral.referrer_id, "action_id": action.id, "order_id": action.order_id,
-                  "amount": amount, "currency": spec.currency, "occurred_at": action.occurred_at, "refunded_at": None}
+        values = {
+            "id": new_id(),
+            "merchant_id": campaign.merchant_id,
+            "campaign_id": campaign.id,
+            "referrer_id": referral.referrer_id,
+            "action_id": action.id,
+            "order_id": action.order_id,
+            "amount": amount,
+            "currency": spec.currency,
+            "occurred_at": action.occurred_at,
+            "refunded_at": None,
+        }
         inserted = await session.scalar(
-            insert_ignoring_conflicts(session, CampaignSale, ["campaign_id", "action_id"]).values(**values).returning(CampaignSale.id)
+            insert_ignoring_conflicts(session, CampaignSale, ["campaign_id", "action_id"])
+            .values(**values)
+            .returning(CampaignSale.id)
         )
         if inserted is None:
             continue  # counted before
@@ -183,11 +213,24 @@ def _key(campaign: Campaign, *parts: object) -> str:
 
 
 async def _reward_sale(
-    session: AsyncSession, campaign: Campaign, spec: CampaignSpec, kind: CampaignKind, progress: CampaignProgress,
-    referral: Referral, action: Action, amount: int,
+    session: AsyncSession,
+    campaign: Campaign,
+    spec: CampaignSpec,
+    kind: CampaignKind,
+    progress: CampaignProgress,
+    referral: Referral,
+    action: Action,
+    amount: int,
 ) -> None:
-    grant = dict(merchant_id=campaign.merchant_id, program_id=campaign.program_id, customer_id=progress.referrer_id,
-                 kind=RewardKind(spec.reward_kind), currency=spec.currency, source=grants.CAMPAIGN, hold_days=spec.hold_days)
+    grant = dict(
+        merchant_id=campaign.merchant_id,
+        program_id=campaign.program_id,
+        customer_id=progress.referrer_id,
+        kind=RewardKind(spec.reward_kind),
+        currency=spec.currency,
+        source=grants.CAMPAIGN,
+        hold_days=spec.hold_days,
+    )
     # Per-sale grants name the sale's referral and action: a refund of the order takes them back.
     per_sale = dict(referral_id=referral.id, trigger_action_id=action.id, grant_key=_key(campaign, "sale", action.id))
     if kind in (CampaignKind.RATE_BOOST, CampaignKind.TIERED_RATE):
@@ -196,8 +239,9 @@ async def _reward_sale(
     if kind is CampaignKind.THRESHOLD_BONUS:
         assert spec.threshold is not None and spec.bonus_amount is not None
         if progress.sales >= spec.threshold:
-            await grants.grant_once(session, **grant, amount=spec.bonus_amount,
-                                    grant_key=_key(campaign, "threshold", progress.referrer_id))
+            await grants.grant_once(
+                session, **grant, amount=spec.bonus_amount, grant_key=_key(campaign, "threshold", progress.referrer_id)
+            )
     elif kind is CampaignKind.RATE_BOOST:
         assert spec.boost_bps is not None
         await grants.grant_once(session, **grant, **per_sale, amount=amount * spec.boost_bps // 10_000)
@@ -210,8 +254,12 @@ async def _reward_sale(
             earlier = progress.sales_amount - amount
             adjustment = earlier * rate // 10_000 - progress.commission
             progress.tier = tier
-            if await grants.grant_once(session, **grant, amount=adjustment,
-                                       grant_key=_key(campaign, "tier", tier, progress.referrer_id)) is not None:
+            if (
+                await grants.grant_once(
+                    session, **grant, amount=adjustment, grant_key=_key(campaign, "tier", tier, progress.referrer_id)
+                )
+                is not None
+            ):
                 progress.commission += adjustment
         commission = amount * rate // 10_000
         if await grants.grant_once(session, **grant, **per_sale, amount=commission) is not None:
@@ -225,9 +273,10 @@ async def count_refund(session: AsyncSession, action_id: uuid.UUID) -> int:
     if action is None or action.order_id is None or action.type not in REVERSING_TYPES:
         return 0
     purchase = await session.scalar(
-        select(Action).where(
-            Action.merchant_id == action.merchant_id, Action.order_id == action.order_id, Action.type.in_(QUALIFYING_TYPES)
-        ).order_by(Action.id).limit(1)
+        select(Action)
+        .where(Action.merchant_id == action.merchant_id, Action.order_id == action.order_id, Action.type.in_(QUALIFYING_TYPES))
+        .order_by(Action.id)
+        .limit(1)
     )
     if purchase is None or purchase.referral_id is None or not await _order_fully_refunded(session, purchase):
         return 0
@@ -235,12 +284,17 @@ async def count_refund(session: AsyncSession, action_id: uuid.UUID) -> int:
     removed = 0
     for campaign in await _campaigns_of(session, referral.program_id):
         progress = await _locked_progress(session, campaign, referral.referrer_id)
-        sales = (await session.scalars(
-            select(CampaignSale).where(
-                CampaignSale.campaign_id == campaign.id, CampaignSale.order_id == action.order_id,
-                CampaignSale.refunded_at.is_(None),
-            ).execution_options(populate_existing=True)
-        )).all()
+        sales = (
+            await session.scalars(
+                select(CampaignSale)
+                .where(
+                    CampaignSale.campaign_id == campaign.id,
+                    CampaignSale.order_id == action.order_id,
+                    CampaignSale.refunded_at.is_(None),
+                )
+                .execution_options(populate_existing=True)
+            )
+        ).all()
         for sale in sales:
             sale.refunded_at = utcnow()
             progress.sales -= 1

@@ -48,7 +48,9 @@ async def waits_of(session: AsyncSession, referral: Referral, action: Action, ki
     policy = await clearance.program_clearance(session, referral)
     waits_for_clearance, due_at = clearance.waits(policy, referral, action, Recipient.REFERRER, kind)
     in_review = await session.scalar(
-        select(FraudReview.id).where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN.value).limit(1)
+        select(FraudReview.id)
+        .where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN.value)
+        .limit(1)
     )
     return Waits(clearance=waits_for_clearance, clearance_due_at=due_at, review=in_review is not None)
 
@@ -67,7 +69,7 @@ async def grant_once(
     hold_days: int = 0,
     referral_id: uuid.UUID | None = None,
     trigger_action_id: uuid.UUID | None = None,
-    waits: "Waits | None" = None,
+    waits: Waits | None = None,
 ) -> Reward | None:
     """Grant `amount` to the referrer under `grant_key`, HELD for `hold_days` (then released
     by `rewards.release_due`), or None when the key was granted before (or amount is 0).
@@ -79,13 +81,33 @@ async def grant_once(
     waits = waits or Waits()
     held = hold_days > 0 or waits.clearance or waits.review
     values = dict(
-        id=new_id(), merchant_id=merchant_id, program_id=program_id, rule_id=None, rule_version_id=None,
-        referral_id=referral_id, trigger_action_id=trigger_action_id, recipient=Recipient.REFERRER.value,
-        customer_id=customer_id, kind=kind.value, amount=amount, unit=currency, reversed_amount=0,
-        remaining=0 if held else amount, status=(RewardStatus.HELD if held else RewardStatus.AVAILABLE).value,
-        milestone=None, hold_until=now + timedelta(days=hold_days) if hold_days > 0 else None, review_hold=waits.review,
-        clearance_hold=waits.clearance, clearance_due_at=waits.clearance_due_at if waits.clearance else None, leaked_amount=0, awaiting_coupon=False, created_at=now,
-        available_at=None if held else now, expires_at=None, source=source, grant_key=grant_key,
+        id=new_id(),
+        merchant_id=merchant_id,
+        program_id=program_id,
+        rule_id=None,
+        rule_version_id=None,
+        referral_id=referral_id,
+        trigger_action_id=trigger_action_id,
+        recipient=Recipient.REFERRER.value,
+        customer_id=customer_id,
+        kind=kind.value,
+        amount=amount,
+        unit=currency,
+        reversed_amount=0,
+        remaining=0 if held else amount,
+        status=(RewardStatus.HELD if held else RewardStatus.AVAILABLE).value,
+        milestone=None,
+        hold_until=now + timedelta(days=hold_days) if hold_days > 0 else None,
+        review_hold=waits.review,
+        clearance_hold=waits.clearance,
+        clearance_due_at=waits.clearance_due_at if waits.clearance else None,
+        leaked_amount=0,
+        awaiting_coupon=False,
+        created_at=now,
+        available_at=None if held else now,
+        expires_at=None,
+        source=source,
+        grant_key=grant_key,
     )
     reward = await session.scalar(
         insert_ignoring_conflicts(session, Reward, ["merchant_id", "grant_key"]).values(**values).returning(Reward)

@@ -62,11 +62,20 @@ async def publish(
             raise DomainError("clauses.id", ErrorCode.INVALID_INPUT, "clause ids are unique, a-z, 0-9 and '-'")
         seen.add(clause_id)
         stored.append({"id": clause_id, "text": validation.required_text(clause.text, "clauses.text", 2000)})
-    latest = await session.scalar(select(func.max(PromotionRules.version)).where(
-        PromotionRules.merchant_id == merchant_id, PromotionRules.program_id == program.id
-    ))
-    rules = PromotionRules(id=new_id(), merchant_id=merchant_id, program_id=program.id, version=(latest or 0) + 1,
-                           text=text, clauses=stored, created_at=utcnow())
+    latest = await session.scalar(
+        select(func.max(PromotionRules.version)).where(
+            PromotionRules.merchant_id == merchant_id, PromotionRules.program_id == program.id
+        )
+    )
+    rules = PromotionRules(
+        id=new_id(),
+        merchant_id=merchant_id,
+        program_id=program.id,
+        version=(latest or 0) + 1,
+        text=text,
+        clauses=stored,
+        created_at=utcnow(),
+    )
     session.add(rules)
     await session.flush()
     return rules
@@ -76,8 +85,10 @@ async def current(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: 
     """The program's latest version (None: none published); another merchant's program is NOT_FOUND."""
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     return await session.scalar(
-        select(PromotionRules).where(PromotionRules.merchant_id == merchant_id, PromotionRules.program_id == program_id)
-        .order_by(PromotionRules.version.desc()).limit(1)
+        select(PromotionRules)
+        .where(PromotionRules.merchant_id == merchant_id, PromotionRules.program_id == program_id)
+        .order_by(PromotionRules.version.desc())
+        .limit(1)
     )
 
 
@@ -91,26 +102,41 @@ async def accept(
         raise NotFound("programId", "promotion rules")
     if version != rules.version:
         raise DomainError("version", ErrorCode.INVALID_INPUT, f"the current version is {rules.version}")
-    await session.execute(insert_ignoring_conflicts(session, PromotionRulesAcceptance, ["program_id", "customer_id", "version"]).values(
-        id=new_id(), merchant_id=merchant_id, program_id=program_id, customer_id=customer_id, version=version, via=via,
-        accepted_at=utcnow(),
-    ))
-    accepted = await session.scalar(select(PromotionRulesAcceptance).where(
-        PromotionRulesAcceptance.program_id == program_id, PromotionRulesAcceptance.customer_id == customer_id,
-        PromotionRulesAcceptance.version == version,
-    ))
+    await session.execute(
+        insert_ignoring_conflicts(session, PromotionRulesAcceptance, ["program_id", "customer_id", "version"]).values(
+            id=new_id(),
+            merchant_id=merchant_id,
+            program_id=program_id,
+            customer_id=customer_id,
+            version=version,
+            via=via,
+            accepted_at=utcnow(),
+        )
+    )
+    accepted = await session.scalar(
+        select(PromotionRulesAcceptance).where(
+            PromotionRulesAcceptance.program_id == program_id,
+            PromotionRulesAcceptance.customer_id == customer_id,
+            PromotionRulesAcceptance.version == version,
+        )
+    )
     assert accepted is not None
     return accepted
 
 
-async def status(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_id: uuid.UUID) -> AcceptanceStatus:
+async def status(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_id: uuid.UUID
+) -> AcceptanceStatus:
     rules = await current(session, merchant_id=merchant_id, program_id=program_id)
     accepted = None
     if rules is not None:
-        accepted = await session.scalar(select(PromotionRulesAcceptance).where(
-            PromotionRulesAcceptance.program_id == program_id, PromotionRulesAcceptance.customer_id == customer_id,
-            PromotionRulesAcceptance.version == rules.version,
-        ))
+        accepted = await session.scalar(
+            select(PromotionRulesAcceptance).where(
+                PromotionRulesAcceptance.program_id == program_id,
+                PromotionRulesAcceptance.customer_id == customer_id,
+                PromotionRulesAcceptance.version == rules.version,
+            )
+        )
     return AcceptanceStatus(current=rules, accepted=accepted)
 
 
@@ -118,9 +144,13 @@ async def cited_rule(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, version: int, clause_id: str
 ) -> dict:
     """A citation of a clause of a version of the program's rules, checked to exist."""
-    rules = await session.scalar(select(PromotionRules).where(
-        PromotionRules.merchant_id == merchant_id, PromotionRules.program_id == program_id, PromotionRules.version == version,
-    ))
+    rules = await session.scalar(
+        select(PromotionRules).where(
+            PromotionRules.merchant_id == merchant_id,
+            PromotionRules.program_id == program_id,
+            PromotionRules.version == version,
+        )
+    )
     if rules is None:
         raise DomainError("citedRule.version", ErrorCode.NOT_FOUND, "the program has no promotion rules of this version")
     clause = next((c for c in rules.clauses if c["id"] == clause_id.strip().lower()), None)

@@ -32,7 +32,9 @@ async def referrer(
     external_id = customers.external_id(external_id)
     if signed_only or signature is not None:
         if timestamp is None or signature is None:
-            raise DomainError("signature", ErrorCode.REQUIRED, "a browser call needs the widget's signed customer (timestamp, signature)")
+            raise DomainError(
+                "signature", ErrorCode.REQUIRED, "a browser call needs the widget's signed customer (timestamp, signature)"
+            )
         signed = identity.SignedCustomer(external_id=external_id, timestamp=timestamp, signature=signature[:128])
         secrets = await widget_service.signing_secrets(session, merchant_id=merchant_id, app_settings=app_settings)
         identity.verify(signed, secrets, utcnow())

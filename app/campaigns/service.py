@@ -58,7 +58,7 @@ class CampaignSpec:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CampaignSpec":
+    def from_json(cls, data: dict[str, Any]) -> CampaignSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "tiers"}
         return cls(**known, tiers=tuple(Tier(**t) for t in data.get("tiers") or ()))
 
@@ -101,11 +101,15 @@ def validated_spec(kind: CampaignKind, spec: CampaignSpec) -> CampaignSpec:
     hold_days = validation.int_range(spec.hold_days, "holdDays", 0, 365) or 0
     values: dict[str, Any] = {"currency": currency, "reward_kind": spec.reward_kind, "hold_days": hold_days}
     if kind is CampaignKind.THRESHOLD_BONUS:
-        values |= {"threshold": _positive(spec.threshold, "threshold", 100_000),
-                   "bonus_amount": _positive(spec.bonus_amount, "bonusAmount")}
+        values |= {
+            "threshold": _positive(spec.threshold, "threshold", 100_000),
+            "bonus_amount": _positive(spec.bonus_amount, "bonusAmount"),
+        }
     elif kind is CampaignKind.RATE_BOOST:
-        values |= {"category": validation.required_text(spec.category, "category", 100).lower(),
-                   "boost_bps": _positive(spec.boost_bps, "boostBps", 10_000)}
+        values |= {
+            "category": validation.required_text(spec.category, "category", 100).lower(),
+            "boost_bps": _positive(spec.boost_bps, "boostBps", 10_000),
+        }
     elif kind is CampaignKind.TIERED_RATE:
         tiers = sorted(spec.tiers, key=lambda t: t.from_sale)
         if not tiers or tiers[0].from_sale != 1 or len(tiers) > MAX_TIERS:
@@ -115,11 +119,15 @@ def validated_spec(kind: CampaignKind, spec: CampaignSpec) -> CampaignSpec:
         rates = [_positive(t.rate_bps, "tiers.rateBps", 10_000) for t in tiers]
         if rates != sorted(rates):
             raise DomainError("tiers", ErrorCode.INVALID_INPUT, "a higher tier cannot pay a lower rate")
-        values["tiers"] = tuple(Tier(from_sale=_positive(t.from_sale, "tiers.fromSale", 100_000), rate_bps=t.rate_bps)
-                                for t in tiers)
+        values["tiers"] = tuple(
+            Tier(from_sale=_positive(t.from_sale, "tiers.fromSale", 100_000), rate_bps=t.rate_bps) for t in tiers
+        )
     elif kind is CampaignKind.CONTEST:
-        values |= {"top_n": _positive(spec.top_n, "topN", MAX_TOP_N), "prize_amount": _positive(spec.prize_amount, "prizeAmount"),
-                   "refund_window_days": validation.int_range(spec.refund_window_days, "refundWindowDays", 0, 365) or 0}
+        values |= {
+            "top_n": _positive(spec.top_n, "topN", MAX_TOP_N),
+            "prize_amount": _positive(spec.prize_amount, "prizeAmount"),
+            "refund_window_days": validation.int_range(spec.refund_window_days, "refundWindowDays", 0, 365) or 0,
+        }
     return CampaignSpec(**values)
 
 
@@ -134,10 +142,17 @@ async def create_campaign(session: AsyncSession, *, merchant_id: uuid.UUID, data
     settings = await locale.get_settings(session, merchant_id=merchant_id)
     zone = calendars.time_zone(settings.time_zone)
     campaign = Campaign(
-        id=new_id(), merchant_id=merchant_id, program_id=data.program_id, name=name, kind=data.kind.value,
-        status=CampaignStatus.ACTIVE.value, starts_at=_day_start(data.starts_on, zone),
-        ends_at=_day_start(data.ends_on + timedelta(days=1), zone), time_zone=settings.time_zone,
-        spec=spec.to_json(), created_at=utcnow(),
+        id=new_id(),
+        merchant_id=merchant_id,
+        program_id=data.program_id,
+        name=name,
+        kind=data.kind.value,
+        status=CampaignStatus.ACTIVE.value,
+        starts_at=_day_start(data.starts_on, zone),
+        ends_at=_day_start(data.ends_on + timedelta(days=1), zone),
+        time_zone=settings.time_zone,
+        spec=spec.to_json(),
+        created_at=utcnow(),
     )
     session.add(campaign)
     await session.flush()

@@ -31,12 +31,24 @@ KEYS_FILE = Path(".referral-demo-keys")
 REFERRER = "jane"
 
 TEXTS = [
-    widget.WidgetText("en", "Give $10, get 10% off", "Your friends get 10% off their first order. You get $10 store credit "
-                      "when they buy.", "Here is 10% off your first order at the Demo Shop:"),
-    widget.WidgetText("ar", "امنح 10 دولارات واحصل على خصم 10٪", "يحصل أصدقاؤك على خصم 10٪ على طلبهم الأول، "
-                      "وتحصل أنت على رصيد متجر بقيمة 10 دولارات عند شرائهم.", "إليك خصم 10٪ على طلبك الأول من متجر العرض:"),
-    widget.WidgetText("fa", "۱۰ دلار بدهید، ۱۰٪ تخفیف بگیرید", "دوستانتان در اولین خرید ۱۰٪ تخفیف می‌گیرند و شما پس از "
-                      "خرید آن‌ها ۱۰ دلار اعتبار فروشگاه.", "این ۱۰٪ تخفیف برای اولین خرید شما از فروشگاه نمایشی:"),
+    widget.WidgetText(
+        "en",
+        "Give $10, get 10% off",
+        "Your friends get 10% off their first order. You get $10 store credit when they buy.",
+        "Here is 10% off your first order at the Demo Shop:",
+    ),
+    widget.WidgetText(
+        "ar",
+        "امنح 10 دولارات واحصل على خصم 10٪",
+        "يحصل أصدقاؤك على خصم 10٪ على طلبهم الأول، وتحصل أنت على رصيد متجر بقيمة 10 دولارات عند شرائهم.",
+        "إليك خصم 10٪ على طلبك الأول من متجر العرض:",
+    ),
+    widget.WidgetText(
+        "fa",
+        "۱۰ دلار بدهید، ۱۰٪ تخفیف بگیرید",
+        "دوستانتان در اولین خرید ۱۰٪ تخفیف می‌گیرند و شما پس از خرید آن‌ها ۱۰ دلار اعتبار فروشگاه.",
+        "این ۱۰٪ تخفیف برای اولین خرید شما از فروشگاه نمایشی:",
+    ),
 ]
 COLORS = widget.WidgetColors(primary="#0b6e4f", background="#ffffff", text="#1f2328")
 
@@ -81,31 +93,67 @@ async def ensure_demo(session: AsyncSession, *, settings: Settings, keys: dict[s
     )
     share_template = f"http://localhost:{settings.port}/demo/?ref={{code}}"
     if "program_id" not in keys:
-        program = await programs.create_program(session, merchant_id=merchant_id, changes=programs.ProgramChanges(
-            name="Give $10, get 10% off", status=ProgramStatus.ACTIVE, share_url_template=share_template,
-        ))
-        await rules.create_rule(session, merchant_id=merchant_id, program_id=program.id, definition=rules.RuleDefinition(
-            name="$10 credit for the referrer", trigger="PURCHASE", recipient=Recipient.REFERRER, kind=RewardKind.CREDIT,
-            spec=rules.RuleSpec(amount=1000, currency="USD"),
-        ))
-        await rules.create_rule(session, merchant_id=merchant_id, program_id=program.id, definition=rules.RuleDefinition(
-            name="10% off for the friend", trigger="SIGNUP", recipient=Recipient.REFEREE, kind=RewardKind.DISCOUNT,
-            spec=rules.RuleSpec(percent_bps=1000),
-        ))
-        await policy.set_policy(session, merchant_id=merchant_id, program_id=program.id, actor=audit.SYSTEM,
-                                change=policy.PolicyChange(signals=tuple(
-                                    policy.SignalChange(signal=name, enabled=False) for name in SAME_MACHINE_SIGNALS),
-                                    # the demo pays once the signup's check allows it, so whoever tries
-                                    # the widget sees the reward at once; a real program waits for
-                                    # clearance (3 quiet days by default, README "Fraud checks")
-                                    clearance_evidence=policy.ClearanceEvidence.SIGNUP))
+        program = await programs.create_program(
+            session,
+            merchant_id=merchant_id,
+            changes=programs.ProgramChanges(
+                name="Give $10, get 10% off",
+                status=ProgramStatus.ACTIVE,
+                share_url_template=share_template,
+            ),
+        )
+        await rules.create_rule(
+            session,
+            merchant_id=merchant_id,
+            program_id=program.id,
+            definition=rules.RuleDefinition(
+                name="$10 credit for the referrer",
+                trigger="PURCHASE",
+                recipient=Recipient.REFERRER,
+                kind=RewardKind.CREDIT,
+                spec=rules.RuleSpec(amount=1000, currency="USD"),
+            ),
+        )
+        await rules.create_rule(
+            session,
+            merchant_id=merchant_id,
+            program_id=program.id,
+            definition=rules.RuleDefinition(
+                name="10% off for the friend",
+                trigger="SIGNUP",
+                recipient=Recipient.REFEREE,
+                kind=RewardKind.DISCOUNT,
+                spec=rules.RuleSpec(percent_bps=1000),
+            ),
+        )
+        await policy.set_policy(
+            session,
+            merchant_id=merchant_id,
+            program_id=program.id,
+            actor=audit.SYSTEM,
+            change=policy.PolicyChange(
+                signals=tuple(policy.SignalChange(signal=name, enabled=False) for name in SAME_MACHINE_SIGNALS),
+                # the demo pays once the signup's check allows it, so whoever tries
+                # the widget sees the reward at once; a real program waits for
+                # clearance (3 quiet days by default, README "Fraud checks")
+                clearance_evidence=policy.ClearanceEvidence.SIGNUP,
+            ),
+        )
         await widget.set_program_widget(session, merchant_id=merchant_id, program_id=program.id, texts=TEXTS, colors=COLORS)
-        await customers.upsert_customer(session, merchant_id=merchant_id, external_id=REFERRER,
-                                        details=customers.CustomerDetails(email="jane@demo.example", name="Jane Doe"))
+        await customers.upsert_customer(
+            session,
+            merchant_id=merchant_id,
+            external_id=REFERRER,
+            details=customers.CustomerDetails(email="jane@demo.example", name="Jane Doe"),
+        )
         keys["program_id"] = str(program.id)
     else:
-        await programs.update_program(session, merchant_id=merchant_id, program_id=uuid.UUID(keys["program_id"]),
-                                      changes=programs.ProgramChanges(share_url_template=share_template))
+        await programs.update_program(
+            session,
+            merchant_id=merchant_id,
+            program_id=uuid.UUID(keys["program_id"]),
+            changes=programs.ProgramChanges(share_url_template=share_template),
+        )
     code = await codes.issue_referral_code(
         session, merchant_id=merchant_id, program_id=uuid.UUID(keys["program_id"]), customer_external_id=REFERRER
     )

@@ -86,7 +86,9 @@ async def page(request: Request) -> Response:
     api = _api_url(request, for_browser=True)
     notes = []
     if request.query_params.get("coupon"):
-        notes.append(f"Welcome! Your coupon for 10% off your first order: <strong>{escape(request.query_params['coupon'])}</strong>")
+        notes.append(
+            f"Welcome! Your coupon for 10% off your first order: <strong>{escape(request.query_params['coupon'])}</strong>"
+        )
     if request.query_params.get("order"):
         notes.append(f"Thank you for order #{escape(request.query_params['order'])}.")
     if request.query_params.get("error"):
@@ -136,10 +138,15 @@ async def signup(request: Request) -> Response:
         try:
             await client.upsert_customer(customer, email=email, name=str(form.get("name") or "").strip() or None)
             recorded = await client.record_action(
-                type="SIGNUP", customer_external_id=customer, idempotency_key=f"signup-{customer}",
+                type="SIGNUP",
+                customer_external_id=customer,
+                idempotency_key=f"signup-{customer}",
                 attribution=attribution if isinstance(attribution, dict) else None,
-                context={"email": email, "ip": request.client.host if request.client else None,
-                         "user_agent": request.headers.get("user-agent")},
+                context={
+                    "email": email,
+                    "ip": request.client.host if request.client else None,
+                    "user_agent": request.headers.get("user-agent"),
+                },
             )
         except ReferralError as error:
             return _back(request, error=str(error))
@@ -156,8 +163,12 @@ async def buy(request: Request) -> Response:
     async with _client(request, keys) as client:
         try:
             await client.record_action(
-                type="PURCHASE", customer_external_id=customer, idempotency_key=f"order-{order}", order_id=order,
-                amount=4999, currency="USD",
+                type="PURCHASE",
+                customer_external_id=customer,
+                idempotency_key=f"order-{order}",
+                order_id=order,
+                amount=4999,
+                currency="USD",
                 context={"ip": request.client.host if request.client else None, "user_agent": request.headers.get("user-agent")},
             )
         except ReferralError as error:

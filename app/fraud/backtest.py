@@ -118,11 +118,15 @@ async def simulate_policy(
     total = await session.scalar(select(func.count()).select_from(in_period.subquery())) or 0
     if total > MAX_REFERRALS:
         raise DomainError("from", ErrorCode.TOO_MANY, f"{total} referrals in the period; at most {MAX_REFERRALS}, shorten it")
-    trusted = set((await session.scalars(
-        select(FraudListEntry.value).where(
-            FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == ListKind.TRUSTED_CUSTOMER.value
-        )
-    )).all())
+    trusted = set(
+        (
+            await session.scalars(
+                select(FraudListEntry.value).where(
+                    FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == ListKind.TRUSTED_CUSTOMER.value
+                )
+            )
+        ).all()
+    )
 
     before_counts = {o: 0 for o in Outcome}
     after_counts = {o: 0 for o in Outcome}
@@ -130,13 +134,13 @@ async def simulate_policy(
     moved_ids: dict[uuid.UUID, Move] = {}
     rows = (await session.execute(in_period)).all()
     for offset in range(0, len(rows), BATCH):
-        batch = rows[offset:offset + BATCH]
+        batch = rows[offset : offset + BATCH]
         decisions: dict[uuid.UUID, list[FraudDecision]] = defaultdict(list)
-        for decision in (await session.scalars(
-            select(FraudDecision)
-            .where(FraudDecision.referral_id.in_([r.id for r in batch]))
-            .order_by(FraudDecision.id)
-        )).all():
+        for decision in (
+            await session.scalars(
+                select(FraudDecision).where(FraudDecision.referral_id.in_([r.id for r in batch])).order_by(FraudDecision.id)
+            )
+        ).all():
             decisions[decision.referral_id].append(decision)
         for row in batch:
             is_trusted = str(row.referrer_id) in trusted or str(row.referee_id) in trusted

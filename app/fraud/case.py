@@ -152,23 +152,48 @@ class Case:
         destinations. The methods below then answer from what was read."""
         day_ago = self.at - VELOCITY_WINDOW
         named = self._named_candidates()
-        rows = await self.session.execute(_prefetch_statement(), {
-            "referee_id": self.referee.id, "referrer_id": self.referrer.id, "merchant_id": self.merchant_id,
-            "program_id": self.program_id, "referral_id": self.referral_id, "at": self.at, "day_ago": day_ago,
-            "hour_ago": self.at - timedelta(hours=1), "day_ago_skewed": day_ago - MAX_CLOCK_SKEW,
-            "baseline_since": self.at - BASELINE_WINDOW,
-            "customer_ids": [v for k, v in named if k in _CUSTOMER_MARKS],
-            "emails": [v for k, v in named if k is ListKind.EMAIL], "domains": [v for k, v in named if k is ListKind.DOMAIN],
-        })
+        rows = await self.session.execute(
+            _prefetch_statement(),
+            {
+                "referee_id": self.referee.id,
+                "referrer_id": self.referrer.id,
+                "merchant_id": self.merchant_id,
+                "program_id": self.program_id,
+                "referral_id": self.referral_id,
+                "at": self.at,
+                "day_ago": day_ago,
+                "hour_ago": self.at - timedelta(hours=1),
+                "day_ago_skewed": day_ago - MAX_CLOCK_SKEW,
+                "baseline_since": self.at - BASELINE_WINDOW,
+                "customer_ids": [v for k, v in named if k in _CUSTOMER_MARKS],
+                "emails": [v for k, v in named if k is ListKind.EMAIL],
+                "domains": [v for k, v in named if k is ListKind.DOMAIN],
+            },
+        )
         parts: dict[str, list[Any]] = {
-            "identifier": [], "shared": [], "recent": [], "rewards": [], "chain": [], "list": [], "payout": [],
-            "clicks": [], "history": [],
+            "identifier": [],
+            "shared": [],
+            "recent": [],
+            "rewards": [],
+            "chain": [],
+            "list": [],
+            "payout": [],
+            "clicks": [],
+            "history": [],
         }
         for r in rows:
             parts[r.part].append(r)
         self._cache["referee_identifiers"] = [
-            CustomerIdentifier(id=r.id, merchant_id=self.merchant_id, customer_id=self.referee.id, kind=r.kind,
-                               value=_IDENTIFIER_VALUE.decrypt(r.value), value_hash=r.note, first_seen_at=r.t1, last_seen_at=r.t2)
+            CustomerIdentifier(
+                id=r.id,
+                merchant_id=self.merchant_id,
+                customer_id=self.referee.id,
+                kind=r.kind,
+                value=_IDENTIFIER_VALUE.decrypt(r.value),
+                value_hash=r.note,
+                first_seen_at=r.t1,
+                last_seen_at=r.t2,
+            )
             for r in parts["identifier"]
         ]
         self._cache["shared_with_referrer"] = [
@@ -176,7 +201,8 @@ class Case:
         ]
         self._cache[f"referrals_since:{day_ago.isoformat()}:{RECENT_REFERRALS}"] = sorted(
             (RecentReferral(r.id, r.t1, _EMAIL_CANONICAL.decrypt(r.value), r.note) for r in parts["recent"]),
-            key=lambda x: x.referred_at, reverse=True,
+            key=lambda x: x.referred_at,
+            reverse=True,
         )
         [counts] = parts["rewards"]
         self._cache["rewards_in_day"] = (counts.n1 or 0, counts.n2 or 0)
@@ -204,12 +230,19 @@ class Case:
         async def load() -> Any:
             day_ago, hour_ago = self.at - VELOCITY_WINDOW, self.at - timedelta(hours=1)
             in_hour = func.count(Reward.id).filter(Action.occurred_at > hour_ago)
-            hour, day = (await self.session.execute(
-                select(in_hour, func.count(Reward.id))
-                .join(Action, Action.id == Reward.trigger_action_id)
-                .where(Reward.customer_id == self.referrer.id, Reward.recipient == "REFERRER",
-                       Reward.created_at > day_ago - MAX_CLOCK_SKEW, Action.occurred_at > day_ago, Action.occurred_at <= self.at)
-            )).one()
+            hour, day = (
+                await self.session.execute(
+                    select(in_hour, func.count(Reward.id))
+                    .join(Action, Action.id == Reward.trigger_action_id)
+                    .where(
+                        Reward.customer_id == self.referrer.id,
+                        Reward.recipient == "REFERRER",
+                        Reward.created_at > day_ago - MAX_CLOCK_SKEW,
+                        Action.occurred_at > day_ago,
+                        Action.occurred_at <= self.at,
+                    )
+                )
+            ).one()
             return hour or 0, day or 0
 
         return await self._cached("rewards_in_day", load)
@@ -232,11 +265,13 @@ class Case:
         """The referral that brought `customer_id` into the program (id, referrer_id), if any."""
 
         async def load() -> Any:
-            row = (await self.session.execute(
-                select(Referral.id, Referral.referrer_id).where(
-                    Referral.program_id == self.program_id, Referral.referee_id == customer_id
-                ).limit(1)
-            )).first()
+            row = (
+                await self.session.execute(
+                    select(Referral.id, Referral.referrer_id)
+                    .where(Referral.program_id == self.program_id, Referral.referee_id == customer_id)
+                    .limit(1)
+                )
+            ).first()
             return ChainStep(row.id, row.referrer_id) if row is not None else None
 
         return await self._cached("chain_step:" + str(customer_id), load)
@@ -286,21 +321,42 @@ class Case:
             # Two steps, so that both databases start from the identifiers' index (one join let
             # SQLite start from every referral of the program): who else was seen with them,
             # then which of those are referees of this program. Usually the first finds no one.
-            seen = (await self.session.execute(_SEEN_WITH, {
-                "merchant_id": self.merchant_id, "referee_id": self.referee.id, "at": self.at, "since": since,
-                "devices": wanted["DEVICE"], "payments": wanted["PAYMENT"], "ips": wanted["IP"],
-            })).all()
+            seen = (
+                await self.session.execute(
+                    _SEEN_WITH,
+                    {
+                        "merchant_id": self.merchant_id,
+                        "referee_id": self.referee.id,
+                        "at": self.at,
+                        "since": since,
+                        "devices": wanted["DEVICE"],
+                        "payments": wanted["PAYMENT"],
+                        "ips": wanted["IP"],
+                    },
+                )
+            ).all()
             if not seen:
                 return []
             referees = {
                 row.referee_id: row
-                for row in (await self.session.execute(_REFEREES_AMONG, {
-                    "program_id": self.program_id, "customer_ids": sorted({r.customer_id for r in seen}),
-                })).all()
+                for row in (
+                    await self.session.execute(
+                        _REFEREES_AMONG,
+                        {
+                            "program_id": self.program_id,
+                            "customer_ids": sorted({r.customer_id for r in seen}),
+                        },
+                    )
+                ).all()
             }
             found = [  # the referee's own (readable) value: the other customer's may be erased
                 OtherReferee(
-                    r.kind, mine[(r.kind, r.value_hash)], r.customer_id, referee.external_id, referee.id, referee.referred_at,
+                    r.kind,
+                    mine[(r.kind, r.value_hash)],
+                    r.customer_id,
+                    referee.external_id,
+                    referee.id,
+                    referee.referred_at,
                     r.last_seen_at,
                 )
                 for r in seen
@@ -339,10 +395,16 @@ class Case:
         self-referrer's address is used by the referees they make."""
 
         async def load() -> Any:
-            rows = await self.session.execute(_STRANGERS_ON_IP, {
-                "merchant_id": self.merchant_id, "value_hash": lookup_hash(self.merchant_id, "IP", ip),
-                "parties": [self.referrer.id, self.referee.id], "program_id": self.program_id, "enough": enough,
-            })
+            rows = await self.session.execute(
+                _STRANGERS_ON_IP,
+                {
+                    "merchant_id": self.merchant_id,
+                    "value_hash": lookup_hash(self.merchant_id, "IP", ip),
+                    "parties": [self.referrer.id, self.referee.id],
+                    "program_id": self.program_id,
+                    "enough": enough,
+                },
+            )
             return len(rows.all())
 
         return await self._cached(f"strangers_on_ip:{ip}:{enough}", load)
@@ -358,17 +420,26 @@ class Case:
                     by_kind[kind.value].append(value)
                 found = list(self._cache["named_list_entries"])
                 if any(by_kind.values()):
-                    found += (await self.session.scalars(_LISTED_FOR_IDENTIFIERS, {
-                        "merchant_id": self.merchant_id, "devices": by_kind["DEVICE"], "payments": by_kind["PAYMENT"],
-                        "ips": by_kind["IP"],
-                    })).all()
+                    found += (
+                        await self.session.scalars(
+                            _LISTED_FOR_IDENTIFIERS,
+                            {
+                                "merchant_id": self.merchant_id,
+                                "devices": by_kind["DEVICE"],
+                                "payments": by_kind["PAYMENT"],
+                                "ips": by_kind["IP"],
+                            },
+                        )
+                    ).all()
                 return found
             branches = [
                 and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == k.value, FraudListEntry.value == v)
                 for k, v in [*self._named_candidates(), *self._identifier_candidates(await self.referee_identifiers())]
             ]
             if any(i.kind == "IP" for i in await self.referee_identifiers()):
-                branches.append(and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == ListKind.IP_RANGE.value))
+                branches.append(
+                    and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == ListKind.IP_RANGE.value)
+                )
             return list((await self.session.scalars(select(FraudListEntry).where(or_(*branches)))).all())
 
         return await self._cached("list_entries", load)
@@ -381,7 +452,9 @@ class Case:
             candidates += [(kind, str(customer.id)) for kind in _CUSTOMER_MARKS]
             if customer.email_canonical:
                 candidates.append((ListKind.EMAIL, customer.email_canonical))
-                candidates.append((ListKind.EMAIL, hashed_value(self.merchant_id, ListKind.EMAIL.value, customer.email_canonical)))
+                candidates.append(
+                    (ListKind.EMAIL, hashed_value(self.merchant_id, ListKind.EMAIL.value, customer.email_canonical))
+                )
                 candidates += [(ListKind.DOMAIN, d) for d in domain_and_parents(customer.email_canonical)]
         return candidates
 
@@ -406,14 +479,30 @@ def _prefetch_statement() -> Any:
     mine, theirs, identifier = aliased(CustomerIdentifier), aliased(CustomerIdentifier), aliased(CustomerIdentifier)
     # Encrypted columns are read as stored (`_raw`) and decrypted per part in Python: each column
     # has its own key context, and a UNION ALL column has one type for every branch.
-    referee_ids = select(
-        CustomerIdentifier.id, CustomerIdentifier.kind, _raw(CustomerIdentifier.value).label("value"),
-        CustomerIdentifier.value_hash, CustomerIdentifier.first_seen_at, CustomerIdentifier.last_seen_at,
-    ).where(CustomerIdentifier.customer_id == referee).limit(500).subquery()
+    referee_ids = (
+        select(
+            CustomerIdentifier.id,
+            CustomerIdentifier.kind,
+            _raw(CustomerIdentifier.value).label("value"),
+            CustomerIdentifier.value_hash,
+            CustomerIdentifier.first_seen_at,
+            CustomerIdentifier.last_seen_at,
+        )
+        .where(CustomerIdentifier.customer_id == referee)
+        .limit(500)
+        .subquery()
+    )
     shared = (
         select(mine.kind, _raw(mine.value).label("value"), mine.last_seen_at, theirs.last_seen_at.label("theirs_seen"))
-        .join(theirs, and_(theirs.merchant_id == mine.merchant_id, theirs.kind == mine.kind,
-                           theirs.value_hash == mine.value_hash, theirs.customer_id == referrer))
+        .join(
+            theirs,
+            and_(
+                theirs.merchant_id == mine.merchant_id,
+                theirs.kind == mine.kind,
+                theirs.value_hash == mine.value_hash,
+                theirs.customer_id == referrer,
+            ),
+        )
         .where(mine.customer_id == referee)
         .limit(MAX_MATCHES)
         .subquery()
@@ -421,57 +510,98 @@ def _prefetch_statement() -> Any:
     recent = (
         select(Referral.id, Referral.referred_at, _raw(Customer.email_canonical).label("email_canonical"), Customer.external_id)
         .join(Customer, Customer.id == Referral.referee_id)
-        .where(Referral.referrer_id == referrer, Referral.program_id == bindparam("program_id", type_=Uuid()),
-               Referral.referred_at <= at, Referral.id != bindparam("referral_id", type_=Uuid()),
-               Referral.referred_at > day_ago)
+        .where(
+            Referral.referrer_id == referrer,
+            Referral.program_id == bindparam("program_id", type_=Uuid()),
+            Referral.referred_at <= at,
+            Referral.id != bindparam("referral_id", type_=Uuid()),
+            Referral.referred_at > day_ago,
+        )
         .order_by(Referral.referred_at.desc())
         .limit(RECENT_REFERRALS)
         .subquery()
     )
     rewards_in_day = (
-        select(func.count(Reward.id).filter(Action.occurred_at > bindparam("hour_ago", type_=UTCDateTime())).label("hour"),
-               func.count(Reward.id).label("day"))
+        select(
+            func.count(Reward.id).filter(Action.occurred_at > bindparam("hour_ago", type_=UTCDateTime())).label("hour"),
+            func.count(Reward.id).label("day"),
+        )
         .join(Action, Action.id == Reward.trigger_action_id)
-        .where(Reward.customer_id == referrer, Reward.recipient == "REFERRER",
-               # created after its action was recorded, which is at most MAX_CLOCK_SKEW before it
-               # occurred: lets the index on (customer, created_at) skip older rewards
-               Reward.created_at > bindparam("day_ago_skewed", type_=UTCDateTime()),
-               Action.occurred_at > day_ago, Action.occurred_at <= at)
+        .where(
+            Reward.customer_id == referrer,
+            Reward.recipient == "REFERRER",
+            # created after its action was recorded, which is at most MAX_CLOCK_SKEW before it
+            # occurred: lets the index on (customer, created_at) skip older rewards
+            Reward.created_at > bindparam("day_ago_skewed", type_=UTCDateTime()),
+            Action.occurred_at > day_ago,
+            Action.occurred_at <= at,
+        )
         .subquery()
     )
     clicks_in_day = (
-        select(func.count(Click.id).filter(Click.created_at > bindparam("hour_ago", type_=UTCDateTime())).label("hour"),
-               func.count(Click.id).label("day"))
+        select(
+            func.count(Click.id).filter(Click.created_at > bindparam("hour_ago", type_=UTCDateTime())).label("hour"),
+            func.count(Click.id).label("day"),
+        )
         .join(ReferralCode, ReferralCode.id == Click.code_id)
-        .where(ReferralCode.customer_id == referrer, ReferralCode.program_id == bindparam("program_id", type_=Uuid()),
-               Click.created_at > day_ago, Click.created_at <= at)
+        .where(
+            ReferralCode.customer_id == referrer,
+            ReferralCode.program_id == bindparam("program_id", type_=Uuid()),
+            Click.created_at > day_ago,
+            Click.created_at <= at,
+        )
         .subquery()
     )
     history = (
         select(func.count(Referral.id).label("n"))
-        .where(Referral.referrer_id == referrer, Referral.program_id == bindparam("program_id", type_=Uuid()),
-               Referral.referred_at > bindparam("baseline_since", type_=UTCDateTime()), Referral.referred_at <= day_ago)
+        .where(
+            Referral.referrer_id == referrer,
+            Referral.program_id == bindparam("program_id", type_=Uuid()),
+            Referral.referred_at > bindparam("baseline_since", type_=UTCDateTime()),
+            Referral.referred_at <= day_ago,
+        )
         .subquery()
     )
-    up_the_chain = select(Referral.id, Referral.referrer_id).where(
-        Referral.program_id == bindparam("program_id", type_=Uuid()), Referral.referee_id == referrer
-    ).limit(1).subquery()
+    up_the_chain = (
+        select(Referral.id, Referral.referrer_id)
+        .where(Referral.program_id == bindparam("program_id", type_=Uuid()), Referral.referee_id == referrer)
+        .limit(1)
+        .subquery()
+    )
     named = or_(
-        and_(FraudListEntry.kind.in_([kind.value for kind in _CUSTOMER_MARKS]),
-             FraudListEntry.value.in_(bindparam("customer_ids", expanding=True))),
+        and_(
+            FraudListEntry.kind.in_([kind.value for kind in _CUSTOMER_MARKS]),
+            FraudListEntry.value.in_(bindparam("customer_ids", expanding=True)),
+        ),
         and_(FraudListEntry.kind == ListKind.EMAIL.value, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
         and_(FraudListEntry.kind == ListKind.DOMAIN.value, FraudListEntry.value.in_(bindparam("domains", expanding=True))),
-        and_(FraudListEntry.kind == ListKind.IP_RANGE.value, select(identifier.id).where(
-            identifier.customer_id == referee, identifier.kind == "IP",
-        ).exists()),
+        and_(
+            FraudListEntry.kind == ListKind.IP_RANGE.value,
+            select(identifier.id)
+            .where(
+                identifier.customer_id == referee,
+                identifier.kind == "IP",
+            )
+            .exists(),
+        ),
     )
-    entries = select(FraudListEntry.id, FraudListEntry.kind, FraudListEntry.value, FraudListEntry.note) \
-        .where(FraudListEntry.merchant_id == merchant, named).subquery()
+    entries = (
+        select(FraudListEntry.id, FraudListEntry.kind, FraudListEntry.value, FraudListEntry.note)
+        .where(FraudListEntry.merchant_id == merchant, named)
+        .subquery()
+    )
     payout, paid_too = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
     payout_sharers = (
         select(payout.customer_id, paid_too.customer_id.label("other_id"), Customer.external_id)
-        .join(paid_too, and_(paid_too.merchant_id == payout.merchant_id, paid_too.kind == payout.kind,
-                             paid_too.value_hash == payout.value_hash, paid_too.customer_id != payout.customer_id))
+        .join(
+            paid_too,
+            and_(
+                paid_too.merchant_id == payout.merchant_id,
+                paid_too.kind == payout.kind,
+                paid_too.value_hash == payout.value_hash,
+                paid_too.customer_id != payout.customer_id,
+            ),
+        )
         .join(Customer, Customer.id == paid_too.customer_id)
         .where(payout.customer_id.in_([referrer, referee]), payout.kind == IdentifierKind.PAYOUT_ACCOUNT.value)
         .order_by(paid_too.customer_id)
@@ -480,15 +610,42 @@ def _prefetch_statement() -> Any:
     )
     text_, when, number, uuid_ = String(), UTCDateTime(), Integer(), Uuid()
 
-    def row(part: str, *, kind: Any = None, value: Any = None, id_: Any = None, other: Any = None, t1: Any = None,
-            t2: Any = None, n1: Any = None, n2: Any = None, note: Any = None) -> Select[Any]:
-        return select(literal(part, text_).label("part"), _typed(kind, text_, "kind"), _typed(value, text_, "value"),
-                      _typed(id_, uuid_, "id"), _typed(other, uuid_, "other"), _typed(t1, when, "t1"), _typed(t2, when, "t2"),
-                      _typed(n1, number, "n1"), _typed(n2, number, "n2"), _typed(note, text_, "note"))
+    def row(
+        part: str,
+        *,
+        kind: Any = None,
+        value: Any = None,
+        id_: Any = None,
+        other: Any = None,
+        t1: Any = None,
+        t2: Any = None,
+        n1: Any = None,
+        n2: Any = None,
+        note: Any = None,
+    ) -> Select[Any]:
+        return select(
+            literal(part, text_).label("part"),
+            _typed(kind, text_, "kind"),
+            _typed(value, text_, "value"),
+            _typed(id_, uuid_, "id"),
+            _typed(other, uuid_, "other"),
+            _typed(t1, when, "t1"),
+            _typed(t2, when, "t2"),
+            _typed(n1, number, "n1"),
+            _typed(n2, number, "n2"),
+            _typed(note, text_, "note"),
+        )
 
     return union_all(
-        row("identifier", kind=referee_ids.c.kind, value=referee_ids.c.value, id_=referee_ids.c.id,
-            t1=referee_ids.c.first_seen_at, t2=referee_ids.c.last_seen_at, note=referee_ids.c.value_hash),
+        row(
+            "identifier",
+            kind=referee_ids.c.kind,
+            value=referee_ids.c.value,
+            id_=referee_ids.c.id,
+            t1=referee_ids.c.first_seen_at,
+            t2=referee_ids.c.last_seen_at,
+            note=referee_ids.c.value_hash,
+        ),
         row("shared", kind=shared.c.kind, value=shared.c.value, t1=shared.c.last_seen_at, t2=shared.c.theirs_seen),
         row("recent", value=recent.c.email_canonical, id_=recent.c.id, t1=recent.c.referred_at, note=recent.c.external_id),
         row("rewards", n1=rewards_in_day.c.hour, n2=rewards_in_day.c.day),
@@ -530,15 +687,20 @@ _EMAIL_CANONICAL = _Column(Customer.__table__.c.email_canonical)
 
 # `Case.other_referees`' two steps, built once (see `_prefetch_statement`).
 _SEEN_WITH = (
-    select(CustomerIdentifier.kind, CustomerIdentifier.value_hash, CustomerIdentifier.customer_id, CustomerIdentifier.last_seen_at)
+    select(
+        CustomerIdentifier.kind, CustomerIdentifier.value_hash, CustomerIdentifier.customer_id, CustomerIdentifier.last_seen_at
+    )
     .where(
         CustomerIdentifier.merchant_id == bindparam("merchant_id", type_=Uuid()),
         or_(
             and_(CustomerIdentifier.kind == "DEVICE", CustomerIdentifier.value_hash.in_(bindparam("devices", expanding=True))),
             and_(CustomerIdentifier.kind == "PAYMENT", CustomerIdentifier.value_hash.in_(bindparam("payments", expanding=True))),
             # with the time inside the branch, a carrier's address is a range scan of the recent ones
-            and_(CustomerIdentifier.kind == "IP", CustomerIdentifier.value_hash.in_(bindparam("ips", expanding=True)),
-                 CustomerIdentifier.last_seen_at >= bindparam("since", type_=UTCDateTime())),
+            and_(
+                CustomerIdentifier.kind == "IP",
+                CustomerIdentifier.value_hash.in_(bindparam("ips", expanding=True)),
+                CustomerIdentifier.last_seen_at >= bindparam("since", type_=UTCDateTime()),
+            ),
         ),
         CustomerIdentifier.customer_id != bindparam("referee_id", type_=Uuid()),
         CustomerIdentifier.first_seen_at <= bindparam("at", type_=UTCDateTime()),  # not what happened after this moment
@@ -548,8 +710,10 @@ _SEEN_WITH = (
 _REFEREES_AMONG = (
     select(Referral.id, Referral.referee_id, Referral.referred_at, Customer.external_id)
     .join(Customer, Customer.id == Referral.referee_id)
-    .where(Referral.program_id == bindparam("program_id", type_=Uuid()),
-           Referral.referee_id.in_(bindparam("customer_ids", expanding=True)))
+    .where(
+        Referral.program_id == bindparam("program_id", type_=Uuid()),
+        Referral.referee_id.in_(bindparam("customer_ids", expanding=True)),
+    )
 )
 
 

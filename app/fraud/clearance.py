@@ -28,7 +28,9 @@ from app.rewards import lifecycle
 from app.rewards.models import Recipient, Reward, RewardKind, RewardStatus
 
 
-def waits(clearance: Clearance, referral: Referral, action: Action, recipient: Recipient, kind: RewardKind) -> tuple[bool, datetime | None]:
+def waits(
+    clearance: Clearance, referral: Referral, action: Action, recipient: Recipient, kind: RewardKind
+) -> tuple[bool, datetime | None]:
     """Whether a reward `action` earns must wait for clearance, and until when at the earliest
     (None: until the referee's first purchase is screened)."""
     if referral.cleared_at is not None or clearance.evidence is ClearanceEvidence.SIGNUP:
@@ -63,14 +65,22 @@ async def clear_due(session: AsyncSession, *, now: datetime | None = None, limit
     learnt since; ALLOW clears them, REVIEW holds them for a person, BLOCK rejects them.
     Returns how many referrals were screened."""
     now = now or utcnow()
-    due = list((await session.scalars(
-        select(Reward.referral_id)
-        .where(Reward.status == RewardStatus.HELD.value, Reward.clearance_due_at <= now, Reward.clearance_hold.is_(True),
-               Reward.review_hold.is_(False))
-        .group_by(Reward.referral_id)
-        .order_by(Reward.referral_id)
-        .limit(limit)
-    )).all())
+    due = list(
+        (
+            await session.scalars(
+                select(Reward.referral_id)
+                .where(
+                    Reward.status == RewardStatus.HELD.value,
+                    Reward.clearance_due_at <= now,
+                    Reward.clearance_hold.is_(True),
+                    Reward.review_hold.is_(False),
+                )
+                .group_by(Reward.referral_id)
+                .order_by(Reward.referral_id)
+                .limit(limit)
+            )
+        ).all()
+    )
     for referral_id in due:
         referral = await session.scalar(select(Referral).where(Referral.id == referral_id).with_for_update())
         if referral is None or referral.status == ReferralStatus.REJECTED.value:

@@ -70,7 +70,8 @@ async def _check(session: AsyncSession, referral: Referral, stage: Stage, action
     observations = await signals.observe(case)
     verdict = policies.judge(policy, observations)
     trusted = [
-        role for role, customer in (("referrer", referrer), ("referee", referee))
+        role
+        for role, customer in (("referrer", referrer), ("referee", referee))
         if any(e.kind == ListKind.TRUSTED_CUSTOMER.value and e.value == str(customer.id) for e in await case.list_entries())
     ]
     outcome, adjustments, review = await _adjusted(session, referral, stage, verdict, trusted)
@@ -78,8 +79,7 @@ async def _check(session: AsyncSession, referral: Referral, stage: Stage, action
     await _act(session, referral, decision, verdict, review)
     if outcome is not Outcome.ALLOW:
         await _flag_related(session, referral, verdict, policy.version)
-        await memory.remember(session, referral, decision, verdict.fired_signals(),
-                              enabled=policy.setting(memory.SIGNAL).enabled)
+        await memory.remember(session, referral, decision, verdict.fired_signals(), enabled=policy.setting(memory.SIGNAL).enabled)
     return decision
 
 
@@ -90,9 +90,17 @@ async def _adjusted(
     `policy.trusted_outcome`), approved signals do not ask again, an open review keeps new
     rewards held."""
     outcome, adjustments = verdict.outcome, []
-    reviews = [] if stage is Stage.REFERRAL else list((await session.scalars(  # a new referral has none
-        select(FraudReview).where(FraudReview.referral_id == referral.id).order_by(FraudReview.id)
-    )).all())
+    reviews = (
+        []
+        if stage is Stage.REFERRAL
+        else list(
+            (
+                await session.scalars(  # a new referral has none
+                    select(FraudReview).where(FraudReview.referral_id == referral.id).order_by(FraudReview.id)
+                )
+            ).all()
+        )
+    )
     open_review = next((r for r in reviews if r.status == ReviewStatus.OPEN.value), None)
     if trusted and outcome is not Outcome.ALLOW:
         softened = policies.trusted_outcome(outcome, verdict.fired_signals())
@@ -143,7 +151,9 @@ async def _store(
     return await session.scalar(insert_row(session, FraudDecision, values, returning=True), values)
 
 
-async def _act(session: AsyncSession, referral: Referral, decision: FraudDecision, verdict: Verdict, review: FraudReview | None) -> None:
+async def _act(
+    session: AsyncSession, referral: Referral, decision: FraudDecision, verdict: Verdict, review: FraudReview | None
+) -> None:
     outcome = Outcome(decision.outcome)
     if outcome is Outcome.BLOCK:
         await reject_referral(session, referral, reason="fraud: blocked", decision=decision)
@@ -230,19 +240,19 @@ async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verd
     named.pop(referral.id, None)
     if not named:
         return
-    candidates = (await session.scalars(
-        select(Referral)
-        .where(
-            Referral.id.in_(list(named)),
-            Referral.merchant_id == referral.merchant_id,
-            Referral.status != ReferralStatus.REJECTED.value,
+    candidates = (
+        await session.scalars(
+            select(Referral)
+            .where(
+                Referral.id.in_(list(named)),
+                Referral.merchant_id == referral.merchant_id,
+                Referral.status != ReferralStatus.REJECTED.value,
+            )
+            .order_by(Referral.id)
+            .limit(MAX_RELATED * 2)
         )
-        .order_by(Referral.id)
-        .limit(MAX_RELATED * 2)
-    )).all()
-    reviews = (await session.scalars(
-        select(FraudReview).where(FraudReview.referral_id.in_([c.id for c in candidates]))
-    )).all()
+    ).all()
+    reviews = (await session.scalars(select(FraudReview).where(FraudReview.referral_id.in_([c.id for c in candidates])))).all()
     flagged = 0
     for related in candidates:
         fired = named[related.id]

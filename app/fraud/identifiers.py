@@ -27,10 +27,27 @@ from app.referrals.models import Action, Click
 from app.worker import outbox
 
 _ABBREVIATIONS = {
-    "street": "st", "str": "st", "avenue": "ave", "av": "ave", "road": "rd", "boulevard": "blvd",
-    "drive": "dr", "lane": "ln", "court": "ct", "place": "pl", "square": "sq", "highway": "hwy",
-    "apartment": "apt", "suite": "ste", "unit": "apt", "flat": "apt", "floor": "fl",
-    "north": "n", "south": "s", "east": "e", "west": "w",
+    "street": "st",
+    "str": "st",
+    "avenue": "ave",
+    "av": "ave",
+    "road": "rd",
+    "boulevard": "blvd",
+    "drive": "dr",
+    "lane": "ln",
+    "court": "ct",
+    "place": "pl",
+    "square": "sq",
+    "highway": "hwy",
+    "apartment": "apt",
+    "suite": "ste",
+    "unit": "apt",
+    "flat": "apt",
+    "floor": "fl",
+    "north": "n",
+    "south": "s",
+    "east": "e",
+    "west": "w",
 }
 _ADDRESS_FIELDS = ("line1", "line2", "postalCode", "city", "country")
 
@@ -77,7 +94,11 @@ def ip_with_user_agent(ip: str | None, user_agent: str | None) -> str | None:
 
 
 def _sightings(
-    device_id: str | None, ip: str | None, user_agent: str | None, payment: str | None, address: str | None,
+    device_id: str | None,
+    ip: str | None,
+    user_agent: str | None,
+    payment: str | None,
+    address: str | None,
     fingerprint: str | None,
 ) -> list[tuple[IdentifierKind, str]]:
     ip = normalized_ip(ip)
@@ -95,19 +116,35 @@ def _sightings(
 async def record_sightings(session: AsyncSession, *, action: Action) -> None:
     """What the action tells about its customer."""
     found = _sightings(
-        action.device_id, action.ip, action.user_agent, action.payment_fingerprint, action.shipping_address,
+        action.device_id,
+        action.ip,
+        action.user_agent,
+        action.payment_fingerprint,
+        action.shipping_address,
         action.device_fingerprint,
     )
     if found:
-        await _upsert(session, action.merchant_id, action.customer_id, {(k.value, v): action.occurred_at for k, v in found},
-                      at=action.occurred_at, action_id=action.id)
+        await _upsert(
+            session,
+            action.merchant_id,
+            action.customer_id,
+            {(k.value, v): action.occurred_at for k, v in found},
+            at=action.occurred_at,
+            action_id=action.id,
+        )
 
 
 async def record_click(session: AsyncSession, *, customer_id: uuid.UUID, click: Click) -> None:
     """The click that brought a referee was made by them: its device and network are theirs."""
     await record_visit(
-        session, merchant_id=click.merchant_id, customer_id=customer_id, seen_at=click.created_at,
-        device_id=click.device_id, device_fingerprint=click.device_fingerprint, ip=click.ip, user_agent=click.user_agent,
+        session,
+        merchant_id=click.merchant_id,
+        customer_id=customer_id,
+        seen_at=click.created_at,
+        device_id=click.device_id,
+        device_fingerprint=click.device_fingerprint,
+        ip=click.ip,
+        user_agent=click.user_agent,
     )
 
 
@@ -162,15 +199,25 @@ _UPSERTS = {dialect: _upsert_statement(dialect) for dialect in ("postgresql", "s
 
 # New evidence of these kinds re-screens the customer's referrals (app.fraud.rescreening);
 # a bare IP or the coarse fingerprint alone says too little to be worth it.
-RESCREEN_KINDS = frozenset({
-    IdentifierKind.DEVICE.value, IdentifierKind.PAYMENT.value, IdentifierKind.ADDRESS.value, IdentifierKind.IP_UA.value,
-    IdentifierKind.PAYOUT_ACCOUNT.value,
-})
+RESCREEN_KINDS = frozenset(
+    {
+        IdentifierKind.DEVICE.value,
+        IdentifierKind.PAYMENT.value,
+        IdentifierKind.ADDRESS.value,
+        IdentifierKind.IP_UA.value,
+        IdentifierKind.PAYOUT_ACCOUNT.value,
+    }
+)
 RESCREEN_JOB = "fraud.rescreen"
 
 
 async def _upsert(
-    session: AsyncSession, merchant_id: uuid.UUID, customer_id: uuid.UUID, rows: dict, *, at: datetime,
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    rows: dict,
+    *,
+    at: datetime,
     action_id: uuid.UUID | None = None,
 ) -> None:
     """Record the sightings; identifiers the customer was never seen with before enqueue a
@@ -178,8 +225,14 @@ async def _upsert(
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     params = [
         {
-            "id": new_id(), "merchant_id": merchant_id, "customer_id": customer_id, "kind": kind, "value": value,
-            "value_hash": lookup_hash(merchant_id, kind, value), "first_seen_at": seen, "last_seen_at": seen,
+            "id": new_id(),
+            "merchant_id": merchant_id,
+            "customer_id": customer_id,
+            "kind": kind,
+            "value": value,
+            "value_hash": lookup_hash(merchant_id, kind, value),
+            "first_seen_at": seen,
+            "last_seen_at": seen,
         }
         for (kind, value), seen in sorted(rows.items())  # a fixed order: concurrent upserts lock rows alike
     ]
@@ -191,11 +244,20 @@ async def _upsert(
 
 
 async def _enqueue_rescreen(
-    session: AsyncSession, merchant_id: uuid.UUID, customer_id: uuid.UUID, new: list[tuple[str, str]], *, at: datetime,
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    new: list[tuple[str, str]],
+    *,
+    at: datetime,
     action_id: uuid.UUID | None,
 ) -> None:
     await outbox.enqueue(
-        session, RESCREEN_JOB, merchant_id=merchant_id, customer_id=customer_id,
-        identifiers=";".join(f"{kind}:{value_hash}" for kind, value_hash in new), at=at.isoformat(),
+        session,
+        RESCREEN_JOB,
+        merchant_id=merchant_id,
+        customer_id=customer_id,
+        identifiers=";".join(f"{kind}:{value_hash}" for kind, value_hash in new),
+        at=at.isoformat(),
         action_id=action_id or "",
     )

@@ -27,7 +27,10 @@ async def rescreen(session: AsyncSession, *, customer_id: str, identifiers: str,
     if customer is None:
         return
     await rescreening.rescreen(
-        session, merchant_id=customer.merchant_id, customer_id=customer.id,
-        identifiers=rescreening.parse_identifiers(identifiers), at=datetime.fromisoformat(at),
+        session,
+        merchant_id=customer.merchant_id,
+        customer_id=customer.id,
+        identifiers=rescreening.parse_identifiers(identifiers),
+        at=datetime.fromisoformat(at),
         action_id=uuid.UUID(action_id) if action_id else None,
     )

@@ -74,10 +74,17 @@ async def _insert(
     session: AsyncSession, merchant_id: uuid.UUID, kind: ListKind, value: str, note: str | None, actor: audit.Actor
 ) -> FraudListEntry:
     inserted = await session.scalar(
-        insert_ignoring_conflicts(session, FraudListEntry, ["merchant_id", "kind", "value"]).values(
-            id=new_id(), merchant_id=merchant_id, kind=kind.value, value=value, note=note,
-            created_by_key_id=actor.key_id, created_at=utcnow(),
-        ).returning(FraudListEntry.id)
+        insert_ignoring_conflicts(session, FraudListEntry, ["merchant_id", "kind", "value"])
+        .values(
+            id=new_id(),
+            merchant_id=merchant_id,
+            kind=kind.value,
+            value=value,
+            note=note,
+            created_by_key_id=actor.key_id,
+            created_at=utcnow(),
+        )
+        .returning(FraudListEntry.id)
     )
     entry = await session.scalar(
         select(FraudListEntry).where(
@@ -87,8 +94,13 @@ async def _insert(
     assert entry is not None
     if inserted is not None:  # adding it again changes nothing, so nothing to audit
         await audit.record(
-            session, merchant_id=merchant_id, actor=actor, action="fraud_list.added",
-            subject_id=entry.id, note=note, details={"kind": kind.value, "value": value},
+            session,
+            merchant_id=merchant_id,
+            actor=actor,
+            action="fraud_list.added",
+            subject_id=entry.id,
+            note=note,
+            details={"kind": kind.value, "value": value},
         )
     return entry
 
@@ -104,8 +116,12 @@ async def remove_entry(
     await session.delete(entry)
     await session.flush()
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="fraud_list.removed",
-        subject_id=entry.id, details={"kind": entry.kind, "value": entry.value},
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="fraud_list.removed",
+        subject_id=entry.id,
+        details={"kind": entry.kind, "value": entry.value},
     )
     return entry
 
@@ -150,13 +166,15 @@ async def set_customer_status(
     customer = await customers.require_customer(
         session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"
     )
-    existing = (await session.scalars(
-        select(FraudListEntry).where(
-            FraudListEntry.merchant_id == merchant_id,
-            FraudListEntry.kind.in_([k.value for k in _MARKS.values()]),
-            FraudListEntry.value == str(customer.id),
+    existing = (
+        await session.scalars(
+            select(FraudListEntry).where(
+                FraudListEntry.merchant_id == merchant_id,
+                FraudListEntry.kind.in_([k.value for k in _MARKS.values()]),
+                FraudListEntry.value == str(customer.id),
+            )
         )
-    )).all()
+    ).all()
     for entry in existing:
         if status is CustomerFraudStatus.NONE or entry.kind != _MARKS[status].value:
             await session.delete(entry)
@@ -165,20 +183,26 @@ async def set_customer_status(
         await _insert(session, merchant_id, _MARKS[status], str(customer.id), note, actor)
     else:
         await audit.record(
-            session, merchant_id=merchant_id, actor=actor, action="fraud_list.customer_cleared",
-            subject_id=customer.id, note=note,
+            session,
+            merchant_id=merchant_id,
+            actor=actor,
+            action="fraud_list.customer_cleared",
+            subject_id=customer.id,
+            note=note,
         )
     if status is CustomerFraudStatus.BANNED:
-        referrals = (await session.scalars(
-            select(Referral)
-            .where(
-                Referral.merchant_id == merchant_id,
-                or_(Referral.referrer_id == customer.id, Referral.referee_id == customer.id),
-                Referral.status != ReferralStatus.REJECTED.value,
+        referrals = (
+            await session.scalars(
+                select(Referral)
+                .where(
+                    Referral.merchant_id == merchant_id,
+                    or_(Referral.referrer_id == customer.id, Referral.referee_id == customer.id),
+                    Referral.status != ReferralStatus.REJECTED.value,
+                )
+                .order_by(Referral.id)
+                .limit(MAX_BANNED_REFERRALS)
             )
-            .order_by(Referral.id)
-            .limit(MAX_BANNED_REFERRALS)
-        )).all()
+        ).all()
         for referral in referrals:
             await engine.reject_referral(session, referral, reason="customer banned", decision=None)
     return customer

@@ -28,43 +28,66 @@ NOT_ABOUT_THE_REFERRER = frozenset({SIGNAL, "banned_customer"})
 MAX_HELD = 50  # other referrals put in review at once
 
 
-async def remember(session: AsyncSession, referral: Referral, decision: FraudDecision, fired: list[str], *, enabled: bool) -> None:
+async def remember(
+    session: AsyncSession, referral: Referral, decision: FraudDecision, fired: list[str], *, enabled: bool
+) -> None:
     """Mark the referrer (once) and put their other open referrals in review; `enabled`: the
     program's policy has the `referrer_under_review` signal on (the default)."""
     if not enabled or not set(fired) - NOT_ABOUT_THE_REFERRER:
         return
     marked = await session.scalar(
-        insert_ignoring_conflicts(session, FraudListEntry, ["merchant_id", "kind", "value"]).values(
-            id=new_id(), merchant_id=referral.merchant_id, kind=ListKind.REFERRER_UNDER_REVIEW.value,
-            value=str(referral.referrer_id), note=f"referral {referral.id} flagged: {', '.join(sorted(fired))}",
+        insert_ignoring_conflicts(session, FraudListEntry, ["merchant_id", "kind", "value"])
+        .values(
+            id=new_id(),
+            merchant_id=referral.merchant_id,
+            kind=ListKind.REFERRER_UNDER_REVIEW.value,
+            value=str(referral.referrer_id),
+            note=f"referral {referral.id} flagged: {', '.join(sorted(fired))}",
             created_at=utcnow(),
-        ).returning(FraudListEntry.id)
+        )
+        .returning(FraudListEntry.id)
     )
     if marked is None:
         return  # already under review: their open referrals were put in review then
-    others = (await session.scalars(
-        select(Referral)
-        .where(
-            Referral.merchant_id == referral.merchant_id,
-            Referral.referrer_id == referral.referrer_id,
-            Referral.id != referral.id,
-            Referral.status != ReferralStatus.REJECTED.value,
-            Referral.cleared_at.is_(None),
-            ~select(FraudReview.id).where(
-                FraudReview.referral_id == Referral.id, FraudReview.status == ReviewStatus.OPEN.value
-            ).exists(),
+    others = (
+        await session.scalars(
+            select(Referral)
+            .where(
+                Referral.merchant_id == referral.merchant_id,
+                Referral.referrer_id == referral.referrer_id,
+                Referral.id != referral.id,
+                Referral.status != ReferralStatus.REJECTED.value,
+                Referral.cleared_at.is_(None),
+                ~select(FraudReview.id)
+                .where(FraudReview.referral_id == Referral.id, FraudReview.status == ReviewStatus.OPEN.value)
+                .exists(),
+            )
+            .order_by(Referral.id)
+            .limit(MAX_HELD)
         )
-        .order_by(Referral.id)
-        .limit(MAX_HELD)
-    )).all()
-    evidence = {"signal": SIGNAL, "value": 1, "details": {"named_by_referral": str(referral.id)}, "related": [],
-                "evidence": f"the referrer's referral {referral.id} was flagged ({', '.join(sorted(fired))})",
-                "fired": True, "weight": referrer_under_review.INFO.weight}
+    ).all()
+    evidence = {
+        "signal": SIGNAL,
+        "value": 1,
+        "details": {"named_by_referral": str(referral.id)},
+        "related": [],
+        "evidence": f"the referrer's referral {referral.id} was flagged ({', '.join(sorted(fired))})",
+        "fired": True,
+        "weight": referrer_under_review.INFO.weight,
+    }
     for other in others:
         held = FraudDecision(
-            merchant_id=other.merchant_id, program_id=other.program_id, referral_id=other.id, stage=Stage.RELATED.value,
-            outcome=Outcome.REVIEW.value, policy_outcome=Outcome.REVIEW.value, score=0,
-            policy_version=decision.policy_version, observations=[evidence], adjustments=[], created_at=utcnow(),
+            merchant_id=other.merchant_id,
+            program_id=other.program_id,
+            referral_id=other.id,
+            stage=Stage.RELATED.value,
+            outcome=Outcome.REVIEW.value,
+            policy_outcome=Outcome.REVIEW.value,
+            score=0,
+            policy_version=decision.policy_version,
+            observations=[evidence],
+            adjustments=[],
+            created_at=utcnow(),
         )
         session.add(held)
         await session.flush()
@@ -82,23 +105,36 @@ async def clear_referrer(
     customer = await customers.require_customer(
         session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"
     )
-    await session.execute(delete(FraudListEntry).where(
-        FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == ListKind.REFERRER_UNDER_REVIEW.value,
-        FraudListEntry.value == str(customer.id),
-    ))
-    waiting = (await session.scalars(
-        select(FraudReview)
-        .join(Referral, Referral.id == FraudReview.referral_id)
-        .where(FraudReview.merchant_id == merchant_id, FraudReview.status == ReviewStatus.OPEN.value,
-               Referral.referrer_id == customer.id)
-        .order_by(FraudReview.id)
-        .with_for_update(of=FraudReview)
-    )).all()
+    await session.execute(
+        delete(FraudListEntry).where(
+            FraudListEntry.merchant_id == merchant_id,
+            FraudListEntry.kind == ListKind.REFERRER_UNDER_REVIEW.value,
+            FraudListEntry.value == str(customer.id),
+        )
+    )
+    waiting = (
+        await session.scalars(
+            select(FraudReview)
+            .join(Referral, Referral.id == FraudReview.referral_id)
+            .where(
+                FraudReview.merchant_id == merchant_id,
+                FraudReview.status == ReviewStatus.OPEN.value,
+                Referral.referrer_id == customer.id,
+            )
+            .order_by(FraudReview.id)
+            .with_for_update(of=FraudReview)
+        )
+    ).all()
     released = [review for review in waiting if set(review.signals) <= {SIGNAL}]
     for review in released:
         await reviews.resolve_open(session, review, reviews.Resolution.APPROVE, note=note or "referrer cleared", actor=actor)
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="fraud.referrer_cleared", subject_id=customer.id, note=note,
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="fraud.referrer_cleared",
+        subject_id=customer.id,
+        note=note,
         details={"approved_reviews": [str(r.id) for r in released]},
     )
     return customer, released

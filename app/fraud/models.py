@@ -23,7 +23,7 @@ class Outcome(enum.Enum):
         return _SEVERITY[self]
 
     @classmethod
-    def strictest(cls, *outcomes: "Outcome") -> "Outcome":
+    def strictest(cls, *outcomes: Outcome) -> Outcome:
         return max(outcomes, key=lambda o: o.severity, default=cls.ALLOW)
 
 

@@ -61,11 +61,14 @@ class Clearance:
     release_referee_discounts: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"evidence": self.evidence.value, "quiet_days": self.quiet_days,
-                "release_referee_discounts": self.release_referee_discounts}
+        return {
+            "evidence": self.evidence.value,
+            "quiet_days": self.quiet_days,
+            "release_referee_discounts": self.release_referee_discounts,
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> "Clearance":
+    def from_json(cls, data: dict[str, Any] | None) -> Clearance:
         if not data:  # a policy stored before clearance existed: the default
             return cls()
         return cls(ClearanceEvidence(data["evidence"]), data["quiet_days"], data["release_referee_discounts"])
@@ -98,17 +101,19 @@ class Policy:
         }
 
     @classmethod
-    def of_row(cls, row: FraudPolicyVersion) -> "Policy":
+    def of_row(cls, row: FraudPolicyVersion) -> Policy:
         return replace(cls.from_json(row.spec, row.version), created_at=row.created_at)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], version: int) -> "Policy":
+    def from_json(cls, data: dict[str, Any], version: int) -> Policy:
         signals = {
             name: SignalSetting(s["weight"], s["threshold"], Outcome(s["action"]), s.get("enabled", True))
             for name, s in data.get("signals", {}).items()
             if name in CATALOGUE  # a signal retired since: ignored
         }
-        return cls(data["review_score"], data["block_score"], signals, version, clearance=Clearance.from_json(data.get("clearance")))
+        return cls(
+            data["review_score"], data["block_score"], signals, version, clearance=Clearance.from_json(data.get("clearance"))
+        )
 
 
 DEFAULT_POLICY = Policy()
@@ -146,10 +151,7 @@ def judge(policy: Policy, observations: Iterable[Observation]) -> Verdict:
         best = strongest.get(observation.signal)
         if best is None or (observation.value < best.value if info.fires_at_or_below else observation.value > best.value):
             strongest[observation.signal] = observation
-    fired = [
-        Fired(o, policy.setting(name).weight, policy.setting(name).action)
-        for name, o in strongest.items()
-    ]
+    fired = [Fired(o, policy.setting(name).weight, policy.setting(name).action) for name, o in strongest.items()]
     score = sum(f.weight for f in fired)
     by_score = Outcome.BLOCK if score >= policy.block_score else Outcome.REVIEW if score >= policy.review_score else Outcome.ALLOW
     return Verdict(Outcome.strictest(by_score, *(f.action for f in fired)), score, fired)
@@ -200,7 +202,8 @@ def apply_changes(base: Policy, change: PolicyChange) -> Policy:
         evidence=base.clearance.evidence if change.clearance_evidence is None else change.clearance_evidence,
         quiet_days=base.clearance.quiet_days if quiet_days is None else quiet_days,
         release_referee_discounts=(
-            base.clearance.release_referee_discounts if change.release_referee_discounts is None
+            base.clearance.release_referee_discounts
+            if change.release_referee_discounts is None
             else change.release_referee_discounts
         ),
     )
@@ -282,8 +285,7 @@ async def set_policy(
     # Locked: two concurrent changes must not both build on the same version.
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id, for_update=True)
     current_row = await session.scalar(
-        select(FraudPolicyVersion)
-        .where(
+        select(FraudPolicyVersion).where(
             FraudPolicyVersion.merchant_id == merchant_id,
             FraudPolicyVersion.program_id == program_id,
             FraudPolicyVersion.superseded_at.is_(None),
@@ -307,8 +309,12 @@ async def set_policy(
     session.add(row)
     await session.flush()
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="fraud_policy.changed",
-        subject_id=program_id, details={"version": version},
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="fraud_policy.changed",
+        subject_id=program_id,
+        details={"version": version},
     )
     return replace(policy, version=version, created_at=row.created_at), row
 

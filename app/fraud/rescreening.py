@@ -28,42 +28,61 @@ MAX_REFERRALS = 100  # referrals checked again per job
 
 
 async def rescreen(
-    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, identifiers: list[tuple[str, str]],
-    at: datetime, action_id: uuid.UUID | None = None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    identifiers: list[tuple[str, str]],
+    at: datetime,
+    action_id: uuid.UUID | None = None,
 ) -> int:
     """Check again the referrals the new evidence may change; returns how many were checked.
     A referral the recording action already checked with this evidence is skipped."""
     customers = {customer_id}
     for kind, value_hash in identifiers:
-        sharing = set((await session.scalars(
-            select(CustomerIdentifier.customer_id)
-            .where(
-                CustomerIdentifier.merchant_id == merchant_id, CustomerIdentifier.kind == kind,
-                CustomerIdentifier.value_hash == value_hash, CustomerIdentifier.customer_id != customer_id,
-            )
-            .limit(MAX_SHARING + 1)
-        )).all())
+        sharing = set(
+            (
+                await session.scalars(
+                    select(CustomerIdentifier.customer_id)
+                    .where(
+                        CustomerIdentifier.merchant_id == merchant_id,
+                        CustomerIdentifier.kind == kind,
+                        CustomerIdentifier.value_hash == value_hash,
+                        CustomerIdentifier.customer_id != customer_id,
+                    )
+                    .limit(MAX_SHARING + 1)
+                )
+            ).all()
+        )
         if len(sharing) <= MAX_SHARING:  # more: a shared network or a popular phone model, not evidence about anyone
             customers |= sharing
-    referrals = list((await session.scalars(
-        select(Referral)
-        .where(
-            Referral.merchant_id == merchant_id,
-            or_(Referral.referrer_id.in_(customers), Referral.referee_id.in_(customers)),
-            Referral.status != ReferralStatus.REJECTED.value,
-            Referral.referred_at >= at - LOOKBACK,
-            Referral.referred_at <= at,
-        )
-        .order_by(Referral.id)
-        .limit(MAX_REFERRALS)
-        .with_for_update()
-    )).all())
-    if action_id is not None and referrals:
-        already = set((await session.scalars(
-            select(FraudDecision.referral_id).where(
-                FraudDecision.action_id == action_id, FraudDecision.referral_id.in_([r.id for r in referrals])
+    referrals = list(
+        (
+            await session.scalars(
+                select(Referral)
+                .where(
+                    Referral.merchant_id == merchant_id,
+                    or_(Referral.referrer_id.in_(customers), Referral.referee_id.in_(customers)),
+                    Referral.status != ReferralStatus.REJECTED.value,
+                    Referral.referred_at >= at - LOOKBACK,
+                    Referral.referred_at <= at,
+                )
+                .order_by(Referral.id)
+                .limit(MAX_REFERRALS)
+                .with_for_update()
             )
-        )).all())
+        ).all()
+    )
+    if action_id is not None and referrals:
+        already = set(
+            (
+                await session.scalars(
+                    select(FraudDecision.referral_id).where(
+                        FraudDecision.action_id == action_id, FraudDecision.referral_id.in_([r.id for r in referrals])
+                    )
+                )
+            ).all()
+        )
         referrals = [r for r in referrals if r.id not in already]
     for referral in referrals:
         if referral.status != ReferralStatus.REJECTED.value:  # an earlier one's verdict may have rejected it

@@ -93,7 +93,9 @@ async def get_review(session: AsyncSession, *, merchant_id: uuid.UUID, review_id
     return await session.scalar(select(FraudReview).where(FraudReview.id == review_id, FraudReview.merchant_id == merchant_id))
 
 
-async def decisions_of_reviews(session: AsyncSession, *, merchant_id: uuid.UUID, review_ids: list[uuid.UUID]) -> list[FraudDecision]:
+async def decisions_of_reviews(
+    session: AsyncSession, *, merchant_id: uuid.UUID, review_ids: list[uuid.UUID]
+) -> list[FraudDecision]:
     query = select(FraudDecision).where(FraudDecision.merchant_id == merchant_id, FraudDecision.review_id.in_(review_ids))
     return list((await session.scalars(query.order_by(FraudDecision.id))).all())
 
@@ -170,8 +172,12 @@ async def _resolve(
         action=f"fraud_review.{resolution.status.value.lower()}",
         subject_id=review.id,
         note=note,
-        details={"referral_id": str(referral.id), "signals": list(review.signals), "score": review.score,
-                 **({"cited_rule": review.cited_rule} if review.cited_rule else {})},
+        details={
+            "referral_id": str(referral.id),
+            "signals": list(review.signals),
+            "score": review.score,
+            **({"cited_rule": review.cited_rule} if review.cited_rule else {}),
+        },
     )
     decisions = await decisions_of_reviews(session, merchant_id=review.merchant_id, review_ids=[review.id])
     await notify.fraud_review_event(session, webhook_events.FRAUD_REVIEW_RESOLVED, review, decisions)

@@ -60,7 +60,7 @@ class Submitted:
 
 
 def company_domain(value: str | None) -> str | None:
-    """"https://www.Acme.com/about" -> "acme.com": what two leads of one company share."""
+    """ "https://www.Acme.com/about" -> "acme.com": what two leads of one company share."""
     value = validation.text(value, "companyDomain", 255)
     if value is None:
         return None
@@ -71,8 +71,15 @@ def company_domain(value: str | None) -> str | None:
 
 
 async def set_settings(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, kind: RewardKind, fee_amount: int | None,
-    fee_percent_bps: int | None, currency: str, hold_days: int,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    kind: RewardKind,
+    fee_amount: int | None,
+    fee_percent_bps: int | None,
+    currency: str,
+    hold_days: int,
 ) -> LeadSettings:
     """The program's referral fee: a fixed `fee_amount`, or `fee_percent_bps` of the
     contract value given at WON (exactly one of them)."""
@@ -81,14 +88,21 @@ async def set_settings(
         raise DomainError("kind", ErrorCode.INVALID_INPUT, "the fee is COMMISSION (paid out) or CREDIT")
     if (fee_amount is None) == (fee_percent_bps is None):
         raise DomainError("feeAmount", ErrorCode.INVALID_INPUT, "give either feeAmount or feePercentBps")
-    fee_amount, code = money.amount_with_currency(fee_amount, currency, "feeAmount", "currency") if fee_amount is not None \
+    fee_amount, code = (
+        money.amount_with_currency(fee_amount, currency, "feeAmount", "currency")
+        if fee_amount is not None
         else (None, money.currency(currency, "currency"))
+    )
     if code is None:
         raise DomainError("currency", ErrorCode.REQUIRED, "currency is required")
     values = dict(
-        merchant_id=merchant_id, kind=kind.value, fee_amount=fee_amount,
-        fee_percent_bps=validation.int_range(fee_percent_bps, "feePercentBps", 1, 10_000), currency=code,
-        hold_days=validation.int_range(hold_days, "holdDays", 0, 365) or 0, updated_at=utcnow(),
+        merchant_id=merchant_id,
+        kind=kind.value,
+        fee_amount=fee_amount,
+        fee_percent_bps=validation.int_range(fee_percent_bps, "feePercentBps", 1, 10_000),
+        currency=code,
+        hold_days=validation.int_range(hold_days, "holdDays", 0, 365) or 0,
+        updated_at=utcnow(),
     )
     settings = await session.scalar(
         select(LeadSettings)
@@ -132,12 +146,24 @@ async def submit_lead(
     domain = company_domain(data.company_domain)
     now = utcnow()
     values = dict(
-        id=new_id(), merchant_id=merchant_id, program_id=program.id, referrer_id=referrer.id,
-        status=LeadStatus.SUBMITTED.value, company=company, company_domain=domain,
-        contact_name=validation.text(data.contact_name, "contactName", 200), contact_email=email,
-        contact_email_hash=email_hash, notes=validation.text(data.notes, "notes", 2000),
+        id=new_id(),
+        merchant_id=merchant_id,
+        program_id=program.id,
+        referrer_id=referrer.id,
+        status=LeadStatus.SUBMITTED.value,
+        company=company,
+        company_domain=domain,
+        contact_name=validation.text(data.contact_name, "contactName", 200),
+        contact_email=email,
+        contact_email_hash=email_hash,
+        notes=validation.text(data.notes, "notes", 2000),
         duplicate_of_id=await _earlier_lead(session, program.id, domain, email_hash),
-        contract_value=None, contract_currency=None, fee_reward_id=None, idempotency_key=key, created_at=now, updated_at=now,
+        contract_value=None,
+        contract_currency=None,
+        fee_reward_id=None,
+        idempotency_key=key,
+        created_at=now,
+        updated_at=now,
     )
     lead = await session.scalar(
         insert_ignoring_conflicts(session, Lead, ["merchant_id", "idempotency_key"]).values(**values).returning(Lead)
@@ -159,12 +185,12 @@ def contact_email_hash(merchant_id: uuid.UUID, email: str) -> str:
 async def _earlier_lead(
     session: AsyncSession, program_id: uuid.UUID, domain: str | None, email_hash: str | None
 ) -> uuid.UUID | None:
-    matches = [column == value for column, value in ((Lead.company_domain, domain), (Lead.contact_email_hash, email_hash)) if value]
+    matches = [
+        column == value for column, value in ((Lead.company_domain, domain), (Lead.contact_email_hash, email_hash)) if value
+    ]
     if not matches:
         return None
-    return await session.scalar(
-        select(Lead.id).where(Lead.program_id == program_id, or_(*matches)).order_by(Lead.id).limit(1)
-    )
+    return await session.scalar(select(Lead.id).where(Lead.program_id == program_id, or_(*matches)).order_by(Lead.id).limit(1))
 
 
 async def get_lead(session: AsyncSession, *, merchant_id: uuid.UUID, lead_id: uuid.UUID, lock: bool = False) -> Lead:
@@ -189,13 +215,16 @@ async def move_lead(
 ) -> Lead:
     """One step of the lead, by the merchant's staff; at WON the referral fee is granted."""
     notes = validation.text(notes, "notes", 2000)
-    contract_value, contract_currency = money.amount_with_currency(contract_value, contract_currency, "contractValue", "contractCurrency")
+    contract_value, contract_currency = money.amount_with_currency(
+        contract_value, contract_currency, "contractValue", "contractCurrency"
+    )
     lead = await get_lead(session, merchant_id=merchant_id, lead_id=lead_id, lock=True)
     current = LeadStatus(lead.status)
     if to not in NEXT_STEPS[current]:
         allowed = ", ".join(sorted(s.value for s in NEXT_STEPS[current])) or "none: it is final"
-        raise DomainError("status", ErrorCode.INVALID_STATUS_TRANSITION,
-                          f"a {current.value} lead cannot become {to.value} (next: {allowed})")
+        raise DomainError(
+            "status", ErrorCode.INVALID_STATUS_TRANSITION, f"a {current.value} lead cannot become {to.value} (next: {allowed})"
+        )
     if to is not LeadStatus.WON and contract_value is not None:
         raise DomainError("contractValue", ErrorCode.INVALID_INPUT, "the contract value is given when the lead is WON")
     if to is LeadStatus.WON:
@@ -224,26 +253,52 @@ async def _grant_fee(session: AsyncSession, lead: Lead) -> Reward | None:
             raise DomainError("contractCurrency", ErrorCode.CURRENCY_MISMATCH, f"the program's fee is in {settings.currency}")
         amount = lead.contract_value * settings.fee_percent_bps // 10_000
     return await grants.grant_once(
-        session, merchant_id=lead.merchant_id, program_id=lead.program_id, customer_id=lead.referrer_id,
-        kind=RewardKind(settings.kind), amount=amount, currency=settings.currency, grant_key=f"lead:{lead.id}:fee",
-        source=grants.LEAD, hold_days=settings.hold_days,
+        session,
+        merchant_id=lead.merchant_id,
+        program_id=lead.program_id,
+        customer_id=lead.referrer_id,
+        kind=RewardKind(settings.kind),
+        amount=amount,
+        currency=settings.currency,
+        grant_key=f"lead:{lead.id}:fee",
+        source=grants.LEAD,
+        hold_days=settings.hold_days,
     )
 
 
 async def _record_step(
-    session: AsyncSession, lead: Lead, previous: LeadStatus | None, *, actor: audit.Actor, customer_id: uuid.UUID | None,
-    notes: str | None, visible: bool,
+    session: AsyncSession,
+    lead: Lead,
+    previous: LeadStatus | None,
+    *,
+    actor: audit.Actor,
+    customer_id: uuid.UUID | None,
+    notes: str | None,
+    visible: bool,
 ) -> None:
     event = LeadEvent(
-        id=new_id(), merchant_id=lead.merchant_id, lead_id=lead.id, from_status=previous.value if previous else None,
-        to_status=lead.status, actor_key_id=actor.key_id, actor_admin_id=actor.admin_id, actor_customer_id=customer_id,
-        notes=notes, notes_visible_to_referrer=visible, created_at=utcnow(),
+        id=new_id(),
+        merchant_id=lead.merchant_id,
+        lead_id=lead.id,
+        from_status=previous.value if previous else None,
+        to_status=lead.status,
+        actor_key_id=actor.key_id,
+        actor_admin_id=actor.admin_id,
+        actor_customer_id=customer_id,
+        notes=notes,
+        notes_visible_to_referrer=visible,
+        created_at=utcnow(),
     )
     session.add(event)
     await session.flush()
     await audit.record(
-        session, merchant_id=lead.merchant_id, actor=actor, action=f"lead.{lead.status.lower()}", subject_id=lead.id,
-        note=notes, details={"from": event.from_status, "to": lead.status},
+        session,
+        merchant_id=lead.merchant_id,
+        actor=actor,
+        action=f"lead.{lead.status.lower()}",
+        subject_id=lead.id,
+        note=notes,
+        details={"from": event.from_status, "to": lead.status},
     )
 
     async def payload() -> dict:
@@ -254,8 +309,14 @@ async def _record_step(
 
 
 async def list_leads(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID | None = None, status: LeadStatus | None = None,
-    referrer_id: uuid.UUID | None = None, first: int | None, after: str | None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID | None = None,
+    status: LeadStatus | None = None,
+    referrer_id: uuid.UUID | None = None,
+    first: int | None,
+    after: str | None,
 ) -> Page[Lead]:
     query = select(Lead).where(Lead.merchant_id == merchant_id)
     if program_id is not None:
@@ -267,12 +328,15 @@ async def list_leads(
     return await paginate(session, query, Lead.id, first=first, after=after)
 
 
-async def history(session: AsyncSession, *, merchant_id: uuid.UUID, lead_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[LeadEvent]]:
-    rows = (await session.scalars(
-        select(LeadEvent).where(LeadEvent.merchant_id == merchant_id, LeadEvent.lead_id.in_(lead_ids)).order_by(LeadEvent.id)
-    )).all()
+async def history(
+    session: AsyncSession, *, merchant_id: uuid.UUID, lead_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[LeadEvent]]:
+    rows = (
+        await session.scalars(
+            select(LeadEvent).where(LeadEvent.merchant_id == merchant_id, LeadEvent.lead_id.in_(lead_ids)).order_by(LeadEvent.id)
+        )
+    ).all()
     found: dict[uuid.UUID, list[LeadEvent]] = {lead_id: [] for lead_id in lead_ids}
     for row in rows:
         found[row.lead_id].append(row)
     return found
-

@@ -59,21 +59,30 @@ async def create_admin(
     if taken is not None:
         raise DomainError("email", ErrorCode.EMAIL_TAKEN, "this merchant already has an admin with this email")
     admin = Admin(
-        merchant_id=merchant_id, email=email, role=role.value, status=AdminStatus.INVITED.value,
-        created_by_admin_id=actor.admin_id, created_at=utcnow(),
+        merchant_id=merchant_id,
+        email=email,
+        role=role.value,
+        status=AdminStatus.INVITED.value,
+        created_by_admin_id=actor.admin_id,
+        created_at=utcnow(),
     )
     issued = _new_setup(admin)
     session.add(admin)
     await session.flush()
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="admin.created", subject_id=admin.id,
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="admin.created",
+        subject_id=admin.id,
         details={"email": email, "role": role.value},
     )
     return issued
 
 
-async def get_admin(session: AsyncSession, *, merchant_id: uuid.UUID, admin_id: uuid.UUID, lock: bool = False,
-                    field: str = "id") -> Admin:
+async def get_admin(
+    session: AsyncSession, *, merchant_id: uuid.UUID, admin_id: uuid.UUID, lock: bool = False, field: str = "id"
+) -> Admin:
     query = select(Admin).where(Admin.id == admin_id, Admin.merchant_id == merchant_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -110,17 +119,21 @@ async def complete_setup(session: AsyncSession, *, settings: Settings, token: st
     with an earlier password end."""
     token = validation.required_text(token, "token", 200)
     async with authenticating(session):  # the token names the admin, and so the merchant
-        found = (await session.execute(
-            select(Admin.id, Admin.merchant_id).where(Admin.setup_token_hash == hash_key(token))
-        )).first()
+        found = (
+            await session.execute(select(Admin.id, Admin.merchant_id).where(Admin.setup_token_hash == hash_key(token)))
+        ).first()
     admin = None
     if found is not None:
         await scope_to_merchant(session, found.merchant_id)
         admin = await session.scalar(
             select(Admin).where(Admin.id == found.id, Admin.setup_token_hash == hash_key(token)).with_for_update()
         )
-    if admin is None or admin.setup_expires_at is None or admin.setup_expires_at <= utcnow() \
-            or admin.status == AdminStatus.DISABLED.value:
+    if (
+        admin is None
+        or admin.setup_expires_at is None
+        or admin.setup_expires_at <= utcnow()
+        or admin.status == AdminStatus.DISABLED.value
+    ):
         raise DomainError("token", ErrorCode.INVALID_TOKEN, "this setup token is unknown, used or expired")
     passwords.check_new(password, email=admin.email)
     admin.password_hash = await passwords.hash_password(settings, password)
@@ -131,14 +144,23 @@ async def complete_setup(session: AsyncSession, *, settings: Settings, token: st
     await session.flush()
     await sessions.revoke_all(session, admin_id=admin.id, reason="password_set")
     await audit.record(
-        session, merchant_id=admin.merchant_id, actor=audit.Actor(admin_id=admin.id), action="admin.password_set",
+        session,
+        merchant_id=admin.merchant_id,
+        actor=audit.Actor(admin_id=admin.id),
+        action="admin.password_set",
         subject_id=admin.id,
     )
     return admin
 
 
 async def change_password(
-    session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, admin_id: uuid.UUID, current: str, new: str,
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    merchant_id: uuid.UUID,
+    admin_id: uuid.UUID,
+    current: str,
+    new: str,
     actor: audit.Actor,
 ) -> Admin:
     """Other sessions end; the one that made the change stays."""
@@ -160,9 +182,13 @@ async def _keep_an_owner(session: AsyncSession, admin: Admin) -> None:
     if admin.role != AdminRole.OWNER.value or admin.status != AdminStatus.ACTIVE.value:
         return
     owners = await session.scalar(
-        select(func.count()).select_from(Admin).where(
-            Admin.merchant_id == admin.merchant_id, Admin.role == AdminRole.OWNER.value,
-            Admin.status == AdminStatus.ACTIVE.value, Admin.id != admin.id,
+        select(func.count())
+        .select_from(Admin)
+        .where(
+            Admin.merchant_id == admin.merchant_id,
+            Admin.role == AdminRole.OWNER.value,
+            Admin.status == AdminStatus.ACTIVE.value,
+            Admin.id != admin.id,
         )
     )
     if not owners:
@@ -189,7 +215,11 @@ async def set_role(
     admin.role = role.value
     await session.flush()
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="admin.role_changed", subject_id=admin.id,
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="admin.role_changed",
+        subject_id=admin.id,
         details={"from": previous, "to": role.value},
     )
     return admin

@@ -20,8 +20,13 @@ from app.merchants.models import LocaleSettings
 
 def defaults(merchant_id: uuid.UUID) -> LocaleSettings:
     return LocaleSettings(
-        merchant_id=merchant_id, time_zone="UTC", calendar=calendars.Calendar.GREGORIAN.value, locale="en",
-        arabic_script_codes=False, unify_teh_marbuta=False, updated_at=None,
+        merchant_id=merchant_id,
+        time_zone="UTC",
+        calendar=calendars.Calendar.GREGORIAN.value,
+        locale="en",
+        arabic_script_codes=False,
+        unify_teh_marbuta=False,
+        updated_at=None,
     )
 
 
@@ -62,12 +67,18 @@ async def set_settings(
     }
     await session.execute(
         insert_ignoring_conflicts(session, LocaleSettings, ["merchant_id"]).values(
-            {**{k: getattr(defaults(merchant_id), k) for k in values}, "id": new_id(), "merchant_id": merchant_id,
-             "updated_at": utcnow()}
+            {
+                **{k: getattr(defaults(merchant_id), k) for k in values},
+                "id": new_id(),
+                "merchant_id": merchant_id,
+                "updated_at": utcnow(),
+            }
         )
     )
     settings = await session.scalar(
-        select(LocaleSettings).where(LocaleSettings.merchant_id == merchant_id).with_for_update()
+        select(LocaleSettings)
+        .where(LocaleSettings.merchant_id == merchant_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
     assert settings is not None
@@ -78,7 +89,11 @@ async def set_settings(
         settings.updated_at = utcnow()
         await session.flush()
         await audit.record(
-            session, merchant_id=merchant_id, actor=actor, action="locale_settings.changed",
-            subject_id=settings.id, details=changed,
+            session,
+            merchant_id=merchant_id,
+            actor=actor,
+            action="locale_settings.changed",
+            subject_id=settings.id,
+            details=changed,
         )
     return settings

@@ -79,9 +79,7 @@ async def create_api_key(
     return IssuedKey(api_key=api_key, plaintext=plaintext)
 
 
-async def set_rate_limits(
-    session: AsyncSession, *, merchant_id: uuid.UUID, changes: dict[str, str | None]
-) -> dict[str, str]:
+async def set_rate_limits(session: AsyncSession, *, merchant_id: uuid.UUID, changes: dict[str, str | None]) -> dict[str, str]:
     """The operator's budgets for one merchant's keys (`None` returns one to the default)."""
     from app.ratelimits import validated_overrides
 
@@ -116,9 +114,7 @@ async def get_api_key(session: AsyncSession, *, merchant_id: uuid.UUID, key_id: 
 async def revoke_api_key(session: AsyncSession, *, merchant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
     """Revoke at once. The last active secret key cannot go: it would lock the merchant out."""
     now = utcnow()
-    api_key = await session.scalar(
-        select(ApiKey).where(ApiKey.id == key_id, ApiKey.merchant_id == merchant_id).with_for_update()
-    )
+    api_key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.merchant_id == merchant_id).with_for_update())
     if api_key is None:
         raise NotFound("id", "API key")
     if api_key.revoked_at is not None:
@@ -156,10 +152,18 @@ async def rotate_api_keys(
 _AUTHENTICATE_POSTGRESQL = select(
     text("key_id, key_merchant_id, key_kind, key_expires_at, key_revoked_at, config_version")
 ).select_from(func.referral_authenticate(bindparam("key_hash", type_=String)))
-_AUTHENTICATE = select(
-    ApiKey.id.label("key_id"), ApiKey.merchant_id.label("key_merchant_id"), ApiKey.kind.label("key_kind"),
-    ApiKey.expires_at.label("key_expires_at"), ApiKey.revoked_at.label("key_revoked_at"), Merchant.config_version,
-).join(Merchant, Merchant.id == ApiKey.merchant_id).where(ApiKey.key_hash == bindparam("key_hash"))
+_AUTHENTICATE = (
+    select(
+        ApiKey.id.label("key_id"),
+        ApiKey.merchant_id.label("key_merchant_id"),
+        ApiKey.kind.label("key_kind"),
+        ApiKey.expires_at.label("key_expires_at"),
+        ApiKey.revoked_at.label("key_revoked_at"),
+        Merchant.config_version,
+    )
+    .join(Merchant, Merchant.id == ApiKey.merchant_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
 
 
 async def authenticate(session: AsyncSession, *, plaintext: str) -> Caller | None:
@@ -175,5 +179,6 @@ async def authenticate(session: AsyncSession, *, plaintext: str) -> Caller | Non
     if row is None or row.key_revoked_at is not None or (row.key_expires_at is not None and row.key_expires_at <= utcnow()):
         return None
     bind_tenant(session, row.key_merchant_id)
-    return Caller(merchant_id=row.key_merchant_id, key_id=row.key_id, kind=ApiKeyKind(row.key_kind),
-                  config_version=row.config_version)
+    return Caller(
+        merchant_id=row.key_merchant_id, key_id=row.key_id, kind=ApiKeyKind(row.key_kind), config_version=row.config_version
+    )

@@ -42,8 +42,14 @@ class IssuedSession:
 
 
 async def login(
-    session: AsyncSession, *, settings: Settings, email: str, password: str, merchant_id: uuid.UUID | None = None,
-    ip: str | None = None, user_agent: str | None = None,
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    email: str,
+    password: str,
+    merchant_id: uuid.UUID | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
 ) -> IssuedSession:
     """The same answer for an unknown email and a wrong password, in the same time. An email
     used at several merchants needs `merchantId` only once the password matched at more
@@ -71,31 +77,41 @@ async def login(
     now = utcnow()
     token = PREFIX + secrets.token_urlsafe(32)
     admin_session = AdminSession(
-        merchant_id=admin.merchant_id, admin_id=admin.id, token_hash=hash_key(token), created_at=now,
-        expires_at=now + timedelta(minutes=settings.admin_session_minutes), last_used_at=now,
-        ip=ip[:64] if ip else None, user_agent=user_agent[:300] if user_agent else None,
+        merchant_id=admin.merchant_id,
+        admin_id=admin.id,
+        token_hash=hash_key(token),
+        created_at=now,
+        expires_at=now + timedelta(minutes=settings.admin_session_minutes),
+        last_used_at=now,
+        ip=ip[:64] if ip else None,
+        user_agent=user_agent[:300] if user_agent else None,
     )
     session.add(admin_session)
     await session.flush()
     await audit.record(
-        session, merchant_id=admin.merchant_id, actor=audit.Actor(admin_id=admin.id, session_id=admin_session.id, ip=ip),
-        action="admin.login", subject_id=admin_session.id, details={"ip": ip},
+        session,
+        merchant_id=admin.merchant_id,
+        actor=audit.Actor(admin_id=admin.id, session_id=admin_session.id, ip=ip),
+        action="admin.login",
+        subject_id=admin_session.id,
+        details={"ip": ip},
     )
     return IssuedSession(admin=admin, admin_session=admin_session, token=token)
 
 
-async def authenticate(
-    session: AsyncSession, *, settings: Settings, token: str, touch: bool = True
-) -> Caller | None:
+async def authenticate(session: AsyncSession, *, settings: Settings, token: str, touch: bool = True) -> Caller | None:
     """The admin behind a live session token, or None. With `touch`, records the use (at most
     once a minute): the caller commits that."""
     if not token.startswith(PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None
     async with authenticating(session):  # before the merchant is known (row-level security)
-        row = (await session.execute(
-            select(AdminSession, Admin).join(Admin, Admin.id == AdminSession.admin_id)
-            .where(AdminSession.token_hash == hash_key(token))
-        )).first()
+        row = (
+            await session.execute(
+                select(AdminSession, Admin)
+                .join(Admin, Admin.id == AdminSession.admin_id)
+                .where(AdminSession.token_hash == hash_key(token))
+            )
+        ).first()
     if row is None:
         return None
     admin_session, admin = row
@@ -115,7 +131,11 @@ async def authenticate(
             .values(last_used_at=now)
         )
     return Caller(
-        merchant_id=admin.merchant_id, key_id=None, kind=None, admin_id=admin.id, admin_role=admin.admin_role,
+        merchant_id=admin.merchant_id,
+        key_id=None,
+        kind=None,
+        admin_id=admin.id,
+        admin_role=admin.admin_role,
         session_id=admin_session.id,
     )
 
@@ -132,7 +152,12 @@ async def list_sessions(
 
 
 async def revoke(
-    session: AsyncSession, *, merchant_id: uuid.UUID, session_id: uuid.UUID, actor: audit.Actor, actor_role: AdminRole,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    actor: audit.Actor,
+    actor_role: AdminRole,
     reason: str = "revoked",
 ) -> AdminSession:
     """An OWNER may end anyone's session; other admins only their own. Idempotent."""
@@ -147,7 +172,11 @@ async def revoke(
         admin_session.revoked_reason = reason
         await session.flush()
         await audit.record(
-            session, merchant_id=merchant_id, actor=actor, action=f"admin_session.{reason}", subject_id=admin_session.id,
+            session,
+            merchant_id=merchant_id,
+            actor=actor,
+            action=f"admin_session.{reason}",
+            subject_id=admin_session.id,
             details={"admin_id": str(admin_session.admin_id)},
         )
     return admin_session

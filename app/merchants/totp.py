@@ -126,10 +126,12 @@ def _recovery_hash(code: str) -> str:
 
 def _new_recovery_code() -> str:
     raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(_RECOVERY_LENGTH))
-    return "-".join(raw[i:i + 4] for i in range(0, _RECOVERY_LENGTH, 4))
+    return "-".join(raw[i : i + 4] for i in range(0, _RECOVERY_LENGTH, 4))
 
 
-async def start_enrollment(session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, admin_id: uuid.UUID) -> Enrollment:
+async def start_enrollment(
+    session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, admin_id: uuid.UUID
+) -> Enrollment:
     """A new seed for the admin's authenticator app; nothing changes until it is confirmed."""
     admin = await get_admin(session, merchant_id=merchant_id, admin_id=admin_id, lock=True)
     merchant = await session.get_one(Merchant, merchant_id)
@@ -144,7 +146,13 @@ async def start_enrollment(session: AsyncSession, *, settings: Settings, merchan
 
 
 async def confirm_enrollment(
-    session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, admin_id: uuid.UUID, code: str, proof: Proof,
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    merchant_id: uuid.UUID,
+    admin_id: uuid.UUID,
+    code: str,
+    proof: Proof,
     actor: audit.Actor,
 ) -> Confirmed:
     """Activate the pending seed with a code from it. Replacing an enrolled device also needs
@@ -152,8 +160,7 @@ async def confirm_enrollment(
     right, so a typo never spends a recovery code."""
     admin = await get_admin(session, merchant_id=merchant_id, admin_id=admin_id, lock=True)
     ring = crypto.keyring(settings)
-    if admin.totp_pending_encrypted is None or admin.totp_pending_expires_at is None \
-            or admin.totp_pending_expires_at <= utcnow():
+    if admin.totp_pending_encrypted is None or admin.totp_pending_expires_at is None or admin.totp_pending_expires_at <= utcnow():
         raise DomainError(None, ErrorCode.ENROLLMENT_NOT_STARTED, "start the enrollment again (startTotpEnrollment)")
     pending = ring.decrypt(admin.totp_pending_encrypted, context=_context(admin.id, pending=True))
     step = _matching_step(pending, code or "", current_time())
@@ -189,7 +196,13 @@ async def reset(
 
 
 async def confirm(
-    session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, admin_id: uuid.UUID, proof: Proof, purpose: str,
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    merchant_id: uuid.UUID,
+    admin_id: uuid.UUID,
+    proof: Proof,
+    purpose: str,
     actor: audit.Actor,
 ) -> DomainError | None:
     """Check the second factor of an admin about to do something a stolen session must not
@@ -221,44 +234,66 @@ async def _replace_recovery_codes(session: AsyncSession, admin: Admin) -> list[s
     await session.execute(delete(AdminRecoveryCode).where(AdminRecoveryCode.admin_id == admin.id))
     codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
     now = utcnow()
-    session.add_all([
-        AdminRecoveryCode(merchant_id=admin.merchant_id, admin_id=admin.id, code_hash=_recovery_hash(c), created_at=now)
-        for c in codes
-    ])
+    session.add_all(
+        [
+            AdminRecoveryCode(merchant_id=admin.merchant_id, admin_id=admin.id, code_hash=_recovery_hash(c), created_at=now)
+            for c in codes
+        ]
+    )
     await session.flush()
     return codes
 
 
 async def unused_recovery_codes(session: AsyncSession, *, admin_id: uuid.UUID) -> int:
-    return await session.scalar(
-        select(func.count()).select_from(AdminRecoveryCode)
-        .where(AdminRecoveryCode.admin_id == admin_id, AdminRecoveryCode.used_at.is_(None))
-    ) or 0
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(AdminRecoveryCode)
+            .where(AdminRecoveryCode.admin_id == admin_id, AdminRecoveryCode.used_at.is_(None))
+        )
+        or 0
+    )
 
 
 async def _announce(session: AsyncSession, admin: Admin, change: Change, actor: audit.Actor, note: str | None = None) -> None:
     """Audit, and tell the merchant (`admin.totp_changed`) with the other owners and admins
     to notify: a second factor that changes without its owner knowing is an account takeover."""
     await audit.record(
-        session, merchant_id=admin.merchant_id, actor=actor, action=f"admin.totp_{change.value.lower()}",
-        subject_id=admin.id, note=note, details={"email": admin.email},
+        session,
+        merchant_id=admin.merchant_id,
+        actor=actor,
+        action=f"admin.totp_{change.value.lower()}",
+        subject_id=admin.id,
+        note=note,
+        details={"email": admin.email},
     )
-    others = (await session.scalars(
-        select(Admin).where(
-            Admin.merchant_id == admin.merchant_id, Admin.id != admin.id, Admin.status == AdminStatus.ACTIVE.value,
-            Admin.role.in_([AdminRole.OWNER.value, AdminRole.ADMIN.value]),
-        ).order_by(Admin.id)
-    )).all()
-    await emit(session, admin.merchant_id, events.ADMIN_TOTP_CHANGED, {
-        "adminId": str(admin.id),
-        "email": admin.email,
-        "role": admin.role,
-        "change": change.value,
-        "byAdminId": str(actor.admin_id) if actor.admin_id else None,
-        "note": note,
-        "at": utcnow().isoformat(),
-        "notify": [{"adminId": str(o.id), "email": o.email, "role": o.role} for o in others],
-    })
+    others = (
+        await session.scalars(
+            select(Admin)
+            .where(
+                Admin.merchant_id == admin.merchant_id,
+                Admin.id != admin.id,
+                Admin.status == AdminStatus.ACTIVE.value,
+                Admin.role.in_([AdminRole.OWNER.value, AdminRole.ADMIN.value]),
+            )
+            .order_by(Admin.id)
+        )
+    ).all()
+    await emit(
+        session,
+        admin.merchant_id,
+        events.ADMIN_TOTP_CHANGED,
+        {
+            "adminId": str(admin.id),
+            "email": admin.email,
+            "role": admin.role,
+            "change": change.value,
+            "byAdminId": str(actor.admin_id) if actor.admin_id else None,
+            "note": note,
+            "at": utcnow().isoformat(),
+            "notify": [{"adminId": str(o.id), "email": o.email, "role": o.role} for o in others],
+        },
+    )
 
 
 async def check(
@@ -271,7 +306,9 @@ async def check(
     if admin.totp_enabled_at is None or admin.totp_secret_encrypted is None:
         return DomainError(field, ErrorCode.SECOND_FACTOR_NOT_ENROLLED, "enroll a second factor first (startTotpEnrollment)")
     if not proof.given:
-        return DomainError(field, ErrorCode.SECOND_FACTOR_REQUIRED, "a code from your authenticator app (or a recovery code) is required")
+        return DomainError(
+            field, ErrorCode.SECOND_FACTOR_REQUIRED, "a code from your authenticator app (or a recovery code) is required"
+        )
     now = current_time()
     if admin.second_factor_locked_until is not None and admin.second_factor_locked_until > now:
         return _locked(admin, field)
@@ -292,25 +329,43 @@ async def check(
             .values(used_at=now)
         )
         reason = "ACCEPTED" if changed_rows(used) == 1 else "WRONG"
-    session.add(SecondFactorAttempt(
-        merchant_id=admin.merchant_id, admin_id=admin.id, session_id=actor.session_id, ip=actor.ip, method=method.value,
-        purpose=purpose, accepted=reason == "ACCEPTED", reason=reason, created_at=now,
-    ))
+    session.add(
+        SecondFactorAttempt(
+            merchant_id=admin.merchant_id,
+            admin_id=admin.id,
+            session_id=actor.session_id,
+            ip=actor.ip,
+            method=method.value,
+            purpose=purpose,
+            accepted=reason == "ACCEPTED",
+            reason=reason,
+            created_at=now,
+        )
+    )
     await session.flush()
     if reason == "ACCEPTED":
         return None
-    wrong = await session.scalar(
-        select(func.count()).select_from(SecondFactorAttempt).where(
-            SecondFactorAttempt.admin_id == admin.id,
-            SecondFactorAttempt.accepted.is_(False),
-            SecondFactorAttempt.created_at > now - WRONG_WINDOW,
+    wrong = (
+        await session.scalar(
+            select(func.count())
+            .select_from(SecondFactorAttempt)
+            .where(
+                SecondFactorAttempt.admin_id == admin.id,
+                SecondFactorAttempt.accepted.is_(False),
+                SecondFactorAttempt.created_at > now - WRONG_WINDOW,
+            )
         )
-    ) or 0
+        or 0
+    )
     if wrong >= MAX_WRONG:
         admin.second_factor_locked_until = now + LOCKED_FOR
         await session.flush()
         await audit.record(
-            session, merchant_id=admin.merchant_id, actor=actor, action="admin.second_factor_locked", subject_id=admin.id,
+            session,
+            merchant_id=admin.merchant_id,
+            actor=actor,
+            action="admin.second_factor_locked",
+            subject_id=admin.id,
             details={"wrong_codes": wrong, "until": admin.second_factor_locked_until.isoformat()},
         )
         return _locked(admin, field)
@@ -321,7 +376,8 @@ async def check(
 def _locked(admin: Admin, field: str) -> DomainError:
     until = admin.second_factor_locked_until
     return DomainError(
-        field, ErrorCode.SECOND_FACTOR_LOCKED,
+        field,
+        ErrorCode.SECOND_FACTOR_LOCKED,
         f"too many wrong codes: money actions are locked until {until:%Y-%m-%d %H:%M:%S} UTC" if until else "locked",
     )
 

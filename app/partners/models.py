@@ -103,8 +103,12 @@ class CommissionSplit(Base):
     __table_args__ = (
         UniqueConstraint("program_id", "sku_key", "version"),
         Index(
-            "uq_commission_splits_current", "program_id", "sku_key", unique=True,
-            postgresql_where=text("superseded_at IS NULL"), sqlite_where=text("superseded_at IS NULL"),
+            "uq_commission_splits_current",
+            "program_id",
+            "sku_key",
+            unique=True,
+            postgresql_where=text("superseded_at IS NULL"),
+            sqlite_where=text("superseded_at IS NULL"),
         ),
     )
 

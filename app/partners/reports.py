@@ -14,8 +14,8 @@ import enum
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,8 +64,14 @@ def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, dat
 
 
 async def partner_report(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, start: datetime | None,
-    end: datetime | None, group_by: GroupBy, affiliate_id: uuid.UUID | None = None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    start: datetime | None,
+    end: datetime | None,
+    group_by: GroupBy,
+    affiliate_id: uuid.UUID | None = None,
 ) -> list[ReportRow]:
     start, end = _period(start, end)
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
@@ -86,24 +92,41 @@ async def partner_report(
         return rows[key]
 
     click_keys = key_columns(Click.code_id, Click.sub_id)
-    clicks = select(ReferralCode.customer_id, *click_keys, func.count(Click.id)).join(
-        ReferralCode, ReferralCode.id == Click.code_id
-    ).where(
-        Click.merchant_id == merchant_id, Click.program_id == program_id, Click.created_at >= start, Click.created_at < end,
-    ).group_by(ReferralCode.customer_id, *click_keys)
+    clicks = (
+        select(ReferralCode.customer_id, *click_keys, func.count(Click.id))
+        .join(ReferralCode, ReferralCode.id == Click.code_id)
+        .where(
+            Click.merchant_id == merchant_id,
+            Click.program_id == program_id,
+            Click.created_at >= start,
+            Click.created_at < end,
+        )
+        .group_by(ReferralCode.customer_id, *click_keys)
+    )
     if affiliate_id is not None:
         clicks = clicks.where(ReferralCode.customer_id == affiliate_id)
     for affiliate, *extra, count in (await session.execute(clicks)).all():
         row_for(affiliate, tuple(extra)).clicks += count
 
     sale_keys = key_columns(PartnerSale.code_id, PartnerSale.sub_id)
-    in_period = (PartnerSale.merchant_id == merchant_id, PartnerSale.program_id == program_id,
-                 PartnerSale.occurred_at >= start, PartnerSale.occurred_at < end)
+    in_period = (
+        PartnerSale.merchant_id == merchant_id,
+        PartnerSale.program_id == program_id,
+        PartnerSale.occurred_at >= start,
+        PartnerSale.occurred_at < end,
+    )
     mine = (PartnerSale.affiliate_id == affiliate_id,) if affiliate_id is not None else ()
-    sales = select(
-        PartnerSale.affiliate_id, *sale_keys, PartnerSale.currency, func.count(PartnerSale.id),
-        money.total(PartnerSale.amount - PartnerSale.refunded_amount),
-    ).where(*in_period, *mine).group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSale.currency)
+    sales = (
+        select(
+            PartnerSale.affiliate_id,
+            *sale_keys,
+            PartnerSale.currency,
+            func.count(PartnerSale.id),
+            money.total(PartnerSale.amount - PartnerSale.refunded_amount),
+        )
+        .where(*in_period, *mine)
+        .group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSale.currency)
+    )
     for affiliate, *extra, currency, count, revenue in (await session.execute(sales)).all():
         row = row_for(affiliate, tuple(extra))
         row.conversions += count
@@ -112,25 +135,43 @@ async def partner_report(
 
     # The affiliate's own shares, as the rewards that pay them say: earned net of refunds and
     # fraud decisions, still held, and paid out (payout items of PAID payouts).
-    own_shares = (*in_period, *mine, PartnerSale.status == SaleStatus.EARNED.value,
-                  PartnerSaleShare.customer_id == PartnerSale.affiliate_id)
+    own_shares = (
+        *in_period,
+        *mine,
+        PartnerSale.status == SaleStatus.EARNED.value,
+        PartnerSaleShare.customer_id == PartnerSale.affiliate_id,
+    )
     net = Reward.amount - Reward.reversed_amount
-    commission = select(
-        PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit, money.total(net),
-        money.total(case((Reward.status == RewardStatus.HELD.value, net), else_=0)),
-    ).join(PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id).outerjoin(
-        Reward, Reward.id == PartnerSaleShare.reward_id
-    ).where(*own_shares).group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit)
+    commission = (
+        select(
+            PartnerSale.affiliate_id,
+            *sale_keys,
+            PartnerSaleShare.unit,
+            money.total(net),
+            money.total(case((Reward.status == RewardStatus.HELD.value, net), else_=0)),
+        )
+        .join(PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id)
+        .outerjoin(Reward, Reward.id == PartnerSaleShare.reward_id)
+        .where(*own_shares)
+        .group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit)
+    )
     for affiliate, *extra, unit, earned, held in (await session.execute(commission)).all():
         row = row_for(affiliate, tuple(extra))
         row.commission_earned[unit] = row.commission_earned.get(unit, 0) + earned
         row.commission_held[unit] = row.commission_held.get(unit, 0) + held
         row.commission_paid.setdefault(unit, 0)
-    paid = select(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit, money.total(PayoutItem.amount)).join(
-        PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id
-    ).join(PayoutItem, PayoutItem.reward_id == PartnerSaleShare.reward_id).join(Payout, Payout.id == PayoutItem.payout_id).where(
-        *own_shares, PayoutItem.merchant_id == merchant_id, Payout.status == PayoutStatus.PAID.value,
-    ).group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit)
+    paid = (
+        select(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit, money.total(PayoutItem.amount))
+        .join(PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id)
+        .join(PayoutItem, PayoutItem.reward_id == PartnerSaleShare.reward_id)
+        .join(Payout, Payout.id == PayoutItem.payout_id)
+        .where(
+            *own_shares,
+            PayoutItem.merchant_id == merchant_id,
+            Payout.status == PayoutStatus.PAID.value,
+        )
+        .group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit)
+    )
     for affiliate, *extra, unit, amount in (await session.execute(paid)).all():
         row = row_for(affiliate, tuple(extra))
         row.commission_paid[unit] = row.commission_paid.get(unit, 0) + amount
@@ -150,21 +191,31 @@ class Statement:
 
 
 async def statement(
-    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, program_id: uuid.UUID,
-    start: datetime | None, end: datetime | None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    program_id: uuid.UUID,
+    start: datetime | None,
+    end: datetime | None,
 ) -> Statement:
     """One party's own shares (as affiliate or co-producer) of the program's sales in the period."""
     start, end = _period(start, end)
-    found = (await session.execute(
-        select(PartnerSale, PartnerSaleShare)
-        .join(PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id)
-        .where(
-            PartnerSale.merchant_id == merchant_id, PartnerSale.program_id == program_id,
-            PartnerSaleShare.customer_id == customer_id, PartnerSale.occurred_at >= start, PartnerSale.occurred_at < end,
+    found = (
+        await session.execute(
+            select(PartnerSale, PartnerSaleShare)
+            .join(PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id)
+            .where(
+                PartnerSale.merchant_id == merchant_id,
+                PartnerSale.program_id == program_id,
+                PartnerSaleShare.customer_id == customer_id,
+                PartnerSale.occurred_at >= start,
+                PartnerSale.occurred_at < end,
+            )
+            .order_by(PartnerSale.occurred_at, PartnerSale.id)
+            .limit(MAX_ROWS)
         )
-        .order_by(PartnerSale.occurred_at, PartnerSale.id)
-        .limit(MAX_ROWS)
-    )).all()
+    ).all()
     totals: dict[str, int] = defaultdict(int)
     for _sale, share in found:
         totals[share.unit] += share.amount - share.reversed_amount
@@ -172,25 +223,34 @@ async def statement(
 
 
 async def sales(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, start: datetime | None,
-    end: datetime | None, order_id: str | None = None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    start: datetime | None,
+    end: datetime | None,
+    order_id: str | None = None,
 ) -> list[tuple[PartnerSale, list[PartnerSaleShare]]]:
     """The merchant's view: each sale with every party's share (two statements)."""
     start, end = _period(start, end)
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     query = select(PartnerSale).where(
-        PartnerSale.merchant_id == merchant_id, PartnerSale.program_id == program_id,
-        PartnerSale.occurred_at >= start, PartnerSale.occurred_at < end,
+        PartnerSale.merchant_id == merchant_id,
+        PartnerSale.program_id == program_id,
+        PartnerSale.occurred_at >= start,
+        PartnerSale.occurred_at < end,
     )
     if order_id is not None:
         query = query.where(PartnerSale.order_id == validation.text(order_id, "orderId", 255))
     found = list((await session.scalars(query.order_by(PartnerSale.occurred_at, PartnerSale.id).limit(MAX_ROWS))).all())
     shares: dict[uuid.UUID, list[PartnerSaleShare]] = defaultdict(list)
     if found:
-        for share in (await session.scalars(
-            select(PartnerSaleShare)
-            .where(PartnerSaleShare.merchant_id == merchant_id, PartnerSaleShare.sale_id.in_([s.id for s in found]))
-            .order_by(PartnerSaleShare.position)
-        )).all():
+        for share in (
+            await session.scalars(
+                select(PartnerSaleShare)
+                .where(PartnerSaleShare.merchant_id == merchant_id, PartnerSaleShare.sale_id.in_([s.id for s in found]))
+                .order_by(PartnerSaleShare.position)
+            )
+        ).all():
             shares[share.sale_id].append(share)
     return [(sale, shares[sale.id]) for sale in found]

@@ -80,9 +80,15 @@ async def affiliate_program_ids(session: AsyncSession, merchant_id: uuid.UUID) -
     the merchant's config_version, migration 0013, and a program's type never changes)."""
 
     async def load() -> frozenset[uuid.UUID]:
-        return frozenset((await session.scalars(
-            select(Program.id).where(Program.merchant_id == merchant_id, Program.program_type == ProgramType.AFFILIATE.value)
-        )).all())
+        return frozenset(
+            (
+                await session.scalars(
+                    select(Program.id).where(
+                        Program.merchant_id == merchant_id, Program.program_type == ProgramType.AFFILIATE.value
+                    )
+                )
+            ).all()
+        )
 
     key: tuple[Hashable, ...] = ("affiliate_programs",)
     return await config_cache.read(session, merchant_id, key, load)
@@ -134,15 +140,31 @@ async def settle_sale(session: AsyncSession, action: Action) -> PartnerSale | No
     reason = _not_earned(referral, partner, action, affiliate_bps, co_producers)
     now = utcnow()
     values = {
-        "id": new_id(), "merchant_id": action.merchant_id, "program_id": program.id, "action_id": action.id,
-        "referral_id": referral.id, "affiliate_id": referral.referrer_id, "partner_id": partner.id if partner else None,
-        "code_id": referral.code_id, "sub_id": sub_id, "order_id": action.order_id, "amount": action.amount or 0,
-        "currency": action.currency, "status": (SaleStatus.NOT_EARNED if reason else SaleStatus.EARNED).value,
-        "reason": reason.value if reason else None, "split_version_id": split.id if split else None,
-        "affiliate_bps": 0 if reason else affiliate_bps, "commission": 0, "refunded_amount": 0,
-        "ledger_transaction_id": None, "occurred_at": action.occurred_at, "created_at": now,
+        "id": new_id(),
+        "merchant_id": action.merchant_id,
+        "program_id": program.id,
+        "action_id": action.id,
+        "referral_id": referral.id,
+        "affiliate_id": referral.referrer_id,
+        "partner_id": partner.id if partner else None,
+        "code_id": referral.code_id,
+        "sub_id": sub_id,
+        "order_id": action.order_id,
+        "amount": action.amount or 0,
+        "currency": action.currency,
+        "status": (SaleStatus.NOT_EARNED if reason else SaleStatus.EARNED).value,
+        "reason": reason.value if reason else None,
+        "split_version_id": split.id if split else None,
+        "affiliate_bps": 0 if reason else affiliate_bps,
+        "commission": 0,
+        "refunded_amount": 0,
+        "ledger_transaction_id": None,
+        "occurred_at": action.occurred_at,
+        "created_at": now,
     }
-    sale = await session.scalar(insert_row(session, PartnerSale, values, ignoring_conflicts=("action_id",), returning=True), values)
+    sale = await session.scalar(
+        insert_row(session, PartnerSale, values, ignoring_conflicts=("action_id",), returning=True), values
+    )
     if sale is None:  # settled before (a second delivery of the job)
         return await session.scalar(select(PartnerSale).where(PartnerSale.action_id == action.id))
     if reason is None:
@@ -177,13 +199,20 @@ async def default_commission_bps(session: AsyncSession, *, program_id: uuid.UUID
 async def commission_rule(session: AsyncSession, *, program_id: uuid.UUID, trigger: str, action: Action) -> RuleSpec | None:
     """The first enabled COMMISSION rule to the REFERRER with a percentage whose conditions on
     the action's metadata hold: its rate and its hold are the program's commission's."""
-    rules = (await session.scalars(
-        select(RewardRule).where(
-            RewardRule.program_id == program_id, RewardRule.trigger == trigger, RewardRule.enabled.is_(True),
-            RewardRule.superseded_at.is_(None), RewardRule.kind == RewardKind.COMMISSION.value,
-            RewardRule.recipient.in_([Recipient.REFERRER.value, Recipient.BOTH.value]),
-        ).order_by(RewardRule.rule_id)
-    )).all()
+    rules = (
+        await session.scalars(
+            select(RewardRule)
+            .where(
+                RewardRule.program_id == program_id,
+                RewardRule.trigger == trigger,
+                RewardRule.enabled.is_(True),
+                RewardRule.superseded_at.is_(None),
+                RewardRule.kind == RewardKind.COMMISSION.value,
+                RewardRule.recipient.in_([Recipient.REFERRER.value, Recipient.BOTH.value]),
+            )
+            .order_by(RewardRule.rule_id)
+        )
+    ).all()
     for rule in rules:
         spec = rule_service.spec_of(rule)
         if spec.percent_bps is None or not all(f.matches(action.metadata_) for f in spec.metadata_filters):
@@ -217,11 +246,18 @@ async def _pay(
     unit = sale.currency or ""
     shares = [
         PartnerSaleShare(
-            id=new_id(), merchant_id=sale.merchant_id, sale_id=sale.id, customer_id=party.key,
+            id=new_id(),
+            merchant_id=sale.merchant_id,
+            sale_id=sale.id,
+            customer_id=party.key,
             role=(ShareRole.AFFILIATE if party.key == sale.affiliate_id else ShareRole.CO_PRODUCER).value,
-            position=position, share_bps=party.share_bps, amount=amount, reversed_amount=0, unit=unit,
+            position=position,
+            share_bps=party.share_bps,
+            amount=amount,
+            reversed_amount=0,
+            unit=unit,
         )
-        for position, (party, amount) in enumerate(zip(parties, amounts))
+        for position, (party, amount) in enumerate(zip(parties, amounts, strict=True))
     ]
     session.add_all(shares)
     sale.commission = sum(amounts)
@@ -238,9 +274,18 @@ async def _pay(
     rule = await commission_rule(session, program_id=sale.program_id, trigger=action.type, action=action)
     for share in sorted(shares, key=lambda s: s.customer_id):  # accounts in id order: no deadlocks
         reward = await grants.grant_once(
-            session, merchant_id=sale.merchant_id, program_id=sale.program_id, customer_id=share.customer_id,
-            kind=RewardKind.COMMISSION, amount=share.amount, currency=unit, grant_key=f"partner-sale:{sale.id}:{share.customer_id}",
-            source=SALE_GRANT, hold_days=rule.hold_days if rule is not None else 0, referral_id=sale.referral_id, waits=waits,
+            session,
+            merchant_id=sale.merchant_id,
+            program_id=sale.program_id,
+            customer_id=share.customer_id,
+            kind=RewardKind.COMMISSION,
+            amount=share.amount,
+            currency=unit,
+            grant_key=f"partner-sale:{sale.id}:{share.customer_id}",
+            source=SALE_GRANT,
+            hold_days=rule.hold_days if rule is not None else 0,
+            referral_id=sale.referral_id,
+            waits=waits,
         )
         share.reward_id = reward.id if reward is not None else None
     await session.flush()
@@ -267,26 +312,41 @@ async def reverse_refund(session: AsyncSession, refund: Action) -> list[PartnerS
     order amount refunded so far; a refund without an amount refunds what is left."""
     if refund.order_id is None:
         return []
-    purchases = (await session.scalars(
-        select(Action).where(
-            Action.merchant_id == refund.merchant_id, Action.order_id == refund.order_id,
-            Action.type.in_(QUALIFYING_TYPES), Action.id != refund.id,
-        ).order_by(Action.occurred_at, Action.id)
-    )).all()
+    purchases = (
+        await session.scalars(
+            select(Action)
+            .where(
+                Action.merchant_id == refund.merchant_id,
+                Action.order_id == refund.order_id,
+                Action.type.in_(QUALIFYING_TYPES),
+                Action.id != refund.id,
+            )
+            .order_by(Action.occurred_at, Action.id)
+        )
+    ).all()
     applied = []
     for purchase in purchases:
         await settle_sale(session, purchase)  # the sale's own job may not have run yet
         sale = await session.scalar(
-            select(PartnerSale).where(PartnerSale.action_id == purchase.id).with_for_update()
+            select(PartnerSale)
+            .where(PartnerSale.action_id == purchase.id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         )
         if sale is None:
             continue
         left = sale.amount - sale.refunded_amount
         refunded = left if refund.amount is None else min(left, refund.amount if refund.currency == sale.currency else 0)
-        values = {"id": new_id(), "merchant_id": sale.merchant_id, "sale_id": sale.id, "refund_action_id": refund.id,
-                  "refunded_amount": refunded, "reversed_commission": 0, "transaction_id": None,
-                  "created_at": utcnow()}
+        values = {
+            "id": new_id(),
+            "merchant_id": sale.merchant_id,
+            "sale_id": sale.id,
+            "refund_action_id": refund.id,
+            "refunded_amount": refunded,
+            "reversed_commission": 0,
+            "transaction_id": None,
+            "created_at": utcnow(),
+        }
         row = await session.scalar(
             insert_row(session, PartnerSaleRefund, values, ignoring_conflicts=("sale_id", "refund_action_id"), returning=True),
             values,
@@ -294,9 +354,11 @@ async def reverse_refund(session: AsyncSession, refund: Action) -> list[PartnerS
         if row is None:
             continue  # this refund was applied before
         sale.refunded_amount += refunded
-        shares = (await session.scalars(
-            select(PartnerSaleShare).where(PartnerSaleShare.sale_id == sale.id).order_by(PartnerSaleShare.position)
-        )).all()
+        shares = (
+            await session.scalars(
+                select(PartnerSaleShare).where(PartnerSaleShare.sale_id == sale.id).order_by(PartnerSaleShare.position)
+            )
+        ).all()
         reason = f"order {refund.order_id} {'refunded' if refund.type == 'REFUND' else 'cancelled'}"
         for share in sorted(shares, key=lambda s: s.customer_id):  # accounts in id order: no deadlocks
             delta = reversal_target(share.amount, sale.refunded_amount, sale.amount) - share.reversed_amount

@@ -72,8 +72,15 @@ async def affiliate_program(session: AsyncSession, *, merchant_id: uuid.UUID, pr
 
 
 async def apply_as_partner(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_external_id: str,
-    note: str | None = None, email: str | None = None, name: str | None = None, invited: bool = False,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    customer_external_id: str,
+    note: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+    invited: bool = False,
     actor: Actor | None = None,
 ) -> Enrolment:
     """The customer applies (or is invited) to the affiliate program: APPLIED, with a code of
@@ -83,26 +90,48 @@ async def apply_as_partner(
     name = validation.text(name, "name", 200)
     program = await affiliate_program(session, merchant_id=merchant_id, program_id=program_id)
     customer = await customers.ensure_customer(
-        session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), email=email, name=name,
+        session,
+        merchant_id=merchant_id,
+        external_id=customers.external_id(customer_external_id),
+        email=email,
+        name=name,
     )
     now = utcnow()
     values = {
-        "id": new_id(), "merchant_id": merchant_id, "program_id": program.id, "customer_id": customer.id, "group_id": None,
-        "status": PartnerStatus.APPLIED.value, "invited": invited, "application_note": note, "applied_at": now,
-        "decided_at": None, "created_at": now, "updated_at": now,
+        "id": new_id(),
+        "merchant_id": merchant_id,
+        "program_id": program.id,
+        "customer_id": customer.id,
+        "group_id": None,
+        "status": PartnerStatus.APPLIED.value,
+        "invited": invited,
+        "application_note": note,
+        "applied_at": now,
+        "decided_at": None,
+        "created_at": now,
+        "updated_at": now,
     }
     partner = await session.scalar(
         insert_row(session, Partner, values, ignoring_conflicts=("program_id", "customer_id"), returning=True), values
     )
     created = partner is not None
     if partner is None:
-        partner = await session.scalar(select(Partner).where(Partner.program_id == program.id, Partner.customer_id == customer.id))
+        partner = await session.scalar(
+            select(Partner).where(Partner.program_id == program.id, Partner.customer_id == customer.id)
+        )
         assert partner is not None
     else:
-        session.add(PartnerStatusChange(
-            merchant_id=merchant_id, partner_id=partner.id, from_status=None, to_status=PartnerStatus.APPLIED.value,
-            actor=actor_label(actor), reason="invited" if invited else note, created_at=now,
-        ))
+        session.add(
+            PartnerStatusChange(
+                merchant_id=merchant_id,
+                partner_id=partner.id,
+                from_status=None,
+                to_status=PartnerStatus.APPLIED.value,
+                actor=actor_label(actor),
+                reason="invited" if invited else note,
+                created_at=now,
+            )
+        )
         await session.flush()
     code = await codes.active_code_of(
         session, merchant_id=merchant_id, program_id=program.id, customer_external_id=customer.external_id
@@ -129,9 +158,14 @@ async def partner_of_customer(
     customer = await customers.get_customer(
         session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id)
     )
-    partner = None if customer is None else await session.scalar(
-        select(Partner).where(Partner.merchant_id == merchant_id, Partner.program_id == program_id,
-                              Partner.customer_id == customer.id)
+    partner = (
+        None
+        if customer is None
+        else await session.scalar(
+            select(Partner).where(
+                Partner.merchant_id == merchant_id, Partner.program_id == program_id, Partner.customer_id == customer.id
+            )
+        )
     )
     if partner is None:
         raise NotFound("programId", "partner")
@@ -139,7 +173,12 @@ async def partner_of_customer(
 
 
 async def decide(
-    session: AsyncSession, *, merchant_id: uuid.UUID, partner_id: uuid.UUID, decision: Decision, reason: str | None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    decision: Decision,
+    reason: str | None,
     actor: Actor,
 ) -> Partner:
     """Approve, reject, suspend or reactivate; the partner row is locked so two decisions
@@ -157,24 +196,41 @@ async def decide(
     now = utcnow()
     partner.status = to_status.value
     partner.decided_at = now
-    session.add(PartnerStatusChange(
-        merchant_id=merchant_id, partner_id=partner.id, from_status=current.value, to_status=to_status.value,
-        actor=actor_label(actor), reason=reason, created_at=now,
-    ))
+    session.add(
+        PartnerStatusChange(
+            merchant_id=merchant_id,
+            partner_id=partner.id,
+            from_status=current.value,
+            to_status=to_status.value,
+            actor=actor_label(actor),
+            reason=reason,
+            created_at=now,
+        )
+    )
     await session.flush()
     return partner
 
 
-async def status_history(session: AsyncSession, *, merchant_id: uuid.UUID, partner_ids: list[uuid.UUID]) -> list[PartnerStatusChange]:
-    return list((await session.scalars(
-        select(PartnerStatusChange)
-        .where(PartnerStatusChange.merchant_id == merchant_id, PartnerStatusChange.partner_id.in_(partner_ids))
-        .order_by(PartnerStatusChange.created_at, PartnerStatusChange.id)
-    )).all())
+async def status_history(
+    session: AsyncSession, *, merchant_id: uuid.UUID, partner_ids: list[uuid.UUID]
+) -> list[PartnerStatusChange]:
+    return list(
+        (
+            await session.scalars(
+                select(PartnerStatusChange)
+                .where(PartnerStatusChange.merchant_id == merchant_id, PartnerStatusChange.partner_id.in_(partner_ids))
+                .order_by(PartnerStatusChange.created_at, PartnerStatusChange.id)
+            )
+        ).all()
+    )
 
 
 async def list_partners(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, status: PartnerStatus | None = None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    status: PartnerStatus | None = None,
 ) -> list[Partner]:
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     query = select(Partner).where(Partner.merchant_id == merchant_id, Partner.program_id == program_id)
@@ -188,13 +244,25 @@ def _commission_bps(value: int | None) -> int | None:
 
 
 async def create_group(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, name: str, commission_bps: int | None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    name: str,
+    commission_bps: int | None,
 ) -> PartnerGroup:
     name = validation.required_text(name, "name", 100)
     commission_bps = _commission_bps(commission_bps)
     program = await affiliate_program(session, merchant_id=merchant_id, program_id=program_id)
-    values = {"id": new_id(), "merchant_id": merchant_id, "program_id": program.id, "name": name,
-              "commission_bps": commission_bps, "created_at": utcnow(), "updated_at": utcnow()}
+    values = {
+        "id": new_id(),
+        "merchant_id": merchant_id,
+        "program_id": program.id,
+        "name": name,
+        "commission_bps": commission_bps,
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+    }
     group = await session.scalar(
         insert_row(session, PartnerGroup, values, ignoring_conflicts=("program_id", "name"), returning=True), values
     )
@@ -204,7 +272,11 @@ async def create_group(
 
 
 async def update_group(
-    session: AsyncSession, *, merchant_id: uuid.UUID, group_id: uuid.UUID, commission_bps: int | None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    group_id: uuid.UUID,
+    commission_bps: int | None,
 ) -> PartnerGroup:
     """A new rate applies to sales from now on; sales already made keep the rate they were paid at."""
     commission_bps = _commission_bps(commission_bps)
@@ -219,7 +291,11 @@ async def update_group(
 
 
 async def assign_group(
-    session: AsyncSession, *, merchant_id: uuid.UUID, partner_id: uuid.UUID, group_id: uuid.UUID | None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    group_id: uuid.UUID | None,
 ) -> Partner:
     partner = await get_partner(session, merchant_id=merchant_id, partner_id=partner_id, for_update=True)
     if group_id is not None:
@@ -234,28 +310,43 @@ async def assign_group(
 
 
 async def groups_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[PartnerGroup]:
-    return list((await session.scalars(
-        select(PartnerGroup).where(PartnerGroup.merchant_id == merchant_id, PartnerGroup.id.in_(ids))
-    )).all())
+    return list(
+        (
+            await session.scalars(select(PartnerGroup).where(PartnerGroup.merchant_id == merchant_id, PartnerGroup.id.in_(ids)))
+        ).all()
+    )
 
 
 async def list_groups(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID) -> list[PartnerGroup]:
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
-    return list((await session.scalars(
-        select(PartnerGroup).where(PartnerGroup.merchant_id == merchant_id, PartnerGroup.program_id == program_id)
-        .order_by(PartnerGroup.name)
-    )).all())
+    return list(
+        (
+            await session.scalars(
+                select(PartnerGroup)
+                .where(PartnerGroup.merchant_id == merchant_id, PartnerGroup.program_id == program_id)
+                .order_by(PartnerGroup.name)
+            )
+        ).all()
+    )
 
 
 async def signed_in_customer(
-    session: AsyncSession, *, merchant_id: uuid.UUID, signed: SignedCustomer, app_settings: Settings,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    signed: SignedCustomer,
+    app_settings: Settings,
 ) -> str:
     """The external id of the customer the shop's server signed for (as the widget's signed
     customer: HMAC-SHA256 of "{externalId}.{timestamp}" with the widget secret); a partner's
     session reads and applies for that customer only."""
     external_id = customers.external_id(signed.external_id)
-    signed = SignedCustomer(external_id=external_id, timestamp=signed.timestamp,
-                            signature=validation.required_text(signed.signature, "signature", 128))
-    identity.verify(signed, await widget_service.signing_secrets(session, merchant_id=merchant_id, app_settings=app_settings),
-                    utcnow())
+    signed = SignedCustomer(
+        external_id=external_id,
+        timestamp=signed.timestamp,
+        signature=validation.required_text(signed.signature, "signature", 128),
+    )
+    identity.verify(
+        signed, await widget_service.signing_secrets(session, merchant_id=merchant_id, app_settings=app_settings), utcnow()
+    )
     return external_id

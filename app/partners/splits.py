@@ -82,8 +82,13 @@ def sku_key(sku: str | None) -> str:
 
 
 async def set_split(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, sku: str | None,
-    affiliate_bps: int | None, parties: list[SplitParty],
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    sku: str | None,
+    affiliate_bps: int | None,
+    parties: list[SplitParty],
 ) -> CommissionSplit:
     """A new version of the program's (or SKU's) split; the current one is superseded."""
     key = sku_key(sku)
@@ -104,18 +109,27 @@ async def set_split(
     total = (affiliate_bps or 0) + sum(p.share_bps for p in parties)
     if total > MAX_BPS:
         raise DomainError("parties", ErrorCode.INVALID_AMOUNT, f"the shares add up to {total} basis points, more than 100 %")
-    found = {
-        c.external_id: c for c in (await session.scalars(
-            select(Customer).where(Customer.merchant_id == merchant_id, Customer.external_id.in_(seen))
-        )).all()
-    } if seen else {}
+    found = (
+        {
+            c.external_id: c
+            for c in (
+                await session.scalars(select(Customer).where(Customer.merchant_id == merchant_id, Customer.external_id.in_(seen)))
+            ).all()
+        }
+        if seen
+        else {}
+    )
     for index, party in enumerate(parties):
         if party.customer_external_id not in found:
             raise DomainError(f"parties.{index}.customerExternalId", ErrorCode.NOT_FOUND, "no such customer")
     current = await session.scalar(
         select(CommissionSplit)
-        .where(CommissionSplit.merchant_id == merchant_id, CommissionSplit.program_id == program.id, CommissionSplit.sku_key == key,
-               CommissionSplit.superseded_at.is_(None))
+        .where(
+            CommissionSplit.merchant_id == merchant_id,
+            CommissionSplit.program_id == program.id,
+            CommissionSplit.sku_key == key,
+            CommissionSplit.superseded_at.is_(None),
+        )
         .with_for_update()
     )
     now = utcnow()
@@ -123,8 +137,12 @@ async def set_split(
         current.superseded_at = now
         await session.flush()
     split = CommissionSplit(
-        merchant_id=merchant_id, program_id=program.id, sku_key=key, version=(current.version + 1) if current else 1,
-        affiliate_bps=affiliate_bps, created_at=now,
+        merchant_id=merchant_id,
+        program_id=program.id,
+        sku_key=key,
+        version=(current.version + 1) if current else 1,
+        affiliate_bps=affiliate_bps,
+        created_at=now,
         parties=[{"customer_id": str(found[p.customer_external_id].id), "share_bps": p.share_bps} for p in parties],
     )
     session.add(split)
@@ -136,21 +154,32 @@ async def split_history(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, sku: str | None
 ) -> list[CommissionSplit]:
     await affiliate_program(session, merchant_id=merchant_id, program_id=program_id)
-    return list((await session.scalars(
-        select(CommissionSplit)
-        .where(CommissionSplit.merchant_id == merchant_id, CommissionSplit.program_id == program_id,
-               CommissionSplit.sku_key == sku_key(sku))
-        .order_by(CommissionSplit.version)
-    )).all())
+    return list(
+        (
+            await session.scalars(
+                select(CommissionSplit)
+                .where(
+                    CommissionSplit.merchant_id == merchant_id,
+                    CommissionSplit.program_id == program_id,
+                    CommissionSplit.sku_key == sku_key(sku),
+                )
+                .order_by(CommissionSplit.version)
+            )
+        ).all()
+    )
 
 
 async def split_in_force(session: AsyncSession, *, program_id: uuid.UUID, sku: str | None) -> CommissionSplit | None:
     """The SKU's current split if it has one, else the program's."""
     keys = [""] if not sku else [sku[:100], ""]
-    rows = (await session.scalars(
-        select(CommissionSplit).where(
-            CommissionSplit.program_id == program_id, CommissionSplit.sku_key.in_(keys), CommissionSplit.superseded_at.is_(None)
+    rows = (
+        await session.scalars(
+            select(CommissionSplit).where(
+                CommissionSplit.program_id == program_id,
+                CommissionSplit.sku_key.in_(keys),
+                CommissionSplit.superseded_at.is_(None),
+            )
         )
-    )).all()
+    ).all()
     by_key = {row.sku_key: row for row in rows}
     return next((by_key[k] for k in keys if k in by_key), None)

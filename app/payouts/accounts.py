@@ -80,8 +80,11 @@ def destination(data: AccountInput) -> Destination:
             raise DomainError("iban", ErrorCode.INVALID_IBAN, f"not a valid IBAN: {error}") from None
         holder = validation.required_text(data.holder_name, "holderName", 140)
         masked = f"{iban.compact[:4]} {_mask(iban.compact)} ({holder})"
-        return Destination({"iban": iban.compact, "bic": str(iban.bic) if iban.bic else None, "holderName": holder},
-                           masked, f"iban:{iban.compact}")
+        return Destination(
+            {"iban": iban.compact, "bic": str(iban.bic) if iban.bic else None, "holderName": holder},
+            masked,
+            f"iban:{iban.compact}",
+        )
     if method is PayoutMethod.STORE_CREDIT:
         return Destination({}, "store credit", "")  # the customer's own store account: never shared
     kind = validation.required_text(data.custom_type, "customType", 64)
@@ -125,7 +128,9 @@ async def payout_settings(session: AsyncSession, *, merchant_id: uuid.UUID) -> P
     """The merchant's settings, or the defaults (not stored)."""
     found = await session.get(PayoutSettings, merchant_id)
     return found or PayoutSettings(
-        merchant_id=merchant_id, cooling_off_hours=DEFAULT_COOLING_OFF_HOURS, dual_approval_minimums={},
+        merchant_id=merchant_id,
+        cooling_off_hours=DEFAULT_COOLING_OFF_HOURS,
+        dual_approval_minimums={},
         merchant_executes_all=False,
     )
 
@@ -135,7 +140,9 @@ async def current_account(session: AsyncSession, *, customer_id: uuid.UUID, lock
     return await session.scalar(query.with_for_update() if lock else query)
 
 
-async def account_of(session: AsyncSession, *, merchant_id: uuid.UUID, customer_external_id: str) -> tuple[Customer, PayoutAccount | None]:
+async def account_of(
+    session: AsyncSession, *, merchant_id: uuid.UUID, customer_external_id: str
+) -> tuple[Customer, PayoutAccount | None]:
     customer = await customers.require_customer(
         session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"
     )
@@ -143,8 +150,14 @@ async def account_of(session: AsyncSession, *, merchant_id: uuid.UUID, customer_
 
 
 async def set_account(
-    session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, customer_external_id: str, data: AccountInput,
-    actor: audit.Actor, now: datetime | None = None,
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    merchant_id: uuid.UUID,
+    customer_external_id: str,
+    data: AccountInput,
+    actor: audit.Actor,
+    now: datetime | None = None,
 ) -> PayoutAccount:
     """Set where the customer is paid. The same destination again changes nothing (and starts
     no new cooling-off); another one supersedes the old account."""
@@ -168,11 +181,18 @@ async def set_account(
         await session.flush()
     account_id = new_id()
     account = PayoutAccount(
-        id=account_id, merchant_id=merchant_id, customer_id=customer.id, method=data.method.value,
+        id=account_id,
+        merchant_id=merchant_id,
+        customer_id=customer.id,
+        method=data.method.value,
         custom_type=target.details.get("type") if data.method is PayoutMethod.CUSTOM else None,
         details_encrypted=sealed_details(settings, account_id, target.details),
-        masked=target.masked, fingerprint=print_, cooling_off_until=cooling_off_until,
-        created_by_key_id=actor.key_id, created_by_admin_id=actor.admin_id, created_at=now,
+        masked=target.masked,
+        fingerprint=print_,
+        cooling_off_until=cooling_off_until,
+        created_by_key_id=actor.key_id,
+        created_by_admin_id=actor.admin_id,
+        created_at=now,
     )
     session.add(account)
     await session.flush()
@@ -181,20 +201,34 @@ async def set_account(
     )
     previous = {"method": current.method, "masked": current.masked} if current is not None else None
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="payout_account.changed", subject_id=customer.id,
-        details={"account_id": str(account.id), "method": account.method, "masked": account.masked, "previous": previous,
-                 "cooling_off_until": cooling_off_until.isoformat() if cooling_off_until else None},
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="payout_account.changed",
+        subject_id=customer.id,
+        details={
+            "account_id": str(account.id),
+            "method": account.method,
+            "masked": account.masked,
+            "previous": previous,
+            "cooling_off_until": cooling_off_until.isoformat() if cooling_off_until else None,
+        },
     )
-    await emit(session, merchant_id, events.PAYOUT_ACCOUNT_CHANGED, {
-        "customerId": str(customer.id),
-        "customerExternalId": customer.external_id,
-        "accountId": str(account.id),
-        "method": account.method,
-        "customType": account.custom_type,
-        "masked": account.masked,
-        "coolingOffUntil": cooling_off_until.isoformat() if cooling_off_until else None,
-        "previous": previous,
-    })
+    await emit(
+        session,
+        merchant_id,
+        events.PAYOUT_ACCOUNT_CHANGED,
+        {
+            "customerId": str(customer.id),
+            "customerExternalId": customer.external_id,
+            "accountId": str(account.id),
+            "method": account.method,
+            "customType": account.custom_type,
+            "masked": account.masked,
+            "coolingOffUntil": cooling_off_until.isoformat() if cooling_off_until else None,
+            "previous": previous,
+        },
+    )
     return account
 
 
@@ -203,8 +237,13 @@ def cooling_off(account: PayoutAccount, now: datetime) -> bool:
 
 
 async def set_payout_settings(
-    session: AsyncSession, *, merchant_id: uuid.UUID, cooling_off_hours: int | None = None,
-    dual_approval_minimums: dict[str, int] | None = None, merchant_executes_all: bool | None = None, actor: audit.Actor,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    cooling_off_hours: int | None = None,
+    dual_approval_minimums: dict[str, int] | None = None,
+    merchant_executes_all: bool | None = None,
+    actor: audit.Actor,
 ) -> PayoutSettings:
     """Change what is given; the rest stays. Audited (these are the merchant's money controls)."""
     validation.int_range(cooling_off_hours, "coolingOffHours", 0, 24 * 90)
@@ -214,15 +253,24 @@ async def set_payout_settings(
         for currency, amount in dual_approval_minimums.items():
             code = money.currency(currency, "dualApprovalMinimums")
             if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= money.MAX_AMOUNT:
-                raise DomainError("dualApprovalMinimums", ErrorCode.INVALID_AMOUNT, "a minimum is a positive whole number of minor units")
+                raise DomainError(
+                    "dualApprovalMinimums", ErrorCode.INVALID_AMOUNT, "a minimum is a positive whole number of minor units"
+                )
             minimums[code] = amount
     row = await session.scalar(select(PayoutSettings).where(PayoutSettings.merchant_id == merchant_id).with_for_update())
     if row is None:
-        row = PayoutSettings(merchant_id=merchant_id, cooling_off_hours=DEFAULT_COOLING_OFF_HOURS, dual_approval_minimums={},
-                             merchant_executes_all=False)
+        row = PayoutSettings(
+            merchant_id=merchant_id,
+            cooling_off_hours=DEFAULT_COOLING_OFF_HOURS,
+            dual_approval_minimums={},
+            merchant_executes_all=False,
+        )
         session.add(row)
-    before = {"cooling_off_hours": row.cooling_off_hours, "dual_approval_minimums": dict(row.dual_approval_minimums or {}),
-              "merchant_executes_all": row.merchant_executes_all}
+    before = {
+        "cooling_off_hours": row.cooling_off_hours,
+        "dual_approval_minimums": dict(row.dual_approval_minimums or {}),
+        "merchant_executes_all": row.merchant_executes_all,
+    }
     if cooling_off_hours is not None:
         row.cooling_off_hours = cooling_off_hours
     if minimums is not None:
@@ -231,8 +279,12 @@ async def set_payout_settings(
         row.merchant_executes_all = merchant_executes_all
     row.updated_at = utcnow()
     await session.flush()
-    after = {"cooling_off_hours": row.cooling_off_hours, "dual_approval_minimums": dict(row.dual_approval_minimums or {}),
-             "merchant_executes_all": row.merchant_executes_all}
-    await audit.record(session, merchant_id=merchant_id, actor=actor, action="payout_settings.changed",
-                       details={"from": before, "to": after})
+    after = {
+        "cooling_off_hours": row.cooling_off_hours,
+        "dual_approval_minimums": dict(row.dual_approval_minimums or {}),
+        "merchant_executes_all": row.merchant_executes_all,
+    }
+    await audit.record(
+        session, merchant_id=merchant_id, actor=actor, action="payout_settings.changed", details={"from": before, "to": after}
+    )
     return row

@@ -72,49 +72,83 @@ def _fmt(totals: dict[str, int]) -> str:
 
 
 async def approve(
-    session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, admin_id: uuid.UUID, payout_ids: list[uuid.UUID],
-    expected_totals: dict[str, int], proof: totp.Proof, actor: audit.Actor,
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    merchant_id: uuid.UUID,
+    admin_id: uuid.UUID,
+    payout_ids: list[uuid.UUID],
+    expected_totals: dict[str, int],
+    proof: totp.Proof,
+    actor: audit.Actor,
 ) -> Approval:
     ids = _ids(payout_ids)
     expected = _totals(expected_totals)
     admin = await get_admin(session, merchant_id=merchant_id, admin_id=admin_id, lock=True, field="ids")
     if admin.status != AdminStatus.ACTIVE.value or admin.admin_role not in APPROVERS:
         raise DomainError("ids", ErrorCode.INVALID_INPUT, "only an active FINANCE or OWNER admin approves payouts")
-    payouts = list((await session.scalars(
-        select(Payout).where(Payout.merchant_id == merchant_id, Payout.id.in_(ids)).order_by(Payout.id)
-        .with_for_update().execution_options(populate_existing=True)
-    )).all())
+    payouts = list(
+        (
+            await session.scalars(
+                select(Payout)
+                .where(Payout.merchant_id == merchant_id, Payout.id.in_(ids))
+                .order_by(Payout.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    )
     found = {p.id for p in payouts}
     for index, payout_id in enumerate(payout_ids):
         if payout_id not in found:
             raise DomainError(f"ids.{index}", ErrorCode.NOT_FOUND, "payout not found")
-    mine = set((await session.scalars(
-        select(PayoutApproval.payout_id).where(PayoutApproval.payout_id.in_(ids), PayoutApproval.admin_id == admin.id)
-    )).all())
+    mine = set(
+        (
+            await session.scalars(
+                select(PayoutApproval.payout_id).where(PayoutApproval.payout_id.in_(ids), PayoutApproval.admin_id == admin.id)
+            )
+        ).all()
+    )
 
     shown: dict[str, int] = defaultdict(int)
     for payout in payouts:
         shown[payout.currency] += payout.amount
     if dict(shown) != expected:
-        raise DomainError("expectedTotals", ErrorCode.PAYOUT_CHANGED,
-                          f"these payouts total {_fmt(shown)}, not {_fmt(expected)}: show them again before approving")
+        raise DomainError(
+            "expectedTotals",
+            ErrorCode.PAYOUT_CHANGED,
+            f"these payouts total {_fmt(shown)}, not {_fmt(expected)}: show them again before approving",
+        )
     if mine == found:
         return Approval(payouts=payouts, replayed=True)
     for payout in payouts:
         where = f"ids.{payout_ids.index(payout.id)}"
         if payout.id in mine:
-            raise DomainError(where, ErrorCode.ALREADY_APPROVED_BY_YOU, f"you approved {payout.reference} already: a second approver is needed")
+            raise DomainError(
+                where, ErrorCode.ALREADY_APPROVED_BY_YOU, f"you approved {payout.reference} already: a second approver is needed"
+            )
         if payout.status == PayoutStatus.ON_HOLD.value:
-            raise DomainError(where, ErrorCode.PAYOUT_ON_HOLD, f"{payout.reference} is on hold: "
-                              + "; ".join(h["message"] for h in payout.hold_reasons))
+            raise DomainError(
+                where,
+                ErrorCode.PAYOUT_ON_HOLD,
+                f"{payout.reference} is on hold: " + "; ".join(h["message"] for h in payout.hold_reasons),
+            )
         if payout.status != PayoutStatus.PENDING_APPROVAL.value:
-            raise DomainError(where, ErrorCode.PAYOUT_CHANGED, f"{payout.reference} is {payout.status} now: show the payouts again")
+            raise DomainError(
+                where, ErrorCode.PAYOUT_CHANGED, f"{payout.reference} is {payout.status} now: show the payouts again"
+            )
     now = utcnow()
-    destinations = {a.id: a for a in (await session.scalars(
-        select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts}))
-    )).all()}
+    destinations = {
+        a.id: a
+        for a in (
+            await session.scalars(select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts})))
+        ).all()
+    }
     lasting = await holds.evaluate(
-        session, merchant_id=merchant_id, now=now, reasons=holds.DYNAMIC,
+        session,
+        merchant_id=merchant_id,
+        now=now,
+        reasons=holds.DYNAMIC,
         subjects=[holds.Subject(p.customer_id, destinations[p.payout_account_id], p.currency) for p in payouts],
     )
     for payout, current in zip(payouts, lasting, strict=True):
@@ -128,14 +162,20 @@ async def approve(
         return Approval(payouts=payouts, refused=refused)
 
     minimums = (await accounts.payout_settings(session, merchant_id=merchant_id)).dual_approval_minimums or {}
-    counts = dict((await session.execute(
-        select(PayoutApproval.payout_id, PayoutApproval.id).where(PayoutApproval.payout_id.in_(ids))
-    )).all())
+    counts = dict(
+        (
+            await session.execute(select(PayoutApproval.payout_id, PayoutApproval.id).where(PayoutApproval.payout_id.in_(ids)))
+        ).all()
+    )
     result = Approval(payouts=payouts)
-    session.add_all([
-        PayoutApproval(merchant_id=merchant_id, payout_id=p.id, admin_id=admin.id, session_id=actor.session_id, created_at=now)
-        for p in payouts
-    ])
+    session.add_all(
+        [
+            PayoutApproval(
+                merchant_id=merchant_id, payout_id=p.id, admin_id=admin.id, session_id=actor.session_id, created_at=now
+            )
+            for p in payouts
+        ]
+    )
     for payout in payouts:
         minimum = minimums.get(payout.currency)
         payout.approvals_required = 2 if minimum is not None and payout.amount >= minimum else 1
@@ -149,10 +189,15 @@ async def approve(
             result.awaiting_second.append(payout)
     await session.flush()
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="payout.approved",
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="payout.approved",
         details={
-            "payouts": [str(p.id) for p in payouts], "totals": dict(shown),
-            "approved": len(result.approved), "awaiting_second_approval": [str(p.id) for p in result.awaiting_second],
+            "payouts": [str(p.id) for p in payouts],
+            "totals": dict(shown),
+            "approved": len(result.approved),
+            "awaiting_second_approval": [str(p.id) for p in result.awaiting_second],
         },
     )
     if result.approved:

@@ -31,7 +31,9 @@ LINKS = SignedLinks(purpose=b"referral payout batch download links", path=ROUTE,
 def signed_url(settings: Settings, batch: PayoutBatch, now: datetime | None = None) -> tuple[str, datetime]:
     """The batch file's link and when it expires (PAYOUT_DOWNLOAD_MINUTES from now, to the second)."""
     expires_at = ((now or utcnow()) + timedelta(minutes=settings.payout_download_minutes)).replace(microsecond=0)
-    url = LINKS.url(settings, base_url=settings.base_url, merchant_id=batch.merchant_id, object_id=batch.id, expires_at=expires_at)
+    url = LINKS.url(
+        settings, base_url=settings.base_url, merchant_id=batch.merchant_id, object_id=batch.id, expires_at=expires_at
+    )
     return url, expires_at
 
 
@@ -53,10 +55,17 @@ async def download(request: Request) -> Response:
             .values(download_count=PayoutBatch.download_count + 1, last_downloaded_at=utcnow())
         )
         ip = request.client.host if request.client else None
-        await audit.record(session, merchant_id=merchant_id, actor=audit.Actor(ip=ip), action="payout_batch.downloaded",
-                           subject_id=batch_id, details={"via": "signed link", "ip": ip})
+        await audit.record(
+            session,
+            merchant_id=merchant_id,
+            actor=audit.Actor(ip=ip),
+            action="payout_batch.downloaded",
+            subject_id=batch_id,
+            details={"via": "signed link", "ip": ip},
+        )
         await session.commit()
     return Response(
-        file.content, media_type=file.media_type,
+        file.content,
+        media_type=file.media_type,
         headers={"Content-Disposition": f'attachment; filename="{file.filename}"', "Cache-Control": "no-store"},
     )

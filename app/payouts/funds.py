@@ -65,8 +65,13 @@ class Taken:
 
 
 async def take(
-    session: AsyncSession, *, merchant_id: uuid.UUID, claims: list[Claim], actor: audit.Actor,
-    program_id: uuid.UUID | None = None, now: datetime | None = None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    claims: list[Claim],
+    actor: audit.Actor,
+    program_id: uuid.UUID | None = None,
+    now: datetime | None = None,
 ) -> list[Taken]:
     """Create the payouts the balances allow (see the module doc). With `program_id`, only
     the lots earned in that program are paid (a program's scheduled run)."""
@@ -122,32 +127,57 @@ async def take(
     subjects = [holds.Subject(t.claim.customer.id, t.claim.account, t.claim.currency) for t, _ in taking]
     found_holds = await holds.evaluate(session, merchant_id=merchant_id, subjects=subjects, now=now)
     pending_accounts = await ledger.customer_accounts(
-        session, merchant_id=merchant_id, kind=KIND, account_type=AccountType.PAYOUT_PENDING,
+        session,
+        merchant_id=merchant_id,
+        kind=KIND,
+        account_type=AccountType.PAYOUT_PENDING,
         pairs={(t.claim.customer.id, t.claim.currency) for t, _ in taking},
     )
     payouts, items, planned = [], [], []
     for (taken, parts), on_hold in zip(taking, found_holds, strict=True):
         claim, amount = taken.claim, sum(part for _, part in parts)
         payout = Payout(
-            id=new_id(), merchant_id=merchant_id, customer_id=claim.customer.id, payout_account_id=claim.account.id,
-            program_id=program_id, run_id=claim.run_id, reference=new_reference(), currency=claim.currency, amount=amount,
+            id=new_id(),
+            merchant_id=merchant_id,
+            customer_id=claim.customer.id,
+            payout_account_id=claim.account.id,
+            program_id=program_id,
+            run_id=claim.run_id,
+            reference=new_reference(),
+            currency=claim.currency,
+            amount=amount,
             status=(PayoutStatus.ON_HOLD if on_hold else PayoutStatus.PENDING_APPROVAL).value,
-            hold_reasons=[h.to_json() for h in on_hold], idempotency_key=claim.idempotency_key,
-            request_hash=claim.request_hash, approvals_required=1, requested_by_key_id=actor.key_id,
-            requested_by_admin_id=actor.admin_id, created_at=now, updated_at=now,
+            hold_reasons=[h.to_json() for h in on_hold],
+            idempotency_key=claim.idempotency_key,
+            request_hash=claim.request_hash,
+            approvals_required=1,
+            requested_by_key_id=actor.key_id,
+            requested_by_admin_id=actor.admin_id,
+            created_at=now,
+            updated_at=now,
         )
         taken.payout = payout
         payouts.append(payout)
         items += [
-            {"id": new_id(), "merchant_id": merchant_id, "payout_id": payout.id, "reward_id": lot.id,
-             "program_id": lot.program_id, "amount": part}
+            {
+                "id": new_id(),
+                "merchant_id": merchant_id,
+                "payout_id": payout.id,
+                "reward_id": lot.id,
+                "program_id": lot.program_id,
+                "amount": part,
+            }
             for lot, part in parts
         ]
         key = (claim.customer.id, claim.currency)
-        planned.append(Planned(
-            kind="PAYOUT", customer_id=claim.customer.id, reference=str(payout.id),
-            postings=[Posting(available_accounts[key], -amount), Posting(pending_accounts[key], amount)],
-        ))
+        planned.append(
+            Planned(
+                kind="PAYOUT",
+                customer_id=claim.customer.id,
+                reference=str(payout.id),
+                postings=[Posting(available_accounts[key], -amount), Posting(pending_accounts[key], amount)],
+            )
+        )
     session.add_all(payouts)
     await session.flush()
     await session.execute(insert(PayoutItem), items)
@@ -157,13 +187,20 @@ async def take(
 
 
 async def _items(session: AsyncSession, payout: Payout) -> list[PayoutItem]:
-    return list((await session.scalars(select(PayoutItem).where(PayoutItem.payout_id == payout.id).order_by(PayoutItem.id))).all())
+    return list(
+        (await session.scalars(select(PayoutItem).where(PayoutItem.payout_id == payout.id).order_by(PayoutItem.id))).all()
+    )
 
 
 async def _available_account(session: AsyncSession, payout: Payout) -> LedgerAccount:
     return await ledger.customer_account(
-        session, merchant_id=payout.merchant_id, customer_id=payout.customer_id, kind=KIND, unit=payout.currency,
-        account_type=AccountType.AVAILABLE, lock=True,
+        session,
+        merchant_id=payout.merchant_id,
+        customer_id=payout.customer_id,
+        kind=KIND,
+        unit=payout.currency,
+        account_type=AccountType.AVAILABLE,
+        lock=True,
     )
 
 
@@ -172,17 +209,29 @@ async def _program_accounts(session: AsyncSession, payout: Payout, items: list[P
     for item in items:
         by_program[item.program_id] += item.amount
     return [
-        (await ledger.account(
-            session, merchant_id=payout.merchant_id, owner_type=ledger.PROGRAM, owner_id=program_id, kind=KIND,
-            account_type=AccountType.PROGRAM_PAID_OUT, unit=payout.currency,
-        ), amount)
+        (
+            await ledger.account(
+                session,
+                merchant_id=payout.merchant_id,
+                owner_type=ledger.PROGRAM,
+                owner_id=program_id,
+                kind=KIND,
+                account_type=AccountType.PROGRAM_PAID_OUT,
+                unit=payout.currency,
+            ),
+            amount,
+        )
         for program_id, amount in sorted(by_program.items())
     ]
 
 
 async def _pending_account(session: AsyncSession, payout: Payout) -> LedgerAccount:
     return await ledger.customer_account(
-        session, merchant_id=payout.merchant_id, customer_id=payout.customer_id, kind=KIND, unit=payout.currency,
+        session,
+        merchant_id=payout.merchant_id,
+        customer_id=payout.customer_id,
+        kind=KIND,
+        unit=payout.currency,
         account_type=AccountType.PAYOUT_PENDING,
     )
 
@@ -191,18 +240,31 @@ async def settle(session: AsyncSession, payout: Payout) -> None:
     """The money left: PAYOUT_PENDING -> each program's PROGRAM_PAID_OUT; emptied lots end PAID."""
     items = await _items(session, payout)
     pending = await _pending_account(session, payout)
-    postings = [Posting(pending, -payout.amount)] + [Posting(a, amount) for a, amount in await _program_accounts(session, payout, items)]
-    await ledger.post(session, merchant_id=payout.merchant_id, kind="PAYOUT_PAID", customer_id=payout.customer_id,
-                      reference=str(payout.id), postings=postings)
+    postings = [Posting(pending, -payout.amount)] + [
+        Posting(a, amount) for a, amount in await _program_accounts(session, payout, items)
+    ]
+    await ledger.post(
+        session,
+        merchant_id=payout.merchant_id,
+        kind="PAYOUT_PAID",
+        customer_id=payout.customer_id,
+        reference=str(payout.id),
+        postings=postings,
+    )
     reward_ids = [item.reward_id for item in items]
-    still_out = set((await session.scalars(
-        select(PayoutItem.reward_id)
-        .join(Payout, Payout.id == PayoutItem.payout_id)
-        .where(
-            PayoutItem.reward_id.in_(reward_ids), Payout.id != payout.id,
-            Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds]),
-        )
-    )).all())
+    still_out = set(
+        (
+            await session.scalars(
+                select(PayoutItem.reward_id)
+                .join(Payout, Payout.id == PayoutItem.payout_id)
+                .where(
+                    PayoutItem.reward_id.in_(reward_ids),
+                    Payout.id != payout.id,
+                    Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds]),
+                )
+            )
+        ).all()
+    )
     now = utcnow()
     for reward in (await session.scalars(select(Reward).where(Reward.id.in_(reward_ids)).with_for_update())).all():
         if reward.status == RewardStatus.AVAILABLE.value and reward.remaining == 0 and reward.id not in still_out:
@@ -223,8 +285,14 @@ async def return_funds(session: AsyncSession, payout: Payout, *, after_paid: boo
     else:
         sources = [Posting(await _pending_account(session, payout), -payout.amount)]
         kind = "PAYOUT_RETURN"
-    await ledger.post(session, merchant_id=payout.merchant_id, kind=kind, customer_id=payout.customer_id,
-                      reference=str(payout.id), postings=sources + [Posting(available, payout.amount)])
+    await ledger.post(
+        session,
+        merchant_id=payout.merchant_id,
+        kind=kind,
+        customer_id=payout.customer_id,
+        reference=str(payout.id),
+        postings=sources + [Posting(available, payout.amount)],
+    )
     await _refill_lots(session, payout, available, items)
 
 
@@ -236,34 +304,50 @@ async def _refill_lots(session: AsyncSession, payout: Payout, account: LedgerAcc
     what it holds minus what other live or paid payouts took from it. Summed over the
     account's lots that is exactly the balance minus what the lots hold, so the money always
     finds its lots; this payout's own lots come first."""
-    held = await session.scalar(
-        select(func.coalesce(func.sum(Reward.remaining), 0)).where(
-            Reward.customer_id == payout.customer_id, Reward.kind == KIND.value, Reward.unit == payout.currency,
-            Reward.status == RewardStatus.AVAILABLE.value,
+    held = (
+        await session.scalar(
+            select(func.coalesce(func.sum(Reward.remaining), 0)).where(
+                Reward.customer_id == payout.customer_id,
+                Reward.kind == KIND.value,
+                Reward.unit == payout.currency,
+                Reward.status == RewardStatus.AVAILABLE.value,
+            )
         )
-    ) or 0
+        or 0
+    )
     needed = max(0, account.balance) - held
     if needed <= 0:
         return
-    lots = list((await session.scalars(
-        select(Reward)
-        .where(
-            Reward.customer_id == payout.customer_id, Reward.kind == KIND.value, Reward.unit == payout.currency,
-            Reward.status.in_([RewardStatus.AVAILABLE.value, RewardStatus.REDEEMED.value, RewardStatus.PAID.value]),
-        )
-        .order_by(Reward.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )).all())
-    elsewhere = dict((await session.execute(
-        select(PayoutItem.reward_id, func.sum(PayoutItem.amount))
-        .join(Payout, Payout.id == PayoutItem.payout_id)
-        .where(
-            PayoutItem.reward_id.in_([lot.id for lot in lots]), Payout.id != payout.id,
-            Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds] + [PayoutStatus.PAID.value]),
-        )
-        .group_by(PayoutItem.reward_id)
-    )).all())
+    lots = list(
+        (
+            await session.scalars(
+                select(Reward)
+                .where(
+                    Reward.customer_id == payout.customer_id,
+                    Reward.kind == KIND.value,
+                    Reward.unit == payout.currency,
+                    Reward.status.in_([RewardStatus.AVAILABLE.value, RewardStatus.REDEEMED.value, RewardStatus.PAID.value]),
+                )
+                .order_by(Reward.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    )
+    elsewhere = dict(
+        (
+            await session.execute(
+                select(PayoutItem.reward_id, func.sum(PayoutItem.amount))
+                .join(Payout, Payout.id == PayoutItem.payout_id)
+                .where(
+                    PayoutItem.reward_id.in_([lot.id for lot in lots]),
+                    Payout.id != payout.id,
+                    Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds] + [PayoutStatus.PAID.value]),
+                )
+                .group_by(PayoutItem.reward_id)
+            )
+        ).all()
+    )
     own = [item.reward_id for item in items]
     lots.sort(key=lambda lot: (lot.id not in own, own.index(lot.id) if lot.id in own else 0, lot.id))
     for lot in lots:

@@ -80,42 +80,55 @@ async def evaluate(
     for s in subjects:
         found_here = list(by_customer[s.customer_id])
         if HoldReason.COOLING_OFF in reasons and s.account.cooling_off_until is not None and s.account.cooling_off_until > now:
-            found_here.append(Hold(
-                HoldReason.COOLING_OFF,
-                f"the payout account ({s.account.masked}) was set on {s.account.created_at:%Y-%m-%d %H:%M} UTC and "
-                f"cools off until {s.account.cooling_off_until:%Y-%m-%d %H:%M} UTC",
-                [], {"account_id": str(s.account.id), "until": s.account.cooling_off_until.isoformat()},
-            ))
+            found_here.append(
+                Hold(
+                    HoldReason.COOLING_OFF,
+                    f"the payout account ({s.account.masked}) was set on {s.account.created_at:%Y-%m-%d %H:%M} UTC and "
+                    f"cools off until {s.account.cooling_off_until:%Y-%m-%d %H:%M} UTC",
+                    [],
+                    {"account_id": str(s.account.id), "until": s.account.cooling_off_until.isoformat()},
+                )
+            )
         others = [name for customer_id, name in sharing.get(s.account.fingerprint, []) if customer_id != s.customer_id]
         if others:
-            found_here.append(Hold(
-                HoldReason.SHARED_PAYOUT_ACCOUNT,
-                f"the payout account ({s.account.masked}) is also the account of {len(others)} other customer(s)",
-                [f"also paid to this destination: {', '.join(others[:MAX_EVIDENCE])}" + (" ..." if len(others) > MAX_EVIDENCE else "")],
-                {"customers": others[:50]},
-            ))
+            found_here.append(
+                Hold(
+                    HoldReason.SHARED_PAYOUT_ACCOUNT,
+                    f"the payout account ({s.account.masked}) is also the account of {len(others)} other customer(s)",
+                    [
+                        f"also paid to this destination: {', '.join(others[:MAX_EVIDENCE])}"
+                        + (" ..." if len(others) > MAX_EVIDENCE else "")
+                    ],
+                    {"customers": others[:50]},
+                )
+            )
         if (s.customer_id, s.currency) in debts:
             balance = debts[(s.customer_id, s.currency)]
-            found_here.append(Hold(
-                HoldReason.CLAWBACK_DEBT,
-                f"a clawback left the customer's {s.currency} balance at {balance}: this payout includes money taken back since",
-                [], {"balance": balance, "currency": s.currency},
-            ))
+            found_here.append(
+                Hold(
+                    HoldReason.CLAWBACK_DEBT,
+                    f"a clawback left the customer's {s.currency} balance at {balance}: this payout includes money taken back since",
+                    [],
+                    {"balance": balance, "currency": s.currency},
+                )
+            )
         found.append(found_here)
     return found
 
 
 async def _open_reviews(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, Hold]]:
-    rows = (await session.execute(
-        select(FraudReview, Referral.referrer_id, Referral.referee_id)
-        .join(Referral, Referral.id == FraudReview.referral_id)
-        .where(
-            FraudReview.merchant_id == merchant_id,
-            FraudReview.status == ReviewStatus.OPEN.value,
-            or_(Referral.referrer_id.in_(ids), Referral.referee_id.in_(ids)),
+    rows = (
+        await session.execute(
+            select(FraudReview, Referral.referrer_id, Referral.referee_id)
+            .join(Referral, Referral.id == FraudReview.referral_id)
+            .where(
+                FraudReview.merchant_id == merchant_id,
+                FraudReview.status == ReviewStatus.OPEN.value,
+                or_(Referral.referrer_id.in_(ids), Referral.referee_id.in_(ids)),
+            )
+            .order_by(FraudReview.id)
         )
-        .order_by(FraudReview.id)
-    )).all()
+    ).all()
     if not rows:
         return []
     evidence: dict[uuid.UUID, list[str]] = defaultdict(list)
@@ -131,13 +144,22 @@ async def _open_reviews(session: AsyncSession, merchant_id: uuid.UUID, ids: list
     for review, referrer_id, referee_id in rows:
         for customer_id, role in ((referrer_id, "referrer"), (referee_id, "referee")):
             if customer_id in wanted:
-                found.append((customer_id, Hold(
-                    HoldReason.OPEN_FRAUD_REVIEW,
-                    f"a referral where the customer is the {role} is in fraud review (score {review.score}: "
-                    f"{', '.join(review.signals)})",
-                    evidence[review.id],
-                    {"review_id": str(review.id), "referral_id": str(review.referral_id), "signals": list(review.signals)},
-                )))
+                found.append(
+                    (
+                        customer_id,
+                        Hold(
+                            HoldReason.OPEN_FRAUD_REVIEW,
+                            f"a referral where the customer is the {role} is in fraud review (score {review.score}: "
+                            f"{', '.join(review.signals)})",
+                            evidence[review.id],
+                            {
+                                "review_id": str(review.id),
+                                "referral_id": str(review.referral_id),
+                                "signals": list(review.signals),
+                            },
+                        ),
+                    )
+                )
     return found
 
 
@@ -146,34 +168,47 @@ async def _mostly_flagged(session: AsyncSession, merchant_id: uuid.UUID, ids: li
         Referral.status == ReferralStatus.REJECTED.value,
         exists().where(FraudDecision.referral_id == Referral.id, FraudDecision.outcome != Outcome.ALLOW.value),
     )
-    rows = (await session.execute(
-        select(Referral.referrer_id, func.count(), func.sum(case((flagged, 1), else_=0)))
-        .where(Referral.merchant_id == merchant_id, Referral.referrer_id.in_(ids))
-        .group_by(Referral.referrer_id)
-    )).all()
+    rows = (
+        await session.execute(
+            select(Referral.referrer_id, func.count(), func.sum(case((flagged, 1), else_=0)))
+            .where(Referral.merchant_id == merchant_id, Referral.referrer_id.in_(ids))
+            .group_by(Referral.referrer_id)
+        )
+    ).all()
     found = []
     for referrer_id, total, flagged_count in rows:
         flagged_count = int(flagged_count or 0)
         if total >= MOSTLY_FLAGGED_MIN and flagged_count * 2 > total:
-            found.append((referrer_id, Hold(
-                HoldReason.FLAGGED_REFERRALS,
-                f"{flagged_count} of the customer's {total} referrals were flagged by fraud checks or rejected",
-                [], {"referrals": total, "flagged": flagged_count},
-            )))
+            found.append(
+                (
+                    referrer_id,
+                    Hold(
+                        HoldReason.FLAGGED_REFERRALS,
+                        f"{flagged_count} of the customer's {total} referrals were flagged by fraud checks or rejected",
+                        [],
+                        {"referrals": total, "flagged": flagged_count},
+                    ),
+                )
+            )
     return found
 
 
-async def _sharing(session: AsyncSession, merchant_id: uuid.UUID, subjects: list[Subject]) -> dict[str, list[tuple[uuid.UUID, str]]]:
+async def _sharing(
+    session: AsyncSession, merchant_id: uuid.UUID, subjects: list[Subject]
+) -> dict[str, list[tuple[uuid.UUID, str]]]:
     """Who is paid to each of the subjects' destinations (current accounts)."""
-    rows = (await session.execute(
-        select(PayoutAccount.fingerprint, PayoutAccount.customer_id, Customer.external_id)
-        .join(Customer, Customer.id == PayoutAccount.customer_id)
-        .where(
-            PayoutAccount.merchant_id == merchant_id, PayoutAccount.fingerprint.in_({s.account.fingerprint for s in subjects}),
-            PayoutAccount.superseded_at.is_(None),
+    rows = (
+        await session.execute(
+            select(PayoutAccount.fingerprint, PayoutAccount.customer_id, Customer.external_id)
+            .join(Customer, Customer.id == PayoutAccount.customer_id)
+            .where(
+                PayoutAccount.merchant_id == merchant_id,
+                PayoutAccount.fingerprint.in_({s.account.fingerprint for s in subjects}),
+                PayoutAccount.superseded_at.is_(None),
+            )
+            .order_by(Customer.external_id)
         )
-        .order_by(Customer.external_id)
-    )).all()
+    ).all()
     users: dict[str, list[tuple[uuid.UUID, str]]] = defaultdict(list)
     for fingerprint, customer_id, external_id in rows:
         users[fingerprint].append((customer_id, external_id))
@@ -181,15 +216,17 @@ async def _sharing(session: AsyncSession, merchant_id: uuid.UUID, subjects: list
 
 
 async def _debts(session: AsyncSession, merchant_id: uuid.UUID, subjects: list[Subject]) -> dict[tuple[uuid.UUID, str], int]:
-    rows = (await session.execute(
-        select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance).where(
-            LedgerAccount.merchant_id == merchant_id,
-            LedgerAccount.owner_id.in_({s.customer_id for s in subjects}),
-            LedgerAccount.kind == RewardKind.COMMISSION.value,
-            LedgerAccount.account_type == AccountType.AVAILABLE.value,
-            LedgerAccount.balance < 0,
+    rows = (
+        await session.execute(
+            select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance).where(
+                LedgerAccount.merchant_id == merchant_id,
+                LedgerAccount.owner_id.in_({s.customer_id for s in subjects}),
+                LedgerAccount.kind == RewardKind.COMMISSION.value,
+                LedgerAccount.account_type == AccountType.AVAILABLE.value,
+                LedgerAccount.balance < 0,
+            )
         )
-    )).all()
+    ).all()
     return {(owner_id, unit): balance for owner_id, unit, balance in rows}
 
 

@@ -38,8 +38,17 @@ from app.payouts.models import Payout, PayoutAccount, PayoutBatch, PayoutMethod,
 from app.webhooks import events
 
 MAX_ROWS = {Provider.PAYPAL_PAYOUTS_CSV: 5000, Provider.WISE_BATCH_CSV: 1000}
-WISE_HEADER = ["name", "recipientEmail", "paymentReference", "receiverType", "amountCurrency", "amount", "sourceCurrency",
-               "targetCurrency", "IBAN"]
+WISE_HEADER = [
+    "name",
+    "recipientEmail",
+    "paymentReference",
+    "receiverType",
+    "amountCurrency",
+    "amount",
+    "sourceCurrency",
+    "targetCurrency",
+    "IBAN",
+]
 MAX_SENT = 20_000  # payouts one job run moves to their providers
 
 
@@ -65,9 +74,12 @@ async def send_approved(session: AsyncSession, *, merchant_id: uuid.UUID) -> lis
     if not payouts:
         return []
     settings = await accounts.payout_settings(session, merchant_id=merchant_id)
-    destinations = {a.id: a for a in (await session.scalars(
-        select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts}))
-    )).all()}
+    destinations = {
+        a.id: a
+        for a in (
+            await session.scalars(select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts})))
+        ).all()
+    }
     now = utcnow()
     grouped: dict[tuple[Provider, str], list[Payout]] = defaultdict(list)
     for payout in payouts:
@@ -80,10 +92,16 @@ async def send_approved(session: AsyncSession, *, merchant_id: uuid.UUID) -> lis
     batches, members_of = [], {}
     for (provider, currency), members in sorted(grouped.items(), key=lambda kv: (kv[0][0].value, kv[0][1])):
         for start in range(0, len(members), MAX_ROWS[provider]):
-            chunk = members[start:start + MAX_ROWS[provider]]
+            chunk = members[start : start + MAX_ROWS[provider]]
             batch = PayoutBatch(
-                id=new_id(), merchant_id=merchant_id, provider=provider.value, currency=currency, payout_count=len(chunk),
-                total=sum(p.amount for p in chunk), created_at=now, download_count=0,
+                id=new_id(),
+                merchant_id=merchant_id,
+                provider=provider.value,
+                currency=currency,
+                payout_count=len(chunk),
+                total=sum(p.amount for p in chunk),
+                created_at=now,
+                download_count=0,
             )
             batches.append(batch)
             members_of[batch.id] = chunk
@@ -104,9 +122,12 @@ async def get_batch(session: AsyncSession, *, merchant_id: uuid.UUID, batch_id: 
     return batch
 
 
-async def list_batches(session: AsyncSession, *, merchant_id: uuid.UUID, first: int | None, after: str | None) -> Page[PayoutBatch]:
-    return await paginate(session, select(PayoutBatch).where(PayoutBatch.merchant_id == merchant_id), PayoutBatch.id,
-                          first=first, after=after)
+async def list_batches(
+    session: AsyncSession, *, merchant_id: uuid.UUID, first: int | None, after: str | None
+) -> Page[PayoutBatch]:
+    return await paginate(
+        session, select(PayoutBatch).where(PayoutBatch.merchant_id == merchant_id), PayoutBatch.id, first=first, after=after
+    )
 
 
 @dataclass(frozen=True)
@@ -125,12 +146,19 @@ def _cell(value: str | None) -> str:
 async def batch_file(session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, batch_id: uuid.UUID) -> BatchFile:
     """The provider's file for a batch, decrypted now (the only place payout details are)."""
     batch = await get_batch(session, merchant_id=merchant_id, batch_id=batch_id)
-    payouts = list((await session.scalars(
-        select(Payout).where(Payout.batch_id == batch.id, Payout.merchant_id == merchant_id).order_by(Payout.id)
-    )).all())
-    destinations = {a.id: a for a in (await session.scalars(
-        select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts}))
-    )).all()}
+    payouts = list(
+        (
+            await session.scalars(
+                select(Payout).where(Payout.batch_id == batch.id, Payout.merchant_id == merchant_id).order_by(Payout.id)
+            )
+        ).all()
+    )
+    destinations = {
+        a.id: a
+        for a in (
+            await session.scalars(select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts})))
+        ).all()
+    }
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     provider = Provider(batch.provider)
@@ -140,11 +168,31 @@ async def batch_file(session: AsyncSession, *, settings: Settings, merchant_id: 
         details = accounts.details_of(settings, destinations[payout.payout_account_id])
         amount = money.decimal_string(payout.amount, payout.currency)
         if provider is Provider.PAYPAL_PAYOUTS_CSV:
-            writer.writerow([details["email"], amount, payout.currency, payout.reference,
-                             _cell(f"Referral payout {payout.reference}"), "PAYPAL"])
+            writer.writerow(
+                [
+                    details["email"],
+                    amount,
+                    payout.currency,
+                    payout.reference,
+                    _cell(f"Referral payout {payout.reference}"),
+                    "PAYPAL",
+                ]
+            )
         else:
-            writer.writerow([_cell(details["holderName"]), "", payout.reference, "PERSON", "target", amount,
-                             payout.currency, payout.currency, details["iban"]])
+            writer.writerow(
+                [
+                    _cell(details["holderName"]),
+                    "",
+                    payout.reference,
+                    "PERSON",
+                    "target",
+                    amount,
+                    payout.currency,
+                    payout.currency,
+                    details["iban"],
+                ]
+            )
     kind = "paypal-payouts" if provider is Provider.PAYPAL_PAYOUTS_CSV else "wise-batch"
-    return BatchFile(filename=f"{kind}-{batch.currency}-{batch.created_at:%Y%m%d}-{str(batch.id)[-8:]}.csv",
-                     content=buffer.getvalue())
+    return BatchFile(
+        filename=f"{kind}-{batch.currency}-{batch.created_at:%Y%m%d}-{str(batch.id)[-8:]}.csv", content=buffer.getvalue()
+    )

@@ -19,32 +19,40 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
     scope = [] if merchant_id is None else [LedgerAccount.merchant_id == merchant_id]
     pending = {
         (owner_id, unit): balance
-        for owner_id, unit, balance in (await session.execute(
-            select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance)
-            .where(LedgerAccount.account_type == AccountType.PAYOUT_PENDING.value, *scope)
-        )).all()
+        for owner_id, unit, balance in (
+            await session.execute(
+                select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance).where(
+                    LedgerAccount.account_type == AccountType.PAYOUT_PENDING.value, *scope
+                )
+            )
+        ).all()
     }
     payout_scope = [] if merchant_id is None else [Payout.merchant_id == merchant_id]
     in_flight = {
         (customer_id, currency): total
-        for customer_id, currency, total in (await session.execute(
-            select(Payout.customer_id, Payout.currency, func.sum(Payout.amount))
-            .where(Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds]), *payout_scope)
-            .group_by(Payout.customer_id, Payout.currency)
-        )).all()
+        for customer_id, currency, total in (
+            await session.execute(
+                select(Payout.customer_id, Payout.currency, func.sum(Payout.amount))
+                .where(Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds]), *payout_scope)
+                .group_by(Payout.customer_id, Payout.currency)
+            )
+        ).all()
     }
     for key in sorted(set(pending) | set(in_flight), key=str):
         if pending.get(key, 0) != in_flight.get(key, 0):
-            problems.append(Discrepancy(
-                "payouts pending", f"customer {key[0]} {key[1]}: set aside {pending.get(key, 0)}, payouts in flight {in_flight.get(key, 0)}"
-            ))
-    items = (
-        select(PayoutItem.payout_id, func.sum(PayoutItem.amount).label("total")).group_by(PayoutItem.payout_id).subquery()
-    )
-    for payout_id, amount, total in (await session.execute(
-        select(Payout.id, Payout.amount, func.coalesce(items.c.total, 0))
-        .outerjoin(items, items.c.payout_id == Payout.id)
-        .where(Payout.amount != func.coalesce(items.c.total, 0), *payout_scope)
-    )).all():
+            problems.append(
+                Discrepancy(
+                    "payouts pending",
+                    f"customer {key[0]} {key[1]}: set aside {pending.get(key, 0)}, payouts in flight {in_flight.get(key, 0)}",
+                )
+            )
+    items = select(PayoutItem.payout_id, func.sum(PayoutItem.amount).label("total")).group_by(PayoutItem.payout_id).subquery()
+    for payout_id, amount, total in (
+        await session.execute(
+            select(Payout.id, Payout.amount, func.coalesce(items.c.total, 0))
+            .outerjoin(items, items.c.payout_id == Payout.id)
+            .where(Payout.amount != func.coalesce(items.c.total, 0), *payout_scope)
+        )
+    ).all():
         problems.append(Discrepancy("payout items", f"payout {payout_id}: amount {amount}, its lots {total}"))
     return problems

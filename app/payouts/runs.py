@@ -56,15 +56,26 @@ def _minimums(values: dict[str, int]) -> dict[str, int]:
 
 
 async def set_schedule(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, frequency: Frequency, day: int,
-    minimums: dict[str, int], enabled: bool, actor: audit.Actor,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    frequency: Frequency,
+    day: int,
+    minimums: dict[str, int],
+    enabled: bool,
+    actor: audit.Actor,
 ) -> PayoutSchedule:
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id, field="programId")
     top = 7 if frequency is Frequency.WEEKLY else 28
     if isinstance(day, bool) or not 1 <= day <= top:
         raise DomainError("day", ErrorCode.INVALID_INPUT, f"day is 1 to {top} for a {frequency.value.lower()} schedule")
     found = _minimums(minimums)
-    schedule = await session.scalar(select(PayoutSchedule).where(PayoutSchedule.merchant_id == merchant_id, PayoutSchedule.program_id == program_id).with_for_update())
+    schedule = await session.scalar(
+        select(PayoutSchedule)
+        .where(PayoutSchedule.merchant_id == merchant_id, PayoutSchedule.program_id == program_id)
+        .with_for_update()
+    )
     if schedule is None:
         schedule = PayoutSchedule(id=new_id(), merchant_id=merchant_id, program_id=program_id)
         session.add(schedule)
@@ -72,7 +83,11 @@ async def set_schedule(
     schedule.updated_at = utcnow()
     await session.flush()
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="payout_schedule.changed", subject_id=program_id,
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="payout_schedule.changed",
+        subject_id=program_id,
         details={"frequency": frequency.value, "day": day, "minimums": found, "enabled": enabled},
     )
     return schedule
@@ -101,8 +116,16 @@ async def start_due_runs(session: AsyncSession, *, now: datetime | None = None) 
             continue
         run = await session.scalar(
             insert_ignoring_conflicts(session, PayoutRun, ["program_id", "period"])
-            .values(id=new_id(), merchant_id=schedule.merchant_id, program_id=schedule.program_id, period=period,
-                    status="RUNNING", payouts_created=0, customers_without_account=0, started_at=now)
+            .values(
+                id=new_id(),
+                merchant_id=schedule.merchant_id,
+                program_id=schedule.program_id,
+                period=period,
+                status="RUNNING",
+                payouts_created=0,
+                customers_without_account=0,
+                started_at=now,
+            )
             .returning(PayoutRun)
         )
         if run is not None:
@@ -111,7 +134,9 @@ async def start_due_runs(session: AsyncSession, *, now: datetime | None = None) 
     return started
 
 
-async def run_chunk(session: AsyncSession, *, run_id: uuid.UUID, after: uuid.UUID | None, now: datetime | None = None) -> uuid.UUID | None:
+async def run_chunk(
+    session: AsyncSession, *, run_id: uuid.UUID, after: uuid.UUID | None, now: datetime | None = None
+) -> uuid.UUID | None:
     """Pay the next CHUNK customers (by id) of the run's program; queue the next chunk, or
     finish the run. Returns where the next chunk starts (None: the run is done)."""
     now = now or utcnow()
@@ -121,26 +146,65 @@ async def run_chunk(session: AsyncSession, *, run_id: uuid.UUID, after: uuid.UUI
     schedule = await session.scalar(select(PayoutSchedule).where(PayoutSchedule.program_id == run.program_id))
     minimums = dict(schedule.minimums) if schedule is not None else {}
     payable = [
-        Reward.program_id == run.program_id, Reward.kind == funds.KIND.value, Reward.status == RewardStatus.AVAILABLE.value,
-        Reward.remaining > 0, Reward.unit.in_(sorted(minimums)),
+        Reward.program_id == run.program_id,
+        Reward.kind == funds.KIND.value,
+        Reward.status == RewardStatus.AVAILABLE.value,
+        Reward.remaining > 0,
+        Reward.unit.in_(sorted(minimums)),
     ]
     later = [Reward.customer_id > after] if after is not None else []
-    customer_ids = list((await session.scalars(
-        select(Reward.customer_id).where(*payable, *later).group_by(Reward.customer_id).order_by(Reward.customer_id).limit(CHUNK)
-    )).all())
-    sums = (await session.execute(
-        select(Reward.customer_id, Reward.unit, func.sum(Reward.remaining))
-        .where(*payable, Reward.customer_id.in_(customer_ids))
-        .group_by(Reward.customer_id, Reward.unit)
-    )).all() if customer_ids else []
-    destinations = {a.customer_id: a for a in (await session.scalars(
-        select(PayoutAccount).where(PayoutAccount.customer_id.in_(customer_ids), PayoutAccount.superseded_at.is_(None))
-    )).all()} if customer_ids else {}
-    people = {c.id: c for c in (await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))).all()} \
-        if customer_ids else {}
-    done_keys = set((await session.scalars(
-        select(Payout.idempotency_key).where(Payout.run_id == run.id, Payout.customer_id.in_(customer_ids))
-    )).all()) if customer_ids else set()
+    customer_ids = list(
+        (
+            await session.scalars(
+                select(Reward.customer_id)
+                .where(*payable, *later)
+                .group_by(Reward.customer_id)
+                .order_by(Reward.customer_id)
+                .limit(CHUNK)
+            )
+        ).all()
+    )
+    sums = (
+        (
+            await session.execute(
+                select(Reward.customer_id, Reward.unit, func.sum(Reward.remaining))
+                .where(*payable, Reward.customer_id.in_(customer_ids))
+                .group_by(Reward.customer_id, Reward.unit)
+            )
+        ).all()
+        if customer_ids
+        else []
+    )
+    destinations = (
+        {
+            a.customer_id: a
+            for a in (
+                await session.scalars(
+                    select(PayoutAccount).where(
+                        PayoutAccount.customer_id.in_(customer_ids), PayoutAccount.superseded_at.is_(None)
+                    )
+                )
+            ).all()
+        }
+        if customer_ids
+        else {}
+    )
+    people = (
+        {c.id: c for c in (await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))).all()}
+        if customer_ids
+        else {}
+    )
+    done_keys = (
+        set(
+            (
+                await session.scalars(
+                    select(Payout.idempotency_key).where(Payout.run_id == run.id, Payout.customer_id.in_(customer_ids))
+                )
+            ).all()
+        )
+        if customer_ids
+        else set()
+    )
     claims, without_account = [], set()
     for customer_id, unit, total in sorted(sums, key=lambda r: (r[0], r[1])):
         if total < minimums.get(unit, 0):
@@ -151,14 +215,22 @@ async def run_chunk(session: AsyncSession, *, run_id: uuid.UUID, after: uuid.UUI
         key = f"run:{run.id}:{customer_id}:{unit}"
         if key in done_keys:
             continue
-        claims.append(funds.Claim(
-            customer=people[customer_id], account=destinations[customer_id], currency=unit, amount=None,
-            idempotency_key=key, request_hash=funds.request_hash("RUN", run.id, customer_id, unit), run_id=run.id,
-        ))
+        claims.append(
+            funds.Claim(
+                customer=people[customer_id],
+                account=destinations[customer_id],
+                currency=unit,
+                amount=None,
+                idempotency_key=key,
+                request_hash=funds.request_hash("RUN", run.id, customer_id, unit),
+                run_id=run.id,
+            )
+        )
     created = []
     if claims:
-        taken = await funds.take(session, merchant_id=run.merchant_id, claims=claims, actor=audit.SYSTEM,
-                                 program_id=run.program_id, now=now)
+        taken = await funds.take(
+            session, merchant_id=run.merchant_id, claims=claims, actor=audit.SYSTEM, program_id=run.program_id, now=now
+        )
         created = [t.payout for t in taken if t.payout is not None]
         await announce_created(session, created)
     run.payouts_created += len(created)
@@ -171,8 +243,16 @@ async def run_chunk(session: AsyncSession, *, run_id: uuid.UUID, after: uuid.UUI
     run.finished_at = utcnow()
     await session.flush()
     await audit.record(
-        session, merchant_id=run.merchant_id, actor=audit.SYSTEM, action="payout_run.finished", subject_id=run.id,
-        details={"program_id": str(run.program_id), "period": run.period, "payouts": run.payouts_created,
-                 "customers_without_account": run.customers_without_account},
+        session,
+        merchant_id=run.merchant_id,
+        actor=audit.SYSTEM,
+        action="payout_run.finished",
+        subject_id=run.id,
+        details={
+            "program_id": str(run.program_id),
+            "period": run.period,
+            "payouts": run.payouts_created,
+            "customers_without_account": run.customers_without_account,
+        },
     )
     return None

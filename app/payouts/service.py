@@ -45,19 +45,30 @@ async def announce(session: AsyncSession, event_type: str, payouts: list[Payout]
 
     async def lookups() -> tuple[dict, dict]:
         if not looked_up:
-            looked_up["customers"] = dict((await session.execute(
-                select(Customer.id, Customer.external_id).where(Customer.id.in_({p.customer_id for p in payouts}))
-            )).all())
-            looked_up["accounts"] = {a.id: a for a in (await session.scalars(
-                select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts}))
-            )).all()}
+            looked_up["customers"] = dict(
+                (
+                    await session.execute(
+                        select(Customer.id, Customer.external_id).where(Customer.id.in_({p.customer_id for p in payouts}))
+                    )
+                ).all()
+            )
+            looked_up["accounts"] = {
+                a.id: a
+                for a in (
+                    await session.scalars(
+                        select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts}))
+                    )
+                ).all()
+            }
         return looked_up["customers"], looked_up["accounts"]
 
     for payout in payouts:
+
         async def payload(payout: Payout = payout) -> dict:
             external_ids, accounts_by_id = await lookups()
             return events.payout_data(
-                payout, customer_external_id=external_ids.get(payout.customer_id),
+                payout,
+                customer_external_id=external_ids.get(payout.customer_id),
                 account=accounts_by_id.get(payout.payout_account_id),
             )
 
@@ -78,13 +89,21 @@ class Requested:
 async def _replay(session: AsyncSession, merchant_id: uuid.UUID, key: str, request_hash: str) -> Payout | None:
     payout = await session.scalar(select(Payout).where(Payout.merchant_id == merchant_id, Payout.idempotency_key == key))
     if payout is not None and payout.request_hash != request_hash:
-        raise DomainError("idempotencyKey", ErrorCode.IDEMPOTENCY_CONFLICT, "this idempotency key was already used for another request")
+        raise DomainError(
+            "idempotencyKey", ErrorCode.IDEMPOTENCY_CONFLICT, "this idempotency key was already used for another request"
+        )
     return payout
 
 
 async def request_payout(
-    session: AsyncSession, *, merchant_id: uuid.UUID, customer_external_id: str, currency: str, amount: int | None,
-    idempotency_key: str, actor: audit.Actor,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    customer_external_id: str,
+    currency: str,
+    amount: int | None,
+    idempotency_key: str,
+    actor: audit.Actor,
 ) -> Requested:
     """Set aside the customer's available commission in `currency` (all of it, or `amount`)
     for a payout waiting for approval, or on hold with its reasons."""
@@ -103,17 +122,35 @@ async def request_payout(
         raise DomainError("customerExternalId", ErrorCode.PAYOUT_ACCOUNT_REQUIRED, "set the customer's payout account first")
     # Queue behind any other payout of this customer; one with the same key may commit meanwhile.
     await ledger.customer_account(
-        session, merchant_id=merchant_id, customer_id=customer.id, kind=funds.KIND, unit=unit,
-        account_type=AccountType.AVAILABLE, lock=True,
+        session,
+        merchant_id=merchant_id,
+        customer_id=customer.id,
+        kind=funds.KIND,
+        unit=unit,
+        account_type=AccountType.AVAILABLE,
+        lock=True,
     )
     if (replay := await _replay(session, merchant_id, key, request_hash)) is not None:
         return Requested(replay, replayed=True)
-    [taken] = await funds.take(session, merchant_id=merchant_id, actor=actor, claims=[funds.Claim(
-        customer=customer, account=account, currency=unit, amount=amount, idempotency_key=key, request_hash=request_hash,
-    )])
+    [taken] = await funds.take(
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        claims=[
+            funds.Claim(
+                customer=customer,
+                account=account,
+                currency=unit,
+                amount=amount,
+                idempotency_key=key,
+                request_hash=request_hash,
+            )
+        ],
+    )
     if taken.payout is None:
         raise DomainError(
-            "amount" if amount is not None else "currency", ErrorCode.INSUFFICIENT_BALANCE,
+            "amount" if amount is not None else "currency",
+            ErrorCode.INSUFFICIENT_BALANCE,
             f"the available commission is {taken.available} {unit}",
         )
     await announce_created(session, [taken.payout])
@@ -133,8 +170,13 @@ async def get_payout(
 
 
 async def list_payouts(
-    session: AsyncSession, *, merchant_id: uuid.UUID, status: PayoutStatus | None = None,
-    customer_external_id: str | None = None, first: int | None = None, after: str | None = None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    status: PayoutStatus | None = None,
+    customer_external_id: str | None = None,
+    first: int | None = None,
+    after: str | None = None,
 ) -> Page[Payout]:
     """Newest first."""
     query = select(Payout).where(Payout.merchant_id == merchant_id)
@@ -166,7 +208,12 @@ def _refuse(payout: Payout, wanted: str) -> DomainError:
 
 
 async def _lock_for(
-    session: AsyncSession, merchant_id: uuid.UUID, payout_id: uuid.UUID, *, done: PayoutStatus, allowed: tuple[PayoutStatus, ...],
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    payout_id: uuid.UUID,
+    *,
+    done: PayoutStatus,
+    allowed: tuple[PayoutStatus, ...],
     refusal: str,
 ) -> tuple[Payout, bool]:
     """The payout, locked, and whether it is `done` already (a retry); refused unless it is
@@ -179,11 +226,18 @@ async def _lock_for(
     return payout, False
 
 
-async def _finish(session: AsyncSession, payout: Payout, event_type: str, actor: audit.Actor, note: str | None = None, **details: Any) -> Changed:
+async def _finish(
+    session: AsyncSession, payout: Payout, event_type: str, actor: audit.Actor, note: str | None = None, **details: Any
+) -> Changed:
     """Record a change: the audit entry (named like the event) and the webhook."""
     await session.flush()
     await audit.record(
-        session, merchant_id=payout.merchant_id, actor=actor, action=event_type, subject_id=payout.id, note=note,
+        session,
+        merchant_id=payout.merchant_id,
+        actor=actor,
+        action=event_type,
+        subject_id=payout.id,
+        note=note,
         details={"amount": payout.amount, "currency": payout.currency, "reference": payout.reference, **details},
     )
     if event_type in events.EVENT_TYPES:
@@ -191,11 +245,16 @@ async def _finish(session: AsyncSession, payout: Payout, event_type: str, actor:
     return Changed(payout)
 
 
-async def reject(session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, reason: str, actor: audit.Actor) -> Changed:
+async def reject(
+    session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, reason: str, actor: audit.Actor
+) -> Changed:
     """Not paying it: the funds go back to the customer's balance. Before it is sent only."""
     reason = validation.required_text(reason, "reason", 500)
     payout, done = await _lock_for(
-        session, merchant_id, payout_id, done=PayoutStatus.REJECTED,
+        session,
+        merchant_id,
+        payout_id,
+        done=PayoutStatus.REJECTED,
         allowed=(PayoutStatus.PENDING_APPROVAL, PayoutStatus.ON_HOLD, PayoutStatus.APPROVED),
         refusal="rejected (a payout with its provider is marked failed instead)",
     )
@@ -211,13 +270,20 @@ async def mark_paid(
 ) -> Changed:
     reference = validation.required_text(provider_reference, "providerReference", 255)
     payout, done = await _lock_for(
-        session, merchant_id, payout_id, done=PayoutStatus.PAID, allowed=(PayoutStatus.APPROVED, PayoutStatus.PROCESSING),
+        session,
+        merchant_id,
+        payout_id,
+        done=PayoutStatus.PAID,
+        allowed=(PayoutStatus.APPROVED, PayoutStatus.PROCESSING),
         refusal="marked paid (only an approved payout is paid)",
     )
     if done:
         if payout.provider_reference != reference:
-            raise DomainError("providerReference", ErrorCode.IDEMPOTENCY_CONFLICT,
-                              f"the payout was already marked paid with reference {payout.provider_reference!r}")
+            raise DomainError(
+                "providerReference",
+                ErrorCode.IDEMPOTENCY_CONFLICT,
+                f"the payout was already marked paid with reference {payout.provider_reference!r}",
+            )
         return Changed(payout, replayed=True)
     await funds.settle(session, payout)
     now = utcnow()
@@ -227,12 +293,17 @@ async def mark_paid(
     return await _finish(session, payout, events.PAYOUT_PAID, actor, provider_reference=reference)
 
 
-async def mark_failed(session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, reason: str, actor: audit.Actor) -> Changed:
+async def mark_failed(
+    session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, reason: str, actor: audit.Actor
+) -> Changed:
     """The provider could not pay it, or (after PAID) the payment came back: the funds return
     to the customer's balance."""
     reason = validation.required_text(reason, "reason", 500)
     payout, done = await _lock_for(
-        session, merchant_id, payout_id, done=PayoutStatus.FAILED,
+        session,
+        merchant_id,
+        payout_id,
+        done=PayoutStatus.FAILED,
         allowed=(PayoutStatus.APPROVED, PayoutStatus.PROCESSING, PayoutStatus.PAID),
         refusal="marked failed (reject a payout that was not approved)",
     )
@@ -244,7 +315,9 @@ async def mark_failed(session: AsyncSession, *, merchant_id: uuid.UUID, payout_i
     return await _finish(session, payout, events.PAYOUT_FAILED, actor, reason, after_paid=was_paid)
 
 
-async def release_hold(session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, note: str, actor: audit.Actor) -> Changed:
+async def release_hold(
+    session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, note: str, actor: audit.Actor
+) -> Changed:
     """A person looked at the evidence: the payout may be approved. Holds whose condition
     still lasts (an open review, the cooling-off, a clawback debt) cannot be released."""
     note = validation.required_text(note, "note", 500)
@@ -256,7 +329,10 @@ async def release_hold(session: AsyncSession, *, merchant_id: uuid.UUID, payout_
     account = await session.get_one(PayoutAccount, payout.payout_account_id)
     now = utcnow()
     [lasting] = await holds.evaluate(
-        session, merchant_id=merchant_id, now=now, reasons=holds.DYNAMIC,
+        session,
+        merchant_id=merchant_id,
+        now=now,
+        reasons=holds.DYNAMIC,
         subjects=[holds.Subject(payout.customer_id, account, payout.currency)],
     )
     if lasting:
@@ -276,19 +352,26 @@ async def refresh_holds(session: AsyncSession, *, now: datetime | None = None, l
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     candidates = [
-        p for p in (await session.scalars(query.where(Payout.status == PayoutStatus.ON_HOLD.value))).all()
+        p
+        for p in (await session.scalars(query.where(Payout.status == PayoutStatus.ON_HOLD.value))).all()
         if holds.all_lift_by_themselves(p.hold_reasons)
     ] + list((await session.scalars(query.where(Payout.status == PayoutStatus.PENDING_APPROVAL.value))).all())
     if not candidates:
         return 0, 0
-    destinations = {a.id: a for a in (await session.scalars(
-        select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in candidates}))
-    )).all()}
+    destinations = {
+        a.id: a
+        for a in (
+            await session.scalars(select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in candidates})))
+        ).all()
+    }
     lifted, held = [], []
     for merchant_id in sorted({p.merchant_id for p in candidates}):
         mine = [p for p in candidates if p.merchant_id == merchant_id]
         lasting = await holds.evaluate(
-            session, merchant_id=merchant_id, now=now, reasons=holds.DYNAMIC,
+            session,
+            merchant_id=merchant_id,
+            now=now,
+            reasons=holds.DYNAMIC,
             subjects=[holds.Subject(p.customer_id, destinations[p.payout_account_id], p.currency) for p in mine],
         )
         for payout, current in zip(mine, lasting, strict=True):
@@ -319,18 +402,32 @@ class Relations:
 async def relations(session: AsyncSession, *, merchant_id: uuid.UUID, payouts: list[Payout]) -> Relations:
     if not payouts:
         return Relations({}, {}, {})
-    found_accounts = {a.id: a for a in (await session.scalars(
-        select(PayoutAccount).where(PayoutAccount.merchant_id == merchant_id,
-                                    PayoutAccount.id.in_({p.payout_account_id for p in payouts}))
-    )).all()}
-    external_ids = dict((await session.execute(
-        select(Customer.id, Customer.external_id).where(Customer.merchant_id == merchant_id,
-                                                       Customer.id.in_({p.customer_id for p in payouts}))
-    )).all())
+    found_accounts = {
+        a.id: a
+        for a in (
+            await session.scalars(
+                select(PayoutAccount).where(
+                    PayoutAccount.merchant_id == merchant_id, PayoutAccount.id.in_({p.payout_account_id for p in payouts})
+                )
+            )
+        ).all()
+    }
+    external_ids = dict(
+        (
+            await session.execute(
+                select(Customer.id, Customer.external_id).where(
+                    Customer.merchant_id == merchant_id, Customer.id.in_({p.customer_id for p in payouts})
+                )
+            )
+        ).all()
+    )
     approvals: dict[uuid.UUID, list[PayoutApproval]] = {p.id: [] for p in payouts}
-    for approval in (await session.scalars(
-        select(PayoutApproval).where(PayoutApproval.merchant_id == merchant_id, PayoutApproval.payout_id.in_(list(approvals)))
-        .order_by(PayoutApproval.id)
-    )).all():
+    for approval in (
+        await session.scalars(
+            select(PayoutApproval)
+            .where(PayoutApproval.merchant_id == merchant_id, PayoutApproval.payout_id.in_(list(approvals)))
+            .order_by(PayoutApproval.id)
+        )
+    ).all():
         approvals[approval.payout_id].append(approval)
     return Relations(found_accounts, external_ids, approvals)

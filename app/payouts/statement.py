@@ -130,65 +130,104 @@ async def statement(
         session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"
     )
     lines = await _reward_lines(session, customer, start, end)
-    payouts = list((await session.scalars(
-        select(Payout)
-        .where(Payout.merchant_id == merchant_id, Payout.customer_id == customer.id, Payout.created_at >= start, Payout.created_at < end)
-        .order_by(Payout.id)
-        .limit(MAX_PAYOUTS)
-    )).all())
-    return Statement(customer=customer, start=start, end=end, rewards=lines[:MAX_REWARDS], payouts=payouts,
-                     totals=await _totals(session, customer, start, end), truncated=len(lines) > MAX_REWARDS)
+    payouts = list(
+        (
+            await session.scalars(
+                select(Payout)
+                .where(
+                    Payout.merchant_id == merchant_id,
+                    Payout.customer_id == customer.id,
+                    Payout.created_at >= start,
+                    Payout.created_at < end,
+                )
+                .order_by(Payout.id)
+                .limit(MAX_PAYOUTS)
+            )
+        ).all()
+    )
+    return Statement(
+        customer=customer,
+        start=start,
+        end=end,
+        rewards=lines[:MAX_REWARDS],
+        payouts=payouts,
+        totals=await _totals(session, customer, start, end),
+        truncated=len(lines) > MAX_REWARDS,
+    )
 
 
 async def _reward_lines(session: AsyncSession, customer: Customer, start: datetime, end: datetime) -> list[RewardLine]:
     """Rewards whose grant the ledger booked in the period (so they add up to `earned`)."""
-    rows = (await session.execute(
-        select(Reward, LedgerTransaction.created_at, Action.order_id)
-        .join(LedgerTransaction, (LedgerTransaction.reward_id == Reward.id) & (LedgerTransaction.kind == "GRANT"))
-        .join(Action, Action.id == Reward.trigger_action_id)
-        .where(
-            Reward.customer_id == customer.id, Reward.merchant_id == customer.merchant_id, Reward.kind == RewardKind.COMMISSION.value,
-            LedgerTransaction.created_at >= start, LedgerTransaction.created_at < end,
+    rows = (
+        await session.execute(
+            select(Reward, LedgerTransaction.created_at, Action.order_id)
+            .join(LedgerTransaction, (LedgerTransaction.reward_id == Reward.id) & (LedgerTransaction.kind == "GRANT"))
+            .join(Action, Action.id == Reward.trigger_action_id)
+            .where(
+                Reward.customer_id == customer.id,
+                Reward.merchant_id == customer.merchant_id,
+                Reward.kind == RewardKind.COMMISSION.value,
+                LedgerTransaction.created_at >= start,
+                LedgerTransaction.created_at < end,
+            )
+            .order_by(Reward.id)
+            .limit(MAX_REWARDS + 1)
         )
-        .order_by(Reward.id)
-        .limit(MAX_REWARDS + 1)
-    )).all()
+    ).all()
     lines = [RewardLine(reward=r, granted_at=at, order_id=order_id) for r, at, order_id in rows]
     if not lines:
         return lines
     ids = [line.reward.id for line in lines]
     movements: dict[uuid.UUID, list[Movement]] = defaultdict(list)
-    for reward_id, kind, amount, at in (await session.execute(
-        select(LedgerTransaction.reward_id, LedgerTransaction.kind, func.sum(LedgerEntry.amount), LedgerTransaction.created_at)
-        .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
-        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-        .where(LedgerTransaction.reward_id.in_(ids), LedgerTransaction.kind.in_(["VOID", "REVERSAL"]),
-               LedgerAccount.owner_type == "CUSTOMER")
-        .group_by(LedgerTransaction.id, LedgerTransaction.reward_id, LedgerTransaction.kind, LedgerTransaction.created_at)
-        .order_by(LedgerTransaction.created_at)
-    )).all():
+    for reward_id, kind, amount, at in (
+        await session.execute(
+            select(
+                LedgerTransaction.reward_id, LedgerTransaction.kind, func.sum(LedgerEntry.amount), LedgerTransaction.created_at
+            )
+            .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .where(
+                LedgerTransaction.reward_id.in_(ids),
+                LedgerTransaction.kind.in_(["VOID", "REVERSAL"]),
+                LedgerAccount.owner_type == "CUSTOMER",
+            )
+            .group_by(LedgerTransaction.id, LedgerTransaction.reward_id, LedgerTransaction.kind, LedgerTransaction.created_at)
+            .order_by(LedgerTransaction.created_at)
+        )
+    ).all():
         movements[reward_id].append(Movement(kind=kind, amount=-amount, at=at))
     orders = {line.order_id for line in lines if line.order_id}
     refunds: dict[str, list[Refund]] = defaultdict(list)
     if orders:
-        for action in (await session.scalars(
-            select(Action).where(Action.merchant_id == customer.merchant_id, Action.order_id.in_(orders),
-                                 Action.type.in_(REVERSING_TYPES)).order_by(Action.occurred_at)
-        )).all():
-            refunds[action.order_id].append(Refund(action.id, action.type, action.order_id, action.amount, action.currency,
-                                                   action.occurred_at))
-    reviews = dict((await session.execute(
-        select(FraudReview.referral_id, FraudReview.id).where(
-            FraudReview.referral_id.in_({line.reward.referral_id for line in lines}), FraudReview.status == ReviewStatus.OPEN.value
-        )
-    )).all())
+        for action in (
+            await session.scalars(
+                select(Action)
+                .where(Action.merchant_id == customer.merchant_id, Action.order_id.in_(orders), Action.type.in_(REVERSING_TYPES))
+                .order_by(Action.occurred_at)
+            )
+        ).all():
+            refunds[action.order_id].append(
+                Refund(action.id, action.type, action.order_id, action.amount, action.currency, action.occurred_at)
+            )
+    reviews = dict(
+        (
+            await session.execute(
+                select(FraudReview.referral_id, FraudReview.id).where(
+                    FraudReview.referral_id.in_({line.reward.referral_id for line in lines}),
+                    FraudReview.status == ReviewStatus.OPEN.value,
+                )
+            )
+        ).all()
+    )
     paid: dict[uuid.UUID, list[PaidPart]] = defaultdict(list)
-    for reward_id, payout_id, reference, status, amount in (await session.execute(
-        select(PayoutItem.reward_id, Payout.id, Payout.reference, Payout.status, PayoutItem.amount)
-        .join(Payout, Payout.id == PayoutItem.payout_id)
-        .where(PayoutItem.reward_id.in_(ids))
-        .order_by(Payout.id)
-    )).all():
+    for reward_id, payout_id, reference, status, amount in (
+        await session.execute(
+            select(PayoutItem.reward_id, Payout.id, Payout.reference, Payout.status, PayoutItem.amount)
+            .join(Payout, Payout.id == PayoutItem.payout_id)
+            .where(PayoutItem.reward_id.in_(ids))
+            .order_by(Payout.id)
+        )
+    ).all():
         paid[reward_id].append(PaidPart(payout_id, reference, status, amount))
     for line in lines:
         reward = line.reward
@@ -202,25 +241,35 @@ async def _reward_lines(session: AsyncSession, customer: Customer, start: dateti
 
 
 async def _totals(session: AsyncSession, customer: Customer, start: datetime, end: datetime) -> list[Totals]:
-    accounts = {a.id: a for a in (await session.scalars(
-        select(LedgerAccount).where(
-            LedgerAccount.merchant_id == customer.merchant_id, LedgerAccount.owner_id == customer.id,
-            LedgerAccount.kind == RewardKind.COMMISSION.value,
-            LedgerAccount.account_type.in_([t.value for t in ACCOUNTS]),
-        )
-    )).all()}
+    accounts = {
+        a.id: a
+        for a in (
+            await session.scalars(
+                select(LedgerAccount).where(
+                    LedgerAccount.merchant_id == customer.merchant_id,
+                    LedgerAccount.owner_id == customer.id,
+                    LedgerAccount.kind == RewardKind.COMMISSION.value,
+                    LedgerAccount.account_type.in_([t.value for t in ACCOUNTS]),
+                )
+            )
+        ).all()
+    }
     if not accounts:
         return []
     before: dict[tuple[str, str], int] = defaultdict(int)  # (unit, account type) -> sum before start
     moved: dict[tuple[str, str, str], int] = defaultdict(int)  # (unit, account type, transaction kind) -> sum in period
-    for earlier, window in ((True, LedgerEntry.created_at < start),
-                            (False, (LedgerEntry.created_at >= start) & (LedgerEntry.created_at < end))):
-        for account_id, kind, amount in (await session.execute(
-            select(LedgerEntry.account_id, LedgerTransaction.kind, func.sum(LedgerEntry.amount))
-            .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
-            .where(LedgerEntry.account_id.in_(list(accounts)), window)
-            .group_by(LedgerEntry.account_id, LedgerTransaction.kind)
-        )).all():
+    for earlier, window in (
+        (True, LedgerEntry.created_at < start),
+        (False, (LedgerEntry.created_at >= start) & (LedgerEntry.created_at < end)),
+    ):
+        for account_id, kind, amount in (
+            await session.execute(
+                select(LedgerEntry.account_id, LedgerTransaction.kind, func.sum(LedgerEntry.amount))
+                .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+                .where(LedgerEntry.account_id.in_(list(accounts)), window)
+                .group_by(LedgerEntry.account_id, LedgerTransaction.kind)
+            )
+        ).all():
             account = accounts[account_id]
             if earlier:
                 before[(account.unit, account.account_type)] += amount
@@ -228,6 +277,7 @@ async def _totals(session: AsyncSession, customer: Customer, start: datetime, en
                 moved[(account.unit, account.account_type, kind)] += amount
     totals = []
     for unit in sorted({a.unit for a in accounts.values()}):
+
         def balances(extra: dict[str, int], unit: str = unit) -> Balances:
             return Balances(
                 held=before[(unit, "HELD")] + extra.get("HELD", 0),
@@ -242,10 +292,20 @@ async def _totals(session: AsyncSession, customer: Customer, start: datetime, en
                 in_period[account_type] += amount
                 by_kind[kind] += amount
         known = {"GRANT", "VOID", "REVERSAL", "PAYOUT_PAID", "PAYOUT_REVERSAL", "RELEASE", "PAYOUT", "PAYOUT_RETURN"}
-        totals.append(Totals(
-            currency=unit, opening=balances({}), closing=balances(in_period),
-            earned=by_kind["GRANT"], voided=-by_kind["VOID"], reversed=-by_kind["REVERSAL"], paid_out=-by_kind["PAYOUT_PAID"],
-            returned=by_kind["PAYOUT_REVERSAL"],
-            other=sum(a for k, a in by_kind.items() if k not in known) + by_kind["RELEASE"] + by_kind["PAYOUT"] + by_kind["PAYOUT_RETURN"],
-        ))
+        totals.append(
+            Totals(
+                currency=unit,
+                opening=balances({}),
+                closing=balances(in_period),
+                earned=by_kind["GRANT"],
+                voided=-by_kind["VOID"],
+                reversed=-by_kind["REVERSAL"],
+                paid_out=-by_kind["PAYOUT_PAID"],
+                returned=by_kind["PAYOUT_REVERSAL"],
+                other=sum(a for k, a in by_kind.items() if k not in known)
+                + by_kind["RELEASE"]
+                + by_kind["PAYOUT"]
+                + by_kind["PAYOUT_RETURN"],
+            )
+        )
     return totals

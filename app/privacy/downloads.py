@@ -30,7 +30,10 @@ def signed_url(settings: Settings, item: CustomerDataExport, base_url: str) -> s
     public address (PUBLIC_URL, else the address the caller reached us at)."""
     assert item.expires_at is not None
     return LINKS.url(
-        settings, base_url=settings.public_url or base_url, merchant_id=item.merchant_id, object_id=item.id,
+        settings,
+        base_url=settings.public_url or base_url,
+        merchant_id=item.merchant_id,
+        object_id=item.id,
         expires_at=item.expires_at,
     )
 
@@ -54,14 +57,18 @@ async def download(request: Request) -> Response:
             return PlainTextResponse("this export was already downloaded, or has expired", status_code=410)
         ip = request.client.host if request.client else None
         await audit.record(
-            session, merchant_id=merchant_id, actor=audit.SYSTEM, action="customer.export_downloaded",
-            subject_id=export_id, details={"via": "signed link", "ip": ip},
+            session,
+            merchant_id=merchant_id,
+            actor=audit.SYSTEM,
+            action="customer.export_downloaded",
+            subject_id=export_id,
+            details={"via": "signed link", "ip": ip},
         )
         await session.commit()
     return Response(
-        document, media_type="application/json; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="customer-export-{export_id}.json"',
-                 "Cache-Control": "no-store"},
+        document,
+        media_type="application/json; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="customer-export-{export_id}.json"', "Cache-Control": "no-store"},
     )
 
 

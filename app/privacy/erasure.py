@@ -80,8 +80,10 @@ async def erase_customer(
     external_id = customers.external_id(customer_external_id)
     reason = validation.required_text(reason, "reason", 500)
     customer = await session.scalar(
-        select(Customer).where(Customer.merchant_id == merchant_id, Customer.external_id == external_id)
-        .with_for_update().execution_options(populate_existing=True)
+        select(Customer)
+        .where(Customer.merchant_id == merchant_id, Customer.external_id == external_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if customer is None or customer.erased_at is not None:  # gone, or named by its pseudonym
         record = await _earlier_erasure(session, merchant_id, external_id, customer)
@@ -106,9 +108,9 @@ async def _earlier_erasure(
 async def _erase(session: AsyncSession, customer: Customer, reason: str, actor: audit.Actor) -> CustomerErasure:
     merchant_id, now = customer.merchant_id, utcnow()
     pseudonym, original_id = pseudonym_of(customer), customer.external_id
-    identifiers = list((await session.scalars(
-        select(CustomerIdentifier).where(CustomerIdentifier.customer_id == customer.id)
-    )).all())
+    identifiers = list(
+        (await session.scalars(select(CustomerIdentifier).where(CustomerIdentifier.customer_id == customer.id))).all()
+    )
     actions = list((await session.scalars(select(Action).where(Action.customer_id == customer.id))).all())
     clicks = await _own_clicks(session, customer, actions)
     renamed = await _retire_codes(session, customer, now)
@@ -140,32 +142,55 @@ async def _erase(session: AsyncSession, customer: Customer, reason: str, actor: 
     customer.erased_at = now
     await session.flush()
     record = CustomerErasure(
-        id=new_id(), merchant_id=merchant_id, customer_id=customer.id,
-        external_id_hash=lookup_hash(merchant_id, "CUSTOMER", original_id), pseudonym=pseudonym, reason=reason,
-        erased_by_key_id=actor.key_id, erased_at=now, changes=changes,
+        id=new_id(),
+        merchant_id=merchant_id,
+        customer_id=customer.id,
+        external_id_hash=lookup_hash(merchant_id, "CUSTOMER", original_id),
+        pseudonym=pseudonym,
+        reason=reason,
+        erased_by_key_id=actor.key_id,
+        erased_at=now,
+        changes=changes,
     )
     session.add(record)
     await session.flush()
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="customer.erased", subject_id=customer.id,
-        note=reason, details={"pseudonym": pseudonym, "changes": changes},
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="customer.erased",
+        subject_id=customer.id,
+        note=reason,
+        details={"pseudonym": pseudonym, "changes": changes},
     )
-    await emit(session, merchant_id, events.CUSTOMER_ERASED, {
-        "customerId": str(customer.id), "customerExternalId": pseudonym, "erasedAt": now.isoformat(), "reason": reason,
-    })
+    await emit(
+        session,
+        merchant_id,
+        events.CUSTOMER_ERASED,
+        {
+            "customerId": str(customer.id),
+            "customerExternalId": pseudonym,
+            "erasedAt": now.isoformat(),
+            "reason": reason,
+        },
+    )
     return record
 
 
-async def _rekey(
-    session: AsyncSession, customer: Customer, submitted: list[Action | Lead], replacements: dict[str, str]
-) -> int:
+async def _rekey(session: AsyncSession, customer: Customer, submitted: list[Action | Lead], replacements: dict[str, str]) -> int:
     """Idempotency keys are the merchant's, but some name the customer ("signup-jane"): those
     of the customer's actions, leads and ledger transactions become keyed hashes. (A retry after the
     erasure is then a new request; order ids stay, so refunds still find their orders.)"""
     names = [v.casefold() for v in replacements if len(v) >= scrub.MIN_TOKEN_LENGTH]
-    transactions = list((await session.scalars(
-        select(LedgerTransaction).where(LedgerTransaction.customer_id == customer.id, LedgerTransaction.idempotency_key.is_not(None))
-    )).all())
+    transactions = list(
+        (
+            await session.scalars(
+                select(LedgerTransaction).where(
+                    LedgerTransaction.customer_id == customer.id, LedgerTransaction.idempotency_key.is_not(None)
+                )
+            )
+        ).all()
+    )
     changed = 0
     for row in [*submitted, *transactions]:
         if row.idempotency_key and any(name in row.idempotency_key.casefold() for name in names):
@@ -185,14 +210,22 @@ async def _empty_leads(session: AsyncSession, customer: Customer, leads: list[Le
         lead.contact_name = lead.contact_email = lead.notes = None
     await session.execute(update(LeadEvent).where(LeadEvent.lead_id.in_(lead_ids)).values(notes=None))
     await session.execute(
-        update(AuditEntry).where(AuditEntry.merchant_id == customer.merchant_id, AuditEntry.subject_id.in_(lead_ids),
-                                 AuditEntry.action.like("lead.%")).values(note=None)
+        update(AuditEntry)
+        .where(
+            AuditEntry.merchant_id == customer.merchant_id, AuditEntry.subject_id.in_(lead_ids), AuditEntry.action.like("lead.%")
+        )
+        .values(note=None)
     )
-    deliveries = (await session.scalars(select(WebhookDelivery).where(
-        WebhookDelivery.merchant_id == customer.merchant_id, WebhookDelivery.event_type == events.LEAD_STATUS_CHANGED,
-        WebhookDelivery.id >= scrub.id_floor(customer.created_at),
-        scrub.mentions(WebhookDelivery.payload, [str(lead_id) for lead_id in lead_ids]),
-    ))).all()
+    deliveries = (
+        await session.scalars(
+            select(WebhookDelivery).where(
+                WebhookDelivery.merchant_id == customer.merchant_id,
+                WebhookDelivery.event_type == events.LEAD_STATUS_CHANGED,
+                WebhookDelivery.id >= scrub.id_floor(customer.created_at),
+                scrub.mentions(WebhookDelivery.payload, [str(lead_id) for lead_id in lead_ids]),
+            )
+        )
+    ).all()
     for delivery in deliveries:
         if delivery.payload.get("leadId") in {str(lead_id) for lead_id in lead_ids}:
             delivery.payload = {**delivery.payload, "notesForReferrer": None}
@@ -202,9 +235,13 @@ async def _empty_leads(session: AsyncSession, customer: Customer, leads: list[Le
 
 async def _own_clicks(session: AsyncSession, customer: Customer, actions: list[Action]) -> list[Click]:
     """The clicks the customer made: the one that brought them, and those their actions carried."""
-    ids = {a.click_id for a in actions if a.click_id} | set((await session.scalars(
-        select(Referral.click_id).where(Referral.referee_id == customer.id, Referral.click_id.is_not(None))
-    )).all())
+    ids = {a.click_id for a in actions if a.click_id} | set(
+        (
+            await session.scalars(
+                select(Referral.click_id).where(Referral.referee_id == customer.id, Referral.click_id.is_not(None))
+            )
+        ).all()
+    )
     return list((await session.scalars(select(Click).where(Click.id.in_(ids)))).all()) if ids else []
 
 
@@ -226,7 +263,8 @@ async def _retire_codes(session: AsyncSession, customer: Customer, now: datetime
             new = "ERASED-" + random_part(12)
             renamed[code.code] = new
             await session.execute(
-                update(Action).where(Action.merchant_id == customer.merchant_id, Action.referral_code == code.code)
+                update(Action)
+                .where(Action.merchant_id == customer.merchant_id, Action.referral_code == code.code)
                 .values(referral_code=new)
             )
             await session.execute(update(Click).where(Click.code_id == code.id).values(landing_url=None))
@@ -236,16 +274,31 @@ async def _retire_codes(session: AsyncSession, customer: Customer, now: datetime
 
 
 def _replacements(
-    customer: Customer, identifiers: list[CustomerIdentifier], actions: list[Action], clicks: list[Click],
-    renamed: dict[str, str], pseudonym: str,
+    customer: Customer,
+    identifiers: list[CustomerIdentifier],
+    actions: list[Action],
+    clicks: list[Click],
+    renamed: dict[str, str],
+    pseudonym: str,
 ) -> dict[str, str]:
     """Every readable value of the customer, and what replaces it in text."""
-    values: set[str] = {customer.email, customer.email_canonical, customer.name, text.name_key(customer.name),
-                        text.name_skeleton(customer.name)} - {None, ""}
+    values: set[str] = {
+        customer.email,
+        customer.email_canonical,
+        customer.name,
+        text.name_key(customer.name),
+        text.name_skeleton(customer.name),
+    } - {None, ""}
     values |= {i.value for i in identifiers if i.value}
     for action in actions:
-        values |= {action.email, action.ip, action.user_agent, action.device_id, action.device_fingerprint,
-                   action.payment_fingerprint} - {None, ""}
+        values |= {
+            action.email,
+            action.ip,
+            action.user_agent,
+            action.device_id,
+            action.device_fingerprint,
+            action.payment_fingerprint,
+        } - {None, ""}
         values |= {v for k, v in (action.shipping_address or {}).items() if k not in ("country", "region") and v}
     for click in clicks:
         values |= {click.device_id, click.ip, click.user_agent, click.device_fingerprint} - {None, ""}
@@ -256,8 +309,12 @@ def _replacements(
 
 
 async def _hash_list_entries(
-    session: AsyncSession, customer: Customer, identifiers: list[CustomerIdentifier], actions: list[Action],
-    clicks: list[Click], pseudonym: str,
+    session: AsyncSession,
+    customer: Customer,
+    identifiers: list[CustomerIdentifier],
+    actions: list[Action],
+    clicks: list[Click],
+    pseudonym: str,
 ) -> int:
     """The merchant's list entries naming the customer's email, devices, cards or IPs hold their
     keyed hashes from now on (they still match; nobody can read them). A banned customer's
@@ -272,9 +329,11 @@ async def _hash_list_entries(
     pairs = [(kind, value) for kind, found in values.items() for value in found]
     changed = 0
     for kind, value in pairs:
-        entry = await session.scalar(select(FraudListEntry).where(
-            FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == kind, FraudListEntry.value == value
-        ))
+        entry = await session.scalar(
+            select(FraudListEntry).where(
+                FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == kind, FraudListEntry.value == value
+            )
+        )
         if entry is None:
             continue
         hashed = hashed_value(merchant_id, kind, value)
@@ -288,10 +347,17 @@ async def _hash_list_entries(
         for kind, value in pairs:
             if kind in _CARRIED_BY_A_BAN:
                 inserted = await session.scalar(
-                    insert_ignoring_conflicts(session, FraudListEntry, ["merchant_id", "kind", "value"]).values(
-                        id=new_id(), merchant_id=merchant_id, kind=kind, value=hashed_value(merchant_id, kind, value),
-                        note=f"banned customer {pseudonym}, erased", created_by_key_id=None, created_at=utcnow(),
-                    ).returning(FraudListEntry.id)
+                    insert_ignoring_conflicts(session, FraudListEntry, ["merchant_id", "kind", "value"])
+                    .values(
+                        id=new_id(),
+                        merchant_id=merchant_id,
+                        kind=kind,
+                        value=hashed_value(merchant_id, kind, value),
+                        note=f"banned customer {pseudonym}, erased",
+                        created_by_key_id=None,
+                        created_at=utcnow(),
+                    )
+                    .returning(FraudListEntry.id)
                 )
                 changed += inserted is not None
     await session.flush()
@@ -299,9 +365,11 @@ async def _hash_list_entries(
 
 
 async def _list_entry(session: AsyncSession, merchant_id: uuid.UUID, kind: str, value: str) -> FraudListEntry | None:
-    return await session.scalar(select(FraudListEntry).where(
-        FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == kind, FraudListEntry.value == value
-    ))
+    return await session.scalar(
+        select(FraudListEntry).where(
+            FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == kind, FraudListEntry.value == value
+        )
+    )
 
 
 async def _empty_payout_accounts(session: AsyncSession, customer: Customer) -> int:
@@ -326,8 +394,11 @@ async def _scrub_quotes(session: AsyncSession, customer: Customer, replacements:
     since = scrub.id_floor(customer.created_at)
     programs = select(Referral.program_id).where((Referral.referrer_id == customer.id) | (Referral.referee_id == customer.id))
     targets: list[tuple[Any, list[str], list]] = [
-        (FraudDecision, ["observations", "adjustments"],
-         [FraudDecision.merchant_id == merchant_id, FraudDecision.program_id.in_(programs), FraudDecision.id >= since]),
+        (
+            FraudDecision,
+            ["observations", "adjustments"],
+            [FraudDecision.merchant_id == merchant_id, FraudDecision.program_id.in_(programs), FraudDecision.id >= since],
+        ),
         (FraudReview, ["resolution_note"], [FraudReview.merchant_id == merchant_id, FraudReview.program_id.in_(programs)]),
         (WebhookDelivery, ["payload"], [WebhookDelivery.merchant_id == merchant_id, WebhookDelivery.id >= since]),
         (WebhookAttempt, ["response_excerpt"], [WebhookAttempt.merchant_id == merchant_id, WebhookAttempt.id >= since]),
@@ -339,9 +410,11 @@ async def _scrub_quotes(session: AsyncSession, customer: Customer, replacements:
     changes: dict[str, int] = {}
     for model, columns, scope in targets:
         attributes = {name: _attribute(model, name) for name in columns}
-        rows = (await session.scalars(select(model).where(
-            *scope, or_(*(scrub.mentions(getattr(model, attr), values) for attr in attributes.values()))
-        ))).all()
+        rows = (
+            await session.scalars(
+                select(model).where(*scope, or_(*(scrub.mentions(getattr(model, attr), values) for attr in attributes.values())))
+            )
+        ).all()
         count = 0
         for row in rows:
             touched = False

@@ -59,20 +59,25 @@ async def get_settings(session: AsyncSession, *, merchant_id: uuid.UUID) -> Priv
 
 
 async def _settings_row(session: AsyncSession, merchant_id: uuid.UUID) -> PrivacySettings:
-    await session.execute(insert_ignoring_conflicts(session, PrivacySettings, ["merchant_id"]).values(
-        id=new_id(), merchant_id=merchant_id, retention_months=DEFAULT_RETENTION_MONTHS, updated_at=utcnow(),
-    ))
+    await session.execute(
+        insert_ignoring_conflicts(session, PrivacySettings, ["merchant_id"]).values(
+            id=new_id(),
+            merchant_id=merchant_id,
+            retention_months=DEFAULT_RETENTION_MONTHS,
+            updated_at=utcnow(),
+        )
+    )
     row = await session.scalar(
-        select(PrivacySettings).where(PrivacySettings.merchant_id == merchant_id).with_for_update()
+        select(PrivacySettings)
+        .where(PrivacySettings.merchant_id == merchant_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
     assert row is not None
     return row
 
 
-async def set_retention(
-    session: AsyncSession, *, merchant_id: uuid.UUID, months: int, actor: audit.Actor
-) -> PrivacySettings:
+async def set_retention(session: AsyncSession, *, merchant_id: uuid.UUID, months: int, actor: audit.Actor) -> PrivacySettings:
     months = validation.int_range(months, "retentionMonths", 1, MAX_RETENTION_MONTHS)
     settings = await _settings_row(session, merchant_id)
     if settings.retention_months != months:
@@ -81,8 +86,12 @@ async def set_retention(
         settings.updated_at = utcnow()
         await session.flush()
         await audit.record(
-            session, merchant_id=merchant_id, actor=actor, action="privacy_settings.changed",
-            subject_id=settings.id, details={"retention_months": {"from": before, "to": months}},
+            session,
+            merchant_id=merchant_id,
+            actor=actor,
+            action="privacy_settings.changed",
+            subject_id=settings.id,
+            details={"retention_months": {"from": before, "to": months}},
         )
     return settings
 
@@ -118,10 +127,15 @@ async def apply(session: AsyncSession, *, merchant_id: uuid.UUID, now: datetime 
     applied.changed["clicks"] = await _coarsen(session, Click, merchant_id, low, high, _coarsen_click)
     applied.changed["actions"] = await _coarsen(session, Action, merchant_id, low, high, _coarsen_action)
     applied.changed["fraud_decisions"] = await _coarsen(session, FraudDecision, merchant_id, low, high, _coarsen_evidence)
-    applied.changed["customer_identifiers"] = changed_rows(await session.execute(delete(CustomerIdentifier).where(
-        CustomerIdentifier.merchant_id == merchant_id, CustomerIdentifier.kind.in_(NETWORK_KINDS),
-        CustomerIdentifier.last_seen_at < cutoff,
-    )))
+    applied.changed["customer_identifiers"] = changed_rows(
+        await session.execute(
+            delete(CustomerIdentifier).where(
+                CustomerIdentifier.merchant_id == merchant_id,
+                CustomerIdentifier.kind.in_(NETWORK_KINDS),
+                CustomerIdentifier.last_seen_at < cutoff,
+            )
+        )
+    )
     applied.changed["webhook_deliveries"] = await _prune_deliveries(session, merchant_id, low, high)
     settings.retention_applied_through = cutoff
     await session.flush()
@@ -134,10 +148,16 @@ async def _coarsen(
     """Rows of `model` created in [low, high), in batches; `change(row)` says if it changed one."""
     changed, after = 0, low
     while True:
-        rows = list((await session.scalars(
-            select(model).where(model.merchant_id == merchant_id, model.id >= after, model.id < high)
-            .order_by(model.id).limit(BATCH)
-        )).all())
+        rows = list(
+            (
+                await session.scalars(
+                    select(model)
+                    .where(model.merchant_id == merchant_id, model.id >= after, model.id < high)
+                    .order_by(model.id)
+                    .limit(BATCH)
+                )
+            ).all()
+        )
         changed += sum(bool(change(row)) for row in rows)
         await session.flush()
         if len(rows) < BATCH:
@@ -178,7 +198,9 @@ def _coarsen_evidence(decision: FraudDecision) -> bool:
 
 async def _prune_deliveries(session: AsyncSession, merchant_id: uuid.UUID, low: uuid.UUID, high: uuid.UUID) -> int:
     finished = select(WebhookDelivery.id).where(
-        WebhookDelivery.merchant_id == merchant_id, WebhookDelivery.id >= low, WebhookDelivery.id < high,
+        WebhookDelivery.merchant_id == merchant_id,
+        WebhookDelivery.id >= low,
+        WebhookDelivery.id < high,
         WebhookDelivery.status.in_([DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]),
     )
     await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(finished)))

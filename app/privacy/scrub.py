@@ -38,9 +38,11 @@ def map_strings(value: Any, change: Callable[[str], str]) -> Any:
 def replacer(replacements: dict[str, str]) -> Callable[[str], str]:
     """A function replacing each of `replacements`' keys where it stands alone in a string."""
     tokens = {k: v for k, v in replacements.items() if len(k) >= MIN_TOKEN_LENGTH}
-    pattern = re.compile(
-        rf"(?<![^{_EDGE}])(?:{'|'.join(re.escape(k) for k in sorted(tokens, key=len, reverse=True))})(?![^{_EDGE}])"
-    ) if tokens else None
+    pattern = (
+        re.compile(rf"(?<![^{_EDGE}])(?:{'|'.join(re.escape(k) for k in sorted(tokens, key=len, reverse=True))})(?![^{_EDGE}])")
+        if tokens
+        else None
+    )
 
     def change(text: str) -> str:
         if text in replacements:

@@ -107,10 +107,21 @@ async def track_click(
     now = min(occurred_at, now) if occurred_at is not None else now  # the click's own time from here on
     device_id_hash = lookup_hash(merchant_id, "DEVICE", device_id) if device_id is not None else None
     values = {
-        "id": new_id(), "merchant_id": merchant_id, "program_id": program.id, "code_id": referral_code.id,
-        "attribution_token": "at_" + secrets.token_urlsafe(24), "device_id": device_id, "device_id_hash": device_id_hash,
-        "device_fingerprint": device_fingerprint, "ip": context.ip, "user_agent": (context.user_agent or "")[:512] or None,
-        "landing_url": landing_url, "channel": channel, "sub_id": sub_id, "created_at": now, "expires_at": now + timedelta(days=program.attribution_window_days),
+        "id": new_id(),
+        "merchant_id": merchant_id,
+        "program_id": program.id,
+        "code_id": referral_code.id,
+        "attribution_token": "at_" + secrets.token_urlsafe(24),
+        "device_id": device_id,
+        "device_id_hash": device_id_hash,
+        "device_fingerprint": device_fingerprint,
+        "ip": context.ip,
+        "user_agent": (context.user_agent or "")[:512] or None,
+        "landing_url": landing_url,
+        "channel": channel,
+        "sub_id": sub_id,
+        "created_at": now,
+        "expires_at": now + timedelta(days=program.attribution_window_days),
     }
     if device_id is None:
         click = await session.scalar(insert_row(session, Click, values, returning=True), values)
@@ -124,18 +135,36 @@ async def track_click(
     return TrackedClick(click=repeated, referral_code=referral_code, repeated=True)
 
 
-_CLICK_COLUMNS = ("id", "merchant_id", "program_id", "code_id", "attribution_token", "device_id", "device_id_hash",
-                  "device_fingerprint", "ip", "user_agent", "landing_url", "channel", "sub_id", "created_at", "expires_at")
+_CLICK_COLUMNS = (
+    "id",
+    "merchant_id",
+    "program_id",
+    "code_id",
+    "attribution_token",
+    "device_id",
+    "device_id_hash",
+    "device_fingerprint",
+    "ip",
+    "user_agent",
+    "landing_url",
+    "channel",
+    "sub_id",
+    "created_at",
+    "expires_at",
+)
 _RECENT = select(Click).where(
-    Click.code_id == bindparam("code_id"), Click.device_id_hash == bindparam("device_id_hash"),
+    Click.code_id == bindparam("code_id"),
+    Click.device_id_hash == bindparam("device_id_hash"),
     Click.created_at > bindparam("since", type_=Click.__table__.c.created_at.type),
 )
 # Built once (building it costs more than running it): the parameters are the click's values.
 # A Core INSERT (an ORM one would take the parameters for rows) read back as a Click.
 _INSERT_UNLESS_RECENT = select(Click).from_statement(
     Click.__table__.insert()
-    .from_select(list(_CLICK_COLUMNS),
-                 select(*[bindparam(k, type_=Click.__table__.c[k].type) for k in _CLICK_COLUMNS]).where(~_RECENT.exists()))
+    .from_select(
+        list(_CLICK_COLUMNS),
+        select(*[bindparam(k, type_=Click.__table__.c[k].type) for k in _CLICK_COLUMNS]).where(~_RECENT.exists()),
+    )
     .returning(*Click.__table__.columns)
 )
 _MOST_RECENT = _RECENT.order_by(Click.id.desc()).limit(1)
@@ -144,6 +173,4 @@ _MOST_RECENT = _RECENT.order_by(Click.id.desc()).limit(1)
 async def find_click_by_token(session: AsyncSession, *, merchant_id: uuid.UUID, token: str) -> Click | None:
     if len(token) > 64:
         return None
-    return await session.scalar(
-        select(Click).where(Click.attribution_token == token, Click.merchant_id == merchant_id)
-    )
+    return await session.scalar(select(Click).where(Click.attribution_token == token, Click.merchant_id == merchant_id))

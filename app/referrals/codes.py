@@ -80,7 +80,8 @@ def validate_vanity(vanity: str | None, *, arabic_script: bool = False) -> str |
     arabic = [ch for ch in letters if text.is_arabic_letter(ch)]
     if arabic and not arabic_script:
         raise DomainError(
-            "vanity", ErrorCode.CODE_INVALID,
+            "vanity",
+            ErrorCode.CODE_INVALID,
             "codes in Arabic script are off for this merchant (setLocaleSettings arabicScriptCodes)",
         )
     if arabic and len(arabic) != len(letters):
@@ -157,11 +158,14 @@ async def issue_referral_code(
 
 async def _look_alike(session: AsyncSession, merchant_id: uuid.UUID, code: str) -> bool:
     """A code stored while ة and ه were apart that reads like `code` now that they are one."""
-    return await session.scalar(
-        select(ReferralCode.id)
-        .where(ReferralCode.merchant_id == merchant_id, ReferralCode.lookup_key.in_(text.code_look_alikes(code)))
-        .limit(1)
-    ) is not None
+    return (
+        await session.scalar(
+            select(ReferralCode.id)
+            .where(ReferralCode.merchant_id == merchant_id, ReferralCode.lookup_key.in_(text.code_look_alikes(code)))
+            .limit(1)
+        )
+        is not None
+    )
 
 
 async def _active_code(session: AsyncSession, program_id: uuid.UUID, customer_id: uuid.UUID) -> ReferralCode | None:
@@ -208,8 +212,12 @@ def _matching(query: AnySelect) -> AnySelect:
 
 
 def matching_params(merchant_id: uuid.UUID, typed: str) -> dict:
-    return {"merchant_id": merchant_id, "typed": typed, "key": text.code_key(typed),
-            "look_alikes": sorted(text.code_look_alikes(typed))}
+    return {
+        "merchant_id": merchant_id,
+        "typed": typed,
+        "key": text.code_key(typed),
+        "look_alikes": sorted(text.code_look_alikes(typed)),
+    }
 
 
 _CODE = _matching(select(ReferralCode))

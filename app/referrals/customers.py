@@ -26,7 +26,7 @@ class CustomerDetails:
     name: str | None = None
     metadata: dict[str, Any] | None = None
 
-    def validated(self) -> "CustomerDetails":
+    def validated(self) -> CustomerDetails:
         return CustomerDetails(
             email=validation.email(self.email, "email"),
             name=validation.text(self.name, "name", 200, strip=False),  # kept exactly as given, in any script
@@ -45,8 +45,14 @@ async def ensure_customer(
     validated). Writes nothing if it exists."""
     now = utcnow()
     values = {
-        "id": new_id(), "merchant_id": merchant_id, "external_id": external_id, "created_at": now, "updated_at": now,
-        "email": email, "email_canonical": canonical_email(email) if email else None, "name": name,
+        "id": new_id(),
+        "merchant_id": merchant_id,
+        "external_id": external_id,
+        "created_at": now,
+        "updated_at": now,
+        "email": email,
+        "email_canonical": canonical_email(email) if email else None,
+        "name": name,
     }
     statement = insert_row(session, Customer, values, ignoring_conflicts=("merchant_id", "external_id"), returning=True)
     created = await session.scalar(statement, values)
@@ -64,7 +70,9 @@ async def upsert_customer(
     erased customer's pseudonym cannot be filled in again."""
     customer = await ensure_customer(session, merchant_id=merchant_id, external_id=external_id)
     if customer.erased_at is not None:
-        raise DomainError("customerExternalId", ErrorCode.CUSTOMER_ERASED, "this customer was erased; their data cannot be set again")
+        raise DomainError(
+            "customerExternalId", ErrorCode.CUSTOMER_ERASED, "this customer was erased; their data cannot be set again"
+        )
     if details.email is not None and details.email != customer.email:
         changed = customer.email is not None
         set_email(customer, details.email)
@@ -94,9 +102,7 @@ def fill_in(customer: Customer, *, email: str | None, name: str | None) -> None:
 
 
 async def get_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str) -> Customer | None:
-    return await session.scalar(
-        select(Customer).where(Customer.merchant_id == merchant_id, Customer.external_id == external_id)
-    )
+    return await session.scalar(select(Customer).where(Customer.merchant_id == merchant_id, Customer.external_id == external_id))
 
 
 async def require_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str, field: str) -> Customer:

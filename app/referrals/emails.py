@@ -8,9 +8,17 @@ from __future__ import annotations
 
 _GMAIL = {"gmail.com", "googlemail.com"}
 _PLUS_TAG = {
-    "outlook.com", "hotmail.com", "live.com", "msn.com", "hotmail.co.uk", "outlook.co.uk",
-    "icloud.com", "me.com", "mac.com",
-    "fastmail.com", "fastmail.fm",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "msn.com",
+    "hotmail.co.uk",
+    "outlook.co.uk",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "fastmail.com",
+    "fastmail.fm",
 }
 _DASH_TAG = {"yahoo.com", "ymail.com", "rocketmail.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de"}
 

@@ -169,7 +169,9 @@ class Click(Base):
     attribution_token: Mapped[str] = mapped_column(String(64), unique=True)
     device_id: Mapped[str | None] = mapped_column(Encrypted("clicks.device_id"))
     device_id_hash: Mapped[str | None] = mapped_column(String(64))  # app.personal.lookup_hash(merchant, DEVICE, id)
-    device_fingerprint: Mapped[str | None] = mapped_column(Encrypted("clicks.device_fingerprint"))  # the widget's coarse browser hash
+    device_fingerprint: Mapped[str | None] = mapped_column(
+        Encrypted("clicks.device_fingerprint")
+    )  # the widget's coarse browser hash
     ip: Mapped[str | None] = mapped_column(Encrypted("clicks.ip"))
     user_agent: Mapped[str | None] = mapped_column(Encrypted("clicks.user_agent"))
     landing_url: Mapped[str | None] = mapped_column(Encrypted("clicks.landing_url"))

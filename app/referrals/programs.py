@@ -61,7 +61,8 @@ async def create_program(session: AsyncSession, *, merchant_id: uuid.UUID, chang
     if changes.status not in (None, ProgramStatus.DRAFT, ProgramStatus.ACTIVE):
         raise DomainError("status", ErrorCode.INVALID_STATUS_TRANSITION, "a new program starts as DRAFT or ACTIVE")
     program = Program(
-        merchant_id=merchant_id, name=changes.name,
+        merchant_id=merchant_id,
+        name=changes.name,
         program_type=(changes.program_type or ProgramType.CUSTOMER_REFERRAL).value,
     )
     _apply(program, changes)
@@ -76,7 +77,11 @@ async def update_program(
     changes = _validated(changes)
     program = await require_program(session, merchant_id=merchant_id, program_id=program_id, field="id", for_update=True)
     new_status = changes.status
-    if new_status is not None and new_status is not program.program_status and new_status not in _TRANSITIONS[program.program_status]:
+    if (
+        new_status is not None
+        and new_status is not program.program_status
+        and new_status not in _TRANSITIONS[program.program_status]
+    ):
         raise DomainError(
             "status", ErrorCode.INVALID_STATUS_TRANSITION, f"a {program.status} program cannot become {new_status.value}"
         )

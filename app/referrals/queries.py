@@ -17,9 +17,7 @@ from app.referrals.models import Action, Referral, ReferralStatus
 
 
 async def get_referral(session: AsyncSession, *, merchant_id: uuid.UUID, referral_id: uuid.UUID) -> Referral | None:
-    return await session.scalar(
-        select(Referral).where(Referral.id == referral_id, Referral.merchant_id == merchant_id)
-    )
+    return await session.scalar(select(Referral).where(Referral.id == referral_id, Referral.merchant_id == merchant_id))
 
 
 async def list_referrals(

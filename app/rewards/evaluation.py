@@ -203,9 +203,7 @@ class DatabaseFacts:
 
     async def milestone_granted(self, rule_id: uuid.UUID, customer_id: uuid.UUID, milestone: int) -> bool:
         found = await self.session.scalar(
-            select(Reward.id).where(
-                Reward.rule_id == rule_id, Reward.customer_id == customer_id, Reward.milestone == milestone
-            )
+            select(Reward.id).where(Reward.rule_id == rule_id, Reward.customer_id == customer_id, Reward.milestone == milestone)
         )
         return found is not None
 
@@ -218,14 +216,18 @@ class DatabaseFacts:
         return await self.session.scalar(query) or 0
 
     async def budget_used(self, program_id: uuid.UUID, unit: str, since: datetime) -> int:
-        return self._planned_budget.get((program_id, unit), 0) + await self.session.scalar(
-            select(money.total(Reward.amount - Reward.reversed_amount)).where(
-                Reward.program_id == program_id,
-                Reward.unit == unit,
-                Reward.created_at >= since,
-                Reward.status.not_in(ENDED_WITHOUT_VALUE),
+        return (
+            self._planned_budget.get((program_id, unit), 0)
+            + await self.session.scalar(
+                select(money.total(Reward.amount - Reward.reversed_amount)).where(
+                    Reward.program_id == program_id,
+                    Reward.unit == unit,
+                    Reward.created_at >= since,
+                    Reward.status.not_in(ENDED_WITHOUT_VALUE),
+                )
             )
-        ) or 0
+            or 0
+        )
 
 
 @functools.cache
@@ -243,13 +245,17 @@ def _lock_statement(lock_referrer: bool, lock_program: bool, count_qualified: bo
         locked.append(Program)
     if count_qualified:
         columns.append(_QUALIFIED_COUNT.scalar_subquery().label("qualified"))
-    return query.add_columns(*columns).where(Referral.id == bindparam("referral_id")) \
-        .with_for_update(key_share=True, of=locked)
+    return query.add_columns(*columns).where(Referral.id == bindparam("referral_id")).with_for_update(key_share=True, of=locked)
 
 
 async def evaluate_action(
-    session: AsyncSession, *, action: Action, referral: Referral, screen: Screen | None = None,
-    clearance: Callable[[], Awaitable[ClearanceWait]] | None = None, referral_is_new: bool = False,
+    session: AsyncSession,
+    *,
+    action: Action,
+    referral: Referral,
+    screen: Screen | None = None,
+    clearance: Callable[[], Awaitable[ClearanceWait]] | None = None,
+    referral_is_new: bool = False,
 ) -> list[Reward]:
     """Grant what the program's current rules give for this action, exactly once.
 
@@ -278,9 +284,16 @@ async def evaluate_action(
         any(s.program_monthly_budget for s in specs),
         any(s.milestone for s in specs),
     )
-    row = (await session.execute(lock, {
-        "referral_id": referral.id, "referrer_id": referral.referrer_id, "program_id": referral.program_id,
-    })).one()
+    row = (
+        await session.execute(
+            lock,
+            {
+                "referral_id": referral.id,
+                "referrer_id": referral.referrer_id,
+                "program_id": referral.program_id,
+            },
+        )
+    ).one()
     if any(s.milestone for s in specs):
         facts.note_qualified(referral.referrer_id, referral.program_id, row.qualified or 0)
     planned: list[tuple[Grant, RuleSpec]] = []
@@ -305,7 +318,12 @@ async def evaluate_action(
 
 
 async def _insert_rewards(
-    session: AsyncSession, planned: list[tuple[Grant, RuleSpec]], action: Action, referral: Referral, *, review_hold: bool,
+    session: AsyncSession,
+    planned: list[tuple[Grant, RuleSpec]],
+    action: Action,
+    referral: Referral,
+    *,
+    review_hold: bool,
     clearance_wait: ClearanceWait | None,
 ) -> list[tuple[Reward, RuleSpec]]:
     """All the action's rewards in one multi-row INSERT; a grant that meets an existing reward
@@ -313,20 +331,38 @@ async def _insert_rewards(
     first): the order accounts are locked in everywhere (see `lifecycle._grant_order`)."""
     now = utcnow()
     rows = [
-        _reward_row(grant, spec, action, referral, now, review_hold=review_hold,
-                    clearance_wait=clearance_wait(grant.recipient, grant.kind) if clearance_wait else (False, None))
+        _reward_row(
+            grant,
+            spec,
+            action,
+            referral,
+            now,
+            review_hold=review_hold,
+            clearance_wait=clearance_wait(grant.recipient, grant.kind) if clearance_wait else (False, None),
+        )
         for grant, spec in planned
     ]
     # render_nulls: the ORM would otherwise leave out a row's None values and split rows that
     # differ in which columns are None (held and available rewards) into one INSERT each.
-    inserted = {reward.id: reward for reward in (await session.scalars(
-        insert_ignoring_conflicts(session, Reward, returning=True), rows, execution_options={"render_nulls": True}
-    )).all()}
+    inserted = {
+        reward.id: reward
+        for reward in (
+            await session.scalars(
+                insert_ignoring_conflicts(session, Reward, returning=True), rows, execution_options={"render_nulls": True}
+            )
+        ).all()
+    }
     return [(inserted[row["id"]], spec) for row, (_grant, spec) in zip(rows, planned) if row["id"] in inserted]
 
 
 def _reward_row(
-    grant: Grant, spec: RuleSpec, action: Action, referral: Referral, now: datetime, *, review_hold: bool,
+    grant: Grant,
+    spec: RuleSpec,
+    action: Action,
+    referral: Referral,
+    now: datetime,
+    *,
+    review_hold: bool,
     clearance_wait: tuple[bool, datetime | None],
 ) -> dict:
     clearance_hold, clearance_due_at = clearance_wait

@@ -78,8 +78,14 @@ async def account(
     if found is None:
         await session.execute(
             insert_ignoring_conflicts(session, LedgerAccount).values(
-                id=new_id(), merchant_id=merchant_id, owner_type=owner_type, owner_id=owner_id,
-                kind=kind.value, account_type=account_type.value, unit=unit, balance=0,
+                id=new_id(),
+                merchant_id=merchant_id,
+                owner_type=owner_type,
+                owner_id=owner_id,
+                kind=kind.value,
+                account_type=account_type.value,
+                unit=unit,
+                balance=0,
             )
         )
         found = await session.scalar(query)
@@ -118,18 +124,35 @@ def _forget_program_accounts(session: Session, previous_transaction: object) -> 
 
 
 async def customer_account(
-    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, kind: RewardKind, unit: str,
-    account_type: AccountType, lock: bool = False,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    kind: RewardKind,
+    unit: str,
+    account_type: AccountType,
+    lock: bool = False,
 ) -> LedgerAccount:
     return await account(
-        session, merchant_id=merchant_id, owner_type=CUSTOMER, owner_id=customer_id, kind=kind,
-        account_type=account_type, unit=unit, lock=lock,
+        session,
+        merchant_id=merchant_id,
+        owner_type=CUSTOMER,
+        owner_id=customer_id,
+        kind=kind,
+        account_type=account_type,
+        unit=unit,
+        lock=lock,
     )
 
 
 async def customer_accounts(
-    session: AsyncSession, *, merchant_id: uuid.UUID, kind: RewardKind, account_type: AccountType,
-    pairs: set[tuple[uuid.UUID, str]], lock: bool = False,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    kind: RewardKind,
+    account_type: AccountType,
+    pairs: set[tuple[uuid.UUID, str]],
+    lock: bool = False,
 ) -> dict[tuple[uuid.UUID, str], LedgerAccount]:
     """Many customers' accounts of one kind and type, by (customer id, unit), created where
     missing, in two or three statements; with `lock`, locked in id order."""
@@ -152,11 +175,22 @@ async def customer_accounts(
     found = {(a.owner_id, a.unit): a for a in (await session.scalars(query)).all()}
     missing = pairs - found.keys()
     if missing:
-        await session.execute(insert_ignoring_conflicts(session, LedgerAccount), [
-            {"id": new_id(), "merchant_id": merchant_id, "owner_type": CUSTOMER, "owner_id": owner, "kind": kind.value,
-             "account_type": account_type.value, "unit": unit, "balance": 0}
-            for owner, unit in sorted(missing)
-        ])
+        await session.execute(
+            insert_ignoring_conflicts(session, LedgerAccount),
+            [
+                {
+                    "id": new_id(),
+                    "merchant_id": merchant_id,
+                    "owner_type": CUSTOMER,
+                    "owner_id": owner,
+                    "kind": kind.value,
+                    "account_type": account_type.value,
+                    "unit": unit,
+                    "balance": 0,
+                }
+                for owner, unit in sorted(missing)
+            ],
+        )
         found = {(a.owner_id, a.unit): a for a in (await session.scalars(query)).all()}
     return {pair: found[pair] for pair in pairs}
 
@@ -164,15 +198,25 @@ async def customer_accounts(
 async def lot_account(session: AsyncSession, reward: Reward, account_type: AccountType, lock: bool = False) -> LedgerAccount:
     """The customer account a reward's value sits in."""
     return await customer_account(
-        session, merchant_id=reward.merchant_id, customer_id=reward.customer_id, kind=RewardKind(reward.kind),
-        unit=reward.unit, account_type=account_type, lock=lock,
+        session,
+        merchant_id=reward.merchant_id,
+        customer_id=reward.customer_id,
+        kind=RewardKind(reward.kind),
+        unit=reward.unit,
+        account_type=account_type,
+        lock=lock,
     )
 
 
 async def program_account(session: AsyncSession, reward: Reward, account_type: AccountType) -> LedgerAccount:
     return await account(
-        session, merchant_id=reward.merchant_id, owner_type=PROGRAM, owner_id=reward.program_id,
-        kind=RewardKind(reward.kind), account_type=account_type, unit=reward.unit,
+        session,
+        merchant_id=reward.merchant_id,
+        owner_type=PROGRAM,
+        owner_id=reward.program_id,
+        kind=RewardKind(reward.kind),
+        account_type=account_type,
+        unit=reward.unit,
     )
 
 
@@ -191,18 +235,32 @@ async def post(
     _check_balanced(postings)
     now = utcnow()
     transaction = LedgerTransaction(
-        id=new_id(), merchant_id=merchant_id, kind=kind, reward_id=reward_id, customer_id=customer_id,
-        idempotency_key=idempotency_key, request_hash=request_hash, reference=reference, created_at=now,
+        id=new_id(),
+        merchant_id=merchant_id,
+        kind=kind,
+        reward_id=reward_id,
+        customer_id=customer_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        reference=reference,
+        created_at=now,
     )
     session.add(transaction)
     await session.flush()  # before its entries: no relationship() tells the ORM the order
     for posting in postings:
         if posting.amount == 0:
             continue
-        session.add(LedgerEntry(
-            id=new_id(), merchant_id=merchant_id, transaction_id=transaction.id, account_id=posting.account.id,
-            amount=posting.amount, unit=posting.account.unit, created_at=now,
-        ))
+        session.add(
+            LedgerEntry(
+                id=new_id(),
+                merchant_id=merchant_id,
+                transaction_id=transaction.id,
+                account_id=posting.account.id,
+                amount=posting.amount,
+                unit=posting.account.unit,
+                created_at=now,
+            )
+        )
         if posting.account.owner_type == CUSTOMER:
             # Atomic on the row; RETURNING keeps the in-memory account up to date.
             balance = await session.scalar(
@@ -261,7 +319,11 @@ def _ADD_TO_ACCOUNTS(dialect: str):  # noqa: N802 (a statement, named like a con
         index_elements=["merchant_id", "owner_id", "kind", "account_type", "unit"],
         set_={"balance": LedgerAccount.balance + statement.excluded.balance},
     ).returning(
-        LedgerAccount.id, LedgerAccount.owner_id, LedgerAccount.kind, LedgerAccount.account_type, LedgerAccount.unit,
+        LedgerAccount.id,
+        LedgerAccount.owner_id,
+        LedgerAccount.kind,
+        LedgerAccount.account_type,
+        LedgerAccount.unit,
         LedgerAccount.balance,
     )
 
@@ -275,16 +337,22 @@ async def add_to_customer_accounts(
     if not deltas:
         return {}
     rows = [
-        {"id": new_id(), "merchant_id": merchant_id, "owner_type": key.owner_type, "owner_id": key.owner_id,
-         "kind": key.kind, "account_type": key.account_type, "unit": key.unit, "balance": delta}
+        {
+            "id": new_id(),
+            "merchant_id": merchant_id,
+            "owner_type": key.owner_type,
+            "owner_id": key.owner_id,
+            "kind": key.kind,
+            "account_type": key.account_type,
+            "unit": key.unit,
+            "balance": delta,
+        }
         for key, delta in deltas.items()
     ]
     # executemany of one prebuilt statement: SQLAlchemy sends it as one multi-row INSERT, rows
     # in the order given (the lock order).
     result = await session.execute(_ADD_TO_ACCOUNTS(session), rows)
-    found = {
-        AccountKey(CUSTOMER, row.owner_id, row.kind, row.account_type, row.unit): (row.id, row.balance) for row in result
-    }
+    found = {AccountKey(CUSTOMER, row.owner_id, row.kind, row.account_type, row.unit): (row.id, row.balance) for row in result}
     cache = session.info.get(_ACCOUNT_CACHE, {})
     for key in deltas:  # accounts read earlier in this transaction now have other balances
         cache.pop((merchant_id, key.owner_id, key.kind, key.account_type, key.unit), None)
@@ -301,7 +369,9 @@ _PROGRAM_ACCOUNTS = select(
 )
 
 
-async def program_account_ids(session: AsyncSession, *, merchant_id: uuid.UUID, keys: set[AccountKey]) -> dict[AccountKey, uuid.UUID]:
+async def program_account_ids(
+    session: AsyncSession, *, merchant_id: uuid.UUID, keys: set[AccountKey]
+) -> dict[AccountKey, uuid.UUID]:
     """The program accounts' ids, created where missing. They are read, never locked or
     updated here: one row per program would otherwise serialise every grant of the program."""
     if not keys:
@@ -326,11 +396,22 @@ async def _read_or_create_program_accounts(
     found = await read()
     missing = keys - found.keys()
     if missing:
-        await session.execute(insert_ignoring_conflicts(session, LedgerAccount), [
-            {"id": new_id(), "merchant_id": merchant_id, "owner_type": PROGRAM, "owner_id": k.owner_id, "kind": k.kind,
-             "account_type": k.account_type, "unit": k.unit, "balance": 0}
-            for k in sorted(missing, key=_key_order)
-        ])
+        await session.execute(
+            insert_ignoring_conflicts(session, LedgerAccount),
+            [
+                {
+                    "id": new_id(),
+                    "merchant_id": merchant_id,
+                    "owner_type": PROGRAM,
+                    "owner_id": k.owner_id,
+                    "kind": k.kind,
+                    "account_type": k.account_type,
+                    "unit": k.unit,
+                    "balance": 0,
+                }
+                for k in sorted(missing, key=_key_order)
+            ],
+        )
         found = await read()
     return found
 
@@ -370,15 +451,31 @@ async def book(session: AsyncSession, *, merchant_id: uuid.UUID, bookings: list[
         if any(totals.values()):
             raise ValueError(f"unbalanced ledger transaction: {dict(totals)}")
         transaction_id = new_id()
-        transactions.append({
-            "id": transaction_id, "merchant_id": merchant_id, "kind": booking.kind, "reward_id": booking.reward_id,
-            "customer_id": booking.customer_id, "idempotency_key": None, "request_hash": None, "reference": None,
-            "created_at": now,
-        })
+        transactions.append(
+            {
+                "id": transaction_id,
+                "merchant_id": merchant_id,
+                "kind": booking.kind,
+                "reward_id": booking.reward_id,
+                "customer_id": booking.customer_id,
+                "idempotency_key": None,
+                "request_hash": None,
+                "reference": None,
+                "created_at": now,
+            }
+        )
         entries.extend(
-            {"id": new_id(), "merchant_id": merchant_id, "transaction_id": transaction_id, "account_id": account,
-             "amount": amount, "unit": unit, "created_at": now}
-            for account, amount, unit in booking.entries if amount
+            {
+                "id": new_id(),
+                "merchant_id": merchant_id,
+                "transaction_id": transaction_id,
+                "account_id": account,
+                "amount": amount,
+                "unit": unit,
+                "created_at": now,
+            }
+            for account, amount, unit in booking.entries
+            if amount
         )
     if transactions:
         await session.execute(_INSERT_TRANSACTIONS, transactions)
@@ -395,18 +492,33 @@ async def post_many(session: AsyncSession, *, merchant_id: uuid.UUID, planned: l
         _check_balanced(plan.postings)
         transaction_id = new_id()
         ids.append(transaction_id)
-        transactions.append({
-            "id": transaction_id, "merchant_id": merchant_id, "kind": plan.kind, "reward_id": None,
-            "customer_id": plan.customer_id, "idempotency_key": None, "request_hash": None, "reference": plan.reference,
-            "created_at": now,
-        })
+        transactions.append(
+            {
+                "id": transaction_id,
+                "merchant_id": merchant_id,
+                "kind": plan.kind,
+                "reward_id": None,
+                "customer_id": plan.customer_id,
+                "idempotency_key": None,
+                "request_hash": None,
+                "reference": plan.reference,
+                "created_at": now,
+            }
+        )
         for posting in plan.postings:
             if posting.amount == 0:
                 continue
-            entries.append({
-                "id": new_id(), "merchant_id": merchant_id, "transaction_id": transaction_id,
-                "account_id": posting.account.id, "amount": posting.amount, "unit": posting.account.unit, "created_at": now,
-            })
+            entries.append(
+                {
+                    "id": new_id(),
+                    "merchant_id": merchant_id,
+                    "transaction_id": transaction_id,
+                    "account_id": posting.account.id,
+                    "amount": posting.amount,
+                    "unit": posting.account.unit,
+                    "created_at": now,
+                }
+            )
             if posting.account.owner_type == CUSTOMER:
                 deltas[posting.account.id] += posting.amount
                 accounts[posting.account.id] = posting.account
@@ -464,18 +576,22 @@ async def absorb_debt(session: AsyncSession, account: LedgerAccount, lot: Reward
         lot.remaining = max(0, lot.remaining - debt)
 
 
-async def program_balance(session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID,
-                          account_type: AccountType, unit: str) -> int:
-    return await session.scalar(
-        select(money.total(LedgerEntry.amount))
-        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-        .where(
-            LedgerAccount.merchant_id == merchant_id,
-            LedgerAccount.owner_id == program_id,
-            LedgerAccount.account_type == account_type.value,
-            LedgerAccount.unit == unit,
+async def program_balance(
+    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, account_type: AccountType, unit: str
+) -> int:
+    return (
+        await session.scalar(
+            select(money.total(LedgerEntry.amount))
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .where(
+                LedgerAccount.merchant_id == merchant_id,
+                LedgerAccount.owner_id == program_id,
+                LedgerAccount.account_type == account_type.value,
+                LedgerAccount.unit == unit,
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 @dataclass(frozen=True)
@@ -500,9 +616,7 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
         problems.append(Discrepancy("unbalanced transaction", f"{transaction_id} {unit} sums to {total}"))
     account_scope = [] if merchant_id is None else [LedgerAccount.merchant_id == merchant_id]
     sums = (
-        select(LedgerEntry.account_id, money.total(LedgerEntry.amount).label("total"))
-        .group_by(LedgerEntry.account_id)
-        .subquery()
+        select(LedgerEntry.account_id, money.total(LedgerEntry.amount).label("total")).group_by(LedgerEntry.account_id).subquery()
     )
     rows = await session.execute(
         select(LedgerAccount, func.coalesce(sums.c.total, 0))
@@ -511,9 +625,9 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
     )
     for ledger_account, total in rows:
         if ledger_account.balance != total:
-            problems.append(Discrepancy(
-                "cached balance", f"account {ledger_account.id}: cached {ledger_account.balance}, entries {total}"
-            ))
+            problems.append(
+                Discrepancy("cached balance", f"account {ledger_account.id}: cached {ledger_account.balance}, entries {total}")
+            )
         if ledger_account.account_type == AccountType.AVAILABLE.value:
             remaining = await session.scalar(
                 select(money.total(Reward.remaining)).where(
@@ -525,9 +639,7 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
                 )
             )
             if remaining != max(0, total):
-                problems.append(Discrepancy(
-                    "lots", f"account {ledger_account.id}: lots hold {remaining}, balance {total}"
-                ))
+                problems.append(Discrepancy("lots", f"account {ledger_account.id}: lots hold {remaining}, balance {total}"))
         elif ledger_account.account_type == AccountType.HELD.value:
             held = await session.scalar(
                 select(money.total(Reward.amount - Reward.reversed_amount)).where(
@@ -539,7 +651,5 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
                 )
             )
             if held != total:
-                problems.append(Discrepancy(
-                    "held", f"account {ledger_account.id}: held rewards {held}, balance {total}"
-                ))
+                problems.append(Discrepancy("held", f"account {ledger_account.id}: held rewards {held}, balance {total}"))
     return problems

@@ -56,7 +56,11 @@ async def on_granted(session: AsyncSession, reward: Reward, spec: RuleSpec) -> N
         target = await ledger.lot_account(session, reward, AccountType.AVAILABLE if available else AccountType.HELD)
         program = await ledger.program_account(session, reward, AccountType.PROGRAM_REWARDS)
         await ledger.post(
-            session, merchant_id=reward.merchant_id, kind="GRANT", reward_id=reward.id, customer_id=reward.customer_id,
+            session,
+            merchant_id=reward.merchant_id,
+            kind="GRANT",
+            reward_id=reward.id,
+            customer_id=reward.customer_id,
             postings=[Posting(program, -reward.amount), Posting(target, reward.amount)],
         )
         if available:
@@ -82,14 +86,22 @@ async def on_granted_many(session: AsyncSession, granted: list[tuple[Reward, Rul
     programs = await ledger.program_account_ids(
         session, merchant_id=merchant_id, keys={_program_key(reward) for reward, _spec in booked}
     )
-    await ledger.book(session, merchant_id=merchant_id, bookings=[
-        ledger.Booking(
-            kind="GRANT", reward_id=reward.id, customer_id=reward.customer_id,
-            entries=[(programs[_program_key(reward)], -reward.amount, reward.unit),
-                     (balances[_customer_key(reward)][0], reward.amount, reward.unit)],
-        )
-        for reward, _spec in booked
-    ])
+    await ledger.book(
+        session,
+        merchant_id=merchant_id,
+        bookings=[
+            ledger.Booking(
+                kind="GRANT",
+                reward_id=reward.id,
+                customer_id=reward.customer_id,
+                entries=[
+                    (programs[_program_key(reward)], -reward.amount, reward.unit),
+                    (balances[_customer_key(reward)][0], reward.amount, reward.unit),
+                ],
+            )
+            for reward, _spec in booked
+        ],
+    )
     # A lot arriving in an account in debt (after a clawback) first pays the debt off, lot by
     # lot in grant order, as one-by-one booking would.
     running = {key: balance - deltas[key] for key, (_id, balance) in balances.items()}
@@ -147,7 +159,11 @@ async def release(session: AsyncSession, reward: Reward) -> bool:
         held = await ledger.lot_account(session, reward, AccountType.HELD)
         account = await ledger.lot_account(session, reward, AccountType.AVAILABLE)
         await ledger.post(
-            session, merchant_id=reward.merchant_id, kind="RELEASE", reward_id=reward.id, customer_id=reward.customer_id,
+            session,
+            merchant_id=reward.merchant_id,
+            kind="RELEASE",
+            reward_id=reward.id,
+            customer_id=reward.customer_id,
             postings=[Posting(held, -net(reward)), Posting(account, net(reward))],
         )
     await _become_available(session, reward, await _spec(session, reward), account)
@@ -162,7 +178,11 @@ async def void(session: AsyncSession, reward: Reward, *, reason: str, amount: in
         held = await ledger.lot_account(session, reward, AccountType.HELD)
         program = await ledger.program_account(session, reward, AccountType.PROGRAM_REWARDS)
         await ledger.post(
-            session, merchant_id=reward.merchant_id, kind="VOID", reward_id=reward.id, customer_id=reward.customer_id,
+            session,
+            merchant_id=reward.merchant_id,
+            kind="VOID",
+            reward_id=reward.id,
+            customer_id=reward.customer_id,
             postings=[Posting(held, -amount), Posting(program, amount)],
         )
     reward.reversed_amount += amount
@@ -183,7 +203,11 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
         await ledger.consume(session, account, amount, first=reward)
         program = await ledger.program_account(session, reward, AccountType.PROGRAM_REWARDS)
         await ledger.post(
-            session, merchant_id=reward.merchant_id, kind="REVERSAL", reward_id=reward.id, customer_id=reward.customer_id,
+            session,
+            merchant_id=reward.merchant_id,
+            kind="REVERSAL",
+            reward_id=reward.id,
+            customer_id=reward.customer_id,
             postings=[Posting(account, -amount), Posting(program, amount)],
         )
     reward.reversed_amount += amount
@@ -245,8 +269,12 @@ async def release_due_rewards(session: AsyncSession, *, now: datetime | None = N
     due = await _due(
         session,
         select(Reward)
-        .where(Reward.status == RewardStatus.HELD.value, Reward.review_hold.is_(False), Reward.clearance_hold.is_(False),
-               Reward.hold_until <= now)
+        .where(
+            Reward.status == RewardStatus.HELD.value,
+            Reward.review_hold.is_(False),
+            Reward.clearance_hold.is_(False),
+            Reward.hold_until <= now,
+        )
         .order_by(Reward.hold_until)
         .limit(limit),
     )
@@ -279,7 +307,11 @@ async def expire_due_rewards(session: AsyncSession, *, now: datetime | None = No
             account = await ledger.lot_account(session, reward, AccountType.AVAILABLE, lock=True)
             program = await ledger.program_account(session, reward, AccountType.PROGRAM_EXPIRED)
             await ledger.post(
-                session, merchant_id=reward.merchant_id, kind="EXPIRY", reward_id=reward.id, customer_id=reward.customer_id,
+                session,
+                merchant_id=reward.merchant_id,
+                kind="EXPIRY",
+                reward_id=reward.id,
+                customer_id=reward.customer_id,
                 postings=[Posting(account, -reward.remaining), Posting(program, reward.remaining)],
             )
             reward.remaining = 0
@@ -337,9 +369,9 @@ async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> N
 
 async def hold_for_review(session: AsyncSession, referral_id: uuid.UUID) -> int:
     """Keep the referral's HELD rewards held until a reviewer decides."""
-    rewards = (await session.scalars(
-        select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD.value)
-    )).all()
+    rewards = (
+        await session.scalars(select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD.value))
+    ).all()
     for reward in rewards:
         reward.review_hold = True
     await session.flush()
@@ -387,13 +419,17 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
     fully refunded. An unknown order is recorded and reported, not an error."""
     if action.type not in REVERSING_TYPES or action.order_id is None:
         return None
-    purchases = list((await session.scalars(
-        select(Action).where(
-            Action.merchant_id == action.merchant_id,
-            Action.order_id == action.order_id,
-            Action.type.not_in(REVERSING_TYPES),
-        )
-    )).all())
+    purchases = list(
+        (
+            await session.scalars(
+                select(Action).where(
+                    Action.merchant_id == action.merchant_id,
+                    Action.order_id == action.order_id,
+                    Action.type.not_in(REVERSING_TYPES),
+                )
+            )
+        ).all()
+    )
     if not purchases:
         logger.info("refund for an unknown order", extra={"order_id": action.order_id, "action_id": str(action.id)})
         return RefundOutcome(order_found=False)
@@ -401,13 +437,16 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
     # Summed once the rewards are locked: a concurrent refund of the same order has committed
     # by then and is counted (READ COMMITTED), so partial refunds never get lost.
     ordered = sum(p.amount or 0 for p in purchases)
-    refunded = await session.scalar(
-        select(money.total(Action.amount)).where(
-            Action.merchant_id == action.merchant_id,
-            Action.order_id == action.order_id,
-            Action.type.in_(REVERSING_TYPES),
+    refunded = (
+        await session.scalar(
+            select(money.total(Action.amount)).where(
+                Action.merchant_id == action.merchant_id,
+                Action.order_id == action.order_id,
+                Action.type.in_(REVERSING_TYPES),
+            )
         )
-    ) or 0
+        or 0
+    )
     full = action.type == "CANCELLATION" or action.amount is None or ordered == 0 or refunded >= ordered
     outcome = RefundOutcome(order_found=True)
     for reward in rewards:

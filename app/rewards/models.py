@@ -24,7 +24,7 @@ class Recipient(enum.Enum):
     REFEREE = "REFEREE"
     BOTH = "BOTH"
 
-    def roles(self) -> list["Recipient"]:
+    def roles(self) -> list[Recipient]:
         return [Recipient.REFERRER, Recipient.REFEREE] if self is Recipient.BOTH else [self]
 
 

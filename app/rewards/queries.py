@@ -73,9 +73,11 @@ class Balance:
 
 
 async def balances(session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID) -> list[Balance]:
-    accounts = (await session.scalars(
-        select(LedgerAccount).where(LedgerAccount.merchant_id == merchant_id, LedgerAccount.owner_id == customer_id)
-    )).all()
+    accounts = (
+        await session.scalars(
+            select(LedgerAccount).where(LedgerAccount.merchant_id == merchant_id, LedgerAccount.owner_id == customer_id)
+        )
+    ).all()
     found: dict[tuple[str, str], dict[str, int]] = {}
     for account in accounts:
         found.setdefault((account.kind, account.unit), {})[account.account_type] = account.balance
@@ -113,9 +115,7 @@ async def get_coupons_by_reward_ids(
     return await merchant_rows(session, Coupon, merchant_id, Coupon.reward_id, reward_ids)
 
 
-async def get_accounts_by_ids(
-    session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]
-) -> list[LedgerAccount]:
+async def get_accounts_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[LedgerAccount]:
     return await merchant_rows(session, LedgerAccount, merchant_id, LedgerAccount.id, ids)
 
 

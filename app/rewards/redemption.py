@@ -69,22 +69,30 @@ async def redeem(
         session, merchant_id=merchant_id, external_id=external_id, field="customerExternalId"
     )
     account = await ledger.customer_account(
-        session, merchant_id=merchant_id, customer_id=customer.id, kind=kind, unit=unit,
-        account_type=AccountType.AVAILABLE, lock=True,
+        session,
+        merchant_id=merchant_id,
+        customer_id=customer.id,
+        kind=kind,
+        unit=unit,
+        account_type=AccountType.AVAILABLE,
+        lock=True,
     )
     # A concurrent call with the same key may have committed while we waited for the lock.
     replay = await _replay(session, merchant_id, key, request_hash)
     if replay is not None:
         return replay
     if account.balance < amount:
-        raise DomainError(
-            "amount", ErrorCode.INSUFFICIENT_BALANCE, f"the available balance is {max(0, account.balance)} {unit}"
-        )
+        raise DomainError("amount", ErrorCode.INSUFFICIENT_BALANCE, f"the available balance is {max(0, account.balance)} {unit}")
     await ledger.consume(session, account, amount)
     program_side = await _program_side(session, merchant_id, customer.id, kind, unit)
     transaction = await ledger.post(
-        session, merchant_id=merchant_id, kind="REDEEM", customer_id=customer.id, idempotency_key=key,
-        request_hash=request_hash, reference=order_id,
+        session,
+        merchant_id=merchant_id,
+        kind="REDEEM",
+        customer_id=customer.id,
+        idempotency_key=key,
+        request_hash=request_hash,
+        reference=order_id,
         postings=[Posting(account, -amount), Posting(program_side, amount)],
     )
     return Redemption(transaction=transaction, amount=amount, unit=unit, balance=account.balance, replayed=False)
@@ -102,16 +110,19 @@ async def _program_side(
     )
     assert program_id is not None  # a positive balance comes from a reward
     return await ledger.account(
-        session, merchant_id=merchant_id, owner_type=ledger.PROGRAM, owner_id=program_id, kind=kind,
-        account_type=AccountType.PROGRAM_REDEEMED, unit=unit,
+        session,
+        merchant_id=merchant_id,
+        owner_type=ledger.PROGRAM,
+        owner_id=program_id,
+        kind=kind,
+        account_type=AccountType.PROGRAM_REDEEMED,
+        unit=unit,
     )
 
 
 async def _replay(session: AsyncSession, merchant_id: uuid.UUID, key: str, request_hash: str) -> Redemption | None:
     transaction = await session.scalar(
-        select(LedgerTransaction).where(
-            LedgerTransaction.merchant_id == merchant_id, LedgerTransaction.idempotency_key == key
-        )
+        select(LedgerTransaction).where(LedgerTransaction.merchant_id == merchant_id, LedgerTransaction.idempotency_key == key)
     )
     if transaction is None:
         return None

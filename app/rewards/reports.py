@@ -76,31 +76,48 @@ async def statement(
     """The customer's balances per kind and unit, month by month (the whole months the period
     touches), from their ledger entries."""
     months = _months(start, end, view)
-    accounts = list((await session.scalars(select(LedgerAccount).where(
-        LedgerAccount.merchant_id == merchant_id, LedgerAccount.owner_id == customer_id,
-        LedgerAccount.account_type.in_([AccountType.AVAILABLE.value, AccountType.HELD.value]),
-    ))).all())
+    accounts = list(
+        (
+            await session.scalars(
+                select(LedgerAccount).where(
+                    LedgerAccount.merchant_id == merchant_id,
+                    LedgerAccount.owner_id == customer_id,
+                    LedgerAccount.account_type.in_([AccountType.AVAILABLE.value, AccountType.HELD.value]),
+                )
+            )
+        ).all()
+    )
     if not accounts:
         return [StatementMonth(m, []) for m in months]
     ids = [a.id for a in accounts]
-    opening = dict((await session.execute(
-        select(LedgerEntry.account_id, money.total(LedgerEntry.amount))
-        .where(LedgerEntry.account_id.in_(ids), LedgerEntry.created_at < months[0].start)
-        .group_by(LedgerEntry.account_id)
-    )).all())
+    opening = dict(
+        (
+            await session.execute(
+                select(LedgerEntry.account_id, money.total(LedgerEntry.amount))
+                .where(LedgerEntry.account_id.in_(ids), LedgerEntry.created_at < months[0].start)
+                .group_by(LedgerEntry.account_id)
+            )
+        ).all()
+    )
     bucket = calendars.month_bucket(LedgerEntry.created_at, months).label("bucket")
     moved = {
         (row.account_id, row.bucket): (row.credited, row.debited)
-        for row in (await session.execute(
-            select(
-                LedgerEntry.account_id, bucket,
-                money.total(case((LedgerEntry.amount > 0, LedgerEntry.amount), else_=0)).label("credited"),
-                money.total(case((LedgerEntry.amount < 0, -LedgerEntry.amount), else_=0)).label("debited"),
+        for row in (
+            await session.execute(
+                select(
+                    LedgerEntry.account_id,
+                    bucket,
+                    money.total(case((LedgerEntry.amount > 0, LedgerEntry.amount), else_=0)).label("credited"),
+                    money.total(case((LedgerEntry.amount < 0, -LedgerEntry.amount), else_=0)).label("debited"),
+                )
+                .where(
+                    LedgerEntry.account_id.in_(ids),
+                    LedgerEntry.created_at >= months[0].start,
+                    LedgerEntry.created_at < months[-1].end,
+                )
+                .group_by(LedgerEntry.account_id, bucket)
             )
-            .where(LedgerEntry.account_id.in_(ids), LedgerEntry.created_at >= months[0].start,
-                   LedgerEntry.created_at < months[-1].end)
-            .group_by(LedgerEntry.account_id, bucket)
-        )).all()
+        ).all()
     }
     balances = {a.id: opening.get(a.id, 0) for a in accounts}
     pairs = sorted({(a.kind, a.unit) for a in accounts})
@@ -117,10 +134,17 @@ async def statement(
             if held:
                 held_in, held_out = moved.get((held.id, index), (0, 0))
                 balances[held.id] += held_in - held_out
-            lines.append(StatementLine(
-                kind, unit, opening_available, credited, debited,
-                balances[available.id] if available else 0, balances[held.id] if held else 0,
-            ))
+            lines.append(
+                StatementLine(
+                    kind,
+                    unit,
+                    opening_available,
+                    credited,
+                    debited,
+                    balances[available.id] if available else 0,
+                    balances[held.id] if held else 0,
+                )
+            )
         result.append(StatementMonth(month, lines))
     return result
 
@@ -145,14 +169,26 @@ async def rewards_by_month(
     months the period touches."""
     months = _months(start, end, view)
     bucket = calendars.month_bucket(Reward.created_at, months).label("bucket")
-    rows = (await session.execute(
-        select(bucket, Reward.kind, Reward.unit, func.count(Reward.id), money.total(Reward.amount),
-               money.total(Reward.reversed_amount))
-        .where(Reward.merchant_id == merchant_id, Reward.program_id == program_id,
-               Reward.created_at >= months[0].start, Reward.created_at < months[-1].end)
-        .group_by(bucket, Reward.kind, Reward.unit)
-        .order_by(bucket, Reward.kind, Reward.unit)
-    )).all()
+    rows = (
+        await session.execute(
+            select(
+                bucket,
+                Reward.kind,
+                Reward.unit,
+                func.count(Reward.id),
+                money.total(Reward.amount),
+                money.total(Reward.reversed_amount),
+            )
+            .where(
+                Reward.merchant_id == merchant_id,
+                Reward.program_id == program_id,
+                Reward.created_at >= months[0].start,
+                Reward.created_at < months[-1].end,
+            )
+            .group_by(bucket, Reward.kind, Reward.unit)
+            .order_by(bucket, Reward.kind, Reward.unit)
+        )
+    ).all()
     return [RewardTotal(months[b], kind, unit, count, granted, reversed_) for b, kind, unit, count, granted, reversed_ in rows]
 
 
@@ -163,6 +199,17 @@ def rewards_csv(totals: list[RewardTotal]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["month", "calendar", "start", "end", "kind", "unit", "count", "granted", "reversed"])
     for t in totals:
-        writer.writerow([t.month.key, t.month.calendar.value, t.month.start.isoformat(), t.month.end.isoformat(),
-                         t.kind, t.unit, t.count, t.granted, t.reversed])
+        writer.writerow(
+            [
+                t.month.key,
+                t.month.calendar.value,
+                t.month.start.isoformat(),
+                t.month.end.isoformat(),
+                t.kind,
+                t.unit,
+                t.count,
+                t.granted,
+                t.reversed,
+            ]
+        )
     return out.getvalue()

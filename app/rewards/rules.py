@@ -51,7 +51,7 @@ class Season:
         return {"starts_on": self.starts_on.isoformat(), "ends_on": self.ends_on.isoformat(), "percent_bps": self.percent_bps}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Season":
+    def from_json(cls, data: dict[str, Any]) -> Season:
         return cls(date.fromisoformat(data["starts_on"]), date.fromisoformat(data["ends_on"]), data["percent_bps"])
 
 
@@ -94,7 +94,7 @@ class RuleSpec:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RuleSpec":
+    def from_json(cls, data: dict[str, Any]) -> RuleSpec:
         filters = tuple(
             MetadataFilter(key=f["key"], op=f["op"], values=tuple(f["values"])) for f in data.get("metadata_filters", [])
         )
@@ -195,7 +195,9 @@ def validate_definition(definition: RuleDefinition) -> RuleDefinition:
         expires_in_days=validation.int_range(spec.expires_in_days, "conditions.expiresInDays", 1, 3650),
         seasons=_validated_seasons(tuple(spec.seasons), kind, percent),
     )
-    return RuleDefinition(name=name, trigger=trigger, recipient=definition.recipient, kind=kind, spec=checked, enabled=definition.enabled)
+    return RuleDefinition(
+        name=name, trigger=trigger, recipient=definition.recipient, kind=kind, spec=checked, enabled=definition.enabled
+    )
 
 
 def _raise(error: Exception) -> Any:
@@ -229,10 +231,11 @@ def _validated_seasons(seasons: tuple[Season, ...], kind: RewardKind, percent_bp
         if season.ends_on < season.starts_on:
             raise DomainError(f"seasons.{index}.endsOn", ErrorCode.INVALID_INPUT, "a season ends on or after the day it starts")
     order = sorted(range(len(seasons)), key=lambda i: seasons[i].starts_on)
-    for earlier, later in zip(order, order[1:]):
+    for earlier, later in zip(order, order[1:], strict=False):
         if seasons[later].starts_on <= seasons[earlier].ends_on:
             raise DomainError(
-                f"seasons.{later}.startsOn", ErrorCode.INVALID_INPUT,
+                f"seasons.{later}.startsOn",
+                ErrorCode.INVALID_INPUT,
                 f"seasons overlap: {seasons[earlier].starts_on}..{seasons[earlier].ends_on} and "
                 f"{seasons[later].starts_on}..{seasons[later].ends_on}",
             )

@@ -106,7 +106,7 @@ class _Tally:
         self.amounts[(kind, unit)] += amount
         self.counts[(kind, unit)] += count
 
-    def merge(self, other: "_Tally") -> None:
+    def merge(self, other: _Tally) -> None:
         for key, amount in other.amounts.items():
             self.add(key[0], key[1], amount, other.counts[key])
 
@@ -248,9 +248,7 @@ async def _first_actions(
     if not types:
         return {}
     referees = (
-        select(Referral.referee_id)
-        .join(Action, Action.referral_id == Referral.id)
-        .where(*conditions, Action.type.in_(types))
+        select(Referral.referee_id).join(Action, Action.referral_id == Referral.id).where(*conditions, Action.type.in_(types))
     )
     firsts = (
         select(Action.customer_id, Action.type, func.min(Action.occurred_at).label("first_at"))
@@ -273,9 +271,7 @@ async def _first_actions(
     return {(customer_id, type_): (first_at, count) for customer_id, type_, first_at, count in rows}
 
 
-async def _qualified(
-    session: AsyncSession, conditions: list, program_id: uuid.UUID
-) -> dict[uuid.UUID, list[datetime]]:
+async def _qualified(session: AsyncSession, conditions: list, program_id: uuid.UUID) -> dict[uuid.UUID, list[datetime]]:
     """For the referrers of the replayed actions: when each of their program's referrals that
     are QUALIFIED now qualified."""
     referrers = select(Referral.referrer_id).join(Action, Action.referral_id == Referral.id).where(*conditions)
@@ -294,9 +290,7 @@ async def _qualified(
     return qualified
 
 
-async def _replay(
-    session: AsyncSession, conditions: list, tallies: list[_RuleTally], facts: SimulatedFacts
-) -> int:
+async def _replay(session: AsyncSession, conditions: list, tallies: list[_RuleTally], facts: SimulatedFacts) -> int:
     """Evaluate every proposed rule on each action, in time order; returns the actions seen.
 
     One query, streamed in partitions (a server-side cursor on PostgreSQL): memory stays
@@ -317,7 +311,8 @@ async def _replay(
                 replayed += 1
                 if replayed > MAX_ACTIONS:
                     raise DomainError(
-                        "from", ErrorCode.INVALID_INPUT,
+                        "from",
+                        ErrorCode.INVALID_INPUT,
                         f"more than {MAX_ACTIONS} actions in the period; simulate a shorter one",
                     )
                 for tally in tallies:
@@ -334,9 +329,7 @@ async def _replay(
     return replayed
 
 
-async def _current(
-    session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID, conditions: list
-) -> list[CurrentRule]:
+async def _current(session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID, conditions: list) -> list[CurrentRule]:
     """What the rules in force really granted for the replayed actions, per rule."""
     replayed_ids = select(Action.id).join(Referral, Action.referral_id == Referral.id).where(*conditions)
     scope = (
@@ -366,8 +359,9 @@ async def _current(
     if not tallies:
         return []
     versions = await session.execute(
-        select(RewardRule.rule_id, RewardRule.version, RewardRule.name)
-        .where(RewardRule.id.in_(select(Reward.rule_version_id).where(*scope)))
+        select(RewardRule.rule_id, RewardRule.version, RewardRule.name).where(
+            RewardRule.id.in_(select(Reward.rule_version_id).where(*scope))
+        )
     )
     names: dict[uuid.UUID, tuple[int, str]] = {}
     for rule_id, version, name in versions:
@@ -424,8 +418,12 @@ async def simulate(
         actions_replayed=replayed,
         proposed=[
             SimulatedRule(
-                index=t.index, name=t.rule.name, count=t.count, referrer_count=t.referrer_count,
-                referee_count=t.referee_count, totals=t.tally.totals(),
+                index=t.index,
+                name=t.rule.name,
+                count=t.count,
+                referrer_count=t.referrer_count,
+                referee_count=t.referee_count,
+                totals=t.tally.totals(),
             )
             for t in tallies
         ],

@@ -33,16 +33,25 @@ class Admin:
     role: AdminRole
     status: AdminStatus
     totp_enabled: bool = strawberry.field(description="Has a second factor: may take money actions (FINANCE/OWNER).")
-    second_factor_locked_until: datetime | None = strawberry.field(description="Too many wrong codes: money actions wait till then.")
+    second_factor_locked_until: datetime | None = strawberry.field(
+        description="Too many wrong codes: money actions wait till then."
+    )
     created_at: datetime
     disabled_at: datetime | None
 
     @classmethod
-    def from_model(cls, m: models.Admin) -> "Admin":
-        locked = m.second_factor_locked_until if m.second_factor_locked_until and m.second_factor_locked_until > utcnow() else None
+    def from_model(cls, m: models.Admin) -> Admin:
+        locked = (
+            m.second_factor_locked_until if m.second_factor_locked_until and m.second_factor_locked_until > utcnow() else None
+        )
         return cls(
-            id=gid(m.id), email=m.email, role=m.admin_role, status=models.AdminStatus(m.status),
-            totp_enabled=m.totp_enabled_at is not None, second_factor_locked_until=locked, created_at=m.created_at,
+            id=gid(m.id),
+            email=m.email,
+            role=m.admin_role,
+            status=models.AdminStatus(m.status),
+            totp_enabled=m.totp_enabled_at is not None,
+            second_factor_locked_until=locked,
+            created_at=m.created_at,
             disabled_at=m.disabled_at,
         )
 
@@ -61,11 +70,18 @@ class AdminSession:
     current: bool = strawberry.field(description="The session making this request.")
 
     @classmethod
-    def from_model(cls, m: models.AdminSession, current_id) -> "AdminSession":
+    def from_model(cls, m: models.AdminSession, current_id) -> AdminSession:
         return cls(
-            id=gid(m.id), admin_id=gid(m.admin_id), created_at=m.created_at, expires_at=m.expires_at,
-            last_used_at=m.last_used_at, ip=m.ip, user_agent=m.user_agent, revoked_at=m.revoked_at,
-            revoked_reason=m.revoked_reason, current=m.id == current_id,
+            id=gid(m.id),
+            admin_id=gid(m.admin_id),
+            created_at=m.created_at,
+            expires_at=m.expires_at,
+            last_used_at=m.last_used_at,
+            ip=m.ip,
+            user_agent=m.user_agent,
+            revoked_at=m.revoked_at,
+            revoked_reason=m.revoked_reason,
+            current=m.id == current_id,
         )
 
 
@@ -133,7 +149,9 @@ class AdminQuery:
     @strawberry.field(permission_classes=[AnyAdmin], description="The admin of the session making the request.")
     async def me(self, info: Info) -> Admin:
         async def work(session):
-            return Admin.from_model(await service.get_admin(session, merchant_id=info.context.merchant_id, admin_id=_admin_id(info)))
+            return Admin.from_model(
+                await service.get_admin(session, merchant_id=info.context.merchant_id, admin_id=_admin_id(info))
+            )
 
         return await query(info, work)
 
@@ -148,7 +166,9 @@ class AdminQuery:
         permission_classes=[AnyAdmin],
         description="Live sessions, newest first: your own, or (OWNER) anyone's, or one admin's with adminId.",
     )
-    async def admin_sessions(self, info: Info, admin_id: strawberry.ID | None = None, include_ended: bool = False) -> list[AdminSession]:
+    async def admin_sessions(
+        self, info: Info, admin_id: strawberry.ID | None = None, include_ended: bool = False
+    ) -> list[AdminSession]:
         async def work(session):
             caller = caller_of(info.context)
             wanted = validation.parse_id(admin_id, "adminId") if admin_id else None
@@ -158,8 +178,9 @@ class AdminQuery:
                 wanted = caller.admin_id
             elif wanted is not None:
                 await service.get_admin(session, merchant_id=info.context.merchant_id, admin_id=wanted, field="adminId")
-            rows = await sessions.list_sessions(session, merchant_id=info.context.merchant_id, admin_id=wanted,
-                                                include_ended=include_ended)
+            rows = await sessions.list_sessions(
+                session, merchant_id=info.context.merchant_id, admin_id=wanted, include_ended=include_ended
+            )
             return [AdminSession.from_model(r, caller.session_id) for r in rows]
 
         return await query(info, work)
@@ -172,16 +193,26 @@ def _refused(payload: Any) -> bool:
 
 @strawberry.type
 class AdminMutation:
-    @strawberry.mutation(description="Email and password: a session token. Name the merchant when the email is an admin at several.")
+    @strawberry.mutation(
+        description="Email and password: a session token. Name the merchant when the email is an admin at several."
+    )
     async def login(self, info: Info, email: str, password: str, merchant_id: strawberry.ID | None = None) -> LoginPayload:
         async def work(session):
             ip, agent = _ip_and_agent(info)
             issued = await sessions.login(
-                session, settings=info.context.settings, email=email, password=password,
-                merchant_id=validation.parse_id(merchant_id, "merchantId") if merchant_id else None, ip=ip, user_agent=agent,
+                session,
+                settings=info.context.settings,
+                email=email,
+                password=password,
+                merchant_id=validation.parse_id(merchant_id, "merchantId") if merchant_id else None,
+                ip=ip,
+                user_agent=agent,
             )
-            return LoginPayload(token=issued.token, session=AdminSession.from_model(issued.admin_session, issued.admin_session.id),
-                                admin=Admin.from_model(issued.admin))
+            return LoginPayload(
+                token=issued.token,
+                session=AdminSession.from_model(issued.admin_session, issued.admin_session.id),
+                admin=Admin.from_model(issued.admin),
+            )
 
         return await info.context.credential_check(lambda: mutate(info, LoginPayload, work), failed=_refused)
 
@@ -189,8 +220,14 @@ class AdminMutation:
     async def logout(self, info: Info) -> AdminSessionPayload:
         async def work(session):
             caller = caller_of(info.context)
-            ended = await sessions.revoke(session, merchant_id=caller.merchant_id, session_id=caller.session_id,
-                                          actor=info.context.actor, actor_role=caller.admin_role, reason="logout")
+            ended = await sessions.revoke(
+                session,
+                merchant_id=caller.merchant_id,
+                session_id=caller.session_id,
+                actor=info.context.actor,
+                actor_role=caller.admin_role,
+                reason="logout",
+            )
             return AdminSessionPayload(session=AdminSession.from_model(ended, caller.session_id))
 
         return await mutate(info, AdminSessionPayload, work)
@@ -199,8 +236,13 @@ class AdminMutation:
     async def revoke_admin_session(self, info: Info, id: strawberry.ID) -> AdminSessionPayload:
         async def work(session):
             caller = caller_of(info.context)
-            ended = await sessions.revoke(session, merchant_id=caller.merchant_id, session_id=validation.parse_id(id, "id"),
-                                          actor=info.context.actor, actor_role=caller.admin_role)
+            ended = await sessions.revoke(
+                session,
+                merchant_id=caller.merchant_id,
+                session_id=validation.parse_id(id, "id"),
+                actor=info.context.actor,
+                actor_role=caller.admin_role,
+            )
             return AdminSessionPayload(session=AdminSession.from_model(ended, caller.session_id))
 
         return await mutate(info, AdminSessionPayload, work)
@@ -217,8 +259,13 @@ class AdminMutation:
     async def change_admin_password(self, info: Info, current_password: str, new_password: str) -> AdminPayload:
         async def work(session):
             admin = await service.change_password(
-                session, settings=info.context.settings, merchant_id=info.context.merchant_id, admin_id=_admin_id(info),
-                current=current_password, new=new_password, actor=info.context.actor,
+                session,
+                settings=info.context.settings,
+                merchant_id=info.context.merchant_id,
+                admin_id=_admin_id(info),
+                current=current_password,
+                new=new_password,
+                actor=info.context.actor,
             )
             return AdminPayload(admin=Admin.from_model(admin))
 
@@ -227,26 +274,37 @@ class AdminMutation:
     @strawberry.mutation(permission_classes=[Owner], description="A new admin, with a one-time setup token to pass on.")
     async def create_admin(self, info: Info, email: str, role: AdminRole) -> AdminSetupPayload:
         async def work(session):
-            issued = await service.create_admin(session, merchant_id=info.context.merchant_id, email=email, role=role,
-                                                actor=info.context.actor)
-            return AdminSetupPayload(admin=Admin.from_model(issued.admin), setup_token=issued.token, setup_expires_at=issued.expires_at)
+            issued = await service.create_admin(
+                session, merchant_id=info.context.merchant_id, email=email, role=role, actor=info.context.actor
+            )
+            return AdminSetupPayload(
+                admin=Admin.from_model(issued.admin), setup_token=issued.token, setup_expires_at=issued.expires_at
+            )
 
         return await mutate(info, AdminSetupPayload, work)
 
     @strawberry.mutation(permission_classes=[Owner], description="A new setup token (a forgotten password).")
     async def reissue_admin_setup(self, info: Info, id: strawberry.ID) -> AdminSetupPayload:
         async def work(session):
-            issued = await service.reissue_setup(session, merchant_id=info.context.merchant_id,
-                                                 admin_id=validation.parse_id(id, "id"), actor=info.context.actor)
-            return AdminSetupPayload(admin=Admin.from_model(issued.admin), setup_token=issued.token, setup_expires_at=issued.expires_at)
+            issued = await service.reissue_setup(
+                session, merchant_id=info.context.merchant_id, admin_id=validation.parse_id(id, "id"), actor=info.context.actor
+            )
+            return AdminSetupPayload(
+                admin=Admin.from_model(issued.admin), setup_token=issued.token, setup_expires_at=issued.expires_at
+            )
 
         return await mutate(info, AdminSetupPayload, work)
 
     @strawberry.mutation(permission_classes=[Owner], description="A merchant keeps at least one active OWNER.")
     async def set_admin_role(self, info: Info, id: strawberry.ID, role: AdminRole) -> AdminPayload:
         async def work(session):
-            admin = await service.set_role(session, merchant_id=info.context.merchant_id, admin_id=validation.parse_id(id, "id"),
-                                           role=role, actor=info.context.actor)
+            admin = await service.set_role(
+                session,
+                merchant_id=info.context.merchant_id,
+                admin_id=validation.parse_id(id, "id"),
+                role=role,
+                actor=info.context.actor,
+            )
             return AdminPayload(admin=Admin.from_model(admin))
 
         return await mutate(info, AdminPayload, work)
@@ -254,36 +312,49 @@ class AdminMutation:
     @strawberry.mutation(permission_classes=[Owner], description="At once; every session of theirs ends.")
     async def disable_admin(self, info: Info, id: strawberry.ID) -> AdminPayload:
         async def work(session):
-            admin = await service.disable_admin(session, merchant_id=info.context.merchant_id,
-                                                admin_id=validation.parse_id(id, "id"), actor=info.context.actor)
+            admin = await service.disable_admin(
+                session, merchant_id=info.context.merchant_id, admin_id=validation.parse_id(id, "id"), actor=info.context.actor
+            )
             return AdminPayload(admin=Admin.from_model(admin))
 
         return await mutate(info, AdminPayload, work)
 
-    @strawberry.mutation(permission_classes=[AnyAdmin], description="A new TOTP seed for your authenticator app (confirm it next).")
+    @strawberry.mutation(
+        permission_classes=[AnyAdmin], description="A new TOTP seed for your authenticator app (confirm it next)."
+    )
     async def start_totp_enrollment(self, info: Info) -> TotpEnrollmentPayload:
         async def work(session):
-            enrollment = await totp.start_enrollment(session, settings=info.context.settings,
-                                                     merchant_id=info.context.merchant_id, admin_id=_admin_id(info))
-            return TotpEnrollmentPayload(enrollment=TotpEnrollment(
-                provisioning_uri=enrollment.provisioning_uri, qr_code_svg=enrollment.qr_svg, secret=enrollment.secret,
-                expires_at=enrollment.expires_at,
-            ))
+            enrollment = await totp.start_enrollment(
+                session, settings=info.context.settings, merchant_id=info.context.merchant_id, admin_id=_admin_id(info)
+            )
+            return TotpEnrollmentPayload(
+                enrollment=TotpEnrollment(
+                    provisioning_uri=enrollment.provisioning_uri,
+                    qr_code_svg=enrollment.qr_svg,
+                    secret=enrollment.secret,
+                    expires_at=enrollment.expires_at,
+                )
+            )
 
         return await mutate(info, TotpEnrollmentPayload, work)
 
     @strawberry.mutation(
         permission_classes=[AnyAdmin],
         description="Activate the new seed with a code from it; replacing a device also needs a code of the old one "
-                    "(currentCode) or a recovery code. Returns ten recovery codes, once.",
+        "(currentCode) or a recovery code. Returns ten recovery codes, once.",
     )
     async def confirm_totp_enrollment(
         self, info: Info, code: str, current_code: str | None = None, recovery_code: str | None = None
     ) -> ConfirmTotpPayload:
         async def work(session):
             confirmed = await totp.confirm_enrollment(
-                session, settings=info.context.settings, merchant_id=info.context.merchant_id, admin_id=_admin_id(info),
-                code=code, proof=totp.Proof(totp_code=current_code, recovery_code=recovery_code), actor=info.context.actor,
+                session,
+                settings=info.context.settings,
+                merchant_id=info.context.merchant_id,
+                admin_id=_admin_id(info),
+                code=code,
+                proof=totp.Proof(totp_code=current_code, recovery_code=recovery_code),
+                actor=info.context.actor,
             )
             if confirmed.refused is not None:  # committed: a wrong code counts toward the lockout
                 return ConfirmTotpPayload(user_errors=[UserError.from_domain(confirmed.refused)])
@@ -299,8 +370,12 @@ class AdminMutation:
     async def reset_totp(self, info: Info, totp_code: str | None = None, recovery_code: str | None = None) -> AdminPayload:
         async def work(session):
             refused = await totp.reset(
-                session, settings=info.context.settings, merchant_id=info.context.merchant_id, admin_id=_admin_id(info),
-                proof=totp.Proof(totp_code=totp_code, recovery_code=recovery_code), actor=info.context.actor,
+                session,
+                settings=info.context.settings,
+                merchant_id=info.context.merchant_id,
+                admin_id=_admin_id(info),
+                proof=totp.Proof(totp_code=totp_code, recovery_code=recovery_code),
+                actor=info.context.actor,
             )
             if refused is not None:  # committed: a wrong code counts toward the lockout
                 return AdminPayload(user_errors=[UserError.from_domain(refused)])

@@ -28,8 +28,9 @@ class Granularity(enum.Enum):
 
 @strawberry.type(description="Funnel steps; rates are the share of the step before (null when it is zero).")
 class FunnelSteps:
-    channel: str | None = strawberry.field(description='The share channel ("whatsapp"); "" when none was reported; '
-                                                       "null for all channels together.")
+    channel: str | None = strawberry.field(
+        description='The share channel ("whatsapp"); "" when none was reported; null for all channels together.'
+    )
     clicks: int
     signups: int
     referred: int = strawberry.field(description="Customers acquired by referral (referrals created).")
@@ -41,11 +42,18 @@ class FunnelSteps:
     reward_rate: float | None = strawberry.field(description="Rewarded per qualified.")
 
     @classmethod
-    def of(cls, s: reports.FunnelSteps) -> "FunnelSteps":
+    def of(cls, s: reports.FunnelSteps) -> FunnelSteps:
         return cls(
-            channel=s.channel, clicks=s.clicks, signups=s.signups, referred=s.referred, qualified=s.qualified,
-            rewarded=s.rewarded, signup_rate=reports.rate(s.signups, s.clicks), referral_rate=reports.rate(s.referred, s.clicks),
-            qualification_rate=reports.rate(s.qualified, s.referred), reward_rate=reports.rate(s.rewarded, s.qualified),
+            channel=s.channel,
+            clicks=s.clicks,
+            signups=s.signups,
+            referred=s.referred,
+            qualified=s.qualified,
+            rewarded=s.rewarded,
+            signup_rate=reports.rate(s.signups, s.clicks),
+            referral_rate=reports.rate(s.referred, s.clicks),
+            qualification_rate=reports.rate(s.qualified, s.referred),
+            reward_rate=reports.rate(s.rewarded, s.qualified),
         )
 
 
@@ -76,8 +84,10 @@ class RewardCostLine:
 
 @strawberry.type
 class CouponsLine:
-    unit: str = strawberry.field(description="The currency of what was taken off (the order's, reported at redemption, or a "
-                                             "fixed coupon's); PERCENT for percentage coupons redeemed without the order's amount.")
+    unit: str = strawberry.field(
+        description="The currency of what was taken off (the order's, reported at redemption, or a "
+        "fixed coupon's); PERCENT for percentage coupons redeemed without the order's amount."
+    )
     count: int
     amount: BigInt
 
@@ -218,40 +228,69 @@ class ProgramAnalytics:
             reward_cost=[RewardCostLine(**vars(c)) for c in m.reward_cost],
             coupons_redeemed=[CouponsLine(**vars(c)) for c in m.coupons],
             commission=[CommissionLine(**vars(c)) for c in m.commission],
-            returns=[ReturnLine(currency=r.currency, net_revenue=r.net_revenue, cost=r.cost, acquired_customers=r.acquired,
-                                cost_per_acquired_customer=r.cost_per_acquired_customer, roi=r.roi) for r in m.returns],
+            returns=[
+                ReturnLine(
+                    currency=r.currency,
+                    net_revenue=r.net_revenue,
+                    cost=r.cost,
+                    acquired_customers=r.acquired,
+                    cost_per_acquired_customer=r.cost_per_acquired_customer,
+                    roi=r.roi,
+                )
+                for r in m.returns
+            ],
         )
 
     @strawberry.field
     async def referrers(self, info: Info, first: int = 10) -> Referrers:
         t = await self._sums(info)
 
-        leaders, active = await query(info, lambda s: reports.leaderboard(
-            s, merchant_id=self._merchant_id, period=self._period, first=first))
+        leaders, active = await query(
+            info, lambda s: reports.leaderboard(s, merchant_id=self._merchant_id, period=self._period, first=first)
+        )
         v = reports.virality(t, active)
         return Referrers(
             leaderboard=[
-                Leader(rank=x.rank, previous_rank=x.previous_rank,
-                       rank_change=x.previous_rank - x.rank if x.previous_rank is not None else None,
-                       customer_external_id=x.external_id, qualified=x.qualified, referred=x.referred,
-                       revenue=[AmountInCurrency(currency=c, amount=a) for c, a in x.revenue.items()])
+                Leader(
+                    rank=x.rank,
+                    previous_rank=x.previous_rank,
+                    rank_change=x.previous_rank - x.rank if x.previous_rank is not None else None,
+                    customer_external_id=x.external_id,
+                    qualified=x.qualified,
+                    referred=x.referred,
+                    revenue=[AmountInCurrency(currency=c, amount=a) for c, a in x.revenue.items()],
+                )
                 for x in leaders
             ],
-            code_holders=v.code_holders, active_referrers=v.active_referrers, share_referring=v.share_referring,
-            invites=v.invites, invites_per_customer=v.invites_per_customer, invite_conversion=v.invite_conversion,
+            code_holders=v.code_holders,
+            active_referrers=v.active_referrers,
+            share_referring=v.share_referring,
+            invites=v.invites,
+            invites_per_customer=v.invites_per_customer,
+            invite_conversion=v.invite_conversion,
             k_factor=v.k_factor,
         )
 
-    @strawberry.field(description="Median days from a customer's arrival by referral to their own first referral "
-                                  "(customers whose first referral fell in the period).")
+    @strawberry.field(
+        description="Median days from a customer's arrival by referral to their own first referral "
+        "(customers whose first referral fell in the period)."
+    )
     async def viral_cycle_time_days(self, info: Info) -> float | None:
         return await query(info, lambda s: reports.viral_cycle_days(s, merchant_id=self._merchant_id, period=self._period))
 
     @strawberry.field(description="Customers acquired by referral per week, and how many referred someone within 4/8/12 weeks.")
     async def cohorts(self, info: Info) -> list[Cohort]:
         found = await query(info, lambda s: reports.cohorts(s, merchant_id=self._merchant_id, period=self._period))
-        return [Cohort(week=c.week, customers=c.customers, referring_within_4_weeks=c.referring[4],
-                       referring_within_8_weeks=c.referring[8], referring_within_12_weeks=c.referring[12]) for c in found]
+        return [
+            Cohort(
+                week=c.week,
+                customers=c.customers,
+                referring_within_4_weeks=c.referring[4],
+                referring_within_8_weeks=c.referring[8],
+                referring_within_12_weeks=c.referring[12],
+            )
+            for c in found
+        ]
 
     @strawberry.field
     async def fraud(self, info: Info) -> FraudReport:
@@ -260,21 +299,41 @@ class ProgramAnalytics:
         judged = f.allowed + f.reviewed + f.blocked
         amounts = lambda items: [KindAmount(kind=i.kind, unit=i.unit, amount=i.amount) for i in items]  # noqa: E731
         return FraudReport(
-            allowed=f.allowed, reviewed=f.reviewed, blocked=f.blocked, allowed_share=reports.rate(f.allowed, judged),
-            reviewed_share=reports.rate(f.reviewed, judged), blocked_share=reports.rate(f.blocked, judged),
-            held=amounts(f.held), clawed_back=amounts(f.clawed_back), leaked=amounts(f.leaked),
-            review_queue=ReviewQueue(open=f.queue.open, oldest_opened_at=f.queue.oldest_opened_at,
-                                     oldest_age_hours=f.queue.oldest_age_hours, median_age_hours=f.queue.median_age_hours),
+            allowed=f.allowed,
+            reviewed=f.reviewed,
+            blocked=f.blocked,
+            allowed_share=reports.rate(f.allowed, judged),
+            reviewed_share=reports.rate(f.reviewed, judged),
+            blocked_share=reports.rate(f.blocked, judged),
+            held=amounts(f.held),
+            clawed_back=amounts(f.clawed_back),
+            leaked=amounts(f.leaked),
+            review_queue=ReviewQueue(
+                open=f.queue.open,
+                oldest_opened_at=f.queue.oldest_opened_at,
+                oldest_age_hours=f.queue.oldest_age_hours,
+                median_age_hours=f.queue.median_age_hours,
+            ),
         )
 
-    @strawberry.field(description="Each measure by day or week (every bucket present, zeros included). Measures: "
-                                  + ", ".join(rollup.ALL_MEASURES) + ".")
-    async def series(self, info: Info, granularity: Granularity = Granularity.DAY,
-                     measures: list[str] | None = None) -> list[SeriesPoint]:
-        points = await query(info, lambda s: reports.series(
-            s, merchant_id=self._merchant_id, period=self._period, weekly=granularity is Granularity.WEEK,
-            measures=reports.measures_of(measures),
-        ))
+    @strawberry.field(
+        description="Each measure by day or week (every bucket present, zeros included). Measures: "
+        + ", ".join(rollup.ALL_MEASURES)
+        + "."
+    )
+    async def series(
+        self, info: Info, granularity: Granularity = Granularity.DAY, measures: list[str] | None = None
+    ) -> list[SeriesPoint]:
+        points = await query(
+            info,
+            lambda s: reports.series(
+                s,
+                merchant_id=self._merchant_id,
+                period=self._period,
+                weekly=granularity is Granularity.WEEK,
+                measures=reports.measures_of(measures),
+            ),
+        )
         return [SeriesPoint(**vars(p)) for p in points]
 
 
@@ -283,21 +342,35 @@ class AnalyticsQuery:
     @strawberry.field(
         permission_classes=[SecretKeyOrAdmin],
         description="A program's funnel, money, referrers, cohorts and fraud for the days from..to (inclusive) in the "
-                    "merchant's time zone, at most 366 days.",
+        "merchant's time zone, at most 366 days.",
     )
     async def program_analytics(
-        self, info: Info, program_id: strawberry.ID, from_: Annotated[date, strawberry.argument(name="from")], to: date,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
     ) -> ProgramAnalytics:
         merchant_id = info.context.merchant_id
 
         async def work(session):
             period = await reports.period_of(
-                session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"), first=from_, last=to,
+                session,
+                merchant_id=merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
+                first=from_,
+                last=to,
             )
             return period, await reports.rolled_up_at(session, merchant_id=merchant_id)
 
         period, at = await query(info, work)
         return ProgramAnalytics(
-            program_id=program_id, from_=period.first, to=period.last, time_zone=period.zone.key, rolled_up_at=at,
-            _period=period, _merchant_id=merchant_id, _totals={},
+            program_id=program_id,
+            from_=period.first,
+            to=period.last,
+            time_zone=period.zone.key,
+            rolled_up_at=at,
+            _period=period,
+            _merchant_id=merchant_id,
+            _totals={},
         )

@@ -36,8 +36,11 @@ def _day(request: Request, name: str) -> date:
 
 async def download(request: Request) -> Response:
     context = Context(
-        request=request, response=None, settings=request.app.state.settings,
-        session_factory=request.app.state.session_factory, rate_limiter=request.app.state.rate_limiter,
+        request=request,
+        response=None,
+        settings=request.app.state.settings,
+        session_factory=request.app.state.session_factory,
+        rate_limiter=request.app.state.rate_limiter,
     )
     try:
         refusal = await context.admit()
@@ -68,7 +71,8 @@ async def download(request: Request) -> Response:
         await context.close()
     filename = f"{report}-{period.first.isoformat()}-{period.last.isoformat()}.csv"
     return StreamingResponse(
-        export.stream(rows), media_type="text/csv; charset=utf-8",
+        export.stream(rows),
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
 

@@ -23,10 +23,14 @@ from app.schema.transactions import mutate, query
 from app.schema.types import gid
 
 CampaignKind: TypeAlias = campaign_models.CampaignKind
-strawberry.enum(CampaignKind, description=(
-    "THRESHOLD_BONUS: bonusAmount once at `threshold` qualified sales. RATE_BOOST: boostBps extra commission on the "
-    "sale's part in `category`. TIERED_RATE: commission by tier, earlier sales topped up when a tier is crossed. "
-    "CONTEST: prizeAmount to the top N by qualified sales."))
+strawberry.enum(
+    CampaignKind,
+    description=(
+        "THRESHOLD_BONUS: bonusAmount once at `threshold` qualified sales. RATE_BOOST: boostBps extra commission on the "
+        "sale's part in `category`. TIERED_RATE: commission by tier, earlier sales topped up when a tier is crossed. "
+        "CONTEST: prizeAmount to the top N by qualified sales."
+    ),
+)
 CampaignStatus: TypeAlias = campaign_models.CampaignStatus
 strawberry.enum(CampaignStatus)
 
@@ -71,12 +75,26 @@ class Campaign:
     def from_model(cls, m: campaign_models.Campaign) -> Campaign:
         spec = service.spec_of(m)
         return cls(
-            id=gid(m.id), program_id=gid(m.program_id), name=m.name, kind=campaign_models.CampaignKind(m.kind),
-            status=campaign_models.CampaignStatus(m.status), starts_at=m.starts_at, ends_at=m.ends_at, time_zone=m.time_zone,
-            currency=spec.currency, reward_kind=RewardKind(spec.reward_kind), hold_days=spec.hold_days, threshold=spec.threshold,
-            bonus_amount=spec.bonus_amount, category=spec.category, boost_bps=spec.boost_bps,
-            tiers=[CampaignTier(from_sale=t.from_sale, rate_bps=t.rate_bps) for t in spec.tiers], top_n=spec.top_n,
-            prize_amount=spec.prize_amount, refund_window_days=spec.refund_window_days, finalized_at=m.finalized_at,
+            id=gid(m.id),
+            program_id=gid(m.program_id),
+            name=m.name,
+            kind=campaign_models.CampaignKind(m.kind),
+            status=campaign_models.CampaignStatus(m.status),
+            starts_at=m.starts_at,
+            ends_at=m.ends_at,
+            time_zone=m.time_zone,
+            currency=spec.currency,
+            reward_kind=RewardKind(spec.reward_kind),
+            hold_days=spec.hold_days,
+            threshold=spec.threshold,
+            bonus_amount=spec.bonus_amount,
+            category=spec.category,
+            boost_bps=spec.boost_bps,
+            tiers=[CampaignTier(from_sale=t.from_sale, rate_bps=t.rate_bps) for t in spec.tiers],
+            top_n=spec.top_n,
+            prize_amount=spec.prize_amount,
+            refund_window_days=spec.refund_window_days,
+            finalized_at=m.finalized_at,
             created_at=m.created_at,
         )
 
@@ -101,11 +119,21 @@ class CampaignLeaderboard:
     @classmethod
     def of(cls, board: contests.Leaderboard, external_ids: dict | None = None) -> CampaignLeaderboard:
         def line(s: contests.Standing) -> LeaderboardLine:
-            return LeaderboardLine(rank=s.rank, display_name=s.display_name, sales=s.sales, wins_prize=s.wins_prize,
-                                   referrer_external_id=(external_ids or {}).get(s.referrer_id))
+            return LeaderboardLine(
+                rank=s.rank,
+                display_name=s.display_name,
+                sales=s.sales,
+                wins_prize=s.wins_prize,
+                referrer_external_id=(external_ids or {}).get(s.referrer_id),
+            )
 
-        return cls(campaign=Campaign.from_model(board.campaign), status=LeaderboardStatus(board.status),
-                   final_after=board.final_after, top=[line(s) for s in board.top], own=line(board.own) if board.own else None)
+        return cls(
+            campaign=Campaign.from_model(board.campaign),
+            status=LeaderboardStatus(board.status),
+            final_after=board.final_after,
+            top=[line(s) for s in board.top],
+            own=line(board.own) if board.own else None,
+        )
 
 
 @strawberry.input
@@ -137,13 +165,23 @@ class CampaignInput:
         if len(self.tiers or []) > service.MAX_TIERS:
             raise DomainError("tiers", ErrorCode.TOO_MANY, f"at most {service.MAX_TIERS} tiers")
         return service.CampaignInput(
-            program_id=validation.parse_id(self.program_id, "programId"), name=self.name,
-            kind=campaign_models.CampaignKind(self.kind.value), starts_on=self.starts_on, ends_on=self.ends_on,
+            program_id=validation.parse_id(self.program_id, "programId"),
+            name=self.name,
+            kind=campaign_models.CampaignKind(self.kind.value),
+            starts_on=self.starts_on,
+            ends_on=self.ends_on,
             spec=service.CampaignSpec(
-                currency=self.currency, reward_kind=self.reward_kind.value, hold_days=self.hold_days, threshold=self.threshold,
-                bonus_amount=self.bonus_amount, category=self.category, boost_bps=self.boost_bps,
+                currency=self.currency,
+                reward_kind=self.reward_kind.value,
+                hold_days=self.hold_days,
+                threshold=self.threshold,
+                bonus_amount=self.bonus_amount,
+                category=self.category,
+                boost_bps=self.boost_bps,
                 tiers=tuple(service.Tier(from_sale=t.from_sale, rate_bps=t.rate_bps) for t in self.tiers or ()),
-                top_n=self.top_n, prize_amount=self.prize_amount, refund_window_days=self.refund_window_days,
+                top_n=self.top_n,
+                prize_amount=self.prize_amount,
+                refund_window_days=self.refund_window_days,
             ),
         )
 
@@ -170,13 +208,21 @@ class PromotionRules:
 
     @classmethod
     def from_model(cls, m: campaign_models.PromotionRules) -> PromotionRules:
-        return cls(program_id=gid(m.program_id), version=m.version, text=m.text, created_at=m.created_at,
-                   clauses=[PromotionRuleClause(id=c["id"], text=c["text"]) for c in m.clauses])
+        return cls(
+            program_id=gid(m.program_id),
+            version=m.version,
+            text=m.text,
+            created_at=m.created_at,
+            clauses=[PromotionRuleClause(id=c["id"], text=c["text"]) for c in m.clauses],
+        )
 
 
-@strawberry.type(description=(
-    "A referrer and the program's current promotion rules. Earning continues while an acceptance is pending; "
-    "a reviewer may reject commissions that break the rules, citing the clause."))
+@strawberry.type(
+    description=(
+        "A referrer and the program's current promotion rules. Earning continues while an acceptance is pending; "
+        "a reviewer may reject commissions that break the rules, citing the clause."
+    )
+)
 class PromotionRulesStatus:
     current: PromotionRules | None
     accepted_at: datetime | None = strawberry.field(description="When the current version was accepted.")
@@ -206,7 +252,8 @@ def _status(found: promotion_rules.AcceptanceStatus) -> PromotionRulesStatus:
     return PromotionRulesStatus(
         current=PromotionRules.from_model(found.current) if found.current else None,
         accepted_at=found.accepted.accepted_at if found.accepted else None,
-        accepted_via=found.accepted.via if found.accepted else None, pending_acceptance=found.pending,
+        accepted_via=found.accepted.via if found.accepted else None,
+        pending_acceptance=found.pending,
     )
 
 
@@ -214,8 +261,13 @@ async def referrer_of(info: Info, session, external_id: str, timestamp: int | No
     """The referrer a call is for: from a browser (publishable key) only a signed customer."""
     caller = await info.context.caller()
     return await referrers.referrer(
-        session, merchant_id=info.context.merchant_id, external_id=external_id, timestamp=timestamp, signature=signature,
-        signed_only=caller.kind is ApiKeyKind.PUBLISHABLE, app_settings=info.context.settings,
+        session,
+        merchant_id=info.context.merchant_id,
+        external_id=external_id,
+        timestamp=timestamp,
+        signature=signature,
+        signed_only=caller.kind is ApiKeyKind.PUBLISHABLE,
+        app_settings=info.context.settings,
     )
 
 
@@ -227,8 +279,11 @@ class CampaignQuery:
     ) -> Connection[Campaign]:
         async def work(session):
             page = await service.list_campaigns(
-                session, merchant_id=info.context.merchant_id,
-                program_id=validation.parse_id(program_id, "programId") if program_id else None, first=first, after=after,
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=validation.parse_id(program_id, "programId") if program_id else None,
+                first=first,
+                after=after,
             )
             return to_connection(page, Campaign.from_model)
 
@@ -238,7 +293,8 @@ class CampaignQuery:
     async def campaign_leaderboard(self, info: Info, campaign_id: strawberry.ID, first: int = 10) -> CampaignLeaderboard:
         async def work(session):
             campaign = await service.get_campaign(
-                session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(campaign_id, "campaignId"))
+                session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(campaign_id, "campaignId")
+            )
             board = await contests.leaderboard(session, campaign=campaign, limit=first)
             external_ids = await referrers.external_ids(session, [s.referrer_id for s in board.top])
             return CampaignLeaderboard.of(board, external_ids)
@@ -251,14 +307,22 @@ class CampaignQuery:
         "With the publishable key, the widget's signed customer (timestamp, signature) is required.",
     )
     async def referrer_campaign_leaderboard(
-        self, info: Info, campaign_id: strawberry.ID, customer_external_id: str, timestamp: BigInt | None = None,
-        signature: str | None = None, first: int = 10,
+        self,
+        info: Info,
+        campaign_id: strawberry.ID,
+        customer_external_id: str,
+        timestamp: BigInt | None = None,
+        signature: str | None = None,
+        first: int = 10,
     ) -> CampaignLeaderboard:
         async def work(session):
             referrer = await referrer_of(info, session, customer_external_id, timestamp, signature)
             campaign = await service.get_campaign(
-                session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(campaign_id, "campaignId"))
-            return CampaignLeaderboard.of(await contests.leaderboard(session, campaign=campaign, referrer_id=referrer.id, limit=first))
+                session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(campaign_id, "campaignId")
+            )
+            return CampaignLeaderboard.of(
+                await contests.leaderboard(session, campaign=campaign, referrer_id=referrer.id, limit=first)
+            )
 
         return await query(info, work)
 
@@ -266,7 +330,8 @@ class CampaignQuery:
     async def promotion_rules(self, info: Info, program_id: strawberry.ID) -> PromotionRules | None:
         async def work(session):
             found = await promotion_rules.current(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId"))
+                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId")
+            )
             return PromotionRules.from_model(found) if found else None
 
         return await query(info, work)
@@ -276,22 +341,32 @@ class CampaignQuery:
         description="The program's current rules and whether the referrer accepted them (publishable key: signed customer).",
     )
     async def promotion_rules_status(
-        self, info: Info, program_id: strawberry.ID, customer_external_id: str, timestamp: BigInt | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        customer_external_id: str,
+        timestamp: BigInt | None = None,
         signature: str | None = None,
     ) -> PromotionRulesStatus:
         async def work(session):
             referrer = await referrer_of(info, session, customer_external_id, timestamp, signature)
-            return _status(await promotion_rules.status(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId"),
-                customer_id=referrer.id,
-            ))
+            return _status(
+                await promotion_rules.status(
+                    session,
+                    merchant_id=info.context.merchant_id,
+                    program_id=validation.parse_id(program_id, "programId"),
+                    customer_id=referrer.id,
+                )
+            )
 
         return await query(info, work)
 
 
 @strawberry.type
 class CampaignMutation:
-    @strawberry.mutation(permission_classes=[SecretKey], description="Start a campaign or contest over local dates of the merchant's time zone.")
+    @strawberry.mutation(
+        permission_classes=[SecretKey], description="Start a campaign or contest over local dates of the merchant's time zone."
+    )
     async def create_campaign(self, info: Info, input: CampaignInput) -> CampaignPayload:
         async def work(session):
             campaign = await service.create_campaign(session, merchant_id=info.context.merchant_id, data=input.to_domain())
@@ -303,19 +378,25 @@ class CampaignMutation:
     async def cancel_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
         async def work(session):
             campaign = await service.cancel_campaign(
-                session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(id, "id"))
+                session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(id, "id")
+            )
             return CampaignPayload(campaign=Campaign.from_model(campaign))
 
         return await mutate(info, CampaignPayload, work)
 
-    @strawberry.mutation(permission_classes=[SecretKey], description="A new version of the program's promotion rules; referrers accept it again.")
+    @strawberry.mutation(
+        permission_classes=[SecretKey], description="A new version of the program's promotion rules; referrers accept it again."
+    )
     async def publish_promotion_rules(
         self, info: Info, program_id: strawberry.ID, text: str, clauses: list[PromotionRuleClauseInput]
     ) -> PromotionRulesPayload:
         async def work(session):
             rules = await promotion_rules.publish(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId"),
-                text=text, clauses=[promotion_rules.Clause(id=c.id, text=c.text) for c in clauses[:promotion_rules.MAX_CLAUSES + 1]],
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
+                text=text,
+                clauses=[promotion_rules.Clause(id=c.id, text=c.text) for c in clauses[: promotion_rules.MAX_CLAUSES + 1]],
             )
             return PromotionRulesPayload(promotion_rules=PromotionRules.from_model(rules))
 
@@ -326,18 +407,32 @@ class CampaignMutation:
         description="The referrer accepts the current version (from the widget with the signed customer, or the API).",
     )
     async def accept_promotion_rules(
-        self, info: Info, program_id: strawberry.ID, version: int, customer_external_id: str,
-        timestamp: BigInt | None = None, signature: str | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        version: int,
+        customer_external_id: str,
+        timestamp: BigInt | None = None,
+        signature: str | None = None,
     ) -> PromotionRulesStatusPayload:
         async def work(session):
             referrer = await referrer_of(info, session, customer_external_id, timestamp, signature)
             program_id_ = validation.parse_id(program_id, "programId")
             caller = await info.context.caller()
             await promotion_rules.accept(
-                session, merchant_id=info.context.merchant_id, program_id=program_id_, customer_id=referrer.id, version=version,
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=program_id_,
+                customer_id=referrer.id,
+                version=version,
                 via=promotion_rules.WIDGET if caller.kind is ApiKeyKind.PUBLISHABLE else promotion_rules.API,
             )
-            return PromotionRulesStatusPayload(status=_status(await promotion_rules.status(
-                session, merchant_id=info.context.merchant_id, program_id=program_id_, customer_id=referrer.id)))
+            return PromotionRulesStatusPayload(
+                status=_status(
+                    await promotion_rules.status(
+                        session, merchant_id=info.context.merchant_id, program_id=program_id_, customer_id=referrer.id
+                    )
+                )
+            )
 
         return await mutate(info, PromotionRulesStatusPayload, work)

@@ -33,17 +33,21 @@ class TrackClickInput:
     code: str
     device_id: str | None = strawberry.field(default=None, description="The widget's device id, for fraud checks.")
     device_fingerprint: str | None = strawberry.field(
-        default=None, description="The widget's coarse browser hash (user agent, screen, timezone, language); a weak fraud signal."
+        default=None,
+        description="The widget's coarse browser hash (user agent, screen, timezone, language); a weak fraud signal.",
     )
     landing_url: str | None = None
     channel: str | None = strawberry.field(
         default=None, description='Where the link was shared ("whatsapp", "email"): analytics split the funnel by it.'
     )
     occurred_at: datetime | None = strawberry.field(
-        default=None, description="For imports of past clicks: when it happened (not in the future, at most 30 days back).")
+        default=None, description="For imports of past clicks: when it happened (not in the future, at most 30 days back)."
+    )
     sub_id: str | None = strawberry.field(
-        default=None, description='The affiliate\'s tag on the link (?ref=CODE&sub=newsletter): up to 64 printable characters '
-        "without spaces. Partner reports count clicks and conversions per sub-id.")
+        default=None,
+        description="The affiliate's tag on the link (?ref=CODE&sub=newsletter): up to 64 printable characters "
+        "without spaces. Partner reports count clicks and conversions per sub-id.",
+    )
 
 
 @strawberry.type

@@ -54,7 +54,7 @@ class Context:
     _session_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _in_flight: set[asyncio.Future[Any]] = field(default_factory=set)
     _closed: bool = False
-    loaders: "Loaders | None" = field(default=None)
+    loaders: Loaders | None = field(default=None)
     rate_limiter: RateLimiter | None = None  # None: not limited (tests that count on no budgets)
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -133,9 +133,8 @@ class Context:
         else:
             key_budget, ip_budget = Budget.SECRET_KEY, Budget.SECRET_IP
         credential = caller.key_id or caller.session_id  # an API key, or an admin's session
-        return (
-            await limiter.spend(ip_budget, f"{caller.merchant_id}:{ip}", item=own.get(ip_budget))
-            or await limiter.spend(key_budget, str(credential), item=own.get(key_budget))
+        return await limiter.spend(ip_budget, f"{caller.merchant_id}:{ip}", item=own.get(ip_budget)) or await limiter.spend(
+            key_budget, str(credential), item=own.get(key_budget)
         )
 
     async def credential_check(self, attempt: Callable[[], Awaitable[T]], *, failed: Callable[[T], bool]) -> T:
@@ -194,7 +193,7 @@ class Context:
             raise PublicError("a valid API key is required", "UNAUTHENTICATED")
         return self._caller.key_id
 
-    def get_loaders(self) -> "Loaders":
+    def get_loaders(self) -> Loaders:
         if self.loaders is None:
             self.loaders = Loaders(self)
         return self.loaders
@@ -226,9 +225,7 @@ class Loaders:
         self.program = DataLoader(self._one(programs.get_programs_by_ids, "ids", lambda r: r.id))
         self.referral_code = DataLoader(self._one(codes.get_codes_by_ids, "ids", lambda r: r.id))
         self.referral = DataLoader(self._one(queries.get_referrals_by_ids, "ids", lambda r: r.id))
-        self.codes_by_customer = DataLoader(
-            self._many(codes.get_codes_by_customer_ids, "customer_ids", lambda r: r.customer_id)
-        )
+        self.codes_by_customer = DataLoader(self._many(codes.get_codes_by_customer_ids, "customer_ids", lambda r: r.customer_id))
         self.referrals_by_referee = DataLoader(
             self._many(queries.get_referrals_by_referee_ids, "referee_ids", lambda r: r.referee_id)
         )

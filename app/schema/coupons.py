@@ -32,7 +32,7 @@ class CouponPool:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: models.CouponPool, stock: service.PoolStock) -> "CouponPool":
+    def from_model(cls, m: models.CouponPool, stock: service.PoolStock) -> CouponPool:
         return cls(
             id=gid(m.id),
             name=m.name,
@@ -132,8 +132,11 @@ class CouponMutation:
     async def create_coupon_pool(self, info: Info, input: CreateCouponPoolInput) -> CouponPoolPayload:
         async def work(session):
             pool = await service.create_pool(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(input.program_id, "programId"),
-                name=input.name, low_stock_threshold=input.low_stock_threshold,
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=validation.parse_id(input.program_id, "programId"),
+                name=input.name,
+                low_stock_threshold=input.low_stock_threshold,
             )
             return CouponPoolPayload(coupon_pool=await _pool(session, pool))
 
@@ -149,7 +152,9 @@ class CouponMutation:
             result = await service.add_codes(
                 session, merchant_id=info.context.merchant_id, pool_id=validation.parse_id(pool_id, "poolId"), codes=codes
             )
-            return AddCouponCodesPayload(coupon_pool=await _pool(session, result.pool), added=result.added, skipped=result.skipped)
+            return AddCouponCodesPayload(
+                coupon_pool=await _pool(session, result.pool), added=result.added, skipped=result.skipped
+            )
 
         return await mutate(info, AddCouponCodesPayload, work)
 
@@ -157,8 +162,12 @@ class CouponMutation:
     async def redeem_coupon(self, info: Info, input: RedeemCouponInput) -> RedeemCouponPayload:
         async def work(session):
             result = await service.redeem_coupon(
-                session, merchant_id=info.context.merchant_id, code=input.code, order_id=input.order_id,
-                order_amount=input.order_amount, currency=input.currency,
+                session,
+                merchant_id=info.context.merchant_id,
+                code=input.code,
+                order_id=input.order_id,
+                order_amount=input.order_amount,
+                currency=input.currency,
             )
             return RedeemCouponPayload(coupon=Coupon.from_model(result.coupon), replayed=result.replayed)
 

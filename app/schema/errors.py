@@ -28,7 +28,7 @@ class UserError:
     message: str
 
     @classmethod
-    def from_domain(cls, error: DomainError) -> "UserError":
+    def from_domain(cls, error: DomainError) -> UserError:
         return cls(field=error.field, code=error.code, message=error.message)
 
 

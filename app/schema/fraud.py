@@ -130,7 +130,8 @@ class CustomerFraudStatusPayload:
 class ClearReferrerPayload:
     customer: Customer | None = None
     approved_reviews: list[FraudReview] = strawberry.field(
-        default_factory=list, description="Reviews opened only because the referrer was under review, now approved.")
+        default_factory=list, description="Reviews opened only because the referrer was under review, now approved."
+    )
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -173,7 +174,7 @@ class FraudPolicySimulation:
     moves: list[BacktestMove]
 
     @classmethod
-    def from_domain(cls, r: backtest.BacktestResult) -> "FraudPolicySimulation":
+    def from_domain(cls, r: backtest.BacktestResult) -> FraudPolicySimulation:
         def score(s: backtest.Scored) -> BacktestScore:
             return BacktestScore(outcome=s.outcome, score=s.score, signals=list(s.signals))
 
@@ -185,10 +186,14 @@ class FraudPolicySimulation:
             after=[OutcomeCount(outcome=o, count=c) for o, c in r.after.items()],
             moves=[
                 BacktestMove(
-                    before=m.before, after=m.after, count=m.count,
+                    before=m.before,
+                    after=m.after,
+                    count=m.count,
                     reward_value=[UnitAmount(unit=u, amount=a) for u, a in sorted(m.reward_value.items())],
-                    sample=[BacktestSample(referral_id=gid(s.referral_id), before=score(s.before), after=score(s.after))
-                            for s in m.sample],
+                    sample=[
+                        BacktestSample(referral_id=gid(s.referral_id), before=score(s.before), after=score(s.after))
+                        for s in m.sample
+                    ],
                 )
                 for m in r.moves
             ],
@@ -204,7 +209,9 @@ class FraudQuery:
     @strawberry.field(permission_classes=[SecretKey], description="The program's fraud policy in force.")
     async def fraud_policy(self, info: Info, program_id: strawberry.ID) -> FraudPolicy:
         async def work(session):
-            policy = await policies.program_policy(session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"))
+            policy = await policies.program_policy(
+                session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId")
+            )
             return FraudPolicy.from_domain(policy)
 
         return await query(info, work)
@@ -212,12 +219,16 @@ class FraudQuery:
     @strawberry.field(permission_classes=[SecretKey], description="Every version the merchant set, oldest first.")
     async def fraud_policy_history(self, info: Info, program_id: strawberry.ID) -> list[FraudPolicy]:
         async def work(session):
-            rows = await policies.policy_history(session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"))
+            rows = await policies.policy_history(
+                session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId")
+            )
             return [FraudPolicy.from_domain(policies.Policy.of_row(r)) for r in rows]
 
         return await query(info, work)
 
-    @strawberry.field(permission_classes=[SecretKeyOrReviewer], description="A referral's fraud decisions with their evidence, oldest first.")
+    @strawberry.field(
+        permission_classes=[SecretKeyOrReviewer], description="A referral's fraud decisions with their evidence, oldest first."
+    )
     async def fraud_decisions(self, info: Info, referral_id: strawberry.ID) -> list[FraudDecision]:
         async def work(session):
             rows = await reviews.referral_decisions(
@@ -238,8 +249,12 @@ class FraudQuery:
     ) -> Connection[FraudReview]:
         async def work(session):
             page = await reviews.list_reviews(
-                session, merchant_id=info.context.merchant_id, status=status,
-                program_id=_id(program_id, "programId") if program_id else None, first=first, after=after,
+                session,
+                merchant_id=info.context.merchant_id,
+                status=status,
+                program_id=_id(program_id, "programId") if program_id else None,
+                first=first,
+                after=after,
             )
             return to_connection(page, FraudReview.from_model)
 
@@ -288,9 +303,12 @@ class FraudQuery:
     ) -> FraudPolicySimulation:
         async def work(session):
             result = await backtest.simulate_policy(
-                session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"),
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=_id(program_id, "programId"),
                 change=policy.to_domain(),
-                start=from_, end=to,
+                start=from_,
+                end=to,
             )
             return FraudPolicySimulation.from_domain(result)
 
@@ -302,8 +320,11 @@ class FraudQuery:
     ) -> Connection[AuditEntry]:
         async def work(session):
             page = await audit.list_entries(
-                session, merchant_id=info.context.merchant_id,
-                subject_id=_id(subject_id, "subjectId") if subject_id else None, first=first, after=after,
+                session,
+                merchant_id=info.context.merchant_id,
+                subject_id=_id(subject_id, "subjectId") if subject_id else None,
+                first=first,
+                after=after,
             )
             return to_connection(page, AuditEntry.from_model)
 
@@ -322,7 +343,9 @@ class FraudMutation:
     async def set_fraud_policy(self, info: Info, program_id: strawberry.ID, policy: FraudPolicyInput) -> FraudPolicyPayload:
         async def work(session):
             result, _ = await policies.set_policy(
-                session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"),
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=_id(program_id, "programId"),
                 change=policy.to_domain(),
                 actor=info.context.actor,
             )
@@ -335,27 +358,42 @@ class FraudMutation:
         description="APPROVE releases the held rewards (after their own hold); REJECT rejects the referral and takes them back.",
     )
     async def resolve_fraud_review(
-        self, info: Info, id: strawberry.ID, resolution: FraudResolution, note: str | None = None,
+        self,
+        info: Info,
+        id: strawberry.ID,
+        resolution: FraudResolution,
+        note: str | None = None,
         cited_rule: CitedRuleInput | None = None,
     ) -> FraudReviewPayload:
         async def work(session):
             resolved = await reviews.resolve_review(
-                session, merchant_id=info.context.merchant_id, review_id=_id(id, "id"), resolution=resolution,
-                note=note, actor=info.context.actor,
+                session,
+                merchant_id=info.context.merchant_id,
+                review_id=_id(id, "id"),
+                resolution=resolution,
+                note=note,
+                actor=info.context.actor,
                 cited_rule=(cited_rule.version, cited_rule.clause_id) if cited_rule else None,
             )
             return FraudReviewPayload(review=FraudReview.from_model(resolved.review), replayed=resolved.replayed)
 
         return await mutate(info, FraudReviewPayload, work)
 
-    @strawberry.mutation(permission_classes=[SecretKeyOrReviewer], description="Resolve the OPEN reviews matching a filter, oldest first.")
+    @strawberry.mutation(
+        permission_classes=[SecretKeyOrReviewer], description="Resolve the OPEN reviews matching a filter, oldest first."
+    )
     async def resolve_fraud_reviews(
         self, info: Info, filter: FraudReviewFilter, resolution: FraudResolution, note: str | None = None, limit: int = 100
     ) -> FraudReviewsPayload:
         async def work(session):
             resolved = await reviews.resolve_reviews(
-                session, merchant_id=info.context.merchant_id, review_filter=filter.to_domain(), resolution=resolution,
-                note=note, limit=limit, actor=info.context.actor,
+                session,
+                merchant_id=info.context.merchant_id,
+                review_filter=filter.to_domain(),
+                resolution=resolution,
+                note=note,
+                limit=limit,
+                actor=info.context.actor,
             )
             return FraudReviewsPayload(resolved_count=len(resolved), reviews=[FraudReview.from_model(r) for r in resolved])
 
@@ -367,7 +405,11 @@ class FraudMutation:
     ) -> FraudListEntryPayload:
         async def work(session):
             entry = await lists.add_entry(
-                session, merchant_id=info.context.merchant_id, kind=kind, value=value, note=note,
+                session,
+                merchant_id=info.context.merchant_id,
+                kind=kind,
+                value=value,
+                note=note,
                 actor=info.context.actor,
             )
             return FraudListEntryPayload(entry=FraudListEntry.from_model(entry))
@@ -386,17 +428,23 @@ class FraudMutation:
 
     @strawberry.mutation(
         permission_classes=[SecretKeyOrReviewer],
-        description=("A referrer under review (one of their referrals was flagged) is cleared: their referrals held "
-                     "for that reason alone are approved in one action, and new ones are no longer held."),
+        description=(
+            "A referrer under review (one of their referrals was flagged) is cleared: their referrals held "
+            "for that reason alone are approved in one action, and new ones are no longer held."
+        ),
     )
     async def clear_referrer(self, info: Info, customer_external_id: str, note: str | None = None) -> ClearReferrerPayload:
         async def work(session):
             customer, approved = await memory.clear_referrer(
-                session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id,
-                note=note, actor=info.context.actor,
+                session,
+                merchant_id=info.context.merchant_id,
+                customer_external_id=customer_external_id,
+                note=note,
+                actor=info.context.actor,
             )
-            return ClearReferrerPayload(customer=Customer.from_model(customer),
-                                        approved_reviews=[FraudReview.from_model(r) for r in approved])
+            return ClearReferrerPayload(
+                customer=Customer.from_model(customer), approved_reviews=[FraudReview.from_model(r) for r in approved]
+            )
 
         return await mutate(info, ClearReferrerPayload, work)
 
@@ -409,10 +457,13 @@ class FraudMutation:
     ) -> CustomerFraudStatusPayload:
         async def work(session):
             customer = await lists.set_customer_status(
-                session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id,
-                status=status, note=note, actor=info.context.actor,
+                session,
+                merchant_id=info.context.merchant_id,
+                customer_external_id=customer_external_id,
+                status=status,
+                note=note,
+                actor=info.context.actor,
             )
             return CustomerFraudStatusPayload(customer=Customer.from_model(customer), status=status)
 
         return await mutate(info, CustomerFraudStatusPayload, work)
-

@@ -41,10 +41,14 @@ class FraudObservation:
     related_referral_ids: list[strawberry.ID] = strawberry.field(description="Other referrals sharing this evidence.")
 
     @classmethod
-    def from_json(cls, o: dict) -> "FraudObservation":
+    def from_json(cls, o: dict) -> FraudObservation:
         return cls(
-            signal=o["signal"], value=o["value"], evidence=o["evidence"], details=o.get("details") or {},
-            fired=o.get("fired", False), weight=o.get("weight", 0),
+            signal=o["signal"],
+            value=o["value"],
+            evidence=o["evidence"],
+            details=o.get("details") or {},
+            fired=o.get("fired", False),
+            weight=o.get("weight", 0),
             related_referral_ids=[strawberry.ID(r) for r in o.get("related") or []],
         )
 
@@ -65,14 +69,21 @@ class FraudDecision:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: models.FraudDecision) -> "FraudDecision":
+    def from_model(cls, m: models.FraudDecision) -> FraudDecision:
         observations = sorted(m.observations, key=lambda o: not o.get("fired"))
         return cls(
-            id=gid(m.id), stage=models.Stage(m.stage), outcome=models.Outcome(m.outcome),
-            policy_outcome=models.Outcome(m.policy_outcome), score=m.score, policy_version=m.policy_version,
-            observations=[FraudObservation.from_json(o) for o in observations], adjustments=list(m.adjustments),
-            action_id=gid(m.action_id) if m.action_id else None, referral_id=gid(m.referral_id),
-            review_id=gid(m.review_id) if m.review_id else None, created_at=m.created_at,
+            id=gid(m.id),
+            stage=models.Stage(m.stage),
+            outcome=models.Outcome(m.outcome),
+            policy_outcome=models.Outcome(m.policy_outcome),
+            score=m.score,
+            policy_version=m.policy_version,
+            observations=[FraudObservation.from_json(o) for o in observations],
+            adjustments=list(m.adjustments),
+            action_id=gid(m.action_id) if m.action_id else None,
+            referral_id=gid(m.referral_id),
+            review_id=gid(m.review_id) if m.review_id else None,
+            created_at=m.created_at,
         )
 
 
@@ -99,15 +110,24 @@ class FraudReview:
     referral_id: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_model(cls, m: models.FraudReview) -> "FraudReview":
+    def from_model(cls, m: models.FraudReview) -> FraudReview:
         return cls(
-            id=gid(m.id), status=models.ReviewStatus(m.status), score=m.score, signals=list(m.signals),
-            opened_at=m.opened_at, resolved_at=m.resolved_at,
+            id=gid(m.id),
+            status=models.ReviewStatus(m.status),
+            score=m.score,
+            signals=list(m.signals),
+            opened_at=m.opened_at,
+            resolved_at=m.resolved_at,
             resolved_by_key_id=gid(m.resolved_by_key_id) if m.resolved_by_key_id else None,
             resolved_by_admin_id=gid(m.resolved_by_admin_id) if m.resolved_by_admin_id else None,
-            resolution_note=m.resolution_note, program_id=gid(m.program_id), referral_id=m.referral_id,
-            cited_rule=CitedRule(version=m.cited_rule["version"], clause_id=m.cited_rule["clauseId"],
-                                 clause_text=m.cited_rule["clauseText"]) if m.cited_rule else None,
+            resolution_note=m.resolution_note,
+            program_id=gid(m.program_id),
+            referral_id=m.referral_id,
+            cited_rule=CitedRule(
+                version=m.cited_rule["version"], clause_id=m.cited_rule["clauseId"], clause_text=m.cited_rule["clauseText"]
+            )
+            if m.cited_rule
+            else None,
         )
 
     @strawberry.field
@@ -138,10 +158,15 @@ class FraudSignalSetting:
 
 
 ClearanceEvidence: TypeAlias = policies.ClearanceEvidence
-strawberry.enum(ClearanceEvidence, name="ClearanceEvidence", description=(
-    "What a referral must be screened ALLOW after before its rewards can be spent: SIGNUP (at once), "
-    "FIRST_PURCHASE (the referee's first purchase, with card and address), QUIET_DAYS (a fresh check quietDays "
-    "after the reward was earned, with everything learnt meanwhile)."))
+strawberry.enum(
+    ClearanceEvidence,
+    name="ClearanceEvidence",
+    description=(
+        "What a referral must be screened ALLOW after before its rewards can be spent: SIGNUP (at once), "
+        "FIRST_PURCHASE (the referee's first purchase, with card and address), QUIET_DAYS (a fresh check quietDays "
+        "after the reward was earned, with everything learnt meanwhile)."
+    ),
+)
 
 
 @strawberry.type(description="When a referral's rewards become spendable. Until then they are HELD with awaitingClearance.")
@@ -149,7 +174,8 @@ class ClearancePolicy:
     evidence: ClearanceEvidence
     quiet_days: int
     release_referee_discounts: bool = strawberry.field(
-        description="A referee's first-order coupon (a DISCOUNT reward) is usable at once, without waiting.")
+        description="A referee's first-order coupon (a DISCOUNT reward) is usable at once, without waiting."
+    )
 
 
 @strawberry.type(description="How signals weigh and what the score does, for one program.")
@@ -162,19 +188,35 @@ class FraudPolicy:
     created_at: datetime | None = None
 
     @classmethod
-    def from_domain(cls, p: policies.Policy) -> "FraudPolicy":
+    def from_domain(cls, p: policies.Policy) -> FraudPolicy:
         settings = []
         for name, info in CATALOGUE.items():
             s = p.setting(name)
-            settings.append(FraudSignalSetting(
-                signal=name, description=info.description, weight=s.weight, threshold=s.threshold,
-                fires_at_or_below=info.fires_at_or_below, value_meaning=info.value_meaning, action=s.action,
-                enabled=s.enabled,
-            ))
-        clearance = ClearancePolicy(evidence=p.clearance.evidence, quiet_days=p.clearance.quiet_days,
-                                    release_referee_discounts=p.clearance.release_referee_discounts)
-        return cls(version=p.version, review_score=p.review_score, block_score=p.block_score, signals=settings,
-                   clearance=clearance, created_at=p.created_at)
+            settings.append(
+                FraudSignalSetting(
+                    signal=name,
+                    description=info.description,
+                    weight=s.weight,
+                    threshold=s.threshold,
+                    fires_at_or_below=info.fires_at_or_below,
+                    value_meaning=info.value_meaning,
+                    action=s.action,
+                    enabled=s.enabled,
+                )
+            )
+        clearance = ClearancePolicy(
+            evidence=p.clearance.evidence,
+            quiet_days=p.clearance.quiet_days,
+            release_referee_discounts=p.clearance.release_referee_discounts,
+        )
+        return cls(
+            version=p.version,
+            review_score=p.review_score,
+            block_score=p.block_score,
+            signals=settings,
+            clearance=clearance,
+            created_at=p.created_at,
+        )
 
 
 @strawberry.type
@@ -186,7 +228,7 @@ class FraudListEntry:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: models.FraudListEntry) -> "FraudListEntry":
+    def from_model(cls, m: models.FraudListEntry) -> FraudListEntry:
         return cls(id=gid(m.id), kind=models.ListKind(m.kind), value=m.value, note=m.note, created_at=m.created_at)
 
 
@@ -202,9 +244,14 @@ class AuditEntry:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: AuditEntryModel) -> "AuditEntry":
+    def from_model(cls, m: AuditEntryModel) -> AuditEntry:
         return cls(
-            id=gid(m.id), action=m.action, actor_key_id=gid(m.actor_key_id) if m.actor_key_id else None,
+            id=gid(m.id),
+            action=m.action,
+            actor_key_id=gid(m.actor_key_id) if m.actor_key_id else None,
             actor_admin_id=gid(m.actor_admin_id) if m.actor_admin_id else None,
-            subject_id=gid(m.subject_id) if m.subject_id else None, note=m.note, details=m.details, created_at=m.created_at,
+            subject_id=gid(m.subject_id) if m.subject_id else None,
+            note=m.note,
+            details=m.details,
+            created_at=m.created_at,
         )

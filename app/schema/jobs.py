@@ -34,10 +34,16 @@ class Job:
     finished_at: datetime | None
 
     @classmethod
-    def from_model(cls, m: models.OutboxJob) -> "Job":
+    def from_model(cls, m: models.OutboxJob) -> Job:
         return cls(
-            id=gid(m.id), actor=m.actor, args=m.args, status=models.JobStatus(m.status), attempts=m.attempts,
-            last_error=m.last_error, created_at=m.created_at, finished_at=m.finished_at,
+            id=gid(m.id),
+            actor=m.actor,
+            args=m.args,
+            status=models.JobStatus(m.status),
+            attempts=m.attempts,
+            last_error=m.last_error,
+            created_at=m.created_at,
+            finished_at=m.finished_at,
         )
 
 
@@ -63,9 +69,7 @@ class JobMutation:
     @strawberry.mutation(permission_classes=[SecretKey], description="Run a dead job again, with a fresh set of attempts.")
     async def retry_job(self, info: Info, id: strawberry.ID) -> JobPayload:
         async def work(session):
-            job = await outbox.retry_dead_job(
-                session, merchant_id=info.context.merchant_id, job_id=validation.parse_id(id, "id")
-            )
+            job = await outbox.retry_dead_job(session, merchant_id=info.context.merchant_id, job_id=validation.parse_id(id, "id"))
             return JobPayload(job=Job.from_model(job))
 
         return await mutate(info, JobPayload, work)

@@ -42,11 +42,14 @@ class LeadStep:
     @classmethod
     def from_model(cls, m: models.LeadEvent) -> LeadStep:
         return cls(
-            from_status=models.LeadStatus(m.from_status) if m.from_status else None, to_status=models.LeadStatus(m.to_status),
-            notes=m.notes, notes_visible_to_referrer=m.notes_visible_to_referrer,
+            from_status=models.LeadStatus(m.from_status) if m.from_status else None,
+            to_status=models.LeadStatus(m.to_status),
+            notes=m.notes,
+            notes_visible_to_referrer=m.notes_visible_to_referrer,
             actor_key_id=gid(m.actor_key_id) if m.actor_key_id else None,
             actor_admin_id=gid(m.actor_admin_id) if m.actor_admin_id else None,
-            by_referrer=m.actor_customer_id is not None, at=m.created_at,
+            by_referrer=m.actor_customer_id is not None,
+            at=m.created_at,
         )
 
 
@@ -62,7 +65,8 @@ class Lead:
     contact_email: str | None
     notes: str | None
     duplicate_of_id: strawberry.ID | None = strawberry.field(
-        description="An earlier lead of the program with the same company domain or contact email.")
+        description="An earlier lead of the program with the same company domain or contact email."
+    )
     contract_value: BigInt | None
     contract_currency: str | None
     fee_reward_id: strawberry.ID | None
@@ -73,12 +77,22 @@ class Lead:
     @classmethod
     def of(cls, m: models.Lead, referrer_external_id: str, steps: list[models.LeadEvent]) -> Lead:
         return cls(
-            id=gid(m.id), program_id=gid(m.program_id), referrer_external_id=referrer_external_id,
-            status=models.LeadStatus(m.status), company=m.company, company_domain=m.company_domain,
-            contact_name=m.contact_name, contact_email=m.contact_email, notes=m.notes,
-            duplicate_of_id=gid(m.duplicate_of_id) if m.duplicate_of_id else None, contract_value=m.contract_value,
-            contract_currency=m.contract_currency, fee_reward_id=gid(m.fee_reward_id) if m.fee_reward_id else None,
-            history=[LeadStep.from_model(s) for s in steps], created_at=m.created_at, updated_at=m.updated_at,
+            id=gid(m.id),
+            program_id=gid(m.program_id),
+            referrer_external_id=referrer_external_id,
+            status=models.LeadStatus(m.status),
+            company=m.company,
+            company_domain=m.company_domain,
+            contact_name=m.contact_name,
+            contact_email=m.contact_email,
+            notes=m.notes,
+            duplicate_of_id=gid(m.duplicate_of_id) if m.duplicate_of_id else None,
+            contract_value=m.contract_value,
+            contract_currency=m.contract_currency,
+            fee_reward_id=gid(m.fee_reward_id) if m.fee_reward_id else None,
+            history=[LeadStep.from_model(s) for s in steps],
+            created_at=m.created_at,
+            updated_at=m.updated_at,
         )
 
 
@@ -102,10 +116,18 @@ class ReferrerLead:
     @classmethod
     def of(cls, m: models.Lead, steps: list[models.LeadEvent]) -> ReferrerLead:
         return cls(
-            id=gid(m.id), program_id=gid(m.program_id), status=models.LeadStatus(m.status), company=m.company,
-            fee_granted=m.fee_reward_id is not None, created_at=m.created_at,
-            steps=[ReferrerLeadStep(status=models.LeadStatus(s.to_status), notes=s.notes if s.notes_visible_to_referrer else None,
-                                    at=s.created_at) for s in steps],
+            id=gid(m.id),
+            program_id=gid(m.program_id),
+            status=models.LeadStatus(m.status),
+            company=m.company,
+            fee_granted=m.fee_reward_id is not None,
+            created_at=m.created_at,
+            steps=[
+                ReferrerLeadStep(
+                    status=models.LeadStatus(s.to_status), notes=s.notes if s.notes_visible_to_referrer else None, at=s.created_at
+                )
+                for s in steps
+            ],
         )
 
 
@@ -120,8 +142,14 @@ class LeadSettings:
 
     @classmethod
     def from_model(cls, m: models.LeadSettings) -> LeadSettings:
-        return cls(program_id=gid(m.program_id), kind=RewardKind(m.kind), fee_amount=m.fee_amount,
-                   fee_percent_bps=m.fee_percent_bps, currency=m.currency, hold_days=m.hold_days)
+        return cls(
+            program_id=gid(m.program_id),
+            kind=RewardKind(m.kind),
+            fee_amount=m.fee_amount,
+            fee_percent_bps=m.fee_percent_bps,
+            currency=m.currency,
+            hold_days=m.hold_days,
+        )
 
 
 @strawberry.input
@@ -144,7 +172,9 @@ class MoveLeadInput:
     status: LeadStatus
     notes: str | None = None
     notes_visible_to_referrer: bool = False
-    contract_value: BigInt | None = strawberry.field(default=None, description="At WON: the first contract's value (minor units).")
+    contract_value: BigInt | None = strawberry.field(
+        default=None, description="At WON: the first contract's value (minor units)."
+    )
     contract_currency: str | None = None
 
 
@@ -187,14 +217,21 @@ async def _staff_views(session, merchant_id: uuid.UUID, leads: list[models.Lead]
 class LeadQuery:
     @strawberry.field(permission_classes=[LeadStaff], description="The merchant's leads, newest first.")
     async def leads(
-        self, info: Info, program_id: strawberry.ID | None = None, status: LeadStatus | None = None,
-        first: int | None = 20, after: str | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID | None = None,
+        status: LeadStatus | None = None,
+        first: int | None = 20,
+        after: str | None = None,
     ) -> Connection[Lead]:
         async def work(session):
             page = await service.list_leads(
-                session, merchant_id=info.context.merchant_id,
+                session,
+                merchant_id=info.context.merchant_id,
                 program_id=validation.parse_id(program_id, "programId") if program_id else None,
-                status=models.LeadStatus(status.value) if status else None, first=first, after=after,
+                status=models.LeadStatus(status.value) if status else None,
+                first=first,
+                after=after,
             )
             views = await _staff_views(session, info.context.merchant_id, page.items)
             return to_connection(page, lambda lead: views[lead.id])
@@ -214,14 +251,21 @@ class LeadQuery:
         description="The referrer's own leads, newest first (publishable key: the widget's signed customer).",
     )
     async def referrer_leads(
-        self, info: Info, customer_external_id: str, timestamp: BigInt | None = None, signature: str | None = None,
+        self,
+        info: Info,
+        customer_external_id: str,
+        timestamp: BigInt | None = None,
+        signature: str | None = None,
         first: int | None = 20,
     ) -> list[ReferrerLead]:
         async def work(session):
             referrer = await referrer_of(info, session, customer_external_id, timestamp, signature)
             page = await service.list_leads(
-                session, merchant_id=info.context.merchant_id, referrer_id=referrer.id, first=first, after=None)
-            steps = await service.history(session, merchant_id=info.context.merchant_id, lead_ids=[lead.id for lead in page.items])
+                session, merchant_id=info.context.merchant_id, referrer_id=referrer.id, first=first, after=None
+            )
+            steps = await service.history(
+                session, merchant_id=info.context.merchant_id, lead_ids=[lead.id for lead in page.items]
+            )
             return [ReferrerLead.of(lead, steps[lead.id]) for lead in page.items]
 
         return await query(info, work)
@@ -230,7 +274,8 @@ class LeadQuery:
     async def lead_settings(self, info: Info, program_id: strawberry.ID) -> LeadSettings | None:
         async def work(session):
             found = await service.get_settings(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId"))
+                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId")
+            )
             return LeadSettings.from_model(found) if found else None
 
         return await query(info, work)
@@ -246,11 +291,18 @@ class LeadMutation:
         async def work(session):
             referrer = await referrer_of(info, session, input.customer_external_id, input.timestamp, input.signature)
             submitted = await service.submit_lead(
-                session, merchant_id=info.context.merchant_id, referrer=referrer, actor=info.context.actor,
+                session,
+                merchant_id=info.context.merchant_id,
+                referrer=referrer,
+                actor=info.context.actor,
                 data=service.LeadInput(
-                    program_id=validation.parse_id(input.program_id, "programId"), company=input.company,
-                    company_domain=input.company_domain, contact_name=input.contact_name, contact_email=input.contact_email,
-                    notes=input.notes, idempotency_key=input.idempotency_key,
+                    program_id=validation.parse_id(input.program_id, "programId"),
+                    company=input.company,
+                    company_domain=input.company_domain,
+                    contact_name=input.contact_name,
+                    contact_email=input.contact_email,
+                    notes=input.notes,
+                    idempotency_key=input.idempotency_key,
                 ),
             )
             steps = await service.history(session, merchant_id=info.context.merchant_id, lead_ids=[submitted.lead.id])
@@ -265,9 +317,14 @@ class LeadMutation:
     async def move_lead(self, info: Info, input: MoveLeadInput) -> LeadPayload:
         async def work(session):
             lead = await service.move_lead(
-                session, merchant_id=info.context.merchant_id, lead_id=validation.parse_id(input.id, "id"),
-                to=models.LeadStatus(input.status.value), actor=info.context.actor, notes=input.notes,
-                notes_visible_to_referrer=input.notes_visible_to_referrer, contract_value=input.contract_value,
+                session,
+                merchant_id=info.context.merchant_id,
+                lead_id=validation.parse_id(input.id, "id"),
+                to=models.LeadStatus(input.status.value),
+                actor=info.context.actor,
+                notes=input.notes,
+                notes_visible_to_referrer=input.notes_visible_to_referrer,
+                contract_value=input.contract_value,
                 contract_currency=input.contract_currency,
             )
             return LeadPayload(lead=(await _staff_views(session, info.context.merchant_id, [lead]))[lead.id])
@@ -278,9 +335,14 @@ class LeadMutation:
     async def set_lead_settings(self, info: Info, program_id: strawberry.ID, input: LeadSettingsInput) -> LeadSettingsPayload:
         async def work(session):
             settings = await service.set_settings(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId"),
-                kind=RewardKind(input.kind.value), fee_amount=input.fee_amount, fee_percent_bps=input.fee_percent_bps,
-                currency=input.currency, hold_days=input.hold_days,
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
+                kind=RewardKind(input.kind.value),
+                fee_amount=input.fee_amount,
+                fee_percent_bps=input.fee_percent_bps,
+                currency=input.currency,
+                hold_days=input.hold_days,
             )
             return LeadSettingsPayload(settings=LeadSettings.from_model(settings))
 

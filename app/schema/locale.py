@@ -37,11 +37,15 @@ class LocaleSettings:
     updated_at: datetime | None
 
     @classmethod
-    def from_model(cls, m: LocaleSettingsModel) -> "LocaleSettings":
+    def from_model(cls, m: LocaleSettingsModel) -> LocaleSettings:
         return cls(
-            time_zone=m.time_zone, calendar=calendars.Calendar(m.calendar), locale=m.locale,
-            numbering_system=calendars.numbering_system(m.locale), arabic_script_codes=m.arabic_script_codes,
-            unify_teh_marbuta=m.unify_teh_marbuta, updated_at=m.updated_at,
+            time_zone=m.time_zone,
+            calendar=calendars.Calendar(m.calendar),
+            locale=m.locale,
+            numbering_system=calendars.numbering_system(m.locale),
+            arabic_script_codes=m.arabic_script_codes,
+            unify_teh_marbuta=m.unify_teh_marbuta,
+            updated_at=m.updated_at,
         )
 
 
@@ -70,7 +74,7 @@ class CalendarMonth:
     end: datetime = strawberry.field(description="Exclusive: the next month's start.")
 
     @classmethod
-    def of(cls, month: calendars.Month, locale: str) -> "CalendarMonth":
+    def of(cls, month: calendars.Month, locale: str) -> CalendarMonth:
         return cls(key=month.key, label=month.label(locale), year=month.year, month=month.month, start=month.start, end=month.end)
 
 
@@ -141,11 +145,16 @@ class LocaleQuery:
     @strawberry.field(
         permission_classes=[SecretKey],
         description="A customer's balances month by month (the whole months the period touches), in the merchant's "
-                    "calendar and time zone unless given.",
+        "calendar and time zone unless given.",
     )
     async def customer_statement(
-        self, info: Info, customer_external_id: str, from_: Annotated[datetime, strawberry.argument(name="from")],
-        to: datetime, calendar: Calendar | None = None, time_zone: str | None = None,
+        self,
+        info: Info,
+        customer_external_id: str,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+        calendar: Calendar | None = None,
+        time_zone: str | None = None,
         locale: str | None = None,
     ) -> CustomerStatement:
         async def work(session):
@@ -160,15 +169,20 @@ class LocaleQuery:
                 session, merchant_id=merchant_id, customer_id=customer.id, start=from_, end=to, view=view
             )
             return CustomerStatement(
-                calendar=view.calendar, time_zone=view.zone.key, locale=view.locale,
+                calendar=view.calendar,
+                time_zone=view.zone.key,
+                locale=view.locale,
                 months=[
                     StatementMonth(
                         month=CalendarMonth.of(m.month, view.locale),
                         lines=[
                             StatementLine(
-                                kind=RewardKindValue(line.kind), unit=line.unit,
-                                **{name: _amount(getattr(line, name), line.unit, view.locale)
-                                   for name in ("opening", "credited", "debited", "closing", "held")},
+                                kind=RewardKindValue(line.kind),
+                                unit=line.unit,
+                                **{
+                                    name: _amount(getattr(line, name), line.unit, view.locale)
+                                    for name in ("opening", "credited", "debited", "closing", "held")
+                                },
                             )
                             for line in m.lines
                         ],
@@ -184,13 +198,20 @@ class LocaleQuery:
         description="A program's rewards per month, kind and unit (the whole months the period touches).",
     )
     async def reward_report(
-        self, info: Info, program_id: strawberry.ID, from_: Annotated[datetime, strawberry.argument(name="from")],
-        to: datetime, calendar: Calendar | None = None, time_zone: str | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+        calendar: Calendar | None = None,
+        time_zone: str | None = None,
         locale: str | None = None,
     ) -> RewardReport:
         async def work(session):
             merchant_id = info.context.merchant_id
-            program = await programs.get_program(session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"))
+            program = await programs.get_program(
+                session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId")
+            )
             if program is None:
                 raise not_found("program")
             view = await reports.view_of(session, merchant_id=merchant_id, calendar=calendar, time_zone=time_zone, locale=locale)
@@ -198,11 +219,18 @@ class LocaleQuery:
                 session, merchant_id=merchant_id, program_id=program.id, start=from_, end=to, view=view
             )
             return RewardReport(
-                calendar=view.calendar, time_zone=view.zone.key, locale=view.locale, csv=reports.rewards_csv(totals),
+                calendar=view.calendar,
+                time_zone=view.zone.key,
+                locale=view.locale,
+                csv=reports.rewards_csv(totals),
                 rows=[
                     RewardReportRow(
-                        month=CalendarMonth.of(t.month, view.locale), kind=RewardKindValue(t.kind), unit=t.unit, count=t.count,
-                        granted=_amount(t.granted, t.unit, view.locale), reversed=_amount(t.reversed, t.unit, view.locale),
+                        month=CalendarMonth.of(t.month, view.locale),
+                        kind=RewardKindValue(t.kind),
+                        unit=t.unit,
+                        count=t.count,
+                        granted=_amount(t.granted, t.unit, view.locale),
+                        reversed=_amount(t.reversed, t.unit, view.locale),
                     )
                     for t in totals
                 ],
@@ -217,10 +245,15 @@ class LocaleMutation:
     async def set_locale_settings(self, info: Info, input: LocaleSettingsInput) -> LocaleSettingsPayload:
         async def work(session):
             settings = await service.set_settings(
-                session, merchant_id=info.context.merchant_id, actor=info.context.actor,
+                session,
+                merchant_id=info.context.merchant_id,
+                actor=info.context.actor,
                 change=service.LocaleChange(
-                    time_zone=input.time_zone, calendar=input.calendar, locale=input.locale,
-                    arabic_script_codes=input.arabic_script_codes, unify_teh_marbuta=input.unify_teh_marbuta,
+                    time_zone=input.time_zone,
+                    calendar=input.calendar,
+                    locale=input.locale,
+                    arabic_script_codes=input.arabic_script_codes,
+                    unify_teh_marbuta=input.unify_teh_marbuta,
                 ),
             )
             return LocaleSettingsPayload(settings=LocaleSettings.from_model(settings))

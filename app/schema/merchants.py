@@ -54,10 +54,16 @@ class MerchantMutation:
     @strawberry.mutation(
         permission_classes=[SecretKeyOrOwner],
         description="A new key, shown only in this response. A secret key (your server), or an OWNER session with a "
-                    "code from their authenticator app (totpCode, or a recoveryCode): a stolen session alone issues none.",
+        "code from their authenticator app (totpCode, or a recoveryCode): a stolen session alone issues none.",
     )
-    async def create_api_key(self, info: Info, kind: ApiKeyKind, name: str | None = None, totp_code: str | None = None,
-                             recovery_code: str | None = None) -> CreateApiKeyPayload:
+    async def create_api_key(
+        self,
+        info: Info,
+        kind: ApiKeyKind,
+        name: str | None = None,
+        totp_code: str | None = None,
+        recovery_code: str | None = None,
+    ) -> CreateApiKeyPayload:
         async def work(session):
             refused = await _second_factor(session, info, totp_code, recovery_code, "create_api_key")
             if refused is not None:  # committed: a wrong code counts toward the lockout
@@ -70,10 +76,11 @@ class MerchantMutation:
     @strawberry.mutation(
         permission_classes=[SecretKeyOrOwner],
         description="Revoke at once. The last active secret key cannot be revoked. An OWNER session also gives a code "
-                    "from their authenticator app (totpCode, or a recoveryCode).",
+        "from their authenticator app (totpCode, or a recoveryCode).",
     )
-    async def revoke_api_key(self, info: Info, id: strawberry.ID, totp_code: str | None = None,
-                             recovery_code: str | None = None) -> ApiKeyPayload:
+    async def revoke_api_key(
+        self, info: Info, id: strawberry.ID, totp_code: str | None = None, recovery_code: str | None = None
+    ) -> ApiKeyPayload:
         async def work(session):
             key_id = validation.parse_id(id, "id")
             await service.get_api_key(session, merchant_id=info.context.merchant_id, key_id=key_id)  # no code spent on a wrong id
@@ -92,6 +99,11 @@ async def _second_factor(session, info: Info, totp_code: str | None, recovery_co
     if caller.admin_id is None:
         return None
     return await totp.confirm(
-        session, settings=info.context.settings, merchant_id=caller.merchant_id, admin_id=caller.admin_id,
-        proof=totp.Proof(totp_code=totp_code, recovery_code=recovery_code), purpose=purpose, actor=info.context.actor,
+        session,
+        settings=info.context.settings,
+        merchant_id=caller.merchant_id,
+        admin_id=caller.admin_id,
+        proof=totp.Proof(totp_code=totp_code, recovery_code=recovery_code),
+        purpose=purpose,
+        actor=info.context.actor,
     )

@@ -44,8 +44,13 @@ class PartnerStatusChange:
 
     @classmethod
     def of(cls, m: models.PartnerStatusChange) -> PartnerStatusChange:
-        return cls(from_status=models.PartnerStatus(m.from_status) if m.from_status else None,
-                   to_status=models.PartnerStatus(m.to_status), actor=m.actor, reason=m.reason, at=m.created_at)
+        return cls(
+            from_status=models.PartnerStatus(m.from_status) if m.from_status else None,
+            to_status=models.PartnerStatus(m.to_status),
+            actor=m.actor,
+            reason=m.reason,
+            at=m.created_at,
+        )
 
 
 @strawberry.type(description="A partner group (tier); its rate overrides the program's default commission for its members.")
@@ -76,9 +81,15 @@ class Partner:
     @classmethod
     def of(cls, m: models.Partner, external_ids: ExternalIds, history: list[models.PartnerStatusChange]) -> Partner:
         return cls(
-            id=gid(m.id), program_id=gid(m.program_id), customer_external_id=external_ids.get(m.customer_id, ""),
-            status=models.PartnerStatus(m.status), group_id=gid(m.group_id) if m.group_id else None, invited=m.invited,
-            application_note=m.application_note, applied_at=m.applied_at, decided_at=m.decided_at,
+            id=gid(m.id),
+            program_id=gid(m.program_id),
+            customer_external_id=external_ids.get(m.customer_id, ""),
+            status=models.PartnerStatus(m.status),
+            group_id=gid(m.group_id) if m.group_id else None,
+            invited=m.invited,
+            application_note=m.application_note,
+            applied_at=m.applied_at,
+            decided_at=m.decided_at,
             history=[PartnerStatusChange.of(h) for h in history if h.partner_id == m.id],
         )
 
@@ -103,10 +114,17 @@ class CommissionSplit:
     @classmethod
     def of(cls, m: models.CommissionSplit, external_ids: ExternalIds) -> CommissionSplit:
         return cls(
-            id=gid(m.id), program_id=gid(m.program_id), sku=m.sku_key or None, version=m.version,
-            affiliate_bps=m.affiliate_bps, created_at=m.created_at, superseded_at=m.superseded_at,
-            parties=[SplitParty(customer_external_id=external_ids.get(uuid.UUID(p["customer_id"]), ""),
-                                share_bps=p["share_bps"]) for p in m.parties],
+            id=gid(m.id),
+            program_id=gid(m.program_id),
+            sku=m.sku_key or None,
+            version=m.version,
+            affiliate_bps=m.affiliate_bps,
+            created_at=m.created_at,
+            superseded_at=m.superseded_at,
+            parties=[
+                SplitParty(customer_external_id=external_ids.get(uuid.UUID(p["customer_id"]), ""), share_bps=p["share_bps"])
+                for p in m.parties
+            ],
         )
 
 
@@ -122,9 +140,15 @@ class PartnerSaleShare:
 
     @classmethod
     def of(cls, m: models.PartnerSaleShare, external_ids: ExternalIds) -> PartnerSaleShare:
-        return cls(customer_external_id=external_ids.get(m.customer_id, ""), role=models.ShareRole(m.role),
-                   share_bps=m.share_bps, amount=m.amount, reversed_amount=m.reversed_amount,
-                   net_amount=m.amount - m.reversed_amount, unit=m.unit)
+        return cls(
+            customer_external_id=external_ids.get(m.customer_id, ""),
+            role=models.ShareRole(m.role),
+            share_bps=m.share_bps,
+            amount=m.amount,
+            reversed_amount=m.reversed_amount,
+            net_amount=m.amount - m.reversed_amount,
+            unit=m.unit,
+        )
 
 
 @strawberry.type(description="A purchase in an affiliate program and what it paid each party.")
@@ -147,12 +171,19 @@ class PartnerSale:
     @classmethod
     def of(cls, m: models.PartnerSale, shares: list[models.PartnerSaleShare], external_ids: ExternalIds) -> PartnerSale:
         return cls(
-            id=gid(m.id), action_id=gid(m.action_id), order_id=m.order_id,
-            affiliate_external_id=external_ids.get(m.affiliate_id, ""), sub_id=m.sub_id,
-            amount=Money(amount=m.amount, currency=m.currency) if m.currency else None, refunded_amount=m.refunded_amount,
-            status=models.SaleStatus(m.status), not_earned_reason=models.NotEarnedReason(m.reason) if m.reason else None,
-            split_version_id=gid(m.split_version_id) if m.split_version_id else None, affiliate_bps=m.affiliate_bps,
-            commission=m.commission, occurred_at=m.occurred_at,
+            id=gid(m.id),
+            action_id=gid(m.action_id),
+            order_id=m.order_id,
+            affiliate_external_id=external_ids.get(m.affiliate_id, ""),
+            sub_id=m.sub_id,
+            amount=Money(amount=m.amount, currency=m.currency) if m.currency else None,
+            refunded_amount=m.refunded_amount,
+            status=models.SaleStatus(m.status),
+            not_earned_reason=models.NotEarnedReason(m.reason) if m.reason else None,
+            split_version_id=gid(m.split_version_id) if m.split_version_id else None,
+            affiliate_bps=m.affiliate_bps,
+            commission=m.commission,
+            occurred_at=m.occurred_at,
             shares=[PartnerSaleShare.of(s, external_ids) for s in shares],
         )
 
@@ -174,9 +205,14 @@ class PartnerReportRow:
     def of(cls, row: reports.ReportRow, external_ids: ExternalIds, codes: dict[uuid.UUID, str]) -> PartnerReportRow:
         return cls(
             partner_external_id=external_ids.get(row.affiliate_id, ""),
-            link_code=codes.get(row.code_id) if row.code_id else None, sub_id=row.sub_id, clicks=row.clicks,
-            conversions=row.conversions, conversion_rate=row.conversion_rate, revenue=money_list(row.revenue),
-            commission_earned=money_list(row.commission_earned), commission_held=money_list(row.commission_held),
+            link_code=codes.get(row.code_id) if row.code_id else None,
+            sub_id=row.sub_id,
+            clicks=row.clicks,
+            conversions=row.conversions,
+            conversion_rate=row.conversion_rate,
+            revenue=money_list(row.revenue),
+            commission_earned=money_list(row.commission_earned),
+            commission_held=money_list(row.commission_held),
             commission_paid=money_list(row.commission_paid),
         )
 

@@ -51,7 +51,9 @@ PartnerManager = accepts("PartnerManager", keys=[ApiKeyKind.SECRET], roles=[Admi
 class PartnerSignatureInput:
     customer_external_id: str
     timestamp: BigInt = strawberry.field(description="Unix seconds when the shop's server signed.")
-    signature: str = strawberry.field(description='HMAC-SHA256 of "{customerExternalId}.{timestamp}" with the widget secret, hex.')
+    signature: str = strawberry.field(
+        description='HMAC-SHA256 of "{customerExternalId}.{timestamp}" with the widget secret, hex.'
+    )
 
     def signed(self) -> SignedCustomer:
         return SignedCustomer(external_id=self.customer_external_id, timestamp=self.timestamp, signature=self.signature)
@@ -95,16 +97,23 @@ async def _signed_partner(info: Info, session, signature: PartnerSignatureInput 
 async def _report_rows(session, merchant_id: uuid.UUID, rows: list[reports.ReportRow]) -> list[PartnerReportRow]:
     external_ids = await _external_ids(session, merchant_id, [r.affiliate_id for r in rows])
     code_ids = [r.code_id for r in rows if r.code_id]
-    codes = {c.id: c.code for c in await code_service.get_codes_by_ids(session, merchant_id=merchant_id, ids=code_ids)} if code_ids else {}
+    codes = (
+        {c.id: c.code for c in await code_service.get_codes_by_ids(session, merchant_id=merchant_id, ids=code_ids)}
+        if code_ids
+        else {}
+    )
     return [PartnerReportRow.of(r, external_ids, codes) for r in rows]
 
 
-async def _statement(session, merchant_id: uuid.UUID, program_id: uuid.UUID, external_id: str,
-                     start: datetime, end: datetime) -> PartnerStatement:
-    customer = await customers.require_customer(session, merchant_id=merchant_id, external_id=external_id,
-                                                field="customerExternalId")
-    found = await reports.statement(session, merchant_id=merchant_id, customer_id=customer.id, program_id=program_id,
-                                    start=start, end=end)
+async def _statement(
+    session, merchant_id: uuid.UUID, program_id: uuid.UUID, external_id: str, start: datetime, end: datetime
+) -> PartnerStatement:
+    customer = await customers.require_customer(
+        session, merchant_id=merchant_id, external_id=external_id, field="customerExternalId"
+    )
+    found = await reports.statement(
+        session, merchant_id=merchant_id, customer_id=customer.id, program_id=program_id, start=start, end=end
+    )
     external_ids = await _external_ids(session, merchant_id, [line.sale.affiliate_id for line in found.lines] + [customer.id])
     return PartnerStatement(
         customer_external_id=customer.external_id,
@@ -115,7 +124,9 @@ async def _statement(session, merchant_id: uuid.UUID, program_id: uuid.UUID, ext
 
 @strawberry.type
 class PartnerQuery:
-    @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The program's partners (up to 500), with their history.")
+    @strawberry.field(
+        permission_classes=[SecretKeyOrAdmin], description="The program's partners (up to 500), with their history."
+    )
     async def partners(self, info: Info, program_id: strawberry.ID, status: PartnerStatus | None = None) -> list[Partner]:
         async def work(session):
             merchant_id = info.context.merchant_id
@@ -137,7 +148,9 @@ class PartnerQuery:
         return await query(info, work)
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Every version of the program's (or a SKU's) split.")
-    async def commission_split_history(self, info: Info, program_id: strawberry.ID, sku: str | None = None) -> list[CommissionSplit]:
+    async def commission_split_history(
+        self, info: Info, program_id: strawberry.ID, sku: str | None = None
+    ) -> list[CommissionSplit]:
         async def work(session):
             merchant_id = info.context.merchant_id
             versions = await splits.split_history(
@@ -151,13 +164,23 @@ class PartnerQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Each sale of the period with every party's share.")
     async def partner_sales(
-        self, info: Info, program_id: strawberry.ID, from_: Annotated[datetime, strawberry.argument(name="from")],
-        to: datetime, order_id: str | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+        order_id: str | None = None,
     ) -> list[PartnerSale]:
         async def work(session):
             merchant_id = info.context.merchant_id
-            found = await reports.sales(session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"),
-                                        start=from_, end=to, order_id=order_id)
+            found = await reports.sales(
+                session,
+                merchant_id=merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
+                start=from_,
+                end=to,
+                order_id=order_id,
+            )
             ids = [s.affiliate_id for s, _ in found] + [share.customer_id for _, shares in found for share in shares]
             external_ids = await _external_ids(session, merchant_id, ids)
             return [PartnerSale.of(sale, shares, external_ids) for sale, shares in found]
@@ -171,9 +194,14 @@ class PartnerQuery:
         "reads its own rows only.",
     )
     async def partner_report(
-        self, info: Info, program_id: strawberry.ID, from_: Annotated[datetime, strawberry.argument(name="from")],
-        to: datetime, group_by: ReportGroupBy = reports.GroupBy.PARTNER,
-        partner_external_id: str | None = None, signature: PartnerSignatureInput | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+        group_by: ReportGroupBy = reports.GroupBy.PARTNER,
+        partner_external_id: str | None = None,
+        signature: PartnerSignatureInput | None = None,
     ) -> list[PartnerReportRow]:
         async def work(session):
             merchant_id = info.context.merchant_id
@@ -186,8 +214,15 @@ class PartnerQuery:
                     session, merchant_id=merchant_id, program_id=program, customer_external_id=external_id
                 )
                 affiliate_id = partner.customer_id
-            rows = await reports.partner_report(session, merchant_id=merchant_id, program_id=program, start=from_, end=to,
-                                                group_by=group_by, affiliate_id=affiliate_id)
+            rows = await reports.partner_report(
+                session,
+                merchant_id=merchant_id,
+                program_id=program,
+                start=from_,
+                end=to,
+                group_by=group_by,
+                affiliate_id=affiliate_id,
+            )
             return await _report_rows(session, merchant_id, rows)
 
         return await query(info, work)
@@ -198,8 +233,12 @@ class PartnerQuery:
         "(customerExternalId); partner session: the signed customer only.",
     )
     async def partner_statement(
-        self, info: Info, program_id: strawberry.ID, from_: Annotated[datetime, strawberry.argument(name="from")],
-        to: datetime, customer_external_id: str | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+        customer_external_id: str | None = None,
         signature: PartnerSignatureInput | None = None,
     ) -> PartnerStatement:
         async def work(session):
@@ -207,8 +246,9 @@ class PartnerQuery:
             external_id = signed_in or customer_external_id
             if external_id is None:
                 raise DomainError("customerExternalId", ErrorCode.REQUIRED, "whose statement?")
-            return await _statement(session, info.context.merchant_id, validation.parse_id(program_id, "programId"),
-                                    external_id, from_, to)
+            return await _statement(
+                session, info.context.merchant_id, validation.parse_id(program_id, "programId"), external_id, from_, to
+            )
 
         return await query(info, work)
 
@@ -221,8 +261,14 @@ class PartnerMutation:
         "applies for any customer; a partner session (publishable key + signature) for the signed customer only.",
     )
     async def apply_as_partner(
-        self, info: Info, program_id: strawberry.ID, customer_external_id: str | None = None, note: str | None = None,
-        email: str | None = None, name: str | None = None, signature: PartnerSignatureInput | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        customer_external_id: str | None = None,
+        note: str | None = None,
+        email: str | None = None,
+        name: str | None = None,
+        signature: PartnerSignatureInput | None = None,
     ) -> PartnerPayload:
         async def work(session):
             merchant_id = info.context.merchant_id
@@ -231,8 +277,13 @@ class PartnerMutation:
             if external_id is None:
                 raise DomainError("customerExternalId", ErrorCode.REQUIRED, "who applies?")
             enrolment = await partner_service.apply_as_partner(
-                session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"),
-                customer_external_id=external_id, note=note, email=email, name=name,
+                session,
+                merchant_id=merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
+                customer_external_id=external_id,
+                note=note,
+                email=email,
+                name=name,
                 actor=None if signed_in else actor_of(info.context),
             )
             return await _payload(session, merchant_id, enrolment.partner, link_code=enrolment.code.code)
@@ -241,14 +292,23 @@ class PartnerMutation:
 
     @strawberry.mutation(permission_classes=[PartnerManager], description="Invite a customer: APPLIED until you approve.")
     async def invite_partner(
-        self, info: Info, program_id: strawberry.ID, customer_external_id: str, email: str | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        customer_external_id: str,
+        email: str | None = None,
         name: str | None = None,
     ) -> PartnerPayload:
         async def work(session):
             merchant_id = info.context.merchant_id
             enrolment = await partner_service.apply_as_partner(
-                session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"),
-                customer_external_id=customer_external_id, email=email, name=name, invited=True,
+                session,
+                merchant_id=merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
+                customer_external_id=customer_external_id,
+                email=email,
+                name=name,
+                invited=True,
                 actor=actor_of(info.context),
             )
             return await _payload(session, merchant_id, enrolment.partner, link_code=enrolment.code.code)
@@ -266,8 +326,12 @@ class PartnerMutation:
         async def work(session):
             merchant_id = info.context.merchant_id
             partner = await partner_service.decide(
-                session, merchant_id=merchant_id, partner_id=validation.parse_id(partner_id, "partnerId"),
-                decision=decision, reason=reason, actor=actor_of(info.context),
+                session,
+                merchant_id=merchant_id,
+                partner_id=validation.parse_id(partner_id, "partnerId"),
+                decision=decision,
+                reason=reason,
+                actor=actor_of(info.context),
             )
             return await _payload(session, merchant_id, partner)
 
@@ -279,8 +343,11 @@ class PartnerMutation:
     ) -> PartnerGroupPayload:
         async def work(session):
             group = await partner_service.create_group(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId"),
-                name=name, commission_bps=commission_bps,
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
+                name=name,
+                commission_bps=commission_bps,
             )
             return PartnerGroupPayload(group=PartnerGroup.of(group))
 
@@ -290,7 +357,9 @@ class PartnerMutation:
     async def update_partner_group(self, info: Info, group_id: strawberry.ID, commission_bps: int | None) -> PartnerGroupPayload:
         async def work(session):
             group = await partner_service.update_group(
-                session, merchant_id=info.context.merchant_id, group_id=validation.parse_id(group_id, "groupId"),
+                session,
+                merchant_id=info.context.merchant_id,
+                group_id=validation.parse_id(group_id, "groupId"),
                 commission_bps=commission_bps,
             )
             return PartnerGroupPayload(group=PartnerGroup.of(group))
@@ -302,7 +371,9 @@ class PartnerMutation:
         async def work(session):
             merchant_id = info.context.merchant_id
             partner = await partner_service.assign_group(
-                session, merchant_id=merchant_id, partner_id=validation.parse_id(partner_id, "partnerId"),
+                session,
+                merchant_id=merchant_id,
+                partner_id=validation.parse_id(partner_id, "partnerId"),
                 group_id=validation.parse_id(group_id, "groupId") if group_id else None,
             )
             return await _payload(session, merchant_id, partner)
@@ -315,13 +386,20 @@ class PartnerMutation:
         "are basis points of the order amount, each above 0, together at most 10000; the rest stays with you.",
     )
     async def set_commission_split(
-        self, info: Info, program_id: strawberry.ID, parties: list[SplitPartyInput], affiliate_bps: int | None = None,
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        parties: list[SplitPartyInput],
+        affiliate_bps: int | None = None,
         sku: str | None = None,
     ) -> CommissionSplitPayload:
         async def work(session):
             merchant_id = info.context.merchant_id
             split = await splits.set_split(
-                session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"), sku=sku,
+                session,
+                merchant_id=merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
+                sku=sku,
                 affiliate_bps=affiliate_bps,
                 parties=[splits.SplitParty(p.customer_external_id, p.share_bps) for p in parties],
             )

@@ -65,9 +65,15 @@ class PayoutAccount:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: models.PayoutAccount) -> "PayoutAccount":
-        return cls(id=gid(m.id), method=models.PayoutMethod(m.method), custom_type=m.custom_type, masked=m.masked,
-                   cooling_off_until=m.cooling_off_until, created_at=m.created_at)
+    def from_model(cls, m: models.PayoutAccount) -> PayoutAccount:
+        return cls(
+            id=gid(m.id),
+            method=models.PayoutMethod(m.method),
+            custom_type=m.custom_type,
+            masked=m.masked,
+            cooling_off_until=m.cooling_off_until,
+            created_at=m.created_at,
+        )
 
 
 @strawberry.type(description="Why a payout waits, with the evidence.")
@@ -108,19 +114,37 @@ class Payout:
     ended_at: datetime | None
 
     @classmethod
-    def from_model(cls, m: models.Payout, rel: Relations) -> "Payout":
+    def from_model(cls, m: models.Payout, rel: Relations) -> Payout:
         account = rel.accounts.get(m.payout_account_id)
         return cls(
-            id=gid(m.id), reference=m.reference, status=m.payout_status, amount=m.amount, currency=m.currency,
+            id=gid(m.id),
+            reference=m.reference,
+            status=m.payout_status,
+            amount=m.amount,
+            currency=m.currency,
             customer_external_id=rel.external_ids.get(m.customer_id),
             account=PayoutAccount.from_model(account) if account is not None else None,
-            hold_reasons=[PayoutHold(code=models.HoldReason(h["code"]), message=h["message"], evidence=list(h.get("evidence") or []),
-                                     details=h.get("details") or {}) for h in m.hold_reasons or []],
+            hold_reasons=[
+                PayoutHold(
+                    code=models.HoldReason(h["code"]),
+                    message=h["message"],
+                    evidence=list(h.get("evidence") or []),
+                    details=h.get("details") or {},
+                )
+                for h in m.hold_reasons or []
+            ],
             approvals_required=m.approvals_required,
             approvals=[PayoutApproval(admin_id=gid(a.admin_id), created_at=a.created_at) for a in rel.approvals.get(m.id, [])],
-            provider=models.Provider(m.provider) if m.provider else None, batch_id=gid(m.batch_id) if m.batch_id else None,
-            provider_reference=m.provider_reference, note=m.note, program_id=gid(m.program_id) if m.program_id else None,
-            created_at=m.created_at, approved_at=m.approved_at, sent_at=m.sent_at, paid_at=m.paid_at, ended_at=m.ended_at,
+            provider=models.Provider(m.provider) if m.provider else None,
+            batch_id=gid(m.batch_id) if m.batch_id else None,
+            provider_reference=m.provider_reference,
+            note=m.note,
+            program_id=gid(m.program_id) if m.program_id else None,
+            created_at=m.created_at,
+            approved_at=m.approved_at,
+            sent_at=m.sent_at,
+            paid_at=m.paid_at,
+            ended_at=m.ended_at,
         )
 
 
@@ -140,10 +164,18 @@ class PayoutBatch:
     download_url_expires_at: datetime | None = None
 
     @classmethod
-    def from_model(cls, m: models.PayoutBatch, **extra) -> "PayoutBatch":
-        return cls(id=gid(m.id), provider=models.Provider(m.provider), currency=m.currency, payout_count=m.payout_count,
-                   total=m.total, created_at=m.created_at, download_count=m.download_count,
-                   last_downloaded_at=m.last_downloaded_at, **extra)
+    def from_model(cls, m: models.PayoutBatch, **extra) -> PayoutBatch:
+        return cls(
+            id=gid(m.id),
+            provider=models.Provider(m.provider),
+            currency=m.currency,
+            payout_count=m.payout_count,
+            total=m.total,
+            created_at=m.created_at,
+            download_count=m.download_count,
+            last_downloaded_at=m.last_downloaded_at,
+            **extra,
+        )
 
 
 @strawberry.type
@@ -154,9 +186,13 @@ class PayoutSettings:
     updated_at: datetime | None
 
     @classmethod
-    def from_model(cls, m: models.PayoutSettings) -> "PayoutSettings":
-        return cls(cooling_off_hours=m.cooling_off_hours, dual_approval_minimums=amounts(m.dual_approval_minimums or {}),
-                   merchant_executes_all=m.merchant_executes_all, updated_at=m.updated_at)
+    def from_model(cls, m: models.PayoutSettings) -> PayoutSettings:
+        return cls(
+            cooling_off_hours=m.cooling_off_hours,
+            dual_approval_minimums=amounts(m.dual_approval_minimums or {}),
+            merchant_executes_all=m.merchant_executes_all,
+            updated_at=m.updated_at,
+        )
 
 
 @strawberry.type
@@ -164,14 +200,22 @@ class PayoutSchedule:
     program_id: strawberry.ID
     frequency: PayoutFrequency
     day: int = strawberry.field(description="1 (Monday) to 7 weekly, 1 to 28 monthly; UTC days.")
-    minimums: list[CurrencyAmount] = strawberry.field(description="Balances from these amounts are paid; other currencies are not.")
+    minimums: list[CurrencyAmount] = strawberry.field(
+        description="Balances from these amounts are paid; other currencies are not."
+    )
     enabled: bool
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, m: models.PayoutSchedule) -> "PayoutSchedule":
-        return cls(program_id=gid(m.program_id), frequency=models.Frequency(m.frequency), day=m.day, minimums=amounts(m.minimums),
-                   enabled=m.enabled, updated_at=m.updated_at)
+    def from_model(cls, m: models.PayoutSchedule) -> PayoutSchedule:
+        return cls(
+            program_id=gid(m.program_id),
+            frequency=models.Frequency(m.frequency),
+            day=m.day,
+            minimums=amounts(m.minimums),
+            enabled=m.enabled,
+            updated_at=m.updated_at,
+        )
 
 
 @strawberry.type
@@ -185,9 +229,16 @@ class PayoutRun:
     finished_at: datetime | None
 
     @classmethod
-    def from_model(cls, m: models.PayoutRun) -> "PayoutRun":
-        return cls(id=gid(m.id), period=m.period, status=m.status, payouts_created=m.payouts_created,
-                   customers_without_account=m.customers_without_account, started_at=m.started_at, finished_at=m.finished_at)
+    def from_model(cls, m: models.PayoutRun) -> PayoutRun:
+        return cls(
+            id=gid(m.id),
+            period=m.period,
+            status=m.status,
+            payouts_created=m.payouts_created,
+            customers_without_account=m.customers_without_account,
+            started_at=m.started_at,
+            finished_at=m.finished_at,
+        )
 
 
 @strawberry.type
@@ -258,18 +309,42 @@ class StatementReward:
     paid: list[StatementPaidPart] = strawberry.field(description="The payouts that took (part of) it.")
 
     @classmethod
-    def from_domain(cls, line: statement.RewardLine) -> "StatementReward":
+    def from_domain(cls, line: statement.RewardLine) -> StatementReward:
         r = line.reward
         return cls(
-            reward_id=gid(r.id), program_id=gid(r.program_id), referral_id=gid(r.referral_id) if r.referral_id else None, status=r.status, amount=r.amount,
-            reversed_amount=r.reversed_amount, remaining=r.remaining, currency=r.unit, granted_at=line.granted_at,
-            available_at=r.available_at, order_id=line.order_id, held_because=line.held_because, held_until=line.held_until,
-            review_id=gid(line.review_id) if line.review_id else None, end_reason=r.end_reason,
+            reward_id=gid(r.id),
+            program_id=gid(r.program_id),
+            referral_id=gid(r.referral_id) if r.referral_id else None,
+            status=r.status,
+            amount=r.amount,
+            reversed_amount=r.reversed_amount,
+            remaining=r.remaining,
+            currency=r.unit,
+            granted_at=line.granted_at,
+            available_at=r.available_at,
+            order_id=line.order_id,
+            held_because=line.held_because,
+            held_until=line.held_until,
+            review_id=gid(line.review_id) if line.review_id else None,
+            end_reason=r.end_reason,
             reversals=[StatementMovement(kind=m.kind, amount=m.amount, at=m.at) for m in line.reversals],
-            refunds=[StatementRefund(action_id=gid(f.action_id), type=f.type, order_id=f.order_id, amount=f.amount,
-                                     currency=f.currency, occurred_at=f.occurred_at) for f in line.refunds],
-            paid=[StatementPaidPart(payout_id=gid(p.payout_id), reference=p.reference, status=models.PayoutStatus(p.status),
-                                    amount=p.amount) for p in line.paid],
+            refunds=[
+                StatementRefund(
+                    action_id=gid(f.action_id),
+                    type=f.type,
+                    order_id=f.order_id,
+                    amount=f.amount,
+                    currency=f.currency,
+                    occurred_at=f.occurred_at,
+                )
+                for f in line.refunds
+            ],
+            paid=[
+                StatementPaidPart(
+                    payout_id=gid(p.payout_id), reference=p.reference, status=models.PayoutStatus(p.status), amount=p.amount
+                )
+                for p in line.paid
+            ],
         )
 
 
@@ -284,16 +359,29 @@ class PayoutStatement:
     truncated: bool = strawberry.field(description="More than 1,000 rewards: narrow the period.")
 
     @classmethod
-    def from_domain(cls, s: statement.Statement, rel: Relations) -> "PayoutStatement":
+    def from_domain(cls, s: statement.Statement, rel: Relations) -> PayoutStatement:
         def balances(b: statement.Balances) -> StatementBalances:
             return StatementBalances(held=b.held, available=b.available, payout_pending=b.payout_pending, total=b.total)
 
         return cls(
-            customer_external_id=s.customer.external_id, from_=s.start, to=s.end,
+            customer_external_id=s.customer.external_id,
+            from_=s.start,
+            to=s.end,
             rewards=[StatementReward.from_domain(line) for line in s.rewards],
             payouts=[Payout.from_model(p, rel) for p in s.payouts],
-            totals=[StatementTotals(currency=t.currency, opening=balances(t.opening), closing=balances(t.closing),
-                                    earned=t.earned, voided=t.voided, reversed=t.reversed, paid_out=t.paid_out,
-                                    returned=t.returned, reconciles=t.reconciles) for t in s.totals],
+            totals=[
+                StatementTotals(
+                    currency=t.currency,
+                    opening=balances(t.opening),
+                    closing=balances(t.closing),
+                    earned=t.earned,
+                    voided=t.voided,
+                    reversed=t.reversed,
+                    paid_out=t.paid_out,
+                    returned=t.returned,
+                    reconciles=t.reconciles,
+                )
+                for t in s.totals
+            ],
             truncated=s.truncated,
         )

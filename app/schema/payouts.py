@@ -34,9 +34,11 @@ from app.schema.scalars import JSON, BigInt
 from app.schema.transactions import mutate, query
 
 
-@strawberry.input(description="Where to pay a customer. PAYPAL: paypalEmail. BANK_TRANSFER: iban and holderName. "
-                              "STORE_CREDIT: nothing. CUSTOM: customType and customDetails (a `destination` key, if any, "
-                              "is what makes two accounts the same).")
+@strawberry.input(
+    description="Where to pay a customer. PAYPAL: paypalEmail. BANK_TRANSFER: iban and holderName. "
+    "STORE_CREDIT: nothing. CUSTOM: customType and customDetails (a `destination` key, if any, "
+    "is what makes two accounts the same)."
+)
 class PayoutAccountInput:
     customer_external_id: str
     method: PayoutMethod
@@ -123,20 +125,31 @@ class PayoutQuery:
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The customer's current payout account (masked).")
     async def payout_account(self, info: Info, customer_external_id: str) -> PayoutAccount | None:
         async def work(session):
-            _, account = await accounts.account_of(session, merchant_id=info.context.merchant_id,
-                                                   customer_external_id=customer_external_id)
+            _, account = await accounts.account_of(
+                session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id
+            )
             return PayoutAccount.from_model(account) if account is not None else None
 
         return await query(info, work)
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Newest first.")
     async def payouts(
-        self, info: Info, status: PayoutStatus | None = None, customer_external_id: str | None = None,
-        first: int | None = 20, after: str | None = None,
+        self,
+        info: Info,
+        status: PayoutStatus | None = None,
+        customer_external_id: str | None = None,
+        first: int | None = 20,
+        after: str | None = None,
     ) -> Connection[Payout]:
         async def work(session):
-            page = await service.list_payouts(session, merchant_id=info.context.merchant_id, status=status,
-                                              customer_external_id=customer_external_id, first=first, after=after)
+            page = await service.list_payouts(
+                session,
+                merchant_id=info.context.merchant_id,
+                status=status,
+                customer_external_id=customer_external_id,
+                first=first,
+                after=after,
+            )
             converted = dict(zip([p.id for p in page.items], await _payouts(session, info, page.items), strict=True))
             return to_connection(page, lambda p: converted[p.id])
 
@@ -167,11 +180,13 @@ class PayoutQuery:
     async def payout_batch(self, info: Info, id: strawberry.ID) -> PayoutBatch | None:
         async def work(session):
             batch = await providers.get_batch(session, merchant_id=info.context.merchant_id, batch_id=_id(id, "id"))
-            file = await providers.batch_file(session, settings=info.context.settings, merchant_id=info.context.merchant_id,
-                                              batch_id=batch.id)
+            file = await providers.batch_file(
+                session, settings=info.context.settings, merchant_id=info.context.merchant_id, batch_id=batch.id
+            )
             url, expires_at = downloads.signed_url(info.context.settings, batch)
-            return PayoutBatch.from_model(batch, filename=file.filename, csv=file.content, download_url=url,
-                                          download_url_expires_at=expires_at)
+            return PayoutBatch.from_model(
+                batch, filename=file.filename, csv=file.content, download_url=url, download_url_expires_at=expires_at
+            )
 
         return await query(info, work)
 
@@ -180,11 +195,16 @@ class PayoutQuery:
         description="A customer's commission in a period: rewards and what became of them, payouts, ledger totals.",
     )
     async def payout_statement(
-        self, info: Info, customer_external_id: str, from_: Annotated[datetime, strawberry.argument(name="from")], to: datetime,
+        self,
+        info: Info,
+        customer_external_id: str,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
     ) -> PayoutStatement:
         async def work(session):
-            found = await statement.statement(session, merchant_id=info.context.merchant_id,
-                                              customer_external_id=customer_external_id, start=from_, end=to)
+            found = await statement.statement(
+                session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id, start=from_, end=to
+            )
             rel = await service.relations(session, merchant_id=info.context.merchant_id, payouts=found.payouts)
             return PayoutStatement.from_domain(found, rel)
 
@@ -200,7 +220,9 @@ class PayoutQuery:
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The program's scheduled payout run, if any.")
     async def payout_schedule(self, info: Info, program_id: strawberry.ID) -> PayoutSchedule | None:
         async def work(session):
-            found = await runs.get_schedule(session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"))
+            found = await runs.get_schedule(
+                session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId")
+            )
             return PayoutSchedule.from_model(found) if found is not None else None
 
         return await query(info, work)
@@ -223,11 +245,19 @@ class PayoutMutation:
     async def set_payout_account(self, info: Info, input: PayoutAccountInput) -> PayoutAccountPayload:
         async def work(session):
             account = await accounts.set_account(
-                session, settings=info.context.settings, merchant_id=info.context.merchant_id,
-                customer_external_id=input.customer_external_id, actor=info.context.actor,
-                data=accounts.AccountInput(method=input.method, paypal_email=input.paypal_email, iban=input.iban,
-                                           holder_name=input.holder_name, custom_type=input.custom_type,
-                                           custom_details=input.custom_details),
+                session,
+                settings=info.context.settings,
+                merchant_id=info.context.merchant_id,
+                customer_external_id=input.customer_external_id,
+                actor=info.context.actor,
+                data=accounts.AccountInput(
+                    method=input.method,
+                    paypal_email=input.paypal_email,
+                    iban=input.iban,
+                    holder_name=input.holder_name,
+                    custom_type=input.custom_type,
+                    custom_details=input.custom_details,
+                ),
             )
             return PayoutAccountPayload(account=PayoutAccount.from_model(account))
 
@@ -240,8 +270,13 @@ class PayoutMutation:
     async def request_payout(self, info: Info, input: RequestPayoutInput) -> PayoutPayload:
         async def work(session):
             requested = await service.request_payout(
-                session, merchant_id=info.context.merchant_id, customer_external_id=input.customer_external_id,
-                currency=input.currency, amount=input.amount, idempotency_key=input.idempotency_key, actor=info.context.actor,
+                session,
+                merchant_id=info.context.merchant_id,
+                customer_external_id=input.customer_external_id,
+                currency=input.currency,
+                amount=input.amount,
+                idempotency_key=input.idempotency_key,
+                actor=info.context.actor,
             )
             return await _payload(session, info, requested)
 
@@ -250,25 +285,35 @@ class PayoutMutation:
     @strawberry.mutation(
         permission_classes=[Finance],
         description="Approve exactly these payouts, totalling expectedTotals per currency (what you were shown), with a "
-                    "code from your authenticator app (or a recovery code). FINANCE or OWNER session only.",
+        "code from your authenticator app (or a recovery code). FINANCE or OWNER session only.",
     )
     async def approve_payouts(
-        self, info: Info, ids: list[strawberry.ID], expected_totals: list[CurrencyAmountInput], totp_code: str | None = None,
+        self,
+        info: Info,
+        ids: list[strawberry.ID],
+        expected_totals: list[CurrencyAmountInput],
+        totp_code: str | None = None,
         recovery_code: str | None = None,
     ) -> ApprovePayoutsPayload:
         async def work(session):
             caller = caller_of(info.context)
             result = await approvals.approve(
-                session, settings=info.context.settings, merchant_id=caller.merchant_id, admin_id=caller.admin_id,
+                session,
+                settings=info.context.settings,
+                merchant_id=caller.merchant_id,
+                admin_id=caller.admin_id,
                 payout_ids=[_id(value, f"ids.{n}") for n, value in enumerate(ids)],
                 expected_totals=to_dict(expected_totals, "expectedTotals") or {},
-                proof=totp.Proof(totp_code=totp_code, recovery_code=recovery_code), actor=info.context.actor,
+                proof=totp.Proof(totp_code=totp_code, recovery_code=recovery_code),
+                actor=info.context.actor,
             )
             if result.refused is not None:  # committed: a wrong code counts toward the lockout
                 return ApprovePayoutsPayload(user_errors=[UserError.from_domain(result.refused)])
             return ApprovePayoutsPayload(
-                payouts=await _payouts(session, info, result.payouts), approved_count=len(result.approved),
-                awaiting_second_approval_count=len(result.awaiting_second), replayed=result.replayed,
+                payouts=await _payouts(session, info, result.payouts),
+                approved_count=len(result.approved),
+                awaiting_second_approval_count=len(result.awaiting_second),
+                replayed=result.replayed,
             )
 
         return await mutate(info, ApprovePayoutsPayload, work)
@@ -276,8 +321,9 @@ class PayoutMutation:
     @strawberry.mutation(permission_classes=[SecretKeyOrFinance], description="Not paying it: the funds return to the balance.")
     async def reject_payout(self, info: Info, id: strawberry.ID, reason: str) -> PayoutPayload:
         async def work(session):
-            changed = await service.reject(session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"), reason=reason,
-                                           actor=info.context.actor)
+            changed = await service.reject(
+                session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"), reason=reason, actor=info.context.actor
+            )
             return await _payload(session, info, changed)
 
         return await mutate(info, PayoutPayload, work)
@@ -285,8 +331,13 @@ class PayoutMutation:
     @strawberry.mutation(permission_classes=[SecretKeyOrFinance], description="The provider paid it. Idempotent.")
     async def mark_payout_paid(self, info: Info, id: strawberry.ID, provider_reference: str) -> PayoutPayload:
         async def work(session):
-            changed = await service.mark_paid(session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"),
-                                              provider_reference=provider_reference, actor=info.context.actor)
+            changed = await service.mark_paid(
+                session,
+                merchant_id=info.context.merchant_id,
+                payout_id=_id(id, "id"),
+                provider_reference=provider_reference,
+                actor=info.context.actor,
+            )
             return await _payload(session, info, changed)
 
         return await mutate(info, PayoutPayload, work)
@@ -297,8 +348,9 @@ class PayoutMutation:
     )
     async def mark_payout_failed(self, info: Info, id: strawberry.ID, reason: str) -> PayoutPayload:
         async def work(session):
-            changed = await service.mark_failed(session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"),
-                                                reason=reason, actor=info.context.actor)
+            changed = await service.mark_failed(
+                session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"), reason=reason, actor=info.context.actor
+            )
             return await _payload(session, info, changed)
 
         return await mutate(info, PayoutPayload, work)
@@ -309,8 +361,9 @@ class PayoutMutation:
     )
     async def release_payout_hold(self, info: Info, id: strawberry.ID, note: str) -> PayoutPayload:
         async def work(session):
-            changed = await service.release_hold(session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"),
-                                                 note=note, actor=info.context.actor)
+            changed = await service.release_hold(
+                session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"), note=note, actor=info.context.actor
+            )
             return await _payload(session, info, changed)
 
         return await mutate(info, PayoutPayload, work)
@@ -319,21 +372,31 @@ class PayoutMutation:
     async def set_payout_settings(self, info: Info, input: PayoutSettingsInput) -> PayoutSettingsPayload:
         async def work(session):
             row = await accounts.set_payout_settings(
-                session, merchant_id=info.context.merchant_id, cooling_off_hours=input.cooling_off_hours,
+                session,
+                merchant_id=info.context.merchant_id,
+                cooling_off_hours=input.cooling_off_hours,
                 dual_approval_minimums=to_dict(input.dual_approval_minimums, "dualApprovalMinimums"),
-                merchant_executes_all=input.merchant_executes_all, actor=info.context.actor,
+                merchant_executes_all=input.merchant_executes_all,
+                actor=info.context.actor,
             )
             return PayoutSettingsPayload(settings=PayoutSettings.from_model(row))
 
         return await mutate(info, PayoutSettingsPayload, work)
 
     @strawberry.mutation(permission_classes=[SecretKeyOrAdmin], description="The program's scheduled payout run.")
-    async def set_payout_schedule(self, info: Info, program_id: strawberry.ID, input: PayoutScheduleInput) -> PayoutSchedulePayload:
+    async def set_payout_schedule(
+        self, info: Info, program_id: strawberry.ID, input: PayoutScheduleInput
+    ) -> PayoutSchedulePayload:
         async def work(session):
             schedule = await runs.set_schedule(
-                session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"),
-                frequency=input.frequency, day=input.day, minimums=to_dict(input.minimums, "minimums") or {},
-                enabled=input.enabled, actor=info.context.actor,
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=_id(program_id, "programId"),
+                frequency=input.frequency,
+                day=input.day,
+                minimums=to_dict(input.minimums, "minimums") or {},
+                enabled=input.enabled,
+                actor=info.context.actor,
             )
             return PayoutSchedulePayload(schedule=PayoutSchedule.from_model(schedule))
 

@@ -37,8 +37,10 @@ class Credentials(BasePermission):
 
     @classmethod
     def needs(cls) -> str:
-        what = [{ApiKeyKind.SECRET: "a secret API key (sk_...)", ApiKeyKind.PUBLISHABLE: "a publishable key"}[k]
-                for k in sorted(cls.keys, key=lambda k: k.value)]
+        what = [
+            {ApiKeyKind.SECRET: "a secret API key (sk_...)", ApiKeyKind.PUBLISHABLE: "a publishable key"}[k]
+            for k in sorted(cls.keys, key=lambda k: k.value)
+        ]
         if cls.roles:
             what.append("an admin session (" + "/".join(sorted(r.value for r in cls.roles)) + ")")
         return " or ".join(what)

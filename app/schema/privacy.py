@@ -38,11 +38,16 @@ class CustomerDataExport:
     customer_id: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_model(cls, m: privacy_models.CustomerDataExport, info: Info) -> "CustomerDataExport":
+    def from_model(cls, m: privacy_models.CustomerDataExport, info: Info) -> CustomerDataExport:
         context = info.context
         return cls(
-            id=strawberry.ID(str(m.id)), status=privacy_models.ExportStatus(m.status), requested_at=m.requested_at,
-            ready_at=m.ready_at, expires_at=m.expires_at, downloaded_at=m.downloaded_at, size_bytes=m.document_bytes,
+            id=strawberry.ID(str(m.id)),
+            status=privacy_models.ExportStatus(m.status),
+            requested_at=m.requested_at,
+            ready_at=m.ready_at,
+            expires_at=m.expires_at,
+            downloaded_at=m.downloaded_at,
+            size_bytes=m.document_bytes,
             download_url=downloads.link_of(context.settings, m, str(context.request.base_url), utcnow()),
             customer_id=m.customer_id,
         )
@@ -98,7 +103,9 @@ class PrivacyQuery:
     @strawberry.field(permission_classes=[SecretKey], description="An export and, while it is ready, its download link.")
     async def customer_data_export(self, info: Info, id: strawberry.ID) -> CustomerDataExport:
         async def work(session):
-            found = await export.get_export(session, merchant_id=info.context.merchant_id, export_id=validation.parse_id(id, "id"))
+            found = await export.get_export(
+                session, merchant_id=info.context.merchant_id, export_id=validation.parse_id(id, "id")
+            )
             if found is None:
                 raise not_found("export")
             return CustomerDataExport.from_model(found, info)
@@ -122,7 +129,9 @@ class PrivacyMutation:
     async def export_customer_data(self, info: Info, customer_external_id: str) -> CustomerDataExportPayload:
         async def work(session):
             item = await export.request_export(
-                session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id,
+                session,
+                merchant_id=info.context.merchant_id,
+                customer_external_id=customer_external_id,
                 actor=info.context.actor,
             )
             return CustomerDataExportPayload(export=CustomerDataExport.from_model(item, info))
@@ -136,14 +145,20 @@ class PrivacyMutation:
     async def erase_customer(self, info: Info, customer_external_id: str, reason: str) -> EraseCustomerPayload:
         async def work(session):
             done = await erasure.erase_customer(
-                session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id, reason=reason,
+                session,
+                merchant_id=info.context.merchant_id,
+                customer_external_id=customer_external_id,
+                reason=reason,
                 actor=info.context.actor,
             )
             record = done.record
             return EraseCustomerPayload(
                 erasure=CustomerErasure(
-                    customer_id=strawberry.ID(str(record.customer_id)), pseudonym=record.pseudonym, reason=record.reason,
-                    erased_at=record.erased_at, changes=record.changes,
+                    customer_id=strawberry.ID(str(record.customer_id)),
+                    pseudonym=record.pseudonym,
+                    reason=record.reason,
+                    erased_at=record.erased_at,
+                    changes=record.changes,
                 ),
                 customer=Customer.from_model(done.customer),
                 replayed=done.replayed,

@@ -24,7 +24,8 @@ class ProgramInput:
     code_style: CodeStyle | None = None
     code_length: int | None = strawberry.field(default=None, description="6-16 characters for RANDOM codes; default 8.")
     program_type: ProgramType | None = strawberry.field(
-        default=None, description="CUSTOMER_REFERRAL (default) or AFFILIATE; chosen at creation, never changed.")
+        default=None, description="CUSTOMER_REFERRAL (default) or AFFILIATE; chosen at creation, never changed."
+    )
 
     def changes(self) -> service.ProgramChanges:
         return service.ProgramChanges(

@@ -68,8 +68,12 @@ class RecordActionInput:
         if ctx.shipping_address is not None:
             a = ctx.shipping_address
             address = {
-                "line1": a.line1, "line2": a.line2, "city": a.city,
-                "region": a.region, "postalCode": a.postal_code, "country": a.country,
+                "line1": a.line1,
+                "line2": a.line2,
+                "city": a.city,
+                "region": a.region,
+                "postalCode": a.postal_code,
+                "country": a.country,
             }
         return actions.ActionInput(
             type=self.type,
@@ -128,7 +132,9 @@ class ReferralQuery:
     @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def referral(self, info: Info, id: strawberry.ID) -> Referral | None:
         async def work(session):
-            found = await queries.get_referral(session, merchant_id=info.context.merchant_id, referral_id=validation.parse_id(id, "id"))
+            found = await queries.get_referral(
+                session, merchant_id=info.context.merchant_id, referral_id=validation.parse_id(id, "id")
+            )
             if found is None:
                 raise not_found("referral")
             return Referral.from_model(found)
@@ -191,7 +197,9 @@ class ReferralMutation:
     async def record_action(self, info: Info, input: RecordActionInput) -> RecordActionPayload:
         async def work(session):
             recorded = await actions.record_action(
-                session, merchant_id=info.context.merchant_id, data=input.to_domain(),
+                session,
+                merchant_id=info.context.merchant_id,
+                data=input.to_domain(),
                 config_version=info.context.config_version,
             )
             refund = recorded.refund

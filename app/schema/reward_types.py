@@ -30,7 +30,6 @@ CouponStatus: TypeAlias = models.CouponStatus
 strawberry.enum(CouponStatus, name="CouponStatus")
 
 
-
 @strawberry.type
 class MetadataFilter:
     key: str
@@ -83,7 +82,7 @@ class RewardRule:
     superseded_at: datetime | None
 
     @classmethod
-    def from_model(cls, m: models.RewardRule) -> "RewardRule":
+    def from_model(cls, m: models.RewardRule) -> RewardRule:
         spec = rule_service.spec_of(m)
         return cls(
             id=gid(m.id),
@@ -113,14 +112,18 @@ class RewardRule:
                 hold_days=spec.hold_days,
                 expires_in_days=spec.expires_in_days,
             ),
-            seasons=[CommissionSeason(starts_on=x.starts_on, ends_on=x.ends_on, percent_bps=x.percent_bps,
-                                      time_zone=spec.season_time_zone or "UTC") for x in spec.seasons],
+            seasons=[
+                CommissionSeason(
+                    starts_on=x.starts_on, ends_on=x.ends_on, percent_bps=x.percent_bps, time_zone=spec.season_time_zone or "UTC"
+                )
+                for x in spec.seasons
+            ],
             created_at=m.created_at,
             superseded_at=m.superseded_at,
         )
 
     @strawberry.field(description="Every version of this rule, oldest first.")
-    async def history(self, info: Info) -> list["RewardRule"]:
+    async def history(self, info: Info) -> list[RewardRule]:
         async def work(session):
             rows = await rule_service.rule_history(session, merchant_id=info.context.merchant_id, rule_id=uuid.UUID(self.rule_id))
             return [RewardRule.from_model(r) for r in rows]
@@ -141,7 +144,7 @@ class Coupon:
     redeemed_at: datetime | None
 
     @classmethod
-    def from_model(cls, m: models.Coupon) -> "Coupon":
+    def from_model(cls, m: models.Coupon) -> Coupon:
         return cls(
             code=m.code,
             status=models.CouponStatus(m.status),
@@ -169,23 +172,27 @@ class Reward:
     hold_until: datetime | None
     under_review: bool = strawberry.field(description="Held by an open fraud review.")
     awaiting_clearance: bool = strawberry.field(
-        description="Held until its referral is cleared (screened ALLOW after the evidence the program requires).")
+        description="Held until its referral is cleared (screened ALLOW after the evidence the program requires)."
+    )
     leaked_amount: BigInt = strawberry.field(
-        description="Spent or paid before a fraud flag took the reward back, and not recovered.")
+        description="Spent or paid before a fraud flag took the reward back, and not recovered."
+    )
     awaiting_coupon: bool = strawberry.field(description="The coupon pool was empty; a code follows when codes are added.")
     expires_at: datetime | None
     available_at: datetime | None
     ended_at: datetime | None
     end_reason: str | None
     created_at: datetime
-    source: str = strawberry.field(description="RULE, CAMPAIGN (a campaign or contest bonus), LEAD (a business referral's fee) or PARTNER_SALE (a share of an affiliate sale's commission).")
+    source: str = strawberry.field(
+        description="RULE, CAMPAIGN (a campaign or contest bonus), LEAD (a business referral's fee) or PARTNER_SALE (a share of an affiliate sale's commission)."
+    )
     customer_id: strawberry.Private[uuid.UUID]
     referral_id: strawberry.Private[uuid.UUID | None]
     rule_version_id: strawberry.Private[uuid.UUID | None]
     trigger_action_id: strawberry.Private[uuid.UUID | None]
 
     @classmethod
-    def from_model(cls, m: models.Reward) -> "Reward":
+    def from_model(cls, m: models.Reward) -> Reward:
         return cls(
             id=gid(m.id),
             kind=models.RewardKind(m.kind),
@@ -214,13 +221,13 @@ class Reward:
         )
 
     @strawberry.field
-    async def customer(self, info: Info) -> Annotated["Customer", strawberry.lazy("app.schema.types")]:
+    async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("app.schema.types")]:
         from app.schema.types import Customer as CustomerType
 
         return CustomerType.from_model(await info.context.get_loaders().customer.load(self.customer_id))
 
     @strawberry.field
-    async def referral(self, info: Info) -> Annotated["Referral", strawberry.lazy("app.schema.types")] | None:
+    async def referral(self, info: Info) -> Annotated[Referral, strawberry.lazy("app.schema.types")] | None:
         from app.schema.types import Referral as ReferralType
 
         if self.referral_id is None:  # a lead fee or a campaign bonus
@@ -247,7 +254,7 @@ class Balance:
     held: BigInt = strawberry.field(description="Granted, waiting for the hold to pass.")
 
     @classmethod
-    def from_domain(cls, b: reward_queries.Balance) -> "Balance":
+    def from_domain(cls, b: reward_queries.Balance) -> Balance:
         return cls(kind=b.kind, unit=b.unit, available=b.available, held=b.held)
 
 
@@ -261,8 +268,12 @@ class LedgerEntry:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: models.LedgerEntry, account_type: str) -> "LedgerEntry":
+    def from_model(cls, m: models.LedgerEntry, account_type: str) -> LedgerEntry:
         return cls(
-            id=gid(m.id), amount=m.amount, unit=m.unit, account_type=account_type,
-            transaction_id=gid(m.transaction_id), created_at=m.created_at,
+            id=gid(m.id),
+            amount=m.amount,
+            unit=m.unit,
+            account_type=account_type,
+            transaction_id=gid(m.transaction_id),
+            created_at=m.created_at,
         )

@@ -37,7 +37,9 @@ class RewardConditionsInput:
     milestone: int | None = strawberry.field(default=None, description="Pay the referrer at their Nth qualified referral, once.")
     cap_per_referrer_monthly: int | None = None
     cap_per_referrer_lifetime: int | None = None
-    program_monthly_budget: BigInt | None = strawberry.field(default=None, description="In the reward's unit, per calendar month.")
+    program_monthly_budget: BigInt | None = strawberry.field(
+        default=None, description="In the reward's unit, per calendar month."
+    )
     hold_days: int = strawberry.field(default=0, description="Days the reward stays HELD (your refund window).")
     expires_in_days: int | None = None
 
@@ -58,14 +60,20 @@ class RewardRuleInput:
     enabled: bool = True
     amount: BigInt | None = strawberry.field(default=None, description="Fixed value: minor units, or points for POINTS.")
     currency: str | None = None
-    percent_bps: int | None = strawberry.field(default=None, description="COMMISSION share of the order, or DISCOUNT percent off; 1500 = 15 %.")
-    coupon_pool_id: strawberry.ID | None = strawberry.field(default=None, description="DISCOUNT: hand out the merchant's uploaded codes.")
+    percent_bps: int | None = strawberry.field(
+        default=None, description="COMMISSION share of the order, or DISCOUNT percent off; 1500 = 15 %."
+    )
+    coupon_pool_id: strawberry.ID | None = strawberry.field(
+        default=None, description="DISCOUNT: hand out the merchant's uploaded codes."
+    )
     coupon_min_order_amount: BigInt | None = None
     recurring_months: int | None = strawberry.field(default=None, description="COMMISSION on every trigger for N months.")
     conditions: RewardConditionsInput | None = None
     seasons: list[CommissionSeasonInput] = strawberry.field(
-        default_factory=list, description="Percentage COMMISSION: other rates for date ranges (no overlaps); the rate "
-        "applied is the one in force on the local day the action occurred.")
+        default_factory=list,
+        description="Percentage COMMISSION: other rates for date ranges (no overlaps); the rate "
+        "applied is the one in force on the local day the action occurred.",
+    )
 
     def definition(self) -> rule_service.RuleDefinition:
         c = self.conditions or RewardConditionsInput()
@@ -149,7 +157,9 @@ class RewardQuery:
     async def reward_rules(self, info: Info, program_id: strawberry.ID, include_disabled: bool = True) -> list[RewardRule]:
         async def work(session):
             rows = await rule_service.list_rules(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId"),
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
                 include_disabled=include_disabled,
             )
             return [RewardRule.from_model(r) for r in rows]
@@ -181,8 +191,10 @@ class RewardQuery:
             customer_id = None
             if customer_external_id is not None:
                 customer = await customers.require_customer(
-                    session, merchant_id=info.context.merchant_id,
-                    external_id=customers.external_id(customer_external_id), field="customerExternalId",
+                    session,
+                    merchant_id=info.context.merchant_id,
+                    external_id=customers.external_id(customer_external_id),
+                    field="customerExternalId",
                 )
                 customer_id = customer.id
             page = await reward_queries.list_rewards(
@@ -195,7 +207,9 @@ class RewardQuery:
     @strawberry.field(permission_classes=[SecretKey])
     async def reward(self, info: Info, id: strawberry.ID) -> Reward | None:
         async def work(session):
-            found = await reward_queries.get_reward(session, merchant_id=info.context.merchant_id, reward_id=validation.parse_id(id, "id"))
+            found = await reward_queries.get_reward(
+                session, merchant_id=info.context.merchant_id, reward_id=validation.parse_id(id, "id")
+            )
             if found is None:
                 raise not_found("reward")
             return Reward.from_model(found)
@@ -209,7 +223,9 @@ class RewardMutation:
     async def create_reward_rule(self, info: Info, program_id: strawberry.ID, input: RewardRuleInput) -> RewardRulePayload:
         async def work(session):
             rule = await rule_service.create_rule(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId"),
+                session,
+                merchant_id=info.context.merchant_id,
+                program_id=validation.parse_id(program_id, "programId"),
                 definition=input.definition(),
             )
             return RewardRulePayload(reward_rule=RewardRule.from_model(rule))
@@ -220,7 +236,9 @@ class RewardMutation:
     async def update_reward_rule(self, info: Info, rule_id: strawberry.ID, input: RewardRuleInput) -> RewardRulePayload:
         async def work(session):
             rule = await rule_service.update_rule(
-                session, merchant_id=info.context.merchant_id, rule_id=validation.parse_id(rule_id, "ruleId"),
+                session,
+                merchant_id=info.context.merchant_id,
+                rule_id=validation.parse_id(rule_id, "ruleId"),
                 definition=input.definition(),
             )
             return RewardRulePayload(reward_rule=RewardRule.from_model(rule))
@@ -241,9 +259,14 @@ class RewardMutation:
     async def redeem_credit(self, info: Info, input: RedeemCreditInput) -> RedemptionPayload:
         async def work(session):
             result = await redemption.redeem(
-                session, merchant_id=info.context.merchant_id, customer_external_id=input.customer_external_id,
-                kind=models.RewardKind.CREDIT, amount=input.amount, unit=input.currency,
-                idempotency_key=input.idempotency_key, order_id=input.order_id,
+                session,
+                merchant_id=info.context.merchant_id,
+                customer_external_id=input.customer_external_id,
+                kind=models.RewardKind.CREDIT,
+                amount=input.amount,
+                unit=input.currency,
+                idempotency_key=input.idempotency_key,
+                order_id=input.order_id,
             )
             return _redemption_payload(result)
 
@@ -253,11 +276,15 @@ class RewardMutation:
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedemptionPayload:
         async def work(session):
             result = await redemption.redeem(
-                session, merchant_id=info.context.merchant_id, customer_external_id=input.customer_external_id,
-                kind=models.RewardKind.POINTS, amount=input.points, unit=None,
-                idempotency_key=input.idempotency_key, order_id=input.order_id,
+                session,
+                merchant_id=info.context.merchant_id,
+                customer_external_id=input.customer_external_id,
+                kind=models.RewardKind.POINTS,
+                amount=input.points,
+                unit=None,
+                idempotency_key=input.idempotency_key,
+                order_id=input.order_id,
             )
             return _redemption_payload(result)
 
         return await mutate(info, RedemptionPayload, work)
-

@@ -48,15 +48,51 @@ logger = logging.getLogger("app.graphql")
 
 Query = merge_types(
     "Query",
-    (MerchantQuery, ProgramQuery, CustomerQuery, CodeQuery, ReferralQuery, RewardQuery, SimulationQuery, CouponQuery, JobQuery,
-     WebhookQuery, FraudQuery, WidgetQuery, AdminQuery, PayoutQuery, PrivacyQuery, LocaleQuery, AnalyticsQuery, CampaignQuery,
-     LeadQuery, PartnerQuery),
+    (
+        MerchantQuery,
+        ProgramQuery,
+        CustomerQuery,
+        CodeQuery,
+        ReferralQuery,
+        RewardQuery,
+        SimulationQuery,
+        CouponQuery,
+        JobQuery,
+        WebhookQuery,
+        FraudQuery,
+        WidgetQuery,
+        AdminQuery,
+        PayoutQuery,
+        PrivacyQuery,
+        LocaleQuery,
+        AnalyticsQuery,
+        CampaignQuery,
+        LeadQuery,
+        PartnerQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
-    (MerchantMutation, ProgramMutation, CustomerMutation, CodeMutation, ReferralMutation, RewardMutation, CouponMutation,
-     JobMutation, WebhookMutation, FraudMutation, WidgetMutation, AdminMutation, PayoutMutation, PrivacyMutation,
-     LocaleMutation, CampaignMutation, LeadMutation, PartnerMutation),
+    (
+        MerchantMutation,
+        ProgramMutation,
+        CustomerMutation,
+        CodeMutation,
+        ReferralMutation,
+        RewardMutation,
+        CouponMutation,
+        JobMutation,
+        WebhookMutation,
+        FraudMutation,
+        WidgetMutation,
+        AdminMutation,
+        PayoutMutation,
+        PrivacyMutation,
+        LocaleMutation,
+        CampaignMutation,
+        LeadMutation,
+        PartnerMutation,
+    ),
 )
 
 
@@ -73,7 +109,8 @@ class Schema(strawberry.Schema):
         for error in errors:
             if should_mask(error):
                 logger.error(
-                    "unexpected error in %s", ".".join(str(p) for p in error.path or []) or "operation",
+                    "unexpected error in %s",
+                    ".".join(str(p) for p in error.path or []) or "operation",
                     exc_info=error.original_error,
                 )
 

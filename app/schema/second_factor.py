@@ -26,8 +26,10 @@ class OneSecondFactorPerDocument(ValidationRule):
             return
         self.seen += 1
         if self.seen == 2:
-            self.report_error(GraphQLError(
-                "a document may contain at most one field that checks a second factor "
-                f"({', '.join(sorted(SECOND_FACTOR_FIELDS))}): send them one per request",
-                node,
-            ))
+            self.report_error(
+                GraphQLError(
+                    "a document may contain at most one field that checks a second factor "
+                    f"({', '.join(sorted(SECOND_FACTOR_FIELDS))}): send them one per request",
+                    node,
+                )
+            )

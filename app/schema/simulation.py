@@ -26,7 +26,7 @@ class RewardTotal:
     count: int = strawberry.field(description="Number of rewards.")
 
     @classmethod
-    def from_domain(cls, t: service.Total) -> "RewardTotal":
+    def from_domain(cls, t: service.Total) -> RewardTotal:
         return cls(kind=t.kind, unit=t.unit, amount=t.amount, count=t.count)
 
 
@@ -56,28 +56,38 @@ class CurrentRule:
 
 @strawberry.type(description="Proposed rules replayed on recorded actions, next to what the current rules granted.")
 class SimulationResult:
-    actions_replayed: int = strawberry.field(description="The program's referral actions in the period (refunds are not replayed).")
+    actions_replayed: int = strawberry.field(
+        description="The program's referral actions in the period (refunds are not replayed)."
+    )
     proposed: list[SimulatedRule]
     proposed_totals: list[RewardTotal]
     current: list[CurrentRule]
     current_totals: list[RewardTotal]
 
     @classmethod
-    def from_domain(cls, r: service.SimulationResult) -> "SimulationResult":
+    def from_domain(cls, r: service.SimulationResult) -> SimulationResult:
         return cls(
             actions_replayed=r.actions_replayed,
             proposed=[
                 SimulatedRule(
-                    index=p.index, name=p.name, count=p.count, referrer_count=p.referrer_count,
-                    referee_count=p.referee_count, totals=_totals(p.totals),
+                    index=p.index,
+                    name=p.name,
+                    count=p.count,
+                    referrer_count=p.referrer_count,
+                    referee_count=p.referee_count,
+                    totals=_totals(p.totals),
                 )
                 for p in r.proposed
             ],
             proposed_totals=_totals(r.proposed_totals),
             current=[
                 CurrentRule(
-                    rule_id=gid(c.rule_id), name=c.name, count=c.count, voided_count=c.voided_count,
-                    reversed_count=c.reversed_count, totals=_totals(c.totals),
+                    rule_id=gid(c.rule_id),
+                    name=c.name,
+                    count=c.count,
+                    voided_count=c.voided_count,
+                    reversed_count=c.reversed_count,
+                    totals=_totals(c.totals),
                 )
                 for c in r.current
             ],

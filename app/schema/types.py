@@ -51,7 +51,7 @@ class Merchant:
     created_at: datetime
 
     @classmethod
-    def from_model(cls, m: merchant_models.Merchant) -> "Merchant":
+    def from_model(cls, m: merchant_models.Merchant) -> Merchant:
         return cls(id=gid(m.id), name=m.name, created_at=m.created_at)
 
 
@@ -68,7 +68,7 @@ class ApiKey:
     active: bool
 
     @classmethod
-    def from_model(cls, m: merchant_models.ApiKey, now: datetime) -> "ApiKey":
+    def from_model(cls, m: merchant_models.ApiKey, now: datetime) -> ApiKey:
         return cls(
             id=gid(m.id),
             kind=m.key_kind,
@@ -88,7 +88,9 @@ class Program:
     name: str
     status: ProgramStatus
     attribution_window_days: int
-    claim_window_days: int = strawberry.field(description="Days after signup during which a referee may claim a code; 0 disables claims.")
+    claim_window_days: int = strawberry.field(
+        description="Days after signup during which a referee may claim a code; 0 disables claims."
+    )
     share_url_template: str | None
     code_style: CodeStyle
     code_length: int
@@ -97,7 +99,7 @@ class Program:
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, m: models.Program) -> "Program":
+    def from_model(cls, m: models.Program) -> Program:
         return cls(
             id=gid(m.id),
             name=m.name,
@@ -112,12 +114,14 @@ class Program:
             updated_at=m.updated_at,
         )
 
-    @strawberry.field(description=(
-        "What fraud flags arriving after the money moved could not take back, per unit (see Referral.leakedAmount)."))
-    async def leaked_amount(self, info: Info) -> list["UnitAmount"]:
+    @strawberry.field(
+        description=("What fraud flags arriving after the money moved could not take back, per unit (see Referral.leakedAmount).")
+    )
+    async def leaked_amount(self, info: Info) -> list[UnitAmount]:
         async def work(session):
             rows = await reward_queries.leaked_amounts(
-                session, merchant_id=info.context.merchant_id, program_id=uuid.UUID(self.id))
+                session, merchant_id=info.context.merchant_id, program_id=uuid.UUID(self.id)
+            )
             return [UnitAmount(amount=amount, unit=unit) for unit, amount in rows]
 
         return await query(info, work)
@@ -135,7 +139,7 @@ class Customer:
     erased_at: datetime | None = strawberry.field(description="When the customer was erased: externalId is then their pseudonym.")
 
     @classmethod
-    def from_model(cls, m: models.Customer) -> "Customer":
+    def from_model(cls, m: models.Customer) -> Customer:
         return cls(
             id=gid(m.id),
             external_id=m.external_id,
@@ -148,12 +152,12 @@ class Customer:
         )
 
     @strawberry.field(description="The customer's codes in every program, active or not.")
-    async def referral_codes(self, info: Info) -> list["ReferralCode"]:
+    async def referral_codes(self, info: Info) -> list[ReferralCode]:
         rows = await info.context.get_loaders().codes_by_customer.load(uuid.UUID(self.id))
         return [ReferralCode.from_model(row) for row in rows]
 
     @strawberry.field(description="Referrals this customer made as the referrer, newest first.")
-    async def referrals(self, info: Info, first: int | None = 20, after: str | None = None) -> Connection["Referral"]:
+    async def referrals(self, info: Info, first: int | None = 20, after: str | None = None) -> Connection[Referral]:
         async def work(session):
             page = await queries.list_referrals(
                 session, merchant_id=info.context.merchant_id, referrer_id=uuid.UUID(self.id), first=first, after=after
@@ -163,7 +167,7 @@ class Customer:
         return await query(info, work)
 
     @strawberry.field(description="Credit, points and commission balances, per unit.")
-    async def balances(self, info: Info) -> list[Annotated["Balance", strawberry.lazy("app.schema.reward_types")]]:
+    async def balances(self, info: Info) -> list[Annotated[Balance, strawberry.lazy("app.schema.reward_types")]]:
         from app.schema.reward_types import Balance
 
         async def work(session):
@@ -175,7 +179,7 @@ class Customer:
     @strawberry.field(description="Rewards this customer received, newest first.")
     async def rewards(
         self, info: Info, first: int | None = 20, after: str | None = None
-    ) -> Connection[Annotated["Reward", strawberry.lazy("app.schema.reward_types")]]:
+    ) -> Connection[Annotated[Reward, strawberry.lazy("app.schema.reward_types")]]:
         from app.schema.reward_types import Reward
 
         async def work(session):
@@ -189,7 +193,7 @@ class Customer:
     @strawberry.field(description="The customer's ledger entries, newest first.")
     async def ledger_entries(
         self, info: Info, first: int | None = 20, after: str | None = None
-    ) -> Connection[Annotated["LedgerEntry", strawberry.lazy("app.schema.reward_types")]]:
+    ) -> Connection[Annotated[LedgerEntry, strawberry.lazy("app.schema.reward_types")]]:
         from app.schema.reward_types import LedgerEntry
 
         async def work(session):
@@ -208,7 +212,7 @@ class Customer:
         return await query(info, work)
 
     @strawberry.field(description="Referrals in which this customer is the referee (at most one per program).")
-    async def referred_by(self, info: Info) -> list["Referral"]:
+    async def referred_by(self, info: Info) -> list[Referral]:
         rows = await info.context.get_loaders().referrals_by_referee.load(uuid.UUID(self.id))
         return [Referral.from_model(row) for row in rows]
 
@@ -225,7 +229,7 @@ class ReferralCode:
     customer_id: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_model(cls, m: models.ReferralCode) -> "ReferralCode":
+    def from_model(cls, m: models.ReferralCode) -> ReferralCode:
         return cls(
             id=gid(m.id),
             code=m.code,
@@ -269,17 +273,20 @@ class Referral:
     source: ReferralSource
     status: ReferralStatus
     created_at: datetime
-    referred_at: datetime = strawberry.field(description="When the referee arrived (the creating action's occurredAt, or the claim).")
+    referred_at: datetime = strawberry.field(
+        description="When the referee arrived (the creating action's occurredAt, or the claim)."
+    )
     qualified_at: datetime | None
     cleared_at: datetime | None = strawberry.field(
-        description="When it was cleared: screened ALLOW after the evidence the program requires; its rewards may be spent.")
+        description="When it was cleared: screened ALLOW after the evidence the program requires; its rewards may be spent."
+    )
     program_id: strawberry.Private[uuid.UUID]
     referrer_id: strawberry.Private[uuid.UUID]
     referee_id: strawberry.Private[uuid.UUID]
     code_id: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_model(cls, m: models.Referral) -> "Referral":
+    def from_model(cls, m: models.Referral) -> Referral:
         return cls(
             id=gid(m.id),
             source=models.ReferralSource(m.source),
@@ -311,30 +318,31 @@ class Referral:
         return ReferralCode.from_model(await info.context.get_loaders().referral_code.load(self.code_id))
 
     @strawberry.field(description="Rewards granted for this referral, to the referrer and the referee.")
-    async def rewards(self, info: Info) -> list[Annotated["Reward", strawberry.lazy("app.schema.reward_types")]]:
+    async def rewards(self, info: Info) -> list[Annotated[Reward, strawberry.lazy("app.schema.reward_types")]]:
         from app.schema.reward_types import Reward
 
         rows = await info.context.get_loaders().rewards_by_referral.load(uuid.UUID(self.id))
         return [Reward.from_model(row) for row in rows]
 
-    @strawberry.field(description=(
-        "What was spent, paid out or used of this referral's rewards before a fraud flag took them back, per unit: "
-        "not recovered (owed by the customer at best)."))
+    @strawberry.field(
+        description=(
+            "What was spent, paid out or used of this referral's rewards before a fraud flag took them back, per unit: "
+            "not recovered (owed by the customer at best)."
+        )
+    )
     async def leaked_amount(self, info: Info) -> list[UnitAmount]:
         rows = await info.context.get_loaders().rewards_by_referral.load(uuid.UUID(self.id))
         return [UnitAmount(amount=amount, unit=unit) for unit, amount in reward_queries.leaked_by_unit(rows)]
 
     @strawberry.field(description="Fraud checks of this referral with their evidence, oldest first.")
-    async def fraud_decisions(
-        self, info: Info
-    ) -> list[Annotated["FraudDecision", strawberry.lazy("app.schema.fraud_types")]]:
+    async def fraud_decisions(self, info: Info) -> list[Annotated[FraudDecision, strawberry.lazy("app.schema.fraud_types")]]:
         from app.schema.fraud_types import FraudDecision
 
         rows = await info.context.get_loaders().fraud_decisions_by_referral.load(uuid.UUID(self.id))
         return [FraudDecision.from_model(row) for row in rows]
 
     @strawberry.field(description="The referee's actions attributed to this referral, oldest first.")
-    async def actions(self, info: Info) -> list["Action"]:
+    async def actions(self, info: Info) -> list[Action]:
         rows = await info.context.get_loaders().actions_by_referral.load(uuid.UUID(self.id))
         return [Action.from_model(row) for row in rows]
 
@@ -348,15 +356,13 @@ class Action:
     order_id: str | None
     occurred_at: datetime
     created_at: datetime
-    attribution: AttributionStatus = strawberry.field(
-        description="What became of the referral code or token the action carried."
-    )
+    attribution: AttributionStatus = strawberry.field(description="What became of the referral code or token the action carried.")
     metadata: JSON | None
     customer_id: strawberry.Private[uuid.UUID]
     referral_id: strawberry.Private[uuid.UUID | None]
 
     @classmethod
-    def from_model(cls, m: models.Action) -> "Action":
+    def from_model(cls, m: models.Action) -> Action:
         return cls(
             id=gid(m.id),
             type=m.type,

@@ -38,11 +38,19 @@ class WebhookEndpoint:
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, m: models.WebhookEndpoint) -> "WebhookEndpoint":
+    def from_model(cls, m: models.WebhookEndpoint) -> WebhookEndpoint:
         return cls(
-            id=gid(m.id), url=m.url, description=m.description, event_types=list(m.event_types), enabled=m.enabled,
-            disabled_reason=m.disabled_reason, disabled_at=m.disabled_at, failing_since=m.failing_since,
-            previous_secret_expires_at=m.previous_secret_expires_at, created_at=m.created_at, updated_at=m.updated_at,
+            id=gid(m.id),
+            url=m.url,
+            description=m.description,
+            event_types=list(m.event_types),
+            enabled=m.enabled,
+            disabled_reason=m.disabled_reason,
+            disabled_at=m.disabled_at,
+            failing_since=m.failing_since,
+            previous_secret_expires_at=m.previous_secret_expires_at,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
         )
 
 
@@ -55,10 +63,13 @@ class WebhookAttempt:
     error: str | None
 
     @classmethod
-    def from_model(cls, m: models.WebhookAttempt) -> "WebhookAttempt":
+    def from_model(cls, m: models.WebhookAttempt) -> WebhookAttempt:
         return cls(
-            attempted_at=m.attempted_at, status_code=m.status_code, latency_ms=m.latency_ms,
-            response_excerpt=m.response_excerpt, error=m.error,
+            attempted_at=m.attempted_at,
+            status_code=m.status_code,
+            latency_ms=m.latency_ms,
+            response_excerpt=m.response_excerpt,
+            error=m.error,
         )
 
 
@@ -77,11 +88,18 @@ class WebhookDelivery:
     attempts: list[WebhookAttempt]
 
     @classmethod
-    def from_model(cls, m: models.WebhookDelivery, attempts: list[models.WebhookAttempt]) -> "WebhookDelivery":
+    def from_model(cls, m: models.WebhookDelivery, attempts: list[models.WebhookAttempt]) -> WebhookDelivery:
         return cls(
-            id=gid(m.id), endpoint_id=gid(m.endpoint_id), event_id=gid(m.event_id), event_type=m.event_type,
-            status=models.DeliveryStatus(m.status), attempt_count=m.attempt_count, next_attempt_at=m.next_attempt_at,
-            delivered_at=m.delivered_at, last_error=m.last_error, created_at=m.created_at,
+            id=gid(m.id),
+            endpoint_id=gid(m.endpoint_id),
+            event_id=gid(m.event_id),
+            event_type=m.event_type,
+            status=models.DeliveryStatus(m.status),
+            attempt_count=m.attempt_count,
+            next_attempt_at=m.next_attempt_at,
+            delivered_at=m.delivered_at,
+            last_error=m.last_error,
+            created_at=m.created_at,
             attempts=[WebhookAttempt.from_model(a) for a in attempts],
         )
 
@@ -135,21 +153,30 @@ class WebhookQuery:
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Your webhook endpoints, oldest first.")
     async def webhook_endpoints(self, info: Info) -> list[WebhookEndpoint]:
         async def work(session):
-            return [WebhookEndpoint.from_model(e) for e in await service.list_endpoints(session, merchant_id=info.context.merchant_id)]
+            return [
+                WebhookEndpoint.from_model(e) for e in await service.list_endpoints(session, merchant_id=info.context.merchant_id)
+            ]
 
         return await query(info, work)
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Deliveries with their attempts, newest first.")
     async def webhook_deliveries(
-        self, info: Info, endpoint_id: strawberry.ID | None = None, status: WebhookDeliveryStatus | None = None,
-        first: int | None = 20, after: str | None = None,
+        self,
+        info: Info,
+        endpoint_id: strawberry.ID | None = None,
+        status: WebhookDeliveryStatus | None = None,
+        first: int | None = 20,
+        after: str | None = None,
     ) -> Connection[WebhookDelivery]:
         async def work(session):
             merchant_id = info.context.merchant_id
             page = await service.list_deliveries(
-                session, merchant_id=merchant_id,
+                session,
+                merchant_id=merchant_id,
                 endpoint_id=validation.parse_id(endpoint_id, "endpointId") if endpoint_id is not None else None,
-                status=models.DeliveryStatus(status.value) if status is not None else None, first=first, after=after,
+                status=models.DeliveryStatus(status.value) if status is not None else None,
+                first=first,
+                after=after,
             )
             attempts = await service.attempts_of(session, merchant_id=merchant_id, delivery_ids=[d.id for d in page.items])
             return to_connection(page, lambda d: WebhookDelivery.from_model(d, attempts[d.id]))
@@ -159,23 +186,36 @@ class WebhookQuery:
 
 @strawberry.type
 class WebhookMutation:
-    @strawberry.mutation(permission_classes=[SecretKeyOrManager], description="Add an endpoint; the payload shows its secret once.")
+    @strawberry.mutation(
+        permission_classes=[SecretKeyOrManager], description="Add an endpoint; the payload shows its secret once."
+    )
     async def create_webhook_endpoint(self, info: Info, input: CreateWebhookEndpointInput) -> WebhookSecretPayload:
         async def work(session):
             made = await service.create_endpoint(
-                session, merchant_id=info.context.merchant_id, settings=info.context.settings, url=input.url,
-                event_types=input.event_types, description=input.description,
+                session,
+                merchant_id=info.context.merchant_id,
+                settings=info.context.settings,
+                url=input.url,
+                event_types=input.event_types,
+                description=input.description,
             )
             return WebhookSecretPayload(endpoint=WebhookEndpoint.from_model(made.endpoint), secret=made.secret)
 
         return await mutate(info, WebhookSecretPayload, work)
 
     @strawberry.mutation(permission_classes=[SecretKeyOrManager])
-    async def update_webhook_endpoint(self, info: Info, id: strawberry.ID, input: UpdateWebhookEndpointInput) -> WebhookEndpointPayload:
+    async def update_webhook_endpoint(
+        self, info: Info, id: strawberry.ID, input: UpdateWebhookEndpointInput
+    ) -> WebhookEndpointPayload:
         async def work(session):
             endpoint = await service.update_endpoint(
-                session, merchant_id=info.context.merchant_id, endpoint_id=validation.parse_id(id, "id"),
-                settings=info.context.settings, url=input.url, event_types=input.event_types, enabled=input.enabled,
+                session,
+                merchant_id=info.context.merchant_id,
+                endpoint_id=validation.parse_id(id, "id"),
+                settings=info.context.settings,
+                url=input.url,
+                event_types=input.event_types,
+                enabled=input.enabled,
                 description=input.description,
             )
             return WebhookEndpointPayload(endpoint=WebhookEndpoint.from_model(endpoint))
@@ -190,8 +230,11 @@ class WebhookMutation:
     async def rotate_webhook_secret(self, info: Info, id: strawberry.ID, overlap_hours: int = 24) -> WebhookSecretPayload:
         async def work(session):
             made = await service.rotate_secret(
-                session, merchant_id=info.context.merchant_id, endpoint_id=validation.parse_id(id, "id"),
-                settings=info.context.settings, overlap_hours=overlap_hours,
+                session,
+                merchant_id=info.context.merchant_id,
+                endpoint_id=validation.parse_id(id, "id"),
+                settings=info.context.settings,
+                overlap_hours=overlap_hours,
             )
             return WebhookSecretPayload(endpoint=WebhookEndpoint.from_model(made.endpoint), secret=made.secret)
 

@@ -43,14 +43,16 @@ class WidgetProgram:
     colors: WidgetColors
 
     @classmethod
-    def of(cls, program, widget: models.ProgramWidget | None) -> "WidgetProgram":
+    def of(cls, program, widget: models.ProgramWidget | None) -> WidgetProgram:
         texts = widget.texts if widget else {}
         colors = widget.colors if widget else {}
         return cls(
             id=gid(program.id),
             name=program.name,
             texts=[
-                WidgetText(locale=locale, title=t.get("title"), description=t.get("description"), share_message=t.get("shareMessage"))
+                WidgetText(
+                    locale=locale, title=t.get("title"), description=t.get("description"), share_message=t.get("shareMessage")
+                )
                 for locale, t in sorted(texts.items())
             ],
             colors=WidgetColors(primary=colors.get("primary"), background=colors.get("background"), text=colors.get("text")),
@@ -66,7 +68,7 @@ class WidgetRewardTotal:
     pending: BigInt = strawberry.field(description="Still held (refund window or a check).")
 
     @classmethod
-    def of(cls, total: RewardTotal) -> "WidgetRewardTotal":
+    def of(cls, total: RewardTotal) -> WidgetRewardTotal:
         return cls(kind=total.kind, unit=total.unit, count=total.count, earned=total.earned, pending=total.pending)
 
 
@@ -95,13 +97,20 @@ class WidgetSettings:
     secret_configured: bool
     secret_last4: str | None
     secret_created_at: datetime | None
-    previous_secret_expires_at: datetime | None = strawberry.field(description="After a rotation, the old secret also verifies until then.")
+    previous_secret_expires_at: datetime | None = strawberry.field(
+        description="After a rotation, the old secret also verifies until then."
+    )
 
     @classmethod
-    def of(cls, m: models.WidgetSettings | None) -> "WidgetSettings":
+    def of(cls, m: models.WidgetSettings | None) -> WidgetSettings:
         if m is None:
-            return cls(allowed_origins=[], secret_configured=False, secret_last4=None, secret_created_at=None,
-                       previous_secret_expires_at=None)
+            return cls(
+                allowed_origins=[],
+                secret_configured=False,
+                secret_last4=None,
+                secret_created_at=None,
+                previous_secret_expires_at=None,
+            )
         return cls(
             allowed_origins=list(m.allowed_origins or []),
             secret_configured=m.secret_encrypted is not None,
@@ -198,20 +207,24 @@ class WidgetMutation:
                 customer=SignedCustomer(external_id=customer_external_id, timestamp=timestamp, signature=signature),
                 program_id=validation.parse_id(program_id, "programId") if program_id else None,
                 visit=panel.Visit(
-                    device_id=device_id, device_fingerprint=device_fingerprint,
-                    ip=context.client_ip, user_agent=context.request.headers.get("user-agent"),
+                    device_id=device_id,
+                    device_fingerprint=device_fingerprint,
+                    ip=context.client_ip,
+                    user_agent=context.request.headers.get("user-agent"),
                 ),
                 app_settings=context.settings,
             )
-            return WidgetSessionPayload(session=WidgetSession(
-                code=opened.code.code,
-                share_url=opened.share_url,
-                successful_referrals=opened.successful_referrals,
-                pending_referrals=opened.pending_referrals,
-                rewards=[WidgetRewardTotal.of(total) for total in opened.rewards],
-                program=WidgetProgram.of(opened.program, opened.widget),
-                expires_at=opened.expires_at,
-            ))
+            return WidgetSessionPayload(
+                session=WidgetSession(
+                    code=opened.code.code,
+                    share_url=opened.share_url,
+                    successful_referrals=opened.successful_referrals,
+                    pending_referrals=opened.pending_referrals,
+                    rewards=[WidgetRewardTotal.of(total) for total in opened.rewards],
+                    program=WidgetProgram.of(opened.program, opened.widget),
+                    expires_at=opened.expires_at,
+                )
+            )
 
         return await mutate(info, WidgetSessionPayload, work)
 
@@ -225,8 +238,11 @@ class WidgetMutation:
 
         async def work(session):
             settings = await service.set_allowed_origins(
-                session, merchant_id=context.merchant_id, origins_given=origins,
-                production=context.settings.is_production, actor=context.actor,
+                session,
+                merchant_id=context.merchant_id,
+                origins_given=origins,
+                production=context.settings.is_production,
+                actor=context.actor,
             )
             return WidgetSettingsPayload(settings=WidgetSettings.of(settings))
 
@@ -242,8 +258,11 @@ class WidgetMutation:
 
         async def work(session):
             rotated = await service.rotate_secret(
-                session, merchant_id=context.merchant_id, app_settings=context.settings,
-                overlap_hours=overlap_hours, actor=context.actor,
+                session,
+                merchant_id=context.merchant_id,
+                app_settings=context.settings,
+                overlap_hours=overlap_hours,
+                actor=context.actor,
             )
             return WidgetSecretPayload(settings=WidgetSettings.of(rotated.settings), secret=rotated.secret)
 

@@ -97,8 +97,13 @@ def forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         if any(forbidden(endpoint) for endpoint in tunnelled_ipv4(address)):
             return True
     return (
-        address.is_loopback or address.is_private or address.is_link_local or address.is_multicast
-        or address.is_reserved or address.is_unspecified or not address.is_global
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global
     )
 
 
@@ -235,9 +240,7 @@ async def deliver(
         await outbox.dispatch_committed(session)
 
 
-async def _prepare(
-    session: AsyncSession, delivery_id: uuid.UUID, attempt: int | None, settings: Settings
-) -> Prepared | None:
+async def _prepare(session: AsyncSession, delivery_id: uuid.UUID, attempt: int | None, settings: Settings) -> Prepared | None:
     delivery = await session.scalar(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update())
     if delivery is None or delivery.status != DeliveryStatus.PENDING.value:
         return None
@@ -268,11 +271,18 @@ async def _record(
 ) -> None:
     delivery = await session.scalar(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update())
     assert delivery is not None
-    session.add(WebhookAttempt(
-        id=new_id(), merchant_id=delivery.merchant_id, delivery_id=delivery.id, attempted_at=attempted_at,
-        status_code=outcome.status_code, latency_ms=outcome.latency_ms, response_excerpt=outcome.excerpt,
-        error=outcome.error,
-    ))
+    session.add(
+        WebhookAttempt(
+            id=new_id(),
+            merchant_id=delivery.merchant_id,
+            delivery_id=delivery.id,
+            attempted_at=attempted_at,
+            status_code=outcome.status_code,
+            latency_ms=outcome.latency_ms,
+            response_excerpt=outcome.excerpt,
+            error=outcome.error,
+        )
+    )
     if delivery.status != DeliveryStatus.PENDING.value or delivery.attempt_count != prepared.attempt:
         await session.flush()  # a racing copy of this job recorded the attempt first; keep the log only
         return
@@ -297,8 +307,12 @@ async def _record(
         delay = RETRY_DELAYS[delivery.retry_step - 1]
         delivery.next_attempt_at = now + delay
         await outbox.enqueue(
-            session, service.DELIVER_JOB, merchant_id=delivery.merchant_id, delay=delay,
-            delivery_id=delivery.id, attempt=delivery.attempt_count,
+            session,
+            service.DELIVER_JOB,
+            merchant_id=delivery.merchant_id,
+            delay=delay,
+            delivery_id=delivery.id,
+            attempt=delivery.attempt_count,
         )
     else:
         delivery.status = DeliveryStatus.FAILED.value
@@ -306,8 +320,12 @@ async def _record(
     await session.flush()
     logger.info(
         "webhook delivery failed",
-        extra={"delivery_id": str(delivery.id), "endpoint_id": str(prepared.endpoint_id), "error": outcome.error,
-               "final": delivery.status == DeliveryStatus.FAILED.value},
+        extra={
+            "delivery_id": str(delivery.id),
+            "endpoint_id": str(prepared.endpoint_id),
+            "error": outcome.error,
+            "final": delivery.status == DeliveryStatus.FAILED.value,
+        },
     )
 
 

@@ -12,9 +12,7 @@ from app.worker.jobs import job
 
 
 @job("webhooks.deliver", max_attempts=5, own_transactions=True)
-async def deliver(
-    factory: async_sessionmaker[AsyncSession], delivery_id: str | None = None, attempt: str | None = None
-) -> None:
+async def deliver(factory: async_sessionmaker[AsyncSession], delivery_id: str | None = None, attempt: str | None = None) -> None:
     """An HTTP failure does not raise (the retry is a new delayed job, see
     app.webhooks.delivery); an exception here is our own fault and dramatiq retries it.
     The HTTP request is made outside any transaction (it may take 10 s)."""

@@ -116,9 +116,18 @@ async def emit(session: AsyncSession, merchant_id: uuid.UUID, event_type: str, p
     event_id, now = new_id(), utcnow()
     deliveries = [
         WebhookDelivery(
-            id=new_id(), merchant_id=merchant_id, endpoint_id=endpoint_id, event_id=event_id, event_type=event_type,
-            payload=data, occurred_at=now, status=DeliveryStatus.PENDING.value, attempt_count=0, retry_step=0,
-            next_attempt_at=now, created_at=now,
+            id=new_id(),
+            merchant_id=merchant_id,
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            event_type=event_type,
+            payload=data,
+            occurred_at=now,
+            status=DeliveryStatus.PENDING.value,
+            attempt_count=0,
+            retry_step=0,
+            next_attempt_at=now,
+            created_at=now,
         )
         for endpoint_id in targets
     ]
@@ -170,7 +179,12 @@ class EndpointWithSecret:
 
 
 async def create_endpoint(
-    session: AsyncSession, *, merchant_id: uuid.UUID, settings: Settings, url: str, event_types: list[str],
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    settings: Settings,
+    url: str,
+    event_types: list[str],
     description: str | None = None,
 ) -> EndpointWithSecret:
     session.info.pop(_ENDPOINT_CACHE, None)  # emits later in this transaction see the change
@@ -183,8 +197,15 @@ async def create_endpoint(
     secret = signing.new_secret()
     now, endpoint_id = utcnow(), new_id()
     endpoint = WebhookEndpoint(
-        id=endpoint_id, merchant_id=merchant_id, url=url, description=description, event_types=chosen, enabled=True,
-        secret_encrypted=signing.encrypt(secret, settings, endpoint_id), created_at=now, updated_at=now,
+        id=endpoint_id,
+        merchant_id=merchant_id,
+        url=url,
+        description=description,
+        event_types=chosen,
+        enabled=True,
+        secret_encrypted=signing.encrypt(secret, settings, endpoint_id),
+        created_at=now,
+        updated_at=now,
     )
     session.add(endpoint)
     await session.flush()
@@ -202,8 +223,14 @@ async def get_endpoint(
 
 
 async def update_endpoint(
-    session: AsyncSession, *, merchant_id: uuid.UUID, endpoint_id: uuid.UUID, settings: Settings,
-    url: str | None = None, event_types: list[str] | None = None, enabled: bool | None = None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    settings: Settings,
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    enabled: bool | None = None,
     description: str | None = None,
 ) -> WebhookEndpoint:
     session.info.pop(_ENDPOINT_CACHE, None)  # emits later in this transaction see the change
@@ -238,8 +265,11 @@ async def rotate_secret(
     now = utcnow()
     secret = signing.new_secret()
     crypto.rotate(
-        endpoint, secret, encrypt=lambda value: signing.encrypt(value, settings, endpoint.id),
-        overlap=timedelta(hours=overlap_hours), now=now,
+        endpoint,
+        secret,
+        encrypt=lambda value: signing.encrypt(value, settings, endpoint.id),
+        overlap=timedelta(hours=overlap_hours),
+        now=now,
     )
     endpoint.updated_at = now
     await session.flush()
@@ -261,8 +291,13 @@ async def list_endpoints(session: AsyncSession, *, merchant_id: uuid.UUID) -> li
 
 
 async def list_deliveries(
-    session: AsyncSession, *, merchant_id: uuid.UUID, endpoint_id: uuid.UUID | None, status: DeliveryStatus | None,
-    first: int | None, after: str | None,
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    endpoint_id: uuid.UUID | None,
+    status: DeliveryStatus | None,
+    first: int | None,
+    after: str | None,
 ) -> Page[WebhookDelivery]:
     query = select(WebhookDelivery).where(WebhookDelivery.merchant_id == merchant_id)
     if endpoint_id is not None:
@@ -273,7 +308,9 @@ async def list_deliveries(
     return await paginate(session, query, WebhookDelivery.id, first=first, after=after)
 
 
-async def attempts_of(session: AsyncSession, *, merchant_id: uuid.UUID, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[WebhookAttempt]]:
+async def attempts_of(
+    session: AsyncSession, *, merchant_id: uuid.UUID, delivery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[WebhookAttempt]]:
     """The attempts of a page of deliveries in one query, oldest first."""
     found: dict[uuid.UUID, list[WebhookAttempt]] = {delivery_id: [] for delivery_id in delivery_ids}
     if not delivery_ids:

@@ -54,7 +54,7 @@ def _legacy_aead(secret_key: str) -> AESGCM:
 
 
 def _decrypt_legacy(stored: str, secret_key: str) -> str:
-    raw = base64.b64decode(stored[len(_LEGACY):])
+    raw = base64.b64decode(stored[len(_LEGACY) :])
     try:
         return _legacy_aead(secret_key).decrypt(raw[:12], raw[12:], _INFO).decode()
     except InvalidTag:

@@ -27,7 +27,11 @@ BUNDLES = {"referral.js": "text/javascript; charset=utf-8", "referral.mjs": "tex
 SHORT_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 LONG_CACHE = "public, max-age=31536000, immutable"
 _HASHED = re.compile(r"^(?P<stem>[a-z]+)\.(?P<digest>[0-9a-f]{12})\.(?P<ext>m?js)$")
-_PUBLIC = {"access-control-allow-origin": "*", "cross-origin-resource-policy": "cross-origin", "x-content-type-options": "nosniff"}
+_PUBLIC = {
+    "access-control-allow-origin": "*",
+    "cross-origin-resource-policy": "cross-origin",
+    "x-content-type-options": "nosniff",
+}
 
 
 @dataclass(frozen=True)

@@ -75,16 +75,20 @@ class BrowserAccess:
         if refusal is not None:  # a preflight looks the key up: it spends the caller's budget too
             response = PlainTextResponse(refusal.message, status_code=429, headers=refusal.headers())
         elif method_ok and await self._allows(scope, key, origin):
-            response = Response(status_code=204, headers={
-                "access-control-allow-origin": headers["origin"],
-                "access-control-allow-methods": ALLOWED_METHOD,
-                "access-control-allow-headers": ALLOWED_HEADERS,
-                "access-control-max-age": PREFLIGHT_MAX_AGE,
-                "vary": "Origin",
-            })
+            response = Response(
+                status_code=204,
+                headers={
+                    "access-control-allow-origin": headers["origin"],
+                    "access-control-allow-methods": ALLOWED_METHOD,
+                    "access-control-allow-headers": ALLOWED_HEADERS,
+                    "access-control-max-age": PREFLIGHT_MAX_AGE,
+                    "vary": "Origin",
+                },
+            )
         else:
             response = PlainTextResponse(
-                "origin not allowed for this publishable key (name it: /graphql?pk=pk_...)", status_code=403,
+                "origin not allowed for this publishable key (name it: /graphql?pk=pk_...)",
+                status_code=403,
                 headers={"vary": "Origin"},
             )
         await response(scope, receive, send)

@@ -61,6 +61,8 @@ def verify(customer: SignedCustomer, valid_secrets: list[str], now: datetime) ->
     if not 0 <= customer.timestamp <= _LAST_TIMESTAMP:
         raise DomainError("timestamp", ErrorCode.SIGNATURE_EXPIRED, "the timestamp is not a unix time in seconds")
     if customer.signed_at > now + CLOCK_SKEW:
-        raise DomainError("timestamp", ErrorCode.SIGNATURE_EXPIRED, "the timestamp is in the future: is the shop server's clock right?")
+        raise DomainError(
+            "timestamp", ErrorCode.SIGNATURE_EXPIRED, "the timestamp is in the future: is the shop server's clock right?"
+        )
     if customer.expires_at <= now:
         raise DomainError("timestamp", ErrorCode.SIGNATURE_EXPIRED, "the signature is more than 24 hours old: sign again")

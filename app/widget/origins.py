@@ -40,8 +40,12 @@ def _parse(raw: str) -> tuple[str, str, int | None] | None:
     """(scheme, host, port other than the default) of `scheme://host[:port]`, or None."""
     parts = urlsplit(raw)
     if (
-        parts.scheme not in _DEFAULT_PORTS or parts.path not in ("", "/") or parts.query or parts.fragment
-        or parts.username is not None or not parts.hostname
+        parts.scheme not in _DEFAULT_PORTS
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or not parts.hostname
     ):
         return None
     try:
@@ -74,14 +78,18 @@ def normalize_pattern(raw: str, field: str, *, production: bool) -> str:
     value = validation.required_text(raw, field, 300)
     parsed = _parse(value)
     if parsed is None:
-        raise DomainError(field, ErrorCode.INVALID_ORIGIN, f"{value!r} is not an origin: scheme://host[:port], e.g. https://shop.example")
+        raise DomainError(
+            field, ErrorCode.INVALID_ORIGIN, f"{value!r} is not an origin: scheme://host[:port], e.g. https://shop.example"
+        )
     scheme, host, port = parsed
     wildcard = host.startswith("*.")
     canonical = _host(host[2:] if wildcard else host)
     if canonical is None:
         raise DomainError(field, ErrorCode.INVALID_ORIGIN, f"{value!r} does not name a valid host")
     if wildcard and (canonical.count(".") < 1 or canonical.startswith("[") or _is_ip(canonical)):
-        raise DomainError(field, ErrorCode.INVALID_ORIGIN, "a wildcard stands for subdomains of a domain, e.g. https://*.shop.example")
+        raise DomainError(
+            field, ErrorCode.INVALID_ORIGIN, "a wildcard stands for subdomains of a domain, e.g. https://*.shop.example"
+        )
     if production and scheme == "http" and canonical not in _LOCAL_HOSTS:
         raise DomainError(field, ErrorCode.INVALID_ORIGIN, "shops call the API over https (http only for localhost)")
     return _origin(scheme, ("*." if wildcard else "") + canonical, port)

@@ -57,12 +57,14 @@ async def _program(session: AsyncSession, merchant_id: uuid.UUID, program_id: uu
         if program.program_status is not ProgramStatus.ACTIVE:
             raise DomainError("programId", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
         return program
-    active = (await session.scalars(
-        select(Program)
-        .where(Program.merchant_id == merchant_id, Program.status == ProgramStatus.ACTIVE.value)
-        .order_by(Program.id)
-        .limit(2)
-    )).all()
+    active = (
+        await session.scalars(
+            select(Program)
+            .where(Program.merchant_id == merchant_id, Program.status == ProgramStatus.ACTIVE.value)
+            .order_by(Program.id)
+            .limit(2)
+        )
+    ).all()
     if not active:
         raise DomainError("programId", ErrorCode.PROGRAM_NOT_ACTIVE, "the merchant runs no active referral program")
     if len(active) > 1:
@@ -99,8 +101,14 @@ async def open_panel(
         session, merchant_id=merchant_id, program_id=program.id, customer_external_id=customer.external_id
     )
     await identifiers.record_visit(
-        session, merchant_id=merchant_id, customer_id=code.customer_id, seen_at=now, device_id=visit.device_id,
-        device_fingerprint=visit.device_fingerprint, ip=visit.ip, user_agent=visit.user_agent,
+        session,
+        merchant_id=merchant_id,
+        customer_id=code.customer_id,
+        seen_at=now,
+        device_id=visit.device_id,
+        device_fingerprint=visit.device_fingerprint,
+        ip=visit.ip,
+        user_agent=visit.user_agent,
     )
     counts = await queries.referral_counts(session, merchant_id=merchant_id, referrer_id=code.customer_id, program_id=program.id)
     return Panel(

@@ -36,10 +36,7 @@ async def _locked(session: AsyncSession, model: Any, unique: str, **values: Any)
     defaults = {"id": new_id(), "updated_at": now, **({"created_at": now} if hasattr(model, "created_at") else {})}
     await session.execute(insert_ignoring_conflicts(session, model, [unique]).values(**defaults, **values))
     return await session.scalar(
-        select(model)
-        .where(getattr(model, unique) == values[unique])
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        select(model).where(getattr(model, unique) == values[unique]).with_for_update().execution_options(populate_existing=True)
     )
 
 
@@ -55,8 +52,12 @@ async def set_allowed_origins(
     settings = await _locked(session, WidgetSettings, "merchant_id", merchant_id=merchant_id, allowed_origins=[])
     if settings.allowed_origins != patterns:
         await audit.record(
-            session, merchant_id=merchant_id, actor=actor, action="widget.origins_changed",
-            subject_id=settings.id, details={"before": settings.allowed_origins, "after": patterns},
+            session,
+            merchant_id=merchant_id,
+            actor=actor,
+            action="widget.origins_changed",
+            subject_id=settings.id,
+            details={"before": settings.allowed_origins, "after": patterns},
         )
         settings.allowed_origins = patterns
         settings.updated_at = utcnow()
@@ -80,14 +81,21 @@ async def rotate_secret(
     now, secret = utcnow(), identity.new_secret()
     ring = crypto.keyring(app_settings)
     crypto.rotate(
-        settings, secret, encrypt=lambda value: ring.encrypt(value, context=_secret_context(merchant_id)),
-        overlap=timedelta(hours=overlap_hours), now=now,
+        settings,
+        secret,
+        encrypt=lambda value: ring.encrypt(value, context=_secret_context(merchant_id)),
+        overlap=timedelta(hours=overlap_hours),
+        now=now,
     )
     settings.secret_last4 = secret[-4:]
     settings.secret_created_at = settings.updated_at = now
     await audit.record(
-        session, merchant_id=merchant_id, actor=actor, action="widget.secret_rotated",
-        subject_id=settings.id, details={"overlap_hours": overlap_hours, "last4": secret[-4:]},
+        session,
+        merchant_id=merchant_id,
+        actor=actor,
+        action="widget.secret_rotated",
+        subject_id=settings.id,
+        details={"overlap_hours": overlap_hours, "last4": secret[-4:]},
     )
     await session.flush()
     return RotatedSecret(settings=settings, secret=secret)
@@ -118,9 +126,7 @@ async def browser_origins(session: AsyncSession, *, publishable_key: str) -> lis
     caller = await merchants.authenticate(session, plaintext=publishable_key)
     if caller is None or caller.kind is not ApiKeyKind.PUBLISHABLE:
         return None
-    allowed = await session.scalar(
-        select(WidgetSettings.allowed_origins).where(WidgetSettings.merchant_id == caller.merchant_id)
-    )
+    allowed = await session.scalar(select(WidgetSettings.allowed_origins).where(WidgetSettings.merchant_id == caller.merchant_id))
     return list(allowed or [])
 
 
@@ -151,7 +157,9 @@ def _validated_texts(texts: list[WidgetText]) -> dict[str, dict[str, str]]:
         field = f"texts[{index}]"
         locale = validation.required_text(text.locale, f"{field}.locale", 35)
         if not _LOCALE.match(locale):
-            raise DomainError(f"{field}.locale", ErrorCode.INVALID_INPUT, "a locale is a language tag such as en, ar, fa or pt-BR")
+            raise DomainError(
+                f"{field}.locale", ErrorCode.INVALID_INPUT, "a locale is a language tag such as en, ar, fa or pt-BR"
+            )
         if locale in stored:
             raise DomainError(f"{field}.locale", ErrorCode.INVALID_INPUT, f"{locale} is given twice")
         values = {

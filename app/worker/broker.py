@@ -208,4 +208,3 @@ def stop_embedded_worker(worker: dramatiq.Worker) -> None:
     message still in the in-memory broker is relayed by the next start."""
     worker.stop()
     reset()
-

@@ -14,8 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 Handler = Callable[..., Awaitable[Any]]
 
 # Modules that declare jobs; imported before the actors are made.
-JOB_MODULES = ("app.analytics.jobs", "app.rewards.jobs", "app.fraud.jobs", "app.webhooks.jobs", "app.payouts.jobs",
-               "app.privacy.jobs", "app.campaigns.jobs", "app.partners.jobs")
+JOB_MODULES = (
+    "app.analytics.jobs",
+    "app.rewards.jobs",
+    "app.fraud.jobs",
+    "app.webhooks.jobs",
+    "app.payouts.jobs",
+    "app.privacy.jobs",
+    "app.campaigns.jobs",
+    "app.partners.jobs",
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,11 @@ def job(
 
     def register(handler: Handler) -> Handler:
         HANDLERS[name] = JobSpec(
-            name=name, handler=handler, max_attempts=max_attempts, every=every, min_backoff_ms=min_backoff_ms,
+            name=name,
+            handler=handler,
+            max_attempts=max_attempts,
+            every=every,
+            min_backoff_ms=min_backoff_ms,
             own_transactions=own_transactions,
         )
         return handler

@@ -43,8 +43,14 @@ async def enqueue(
     With a `run_key` that already exists, nothing is written and None is returned."""
     now = utcnow()
     values = dict(
-        id=new_id(), merchant_id=merchant_id, actor=actor, args={k: str(v) for k, v in args.items()},
-        run_key=run_key, status=JobStatus.PENDING.value, attempts=0, created_at=now,
+        id=new_id(),
+        merchant_id=merchant_id,
+        actor=actor,
+        args={k: str(v) for k, v in args.items()},
+        run_key=run_key,
+        status=JobStatus.PENDING.value,
+        attempts=0,
+        created_at=now,
         not_before=now + delay if delay else None,
     )
     conflict = ("run_key",) if run_key is not None else None
@@ -94,16 +100,20 @@ async def relay(session: AsyncSession, *, older_than: timedelta = RELAY_AFTER, l
     """Send again the jobs still pending `older_than` after they were last sent (or tried),
     and, for a delayed job, `older_than` after it fell due (the broker delivers it then)."""
     now = utcnow()
-    due = list((await session.scalars(
-        select(OutboxJob)
-        .where(
-            OutboxJob.status == JobStatus.PENDING.value,
-            func.coalesce(OutboxJob.sent_at, OutboxJob.created_at) <= now - older_than,
-            (OutboxJob.not_before.is_(None)) | (OutboxJob.not_before <= now - older_than),
-        )
-        .order_by(OutboxJob.id)
-        .limit(limit)
-    )).all())
+    due = list(
+        (
+            await session.scalars(
+                select(OutboxJob)
+                .where(
+                    OutboxJob.status == JobStatus.PENDING.value,
+                    func.coalesce(OutboxJob.sent_at, OutboxJob.created_at) <= now - older_than,
+                    (OutboxJob.not_before.is_(None)) | (OutboxJob.not_before <= now - older_than),
+                )
+                .order_by(OutboxJob.id)
+                .limit(limit)
+            )
+        ).all()
+    )
     for job in due:
         job.sent_at = now
     await session.commit()

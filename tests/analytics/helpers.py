@@ -61,15 +61,26 @@ async def roll_up(db, merchant_id, now: datetime | None = None) -> int:
 async def stored(db, merchant_id) -> list[tuple]:
     """Both rollups as stored: the program's facts and the per-referrer counts."""
     async with create_session_factory(db, reason="tests: analytics rollups as stored")() as session:
-        rows = (await session.execute(
-            select(DailyFact.program_id, DailyFact.day, DailyFact.measure, DailyFact.dimension, DailyFact.unit,
-                   DailyFact.count, DailyFact.amount)
-            .where(DailyFact.merchant_id == merchant_id)
-        )).all()
-        referrers = (await session.execute(
-            select(ReferrerDay.program_id, ReferrerDay.day, ReferrerDay.referrer_id, ReferrerDay.referred, ReferrerDay.qualified)
-            .where(ReferrerDay.merchant_id == merchant_id)
-        )).all()
+        rows = (
+            await session.execute(
+                select(
+                    DailyFact.program_id,
+                    DailyFact.day,
+                    DailyFact.measure,
+                    DailyFact.dimension,
+                    DailyFact.unit,
+                    DailyFact.count,
+                    DailyFact.amount,
+                ).where(DailyFact.merchant_id == merchant_id)
+            )
+        ).all()
+        referrers = (
+            await session.execute(
+                select(
+                    ReferrerDay.program_id, ReferrerDay.day, ReferrerDay.referrer_id, ReferrerDay.referred, ReferrerDay.qualified
+                ).where(ReferrerDay.merchant_id == merchant_id)
+            )
+        ).all()
     return sorted((tuple(r) for r in rows), key=repr) + sorted((("referrer", *r) for r in referrers), key=repr)
 
 
@@ -79,24 +90,39 @@ async def recounted(db, merchant_id, zone, first: date, last: date) -> list[tupl
         days = [d.day for d in rollup.local_days(first, last, zone)]
         facts = await rollup.count_days(session, merchant_id=merchant_id, zone=zone, days=days)
         referrers = await rollup.count_referrer_days(session, merchant_id=merchant_id, zone=zone, days=days)
-    return (sorted(((f.program_id, f.day, f.measure, f.dimension, f.unit, f.count, f.amount) for f in facts), key=repr)
-            + sorted((("referrer", f.program_id, f.day, f.referrer_id, f.referred, f.qualified) for f in referrers), key=repr))
+    return sorted(((f.program_id, f.day, f.measure, f.dimension, f.unit, f.count, f.amount) for f in facts), key=repr) + sorted(
+        (("referrer", f.program_id, f.day, f.referrer_id, f.referred, f.qualified) for f in referrers), key=repr
+    )
 
 
 async def stored_boards(db, merchant_id) -> dict[tuple, tuple]:
     """The stored leaderboards: (program, first, last) -> (active referrers, entries best first)."""
     async with create_session_factory(db, reason="tests: leaderboards as stored")() as session:
-        boards = (await session.execute(
-            select(Leaderboard.id, Leaderboard.program_id, Leaderboard.first, Leaderboard.last, Leaderboard.active_referrers)
-            .where(Leaderboard.merchant_id == merchant_id)
-        )).all()
-        entries = (await session.execute(
-            select(LeaderboardEntry.leaderboard_id, LeaderboardEntry.rank, LeaderboardEntry.previous_rank,
-                   LeaderboardEntry.referrer_id, LeaderboardEntry.qualified, LeaderboardEntry.referred)
-            .where(LeaderboardEntry.merchant_id == merchant_id).order_by(LeaderboardEntry.position)
-        )).all()
-    return {(program_id, first, last): (active, [tuple(e[1:]) for e in entries if e[0] == board_id])
-            for board_id, program_id, first, last, active in boards}
+        boards = (
+            await session.execute(
+                select(
+                    Leaderboard.id, Leaderboard.program_id, Leaderboard.first, Leaderboard.last, Leaderboard.active_referrers
+                ).where(Leaderboard.merchant_id == merchant_id)
+            )
+        ).all()
+        entries = (
+            await session.execute(
+                select(
+                    LeaderboardEntry.leaderboard_id,
+                    LeaderboardEntry.rank,
+                    LeaderboardEntry.previous_rank,
+                    LeaderboardEntry.referrer_id,
+                    LeaderboardEntry.qualified,
+                    LeaderboardEntry.referred,
+                )
+                .where(LeaderboardEntry.merchant_id == merchant_id)
+                .order_by(LeaderboardEntry.position)
+            )
+        ).all()
+    return {
+        (program_id, first, last): (active, [tuple(e[1:]) for e in entries if e[0] == board_id])
+        for board_id, program_id, first, last, active in boards
+    }
 
 
 async def recounted_boards(db, merchant_id, zone, first_day: date, periods) -> dict[tuple, tuple]:
@@ -119,12 +145,15 @@ async def recounted_boards(db, merchant_id, zone, first_day: date, periods) -> d
     for program_id in {f.program_id for f in facts}:
         for first, last in periods:
             now, before = sums(program_id, first, last), sums(program_id, *leaderboards.previous_of(first, last))
-            order = sorted(now.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:leaderboards.LEADERBOARD_MAX]
+            order = sorted(now.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[: leaderboards.LEADERBOARD_MAX]
             entries = []
             for referrer_id, (q, r) in order:
                 rank = 1 + sum(1 for _id, counts in order if counts > (q, r))
-                previous = (1 + sum(1 for bq, _br in before.values() if bq > before[referrer_id][0])
-                            if before.get(referrer_id, (0, 0))[0] > 0 else None)
+                previous = (
+                    1 + sum(1 for bq, _br in before.values() if bq > before[referrer_id][0])
+                    if before.get(referrer_id, (0, 0))[0] > 0
+                    else None
+                )
                 entries.append((rank, previous, referrer_id, q, r))
             boards[(program_id, first, last)] = (sum(1 for _q, r in now.values() if r > 0), entries)
     return boards

@@ -16,17 +16,26 @@ LOCALE = """mutation($input: LocaleSettingsInput!) { setLocaleSettings(input: $i
 
 
 async def click(tenant, code: str, device: str, channel: str | None) -> str:
-    data = await tenant.gql(ops.TRACK_CLICK, {"input": {"code": code, "deviceId": device, "channel": channel}},
-                            key=tenant.publishable_key)
+    data = await tenant.gql(
+        ops.TRACK_CLICK, {"input": {"code": code, "deviceId": device, "channel": channel}}, key=tenant.publishable_key
+    )
     assert data["trackClick"]["userErrors"] == []
     return data["trackClick"]["attributionToken"]
 
 
-async def signed_up(tenant, customer: str, *, token: str | None = None, code: str | None = None,
-                    at: datetime | None = None, **context) -> dict:
+async def signed_up(
+    tenant, customer: str, *, token: str | None = None, code: str | None = None, at: datetime | None = None, **context
+) -> dict:
     evidence = {"attributionToken": token} if token else {"referralCode": code}
-    result = await record(tenant, type="SIGNUP", customerExternalId=customer, idempotencyKey=f"signup-{customer}",
-                          **evidence, **({"occurredAt": iso(at)} if at else {}), **({"context": context} if context else {}))
+    result = await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId=customer,
+        idempotencyKey=f"signup-{customer}",
+        **evidence,
+        **({"occurredAt": iso(at)} if at else {}),
+        **({"context": context} if context else {}),
+    )
     assert result["userErrors"] == [], result["userErrors"]
     return result
 
@@ -61,8 +70,15 @@ async def test_overview_of_a_day_by_hand(db, tenant):
     day = await report(tenant, program, today(), today())
 
     assert day["funnel"]["total"] == {
-        "clicks": 3, "signups": 4, "referred": 4, "qualified": 3, "rewarded": 4,  # lee's reward was granted today
-        "signupRate": 1.3333, "referralRate": 1.3333, "qualificationRate": 0.75, "rewardRate": 1.3333,
+        "clicks": 3,
+        "signups": 4,
+        "referred": 4,
+        "qualified": 3,
+        "rewarded": 4,  # lee's reward was granted today
+        "signupRate": 1.3333,
+        "referralRate": 1.3333,
+        "qualificationRate": 0.75,
+        "rewardRate": 1.3333,
     }
     assert day["funnel"]["byChannel"] == [
         {"channel": "", "clicks": 1, "signups": 2, "referred": 2, "qualified": 1, "rewarded": 2},  # dave, max; lee rewarded
@@ -78,25 +94,51 @@ async def test_overview_of_a_day_by_hand(db, tenant):
     assert money["rewardCost"] == [{"kind": "CREDIT", "unit": "USD", "granted": 4000, "takenBack": 1000, "net": 3000}]
     assert money["returns"] == [
         {"currency": "EUR", "netRevenue": 0, "cost": 0, "acquiredCustomers": 3, "costPerAcquiredCustomer": 0, "roi": None},
-        {"currency": "USD", "netRevenue": 5000, "cost": 3000, "acquiredCustomers": 3, "costPerAcquiredCustomer": 1000,
-         "roi": 0.6667},
+        {
+            "currency": "USD",
+            "netRevenue": 5000,
+            "cost": 3000,
+            "acquiredCustomers": 3,
+            "costPerAcquiredCustomer": 1000,
+            "roi": 0.6667,
+        },
     ]
     referrers = day["referrers"]
     assert referrers["leaderboard"] == [
-        {"rank": 1, "previousRank": None, "rankChange": None, "customerExternalId": "jane", "qualified": 2, "referred": 3,
-         "revenue": [{"currency": "EUR", "amount": 3000}, {"currency": "USD", "amount": 5000}]},
-        {"rank": 2, "previousRank": 1, "rankChange": -1, "customerExternalId": "kim", "qualified": 1, "referred": 1,
-         "revenue": [{"currency": "USD", "amount": 2000}]},  # lee's purchase was yesterday
+        {
+            "rank": 1,
+            "previousRank": None,
+            "rankChange": None,
+            "customerExternalId": "jane",
+            "qualified": 2,
+            "referred": 3,
+            "revenue": [{"currency": "EUR", "amount": 3000}, {"currency": "USD", "amount": 5000}],
+        },
+        {
+            "rank": 2,
+            "previousRank": 1,
+            "rankChange": -1,
+            "customerExternalId": "kim",
+            "qualified": 1,
+            "referred": 1,
+            "revenue": [{"currency": "USD", "amount": 2000}],
+        },  # lee's purchase was yesterday
     ]
     assert {k: v for k, v in referrers.items() if k != "leaderboard"} == {
-        "codeHolders": 2, "activeReferrers": 2, "shareReferring": 1.0, "invites": 3, "invitesPerCustomer": 1.5,
-        "inviteConversion": 1.3333, "kFactor": 2.0,
+        "codeHolders": 2,
+        "activeReferrers": 2,
+        "shareReferring": 1.0,
+        "invites": 3,
+        "invitesPerCustomer": 1.5,
+        "inviteConversion": 1.3333,
+        "kFactor": 2.0,
     }
 
     yesterday = await report(tenant, program, today() - timedelta(days=1), today() - timedelta(days=1))
     assert yesterday["funnel"]["total"]["qualified"] == 1
     assert yesterday["money"]["revenue"] == [
-        {"currency": "USD", "purchases": 1, "gross": 4000, "refunds": 0, "refunded": 0, "net": 4000}]
+        {"currency": "USD", "purchases": 1, "gross": 4000, "refunds": 0, "refunded": 0, "net": 4000}
+    ]
     assert yesterday["money"]["rewardCost"] == []  # granted today, when the purchase was reported
     assert [(x["customerExternalId"], x["rank"]) for x in yesterday["referrers"]["leaderboard"]] == [("kim", 1)]
 
@@ -114,8 +156,9 @@ async def test_series_by_day_and_week(db, tenant):
     weekly = (await report(tenant, program, first, today(), SERIES, g="WEEK", m=["referred"]))["series"]
     assert sum(p["count"] for p in weekly) == 5
     assert all(date.fromisoformat(p["start"]).weekday() == 0 for p in weekly)
-    refused = await tenant.raw(SERIES, {"p": program, "from": first.isoformat(), "to": today().isoformat(),
-                                        "g": "DAY", "m": ["nonsense"]})
+    refused = await tenant.raw(
+        SERIES, {"p": program, "from": first.isoformat(), "to": today().isoformat(), "g": "DAY", "m": ["nonsense"]}
+    )
     assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
 
 
@@ -148,7 +191,8 @@ async def test_fraud_outcomes_and_review_queue(db, tenant):
     jane = (await code_for(tenant, program, "jane"))["code"]
     await record(tenant, type="SIGNUP", customerExternalId="jane", idempotencyKey="jane-1", context={"deviceId": "dev-jane"})
     assert (await tenant.gql(ADD_LIST_ENTRY, {"kind": "EMAIL", "value": "nina@fraud.example"}))["addFraudListEntry"][
-        "userErrors"] == []
+        "userErrors"
+    ] == []
     await signed_up(tenant, "bob", code=jane)  # nothing in common with jane
     await signed_up(tenant, "ivy", code=jane, deviceId="dev-jane")  # jane's own device: review
     await signed_up(tenant, "nina", code=jane, email="nina@fraud.example")  # blocklisted: blocked
@@ -179,8 +223,9 @@ async def test_a_merchant_cannot_read_another_merchants_analytics(db, tenant, ot
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     # and the publishable key, which the browser holds, reads nothing
-    body = await tenant.raw(OVERVIEW, {"p": program, "from": today().isoformat(), "to": today().isoformat()},
-                            key=tenant.publishable_key)
+    body = await tenant.raw(
+        OVERVIEW, {"p": program, "from": today().isoformat(), "to": today().isoformat()}, key=tenant.publishable_key
+    )
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
@@ -210,12 +255,27 @@ async def test_cohorts_and_viral_cycle_time(db, tenant):
     assert found["viralCycleTimeDays"] == 25.0
     week = lambda moment: (moment.date() - timedelta(days=moment.date().weekday())).isoformat()  # noqa: E731
     assert found["cohorts"] == [
-        {"week": week(start), "customers": 3, "referringWithin4Weeks": 1, "referringWithin8Weeks": 2,
-         "referringWithin12Weeks": 2},
-        {"week": week(start + timedelta(days=10)), "customers": 1, "referringWithin4Weeks": 0, "referringWithin8Weeks": 0,
-         "referringWithin12Weeks": 0},
-        {"week": week(start + timedelta(days=40)), "customers": 1, "referringWithin4Weeks": 0, "referringWithin8Weeks": 0,
-         "referringWithin12Weeks": 0},
+        {
+            "week": week(start),
+            "customers": 3,
+            "referringWithin4Weeks": 1,
+            "referringWithin8Weeks": 2,
+            "referringWithin12Weeks": 2,
+        },
+        {
+            "week": week(start + timedelta(days=10)),
+            "customers": 1,
+            "referringWithin4Weeks": 0,
+            "referringWithin8Weeks": 0,
+            "referringWithin12Weeks": 0,
+        },
+        {
+            "week": week(start + timedelta(days=40)),
+            "customers": 1,
+            "referringWithin4Weeks": 0,
+            "referringWithin8Weeks": 0,
+            "referringWithin12Weeks": 0,
+        },
     ]
     # only the customers whose first referral fell in the period count for the cycle time
     recent = await report(tenant, program, today() - timedelta(days=30), today(), COHORTS)
@@ -268,8 +328,16 @@ async def test_coupons_redeemed_count_in_the_cost(db, tenant):
     money = (await report(tenant, program["id"], today(), today()))["money"]
     assert money["couponsRedeemed"] == [{"unit": "USD", "count": 1, "amount": 1000}]
     assert money["rewardCost"] == []  # coupons are not in the ledger: their cost is what was redeemed
-    assert money["returns"] == [{"currency": "USD", "netRevenue": 16000, "cost": 1000, "acquiredCustomers": 2,
-                                 "costPerAcquiredCustomer": 500, "roi": 15.0}]
+    assert money["returns"] == [
+        {
+            "currency": "USD",
+            "netRevenue": 16000,
+            "cost": 1000,
+            "acquiredCustomers": 2,
+            "costPerAcquiredCustomer": 500,
+            "roi": 15.0,
+        }
+    ]
 
 
 async def test_the_funnel_per_channel_counts_the_channel_the_widget_reports(db, tenant):
@@ -281,10 +349,19 @@ async def test_the_funnel_per_channel_counts_the_channel_the_widget_reports(db, 
     jane = (await code_for(tenant, program["id"], "jane"))["code"]
     tokens = {}
     for friend, channel in (("ann", "whatsapp"), ("ben", "copy"), ("cas", "copy")):
-        tracked = await tenant.gql(ops.TRACK_CLICK, {"input": {
-            "code": jane, "deviceId": f"d_{friend}", "deviceFingerprint": f"fp1_{friend}",
-            "landingUrl": f"https://shop.example/?ref={jane}", "channel": channel,
-        }}, key=tenant.publishable_key)
+        tracked = await tenant.gql(
+            ops.TRACK_CLICK,
+            {
+                "input": {
+                    "code": jane,
+                    "deviceId": f"d_{friend}",
+                    "deviceFingerprint": f"fp1_{friend}",
+                    "landingUrl": f"https://shop.example/?ref={jane}",
+                    "channel": channel,
+                }
+            },
+            key=tenant.publishable_key,
+        )
         assert tracked["trackClick"]["userErrors"] == []
         tokens[friend] = tracked["trackClick"]["attributionToken"]
     await signed_up(tenant, "ann", token=tokens["ann"])
@@ -304,10 +381,20 @@ async def test_a_percentage_coupon_costs_what_it_took_off_the_order(db, tenant):
     program, code = await coupons.shop(tenant, amount=None, currency=None, percentBps=1500)
     bob = await coupons.referred_purchase(tenant, "bob", code)
     carol = await coupons.referred_purchase(tenant, "carol", code)
-    assert (await coupons.redeem(tenant, bob["coupon"]["code"], "order-bob-2", orderAmount=6000, currency="USD"))["userErrors"] == []
+    assert (await coupons.redeem(tenant, bob["coupon"]["code"], "order-bob-2", orderAmount=6000, currency="USD"))[
+        "userErrors"
+    ] == []
     assert (await coupons.redeem(tenant, carol["coupon"]["code"], "order-carol-2"))["userErrors"] == []
     await roll_up(db, tenant.id)
     money = (await report(tenant, program["id"], today(), today()))["money"]
     assert money["couponsRedeemed"] == [{"unit": "PERCENT", "count": 1, "amount": 0}, {"unit": "USD", "count": 1, "amount": 900}]
-    assert money["returns"] == [{"currency": "USD", "netRevenue": 16000, "cost": 900, "acquiredCustomers": 2,
-                                 "costPerAcquiredCustomer": 450, "roi": round((16000 - 900) / 900, 4)}]
+    assert money["returns"] == [
+        {
+            "currency": "USD",
+            "netRevenue": 16000,
+            "cost": 900,
+            "acquiredCustomers": 2,
+            "costPerAcquiredCustomer": 450,
+            "roi": round((16000 - 900) / 900, 4),
+        }
+    ]

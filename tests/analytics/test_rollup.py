@@ -44,8 +44,9 @@ async def test_rollups_equal_a_recount_after_late_events_refunds_and_reversals(d
     before = await stored(db, tenant.id)
 
     # Reported now, happened twelve and eleven days ago: a day the last run had no reason to touch.
-    jane = (await tenant.gql("""query { customer(externalId: "jane") { referralCodes { code } } }"""))[
-        "customer"]["referralCodes"][0]["code"]
+    jane = (await tenant.gql("""query { customer(externalId: "jane") { referralCodes { code } } }"""))["customer"][
+        "referralCodes"
+    ][0]["code"]
     await signed_up(tenant, "gus", code=jane, at=days_ago(12))
     await purchase(tenant, "gus", "order-g", 9000, occurredAt=iso(days_ago(11)))
     await refund(tenant, "order-g", "refund-g", 9000, customer="gus")  # the whole order: his credit is taken back
@@ -87,7 +88,8 @@ async def test_rollups_equal_a_recount_after_late_events_refunds_and_reversals(d
     eleven = today() - timedelta(days=11)
     late = await report(tenant, program, eleven, eleven)
     assert late["money"]["revenue"] == [
-        {"currency": "USD", "purchases": 1, "gross": 9000, "refunds": 0, "refunded": 0, "net": 9000}]
+        {"currency": "USD", "purchases": 1, "gross": 9000, "refunds": 0, "refunded": 0, "net": 9000}
+    ]
     assert late["funnel"]["total"]["qualified"] == 1
     now = await report(tenant, program, today(), today())
     usd = next(r for r in now["money"]["revenue"] if r["currency"] == "USD")
@@ -113,7 +115,11 @@ async def test_backfill_command_rebuilds_every_merchant(db, tenant, other_tenant
     await shop_with_two_referrers(other_tenant)
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "analytics", "backfill"], capture_output=True, text=True, timeout=120, cwd=root,
+        [sys.executable, "-m", "app.cli", "analytics", "backfill"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
         env={**os.environ, "DATABASE_URL": db.url.render_as_string(hide_password=False), "PYTHONPATH": str(root)},
     )
     assert done.returncode == 0, done.stderr

@@ -27,8 +27,9 @@ async def program_with_referrers(tenant, *referrers: str) -> tuple[dict[str, Any
     await allow_bursts(tenant, program["id"])
     codes = {name: (await code_for(tenant, program["id"], name))["code"] for name in referrers}
     for name in referrers:
-        await tenant.gql(ops.UPSERT_CUSTOMER, {"input": {"externalId": name, "name": f"{name.title()} Smith",
-                                                         "email": f"{name}@example.com"}})
+        await tenant.gql(
+            ops.UPSERT_CUSTOMER, {"input": {"externalId": name, "name": f"{name.title()} Smith", "email": f"{name}@example.com"}}
+        )
     return program, codes
 
 
@@ -46,15 +47,22 @@ async def create_campaign(tenant, program_id: str, **input: Any) -> dict[str, An
 _sales = iter(range(1, 10**6))
 
 
-async def sale(tenant, code: str, *, amount: int = 10_000, at: datetime | None = None, metadata: dict | None = None,
-               buyer: str | None = None) -> dict[str, Any]:
+async def sale(
+    tenant, code: str, *, amount: int = 10_000, at: datetime | None = None, metadata: dict | None = None, buyer: str | None = None
+) -> dict[str, Any]:
     """A referred customer's purchase (a new customer each time unless `buyer` is given)."""
     n = next(_sales)
     buyer = buyer or f"buyer-{n}"
     order = f"order-{n}"
     values: dict[str, Any] = {
-        "type": "PURCHASE", "customerExternalId": buyer, "idempotencyKey": order, "orderId": order, "amount": amount,
-        "currency": "USD", "referralCode": code, "context": {"deviceId": f"dev-{buyer}", "ip": f"10.0.{n // 250}.{n % 250}"},
+        "type": "PURCHASE",
+        "customerExternalId": buyer,
+        "idempotencyKey": order,
+        "orderId": order,
+        "amount": amount,
+        "currency": "USD",
+        "referralCode": code,
+        "context": {"deviceId": f"dev-{buyer}", "ip": f"10.0.{n // 250}.{n % 250}"},
     }
     if at is not None:
         values["occurredAt"] = at.isoformat()
@@ -68,19 +76,32 @@ async def sale(tenant, code: str, *, amount: int = 10_000, at: datetime | None =
 
 async def refund(tenant, purchase: dict[str, Any]) -> None:
     order = purchase["action"]["orderId"]
-    data = await tenant.gql(ops.RECORD_ACTION, {"input": {
-        "type": "REFUND", "customerExternalId": purchase["referral"]["referee"]["externalId"], "idempotencyKey": f"refund-{order}",
-        "orderId": order,
-    }})
+    data = await tenant.gql(
+        ops.RECORD_ACTION,
+        {
+            "input": {
+                "type": "REFUND",
+                "customerExternalId": purchase["referral"]["referee"]["externalId"],
+                "idempotencyKey": f"refund-{order}",
+                "orderId": order,
+            }
+        },
+    )
     assert data["recordAction"]["userErrors"] == []
 
 
 async def pending_campaign_jobs(engine: AsyncEngine) -> list[str]:
     async with create_session_factory(engine)() as session:
-        return [str(i) for i in (await session.scalars(
-            select(OutboxJob.id).where(OutboxJob.actor.like("campaigns.%"), OutboxJob.status == JobStatus.PENDING.value)
-            .order_by(OutboxJob.id)
-        )).all()]
+        return [
+            str(i)
+            for i in (
+                await session.scalars(
+                    select(OutboxJob.id)
+                    .where(OutboxJob.actor.like("campaigns.%"), OutboxJob.status == JobStatus.PENDING.value)
+                    .order_by(OutboxJob.id)
+                )
+            ).all()
+        ]
 
 
 async def run_campaign_jobs(engine: AsyncEngine, *, concurrently: bool = False) -> int:
@@ -112,9 +133,15 @@ async def count_again(engine: AsyncEngine, action_ids: list[str], *, times: int 
 async def campaign_rewards(engine: AsyncEngine, campaign_id: str) -> list[Reward]:
     """What the campaign granted, by grant key."""
     async with create_session_factory(engine)() as session:
-        return list((await session.scalars(
-            select(Reward).where(Reward.grant_key.like(f"campaign:{campaign_id}:%")).order_by(Reward.created_at, Reward.id)
-        )).all())
+        return list(
+            (
+                await session.scalars(
+                    select(Reward)
+                    .where(Reward.grant_key.like(f"campaign:{campaign_id}:%"))
+                    .order_by(Reward.created_at, Reward.id)
+                )
+            ).all()
+        )
 
 
 def keyed(rewards: list[Reward], kind: str) -> list[Reward]:

@@ -38,11 +38,22 @@ async def december(tenant, db):
     """A contest that ended yesterday, top 2 win $200, with a 3-day refund window:
     jane 3 sales, ken 3, lea 2, max 1."""
     program, codes = await program_with_referrers(tenant, "jane", "ken", "lea", "max")
-    contest = await create_campaign(tenant, program["id"], kind="CONTEST", name="December", topN=2, prizeAmount=20_000,
-                                    refundWindowDays=3, startsOn=today() - timedelta(days=10), endsOn=today() - timedelta(days=1))
+    contest = await create_campaign(
+        tenant,
+        program["id"],
+        kind="CONTEST",
+        name="December",
+        topN=2,
+        prizeAmount=20_000,
+        refundWindowDays=3,
+        startsOn=today() - timedelta(days=10),
+        endsOn=today() - timedelta(days=1),
+    )
     during = utcnow() - timedelta(days=5)
-    purchases = {name: [await sale(tenant, codes[name], at=during) for _ in range(count)]
-                 for name, count in (("jane", 3), ("ken", 3), ("lea", 2), ("max", 1))}
+    purchases = {
+        name: [await sale(tenant, codes[name], at=during) for _ in range(count)]
+        for name, count in (("jane", 3), ("ken", 3), ("lea", 2), ("max", 1))
+    }
     await run_campaign_jobs(db)
     return contest, purchases
 
@@ -95,7 +106,12 @@ async def test_a_referrer_sees_the_public_top_by_display_name_and_only_their_own
     contest, _ = await december(tenant, db)
     secret = await widget_secret(tenant)
     identity = signed(secret, "max")
-    variables = {"campaignId": contest["id"], "customer": "max", "timestamp": identity["timestamp"], "signature": identity["signature"]}
+    variables = {
+        "campaignId": contest["id"],
+        "customer": "max",
+        "timestamp": identity["timestamp"],
+        "signature": identity["signature"],
+    }
 
     body = await tenant.raw(ops.REFERRER_CAMPAIGN_LEADERBOARD, variables, key=tenant.publishable_key)
     board = body["data"]["referrerCampaignLeaderboard"]
@@ -106,6 +122,7 @@ async def test_a_referrer_sees_the_public_top_by_display_name_and_only_their_own
     # from a browser, another referrer's id without their signature shows nothing
     forged = await tenant.raw(ops.REFERRER_CAMPAIGN_LEADERBOARD, {**variables, "customer": "jane"}, key=tenant.publishable_key)
     assert forged["data"] is None and forged["errors"][0]["extensions"]["code"] == "SIGNATURE_INVALID"
-    unsigned = await tenant.raw(ops.REFERRER_CAMPAIGN_LEADERBOARD, {"campaignId": contest["id"], "customer": "max"},
-                                key=tenant.publishable_key)
+    unsigned = await tenant.raw(
+        ops.REFERRER_CAMPAIGN_LEADERBOARD, {"campaignId": contest["id"], "customer": "max"}, key=tenant.publishable_key
+    )
     assert unsigned["errors"][0]["extensions"]["code"] == "REQUIRED"

@@ -12,8 +12,10 @@ from tests.fraud.test_reviews import review_of_referral, shared_device_referral
 from tests.rewards.helpers import assert_ledger_consistent
 from tests.widget.helpers import signed, widget_secret
 
-CLAUSES = [{"id": "no-brand-bidding", "text": "Do not bid on our brand name in search ads."},
-           {"id": "no-coupon-sites", "text": "Do not post your link on coupon sites."}]
+CLAUSES = [
+    {"id": "no-brand-bidding", "text": "Do not bid on our brand name in search ads."},
+    {"id": "no-coupon-sites", "text": "Do not post your link on coupon sites."},
+]
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +26,8 @@ async def _ledger_verified(db):
 
 async def publish(tenant, program_id: str, text: str = "Promote us fairly.", clauses=CLAUSES) -> dict:
     return (await tenant.gql(ops.PUBLISH_PROMOTION_RULES, {"programId": program_id, "text": text, "clauses": clauses}))[
-        "publishPromotionRules"]
+        "publishPromotionRules"
+    ]
 
 
 async def status_of(tenant, program_id: str, customer: str, **identity) -> dict:
@@ -43,8 +46,11 @@ async def test_acceptance_is_recorded_per_version_and_a_new_version_needs_a_new_
     assert first["userErrors"] == [] and first["promotionRules"]["version"] == 1
     assert (await status_of(tenant, program["id"], "jane", **identity))["pendingAcceptance"] is True
 
-    accepted = await tenant.gql(ops.ACCEPT_PROMOTION_RULES, {"programId": program["id"], "version": 1, "customer": "jane",
-                                                             **identity}, key=tenant.publishable_key)
+    accepted = await tenant.gql(
+        ops.ACCEPT_PROMOTION_RULES,
+        {"programId": program["id"], "version": 1, "customer": "jane", **identity},
+        key=tenant.publishable_key,
+    )
     status = accepted["acceptPromotionRules"]["status"]
     assert (status["current"]["version"], status["acceptedVia"], status["pendingAcceptance"]) == (1, "WIDGET", False)
 
@@ -58,8 +64,11 @@ async def test_acceptance_is_recorded_per_version_and_a_new_version_needs_a_new_
     again = await tenant.gql(ops.ACCEPT_PROMOTION_RULES, {"programId": program["id"], "version": 2, "customer": "jane"})
     assert again["acceptPromotionRules"]["status"]["acceptedAt"] == by_api["acceptPromotionRules"]["status"]["acceptedAt"]
 
-    forged = await tenant.raw(ops.ACCEPT_PROMOTION_RULES, {"programId": program["id"], "version": 2, "customer": "ken",
-                                                           **identity}, key=tenant.publishable_key)
+    forged = await tenant.raw(
+        ops.ACCEPT_PROMOTION_RULES,
+        {"programId": program["id"], "version": 2, "customer": "ken", **identity},
+        key=tenant.publishable_key,
+    )
     assert [e["code"] for e in forged["data"]["acceptPromotionRules"]["userErrors"]] == ["SIGNATURE_INVALID"]
 
 
@@ -82,15 +91,26 @@ async def test_a_rejection_cites_a_clause_stored_on_the_review_and_in_the_audit_
     joined = await shared_device_referral(tenant, program["id"])
     review = await review_of_referral(tenant, joined["referral"]["id"])
 
-    unknown = await tenant.gql(ops.RESOLVE_FRAUD_REVIEW_CITING, {
-        "id": review["id"], "resolution": "REJECT", "citedRule": {"version": 1, "clauseId": "no-spam"}})
+    unknown = await tenant.gql(
+        ops.RESOLVE_FRAUD_REVIEW_CITING,
+        {"id": review["id"], "resolution": "REJECT", "citedRule": {"version": 1, "clauseId": "no-spam"}},
+    )
     assert [(e["field"], e["code"]) for e in unknown["resolveFraudReview"]["userErrors"]] == [("citedRule.clauseId", "NOT_FOUND")]
-    approving = await tenant.gql(ops.RESOLVE_FRAUD_REVIEW_CITING, {
-        "id": review["id"], "resolution": "APPROVE", "citedRule": {"version": 1, "clauseId": "no-brand-bidding"}})
+    approving = await tenant.gql(
+        ops.RESOLVE_FRAUD_REVIEW_CITING,
+        {"id": review["id"], "resolution": "APPROVE", "citedRule": {"version": 1, "clauseId": "no-brand-bidding"}},
+    )
     assert [e["code"] for e in approving["resolveFraudReview"]["userErrors"]] == ["INVALID_INPUT"]
 
-    rejected = await tenant.gql(ops.RESOLVE_FRAUD_REVIEW_CITING, {
-        "id": review["id"], "resolution": "REJECT", "note": "brand ads", "citedRule": {"version": 1, "clauseId": "No-Brand-Bidding"}})
+    rejected = await tenant.gql(
+        ops.RESOLVE_FRAUD_REVIEW_CITING,
+        {
+            "id": review["id"],
+            "resolution": "REJECT",
+            "note": "brand ads",
+            "citedRule": {"version": 1, "clauseId": "No-Brand-Bidding"},
+        },
+    )
     resolved = rejected["resolveFraudReview"]["review"]
     assert resolved["status"] == "REJECTED"
     assert resolved["citedRule"] == {"version": 1, "clauseId": "no-brand-bidding", "clauseText": CLAUSES[0]["text"]}

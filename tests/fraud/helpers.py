@@ -112,15 +112,25 @@ async def signup(tenant, customer: str, *, code: str | None = None, key: str | N
     """A SIGNUP with a referral code and request context (deviceId, ip, userAgent, email, ...)."""
     extra = {"referralCode": code} if code else {}
     return await record(
-        tenant, type="SIGNUP", customerExternalId=customer, idempotencyKey=key or f"signup-{customer}",
-        context=context or None, **extra,
+        tenant,
+        type="SIGNUP",
+        customerExternalId=customer,
+        idempotencyKey=key or f"signup-{customer}",
+        context=context or None,
+        **extra,
     )
 
 
 async def purchase(tenant, customer: str, order: str, amount: int = 5000, **context: Any) -> dict[str, Any]:
     return await record(
-        tenant, type="PURCHASE", customerExternalId=customer, idempotencyKey=order, orderId=order,
-        amount=amount, currency="USD", context=context or None,
+        tenant,
+        type="PURCHASE",
+        customerExternalId=customer,
+        idempotencyKey=order,
+        orderId=order,
+        amount=amount,
+        currency="USD",
+        context=context or None,
     )
 
 
@@ -146,8 +156,17 @@ query($customer: String) {{
 REFERRAL = "query($id: ID!) { referral(id: $id) { id status } }"
 
 
-async def act(tenant, type: str, customer: str, key: str, *, at: datetime | None = None, code: str | None = None,
-              amount: int | None = None, **context: Any) -> dict[str, Any]:
+async def act(
+    tenant,
+    type: str,
+    customer: str,
+    key: str,
+    *,
+    at: datetime | None = None,
+    code: str | None = None,
+    amount: int | None = None,
+    **context: Any,
+) -> dict[str, Any]:
     """recordAction at a moment of our choosing (occurredAt), with request context."""
     extra: dict[str, Any] = {"referralCode": code} if code else {}
     if amount is not None:
@@ -203,6 +222,7 @@ async def without_referrer_memory(tenant, program_id: str) -> None:
     """Judge each referral on its own: a flagged referral does not put its referrer's others in
     review (app.fraud.memory, tests/fraud/test_referrer_memory.py). For scenarios that put one
     referrer's honest and dishonest referrals side by side."""
-    data = await tenant.gql(SET_POLICY, {"programId": program_id, "policy": {
-        "signals": [{"signal": "referrer_under_review", "enabled": False}]}})
+    data = await tenant.gql(
+        SET_POLICY, {"programId": program_id, "policy": {"signals": [{"signal": "referrer_under_review", "enabled": False}]}}
+    )
     assert data["setFraudPolicy"]["userErrors"] == []

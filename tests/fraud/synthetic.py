@@ -47,65 +47,271 @@ FRAUD_KINDS = ("alias", "device_farm", "ring", "disposable_email", "velocity_bur
 # Which fraud kind a firing signal points at: a flagged referral is attributed to every kind
 # one of its fired signals names (precision per kind = how often that attribution is fraud).
 SIGNAL_KINDS = {
-    "same_customer": "alias", "same_email": "alias", "similar_email": "alias", "same_name_domain": "alias",
-    "same_device": "alias", "same_payment": "alias", "same_address": "alias", "same_ip_user_agent": "alias",
+    "same_customer": "alias",
+    "same_email": "alias",
+    "similar_email": "alias",
+    "same_name_domain": "alias",
+    "same_device": "alias",
+    "same_payment": "alias",
+    "same_address": "alias",
+    "same_ip_user_agent": "alias",
     "shared_ip": "alias",
-    "device_reuse": "device_farm", "payment_reuse": "device_farm", "ip_burst": "device_farm",
-    "ring": "ring", "ring_candidate": "ring",
+    "device_reuse": "device_farm",
+    "payment_reuse": "device_farm",
+    "ip_burst": "device_farm",
+    "ring": "ring",
+    "ring_candidate": "ring",
     "disposable_email": "disposable_email",
-    "referrals_per_hour": "velocity_burst", "referrals_per_day": "velocity_burst",
-    "rewards_per_hour": "velocity_burst", "rewards_per_day": "velocity_burst", "patterned_mailboxes": "velocity_burst",
-    "referrals_above_baseline": "velocity_burst", "clicks_per_hour": "velocity_burst", "clicks_per_day": "velocity_burst",
+    "referrals_per_hour": "velocity_burst",
+    "referrals_per_day": "velocity_burst",
+    "rewards_per_hour": "velocity_burst",
+    "rewards_per_day": "velocity_burst",
+    "patterned_mailboxes": "velocity_burst",
+    "referrals_above_baseline": "velocity_burst",
+    "clicks_per_hour": "velocity_burst",
+    "clicks_per_day": "velocity_burst",
 }
 
 FIRST_NAMES = (
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William",
-    "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Christopher", "Karen", "Daniel", "Lisa",
-    "Matthew", "Nancy", "Anthony", "Sandra", "Mark", "Ashley", "Steven", "Emily", "Andrew", "Michelle", "Joshua",
-    "Amanda", "Kevin", "Melissa", "Brian", "Stephanie", "Jose", "Rebecca", "Maria", "Carlos", "Sofia", "Luis",
-    "Camila", "Wei", "Mei", "Hiroshi", "Yuki", "Priya", "Arjun", "Aisha", "Omar", "Fatima", "Ahmed", "Olga",
-    "Dmitri", "Anna", "Lars", "Ingrid", "Chloe", "Lucas", "Emma", "Noah", "Olivia", "Liam", "Ava", "Ethan",
-    "Zoe", "Mateo", "Isabella", "Kwame", "Amara", "Tariq", "Leila", "Siobhan", "Connor", "Niamh", "Rafael", "Beatriz",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Christopher",
+    "Karen",
+    "Daniel",
+    "Lisa",
+    "Matthew",
+    "Nancy",
+    "Anthony",
+    "Sandra",
+    "Mark",
+    "Ashley",
+    "Steven",
+    "Emily",
+    "Andrew",
+    "Michelle",
+    "Joshua",
+    "Amanda",
+    "Kevin",
+    "Melissa",
+    "Brian",
+    "Stephanie",
+    "Jose",
+    "Rebecca",
+    "Maria",
+    "Carlos",
+    "Sofia",
+    "Luis",
+    "Camila",
+    "Wei",
+    "Mei",
+    "Hiroshi",
+    "Yuki",
+    "Priya",
+    "Arjun",
+    "Aisha",
+    "Omar",
+    "Fatima",
+    "Ahmed",
+    "Olga",
+    "Dmitri",
+    "Anna",
+    "Lars",
+    "Ingrid",
+    "Chloe",
+    "Lucas",
+    "Emma",
+    "Noah",
+    "Olivia",
+    "Liam",
+    "Ava",
+    "Ethan",
+    "Zoe",
+    "Mateo",
+    "Isabella",
+    "Kwame",
+    "Amara",
+    "Tariq",
+    "Leila",
+    "Siobhan",
+    "Connor",
+    "Niamh",
+    "Rafael",
+    "Beatriz",
 )
 LAST_NAMES = (
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-    "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee",
-    "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young",
-    "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker",
-    "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Kowalski", "Novak", "Schmidt", "Fischer",
-    "Rossi", "Bianchi", "Dubois", "Moreau", "Tanaka", "Suzuki", "Kim", "Park", "Chen", "Wang", "Patel", "Shah",
-    "Okafor", "Mensah", "Haddad", "Khan", "Ivanova", "Petrov", "Larsen", "Johansson", "O'Brien", "Murphy",
-    "Christensen", "Vasquez", "Fitzgerald", "Abernathy", "Delacroix", "Castellanos",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Kowalski",
+    "Novak",
+    "Schmidt",
+    "Fischer",
+    "Rossi",
+    "Bianchi",
+    "Dubois",
+    "Moreau",
+    "Tanaka",
+    "Suzuki",
+    "Kim",
+    "Park",
+    "Chen",
+    "Wang",
+    "Patel",
+    "Shah",
+    "Okafor",
+    "Mensah",
+    "Haddad",
+    "Khan",
+    "Ivanova",
+    "Petrov",
+    "Larsen",
+    "Johansson",
+    "O'Brien",
+    "Murphy",
+    "Christensen",
+    "Vasquez",
+    "Fitzgerald",
+    "Abernathy",
+    "Delacroix",
+    "Castellanos",
 )
-FREE_MAIL = (("gmail.com", 45), ("yahoo.com", 12), ("outlook.com", 12), ("hotmail.com", 8), ("icloud.com", 12),
-             ("aol.com", 3), ("proton.me", 4), ("comcast.net", 4))
-COMPANY_DOMAINS = ("northwindtraders.com", "globex.io", "initech.com", "umbrella-labs.com", "hooli.xyz",
-                   "vandelay.com", "piedpiper.net", "soylent.co", "wonka-industries.com", "stark-eng.com",
-                   "acme-logistics.com", "bluthco.com")
-DISPOSABLE_DOMAINS = ("mailinator.com", "yopmail.com", "guerrillamail.com", "sharklasers.com", "10minutemail.com",
-                      "maildrop.cc", "temp-mail.org", "dispostable.com", "getnada.com", "trashmail.de", "grr.la",
-                      "mohmal.com", "tempr.email", "discard.email", "emailfake.com", "mail.tm", "fakeinbox.com")
+FREE_MAIL = (
+    ("gmail.com", 45),
+    ("yahoo.com", 12),
+    ("outlook.com", 12),
+    ("hotmail.com", 8),
+    ("icloud.com", 12),
+    ("aol.com", 3),
+    ("proton.me", 4),
+    ("comcast.net", 4),
+)
+COMPANY_DOMAINS = (
+    "northwindtraders.com",
+    "globex.io",
+    "initech.com",
+    "umbrella-labs.com",
+    "hooli.xyz",
+    "vandelay.com",
+    "piedpiper.net",
+    "soylent.co",
+    "wonka-industries.com",
+    "stark-eng.com",
+    "acme-logistics.com",
+    "bluthco.com",
+)
+DISPOSABLE_DOMAINS = (
+    "mailinator.com",
+    "yopmail.com",
+    "guerrillamail.com",
+    "sharklasers.com",
+    "10minutemail.com",
+    "maildrop.cc",
+    "temp-mail.org",
+    "dispostable.com",
+    "getnada.com",
+    "trashmail.de",
+    "grr.la",
+    "mohmal.com",
+    "tempr.email",
+    "discard.email",
+    "emailfake.com",
+    "mail.tm",
+    "fakeinbox.com",
+)
 DISPOSABLE_PARENTS_FOR_SUBDOMAINS = ("mailinator.com", "trashmail.de", "yopmail.com", "discard.email")
 
 # Real user agents. Chrome's reduced UA makes every Android/Windows user of one version send
 # the same string, which is what networks shared by many people look like.
-UA_IPHONE_17 = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_6_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-                "Version/17.6 Mobile/15E148 Safari/604.1")
-UA_IPHONE_18 = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-                "Version/18.1 Mobile/15E148 Safari/604.1")
-UA_ANDROID_CHROME = ("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
-                     "Chrome/131.0.0.0 Mobile Safari/537.36")
-UA_SAMSUNG = ("Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36")
-UA_WIN_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                 "Chrome/131.0.0.0 Safari/537.36")
-UA_WIN_EDGE = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-               "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0")
+UA_IPHONE_17 = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.6 Mobile/15E148 Safari/604.1"
+)
+UA_IPHONE_18 = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Mobile/15E148 Safari/604.1"
+)
+UA_ANDROID_CHROME = (
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"
+)
+UA_SAMSUNG = (
+    "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36"
+)
+UA_WIN_CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+UA_WIN_EDGE = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"
+)
 UA_WIN_FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
-UA_MAC_SAFARI = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-                 "Version/18.1 Safari/605.1.15")
-UA_MAC_CHROME = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-                 "Chrome/131.0.0.0 Safari/537.36")
+UA_MAC_SAFARI = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15"
+)
+UA_MAC_CHROME = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
 PHONE_UAS = ((UA_IPHONE_18, 30), (UA_IPHONE_17, 20), (UA_ANDROID_CHROME, 38), (UA_SAMSUNG, 12))
 DESKTOP_UAS = ((UA_WIN_CHROME, 45), (UA_MAC_SAFARI, 15), (UA_MAC_CHROME, 15), (UA_WIN_EDGE, 15), (UA_WIN_FIREFOX, 10))
 CORPORATE_UAS = (UA_WIN_CHROME, UA_WIN_EDGE)
@@ -117,13 +323,48 @@ CARRIERS = {
     "verizon": ("174.204.6.19", "174.204.6.200", "174.204.71.3", "174.204.71.98"),
     "at&t": ("166.205.141.10", "166.205.141.77", "166.205.150.4", "166.205.150.51"),
 }
-STREETS = ("Main", "Oak", "Maple", "Cedar", "Pine", "Elm", "Washington", "Lake", "Hill", "Park", "Sunset", "Highland",
-           "Ridge", "Church", "Mill", "River", "Willow", "Franklin", "Jefferson", "Lincoln", "Madison", "Spring")
+STREETS = (
+    "Main",
+    "Oak",
+    "Maple",
+    "Cedar",
+    "Pine",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
+    "Sunset",
+    "Highland",
+    "Ridge",
+    "Church",
+    "Mill",
+    "River",
+    "Willow",
+    "Franklin",
+    "Jefferson",
+    "Lincoln",
+    "Madison",
+    "Spring",
+)
 STREET_TYPES = (("Street", "St"), ("Avenue", "Ave"), ("Road", "Rd"), ("Drive", "Dr"), ("Lane", "Ln"), ("Court", "Ct"))
-CITIES = (("Austin", "TX", "787"), ("Denver", "CO", "802"), ("Portland", "OR", "972"), ("Columbus", "OH", "432"),
-          ("Raleigh", "NC", "276"), ("Madison", "WI", "537"), ("Tampa", "FL", "336"), ("Phoenix", "AZ", "850"),
-          ("Boston", "MA", "021"), ("Seattle", "WA", "981"), ("Chicago", "IL", "606"), ("Atlanta", "GA", "303"),
-          ("Nashville", "TN", "372"), ("Sacramento", "CA", "958"), ("Pittsburgh", "PA", "152"))
+CITIES = (
+    ("Austin", "TX", "787"),
+    ("Denver", "CO", "802"),
+    ("Portland", "OR", "972"),
+    ("Columbus", "OH", "432"),
+    ("Raleigh", "NC", "276"),
+    ("Madison", "WI", "537"),
+    ("Tampa", "FL", "336"),
+    ("Phoenix", "AZ", "850"),
+    ("Boston", "MA", "021"),
+    ("Seattle", "WA", "981"),
+    ("Chicago", "IL", "606"),
+    ("Atlanta", "GA", "303"),
+    ("Nashville", "TN", "372"),
+    ("Sacramento", "CA", "958"),
+    ("Pittsburgh", "PA", "152"),
+)
 
 
 @dataclass(frozen=True)
@@ -242,7 +483,10 @@ class Generator:
         street_type = self.rng.choice(STREET_TYPES)
         address = {
             "line1": f"{self.rng.randint(1, 9800)} {self.rng.choice(STREETS)} {street_type[0]}",
-            "city": city, "region": region, "postalCode": f"{zip_prefix}{self.rng.randint(1, 99):02d}", "country": "US",
+            "city": city,
+            "region": region,
+            "postalCode": f"{zip_prefix}{self.rng.randint(1, 99):02d}",
+            "country": "US",
         }
         if self.rng.random() < 0.3:
             address["line2"] = f"Apt {self.rng.randint(1, 40)}{self.rng.choice('ABCD')}"
@@ -262,9 +506,18 @@ class Generator:
 
     def mailbox(self, first: str, last: str, domain: str) -> str:
         f, la = first.lower(), "".join(c for c in last.lower() if c.isalpha())
-        styles = [f"{f}.{la}", f"{f}{la}", f"{f}_{la}", f"{f[0]}{la}", f"{f}{la[0]}", f"{la}.{f}",
-                  f"{f}.{la}{self.rng.randint(1, 99)}", f"{f}{self.rng.randint(1960, 2005)}",
-                  f"{f[0]}{la}{self.rng.randint(10, 999)}", f"{f}.{la[0]}{self.rng.randint(1, 9)}"]
+        styles = [
+            f"{f}.{la}",
+            f"{f}{la}",
+            f"{f}_{la}",
+            f"{f[0]}{la}",
+            f"{f}{la[0]}",
+            f"{la}.{f}",
+            f"{f}.{la}{self.rng.randint(1, 99)}",
+            f"{f}{self.rng.randint(1960, 2005)}",
+            f"{f[0]}{la}{self.rng.randint(10, 999)}",
+            f"{f}.{la[0]}{self.rng.randint(1, 9)}",
+        ]
         local = self.rng.choice(styles)
         if domain == "gmail.com":
             local = local.replace("_", ".")  # gmail has no underscores
@@ -277,8 +530,15 @@ class Generator:
         return f"{local}@{domain}"
 
     def person(
-        self, *, first: str | None = None, last: str | None = None, domain: str | None = None, home_ip: str | None = None,
-        address: dict[str, str] | None = None, carrier: str | None = None, office_ip: str | None = None,
+        self,
+        *,
+        first: str | None = None,
+        last: str | None = None,
+        domain: str | None = None,
+        home_ip: str | None = None,
+        address: dict[str, str] | None = None,
+        carrier: str | None = None,
+        office_ip: str | None = None,
         devices: list[Device] | None = None,
     ) -> Person:
         """Someone new; what is not given is drawn (a phone, and a computer for most)."""
@@ -289,9 +549,16 @@ class Generator:
             if self.rng.random() < 0.7:
                 devices.append(self.device(mobile=False))
         return Person(
-            external_id=self._next_id("cus"), first=first, last=last, email=email, devices=devices,
-            home_ip=home_ip or self.residential_ip(), carrier=carrier or self.rng.choice(list(CARRIERS)),
-            card=self.card(), address=address or self.address(), office_ip=office_ip,
+            external_id=self._next_id("cus"),
+            first=first,
+            last=last,
+            email=email,
+            devices=devices,
+            home_ip=home_ip or self.residential_ip(),
+            carrier=carrier or self.rng.choice(list(CARRIERS)),
+            card=self.card(),
+            address=address or self.address(),
+            office_ip=office_ip,
         )
 
     # -- sessions and actions ---------------------------------------------------------------
@@ -310,8 +577,16 @@ class Generator:
         return device, person.home_ip
 
     def action(
-        self, person: Person, kind: str, at: datetime, *, device: Device | None = None, ip: str | None = None,
-        code_of: str | None = None, card: str | None = None, address: dict[str, str] | None = None,
+        self,
+        person: Person,
+        kind: str,
+        at: datetime,
+        *,
+        device: Device | None = None,
+        ip: str | None = None,
+        code_of: str | None = None,
+        card: str | None = None,
+        address: dict[str, str] | None = None,
         on_mobile_data: bool | None = None,
     ) -> None:
         if at > self.end:
@@ -321,18 +596,26 @@ class Generator:
         device, ip = device or chosen_device, ip or chosen_ip
         purchase = kind == "PURCHASE"
         self._numbers["action"] += 1
-        self.events.append(Event(
-            seq=self._numbers["action"], at=at, type=kind, customer=person.external_id,
-            key=f"{kind.lower()}-{person.external_id}-{self._numbers['action']}",
-            name=person.name if kind == "SIGNUP" else None, email=person.email if kind == "SIGNUP" else None,
-            code_of=code_of, device_id=device.id, ip=ip, user_agent=device.user_agent,
-            payment_fingerprint=(card or person.card) if purchase else None,
-            shipping_address=(address or person.address) if purchase else None,
-            amount=self.rng.randint(1500, 25000) if purchase else None,
-        ))
+        self.events.append(
+            Event(
+                seq=self._numbers["action"],
+                at=at,
+                type=kind,
+                customer=person.external_id,
+                key=f"{kind.lower()}-{person.external_id}-{self._numbers['action']}",
+                name=person.name if kind == "SIGNUP" else None,
+                email=person.email if kind == "SIGNUP" else None,
+                code_of=code_of,
+                device_id=device.id,
+                ip=ip,
+                user_agent=device.user_agent,
+                payment_fingerprint=(card or person.card) if purchase else None,
+                shipping_address=(address or person.address) if purchase else None,
+                amount=self.rng.randint(1500, 25000) if purchase else None,
+            )
+        )
 
-    def join(self, person: Person, at: datetime, *, purchase: float = 0.5, purchase_within_hours: float = 72,
-             **context) -> None:
+    def join(self, person: Person, at: datetime, *, purchase: float = 0.5, purchase_within_hours: float = 72, **context) -> None:
         """A referrer's own history, once: a SIGNUP, often a purchase soon after, sometimes another later."""
         if person.external_id not in self._code_holder_set:
             self._code_holder_set.add(person.external_id)
@@ -342,14 +625,21 @@ class Generator:
         self._signed_up.add(person.external_id)
         self.action(person, "SIGNUP", at, **context)
         if self.rng.random() < purchase:
-            self.action(person, "PURCHASE", at + timedelta(minutes=self.rng.uniform(5, purchase_within_hours * 60)),
-                        **context)
+            self.action(person, "PURCHASE", at + timedelta(minutes=self.rng.uniform(5, purchase_within_hours * 60)), **context)
         if self.rng.random() < 0.1:
             self.action(person, "PURCHASE", self.moment(at + timedelta(days=1), self.end))
 
     def referred(
-        self, referee: Person, referrer: Person, at: datetime, label: Label, *, purchase: float = 0.65,
-        signup: dict | None = None, buy: dict | None = None, purchase_after: timedelta | None = None,
+        self,
+        referee: Person,
+        referrer: Person,
+        at: datetime,
+        label: Label,
+        *,
+        purchase: float = 0.65,
+        signup: dict | None = None,
+        buy: dict | None = None,
+        purchase_after: timedelta | None = None,
     ) -> None:
         """The referee signs up with the referrer's code and usually buys."""
         assert referee.external_id not in self.labels
@@ -405,8 +695,11 @@ class Generator:
             same_name = self.rng.random() < 0.7
             referee = self.person(
                 first=self.rng.choice([f for f in FIRST_NAMES if f != referrer.first]),
-                last=referrer.last if same_name else None, home_ip=referrer.home_ip, carrier=referrer.carrier,
-                address=self.rewritten(referrer.address), devices=devices,
+                last=referrer.last if same_name else None,
+                home_ip=referrer.home_ip,
+                carrier=referrer.carrier,
+                address=self.rewritten(referrer.address),
+                devices=devices,
             )
             at = self.referral_time()
             self.join(referrer, self.before(at), on_mobile_data=False)
@@ -447,8 +740,14 @@ class Generator:
             self.join(referrer, self.before(times[0], max_days=6), on_mobile_data=True)
             for at in times:
                 referee = self.person(carrier=carrier, devices=[self.device(mobile=True)])
-                self.referred(referee, referrer, at, Label("mobile_carrier", "mobile_carrier"),
-                              signup={"on_mobile_data": True}, buy={"on_mobile_data": True})
+                self.referred(
+                    referee,
+                    referrer,
+                    at,
+                    Label("mobile_carrier", "mobile_carrier"),
+                    signup={"on_mobile_data": True},
+                    buy={"on_mobile_data": True},
+                )
                 made += 1
 
     def popular_referrers(self, count: int) -> None:
@@ -459,8 +758,12 @@ class Generator:
             first = self.start + timedelta(days=self.rng.uniform(1, 5))
             self.join(referrer, first - timedelta(hours=self.rng.uniform(2, 24)))
             for _ in range(min(count - made, self.rng.randint(25, 45))):
-                self.referred(self.person(), referrer, self.moment(first, self.end - timedelta(hours=1)),
-                              Label("popular_referrer", "popular_referrer"))
+                self.referred(
+                    self.person(),
+                    referrer,
+                    self.moment(first, self.end - timedelta(hours=1)),
+                    Label("popular_referrer", "popular_referrer"),
+                )
                 made += 1
 
     def organic(self, count: int) -> None:
@@ -478,8 +781,16 @@ class Generator:
         """A customer referring themselves under a second account, six ways. Each way changes
         one thing only; everything else about the second account is new (another phone or a
         cleared browser, mobile data instead of the home network), the hardest case to see."""
-        variants = ("gmail_alias", "similar_mailbox", "same_device", "same_card", "same_browser", "same_name",
-                    "referrer_device_later", "referrer_card_later")
+        variants = (
+            "gmail_alias",
+            "similar_mailbox",
+            "same_device",
+            "same_card",
+            "same_browser",
+            "same_name",
+            "referrer_device_later",
+            "referrer_card_later",
+        )
         for i in range(count):
             variant = variants[i % len(variants)]
             label = Label("alias", variant)
@@ -494,20 +805,31 @@ class Generator:
                 local = me.email.split("@")[0]
                 plain = local.replace(".", "")
                 alias.first, alias.last = me.first, me.last
-                alias.email = self.rng.choice([
-                    f"{local}+{self.rng.choice(['promo', 'ref', 'deals', 'shop', '2'])}@gmail.com",
-                    ".".join(plain) + "@gmail.com", f"{plain}@gmail.com", f"{local}@googlemail.com",
-                ])
+                alias.email = self.rng.choice(
+                    [
+                        f"{local}+{self.rng.choice(['promo', 'ref', 'deals', 'shop', '2'])}@gmail.com",
+                        ".".join(plain) + "@gmail.com",
+                        f"{plain}@gmail.com",
+                        f"{local}@googlemail.com",
+                    ]
+                )
             elif variant == "similar_mailbox":
                 f, la = me.first.lower(), "".join(c for c in me.last.lower() if c.isalpha())
                 domain = me.email.split("@")[1]
                 me.email = self.unique(f"{f}.{la}", domain)
                 other = self._weighted([(d, w) for d, w in FREE_MAIL if d != domain])
                 alias.first, alias.last = me.first, me.last
-                alias.email = self.unique(self.rng.choice([
-                    f"{f}{la}{self.rng.randint(1, 99)}", f"{f}_{la}", f"{f}.{la}.{self.rng.randint(80, 99)}",
-                    f"{f}.{self.rng.choice(string.ascii_lowercase)}.{la}",
-                ]), other)
+                alias.email = self.unique(
+                    self.rng.choice(
+                        [
+                            f"{f}{la}{self.rng.randint(1, 99)}",
+                            f"{f}_{la}",
+                            f"{f}.{la}.{self.rng.randint(80, 99)}",
+                            f"{f}.{self.rng.choice(string.ascii_lowercase)}.{la}",
+                        ]
+                    ),
+                    other,
+                )
             elif variant == "same_device":
                 signup, buy = {"device": browser, "ip": self.cgnat_ip(me)}, {"device": browser, "ip": self.cgnat_ip(me)}
             elif variant == "same_card":
@@ -535,12 +857,26 @@ class Generator:
             else:
                 self.join(me, own_signup, purchase=1.0, purchase_within_hours=1, device=browser, ip=me.home_ip)
             bought_after = timedelta(minutes=self.rng.randint(5, 300))
-            self.referred(alias, me, at, label, signup=signup, buy=buy,
-                          purchase=1.0 if variant in ("same_card", "referrer_card_later") else 0.8, purchase_after=bought_after)
+            self.referred(
+                alias,
+                me,
+                at,
+                label,
+                signup=signup,
+                buy=buy,
+                purchase=1.0 if variant in ("same_card", "referrer_card_later") else 0.8,
+                purchase_after=bought_after,
+            )
             if late:  # hours to two days after the alias bought, the referrer shows the device / the card themselves
                 later = at + bought_after + timedelta(hours=self.rng.uniform(4, 48))
-                self.action(me, "PURCHASE", later, device=browser, ip=me.home_ip,
-                            card=me.card if variant == "referrer_card_later" else None)
+                self.action(
+                    me,
+                    "PURCHASE",
+                    later,
+                    device=browser,
+                    ip=me.home_ip,
+                    card=me.card if variant == "referrer_card_later" else None,
+                )
 
     def device_farms(self, count: int) -> None:
         """A few phones cycling through many new accounts for one or several referrers, behind
@@ -567,9 +903,16 @@ class Generator:
                 phone = first_phones[i] if fresh else self.rng.choice(phones + first_phones)
                 account = self.person(devices=[phone], home_ip=one_ip or self.residential_ip())
                 ip = self.residential_ip() if fresh else one_ip or self.residential_ip()
-                self.referred(account, self.rng.choice(owners), at, Label("device_farm", variant), purchase=0.6,
-                              signup={"device": phone, "ip": ip}, buy={"device": phone, "ip": ip},
-                              purchase_after=timedelta(minutes=self.rng.randint(2, 30)))
+                self.referred(
+                    account,
+                    self.rng.choice(owners),
+                    at,
+                    Label("device_farm", variant),
+                    purchase=0.6,
+                    signup={"device": phone, "ip": ip},
+                    buy={"device": phone, "ip": ip},
+                    purchase_after=timedelta(minutes=self.rng.randint(2, 30)),
+                )
                 made += 1
 
     def rings(self, count: int) -> None:
@@ -587,8 +930,14 @@ class Generator:
             for i in range(size):
                 at += timedelta(hours=self.rng.uniform(12, 24) if slow else self.rng.uniform(0.5, 36))
                 variant = f"{'slow_' if slow else ''}ring_of_{size}"
-                self.referred(members[(i + 1) % size], members[i], at, Label("ring", variant), purchase=0.9,
-                              purchase_after=timedelta(minutes=self.rng.randint(3, 180)) if slow else None)
+                self.referred(
+                    members[(i + 1) % size],
+                    members[i],
+                    at,
+                    Label("ring", variant),
+                    purchase=0.9,
+                    purchase_after=timedelta(minutes=self.rng.randint(3, 180)) if slow else None,
+                )
                 made += 1
 
     def disposable_mailboxes(self, count: int) -> None:
@@ -601,8 +950,11 @@ class Generator:
             for _ in range(referees):
                 at += timedelta(hours=self.rng.uniform(0.2, 48))
                 subdomain = self.rng.random() < 0.25
-                domain = (f"{self._hex(4)}.{self.rng.choice(DISPOSABLE_PARENTS_FOR_SUBDOMAINS)}" if subdomain
-                          else self.rng.choice(DISPOSABLE_DOMAINS))
+                domain = (
+                    f"{self._hex(4)}.{self.rng.choice(DISPOSABLE_PARENTS_FOR_SUBDOMAINS)}"
+                    if subdomain
+                    else self.rng.choice(DISPOSABLE_DOMAINS)
+                )
                 referee = self.person()
                 referee.email = self.mailbox(referee.first, referee.last, domain)
                 self.referred(referee, referrer, at, Label("disposable_email", "subdomain" if subdomain else "domain"))
@@ -623,9 +975,14 @@ class Generator:
             start = self.referral_time(earliest_days=3, room=timedelta(hours=3))
             self.join(referrer, self.before(start))
             for offset in sorted(self.rng.uniform(0, minutes) for _ in range(size)):
-                self.referred(self.person(), referrer, start + timedelta(minutes=offset),
-                              Label("velocity_burst", f"spread_burst_of_{size}" if spread else f"burst_of_{size}"), purchase=0.5,
-                              purchase_after=timedelta(minutes=self.rng.randint(2, 40)))
+                self.referred(
+                    self.person(),
+                    referrer,
+                    start + timedelta(minutes=offset),
+                    Label("velocity_burst", f"spread_burst_of_{size}" if spread else f"burst_of_{size}"),
+                    purchase=0.5,
+                    purchase_after=timedelta(minutes=self.rng.randint(2, 40)),
+                )
                 made += 1
 
     def dataset(self) -> Dataset:
@@ -698,23 +1055,33 @@ async def run(
     async with factory() as session:
         merchant = await merchants.create_merchant(session, name="Synthetic shop")
         program = await programs.create_program(
-            session, merchant_id=merchant.id,
+            session,
+            merchant_id=merchant.id,
             changes=programs.ProgramChanges(name="Refer a friend", status=ProgramStatus.ACTIVE, code_style=CodeStyle.RANDOM),
         )
         await rules.create_rule(
-            session, merchant_id=merchant.id, program_id=program.id,
-            definition=RuleDefinition("Give $10", "PURCHASE", Recipient.REFERRER, RewardKind.CREDIT,
-                                      RuleSpec(amount=1000, currency="USD")),
+            session,
+            merchant_id=merchant.id,
+            program_id=program.id,
+            definition=RuleDefinition(
+                "Give $10", "PURCHASE", Recipient.REFERRER, RewardKind.CREDIT, RuleSpec(amount=1000, currency="USD")
+            ),
         )
         await rules.create_rule(
-            session, merchant_id=merchant.id, program_id=program.id,
-            definition=RuleDefinition("10 % off the first order", "SIGNUP", Recipient.REFEREE, RewardKind.DISCOUNT,
-                                      RuleSpec(percent_bps=1000)),
+            session,
+            merchant_id=merchant.id,
+            program_id=program.id,
+            definition=RuleDefinition(
+                "10 % off the first order", "SIGNUP", Recipient.REFEREE, RewardKind.DISCOUNT, RuleSpec(percent_bps=1000)
+            ),
         )
         if policy:
             await policies.set_policy(
-                session, merchant_id=merchant.id, program_id=program.id,
-                change=policies.PolicyChange(signals=tuple(policy)), actor=audit.SYSTEM,
+                session,
+                merchant_id=merchant.id,
+                program_id=program.id,
+                change=policies.PolicyChange(signals=tuple(policy)),
+                actor=audit.SYSTEM,
             )
         code_of = {}
         for customer in dataset.code_holders:
@@ -742,12 +1109,20 @@ async def run(
         step = f"{'referee' if event.customer in referees else 'referrer'} {event.type}"
         began = time.perf_counter()
         data = actions.ActionInput(
-            type=event.type, customer_external_id=event.customer, idempotency_key=event.key,
-            amount=event.amount, currency="USD" if event.amount else None, occurred_at=event.at,
+            type=event.type,
+            customer_external_id=event.customer,
+            idempotency_key=event.key,
+            amount=event.amount,
+            currency="USD" if event.amount else None,
+            occurred_at=event.at,
             order_id=event.key if event.type == "PURCHASE" else None,
             referral_code=code_of[event.code_of] if event.code_of else None,
-            customer_email=event.email, customer_name=event.name, device_id=event.device_id, ip=event.ip,
-            user_agent=event.user_agent, payment_fingerprint=event.payment_fingerprint,
+            customer_email=event.email,
+            customer_name=event.name,
+            device_id=event.device_id,
+            ip=event.ip,
+            user_agent=event.user_agent,
+            payment_fingerprint=event.payment_fingerprint,
             shipping_address=event.shipping_address,
         )
         async with factory() as session:  # as app.schema.transactions.mutate: commit, or roll back a user error
@@ -767,8 +1142,9 @@ async def run(
         if enqueued:
             by_step["worker: re-screening job"].append(time.perf_counter() - began)
     clock.append((utcnow(), dataset.events[-1].at if dataset.events else utcnow()))
-    return Run(merchant_id, program_id, len(dataset.events), time.perf_counter() - started, refused, dict(by_step),
-               clock, jobs_run)
+    return Run(
+        merchant_id, program_id, len(dataset.events), time.perf_counter() - started, refused, dict(by_step), clock, jobs_run
+    )
 
 
 TICK = timedelta(minutes=15)  # how often the scheduled work runs, in shop time
@@ -893,9 +1269,11 @@ class Quality:
         return sum(r.leaked for r in rows) / flagged if flagged else 0.0
 
     def table(self, *, variants: bool = False) -> str:
-        head = ("| kind | referrals | flagged | blocked | recall / FP rate | precision (attributed) | referrer leak rate | "
-                "leaked $ | referee coupons leaked | still spendable | friction (review) | median h to spendable | "
-                "held at end | top signals |")
+        head = (
+            "| kind | referrals | flagged | blocked | recall / FP rate | precision (attributed) | referrer leak rate | "
+            "leaked $ | referee coupons leaked | still spendable | friction (review) | median h to spendable | "
+            "held at end | top signals |"
+        )
         lines = [head, "|" + "---|" * (head.count("|") - 1)]
         for row in sorted(self.kinds.values(), key=lambda r: (not r.fraud, r.kind)):
             lines.append(self._line(row, f"{self.precision(row.kind):.3f}" if row.fraud else "—"))
@@ -903,44 +1281,62 @@ class Quality:
         legit_count, legit_flagged = self._total(False)
         fraud_rows, legit_rows = self._rows(True), self._rows(False)
         hours = [h for r in legit_rows for h in r.hours_to_spendable]
-        lines.append(f"| **all fraud** | {fraud_count} | {fraud_flagged} | {sum(r.blocked for r in fraud_rows)} | "
-                     f"recall {self.overall_recall:.3f} | {self.overall_precision:.3f} | {self.overall_leak_rate:.3f} | "
-                     f"{sum(r.leaked_amount for r in fraud_rows) / 100:.2f} | {sum(r.referee_leaked for r in fraud_rows)} | "
-                     f"{sum(r.spendable_at_end for r in fraud_rows)} | | | | |")
-        lines.append(f"| **all legitimate** | {legit_count} | {legit_flagged} | {sum(r.blocked for r in legit_rows)} | "
-                     f"FP rate {self.false_positive_rate:.4f} (blocked {self.blocked_legit_rate:.4f}) | | | | | | "
-                     f"{self.friction:.4f} | {_hours(statistics.median(hours) if hours else None)} | "
-                     f"{sum(r.held_at_end for r in legit_rows)} | |")
+        lines.append(
+            f"| **all fraud** | {fraud_count} | {fraud_flagged} | {sum(r.blocked for r in fraud_rows)} | "
+            f"recall {self.overall_recall:.3f} | {self.overall_precision:.3f} | {self.overall_leak_rate:.3f} | "
+            f"{sum(r.leaked_amount for r in fraud_rows) / 100:.2f} | {sum(r.referee_leaked for r in fraud_rows)} | "
+            f"{sum(r.spendable_at_end for r in fraud_rows)} | | | | |"
+        )
+        lines.append(
+            f"| **all legitimate** | {legit_count} | {legit_flagged} | {sum(r.blocked for r in legit_rows)} | "
+            f"FP rate {self.false_positive_rate:.4f} (blocked {self.blocked_legit_rate:.4f}) | | | | | | "
+            f"{self.friction:.4f} | {_hours(statistics.median(hours) if hours else None)} | "
+            f"{sum(r.held_at_end for r in legit_rows)} | |"
+        )
         if variants:
             lines += ["", head.replace("| kind |", "| variant |"), lines[1]]
             for row in sorted(self.variants.values(), key=lambda r: (not r.fraud, r.kind)):
                 lines.append(self._line(row, ""))
         lines.append("")
-        lines.append("Flagged: rejected, in an open review, or any decision REVIEW/BLOCK. Precision (attributed): of the "
-                     "flagged referrals on which a signal of the kind fired (SIGNAL_KINDS), the share that is fraud.")
-        lines.append("Referrer leak rate: of the flagged fraud, the share where a referrer reward was spendable (AVAILABLE, "
-                     "or spent since) before the first REVIEW/BLOCK; leaked $: those rewards' amount. Referee coupons "
-                     "leaked: flagged referrals whose signup coupon was usable before the flag (released at signup by "
-                     "policy, counted apart). Still spendable: flagged, a referrer reward AVAILABLE at the end.")
-        lines.append("Friction: legitimate referrals sent to review. Median h to spendable: shop hours from the referee's "
-                     "purchase to the referrer's reward becoming AVAILABLE; held at end: legitimate referrer rewards still HELD "
-                     "when the timeline ends.")
-        lines.append(f"{self.run.actions} recordAction calls (with the worker's jobs and schedule) in {self.run.seconds:.1f} s: "
-                     f"{self.run.ms_per_action:.1f} ms each; {self.run.jobs_run} re-screening jobs run"
-                     + (f"; refused: {dict(self.run.refused)}" if self.run.refused else ""))
+        lines.append(
+            "Flagged: rejected, in an open review, or any decision REVIEW/BLOCK. Precision (attributed): of the "
+            "flagged referrals on which a signal of the kind fired (SIGNAL_KINDS), the share that is fraud."
+        )
+        lines.append(
+            "Referrer leak rate: of the flagged fraud, the share where a referrer reward was spendable (AVAILABLE, "
+            "or spent since) before the first REVIEW/BLOCK; leaked $: those rewards' amount. Referee coupons "
+            "leaked: flagged referrals whose signup coupon was usable before the flag (released at signup by "
+            "policy, counted apart). Still spendable: flagged, a referrer reward AVAILABLE at the end."
+        )
+        lines.append(
+            "Friction: legitimate referrals sent to review. Median h to spendable: shop hours from the referee's "
+            "purchase to the referrer's reward becoming AVAILABLE; held at end: legitimate referrer rewards still HELD "
+            "when the timeline ends."
+        )
+        lines.append(
+            f"{self.run.actions} recordAction calls (with the worker's jobs and schedule) in {self.run.seconds:.1f} s: "
+            f"{self.run.ms_per_action:.1f} ms each; {self.run.jobs_run} re-screening jobs run"
+            + (f"; refused: {dict(self.run.refused)}" if self.run.refused else "")
+        )
         steps = sorted(self.run.seconds_by_step.items())
-        lines.append("median ms: " + ", ".join(f"{step} {statistics.median(times) * 1000:.1f} ({len(times)})" for step, times in steps))
+        lines.append(
+            "median ms: " + ", ".join(f"{step} {statistics.median(times) * 1000:.1f} ({len(times)})" for step, times in steps)
+        )
         return "\n".join(lines)
 
     @staticmethod
     def _line(row: Row, precision: str) -> str:
         top = ", ".join(f"{name} {n}" for name, n in row.signals.most_common(4))
         if row.fraud:
-            return (f"| {row.kind} | {row.count} | {row.flagged} | {row.blocked} | {row.rate:.3f} | {precision} | "
-                    f"{row.leak_rate:.3f} | {row.leaked_amount / 100:.2f} | {row.referee_leaked} | {row.spendable_at_end} | "
-                    f"| | | {top} |")
-        return (f"| {row.kind} | {row.count} | {row.flagged} | {row.blocked} | {row.rate:.4f} | {precision} | | | | | "
-                f"{row.friction:.4f} | {_hours(row.median_hours)} | {row.held_at_end} | {top} |")
+            return (
+                f"| {row.kind} | {row.count} | {row.flagged} | {row.blocked} | {row.rate:.3f} | {precision} | "
+                f"{row.leak_rate:.3f} | {row.leaked_amount / 100:.2f} | {row.referee_leaked} | {row.spendable_at_end} | "
+                f"| | | {top} |"
+            )
+        return (
+            f"| {row.kind} | {row.count} | {row.flagged} | {row.blocked} | {row.rate:.4f} | {precision} | | | | | "
+            f"{row.friction:.4f} | {_hours(row.median_hours)} | {row.held_at_end} | {top} |"
+        )
 
 
 def _hours(value: float | None) -> str:
@@ -961,24 +1357,38 @@ async def measure(factory: async_sessionmaker[AsyncSession], dataset: Dataset, o
     of its decisions said REVIEW or BLOCK; it leaked when one of its rewards became spendable
     before the first of those decisions (stored times, one clock: the run is sequential)."""
     async with factory() as session:
-        referrals = (await session.execute(
-            select(Referral.id, Referral.status, Customer.external_id)
-            .join(Customer, Customer.id == Referral.referee_id)
-            .where(Referral.program_id == outcome.program_id)
-        )).all()
-        decisions = (await session.execute(
-            select(FraudDecision.referral_id, FraudDecision.outcome, FraudDecision.observations, FraudDecision.created_at)
-            .where(FraudDecision.program_id == outcome.program_id)
-        )).all()
-        open_reviews = set((await session.scalars(
-            select(FraudReview.referral_id)
-            .where(FraudReview.program_id == outcome.program_id, FraudReview.status == ReviewStatus.OPEN.value)
-        )).all())
-        rewards = (await session.execute(
-            select(Reward.referral_id, Reward.recipient, Reward.amount, Reward.status, Reward.available_at, Action.occurred_at)
-            .join(Action, Action.id == Reward.trigger_action_id)
-            .where(Reward.program_id == outcome.program_id)
-        )).all()
+        referrals = (
+            await session.execute(
+                select(Referral.id, Referral.status, Customer.external_id)
+                .join(Customer, Customer.id == Referral.referee_id)
+                .where(Referral.program_id == outcome.program_id)
+            )
+        ).all()
+        decisions = (
+            await session.execute(
+                select(
+                    FraudDecision.referral_id, FraudDecision.outcome, FraudDecision.observations, FraudDecision.created_at
+                ).where(FraudDecision.program_id == outcome.program_id)
+            )
+        ).all()
+        open_reviews = set(
+            (
+                await session.scalars(
+                    select(FraudReview.referral_id).where(
+                        FraudReview.program_id == outcome.program_id, FraudReview.status == ReviewStatus.OPEN.value
+                    )
+                )
+            ).all()
+        )
+        rewards = (
+            await session.execute(
+                select(
+                    Reward.referral_id, Reward.recipient, Reward.amount, Reward.status, Reward.available_at, Action.occurred_at
+                )
+                .join(Action, Action.id == Reward.trigger_action_id)
+                .where(Reward.program_id == outcome.program_id)
+            )
+        ).all()
 
     strict: dict[uuid.UUID, bool] = defaultdict(bool)
     flagged_at: dict[uuid.UUID, datetime] = {}
@@ -1009,8 +1419,11 @@ async def measure(factory: async_sessionmaker[AsyncSession], dataset: Dataset, o
         mine = rewards_of[referral_id]
 
         def spendable_before_flag(recipient: str, mine=mine, first_flag=first_flag) -> list[_RewardSeen]:
-            return [r for r in mine if r.recipient == recipient and r.available_at is not None
-                    and (first_flag is None or r.available_at < first_flag)]
+            return [
+                r
+                for r in mine
+                if r.recipient == recipient and r.available_at is not None and (first_flag is None or r.available_at < first_flag)
+            ]
 
         leaked = spendable_before_flag("REFERRER") if flagged else []
         key = f"{label.kind}/{label.variant}"

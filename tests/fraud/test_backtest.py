@@ -73,20 +73,40 @@ class Builder:
 
     async def referrer(self, name: str, *, when: datetime | None = None, **context: Any) -> str:
         code = (await scenarios.code_for(self.tenant, self.history.program_id, name))["code"]
-        await h.record(self.tenant, type="SIGNUP", customerExternalId=name, idempotencyKey=f"signup-{name}",
-                       occurredAt=when or self.tick(), context=context)
+        await h.record(
+            self.tenant,
+            type="SIGNUP",
+            customerExternalId=name,
+            idempotencyKey=f"signup-{name}",
+            occurredAt=when or self.tick(),
+            context=context,
+        )
         return code
 
-    async def referee(self, name: str, code: str, *, when: datetime | None = None, purchases: int = 1,
-                      **context: Any) -> dict[str, Any]:
+    async def referee(
+        self, name: str, code: str, *, when: datetime | None = None, purchases: int = 1, **context: Any
+    ) -> dict[str, Any]:
         when = when or self.tick()
-        joined = await h.record(self.tenant, type="SIGNUP", customerExternalId=name, idempotencyKey=f"signup-{name}",
-                                referralCode=code, occurredAt=when, context=context)
+        joined = await h.record(
+            self.tenant,
+            type="SIGNUP",
+            customerExternalId=name,
+            idempotencyKey=f"signup-{name}",
+            referralCode=code,
+            occurredAt=when,
+            context=context,
+        )
         referral_id = joined["referral"]["id"]
         for i in range(purchases):
             bought = await h.record(
-                self.tenant, type="PURCHASE", customerExternalId=name, idempotencyKey=f"order-{name}-{i}",
-                orderId=f"order-{name}-{i}", amount=5000, currency="USD", occurredAt=when + timedelta(minutes=2 + i),
+                self.tenant,
+                type="PURCHASE",
+                customerExternalId=name,
+                idempotencyKey=f"order-{name}-{i}",
+                orderId=f"order-{name}-{i}",
+                amount=5000,
+                currency="USD",
+                occurredAt=when + timedelta(minutes=2 + i),
             )
             for reward in bought["rewards"]:
                 granted = self.history.granted[referral_id]
@@ -107,8 +127,9 @@ async def build_history(tenant) -> History:
     each side of the period. Each referral judged on its own (no referrer memory)."""
     program = await h.program_with_credit(tenant)
     await h.without_referrer_memory(tenant, program["id"])
-    await create_rule(tenant, program["id"], **credit_rule(name="100 points", recipient="REFEREE", kind="POINTS",
-                                                           amount=100, currency=None))
+    await create_rule(
+        tenant, program["id"], **credit_rule(name="100 points", recipient="REFEREE", kind="POINTS", amount=100, currency=None)
+    )
     history = History(program["id"])
     build = Builder(tenant, history)
 
@@ -140,13 +161,18 @@ async def build_history(tenant) -> History:
 
     code = await build.referrer("early-referrer", when=BASE - timedelta(days=3), deviceId="dev-er")
     history.early = (await build.referee("early-alias", code, when=BASE - timedelta(days=3, minutes=-5), deviceId="dev-er"))[
-        "referral"]["id"]
+        "referral"
+    ]["id"]
     code = await build.referrer("late-referrer", when=PERIOD[1] + timedelta(hours=1), deviceId="dev-lr")
-    history.late = (await build.referee("late-alias", code, when=PERIOD[1] + timedelta(hours=2), deviceId="dev-lr"))[
-        "referral"]["id"]
+    history.late = (await build.referee("late-alias", code, when=PERIOD[1] + timedelta(hours=2), deviceId="dev-lr"))["referral"][
+        "id"
+    ]
 
-    expected = {"ALLOW": history.clean + history.households + history.trusted,
-                "REVIEW": history.same_device + [history.early, history.late], "BLOCK": history.blocked}
+    expected = {
+        "ALLOW": history.clean + history.households + history.trusted,
+        "REVIEW": history.same_device + [history.early, history.late],
+        "BLOCK": history.blocked,
+    }
     for outcome, referral_ids in expected.items():
         for referral_id in referral_ids:
             assert await live_outcome(tenant, referral_id) == outcome
@@ -161,8 +187,12 @@ async def simulate(tenant, program_id: str, policy: dict[str, Any], period=PERIO
 
 def variables(program_id: str, policy: dict[str, Any], period) -> dict[str, Any]:
     start, end = period
-    return {"programId": program_id, "policy": policy,
-            "from": start if isinstance(start, str) else start.isoformat(), "to": end if isinstance(end, str) else end.isoformat()}
+    return {
+        "programId": program_id,
+        "policy": policy,
+        "from": start if isinstance(start, str) else start.isoformat(),
+        "to": end if isinstance(end, str) else end.isoformat(),
+    }
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -271,8 +301,11 @@ async def test_a_period_must_have_a_timezone_end_after_it_starts_and_span_at_mos
 
 async def test_a_proposal_is_validated_like_a_policy_change(tenant, other_tenant):
     program = await h.program_with_credit(tenant)
-    for policy in ({"reviewScore": 130}, {"signals": [{"signal": "no_such_signal", "weight": 1}]},
-                   {"signals": [{"signal": "same_device", "weight": -5}]}):
+    for policy in (
+        {"reviewScore": 130},
+        {"signals": [{"signal": "no_such_signal", "weight": 1}]},
+        {"signals": [{"signal": "same_device", "weight": -5}]},
+    ):
         body = await tenant.raw(SIMULATE, variables(program["id"], policy, PERIOD))
         assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"], policy
     theirs = await h.program_with_credit(other_tenant)
@@ -296,7 +329,9 @@ async def test_a_backtest_writes_nothing_and_a_proposal_identical_to_the_current
     written = await table_counts(tenant)
     assert written["fraud_decisions"] > 0 and written["fraud_reviews"] > 0 and written["rewards"] > 0
 
-    result = await simulate(tenant, history.program_id, {"reviewScore": 30, "signals": [{"signal": "same_email", "enabled": False}]})
+    result = await simulate(
+        tenant, history.program_id, {"reviewScore": 30, "signals": [{"signal": "same_email", "enabled": False}]}
+    )
     assert result["moves"] != []
     assert (result["current"]["version"], result["current"]["reviewScore"]) == (2, 45)
 
@@ -307,10 +342,17 @@ async def test_a_backtest_writes_nothing_and_a_proposal_identical_to_the_current
     assert [r["referral"]["id"] for r in await h.open_reviews(tenant, history.program_id)] != []
     assert await live_outcome(tenant, history.blocked[0]) == "BLOCK"
 
-    for proposal in ({}, {"reviewScore": 45, "blockScore": 120, "signals": [
-        {"signal": "same_device", "weight": 80}, {"signal": "same_email", "action": "BLOCK", "enabled": True},
-    ]}):
+    for proposal in (
+        {},
+        {
+            "reviewScore": 45,
+            "blockScore": 120,
+            "signals": [
+                {"signal": "same_device", "weight": 80},
+                {"signal": "same_email", "action": "BLOCK", "enabled": True},
+            ],
+        },
+    ):
         unchanged = await simulate(tenant, history.program_id, proposal)
         assert unchanged["moves"] == []
         assert counts(unchanged["before"]) == counts(unchanged["after"]) == {"ALLOW": 5, "REVIEW": 2, "BLOCK": 1}
-

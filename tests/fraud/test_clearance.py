@@ -16,8 +16,13 @@ mutation($programId: ID!, $policy: FraudPolicyInput!) {
   setFraudPolicy(programId: $programId, policy: $policy) {
     policy { version clearance { evidence quietDays releaseRefereeDiscounts } } userErrors { field code message } } }"""
 REFERRAL = "query($id: ID!) { referral(id: $id) { status clearedAt } }"
-FIRST_ORDER_COUPON = {"name": "10% off the first order", "trigger": "SIGNUP", "recipient": "REFEREE", "kind": "DISCOUNT",
-                      "percentBps": 1000}
+FIRST_ORDER_COUPON = {
+    "name": "10% off the first order",
+    "trigger": "SIGNUP",
+    "recipient": "REFEREE",
+    "kind": "DISCOUNT",
+    "percentBps": 1000,
+}
 
 
 async def shop(tenant, *, clearance=None, signup_coupon=True) -> tuple[dict, str]:
@@ -116,7 +121,10 @@ async def test_signup_clearance_pays_at_once_and_referee_coupons_can_be_made_to_
     assert h.holds(joined["rewards"]) == [("AVAILABLE", False, False)]  # SIGNUP: the check at signup cleared it
     changed = await tenant.gql(SET_CLEARANCE, {"programId": program["id"], "policy": {"clearance": {"evidence": "QUIET_DAYS"}}})
     assert changed["setFraudPolicy"]["policy"]["clearance"] == {
-        "evidence": "QUIET_DAYS", "quietDays": 3, "releaseRefereeDiscounts": False}
+        "evidence": "QUIET_DAYS",
+        "quietDays": 3,
+        "releaseRefereeDiscounts": False,
+    }
     carol = await h.act(tenant, "SIGNUP", "carol", "signup-carol", code=code, deviceId="dev-carol")
     assert h.holds(carol["rewards"]) == [("HELD", False, True)]  # the coupon waits too now
 
@@ -128,10 +136,14 @@ async def test_the_clearance_setting_is_part_of_the_versioned_fraud_policy_and_c
 
     for days_ in (0, 91, -1):
         refused = await tenant.gql(SET_CLEARANCE, {"programId": program["id"], "policy": {"clearance": {"quietDays": days_}}})
-        assert [(e["field"], e["code"]) for e in refused["setFraudPolicy"]["userErrors"]] == [("clearance.quietDays", "INVALID_INPUT")]
+        assert [(e["field"], e["code"]) for e in refused["setFraudPolicy"]["userErrors"]] == [
+            ("clearance.quietDays", "INVALID_INPUT")
+        ]
     changed = await tenant.gql(SET_CLEARANCE, {"programId": program["id"], "policy": {"clearance": {"quietDays": 7}}})
     assert changed["setFraudPolicy"]["policy"] == {
-        "version": 1, "clearance": {"evidence": "QUIET_DAYS", "quietDays": 7, "releaseRefereeDiscounts": True}}
+        "version": 1,
+        "clearance": {"evidence": "QUIET_DAYS", "quietDays": 7, "releaseRefereeDiscounts": True},
+    }
     bad = await tenant.raw(SET_CLEARANCE, {"programId": program["id"], "policy": {"clearance": {"evidence": "NEVER"}}})
     assert "errors" in bad  # not an enum value: refused before anything runs
 
@@ -153,8 +165,19 @@ async def test_a_payout_never_includes_commission_of_a_referral_not_yet_cleared(
     from tests.payouts import helpers as payouts
 
     program = await scenarios.active_program(tenant)  # the default clearance
-    rule = await tenant.gql(payouts.COMMISSION_RULE, {"programId": program["id"], "input": {
-        "name": "10% commission", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION", "percentBps": 1000}})
+    rule = await tenant.gql(
+        payouts.COMMISSION_RULE,
+        {
+            "programId": program["id"],
+            "input": {
+                "name": "10% commission",
+                "trigger": "PURCHASE",
+                "recipient": "REFERRER",
+                "kind": "COMMISSION",
+                "percentBps": 1000,
+            },
+        },
+    )
     assert rule["createRewardRule"]["userErrors"] == []
     await h.act(tenant, "SIGNUP", "jane", "signup-jane", at=days(-30), deviceId="dev-jane")
     code = (await scenarios.code_for(tenant, program["id"], "jane"))["code"]

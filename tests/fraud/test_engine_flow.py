@@ -37,7 +37,7 @@ async def test_a_second_account_on_the_referrers_device_is_held_for_review(tenan
     [review] = await h.open_reviews(tenant, program["id"])
     assert review["referral"]["id"] == joined["referral"]["id"]
 
-    approved = (await tenant.gql(h.RESOLVE, {"id": review["id"], "resolution": "APPROVE", "note": "her husband"}))
+    approved = await tenant.gql(h.RESOLVE, {"id": review["id"], "resolution": "APPROVE", "note": "her husband"})
     payload = approved["resolveFraudReview"]
     assert payload["userErrors"] == []
     assert payload["review"]["status"] == "APPROVED"

@@ -105,8 +105,13 @@ async def test_list_values_are_stored_in_the_form_referees_are_compared_in(tenan
             ("honest", {"email": "honest@example.org", "ip": "198.51.100.1"}),
         ]
     }
-    assert joined == {"jane": "FRAUD_BLOCKED", "bot": "FRAUD_BLOCKED", "ranged": "FRAUD_BLOCKED", "v6": "FRAUD_BLOCKED",
-                      "honest": "REFERRAL_CREATED"}
+    assert joined == {
+        "jane": "FRAUD_BLOCKED",
+        "bot": "FRAUD_BLOCKED",
+        "ranged": "FRAUD_BLOCKED",
+        "v6": "FRAUD_BLOCKED",
+        "honest": "REFERRAL_CREATED",
+    }
 
 
 async def test_adding_an_entry_twice_returns_it_and_removing_it_stops_the_blocking(tenant):
@@ -137,14 +142,21 @@ async def test_adding_an_entry_twice_returns_it_and_removing_it_stops_the_blocki
     key_id = await h.secret_key_id(tenant)
     audit = await h.audit_entries(tenant, entry_id)  # newest first; the repeated add changed nothing
     assert [(e["action"], e["actorKeyId"], e["note"]) for e in audit] == [
-        ("fraud_list.removed", key_id, None), ("fraud_list.added", key_id, "bot signups"),
+        ("fraud_list.removed", key_id, None),
+        ("fraud_list.added", key_id, "bot signups"),
     ]
     assert audit[0]["details"] == {"kind": "DOMAIN", "value": "spam.example"}
 
 
 async def test_list_entries_are_listed_by_kind(tenant):
-    values = {"EMAIL": "fraud@example.com", "DOMAIN": "spam.example", "IP": "198.51.100.9", "IP_RANGE": "203.0.113.0/24",
-              "DEVICE": "dev-farm-1", "PAYMENT": "card-stolen"}
+    values = {
+        "EMAIL": "fraud@example.com",
+        "DOMAIN": "spam.example",
+        "IP": "198.51.100.9",
+        "IP_RANGE": "203.0.113.0/24",
+        "DEVICE": "dev-farm-1",
+        "PAYMENT": "card-stolen",
+    }
     for kind, value in values.items():
         assert (await add(tenant, kind, value))["userErrors"] == []
     await tenant.gql(ops.UPSERT_CUSTOMER, {"input": {"externalId": "tina"}})
@@ -241,8 +253,11 @@ async def test_banning_a_referrer_takes_back_their_rewards_and_blocks_new_referr
 
     key_id = await h.secret_key_id(tenant)
     audit = [(e["action"], e["actorKeyId"], e["note"]) for e in await h.audit_entries(tenant)]
-    assert audit == [("fraud_list.customer_cleared", key_id, "appeal accepted"), ("fraud_list.added", key_id, "ring leader"),
-                     ("fraud_policy.changed", key_id, None)]  # the program pays at signup
+    assert audit == [
+        ("fraud_list.customer_cleared", key_id, "appeal accepted"),
+        ("fraud_list.added", key_id, "ring leader"),
+        ("fraud_policy.changed", key_id, None),
+    ]  # the program pays at signup
 
 
 async def test_marking_an_unknown_customer_is_refused(tenant):

@@ -45,10 +45,16 @@ def test_a_signal_counts_once_however_many_identifiers_it_matched_and_its_strong
         device_reuse=SignalSetting(weight=40, threshold=2),
         same_device=SignalSetting(weight=30, threshold=1),
     )
-    verdict = judge(policy, [
-        seen("device_reuse", 3, "dev-a"), seen("device_reuse", 7, "dev-b"), seen("device_reuse", 2, "dev-c"),
-        seen("same_device", 1, "dev-a"), seen("same_device", 1, "dev-b"),
-    ])
+    verdict = judge(
+        policy,
+        [
+            seen("device_reuse", 3, "dev-a"),
+            seen("device_reuse", 7, "dev-b"),
+            seen("device_reuse", 2, "dev-c"),
+            seen("same_device", 1, "dev-a"),
+            seen("same_device", 1, "dev-b"),
+        ],
+    )
     assert verdict.score == 70
     assert sorted(verdict.fired_signals()) == ["device_reuse", "same_device"]
     reuse = next(f for f in verdict.fired if f.observation.signal == "device_reuse")
@@ -56,7 +62,9 @@ def test_a_signal_counts_once_however_many_identifiers_it_matched_and_its_strong
 
 
 def test_for_hours_apart_signals_the_closest_sighting_is_the_strongest():
-    verdict = judge(DEFAULT_POLICY, [seen("shared_ip", 48, "a day ago"), seen("shared_ip", 0.5, "same hour"), seen("shared_ip", 100)])
+    verdict = judge(
+        DEFAULT_POLICY, [seen("shared_ip", 48, "a day ago"), seen("shared_ip", 0.5, "same hour"), seen("shared_ip", 100)]
+    )
     [fired] = verdict.fired
     assert fired.observation.evidence == "same hour"
     assert verdict.score == CATALOGUE["shared_ip"].weight
@@ -100,9 +108,16 @@ def test_a_disabled_signal_never_fires():
     assert (verdict.outcome, verdict.score, verdict.fired) == (Outcome.ALLOW, 0, [])
 
 
-@pytest.mark.parametrize(("weight", "outcome"), [
-    (49, Outcome.ALLOW), (50, Outcome.REVIEW), (119, Outcome.REVIEW), (120, Outcome.BLOCK), (500, Outcome.BLOCK),
-])
+@pytest.mark.parametrize(
+    ("weight", "outcome"),
+    [
+        (49, Outcome.ALLOW),
+        (50, Outcome.REVIEW),
+        (119, Outcome.REVIEW),
+        (120, Outcome.BLOCK),
+        (500, Outcome.BLOCK),
+    ],
+)
 def test_the_outcome_changes_exactly_at_the_review_and_block_scores(weight, outcome):
     policy = with_settings(review=50, block=120, same_payment=SignalSetting(weight=weight, threshold=1))
     verdict = judge(policy, [seen("same_payment")])
@@ -154,7 +169,10 @@ async def test_a_new_program_has_the_default_policy_listing_every_signal(tenant)
         info = CATALOGUE[setting["signal"]]
         assert setting["description"] == info.description and setting["description"]
         assert (setting["weight"], setting["threshold"], setting["action"], setting["enabled"]) == (
-            info.weight, info.threshold, info.action.value, True
+            info.weight,
+            info.threshold,
+            info.action.value,
+            True,
         )
         assert setting["firesAtOrBelow"] is info.fires_at_or_below
     assert by_signal(policy)["same_ip_user_agent"]["firesAtOrBelow"] is True
@@ -170,9 +188,15 @@ async def test_each_change_is_a_new_version_built_on_the_current_one(tenant):
     assert first["userErrors"] == []
     assert first["policy"]["version"] == 1 and first["policy"]["createdAt"] is not None
 
-    second = await set_policy(tenant, program["id"], reviewScore=40, signals=[
-        {"signal": "shared_ip", "threshold": 24}, {"signal": "disposable_email", "enabled": False},
-    ])
+    second = await set_policy(
+        tenant,
+        program["id"],
+        reviewScore=40,
+        signals=[
+            {"signal": "shared_ip", "threshold": 24},
+            {"signal": "disposable_email", "enabled": False},
+        ],
+    )
     assert second["userErrors"] == []
     policy = await current(tenant, program["id"])
     assert {**policy, "createdAt": None} == {**second["policy"], "createdAt": None}
@@ -256,15 +280,18 @@ async def test_a_policy_belongs_to_one_program(tenant):
     assert (decision["outcome"], decision["policyVersion"]) == ("REVIEW", 0)
 
 
-@pytest.mark.parametrize(("policy", "field"), [
-    ({"signals": [{"signal": "same_devcie", "weight": 10}]}, "signals.0.signal"),
-    ({"signals": [{"signal": "same_device", "weight": 10}, {"signal": "same_device", "enabled": False}]}, "signals.1.signal"),
-    ({"signals": [{"signal": "shared_ip", "threshold": 24}, {"signal": "same_device", "weight": -1}]}, "signals.1.weight"),
-    ({"reviewScore": 80, "blockScore": 80}, "blockScore"),
-    ({"blockScore": 40}, "blockScore"),  # below the current review score
-    ({"reviewScore": 0}, "reviewScore"),
-    ({"signals": [{"signal": "shared_ip", "threshold": -5}]}, "signals.0.threshold"),
-])
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        ({"signals": [{"signal": "same_devcie", "weight": 10}]}, "signals.0.signal"),
+        ({"signals": [{"signal": "same_device", "weight": 10}, {"signal": "same_device", "enabled": False}]}, "signals.1.signal"),
+        ({"signals": [{"signal": "shared_ip", "threshold": 24}, {"signal": "same_device", "weight": -1}]}, "signals.1.weight"),
+        ({"reviewScore": 80, "blockScore": 80}, "blockScore"),
+        ({"blockScore": 40}, "blockScore"),  # below the current review score
+        ({"reviewScore": 0}, "reviewScore"),
+        ({"signals": [{"signal": "shared_ip", "threshold": -5}]}, "signals.0.threshold"),
+    ],
+)
 async def test_an_invalid_change_is_refused_and_nothing_is_written(tenant, policy, field):
     program = await scenarios.active_program(tenant)
     refused = await set_policy(tenant, program["id"], **policy)
@@ -314,9 +341,9 @@ async def test_a_policy_change_is_in_the_audit_log_with_the_key_that_made_it(ten
 async def test_concurrent_changes_each_get_their_own_version_and_none_is_lost(tenant):
     program = await scenarios.active_program(tenant)
     names = ["same_device", "same_payment", "same_address", "device_reuse", "payment_reuse"]
-    results = await asyncio.gather(*(
-        set_policy(tenant, program["id"], signals=[{"signal": name, "weight": 7 + i}]) for i, name in enumerate(names)
-    ))
+    results = await asyncio.gather(
+        *(set_policy(tenant, program["id"], signals=[{"signal": name, "weight": 7 + i}]) for i, name in enumerate(names))
+    )
     assert [r["userErrors"] for r in results] == [[]] * 5
     assert sorted(r["policy"]["version"] for r in results) == [1, 2, 3, 4, 5]
 
@@ -330,4 +357,3 @@ async def test_concurrent_changes_each_get_their_own_version_and_none_is_lost(te
             {"p": uuid.UUID(program["id"])},
         )
     assert current_rows == 1
-

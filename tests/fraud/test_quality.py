@@ -41,10 +41,15 @@ async def test_every_seeded_fraud_kind_is_caught_before_money_leaks_and_lookalik
     assert min(quality.kinds[kind].count for kind in synthetic.FRAUD_KINDS) >= FRAUD_PER_KIND
     below = {kind: quality.recall(kind) for kind in synthetic.FRAUD_KINDS if quality.recall(kind) < RECALL_FLOOR}
     assert below == {}, f"recall below {RECALL_FLOOR}: {below}\n{report}"
-    leaking = {kind: quality.kinds[kind].leak_rate for kind in synthetic.FRAUD_KINDS
-               if quality.kinds[kind].leak_rate > REFERRER_LEAK_CEILING}
+    leaking = {
+        kind: quality.kinds[kind].leak_rate
+        for kind in synthetic.FRAUD_KINDS
+        if quality.kinds[kind].leak_rate > REFERRER_LEAK_CEILING
+    }
     assert leaking == {}, f"referrer rewards spendable before the flag: {leaking}\n{report}"
-    assert quality.blocked_legit_rate <= BLOCKED_CEILING, f"{quality.blocked_legit_rate:.2%} of legitimate referrals blocked\n{report}"
+    assert quality.blocked_legit_rate <= BLOCKED_CEILING, (
+        f"{quality.blocked_legit_rate:.2%} of legitimate referrals blocked\n{report}"
+    )
     assert quality.friction <= FRICTION_CEILING, f"{quality.friction:.2%} of legitimate referrals sent to review\n{report}"
     hours = sorted(h for kind in synthetic.LEGIT_KINDS for h in quality.kinds[kind].hours_to_spendable)
     assert len(hours) >= LEGIT // 3, f"honest referrers are not being paid\n{report}"

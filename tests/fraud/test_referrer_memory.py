@@ -39,7 +39,9 @@ async def test_a_flagged_referral_puts_the_referrers_others_in_review_until_a_re
     cleared = await tenant.gql(CLEAR_REFERRER, {"customer": "alice", "note": "known creator"})
     assert cleared["clearReferrer"]["userErrors"] == []
     assert {r["referral"]["id"] for r in cleared["clearReferrer"]["approvedReviews"]} == {
-        bob["referral"]["id"], erin["referral"]["id"]}
+        bob["referral"]["id"],
+        erin["referral"]["id"],
+    }
     assert [r["referral"]["id"] for r in await h.open_reviews(tenant, program["id"])] == [dave["referral"]["id"]]
     assert h.holds(await h.rewards_of(tenant, "alice")) == [("AVAILABLE", False, False)] * 2  # a person cleared them
     assert await balance(tenant, "alice") == {"available": 2000, "held": 0}

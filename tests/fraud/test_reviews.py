@@ -46,8 +46,15 @@ async def _ledger_verified(db):
 # --- building blocks ------------------------------------------------------------------------
 
 
-async def shared_device_referral(tenant, program_id: str, referrer: str = "alice", referee: str = "alias",
-                                 *, at: datetime | None = None, **referrer_context: Any) -> dict[str, Any]:
+async def shared_device_referral(
+    tenant,
+    program_id: str,
+    referrer: str = "alice",
+    referee: str = "alias",
+    *,
+    at: datetime | None = None,
+    **referrer_context: Any,
+) -> dict[str, Any]:
     """The referee signs up with the referrer's code on the referrer's device: a review opens."""
     device = f"dev-{referrer}"
     code = (await scenarios.code_for(tenant, program_id, referrer))["code"]
@@ -104,8 +111,15 @@ async def stored_deliveries(engine, merchant_id: uuid.UUID, event_type: str) -> 
 
 def commission(**conditions: Any) -> dict[str, Any]:
     """10 % of every purchase for a year: a reward on each purchase, not only the first."""
-    return credit_rule(name="10% for a year", kind="COMMISSION", amount=None, currency=None, percentBps=1000,
-                       recurringMonths=12, conditions=conditions)
+    return credit_rule(
+        name="10% for a year",
+        kind="COMMISSION",
+        amount=None,
+        currency=None,
+        percentBps=1000,
+        recurringMonths=12,
+        conditions=conditions,
+    )
 
 
 async def program_paying(tenant, *rules: dict[str, Any], clearance: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -206,7 +220,10 @@ async def test_rejecting_voids_held_rewards_and_reverses_spent_credit_which_late
     assert await balance(tenant, "alice") == {"available": -600, "held": 0}
     assert await balance(tenant, "alice", "COMMISSION") == {"available": 0, "held": 500}
     assert [(r["kind"], r["status"], r["leakedAmount"]) for r in await h.rewards_of(tenant, "alice")] == [
-        ("CREDIT", "REVERSED", 600), ("COMMISSION", "REVERSED", 0), ("COMMISSION", "HELD", 0)]
+        ("CREDIT", "REVERSED", 600),
+        ("COMMISSION", "REVERSED", 0),
+        ("COMMISSION", "HELD", 0),
+    ]
     opened = await review_of_referral(tenant, joined["referral"]["id"])
 
     rejected = await resolve(tenant, opened["id"], "REJECT", "alice buys for herself")
@@ -223,8 +240,14 @@ async def test_rejecting_voids_held_rewards_and_reverses_spent_credit_which_late
 
     # the rejected referral earns nothing more; an honest one pays the debt back first
     assert (await h.act(tenant, "PURCHASE", "bob", "order-3", amount=5000))["rewards"] == []
-    await h.act(tenant, "SIGNUP", "carol", "signup-carol", code=(await scenarios.code_for(tenant, program["id"], "alice"))["code"],
-              deviceId="dev-carol")
+    await h.act(
+        tenant,
+        "SIGNUP",
+        "carol",
+        "signup-carol",
+        code=(await scenarios.code_for(tenant, program["id"], "alice"))["code"],
+        deviceId="dev-carol",
+    )
     honest = await h.act(tenant, "PURCHASE", "carol", "order-carol", amount=5000, paymentFingerprint="card-carol")
     assert h.statuses(honest["rewards"]) == [("AVAILABLE", False), ("AVAILABLE", False)]
     assert await balance(tenant, "alice") == {"available": 400, "held": 0}
@@ -299,8 +322,10 @@ async def test_bulk_resolution_takes_only_the_open_reviews_matching_the_filter(t
     await asyncio.sleep(0.01)
     elsewhere = await shared_device_referral(tenant, other_program["id"], "olga", "olgas-alias")
     reviews = {r["referral"]["id"]: r for r in await h.open_reviews(tenant)}
-    ids = {name: reviews[j["referral"]["id"]]["id"] for name, j in
-           {"device": device_only, "card": card, "both": device_and_address, "elsewhere": elsewhere}.items()}
+    ids = {
+        name: reviews[j["referral"]["id"]]["id"]
+        for name, j in {"device": device_only, "card": card, "both": device_and_address, "elsewhere": elsewhere}.items()
+    }
     assert reviews[device_and_address["referral"]["id"]]["signals"] == ["same_address", "same_device"]
     assert reviews[device_and_address["referral"]["id"]]["score"] == 110
 
@@ -420,8 +445,9 @@ async def test_after_approval_the_same_evidence_passes_and_new_evidence_opens_a_
     assert any("approved in an earlier review" in a for a in decision["adjustments"])
     assert await h.open_reviews(tenant) == []
 
-    shipped = await h.act(tenant, "PURCHASE", "alias", "order-2", amount=5000,
-                        shippingAddress={**address, "line1": "12 main st", "line2": "apt. 4"})
+    shipped = await h.act(
+        tenant, "PURCHASE", "alias", "order-2", amount=5000, shippingAddress={**address, "line1": "12 main st", "line2": "apt. 4"}
+    )
     assert h.statuses(shipped["rewards"]) == [("HELD", True)]
     [second] = await h.open_reviews(tenant)
     assert second["id"] != first["id"] and second["referral"]["id"] == joined["referral"]["id"]
@@ -433,10 +459,15 @@ async def test_after_approval_the_same_evidence_passes_and_new_evidence_opens_a_
 
 
 async def test_review_and_rejection_webhooks_carry_the_evidence(tenant, db):
-    endpoint = await tenant.gql(CREATE_ENDPOINT, {"input": {
-        "url": "https://hooks.shop.example/fraud",
-        "eventTypes": ["fraud.review_opened", "fraud.review_resolved", "referral.rejected"],
-    }})
+    endpoint = await tenant.gql(
+        CREATE_ENDPOINT,
+        {
+            "input": {
+                "url": "https://hooks.shop.example/fraud",
+                "eventTypes": ["fraud.review_opened", "fraud.review_resolved", "referral.rejected"],
+            }
+        },
+    )
     assert endpoint["createWebhookEndpoint"]["userErrors"] == []
     program = await h.program_with_credit(tenant)
     joined = await shared_device_referral(tenant, program["id"])
@@ -451,7 +482,10 @@ async def test_review_and_rejection_webhooks_carry_the_evidence(tenant, db):
     await resolve(tenant, opened["id"], "REJECT", "one person, two accounts")
     [resolved] = await stored_deliveries(db, tenant.id, "fraud.review_resolved")
     assert (resolved["id"], resolved["status"], resolved["resolutionNote"]) == (
-        opened["id"], "REJECTED", "one person, two accounts")
+        opened["id"],
+        "REJECTED",
+        "one person, two accounts",
+    )
     assert [s["signal"] for s in resolved["decisions"][0]["signals"]] == ["same_device"]
     [by_review] = await stored_deliveries(db, tenant.id, "referral.rejected")
     assert by_review["id"] == joined["referral"]["id"] and by_review["fraudDecision"] is None

@@ -18,10 +18,26 @@ async def test_a_ring_closing_days_later_holds_every_link_and_claws_back_what_wa
     codes = {p: (await scenarios.code_for(tenant, program["id"], p))["code"] for p in people}
     links = []
     for i, (referrer, referee) in enumerate([("ann", "ben"), ("ben", "cat")]):
-        links.append(await h.act(tenant, "SIGNUP", referee, f"signup-{referee}", code=codes[referrer], at=days(-6 + 2 * i),
-                                 deviceId=f"dev-{referee}"))
-        await h.act(tenant, "PURCHASE", referee, f"order-{referee}", amount=5000, at=days(-6 + 2 * i),
-                    paymentFingerprint=f"card-{referee}")
+        links.append(
+            await h.act(
+                tenant,
+                "SIGNUP",
+                referee,
+                f"signup-{referee}",
+                code=codes[referrer],
+                at=days(-6 + 2 * i),
+                deviceId=f"dev-{referee}",
+            )
+        )
+        await h.act(
+            tenant,
+            "PURCHASE",
+            referee,
+            f"order-{referee}",
+            amount=5000,
+            at=days(-6 + 2 * i),
+            paymentFingerprint=f"card-{referee}",
+        )
     assert await balance(tenant, "ann") == {"available": 1000, "held": 0}
     assert (await redeem_credit(tenant, "ann", 400, "checkout-ann"))["userErrors"] == []
 

@@ -12,8 +12,14 @@ from tests import scenarios
 from tests.fraud import helpers as h
 from tests.scenarios import PAY_AT_SIGNUP
 
-ADDRESS = {"line1": "12 Main Street", "line2": "Apt. 4", "city": "Springfield", "region": "IL",
-           "postalCode": "62704", "country": "US"}
+ADDRESS = {
+    "line1": "12 Main Street",
+    "line2": "Apt. 4",
+    "city": "Springfield",
+    "region": "IL",
+    "postalCode": "62704",
+    "country": "US",
+}
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SAFARI = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Version/17.5 Mobile Safari/604.1"
 
@@ -22,18 +28,41 @@ def days_ago(days: float) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) - timedelta(days=days)
 
 
-async def join(tenant, customer: str, code: str | None = None, *, at: datetime | None = None, name: str | None = None,
-               key: str | None = None, **context: Any) -> dict[str, Any]:
+async def join(
+    tenant,
+    customer: str,
+    code: str | None = None,
+    *,
+    at: datetime | None = None,
+    name: str | None = None,
+    key: str | None = None,
+    **context: Any,
+) -> dict[str, Any]:
     """A SIGNUP (with the referral code, if any) at `at`, with request context."""
     extra = {k: v for k, v in {"referralCode": code, "occurredAt": at, "customerName": name}.items() if v is not None}
-    return await h.record(tenant, type="SIGNUP", customerExternalId=customer, idempotencyKey=key or f"signup-{customer}",
-                          context=context or None, **extra)
+    return await h.record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId=customer,
+        idempotencyKey=key or f"signup-{customer}",
+        context=context or None,
+        **extra,
+    )
 
 
 async def buy(tenant, customer: str, order: str, *, at: datetime | None = None, **context: Any) -> dict[str, Any]:
     extra = {"occurredAt": at} if at is not None else {}
-    return await h.record(tenant, type="PURCHASE", customerExternalId=customer, idempotencyKey=order, orderId=order,
-                          amount=5000, currency="USD", context=context or None, **extra)
+    return await h.record(
+        tenant,
+        type="PURCHASE",
+        customerExternalId=customer,
+        idempotencyKey=order,
+        orderId=order,
+        amount=5000,
+        currency="USD",
+        context=context or None,
+        **extra,
+    )
 
 
 async def code_of(tenant, program: dict[str, Any], customer: str) -> str:
@@ -210,10 +239,16 @@ async def test_a_new_device_id_on_the_referrers_browser_fingerprint_adds_a_littl
     # the fingerprint also comes from the widget's click on the referee's side
     tracked = await tenant.gql(
         "mutation($input: TrackClickInput!) { trackClick(input: $input) { attributionToken userErrors { code } } }",
-        {"input": {"code": code, "deviceId": "dev-phone", "deviceFingerprint": "fp1_5e1f"}}, key=tenant.publishable_key,
+        {"input": {"code": code, "deviceId": "dev-phone", "deviceFingerprint": "fp1_5e1f"}},
+        key=tenant.publishable_key,
     )
-    clicked = await h.record(tenant, type="SIGNUP", customerExternalId="clicker", idempotencyKey="signup-clicker",
-                             attributionToken=tracked["trackClick"]["attributionToken"])
+    clicked = await h.record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="clicker",
+        idempotencyKey="signup-clicker",
+        attributionToken=tracked["trackClick"]["attributionToken"],
+    )
     fired(await decision(tenant, clicked["referral"]["id"]), "same_fingerprint", "fp1_5e1f")
 
     colleague = await join(tenant, "bob", code, deviceFingerprint="fp1_5e1f", email="bob@acme-widgets.example")
@@ -246,8 +281,14 @@ async def test_shipping_to_the_referrers_address_is_noted_but_a_household_is_all
     await join(tenant, "roommate", code)
     await join(tenant, "neighbour", code)
 
-    same_flat = {"line1": "12 main st", "line2": "apt 4", "city": "SPRINGFIELD", "region": "Illinois",
-                 "postalCode": "62704", "country": "us"}
+    same_flat = {
+        "line1": "12 main st",
+        "line2": "apt 4",
+        "city": "SPRINGFIELD",
+        "region": "Illinois",
+        "postalCode": "62704",
+        "country": "us",
+    }
     bought = await buy(tenant, "roommate", "order-1", shippingAddress=same_flat)
     found = await decision(tenant, bought["referral"]["id"], "REWARD")
     assert fired(found, "same_address", "12 main st", "alice")["value"] == 1
@@ -289,8 +330,9 @@ async def test_colleagues_at_their_companys_domain_share_the_office_network_and_
     code = await code_of(tenant, program, "alice")
     cases = (("bob", "bob.k@acme-widgets.example", False), ("carol", "carol.m@gmail.com", True))
     for hour, (referee, email, fires) in enumerate(cases, start=1):
-        joined = await join(tenant, referee, code, at=start + timedelta(hours=hour), ip="198.51.100.7", userAgent=FIREFOX,
-                            email=email)
+        joined = await join(
+            tenant, referee, code, at=start + timedelta(hours=hour), ip="198.51.100.7", userAgent=FIREFOX, email=email
+        )
         found = await decision(tenant, joined["referral"]["id"])
         if fires:  # a free-mail address is no sign of working there
             fired(found, "same_ip_user_agent", "198.51.100.7", "alice")
@@ -328,8 +370,9 @@ async def test_a_device_used_by_an_earlier_referee_of_the_program_puts_both_refe
     assert (await decision(tenant, first["referral"]["id"]))["outcome"] == "ALLOW"
 
     # another referrer of the same program: a farm feeds whoever it likes
-    second = await join(tenant, "carol", await code_of(tenant, program, "dave"), at=start + timedelta(hours=1),
-                        deviceId="dev-farm")
+    second = await join(
+        tenant, "carol", await code_of(tenant, program, "dave"), at=start + timedelta(hours=1), deviceId="dev-farm"
+    )
     found = await decision(tenant, second["referral"]["id"])
     reuse = fired(found, "device_reuse", "dev-farm", "bob")
     assert reuse["value"] == 1
@@ -339,8 +382,9 @@ async def test_a_device_used_by_an_earlier_referee_of_the_program_puts_both_refe
 
     # the family tablet: alice's referee in another program, then her referee in this one
     await join(tenant, "erin", await code_of(tenant, newsletter, "alice"), at=start + timedelta(hours=2), deviceId="dev-family")
-    joined = await join(tenant, "frank", await code_of(tenant, program, "alice"), at=start + timedelta(hours=3),
-                        deviceId="dev-family")
+    joined = await join(
+        tenant, "frank", await code_of(tenant, program, "alice"), at=start + timedelta(hours=3), deviceId="dev-family"
+    )
     found = await decision(tenant, joined["referral"]["id"])
     assert observation(found, "device_reuse") is None
     assert found["outcome"] == "ALLOW"
@@ -375,15 +419,16 @@ async def test_five_referees_behind_one_ip_within_an_hour_are_all_reviewed_but_a
     codes = [await code_of(tenant, program, referrer) for referrer in ("alice", "dave")]
     start = days_ago(10)
     # a mobile carrier's shared address sees customers too, but spread over days
-    carrier = [await join(tenant, f"commuter-{i}", codes[i % 2], at=start + timedelta(days=i), ip="100.64.9.9")
-               for i in range(5)]
+    carrier = [await join(tenant, f"commuter-{i}", codes[i % 2], at=start + timedelta(days=i), ip="100.64.9.9") for i in range(5)]
     found = await decision(tenant, carrier[-1]["referral"]["id"])
     assert observation(found, "ip_burst") is None
     assert found["outcome"] == "ALLOW"
     assert await in_review(tenant, program) == set()
 
-    farm = [await join(tenant, f"visitor-{i}", codes[i % 2], at=start + timedelta(days=6, minutes=10 * i), ip="100.64.7.1")
-            for i in range(5)]
+    farm = [
+        await join(tenant, f"visitor-{i}", codes[i % 2], at=start + timedelta(days=6, minutes=10 * i), ip="100.64.7.1")
+        for i in range(5)
+    ]
     found = await decision(tenant, farm[-1]["referral"]["id"])
     earlier = [j["referral"]["id"] for j in farm[:-1]]
     burst = fired(found, "ip_burst", "100.64.7.1", "visitor-0", "visitor-3")
@@ -503,23 +548,41 @@ async def test_ten_referrals_within_an_hour_put_the_whole_burst_in_review(tenant
 
 async def test_a_merchants_stricter_referral_limits_apply_per_hour_and_per_day(tenant):
     program = await h.program_with_credit(tenant)
-    data = await tenant.gql(h.SET_POLICY, {"programId": program["id"], "policy": {"signals": [
-        {"signal": "referrals_per_hour", "threshold": 2}, {"signal": "referrals_per_day", "threshold": 5},
-    ]}})
+    data = await tenant.gql(
+        h.SET_POLICY,
+        {
+            "programId": program["id"],
+            "policy": {
+                "signals": [
+                    {"signal": "referrals_per_hour", "threshold": 2},
+                    {"signal": "referrals_per_day", "threshold": 5},
+                ]
+            },
+        },
+    )
     assert data["setFraudPolicy"]["userErrors"] == []
     start = days_ago(5)
     spread = await referrals_at(tenant, program, "carol", start, 5, timedelta(hours=7))  # over more than a day
     await assert_no_burst(tenant, program, spread, "referrals_per_hour", "referrals_per_day")
-    await assert_burst(tenant, program, await referrals_at(tenant, program, "alice", start, 2, timedelta(minutes=10)),
-                       "referrals_per_hour", "alice")
-    await assert_burst(tenant, program, await referrals_at(tenant, program, "bella", start, 5, timedelta(hours=3)),
-                       "referrals_per_day", "bella")
+    await assert_burst(
+        tenant,
+        program,
+        await referrals_at(tenant, program, "alice", start, 2, timedelta(minutes=10)),
+        "referrals_per_hour",
+        "alice",
+    )
+    await assert_burst(
+        tenant, program, await referrals_at(tenant, program, "bella", start, 5, timedelta(hours=3)), "referrals_per_day", "bella"
+    )
 
 
-@pytest.mark.parametrize(("signal", "burst", "spread"), [
-    ("rewards_per_hour", timedelta(minutes=10), timedelta(hours=2)),
-    ("rewards_per_day", timedelta(hours=5), timedelta(hours=9)),
-])
+@pytest.mark.parametrize(
+    ("signal", "burst", "spread"),
+    [
+        ("rewards_per_hour", timedelta(minutes=10), timedelta(hours=2)),
+        ("rewards_per_day", timedelta(hours=5), timedelta(hours=9)),
+    ],
+)
 async def test_a_burst_of_rewards_holds_the_next_one_for_review(tenant, signal, burst, spread):
     program = await h.program_with_credit(tenant, clearance=PAY_AT_SIGNUP)
     # the merchant's own limit: three rewards earned in the window are worth a look
@@ -529,8 +592,10 @@ async def test_a_burst_of_rewards_holds_the_next_one_for_review(tenant, signal, 
         code = await code_of(tenant, program, referrer)
         for i in range(4):  # referred on separate days: only the rewards come in a burst
             await join(tenant, f"{referrer}-{i}", code, at=start + timedelta(days=i))
-        bought = [await buy(tenant, f"{referrer}-{i}", f"{referrer}-order-{i}", at=start + timedelta(days=5) + i * spacing)
-                  for i in range(4)]
+        bought = [
+            await buy(tenant, f"{referrer}-{i}", f"{referrer}-order-{i}", at=start + timedelta(days=5) + i * spacing)
+            for i in range(4)
+        ]
         assert all(r["status"] == "AVAILABLE" for b in bought[:-1] for r in b["rewards"])
         found = await decision(tenant, bought[-1]["referral"]["id"], "REWARD")
         if fires:

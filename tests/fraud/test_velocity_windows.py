@@ -22,11 +22,13 @@ async def test_a_burst_spread_over_two_and_a_half_hours_is_caught_against_the_re
     program = await h.program_with_credit(tenant)
     code = await code_of(tenant, program, "alice")
     start = days_ago(3)
-    joined = [await join(tenant, f"fan-{i}", code, at=start + i * timedelta(minutes=11), deviceId=f"dev-{i}")
-              for i in range(14)]  # never more than 6 in one hour: under the hourly threshold of 10
+    joined = [
+        await join(tenant, f"fan-{i}", code, at=start + i * timedelta(minutes=11), deviceId=f"dev-{i}") for i in range(14)
+    ]  # never more than 6 in one hour: under the hourly threshold of 10
     decisions = [await decision(tenant, j["referral"]["id"]) for j in joined]
-    assert all(observation(d, "referrals_per_hour") is None or not observation(d, "referrals_per_hour")["fired"]
-               for d in decisions)
+    assert all(
+        observation(d, "referrals_per_hour") is None or not observation(d, "referrals_per_hour")["fired"] for d in decisions
+    )
     assert [d["outcome"] for d in decisions[:7]] == ["ALLOW"] * 7
     eighth = decisions[7]
     burst = fired(eighth, "referrals_above_baseline", "alice")
@@ -38,8 +40,9 @@ async def test_a_burst_spread_over_two_and_a_half_hours_is_caught_against_the_re
 async def test_a_steady_referrer_is_not_a_burst(tenant):
     program = await h.program_with_credit(tenant)
     code = await code_of(tenant, program, "bella")
-    joined = [await join(tenant, f"friend-{i}", code, at=days_ago(10) + i * timedelta(hours=5), deviceId=f"dev-{i}")
-              for i in range(12)]  # twelve over two and a half days
+    joined = [
+        await join(tenant, f"friend-{i}", code, at=days_ago(10) + i * timedelta(hours=5), deviceId=f"dev-{i}") for i in range(12)
+    ]  # twelve over two and a half days
     for j in joined:
         found = await decision(tenant, j["referral"]["id"])
         quiet(found, "referrals_above_baseline")
@@ -66,8 +69,9 @@ async def test_an_imported_click_is_dated_within_thirty_days_and_never_in_the_fu
         refused = await click(tenant, code, "dev-1", occurredAt=when.isoformat())
         assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [("occurredAt", "INVALID_INPUT")]
         assert refused["attributionToken"] is None
-    naive = await tenant.raw(ops.TRACK_CLICK, {"input": {"code": code, "occurredAt": "2026-11-01T10:00:00"}},
-                             key=tenant.publishable_key)
+    naive = await tenant.raw(
+        ops.TRACK_CLICK, {"input": {"code": code, "occurredAt": "2026-11-01T10:00:00"}}, key=tenant.publishable_key
+    )
     assert "errors" in naive or naive["data"]["trackClick"]["userErrors"]
     old = await click(tenant, code, "dev-2", occurredAt=days(-29).isoformat())
     assert old["userErrors"] == [] and old["attributionToken"].startswith("at_")

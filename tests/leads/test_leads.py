@@ -31,8 +31,13 @@ async def program_with_fee(tenant, **fee: Any) -> dict[str, Any]:
     program = await active_program(tenant)
     for name in ("jane", "ken"):
         await code_for(tenant, program["id"], name)
-    data = await tenant.gql(ops.SET_LEAD_SETTINGS, {"programId": program["id"], "input": {
-        "kind": "COMMISSION", "feeAmount": 50_000, "currency": "USD", "holdDays": 14, **fee}})
+    data = await tenant.gql(
+        ops.SET_LEAD_SETTINGS,
+        {
+            "programId": program["id"],
+            "input": {"kind": "COMMISSION", "feeAmount": 50_000, "currency": "USD", "holdDays": 14, **fee},
+        },
+    )
     assert data["setLeadSettings"]["userErrors"] == []
     return program
 
@@ -62,8 +67,15 @@ async def test_a_lead_from_the_widget_moves_to_won_and_earns_its_fee_once_held_t
     endpoint_id, _ = await create_endpoint(tenant, "https://shop.example/hooks", ["lead.status_changed"])
     secret = await widget_secret(tenant)
 
-    submitted = await submit(tenant, program["id"], secret=secret, companyDomain="https://www.Acme.com/about",
-                             contactName="Ada", contactEmail="Ada@Acme.com", notes="met at the fair")
+    submitted = await submit(
+        tenant,
+        program["id"],
+        secret=secret,
+        companyDomain="https://www.Acme.com/about",
+        contactName="Ada",
+        contactEmail="Ada@Acme.com",
+        notes="met at the fair",
+    )
     assert submitted["userErrors"] == [] and submitted["lead"]["status"] == "SUBMITTED"
     lead_id = submitted["lead"]["id"]
 
@@ -75,7 +87,9 @@ async def test_a_lead_from_the_widget_moves_to_won_and_earns_its_fee_once_held_t
     lead = won["lead"]
     assert (lead["status"], lead["companyDomain"], lead["contactEmail"]) == ("WON", "acme.com", "ada@acme.com")
     assert [(h["fromStatus"], h["toStatus"], h["byReferrer"], h["actorKeyId"] is not None) for h in lead["history"]] == [
-        (None, "SUBMITTED", True, True), ("SUBMITTED", "CONTACTED", False, True), ("CONTACTED", "QUALIFIED", False, True),
+        (None, "SUBMITTED", True, True),
+        ("SUBMITTED", "CONTACTED", False, True),
+        ("CONTACTED", "QUALIFIED", False, True),
         ("QUALIFIED", "WON", False, True),
     ]
     assert lead["feeRewardId"] is not None
@@ -85,19 +99,39 @@ async def test_a_lead_from_the_widget_moves_to_won_and_earns_its_fee_once_held_t
 
     # the referrer sees their own steps, and only the notes staff marked for them
     identity = signed(secret, "jane")
-    mine = (await tenant.gql(ops.REFERRER_LEADS, {"customer": "jane", "timestamp": identity["timestamp"],
-                                                  "signature": identity["signature"]}, key=tenant.publishable_key))["referrerLeads"]
+    mine = (
+        await tenant.gql(
+            ops.REFERRER_LEADS,
+            {"customer": "jane", "timestamp": identity["timestamp"], "signature": identity["signature"]},
+            key=tenant.publishable_key,
+        )
+    )["referrerLeads"]
     assert [(s["status"], s["notes"]) for s in mine[0]["steps"]] == [
-        ("SUBMITTED", "met at the fair"), ("CONTACTED", "called Ada"), ("QUALIFIED", None), ("WON", "signed!")]
+        ("SUBMITTED", "met at the fair"),
+        ("CONTACTED", "called Ada"),
+        ("QUALIFIED", None),
+        ("WON", "signed!"),
+    ]
     assert mine[0]["feeGranted"] is True
 
     async with system_connection(db) as connection:
-        payloads = (await connection.execute(
-            select(WebhookDelivery.payload).where(WebhookDelivery.endpoint_id == uuid.UUID(endpoint_id)).order_by(WebhookDelivery.created_at)
-        )).scalars().all()
+        payloads = (
+            (
+                await connection.execute(
+                    select(WebhookDelivery.payload)
+                    .where(WebhookDelivery.endpoint_id == uuid.UUID(endpoint_id))
+                    .order_by(WebhookDelivery.created_at)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert [(p["oldStatus"], p["newStatus"], p["notesForReferrer"]) for p in payloads] == [
-        (None, "SUBMITTED", "met at the fair"), ("SUBMITTED", "CONTACTED", "called Ada"), ("CONTACTED", "QUALIFIED", None),
-        ("QUALIFIED", "WON", "signed!")]
+        (None, "SUBMITTED", "met at the fair"),
+        ("SUBMITTED", "CONTACTED", "called Ada"),
+        ("CONTACTED", "QUALIFIED", None),
+        ("QUALIFIED", "WON", "signed!"),
+    ]
     assert {p["referrerExternalId"] for p in payloads} == {"jane"} and payloads[-1]["feeRewardId"] == lead["feeRewardId"]
 
 
@@ -109,8 +143,9 @@ async def test_invalid_transitions_are_refused_with_typed_errors_and_change_noth
         refused = await move(tenant, lead_id, status)
         assert refused["lead"] is None
         assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [("status", "INVALID_STATUS_TRANSITION")]
-    assert [e["code"] for e in (await move(tenant, lead_id, "CONTACTED", contractValue=5, contractCurrency="USD"))["userErrors"]] \
-        == ["INVALID_INPUT"]  # a contract value belongs to WON
+    assert [
+        e["code"] for e in (await move(tenant, lead_id, "CONTACTED", contractValue=5, contractCurrency="USD"))["userErrors"]
+    ] == ["INVALID_INPUT"]  # a contract value belongs to WON
     assert (await move(tenant, lead_id, "LOST", notes="went elsewhere"))["userErrors"] == []
     for status in ("CONTACTED", "QUALIFIED", "WON", "SUBMITTED"):  # LOST is final
         assert [e["code"] for e in (await move(tenant, lead_id, status))["userErrors"]] == ["INVALID_STATUS_TRANSITION"]
@@ -128,9 +163,9 @@ async def test_concurrent_won_transitions_grant_one_fee(tenant, db):
     missing = await move(tenant, lead_id, "WON")
     assert [(e["field"], e["code"]) for e in missing["userErrors"]] == [("contractValue", "REQUIRED")]
 
-    results = await asyncio.gather(*[
-        move(tenant, lead_id, "WON", contractValue=1_000_000, contractCurrency="USD") for _ in range(4)
-    ])
+    results = await asyncio.gather(
+        *[move(tenant, lead_id, "WON", contractValue=1_000_000, contractCurrency="USD") for _ in range(4)]
+    )
 
     assert sorted(bool(r["userErrors"]) for r in results) == [False, True, True, True]
     assert {e["code"] for r in results for e in r["userErrors"]} == {"INVALID_STATUS_TRANSITION"}
@@ -168,15 +203,26 @@ async def test_a_referrer_sees_only_their_own_leads_and_a_browser_needs_their_si
     await submit(tenant, program["id"], "ken", secret=secret, company="Ken's lead")
 
     identity = signed(secret, "ken")
-    mine = (await tenant.gql(ops.REFERRER_LEADS, {"customer": "ken", **{k: identity[k] for k in ("timestamp", "signature")}},
-                             key=tenant.publishable_key))["referrerLeads"]
+    mine = (
+        await tenant.gql(
+            ops.REFERRER_LEADS,
+            {"customer": "ken", **{k: identity[k] for k in ("timestamp", "signature")}},
+            key=tenant.publishable_key,
+        )
+    )["referrerLeads"]
     assert [lead["company"] for lead in mine] == ["Ken's lead"]
 
-    forged = await tenant.raw(ops.REFERRER_LEADS, {"customer": "jane", **{k: identity[k] for k in ("timestamp", "signature")}},
-                              key=tenant.publishable_key)
+    forged = await tenant.raw(
+        ops.REFERRER_LEADS,
+        {"customer": "jane", **{k: identity[k] for k in ("timestamp", "signature")}},
+        key=tenant.publishable_key,
+    )
     assert forged["errors"][0]["extensions"]["code"] == "SIGNATURE_INVALID"
-    unsigned = await tenant.raw(ops.SUBMIT_LEAD, {"input": {"programId": program["id"], "customerExternalId": "jane",
-                                                            "company": "Sneaky"}}, key=tenant.publishable_key)
+    unsigned = await tenant.raw(
+        ops.SUBMIT_LEAD,
+        {"input": {"programId": program["id"], "customerExternalId": "jane", "company": "Sneaky"}},
+        key=tenant.publishable_key,
+    )
     assert [e["code"] for e in unsigned["data"]["submitLead"]["userErrors"]] == ["REQUIRED"]
     moved = await tenant.raw(ops.MOVE_LEAD, {"input": {"id": mine[0]["id"], "status": "CONTACTED"}}, key=tenant.publishable_key)
     assert moved["errors"][0]["extensions"]["code"] == "FORBIDDEN"  # staff only

@@ -27,7 +27,9 @@ mutation($token: String!, $password: String!) {
 ME = "{ me { id email role status totpEnabled } }"
 SESSIONS = "query($adminId: ID) { adminSessions(adminId: $adminId) { id adminId current revokedAt } }"
 REVOKE_SESSION = "mutation($id: ID!) { revokeAdminSession(id: $id) { session { id revokedAt } userErrors { field code } } }"
-SET_ROLE = "mutation($id: ID!, $role: AdminRole!) { setAdminRole(id: $id, role: $role) { admin { role } userErrors { field code } } }"
+SET_ROLE = (
+    "mutation($id: ID!, $role: AdminRole!) { setAdminRole(id: $id, role: $role) { admin { role } userErrors { field code } } }"
+)
 DISABLE = "mutation($id: ID!) { disableAdmin(id: $id) { admin { status } userErrors { field code } } }"
 LOGOUT = "mutation { logout { session { revokedAt } userErrors { code } } }"
 
@@ -58,8 +60,11 @@ async def test_a_wrong_password_and_an_unknown_email_look_the_same(tenant):
     admin = await h.make_admin(tenant, AdminRole.ADMIN, login=False)
     wrong = await tenant.gql(h.LOGIN, {"email": admin.email, "password": "not the password at all"})
     unknown = await tenant.gql(h.LOGIN, {"email": "nobody@shop.example", "password": admin.password})
-    assert wrong["login"]["userErrors"] == unknown["login"]["userErrors"] == [
-        {"field": None, "code": "INVALID_CREDENTIALS", "message": "wrong email or password"}]
+    assert (
+        wrong["login"]["userErrors"]
+        == unknown["login"]["userErrors"]
+        == [{"field": None, "code": "INVALID_CREDENTIALS", "message": "wrong email or password"}]
+    )
     assert wrong["login"]["token"] is None
 
 
@@ -70,6 +75,7 @@ async def test_an_email_at_two_merchants_needs_the_merchant_only_when_both_passw
     assert (await tenant.gql(h.LOGIN, {"email": theirs.email, "password": theirs.password}))["login"]["token"]
     # Same password at both: say which merchant
     from app.merchants import admins as admin_service
+
     async with create_session_factory(tenant.engine)() as session:
         from app.merchants import passwords
         from app.merchants.models import Admin
@@ -106,7 +112,8 @@ async def test_sessions_are_listed_revoked_and_end_on_logout(tenant):
     assert {s["adminId"] for s in everyone} == {owner.id, staff.id}  # an owner sees every session
     [owner_session] = (await tenant.gql(SESSIONS, {"adminId": owner.id}, key=owner.token))["adminSessions"]
     assert (await tenant.gql(REVOKE_SESSION, {"id": owner_session["id"]}, key=second))["revokeAdminSession"]["userErrors"] == [
-        {"field": "id", "code": "NOT_FOUND"}]
+        {"field": "id", "code": "NOT_FOUND"}
+    ]
 
     assert (await tenant.gql(LOGOUT, key=second))["logout"]["session"]["revokedAt"]
     assert (await tenant.raw(ME, key=second))["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -117,7 +124,9 @@ async def test_a_session_ends_when_idle_or_expired(db, tenant):
     settings = make_settings()
     async with create_session_factory(db)() as session:
         assert await sessions.authenticate(session, settings=settings, token=admin.token)
-        await session.execute(update(AdminSession).values(last_used_at=utcnow() - timedelta(minutes=settings.admin_idle_minutes + 1)))
+        await session.execute(
+            update(AdminSession).values(last_used_at=utcnow() - timedelta(minutes=settings.admin_idle_minutes + 1))
+        )
         await session.commit()
         assert await sessions.authenticate(session, settings=settings, token=admin.token) is None
         await session.execute(update(AdminSession).values(last_used_at=utcnow(), expires_at=utcnow() - timedelta(seconds=1)))
@@ -132,14 +141,19 @@ async def test_a_secret_key_cannot_create_admins_and_a_merchant_keeps_an_owner(t
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"  # a leaked key cannot mint an approver
     owner = await h.make_admin(tenant, AdminRole.OWNER)
     staff = await h.make_admin(tenant, AdminRole.FINANCE)
-    assert (await tenant.raw(CREATE_ADMIN, {"email": "x@shop.example", "role": "OWNER"}, key=staff.token)
-            )["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await tenant.raw(CREATE_ADMIN, {"email": "x@shop.example", "role": "OWNER"}, key=staff.token))["errors"][0][
+        "extensions"
+    ]["code"] == "FORBIDDEN"
 
     assert (await tenant.gql(SET_ROLE, {"id": owner.id, "role": "ADMIN"}, key=owner.token))["setAdminRole"]["userErrors"] == [
-        {"field": "id", "code": "LAST_OWNER"}]
+        {"field": "id", "code": "LAST_OWNER"}
+    ]
     assert (await tenant.gql(DISABLE, {"id": owner.id}, key=owner.token))["disableAdmin"]["userErrors"] == [
-        {"field": "id", "code": "LAST_OWNER"}]
-    assert (await tenant.gql(SET_ROLE, {"id": staff.id, "role": "OWNER"}, key=owner.token))["setAdminRole"]["admin"]["role"] == "OWNER"
+        {"field": "id", "code": "LAST_OWNER"}
+    ]
+    assert (await tenant.gql(SET_ROLE, {"id": staff.id, "role": "OWNER"}, key=owner.token))["setAdminRole"]["admin"][
+        "role"
+    ] == "OWNER"
     assert (await tenant.gql(DISABLE, {"id": owner.id}, key=staff.token))["disableAdmin"]["admin"]["status"] == "DISABLED"
     assert (await tenant.raw(ME, key=owner.token))["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert (await tenant.gql(h.LOGIN, {"email": owner.email, "password": owner.password}))["login"]["token"] is None
@@ -149,14 +163,29 @@ async def test_a_secret_key_cannot_create_admins_and_a_merchant_keeps_an_owner(t
 async def test_reviewers_resolve_fraud_reviews_and_the_audit_log_names_them(db, tenant, role, allowed):
     program = await active_program(tenant)
     await record(tenant, type="SIGNUP", customerExternalId="jane", idempotencyKey="s-jane", context={"deviceId": "dev-1"})
-    code = (await tenant.gql("""mutation($p: ID!) { issueReferralCode(input: {programId: $p, customerExternalId: "jane"}) {
-        referralCode { code } } }""", {"p": program["id"]}))["issueReferralCode"]["referralCode"]["code"]
-    await record(tenant, type="SIGNUP", customerExternalId="jane2", idempotencyKey="s-jane2", referralCode=code,
-                 context={"deviceId": "dev-1"})
+    code = (
+        await tenant.gql(
+            """mutation($p: ID!) { issueReferralCode(input: {programId: $p, customerExternalId: "jane"}) {
+        referralCode { code } } }""",
+            {"p": program["id"]},
+        )
+    )["issueReferralCode"]["referralCode"]["code"]
+    await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="jane2",
+        idempotencyKey="s-jane2",
+        referralCode=code,
+        context={"deviceId": "dev-1"},
+    )
     [review] = [e["node"] for e in (await tenant.gql("{ fraudReviews { edges { node { id } } } }"))["fraudReviews"]["edges"]]
     person = await h.make_admin(tenant, AdminRole(role))
-    body = await tenant.raw("""mutation($id: ID!) { resolveFraudReview(id: $id, resolution: APPROVE, note: "same household") {
-        review { status resolvedByAdminId resolvedByKeyId } userErrors { code } } }""", {"id": review["id"]}, key=person.token)
+    body = await tenant.raw(
+        """mutation($id: ID!) { resolveFraudReview(id: $id, resolution: APPROVE, note: "same household") {
+        review { status resolvedByAdminId resolvedByKeyId } userErrors { code } } }""",
+        {"id": review["id"]},
+        key=person.token,
+    )
     if not allowed:
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         return

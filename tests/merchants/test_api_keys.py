@@ -190,8 +190,11 @@ SECRET_ONLY = [
     ("apiKeys", API_KEYS, {}),
     ("customer", 'query { customer(externalId: "jane") { id } }', {}),
     ("actions", "query { actions { edges { node { id } } } }", {}),
-    ("recordAction", ops.RECORD_ACTION,
-     {"input": {"type": "PURCHASE", "customerExternalId": "eve", "idempotencyKey": "k1", "amount": 100, "currency": "USD"}}),
+    (
+        "recordAction",
+        ops.RECORD_ACTION,
+        {"input": {"type": "PURCHASE", "customerExternalId": "eve", "idempotencyKey": "k1", "amount": 100, "currency": "USD"}},
+    ),
     ("upsertCustomer", ops.UPSERT_CUSTOMER, {"input": {"externalId": "eve", "email": "eve@example.com"}}),
     ("createProgram", ops.CREATE_PROGRAM, {"input": {"name": "Sneaky", "status": "ACTIVE"}}),
     ("createApiKey", CREATE_KEY, {"kind": "SECRET"}),
@@ -222,9 +225,7 @@ async def test_publishable_key_runs_the_widget_but_never_sees_the_referrer(tenan
     await tenant.gql(ops.UPSERT_CUSTOMER, {"input": {"externalId": "jane", "email": "jane@example.com"}})
     code = await code_for(tenant, program["id"], "jane")
 
-    tracked = await tenant.gql(
-        ops.TRACK_CLICK, {"input": {"code": code["code"], "deviceId": "d1"}}, key=tenant.publishable_key
-    )
+    tracked = await tenant.gql(ops.TRACK_CLICK, {"input": {"code": code["code"], "deviceId": "d1"}}, key=tenant.publishable_key)
     assert tracked["trackClick"]["userErrors"] == []
     assert tracked["trackClick"]["attributionToken"].startswith("at_")
 
@@ -234,7 +235,10 @@ async def test_publishable_key_runs_the_widget_but_never_sees_the_referrer(tenan
         key=tenant.publishable_key,
     )
     assert looked_up["referralCode"] == {
-        "code": code["code"], "active": True, "shareUrl": code["shareUrl"], "program": {"name": program["name"]},
+        "code": code["code"],
+        "active": True,
+        "shareUrl": code["shareUrl"],
+        "program": {"name": program["name"]},
     }
 
     body = await tenant.raw(
@@ -248,9 +252,7 @@ async def test_publishable_key_runs_the_widget_but_never_sees_the_referrer(tenan
     assert "jane" not in str(body)
 
     # The same lookup with the secret key shows the referrer.
-    secret = await tenant.gql(
-        "query($c: String!) { referralCode(code: $c) { customer { externalId } } }", {"c": code["code"]}
-    )
+    secret = await tenant.gql("query($c: String!) { referralCode(code: $c) { customer { externalId } } }", {"c": code["code"]})
     assert secret["referralCode"]["customer"] == {"externalId": "jane"}
 
 
@@ -295,7 +297,7 @@ async def test_missing_or_garbage_authorization_is_unauthenticated(tenant, clien
     for headers in _headers_cases(tenant):
         for document, variables in (
             (VIEWER, {}),
-            ("query { referralCode(code: \"ABCD1234\") { code } }", {}),
+            ('query { referralCode(code: "ABCD1234") { code } }', {}),
             (ops.CREATE_PROGRAM, {"input": {"name": "Nope"}}),
         ):
             response = await client.post("/graphql", json={"query": document, "variables": variables}, headers=headers)
@@ -319,9 +321,7 @@ async def test_rotation_with_grace_keeps_old_keys_until_they_expire(tenant, sess
     second = await merchants.create_api_key(session, merchant_id=tenant.id, kind=ApiKeyKind.SECRET, name="second")
     await session.commit()
 
-    issued = await merchants.rotate_api_keys(
-        session, merchant_id=tenant.id, kind=ApiKeyKind.SECRET, grace=timedelta(hours=2)
-    )
+    issued = await merchants.rotate_api_keys(session, merchant_id=tenant.id, kind=ApiKeyKind.SECRET, grace=timedelta(hours=2))
     await session.commit()
     assert issued.plaintext.startswith("sk_") and issued.plaintext not in (old_secret, second.plaintext)
 
@@ -419,7 +419,8 @@ async def test_an_owner_session_issues_and_revokes_keys_with_a_second_factor_onl
     assert without["key"] is None and [e["code"] for e in without["userErrors"]] == ["SECOND_FACTOR_REQUIRED"]
     not_the_code = "000000" if owner.code(clock()) != "000000" else "111111"
     wrong = (await tenant.raw(CREATE_KEY_WITH_CODE, {"kind": "SECRET", "code": not_the_code}, key=owner.token))["data"][
-        "createApiKey"]
+        "createApiKey"
+    ]
     assert wrong["key"] is None and [e["code"] for e in wrong["userErrors"]] == ["SECOND_FACTOR_INVALID"]
     assert len((await tenant.gql("query { apiKeys { id } }"))["apiKeys"]) == keys_before
 
@@ -427,12 +428,14 @@ async def test_an_owner_session_issues_and_revokes_keys_with_a_second_factor_onl
     made = made["createApiKey"]
     assert made["userErrors"] == [] and made["key"].startswith("sk_") and made["apiKey"]["active"]
     assert (await tenant.raw("query { apiKeys { id } }", key=made["key"]))["data"]["apiKeys"]  # it works
-    replayed = (await tenant.raw(REVOKE_KEY_WITH_CODE, {"id": made["apiKey"]["id"], "code": owner.code(clock())},
-                                 key=owner.token))["data"]["revokeApiKey"]
+    replayed = (
+        await tenant.raw(REVOKE_KEY_WITH_CODE, {"id": made["apiKey"]["id"], "code": owner.code(clock())}, key=owner.token)
+    )["data"]["revokeApiKey"]
     assert [e["code"] for e in replayed["userErrors"]] == ["SECOND_FACTOR_INVALID"]  # that code was spent on the key
     clock.advance(30)
-    revoked = (await tenant.raw(REVOKE_KEY_WITH_CODE, {"id": made["apiKey"]["id"], "code": owner.code(clock())},
-                                key=owner.token))["data"]["revokeApiKey"]
+    revoked = (
+        await tenant.raw(REVOKE_KEY_WITH_CODE, {"id": made["apiKey"]["id"], "code": owner.code(clock())}, key=owner.token)
+    )["data"]["revokeApiKey"]
     assert revoked["userErrors"] == [] and revoked["apiKey"]["active"] is False
     assert (await tenant.raw("query { apiKeys { id } }", key=made["key"]))["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 

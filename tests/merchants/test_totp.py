@@ -37,8 +37,9 @@ async def check(db, person: h.Person, at, code: str | None = None, recovery: str
     """One check through the service, at a given moment."""
     async with create_session_factory(db)() as session:
         admin = await admins.get_admin(session, merchant_id=(await _merchant(db, person)), admin_id=_uuid(person.id), lock=True)
-        refused = await totp.check(session, settings=make_settings(), admin=admin, proof=totp.Proof(code, recovery),
-                                   purpose="test", actor=audit.SYSTEM)
+        refused = await totp.check(
+            session, settings=make_settings(), admin=admin, proof=totp.Proof(code, recovery), purpose="test", actor=audit.SYSTEM
+        )
         await session.commit()
         return refused
 
@@ -72,7 +73,9 @@ async def test_enrollment_gives_a_qr_code_and_ten_recovery_codes_and_stores_no_p
 
     wrong = await tenant.gql(h.CONFIRM_TOTP, {"code": "000000"}, key=person.token)
     assert [e["code"] for e in wrong["confirmTotpEnrollment"]["userErrors"]] == ["SECOND_FACTOR_INVALID"]
-    confirmed = (await tenant.gql(h.CONFIRM_TOTP, {"code": pyotp.TOTP(secret).at(clock())}, key=person.token))["confirmTotpEnrollment"]
+    confirmed = (await tenant.gql(h.CONFIRM_TOTP, {"code": pyotp.TOTP(secret).at(clock())}, key=person.token))[
+        "confirmTotpEnrollment"
+    ]
     codes = confirmed["recoveryCodes"]
     assert confirmed["admin"]["totpEnabled"] is True
     assert len(codes) == len(set(codes)) == 10 and all(re.fullmatch(r"[a-z2-9]{4}(-[a-z2-9]{4}){3}", c) for c in codes)
@@ -80,7 +83,9 @@ async def test_enrollment_gives_a_qr_code_and_ten_recovery_codes_and_stores_no_p
     dump = []
     async with db.connect() as connection:
         for table in ("admins", "admin_recovery_codes", "second_factor_attempts", "audit_entries", "webhook_deliveries"):
-            dump += [json.dumps([str(v) for v in row]) for row in (await connection.execute(text(f"SELECT * FROM {table}"))).all()]
+            dump += [
+                json.dumps([str(v) for v in row]) for row in (await connection.execute(text(f"SELECT * FROM {table}"))).all()
+            ]
     everything = "\n".join(dump)
     assert secret not in everything and secret.lower() not in everything
     assert not any(code in everything or code.replace("-", "") in everything for code in codes)
@@ -108,7 +113,9 @@ async def test_a_code_is_accepted_once(db, tenant, clock):
     # an earlier step after a later one is a replay too
     clock.advance(30)
     assert await check(db, person, clock(), person.code(clock())) is None
-    assert (await check(db, person, clock(), shifted(pyotp.TOTP(person.secret), clock(), -1))).message == "this code was already used"
+    assert (
+        await check(db, person, clock(), shifted(pyotp.TOTP(person.secret), clock(), -1))
+    ).message == "this code was already used"
     assert [a.reason for a in await attempts(db)] == ["ACCEPTED", "REPLAYED", "ACCEPTED", "REPLAYED"]
 
 
@@ -123,7 +130,8 @@ async def test_one_code_used_twice_at_the_same_moment_succeeds_once(db, tenant, 
 
 ALIASED = "mutation {\n%s\n}" % "\n".join(
     f'a{n}: approvePayouts(ids: ["00000000-0000-7000-8000-000000000000"], expectedTotals: [], totpCode: "{n:06d}") '
-    "{ approvedCount userErrors { code } }" for n in range(100)
+    "{ approvedCount userErrors { code } }"
+    for n in range(100)
 )
 
 
@@ -153,15 +161,27 @@ async def test_five_wrong_codes_from_several_sessions_and_addresses_lock_money_a
     person = await h.approver(tenant, clock)
     payout = await h.payout_for(tenant, program, "jane", 500)
     other_session = await h.log_in(tenant, person)
-    elsewhere = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(make_settings(), engine=db),
-                                                                client=("198.51.100.9", 4000)), base_url="http://testserver")
+    elsewhere = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(make_settings(), engine=db), client=("198.51.100.9", 4000)),
+        base_url="http://testserver",
+    )
     async with elsewhere:
         for n in range(5):
             token, via = (person.token, None) if n % 2 else (other_session, elsewhere)
-            body = await h.approve(tenant, person, [payout], code=f"{n:06d}", key=token) if via is None else \
-                (await via.post("/graphql", json={"query": h.APPROVE, "variables": {
-                    "ids": [payout["id"]], "totals": h.totals(payout), "code": f"{n:06d}"}},
-                    headers={"Authorization": f"Bearer {token}"})).json()
+            body = (
+                await h.approve(tenant, person, [payout], code=f"{n:06d}", key=token)
+                if via is None
+                else (
+                    await via.post(
+                        "/graphql",
+                        json={
+                            "query": h.APPROVE,
+                            "variables": {"ids": [payout["id"]], "totals": h.totals(payout), "code": f"{n:06d}"},
+                        },
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                ).json()
+            )
             [error] = body["data"]["approvePayouts"]["userErrors"]
             assert error["code"] == ("SECOND_FACTOR_LOCKED" if n == 4 else "SECOND_FACTOR_INVALID"), (n, error)
     checked = await attempts(db)
@@ -183,7 +203,9 @@ async def test_five_wrong_codes_from_several_sessions_and_addresses_lock_money_a
 
 async def test_a_batch_of_operations_in_one_request_is_refused(db, tenant, clock):
     person = await h.approver(tenant, clock)
-    batch = [{"query": h.APPROVE, "variables": {"ids": ["00000000-0000-7000-8000-000000000000"], "totals": [], "code": "000000"}}] * 10
+    batch = [
+        {"query": h.APPROVE, "variables": {"ids": ["00000000-0000-7000-8000-000000000000"], "totals": [], "code": "000000"}}
+    ] * 10
     response = await tenant.client.post("/graphql", json=batch, headers={"Authorization": f"Bearer {person.token}"})
     assert response.status_code == 400
     assert await attempts(db) == []
@@ -210,8 +232,10 @@ async def test_concurrent_wrong_codes_are_counted_one_by_one(db, tenant, clock):
 async def test_recovery_codes_work_once_and_reset_the_device(db, tenant, clock):
     owner = await h.make_admin(tenant, AdminRole.OWNER, "olivia@shop.example")
     person = await h.approver(tenant, clock)
-    await tenant.gql("""mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }""",
-                     {"input": {"url": "https://hooks.shop.example/admins", "eventTypes": ["admin.totp_changed"]}})
+    await tenant.gql(
+        """mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }""",
+        {"input": {"url": "https://hooks.shop.example/admins", "eventTypes": ["admin.totp_changed"]}},
+    )
     code = person.recovery_codes[3]
     wrong = await tenant.gql(h.RESET_TOTP, {"recoveryCode": "aaaa-bbbb-cccc-dddd"}, key=person.token)
     assert wrong["resetTotp"]["userErrors"][0]["code"] == "SECOND_FACTOR_INVALID"
@@ -226,13 +250,19 @@ async def test_recovery_codes_work_once_and_reset_the_device(db, tenant, clock):
 
     async with create_session_factory(db)() as session:
         deliveries = (await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))).all()
-        actions = (await session.scalars(
-            select(AuditEntry.action).where(AuditEntry.subject_id == _uuid(person.id)).order_by(AuditEntry.id)
-        )).all()
+        actions = (
+            await session.scalars(
+                select(AuditEntry.action).where(AuditEntry.subject_id == _uuid(person.id)).order_by(AuditEntry.id)
+            )
+        ).all()
     assert [d.payload["change"] for d in deliveries] == ["RESET", "ENROLLED"]
     assert deliveries[0].payload["notify"] == [{"adminId": owner.id, "email": "olivia@shop.example", "role": "OWNER"}]
     assert deliveries[0].payload["email"] == person.email
-    assert [a for a in actions if a.startswith("admin.totp")] == ["admin.totp_enrolled", "admin.totp_reset", "admin.totp_enrolled"]
+    assert [a for a in actions if a.startswith("admin.totp")] == [
+        "admin.totp_enrolled",
+        "admin.totp_reset",
+        "admin.totp_enrolled",
+    ]
 
 
 async def test_changing_the_device_needs_the_old_one(db, tenant, clock):

@@ -13,8 +13,7 @@ from tests.payouts.helpers import run_jobs
 from tests.rewards.helpers import create_rule
 from tests.scenarios import active_program
 
-TEN_PERCENT = {"name": "10% commission", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION",
-               "percentBps": 1000}
+TEN_PERCENT = {"name": "10% commission", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION", "percentBps": 1000}
 
 
 async def affiliate_program(tenant, *, rule: dict[str, Any] | None = TEN_PERCENT, **overrides: Any) -> dict[str, Any]:
@@ -48,21 +47,46 @@ async def customer(tenant, external_id: str) -> None:
 
 
 async def set_split(tenant, program_id: str, parties: list[tuple[str, int]], **extra: Any) -> dict[str, Any]:
-    data = await tenant.gql(ops.SET_COMMISSION_SPLIT, {
-        "programId": program_id, "parties": [{"customerExternalId": c, "shareBps": bps} for c, bps in parties], **extra,
-    })
+    data = await tenant.gql(
+        ops.SET_COMMISSION_SPLIT,
+        {
+            "programId": program_id,
+            "parties": [{"customerExternalId": c, "shareBps": bps} for c, bps in parties],
+            **extra,
+        },
+    )
     return data["setCommissionSplit"]
 
 
-async def sale(tenant, buyer: str, *, code: str | None = None, token: str | None = None, amount: int, key: str | None = None,
-               run: bool = True, **extra: Any) -> dict[str, Any]:
+async def sale(
+    tenant,
+    buyer: str,
+    *,
+    code: str | None = None,
+    token: str | None = None,
+    amount: int,
+    key: str | None = None,
+    run: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
     """A referred purchase through the partner's code (or a click's token); the worker then settles it."""
     key = key or f"order-{buyer}-{amount}"
-    data = await tenant.gql(ops.RECORD_ACTION, {"input": {
-        "type": "PURCHASE", "customerExternalId": buyer, "idempotencyKey": key, "orderId": extra.pop("orderId", key),
-        "amount": amount, "currency": "USD", **({"referralCode": code} if code else {}),
-        **({"attributionToken": token} if token else {}), **extra,
-    }})
+    data = await tenant.gql(
+        ops.RECORD_ACTION,
+        {
+            "input": {
+                "type": "PURCHASE",
+                "customerExternalId": buyer,
+                "idempotencyKey": key,
+                "orderId": extra.pop("orderId", key),
+                "amount": amount,
+                "currency": "USD",
+                **({"referralCode": code} if code else {}),
+                **({"attributionToken": token} if token else {}),
+                **extra,
+            }
+        },
+    )
     assert data["recordAction"]["userErrors"] == [], data["recordAction"]["userErrors"]
     if run:
         await run_jobs(tenant.engine)
@@ -70,10 +94,18 @@ async def sale(tenant, buyer: str, *, code: str | None = None, token: str | None
 
 
 async def refund(tenant, buyer: str, order_id: str, amount: int | None, key: str, *, run: bool = True) -> dict[str, Any]:
-    data = await tenant.gql(ops.RECORD_ACTION, {"input": {
-        "type": "REFUND", "customerExternalId": buyer, "idempotencyKey": key, "orderId": order_id,
-        **({"amount": amount, "currency": "USD"} if amount is not None else {}),
-    }})
+    data = await tenant.gql(
+        ops.RECORD_ACTION,
+        {
+            "input": {
+                "type": "REFUND",
+                "customerExternalId": buyer,
+                "idempotencyKey": key,
+                "orderId": order_id,
+                **({"amount": amount, "currency": "USD"} if amount is not None else {}),
+            }
+        },
+    )
     assert data["recordAction"]["userErrors"] == [], data["recordAction"]["userErrors"]
     if run:
         await run_jobs(tenant.engine)
@@ -95,12 +127,16 @@ async def ledger_rows(tenant, kind: str) -> list[tuple]:
     from app.rewards.models import LedgerEntry, LedgerTransaction
 
     async with system_connection(tenant.engine) as connection:
-        return list((await connection.execute(
-            select(LedgerTransaction.id, func.count(LedgerEntry.id), func.coalesce(func.sum(LedgerEntry.amount), 0))
-            .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
-            .where(LedgerTransaction.merchant_id == tenant.id, LedgerTransaction.kind == kind)
-            .group_by(LedgerTransaction.id)
-        )).all())
+        return list(
+            (
+                await connection.execute(
+                    select(LedgerTransaction.id, func.count(LedgerEntry.id), func.coalesce(func.sum(LedgerEntry.amount), 0))
+                    .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
+                    .where(LedgerTransaction.merchant_id == tenant.id, LedgerTransaction.kind == kind)
+                    .group_by(LedgerTransaction.id)
+                )
+            ).all()
+        )
 
 
 async def commission_balance(tenant, external_id: str, account_type: str | None = None) -> int:
@@ -111,12 +147,20 @@ async def commission_balance(tenant, external_id: str, account_type: str | None 
 
     types = [account_type] if account_type else ["HELD", "AVAILABLE"]
     async with system_connection(tenant.engine) as connection:
-        return int((await connection.execute(
-            select(func.coalesce(func.sum(LedgerAccount.balance), 0))
-            .join(Customer, Customer.id == LedgerAccount.owner_id)
-            .where(Customer.merchant_id == tenant.id, Customer.external_id == external_id,
-                   LedgerAccount.kind == "COMMISSION", LedgerAccount.account_type.in_(types))
-        )).scalar_one())
+        return int(
+            (
+                await connection.execute(
+                    select(func.coalesce(func.sum(LedgerAccount.balance), 0))
+                    .join(Customer, Customer.id == LedgerAccount.owner_id)
+                    .where(
+                        Customer.merchant_id == tenant.id,
+                        Customer.external_id == external_id,
+                        LedgerAccount.kind == "COMMISSION",
+                        LedgerAccount.account_type.in_(types),
+                    )
+                )
+            ).scalar_one()
+        )
 
 
 async def partner_rewards(tenant) -> list[tuple[str, int, int, str]]:
@@ -125,12 +169,17 @@ async def partner_rewards(tenant) -> list[tuple[str, int, int, str]]:
     from app.rewards.models import Reward
 
     async with system_connection(tenant.engine) as connection:
-        return [tuple(row) for row in (await connection.execute(
-            select(Customer.external_id, Reward.amount, Reward.reversed_amount, Reward.status)
-            .join(Customer, Customer.id == Reward.customer_id)
-            .where(Reward.merchant_id == tenant.id, Reward.source == "PARTNER_SALE")
-            .order_by(Reward.created_at, Customer.external_id)
-        )).all()]
+        return [
+            tuple(row)
+            for row in (
+                await connection.execute(
+                    select(Customer.external_id, Reward.amount, Reward.reversed_amount, Reward.status)
+                    .join(Customer, Customer.id == Reward.customer_id)
+                    .where(Reward.merchant_id == tenant.id, Reward.source == "PARTNER_SALE")
+                    .order_by(Reward.created_at, Customer.external_id)
+                )
+            ).all()
+        ]
 
 
 async def books_balance(tenant) -> None:

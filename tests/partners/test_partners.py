@@ -37,17 +37,28 @@ async def test_a_partner_applies_through_a_signed_session_and_never_for_someone_
     program = await affiliate_program(tenant, rule=None)
     secret = await widget_secret(tenant)
     identity = signed(secret, "ann")
-    signature = {"customerExternalId": identity["customer"], "timestamp": identity["timestamp"],
-                 "signature": identity["signature"]}
+    signature = {
+        "customerExternalId": identity["customer"],
+        "timestamp": identity["timestamp"],
+        "signature": identity["signature"],
+    }
 
-    bare = await tenant.raw(ops.APPLY_AS_PARTNER, {"programId": program["id"], "customerExternalId": "ann"},
-                            key=tenant.publishable_key)
+    bare = await tenant.raw(
+        ops.APPLY_AS_PARTNER, {"programId": program["id"], "customerExternalId": "ann"}, key=tenant.publishable_key
+    )
     assert bare["data"]["applyAsPartner"]["userErrors"][0]["code"] == "REQUIRED"
 
     # The signature is ann's: naming another customer changes nothing, the partner is ann.
-    data = await tenant.gql(ops.APPLY_AS_PARTNER, {
-        "programId": program["id"], "customerExternalId": "mallory", "note": "I run a blog", "signature": signature,
-    }, key=tenant.publishable_key)
+    data = await tenant.gql(
+        ops.APPLY_AS_PARTNER,
+        {
+            "programId": program["id"],
+            "customerExternalId": "mallory",
+            "note": "I run a blog",
+            "signature": signature,
+        },
+        key=tenant.publishable_key,
+    )
     payload = data["applyAsPartner"]
     assert payload["userErrors"] == []
     assert payload["partner"]["customerExternalId"] == "ann"
@@ -55,12 +66,14 @@ async def test_a_partner_applies_through_a_signed_session_and_never_for_someone_
     assert payload["partner"]["history"][0]["actor"] == "partner"
 
     forged = dict(signature, signature="0" * 64)
-    refused = await tenant.gql(ops.APPLY_AS_PARTNER, {"programId": program["id"], "signature": forged},
-                               key=tenant.publishable_key)
+    refused = await tenant.gql(
+        ops.APPLY_AS_PARTNER, {"programId": program["id"], "signature": forged}, key=tenant.publishable_key
+    )
     assert refused["applyAsPartner"]["userErrors"][0]["code"] == "SIGNATURE_INVALID"
 
-    again = await tenant.gql(ops.APPLY_AS_PARTNER, {"programId": program["id"], "signature": signature},
-                             key=tenant.publishable_key)
+    again = await tenant.gql(
+        ops.APPLY_AS_PARTNER, {"programId": program["id"], "signature": signature}, key=tenant.publishable_key
+    )
     assert again["applyAsPartner"]["partner"]["id"] == payload["partner"]["id"]  # applying twice is one application
 
 
@@ -79,8 +92,12 @@ async def test_decisions_follow_the_lifecycle_and_are_audited_with_who_and_why(t
 
     assert final["status"] == "ACTIVE" and final["decidedAt"] is not None
     steps = [(h["fromStatus"], h["toStatus"], h["reason"]) for h in final["history"]]
-    assert steps == [(None, "APPLIED", None), ("APPLIED", "ACTIVE", None),
-                     ("ACTIVE", "SUSPENDED", "coupon site traffic"), ("SUSPENDED", "ACTIVE", "cleaned up")]
+    assert steps == [
+        (None, "APPLIED", None),
+        ("APPLIED", "ACTIVE", None),
+        ("ACTIVE", "SUSPENDED", "coupon site traffic"),
+        ("SUSPENDED", "ACTIVE", "cleaned up"),
+    ]
     assert all(h["actor"].startswith("key:") for h in final["history"][1:])
 
     listed = await tenant.gql(ops.PARTNERS, {"programId": program["id"], "status": "ACTIVE"})
@@ -109,9 +126,11 @@ async def test_only_an_active_partners_link_earns_and_the_sale_says_why_not(tena
 
     # The commission rule is the partner's in an affiliate program: no rule's reward paid it a second time.
     async with system_connection(tenant.engine) as connection:
-        rewards = (await connection.execute(
-            select(func.count(Reward.id)).where(Reward.merchant_id == tenant.id, Reward.source == "RULE")
-        )).scalar_one()
+        rewards = (
+            await connection.execute(
+                select(func.count(Reward.id)).where(Reward.merchant_id == tenant.id, Reward.source == "RULE")
+            )
+        ).scalar_one()
     assert rewards == 0
 
 
@@ -125,7 +144,7 @@ async def test_a_referrer_who_never_applied_earns_nothing_in_an_affiliate_progra
 
 async def test_a_groups_rate_overrides_the_programs_commission_rule_for_its_members(tenant):
     program = await affiliate_program(tenant)  # 10 %
-    gold = (await tenant.gql(ops.CREATE_PARTNER_GROUP, {"programId": program["id"], "name": "Gold", "commissionBps": 2500}))
+    gold = await tenant.gql(ops.CREATE_PARTNER_GROUP, {"programId": program["id"], "name": "Gold", "commissionBps": 2500})
     gold = gold["createPartnerGroup"]["group"]
     duplicate = await tenant.gql(ops.CREATE_PARTNER_GROUP, {"programId": program["id"], "name": "Gold"})
     assert duplicate["createPartnerGroup"]["userErrors"][0]["field"] == "name"
@@ -148,10 +167,19 @@ async def test_a_groups_rate_overrides_the_programs_commission_rule_for_its_memb
 async def test_a_customer_referral_purchase_settles_nothing_and_writes_no_job(tenant):
     program = await active_program(tenant)
     code = (await code_for(tenant, program["id"], "jane"))["code"]
-    result = await record(tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="o-1", orderId="o-1",
-                          amount=5000, currency="USD", referralCode=code)
+    result = await record(
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="o-1",
+        orderId="o-1",
+        amount=5000,
+        currency="USD",
+        referralCode=code,
+    )
     assert result["userErrors"] == []
     async with system_connection(tenant.engine) as connection:
-        jobs = (await connection.execute(
-            select(func.count(OutboxJob.id)).where(OutboxJob.actor == "partners.settle_action"))).scalar_one()
+        jobs = (
+            await connection.execute(select(func.count(OutboxJob.id)).where(OutboxJob.actor == "partners.settle_action"))
+        ).scalar_one()
     assert jobs == 0

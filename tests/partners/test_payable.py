@@ -56,7 +56,10 @@ async def test_a_split_share_is_released_by_clearance_and_paid_by_a_payout_run(t
     assert [await commission_balance(tenant, who, "AVAILABLE") for who in ("ann", "carla")] == [4000, 1000]
     report = await report_of(tenant, program["id"], "ann")
     assert (report["commissionEarned"], report["commissionHeld"], report["commissionPaid"]) == (
-        [{"amount": 4000, "currency": "USD"}], [{"amount": 0, "currency": "USD"}], [{"amount": 0, "currency": "USD"}])
+        [{"amount": 4000, "currency": "USD"}],
+        [{"amount": 0, "currency": "USD"}],
+        [{"amount": 0, "currency": "USD"}],
+    )
 
     requested = await payouts.request(tenant, "ann", key="ann-1")
     assert requested["userErrors"] == [], requested
@@ -82,7 +85,9 @@ async def test_a_refund_after_release_claws_back_each_share_in_proportion_and_ne
     await refund(tenant, "bob", "order-1", 3333, "refund-1")
     # 40 % of 9,999 is 3,999.6 and 10 % is 999.9: the one cent left goes to the larger remainder, carla's
     assert sorted(await partner_rewards(tenant)) == [
-        ("ann", 3999, 3999 * 3333 // 9999, "AVAILABLE"), ("carla", 1000, 1000 * 3333 // 9999, "AVAILABLE")]
+        ("ann", 3999, 3999 * 3333 // 9999, "AVAILABLE"),
+        ("carla", 1000, 1000 * 3333 // 9999, "AVAILABLE"),
+    ]
     await refund(tenant, "bob", "order-1", None, "refund-2")  # the rest of the order
     await refund(tenant, "bob", "order-1", 500, "refund-3")  # past the order: nothing more to take
     assert sorted(await partner_rewards(tenant)) == [("ann", 3999, 3999, "REVERSED"), ("carla", 1000, 1000, "REVERSED")]

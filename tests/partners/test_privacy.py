@@ -24,7 +24,9 @@ async def test_an_export_holds_the_partners_enrolment_history_sales_and_shares(t
 
     async with create_session_factory(tenant.engine)() as session:
         ann_row = await session.scalar(select(Customer).where(Customer.merchant_id == tenant.id, Customer.external_id == "ann"))
-        carla_row = await session.scalar(select(Customer).where(Customer.merchant_id == tenant.id, Customer.external_id == "carla"))
+        carla_row = await session.scalar(
+            select(Customer).where(Customer.merchant_id == tenant.id, Customer.external_id == "carla")
+        )
         anns, carlas = await export.document_of(session, ann_row), await export.document_of(session, carla_row)
 
     (enrolment,) = anns["partners"]["enrolments"]
@@ -38,8 +40,10 @@ async def test_an_export_holds_the_partners_enrolment_history_sales_and_shares(t
 async def test_erasing_a_partner_scrubs_their_own_words_from_the_application(tenant):
     program = await affiliate_program(tenant, rule=None)
     await tenant.gql(ops.UPSERT_CUSTOMER, {"input": {"externalId": "ann", "email": "ann@blog.example"}})
-    data = await tenant.gql(ops.APPLY_AS_PARTNER, {"programId": program["id"], "customerExternalId": "ann",
-                                                   "note": "Write to ann@blog.example about the blog"})
+    data = await tenant.gql(
+        ops.APPLY_AS_PARTNER,
+        {"programId": program["id"], "customerExternalId": "ann", "note": "Write to ann@blog.example about the blog"},
+    )
     assert data["applyAsPartner"]["userErrors"] == []
     erased = await tenant.gql("""mutation { eraseCustomer(customerExternalId: "ann", reason: "ticket 42") {
         userErrors { field code message } } }""")

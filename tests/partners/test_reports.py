@@ -10,16 +10,21 @@ from tests.widget.helpers import signed, widget_secret
 
 
 async def tracked(tenant, code: str, device: str, sub_id: str | None) -> dict:
-    data = await tenant.gql(ops.TRACK_CLICK, {"input": {"code": code, "deviceId": device, "subId": sub_id}},
-                            key=tenant.publishable_key)
+    data = await tenant.gql(
+        ops.TRACK_CLICK, {"input": {"code": code, "deviceId": device, "subId": sub_id}}, key=tenant.publishable_key
+    )
     return data["trackClick"]
 
 
 async def test_a_sub_id_is_validated_short_and_printable(tenant):
     program = await affiliate_program(tenant, rule=None)
     ann = await enrol(tenant, program["id"], "ann")
-    for bad, code in (("two words", "INVALID_INPUT"), ("tab\there", "INVALID_INPUT"), ("x" * 65, "TOO_LONG"),
-                      ("bidi\u202eevil", "INVALID_INPUT")):
+    for bad, code in (
+        ("two words", "INVALID_INPUT"),
+        ("tab\there", "INVALID_INPUT"),
+        ("x" * 65, "TOO_LONG"),
+        ("bidi\u202eevil", "INVALID_INPUT"),
+    ):
         result = await tracked(tenant, ann["code"], "dev-bad", bad)
         assert [(e["field"], e["code"]) for e in result["userErrors"]] == [("subId", code)], bad
         assert result["attributionToken"] is None
@@ -30,8 +35,9 @@ async def test_a_sale_keeps_the_sub_id_of_the_click_that_brought_the_referral(te
     program = await affiliate_program(tenant)
     ann = await enrol(tenant, program["id"], "ann")
     click = await tracked(tenant, ann["code"], "dev-bob", "newsletter")
-    signup = await record(tenant, type="SIGNUP", customerExternalId="bob", idempotencyKey="signup-bob",
-                          attributionToken=click["attributionToken"])
+    signup = await record(
+        tenant, type="SIGNUP", customerExternalId="bob", idempotencyKey="signup-bob", attributionToken=click["attributionToken"]
+    )
     assert signup["action"]["attribution"] == "REFERRAL_CREATED"
     await sale(tenant, "bob", amount=5000, key="later-order")  # no token: the referral remembers the click
 
@@ -90,21 +96,25 @@ async def test_a_partner_session_reads_its_own_rows_and_statement_only(tenant):
         return {"customerExternalId": who, "timestamp": identity["timestamp"], "signature": identity["signature"]}
 
     # ann asks for ben's rows: a partner session is ann's, whatever it names.
-    mine = await report(tenant, program["id"], "SUB_ID", key=tenant.publishable_key, signature=session_of("ann"),
-                        partnerExternalId="ben")
+    mine = await report(
+        tenant, program["id"], "SUB_ID", key=tenant.publishable_key, signature=session_of("ann"), partnerExternalId="ben"
+    )
     assert {r["partnerExternalId"] for r in mine} == {"ann"} and len(mine) == 2
     bens = await report(tenant, program["id"], "PARTNER", key=tenant.publishable_key, signature=session_of("ben"))
     assert [(r["partnerExternalId"], r["conversions"]) for r in bens] == [("ben", 1)]
 
     unsigned = await tenant.raw(ops.PARTNER_REPORT, {"programId": program["id"], **period()}, key=tenant.publishable_key)
     assert unsigned["errors"][0]["extensions"]["code"] == "REQUIRED"
-    stranger = await tenant.raw(ops.PARTNER_REPORT, {"programId": program["id"], **period(), "signature": session_of("bob")},
-                                key=tenant.publishable_key)
+    stranger = await tenant.raw(
+        ops.PARTNER_REPORT, {"programId": program["id"], **period(), "signature": session_of("bob")}, key=tenant.publishable_key
+    )
     assert stranger["errors"][0]["extensions"]["code"] == "NOT_FOUND"  # a buyer is nobody's partner
 
-    statement = await tenant.gql(ops.PARTNER_STATEMENT, {"programId": program["id"], **period(),
-                                                         "customerExternalId": "ben", "signature": session_of("ann")},
-                                 key=tenant.publishable_key)
+    statement = await tenant.gql(
+        ops.PARTNER_STATEMENT,
+        {"programId": program["id"], **period(), "customerExternalId": "ben", "signature": session_of("ann")},
+        key=tenant.publishable_key,
+    )
     statement = statement["partnerStatement"]
     assert statement["customerExternalId"] == "ann"
     assert statement["totals"] == [{"amount": 1_200, "currency": "USD"}]

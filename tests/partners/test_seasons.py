@@ -34,8 +34,14 @@ def season_around_the_boundary() -> tuple[dict, datetime, datetime]:
 
 
 def commission_rule(season: dict) -> dict:
-    return {"name": "10%, 20% in season", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION",
-            "percentBps": 1000, "seasons": [season]}
+    return {
+        "name": "10%, 20% in season",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "COMMISSION",
+        "percentBps": 1000,
+        "seasons": [season],
+    }
 
 
 async def test_a_partner_sale_at_235959_earns_the_old_rate_and_at_000000_local_the_seasons(tenant):
@@ -57,13 +63,22 @@ async def test_a_referral_commission_uses_the_season_live_and_in_the_simulation(
     season, before, first_second = season_around_the_boundary()
     program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     code = (await code_for(tenant, program["id"], "jane"))["code"]
-    created = (await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": commission_rule(season)}))
+    created = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": commission_rule(season)})
     assert created["createRewardRule"]["userErrors"] == []
     rule_id = created["createRewardRule"]["rewardRule"]["ruleId"]
 
     for buyer, at in (("bob", before), ("cid", first_second)):
-        result = await record(tenant, type="PURCHASE", customerExternalId=buyer, idempotencyKey=f"o-{buyer}", orderId=buyer,
-                              amount=10_000, currency="USD", referralCode=code, occurredAt=at.isoformat())
+        result = await record(
+            tenant,
+            type="PURCHASE",
+            customerExternalId=buyer,
+            idempotencyKey=f"o-{buyer}",
+            orderId=buyer,
+            amount=10_000,
+            currency="USD",
+            referralCode=code,
+            occurredAt=at.isoformat(),
+        )
         assert result["userErrors"] == []
     data = await tenant.gql("""query { rewards(first: 10) { edges { node { amount unit kind } } } }""")
     amounts = sorted(edge["node"]["amount"] for edge in data["rewards"]["edges"] if edge["node"]["kind"] == "COMMISSION")
@@ -72,10 +87,15 @@ async def test_a_referral_commission_uses_the_season_live_and_in_the_simulation(
     history = (await tenant.gql(RULE_HISTORY, {"id": rule_id}))["rewardRule"]["history"]
     assert history[0]["seasons"] == [season | {"timeZone": "America/New_York"}]
 
-    simulated = await tenant.gql(SIMULATE, {
-        "programId": program["id"], "rules": [commission_rule(season | {"percentBps": 3000})],
-        "from": (before - timedelta(days=1)).isoformat(), "to": utcnow().isoformat(),
-    })
+    simulated = await tenant.gql(
+        SIMULATE,
+        {
+            "programId": program["id"],
+            "rules": [commission_rule(season | {"percentBps": 3000})],
+            "from": (before - timedelta(days=1)).isoformat(),
+            "to": utcnow().isoformat(),
+        },
+    )
     (total,) = simulated["simulateRewardRules"]["proposedTotals"]
     assert (total["amount"], total["count"]) == (1000 + 3000, 2)
 
@@ -91,8 +111,15 @@ async def test_overlapping_seasons_and_seasons_on_other_rules_are_refused(tenant
     data = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": backwards})
     assert data["createRewardRule"]["userErrors"][0]["field"] == "seasons.0.endsOn"
 
-    credit = {"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 1000,
-              "currency": "USD", "seasons": [{"startsOn": "2026-12-01", "endsOn": "2026-12-10", "percentBps": 2000}]}
+    credit = {
+        "name": "Give $10",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "CREDIT",
+        "amount": 1000,
+        "currency": "USD",
+        "seasons": [{"startsOn": "2026-12-01", "endsOn": "2026-12-10", "percentBps": 2000}],
+    }
     data = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": credit})
     assert data["createRewardRule"]["userErrors"][0]["field"] == "seasons"
 
@@ -110,8 +137,11 @@ async def test_seasons_are_checked_in_the_order_given_and_keep_their_zone_when_t
     rule_id = created["createRewardRule"]["rewardRule"]["ruleId"]
     moved = await tenant.gql("""mutation { setLocaleSettings(input: {timeZone: "Asia/Tokyo"}) { userErrors { code } } }""")
     assert moved["setLocaleSettings"]["userErrors"] == []
-    switched = await tenant.gql("""mutation($id: ID!) { setRewardRuleEnabled(ruleId: $id, enabled: false) {
-        userErrors { code } } }""", {"id": rule_id})
+    switched = await tenant.gql(
+        """mutation($id: ID!) { setRewardRuleEnabled(ruleId: $id, enabled: false) {
+        userErrors { code } } }""",
+        {"id": rule_id},
+    )
     assert switched["setRewardRuleEnabled"]["userErrors"] == []
 
     history = (await tenant.gql(RULE_HISTORY, {"id": rule_id}))["rewardRule"]["history"]

@@ -52,7 +52,7 @@ def test_allocation_and_reversals_conserve_every_cent_over_many_odd_amounts_and_
         amount = rng.randint(0, 10**9) | 1
         granted = allocate(amount, parties)
         assert sum(granted) == amount * sum(bps) // 10_000
-        assert all(abs(g * 10_000 - amount * b) < 10_000 * 2 for g, b in zip(granted, bps))  # within a cent of exact
+        assert all(abs(g * 10_000 - amount * b) < 10_000 * 2 for g, b in zip(granted, bps, strict=True))  # within a cent of exact
         reversed_ = [0] * count
         refunded = 0
         while refunded < amount:
@@ -85,9 +85,15 @@ async def test_a_sale_pays_every_party_its_share_as_its_own_reward(tenant):
     (only,) = await sales(tenant, program["id"])
     assert only["status"] == "EARNED" and only["commission"] == 5499
     assert [(s["customerExternalId"], s["role"], s["shareBps"], s["amount"]) for s in only["shares"]] == [
-        ("ann", "AFFILIATE", 4000, 3999), ("carla", "CO_PRODUCER", 1000, 1000), ("dan", "CO_PRODUCER", 500, 500)]
+        ("ann", "AFFILIATE", 4000, 3999),
+        ("carla", "CO_PRODUCER", 1000, 1000),
+        ("dan", "CO_PRODUCER", 500, 500),
+    ]
     assert sorted((who, amount) for who, amount, _reversed, _status in await partner_rewards(tenant)) == [
-        ("ann", 3999), ("carla", 1000), ("dan", 500)]
+        ("ann", 3999),
+        ("carla", 1000),
+        ("dan", 500),
+    ]
     grants = await ledger_rows(tenant, "GRANT")  # the reward grant path: one balanced transaction per reward
     assert len(grants) == 3 and all(entries == 2 and total == 0 for _, entries, total in grants)
     assert [await commission_balance(tenant, who) for who in ("ann", "carla", "dan")] == [3999, 1000, 500]
@@ -108,7 +114,10 @@ async def test_partial_refunds_reverse_each_party_in_proportion_and_the_last_tak
     assert final["refundedAmount"] == 9999
     assert [(s["reversedAmount"], s["netAmount"]) for s in final["shares"]] == [(3999, 0), (1000, 0), (500, 0)]
     assert sorted((who, amount, reversed_) for who, amount, reversed_, _status in await partner_rewards(tenant)) == [
-        ("ann", 3999, 3999), ("carla", 1000, 1000), ("dan", 500, 500)]
+        ("ann", 3999, 3999),
+        ("carla", 1000, 1000),
+        ("dan", 500, 500),
+    ]
     reversals = await ledger_rows(tenant, "VOID") + await ledger_rows(tenant, "REVERSAL")
     assert len(reversals) == 9 and all(total == 0 for _, _, total in reversals)  # 3 refunds x 3 parties
     assert [await commission_balance(tenant, who) for who in ("ann", "carla", "dan")] == [0, 0, 0]
@@ -185,9 +194,9 @@ async def test_invalid_splits_are_refused_with_the_field_at_fault_and_nothing_wr
 
 async def test_concurrent_duplicate_sales_and_duplicate_job_runs_pay_once(tenant):
     program, ann = await split_program(tenant)
-    results = await asyncio.gather(*[
-        sale(tenant, "bob", code=ann["code"], amount=9999, key="dup-order", run=False) for _ in range(5)
-    ])
+    results = await asyncio.gather(
+        *[sale(tenant, "bob", code=ann["code"], amount=9999, key="dup-order", run=False) for _ in range(5)]
+    )
     assert sum(not r["replayed"] for r in results) == 1
     async with system_connection(tenant.engine) as connection:
         action_id = (await connection.execute(select(Action.id).where(Action.idempotency_key == "dup-order"))).scalar_one()
@@ -215,7 +224,10 @@ async def test_concurrent_duplicate_sales_and_duplicate_job_runs_pay_once(tenant
         count = (await connection.execute(select(func.count(PartnerSale.id)))).scalar_one()
     assert count == 1
     assert sorted((who, amount, reversed_) for who, amount, reversed_, _status in await partner_rewards(tenant)) == [
-        ("ann", 3999, 3999 * 5000 // 9999), ("carla", 1000, 1000 * 5000 // 9999), ("dan", 500, 500 * 5000 // 9999)]
+        ("ann", 3999, 3999 * 5000 // 9999),
+        ("carla", 1000, 1000 * 5000 // 9999),
+        ("dan", 500, 500 * 5000 // 9999),
+    ]
     assert len(await ledger_rows(tenant, "VOID") + await ledger_rows(tenant, "REVERSAL")) == 3  # once per party
     assert await commission_balance(tenant, "ann") == 3999 - 3999 * 5000 // 9999
     await books_balance(tenant)

@@ -186,25 +186,57 @@ mutation($programId: ID!, $input: RewardRuleInput!) {
 async def commission_program(tenant, name: str = "Affiliates") -> str:
     """A program paying its referrers 10 % of every purchase of their referees (for a year)."""
     program = await active_program(tenant, clearance=PAY_AT_SIGNUP, name=name)
-    rule = await tenant.gql(COMMISSION_RULE, {"programId": program["id"], "input": {
-        "name": "10% commission", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION",
-        "percentBps": 1000, "recurringMonths": 12,
-    }})
+    rule = await tenant.gql(
+        COMMISSION_RULE,
+        {
+            "programId": program["id"],
+            "input": {
+                "name": "10% commission",
+                "trigger": "PURCHASE",
+                "recipient": "REFERRER",
+                "kind": "COMMISSION",
+                "percentBps": 1000,
+                "recurringMonths": 12,
+            },
+        },
+    )
     assert rule["createRewardRule"]["userErrors"] == [], rule
     return program["id"]
 
 
-async def earn(tenant, program_id: str, referrer: str, commission: int, currency: str = "USD", *, referee: str | None = None,
-               order: str | None = None) -> dict[str, Any]:
+async def earn(
+    tenant,
+    program_id: str,
+    referrer: str,
+    commission: int,
+    currency: str = "USD",
+    *,
+    referee: str | None = None,
+    order: str | None = None,
+) -> dict[str, Any]:
     """`referrer` earns `commission` (minor units) through a referee's purchase of ten times that."""
     referee = referee or f"{referrer}-friend"
     code = await code_for(tenant, program_id, referrer)
-    signup = await record(tenant, type="SIGNUP", customerExternalId=referee, idempotencyKey=f"signup-{referee}",
-                          referralCode=code["code"], programId=program_id)
+    signup = await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId=referee,
+        idempotencyKey=f"signup-{referee}",
+        referralCode=code["code"],
+        programId=program_id,
+    )
     assert signup["userErrors"] == [], signup
     order = order or f"order-{uuid.uuid4().hex[:8]}"
-    purchase = await record(tenant, type="PURCHASE", customerExternalId=referee, idempotencyKey=order, orderId=order,
-                            amount=commission * 10, currency=currency, programId=program_id)
+    purchase = await record(
+        tenant,
+        type="PURCHASE",
+        customerExternalId=referee,
+        idempotencyKey=order,
+        orderId=order,
+        amount=commission * 10,
+        currency=currency,
+        programId=program_id,
+    )
     assert purchase["userErrors"] == [], purchase
     return purchase
 
@@ -223,11 +255,20 @@ async def set_account(tenant, customer: str, **details: Any) -> dict[str, Any]:
     return data["setPayoutAccount"]
 
 
-async def request(tenant, customer: str, key: str | None = None, currency: str = "USD", amount: int | None = None) -> dict[str, Any]:
-    data = await tenant.gql(REQUEST, {"input": {
-        "customerExternalId": customer, "currency": currency, "idempotencyKey": key or f"payout-{uuid.uuid4().hex[:8]}",
-        **({"amount": amount} if amount is not None else {}),
-    }})
+async def request(
+    tenant, customer: str, key: str | None = None, currency: str = "USD", amount: int | None = None
+) -> dict[str, Any]:
+    data = await tenant.gql(
+        REQUEST,
+        {
+            "input": {
+                "customerExternalId": customer,
+                "currency": currency,
+                "idempotencyKey": key or f"payout-{uuid.uuid4().hex[:8]}",
+                **({"amount": amount} if amount is not None else {}),
+            }
+        },
+    )
     return data["requestPayout"]
 
 
@@ -247,11 +288,24 @@ def totals(*payouts: dict) -> list[dict[str, Any]]:
     return [{"currency": c, "amount": a} for c, a in sorted(found.items())]
 
 
-async def approve(tenant, person: Person, payouts: list[dict], *, code: str | None = None, key: str | None = None,
-                  expected: list[dict] | None = None) -> dict[str, Any]:
-    body = await tenant.raw(APPROVE, {
-        "ids": [p["id"] for p in payouts], "totals": expected if expected is not None else totals(*payouts), "code": code,
-    }, key=key or person.token)
+async def approve(
+    tenant,
+    person: Person,
+    payouts: list[dict],
+    *,
+    code: str | None = None,
+    key: str | None = None,
+    expected: list[dict] | None = None,
+) -> dict[str, Any]:
+    body = await tenant.raw(
+        APPROVE,
+        {
+            "ids": [p["id"] for p in payouts],
+            "totals": expected if expected is not None else totals(*payouts),
+            "code": code,
+        },
+        key=key or person.token,
+    )
     return body
 
 
@@ -268,9 +322,15 @@ async def run_jobs(engine: AsyncEngine) -> None:
     factory = create_session_factory(engine)
     for _ in range(20):
         async with factory() as session:
-            pending = list((await session.scalars(
-                select(OutboxJob.id).where(OutboxJob.status == JobStatus.PENDING.value, OutboxJob.actor != "webhooks.deliver")
-            )).all())
+            pending = list(
+                (
+                    await session.scalars(
+                        select(OutboxJob.id).where(
+                            OutboxJob.status == JobStatus.PENDING.value, OutboxJob.actor != "webhooks.deliver"
+                        )
+                    )
+                ).all()
+            )
         if not pending:
             return
         for job_id in pending:

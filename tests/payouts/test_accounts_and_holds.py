@@ -33,31 +33,48 @@ async def refresh_holds(db, *, at=None) -> tuple[int, int]:
 async def test_details_are_validated_masked_and_encrypted(db, tenant):
     await tenant.gql("""mutation { upsertCustomer(input: {externalId: "jane"}) { customer { id } } }""")
     bad = await h.set_account(tenant, "jane", method="BANK_TRANSFER", iban="DE89 3704 0044 0532 0130 01", holderName="Jane")
-    assert bad["userErrors"] == [{"field": "iban", "code": "INVALID_IBAN", "message": "not a valid IBAN: Invalid checksum digits"}]
+    assert bad["userErrors"] == [
+        {"field": "iban", "code": "INVALID_IBAN", "message": "not a valid IBAN: Invalid checksum digits"}
+    ]
     assert (await h.set_account(tenant, "jane", method="BANK_TRANSFER", iban="DE89370400440532013000"))["userErrors"][0] == {
-        "field": "holderName", "code": "REQUIRED", "message": "holderName is required"}
-    assert (await h.set_account(tenant, "jane", method="PAYPAL", paypalEmail="not-an-email"))["userErrors"][0]["code"] == "INVALID_EMAIL"
-    assert (await h.set_account(tenant, "jane", method="CUSTOM", customType="crypto wallet"))["userErrors"][0]["field"] == "customType"
+        "field": "holderName",
+        "code": "REQUIRED",
+        "message": "holderName is required",
+    }
+    assert (await h.set_account(tenant, "jane", method="PAYPAL", paypalEmail="not-an-email"))["userErrors"][0][
+        "code"
+    ] == "INVALID_EMAIL"
+    assert (await h.set_account(tenant, "jane", method="CUSTOM", customType="crypto wallet"))["userErrors"][0][
+        "field"
+    ] == "customType"
     assert (await h.set_account(tenant, "nobody"))["userErrors"][0]["code"] == "NOT_FOUND"
 
     iban = await h.set_account(tenant, "jane", method="BANK_TRANSFER", iban="gb33 bukb 2020 1555 5555 55", holderName="Jane Doe")
     assert iban["account"]["masked"] == "GB33 ••••5555 (Jane Doe)"
-    custom = await h.set_account(tenant, "jane", method="CUSTOM", customType="usdc", customDetails={"destination": "0xAbC123456789"})
+    custom = await h.set_account(
+        tenant, "jane", method="CUSTOM", customType="usdc", customDetails={"destination": "0xAbC123456789"}
+    )
     assert custom["account"]["masked"] == "usdc ••••6789" and custom["account"]["customType"] == "usdc"
     dump = []
     async with db.connect() as connection:
         for table in ("payout_accounts", "audit_entries", "webhook_deliveries", "customer_identifiers"):
-            dump += [json.dumps([str(v) for v in row]) for row in (await connection.execute(text(f"SELECT * FROM {table}"))).all()]
+            dump += [
+                json.dumps([str(v) for v in row]) for row in (await connection.execute(text(f"SELECT * FROM {table}"))).all()
+            ]
     everything = "\n".join(dump)
     for secret in ("GB33BUKB20201555555555", "20201555555555", "0xAbC123456789", "0xabc123456789"):
         assert secret not in everything
     assert (await tenant.gql('{ payoutAccount(customerExternalId: "jane") { method masked } }'))["payoutAccount"] == {
-        "method": "CUSTOM", "masked": "usdc ••••6789"}
+        "method": "CUSTOM",
+        "masked": "usdc ••••6789",
+    }
 
 
 async def test_a_new_destination_cools_off_and_is_announced(db, tenant, clock):
-    await tenant.gql("""mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }""",
-                     {"input": {"url": "https://hooks.shop.example/a", "eventTypes": ["payout_account.changed", "payout.on_hold"]}})
+    await tenant.gql(
+        """mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }""",
+        {"input": {"url": "https://hooks.shop.example/a", "eventTypes": ["payout_account.changed", "payout.on_hold"]}},
+    )
     program = await h.commission_program(tenant)
     await h.earn(tenant, program, "jane", 900)
     first = (await h.set_account(tenant, "jane"))["account"]
@@ -103,8 +120,15 @@ async def test_an_open_fraud_review_holds_the_payout_with_its_evidence(db, tenan
     # jane refers a second account from her own device: a review opens
     code = await code_for(tenant, program, "jane")
     await record(tenant, type="SIGNUP", customerExternalId="jane", idempotencyKey="jane-device", context={"deviceId": "dev-jane"})
-    alias = await record(tenant, type="SIGNUP", customerExternalId="jane-alias", idempotencyKey="alias", referralCode=code["code"],
-                         programId=program, context={"deviceId": "dev-jane"})
+    alias = await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="jane-alias",
+        idempotencyKey="alias",
+        referralCode=code["code"],
+        programId=program,
+        context={"deviceId": "dev-jane"},
+    )
     assert alias["referral"]["status"] == "PENDING"
     payout = (await h.request(tenant, "jane"))["payout"]
     [hold] = payout["holdReasons"]
@@ -115,8 +139,11 @@ async def test_an_open_fraud_review_holds_the_payout_with_its_evidence(db, tenan
     assert refused["releasePayoutHold"]["userErrors"][0]["code"] == "PAYOUT_ON_HOLD"
 
     review_id = hold["details"]["review_id"]
-    resolved = await tenant.gql("""mutation($id: ID!) { resolveFraudReview(id: $id, resolution: APPROVE) { review { status } } }""",
-                                {"id": review_id}, key=reviewer.token)
+    resolved = await tenant.gql(
+        """mutation($id: ID!) { resolveFraudReview(id: $id, resolution: APPROVE) { review { status } } }""",
+        {"id": review_id},
+        key=reviewer.token,
+    )
     assert resolved["resolveFraudReview"]["review"]["status"] == "APPROVED"
     assert await refresh_holds(db) == (1, 0)
     person = await h.approver(tenant, clock)
@@ -131,8 +158,15 @@ async def test_a_review_opened_after_the_request_holds_a_waiting_payout(db, tena
     assert payout["status"] == "PENDING_APPROVAL"
     code = await code_for(tenant, program, "jane")
     await record(tenant, type="SIGNUP", customerExternalId="jane", idempotencyKey="jane-device", context={"deviceId": "dev-jane"})
-    await record(tenant, type="SIGNUP", customerExternalId="jane-alias", idempotencyKey="alias", referralCode=code["code"],
-                 programId=program, context={"deviceId": "dev-jane"})
+    await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="jane-alias",
+        idempotencyKey="alias",
+        referralCode=code["code"],
+        programId=program,
+        context={"deviceId": "dev-jane"},
+    )
     person = await h.approver(tenant, clock)
     refused = await h.approve(tenant, person, [payout], code=person.code(clock()))
     assert refused["data"]["approvePayouts"]["userErrors"][0]["code"] == "PAYOUT_ON_HOLD"
@@ -160,11 +194,14 @@ async def test_mostly_flagged_referrals_and_a_shared_destination_wait_for_a_pers
     assert codes["SHARED_PAYOUT_ACCOUNT"]["evidence"] == ["also paid to this destination: jim"]
     assert await refresh_holds(db) == (0, 0)  # these do not lift by themselves
     finance = await h.approver(tenant, clock)
-    released = await tenant.gql(h.RELEASE_HOLD, {"id": payout["id"], "note": "jim is jane's husband; referrals checked"},
-                                key=finance.token)
+    released = await tenant.gql(
+        h.RELEASE_HOLD, {"id": payout["id"], "note": "jim is jane's husband; referrals checked"}, key=finance.token
+    )
     assert released["releasePayoutHold"]["payout"]["status"] == "PENDING_APPROVAL"
     assert (await tenant.raw(h.RELEASE_HOLD, {"id": payout["id"], "note": "x"}))["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    assert (await h.approve(tenant, finance, [payout], code=finance.code(clock())))["data"]["approvePayouts"]["approvedCount"] == 1
+    assert (await h.approve(tenant, finance, [payout], code=finance.code(clock())))["data"]["approvePayouts"][
+        "approvedCount"
+    ] == 1
     assert await balance(tenant, "jane", "COMMISSION", "USD") == {"available": 0, "held": 0}
 
 
@@ -175,10 +212,14 @@ async def test_the_fraud_engine_sees_a_payout_account_shared_with_the_referrer(t
     await h.set_account(tenant, "jane", method="PAYPAL", paypalEmail="jane.doe@gmail.com")
     await h.set_account(tenant, "jane2", method="PAYPAL", paypalEmail="janedoe+2@gmail.com")  # the same mailbox
     code = await code_for(tenant, program, "jane")
-    signup = await record(tenant, type="SIGNUP", customerExternalId="jane2", idempotencyKey="s", referralCode=code["code"],
-                          programId=program)
-    decisions = await tenant.gql("""query($id: ID!) { fraudDecisions(referralId: $id) {
-        outcome observations { signal value evidence fired } } }""", {"id": signup["referral"]["id"]})
+    signup = await record(
+        tenant, type="SIGNUP", customerExternalId="jane2", idempotencyKey="s", referralCode=code["code"], programId=program
+    )
+    decisions = await tenant.gql(
+        """query($id: ID!) { fraudDecisions(referralId: $id) {
+        outcome observations { signal value evidence fired } } }""",
+        {"id": signup["referral"]["id"]},
+    )
     [decision] = decisions["fraudDecisions"]
     [seen] = [o for o in decision["observations"] if o["signal"] == "shared_payout_account"]
     assert seen["fired"] and seen["value"] == 1
@@ -191,9 +232,12 @@ async def test_the_fraud_engine_sees_a_payout_account_shared_with_the_referrer(t
         await tenant.gql("""mutation($e: String!) { upsertCustomer(input: {externalId: $e}) { customer { id } } }""", {"e": name})
         await h.set_account(tenant, name, method="PAYPAL", paypalEmail=f"{name}@example.com")
     lee = await code_for(tenant, program, "lee")
-    other = await record(tenant, type="SIGNUP", customerExternalId="kim", idempotencyKey="s-kim", referralCode=lee["code"],
-                         programId=program)
-    clean = await tenant.gql("""query($id: ID!) { fraudDecisions(referralId: $id) { outcome observations { signal } } }""",
-                             {"id": other["referral"]["id"]})
+    other = await record(
+        tenant, type="SIGNUP", customerExternalId="kim", idempotencyKey="s-kim", referralCode=lee["code"], programId=program
+    )
+    clean = await tenant.gql(
+        """query($id: ID!) { fraudDecisions(referralId: $id) { outcome observations { signal } } }""",
+        {"id": other["referral"]["id"]},
+    )
     assert clean["fraudDecisions"][0]["outcome"] == "ALLOW"
     assert "shared_payout_account" not in {o["signal"] for o in clean["fraudDecisions"][0]["observations"]}

@@ -50,8 +50,17 @@ async def test_from_commission_to_a_paid_bank_transfer(db, tenant, client, clock
     batch = (await tenant.gql(h.BATCH, {"id": sent["batchId"]}, key=finance.token))["payoutBatch"]
     rows = list(csv.reader(io.StringIO(batch["csv"])))
     assert rows == [
-        ["name", "recipientEmail", "paymentReference", "receiverType", "amountCurrency", "amount", "sourceCurrency",
-         "targetCurrency", "IBAN"],
+        [
+            "name",
+            "recipientEmail",
+            "paymentReference",
+            "receiverType",
+            "amountCurrency",
+            "amount",
+            "sourceCurrency",
+            "targetCurrency",
+            "IBAN",
+        ],
         ["Jane Doe", "", payout["reference"], "PERSON", "target", "20.00", "EUR", "EUR", "DE89370400440532013000"],
     ]
     path = batch["downloadUrl"].split("//", 1)[1].split("/", 1)[1]

@@ -31,7 +31,8 @@ async def test_a_request_sets_the_balance_aside_and_a_retry_returns_it(tenant):
     program = await h.commission_program(tenant)
     await h.earn(tenant, program, "jane", 1500)
     assert (await h.request(tenant, "jane", key="k1"))["userErrors"] == [
-        {"field": "customerExternalId", "code": "PAYOUT_ACCOUNT_REQUIRED", "message": "set the customer's payout account first"}]
+        {"field": "customerExternalId", "code": "PAYOUT_ACCOUNT_REQUIRED", "message": "set the customer's payout account first"}
+    ]
     await h.set_account(tenant, "jane", method="PAYPAL", paypalEmail="Jane.Doe+shop@gmail.com")
 
     first = await h.request(tenant, "jane", key="k1", amount=1000)
@@ -43,8 +44,9 @@ async def test_a_request_sets_the_balance_aside_and_a_retry_returns_it(tenant):
     conflict = await h.request(tenant, "jane", key="k1", amount=400)
     assert conflict["userErrors"][0]["code"] == "IDEMPOTENCY_CONFLICT"
     too_much = await h.request(tenant, "jane", key="k2", amount=501)
-    assert too_much["userErrors"] == [{"field": "amount", "code": "INSUFFICIENT_BALANCE",
-                                        "message": "the available commission is 500 USD"}]
+    assert too_much["userErrors"] == [
+        {"field": "amount", "code": "INSUFFICIENT_BALANCE", "message": "the available commission is 500 USD"}
+    ]
     rest = await h.request(tenant, "jane", key="k3")
     assert rest["payout"]["amount"] == 500
     assert (await h.request(tenant, "jane", key="k4"))["userErrors"][0]["code"] == "INSUFFICIENT_BALANCE"
@@ -116,16 +118,28 @@ async def test_an_approval_binds_what_was_shown(tenant, clock):
     # bob's payout changed after it was shown: the approval fails and checks no code
     stale = await h.approve(tenant, person, [jane, bob], code=person.code(clock()), expected=shown)
     assert stale["data"]["approvePayouts"]["userErrors"][0]["code"] == "PAYOUT_CHANGED"
-    wrong_total = await h.approve(tenant, person, [jane], code=person.code(clock()),
-                                  expected=[{"currency": "USD", "amount": 1100}])
-    assert wrong_total["data"]["approvePayouts"]["userErrors"] == [{
-        "field": "expectedTotals", "code": "PAYOUT_CHANGED",
-        "message": "these payouts total 800 USD, not 1100 USD: show them again before approving"}]
-    other_currency = await h.approve(tenant, person, [jane], code=person.code(clock()), expected=[{"currency": "EUR", "amount": 800}])
+    wrong_total = await h.approve(
+        tenant, person, [jane], code=person.code(clock()), expected=[{"currency": "USD", "amount": 1100}]
+    )
+    assert wrong_total["data"]["approvePayouts"]["userErrors"] == [
+        {
+            "field": "expectedTotals",
+            "code": "PAYOUT_CHANGED",
+            "message": "these payouts total 800 USD, not 1100 USD: show them again before approving",
+        }
+    ]
+    other_currency = await h.approve(
+        tenant, person, [jane], code=person.code(clock()), expected=[{"currency": "EUR", "amount": 800}]
+    )
     assert other_currency["data"]["approvePayouts"]["userErrors"][0]["code"] == "PAYOUT_CHANGED"
-    unknown = await h.approve(tenant, person, [jane, {"id": str(uuid.uuid4()), "currency": "USD", "amount": 0}],
-                              code=person.code(clock()))
-    assert unknown["data"]["approvePayouts"]["userErrors"][0] == {"field": "ids.1", "code": "NOT_FOUND", "message": "payout not found"}
+    unknown = await h.approve(
+        tenant, person, [jane, {"id": str(uuid.uuid4()), "currency": "USD", "amount": 0}], code=person.code(clock())
+    )
+    assert unknown["data"]["approvePayouts"]["userErrors"][0] == {
+        "field": "ids.1",
+        "code": "NOT_FOUND",
+        "message": "payout not found",
+    }
     fine = await h.approve(tenant, person, [jane], code=person.code(clock()))
     assert fine["data"]["approvePayouts"]["approvedCount"] == 1
 
@@ -146,16 +160,21 @@ async def test_rejection_and_failure_give_the_money_back(db, tenant, clock):
 
     second = (await h.request(tenant, "jane"))["payout"]
     assert second["amount"] == 1000
-    assert (await tenant.gql(h.MARK_FAILED, {"id": second["id"], "reason": "x"}))["markPayoutFailed"]["userErrors"][0]["code"] \
-        == "INVALID_STATUS_TRANSITION"  # not approved yet: reject it instead
+    assert (await tenant.gql(h.MARK_FAILED, {"id": second["id"], "reason": "x"}))["markPayoutFailed"]["userErrors"][0][
+        "code"
+    ] == "INVALID_STATUS_TRANSITION"  # not approved yet: reject it instead
     await h.approve(tenant, person, [second], code=person.code(clock()))
     await h.run_jobs(db)
     failed = await tenant.gql(h.MARK_FAILED, {"id": second["id"], "reason": "IBAN closed"})
-    assert failed["markPayoutFailed"]["payout"]["status"] == "FAILED" and failed["markPayoutFailed"]["payout"]["note"] == "IBAN closed"
+    assert (
+        failed["markPayoutFailed"]["payout"]["status"] == "FAILED"
+        and failed["markPayoutFailed"]["payout"]["note"] == "IBAN closed"
+    )
     assert await commission(tenant) == {"available": 1000, "held": 0}
     assert (await tenant.gql(h.MARK_FAILED, {"id": second["id"], "reason": "x"}))["markPayoutFailed"]["replayed"] is True
-    assert (await tenant.gql(h.MARK_PAID, {"id": second["id"], "ref": "x"}))["markPayoutPaid"]["userErrors"][0]["code"] \
-        == "INVALID_STATUS_TRANSITION"
+    assert (await tenant.gql(h.MARK_PAID, {"id": second["id"], "ref": "x"}))["markPayoutPaid"]["userErrors"][0][
+        "code"
+    ] == "INVALID_STATUS_TRANSITION"
 
     # paid, then the bank sends it back: failed after paid returns it too
     clock.advance(30)
@@ -172,7 +191,13 @@ async def test_rejection_and_failure_give_the_money_back(db, tenant, clock):
     async with create_session_factory(db)() as session:
         actions = (await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id))).all()
     assert [a for a in actions if a.startswith("payout.")] == [
-        "payout.rejected", "payout.approved", "payout.failed", "payout.approved", "payout.paid", "payout.failed"]
+        "payout.rejected",
+        "payout.approved",
+        "payout.failed",
+        "payout.approved",
+        "payout.paid",
+        "payout.failed",
+    ]
 
 
 async def test_two_approvers_above_the_merchants_amount(tenant, clock):
@@ -198,10 +223,14 @@ async def test_two_approvers_above_the_merchants_amount(tenant, clock):
 async def test_provider_files_and_the_merchants_webhook(db, tenant, client, clock):
     owner = await h.no_cooling_off(tenant)
     program = await h.commission_program(tenant)
-    await tenant.gql("""mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }""",
-                     {"input": {"url": "https://hooks.shop.example/payouts", "eventTypes": ["payout.approved", "payout.paid"]}})
-    paypal = [await h.payout_for(tenant, program, name, amount, method="PAYPAL", paypalEmail=f"{name}@example.com")
-              for name, amount in (("ann", 1234), ("=cmd", 5))]
+    await tenant.gql(
+        """mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret } }""",
+        {"input": {"url": "https://hooks.shop.example/payouts", "eventTypes": ["payout.approved", "payout.paid"]}},
+    )
+    paypal = [
+        await h.payout_for(tenant, program, name, amount, method="PAYPAL", paypalEmail=f"{name}@example.com")
+        for name, amount in (("ann", 1234), ("=cmd", 5))
+    ]
     credit = await h.payout_for(tenant, program, "carl", 300, method="STORE_CREDIT")
     person = await h.approver(tenant, clock)
     await h.approve(tenant, person, paypal + [credit], code=person.code(clock()))
@@ -235,10 +264,17 @@ async def test_provider_files_and_the_merchants_webhook(db, tenant, client, cloc
 
     # the store credit waits for the merchant, told by the webhook
     async with create_session_factory(db)() as session:
-        approved = [d.payload for d in (await session.scalars(
-            select(WebhookDelivery).where(WebhookDelivery.event_type == "payout.approved"))).all()]
+        approved = [
+            d.payload
+            for d in (await session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_type == "payout.approved"))).all()
+        ]
     told = next(p for p in approved if p["id"] == credit["id"])
-    assert (told["provider"], told["method"], told["customerExternalId"], told["amount"]) == ("MERCHANT_WEBHOOK", "STORE_CREDIT", "carl", 300)
+    assert (told["provider"], told["method"], told["customerExternalId"], told["amount"]) == (
+        "MERCHANT_WEBHOOK",
+        "STORE_CREDIT",
+        "carl",
+        300,
+    )
     assert {p["provider"] for p in approved} == {"MERCHANT_WEBHOOK", "PAYPAL_PAYOUTS_CSV"} and len(approved) == 3
     paid = await tenant.gql(h.MARK_PAID, {"id": credit["id"], "ref": "store-credit-991"})
     assert paid["markPayoutPaid"]["payout"]["status"] == "PAID"

@@ -60,8 +60,10 @@ async def test_a_scheduled_run_pays_balances_above_the_minimum_once_per_period(d
     other_program = await h.commission_program(tenant, "Other")
     bad = await tenant.gql(SET_SCHEDULE, {"programId": program, "input": {"frequency": "WEEKLY", "day": 8, "minimums": []}})
     assert bad["setPayoutSchedule"]["userErrors"][0]["field"] == "day"
-    schedule = await tenant.gql(SET_SCHEDULE, {"programId": program, "input": {
-        "frequency": "MONTHLY", "day": 1, "minimums": [{"currency": "USD", "amount": 1000}]}})
+    schedule = await tenant.gql(
+        SET_SCHEDULE,
+        {"programId": program, "input": {"frequency": "MONTHLY", "day": 1, "minimums": [{"currency": "USD", "amount": 1000}]}},
+    )
     assert schedule["setPayoutSchedule"]["schedule"]["minimums"] == [{"currency": "USD", "amount": 1000}]
 
     for name, amount in (("ann", 1500), ("bea", 1000), ("cal", 2500), ("dan", 700), ("eve", 3000)):
@@ -77,7 +79,10 @@ async def test_a_scheduled_run_pays_balances_above_the_minimum_once_per_period(d
     assert run == {"period": f"{utcnow():%Y-%m}", "status": "DONE", "payoutsCreated": 3, "customersWithoutAccount": 1}
     listed = await tenant.gql("{ payouts(first: 100) { edges { node { customerExternalId amount status currency } } } }")
     assert sorted((e["node"]["customerExternalId"], e["node"]["amount"]) for e in listed["payouts"]["edges"]) == [
-        ("ann", 1500), ("bea", 1000), ("eve", 3000)]
+        ("ann", 1500),
+        ("bea", 1000),
+        ("eve", 3000),
+    ]
     assert await balance(tenant, "ann", "COMMISSION", "USD") == {"available": 400, "held": 0}  # the other program's
 
     # started again in the same period (another worker, a retry, new commission since): nothing more
@@ -113,12 +118,15 @@ async def test_the_statement_explains_every_reward_and_reconciles_with_the_ledge
     found = (await tenant.gql(STATEMENT, {"customer": "jane", **h.this_week()}))["payoutStatement"]
     by_order = {r["orderId"]: r for r in found["rewards"]}
     assert by_order["o-1"]["status"] == "PAID" and by_order["o-1"]["paid"] == [
-        {"reference": first["reference"], "status": "PAID", "amount": 1000}]
+        {"reference": first["reference"], "status": "PAID", "amount": 1000}
+    ]
     assert by_order["o-2"]["status"] == "REVERSED" and by_order["o-2"]["reversals"] == [{"kind": "REVERSAL", "amount": 600}]
     assert by_order["o-2"]["refunds"] == [{"type": "REFUND", "orderId": "o-2", "amount": None}]
     assert by_order["o-3"]["paid"] == [{"reference": second["reference"], "status": "ON_HOLD", "amount": 300}]
     assert [(p["status"], [c["code"] for c in p["holdReasons"]]) for p in found["payouts"]] == [
-        ("PAID", []), ("ON_HOLD", ["COOLING_OFF"])]
+        ("PAID", []),
+        ("ON_HOLD", ["COOLING_OFF"]),
+    ]
     [totals] = found["totals"]
     assert (totals["earned"], totals["reversed"], totals["paidOut"], totals["voided"]) == (1900, 600, 1000, 0)
     assert totals["opening"]["total"] == 0 and totals["reconciles"]

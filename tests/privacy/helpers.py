@@ -51,7 +51,9 @@ mutation($customer: String!, $status: CustomerFraudStatus!) {
 }"""
 
 JANE = {
-    "externalId": "jane-7731", "email": "Jane.Doe+shop@gmail.com", "name": "ریحانه کریمی",
+    "externalId": "jane-7731",
+    "email": "Jane.Doe+shop@gmail.com",
+    "name": "ریحانه کریمی",
     "metadata": {"loyalty": "gold", "phone": "+98 912 555 0101"},
 }
 JANE_DEVICE, JANE_IP = "dev-jane-9f2a", "198.51.100.23"
@@ -77,73 +79,146 @@ class World:
     @property
     def jane_values(self) -> list[str]:
         """Everything readable that identifies jane, as she gave it or as it was derived."""
-        return [JANE["externalId"], JANE["email"], "janedoe@gmail.com", JANE["name"], JANE_DEVICE, JANE_IP,
-                "+98 912 555 0101", self.jane_code, "Mozilla/5.0 (jane's phone)"]
+        return [
+            JANE["externalId"],
+            JANE["email"],
+            "janedoe@gmail.com",
+            JANE["name"],
+            JANE_DEVICE,
+            JANE_IP,
+            "+98 912 555 0101",
+            self.jane_code,
+            "Mozilla/5.0 (jane's phone)",
+        ]
 
 
 async def build_world(tenant) -> World:
     """jane refers bob (who buys, gets a coupon, she gets credit and spends some), carol refers
     jane in another program, mallory signs up on jane's device (a review), jane is paid through
     PayPal, a webhook endpoint hears everything."""
-    endpoint = await tenant.gql(CREATE_WEBHOOK, {"input": {
-        "url": "https://hooks.shop.example/referral",
-        "eventTypes": ["referral.created", "reward.granted", "fraud.review_opened", "customer.erased", "customer.export_ready"],
-    }})
+    endpoint = await tenant.gql(
+        CREATE_WEBHOOK,
+        {
+            "input": {
+                "url": "https://hooks.shop.example/referral",
+                "eventTypes": [
+                    "referral.created",
+                    "reward.granted",
+                    "fraud.review_opened",
+                    "customer.erased",
+                    "customer.export_ready",
+                ],
+            }
+        },
+    )
     assert endpoint["createWebhookEndpoint"]["userErrors"] == []
     program = await active_program(tenant, clearance=PAY_AT_SIGNUP, shareUrlTemplate="https://shop.example/?ref={code}")
     other = await active_program(tenant, clearance=PAY_AT_SIGNUP, name="Friends of friends")
-    for rule in ({"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 1000,
-                  "currency": "USD"},
-                 {"name": "Get 15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1500}):
+    for rule in (
+        {"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 1000, "currency": "USD"},
+        {"name": "Get 15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1500},
+    ):
         created = await tenant.gql(RULE, {"programId": program["id"], "input": rule})
         assert created["createRewardRule"]["userErrors"] == []
-    created = await tenant.gql(RULE, {"programId": other["id"], "input": {
-        "name": "Points", "trigger": "PURCHASE", "recipient": "BOTH", "kind": "POINTS", "amount": 50}})
+    created = await tenant.gql(
+        RULE,
+        {
+            "programId": other["id"],
+            "input": {"name": "Points", "trigger": "PURCHASE", "recipient": "BOTH", "kind": "POINTS", "amount": 50},
+        },
+    )
     assert created["createRewardRule"]["userErrors"] == []
 
     # Every test request comes from one address: IP evidence would put every referral in review.
     policy = await tenant.gql(
         """mutation($p: ID!, $policy: FraudPolicyInput!) { setFraudPolicy(programId: $p, policy: $policy) {
              userErrors { field code message } } }""",
-        {"p": program["id"], "policy": {"signals": [{"signal": s, "enabled": False} for s in ("shared_ip", "same_ip_user_agent")]}},
+        {
+            "p": program["id"],
+            "policy": {"signals": [{"signal": s, "enabled": False} for s in ("shared_ip", "same_ip_user_agent")]},
+        },
     )
     assert policy["setFraudPolicy"]["userErrors"] == []
     upserted = await tenant.gql(ops.UPSERT_CUSTOMER, {"input": JANE})
     assert upserted["upsertCustomer"]["userErrors"] == []
     code = await code_for(tenant, program["id"], JANE["externalId"], vanity="REYHANEH-KARIMI")
     carol_code = await code_for(tenant, other["id"], "carol")
-    jane_clicked = await tenant.gql(ops.TRACK_CLICK, {"input": {"code": carol_code["code"], "deviceId": JANE_DEVICE}},
-                                    key=tenant.publishable_key)
-    await record(tenant, type="SIGNUP", customerExternalId=JANE["externalId"], idempotencyKey="signup-jane",
-                 attributionToken=jane_clicked["trackClick"]["attributionToken"],
-                 context={"deviceId": JANE_DEVICE, "ip": JANE_IP, "userAgent": "Mozilla/5.0 (jane's phone)",
-                          "email": JANE["email"]})
-    await record(tenant, type="PURCHASE", customerExternalId=JANE["externalId"], idempotencyKey="order-jane-1",
-                 orderId="jane-1", amount=3000, currency="USD", metadata={"gift_note": f"for {JANE['name']}"})
-    clicked = await tenant.gql(ops.TRACK_CLICK, {"input": {"code": code["code"], "deviceId": BOB_DEVICE,
-                                                             "landingUrl": f"https://shop.example/?ref={code['code']}"}},
-                               key=tenant.publishable_key)
+    jane_clicked = await tenant.gql(
+        ops.TRACK_CLICK, {"input": {"code": carol_code["code"], "deviceId": JANE_DEVICE}}, key=tenant.publishable_key
+    )
+    await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId=JANE["externalId"],
+        idempotencyKey="signup-jane",
+        attributionToken=jane_clicked["trackClick"]["attributionToken"],
+        context={"deviceId": JANE_DEVICE, "ip": JANE_IP, "userAgent": "Mozilla/5.0 (jane's phone)", "email": JANE["email"]},
+    )
+    await record(
+        tenant,
+        type="PURCHASE",
+        customerExternalId=JANE["externalId"],
+        idempotencyKey="order-jane-1",
+        orderId="jane-1",
+        amount=3000,
+        currency="USD",
+        metadata={"gift_note": f"for {JANE['name']}"},
+    )
+    clicked = await tenant.gql(
+        ops.TRACK_CLICK,
+        {"input": {"code": code["code"], "deviceId": BOB_DEVICE, "landingUrl": f"https://shop.example/?ref={code['code']}"}},
+        key=tenant.publishable_key,
+    )
     token = clicked["trackClick"]["attributionToken"]
-    await record(tenant, type="SIGNUP", customerExternalId="bob", idempotencyKey="signup-bob", attributionToken=token,
-                 context={"email": "bob@example.com", "deviceId": BOB_DEVICE})
-    await record(tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-bob-1", orderId="bob-1",
-                 amount=5000, currency="USD",
-                 context={"paymentFingerprint": BOB_CARD, "shippingAddress": BOB_ADDRESS, "deviceId": BOB_DEVICE})
+    await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="bob",
+        idempotencyKey="signup-bob",
+        attributionToken=token,
+        context={"email": "bob@example.com", "deviceId": BOB_DEVICE},
+    )
+    await record(
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="order-bob-1",
+        orderId="bob-1",
+        amount=5000,
+        currency="USD",
+        context={"paymentFingerprint": BOB_CARD, "shippingAddress": BOB_ADDRESS, "deviceId": BOB_DEVICE},
+    )
     spent = await tenant.gql(
         """mutation($input: RedeemCreditInput!) { redeemCredit(input: $input) { userErrors { field code message } } }""",
-        {"input": {"customerExternalId": JANE["externalId"], "amount": 400, "currency": "USD", "idempotencyKey": "spend-1",
-                   "orderId": "jane-2"}},
+        {
+            "input": {
+                "customerExternalId": JANE["externalId"],
+                "amount": 400,
+                "currency": "USD",
+                "idempotencyKey": "spend-1",
+                "orderId": "jane-2",
+            }
+        },
     )
     assert spent["redeemCredit"]["userErrors"] == [], spent
-    mallory = await record(tenant, type="SIGNUP", customerExternalId="mallory", idempotencyKey="signup-mallory",
-                           referralCode=code["code"], context={"deviceId": JANE_DEVICE, "ip": JANE_IP})
+    mallory = await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="mallory",
+        idempotencyKey="signup-mallory",
+        referralCode=code["code"],
+        context={"deviceId": JANE_DEVICE, "ip": JANE_IP},
+    )
     assert mallory["action"]["attribution"] == "REFERRAL_CREATED"
     from tests.payouts.helpers import set_account
 
     paid_to = await set_account(tenant, JANE["externalId"], method="PAYPAL", paypalEmail=JANE["email"])
     assert paid_to["userErrors"] == [], paid_to
     return World(
-        program_id=program["id"], other_program_id=other["id"], jane_code=code["code"], bob_order="bob-1",
+        program_id=program["id"],
+        other_program_id=other["id"],
+        jane_code=code["code"],
+        bob_order="bob-1",
         webhook_endpoint_id=endpoint["createWebhookEndpoint"]["endpoint"]["id"],
     )
 
@@ -160,7 +235,7 @@ async def all_rows(engine: AsyncEngine) -> dict[str, list[dict[str, Any]]]:
 
 
 def readable_mentions(rows: dict[str, list[dict[str, Any]]], values: list[str], *, others: tuple[str, ...] = ()) -> list[str]:
-    """"table.column: value" wherever one of `values` can still be read, except in the rows of
+    """ "table.column: value" wherever one of `values` can still be read, except in the rows of
     the customers `others` (ids): a device two people used is in both their records."""
     found = []
     for table, table_rows in rows.items():
@@ -179,9 +254,13 @@ async def run_jobs(engine: AsyncEngine, actor: str) -> int:
     """Run the pending jobs of `actor` as a worker would (no broker here)."""
     jobs.load_jobs()
     async with create_session_factory(engine)() as session:
-        pending = list((await session.scalars(
-            select(OutboxJob.id).where(OutboxJob.actor == actor, OutboxJob.status == JobStatus.PENDING.value)
-        )).all())
+        pending = list(
+            (
+                await session.scalars(
+                    select(OutboxJob.id).where(OutboxJob.actor == actor, OutboxJob.status == JobStatus.PENDING.value)
+                )
+            ).all()
+        )
     for job_id in pending:
         await outbox.run_job(create_session_factory(engine), str(job_id))
     return len(pending)

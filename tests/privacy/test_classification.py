@@ -27,11 +27,19 @@ def test_a_new_column_with_personal_data_is_caught():
 
 def test_personal_columns_are_encrypted_and_hashes_are_keyed():
     tables = Base.metadata.tables
-    plain = [f"{t}.{c}" for kind in ENCRYPTED_KINDS for t, c in classification.columns_of(kind)
-             if not isinstance(tables[t].c[c].type, Encrypted)]
+    plain = [
+        f"{t}.{c}"
+        for kind in ENCRYPTED_KINDS
+        for t, c in classification.columns_of(kind)
+        if not isinstance(tables[t].c[c].type, Encrypted)
+    ]
     assert plain == [], "personal columns must use app.personal.Encrypted"
-    encrypted_elsewhere = [f"{t.name}.{c.name}" for t in Base.metadata.sorted_tables for c in t.columns
-                           if isinstance(c.type, Encrypted) and classification.COLUMNS[t.name][c.name] not in ENCRYPTED_KINDS]
+    encrypted_elsewhere = [
+        f"{t.name}.{c.name}"
+        for t in Base.metadata.sorted_tables
+        for c in t.columns
+        if isinstance(c.type, Encrypted) and classification.COLUMNS[t.name][c.name] not in ENCRYPTED_KINDS
+    ]
     assert encrypted_elsewhere == []
     for table, column in classification.columns_of(Kind.LOOKUP_HASH):
         assert isinstance(tables[table].c[column].type, String) and tables[table].c[column].type.length == 64

@@ -27,10 +27,14 @@ SECRET = personal.get_settings().secret_key  # the lookup hash key stays; only e
 async def test_the_database_holds_only_ciphertext(db, tenant):
     await build_world(tenant)
     async with system_connection(db) as connection:
-        raw = (await connection.execute(text(
-            "SELECT c.email, c.email_canonical, c.name, c.metadata, a.ip, a.device_id, a.user_agent "
-            "FROM customers c JOIN actions a ON a.customer_id = c.id WHERE a.idempotency_key = 'signup-jane'"
-        ))).one()
+        raw = (
+            await connection.execute(
+                text(
+                    "SELECT c.email, c.email_canonical, c.name, c.metadata, a.ip, a.device_id, a.user_agent "
+                    "FROM customers c JOIN actions a ON a.customer_id = c.id WHERE a.idempotency_key = 'signup-jane'"
+                )
+            )
+        ).one()
         identifiers = (await connection.execute(text("SELECT value, value_hash FROM customer_identifiers"))).all()
         clicks = (await connection.execute(text("SELECT ip, device_id, device_id_hash FROM clicks"))).all()
     assert all(value.startswith("v2:s0:") for value in raw)
@@ -59,8 +63,16 @@ def test_a_value_does_not_decrypt_in_another_column():
 def test_lookup_hashes_are_per_merchant_and_kind():
     a, b = uuid.uuid4(), uuid.uuid4()
     assert personal.lookup_hash(a, "DEVICE", "d-1") == personal.lookup_hash(a, "DEVICE", "d-1")
-    assert len({personal.lookup_hash(a, "DEVICE", "d-1"), personal.lookup_hash(b, "DEVICE", "d-1"),
-                personal.lookup_hash(a, "PAYMENT", "d-1")}) == 3
+    assert (
+        len(
+            {
+                personal.lookup_hash(a, "DEVICE", "d-1"),
+                personal.lookup_hash(b, "DEVICE", "d-1"),
+                personal.lookup_hash(a, "PAYMENT", "d-1"),
+            }
+        )
+        == 3
+    )
 
 
 async def test_keys_rotate_and_reencrypt_rewrites_every_value(db, tenant, monkeypatch):
@@ -84,7 +96,10 @@ async def test_keys_rotate_and_reencrypt_rewrites_every_value(db, tenant, monkey
     assert customer.email == JANE["email"] and customer.metadata_ == JANE["metadata"]
     assert "198.51.100.23" in {a.ip for a in actions} and all(i.value for i in identifiers)
     async with system_connection(db) as connection:
-        assert all(v.startswith("v2:k2:") for v in (await connection.execute(text("SELECT email FROM customers WHERE email IS NOT NULL"))).scalars())
+        assert all(
+            v.startswith("v2:k2:")
+            for v in (await connection.execute(text("SELECT email FROM customers WHERE email IS NOT NULL"))).scalars()
+        )
 
 
 async def _fresh_database(backend: str, tmp_path) -> tuple[str, str | None]:
@@ -103,29 +118,55 @@ async def test_rows_stored_before_0009_are_encrypted_hashed_and_keyed_by_it(back
         m, c, p, code, other, click, action, ident, coupon = (new_id() for _ in range(9))  # in creation order
         async with engine.begin() as connection:
             run = lambda sql, **values: connection.execute(text(sql), values)  # noqa: E731
-            ids = {k: (v.hex if backend == "sqlite" else v) for k, v in dict(m=m, c=c, p=p, code=code, other=other, click=click,
-                                                                           action=action, ident=ident, coupon=coupon).items()}
+            ids = {
+                k: (v.hex if backend == "sqlite" else v)
+                for k, v in dict(
+                    m=m, c=c, p=p, code=code, other=other, click=click, action=action, ident=ident, coupon=coupon
+                ).items()
+            }
             await run("INSERT INTO merchants (id, name, created_at) VALUES (:m, 'Old', CURRENT_TIMESTAMP)", **ids)
-            await run("INSERT INTO customers (id, merchant_id, external_id, email, email_canonical, name, metadata, created_at, "
-                      "updated_at) VALUES (:c, :m, 'jane', 'Jane@x.com', 'jane@x.com', 'علی', '{\"tier\": \"gold\"}', "
-                      "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", **ids)
-            await run("INSERT INTO programs (id, merchant_id, name, status, attribution_window_days, claim_window_days, code_style, "
-                      "code_length, created_at, updated_at) VALUES (:p, :m, 'P', 'ACTIVE', 30, 14, 'RANDOM', 8, "
-                      "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", **ids)
+            await run(
+                "INSERT INTO customers (id, merchant_id, external_id, email, email_canonical, name, metadata, created_at, "
+                "updated_at) VALUES (:c, :m, 'jane', 'Jane@x.com', 'jane@x.com', 'علی', '{\"tier\": \"gold\"}', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+                **ids,
+            )
+            await run(
+                "INSERT INTO programs (id, merchant_id, name, status, attribution_window_days, claim_window_days, code_style, "
+                "code_length, created_at, updated_at) VALUES (:p, :m, 'P', 'ACTIVE', 30, 14, 'RANDOM', 8, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+                **ids,
+            )
             for code_id, text_ in ((code, "JANE-10"), (other, "JANE10")):
-                await run("INSERT INTO referral_codes (id, merchant_id, program_id, customer_id, code, is_vanity, active, created_at) "
-                          "VALUES (:id, :m, :p, :c, :text, true, false, CURRENT_TIMESTAMP)",
-                          **ids, id=code_id.hex if backend == "sqlite" else code_id, text=text_)
-            await run("INSERT INTO clicks (id, merchant_id, program_id, code_id, attribution_token, device_id, ip, user_agent, "
-                      "created_at, expires_at) VALUES (:click, :m, :p, :code, 'at_x', 'dev-1', '192.0.2.1', 'UA', "
-                      "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", **ids)
-            await run("INSERT INTO actions (id, merchant_id, customer_id, type, idempotency_key, request_hash, occurred_at, "
-                      "created_at, attribution_status, ip, email, shipping_address) VALUES (:action, :m, :c, 'SIGNUP', 'k', 'h', "
-                      "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'NONE', '192.0.2.1', 'Jane@x.com', '{\"city\": \"Tehran\"}')", **ids)
-            await run("INSERT INTO customer_identifiers (id, merchant_id, customer_id, kind, value, first_seen_at, last_seen_at) "
-                      "VALUES (:ident, :m, :c, 'DEVICE', 'dev-1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)", **ids)
-            await run("INSERT INTO coupons (id, merchant_id, code, status, created_at) VALUES (:coupon, :m, 'SPRING-10', "
-                      "'POOLED', CURRENT_TIMESTAMP)", **ids)
+                await run(
+                    "INSERT INTO referral_codes (id, merchant_id, program_id, customer_id, code, is_vanity, active, created_at) "
+                    "VALUES (:id, :m, :p, :c, :text, true, false, CURRENT_TIMESTAMP)",
+                    **ids,
+                    id=code_id.hex if backend == "sqlite" else code_id,
+                    text=text_,
+                )
+            await run(
+                "INSERT INTO clicks (id, merchant_id, program_id, code_id, attribution_token, device_id, ip, user_agent, "
+                "created_at, expires_at) VALUES (:click, :m, :p, :code, 'at_x', 'dev-1', '192.0.2.1', 'UA', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+                **ids,
+            )
+            await run(
+                "INSERT INTO actions (id, merchant_id, customer_id, type, idempotency_key, request_hash, occurred_at, "
+                "created_at, attribution_status, ip, email, shipping_address) VALUES (:action, :m, :c, 'SIGNUP', 'k', 'h', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'NONE', '192.0.2.1', 'Jane@x.com', '{\"city\": \"Tehran\"}')",
+                **ids,
+            )
+            await run(
+                "INSERT INTO customer_identifiers (id, merchant_id, customer_id, kind, value, first_seen_at, last_seen_at) "
+                "VALUES (:ident, :m, :c, 'DEVICE', 'dev-1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+                **ids,
+            )
+            await run(
+                "INSERT INTO coupons (id, merchant_id, code, status, created_at) VALUES (:coupon, :m, 'SPRING-10', "
+                "'POOLED', CURRENT_TIMESTAMP)",
+                **ids,
+            )
         await upgrade(engine)
         async with create_session_factory(engine)() as session:
             customer = await session.get_one(Customer, c)

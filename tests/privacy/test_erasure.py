@@ -59,7 +59,8 @@ async def test_nothing_readable_remains_and_the_books_are_unchanged(db, tenant):
     pseudonym = erased["erasure"]["pseudonym"]
     assert pseudonym.startswith("erased-") and erased["customer"]["externalId"] == pseudonym
     assert {k: erased["customer"][k] for k in ("email", "emailCanonical", "name", "metadata")} == dict.fromkeys(
-        ("email", "emailCanonical", "name", "metadata"))
+        ("email", "emailCanonical", "name", "metadata")
+    )
     assert erased["customer"]["balances"] == balances_before  # $10 earned, $4 spent: still hers to use
 
     mallory = (await tenant.gql('{ customer(externalId: "mallory") { id } }'))["customer"]["id"]
@@ -82,12 +83,16 @@ async def test_the_erasure_is_audited_and_announced_with_the_pseudonym(db, tenan
     assert entry["note"] == "GDPR request #4411" and entry["details"]["pseudonym"] == pseudonym
     assert entry["subjectId"] == erased["erasure"]["customerId"]
     async with system_connection(db) as connection:
-        payloads = (await connection.execute(
-            select(WebhookDelivery.event_type, WebhookDelivery.payload).order_by(WebhookDelivery.id)
-        )).all()
+        payloads = (
+            await connection.execute(select(WebhookDelivery.event_type, WebhookDelivery.payload).order_by(WebhookDelivery.id))
+        ).all()
     [announced] = [p for t, p in payloads if t == "customer.erased"]
-    assert announced == {"customerId": erased["erasure"]["customerId"], "customerExternalId": pseudonym,
-                         "erasedAt": announced["erasedAt"], "reason": "GDPR request #4411"}
+    assert announced == {
+        "customerId": erased["erasure"]["customerId"],
+        "customerExternalId": pseudonym,
+        "erasedAt": announced["erasedAt"],
+        "reason": "GDPR request #4411",
+    }
     created = [p for t, p in payloads if t == "referral.created" and p["refereeId"] == erased["erasure"]["customerId"]]
     assert created and all(p["refereeExternalId"] == pseudonym for p in created)  # sent before, pending: rewritten
 
@@ -123,16 +128,25 @@ async def test_a_returning_fraudster_still_matches(db, tenant):
     world = await build_world(tenant)
     bob = uuid.UUID((await erase(tenant, "bob"))["erasure"]["customerId"])
     async with system_connection(db) as connection:
-        kept = (await connection.execute(
-            select(CustomerIdentifier.kind, CustomerIdentifier.value, CustomerIdentifier.value_hash)
-            .where(CustomerIdentifier.customer_id == bob)
-        )).all()
+        kept = (
+            await connection.execute(
+                select(CustomerIdentifier.kind, CustomerIdentifier.value, CustomerIdentifier.value_hash).where(
+                    CustomerIdentifier.customer_id == bob
+                )
+            )
+        ).all()
     assert {kind for kind, _, _ in kept} >= {"DEVICE", "PAYMENT", "ADDRESS"}
     assert all(value is None and len(value_hash) == 64 for _, value, value_hash in kept)
 
     dave_code = await code_for(tenant, world.program_id, "dave")
-    back = await record(tenant, type="SIGNUP", customerExternalId="bob-again", idempotencyKey="signup-bob-again",
-                        referralCode=dave_code["code"], context={"deviceId": BOB_DEVICE})
+    back = await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="bob-again",
+        idempotencyKey="signup-bob-again",
+        referralCode=dave_code["code"],
+        context={"deviceId": BOB_DEVICE},
+    )
     decisions = await tenant.gql(
         "query($r: ID!) { fraudDecisions(referralId: $r) { observations { signal fired evidence details } } }",
         {"r": back["referral"]["id"]},
@@ -160,11 +174,25 @@ async def test_blocklisted_and_banned_values_still_block_after_erasure(db, tenan
 
     code = await code_for(tenant, world.program_id, "erin")
     carded = await record(tenant, type="SIGNUP", customerExternalId="new-1", idempotencyKey="s-new-1", referralCode=code["code"])
-    bought = await record(tenant, type="PURCHASE", customerExternalId="new-1", idempotencyKey="o-new-1", orderId="new-1",
-                          amount=5000, currency="USD", context={"paymentFingerprint": BOB_CARD})
+    bought = await record(
+        tenant,
+        type="PURCHASE",
+        customerExternalId="new-1",
+        idempotencyKey="o-new-1",
+        orderId="new-1",
+        amount=5000,
+        currency="USD",
+        context={"paymentFingerprint": BOB_CARD},
+    )
     assert bought["referral"]["status"] == "REJECTED" and carded["referral"]["id"] == bought["referral"]["id"]
-    on_malloys_device = await record(tenant, type="SIGNUP", customerExternalId="new-2", idempotencyKey="s-new-2",
-                                     referralCode=code["code"], context={"deviceId": JANE_DEVICE})
+    on_malloys_device = await record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="new-2",
+        idempotencyKey="s-new-2",
+        referralCode=code["code"],
+        context={"deviceId": JANE_DEVICE},
+    )
     assert on_malloys_device["action"]["attribution"] == "FRAUD_BLOCKED"  # the ban outlived mallory's name
 
 
@@ -184,17 +212,38 @@ async def test_events_after_erasure_carry_the_pseudonym(db, tenant):
     erased = await erase(tenant, JANE["externalId"])
     await record(tenant, type="SIGNUP", customerExternalId="frank", idempotencyKey="signup-frank", referralCode=world.jane_code)
     async with system_connection(db) as connection:
-        payloads = [p for (p,) in (await connection.execute(
-            select(WebhookDelivery.payload).where(WebhookDelivery.event_type == "referral.created").order_by(WebhookDelivery.id)
-        )).all()]
+        payloads = [
+            p
+            for (p,) in (
+                await connection.execute(
+                    select(WebhookDelivery.payload)
+                    .where(WebhookDelivery.event_type == "referral.created")
+                    .order_by(WebhookDelivery.id)
+                )
+            ).all()
+        ]
     # jane's code stopped working when she was erased: frank was not referred by it
     assert all(p["refereeExternalId"] != "frank" for p in payloads)
-    await record(tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-bob-2", orderId="bob-2",
-                 amount=5000, currency="USD")
+    await record(
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="order-bob-2",
+        orderId="bob-2",
+        amount=5000,
+        currency="USD",
+    )
     async with system_connection(db) as connection:
-        granted = [p for (p,) in (await connection.execute(
-            select(WebhookDelivery.payload).where(WebhookDelivery.event_type == "reward.granted").order_by(WebhookDelivery.id)
-        )).all()]
+        granted = [
+            p
+            for (p,) in (
+                await connection.execute(
+                    select(WebhookDelivery.payload)
+                    .where(WebhookDelivery.event_type == "reward.granted")
+                    .order_by(WebhookDelivery.id)
+                )
+            ).all()
+        ]
     latest = [p for p in granted if p["customerId"] == erased["erasure"]["customerId"]]
     assert latest and {p["customerExternalId"] for p in latest} == {erased["erasure"]["pseudonym"]}
 
@@ -209,8 +258,14 @@ async def test_an_erased_customer_cannot_be_filled_in_again(db, tenant):
     )
     assert refused["upsertCustomer"]["userErrors"] == [{"field": "customerExternalId", "code": "CUSTOMER_ERASED"}]
     # A refund of an erased customer's order is still recorded; it does not fill the profile in.
-    await record(tenant, type="REFUND", customerExternalId=pseudonym, idempotencyKey="refund-jane-1", orderId="jane-1",
-                 context={"email": "again@example.com"})
+    await record(
+        tenant,
+        type="REFUND",
+        customerExternalId=pseudonym,
+        idempotencyKey="refund-jane-1",
+        orderId="jane-1",
+        context={"email": "again@example.com"},
+    )
     customer = await tenant.gql("query($e: String!) { customer(externalId: $e) { email name } }", {"e": pseudonym})
     assert customer["customer"] == {"email": None, "name": None}
     # The merchant's old id is free again: a new customer, nothing of the old one.
@@ -231,10 +286,16 @@ async def test_erasure_keeps_lookup_hashes_and_empties_every_personal_column(db,
             owner = {"customers": "id", "actions": "customer_id", "customer_identifiers": "customer_id"}.get(table)
             if owner is None:
                 continue
-            values = (await connection.execute(
-                text(f"SELECT {column} FROM {table} WHERE {owner} = :c"), {"c": customer_id.replace("-", "")
-                                                                           if db.dialect.name == "sqlite" else customer_id}
-            )).scalars().all()
+            values = (
+                (
+                    await connection.execute(
+                        text(f"SELECT {column} FROM {table} WHERE {owner} = :c"),
+                        {"c": customer_id.replace("-", "") if db.dialect.name == "sqlite" else customer_id},
+                    )
+                )
+                .scalars()
+                .all()
+            )
             assert values and set(values) == {None}, f"{table}.{column}"
         hashes = (await connection.execute(select(CustomerIdentifier.value_hash))).scalars().all()
     assert hashes and all(len(h) == 64 for h in hashes)

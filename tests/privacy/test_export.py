@@ -56,14 +56,22 @@ def path_of(url: str) -> str:
 async def rows_about(db, customer_id: uuid.UUID) -> dict[str, set[str]]:
     """The ids of every row about the customer, table by table, read from the database."""
     async with create_session_factory(db)() as session:
+
         async def ids(query) -> set[str]:
             return {str(i) for i in (await session.scalars(query)).all()}
 
-        referrals = await ids(select(Referral.id).where(or_(Referral.referrer_id == customer_id, Referral.referee_id == customer_id)))
+        referrals = await ids(
+            select(Referral.id).where(or_(Referral.referrer_id == customer_id, Referral.referee_id == customer_id))
+        )
         actions = await ids(select(Action.id).where(Action.customer_id == customer_id))
         accounts = await ids(select(LedgerAccount.id).where(LedgerAccount.owner_id == customer_id))
-        own_clicks = {str(c) for c in (await session.scalars(select(Action.click_id).where(Action.customer_id == customer_id))).all()
-                      if c} | {str(c) for c in (await session.scalars(select(Referral.click_id).where(Referral.referee_id == customer_id))).all() if c}
+        own_clicks = {
+            str(c) for c in (await session.scalars(select(Action.click_id).where(Action.customer_id == customer_id))).all() if c
+        } | {
+            str(c)
+            for c in (await session.scalars(select(Referral.click_id).where(Referral.referee_id == customer_id))).all()
+            if c
+        }
         return {
             "customers": {str(customer_id)},
             "referral_codes": await ids(select(ReferralCode.id).where(ReferralCode.customer_id == customer_id)),
@@ -73,12 +81,29 @@ async def rows_about(db, customer_id: uuid.UUID) -> dict[str, set[str]]:
             "rewards": await ids(select(Reward.id).where(Reward.customer_id == customer_id)),
             "coupons": await ids(select(Coupon.id).where(Coupon.customer_id == customer_id)),
             "ledger_accounts": accounts,
-            "ledger_entries": await ids(select(LedgerEntry.id).where(LedgerEntry.account_id.in_([uuid.UUID(a) for a in accounts]))),
-            "fraud_decisions": await ids(select(FraudDecision.id).where(FraudDecision.referral_id.in_([uuid.UUID(r) for r in referrals]))),
-            "fraud_reviews": await ids(select(FraudReview.id).where(FraudReview.referral_id.in_([uuid.UUID(r) for r in referrals]))),
-            "customer_identifiers": {str(len((await session.scalars(select(CustomerIdentifier.id).where(
-                CustomerIdentifier.customer_id == customer_id))).all()))},
-            "customer_data_exports": await ids(select(CustomerDataExport.id).where(CustomerDataExport.customer_id == customer_id)),
+            "ledger_entries": await ids(
+                select(LedgerEntry.id).where(LedgerEntry.account_id.in_([uuid.UUID(a) for a in accounts]))
+            ),
+            "fraud_decisions": await ids(
+                select(FraudDecision.id).where(FraudDecision.referral_id.in_([uuid.UUID(r) for r in referrals]))
+            ),
+            "fraud_reviews": await ids(
+                select(FraudReview.id).where(FraudReview.referral_id.in_([uuid.UUID(r) for r in referrals]))
+            ),
+            "customer_identifiers": {
+                str(
+                    len(
+                        (
+                            await session.scalars(
+                                select(CustomerIdentifier.id).where(CustomerIdentifier.customer_id == customer_id)
+                            )
+                        ).all()
+                    )
+                )
+            },
+            "customer_data_exports": await ids(
+                select(CustomerDataExport.id).where(CustomerDataExport.customer_id == customer_id)
+            ),
             "payout_accounts": await ids(select(PayoutAccount.id).where(PayoutAccount.customer_id == customer_id)),
             "payouts": await ids(select(Payout.id).where(Payout.customer_id == customer_id)),
             "partners": await ids(select(Partner.id).where(Partner.customer_id == customer_id)),
@@ -87,11 +112,13 @@ async def rows_about(db, customer_id: uuid.UUID) -> dict[str, set[str]]:
             "campaign_progress": await ids(select(CampaignProgress.id).where(CampaignProgress.referrer_id == customer_id)),
             "campaign_sales": await ids(select(CampaignSale.id).where(CampaignSale.referrer_id == customer_id)),
             "contest_standings": await ids(select(ContestStanding.id).where(ContestStanding.referrer_id == customer_id)),
-            "promotion_rules_acceptances": await ids(select(PromotionRulesAcceptance.id).where(
-                PromotionRulesAcceptance.customer_id == customer_id)),
+            "promotion_rules_acceptances": await ids(
+                select(PromotionRulesAcceptance.id).where(PromotionRulesAcceptance.customer_id == customer_id)
+            ),
             "leads": await ids(select(Lead.id).where(Lead.referrer_id == customer_id)),
-            "lead_events": await ids(select(LeadEvent.id).join(Lead, Lead.id == LeadEvent.lead_id).where(
-                Lead.referrer_id == customer_id)),
+            "lead_events": await ids(
+                select(LeadEvent.id).join(Lead, Lead.id == LeadEvent.lead_id).where(Lead.referrer_id == customer_id)
+            ),
         }
 
 
@@ -140,12 +167,32 @@ async def test_the_export_holds_every_row_about_the_customer(db, tenant, client)
     assert covered - set(stored) <= {"ledger_transactions", "fraud_list_entries", "customer_erasures"}  # ... checked here
     for table in stored:
         assert stored[table] == exported[table], table
-    assert all(stored[t] for t in ("referral_codes", "clicks", "referrals", "actions", "rewards", "ledger_entries",
-                                   "fraud_decisions", "fraud_reviews", "payout_accounts"))
+    assert all(
+        stored[t]
+        for t in (
+            "referral_codes",
+            "clicks",
+            "referrals",
+            "actions",
+            "rewards",
+            "ledger_entries",
+            "fraud_decisions",
+            "fraud_reviews",
+            "payout_accounts",
+        )
+    )
 
     assert document["customer"] | {"id": None, "createdAt": None, "updatedAt": None} == {
-        "id": None, "externalId": JANE["externalId"], "email": JANE["email"], "emailCanonical": "janedoe@gmail.com",
-        "name": JANE["name"], "metadata": JANE["metadata"], "createdAt": None, "updatedAt": None, "erasedAt": None}
+        "id": None,
+        "externalId": JANE["externalId"],
+        "email": JANE["email"],
+        "emailCanonical": "janedoe@gmail.com",
+        "name": JANE["name"],
+        "metadata": JANE["metadata"],
+        "createdAt": None,
+        "updatedAt": None,
+        "erasedAt": None,
+    }
     signup = next(a for a in document["actions"] if a["idempotencyKey"] == "signup-jane")
     assert signup["deviceId"] == "dev-jane-9f2a" and signup["ip"] == "198.51.100.23"
     assert {r["transactionKind"] for r in document["ledger"]["entries"]} >= {"GRANT", "REDEEM"}
@@ -235,9 +282,9 @@ async def test_the_export_ready_event_names_the_export_not_the_link(db, tenant):
     await build_world(tenant)
     status = await ready(db, tenant)
     async with system_connection(db) as connection:
-        payload = (await connection.execute(
-            text("SELECT payload FROM webhook_deliveries WHERE event_type = 'customer.export_ready'")
-        )).scalar()
+        payload = (
+            await connection.execute(text("SELECT payload FROM webhook_deliveries WHERE event_type = 'customer.export_ready'"))
+        ).scalar()
     payload = json.loads(payload) if isinstance(payload, str) else payload
     assert payload["exportId"] == status["id"] and payload["customerExternalId"] == JANE["externalId"]
     assert "signature" not in json.dumps(payload)

@@ -18,7 +18,9 @@ from tests.conftest import system_connection
 from tests.privacy.helpers import build_world, record
 from tests.rewards.helpers import assert_ledger_consistent
 
-SETTINGS = "mutation($m: Int!) { setPrivacySettings(retentionMonths: $m) { settings { retentionMonths } userErrors { field code } } }"
+SETTINGS = (
+    "mutation($m: Int!) { setPrivacySettings(retentionMonths: $m) { settings { retentionMonths } userErrors { field code } } }"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -36,9 +38,12 @@ async def apply(db, now: datetime) -> dict:
 
 async def stored(db):
     async with system_connection(db) as connection:
-        clicks = (await connection.execute(select(Click.ip, Click.user_agent, Click.device_id, Click.device_id_hash,
-                                                  Click.landing_url))).all()
-        actions = (await connection.execute(select(Action.ip, Action.user_agent, Action.device_id).where(Action.ip.is_not(None)))).all()
+        clicks = (
+            await connection.execute(select(Click.ip, Click.user_agent, Click.device_id, Click.device_id_hash, Click.landing_url))
+        ).all()
+        actions = (
+            await connection.execute(select(Action.ip, Action.user_agent, Action.device_id).where(Action.ip.is_not(None)))
+        ).all()
         kinds = set((await connection.execute(select(CustomerIdentifier.kind))).scalars())
         evidence = str((await connection.execute(select(FraudDecision.observations))).scalars().all())
         deliveries = (await connection.execute(select(WebhookDelivery.status))).scalars().all()
@@ -49,8 +54,9 @@ async def test_networks_and_browsers_are_coarsened_after_thirteen_months(db, ten
     await build_world(tenant)
     async with system_connection(db) as connection:  # one delivery was sent; the others wait
         first = (await connection.execute(select(WebhookDelivery.id).order_by(WebhookDelivery.id).limit(1))).scalar()
-        await connection.execute(WebhookDelivery.__table__.update().where(WebhookDelivery.id == first).values(
-            status=DeliveryStatus.DELIVERED.value))
+        await connection.execute(
+            WebhookDelivery.__table__.update().where(WebhookDelivery.id == first).values(status=DeliveryStatus.DELIVERED.value)
+        )
     before = await stored(db)
     assert "198.51.100.23" in before[3] and {"IP", "IP_UA"} <= before[2]
 
@@ -75,9 +81,12 @@ async def test_networks_and_browsers_are_coarsened_after_thirteen_months(db, ten
 
 
 async def test_each_merchant_keeps_its_own_period(db, tenant, other_tenant):
-    await record(tenant, type="SIGNUP", customerExternalId="a", idempotencyKey="a", context={"ip": "192.0.2.10", "userAgent": "UA-a"})
-    await record(other_tenant, type="SIGNUP", customerExternalId="b", idempotencyKey="b",
-                 context={"ip": "192.0.2.20", "userAgent": "UA-b"})
+    await record(
+        tenant, type="SIGNUP", customerExternalId="a", idempotencyKey="a", context={"ip": "192.0.2.10", "userAgent": "UA-a"}
+    )
+    await record(
+        other_tenant, type="SIGNUP", customerExternalId="b", idempotencyKey="b", context={"ip": "192.0.2.20", "userAgent": "UA-b"}
+    )
     changed = await other_tenant.gql(SETTINGS, {"m": 1})
     assert changed["setPrivacySettings"] == {"settings": {"retentionMonths": 1}, "userErrors": []}
     assert (await tenant.gql("{ privacySettings { retentionMonths } }"))["privacySettings"]["retentionMonths"] == 13
@@ -101,7 +110,9 @@ def test_the_worker_runs_retention_daily():
 
 
 async def test_the_job_applies_retention_to_every_merchant(db, tenant):
-    await record(tenant, type="SIGNUP", customerExternalId="a", idempotencyKey="a", context={"ip": "2001:db8:1:2::7", "userAgent": "UA"})
+    await record(
+        tenant, type="SIGNUP", customerExternalId="a", idempotencyKey="a", context={"ip": "2001:db8:1:2::7", "userAgent": "UA"}
+    )
     spec = jobs.load_jobs()["privacy.retention"]
     await spec.handler(create_session_factory(db))  # now: nothing is 13 months old
     async with system_connection(db) as connection:

@@ -308,7 +308,9 @@ async def test_a_click_on_an_unknown_code_is_a_user_error(tenant, session):
 async def test_the_widget_can_look_a_code_up_but_not_its_owner(tenant):
     program = await active_program(tenant)
     code = await code_for(tenant, program["id"], "jane")
-    public = await tenant.raw("query($c: String!) { referralCode(code: $c) { code active } }", {"c": code["code"]}, key=tenant.publishable_key)
+    public = await tenant.raw(
+        "query($c: String!) { referralCode(code: $c) { code active } }", {"c": code["code"]}, key=tenant.publishable_key
+    )
     assert public == {"data": {"referralCode": {"code": code["code"], "active": True}}}
 
     owner = await tenant.raw(LOOKUP, {"code": code["code"]}, key=tenant.publishable_key)

@@ -47,6 +47,12 @@ def test_aliases_of_one_inbox_share_a_canonical_address():
 
 
 def test_different_people_keep_different_canonical_addresses():
-    people = ["jane.doe@outlook.com", "janedoe@outlook.com", "jane@example.com", "jane@example.org", "jane.doe@yahoo.com", "janedoe@yahoo.com"]
+    people = [
+        "jane.doe@outlook.com",
+        "janedoe@outlook.com",
+        "jane@example.com",
+        "jane@example.org",
+        "jane.doe@yahoo.com",
+        "janedoe@yahoo.com",
+    ]
     assert len({canonical_email(p) for p in people}) == len(people)
-

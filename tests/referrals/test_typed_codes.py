@@ -19,8 +19,9 @@ LOOKUP = "query($c: String!) { referralCode(code: $c) { code customer { external
 
 
 async def issue(tenant, program_id: str, customer: str, vanity: str) -> dict:
-    return (await tenant.gql(ops.ISSUE_CODE, {"input": {"programId": program_id, "customerExternalId": customer,
-                                                        "vanity": vanity}}))["issueReferralCode"]
+    return (
+        await tenant.gql(ops.ISSUE_CODE, {"input": {"programId": program_id, "customerExternalId": customer, "vanity": vanity}})
+    )["issueReferralCode"]
 
 
 def errors(payload: dict) -> list[tuple[str, str]]:
@@ -38,8 +39,14 @@ async def test_a_persian_vanity_code_needs_the_merchant_to_enable_it(tenant):
     refused = await issue(tenant, program["id"], "reyhaneh", "ریحانه-۴۷۲۹")
     assert errors(refused) == [("vanity", "CODE_INVALID")] and "arabicScriptCodes" in refused["userErrors"][0]["message"]
     settings = await enable_arabic(tenant, locale="fa", timeZone="Asia/Tehran", calendar="JALALI")
-    assert settings == {"timeZone": "Asia/Tehran", "calendar": "JALALI", "locale": "fa", "numberingSystem": "arabext",
-                        "arabicScriptCodes": True, "unifyTehMarbuta": False}
+    assert settings == {
+        "timeZone": "Asia/Tehran",
+        "calendar": "JALALI",
+        "locale": "fa",
+        "numberingSystem": "arabext",
+        "arabicScriptCodes": True,
+        "unifyTehMarbuta": False,
+    }
     issued = await issue(tenant, program["id"], "reyhaneh", "ریحانه-۴۷۲۹")
     assert issued["userErrors"] == [] and issued["referralCode"]["code"] == "ریحانه-۴۷۲۹"
     assert issued["referralCode"]["shareUrl"].endswith("?ref=%D8%B1%DB%8C%D8%AD%D8%A7%D9%86%D9%87-%DB%B4%DB%B7%DB%B2%DB%B9")
@@ -123,8 +130,10 @@ COUPON = "query($c: String!) { validateCoupon(code: $c) { valid reason coupon { 
 
 async def test_coupons_are_found_however_they_are_typed(tenant):
     program = await active_program(tenant)
-    pool = await tenant.gql("""mutation($input: CreateCouponPoolInput!) { createCouponPool(input: $input) { couponPool { id } } }""",
-                            {"input": {"programId": program["id"], "name": "Nowruz"}})
+    pool = await tenant.gql(
+        """mutation($input: CreateCouponPoolInput!) { createCouponPool(input: $input) { couponPool { id } } }""",
+        {"input": {"programId": program["id"], "name": "Nowruz"}},
+    )
     added = await tenant.gql(
         """mutation($p: ID!, $codes: [String!]!) { addCouponCodes(poolId: $p, codes: $codes) { added userErrors { code } } }""",
         {"p": pool["createCouponPool"]["couponPool"]["id"], "codes": ["NOWRUZ-۱۴۰۵", "SPRING-10", "SPRING10"]},
@@ -132,8 +141,13 @@ async def test_coupons_are_found_however_they_are_typed(tenant):
     assert added["addCouponCodes"] == {"added": 3, "userErrors": []}  # Persian digits stored as ASCII
     rows = (await tenant.gql('{ couponPools(programId: "%s") { available } }' % program["id"]))["couponPools"]
     assert rows == [{"available": 3}]
-    for typed, expected in (("nowruz 1405", "NOWRUZ-1405"), ("ＮＯＷＲＵＺ－１４０５", "NOWRUZ-1405"), ("nowruz-١٤٠٥", "NOWRUZ-1405"),
-                            ("spring-10", "SPRING-10"), ("spring10", "SPRING10")):
+    for typed, expected in (
+        ("nowruz 1405", "NOWRUZ-1405"),
+        ("ＮＯＷＲＵＺ－１４０５", "NOWRUZ-1405"),
+        ("nowruz-١٤٠٥", "NOWRUZ-1405"),
+        ("spring-10", "SPRING-10"),
+        ("spring10", "SPRING10"),
+    ):
         found = (await tenant.gql(COUPON, {"c": typed}))["validateCoupon"]
         assert found["coupon"] == {"code": expected} and found["reason"] == "COUPON_NOT_ACTIVE", typed  # pooled: not given yet
     ambiguous = (await tenant.gql(COUPON, {"c": "spring_10"}))["validateCoupon"]  # SPRING-10 or SPRING10?

@@ -98,8 +98,14 @@ mutation($input: ClaimReferralInput!) {{
 
 
 def credit_rule(**overrides: Any) -> dict[str, Any]:
-    values = {"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT",
-              "amount": 1000, "currency": "USD"}
+    values = {
+        "name": "Give $10",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "CREDIT",
+        "amount": 1000,
+        "currency": "USD",
+    }
     values.update(overrides)
     return values
 
@@ -121,15 +127,22 @@ async def record(tenant, **input: Any) -> dict[str, Any]:
 
 async def purchase(tenant, customer: str, key: str, amount: int, currency: str = "USD", **extra: Any) -> dict[str, Any]:
     result = await record(
-        tenant, type="PURCHASE", customerExternalId=customer, idempotencyKey=key,
-        amount=amount, currency=currency, orderId=extra.pop("orderId", key), **extra,
+        tenant,
+        type="PURCHASE",
+        customerExternalId=customer,
+        idempotencyKey=key,
+        amount=amount,
+        currency=currency,
+        orderId=extra.pop("orderId", key),
+        **extra,
     )
     assert result["userErrors"] == [], result["userErrors"]
     return result
 
 
-async def refund(tenant, order_id: str, key: str, amount: int | None = None, currency: str = "USD",
-                 customer: str = "bob", type: str = "REFUND") -> dict[str, Any]:
+async def refund(
+    tenant, order_id: str, key: str, amount: int | None = None, currency: str = "USD", customer: str = "bob", type: str = "REFUND"
+) -> dict[str, Any]:
     money = {"amount": amount, "currency": currency} if amount is not None else {}
     result = await record(tenant, type=type, customerExternalId=customer, idempotencyKey=key, orderId=order_id, **money)
     assert result["userErrors"] == [], result["userErrors"]
@@ -162,16 +175,33 @@ async def rewards_of(tenant, external_id: str | None = None, status: str | None 
 
 
 async def redeem_credit(tenant, customer: str, amount: int, key: str, currency: str = "USD", **extra: Any) -> dict[str, Any]:
-    data = await tenant.gql(REDEEM_CREDIT, {"input": {
-        "customerExternalId": customer, "amount": amount, "currency": currency, "idempotencyKey": key, **extra,
-    }})
+    data = await tenant.gql(
+        REDEEM_CREDIT,
+        {
+            "input": {
+                "customerExternalId": customer,
+                "amount": amount,
+                "currency": currency,
+                "idempotencyKey": key,
+                **extra,
+            }
+        },
+    )
     return data["redeemCredit"]
 
 
 async def redeem_points(tenant, customer: str, points: int, key: str, **extra: Any) -> dict[str, Any]:
-    data = await tenant.gql(REDEEM_POINTS, {"input": {
-        "customerExternalId": customer, "points": points, "idempotencyKey": key, **extra,
-    }})
+    data = await tenant.gql(
+        REDEEM_POINTS,
+        {
+            "input": {
+                "customerExternalId": customer,
+                "points": points,
+                "idempotencyKey": key,
+                **extra,
+            }
+        },
+    )
     return data["redeemPoints"]
 
 
@@ -211,9 +241,7 @@ async def expire_due(engine: AsyncEngine, *, at: datetime) -> int:
 
 async def backdate_referral(engine: AsyncEngine, referral_id: str, *, created_at: datetime) -> None:
     async with create_session_factory(engine)() as session:
-        await session.execute(
-            update(Referral).where(Referral.id == uuid.UUID(referral_id)).values(created_at=created_at)
-        )
+        await session.execute(update(Referral).where(Referral.id == uuid.UUID(referral_id)).values(created_at=created_at))
         await session.commit()
 
 
@@ -237,4 +265,3 @@ async def unbalanced_transactions(engine: AsyncEngine) -> list:
 async def assert_ledger_consistent(engine: AsyncEngine) -> None:
     assert await ledger_problems(engine) == []
     assert await unbalanced_transactions(engine) == []
-

@@ -77,7 +77,7 @@ mutation($input: RedeemCouponInput!) {
 
 
 async def create_pool(tenant, program_id: str, name: str = "Spring codes", threshold: int = 1) -> dict:
-    data = (await tenant.gql(CREATE_POOL, {"input": {"programId": program_id, "name": name, "lowStockThreshold": threshold}}))
+    data = await tenant.gql(CREATE_POOL, {"input": {"programId": program_id, "name": name, "lowStockThreshold": threshold}})
     assert data["createCouponPool"]["userErrors"] == []
     return data["createCouponPool"]["couponPool"]
 
@@ -87,8 +87,15 @@ async def add_codes(tenant, pool_id: str, codes: list[str]) -> dict:
 
 
 async def discount_rule(tenant, program_id: str, **spec) -> dict:
-    values = {"name": "$10 off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT",
-              "amount": 1000, "currency": "USD", **spec}
+    values = {
+        "name": "$10 off",
+        "trigger": "PURCHASE",
+        "recipient": "REFEREE",
+        "kind": "DISCOUNT",
+        "amount": 1000,
+        "currency": "USD",
+        **spec,
+    }
     data = await tenant.gql(CREATE_RULE, {"programId": program_id, "input": values})
     assert data["createRewardRule"]["userErrors"] == []
     return data["createRewardRule"]["rewardRule"]
@@ -104,10 +111,22 @@ async def shop(tenant, **spec) -> tuple[dict, str]:
 
 async def referred_purchase(tenant, referee: str, referral_code: str, order_id: str | None = None) -> dict:
     order_id = order_id or f"order-{referee}"
-    result = (await tenant.gql(PURCHASE, {"input": {
-        "type": "PURCHASE", "customerExternalId": referee, "idempotencyKey": order_id, "orderId": order_id,
-        "amount": 8000, "currency": "USD", "referralCode": referral_code,
-    }}))["recordAction"]
+    result = (
+        await tenant.gql(
+            PURCHASE,
+            {
+                "input": {
+                    "type": "PURCHASE",
+                    "customerExternalId": referee,
+                    "idempotencyKey": order_id,
+                    "orderId": order_id,
+                    "amount": 8000,
+                    "currency": "USD",
+                    "referralCode": referral_code,
+                }
+            },
+        )
+    )["recordAction"]
     assert result["userErrors"] == []
     [reward] = [r for r in result["rewards"] if r["kind"] == "DISCOUNT"]
     assert reward["customer"]["externalId"] == referee
@@ -155,7 +174,12 @@ async def test_a_discount_rule_with_a_pool_hands_out_the_uploaded_codes(tenant):
     assert (first["coupon"]["status"], first["coupon"]["amountOff"], first["coupon"]["currency"]) == ("ISSUED", 1000, "USD")
     [listed] = (await tenant.gql(POOLS, {"programId": program["id"]}))["couponPools"]
     assert {k: listed[k] for k in ("available", "issued", "redeemed", "lowStock", "exhausted", "waitingRewards")} == {
-        "available": 1, "issued": 2, "redeemed": 0, "lowStock": False, "exhausted": False, "waitingRewards": 0,
+        "available": 1,
+        "issued": 2,
+        "redeemed": 0,
+        "lowStock": False,
+        "exhausted": False,
+        "waitingRewards": 0,
     }
 
     used = await redeem(tenant, first["coupon"]["code"].lower(), "checkout-1", orderAmount=6000, currency="USD")
@@ -181,7 +205,9 @@ async def test_a_pool_running_dry_makes_rewards_wait_until_codes_are_added(tenan
     later = await referred_purchase(tenant, "cid", code)
     assert (waiting["status"], waiting["awaitingCoupon"], waiting["coupon"]) == ("AVAILABLE", True, None)
     assert later["awaitingCoupon"] is True
-    exhausted = [r for r in caplog.records if r.name == "app.rewards" and r.levelno == logging.WARNING and "exhausted" in r.getMessage()]
+    exhausted = [
+        r for r in caplog.records if r.name == "app.rewards" and r.levelno == logging.WARNING and "exhausted" in r.getMessage()
+    ]
     assert len(exhausted) == 2
     assert exhausted[0].pool_id == pool["id"]
     [listed] = (await tenant.gql(POOLS, {"programId": program["id"]}))["couponPools"]
@@ -190,14 +216,22 @@ async def test_a_pool_running_dry_makes_rewards_wait_until_codes_are_added(tenan
     # One new code: the oldest waiting reward (ann's) gets it; cid keeps waiting.
     refill = await add_codes(tenant, pool["id"], ["REFILL-1"])
     assert (refill["added"], refill["skipped"]) == (1, 0)
-    assert (refill["couponPool"]["available"], refill["couponPool"]["waitingRewards"], refill["couponPool"]["exhausted"]) == (0, 1, True)
+    assert (refill["couponPool"]["available"], refill["couponPool"]["waitingRewards"], refill["couponPool"]["exhausted"]) == (
+        0,
+        1,
+        True,
+    )
     [ann] = await rewards_of(tenant, "ann")
     assert (ann["awaitingCoupon"], ann["coupon"]) == (False, {"code": "REFILL-1", "status": "ISSUED"})
     [cid] = await rewards_of(tenant, "cid")
     assert (cid["awaitingCoupon"], cid["coupon"]) == (True, None)
 
     refill = await add_codes(tenant, pool["id"], ["REFILL-2", "REFILL-3"])
-    assert (refill["couponPool"]["available"], refill["couponPool"]["waitingRewards"], refill["couponPool"]["exhausted"]) == (1, 0, False)
+    assert (refill["couponPool"]["available"], refill["couponPool"]["waitingRewards"], refill["couponPool"]["exhausted"]) == (
+        1,
+        0,
+        False,
+    )
     [cid] = await rewards_of(tenant, "cid")
     assert (cid["awaitingCoupon"], cid["coupon"]["code"]) == (False, "REFILL-2")
     assert (await validate(tenant, "refill-2"))["valid"] is True
@@ -258,10 +292,20 @@ async def test_pool_input_is_checked(tenant):
     for values, expected in cases:
         result = (await tenant.gql(CREATE_POOL, {"input": values}))["createCouponPool"]
         assert error_codes(result) == [expected], values
-    bad_rule = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": {
-        "name": "x", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1000,
-        "couponPoolId": "00000000-0000-7000-8000-000000000000",
-    }})
+    bad_rule = await tenant.gql(
+        CREATE_RULE,
+        {
+            "programId": program["id"],
+            "input": {
+                "name": "x",
+                "trigger": "PURCHASE",
+                "recipient": "REFEREE",
+                "kind": "DISCOUNT",
+                "percentBps": 1000,
+                "couponPoolId": "00000000-0000-7000-8000-000000000000",
+            },
+        },
+    )
     assert error_codes(bad_rule["createRewardRule"]) == [("couponPoolId", "NOT_FOUND")]
 
 
@@ -285,7 +329,9 @@ async def test_a_generated_coupon_validates_and_redeems_once(tenant):
     assert bob["coupon"]["status"] == "REDEEMED"
 
     assert await validate(tenant, coupon) == {
-        "valid": False, "reason": "COUPON_ALREADY_REDEEMED", "coupon": {"code": coupon, "status": "REDEEMED"},
+        "valid": False,
+        "reason": "COUPON_ALREADY_REDEEMED",
+        "coupon": {"code": coupon, "status": "REDEEMED"},
     }
     again = await redeem(tenant, coupon, "checkout-2", orderAmount=2000, currency="USD")
     assert error_codes(again) == [("code", "COUPON_ALREADY_REDEEMED")] and again["coupon"] is None
@@ -361,7 +407,9 @@ async def test_refunding_the_order_that_earned_an_unused_coupon_voids_it(tenant)
     assert refund["userErrors"] == []
 
     assert await validate(tenant, coupon) == {
-        "valid": False, "reason": "COUPON_NOT_ACTIVE", "coupon": {"code": coupon, "status": "VOIDED"},
+        "valid": False,
+        "reason": "COUPON_NOT_ACTIVE",
+        "coupon": {"code": coupon, "status": "VOIDED"},
     }
     assert error_codes(await redeem(tenant, coupon, "checkout-1", orderAmount=2000, currency="USD")) == [
         ("code", "COUPON_NOT_ACTIVE")
@@ -379,7 +427,9 @@ async def test_an_expired_coupon_is_refused(tenant, session):
     await session.commit()
 
     assert await validate(tenant, coupon) == {
-        "valid": False, "reason": "COUPON_EXPIRED", "coupon": {"code": coupon, "status": "EXPIRED"},
+        "valid": False,
+        "reason": "COUPON_EXPIRED",
+        "coupon": {"code": coupon, "status": "EXPIRED"},
     }
     assert error_codes(await redeem(tenant, coupon, "checkout-1", orderAmount=2000, currency="USD")) == [
         ("code", "COUPON_EXPIRED")
@@ -418,12 +468,22 @@ async def test_another_merchant_cannot_see_redeem_or_fill_a_merchants_coupons(te
     assert error_codes(await add_codes(other_tenant, pool["id"], ["B-CODE"])) == [("poolId", "NOT_FOUND")]
     body = await other_tenant.raw(POOLS, {"programId": program["id"]})
     assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"]
-    pool_program = (await other_tenant.gql(CREATE_POOL, {"input": {"programId": program["id"], "name": "X"}}))
+    pool_program = await other_tenant.gql(CREATE_POOL, {"input": {"programId": program["id"], "name": "X"}})
     assert error_codes(pool_program["createCouponPool"]) == [("programId", "NOT_FOUND")]
-    foreign_rule = await other_tenant.gql(CREATE_RULE, {"programId": b_program["id"], "input": {
-        "name": "x", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1000,
-        "couponPoolId": pool["id"],
-    }})
+    foreign_rule = await other_tenant.gql(
+        CREATE_RULE,
+        {
+            "programId": b_program["id"],
+            "input": {
+                "name": "x",
+                "trigger": "PURCHASE",
+                "recipient": "REFEREE",
+                "kind": "DISCOUNT",
+                "percentBps": 1000,
+                "couponPoolId": pool["id"],
+            },
+        },
+    )
     assert error_codes(foreign_rule["createRewardRule"]) == [("couponPoolId", "NOT_FOUND")]
 
     # B may upload the same code text to its own pool: codes are unique per merchant.
@@ -463,9 +523,7 @@ async def test_twenty_concurrent_retries_of_one_redemption_all_return_it(tenant,
     _, code = await shop(tenant)
     coupon = (await referred_purchase(tenant, "bob", code))["coupon"]["code"]
 
-    results = await asyncio.gather(
-        *(redeem(tenant, coupon, "checkout-1", orderAmount=2000, currency="USD") for _ in range(20))
-    )
+    results = await asyncio.gather(*(redeem(tenant, coupon, "checkout-1", orderAmount=2000, currency="USD") for _ in range(20)))
 
     assert all(r["userErrors"] == [] for r in results)
     assert sorted(r["replayed"] for r in results) == [False] + [True] * 19

@@ -65,15 +65,28 @@ async def test_credit_to_the_referrer(tenant):
 
 
 async def test_points_to_the_referee_on_signup(tenant):
-    _, code, _ = await shop(tenant, credit_rule(
-        name="250 points", trigger="SIGNUP", recipient="REFEREE", kind="POINTS", amount=250, currency=None,
-    ))
+    _, code, _ = await shop(
+        tenant,
+        credit_rule(
+            name="250 points",
+            trigger="SIGNUP",
+            recipient="REFEREE",
+            kind="POINTS",
+            amount=250,
+            currency=None,
+        ),
+    )
 
     first = await signup(tenant, "bob", code)
     again = await record(tenant, type="SIGNUP", customerExternalId="bob", idempotencyKey="signup-2")
 
     [reward] = first["rewards"]
-    assert (reward["kind"], reward["amount"], reward["unit"], reward["customer"]["externalId"]) == ("POINTS", 250, "POINTS", "bob")
+    assert (reward["kind"], reward["amount"], reward["unit"], reward["customer"]["externalId"]) == (
+        "POINTS",
+        250,
+        "POINTS",
+        "bob",
+    )
     assert again["rewards"] == []  # once per referral and recipient
     assert await balance(tenant, "bob", "POINTS", "POINTS") == {"available": 250, "held": 0}
 
@@ -141,9 +154,12 @@ async def test_minimum_action_amount_in_its_currency(tenant):
 
 
 async def test_first_action_only(tenant):
-    _, code, _ = await shop(tenant, credit_rule(
-        conditions={"firstActionOnly": True, "minActionAmount": 5000, "minActionCurrency": "USD"},
-    ))
+    _, code, _ = await shop(
+        tenant,
+        credit_rule(
+            conditions={"firstActionOnly": True, "minActionAmount": 5000, "minActionCurrency": "USD"},
+        ),
+    )
 
     assert (await purchase(tenant, "bob", "bob-1", 1000, referralCode=code))["rewards"] == []  # first, too small
     assert (await purchase(tenant, "bob", "bob-2", 6000))["rewards"] == []  # big enough, not the first
@@ -163,9 +179,12 @@ async def test_within_days_of_referral(tenant, db):
 
 
 async def test_metadata_in(tenant):
-    _, code, _ = await shop(tenant, credit_rule(
-        conditions={"metadataFilters": [{"key": "category", "op": "IN", "values": ["shoes", "bags"]}]},
-    ))
+    _, code, _ = await shop(
+        tenant,
+        credit_rule(
+            conditions={"metadataFilters": [{"key": "category", "op": "IN", "values": ["shoes", "bags"]}]},
+        ),
+    )
 
     assert (await purchase(tenant, "bob", "o-1", 5000, referralCode=code, metadata={"category": "food"}))["rewards"] == []
     assert (await purchase(tenant, "bob", "o-2", 5000))["rewards"] == []  # no category at all
@@ -175,9 +194,12 @@ async def test_metadata_in(tenant):
 
 
 async def test_metadata_not_in(tenant):
-    _, code, _ = await shop(tenant, credit_rule(
-        conditions={"metadataFilters": [{"key": "channel", "op": "NOT_IN", "values": ["marketplace"]}]},
-    ))
+    _, code, _ = await shop(
+        tenant,
+        credit_rule(
+            conditions={"metadataFilters": [{"key": "channel", "op": "NOT_IN", "values": ["marketplace"]}]},
+        ),
+    )
 
     assert (await purchase(tenant, "bob", "bob-1", 5000, referralCode=code, metadata={"channel": "marketplace"}))["rewards"] == []
     assert len((await purchase(tenant, "carol", "carol-1", 5000, referralCode=code))["rewards"]) == 1  # no channel
@@ -185,10 +207,17 @@ async def test_metadata_not_in(tenant):
 
 
 async def test_every_filter_must_match(tenant):
-    _, code, _ = await shop(tenant, credit_rule(conditions={"metadataFilters": [
-        {"key": "category", "op": "IN", "values": ["shoes"]},
-        {"key": "channel", "op": "NOT_IN", "values": ["marketplace"]},
-    ]}))
+    _, code, _ = await shop(
+        tenant,
+        credit_rule(
+            conditions={
+                "metadataFilters": [
+                    {"key": "category", "op": "IN", "values": ["shoes"]},
+                    {"key": "channel", "op": "NOT_IN", "values": ["marketplace"]},
+                ]
+            }
+        ),
+    )
 
     both = {"category": "shoes", "channel": "marketplace"}
     assert (await purchase(tenant, "bob", "o-1", 5000, referralCode=code, metadata=both))["rewards"] == []
@@ -221,7 +250,9 @@ async def backdate_rewards(db, tenant, to: datetime) -> None:
 async def test_cap_per_referrer_monthly(tenant, db):
     _, code, _ = await shop(tenant, credit_rule(amount=100, conditions={"capPerReferrerMonthly": 2}))
 
-    granted = [len((await purchase(tenant, who, f"{who}-1", 5000, referralCode=code))["rewards"]) for who in ("bob", "carol", "dave")]
+    granted = [
+        len((await purchase(tenant, who, f"{who}-1", 5000, referralCode=code))["rewards"]) for who in ("bob", "carol", "dave")
+    ]
     assert granted == [1, 1, 0]
     await backdate_rewards(db, tenant, month_start(utcnow()) - timedelta(days=1))  # they were last month's
     assert len((await purchase(tenant, "erin", "erin-1", 5000, referralCode=code))["rewards"]) == 1
@@ -263,7 +294,9 @@ async def test_a_refunded_reward_frees_its_place_under_the_cap(tenant):
 async def test_program_monthly_budget(tenant):
     _, code, _ = await shop(tenant, credit_rule(conditions={"programMonthlyBudget": 2500}))
 
-    granted = [len((await purchase(tenant, who, f"{who}-1", 5000, referralCode=code))["rewards"]) for who in ("bob", "carol", "dave")]
+    granted = [
+        len((await purchase(tenant, who, f"{who}-1", 5000, referralCode=code))["rewards"]) for who in ("bob", "carol", "dave")
+    ]
     assert granted == [1, 1, 0]  # 1000 + 1000 + 1000 > 2500
     await refund(tenant, "bob-1", "refund-bob-1", customer="bob")  # gives 1000 back to the budget
     assert len((await purchase(tenant, "erin", "erin-1", 5000, referralCode=code))["rewards"]) == 1
@@ -271,9 +304,17 @@ async def test_program_monthly_budget(tenant):
 
 
 async def test_recurring_commission_for_n_months_after_the_referral(tenant, db):
-    _, code, _ = await shop(tenant, credit_rule(
-        name="10% for 2 months", kind="COMMISSION", amount=None, currency=None, percentBps=1000, recurringMonths=2,
-    ))
+    _, code, _ = await shop(
+        tenant,
+        credit_rule(
+            name="10% for 2 months",
+            kind="COMMISSION",
+            amount=None,
+            currency=None,
+            percentBps=1000,
+            recurringMonths=2,
+        ),
+    )
     referral = (await signup(tenant, "bob", code))["referral"]
     await backdate_referral(db, referral["id"], created_at=days(-100))
 
@@ -287,7 +328,8 @@ async def test_recurring_commission_for_n_months_after_the_referral(tenant, db):
     ]
 
     assert [amounts(r["rewards"]) for r in inside] == [
-        [("jane", "COMMISSION", 1000, "USD", "AVAILABLE")], [("jane", "COMMISSION", 2000, "USD", "AVAILABLE")],
+        [("jane", "COMMISSION", 1000, "USD", "AVAILABLE")],
+        [("jane", "COMMISSION", 2000, "USD", "AVAILABLE")],
     ]
     assert [r["rewards"] for r in outside] == [[], []]
     assert await balance(tenant, "jane", "COMMISSION", "USD") == {"available": 3000, "held": 0}
@@ -433,7 +475,10 @@ async def test_partial_refunds_reduce_a_percent_commission_in_proportion_not_a_f
     first = await refund(tenant, "order-1", "refund-1", 2500)
     [commission] = first["refund"]["rewards"]
     assert (commission["kind"], commission["amount"], commission["reversedAmount"], commission["remaining"]) == (
-        "COMMISSION", 1000, 250, 750
+        "COMMISSION",
+        1000,
+        250,
+        750,
     )
     assert commission["status"] == "AVAILABLE"
     assert await balance(tenant, "jane", "COMMISSION", "USD") == {"available": 750, "held": 0}
@@ -446,16 +491,24 @@ async def test_partial_refunds_reduce_a_percent_commission_in_proportion_not_a_f
 
     rest = await refund(tenant, "order-1", "refund-3", 5000)  # now fully refunded: everything goes
     assert sorted((r["kind"], r["status"], r["reversedAmount"]) for r in rest["refund"]["rewards"]) == [
-        ("COMMISSION", "REVERSED", 1000), ("CREDIT", "REVERSED", 500)
+        ("COMMISSION", "REVERSED", 1000),
+        ("CREDIT", "REVERSED", 500),
     ]
     assert await balance(tenant, "jane", "COMMISSION", "USD") == {"available": 0, "held": 0}
     assert await balance(tenant, "jane", "CREDIT", "USD") == {"available": 0, "held": 0}
 
 
 async def test_a_partial_refund_of_a_held_commission_voids_part_of_it(tenant, db):
-    _, code, _ = await shop(tenant, credit_rule(
-        kind="COMMISSION", amount=None, currency=None, percentBps=1000, conditions={"holdDays": 14},
-    ))
+    _, code, _ = await shop(
+        tenant,
+        credit_rule(
+            kind="COMMISSION",
+            amount=None,
+            currency=None,
+            percentBps=1000,
+            conditions={"holdDays": 14},
+        ),
+    )
     await purchase(tenant, "bob", "order-1", 10000, referralCode=code)
 
     [held] = (await refund(tenant, "order-1", "refund-1", 2500))["refund"]["rewards"]
@@ -511,7 +564,9 @@ async def test_a_refund_of_an_unknown_order_is_recorded_and_reported(tenant):
 
     result = await refund(tenant, "no-such-order", "refund-1", 500)
     replay = await refund(tenant, "no-such-order", "refund-1", 500)
-    without_order = await record(tenant, type="REFUND", customerExternalId="bob", idempotencyKey="refund-2", amount=500, currency="USD")
+    without_order = await record(
+        tenant, type="REFUND", customerExternalId="bob", idempotencyKey="refund-2", amount=500, currency="USD"
+    )
 
     assert result["action"]["id"] and result["action"]["orderId"] == "no-such-order"
     assert result["refund"] == {"orderFound": False, "rewards": []}
@@ -541,13 +596,14 @@ async def test_claim_after_purchases_grants_the_rewards_of_the_attached_purchase
     )
     assert (await purchase(tenant, "bob", "order-1", 5000))["rewards"] == []  # no code at checkout
 
-    claim = (await tenant.gql(CLAIM, {"input": {"programId": program["id"], "customerExternalId": "bob", "code": code}}))
+    claim = await tenant.gql(CLAIM, {"input": {"programId": program["id"], "customerExternalId": "bob", "code": code}})
     payload = claim["claimReferral"]
-    again = (await tenant.gql(CLAIM, {"input": {"programId": program["id"], "customerExternalId": "bob", "code": code}}))
+    again = await tenant.gql(CLAIM, {"input": {"programId": program["id"], "customerExternalId": "bob", "code": code}})
 
     assert payload["userErrors"] == [] and payload["referral"]["status"] == "QUALIFIED"
     assert amounts(payload["referral"]["rewards"]) == [
-        ("bob", "POINTS", 100, "POINTS", "AVAILABLE"), ("jane", "CREDIT", 1000, "USD", "AVAILABLE"),
+        ("bob", "POINTS", 100, "POINTS", "AVAILABLE"),
+        ("jane", "CREDIT", 1000, "USD", "AVAILABLE"),
     ]
     assert again["claimReferral"]["userErrors"] == [] and len(again["claimReferral"]["referral"]["rewards"]) == 2
     assert await balance(tenant, "jane") == {"available": 1000, "held": 0}
@@ -555,4 +611,3 @@ async def test_claim_after_purchases_grants_the_rewards_of_the_attached_purchase
 
     refunded = await refund(tenant, "order-1", "refund-1")  # the attached purchase can be refunded as usual
     assert sorted(r["status"] for r in refunded["refund"]["rewards"]) == ["REVERSED", "REVERSED"]
-

@@ -47,8 +47,15 @@ REFEREES = ("amy", "ben", "cat")
 
 RULES = [
     credit_rule(name="Credit"),
-    credit_rule(name="Commission", kind="COMMISSION", amount=None, currency=None, percentBps=1000, recurringMonths=12,
-                conditions={"holdDays": 14}),
+    credit_rule(
+        name="Commission",
+        kind="COMMISSION",
+        amount=None,
+        currency=None,
+        percentBps=1000,
+        recurringMonths=12,
+        conditions={"holdDays": 14},
+    ),
     credit_rule(name="Referee credit", recipient="REFEREE", amount=300, conditions={"holdDays": 14}),
     credit_rule(name="Points", trigger="SIGNUP", recipient="REFEREE", kind="POINTS", amount=50, currency=None),
     credit_rule(name="Milestone", amount=700, conditions={"milestone": 2}),
@@ -84,16 +91,31 @@ class Shop:
     async def send(self, i: int) -> dict[str, Any]:
         step, key = self.plan[i], f"request-{i}"
         if step[0] == "signup":
-            return await record(self.tenant, type="SIGNUP", customerExternalId=step[1], idempotencyKey=key,
-                                referralCode=self.code)
+            return await record(
+                self.tenant, type="SIGNUP", customerExternalId=step[1], idempotencyKey=key, referralCode=self.code
+            )
         if step[0] == "purchase":
-            return await record(self.tenant, type="PURCHASE", customerExternalId=step[1], idempotencyKey=key,
-                                orderId=f"order-{i}", amount=step[2], currency="USD", referralCode=self.code)
+            return await record(
+                self.tenant,
+                type="PURCHASE",
+                customerExternalId=step[1],
+                idempotencyKey=key,
+                orderId=f"order-{i}",
+                amount=step[2],
+                currency="USD",
+                referralCode=self.code,
+            )
         if step[0] == "refund":
             order = self.orders[step[1]] if step[1] < len(self.orders) else f"no-order-{step[1]}"
             money = {} if step[2] is None else {"amount": step[2], "currency": "USD"}
-            return await record(self.tenant, type="REFUND", customerExternalId=self.buyers.get(order, "amy"),
-                                idempotencyKey=key, orderId=order, **money)
+            return await record(
+                self.tenant,
+                type="REFUND",
+                customerExternalId=self.buyers.get(order, "amy"),
+                idempotencyKey=key,
+                orderId=order,
+                **money,
+            )
         assert step[0] == "redeem"
         return await redeem_credit(self.tenant, "jane", step[1], key)
 
@@ -134,7 +156,10 @@ async def snapshot(db, merchant_id) -> dict[str, Any]:
     """The merchant's ledger, named so two merchants can be compared (no ids)."""
     async with create_session_factory(db)() as session:
         names = {c.id: c.external_id for c in await session.scalars(select(Customer).where(Customer.merchant_id == merchant_id))}
-        rules = {r.id: (r.name, r.version) for r in await session.scalars(select(RewardRule).where(RewardRule.merchant_id == merchant_id))}
+        rules = {
+            r.id: (r.name, r.version)
+            for r in await session.scalars(select(RewardRule).where(RewardRule.merchant_id == merchant_id))
+        }
         keys = {a.id: a.idempotency_key for a in await session.scalars(select(Action).where(Action.merchant_id == merchant_id))}
         accounts = {a.id: a for a in await session.scalars(select(LedgerAccount).where(LedgerAccount.merchant_id == merchant_id))}
 
@@ -145,8 +170,19 @@ async def snapshot(db, merchant_id) -> dict[str, Any]:
             (owner(a), a.kind, a.account_type, a.unit, a.balance) for a in accounts.values() if a.owner_type == "CUSTOMER"
         )
         rewards = sorted(
-            (names[r.customer_id], rules[r.rule_version_id], r.recipient, r.kind, r.amount, r.unit, r.status,
-             r.remaining, r.reversed_amount, keys[r.trigger_action_id], r.milestone)
+            (
+                names[r.customer_id],
+                rules[r.rule_version_id],
+                r.recipient,
+                r.kind,
+                r.amount,
+                r.unit,
+                r.status,
+                r.remaining,
+                r.reversed_amount,
+                keys[r.trigger_action_id],
+                r.milestone,
+            )
             for r in await session.scalars(select(Reward).where(Reward.merchant_id == merchant_id))
         )
         entries: dict[Any, list[tuple]] = defaultdict(list)

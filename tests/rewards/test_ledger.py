@@ -65,7 +65,12 @@ async def test_redeem_credit_and_replay_it(tenant):
     spent = await redeem_credit(tenant, "jane", 300, "checkout-1", orderId="shop-order-9")
     replay = await redeem_credit(tenant, "jane", 300, "checkout-1", orderId="shop-order-9")
 
-    assert errors(spent) == [] and (spent["amount"], spent["unit"], spent["balance"], spent["replayed"]) == (300, "USD", 700, False)
+    assert errors(spent) == [] and (spent["amount"], spent["unit"], spent["balance"], spent["replayed"]) == (
+        300,
+        "USD",
+        700,
+        False,
+    )
     assert replay["transactionId"] == spent["transactionId"]
     assert (replay["amount"], replay["balance"], replay["replayed"]) == (300, 700, True)
     assert await balance(tenant, "jane") == {"available": 700, "held": 0}
@@ -201,9 +206,19 @@ async def test_ledger_entries_of_a_customer(tenant, db):
 
 
 async def test_every_transaction_sums_to_zero_and_program_accounts_mirror_customers(tenant, db):
-    _, code = await shop(tenant, credit_rule(), POINTS_RULE, credit_rule(
-        name="10%", kind="COMMISSION", amount=None, currency=None, percentBps=1000, conditions={"holdDays": 14},
-    ))
+    _, code = await shop(
+        tenant,
+        credit_rule(),
+        POINTS_RULE,
+        credit_rule(
+            name="10%",
+            kind="COMMISSION",
+            amount=None,
+            currency=None,
+            percentBps=1000,
+            conditions={"holdDays": 14},
+        ),
+    )
     for who in ("bob", "carol"):
         await purchase(tenant, who, f"{who}-1", 10000, referralCode=code)
     await redeem_credit(tenant, "jane", 1500, "checkout-1")
@@ -214,9 +229,9 @@ async def test_every_transaction_sums_to_zero_and_program_accounts_mirror_custom
 
     assert await unbalanced_transactions(db) == []
     async with create_session_factory(db)() as session:
-        totals = dict((await session.execute(
-            select(LedgerEntry.unit, func.sum(LedgerEntry.amount)).group_by(LedgerEntry.unit)
-        )).all())
+        totals = dict(
+            (await session.execute(select(LedgerEntry.unit, func.sum(LedgerEntry.amount)).group_by(LedgerEntry.unit))).all()
+        )
         kinds = sorted((await session.scalars(select(LedgerTransaction.kind))).all())
         customer_total = await session.scalar(
             select(func.sum(LedgerAccount.balance)).where(LedgerAccount.owner_type == "CUSTOMER", LedgerAccount.unit == "USD")
@@ -255,10 +270,17 @@ async def test_verify_finds_what_is_wrong(tenant, db):
     async with create_session_factory(db)() as session:
         await session.execute(update(Reward).values(remaining=Reward.remaining + 1))
         transaction_id = await session.scalar(select(LedgerEntry.transaction_id).limit(1))
-        session.add(LedgerEntry(
-            id=new_id(), merchant_id=tenant.id, transaction_id=transaction_id, account_id=account_id,
-            amount=5, unit="USD", created_at=utcnow(),
-        ))
+        session.add(
+            LedgerEntry(
+                id=new_id(),
+                merchant_id=tenant.id,
+                transaction_id=transaction_id,
+                account_id=account_id,
+                amount=5,
+                unit="USD",
+                created_at=utcnow(),
+            )
+        )
         await session.commit()
     await set_balance(cached + 5)
     problems = await ledger_problems(db)
@@ -334,8 +356,15 @@ async def test_concurrent_replays_of_one_redemption_spend_once(tenant, db, backe
 @pytest.mark.postgresql_only
 async def test_twenty_concurrent_identical_purchases_grant_one_set_of_rewards(tenant, db, backend):
     _, code = await shop(tenant, credit_rule(recipient="BOTH"), POINTS_RULE)
-    order = {"type": "PURCHASE", "customerExternalId": "bob", "idempotencyKey": "order-1", "orderId": "1",
-                 "amount": 5000, "currency": "USD", "referralCode": code}
+    order = {
+        "type": "PURCHASE",
+        "customerExternalId": "bob",
+        "idempotencyKey": "order-1",
+        "orderId": "1",
+        "amount": 5000,
+        "currency": "USD",
+        "referralCode": code,
+    }
 
     results = await asyncio.gather(*(record(tenant, **order) for _ in range(20)))
 
@@ -358,11 +387,21 @@ async def test_twenty_concurrent_purchases_of_one_referral_grant_a_once_per_refe
     if referral_exists:
         await signup(tenant, "bob", code)
 
-    results = await asyncio.gather(*(
-        record(tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey=f"order-{i}", orderId=str(i),
-               amount=5000, currency="USD", referralCode=code)
-        for i in range(20)
-    ))
+    results = await asyncio.gather(
+        *(
+            record(
+                tenant,
+                type="PURCHASE",
+                customerExternalId="bob",
+                idempotencyKey=f"order-{i}",
+                orderId=str(i),
+                amount=5000,
+                currency="USD",
+                referralCode=code,
+            )
+            for i in range(20)
+        )
+    )
 
     assert all(r["userErrors"] == [] for r in results)
     assert len({r["referral"]["id"] for r in results}) == 1
@@ -474,11 +513,13 @@ async def test_grants_and_refunds_of_one_referral_running_together_never_deadloc
     await record(tenant, type="SIGNUP", customerExternalId="bob", idempotencyKey="bob-first")  # bob before jane
     _, code = await shop(
         tenant,
-        credit_rule(name="10% each", recipient="BOTH", kind="COMMISSION", amount=None, currency=None, percentBps=1000,
-                    recurringMonths=12),
+        credit_rule(
+            name="10% each", recipient="BOTH", kind="COMMISSION", amount=None, currency=None, percentBps=1000, recurringMonths=12
+        ),
         credit_rule(name="$2 each", recipient="BOTH", amount=200),
-        credit_rule(name="5% each", recipient="BOTH", kind="COMMISSION", amount=None, currency=None, percentBps=500,
-                    recurringMonths=12),
+        credit_rule(
+            name="5% each", recipient="BOTH", kind="COMMISSION", amount=None, currency=None, percentBps=500, recurringMonths=12
+        ),
     )
     # 48 rewards to jane within the hour would trip the fraud engine's reward velocity
     # (tests/fraud covers it); this test is about lock order.
@@ -489,8 +530,17 @@ async def test_grants_and_refunds_of_one_referral_running_together_never_deadloc
 
     calls = []
     for i in range(8):
-        calls.append(record(tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey=f"new-{i}",
-                            orderId=f"new-{i}", amount=10000, currency="USD"))
+        calls.append(
+            record(
+                tenant,
+                type="PURCHASE",
+                customerExternalId="bob",
+                idempotencyKey=f"new-{i}",
+                orderId=f"new-{i}",
+                amount=10000,
+                currency="USD",
+            )
+        )
         calls.append(record(tenant, type="REFUND", customerExternalId="bob", idempotencyKey=f"refund-{i}", orderId=f"old-{i}"))
     results = await asyncio.gather(*calls, return_exceptions=True)
 

@@ -44,7 +44,9 @@ async def two_rewards_at(db, tenant, first: datetime, second: datetime) -> str:
             reward_id = uuid.UUID(reward["id"])
             await session.execute(update(Reward).where(Reward.id == reward_id).values(created_at=moment))
             transactions = select(LedgerTransaction.id).where(LedgerTransaction.reward_id == reward_id)
-            await session.execute(update(LedgerEntry).where(LedgerEntry.transaction_id.in_(transactions)).values(created_at=moment))
+            await session.execute(
+                update(LedgerEntry).where(LedgerEntry.transaction_id.in_(transactions)).values(created_at=moment)
+            )
             await session.commit()
     return program["id"]
 
@@ -55,10 +57,23 @@ def at(*args: int) -> datetime:
 
 async def test_rewards_split_at_nowruz_in_tehran(db, tenant):
     program_id = await two_rewards_at(db, tenant, at(2026, 3, 20, 20, 29, 59), at(2026, 3, 20, 20, 30))
-    report = (await tenant.gql(REPORT, {"p": program_id, "from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z",
-                                        "calendar": "JALALI", "tz": "Asia/Tehran", "locale": "fa"}))["rewardReport"]
+    report = (
+        await tenant.gql(
+            REPORT,
+            {
+                "p": program_id,
+                "from": "2026-03-01T00:00:00Z",
+                "to": "2026-04-01T00:00:00Z",
+                "calendar": "JALALI",
+                "tz": "Asia/Tehran",
+                "locale": "fa",
+            },
+        )
+    )["rewardReport"]
     assert [(r["month"]["key"], r["month"]["label"], r["count"], r["granted"]["amount"]) for r in report["rows"]] == [
-        ("1404-12", "اسفند ۱۴۰۴", 1, 1000), ("1405-01", "فروردین ۱۴۰۵", 1, 1000)]
+        ("1404-12", "اسفند ۱۴۰۴", 1, 1000),
+        ("1405-01", "فروردین ۱۴۰۵", 1, 1000),
+    ]
     assert report["rows"][1]["month"]["start"] == "2026-03-20T20:30:00+00:00"
     assert "۱۰٫۰۰" in report["rows"][0]["granted"]["formatted"]  # Persian digits and decimal separator for people ...
     assert report["csv"].splitlines() == [  # ... ASCII for files
@@ -71,36 +86,80 @@ async def test_rewards_split_at_nowruz_in_tehran(db, tenant):
 
 async def test_rewards_split_at_ramadan_in_riyadh(db, tenant):
     program_id = await two_rewards_at(db, tenant, at(2026, 2, 17, 20, 59, 59), at(2026, 2, 17, 21))
-    report = (await tenant.gql(REPORT, {"p": program_id, "from": "2026-02-10T00:00:00Z", "to": "2026-02-25T00:00:00Z",
-                                        "calendar": "HIJRI", "tz": "Asia/Riyadh", "locale": "ar_SA"}))["rewardReport"]
+    report = (
+        await tenant.gql(
+            REPORT,
+            {
+                "p": program_id,
+                "from": "2026-02-10T00:00:00Z",
+                "to": "2026-02-25T00:00:00Z",
+                "calendar": "HIJRI",
+                "tz": "Asia/Riyadh",
+                "locale": "ar_SA",
+            },
+        )
+    )["rewardReport"]
     assert [(r["month"]["key"], r["month"]["label"], r["count"]) for r in report["rows"]] == [
-        ("1447-08", "شعبان ١٤٤٧", 1), ("1447-09", "رمضان ١٤٤٧", 1)]
+        ("1447-08", "شعبان ١٤٤٧", 1),
+        ("1447-09", "رمضان ١٤٤٧", 1),
+    ]
     assert "١٠٫٠٠" in report["rows"][1]["granted"]["formatted"]
-    gregorian = (await tenant.gql(REPORT, {"p": program_id, "from": "2026-02-10T00:00:00Z", "to": "2026-02-25T00:00:00Z",
-                                           "calendar": "GREGORIAN", "tz": "Asia/Riyadh", "locale": "en"}))["rewardReport"]
-    assert [(r["month"]["label"], r["count"], r["granted"]["formatted"]) for r in gregorian["rows"]] == [("February 2026", 2, "$20.00")]
+    gregorian = (
+        await tenant.gql(
+            REPORT,
+            {
+                "p": program_id,
+                "from": "2026-02-10T00:00:00Z",
+                "to": "2026-02-25T00:00:00Z",
+                "calendar": "GREGORIAN",
+                "tz": "Asia/Riyadh",
+                "locale": "en",
+            },
+        )
+    )["rewardReport"]
+    assert [(r["month"]["label"], r["count"], r["granted"]["formatted"]) for r in gregorian["rows"]] == [
+        ("February 2026", 2, "$20.00")
+    ]
 
 
 async def test_a_customer_statement_uses_the_merchants_calendar_and_time_zone(db, tenant):
     await two_rewards_at(db, tenant, at(2026, 3, 20, 20, 29, 59), at(2026, 3, 20, 20, 30))
     assert (await tenant.gql(LOCALE, {"input": {"calendar": "JALALI", "timeZone": "Asia/Tehran", "locale": "fa"}}))[
-        "setLocaleSettings"]["userErrors"] == []
+        "setLocaleSettings"
+    ]["userErrors"] == []
     statement = (await tenant.gql(STATEMENT, {"c": "jane", "from": "2026-03-10T00:00:00Z", "to": "2026-03-25T00:00:00Z"}))[
-        "customerStatement"]
+        "customerStatement"
+    ]
     assert (statement["calendar"], statement["timeZone"], statement["locale"]) == ("JALALI", "Asia/Tehran", "fa")
-    lines = [(m["month"]["key"], [(ln["opening"]["amount"], ln["credited"]["amount"], ln["debited"]["amount"],
-                                   ln["closing"]["amount"], ln["held"]["amount"]) for ln in m["lines"]])
-             for m in statement["months"]]
+    lines = [
+        (
+            m["month"]["key"],
+            [
+                (
+                    ln["opening"]["amount"],
+                    ln["credited"]["amount"],
+                    ln["debited"]["amount"],
+                    ln["closing"]["amount"],
+                    ln["held"]["amount"],
+                )
+                for ln in m["lines"]
+            ],
+        )
+        for m in statement["months"]
+    ]
     assert lines == [("1404-12", [(0, 1000, 0, 1000, 0)]), ("1405-01", [(1000, 1000, 0, 2000, 0)])]
     assert statement["months"][1]["lines"][0]["closing"]["formatted"].count("۲۰") == 1
 
 
 async def test_a_report_period_must_be_sensible(tenant):
     program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
-    for variables, code in ((("2026-04-01T00:00:00Z", "2026-03-01T00:00:00Z"), "INVALID_INPUT"),
-                            (("2020-01-01T00:00:00Z", "2026-03-01T00:00:00Z"), "INVALID_INPUT")):
+    for variables, code in (
+        (("2026-04-01T00:00:00Z", "2026-03-01T00:00:00Z"), "INVALID_INPUT"),
+        (("2020-01-01T00:00:00Z", "2026-03-01T00:00:00Z"), "INVALID_INPUT"),
+    ):
         body = await tenant.raw(REPORT, {"p": program["id"], "from": variables[0], "to": variables[1]})
         assert body["errors"][0]["extensions"]["code"] == code
-    body = await tenant.raw(REPORT, {"p": program["id"], "from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z",
-                                     "tz": "Mars/Olympus"})
+    body = await tenant.raw(
+        REPORT, {"p": program["id"], "from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z", "tz": "Mars/Olympus"}
+    )
     assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"

@@ -27,24 +27,43 @@ async def rules_of(tenant, program_id: str, include_disabled: bool = True) -> li
 
 async def test_create_a_rule_with_every_condition(tenant):
     program = await active_program(tenant)
-    rule = await create_rule(tenant, program["id"], **credit_rule(
-        name="Give $10", trigger="purchase", conditions={
-            "minActionAmount": 5000, "minActionCurrency": "usd", "firstActionOnly": True, "withinDaysOfReferral": 30,
-            "metadataFilters": [{"key": "category", "op": "NOT_IN", "values": ["gift-cards"]}],
-            "capPerReferrerMonthly": 5, "capPerReferrerLifetime": 50, "programMonthlyBudget": 100000,
-            "holdDays": 14, "expiresInDays": 365,
-        },
-    ))
+    rule = await create_rule(
+        tenant,
+        program["id"],
+        **credit_rule(
+            name="Give $10",
+            trigger="purchase",
+            conditions={
+                "minActionAmount": 5000,
+                "minActionCurrency": "usd",
+                "firstActionOnly": True,
+                "withinDaysOfReferral": 30,
+                "metadataFilters": [{"key": "category", "op": "NOT_IN", "values": ["gift-cards"]}],
+                "capPerReferrerMonthly": 5,
+                "capPerReferrerLifetime": 50,
+                "programMonthlyBudget": 100000,
+                "holdDays": 14,
+                "expiresInDays": 365,
+            },
+        ),
+    )
 
     assert rule["version"] == 1 and rule["enabled"] is True and rule["supersededAt"] is None
     assert rule["id"] == rule["ruleId"]  # the first version's id is the rule's id
     assert (rule["trigger"], rule["recipient"], rule["kind"]) == ("PURCHASE", "REFERRER", "CREDIT")
     assert (rule["amount"], rule["currency"], rule["percentBps"]) == (1000, "USD", None)
     assert rule["conditions"] == {
-        "minActionAmount": 5000, "minActionCurrency": "USD", "firstActionOnly": True, "withinDaysOfReferral": 30,
-        "metadataFilters": [{"key": "category", "op": "NOT_IN", "values": ["gift-cards"]}], "milestone": None,
-        "capPerReferrerMonthly": 5, "capPerReferrerLifetime": 50, "programMonthlyBudget": 100000,
-        "holdDays": 14, "expiresInDays": 365,
+        "minActionAmount": 5000,
+        "minActionCurrency": "USD",
+        "firstActionOnly": True,
+        "withinDaysOfReferral": 30,
+        "metadataFilters": [{"key": "category", "op": "NOT_IN", "values": ["gift-cards"]}],
+        "milestone": None,
+        "capPerReferrerMonthly": 5,
+        "capPerReferrerLifetime": 50,
+        "programMonthlyBudget": 100000,
+        "holdDays": 14,
+        "expiresInDays": 365,
     }
     assert [r["ruleId"] for r in await rules_of(tenant, program["id"])] == [rule["ruleId"]]
 
@@ -60,8 +79,15 @@ async def test_create_a_rule_with_every_condition(tenant):
         {"kind": "CREDIT", "recipient": "BOTH"},
         {"kind": "CREDIT", "conditions": {"milestone": 5}},
     ],
-    ids=["points", "fixed-commission", "recurring-percent-commission", "percent-discount", "fixed-discount",
-         "credit-both", "milestone"],
+    ids=[
+        "points",
+        "fixed-commission",
+        "recurring-percent-commission",
+        "percent-discount",
+        "fixed-discount",
+        "credit-both",
+        "milestone",
+    ],
 )
 async def test_each_kind_is_accepted_with_its_fields(tenant, input):
     program = await active_program(tenant)
@@ -161,8 +187,11 @@ INVALID = [
     ({"kind": "DISCOUNT", "amount": None, "currency": None}, "amount", "INVALID_INPUT"),
     ({"kind": "DISCOUNT", "amount": 500, "currency": None}, "currency", "INVALID_INPUT"),
     ({"recurringMonths": 3}, "recurringMonths", "INVALID_INPUT"),
-    ({"kind": "COMMISSION", "amount": None, "currency": None, "percentBps": 1000, "recurringMonths": 0},
-     "recurringMonths", "INVALID_INPUT"),
+    (
+        {"kind": "COMMISSION", "amount": None, "currency": None, "percentBps": 1000, "recurringMonths": 0},
+        "recurringMonths",
+        "INVALID_INPUT",
+    ),
     ({"couponPoolId": "00000000-0000-7000-8000-000000000000"}, "couponPoolId", "INVALID_INPUT"),
     ({"kind": "COMMISSION", "conditions": {"expiresInDays": 30}}, "conditions.expiresInDays", "INVALID_INPUT"),
     # the rule itself
@@ -186,16 +215,31 @@ INVALID = [
     ({"conditions": {"capPerReferrerMonthly": 0}}, "conditions.capPerReferrerMonthly", "INVALID_INPUT"),
     ({"conditions": {"capPerReferrerLifetime": -5}}, "conditions.capPerReferrerLifetime", "INVALID_INPUT"),
     ({"conditions": {"programMonthlyBudget": 0}}, "conditions.programMonthlyBudget", "INVALID_INPUT"),
-    ({"kind": "DISCOUNT", "amount": None, "currency": None, "percentBps": 1500,
-      "conditions": {"programMonthlyBudget": 1000}}, "conditions.programMonthlyBudget", "INVALID_INPUT"),
-    ({"conditions": {"metadataFilters": [{"key": "category", "op": "EQ", "values": ["shoes"]}]}},
-     "conditions.metadataFilters.op", "INVALID_INPUT"),
-    ({"conditions": {"metadataFilters": [{"key": " ", "op": "IN", "values": ["shoes"]}]}},
-     "conditions.metadataFilters.key", "REQUIRED"),
-    ({"conditions": {"metadataFilters": [{"key": "category", "op": "IN", "values": [""]}]}},
-     "conditions.metadataFilters.values", "REQUIRED"),
-    ({"conditions": {"metadataFilters": [{"key": f"k{i}", "values": ["v"]} for i in range(21)]}},
-     "conditions.metadataFilters", "INVALID_INPUT"),
+    (
+        {"kind": "DISCOUNT", "amount": None, "currency": None, "percentBps": 1500, "conditions": {"programMonthlyBudget": 1000}},
+        "conditions.programMonthlyBudget",
+        "INVALID_INPUT",
+    ),
+    (
+        {"conditions": {"metadataFilters": [{"key": "category", "op": "EQ", "values": ["shoes"]}]}},
+        "conditions.metadataFilters.op",
+        "INVALID_INPUT",
+    ),
+    (
+        {"conditions": {"metadataFilters": [{"key": " ", "op": "IN", "values": ["shoes"]}]}},
+        "conditions.metadataFilters.key",
+        "REQUIRED",
+    ),
+    (
+        {"conditions": {"metadataFilters": [{"key": "category", "op": "IN", "values": [""]}]}},
+        "conditions.metadataFilters.values",
+        "REQUIRED",
+    ),
+    (
+        {"conditions": {"metadataFilters": [{"key": f"k{i}", "values": ["v"]} for i in range(21)]}},
+        "conditions.metadataFilters",
+        "INVALID_INPUT",
+    ),
 ]
 
 
@@ -204,8 +248,8 @@ async def test_invalid_rules_are_refused_with_the_field_and_nothing_is_written(t
     program = await active_program(tenant)
     rule = await create_rule(tenant, program["id"], **credit_rule(name="Existing"))
 
-    created = (await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": credit_rule(**change)}))
-    updated = (await tenant.gql(UPDATE_RULE, {"ruleId": rule["ruleId"], "input": credit_rule(**change)}))
+    created = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": credit_rule(**change)})
+    updated = await tenant.gql(UPDATE_RULE, {"ruleId": rule["ruleId"], "input": credit_rule(**change)})
 
     for payload in (created["createRewardRule"], updated["updateRewardRule"]):
         assert payload["rewardRule"] is None
@@ -235,11 +279,14 @@ async def test_another_merchants_program_and_rules_are_not_found(tenant, other_t
 
     created = (await other_tenant.gql(CREATE_RULE, {"programId": program["id"], "input": credit_rule()}))["createRewardRule"]
     assert [(e["field"], e["code"]) for e in created["userErrors"]] == [("programId", "NOT_FOUND")]
-    updated = (await other_tenant.gql(UPDATE_RULE, {"ruleId": rule["ruleId"], "input": credit_rule(amount=1)}))
+    updated = await other_tenant.gql(UPDATE_RULE, {"ruleId": rule["ruleId"], "input": credit_rule(amount=1)})
     assert [(e["field"], e["code"]) for e in updated["updateRewardRule"]["userErrors"]] == [("ruleId", "NOT_FOUND")]
-    toggled = (await other_tenant.gql(SET_RULE_ENABLED, {"ruleId": rule["ruleId"], "enabled": False}))
+    toggled = await other_tenant.gql(SET_RULE_ENABLED, {"ruleId": rule["ruleId"], "enabled": False})
     assert [(e["field"], e["code"]) for e in toggled["setRewardRuleEnabled"]["userErrors"]] == [("ruleId", "NOT_FOUND")]
-    for document, variables in ((RULE, {"ruleId": rule["ruleId"]}), (RULES, {"programId": program["id"], "includeDisabled": True})):
+    for document, variables in (
+        (RULE, {"ruleId": rule["ruleId"]}),
+        (RULES, {"programId": program["id"], "includeDisabled": True}),
+    ):
         body = await other_tenant.raw(document, variables)
         assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"], body
 

@@ -46,7 +46,14 @@ query($programId: ID!, $rules: [RewardRuleInput!]!, $from: DateTime!, $to: DateT
   }
 }"""
 
-GIVE_TEN = {"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 1000, "currency": "USD"}
+GIVE_TEN = {
+    "name": "Give $10",
+    "trigger": "PURCHASE",
+    "recipient": "REFERRER",
+    "kind": "CREDIT",
+    "amount": 1000,
+    "currency": "USD",
+}
 
 # (days ago, referee, type, amount, referrer whose code the action carries)
 SCRIPT: list[tuple[float, str, str, int | None, str | None]] = [
@@ -73,8 +80,12 @@ async def play(tenant, program_id: str, prefix: str, *, refund: bool = False) ->
     for n, (days, who, type_, amount, referrer) in enumerate(steps):
         order = f"{prefix}carol-40" if type_ == "REFUND" else f"{prefix}{who}-{days}"
         values: dict[str, Any] = {
-            "type": type_, "customerExternalId": f"{prefix}{who}", "idempotencyKey": f"{prefix}{n}",
-            "occurredAt": days_ago(days), "programId": program_id, "orderId": order,
+            "type": type_,
+            "customerExternalId": f"{prefix}{who}",
+            "idempotencyKey": f"{prefix}{n}",
+            "occurredAt": days_ago(days),
+            "programId": program_id,
+            "orderId": order,
         }
         if amount is not None:
             values |= {"amount": amount, "currency": "USD"}
@@ -110,21 +121,46 @@ def total(kind: str, unit: str, amount: int, count: int) -> dict:
 async def row_counts(engine) -> dict[str, int]:
     async with system_connection(engine) as connection:
         return {
-            table.name: await connection.scalar(select(func.count()).select_from(table))
-            for table in Base.metadata.sorted_tables
+            table.name: await connection.scalar(select(func.count()).select_from(table)) for table in Base.metadata.sorted_tables
         }
 
 
 PROPOSED = [
-    {"name": "10% commission", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION",
-     "percentBps": 1000, "recurringMonths": 12,
-     "conditions": {"minActionAmount": 2000, "minActionCurrency": "USD"}},
-    {"name": "Bonus at 2nd referral", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT",
-     "amount": 5000, "currency": "USD", "conditions": {"milestone": 2}},
-    {"name": "Welcome points", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "POINTS", "amount": 500,
-     "conditions": {"firstActionOnly": True}},
-    {"name": "Switched off", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 100,
-     "currency": "USD", "enabled": False},
+    {
+        "name": "10% commission",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "COMMISSION",
+        "percentBps": 1000,
+        "recurringMonths": 12,
+        "conditions": {"minActionAmount": 2000, "minActionCurrency": "USD"},
+    },
+    {
+        "name": "Bonus at 2nd referral",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "CREDIT",
+        "amount": 5000,
+        "currency": "USD",
+        "conditions": {"milestone": 2},
+    },
+    {
+        "name": "Welcome points",
+        "trigger": "PURCHASE",
+        "recipient": "REFEREE",
+        "kind": "POINTS",
+        "amount": 500,
+        "conditions": {"firstActionOnly": True},
+    },
+    {
+        "name": "Switched off",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "CREDIT",
+        "amount": 100,
+        "currency": "USD",
+        "enabled": False,
+    },
 ]
 
 
@@ -158,25 +194,51 @@ async def test_simulation_prices_proposed_rules_next_to_what_current_rules_grant
     assert result["actionsReplayed"] == 6
     assert result["proposed"] == [
         # recurring 10 % on orders >= $20: bob 5000 + dave 4000 + bob 3000 + carol 2500 (not carol's 1500)
-        {"index": 0, "name": "10% commission", "count": 4, "referrerCount": 4, "refereeCount": 0,
-         "totals": [total("COMMISSION", "USD", 1450, 4)]},
+        {
+            "index": 0,
+            "name": "10% commission",
+            "count": 4,
+            "referrerCount": 4,
+            "refereeCount": 0,
+            "totals": [total("COMMISSION", "USD", 1450, 4)],
+        },
         # jane's 2nd qualified referral is carol's on day 40; mike's 2nd (erin) qualifies on day 2, after
         # dave's day-30 purchase, so not in the period
-        {"index": 1, "name": "Bonus at 2nd referral", "count": 1, "referrerCount": 1, "refereeCount": 0,
-         "totals": [total("CREDIT", "USD", 5000, 1)]},
+        {
+            "index": 1,
+            "name": "Bonus at 2nd referral",
+            "count": 1,
+            "referrerCount": 1,
+            "refereeCount": 0,
+            "totals": [total("CREDIT", "USD", 5000, 1)],
+        },
         # first purchases in the period: bob's and carol's (dave bought first on day 70)
-        {"index": 2, "name": "Welcome points", "count": 2, "referrerCount": 0, "refereeCount": 2,
-         "totals": [total("POINTS", "POINTS", 1000, 2)]},
+        {
+            "index": 2,
+            "name": "Welcome points",
+            "count": 2,
+            "referrerCount": 0,
+            "refereeCount": 2,
+            "totals": [total("POINTS", "POINTS", 1000, 2)],
+        },
         {"index": 3, "name": "Switched off", "count": 0, "referrerCount": 0, "refereeCount": 0, "totals": []},
     ]
     assert result["proposedTotals"] == [
-        total("COMMISSION", "USD", 1450, 4), total("CREDIT", "USD", 5000, 1), total("POINTS", "POINTS", 1000, 2),
+        total("COMMISSION", "USD", 1450, 4),
+        total("CREDIT", "USD", 5000, 1),
+        total("POINTS", "POINTS", 1000, 2),
     ]
     # Give $10 paid once per referral: bob's (day 50) and carol's (day 40, reversed by the refund)
     # in the period; dave's (day 70) and erin's (day 2) outside it.
     assert result["current"] == [
-        {"ruleId": rule_id, "name": "Give $10", "count": 2, "voidedCount": 0, "reversedCount": 1,
-         "totals": [total("CREDIT", "USD", 2000, 2)]},
+        {
+            "ruleId": rule_id,
+            "name": "Give $10",
+            "count": 2,
+            "voidedCount": 0,
+            "reversedCount": 1,
+            "totals": [total("CREDIT", "USD", 2000, 2)],
+        },
     ]
     assert result["currentTotals"] == [total("CREDIT", "USD", 2000, 2)]
     # ... which is what recordAction said it granted for those actions
@@ -190,14 +252,40 @@ async def test_simulation_prices_proposed_rules_next_to_what_current_rules_grant
 
 
 CROSS_CHECK = [
-    {"name": "10% up to 2 per referrer", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION",
-     "percentBps": 1000, "recurringMonths": 12, "conditions": {"capPerReferrerLifetime": 2}},
-    {"name": "First purchase points", "trigger": "PURCHASE", "recipient": "BOTH", "kind": "POINTS", "amount": 300,
-     "conditions": {"firstActionOnly": True}},
-    {"name": "2nd referral bonus", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 700,
-     "currency": "USD", "conditions": {"milestone": 2}},
-    {"name": "15% off orders over $20", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT",
-     "percentBps": 1500, "conditions": {"minActionAmount": 2000, "minActionCurrency": "USD", "withinDaysOfReferral": 30}},
+    {
+        "name": "10% up to 2 per referrer",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "COMMISSION",
+        "percentBps": 1000,
+        "recurringMonths": 12,
+        "conditions": {"capPerReferrerLifetime": 2},
+    },
+    {
+        "name": "First purchase points",
+        "trigger": "PURCHASE",
+        "recipient": "BOTH",
+        "kind": "POINTS",
+        "amount": 300,
+        "conditions": {"firstActionOnly": True},
+    },
+    {
+        "name": "2nd referral bonus",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "CREDIT",
+        "amount": 700,
+        "currency": "USD",
+        "conditions": {"milestone": 2},
+    },
+    {
+        "name": "15% off orders over $20",
+        "trigger": "PURCHASE",
+        "recipient": "REFEREE",
+        "kind": "DISCOUNT",
+        "percentBps": 1500,
+        "conditions": {"minActionAmount": 2000, "minActionCurrency": "USD", "withinDaysOfReferral": 30},
+    },
     {"name": "Signup credit", "trigger": "SIGNUP", "recipient": "BOTH", "kind": "CREDIT", "amount": 200, "currency": "USD"},
 ]
 
@@ -272,12 +360,32 @@ async def test_simulation_refuses_bad_input(tenant, other_tenant):
 
 
 BUDGETED = [
-    {"name": "$10 each, $25 a month", "trigger": "PURCHASE", "recipient": "BOTH", "kind": "CREDIT", "amount": 1000,
-     "currency": "USD", "conditions": {"programMonthlyBudget": 2500}},
-    {"name": "10% within the budget", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION",
-     "percentBps": 1000, "recurringMonths": 12, "conditions": {"programMonthlyBudget": 2500}},
-    {"name": "100 points, 2 a month", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "POINTS", "amount": 100,
-     "conditions": {"capPerReferrerMonthly": 2}},
+    {
+        "name": "$10 each, $25 a month",
+        "trigger": "PURCHASE",
+        "recipient": "BOTH",
+        "kind": "CREDIT",
+        "amount": 1000,
+        "currency": "USD",
+        "conditions": {"programMonthlyBudget": 2500},
+    },
+    {
+        "name": "10% within the budget",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "COMMISSION",
+        "percentBps": 1000,
+        "recurringMonths": 12,
+        "conditions": {"programMonthlyBudget": 2500},
+    },
+    {
+        "name": "100 points, 2 a month",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "POINTS",
+        "amount": 100,
+        "conditions": {"capPerReferrerMonthly": 2},
+    },
 ]
 
 
@@ -289,10 +397,23 @@ async def test_budgets_and_monthly_caps_count_across_rules_as_live(tenant):
         await create_rule(tenant, program["id"], rule)
     code = (await code_for(tenant, program["id"], "jane"))["code"]
     for n, (who, amount) in enumerate([("bob", 20000), ("carol", 1000), ("dave", 3000), ("erin", 2000)]):
-        result = (await tenant.gql(RECORD, {"input": {
-            "type": "PURCHASE", "customerExternalId": who, "idempotencyKey": f"o{n}", "orderId": f"o{n}",
-            "amount": amount, "currency": "USD", "referralCode": code, "programId": program["id"],
-        }}))["recordAction"]
+        result = (
+            await tenant.gql(
+                RECORD,
+                {
+                    "input": {
+                        "type": "PURCHASE",
+                        "customerExternalId": who,
+                        "idempotencyKey": f"o{n}",
+                        "orderId": f"o{n}",
+                        "amount": amount,
+                        "currency": "USD",
+                        "referralCode": code,
+                        "programId": program["id"],
+                    }
+                },
+            )
+        )["recordAction"]
         assert result["userErrors"] == []
 
     end = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()  # NOW is when the module was imported

@@ -198,9 +198,7 @@ async def test_a_mutation_over_get_is_refused_and_writes_nothing(tenant, client,
 
 async def test_a_query_over_get_works(tenant, client):
     program = await active_program(tenant, name="Listed")
-    response = await client.get(
-        "/graphql", params={"query": "{ programs { edges { node { id name } } } }"}, headers=auth(tenant)
-    )
+    response = await client.get("/graphql", params={"query": "{ programs { edges { node { id name } } } }"}, headers=auth(tenant))
     assert response.status_code == 200
     assert response.json()["data"]["programs"]["edges"] == [{"node": {"id": program["id"], "name": "Listed"}}]
 
@@ -249,19 +247,59 @@ LONG = "x" * 10_000
 INVALID_INPUTS = [
     pytest.param(ops.UPSERT_CUSTOMER, {"input": {"externalId": NUL}}, "externalId", "INVALID_INPUT", id="nul-external-id"),
     pytest.param(ops.UPSERT_CUSTOMER, {"input": {"externalId": "bob", "name": NUL}}, "name", "INVALID_INPUT", id="nul-name"),
-    pytest.param(ops.UPSERT_CUSTOMER, {"input": {"externalId": "bob", "metadata": {"note": NUL}}}, "metadata", "INVALID_INPUT", id="nul-metadata"),
+    pytest.param(
+        ops.UPSERT_CUSTOMER,
+        {"input": {"externalId": "bob", "metadata": {"note": NUL}}},
+        "metadata",
+        "INVALID_INPUT",
+        id="nul-metadata",
+    ),
     pytest.param(ops.UPSERT_CUSTOMER, {"input": {"externalId": LONG}}, "externalId", "TOO_LONG", id="long-external-id"),
-    pytest.param(ops.UPSERT_CUSTOMER, {"input": {"externalId": "bob", "name": LONG}}, "name", "TOO_LONG", id="long-customer-name"),
-    pytest.param(ops.UPSERT_CUSTOMER, {"input": {"externalId": "bob", "email": "bob-at-example"}}, "email", "INVALID_EMAIL", id="bad-email"),
+    pytest.param(
+        ops.UPSERT_CUSTOMER, {"input": {"externalId": "bob", "name": LONG}}, "name", "TOO_LONG", id="long-customer-name"
+    ),
+    pytest.param(
+        ops.UPSERT_CUSTOMER, {"input": {"externalId": "bob", "email": "bob-at-example"}}, "email", "INVALID_EMAIL", id="bad-email"
+    ),
     pytest.param(ops.CREATE_PROGRAM, {"input": {"name": NUL}}, "name", "INVALID_INPUT", id="nul-program-name"),
     pytest.param(ops.CREATE_PROGRAM, {"input": {"name": LONG}}, "name", "TOO_LONG", id="long-program-name"),
-    pytest.param(ops.CREATE_PROGRAM, {"input": {"name": "P", "shareUrlTemplate": "https://shop.example/"}}, "shareUrlTemplate", "INVALID_URL", id="template-without-code"),
-    pytest.param(ops.CREATE_PROGRAM, {"input": {"name": "P", "shareUrlTemplate": "javascript:alert(1)//{code}"}}, "shareUrlTemplate", "INVALID_URL", id="template-not-http"),
+    pytest.param(
+        ops.CREATE_PROGRAM,
+        {"input": {"name": "P", "shareUrlTemplate": "https://shop.example/"}},
+        "shareUrlTemplate",
+        "INVALID_URL",
+        id="template-without-code",
+    ),
+    pytest.param(
+        ops.CREATE_PROGRAM,
+        {"input": {"name": "P", "shareUrlTemplate": "javascript:alert(1)//{code}"}},
+        "shareUrlTemplate",
+        "INVALID_URL",
+        id="template-not-http",
+    ),
     pytest.param(ops.UPDATE_PROGRAM, {"id": "not-an-id", "input": {"name": "New"}}, "id", "INVALID_ID", id="malformed-id"),
     pytest.param(ops.UPDATE_PROGRAM, {"id": NUL, "input": {"name": "New"}}, "id", "INVALID_ID", id="nul-id"),
-    pytest.param(ops.ISSUE_CODE, {"input": {"programId": "not-an-id", "customerExternalId": "bob"}}, "programId", "INVALID_ID", id="malformed-program-id"),
-    pytest.param(ops.RECORD_ACTION, {"input": {"type": "SIGNUP", "customerExternalId": "bob", "idempotencyKey": NUL}}, "idempotencyKey", "INVALID_INPUT", id="nul-idempotency-key"),
-    pytest.param(ops.RECORD_ACTION, {"input": {"type": "SIGNUP", "customerExternalId": "bob", "idempotencyKey": "k", "orderId": LONG}}, "orderId", "TOO_LONG", id="long-order-id"),
+    pytest.param(
+        ops.ISSUE_CODE,
+        {"input": {"programId": "not-an-id", "customerExternalId": "bob"}},
+        "programId",
+        "INVALID_ID",
+        id="malformed-program-id",
+    ),
+    pytest.param(
+        ops.RECORD_ACTION,
+        {"input": {"type": "SIGNUP", "customerExternalId": "bob", "idempotencyKey": NUL}},
+        "idempotencyKey",
+        "INVALID_INPUT",
+        id="nul-idempotency-key",
+    ),
+    pytest.param(
+        ops.RECORD_ACTION,
+        {"input": {"type": "SIGNUP", "customerExternalId": "bob", "idempotencyKey": "k", "orderId": LONG}},
+        "orderId",
+        "TOO_LONG",
+        id="long-order-id",
+    ),
 ]
 
 
@@ -503,7 +541,8 @@ async def test_many_root_fields_and_their_relations_resolve_together_in_one_requ
           actions { edges { node { type customer { externalId } referral { status } } } }
           jane: customer(externalId: "jane") { referralCodes { code } referrals { edges { node { referee { externalId } } } } }
           referralCode(code: "%s") { code customer { externalId } }
-        }""" % code,
+        }"""
+        % code,
         {"p": program["id"]},
     )
 

@@ -31,12 +31,16 @@ async def test_owners_and_admins_edit_rules_and_endpoints_from_a_session(tenant,
 
     simulated = await tenant.raw(SIMULATE, {"p": program, "rules": [credit_rule(amount=1500)]}, key=person.token)
     assert simulated.get("errors") is None and simulated["data"]["simulateRewardRules"]["actionsReplayed"] == 0
-    updated = (await tenant.raw(UPDATE_RULE, {"ruleId": rule["ruleId"], "input": credit_rule(amount=1500)},
-                                key=person.token))["data"]["updateRewardRule"]
+    updated = (await tenant.raw(UPDATE_RULE, {"ruleId": rule["ruleId"], "input": credit_rule(amount=1500)}, key=person.token))[
+        "data"
+    ]["updateRewardRule"]
     assert updated["userErrors"] == [] and (updated["rewardRule"]["version"], updated["rewardRule"]["amount"]) == (2, 1500)
 
-    created = (await tenant.raw(CREATE_ENDPOINT, {"input": {"url": "https://shop.example/hooks", "eventTypes": ["reward.granted"]}},
-                                key=person.token))["data"]["createWebhookEndpoint"]
+    created = (
+        await tenant.raw(
+            CREATE_ENDPOINT, {"input": {"url": "https://shop.example/hooks", "eventTypes": ["reward.granted"]}}, key=person.token
+        )
+    )["data"]["createWebhookEndpoint"]
     assert created["userErrors"] == [] and created["secret"].startswith("whsec_")
     disabled = (await tenant.raw(DISABLE_ENDPOINT, {"id": created["endpoint"]["id"]}, key=person.token))["data"]
     assert disabled["updateWebhookEndpoint"]["endpoint"]["enabled"] is False

@@ -68,8 +68,9 @@ def test_a_chain_of_five_hundred_fragments_needs_no_recursion():
 async def test_fragments_nested_in_fields_add_their_depth(tenant, settings):
     # F0 -> field -> F1 -> field -> ...: depth grows through fragments and is refused in time
     levels = settings.max_query_depth + 2
-    fragments = [f"fragment F{i} on Referral {{ referrer {{ referrals(first: 1) {{ nodes {{ ...F{i + 1} }} }} }} }}"
-                 for i in range(levels)]
+    fragments = [
+        f"fragment F{i} on Referral {{ referrer {{ referrals(first: 1) {{ nodes {{ ...F{i + 1} }} }} }} }}" for i in range(levels)
+    ]
     fragments.append(f"fragment F{levels} on Referral {{ id }}")
     document = '{ referral(id: "00000000-0000-0000-0000-000000000000") { ...F0 } }\n' + "\n".join(fragments)
 
@@ -78,10 +79,16 @@ async def test_fragments_nested_in_fields_add_their_depth(tenant, settings):
     assert error["message"] == f"'anonymous' exceeds maximum operation depth of {settings.max_query_depth}"
 
 
-@pytest.mark.parametrize("document, message", [
-    ("{ ...Nope }", "Unknown fragment 'Nope'."),
-    ("query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }", "Cannot spread fragment 'A' within itself via 'B'."),
-])
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ("{ ...Nope }", "Unknown fragment 'Nope'."),
+        (
+            "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+            "Cannot spread fragment 'A' within itself via 'B'.",
+        ),
+    ],
+)
 async def test_unknown_and_cyclic_fragments_get_graphqls_own_errors(tenant, document, message, no_error_logs):
     response = await post(tenant, {"query": document})
 
@@ -89,15 +96,21 @@ async def test_unknown_and_cyclic_fragments_get_graphqls_own_errors(tenant, docu
     assert message in [e["message"] for e in response.json()["errors"]]
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"[" * 3000 + b"]" * 3000, "the request body is nested too deeply"),
-    (b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 3000 + b"]" * 3000 + b"}}", "the request body is nested too deeply"),
-    (b'"{ __typename }"', "the request body must be a JSON object"),
-    (b"42", "the request body must be a JSON object"),
-    (b'[{"query": "{ __typename }"}]', "the request body must be a JSON object"),
-    (b'{"query": "{ __typename }"', "Unable to parse request body as JSON"),
-    (b"\xff\xfe{}", "Unable to parse request body as JSON"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"[" * 3000 + b"]" * 3000, "the request body is nested too deeply"),
+        (
+            b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 3000 + b"]" * 3000 + b"}}",
+            "the request body is nested too deeply",
+        ),
+        (b'"{ __typename }"', "the request body must be a JSON object"),
+        (b"42", "the request body must be a JSON object"),
+        (b'[{"query": "{ __typename }"}]', "the request body must be a JSON object"),
+        (b'{"query": "{ __typename }"', "Unable to parse request body as JSON"),
+        (b"\xff\xfe{}", "Unable to parse request body as JSON"),
+    ],
+)
 async def test_a_body_that_is_not_a_json_object_is_a_400_with_a_graphql_error(tenant, body, message, no_error_logs):
     response = await post(tenant, body)
 
@@ -114,7 +127,7 @@ async def test_a_bigint_literal_beyond_two_to_the_53_is_a_validation_error(tenan
 
     [error] = response.json()["errors"]
     assert "BigInt is out of range" in error["message"] and error["locations"]
-    assert (await tenant.gql('{ actions(first: 5) { nodes { id } } }'))["actions"]["nodes"] == []
+    assert (await tenant.gql("{ actions(first: 5) { nodes { id } } }"))["actions"]["nodes"] == []
 
 
 async def test_a_bigint_variable_beyond_two_to_the_53_is_a_variable_error(tenant, no_error_logs):
@@ -127,12 +140,15 @@ async def test_a_bigint_variable_beyond_two_to_the_53_is_a_variable_error(tenant
     assert "BigInt is out of range" in error["message"]
 
 
-@pytest.mark.parametrize("body", [
-    # a lone surrogate in a variable, and in the document itself (as a JSON escape)
-    b'{"query": "mutation($e: String!) { upsertCustomer(input: {externalId: $e}) { userErrors { code } } }",'
-    b' "variables": {"e": "a\\ud800b"}}',
-    b'{"query": "mutation { upsertCustomer(input: {externalId: \\"a\\udc00b\\"}) { userErrors { code } } }"}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a lone surrogate in a variable, and in the document itself (as a JSON escape)
+        b'{"query": "mutation($e: String!) { upsertCustomer(input: {externalId: $e}) { userErrors { code } } }",'
+        b' "variables": {"e": "a\\ud800b"}}',
+        b'{"query": "mutation { upsertCustomer(input: {externalId: \\"a\\udc00b\\"}) { userErrors { code } } }"}',
+    ],
+)
 async def test_a_lone_surrogate_anywhere_in_the_body_is_refused_before_anything_runs(tenant, body, no_error_logs):
     response = await post(tenant, body, key=tenant.secret_key)
 
@@ -149,8 +165,10 @@ async def test_a_lone_surrogate_escape_in_a_graphql_string_is_a_syntax_error(ten
 
 
 async def test_an_escaped_emoji_is_a_pair_and_is_stored(tenant):
-    body = (b'{"query": "mutation($n: String) { upsertCustomer(input: {externalId: \\"emoji\\", name: $n}) '
-            b'{ customer { name } } }", "variables": {"n": "Run \\ud83c\\udfc3"}}')
+    body = (
+        b'{"query": "mutation($n: String) { upsertCustomer(input: {externalId: \\"emoji\\", name: $n}) '
+        b'{ customer { name } } }", "variables": {"n": "Run \\ud83c\\udfc3"}}'
+    )
 
     response = await post(tenant, body, key=tenant.secret_key)
 

@@ -15,17 +15,20 @@ from app.schema.view import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_URL, response_media
 GRJ = "application/graphql-response+json"
 
 
-@pytest.mark.parametrize("accept, expected", [
-    ("", "application/json"),
-    ("*/*", "application/json"),
-    ("application/json", "application/json"),
-    (GRJ, GRJ),
-    (f"{GRJ}, application/json;q=0.9", GRJ),
-    (f"application/json, {GRJ};q=0.5", "application/json"),
-    (f"application/json;q=0.5, {GRJ}", GRJ),
-    (f"{GRJ};q=0", "application/json"),
-    ("text/html", "application/json"),
-])
+@pytest.mark.parametrize(
+    "accept, expected",
+    [
+        ("", "application/json"),
+        ("*/*", "application/json"),
+        ("application/json", "application/json"),
+        (GRJ, GRJ),
+        (f"{GRJ}, application/json;q=0.9", GRJ),
+        (f"application/json, {GRJ};q=0.5", "application/json"),
+        (f"application/json;q=0.5, {GRJ}", GRJ),
+        (f"{GRJ};q=0", "application/json"),
+        ("text/html", "application/json"),
+    ],
+)
 def test_the_answer_media_type_follows_the_clients_preference(accept, expected):
     assert response_media_type(accept) == expected
 
@@ -35,12 +38,15 @@ async def send(client, accept: str | None, body: dict):
     return await client.post("/graphql", json=body, headers=headers)
 
 
-@pytest.mark.parametrize("body", [
-    {"query": "{"},  # syntax
-    {"query": "{ noSuchField }"},  # validation
-    {"query": "query($id: ID!) { viewer(id: $id) { id } }", "variables": {"id": None}},  # variables (and unknown arg)
-    {"query": "query($n: Int!) { __typename }", "variables": {}},  # a variable that is required and missing
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "{"},  # syntax
+        {"query": "{ noSuchField }"},  # validation
+        {"query": "query($id: ID!) { viewer(id: $id) { id } }", "variables": {"id": None}},  # variables (and unknown arg)
+        {"query": "query($n: Int!) { __typename }", "variables": {}},  # a variable that is required and missing
+    ],
+)
 async def test_a_request_that_never_ran_is_a_400_without_data_for_graphql_response_json(client, body):
     response = await send(client, GRJ, body)
 

@@ -24,10 +24,19 @@ async def program_with_referrers(tenant, count: int) -> list[str]:
 
 def referred_purchase(code: str, n: int) -> dict:
     return dict(
-        type="PURCHASE", customerExternalId=f"friend-{n}", idempotencyKey=f"order-{n}", orderId=f"order-{n}",
-        amount=5000, currency="USD", referralCode=code,
-        context={"email": f"friend{n}@example.com", "deviceId": f"device-{n}", "ip": f"10.0.{n}.1",
-                 "paymentFingerprint": f"card-{n}"},
+        type="PURCHASE",
+        customerExternalId=f"friend-{n}",
+        idempotencyKey=f"order-{n}",
+        orderId=f"order-{n}",
+        amount=5000,
+        currency="USD",
+        referralCode=code,
+        context={
+            "email": f"friend{n}@example.com",
+            "deviceId": f"device-{n}",
+            "ip": f"10.0.{n}.1",
+            "paymentFingerprint": f"card-{n}",
+        },
     )
 
 
@@ -41,9 +50,16 @@ async def test_a_purchase_goes_through_while_another_purchase_of_the_program_hol
     async with create_session_factory(db)() as open_transaction:
         await scope_to_merchant(open_transaction, tenant.id)
         recorded = await actions.record_action(
-            open_transaction, merchant_id=tenant.id, data=actions.ActionInput(
-                type="PURCHASE", customer_external_id="friend-0", idempotency_key="order-0", order_id="order-0",
-                amount=5000, currency="USD", referral_code=first_code,
+            open_transaction,
+            merchant_id=tenant.id,
+            data=actions.ActionInput(
+                type="PURCHASE",
+                customer_external_id="friend-0",
+                idempotency_key="order-0",
+                order_id="order-0",
+                amount=5000,
+                currency="USD",
+                referral_code=first_code,
             ),
         )
         assert len(recorded.rewards) == 4  # granted, booked, not committed: every lock it takes is held

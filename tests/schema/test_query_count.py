@@ -155,7 +155,10 @@ async def test_an_exact_last_page_reports_no_next_page(tenant, fifty_referrals):
     past_the_end = (await tenant.gql(PAGE, {"first": 25, "after": second["pageInfo"]["endCursor"]}))["referrals"]
     assert past_the_end["edges"] == []
     assert past_the_end["pageInfo"] == {
-        "hasNextPage": False, "hasPreviousPage": True, "startCursor": None, "endCursor": None,
+        "hasNextPage": False,
+        "hasPreviousPage": True,
+        "startCursor": None,
+        "endCursor": None,
     }
 
 
@@ -195,8 +198,15 @@ FIVE_RULES = [
     {"name": "10%", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "COMMISSION", "percentBps": 1000},
     {"name": "15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1500},
     {"name": "500 points", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "POINTS", "amount": 500},
-    {"name": "5th friend", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 5000, "currency": "USD",
-     "conditions": {"milestone": 5}},
+    {
+        "name": "5th friend",
+        "trigger": "PURCHASE",
+        "recipient": "REFERRER",
+        "kind": "CREDIT",
+        "amount": 5000,
+        "currency": "USD",
+        "conditions": {"milestone": 5},
+    },
 ]
 # Before the write path was rebuilt: 64 statements per referred purchase, 5 per click (both on PostgreSQL).
 # Issue 13 added one: a purchase showing a card, device or address the customer was never seen
@@ -218,12 +228,24 @@ async def test_a_referred_purchase_with_five_rules_and_fraud_checks_costs_a_fixe
         await create_rule(tenant, program["id"], **rule)
 
     async def purchase(customer: str) -> tuple[int, dict]:
-        variables = {"i": {
-            "type": "PURCHASE", "customerExternalId": customer, "idempotencyKey": f"order-{customer}", "orderId": customer,
-            "amount": 5000, "currency": "USD", "referralCode": code,
-            "context": {"email": f"{customer}@example.com", "deviceId": f"d-{customer}", "ip": "10.1.2.3",
-                        "userAgent": "bench", "paymentFingerprint": f"card-{customer}"},
-        }}
+        variables = {
+            "i": {
+                "type": "PURCHASE",
+                "customerExternalId": customer,
+                "idempotencyKey": f"order-{customer}",
+                "orderId": customer,
+                "amount": 5000,
+                "currency": "USD",
+                "referralCode": code,
+                "context": {
+                    "email": f"{customer}@example.com",
+                    "deviceId": f"d-{customer}",
+                    "ip": "10.1.2.3",
+                    "userAgent": "bench",
+                    "paymentFingerprint": f"card-{customer}",
+                },
+            }
+        }
         with count_statements() as counter:
             data = await tenant.gql(HOT_PURCHASE, variables)
         statements[:] = counter.statements

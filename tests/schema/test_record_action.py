@@ -83,8 +83,14 @@ async def test_a_code_typed_at_checkout_refers_the_buyer_and_qualifies_at_once(t
     program, code = await shop_with_referrer(tenant)
 
     result = await record(
-        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-1",
-        orderId="1", amount=2500, currency="EUR", referralCode=code,
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="order-1",
+        orderId="1",
+        amount=2500,
+        currency="EUR",
+        referralCode=code,
     )
 
     assert result["userErrors"] == []
@@ -132,7 +138,12 @@ async def test_an_unknown_code_records_the_purchase_without_a_referral(tenant):
     await shop_with_referrer(tenant)
 
     result = await record(
-        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="o", amount=100, currency="USD",
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="o",
+        amount=100,
+        currency="USD",
         referralCode="NOSUCHCODE",
     )
 
@@ -217,9 +228,7 @@ async def test_a_signup_within_the_attribution_window_is_still_referred(tenant, 
     token = (await click(tenant, code))["attributionToken"]
     clicked = datetime.now(UTC) - timedelta(days=29)
     await session.execute(
-        update(Click)
-        .where(Click.attribution_token == token)
-        .values(created_at=clicked, expires_at=clicked + timedelta(days=30))
+        update(Click).where(Click.attribution_token == token).values(created_at=clicked, expires_at=clicked + timedelta(days=30))
     )
     await session.commit()
 
@@ -259,7 +268,12 @@ async def test_a_second_referrers_code_does_not_steal_an_existing_referral(tenan
     assert signup["action"]["attribution"] == "REFERRAL_CREATED"
 
     purchase = await record(
-        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="o", amount=100, currency="USD",
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="o",
+        amount=100,
+        currency="USD",
         referralCode=kim_code,
     )
 
@@ -425,8 +439,14 @@ async def test_another_shops_program_id_is_refused(tenant, other_tenant):
 async def test_a_retried_purchase_is_recorded_once(tenant):
     _, code = await shop_with_referrer(tenant)
     order = dict(
-        type="PURCHASE", customerExternalId="bob", idempotencyKey="order-1001", orderId="1001",
-        amount=4999, currency="USD", referralCode=code, metadata={"items": 2, "coupon": None},
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="order-1001",
+        orderId="1001",
+        amount=4999,
+        currency="USD",
+        referralCode=code,
+        metadata={"items": 2, "coupon": None},
         context={"email": "bob@example.com", "ip": "198.51.100.4"},
     )
     first = await record(tenant, **order)
@@ -445,13 +465,25 @@ async def test_a_retried_purchase_is_recorded_once(tenant):
 async def test_a_retry_that_types_the_code_or_the_time_differently_is_still_a_retry(tenant):
     _, code = await shop_with_referrer(tenant)
     first = await record(
-        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-7", amount=100, currency="USD",
-        referralCode=code, occurredAt="2026-01-15T12:00:00+02:00",
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="order-7",
+        amount=100,
+        currency="USD",
+        referralCode=code,
+        occurredAt="2026-01-15T12:00:00+02:00",
     )
 
     retry = await record(
-        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-7", amount=100, currency="usd",
-        referralCode=f" {code.lower()} ", occurredAt="2026-01-15T10:00:00+00:00",
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="order-7",
+        amount=100,
+        currency="usd",
+        referralCode=f" {code.lower()} ",
+        occurredAt="2026-01-15T10:00:00+00:00",
     )
 
     assert retry["userErrors"] == []
@@ -463,11 +495,21 @@ async def test_an_over_long_code_or_token_still_records_the_purchase(tenant):
     await shop_with_referrer(tenant)
 
     with_code = await record(
-        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="o-1", amount=100, currency="USD",
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="o-1",
+        amount=100,
+        currency="USD",
         referralCode="X" * 100,
     )
     with_token = await record(
-        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="o-2", amount=100, currency="USD",
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="o-2",
+        amount=100,
+        currency="USD",
         attributionToken="at_" + "x" * 200,
     )
 
@@ -503,7 +545,9 @@ async def test_a_retry_after_the_referral_was_qualified_replays_the_first_answer
 )
 async def test_reusing_a_key_for_a_different_action_is_refused_and_writes_nothing(tenant, change):
     _, code = await shop_with_referrer(tenant)
-    order = dict(type="PURCHASE", customerExternalId="bob", idempotencyKey="order-1", amount=4999, currency="USD", referralCode=code)
+    order = dict(
+        type="PURCHASE", customerExternalId="bob", idempotencyKey="order-1", amount=4999, currency="USD", referralCode=code
+    )
     first = await record(tenant, **order)
 
     conflict = await record(tenant, **{**order, **change})
@@ -606,11 +650,29 @@ def _in_an_hour() -> str:
         ({"programId": "not-an-id"}, "programId", "INVALID_ID"),
     ],
     ids=[
-        "amount-without-currency", "currency-without-amount", "unknown-currency", "short-currency",
-        "negative-amount", "occurred-in-the-future", "occurred-without-timezone", "bad-type", "empty-type",
-        "empty-idempotency-key", "long-idempotency-key", "empty-customer", "blank-customer", "nul-in-customer", "nul-in-key",
-        "nul-in-order-id", "nul-in-code", "metadata-list", "metadata-string", "nul-in-metadata", "bad-email",
-        "nul-in-address", "bad-program-id",
+        "amount-without-currency",
+        "currency-without-amount",
+        "unknown-currency",
+        "short-currency",
+        "negative-amount",
+        "occurred-in-the-future",
+        "occurred-without-timezone",
+        "bad-type",
+        "empty-type",
+        "empty-idempotency-key",
+        "long-idempotency-key",
+        "empty-customer",
+        "blank-customer",
+        "nul-in-customer",
+        "nul-in-key",
+        "nul-in-order-id",
+        "nul-in-code",
+        "metadata-list",
+        "metadata-string",
+        "nul-in-metadata",
+        "bad-email",
+        "nul-in-address",
+        "bad-program-id",
     ],
 )
 async def test_refused_input_is_a_user_error_and_writes_nothing(tenant, change, field, code):
@@ -618,8 +680,13 @@ async def test_refused_input_is_a_user_error_and_writes_nothing(tenant, change, 
     if change.get("occurredAt") == "FUTURE":
         change = {**change, "occurredAt": _in_an_hour()}
     valid = dict(
-        type="PURCHASE", customerExternalId="bob", idempotencyKey="order-1", amount=100, currency="USD",
-        referralCode=referral_code, context={"email": "bob@example.com"},
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="order-1",
+        amount=100,
+        currency="USD",
+        referralCode=referral_code,
+        context={"email": "bob@example.com"},
     )
 
     body = await tenant.raw(ops.RECORD_ACTION, {"input": {**valid, **change}})
@@ -640,7 +707,12 @@ async def test_a_purchase_reported_late_keeps_the_time_it_happened_in_any_timezo
     occurred = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
 
     result = await record(
-        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="o", amount=0, currency="usd",
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="o",
+        amount=0,
+        currency="usd",
         occurredAt=occurred.astimezone(timezone(timedelta(hours=2))).isoformat(),
     )
 

@@ -45,8 +45,13 @@ async def test_a_friend_signs_up_through_the_link_and_buys(tenant):
     assert signup["referral"]["referrer"]["externalId"] == "jane"
 
     purchase = await record(
-        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-1001",
-        orderId="1001", amount=4999, currency="usd",
+        tenant,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="order-1001",
+        orderId="1001",
+        amount=4999,
+        currency="usd",
     )
     assert purchase["action"]["attribution"] == "LINKED_TO_REFERRAL"
     assert purchase["action"]["amount"] == {"amount": 4999, "currency": "USD"}

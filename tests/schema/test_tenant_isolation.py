@@ -51,10 +51,10 @@ class World:
     widget_secret: str  # A's secret for signing customer ids
     b_widget_secret: str
     export_id: str  # A's export of jane's data
-    payouts: "PayoutWorld | None" = None  # built for the cases that need it (Case.payouts)
+    payouts: PayoutWorld | None = None  # built for the cases that need it (Case.payouts)
     campaign_id: str = ""  # A's contest
     lead_id: str = ""  # jane's lead at A
-    partners: "PartnerWorld | None" = None  # built for the cases that need it (Case.partners)
+    partners: PartnerWorld | None = None  # built for the cases that need it (Case.partners)
 
 
 @dataclass
@@ -105,14 +105,21 @@ async def build_payout_world(a, b, clock) -> PayoutWorld:
     assert approved["data"]["approvePayouts"]["approvedCount"] == 1
     await payouts.run_jobs(a.engine)
     batch_id = (await a.gql(payouts.PAYOUT, {"id": payout["id"]}))["payout"]["batchId"]
-    schedule = await a.gql("""mutation($p: ID!) { setPayoutSchedule(programId: $p, input: {frequency: MONTHLY, day: 1,
-        minimums: [{currency: "USD", amount: 100}]}) { userErrors { code } } }""", {"p": program})
+    schedule = await a.gql(
+        """mutation($p: ID!) { setPayoutSchedule(programId: $p, input: {frequency: MONTHLY, day: 1,
+        minimums: [{currency: "USD", amount: 100}]}) { userErrors { code } } }""",
+        {"p": program},
+    )
     assert schedule["setPayoutSchedule"]["userErrors"] == []
     sessions = await a.gql("query($id: ID) { adminSessions(adminId: $id) { id } }", {"id": owner.id}, key=owner.token)
     b_owner = await payouts.make_admin(b)
     return PayoutWorld(
-        a_admin_id=finance.id, a_session_id=sessions["adminSessions"][0]["id"], payout_id=payout["id"], batch_id=batch_id,
-        program_id=program, b_owner_token=b_owner.token,
+        a_admin_id=finance.id,
+        a_session_id=sessions["adminSessions"][0]["id"],
+        payout_id=payout["id"],
+        batch_id=batch_id,
+        program_id=program,
+        b_owner_token=b_owner.token,
     )
 
 
@@ -123,16 +130,18 @@ def unreachable_payout_world() -> PayoutWorld:
 
 async def build_world(a, b, clock=None) -> World:
     program = await active_program(a, clearance=PAY_AT_SIGNUP)
-    jane = await a.gql(
-        ops.UPSERT_CUSTOMER, {"input": {"externalId": "jane", "email": "jane@a-shop.example", "name": "Jane A"}}
-    )
+    jane = await a.gql(ops.UPSERT_CUSTOMER, {"input": {"externalId": "jane", "email": "jane@a-shop.example", "name": "Jane A"}})
     assert jane["upsertCustomer"]["userErrors"] == []
     code = await code_for(a, program["id"], "jane")
     tracked = await click(a, code["code"])
     assert tracked["userErrors"] == []
     signup = await record(
-        a, type="SIGNUP", customerExternalId="bob", idempotencyKey="signup-bob",
-        attributionToken=tracked["attributionToken"], context={"email": "bob@a-shop.example"},
+        a,
+        type="SIGNUP",
+        customerExternalId="bob",
+        idempotencyKey="signup-bob",
+        attributionToken=tracked["attributionToken"],
+        context={"email": "bob@a-shop.example"},
     )
     assert signup["action"]["attribution"] == "REFERRAL_CREATED"
     key = await a.gql(CREATE_KEY, {"kind": "SECRET", "name": "deploy"})
@@ -145,20 +154,40 @@ async def build_world(a, b, clock=None) -> World:
     pool_id = pool["createCouponPool"]["couponPool"]["id"]
     added = await a.gql(ADD_CODES, {"poolId": pool_id, "codes": ["A-SPRING-1", "A-SPRING-2"]})
     assert added["addCouponCodes"]["added"] == 2
-    endpoint = await a.gql(CREATE_WEBHOOK, {"input": {"url": "https://hooks.a-shop.example/referral",
-                                                      "eventTypes": ["reward.granted"]}})
+    endpoint = await a.gql(
+        CREATE_WEBHOOK, {"input": {"url": "https://hooks.a-shop.example/referral", "eventTypes": ["reward.granted"]}}
+    )
     assert endpoint["createWebhookEndpoint"]["userErrors"] == []
     purchase = await record(
-        a, type="PURCHASE", customerExternalId="bob", idempotencyKey="order-bob", orderId="bob-1",
-        amount=5000, currency="USD",
+        a,
+        type="PURCHASE",
+        customerExternalId="bob",
+        idempotencyKey="order-bob",
+        orderId="bob-1",
+        amount=5000,
+        currency="USD",
     )
     assert purchase["userErrors"] == []
-    policy = await a.gql(SET_FRAUD_POLICY, {"programId": program["id"], "policy": {  # mallory's review alone
-        "reviewScore": 55, "signals": [{"signal": "referrer_under_review", "enabled": False}]}})
+    policy = await a.gql(
+        SET_FRAUD_POLICY,
+        {
+            "programId": program["id"],
+            "policy": {  # mallory's review alone
+                "reviewScore": 55,
+                "signals": [{"signal": "referrer_under_review", "enabled": False}],
+            },
+        },
+    )
     assert policy["setFraudPolicy"]["userErrors"] == []
     await record(a, type="SIGNUP", customerExternalId="jane", idempotencyKey="signup-jane", context={"deviceId": "dev-jane"})
-    mallory = await record(a, type="SIGNUP", customerExternalId="mallory", idempotencyKey="signup-mallory",
-                           referralCode=code["code"], context={"deviceId": "dev-jane"})
+    mallory = await record(
+        a,
+        type="SIGNUP",
+        customerExternalId="mallory",
+        idempotencyKey="signup-mallory",
+        referralCode=code["code"],
+        context={"deviceId": "dev-jane"},
+    )
     assert mallory["action"]["attribution"] == "REFERRAL_CREATED"
     review = await a.gql("{ fraudReviews { edges { node { id } } } }")
     [review_id] = [e["node"]["id"] for e in review["fraudReviews"]["edges"]]
@@ -171,12 +200,26 @@ async def build_world(a, b, clock=None) -> World:
     coupon = await a.gql('{ rewards(customerExternalId: "bob") { edges { node { coupon { code } } } } }')
     coupon_code = coupon["rewards"]["edges"][0]["node"]["coupon"]["code"]
 
-    campaign = await a.gql(ops.CREATE_CAMPAIGN, {"input": {
-        "programId": program["id"], "name": "A's contest", "kind": "CONTEST", "currency": "USD", "topN": 3, "prizeAmount": 100,
-        "startsOn": "2026-01-01", "endsOn": "2026-01-31"}})
+    campaign = await a.gql(
+        ops.CREATE_CAMPAIGN,
+        {
+            "input": {
+                "programId": program["id"],
+                "name": "A's contest",
+                "kind": "CONTEST",
+                "currency": "USD",
+                "topN": 3,
+                "prizeAmount": 100,
+                "startsOn": "2026-01-01",
+                "endsOn": "2026-01-31",
+            }
+        },
+    )
     assert campaign["createCampaign"]["userErrors"] == []
-    rules = await a.gql(ops.PUBLISH_PROMOTION_RULES, {"programId": program["id"], "text": "Be fair.",
-                                                      "clauses": [{"id": "no-spam", "text": "No spam."}]})
+    rules = await a.gql(
+        ops.PUBLISH_PROMOTION_RULES,
+        {"programId": program["id"], "text": "Be fair.", "clauses": [{"id": "no-spam", "text": "No spam."}]},
+    )
     assert rules["publishPromotionRules"]["userErrors"] == []
     fee = await a.gql(ops.SET_LEAD_SETTINGS, {"programId": program["id"], "input": {"feeAmount": 100, "currency": "USD"}})
     assert fee["setLeadSettings"]["userErrors"] == []
@@ -217,10 +260,15 @@ CREATE_RULE = """
 mutation($programId: ID!, $input: RewardRuleInput!) {
   createRewardRule(programId: $programId, input: $input) { rewardRule { ruleId } userErrors { field code message } }
 }"""
-CREDIT_RULE = {"name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT",
-               "amount": 1000, "currency": "USD"}
-DISCOUNT_RULE = {"name": "Get 15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT",
-                 "percentBps": 1500}
+CREDIT_RULE = {
+    "name": "Give $10",
+    "trigger": "PURCHASE",
+    "recipient": "REFERRER",
+    "kind": "CREDIT",
+    "amount": 1000,
+    "currency": "USD",
+}
+DISCOUNT_RULE = {"name": "Get 15% off", "trigger": "PURCHASE", "recipient": "REFEREE", "kind": "DISCOUNT", "percentBps": 1500}
 RULE_PAYLOAD = "{ rewardRule { id } userErrors { field code message } }"
 CREATE_POOL = """
 mutation($input: CreateCouponPoolInput!) {
@@ -235,6 +283,8 @@ CREATE_WEBHOOK = """
 mutation($input: CreateWebhookEndpointInput!) {
   createWebhookEndpoint(input: $input) { endpoint { id } secret userErrors { field code message } }
 }"""
+
+
 def last_30_days() -> dict[str, str]:
     now = datetime.now(UTC)
     return {"from": (now - timedelta(days=30)).isoformat(), "to": (now + timedelta(days=1)).isoformat()}
@@ -263,7 +313,8 @@ mutation($customer: String!, $status: CustomerFraudStatus!) {
 
 async def export_of(tenant, customer: str) -> str:
     body = await tenant.gql(
-        "mutation($c: String!) { exportCustomerData(customerExternalId: $c) { export { id } userErrors { code } } }", {"c": customer}
+        "mutation($c: String!) { exportCustomerData(customerExternalId: $c) { export { id } userErrors { code } } }",
+        {"c": customer},
     )
     assert body["exportCustomerData"]["userErrors"] == []
     return body["exportCustomerData"]["export"]["id"]
@@ -507,401 +558,967 @@ def _partner_period(world: World) -> dict[str, Any]:
 
 
 PARTNER_CASES = [
-    Case("partners", "partners(A's affiliate program)", ops.PARTNERS, lambda w: {"programId": w.partners.program_id},
-         graphql_not_found("partners"), partners=True),
-    Case("partnerGroups", "partnerGroups(A's program)", ops.PARTNER_GROUPS, lambda w: {"programId": w.partners.program_id},
-         graphql_not_found("partnerGroups"), partners=True),
-    Case("commissionSplitHistory", "commissionSplitHistory(A's program)", ops.COMMISSION_SPLIT_HISTORY,
-         lambda w: {"programId": w.partners.program_id}, graphql_not_found("commissionSplitHistory"), partners=True),
-    Case("partnerSales", "partnerSales(A's program)", ops.PARTNER_SALES, _partner_period,
-         graphql_not_found("partnerSales"), partners=True),
-    Case("partnerReport", "partnerReport(A's program), secret key", ops.PARTNER_REPORT, _partner_period,
-         graphql_not_found("partnerReport"), partners=True),
-    Case("partnerReport", "partnerReport(A's program), A's partner signature on B's publishable key", ops.PARTNER_REPORT,
-         lambda w: _partner_period(w) | {"signature": _partner_signature(w)},
-         graphql_error("partnerReport", "SIGNATURE_INVALID"), key="publishable", partners=True),
-    Case("partnerStatement", "partnerStatement(A's program, A's partner)", ops.PARTNER_STATEMENT,
-         lambda w: _partner_period(w) | {"customerExternalId": "ann"}, graphql_not_found("partnerStatement"), partners=True),
-    Case("applyAsPartner", "applyAsPartner(A's program)", ops.APPLY_AS_PARTNER,
-         lambda w: {"programId": w.partners.program_id, "customerExternalId": "b-customer"},
-         user_error("applyAsPartner", "NOT_FOUND", "programId", "partner"), partners=True),
-    Case("invitePartner", "invitePartner(A's program)", ops.INVITE_PARTNER,
-         lambda w: {"programId": w.partners.program_id, "customerExternalId": "b-customer"},
-         user_error("invitePartner", "NOT_FOUND", "programId", "partner"), partners=True),
-    Case("decidePartner", "decidePartner(A's partner)", ops.DECIDE_PARTNER,
-         lambda w: {"partnerId": w.partners.partner_id, "decision": "SUSPEND", "reason": "mine now"},
-         user_error("decidePartner", "NOT_FOUND", "partnerId", "partner"), partners=True),
-    Case("assignPartnerGroup", "assignPartnerGroup(A's partner, A's group)", ops.ASSIGN_PARTNER_GROUP,
-         lambda w: {"partnerId": w.partners.partner_id, "groupId": w.partners.group_id},
-         user_error("assignPartnerGroup", "NOT_FOUND", "partnerId", "partner"), partners=True),
-    Case("createPartnerGroup", "createPartnerGroup(A's program)", ops.CREATE_PARTNER_GROUP,
-         lambda w: {"programId": w.partners.program_id, "name": "Mine", "commissionBps": 9000},
-         user_error("createPartnerGroup", "NOT_FOUND", "programId", "group"), partners=True),
-    Case("updatePartnerGroup", "updatePartnerGroup(A's group)", ops.UPDATE_PARTNER_GROUP,
-         lambda w: {"groupId": w.partners.group_id, "commissionBps": 9000},
-         user_error("updatePartnerGroup", "NOT_FOUND", "groupId", "group"), partners=True),
-    Case("setCommissionSplit", "setCommissionSplit(A's program)", ops.SET_COMMISSION_SPLIT,
-         lambda w: {"programId": w.partners.program_id, "parties": [{"customerExternalId": "b-customer", "shareBps": 9000}]},
-         user_error("setCommissionSplit", "NOT_FOUND", "programId", "split"), partners=True),
+    Case(
+        "partners",
+        "partners(A's affiliate program)",
+        ops.PARTNERS,
+        lambda w: {"programId": w.partners.program_id},
+        graphql_not_found("partners"),
+        partners=True,
+    ),
+    Case(
+        "partnerGroups",
+        "partnerGroups(A's program)",
+        ops.PARTNER_GROUPS,
+        lambda w: {"programId": w.partners.program_id},
+        graphql_not_found("partnerGroups"),
+        partners=True,
+    ),
+    Case(
+        "commissionSplitHistory",
+        "commissionSplitHistory(A's program)",
+        ops.COMMISSION_SPLIT_HISTORY,
+        lambda w: {"programId": w.partners.program_id},
+        graphql_not_found("commissionSplitHistory"),
+        partners=True,
+    ),
+    Case(
+        "partnerSales",
+        "partnerSales(A's program)",
+        ops.PARTNER_SALES,
+        _partner_period,
+        graphql_not_found("partnerSales"),
+        partners=True,
+    ),
+    Case(
+        "partnerReport",
+        "partnerReport(A's program), secret key",
+        ops.PARTNER_REPORT,
+        _partner_period,
+        graphql_not_found("partnerReport"),
+        partners=True,
+    ),
+    Case(
+        "partnerReport",
+        "partnerReport(A's program), A's partner signature on B's publishable key",
+        ops.PARTNER_REPORT,
+        lambda w: _partner_period(w) | {"signature": _partner_signature(w)},
+        graphql_error("partnerReport", "SIGNATURE_INVALID"),
+        key="publishable",
+        partners=True,
+    ),
+    Case(
+        "partnerStatement",
+        "partnerStatement(A's program, A's partner)",
+        ops.PARTNER_STATEMENT,
+        lambda w: _partner_period(w) | {"customerExternalId": "ann"},
+        graphql_not_found("partnerStatement"),
+        partners=True,
+    ),
+    Case(
+        "applyAsPartner",
+        "applyAsPartner(A's program)",
+        ops.APPLY_AS_PARTNER,
+        lambda w: {"programId": w.partners.program_id, "customerExternalId": "b-customer"},
+        user_error("applyAsPartner", "NOT_FOUND", "programId", "partner"),
+        partners=True,
+    ),
+    Case(
+        "invitePartner",
+        "invitePartner(A's program)",
+        ops.INVITE_PARTNER,
+        lambda w: {"programId": w.partners.program_id, "customerExternalId": "b-customer"},
+        user_error("invitePartner", "NOT_FOUND", "programId", "partner"),
+        partners=True,
+    ),
+    Case(
+        "decidePartner",
+        "decidePartner(A's partner)",
+        ops.DECIDE_PARTNER,
+        lambda w: {"partnerId": w.partners.partner_id, "decision": "SUSPEND", "reason": "mine now"},
+        user_error("decidePartner", "NOT_FOUND", "partnerId", "partner"),
+        partners=True,
+    ),
+    Case(
+        "assignPartnerGroup",
+        "assignPartnerGroup(A's partner, A's group)",
+        ops.ASSIGN_PARTNER_GROUP,
+        lambda w: {"partnerId": w.partners.partner_id, "groupId": w.partners.group_id},
+        user_error("assignPartnerGroup", "NOT_FOUND", "partnerId", "partner"),
+        partners=True,
+    ),
+    Case(
+        "createPartnerGroup",
+        "createPartnerGroup(A's program)",
+        ops.CREATE_PARTNER_GROUP,
+        lambda w: {"programId": w.partners.program_id, "name": "Mine", "commissionBps": 9000},
+        user_error("createPartnerGroup", "NOT_FOUND", "programId", "group"),
+        partners=True,
+    ),
+    Case(
+        "updatePartnerGroup",
+        "updatePartnerGroup(A's group)",
+        ops.UPDATE_PARTNER_GROUP,
+        lambda w: {"groupId": w.partners.group_id, "commissionBps": 9000},
+        user_error("updatePartnerGroup", "NOT_FOUND", "groupId", "group"),
+        partners=True,
+    ),
+    Case(
+        "setCommissionSplit",
+        "setCommissionSplit(A's program)",
+        ops.SET_COMMISSION_SPLIT,
+        lambda w: {"programId": w.partners.program_id, "parties": [{"customerExternalId": "b-customer", "shareBps": 9000}]},
+        user_error("setCommissionSplit", "NOT_FOUND", "programId", "split"),
+        partners=True,
+    ),
 ]
 
 
 CASES = [
     # Queries
-    Case("program", "program(A's id)", "query($id: ID!) { program(id: $id) { id name } }",
-         lambda w: {"id": w.program_id}, graphql_not_found("program")),
-    Case("referral", "referral(A's id)", "query($id: ID!) { referral(id: $id) { id status } }",
-         lambda w: {"id": w.referral_id}, graphql_not_found("referral")),
-    Case("referrals", "referrals(programId: A's)", ops.REFERRALS,
-         lambda w: {"programId": w.program_id}, graphql_not_found("referrals")),
-    Case("actions", "actions(customerExternalId: A's referee)",
-         'query($c: String) { actions(customerExternalId: $c) { edges { node { id } } } }',
-         lambda w: {"c": "bob"}, graphql_not_found("actions")),
-    Case("actions", "actions(customerExternalId: A's referrer)",
-         'query($c: String) { actions(customerExternalId: $c) { edges { node { id } } } }',
-         lambda w: {"c": "jane"}, graphql_not_found("actions")),
-    Case("actions", "actions(referralId: A's)",
-         "query($r: ID) { actions(referralId: $r) { edges { node { id } } } }",
-         lambda w: {"r": w.referral_id}, graphql_not_found("actions")),
-    Case("customer", "customer(externalId: A's)",
-         "query($e: String!) { customer(externalId: $e) { id email } }",
-         lambda w: {"e": "jane"}, graphql_not_found("customer")),
-    Case("referralCode", "referralCode(A's code), secret key",
-         "query($c: String!) { referralCode(code: $c) { code active } }",
-         lambda w: {"c": w.code}, graphql_not_found("referralCode")),
-    Case("referralCode", "referralCode(A's code), publishable key",
-         "query($c: String!) { referralCode(code: $c) { code active } }",
-         lambda w: {"c": w.code.lower()}, graphql_not_found("referralCode"), key="publishable"),
+    Case(
+        "program",
+        "program(A's id)",
+        "query($id: ID!) { program(id: $id) { id name } }",
+        lambda w: {"id": w.program_id},
+        graphql_not_found("program"),
+    ),
+    Case(
+        "referral",
+        "referral(A's id)",
+        "query($id: ID!) { referral(id: $id) { id status } }",
+        lambda w: {"id": w.referral_id},
+        graphql_not_found("referral"),
+    ),
+    Case(
+        "referrals",
+        "referrals(programId: A's)",
+        ops.REFERRALS,
+        lambda w: {"programId": w.program_id},
+        graphql_not_found("referrals"),
+    ),
+    Case(
+        "actions",
+        "actions(customerExternalId: A's referee)",
+        "query($c: String) { actions(customerExternalId: $c) { edges { node { id } } } }",
+        lambda w: {"c": "bob"},
+        graphql_not_found("actions"),
+    ),
+    Case(
+        "actions",
+        "actions(customerExternalId: A's referrer)",
+        "query($c: String) { actions(customerExternalId: $c) { edges { node { id } } } }",
+        lambda w: {"c": "jane"},
+        graphql_not_found("actions"),
+    ),
+    Case(
+        "actions",
+        "actions(referralId: A's)",
+        "query($r: ID) { actions(referralId: $r) { edges { node { id } } } }",
+        lambda w: {"r": w.referral_id},
+        graphql_not_found("actions"),
+    ),
+    Case(
+        "customer",
+        "customer(externalId: A's)",
+        "query($e: String!) { customer(externalId: $e) { id email } }",
+        lambda w: {"e": "jane"},
+        graphql_not_found("customer"),
+    ),
+    Case(
+        "referralCode",
+        "referralCode(A's code), secret key",
+        "query($c: String!) { referralCode(code: $c) { code active } }",
+        lambda w: {"c": w.code},
+        graphql_not_found("referralCode"),
+    ),
+    Case(
+        "referralCode",
+        "referralCode(A's code), publishable key",
+        "query($c: String!) { referralCode(code: $c) { code active } }",
+        lambda w: {"c": w.code.lower()},
+        graphql_not_found("referralCode"),
+        key="publishable",
+    ),
     # Mutations
-    Case("updateProgram", "updateProgram(A's id)", ops.UPDATE_PROGRAM,
-         lambda w: {"id": w.program_id, "input": {"name": "Hijacked", "status": "PAUSED"}},
-         user_error("updateProgram", "NOT_FOUND", "id", "program")),
-    Case("issueReferralCode", "issueReferralCode(programId: A's)", ops.ISSUE_CODE,
-         lambda w: {"input": {"programId": w.program_id, "customerExternalId": "jane"}},
-         user_error("issueReferralCode", "NOT_FOUND", "programId", "referralCode")),
-    Case("issueReferralCode", "issueReferralCode(vanity: A's code text)",
-         """mutation($input: IssueReferralCodeInput!) { issueReferralCode(input: $input) {
+    Case(
+        "updateProgram",
+        "updateProgram(A's id)",
+        ops.UPDATE_PROGRAM,
+        lambda w: {"id": w.program_id, "input": {"name": "Hijacked", "status": "PAUSED"}},
+        user_error("updateProgram", "NOT_FOUND", "id", "program"),
+    ),
+    Case(
+        "issueReferralCode",
+        "issueReferralCode(programId: A's)",
+        ops.ISSUE_CODE,
+        lambda w: {"input": {"programId": w.program_id, "customerExternalId": "jane"}},
+        user_error("issueReferralCode", "NOT_FOUND", "programId", "referralCode"),
+    ),
+    Case(
+        "issueReferralCode",
+        "issueReferralCode(vanity: A's code text)",
+        """mutation($input: IssueReferralCodeInput!) { issueReferralCode(input: $input) {
               referralCode { code program { id } } userErrors { field code message } } }""",
-         lambda w: {"input": {"programId": w.b_program_id, "customerExternalId": "jane", "vanity": w.code}},
-         own_code_with_same_text),
-    Case("deactivateReferralCode", "deactivateReferralCode(A's code)", ops.DEACTIVATE_CODE,
-         lambda w: {"code": w.code}, user_error("deactivateReferralCode", "NOT_FOUND", "code", "referralCode")),
-    Case("trackClick", "trackClick(A's code), B's publishable key", ops.TRACK_CLICK,
-         lambda w: {"input": {"code": w.code, "deviceId": "dev-b"}},
-         user_error("trackClick", "CODE_NOT_FOUND", "code", "attributionToken"), key="publishable"),
-    Case("recordAction", "recordAction(referralCode: A's)", ops.RECORD_ACTION,
-         lambda w: {"input": {"type": "SIGNUP", "customerExternalId": "b-newbie", "idempotencyKey": "b-1",
-                              "referralCode": w.code}},
-         unattributed_action("UNKNOWN_CODE")),
-    Case("recordAction", "recordAction(attributionToken: A's)", ops.RECORD_ACTION,
-         lambda w: {"input": {"type": "SIGNUP", "customerExternalId": "b-newbie", "idempotencyKey": "b-1",
-                              "attributionToken": w.token}},
-         unattributed_action("UNKNOWN_TOKEN")),
-    Case("recordAction", "recordAction(programId: A's)", ops.RECORD_ACTION,
-         lambda w: {"input": {"type": "SIGNUP", "customerExternalId": "b-newbie", "idempotencyKey": "b-1",
-                              "programId": w.program_id, "referralCode": w.b_code}},
-         user_error("recordAction", "NOT_FOUND", "programId", "action")),
-    Case("recordAction", "recordAction(customerExternalId: A's referee)", ops.RECORD_ACTION,
-         lambda w: {"input": {"type": "PURCHASE", "customerExternalId": "bob", "idempotencyKey": "b-1",
-                              "amount": 1000, "currency": "USD"}},
-         unattributed_action("NONE")),
-    Case("claimReferral", "claimReferral(programId: A's)", ops.CLAIM_REFERRAL,
-         lambda w: {"input": {"programId": w.program_id, "customerExternalId": "b-customer", "code": w.b_code}},
-         user_error("claimReferral", "NOT_FOUND", "programId", "referral")),
-    Case("claimReferral", "claimReferral(code: A's)", ops.CLAIM_REFERRAL,
-         lambda w: {"input": {"programId": w.b_program_id, "customerExternalId": "b-customer", "code": w.code}},
-         user_error("claimReferral", "CODE_NOT_FOUND", "code", "referral")),
-    Case("upsertCustomer", "upsertCustomer(externalId: A's)",
-         """mutation($input: UpsertCustomerInput!) { upsertCustomer(input: $input) {
+        lambda w: {"input": {"programId": w.b_program_id, "customerExternalId": "jane", "vanity": w.code}},
+        own_code_with_same_text,
+    ),
+    Case(
+        "deactivateReferralCode",
+        "deactivateReferralCode(A's code)",
+        ops.DEACTIVATE_CODE,
+        lambda w: {"code": w.code},
+        user_error("deactivateReferralCode", "NOT_FOUND", "code", "referralCode"),
+    ),
+    Case(
+        "trackClick",
+        "trackClick(A's code), B's publishable key",
+        ops.TRACK_CLICK,
+        lambda w: {"input": {"code": w.code, "deviceId": "dev-b"}},
+        user_error("trackClick", "CODE_NOT_FOUND", "code", "attributionToken"),
+        key="publishable",
+    ),
+    Case(
+        "recordAction",
+        "recordAction(referralCode: A's)",
+        ops.RECORD_ACTION,
+        lambda w: {
+            "input": {"type": "SIGNUP", "customerExternalId": "b-newbie", "idempotencyKey": "b-1", "referralCode": w.code}
+        },
+        unattributed_action("UNKNOWN_CODE"),
+    ),
+    Case(
+        "recordAction",
+        "recordAction(attributionToken: A's)",
+        ops.RECORD_ACTION,
+        lambda w: {
+            "input": {"type": "SIGNUP", "customerExternalId": "b-newbie", "idempotencyKey": "b-1", "attributionToken": w.token}
+        },
+        unattributed_action("UNKNOWN_TOKEN"),
+    ),
+    Case(
+        "recordAction",
+        "recordAction(programId: A's)",
+        ops.RECORD_ACTION,
+        lambda w: {
+            "input": {
+                "type": "SIGNUP",
+                "customerExternalId": "b-newbie",
+                "idempotencyKey": "b-1",
+                "programId": w.program_id,
+                "referralCode": w.b_code,
+            }
+        },
+        user_error("recordAction", "NOT_FOUND", "programId", "action"),
+    ),
+    Case(
+        "recordAction",
+        "recordAction(customerExternalId: A's referee)",
+        ops.RECORD_ACTION,
+        lambda w: {
+            "input": {"type": "PURCHASE", "customerExternalId": "bob", "idempotencyKey": "b-1", "amount": 1000, "currency": "USD"}
+        },
+        unattributed_action("NONE"),
+    ),
+    Case(
+        "claimReferral",
+        "claimReferral(programId: A's)",
+        ops.CLAIM_REFERRAL,
+        lambda w: {"input": {"programId": w.program_id, "customerExternalId": "b-customer", "code": w.b_code}},
+        user_error("claimReferral", "NOT_FOUND", "programId", "referral"),
+    ),
+    Case(
+        "claimReferral",
+        "claimReferral(code: A's)",
+        ops.CLAIM_REFERRAL,
+        lambda w: {"input": {"programId": w.b_program_id, "customerExternalId": "b-customer", "code": w.code}},
+        user_error("claimReferral", "CODE_NOT_FOUND", "code", "referral"),
+    ),
+    Case(
+        "upsertCustomer",
+        "upsertCustomer(externalId: A's)",
+        """mutation($input: UpsertCustomerInput!) { upsertCustomer(input: $input) {
               customer { externalId email referralCodes { code } } userErrors { field code message } } }""",
-         lambda w: {"input": {"externalId": "jane", "email": "jane@b-shop.example", "name": "Not Jane A"}},
-         own_customer),
-    Case("rewardRules", "rewardRules(programId: A's)",
-         "query($p: ID!) { rewardRules(programId: $p) { id } }",
-         lambda w: {"p": w.program_id}, graphql_not_found("rewardRules")),
-    Case("rewardRule", "rewardRule(ruleId: A's)",
-         "query($r: ID!) { rewardRule(ruleId: $r) { id } }",
-         lambda w: {"r": w.rule_id}, graphql_not_found("rewardRule")),
-    Case("rewards", "rewards(customerExternalId: A's referrer)",
-         'query { rewards(customerExternalId: "jane") { edges { node { id } } } }',
-         lambda w: {}, graphql_not_found("rewards")),
-    Case("reward", "reward(A's id)",
-         "query($id: ID!) { reward(id: $id) { id } }",
-         lambda w: {"id": w.reward_id}, graphql_not_found("reward")),
-    Case("createRewardRule", "createRewardRule(programId: A's)",
-         "mutation($p: ID!, $input: RewardRuleInput!) { createRewardRule(programId: $p, input: $input) %s }" % RULE_PAYLOAD,
-         lambda w: {"p": w.program_id, "input": CREDIT_RULE},
-         user_error("createRewardRule", "NOT_FOUND", "programId", "rewardRule")),
-    Case("updateRewardRule", "updateRewardRule(ruleId: A's)",
-         "mutation($r: ID!, $input: RewardRuleInput!) { updateRewardRule(ruleId: $r, input: $input) %s }" % RULE_PAYLOAD,
-         lambda w: {"r": w.rule_id, "input": {**CREDIT_RULE, "amount": 1}},
-         user_error("updateRewardRule", "NOT_FOUND", "ruleId", "rewardRule")),
-    Case("setRewardRuleEnabled", "setRewardRuleEnabled(ruleId: A's)",
-         "mutation($r: ID!) { setRewardRuleEnabled(ruleId: $r, enabled: false) %s }" % RULE_PAYLOAD,
-         lambda w: {"r": w.rule_id},
-         user_error("setRewardRuleEnabled", "NOT_FOUND", "ruleId", "rewardRule")),
-    Case("redeemCredit", "redeemCredit(customerExternalId: A's referrer)",
-         "mutation($input: RedeemCreditInput!) { redeemCredit(input: $input) %s }" % REDEMPTION_PAYLOAD,
-         lambda w: {"input": {"customerExternalId": "jane", "amount": 500, "currency": "USD", "idempotencyKey": "r-1"}},
-         user_error("redeemCredit", "NOT_FOUND", "customerExternalId", "transactionId")),
-    Case("redeemPoints", "redeemPoints(customerExternalId: A's referrer)",
-         "mutation($input: RedeemPointsInput!) { redeemPoints(input: $input) %s }" % REDEMPTION_PAYLOAD,
-         lambda w: {"input": {"customerExternalId": "jane", "points": 5, "idempotencyKey": "r-1"}},
-         user_error("redeemPoints", "NOT_FOUND", "customerExternalId", "transactionId")),
-    Case("couponPools", "couponPools(programId: A's)",
-         "query($p: ID!) { couponPools(programId: $p) { id } }",
-         lambda w: {"p": w.program_id}, graphql_not_found("couponPools")),
-    Case("validateCoupon", "validateCoupon(A's coupon code)",
-         "query($c: String!) { validateCoupon(code: $c) { valid reason coupon { code } } }",
-         lambda w: {"c": w.coupon_code}, coupon_unknown),
-    Case("createCouponPool", "createCouponPool(programId: A's)", CREATE_POOL,
-         lambda w: {"input": {"programId": w.program_id, "name": "Hijacked"}},
-         user_error("createCouponPool", "NOT_FOUND", "programId", "couponPool")),
-    Case("addCouponCodes", "addCouponCodes(poolId: A's)", ADD_CODES,
-         lambda w: {"poolId": w.pool_id, "codes": ["B-PLANTED"]},
-         user_error("addCouponCodes", "NOT_FOUND", "poolId", "couponPool")),
-    Case("redeemCoupon", "redeemCoupon(A's coupon code)",
-         """mutation($input: RedeemCouponInput!) { redeemCoupon(input: $input) {
+        lambda w: {"input": {"externalId": "jane", "email": "jane@b-shop.example", "name": "Not Jane A"}},
+        own_customer,
+    ),
+    Case(
+        "rewardRules",
+        "rewardRules(programId: A's)",
+        "query($p: ID!) { rewardRules(programId: $p) { id } }",
+        lambda w: {"p": w.program_id},
+        graphql_not_found("rewardRules"),
+    ),
+    Case(
+        "rewardRule",
+        "rewardRule(ruleId: A's)",
+        "query($r: ID!) { rewardRule(ruleId: $r) { id } }",
+        lambda w: {"r": w.rule_id},
+        graphql_not_found("rewardRule"),
+    ),
+    Case(
+        "rewards",
+        "rewards(customerExternalId: A's referrer)",
+        'query { rewards(customerExternalId: "jane") { edges { node { id } } } }',
+        lambda w: {},
+        graphql_not_found("rewards"),
+    ),
+    Case(
+        "reward",
+        "reward(A's id)",
+        "query($id: ID!) { reward(id: $id) { id } }",
+        lambda w: {"id": w.reward_id},
+        graphql_not_found("reward"),
+    ),
+    Case(
+        "createRewardRule",
+        "createRewardRule(programId: A's)",
+        "mutation($p: ID!, $input: RewardRuleInput!) { createRewardRule(programId: $p, input: $input) %s }" % RULE_PAYLOAD,
+        lambda w: {"p": w.program_id, "input": CREDIT_RULE},
+        user_error("createRewardRule", "NOT_FOUND", "programId", "rewardRule"),
+    ),
+    Case(
+        "updateRewardRule",
+        "updateRewardRule(ruleId: A's)",
+        "mutation($r: ID!, $input: RewardRuleInput!) { updateRewardRule(ruleId: $r, input: $input) %s }" % RULE_PAYLOAD,
+        lambda w: {"r": w.rule_id, "input": {**CREDIT_RULE, "amount": 1}},
+        user_error("updateRewardRule", "NOT_FOUND", "ruleId", "rewardRule"),
+    ),
+    Case(
+        "setRewardRuleEnabled",
+        "setRewardRuleEnabled(ruleId: A's)",
+        "mutation($r: ID!) { setRewardRuleEnabled(ruleId: $r, enabled: false) %s }" % RULE_PAYLOAD,
+        lambda w: {"r": w.rule_id},
+        user_error("setRewardRuleEnabled", "NOT_FOUND", "ruleId", "rewardRule"),
+    ),
+    Case(
+        "redeemCredit",
+        "redeemCredit(customerExternalId: A's referrer)",
+        "mutation($input: RedeemCreditInput!) { redeemCredit(input: $input) %s }" % REDEMPTION_PAYLOAD,
+        lambda w: {"input": {"customerExternalId": "jane", "amount": 500, "currency": "USD", "idempotencyKey": "r-1"}},
+        user_error("redeemCredit", "NOT_FOUND", "customerExternalId", "transactionId"),
+    ),
+    Case(
+        "redeemPoints",
+        "redeemPoints(customerExternalId: A's referrer)",
+        "mutation($input: RedeemPointsInput!) { redeemPoints(input: $input) %s }" % REDEMPTION_PAYLOAD,
+        lambda w: {"input": {"customerExternalId": "jane", "points": 5, "idempotencyKey": "r-1"}},
+        user_error("redeemPoints", "NOT_FOUND", "customerExternalId", "transactionId"),
+    ),
+    Case(
+        "couponPools",
+        "couponPools(programId: A's)",
+        "query($p: ID!) { couponPools(programId: $p) { id } }",
+        lambda w: {"p": w.program_id},
+        graphql_not_found("couponPools"),
+    ),
+    Case(
+        "validateCoupon",
+        "validateCoupon(A's coupon code)",
+        "query($c: String!) { validateCoupon(code: $c) { valid reason coupon { code } } }",
+        lambda w: {"c": w.coupon_code},
+        coupon_unknown,
+    ),
+    Case(
+        "createCouponPool",
+        "createCouponPool(programId: A's)",
+        CREATE_POOL,
+        lambda w: {"input": {"programId": w.program_id, "name": "Hijacked"}},
+        user_error("createCouponPool", "NOT_FOUND", "programId", "couponPool"),
+    ),
+    Case(
+        "addCouponCodes",
+        "addCouponCodes(poolId: A's)",
+        ADD_CODES,
+        lambda w: {"poolId": w.pool_id, "codes": ["B-PLANTED"]},
+        user_error("addCouponCodes", "NOT_FOUND", "poolId", "couponPool"),
+    ),
+    Case(
+        "redeemCoupon",
+        "redeemCoupon(A's coupon code)",
+        """mutation($input: RedeemCouponInput!) { redeemCoupon(input: $input) {
               coupon { code } userErrors { field code message } } }""",
-         lambda w: {"input": {"code": w.coupon_code, "orderId": "b-order-1", "orderAmount": 5000, "currency": "USD"}},
-         user_error("redeemCoupon", "COUPON_NOT_FOUND", "code", "coupon")),
-    Case("simulateRewardRules", "simulateRewardRules(programId: A's)",
-         """query($p: ID!, $rules: [RewardRuleInput!]!) {
+        lambda w: {"input": {"code": w.coupon_code, "orderId": "b-order-1", "orderAmount": 5000, "currency": "USD"}},
+        user_error("redeemCoupon", "COUPON_NOT_FOUND", "code", "coupon"),
+    ),
+    Case(
+        "simulateRewardRules",
+        "simulateRewardRules(programId: A's)",
+        """query($p: ID!, $rules: [RewardRuleInput!]!) {
               simulateRewardRules(programId: $p, rules: $rules, from: "2020-01-01T00:00:00Z", to: "2020-12-31T00:00:00Z") {
                 actionsReplayed } }""",
-         lambda w: {"p": w.program_id, "rules": [CREDIT_RULE]}, graphql_not_found("simulateRewardRules")),
-    Case("retryJob", "retryJob(A's dead job id)",
-         "mutation($id: ID!) { retryJob(id: $id) { job { id status } userErrors { field code message } } }",
-         lambda w: {"id": w.dead_job_id}, user_error("retryJob", "NOT_FOUND", "id", "job")),
-    Case("updateWebhookEndpoint", "updateWebhookEndpoint(A's endpoint id)",
-         """mutation($id: ID!, $input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $input) {
+        lambda w: {"p": w.program_id, "rules": [CREDIT_RULE]},
+        graphql_not_found("simulateRewardRules"),
+    ),
+    Case(
+        "retryJob",
+        "retryJob(A's dead job id)",
+        "mutation($id: ID!) { retryJob(id: $id) { job { id status } userErrors { field code message } } }",
+        lambda w: {"id": w.dead_job_id},
+        user_error("retryJob", "NOT_FOUND", "id", "job"),
+    ),
+    Case(
+        "updateWebhookEndpoint",
+        "updateWebhookEndpoint(A's endpoint id)",
+        """mutation($id: ID!, $input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $input) {
               endpoint { id } userErrors { field code message } } }""",
-         lambda w: {"id": w.webhook_endpoint_id, "input": {"url": "https://evil.example/hook", "enabled": False}},
-         user_error("updateWebhookEndpoint", "NOT_FOUND", "id", "endpoint")),
-    Case("rotateWebhookSecret", "rotateWebhookSecret(A's endpoint id)",
-         """mutation($id: ID!) { rotateWebhookSecret(id: $id, overlapHours: 0) {
+        lambda w: {"id": w.webhook_endpoint_id, "input": {"url": "https://evil.example/hook", "enabled": False}},
+        user_error("updateWebhookEndpoint", "NOT_FOUND", "id", "endpoint"),
+    ),
+    Case(
+        "rotateWebhookSecret",
+        "rotateWebhookSecret(A's endpoint id)",
+        """mutation($id: ID!) { rotateWebhookSecret(id: $id, overlapHours: 0) {
               endpoint { id } secret userErrors { field code message } } }""",
-         lambda w: {"id": w.webhook_endpoint_id}, user_error("rotateWebhookSecret", "NOT_FOUND", "id", "secret")),
-    Case("webhookDeliveries", "webhookDeliveries(endpointId: A's)",
-         "query($e: ID) { webhookDeliveries(endpointId: $e) { edges { node { id } } } }",
-         lambda w: {"e": w.webhook_endpoint_id}, graphql_not_found("webhookDeliveries")),
-    Case("redeliverWebhook", "redeliverWebhook(A's delivery id)",
-         """mutation($id: ID!) { redeliverWebhook(id: $id) {
+        lambda w: {"id": w.webhook_endpoint_id},
+        user_error("rotateWebhookSecret", "NOT_FOUND", "id", "secret"),
+    ),
+    Case(
+        "webhookDeliveries",
+        "webhookDeliveries(endpointId: A's)",
+        "query($e: ID) { webhookDeliveries(endpointId: $e) { edges { node { id } } } }",
+        lambda w: {"e": w.webhook_endpoint_id},
+        graphql_not_found("webhookDeliveries"),
+    ),
+    Case(
+        "redeliverWebhook",
+        "redeliverWebhook(A's delivery id)",
+        """mutation($id: ID!) { redeliverWebhook(id: $id) {
               delivery { id } userErrors { field code message } } }""",
-         lambda w: {"id": w.webhook_delivery_id}, user_error("redeliverWebhook", "NOT_FOUND", "id", "delivery")),
+        lambda w: {"id": w.webhook_delivery_id},
+        user_error("redeliverWebhook", "NOT_FOUND", "id", "delivery"),
+    ),
     # Fraud
-    Case("fraudPolicy", "fraudPolicy(programId: A's)",
-         "query($p: ID!) { fraudPolicy(programId: $p) { version reviewScore } }",
-         lambda w: {"p": w.program_id}, graphql_not_found("fraudPolicy")),
-    Case("fraudPolicyHistory", "fraudPolicyHistory(programId: A's)",
-         "query($p: ID!) { fraudPolicyHistory(programId: $p) { version } }",
-         lambda w: {"p": w.program_id}, graphql_not_found("fraudPolicyHistory")),
-    Case("simulateFraudPolicy", "simulateFraudPolicy(programId: A's)",
-         """query($p: ID!, $policy: FraudPolicyInput!, $from: DateTime!, $to: DateTime!) {
+    Case(
+        "fraudPolicy",
+        "fraudPolicy(programId: A's)",
+        "query($p: ID!) { fraudPolicy(programId: $p) { version reviewScore } }",
+        lambda w: {"p": w.program_id},
+        graphql_not_found("fraudPolicy"),
+    ),
+    Case(
+        "fraudPolicyHistory",
+        "fraudPolicyHistory(programId: A's)",
+        "query($p: ID!) { fraudPolicyHistory(programId: $p) { version } }",
+        lambda w: {"p": w.program_id},
+        graphql_not_found("fraudPolicyHistory"),
+    ),
+    Case(
+        "simulateFraudPolicy",
+        "simulateFraudPolicy(programId: A's)",
+        """query($p: ID!, $policy: FraudPolicyInput!, $from: DateTime!, $to: DateTime!) {
               simulateFraudPolicy(programId: $p, policy: $policy, from: $from, to: $to) { referralsScored } }""",
-         lambda w: {"p": w.program_id, "policy": FRAUD_POLICY_INPUT, **last_30_days()}, graphql_not_found("simulateFraudPolicy")),
-    Case("setFraudPolicy", "setFraudPolicy(programId: A's)", SET_FRAUD_POLICY,
-         lambda w: {"programId": w.program_id, "policy": FRAUD_POLICY_INPUT},
-         user_error("setFraudPolicy", "NOT_FOUND", "programId", "policy")),
-    Case("fraudDecisions", "fraudDecisions(referralId: A's)",
-         "query($r: ID!) { fraudDecisions(referralId: $r) { id outcome observations { evidence } } }",
-         lambda w: {"r": w.referral_id}, graphql_not_found("fraudDecisions")),
-    Case("fraudReviews", "fraudReviews(programId: A's)",
-         "query($p: ID) { fraudReviews(programId: $p) { edges { node { id } } } }",
-         lambda w: {"p": w.program_id}, graphql_not_found("fraudReviews")),
-    Case("fraudReview", "fraudReview(A's id)",
-         "query($id: ID!) { fraudReview(id: $id) { id signals decisions { observations { evidence } } } }",
-         lambda w: {"id": w.review_id}, graphql_not_found("fraudReview")),
-    Case("resolveFraudReview", "resolveFraudReview(A's id)",
-         """mutation($id: ID!) { resolveFraudReview(id: $id, resolution: APPROVE, note: "mine now") {
+        lambda w: {"p": w.program_id, "policy": FRAUD_POLICY_INPUT, **last_30_days()},
+        graphql_not_found("simulateFraudPolicy"),
+    ),
+    Case(
+        "setFraudPolicy",
+        "setFraudPolicy(programId: A's)",
+        SET_FRAUD_POLICY,
+        lambda w: {"programId": w.program_id, "policy": FRAUD_POLICY_INPUT},
+        user_error("setFraudPolicy", "NOT_FOUND", "programId", "policy"),
+    ),
+    Case(
+        "fraudDecisions",
+        "fraudDecisions(referralId: A's)",
+        "query($r: ID!) { fraudDecisions(referralId: $r) { id outcome observations { evidence } } }",
+        lambda w: {"r": w.referral_id},
+        graphql_not_found("fraudDecisions"),
+    ),
+    Case(
+        "fraudReviews",
+        "fraudReviews(programId: A's)",
+        "query($p: ID) { fraudReviews(programId: $p) { edges { node { id } } } }",
+        lambda w: {"p": w.program_id},
+        graphql_not_found("fraudReviews"),
+    ),
+    Case(
+        "fraudReview",
+        "fraudReview(A's id)",
+        "query($id: ID!) { fraudReview(id: $id) { id signals decisions { observations { evidence } } } }",
+        lambda w: {"id": w.review_id},
+        graphql_not_found("fraudReview"),
+    ),
+    Case(
+        "resolveFraudReview",
+        "resolveFraudReview(A's id)",
+        """mutation($id: ID!) { resolveFraudReview(id: $id, resolution: APPROVE, note: "mine now") {
               review { id status } replayed userErrors { field code message } } }""",
-         lambda w: {"id": w.review_id}, user_error("resolveFraudReview", "NOT_FOUND", "id", "review")),
-    Case("resolveFraudReviews", "resolveFraudReviews(filter.programId: A's)", RESOLVE_REVIEWS,
-         lambda w: {"filter": {"programId": w.program_id}}, nothing_resolved([("filter.programId", "NOT_FOUND")])),
-    Case("removeFraudListEntry", "removeFraudListEntry(A's id)",
-         "mutation($id: ID!) { removeFraudListEntry(id: $id) { entry { id } userErrors { field code message } } }",
-         lambda w: {"id": w.list_entry_id}, user_error("removeFraudListEntry", "NOT_FOUND", "id", "entry")),
-    Case("customerFraudStatus", "customerFraudStatus(A's referrer)",
-         'query { customerFraudStatus(customerExternalId: "jane") }',
-         lambda w: {}, graphql_not_found("customerFraudStatus")),
-    Case("setCustomerFraudStatus", "setCustomerFraudStatus(A's referrer)", SET_CUSTOMER_STATUS,
-         lambda w: {"customer": "jane", "status": "BANNED"},
-         user_error("setCustomerFraudStatus", "NOT_FOUND", "customerExternalId", "customer")),
-    Case("clearReferrer", "clearReferrer(A's referrer)",
-         """mutation($customer: String!) { clearReferrer(customerExternalId: $customer, note: "mine now") {
+        lambda w: {"id": w.review_id},
+        user_error("resolveFraudReview", "NOT_FOUND", "id", "review"),
+    ),
+    Case(
+        "resolveFraudReviews",
+        "resolveFraudReviews(filter.programId: A's)",
+        RESOLVE_REVIEWS,
+        lambda w: {"filter": {"programId": w.program_id}},
+        nothing_resolved([("filter.programId", "NOT_FOUND")]),
+    ),
+    Case(
+        "removeFraudListEntry",
+        "removeFraudListEntry(A's id)",
+        "mutation($id: ID!) { removeFraudListEntry(id: $id) { entry { id } userErrors { field code message } } }",
+        lambda w: {"id": w.list_entry_id},
+        user_error("removeFraudListEntry", "NOT_FOUND", "id", "entry"),
+    ),
+    Case(
+        "customerFraudStatus",
+        "customerFraudStatus(A's referrer)",
+        'query { customerFraudStatus(customerExternalId: "jane") }',
+        lambda w: {},
+        graphql_not_found("customerFraudStatus"),
+    ),
+    Case(
+        "setCustomerFraudStatus",
+        "setCustomerFraudStatus(A's referrer)",
+        SET_CUSTOMER_STATUS,
+        lambda w: {"customer": "jane", "status": "BANNED"},
+        user_error("setCustomerFraudStatus", "NOT_FOUND", "customerExternalId", "customer"),
+    ),
+    Case(
+        "clearReferrer",
+        "clearReferrer(A's referrer)",
+        """mutation($customer: String!) { clearReferrer(customerExternalId: $customer, note: "mine now") {
               customer { externalId } approvedReviews { id } userErrors { field code message } } }""",
-         lambda w: {"customer": "jane"}, user_error("clearReferrer", "NOT_FOUND", "customerExternalId", "customer")),
-    Case("auditLog", "auditLog(subjectId: A's review)",
-         "query($s: ID) { auditLog(subjectId: $s, first: 100) { edges { node { id action } } } }",
-         lambda w: {"s": w.review_id}, nothing_listed("auditLog")),
-    Case("widgetSession", "widgetSession(A's customer signed with A's secret), B's publishable key", WIDGET_SESSION,
-         lambda w: signed(w.widget_secret, "jane"),
-         user_error("widgetSession", "SIGNATURE_INVALID", "signature", "session"), key="publishable"),
-    Case("widgetSession", "widgetSession(programId: A's, B's own signature), B's publishable key", WIDGET_SESSION,
-         lambda w: {**signed(w.b_widget_secret, "b-customer"), "programId": w.program_id},
-         user_error("widgetSession", "NOT_FOUND", "programId", "session"), key="publishable"),
-    Case("programWidget", "programWidget(programId: A's)",
-         "query($p: ID!) { programWidget(programId: $p) { id texts { title } } }",
-         lambda w: {"p": w.program_id}, graphql_not_found("programWidget")),
-    Case("setProgramWidget", "setProgramWidget(programId: A's)", SET_PROGRAM_WIDGET,
-         lambda w: {"programId": w.program_id, "input": {"texts": [{"locale": "en", "title": "Hijacked"}]}},
-         user_error("setProgramWidget", "NOT_FOUND", "programId", "widget")),
+        lambda w: {"customer": "jane"},
+        user_error("clearReferrer", "NOT_FOUND", "customerExternalId", "customer"),
+    ),
+    Case(
+        "auditLog",
+        "auditLog(subjectId: A's review)",
+        "query($s: ID) { auditLog(subjectId: $s, first: 100) { edges { node { id action } } } }",
+        lambda w: {"s": w.review_id},
+        nothing_listed("auditLog"),
+    ),
+    Case(
+        "widgetSession",
+        "widgetSession(A's customer signed with A's secret), B's publishable key",
+        WIDGET_SESSION,
+        lambda w: signed(w.widget_secret, "jane"),
+        user_error("widgetSession", "SIGNATURE_INVALID", "signature", "session"),
+        key="publishable",
+    ),
+    Case(
+        "widgetSession",
+        "widgetSession(programId: A's, B's own signature), B's publishable key",
+        WIDGET_SESSION,
+        lambda w: {**signed(w.b_widget_secret, "b-customer"), "programId": w.program_id},
+        user_error("widgetSession", "NOT_FOUND", "programId", "session"),
+        key="publishable",
+    ),
+    Case(
+        "programWidget",
+        "programWidget(programId: A's)",
+        "query($p: ID!) { programWidget(programId: $p) { id texts { title } } }",
+        lambda w: {"p": w.program_id},
+        graphql_not_found("programWidget"),
+    ),
+    Case(
+        "setProgramWidget",
+        "setProgramWidget(programId: A's)",
+        SET_PROGRAM_WIDGET,
+        lambda w: {"programId": w.program_id, "input": {"texts": [{"locale": "en", "title": "Hijacked"}]}},
+        user_error("setProgramWidget", "NOT_FOUND", "programId", "widget"),
+    ),
     # Privacy and locale
-    Case("customerDataExport", "customerDataExport(A's export id)",
-         "query($id: ID!) { customerDataExport(id: $id) { id status downloadUrl } }",
-         lambda w: {"id": w.export_id}, graphql_not_found("customerDataExport")),
-    Case("exportCustomerData", "exportCustomerData(A's customer)",
-         """mutation($c: String!) { exportCustomerData(customerExternalId: $c) {
+    Case(
+        "customerDataExport",
+        "customerDataExport(A's export id)",
+        "query($id: ID!) { customerDataExport(id: $id) { id status downloadUrl } }",
+        lambda w: {"id": w.export_id},
+        graphql_not_found("customerDataExport"),
+    ),
+    Case(
+        "exportCustomerData",
+        "exportCustomerData(A's customer)",
+        """mutation($c: String!) { exportCustomerData(customerExternalId: $c) {
               export { id } userErrors { field code message } } }""",
-         lambda w: {"c": "bob"}, user_error("exportCustomerData", "NOT_FOUND", "customerExternalId", "export")),
-    Case("eraseCustomer", "eraseCustomer(A's customer)",
-         """mutation($c: String!) { eraseCustomer(customerExternalId: $c, reason: "not yours") {
+        lambda w: {"c": "bob"},
+        user_error("exportCustomerData", "NOT_FOUND", "customerExternalId", "export"),
+    ),
+    Case(
+        "eraseCustomer",
+        "eraseCustomer(A's customer)",
+        """mutation($c: String!) { eraseCustomer(customerExternalId: $c, reason: "not yours") {
               erasure { pseudonym } userErrors { field code message } } }""",
-         lambda w: {"c": "bob"}, user_error("eraseCustomer", "NOT_FOUND", "customerExternalId", "erasure")),
-    Case("customerStatement", "customerStatement(A's customer)",
-         """query($c: String!) { customerStatement(customerExternalId: $c, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z") {
+        lambda w: {"c": "bob"},
+        user_error("eraseCustomer", "NOT_FOUND", "customerExternalId", "erasure"),
+    ),
+    Case(
+        "customerStatement",
+        "customerStatement(A's customer)",
+        """query($c: String!) { customerStatement(customerExternalId: $c, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z") {
               months { lines { closing { amount } } } } }""",
-         lambda w: {"c": "jane"}, graphql_not_found("customerStatement")),
-    Case("programAnalytics", "programAnalytics(programId: A's)",
-         """query($p: ID!) { programAnalytics(programId: $p, from: "2026-01-01", to: "2026-01-31") {
+        lambda w: {"c": "jane"},
+        graphql_not_found("customerStatement"),
+    ),
+    Case(
+        "programAnalytics",
+        "programAnalytics(programId: A's)",
+        """query($p: ID!) { programAnalytics(programId: $p, from: "2026-01-01", to: "2026-01-31") {
               funnel { total { clicks } } referrers { leaderboard { customerExternalId } } } }""",
-         lambda w: {"p": w.program_id}, graphql_not_found("programAnalytics")),
-    Case("programAnalytics", "programAnalytics(programId: A's), B's owner in the console",
-         """query($p: ID!) { programAnalytics(programId: $p, from: "2026-01-01", to: "2026-01-31") {
+        lambda w: {"p": w.program_id},
+        graphql_not_found("programAnalytics"),
+    ),
+    Case(
+        "programAnalytics",
+        "programAnalytics(programId: A's), B's owner in the console",
+        """query($p: ID!) { programAnalytics(programId: $p, from: "2026-01-01", to: "2026-01-31") {
               money { revenue { net } } } }""",
-         lambda w: {"p": w.program_id}, graphql_not_found("programAnalytics"), key="admin", payouts=True),
-    Case("rewardReport", "rewardReport(programId: A's)",
-         """query($p: ID!) { rewardReport(programId: $p, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z") {
+        lambda w: {"p": w.program_id},
+        graphql_not_found("programAnalytics"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "rewardReport",
+        "rewardReport(programId: A's)",
+        """query($p: ID!) { rewardReport(programId: $p, from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z") {
               rows { count } csv } }""",
-         lambda w: {"p": w.program_id}, graphql_not_found("rewardReport")),
-    Case("revokeApiKey", "revokeApiKey(A's key id)",
-         "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
-         lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey")),
+        lambda w: {"p": w.program_id},
+        graphql_not_found("rewardReport"),
+    ),
+    Case(
+        "revokeApiKey",
+        "revokeApiKey(A's key id)",
+        "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code message } } }",
+        lambda w: {"id": w.extra_key_id},
+        user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey"),
+    ),
     # The console's configuration pages: B's OWNER session, holding A's ids
-    Case("revokeApiKey", "revokeApiKey(A's key id), B's owner session",
-         'mutation($id: ID!) { revokeApiKey(id: $id, totpCode: "123456") { apiKey { id } userErrors { field code message } } }',
-         lambda w: {"id": w.extra_key_id}, user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey"), key="admin", payouts=True),
-    Case("updateRewardRule", "updateRewardRule(ruleId: A's), B's owner session",
-         "mutation($r: ID!, $input: RewardRuleInput!) { updateRewardRule(ruleId: $r, input: $input) %s }" % RULE_PAYLOAD,
-         lambda w: {"r": w.rule_id, "input": {**CREDIT_RULE, "amount": 1}},
-         user_error("updateRewardRule", "NOT_FOUND", "ruleId", "rewardRule"), key="admin", payouts=True),
-    Case("updateWebhookEndpoint", "updateWebhookEndpoint(A's endpoint id), B's owner session",
-         """mutation($id: ID!, $input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $input) {
+    Case(
+        "revokeApiKey",
+        "revokeApiKey(A's key id), B's owner session",
+        'mutation($id: ID!) { revokeApiKey(id: $id, totpCode: "123456") { apiKey { id } userErrors { field code message } } }',
+        lambda w: {"id": w.extra_key_id},
+        user_error("revokeApiKey", "NOT_FOUND", "id", "apiKey"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "updateRewardRule",
+        "updateRewardRule(ruleId: A's), B's owner session",
+        "mutation($r: ID!, $input: RewardRuleInput!) { updateRewardRule(ruleId: $r, input: $input) %s }" % RULE_PAYLOAD,
+        lambda w: {"r": w.rule_id, "input": {**CREDIT_RULE, "amount": 1}},
+        user_error("updateRewardRule", "NOT_FOUND", "ruleId", "rewardRule"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "updateWebhookEndpoint",
+        "updateWebhookEndpoint(A's endpoint id), B's owner session",
+        """mutation($id: ID!, $input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $input) {
               endpoint { id } userErrors { field code message } } }""",
-         lambda w: {"id": w.webhook_endpoint_id, "input": {"enabled": False}},
-         user_error("updateWebhookEndpoint", "NOT_FOUND", "id", "endpoint"), key="admin", payouts=True),
-    Case("simulateRewardRules", "simulateRewardRules(programId: A's), B's owner session",
-         """query($p: ID!, $rules: [RewardRuleInput!]!) {
+        lambda w: {"id": w.webhook_endpoint_id, "input": {"enabled": False}},
+        user_error("updateWebhookEndpoint", "NOT_FOUND", "id", "endpoint"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "simulateRewardRules",
+        "simulateRewardRules(programId: A's), B's owner session",
+        """query($p: ID!, $rules: [RewardRuleInput!]!) {
               simulateRewardRules(programId: $p, rules: $rules, from: "2020-01-01T00:00:00Z", to: "2020-12-31T00:00:00Z") {
                 actionsReplayed } }""",
-         lambda w: {"p": w.program_id, "rules": [CREDIT_RULE]}, graphql_not_found("simulateRewardRules"), key="admin",
-         payouts=True),
+        lambda w: {"p": w.program_id, "rules": [CREDIT_RULE]},
+        graphql_not_found("simulateRewardRules"),
+        key="admin",
+        payouts=True,
+    ),
     # Admins (B's OWNER session, holding A's ids)
-    Case("adminSessions", "adminSessions(adminId: A's admin)", "query($id: ID) { adminSessions(adminId: $id) { id } }",
-         lambda w: {"id": w.payouts.a_admin_id}, graphql_not_found("adminSessions"), key="admin", payouts=True),
-    Case("reissueAdminSetup", "reissueAdminSetup(A's admin)",
-         "mutation($id: ID!) { reissueAdminSetup(id: $id) { admin { id } setupToken userErrors { field code message } } }",
-         lambda w: {"id": w.payouts.a_admin_id}, user_error("reissueAdminSetup", "NOT_FOUND", "id", "admin"), key="admin",
-         payouts=True),
-    Case("setAdminRole", "setAdminRole(A's admin)",
-         "mutation($id: ID!) { setAdminRole(id: $id, role: OWNER) { admin { id } userErrors { field code message } } }",
-         lambda w: {"id": w.payouts.a_admin_id}, user_error("setAdminRole", "NOT_FOUND", "id", "admin"), key="admin", payouts=True),
-    Case("disableAdmin", "disableAdmin(A's admin)",
-         "mutation($id: ID!) { disableAdmin(id: $id) { admin { id } userErrors { field code message } } }",
-         lambda w: {"id": w.payouts.a_admin_id}, user_error("disableAdmin", "NOT_FOUND", "id", "admin"), key="admin", payouts=True),
-    Case("revokeAdminSession", "revokeAdminSession(A's session)",
-         "mutation($id: ID!) { revokeAdminSession(id: $id) { session { id } userErrors { field code message } } }",
-         lambda w: {"id": w.payouts.a_session_id}, user_error("revokeAdminSession", "NOT_FOUND", "id", "session"), key="admin",
-         payouts=True),
+    Case(
+        "adminSessions",
+        "adminSessions(adminId: A's admin)",
+        "query($id: ID) { adminSessions(adminId: $id) { id } }",
+        lambda w: {"id": w.payouts.a_admin_id},
+        graphql_not_found("adminSessions"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "reissueAdminSetup",
+        "reissueAdminSetup(A's admin)",
+        "mutation($id: ID!) { reissueAdminSetup(id: $id) { admin { id } setupToken userErrors { field code message } } }",
+        lambda w: {"id": w.payouts.a_admin_id},
+        user_error("reissueAdminSetup", "NOT_FOUND", "id", "admin"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "setAdminRole",
+        "setAdminRole(A's admin)",
+        "mutation($id: ID!) { setAdminRole(id: $id, role: OWNER) { admin { id } userErrors { field code message } } }",
+        lambda w: {"id": w.payouts.a_admin_id},
+        user_error("setAdminRole", "NOT_FOUND", "id", "admin"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "disableAdmin",
+        "disableAdmin(A's admin)",
+        "mutation($id: ID!) { disableAdmin(id: $id) { admin { id } userErrors { field code message } } }",
+        lambda w: {"id": w.payouts.a_admin_id},
+        user_error("disableAdmin", "NOT_FOUND", "id", "admin"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "revokeAdminSession",
+        "revokeAdminSession(A's session)",
+        "mutation($id: ID!) { revokeAdminSession(id: $id) { session { id } userErrors { field code message } } }",
+        lambda w: {"id": w.payouts.a_session_id},
+        user_error("revokeAdminSession", "NOT_FOUND", "id", "session"),
+        key="admin",
+        payouts=True,
+    ),
     # Payouts
-    Case("payoutAccount", "payoutAccount(A's payee)", 'query { payoutAccount(customerExternalId: "payee") { masked } }',
-         lambda w: {}, graphql_not_found("payoutAccount"), payouts=True),
-    Case("payouts", "payouts(customerExternalId: A's payee)",
-         'query { payouts(customerExternalId: "payee") { edges { node { id } } } }',
-         lambda w: {}, graphql_not_found("payouts"), payouts=True),
-    Case("payout", "payout(A's id)", "query($id: ID!) { payout(id: $id) { id amount } }",
-         lambda w: {"id": w.payouts.payout_id}, graphql_not_found("payout"), payouts=True),
-    Case("payoutBatch", "payoutBatch(A's id), B's owner session", "query($id: ID!) { payoutBatch(id: $id) { csv downloadUrl } }",
-         lambda w: {"id": w.payouts.batch_id}, graphql_not_found("payoutBatch"), key="admin", payouts=True),
-    Case("payoutStatement", "payoutStatement(A's payee)",
-         """query($from: DateTime!, $to: DateTime!) { payoutStatement(customerExternalId: "payee", from: $from, to: $to) {
+    Case(
+        "payoutAccount",
+        "payoutAccount(A's payee)",
+        'query { payoutAccount(customerExternalId: "payee") { masked } }',
+        lambda w: {},
+        graphql_not_found("payoutAccount"),
+        payouts=True,
+    ),
+    Case(
+        "payouts",
+        "payouts(customerExternalId: A's payee)",
+        'query { payouts(customerExternalId: "payee") { edges { node { id } } } }',
+        lambda w: {},
+        graphql_not_found("payouts"),
+        payouts=True,
+    ),
+    Case(
+        "payout",
+        "payout(A's id)",
+        "query($id: ID!) { payout(id: $id) { id amount } }",
+        lambda w: {"id": w.payouts.payout_id},
+        graphql_not_found("payout"),
+        payouts=True,
+    ),
+    Case(
+        "payoutBatch",
+        "payoutBatch(A's id), B's owner session",
+        "query($id: ID!) { payoutBatch(id: $id) { csv downloadUrl } }",
+        lambda w: {"id": w.payouts.batch_id},
+        graphql_not_found("payoutBatch"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "payoutStatement",
+        "payoutStatement(A's payee)",
+        """query($from: DateTime!, $to: DateTime!) { payoutStatement(customerExternalId: "payee", from: $from, to: $to) {
               totals { earned } } }""",
-         lambda w: last_30_days(), graphql_not_found("payoutStatement"), payouts=True),
-    Case("payoutSchedule", "payoutSchedule(A's program)", "query($p: ID!) { payoutSchedule(programId: $p) { day } }",
-         lambda w: {"p": w.payouts.program_id}, graphql_not_found("payoutSchedule"), payouts=True),
-    Case("payoutRuns", "payoutRuns(A's program)", "query($p: ID!) { payoutRuns(programId: $p) { period } }",
-         lambda w: {"p": w.payouts.program_id}, graphql_not_found("payoutRuns"), payouts=True),
-    Case("setPayoutAccount", "setPayoutAccount(A's payee)",
-         """mutation { setPayoutAccount(input: {customerExternalId: "payee", method: PAYPAL, paypalEmail: "mallory@evil.example"}) {
+        lambda w: last_30_days(),
+        graphql_not_found("payoutStatement"),
+        payouts=True,
+    ),
+    Case(
+        "payoutSchedule",
+        "payoutSchedule(A's program)",
+        "query($p: ID!) { payoutSchedule(programId: $p) { day } }",
+        lambda w: {"p": w.payouts.program_id},
+        graphql_not_found("payoutSchedule"),
+        payouts=True,
+    ),
+    Case(
+        "payoutRuns",
+        "payoutRuns(A's program)",
+        "query($p: ID!) { payoutRuns(programId: $p) { period } }",
+        lambda w: {"p": w.payouts.program_id},
+        graphql_not_found("payoutRuns"),
+        payouts=True,
+    ),
+    Case(
+        "setPayoutAccount",
+        "setPayoutAccount(A's payee)",
+        """mutation { setPayoutAccount(input: {customerExternalId: "payee", method: PAYPAL, paypalEmail: "mallory@evil.example"}) {
               account { id } userErrors { field code message } } }""",
-         lambda w: {}, user_error("setPayoutAccount", "NOT_FOUND", "customerExternalId", "account"), payouts=True),
-    Case("requestPayout", "requestPayout(A's payee)",
-         """mutation { requestPayout(input: {customerExternalId: "payee", currency: "USD", idempotencyKey: "steal-1"}) {
+        lambda w: {},
+        user_error("setPayoutAccount", "NOT_FOUND", "customerExternalId", "account"),
+        payouts=True,
+    ),
+    Case(
+        "requestPayout",
+        "requestPayout(A's payee)",
+        """mutation { requestPayout(input: {customerExternalId: "payee", currency: "USD", idempotencyKey: "steal-1"}) {
               payout { id } userErrors { field code message } } }""",
-         lambda w: {}, user_error("requestPayout", "NOT_FOUND", "customerExternalId", "payout"), payouts=True),
-    Case("approvePayouts", "approvePayouts(A's payout), B's owner session",
-         """mutation($ids: [ID!]!) { approvePayouts(ids: $ids, expectedTotals: [{currency: "USD", amount: 1000}],
+        lambda w: {},
+        user_error("requestPayout", "NOT_FOUND", "customerExternalId", "payout"),
+        payouts=True,
+    ),
+    Case(
+        "approvePayouts",
+        "approvePayouts(A's payout), B's owner session",
+        """mutation($ids: [ID!]!) { approvePayouts(ids: $ids, expectedTotals: [{currency: "USD", amount: 1000}],
               totpCode: "000000") { approvedCount userErrors { field code message } } }""",
-         lambda w: {"ids": [w.payouts.payout_id]}, nothing_approved, key="admin", payouts=True),
-    Case("rejectPayout", "rejectPayout(A's payout)",
-         """mutation($id: ID!) { rejectPayout(id: $id, reason: "mine now") { payout { id } userErrors { field code message } } }""",
-         lambda w: {"id": w.payouts.payout_id}, user_error("rejectPayout", "NOT_FOUND", "id", "payout"), payouts=True),
-    Case("markPayoutPaid", "markPayoutPaid(A's payout)",
-         """mutation($id: ID!) { markPayoutPaid(id: $id, providerReference: "x") { payout { id } userErrors { field code message } } }""",
-         lambda w: {"id": w.payouts.payout_id}, user_error("markPayoutPaid", "NOT_FOUND", "id", "payout"), payouts=True),
-    Case("markPayoutFailed", "markPayoutFailed(A's payout)",
-         """mutation($id: ID!) { markPayoutFailed(id: $id, reason: "x") { payout { id } userErrors { field code message } } }""",
-         lambda w: {"id": w.payouts.payout_id}, user_error("markPayoutFailed", "NOT_FOUND", "id", "payout"), payouts=True),
-    Case("releasePayoutHold", "releasePayoutHold(A's payout), B's owner session",
-         """mutation($id: ID!) { releasePayoutHold(id: $id, note: "x") { payout { id } userErrors { field code message } } }""",
-         lambda w: {"id": w.payouts.payout_id}, user_error("releasePayoutHold", "NOT_FOUND", "id", "payout"), key="admin",
-         payouts=True),
-    Case("setPayoutSchedule", "setPayoutSchedule(A's program)",
-         """mutation($p: ID!) { setPayoutSchedule(programId: $p, input: {frequency: WEEKLY, day: 1,
+        lambda w: {"ids": [w.payouts.payout_id]},
+        nothing_approved,
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "rejectPayout",
+        "rejectPayout(A's payout)",
+        """mutation($id: ID!) { rejectPayout(id: $id, reason: "mine now") { payout { id } userErrors { field code message } } }""",
+        lambda w: {"id": w.payouts.payout_id},
+        user_error("rejectPayout", "NOT_FOUND", "id", "payout"),
+        payouts=True,
+    ),
+    Case(
+        "markPayoutPaid",
+        "markPayoutPaid(A's payout)",
+        """mutation($id: ID!) { markPayoutPaid(id: $id, providerReference: "x") { payout { id } userErrors { field code message } } }""",
+        lambda w: {"id": w.payouts.payout_id},
+        user_error("markPayoutPaid", "NOT_FOUND", "id", "payout"),
+        payouts=True,
+    ),
+    Case(
+        "markPayoutFailed",
+        "markPayoutFailed(A's payout)",
+        """mutation($id: ID!) { markPayoutFailed(id: $id, reason: "x") { payout { id } userErrors { field code message } } }""",
+        lambda w: {"id": w.payouts.payout_id},
+        user_error("markPayoutFailed", "NOT_FOUND", "id", "payout"),
+        payouts=True,
+    ),
+    Case(
+        "releasePayoutHold",
+        "releasePayoutHold(A's payout), B's owner session",
+        """mutation($id: ID!) { releasePayoutHold(id: $id, note: "x") { payout { id } userErrors { field code message } } }""",
+        lambda w: {"id": w.payouts.payout_id},
+        user_error("releasePayoutHold", "NOT_FOUND", "id", "payout"),
+        key="admin",
+        payouts=True,
+    ),
+    Case(
+        "setPayoutSchedule",
+        "setPayoutSchedule(A's program)",
+        """mutation($p: ID!) { setPayoutSchedule(programId: $p, input: {frequency: WEEKLY, day: 1,
               minimums: [{currency: "USD", amount: 1}]}) { schedule { day } userErrors { field code message } } }""",
-         lambda w: {"p": w.payouts.program_id}, user_error("setPayoutSchedule", "NOT_FOUND", "programId", "schedule"),
-         payouts=True),
+        lambda w: {"p": w.payouts.program_id},
+        user_error("setPayoutSchedule", "NOT_FOUND", "programId", "schedule"),
+        payouts=True,
+    ),
     # Campaigns, promotion rules and leads (issue 15)
-    Case("campaigns", "campaigns(programId: A's)", ops.CAMPAIGNS, lambda w: {"programId": w.program_id},
-         nothing_listed("campaigns")),
-    Case("campaignLeaderboard", "campaignLeaderboard(A's contest)", ops.CAMPAIGN_LEADERBOARD,
-         lambda w: {"campaignId": w.campaign_id}, graphql_not_found("campaignLeaderboard")),
-    Case("referrerCampaignLeaderboard", "referrerCampaignLeaderboard(A's contest, A's referrer)",
-         ops.REFERRER_CAMPAIGN_LEADERBOARD, lambda w: {"campaignId": w.campaign_id, "customer": "jane"},
-         graphql_not_found("referrerCampaignLeaderboard")),
-    Case("referrerCampaignLeaderboard", "referrerCampaignLeaderboard(A's contest, B's own customer)",
-         ops.REFERRER_CAMPAIGN_LEADERBOARD, lambda w: {"campaignId": w.campaign_id, "customer": "b-customer"},
-         graphql_not_found("referrerCampaignLeaderboard")),
-    Case("createCampaign", "createCampaign(programId: A's)", ops.CREATE_CAMPAIGN,
-         lambda w: {"input": {"programId": w.program_id, "name": "x", "kind": "THRESHOLD_BONUS", "currency": "USD",
-                              "threshold": 1, "bonusAmount": 1, "startsOn": "2026-01-01", "endsOn": "2026-01-02"}},
-         user_error("createCampaign", "NOT_FOUND", "programId", "campaign")),
-    Case("cancelCampaign", "cancelCampaign(A's contest)", ops.CANCEL_CAMPAIGN, lambda w: {"id": w.campaign_id},
-         user_error("cancelCampaign", "NOT_FOUND", "id", "campaign")),
-    Case("promotionRules", "promotionRules(A's program)", "query($p: ID!) { promotionRules(programId: $p) { version text } }",
-         lambda w: {"p": w.program_id}, graphql_not_found("promotionRules")),
-    Case("promotionRulesStatus", "promotionRulesStatus(A's program, B's own customer)", ops.PROMOTION_RULES_STATUS,
-         lambda w: {"programId": w.program_id, "customer": "b-customer"}, graphql_not_found("promotionRulesStatus")),
-    Case("publishPromotionRules", "publishPromotionRules(A's program)", ops.PUBLISH_PROMOTION_RULES,
-         lambda w: {"programId": w.program_id, "text": "mine", "clauses": []},
-         user_error("publishPromotionRules", "NOT_FOUND", "programId", "promotionRules")),
-    Case("acceptPromotionRules", "acceptPromotionRules(A's program, B's own customer)", ops.ACCEPT_PROMOTION_RULES,
-         lambda w: {"programId": w.program_id, "version": 1, "customer": "b-customer"},
-         user_error("acceptPromotionRules", "NOT_FOUND", "programId", "status")),
+    Case(
+        "campaigns",
+        "campaigns(programId: A's)",
+        ops.CAMPAIGNS,
+        lambda w: {"programId": w.program_id},
+        nothing_listed("campaigns"),
+    ),
+    Case(
+        "campaignLeaderboard",
+        "campaignLeaderboard(A's contest)",
+        ops.CAMPAIGN_LEADERBOARD,
+        lambda w: {"campaignId": w.campaign_id},
+        graphql_not_found("campaignLeaderboard"),
+    ),
+    Case(
+        "referrerCampaignLeaderboard",
+        "referrerCampaignLeaderboard(A's contest, A's referrer)",
+        ops.REFERRER_CAMPAIGN_LEADERBOARD,
+        lambda w: {"campaignId": w.campaign_id, "customer": "jane"},
+        graphql_not_found("referrerCampaignLeaderboard"),
+    ),
+    Case(
+        "referrerCampaignLeaderboard",
+        "referrerCampaignLeaderboard(A's contest, B's own customer)",
+        ops.REFERRER_CAMPAIGN_LEADERBOARD,
+        lambda w: {"campaignId": w.campaign_id, "customer": "b-customer"},
+        graphql_not_found("referrerCampaignLeaderboard"),
+    ),
+    Case(
+        "createCampaign",
+        "createCampaign(programId: A's)",
+        ops.CREATE_CAMPAIGN,
+        lambda w: {
+            "input": {
+                "programId": w.program_id,
+                "name": "x",
+                "kind": "THRESHOLD_BONUS",
+                "currency": "USD",
+                "threshold": 1,
+                "bonusAmount": 1,
+                "startsOn": "2026-01-01",
+                "endsOn": "2026-01-02",
+            }
+        },
+        user_error("createCampaign", "NOT_FOUND", "programId", "campaign"),
+    ),
+    Case(
+        "cancelCampaign",
+        "cancelCampaign(A's contest)",
+        ops.CANCEL_CAMPAIGN,
+        lambda w: {"id": w.campaign_id},
+        user_error("cancelCampaign", "NOT_FOUND", "id", "campaign"),
+    ),
+    Case(
+        "promotionRules",
+        "promotionRules(A's program)",
+        "query($p: ID!) { promotionRules(programId: $p) { version text } }",
+        lambda w: {"p": w.program_id},
+        graphql_not_found("promotionRules"),
+    ),
+    Case(
+        "promotionRulesStatus",
+        "promotionRulesStatus(A's program, B's own customer)",
+        ops.PROMOTION_RULES_STATUS,
+        lambda w: {"programId": w.program_id, "customer": "b-customer"},
+        graphql_not_found("promotionRulesStatus"),
+    ),
+    Case(
+        "publishPromotionRules",
+        "publishPromotionRules(A's program)",
+        ops.PUBLISH_PROMOTION_RULES,
+        lambda w: {"programId": w.program_id, "text": "mine", "clauses": []},
+        user_error("publishPromotionRules", "NOT_FOUND", "programId", "promotionRules"),
+    ),
+    Case(
+        "acceptPromotionRules",
+        "acceptPromotionRules(A's program, B's own customer)",
+        ops.ACCEPT_PROMOTION_RULES,
+        lambda w: {"programId": w.program_id, "version": 1, "customer": "b-customer"},
+        user_error("acceptPromotionRules", "NOT_FOUND", "programId", "status"),
+    ),
     Case("leads", "leads(programId: A's)", ops.LEADS, lambda w: {"programId": w.program_id}, nothing_listed("leads")),
     Case("lead", "lead(A's id)", ops.LEAD, lambda w: {"id": w.lead_id}, graphql_not_found("lead")),
-    Case("referrerLeads", "referrerLeads(A's referrer)", ops.REFERRER_LEADS, lambda w: {"customer": "jane"},
-         graphql_not_found("referrerLeads")),
-    Case("leadSettings", "leadSettings(A's program)", "query($p: ID!) { leadSettings(programId: $p) { feeAmount } }",
-         lambda w: {"p": w.program_id}, graphql_not_found("leadSettings")),
-    Case("submitLead", "submitLead(programId: A's, B's own customer)", ops.SUBMIT_LEAD,
-         lambda w: {"input": {"programId": w.program_id, "customerExternalId": "b-customer", "company": "x"}},
-         user_error("submitLead", "NOT_FOUND", "programId", "lead")),
-    Case("moveLead", "moveLead(A's lead)", ops.MOVE_LEAD, lambda w: {"input": {"id": w.lead_id, "status": "CONTACTED"}},
-         user_error("moveLead", "NOT_FOUND", "id", "lead")),
-    Case("setLeadSettings", "setLeadSettings(A's program)", ops.SET_LEAD_SETTINGS,
-         lambda w: {"programId": w.program_id, "input": {"feeAmount": 1, "currency": "USD"}},
-         user_error("setLeadSettings", "NOT_FOUND", "programId", "settings")),
+    Case(
+        "referrerLeads",
+        "referrerLeads(A's referrer)",
+        ops.REFERRER_LEADS,
+        lambda w: {"customer": "jane"},
+        graphql_not_found("referrerLeads"),
+    ),
+    Case(
+        "leadSettings",
+        "leadSettings(A's program)",
+        "query($p: ID!) { leadSettings(programId: $p) { feeAmount } }",
+        lambda w: {"p": w.program_id},
+        graphql_not_found("leadSettings"),
+    ),
+    Case(
+        "submitLead",
+        "submitLead(programId: A's, B's own customer)",
+        ops.SUBMIT_LEAD,
+        lambda w: {"input": {"programId": w.program_id, "customerExternalId": "b-customer", "company": "x"}},
+        user_error("submitLead", "NOT_FOUND", "programId", "lead"),
+    ),
+    Case(
+        "moveLead",
+        "moveLead(A's lead)",
+        ops.MOVE_LEAD,
+        lambda w: {"input": {"id": w.lead_id, "status": "CONTACTED"}},
+        user_error("moveLead", "NOT_FOUND", "id", "lead"),
+    ),
+    Case(
+        "setLeadSettings",
+        "setLeadSettings(A's program)",
+        ops.SET_LEAD_SETTINGS,
+        lambda w: {"programId": w.program_id, "input": {"feeAmount": 1, "currency": "USD"}},
+        user_error("setLeadSettings", "NOT_FOUND", "programId", "settings"),
+    ),
 ]
 
 CASES += PARTNER_CASES
@@ -1012,7 +1629,10 @@ async def test_list_queries_show_only_own_rows(tenant, other_tenant):
     world = await build_world(a, b)
     b_tracked = await click(b, world.b_code)
     b_signup = await record(
-        b, type="SIGNUP", customerExternalId="b-friend", idempotencyKey="b-signup",
+        b,
+        type="SIGNUP",
+        customerExternalId="b-friend",
+        idempotencyKey="b-signup",
         attributionToken=b_tracked["attributionToken"],
     )
     assert b_signup["action"]["attribution"] == "REFERRAL_CREATED"
@@ -1072,15 +1692,17 @@ async def test_same_code_text_at_two_merchants_resolves_to_each_merchants_own(te
 
     b_click = await click(b, "FRIENDS10")
     assert b_click["userErrors"] == []
-    b_signup = await record(b, type="SIGNUP", customerExternalId="bob", idempotencyKey="s",
-                            attributionToken=b_click["attributionToken"])
+    b_signup = await record(
+        b, type="SIGNUP", customerExternalId="bob", idempotencyKey="s", attributionToken=b_click["attributionToken"]
+    )
     a_signup = await record(a, type="SIGNUP", customerExternalId="bob", idempotencyKey="s", referralCode="friends10")
     assert b_signup["action"]["attribution"] == a_signup["action"]["attribution"] == "REFERRAL_CREATED"
 
     # A's token at B is unknown, even though the code text is the same.
     a_click = await click(a, "FRIENDS10", device_id="dev-a")
-    crossed = await record(b, type="SIGNUP", customerExternalId="carol", idempotencyKey="c",
-                           attributionToken=a_click["attributionToken"])
+    crossed = await record(
+        b, type="SIGNUP", customerExternalId="carol", idempotencyKey="c", attributionToken=a_click["attributionToken"]
+    )
     assert crossed["action"]["attribution"] == "UNKNOWN_TOKEN" and crossed["referral"] is None
 
     by_id = "query($id: ID!) { referral(id: $id) { program { id } code { id } } }"
@@ -1092,7 +1714,7 @@ async def test_same_code_text_at_two_merchants_resolves_to_each_merchants_own(te
 
     deactivated = await b.gql(ops.DEACTIVATE_CODE, {"code": "FRIENDS10"})
     assert deactivated["deactivateReferralCode"]["referralCode"]["active"] is False
-    still = await a.gql("query { referralCode(code: \"FRIENDS10\") { active } }")
+    still = await a.gql('query { referralCode(code: "FRIENDS10") { active } }')
     assert still["referralCode"]["active"] is True
 
 
@@ -1107,7 +1729,9 @@ async def test_dead_jobs_are_per_merchant(tenant, other_tenant):
 async def test_webhooks_are_per_merchant(tenant, other_tenant):
     a, b = tenant, other_tenant
     world = await build_world(a, b)
-    b_endpoint = await b.gql(CREATE_WEBHOOK, {"input": {"url": "https://hooks.b-shop.example/", "eventTypes": ["reward.granted"]}})
+    b_endpoint = await b.gql(
+        CREATE_WEBHOOK, {"input": {"url": "https://hooks.b-shop.example/", "eventTypes": ["reward.granted"]}}
+    )
     b_id = b_endpoint["createWebhookEndpoint"]["endpoint"]["id"]
     listed = "{ webhookEndpoints { id } webhookDeliveries { edges { node { id } } } }"
     a_lists, b_lists = await a.gql(listed), await b.gql(listed)
@@ -1130,8 +1754,14 @@ async def test_fraud_queues_lists_and_audit_logs_show_only_own_rows(tenant, othe
     a, b = tenant, other_tenant
     world = await build_world(a, b)
     await record(b, type="SIGNUP", customerExternalId="b-referrer", idempotencyKey="b-own", context={"deviceId": "dev-b"})
-    b_alias = await record(b, type="SIGNUP", customerExternalId="b-alias", idempotencyKey="b-alias", referralCode=world.b_code,
-                           context={"deviceId": "dev-b"})
+    b_alias = await record(
+        b,
+        type="SIGNUP",
+        customerExternalId="b-alias",
+        idempotencyKey="b-alias",
+        referralCode=world.b_code,
+        context={"deviceId": "dev-b"},
+    )
     assert b_alias["action"]["attribution"] == "REFERRAL_CREATED"
     b_entry = await b.gql(ADD_LIST_ENTRY, {"kind": "EMAIL", "value": "fraudster@a-shop.example"})  # A's too
     assert b_entry["addFraudListEntry"]["userErrors"] == []
@@ -1144,20 +1774,30 @@ async def test_fraud_queues_lists_and_audit_logs_show_only_own_rows(tenant, othe
     assert _ids(a_lists["fraudListEntries"]) == {world.list_entry_id}
     # B's own entry, and the mark its flagged referral put on b-referrer (referrer memory)
     assert b_entry["addFraudListEntry"]["entry"]["id"] in _ids(b_lists["fraudListEntries"])
-    assert len(_ids(b_lists["fraudListEntries"])) == 2 and not _ids(a_lists["fraudListEntries"]) & _ids(b_lists["fraudListEntries"])
+    assert len(_ids(b_lists["fraudListEntries"])) == 2 and not _ids(a_lists["fraudListEntries"]) & _ids(
+        b_lists["fraudListEntries"]
+    )
     assert [e["node"]["action"] for e in b_lists["auditLog"]["edges"]] == [
-        "fraud_list.added", "widget.secret_rotated", "fraud_policy.changed"]  # its program pays at signup
+        "fraud_list.added",
+        "widget.secret_rotated",
+        "fraud_policy.changed",
+    ]  # its program pays at signup
     assert not _ids(a_lists["auditLog"]) & _ids(b_lists["auditLog"])
     assert {e["node"]["action"] for e in a_lists["auditLog"]["edges"]} == {
-        "fraud_policy.changed", "fraud_list.added", "widget.secret_rotated", "customer.export_requested",
-        "lead.submitted"}
+        "fraud_policy.changed",
+        "fraud_list.added",
+        "widget.secret_rotated",
+        "customer.export_requested",
+        "lead.submitted",
+    }
 
     # B rejecting its whole queue leaves A's review open and A's referral alone
     resolved = await b.gql(RESOLVE_REVIEWS, {"filter": {}})
     assert [r["id"] for r in resolved["resolveFraudReviews"]["reviews"]] == [b_review]
     still_open = await a.gql("{ fraudReviews { edges { node { id status referral { status } } } } }")
-    assert [(e["node"]["id"], e["node"]["status"], e["node"]["referral"]["status"])
-            for e in still_open["fraudReviews"]["edges"]] == [(world.review_id, "OPEN", "PENDING")]
+    assert [
+        (e["node"]["id"], e["node"]["status"], e["node"]["referral"]["status"]) for e in still_open["fraudReviews"]["edges"]
+    ] == [(world.review_id, "OPEN", "PENDING")]
 
 
 async def test_marking_a_customer_with_the_same_external_id_marks_only_ones_own(tenant, other_tenant):
@@ -1184,8 +1824,10 @@ async def test_widget_settings_and_secrets_are_per_merchant(tenant, other_tenant
     b_rotated = await widget_secret(b, overlap_hours=0)  # B rotating leaves A's secret alone
 
     settings = "{ widgetSettings { allowedOrigins secretLast4 } }"
-    assert (await a.gql(settings))["widgetSettings"] == {"allowedOrigins": ["https://a-shop.example"],
-                                                         "secretLast4": world.widget_secret[-4:]}
+    assert (await a.gql(settings))["widgetSettings"] == {
+        "allowedOrigins": ["https://a-shop.example"],
+        "secretLast4": world.widget_secret[-4:],
+    }
     assert (await b.gql(settings))["widgetSettings"]["secretLast4"] == b_rotated[-4:]
     a_session = await a.gql(WIDGET_SESSION, signed(world.widget_secret, "jane"), key=a.publishable_key)
     assert a_session["widgetSession"]["session"]["code"] == world.code
@@ -1238,10 +1880,16 @@ async def test_privacy_and_locale_settings_are_per_merchant(tenant, other_tenant
                                           settings { timeZone } userErrors { code } } }""")
     assert changed["setPrivacySettings"]["userErrors"] == changed["setLocaleSettings"]["userErrors"] == []
     shown = "{ privacySettings { retentionMonths } localeSettings { timeZone calendar locale arabicScriptCodes } }"
-    assert await a.gql(shown) == {"privacySettings": {"retentionMonths": 6}, "localeSettings": {
-        "timeZone": "Asia/Tehran", "calendar": "JALALI", "locale": "fa", "arabicScriptCodes": True}}
-    assert await b.gql(shown) == {"privacySettings": {"retentionMonths": 13}, "localeSettings": {
-        "timeZone": "UTC", "calendar": "GREGORIAN", "locale": "en", "arabicScriptCodes": False}}
+    assert await a.gql(shown) == {
+        "privacySettings": {"retentionMonths": 6},
+        "localeSettings": {"timeZone": "Asia/Tehran", "calendar": "JALALI", "locale": "fa", "arabicScriptCodes": True},
+    }
+    assert await b.gql(shown) == {
+        "privacySettings": {"retentionMonths": 13},
+        "localeSettings": {"timeZone": "UTC", "calendar": "GREGORIAN", "locale": "en", "arabicScriptCodes": False},
+    }
     program = await active_program(b, clearance=PAY_AT_SIGNUP)
-    refused = await b.gql(ops.ISSUE_CODE, {"input": {"programId": program["id"], "customerExternalId": "x", "vanity": "ریحانه۱۲"}})
+    refused = await b.gql(
+        ops.ISSUE_CODE, {"input": {"programId": program["id"], "customerExternalId": "x", "vanity": "ریحانه۱۲"}}
+    )
     assert refused["issueReferralCode"]["userErrors"][0]["code"] == "CODE_INVALID"  # A's setting is not B's

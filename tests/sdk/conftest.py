@@ -28,8 +28,9 @@ def free_port() -> int:
 @pytest.fixture
 async def live_server(db, settings) -> AsyncIterator[str]:
     """The API served by uvicorn in this event loop: call it from threads or async clients."""
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=db), host="127.0.0.1", port=free_port(),
-                                           log_config=None, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, engine=db), host="127.0.0.1", port=free_port(), log_config=None, lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -68,16 +68,34 @@ async def test_the_readme_flow_signup_and_purchase_through_the_client(live_serve
         assert code.share_url == f"https://shop.example/?ref={code.code}" and code.active
 
         tracked = await click(tenant, code.code, device_id="dev-bob")  # the widget, in bob's browser
-        from_browser = {"code": code.code, "attributionToken": tracked["attributionToken"], "deviceId": "dev-bob",
-                        "deviceFingerprint": "fp1_abc"}
-        signup = await in_thread(client.record_action, type="SIGNUP", customer_external_id="bob",
-                                 idempotency_key="signup-bob", attribution=from_browser, context={"email": "bob@example.com"})
+        from_browser = {
+            "code": code.code,
+            "attributionToken": tracked["attributionToken"],
+            "deviceId": "dev-bob",
+            "deviceFingerprint": "fp1_abc",
+        }
+        signup = await in_thread(
+            client.record_action,
+            type="SIGNUP",
+            customer_external_id="bob",
+            idempotency_key="signup-bob",
+            attribution=from_browser,
+            context={"email": "bob@example.com"},
+        )
         assert (signup.attribution, signup.referral_status, signup.replayed) == ("REFERRAL_CREATED", "PENDING", False)
-        purchase = await in_thread(client.record_action, type="PURCHASE", customer_external_id="bob",
-                                   idempotency_key="order-1001", order_id="1001", amount=4999, currency="USD")
+        purchase = await in_thread(
+            client.record_action,
+            type="PURCHASE",
+            customer_external_id="bob",
+            idempotency_key="order-1001",
+            order_id="1001",
+            amount=4999,
+            currency="USD",
+        )
         assert purchase.referral_id == signup.referral_id and purchase.referral_status == "QUALIFIED"
         assert [(r.recipient, r.kind, r.amount, r.unit, r.customer_external_id) for r in purchase.rewards] == [
-            ("REFERRER", "CREDIT", 1000, "USD", "jane")]
+            ("REFERRER", "CREDIT", 1000, "USD", "jane")
+        ]
     actions = await tenant.gql('{ actions(customerExternalId: "bob") { edges { node { type idempotencyKey } } } }')
     assert [e["node"]["idempotencyKey"] for e in actions["actions"]["edges"]] == ["order-1001", "signup-bob"]
 
@@ -86,8 +104,9 @@ async def test_a_broken_connection_is_retried_with_the_same_idempotency_key(live
     await active_program(tenant)
     transport = DropFirstResponse()
     with ReferralClient(live_server, tenant.secret_key, transport=transport) as client:
-        recorded = await in_thread(client.record_action, type="PURCHASE", customer_external_id="bob", order_id="77",
-                                   amount=1500, currency="EUR")  # no idempotency key given: the client makes one
+        recorded = await in_thread(
+            client.record_action, type="PURCHASE", customer_external_id="bob", order_id="77", amount=1500, currency="EUR"
+        )  # no idempotency key given: the client makes one
     assert transport.requests == 2
     assert recorded.replayed is True  # the first attempt had written it; the retry found it
     actions = await tenant.gql('{ actions(customerExternalId: "bob") { edges { node { id idempotencyKey } } } }')
@@ -97,7 +116,10 @@ async def test_a_broken_connection_is_retried_with_the_same_idempotency_key(live
 
 async def test_a_server_that_answered_is_not_asked_again(tenant):
     transport = Answer(503, "upstream unavailable")
-    with ReferralClient("http://api.invalid", tenant.secret_key, transport=transport) as client, pytest.raises(APIError) as failed:
+    with (
+        ReferralClient("http://api.invalid", tenant.secret_key, transport=transport) as client,
+        pytest.raises(APIError) as failed,
+    ):
         client.upsert_customer("jane")
     assert transport.requests == 1 and failed.value.code == "HTTP_503"
 
@@ -119,14 +141,22 @@ async def test_refusals_come_back_as_typed_errors(live_server, tenant):
             await in_thread(client.record_action, type="PURCHASE", customer_external_id="bob", amount=100, currency="DOLLARS")
         assert (bad_currency.value.field, bad_currency.value.code) == ("currency", "INVALID_CURRENCY")
 
-        await in_thread(client.record_action, type="PURCHASE", customer_external_id="bob", idempotency_key="o-1",
-                        amount=100, currency="USD")
+        await in_thread(
+            client.record_action, type="PURCHASE", customer_external_id="bob", idempotency_key="o-1", amount=100, currency="USD"
+        )
         with pytest.raises(IdempotencyConflict):
-            await in_thread(client.record_action, type="PURCHASE", customer_external_id="bob", idempotency_key="o-1",
-                            amount=999, currency="USD")
+            await in_thread(
+                client.record_action,
+                type="PURCHASE",
+                customer_external_id="bob",
+                idempotency_key="o-1",
+                amount=999,
+                currency="USD",
+            )
         with pytest.raises(NotFound) as missing:
-            await in_thread(client.issue_referral_code, program_id="01a2e8a4-0000-7000-8000-000000000000",
-                            customer_external_id="jane")
+            await in_thread(
+                client.issue_referral_code, program_id="01a2e8a4-0000-7000-8000-000000000000", customer_external_id="jane"
+            )
         assert missing.value.field == "programId"
     with ReferralClient(live_server, tenant.publishable_key) as browser_key:
         with pytest.raises(APIError) as forbidden:
@@ -156,19 +186,28 @@ async def test_a_customer_signed_by_the_client_opens_the_widget_panel(live_serve
     with ReferralClient(live_server, tenant.secret_key, widget_secret=secret) as client:
         signed = client.sign_customer("jane")
     assert signed.as_data_attributes()["data-customer-id"] == "jane"
-    session = await tenant.gql(WIDGET_SESSION, {"customer": signed.customer_id, "timestamp": signed.timestamp,
-                                                "signature": signed.signature}, key=tenant.publishable_key)
+    session = await tenant.gql(
+        WIDGET_SESSION,
+        {"customer": signed.customer_id, "timestamp": signed.timestamp, "signature": signed.signature},
+        key=tenant.publishable_key,
+    )
     assert session["widgetSession"]["userErrors"] == [] and session["widgetSession"]["session"]["code"]
     forged = sign_customer("wsec_someone-else", "jane")
-    refused = await tenant.gql(WIDGET_SESSION, {"customer": "jane", "timestamp": forged.timestamp,
-                                                "signature": forged.signature}, key=tenant.publishable_key)
+    refused = await tenant.gql(
+        WIDGET_SESSION,
+        {"customer": "jane", "timestamp": forged.timestamp, "signature": forged.signature},
+        key=tenant.publishable_key,
+    )
     assert refused["widgetSession"]["userErrors"][0]["code"] == "SIGNATURE_INVALID"
 
 
 def _webhook(secrets: list[str], body: str, *, at: int | None = None) -> dict[str, str]:
     at = int(time.time()) if at is None else at
-    return {"Webhook-Id": "msg_01", "Webhook-Timestamp": str(at),
-            "Webhook-Signature": signing.signature_header(secrets, "msg_01", at, body)}
+    return {
+        "Webhook-Id": "msg_01",
+        "Webhook-Timestamp": str(at),
+        "Webhook-Signature": signing.signature_header(secrets, "msg_01", at, body),
+    }
 
 
 def test_webhooks_signed_by_the_server_verify_and_anything_else_does_not():

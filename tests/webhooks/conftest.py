@@ -55,9 +55,7 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length).decode()
-                receiver.requests.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
+                receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 reply = receiver.replies.pop(0) if receiver.replies else receiver.default
                 payload = reply.body.encode()
                 self.send_response(reply.status)
@@ -79,7 +77,7 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         self.thread.start()
         return self
 
@@ -115,11 +113,15 @@ def job_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch):
 
 async def pending_delivery_jobs(engine: AsyncEngine) -> list[OutboxJob]:
     async with create_session_factory(engine)() as session:
-        return list((await session.scalars(
-            select(OutboxJob)
-            .where(OutboxJob.actor == service.DELIVER_JOB, OutboxJob.status == JobStatus.PENDING.value)
-            .order_by(OutboxJob.id)
-        )).all())
+        return list(
+            (
+                await session.scalars(
+                    select(OutboxJob)
+                    .where(OutboxJob.actor == service.DELIVER_JOB, OutboxJob.status == JobStatus.PENDING.value)
+                    .order_by(OutboxJob.id)
+                )
+            ).all()
+        )
 
 
 async def run_deliveries(engine: AsyncEngine) -> list[OutboxJob]:

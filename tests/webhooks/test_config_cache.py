@@ -19,7 +19,11 @@ from tests.webhooks.conftest import create_endpoint, run_deliveries
 
 async def referred_purchase(tenant, code: str, customer: str, email: str | None = None) -> list[dict]:
     result = await purchase(
-        tenant, customer, f"order-{customer}", 5000, referralCode=code,
+        tenant,
+        customer,
+        f"order-{customer}",
+        5000,
+        referralCode=code,
         context={"email": email or f"{customer}@example.com"},
     )
     return result["rewards"]
@@ -61,9 +65,18 @@ async def test_a_changed_fraud_policy_judges_the_next_purchase(tenant):
     [held] = await referred_purchase(tenant, code, "bob", email="bob@mailinator.com")
     assert held["status"] == "HELD"  # a disposable email: in review by default
 
-    changed = await tenant.gql(SET_POLICY, {"programId": program["id"], "policy": {
-        "signals": [{"signal": "disposable_email", "enabled": False},
-                    {"signal": "referrer_under_review", "enabled": False}]}})  # bob's review marked jane
+    changed = await tenant.gql(
+        SET_POLICY,
+        {
+            "programId": program["id"],
+            "policy": {
+                "signals": [
+                    {"signal": "disposable_email", "enabled": False},
+                    {"signal": "referrer_under_review", "enabled": False},
+                ]
+            },
+        },
+    )  # bob's review marked jane
     assert changed["setFraudPolicy"]["userErrors"] == []
 
     [granted] = await referred_purchase(tenant, code, "carol", email="carol@mailinator.com")

@@ -46,9 +46,20 @@ async def test_reward_granted_arrives_signed_and_verifies(db, tenant, receiver):
     assert secret.startswith("whsec_") and len(signing.secret_bytes(secret)) == 24
     program = await active_program(tenant)
     code = await code_for(tenant, program["id"], "jane")
-    rule = await tenant.gql(CREATE_RULE, {"programId": program["id"], "input": {
-        "name": "Give $10", "trigger": "PURCHASE", "recipient": "REFERRER", "kind": "CREDIT", "amount": 1000, "currency": "USD",
-    }})
+    rule = await tenant.gql(
+        CREATE_RULE,
+        {
+            "programId": program["id"],
+            "input": {
+                "name": "Give $10",
+                "trigger": "PURCHASE",
+                "recipient": "REFERRER",
+                "kind": "CREDIT",
+                "amount": 1000,
+                "currency": "USD",
+            },
+        },
+    )
     assert rule["createRewardRule"]["userErrors"] == []
     signup = await record(tenant, type="SIGNUP", customerExternalId="bob", idempotencyKey="s-1", referralCode=code["code"])
     assert signup["action"]["attribution"] == "REFERRAL_CREATED"
@@ -72,8 +83,11 @@ async def test_reward_granted_arrives_signed_and_verifies(db, tenant, receiver):
     assert not verify(secret, granted.headers, granted.body.replace("1000", "9000"))
     assert not verify(signing.new_secret(), granted.headers, granted.body)
     old = int(time.time()) - 301
-    replayed = {**granted.headers, "webhook-timestamp": str(old),
-                "webhook-signature": signing.signature(secret, granted.headers["webhook-id"], old, granted.body)}
+    replayed = {
+        **granted.headers,
+        "webhook-timestamp": str(old),
+        "webhook-signature": signing.signature(secret, granted.headers["webhook-id"], old, granted.body),
+    }
     assert not verify(secret, replayed, granted.body)
     assert verify(secret, replayed, granted.body, tolerance=400)  # only the age was wrong
 
@@ -88,8 +102,9 @@ async def test_reward_granted_arrives_signed_and_verifies(db, tenant, receiver):
 
     # A duplicate job for a delivered delivery sends nothing.
     async with create_session_factory(db)() as session:
-        job = await outbox.enqueue(session, service.DELIVER_JOB, merchant_id=tenant.id,
-                                   delivery_id=uuid.UUID(delivered["id"]), attempt=0)
+        job = await outbox.enqueue(
+            session, service.DELIVER_JOB, merchant_id=tenant.id, delivery_id=uuid.UUID(delivered["id"]), attempt=0
+        )
         await session.commit()
     await outbox.run_job(create_session_factory(db), str(job.id))
     assert len(receiver.requests) == 2
@@ -110,8 +125,9 @@ async def test_no_endpoint_costs_one_query_and_writes_nothing(db, tenant, count_
 async def test_only_subscribed_and_enabled_endpoints_get_the_event(db, tenant, receiver):
     await create_endpoint(tenant, receiver.url, ["reward.voided"])
     off_id, _ = await create_endpoint(tenant, receiver.url, ["reward.granted"])
-    await tenant.gql('mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {enabled: false}) { userErrors { code } } }',
-                     {"id": off_id})
+    await tenant.gql(
+        "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {enabled: false}) { userErrors { code } } }", {"id": off_id}
+    )
     assert await emit(db, tenant.id, "reward.granted") == []
     with pytest.raises(ValueError):
         await emit(db, tenant.id, "reward.exploded")
@@ -120,7 +136,7 @@ async def test_only_subscribed_and_enabled_endpoints_get_the_event(db, tenant, r
 async def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the_new(db, tenant, receiver):
     endpoint_id, old_secret = await create_endpoint(tenant, receiver.url)
     rotated = await tenant.gql(
-        'mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret endpoint { previousSecretExpiresAt } userErrors { code } } }',
+        "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret endpoint { previousSecretExpiresAt } userErrors { code } } }",
         {"id": endpoint_id},
     )
     new_secret = rotated["rotateWebhookSecret"]["secret"]
@@ -140,8 +156,10 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the
     assert len(after.headers["webhook-signature"].split(" ")) == 1
     assert verify(new_secret, after.headers, after.body) and not verify(old_secret, after.headers, after.body)
 
-    bad = await tenant.gql('mutation($id: ID!) { rotateWebhookSecret(id: $id, overlapHours: 1000) { secret userErrors { field code } } }',
-                           {"id": endpoint_id})
+    bad = await tenant.gql(
+        "mutation($id: ID!) { rotateWebhookSecret(id: $id, overlapHours: 1000) { secret userErrors { field code } } }",
+        {"id": endpoint_id},
+    )
     assert bad["rotateWebhookSecret"] == {"secret": None, "userErrors": [{"field": "overlapHours", "code": "INVALID_INPUT"}]}
 
 
@@ -213,22 +231,54 @@ async def test_private_targets_are_refused_unless_allowed(db, tenant, receiver, 
     assert len(receiver.requests) == 1
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "224.0.0.1", "240.0.0.1",
-    "100.64.0.1", "::1", "::", "fe80::1", "fc00::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-    # IPv6 forms that carry a forbidden IPv4 address: 6to4, Teredo, NAT64, compatible, ISATAP
-    "2002:7f00:1::", "2002:a00:1::1", "2002:a9fe:a9fe::", "2001:0:4136:e378:8000:63bf:80ff:fffe",
-    "2001:0:4136:e378:8000:63bf:f5ff:fffe", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::808:808",
-    "::127.0.0.1", "::a00:1", "2606:2800:220:1:0:5efe:7f00:1", "2606:2800:220:1:200:5efe:a00:1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "100.64.0.1",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        # IPv6 forms that carry a forbidden IPv4 address: 6to4, Teredo, NAT64, compatible, ISATAP
+        "2002:7f00:1::",
+        "2002:a00:1::1",
+        "2002:a9fe:a9fe::",
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::808:808",
+        "::127.0.0.1",
+        "::a00:1",
+        "2606:2800:220:1:0:5efe:7f00:1",
+        "2606:2800:220:1:200:5efe:a00:1",
+    ],
+)
 def test_non_public_addresses_are_forbidden(address):
     assert delivery_module.forbidden(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("address", [
-    "93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:93.184.216.34",
-    "2002:5db8:d822::1", "64:ff9b::5db8:d822",  # 6to4 and NAT64 of a public address
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "2606:2800:220:1:248:1893:25c8:1946",
+        "::ffff:93.184.216.34",
+        "2002:5db8:d822::1",
+        "64:ff9b::5db8:d822",  # 6to4 and NAT64 of a public address
+    ],
+)
 def test_public_addresses_are_allowed(address):
     assert not delivery_module.forbidden(ipaddress.ip_address(address))
 
@@ -258,10 +308,12 @@ async def test_endpoint_failing_for_five_days_is_disabled(db, tenant, receiver):
 
     # Redelivery needs the endpoint enabled again; enabling clears the streak.
     [one, *_] = await deliveries(tenant, endpointId=endpoint_id)
-    refused = await tenant.gql('mutation($id: ID!) { redeliverWebhook(id: $id) { userErrors { field code } } }', {"id": one["id"]})
+    refused = await tenant.gql(
+        "mutation($id: ID!) { redeliverWebhook(id: $id) { userErrors { field code } } }", {"id": one["id"]}
+    )
     assert refused["redeliverWebhook"]["userErrors"] == [{"field": "id", "code": "INVALID_STATUS_TRANSITION"}]
     enabled = await tenant.gql(
-        'mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {enabled: true}) { endpoint { enabled disabledReason } } }',
+        "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {enabled: true}) { endpoint { enabled disabledReason } } }",
         {"id": endpoint_id},
     )
     assert enabled["updateWebhookEndpoint"]["endpoint"] == {"enabled": True, "disabledReason": None}
@@ -276,11 +328,11 @@ async def test_redeliver_sends_again_with_the_same_id(db, tenant, receiver):
     assert first["status"] == "DELIVERED"
 
     again = await tenant.gql(
-        'mutation($id: ID!) { redeliverWebhook(id: $id) { delivery { id status } userErrors { code } } }', {"id": first["id"]}
+        "mutation($id: ID!) { redeliverWebhook(id: $id) { delivery { id status } userErrors { code } } }", {"id": first["id"]}
     )
     assert again["redeliverWebhook"] == {"delivery": {"id": first["id"], "status": "PENDING"}, "userErrors": []}
     # Twice in a row: the second job finds the attempt made and does nothing.
-    await tenant.gql('mutation($id: ID!) { redeliverWebhook(id: $id) { userErrors { code } } }', {"id": first["id"]})
+    await tenant.gql("mutation($id: ID!) { redeliverWebhook(id: $id) { userErrors { code } } }", {"id": first["id"]})
     await run_deliveries(db)
     assert [r.headers["webhook-id"] for r in receiver.requests] == [first["id"], first["id"]]
     assert verify(secret, receiver.requests[1].headers, receiver.requests[1].body)
@@ -290,7 +342,7 @@ async def test_redeliver_sends_again_with_the_same_id(db, tenant, receiver):
 
 async def test_secrets_are_not_stored_in_plaintext(db, tenant, receiver, settings):
     endpoint_id, secret = await create_endpoint(tenant, receiver.url)
-    rotated = await tenant.gql('mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }', {"id": endpoint_id})
+    rotated = await tenant.gql("mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }", {"id": endpoint_id})
     new_secret = rotated["rotateWebhookSecret"]["secret"]
     await emit(db, tenant.id)
     await run_deliveries(db)
@@ -320,7 +372,11 @@ async def test_endpoint_input_is_validated(tenant):
              endpoint { id } secret userErrors { field code } } }""",
         {"input": {"url": "ftp://hooks.example/", "eventTypes": ["reward.granted"]}},
     )
-    assert bad["createWebhookEndpoint"] == {"endpoint": None, "secret": None, "userErrors": [{"field": "url", "code": "INVALID_URL"}]}
+    assert bad["createWebhookEndpoint"] == {
+        "endpoint": None,
+        "secret": None,
+        "userErrors": [{"field": "url", "code": "INVALID_URL"}],
+    }
     unknown = await tenant.gql(
         """mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { userErrors { field code } } }""",
         {"input": {"url": "https://hooks.example/", "eventTypes": ["reward.granted", "nope"]}},
@@ -328,8 +384,15 @@ async def test_endpoint_input_is_validated(tenant):
     assert unknown["createWebhookEndpoint"]["userErrors"] == [{"field": "eventTypes.1", "code": "INVALID_INPUT"}]
     catalogue = await tenant.gql("{ webhookEventTypes { type } }")
     assert len(catalogue["webhookEventTypes"]) == 20
-    for event_type in ("referral.rejected", "payout.on_hold", "payout_account.changed", "admin.totp_changed",
-                       "customer.erased", "customer.export_ready", "lead.status_changed"):
+    for event_type in (
+        "referral.rejected",
+        "payout.on_hold",
+        "payout_account.changed",
+        "admin.totp_changed",
+        "customer.erased",
+        "customer.export_ready",
+        "lead.status_changed",
+    ):
         assert {"type": event_type} in catalogue["webhookEventTypes"]
 
 
@@ -338,11 +401,13 @@ async def test_production_requires_https(session, tenant):
 
     production = test_settings(app_env="production")
     with pytest.raises(service.DomainError) as refused:
-        await service.create_endpoint(session, merchant_id=tenant.id, settings=production, url="http://hooks.example/",
-                                      event_types=["reward.granted"])
+        await service.create_endpoint(
+            session, merchant_id=tenant.id, settings=production, url="http://hooks.example/", event_types=["reward.granted"]
+        )
     assert (refused.value.field, refused.value.code.value) == ("url", "INVALID_URL")
-    made = await service.create_endpoint(session, merchant_id=tenant.id, settings=production, url="https://hooks.example/",
-                                         event_types=["reward.granted"])
+    made = await service.create_endpoint(
+        session, merchant_id=tenant.id, settings=production, url="https://hooks.example/", event_types=["reward.granted"]
+    )
     assert made.endpoint.url == "https://hooks.example/"
 
 

@@ -14,9 +14,7 @@ COMMISSION = credit_rule(name="10%", kind="COMMISSION", amount=None, currency=No
 
 
 @pytest.mark.parametrize("hold_days", [None, 14], ids=["available", "held"])
-async def test_a_partial_refund_of_a_commission_is_recorded_and_sent_with_an_endpoint_listening(
-    tenant, db, receiver, hold_days
-):
+async def test_a_partial_refund_of_a_commission_is_recorded_and_sent_with_an_endpoint_listening(tenant, db, receiver, hold_days):
     conditions = {"holdDays": hold_days} if hold_days else {}
     _, code, _ = await shop(tenant, {**COMMISSION, "conditions": conditions})
     await create_endpoint(tenant, receiver.url, ["reward.reversed", "reward.voided"])
@@ -49,7 +47,14 @@ async def test_a_second_partial_refund_counts_the_first_with_an_endpoint_listeni
 
 @pytest.mark.parametrize(
     "value",
-    [__import__("decimal").Decimal("2.5"), __import__("datetime").datetime(2026, 1, 1), float("nan"), "a\ud800b", {1: "x"}, (1, 2)],
+    [
+        __import__("decimal").Decimal("2.5"),
+        __import__("datetime").datetime(2026, 1, 1),
+        float("nan"),
+        "a\ud800b",
+        {1: "x"},
+        (1, 2),
+    ],
     ids=["decimal", "datetime", "nan", "lone-surrogate", "int-key", "tuple"],
 )
 def test_a_payload_that_is_not_plain_json_is_refused(value):

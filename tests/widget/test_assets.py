@@ -37,9 +37,15 @@ async def test_the_hashed_copy_is_immutable_and_matches_its_integrity_hash(clien
         assert entry["integrity"] == "sha384-" + base64.b64encode(hashlib.sha384(response.content).digest()).decode()
 
 
-@pytest.mark.parametrize("path", [
-    "/sdk/v1/referral.000000000000.js", "/sdk/v1/other.js", "/sdk/v1/..%2F..%2Fapp%2Fmain.py", "/sdk/v1/package.json",
-    "/sdk/v2/referral.js",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/sdk/v1/referral.000000000000.js",
+        "/sdk/v1/other.js",
+        "/sdk/v1/..%2F..%2Fapp%2Fmain.py",
+        "/sdk/v1/package.json",
+        "/sdk/v2/referral.js",
+    ],
+)
 async def test_anything_else_is_not_found(client, path):
     assert (await client.get(path)).status_code == 404

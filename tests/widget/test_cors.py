@@ -9,8 +9,13 @@ from tests.widget.helpers import allow_origins
 
 SHOP = "https://shop.example"
 TRACK = {"query": 'mutation { trackClick(input: {code: "NOPE1234"}) { userErrors { code } } }'}
-CORS_HEADERS = ("access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers",
-                "access-control-allow-credentials", "access-control-max-age")
+CORS_HEADERS = (
+    "access-control-allow-origin",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-allow-credentials",
+    "access-control-max-age",
+)
 
 
 def no_cors(response) -> bool:
@@ -20,8 +25,11 @@ def no_cors(response) -> bool:
 async def preflight(client, key: str | None, origin: str = SHOP, method: str = "POST"):
     return await client.options(
         "/graphql" + (f"?pk={key}" if key else ""),
-        headers={"Origin": origin, "Access-Control-Request-Method": method,
-                 "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
     )
 
 
@@ -42,9 +50,16 @@ async def test_a_preflight_from_an_allowed_origin_gets_the_minimal_headers_and_n
     assert "access-control-allow-credentials" not in response.headers
 
 
-@pytest.mark.parametrize("origin", [
-    "https://evil.example", "http://shop.example", "https://shop.example:8443", "https://eu.shop.example", "null",
-])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://shop.example",
+        "https://shop.example:8443",
+        "https://eu.shop.example",
+        "null",
+    ],
+)
 async def test_a_preflight_from_any_other_origin_gets_no_cors_headers(client, tenant, origin):
     await allow_origins(tenant, SHOP)
     response = await preflight(client, tenant.publishable_key, origin)

@@ -52,15 +52,25 @@ def _dummy(type_: Any) -> str:
         fields = [f"{name}: {_dummy(f.type)}" for name, f in type_.fields.items() if graphql.is_required_input_field(f)]
         return "{" + ", ".join(fields) + "}"
     return {
-        "ID": f'"{uuid.uuid4()}"', "String": '"x"', "Int": "1", "BigInt": "1", "Boolean": "true", "Float": "1.0",
-        "DateTime": '"2026-01-01T00:00:00Z"', "Date": '"2026-01-01"', "JSON": "{}",
+        "ID": f'"{uuid.uuid4()}"',
+        "String": '"x"',
+        "Int": "1",
+        "BigInt": "1",
+        "Boolean": "true",
+        "Float": "1.0",
+        "DateTime": '"2026-01-01T00:00:00Z"',
+        "Date": '"2026-01-01"',
+        "JSON": "{}",
     }.get(type_.name, '"x"')
 
 
 def _arguments(field: graphql.GraphQLField, given: dict[str, str] | None = None) -> str:
     given = given or {}
-    parts = [f"{name}: {given.get(name) or _dummy(arg.type)}" for name, arg in field.args.items()
-             if graphql.is_required_argument(arg) or name in given]
+    parts = [
+        f"{name}: {given.get(name) or _dummy(arg.type)}"
+        for name, arg in field.args.items()
+        if graphql.is_required_argument(arg) or name in given
+    ]
     return f"({', '.join(parts)})" if parts else ""
 
 
@@ -107,39 +117,74 @@ async def test_what_the_publishable_key_can_reach_holds_nothing_personal(tenant)
     await create_rule(tenant, program["id"], **credit_rule())
     secret = await widget_secret(tenant)
     jane = await tenant.gql(
-        "mutation { upsertCustomer(input: {externalId: \"jane-4711\", email: \"jane.doe@mail.example\", name: \"Jane Doe\"}) "
+        'mutation { upsertCustomer(input: {externalId: "jane-4711", email: "jane.doe@mail.example", name: "Jane Doe"}) '
         "{ userErrors { code } } }"
     )
     assert jane["upsertCustomer"]["userErrors"] == []
     code = (await open_session(tenant, signed(secret, "jane-4711"), deviceId="dev-jane-77"))["session"]["code"]
     tracked = await click(tenant, code, device_id="dev-bob-88")
-    await fraud.record(tenant, type="SIGNUP", customerExternalId="bob-0815", idempotencyKey="s-bob",
-                       attributionToken=tracked["attributionToken"],
-                       context={"email": "bob.roe@mail.example", "ip": "198.51.100.23", "paymentFingerprint": "card-99"},
-                       customerName="Bob Roe")
+    await fraud.record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="bob-0815",
+        idempotencyKey="s-bob",
+        attributionToken=tracked["attributionToken"],
+        context={"email": "bob.roe@mail.example", "ip": "198.51.100.23", "paymentFingerprint": "card-99"},
+        customerName="Bob Roe",
+    )
     await fraud.purchase(tenant, "bob-0815", "order-1")
-    personal = ["jane-4711", "jane.doe@mail.example", "Jane Doe", "dev-jane-77", "bob-0815", "bob.roe@mail.example",
-                "Bob Roe", "198.51.100.23", "card-99", "dev-bob-88", tracked["attributionToken"]]
+    personal = [
+        "jane-4711",
+        "jane.doe@mail.example",
+        "Jane Doe",
+        "dev-jane-77",
+        "bob-0815",
+        "bob.roe@mail.example",
+        "Bob Roe",
+        "198.51.100.23",
+        "card-99",
+        "dev-bob-88",
+        tracked["attributionToken"],
+    ]
 
     schema = _schema()
     mutation, query = schema.mutation_type.fields, schema.query_type.fields
     calls = {
         "referralCode": _operations("query", "referralCode", query["referralCode"], {"code": f'"{code}"'}),
-        "trackClick": _operations("mutation", "trackClick", mutation["trackClick"],
-                                  {"input": f'{{code: "{code}", deviceId: "dev-stranger"}}'}),
+        "trackClick": _operations(
+            "mutation", "trackClick", mutation["trackClick"], {"input": f'{{code: "{code}", deviceId: "dev-stranger"}}'}
+        ),
         "widgetSession, no signature": _operations(
-            "mutation", "widgetSession", mutation["widgetSession"],
-            {"customerExternalId": '"jane-4711"', "timestamp": "1", "signature": '""'}),
+            "mutation",
+            "widgetSession",
+            mutation["widgetSession"],
+            {"customerExternalId": '"jane-4711"', "timestamp": "1", "signature": '""'},
+        ),
         "widgetSession, a forged signature": _operations(
-            "mutation", "widgetSession", mutation["widgetSession"],
-            {"customerExternalId": '"jane-4711"', "timestamp": "1", "signature": f'"{"0" * 64}"'}),
-        **{f"{name}, a forged signature": _operations(
-            "mutation" if name in mutation else "query", name, (mutation | query)[name],
-            {"customerExternalId": '"jane-4711"', "timestamp": "1", "signature": f'"{"0" * 64}"', "programId": f'"{program["id"]}"'}
-            if name != "submitLead" else
-            {"input": f'{{programId: "{program["id"]}", customerExternalId: "jane-4711", company: "x", timestamp: 1, '
-                      f'signature: "{"0" * 64}"}}'})
-           for name in sorted(SIGNED_REFERRER)},
+            "mutation",
+            "widgetSession",
+            mutation["widgetSession"],
+            {"customerExternalId": '"jane-4711"', "timestamp": "1", "signature": f'"{"0" * 64}"'},
+        ),
+        **{
+            f"{name}, a forged signature": _operations(
+                "mutation" if name in mutation else "query",
+                name,
+                (mutation | query)[name],
+                {
+                    "customerExternalId": '"jane-4711"',
+                    "timestamp": "1",
+                    "signature": f'"{"0" * 64}"',
+                    "programId": f'"{program["id"]}"',
+                }
+                if name != "submitLead"
+                else {
+                    "input": f'{{programId: "{program["id"]}", customerExternalId: "jane-4711", company: "x", timestamp: 1, '
+                    f'signature: "{"0" * 64}"}}'
+                },
+            )
+            for name in sorted(SIGNED_REFERRER)
+        },
     }
     forged = f'{{customerExternalId: "jane-4711", timestamp: 1, signature: "{"0" * 64}"}}'
     for name in sorted(PARTNER_SESSION):
@@ -147,7 +192,8 @@ async def test_what_the_publishable_key_can_reach_holds_nothing_personal(tenant)
         kind = "query" if name in query else "mutation"
         calls[f"{name}, no signature"] = _operations(kind, name, root[name], {"programId": f'"{program["id"]}"'})
         calls[f"{name}, a forged signature"] = _operations(
-            kind, name, root[name], {"programId": f'"{program["id"]}"', "signature": forged})
+            kind, name, root[name], {"programId": f'"{program["id"]}"', "signature": forged}
+        )
     for name, documents in calls.items():
         forbidden = set()
         for document in documents:

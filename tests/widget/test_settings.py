@@ -18,24 +18,34 @@ async def test_origins_are_normalized_deduplicated_and_audited(tenant):
     settings = await allow_origins(tenant, "https://Shop.Example/", "https://shop.example", "https://*.shop.example")
     assert settings["allowedOrigins"] == ["https://shop.example", "https://*.shop.example"]
     read = await tenant.gql("{ widgetSettings { allowedOrigins secretConfigured } }")
-    assert read["widgetSettings"] == {"allowedOrigins": ["https://shop.example", "https://*.shop.example"],
-                                      "secretConfigured": False}
+    assert read["widgetSettings"] == {
+        "allowedOrigins": ["https://shop.example", "https://*.shop.example"],
+        "secretConfigured": False,
+    }
     await allow_origins(tenant, "https://shop.example")
-    log = await tenant.gql('{ auditLog(first: 10) { edges { node { action details } } } }')
+    log = await tenant.gql("{ auditLog(first: 10) { edges { node { action details } } } }")
     assert [e["node"] for e in log["auditLog"]["edges"]] == [
-        {"action": "widget.origins_changed",
-         "details": {"before": ["https://shop.example", "https://*.shop.example"], "after": ["https://shop.example"]}},
-        {"action": "widget.origins_changed", "details": {"before": [], "after": ["https://shop.example", "https://*.shop.example"]}},
+        {
+            "action": "widget.origins_changed",
+            "details": {"before": ["https://shop.example", "https://*.shop.example"], "after": ["https://shop.example"]},
+        },
+        {
+            "action": "widget.origins_changed",
+            "details": {"before": [], "after": ["https://shop.example", "https://*.shop.example"]},
+        },
     ]
 
 
-@pytest.mark.parametrize("origins, field, code", [
-    (["https://shop.example", "https://shop.example/checkout"], "origins[1]", "INVALID_ORIGIN"),
-    (["*"], "origins[0]", "INVALID_ORIGIN"),
-    (["https://*.com"], "origins[0]", "INVALID_ORIGIN"),
-    ([""], "origins[0]", "REQUIRED"),
-    ([f"https://shop{i}.example" for i in range(51)], "origins", "TOO_MANY"),
-])
+@pytest.mark.parametrize(
+    "origins, field, code",
+    [
+        (["https://shop.example", "https://shop.example/checkout"], "origins[1]", "INVALID_ORIGIN"),
+        (["*"], "origins[0]", "INVALID_ORIGIN"),
+        (["https://*.com"], "origins[0]", "INVALID_ORIGIN"),
+        ([""], "origins[0]", "REQUIRED"),
+        ([f"https://shop{i}.example" for i in range(51)], "origins", "TOO_MANY"),
+    ],
+)
 async def test_a_bad_origin_list_is_refused_whole(tenant, origins, field, code):
     await allow_origins(tenant, "https://kept.example")
     data = await tenant.gql(SET_ORIGINS, {"origins": origins})
@@ -54,15 +64,18 @@ async def test_an_overlap_beyond_a_week_is_refused(tenant, hours):
     assert (await tenant.gql("{ widgetSettings { secretConfigured } }"))["widgetSettings"]["secretConfigured"] is False
 
 
-@pytest.mark.parametrize("widget, field, code", [
-    ({"texts": [{"locale": "english", "title": "Hi"}]}, "texts[0].locale", "INVALID_INPUT"),
-    ({"texts": [{"locale": "en"}, {"locale": "en"}]}, "texts[1].locale", "INVALID_INPUT"),
-    ({"texts": [{"locale": "en", "title": "x" * 81}]}, "texts[0].title", "TOO_LONG"),
-    ({"texts": [{"locale": "en", "shareMessage": "a\x00b"}]}, "texts[0].shareMessage", "INVALID_INPUT"),
-    ({"colors": {"primary": "green"}}, "colors.primary", "INVALID_INPUT"),
-    ({"colors": {"background": "#12345"}}, "colors.background", "INVALID_INPUT"),
-    ({"texts": [{"locale": "a" + chr(97 + i % 26) + chr(97 + i // 26)} for i in range(31)]}, "texts", "TOO_MANY"),
-])
+@pytest.mark.parametrize(
+    "widget, field, code",
+    [
+        ({"texts": [{"locale": "english", "title": "Hi"}]}, "texts[0].locale", "INVALID_INPUT"),
+        ({"texts": [{"locale": "en"}, {"locale": "en"}]}, "texts[1].locale", "INVALID_INPUT"),
+        ({"texts": [{"locale": "en", "title": "x" * 81}]}, "texts[0].title", "TOO_LONG"),
+        ({"texts": [{"locale": "en", "shareMessage": "a\x00b"}]}, "texts[0].shareMessage", "INVALID_INPUT"),
+        ({"colors": {"primary": "green"}}, "colors.primary", "INVALID_INPUT"),
+        ({"colors": {"background": "#12345"}}, "colors.background", "INVALID_INPUT"),
+        ({"texts": [{"locale": "a" + chr(97 + i % 26) + chr(97 + i // 26)} for i in range(31)]}, "texts", "TOO_MANY"),
+    ],
+)
 async def test_bad_widget_texts_and_colours_get_typed_errors(tenant, widget, field, code):
     program = await active_program(tenant)
     data = await tenant.gql(SET_PROGRAM_WIDGET, {"programId": program["id"], "input": widget})
@@ -73,16 +86,22 @@ async def test_bad_widget_texts_and_colours_get_typed_errors(tenant, widget, fie
 async def test_program_widget_texts_replace_the_previous_ones(tenant):
     program = await active_program(tenant)
     first = {"texts": [{"locale": "en", "title": "Old"}, {"locale": "fa", "title": "قدیمی"}], "colors": {"primary": "#123"}}
-    assert (await tenant.gql(SET_PROGRAM_WIDGET, {"programId": program["id"], "input": first}))["setProgramWidget"]["userErrors"] == []
+    assert (await tenant.gql(SET_PROGRAM_WIDGET, {"programId": program["id"], "input": first}))["setProgramWidget"][
+        "userErrors"
+    ] == []
     second = {"texts": [{"locale": "pt-BR", "title": "Indique", "description": "Ganhe R$10"}]}
     data = await tenant.gql(SET_PROGRAM_WIDGET, {"programId": program["id"], "input": second})
-    expected = {"id": program["id"], "name": program["name"],
-                "texts": [{"locale": "pt-BR", "title": "Indique", "description": "Ganhe R$10", "shareMessage": None}],
-                "colors": {"primary": None, "background": None, "text": None}}
+    expected = {
+        "id": program["id"],
+        "name": program["name"],
+        "texts": [{"locale": "pt-BR", "title": "Indique", "description": "Ganhe R$10", "shareMessage": None}],
+        "colors": {"primary": None, "background": None, "text": None},
+    }
     assert data["setProgramWidget"]["widget"] == expected
     read = await tenant.gql(
         "query($id: ID!) { programWidget(programId: $id) { id name texts { locale title description shareMessage } "
-        "colors { primary background text } } }", {"id": program["id"]},
+        "colors { primary background text } } }",
+        {"id": program["id"]},
     )
     assert read["programWidget"] == expected
 
@@ -99,7 +118,9 @@ async def test_a_publishable_key_cannot_read_or_change_widget_settings(tenant):
         body = await tenant.raw(document, variables, key=tenant.publishable_key)
         assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], body
     assert (await tenant.gql("{ widgetSettings { allowedOrigins secretConfigured } }"))["widgetSettings"] == {
-        "allowedOrigins": [], "secretConfigured": False}
+        "allowedOrigins": [],
+        "secretConfigured": False,
+    }
 
 
 @pytest.mark.postgresql_only

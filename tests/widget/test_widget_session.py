@@ -31,7 +31,9 @@ def refused(payload: dict, code: str, field: str) -> None:
 
 async def customers_named(tenant, external_id: str) -> int:
     async with create_session_factory(tenant.engine)() as session:
-        rows = await session.scalars(select(Customer).where(Customer.merchant_id == tenant.id, Customer.external_id == external_id))
+        rows = await session.scalars(
+            select(Customer).where(Customer.merchant_id == tenant.id, Customer.external_id == external_id)
+        )
         return len(rows.all())
 
 
@@ -43,8 +45,12 @@ async def test_a_signed_customer_gets_their_code_issued_on_first_use_and_the_sam
     session = first["session"]
     assert session["shareUrl"] == f"https://shop.example/?ref={session['code']}"
     assert (session["successfulReferrals"], session["pendingReferrals"], session["rewards"]) == (0, 0, [])
-    assert session["program"] == {"id": program["id"], "name": program["name"], "texts": [],
-                                  "colors": {"primary": None, "background": None, "text": None}}
+    assert session["program"] == {
+        "id": program["id"],
+        "name": program["name"],
+        "texts": [],
+        "colors": {"primary": None, "background": None, "text": None},
+    }
 
     again = await open_session(tenant, signed(secret, "jane"))
     assert again["session"]["code"] == session["code"]
@@ -55,8 +61,11 @@ async def test_a_signed_customer_gets_their_code_issued_on_first_use_and_the_sam
 async def test_the_panel_counts_the_customers_own_referrals_and_sums_their_rewards(tenant):
     program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
     await create_rule(tenant, program["id"], **credit_rule())
-    await create_rule(tenant, program["id"], **credit_rule(name="Points later", kind="POINTS", amount=500, currency=None,
-                                                           conditions={"holdDays": 30}))
+    await create_rule(
+        tenant,
+        program["id"],
+        **credit_rule(name="Points later", kind="POINTS", amount=500, currency=None, conditions={"holdDays": 30}),
+    )
     secret = await widget_secret(tenant)
     code = (await open_session(tenant, signed(secret, "jane")))["session"]["code"]
     for friend in ("bob", "carol", "dan"):
@@ -78,9 +87,13 @@ async def test_the_panel_counts_the_customers_own_referrals_and_sums_their_rewar
 
 async def test_program_texts_and_colours_come_with_the_session(tenant):
     program = await active_program(tenant, clearance=PAY_AT_SIGNUP)
-    widget = {"texts": [{"locale": "en", "title": "Give $10, get $10", "shareMessage": "Get $10 off at Shop A"},
-                        {"locale": "ar", "title": "امنح 10 دولارات واحصل على 10"}],
-              "colors": {"primary": "#0B6E4F", "background": "#ffffff"}}
+    widget = {
+        "texts": [
+            {"locale": "en", "title": "Give $10, get $10", "shareMessage": "Get $10 off at Shop A"},
+            {"locale": "ar", "title": "امنح 10 دولارات واحصل على 10"},
+        ],
+        "colors": {"primary": "#0B6E4F", "background": "#ffffff"},
+    }
     data = await tenant.gql(SET_PROGRAM_WIDGET, {"programId": program["id"], "input": widget})
     assert data["setProgramWidget"]["userErrors"] == []
     session = (await open_session(tenant, signed(await widget_secret(tenant), "jane")))["session"]
@@ -134,7 +147,9 @@ async def test_a_rotated_secret_keeps_working_for_the_overlap_and_then_stops(ten
     assert (await open_session(tenant, signed(new, "jane")))["userErrors"] == []
 
     async with system_connection(tenant.engine) as connection:  # the overlap has passed
-        await connection.execute(update(WidgetSettings).values(previous_secret_expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+        await connection.execute(
+            update(WidgetSettings).values(previous_secret_expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
     refused(await open_session(tenant, signed(old, "jane")), "SIGNATURE_INVALID", "signature")
     assert (await open_session(tenant, signed(new, "jane")))["userErrors"] == []
 
@@ -152,7 +167,7 @@ async def test_the_secret_is_shown_once_and_stored_encrypted(tenant):
     async with create_session_factory(tenant.engine)() as session:
         row = await session.scalar(select(WidgetSettings).where(WidgetSettings.merchant_id == tenant.id))
     assert secret not in repr(row.__dict__) and secret[5:] not in (row.secret_encrypted or "")
-    log = await tenant.gql('{ auditLog(first: 10) { edges { node { action details } } } }')
+    log = await tenant.gql("{ auditLog(first: 10) { edges { node { action details } } } }")
     [entry] = [e["node"] for e in log["auditLog"]["edges"]]
     assert entry["action"] == "widget.secret_rotated" and secret not in str(entry["details"])
 
@@ -181,7 +196,8 @@ async def test_bad_input_gets_typed_errors(tenant):
     refused(await open_session(tenant, signed(secret, "jane\x00")), "INVALID_INPUT", "customerExternalId")
     body = await tenant.raw(
         'mutation($t: BigInt!) { widgetSession(customerExternalId: "jane", timestamp: $t, signature: "x") { session { code } } }',
-        {"t": "soon"}, key=tenant.publishable_key,
+        {"t": "soon"},
+        key=tenant.publishable_key,
     )
     assert body["data"] is None and "BigInt" in body["errors"][0]["message"]
 
@@ -191,8 +207,13 @@ async def test_the_device_that_opened_the_panel_is_evidence_when_it_clicks_the_l
     secret = await widget_secret(tenant)
     code = (await open_session(tenant, signed(secret, "jane"), deviceId="dev-jane", fingerprint="fp1_aa"))["session"]["code"]
     tracked = await click(tenant, code, device_id="dev-jane")  # jane, in her own browser
-    alias = await fraud.record(tenant, type="SIGNUP", customerExternalId="jane-alias", idempotencyKey="s-alias",
-                               attributionToken=tracked["attributionToken"])
+    alias = await fraud.record(
+        tenant,
+        type="SIGNUP",
+        customerExternalId="jane-alias",
+        idempotencyKey="s-alias",
+        attributionToken=tracked["attributionToken"],
+    )
     [decision] = await fraud.decisions(tenant, alias["referral"]["id"])
     assert {"same_device", "same_ip_user_agent"} <= fraud.fired(decision)  # her device, her network and browser
     assert decision["outcome"] == "BLOCK" and alias["referral"]["status"] == "REJECTED"

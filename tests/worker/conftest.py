@@ -135,12 +135,18 @@ class WorkerPool:
         self.processes = []
 
     def logs(self) -> str:
-        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}" for path in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}" for path in sorted(self.log_dir.glob("*.log"))
+        )
 
 
 @pytest.fixture(scope="module")
 def workers(
-    backend: str, database_url: str, engine: AsyncEngine, broker_kind: str, broker_url: str,
+    backend: str,
+    database_url: str,
+    engine: AsyncEngine,
+    broker_kind: str,
+    broker_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WorkerPool]:
     """One worker process on a fresh queue of the broker, PostgreSQL as the database; the
@@ -232,7 +238,9 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
-async def wait_for_status(engine: AsyncEngine, job_id: uuid.UUID, status: str, *, timeout: float, pool: WorkerPool | None = None) -> OutboxJob:
+async def wait_for_status(
+    engine: AsyncEngine, job_id: uuid.UUID, status: str, *, timeout: float, pool: WorkerPool | None = None
+) -> OutboxJob:
     async def reached() -> bool:
         return (await job_row(engine, job_id)).status == status
 

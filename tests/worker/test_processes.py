@@ -52,9 +52,7 @@ async def test_a_committed_job_is_processed_exactly_once(db: AsyncEngine, worker
     assert await effect_count(db, key) == 1
 
 
-async def test_a_worker_killed_mid_job_leaves_it_to_the_next_worker(
-    db: AsyncEngine, workers: WorkerPool, tmp_path: Path
-) -> None:
+async def test_a_worker_killed_mid_job_leaves_it_to_the_next_worker(db: AsyncEngine, workers: WorkerPool, tmp_path: Path) -> None:
     """SIGKILL in the middle of the job's transaction: nothing of that run is committed, the
     broker hands the message to the restarted worker (RabbitMQ at once when the connection
     drops; Redis once the dead worker's heartbeat is older than REDIS_HEARTBEAT_TIMEOUT),

@@ -30,13 +30,15 @@ async def test_concurrent_schedulers_create_each_run_once(db: AsyncEngine) -> No
         await asyncio.gather(*(scheduler(now) for _ in range(4)))
 
     async with factory() as session:
-        rows = (await session.execute(
-            # Only this test's simulated runs (2026-01-01): a live scheduler left by another test
-            # in this process may add runs for the real clock.
-            select(OutboxJob.run_key, func.count())
-            .where(OutboxJob.run_key.like("%@2026-01-01T%"))
-            .group_by(OutboxJob.run_key)
-        )).all()
+        rows = (
+            await session.execute(
+                # Only this test's simulated runs (2026-01-01): a live scheduler left by another test
+                # in this process may add runs for the real clock.
+                select(OutboxJob.run_key, func.count())
+                .where(OutboxJob.run_key.like("%@2026-01-01T%"))
+                .group_by(OutboxJob.run_key)
+            )
+        ).all()
     assert all(count == 1 for _, count in rows), rows
     expected = {
         f"{spec.name}@{outbox.bucket(now, spec.every).isoformat()}"

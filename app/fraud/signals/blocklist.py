@@ -46,10 +46,14 @@ async def detect(case: Case) -> list[Observation]:
         kind = ListKind(entry.kind)
         if kind is ListKind.BANNED_CUSTOMER and entry.value in parties:
             role, customer = parties[entry.value]
-            observations.append(Observation(
-                BANNED_CUSTOMER.name, 1, f"{role} {customer.external_id} is banned" + (f": {entry.note}" if entry.note else ""),
-                {"role": role, "customer": customer.external_id, "entry_id": str(entry.id)},
-            ))
+            observations.append(
+                Observation(
+                    BANNED_CUSTOMER.name,
+                    1,
+                    f"{role} {customer.external_id} is banned" + (f": {entry.note}" if entry.note else ""),
+                    {"role": role, "customer": customer.external_id, "entry_id": str(entry.id)},
+                )
+            )
         elif kind in (ListKind.EMAIL, ListKind.DOMAIN):
             for role, customer in parties.values():
                 email = customer.email_canonical
@@ -60,7 +64,9 @@ async def detect(case: Case) -> list[Observation]:
             for identifier in await case.referee_identifiers():
                 if identifier.kind != identifier_kind:
                     continue
-                if _names(case, entry, identifier.value) or (kind is ListKind.IP_RANGE and identifier.value is not None and _in_range(identifier.value, entry.value)):
+                if _names(case, entry, identifier.value) or (
+                    kind is ListKind.IP_RANGE and identifier.value is not None and _in_range(identifier.value, entry.value)
+                ):
                     observations.append(_listed(entry, f"referee's {kind.value.lower().replace('_', ' ')} {identifier.value}"))
     return observations
 
@@ -72,7 +78,8 @@ def _names(case: Case, entry: FraudListEntry, value: str | None) -> bool:
 
 def _listed(entry: FraudListEntry, what: str) -> Observation:
     return Observation(
-        BLOCKLIST.name, 1,
+        BLOCKLIST.name,
+        1,
         f"{what} matches blocklist entry {entry.kind} {entry.value}" + (f" ({entry.note})" if entry.note else ""),
         {"entry_id": str(entry.id), "kind": entry.kind, "value": entry.value},
     )

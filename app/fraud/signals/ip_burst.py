@@ -34,12 +34,15 @@ async def detect(case: Case) -> list[Observation]:
             continue  # a carrier's or an office's address: busy hours are not a farm
         customers = sorted({o.external_id for o in group})
         count = len(customers) + 1
-        observations.append(Observation(
-            INFO.name,
-            count,
-            f"{count} referees of this program came from IP {ip} within an hour: "
-            + ", ".join(customers[:5]) + (" ..." if len(customers) > 5 else ""),
-            {"ip": ip, "count": count, "customers": customers[:50]},
-            tuple(sorted({str(o.referral_id) for o in group})),
-        ))
+        observations.append(
+            Observation(
+                INFO.name,
+                count,
+                f"{count} referees of this program came from IP {ip} within an hour: "
+                + ", ".join(customers[:5])
+                + (" ..." if len(customers) > 5 else ""),
+                {"ip": ip, "count": count, "customers": customers[:50]},
+                tuple(sorted({str(o.referral_id) for o in group})),
+            )
+        )
     return observations

@@ -44,10 +44,13 @@ async def detect(case: Case) -> list[Observation]:
         return []
     count = len(matching) + 1
     stem, domain = mine
-    return [Observation(
-        INFO.name, count,
-        f"referrer {case.referrer.external_id} referred {count} numbered mailboxes {stem}N@{domain}: "
-        + ", ".join(row.email_canonical or "" for row in matching[:5]),
-        {"pattern": f"{stem}N@{domain}", "count": count, "customers": [row.external_id for row in matching[:50]]},
-        tuple(str(row.id) for row in matching[:50]),
-    )]
+    return [
+        Observation(
+            INFO.name,
+            count,
+            f"referrer {case.referrer.external_id} referred {count} numbered mailboxes {stem}N@{domain}: "
+            + ", ".join(row.email_canonical or "" for row in matching[:5]),
+            {"pattern": f"{stem}N@{domain}", "count": count, "customers": [row.external_id for row in matching[:50]]},
+            tuple(str(row.id) for row in matching[:50]),
+        )
+    ]

@@ -26,7 +26,9 @@ async def detect(case: Case) -> list[Observation]:
     referrer = str(case.referrer.id)
     return [
         Observation(
-            INFO.name, 1, f"referrer {case.referrer.external_id} is under review" + (f": {entry.note}" if entry.note else ""),
+            INFO.name,
+            1,
+            f"referrer {case.referrer.external_id} is under review" + (f": {entry.note}" if entry.note else ""),
             {"referrer": case.referrer.external_id},
         )
         for entry in await case.list_entries()

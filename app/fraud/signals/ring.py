@@ -29,8 +29,10 @@ INFO = SignalInfo(
 )
 CANDIDATE = SignalInfo(
     name="ring_candidate",
-    description=("The referee shares a device, card, address or browser with someone further up the referrer's chain "
-                 "(the referrer's own referrer, or theirs): an open ring."),
+    description=(
+        "The referee shares a device, card, address or browser with someone further up the referrer's chain "
+        "(the referrer's own referrer, or theirs): an open ring."
+    ),
     weight=50,
     threshold=1,
     value_meaning="how many people up the chain share something with the referee",
@@ -56,16 +58,17 @@ async def detect(case: Case) -> list[Observation]:
 
 async def _closed(case: Case, chain: list[Any]) -> list[Observation]:
     people = [case.referee.id, *[row.referrer_id for row in reversed(chain[:-1])], case.referrer.id]
-    names = dict((await case.session.execute(
-        select(Customer.id, Customer.external_id).where(Customer.id.in_(people))
-    )).all())
+    names = dict((await case.session.execute(select(Customer.id, Customer.external_id).where(Customer.id.in_(people)))).all())
     cycle = " -> ".join(names.get(p, "?") for p in [*people, case.referee.id])
-    return [Observation(
-        INFO.name, 1,
-        f"this referral closes a ring of {len(chain) + 1}: {cycle}",
-        {"cycle": [names.get(p, "?") for p in people], "length": len(chain) + 1},
-        tuple(str(row.id) for row in chain),
-    )]
+    return [
+        Observation(
+            INFO.name,
+            1,
+            f"this referral closes a ring of {len(chain) + 1}: {cycle}",
+            {"cycle": [names.get(p, "?") for p in people], "length": len(chain) + 1},
+            tuple(str(row.id) for row in chain),
+        )
+    ]
 
 
 async def _candidate(case: Case, chain: list[Any]) -> list[Observation]:
@@ -75,23 +78,33 @@ async def _candidate(case: Case, chain: list[Any]) -> list[Observation]:
     mine = [(i.kind, i.value_hash) for i in await case.referee_identifiers() if i.kind in STRONG_KINDS]
     if not above or not mine:
         return []
-    rows = (await case.session.execute(
-        select(CustomerIdentifier.customer_id, CustomerIdentifier.kind, Customer.external_id)
-        .join(Customer, Customer.id == CustomerIdentifier.customer_id)
-        .where(
-            CustomerIdentifier.merchant_id == case.merchant_id,
-            CustomerIdentifier.customer_id.in_(above),
-            or_(*[and_(CustomerIdentifier.kind == kind, CustomerIdentifier.value_hash == value_hash) for kind, value_hash in mine]),
+    rows = (
+        await case.session.execute(
+            select(CustomerIdentifier.customer_id, CustomerIdentifier.kind, Customer.external_id)
+            .join(Customer, Customer.id == CustomerIdentifier.customer_id)
+            .where(
+                CustomerIdentifier.merchant_id == case.merchant_id,
+                CustomerIdentifier.customer_id.in_(above),
+                or_(
+                    *[
+                        and_(CustomerIdentifier.kind == kind, CustomerIdentifier.value_hash == value_hash)
+                        for kind, value_hash in mine
+                    ]
+                ),
+            )
         )
-    )).all()
+    ).all()
     if not rows:
         return []
     sharing = sorted({(r.external_id, r.kind.lower()) for r in rows})
     people = sorted({name for name, _ in sharing})
-    return [Observation(
-        CANDIDATE.name, len(people),
-        f"the referee shares {', '.join(f'a {kind} with {name}' for name, kind in sharing)}, up the chain of referrer "
-        f"{case.referrer.external_id}",
-        {"shared_with": people, "chain_length": len(chain)},
-        tuple(str(row.id) for row in chain),
-    )]
+    return [
+        Observation(
+            CANDIDATE.name,
+            len(people),
+            f"the referee shares {', '.join(f'a {kind} with {name}' for name, kind in sharing)}, up the chain of referrer "
+            f"{case.referrer.external_id}",
+            {"shared_with": people, "chain_length": len(chain)},
+            tuple(str(row.id) for row in chain),
+        )
+    ]

@@ -9,7 +9,12 @@ from app.fraud.signals.base import Observation, SignalInfo, shared_with_referrer
 if TYPE_CHECKING:
     from app.fraud.case import Case
 
-INFO = SignalInfo(name="same_address", description="Referee ships to the referrer's (normalized) address; households do too, so alone it weighs little.", weight=30, threshold=1)
+INFO = SignalInfo(
+    name="same_address",
+    description="Referee ships to the referrer's (normalized) address; households do too, so alone it weighs little.",
+    weight=30,
+    threshold=1,
+)
 SIGNALS = (INFO,)
 
 

@@ -28,8 +28,11 @@ def folded(external_id: str) -> str:
 async def detect(case: Case) -> list[Observation]:
     if folded(case.referee.external_id) != folded(case.referrer.external_id):
         return []
-    return [Observation(
-        INFO.name, 1,
-        f"customer id {case.referee.external_id!r} is the referrer's {case.referrer.external_id!r}",
-        {"referee": case.referee.external_id, "referrer": case.referrer.external_id},
-    )]
+    return [
+        Observation(
+            INFO.name,
+            1,
+            f"customer id {case.referee.external_id!r} is the referrer's {case.referrer.external_id!r}",
+            {"referee": case.referee.external_id, "referrer": case.referrer.external_id},
+        )
+    ]

@@ -25,8 +25,11 @@ async def detect(case: Case) -> list[Observation]:
     mine, theirs = case.referee.email_canonical, case.referrer.email_canonical
     if mine is None or mine != theirs:
         return []
-    return [Observation(
-        INFO.name, 1,
-        f"{case.referee.email} and the referrer's {case.referrer.email} are one mailbox ({mine})",
-        {"canonical": mine, "referee_email": case.referee.email, "referrer_email": case.referrer.email},
-    )]
+    return [
+        Observation(
+            INFO.name,
+            1,
+            f"{case.referee.email} and the referrer's {case.referrer.email} are one mailbox ({mine})",
+            {"canonical": mine, "referee_email": case.referee.email, "referrer_email": case.referrer.email},
+        )
+    ]

@@ -31,8 +31,11 @@ async def detect(case: Case) -> list[Observation]:
     domain = mine.rpartition("@")[2]
     if domain != theirs.rpartition("@")[2]:
         return []
-    return [Observation(
-        INFO.name, 1,
-        f"referee and referrer are both {case.referee.name!r} at {domain}",
-        {"name": name, "domain": domain},
-    )]
+    return [
+        Observation(
+            INFO.name,
+            1,
+            f"referee and referrer are both {case.referee.name!r} at {domain}",
+            {"name": name, "domain": domain},
+        )
+    ]

@@ -9,7 +9,12 @@ from app.fraud.signals.base import Observation, SignalInfo, shared_with_referrer
 if TYPE_CHECKING:
     from app.fraud.case import Case
 
-INFO = SignalInfo(name="same_payment", description="Referee paid with the referrer's payment method (fingerprint from your PSP).", weight=80, threshold=1)
+INFO = SignalInfo(
+    name="same_payment",
+    description="Referee paid with the referrer's payment method (fingerprint from your PSP).",
+    weight=80,
+    threshold=1,
+)
 SIGNALS = (INFO,)
 
 

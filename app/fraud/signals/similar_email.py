@@ -44,8 +44,11 @@ async def detect(case: Case) -> list[Observation]:
     value = similarity(mine, theirs)
     if value < REPORTED_FROM:
         return []
-    return [Observation(
-        INFO.name, value,
-        f"{case.referee.email} looks like the referrer's {case.referrer.email} (similarity {value:.2f})",
-        {"referee_email": case.referee.email, "referrer_email": case.referrer.email, "similarity": value},
-    )]
+    return [
+        Observation(
+            INFO.name,
+            value,
+            f"{case.referee.email} looks like the referrer's {case.referrer.email} (similarity {value:.2f})",
+            {"referee_email": case.referee.email, "referrer_email": case.referrer.email, "similarity": value},
+        )
+    ]

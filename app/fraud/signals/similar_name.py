@@ -28,8 +28,11 @@ async def detect(case: Case) -> list[Observation]:
     if not skeleton or skeleton != name_skeleton(theirs):
         return []
     spelled = "the same name" if name_key(mine) == name_key(theirs) else "the same name spelled differently"
-    return [Observation(
-        INFO.name, 1,
-        f"referee {mine!r} and referrer {theirs!r} have {spelled}",
-        {"referee_name": mine, "referrer_name": theirs, "skeleton": skeleton},
-    )]
+    return [
+        Observation(
+            INFO.name,
+            1,
+            f"referee {mine!r} and referrer {theirs!r} have {spelled}",
+            {"referee_name": mine, "referrer_name": theirs, "skeleton": skeleton},
+        )
+    ]

@@ -76,16 +76,16 @@ class _Base:
         return signing.verify_webhook(self.webhook_secret, headers, body, tolerance=tolerance)
 
 
-def _sync(build: Callable[P, Request[T]]) -> Callable[Concatenate["ReferralClient", P], T]:
-    def call(self: "ReferralClient", *args: P.args, **kwargs: P.kwargs) -> T:
+def _sync(build: Callable[P, Request[T]]) -> Callable[Concatenate[ReferralClient, P], T]:
+    def call(self: ReferralClient, *args: P.args, **kwargs: P.kwargs) -> T:
         return self.execute(build(*args, **kwargs))
 
     call.__doc__ = build.__doc__
     return call
 
 
-def _async(build: Callable[P, Request[T]]) -> Callable[Concatenate["AsyncReferralClient", P], Awaitable[T]]:
-    async def call(self: "AsyncReferralClient", *args: P.args, **kwargs: P.kwargs) -> T:
+def _async(build: Callable[P, Request[T]]) -> Callable[Concatenate[AsyncReferralClient, P], Awaitable[T]]:
+    async def call(self: AsyncReferralClient, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self.execute(build(*args, **kwargs))
 
     call.__doc__ = build.__doc__
@@ -116,7 +116,7 @@ class ReferralClient(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "ReferralClient":
+    def __enter__(self) -> ReferralClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -126,7 +126,9 @@ class ReferralClient(_Base):
 class AsyncReferralClient(_Base):
     """For an asyncio backend (Starlette, FastAPI...). Use it as an async context manager, or aclose()."""
 
-    def __init__(self, api_url: str, secret_key: str, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any) -> None:
+    def __init__(
+        self, api_url: str, secret_key: str, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any
+    ) -> None:
         super().__init__(api_url, secret_key, **options)
         self._http = httpx.AsyncClient(headers=self.headers, timeout=self.timeout, transport=transport)
 
@@ -147,7 +149,7 @@ class AsyncReferralClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncReferralClient":
+    async def __aenter__(self) -> AsyncReferralClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

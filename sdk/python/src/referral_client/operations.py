@@ -38,10 +38,15 @@ class Reward:
     coupon_code: str | None
 
     @classmethod
-    def of(cls, data: dict[str, Any]) -> "Reward":
+    def of(cls, data: dict[str, Any]) -> Reward:
         return cls(
-            id=data["id"], recipient=data["recipient"], kind=data["kind"], status=data["status"], amount=data["amount"],
-            unit=data["unit"], customer_external_id=data["customer"]["externalId"],
+            id=data["id"],
+            recipient=data["recipient"],
+            kind=data["kind"],
+            status=data["status"],
+            amount=data["amount"],
+            unit=data["unit"],
+            customer_external_id=data["customer"]["externalId"],
             coupon_code=(data.get("coupon") or {}).get("code"),
         )
 
