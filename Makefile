@@ -56,7 +56,16 @@ run: install
 ## then the widget's (sdk/js/test.sh: npm ci, unit tests, browser tests in Debian's Chromium) and the console's
 ## (console/test.sh: the committed build, browser tests in Chromium).
 test: install-dev tests/conformance/node_modules lint typecheck
-	$(BIN)/python -m pytest --cov --cov-report=
+	@# The SQLite half of the database tests and the rest (the PostgreSQL half, the tests without a
+	@# database) in two pytest processes at once: on 2 cores this takes ~1/3 less time than one
+	@# process. Each writes its own log, shown when both are done.
+	@rm -f .coverage .coverage.*; \
+	COVERAGE_FILE=.coverage.sqlite $(BIN)/python -m pytest --cov --cov-report= -k "sqlite" > .pytest-sqlite.log 2>&1 & sqlite=$$!; \
+	COVERAGE_FILE=.coverage.rest $(BIN)/python -m pytest --cov --cov-report= -k "not sqlite" > .pytest-rest.log 2>&1 & rest=$$!; \
+	wait $$sqlite; sqlite_status=$$?; wait $$rest; rest_status=$$?; \
+	echo "--- pytest, SQLite half"; cat .pytest-sqlite.log; echo "--- pytest, the rest (PostgreSQL half, no database)"; cat .pytest-rest.log; \
+	test $$sqlite_status = 0 -a $$rest_status = 0
+	@$(BIN)/coverage combine -q .coverage.sqlite .coverage.rest
 	@echo "coverage of app/ (lines the pytest process ran; database tests on SQLite): $$($(BIN)/coverage report --format=total)%"
 	sdk/js/test.sh
 	console/test.sh
