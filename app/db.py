@@ -173,8 +173,7 @@ def insert_row(
     [RETURNING the row], built once per process and shape: run it with `values` as the
     parameters (`session.scalar(statement, values)`). Building an INSERT costs more than
     running it, so the write path's single-row inserts reuse these."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return _insert_template(dialect, model, tuple(values), ignoring_conflicts, returning)
+    return _insert_template(dialect_of(session), model, tuple(values), ignoring_conflicts, returning)
 
 
 async def merchant_rows(session: AsyncSession, model: Any, merchant_id: uuid.UUID, column: Any, values: Any) -> list[Any]:

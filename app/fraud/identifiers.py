@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import new_id
+from app.db import dialect_of, new_id
 from app.fraud.models import CustomerIdentifier, IdentifierKind
 from app.personal import lookup_hash
 from app.referrals.models import Action, Click
@@ -222,7 +222,7 @@ async def _upsert(
 ) -> None:
     """Record the sightings; identifiers the customer was never seen with before enqueue a
     re-screening of the referrals they may change (same transaction: the outbox)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = dialect_of(session)
     params = [
         {
             "id": new_id(),

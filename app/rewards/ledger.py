@@ -420,10 +420,6 @@ def _key_order(key: AccountKey) -> tuple:
     return (str(key.owner_id), key.kind, key.account_type, key.unit)
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
-
-
 @dataclass(frozen=True)
 class Booking:
     """A balanced transaction by account ids (see `book`)."""
