@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, CursorResult, DateTime, MetaData, Result, Select, bindparam, event, func, select
+from sqlalchemy import JSON, CursorResult, DateTime, MetaData, Result, Select, Table, bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
@@ -107,6 +107,11 @@ def changed_rows(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE executed through a session changed (`session.execute`
     is typed as returning a plain Result; for these statements it is a CursorResult)."""
     return cast("CursorResult[Any]", result).rowcount or 0
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's table, for Core statements (declarative types `__table__` as any FROM clause)."""
+    return cast(Table, model.__table__)
 
 
 def dialect_of(session: AsyncSession) -> str:

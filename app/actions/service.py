@@ -73,7 +73,7 @@ class ActionInput:
     ip: str | None = None
     user_agent: str | None = None
     payment_fingerprint: str | None = None
-    shipping_address: dict[str, str] | None = None
+    shipping_address: dict[str, str | None] | None = None  # a blank part is kept as None
     metadata: dict[str, Any] | None = None
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import Base, insert_ignoring_conflicts, new_id, utcnow
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
 from app.rewards import lifecycle
 from app.rewards import rules as rule_service
@@ -99,12 +99,14 @@ async def decide(rule: RewardRule, action: Action, referral: Referral, facts: Fa
     spec = rule_service.spec_of(rule)
     if referral.status == ReferralStatus.REJECTED.value or action.type != rule.trigger:
         return []
-    if spec.min_action_amount is not None:
-        if action.currency != spec.min_action_currency or (action.amount or 0) < spec.min_action_amount:
-            return []
-    if spec.within_days_of_referral is not None:
-        if action.occurred_at > referral.created_at + timedelta(days=spec.within_days_of_referral):
-            return []
+    if spec.min_action_amount is not None and (
+        action.currency != spec.min_action_currency or (action.amount or 0) < spec.min_action_amount
+    ):
+        return []
+    if spec.within_days_of_referral is not None and action.occurred_at > referral.created_at + timedelta(
+        days=spec.within_days_of_referral
+    ):
+        return []
     if spec.recurring_months is not None and action.occurred_at >= add_months(referral.created_at, spec.recurring_months):
         return []
     if not all(f.matches(action.metadata_) for f in spec.metadata_filters):
@@ -125,13 +127,13 @@ async def decide(rule: RewardRule, action: Action, referral: Referral, facts: Fa
     grants = []
     for role in Recipient(rule.recipient).roles():
         customer_id = referral.referrer_id if role is Recipient.REFERRER else referral.referee_id
-        if spec.milestone is None and spec.recurring_months is None:
-            if await facts.already_rewarded(rule.rule_id, referral.id, role):
-                continue  # one reward per referral and recipient, unless the rule recurs
+        once = spec.milestone is None and spec.recurring_months is None
+        if once and await facts.already_rewarded(rule.rule_id, referral.id, role):
+            continue  # one reward per referral and recipient, unless the rule recurs
         if role is Recipient.REFERRER:
-            if spec.cap_per_referrer_lifetime is not None:
-                if await facts.rewards_of_rule(rule.rule_id, customer_id, None) >= spec.cap_per_referrer_lifetime:
-                    continue
+            lifetime_cap = spec.cap_per_referrer_lifetime
+            if lifetime_cap is not None and await facts.rewards_of_rule(rule.rule_id, customer_id, None) >= lifetime_cap:
+                continue
             if spec.cap_per_referrer_monthly is not None:
                 since = month_start(action.occurred_at)
                 if await facts.rewards_of_rule(rule.rule_id, customer_id, since) >= spec.cap_per_referrer_monthly:
@@ -216,18 +218,15 @@ class DatabaseFacts:
         return await self.session.scalar(query) or 0
 
     async def budget_used(self, program_id: uuid.UUID, unit: str, since: datetime) -> int:
-        return (
-            self._planned_budget.get((program_id, unit), 0)
-            + await self.session.scalar(
-                select(money.total(Reward.amount - Reward.reversed_amount)).where(
-                    Reward.program_id == program_id,
-                    Reward.unit == unit,
-                    Reward.created_at >= since,
-                    Reward.status.not_in(ENDED_WITHOUT_VALUE),
-                )
+        used = await self.session.scalar(
+            select(money.total(Reward.amount - Reward.reversed_amount)).where(
+                Reward.program_id == program_id,
+                Reward.unit == unit,
+                Reward.created_at >= since,
+                Reward.status.not_in(ENDED_WITHOUT_VALUE),
             )
-            or 0
         )
+        return self._planned_budget.get((program_id, unit), 0) + (used or 0)
 
 
 @functools.cache
@@ -235,7 +234,8 @@ def _lock_statement(lock_referrer: bool, lock_program: bool, count_qualified: bo
     """One statement: the referral's row, the referrer's (caps, milestones) and the program's
     (budgets) locked in that order, and the referrer's qualified referrals counted for
     milestones. Built once per shape."""
-    locked, columns = [Referral], [Referral.id]
+    locked: list[type[Base]] = [Referral]
+    columns: list[Any] = [Referral.id]
     query = select().select_from(Referral)
     if lock_referrer:
         query = query.join(Customer, Customer.id == Referral.referrer_id)
@@ -297,7 +297,7 @@ async def evaluate_action(
     if any(s.milestone for s in specs):
         facts.note_qualified(referral.referrer_id, referral.program_id, row.qualified or 0)
     planned: list[tuple[Grant, RuleSpec]] = []
-    for rule, spec in zip(candidates, specs):
+    for rule, spec in zip(candidates, specs, strict=True):
         for grant in await decide(rule, action, referral, facts):
             facts.note_planned(grant, referral.program_id)
             planned.append((grant, spec))
@@ -352,7 +352,7 @@ async def _insert_rewards(
             )
         ).all()
     }
-    return [(inserted[row["id"]], spec) for row, (_grant, spec) in zip(rows, planned) if row["id"] in inserted]
+    return [(inserted[row["id"]], spec) for row, (_grant, spec) in zip(rows, planned, strict=True) if row["id"] in inserted]
 
 
 def _reward_row(

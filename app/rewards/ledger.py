@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, event, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import money
-from app.db import insert_ignoring_conflicts, new_id, per_dialect, utcnow
+from app.db import insert_ignoring_conflicts, new_id, per_dialect, table_of, utcnow
 from app.rewards.models import (
     AccountType,
     LedgerAccount,
@@ -293,10 +294,9 @@ class Planned:
     reference: str | None = None
 
 
+_ACCOUNTS = table_of(LedgerAccount)
 _ADD_TO_BALANCE = (
-    update(LedgerAccount.__table__)
-    .where(LedgerAccount.__table__.c.id == bindparam("target"))
-    .values(balance=LedgerAccount.__table__.c.balance + bindparam("delta"))
+    update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("target")).values(balance=_ACCOUNTS.c.balance + bindparam("delta"))
 )
 
 
@@ -312,7 +312,7 @@ class AccountKey:
 
 
 @per_dialect
-def _ADD_TO_ACCOUNTS(dialect: str):  # noqa: N802 (a statement, named like a constant)
+def _ADD_TO_ACCOUNTS(dialect: str) -> Any:  # noqa: N802 (a statement, named like a constant)
     module = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(LedgerAccount)
     return statement.on_conflict_do_update(
@@ -431,15 +431,16 @@ class Booking:
 
 
 # Core inserts of the tables, built once: the ORM's bulk insert costs more than the rows.
-_INSERT_TRANSACTIONS = insert(LedgerTransaction.__table__)
-_INSERT_ENTRIES = insert(LedgerEntry.__table__)
+_INSERT_TRANSACTIONS = insert(table_of(LedgerTransaction))
+_INSERT_ENTRIES = insert(table_of(LedgerEntry))
 
 
 async def book(session: AsyncSession, *, merchant_id: uuid.UUID, bookings: list[Booking]) -> None:
     """Transactions and their entries in two multi-row INSERTs. Balances of customer accounts
     are the caller's to apply in the same database transaction (`add_to_customer_accounts`)."""
     now = utcnow()
-    transactions, entries = [], []
+    transactions: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
     for booking in bookings:
         totals: dict[str, int] = defaultdict(int)
         for _account, amount, unit in booking.entries:
@@ -483,7 +484,11 @@ async def post_many(session: AsyncSession, *, merchant_id: uuid.UUID, planned: l
     INSERT of transactions, one of entries, one batched UPDATE of customer balances. The
     customer accounts must be locked by the caller (their in-memory balance is updated)."""
     now = utcnow()
-    transactions, entries, deltas, accounts, ids = [], [], defaultdict(int), {}, []
+    transactions: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    deltas: dict[uuid.UUID, int] = defaultdict(int)
+    accounts: dict[uuid.UUID, LedgerAccount] = {}
+    ids: list[uuid.UUID] = []
     for plan in planned:
         _check_balanced(plan.postings)
         transaction_id = new_id()
