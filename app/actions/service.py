@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import config_cache, money, validation
 from app.campaigns import counting as campaign_counting
-from app.db import insert_row, keep_for_transaction, new_id, utcnow
-from app.errors import DomainError, ErrorCode, NotFound
+from app.db import insert_one, keep_for_transaction, new_id, utcnow
+from app.errors import DomainError, ErrorCode
 from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
 from app.partners import sales as partner_sales
@@ -151,11 +151,8 @@ async def record_action(
     config_cache.trust_version(session, merchant_id, config_version)
     data = _validated(data)
     request_hash = _request_hash(data)
-    if (
-        data.program_id is not None
-        and await programs.get_program(session, merchant_id=merchant_id, program_id=data.program_id) is None
-    ):
-        raise NotFound("programId", "program")
+    if data.program_id is not None:
+        await programs.require_program(session, merchant_id=merchant_id, program_id=data.program_id)
 
     # The action row decides whether this call is new (ON CONFLICT DO NOTHING on the key), so a
     # retry costs no extra lookup up front; a new customer gets the action's email and name at once.
@@ -191,8 +188,7 @@ async def record_action(
         "shipping_address": data.shipping_address,
         "metadata_": data.metadata,
     }
-    inserted = insert_row(session, Action, values, ignoring_conflicts=("merchant_id", "idempotency_key"), returning=True)
-    action = await session.scalar(inserted, values)
+    action = await insert_one(session, Action, values, ignoring_conflicts=("merchant_id", "idempotency_key"))
     if action is None:  # a concurrent call with the same key committed first
         winner = await _action_by_key(session, merchant_id, data.idempotency_key)
         assert winner is not None
@@ -443,8 +439,7 @@ async def _create_referral(
             "created_at": utcnow(),
             "referred_at": action.occurred_at if action is not None else utcnow(),
         }
-        inserted = insert_row(session, Referral, values, ignoring_conflicts=("program_id", "referee_id"), returning=True)
-        referral = await session.scalar(inserted, values)
+        referral = await insert_one(session, Referral, values, ignoring_conflicts=("program_id", "referee_id"))
         if referral is not None:
             await notify.referral_event(session, webhook_events.REFERRAL_CREATED, referral)
             if click is not None and action is not None:
@@ -512,9 +507,7 @@ async def claim_referral(
     config_cache.trust_version(session, merchant_id, config_version)
     external_id = customers.external_id(customer_external_id)
     code = validation.required_text(code, "code", 64)
-    program = await programs.get_program(session, merchant_id=merchant_id, program_id=program_id)
-    if program is None:
-        raise NotFound("programId", "program")
+    program = await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     if program.program_status is not ProgramStatus.ACTIVE:
         raise DomainError("programId", ErrorCode.PROGRAM_NOT_ACTIVE, "the program is not running")
     customer = await customers.require_customer(

@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_ignoring_conflicts, insert_row, new_id, utcnow
+from app.db import insert_ignoring_conflicts, insert_one, new_id, utcnow
 from app.fraud import memory, signals
 from app.fraud import policy as policies
 from app.fraud.case import Case
@@ -148,7 +148,9 @@ async def _store(
         "adjustments": adjustments,
         "created_at": utcnow(),
     }
-    return await session.scalar(insert_row(session, FraudDecision, values, returning=True), values)
+    decision = await insert_one(session, FraudDecision, values)
+    assert decision is not None
+    return decision
 
 
 async def _act(

@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import dialect_of, new_id
+from app.db import dialect_of, new_id, table_of
 from app.fraud.models import CustomerIdentifier, IdentifierKind
 from app.personal import lookup_hash
 from app.referrals.models import Action, Click
@@ -183,8 +183,8 @@ def _upsert_statement(dialect: str) -> Any:
     built once per dialect and run with one parameter set per identifier."""
     module = postgresql if dialect == "postgresql" else sqlite
     earliest, latest = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
-    statement = module.insert(CustomerIdentifier)
-    table = CustomerIdentifier.__table__
+    table = table_of(CustomerIdentifier)
+    statement = module.insert(table)  # of the table: an ORM insert takes its bulk path, at several times the CPU
     return statement.on_conflict_do_update(
         index_elements=["merchant_id", "kind", "value_hash", "customer_id"],
         set_={

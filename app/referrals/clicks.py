@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_row, new_id, utcnow
+from app.db import UTCDateTime, attach, insert_one, new_id, table_of, utcnow
 from app.errors import DomainError, ErrorCode
 from app.personal import lookup_hash
 from app.referrals import codes, programs
@@ -124,13 +124,12 @@ async def track_click(
         "expires_at": now + timedelta(days=program.attribution_window_days),
     }
     if device_id is None:
-        click = await session.scalar(insert_row(session, Click, values, returning=True), values)
+        click = await insert_one(session, Click, values)
         return TrackedClick(click=click, referral_code=referral_code, repeated=False)
     # One statement: the click, unless the same device clicked the code within the window.
     since = now - REPEAT_CLICK_WINDOW
-    click = await session.scalar(_INSERT_UNLESS_RECENT, {**values, "since": since})
-    if click is not None:
-        return TrackedClick(click=click, referral_code=referral_code, repeated=False)
+    if await session.scalar(_INSERT_UNLESS_RECENT, {**values, "since": since}) is not None:
+        return TrackedClick(click=attach(session, Click, values), referral_code=referral_code, repeated=False)
     repeated = await session.scalar(_MOST_RECENT, {"code_id": referral_code.id, "device_id_hash": device_id_hash, "since": since})
     return TrackedClick(click=repeated, referral_code=referral_code, repeated=True)
 
@@ -155,17 +154,18 @@ _CLICK_COLUMNS = (
 _RECENT = select(Click).where(
     Click.code_id == bindparam("code_id"),
     Click.device_id_hash == bindparam("device_id_hash"),
-    Click.created_at > bindparam("since", type_=Click.__table__.c.created_at.type),
+    Click.created_at > bindparam("since", type_=UTCDateTime()),
 )
-# Built once (building it costs more than running it): the parameters are the click's values.
-# A Core INSERT (an ORM one would take the parameters for rows) read back as a Click.
-_INSERT_UNLESS_RECENT = select(Click).from_statement(
-    Click.__table__.insert()
+# Built once (building it costs more than running it): the parameters are the click's values,
+# the id comes back when the click was written (then `attach` makes it a Click without a read).
+_CLICKS = table_of(Click)
+_INSERT_UNLESS_RECENT = (
+    _CLICKS.insert()
     .from_select(
         list(_CLICK_COLUMNS),
-        select(*[bindparam(k, type_=Click.__table__.c[k].type) for k in _CLICK_COLUMNS]).where(~_RECENT.exists()),
+        select(*[bindparam(k, type_=_CLICKS.c[k].type) for k in _CLICK_COLUMNS]).where(~_RECENT.exists()),
     )
-    .returning(*Click.__table__.columns)
+    .returning(_CLICKS.c.id)
 )
 _MOST_RECENT = _RECENT.order_by(Click.id.desc()).limit(1)
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_row, merchant_rows, new_id, utcnow
+from app.db import insert_one, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.fraud import identifiers
 from app.referrals.emails import canonical_email
@@ -54,8 +54,7 @@ async def ensure_customer(
         "email_canonical": canonical_email(email) if email else None,
         "name": name,
     }
-    statement = insert_row(session, Customer, values, ignoring_conflicts=("merchant_id", "external_id"), returning=True)
-    created = await session.scalar(statement, values)
+    created = await insert_one(session, Customer, values, ignoring_conflicts=("merchant_id", "external_id"))
     if created is not None:
         return created
     customer = await get_customer(session, merchant_id=merchant_id, external_id=external_id)

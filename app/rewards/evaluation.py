@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
-from app.db import Base, insert_ignoring_conflicts, new_id, utcnow
+from app.db import Base, insert_many, new_id, utcnow
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
 from app.rewards import lifecycle
 from app.rewards import rules as rule_service
@@ -342,16 +342,7 @@ async def _insert_rewards(
         )
         for grant, spec in planned
     ]
-    # render_nulls: the ORM would otherwise leave out a row's None values and split rows that
-    # differ in which columns are None (held and available rewards) into one INSERT each.
-    inserted = {
-        reward.id: reward
-        for reward in (
-            await session.scalars(
-                insert_ignoring_conflicts(session, Reward, returning=True), rows, execution_options={"render_nulls": True}
-            )
-        ).all()
-    }
+    inserted = {reward.id: reward for reward in await insert_many(session, Reward, rows, ignoring_conflicts=())}
     return [(inserted[row["id"]], spec) for row, (_grant, spec) in zip(rows, planned, strict=True) if row["id"] in inserted]
 
 

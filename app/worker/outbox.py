@@ -19,7 +19,7 @@ from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from app.db import changed_rows, insert_row, new_id, utcnow
+from app.db import changed_rows, insert_one, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.pagination import Page, paginate
 from app.worker import jobs
@@ -54,7 +54,7 @@ async def enqueue(
         not_before=now + delay if delay else None,
     )
     conflict = ("run_key",) if run_key is not None else None
-    job = await session.scalar(insert_row(session, OutboxJob, values, ignoring_conflicts=conflict, returning=True), values)
+    job = await insert_one(session, OutboxJob, values, ignoring_conflicts=conflict)
     if job is None:
         return None
     session.info.setdefault(_PENDING, []).append(job)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import text
-from app.db import insert_row, is_postgresql, new_id, utcnow
+from app.db import insert_one, is_postgresql, new_id, utcnow
 from app.referrals.codes import random_part
 from app.rewards.models import Coupon, CouponPool, CouponStatus, Reward
 from app.rewards.rules import RuleSpec
@@ -70,8 +70,7 @@ async def issue_for_reward(session: AsyncSession, reward: Reward, spec: RuleSpec
             created_at=utcnow(),
             **terms,
         )
-        # built once per process (app.db.insert_row): a coupon is issued with most referred purchases
-        coupon = await session.scalar(insert_row(session, Coupon, values, ignoring_conflicts=(), returning=True), values)
+        coupon = await insert_one(session, Coupon, values, ignoring_conflicts=())
         if coupon is not None:
             return coupon
     raise RuntimeError("could not generate a unique coupon code")

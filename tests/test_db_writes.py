@@ -1,0 +1,96 @@
+"""The write path's rows go in through `app.db.insert_one` / `insert_many` (a Core INSERT, the
+ORM object made as if loaded): what such an object says must be what the database holds, a
+change to it must reach the database, and a clash must write nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import String, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.db import create_session_factory, insert_many, insert_one, new_id, scope_to_merchant, utcnow
+from app.referrals.models import Customer
+from app.worker.models import JobStatus, OutboxJob
+
+
+def _customer(merchant_id, external_id: str, email: str | None = "Ada@Example.com") -> dict:
+    now = utcnow()
+    return {
+        "id": new_id(),
+        "merchant_id": merchant_id,
+        "external_id": external_id,
+        "email": email,
+        "email_canonical": email.lower() if email else None,
+        "name": "Ada",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def test_the_object_returned_is_the_row_stored_and_its_changes_are_written(db, tenant):
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        customer = await insert_one(session, Customer, _customer(tenant.id, "c-1"))
+        assert customer is not None
+        # left to their Python defaults: filled in, not left for a lazy load (which async cannot do)
+        assert customer.erased_at is None
+        customer.name = "Ada Lovelace"
+        await session.commit()
+
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        stored = await session.scalar(select(Customer).where(Customer.external_id == "c-1"))
+        assert stored is not None
+        assert (stored.id, stored.email, stored.name) == (customer.id, "Ada@Example.com", "Ada Lovelace")
+        assert stored.created_at == customer.created_at
+
+
+async def test_a_clash_on_the_named_key_writes_nothing_and_returns_none(db, tenant):
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        first = await insert_one(
+            session, Customer, _customer(tenant.id, "c-1"), ignoring_conflicts=("merchant_id", "external_id")
+        )
+        again = await insert_one(
+            session,
+            Customer,
+            _customer(tenant.id, "c-1", email="other@example.com"),
+            ignoring_conflicts=("merchant_id", "external_id"),
+        )
+        assert first is not None and again is None
+        rows = await insert_many(
+            session,
+            Customer,
+            [_customer(tenant.id, "c-1"), _customer(tenant.id, "c-2")],
+            ignoring_conflicts=("merchant_id", "external_id"),
+        )
+        assert [row.external_id for row in rows] == ["c-2"]  # the rows written, the clashing one left out
+        await session.commit()
+        stored = (await session.scalars(select(Customer.email).order_by(Customer.external_id))).all()
+        assert stored == ["Ada@Example.com", "Ada@Example.com"]
+
+
+async def test_columns_left_out_get_their_python_defaults_in_the_row_and_the_object(db):
+    async with create_session_factory(db)() as session:
+        job = await insert_one(session, OutboxJob, {"id": new_id(), "merchant_id": None, "actor": "noop", "args": {}})
+        assert job is not None
+        assert (job.status, job.attempts) == (JobStatus.PENDING.value, 0)
+        created_at = job.created_at
+        await session.commit()
+        stored = await session.get(OutboxJob, job.id, populate_existing=True)
+        assert stored is not None and stored.created_at == created_at and stored.status == JobStatus.PENDING.value
+
+
+class _OtherBase(DeclarativeBase):  # not the app's metadata: the migrations know nothing of this table
+    pass
+
+
+class _OnlyTheDatabaseKnows(_OtherBase):
+    __tablename__ = "test_only_the_database_knows"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    label: Mapped[str] = mapped_column(String(10), server_default="x")
+
+
+async def test_a_column_whose_default_only_the_database_knows_must_be_given(session):
+    with pytest.raises(TypeError, match="label"):
+        await insert_one(session, _OnlyTheDatabaseKnows, {"id": "1"})  # type: ignore[type-var]
