@@ -7,8 +7,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
@@ -132,6 +133,7 @@ async def track_click(
     if click is not None:
         return TrackedClick(click=click, referral_code=referral_code, repeated=False)
     repeated = await session.scalar(_MOST_RECENT, {"code_id": referral_code.id, "device_id_hash": device_id_hash, "since": since})
+    assert repeated is not None  # the click the insert did not repeat
     return TrackedClick(click=repeated, referral_code=referral_code, repeated=True)
 
 
@@ -160,7 +162,7 @@ _RECENT = select(Click).where(
 # Built once (building it costs more than running it): the parameters are the click's values.
 # A Core INSERT (an ORM one would take the parameters for rows) read back as a Click.
 _INSERT_UNLESS_RECENT = select(Click).from_statement(
-    Click.__table__.insert()
+    insert(cast(Table, Click.__table__))  # the model's table (typed as any FromClause)
     .from_select(
         list(_CLICK_COLUMNS),
         select(*[bindparam(k, type_=Click.__table__.c[k].type) for k in _CLICK_COLUMNS]).where(~_RECENT.exists()),
