@@ -73,7 +73,7 @@ class ActionInput:
     ip: str | None = None
     user_agent: str | None = None
     payment_fingerprint: str | None = None
-    shipping_address: dict[str, str] | None = None
+    shipping_address: dict[str, str | None] | None = None  # line2 and region may be missing
     metadata: dict[str, Any] | None = None
 
 
