@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -13,7 +14,7 @@ from app.db import utcnow
 from app.errors import ErrorCode
 from app.merchants import admins as service
 from app.merchants import models, sessions, totp
-from app.schema.auth import caller_of
+from app.schema.auth import admin_of
 from app.schema.errors import PublicError, UserError
 from app.schema.permissions import AnyAdmin, Owner
 from app.schema.transactions import mutate, query
@@ -136,8 +137,8 @@ class ConfirmTotpPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-def _admin_id(info: Info):
-    return caller_of(info.context).admin_id
+def _admin_id(info: Info) -> uuid.UUID:
+    return admin_of(info.context).admin_id
 
 
 def _ip_and_agent(info: Info) -> tuple[str | None, str | None]:
@@ -170,7 +171,7 @@ class AdminQuery:
         self, info: Info, admin_id: strawberry.ID | None = None, include_ended: bool = False
     ) -> list[AdminSession]:
         async def work(session):
-            caller = caller_of(info.context)
+            caller = admin_of(info.context)
             wanted = validation.parse_id(admin_id, "adminId") if admin_id else None
             if caller.admin_role is not models.AdminRole.OWNER:
                 if wanted is not None and wanted != caller.admin_id:
@@ -219,7 +220,7 @@ class AdminMutation:
     @strawberry.mutation(permission_classes=[AnyAdmin], description="End the session making the request.")
     async def logout(self, info: Info) -> AdminSessionPayload:
         async def work(session):
-            caller = caller_of(info.context)
+            caller = admin_of(info.context)
             ended = await sessions.revoke(
                 session,
                 merchant_id=caller.merchant_id,
@@ -235,7 +236,7 @@ class AdminMutation:
     @strawberry.mutation(permission_classes=[AnyAdmin], description="End a session: your own, or (OWNER) anyone's.")
     async def revoke_admin_session(self, info: Info, id: strawberry.ID) -> AdminSessionPayload:
         async def work(session):
-            caller = caller_of(info.context)
+            caller = admin_of(info.context)
             ended = await sessions.revoke(
                 session,
                 merchant_id=caller.merchant_id,

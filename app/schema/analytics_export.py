@@ -49,7 +49,7 @@ async def download(request: Request) -> Response:
         try:
             await SecretKeyOrAdmin().has_permission(None, SimpleNamespace(context=context))
         except PublicError as error:
-            return _refused(error.extensions["code"], error.message)
+            return _refused(error.code, error.message)
         report = request.path_params["report"]
         try:
             program_id = uuid.UUID(request.path_params["program_id"])

@@ -187,8 +187,8 @@ class Context:
         return self._caller.config_version if self._caller is not None else None
 
     @property
-    def key_id(self) -> uuid.UUID:
-        """The caller's API key: who did it, for the audit log."""
+    def key_id(self) -> uuid.UUID | None:
+        """The caller's API key (None: an admin's session): who did it, for the audit log."""
         if self._caller is None:
             raise PublicError("a valid API key is required", "UNAUTHENTICATED")
         return self._caller.key_id

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from app import validation
 from app.merchants import totp
 from app.payouts import accounts, approvals, downloads, providers, runs, service, statement
-from app.schema.auth import caller_of
+from app.schema.auth import admin_of
 from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.payout_types import (
@@ -296,7 +296,7 @@ class PayoutMutation:
         recovery_code: str | None = None,
     ) -> ApprovePayoutsPayload:
         async def work(session):
-            caller = caller_of(info.context)
+            caller = admin_of(info.context)
             result = await approvals.approve(
                 session,
                 settings=info.context.settings,

@@ -15,6 +15,7 @@ from app.privacy import downloads, erasure, export, retention
 from app.privacy import models as privacy_models
 from app.schema.errors import UserError, not_found
 from app.schema.permissions import SecretKey
+from app.schema.scalars import JSON
 from app.schema.transactions import mutate, query
 from app.schema.types import Customer
 
@@ -69,7 +70,7 @@ class CustomerErasure:
     pseudonym: str = strawberry.field(description="The customer's externalId from now on (erased-...).")
     reason: str
     erased_at: datetime
-    changes: strawberry.scalars.JSON = strawberry.field(description="Rows changed per table.")
+    changes: JSON = strawberry.field(description="Rows changed per table.")
 
 
 @strawberry.type

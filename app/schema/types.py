@@ -367,7 +367,7 @@ class Action:
             id=gid(m.id),
             type=m.type,
             idempotency_key=m.idempotency_key,
-            amount=Money(amount=m.amount, currency=m.currency) if m.currency else None,
+            amount=Money(amount=m.amount, currency=m.currency) if m.currency and m.amount is not None else None,
             order_id=m.order_id,
             occurred_at=m.occurred_at,
             created_at=m.created_at,
