@@ -17,7 +17,6 @@ from app.payouts.models import PayoutAccount
 from app.webhooks import signing
 from app.webhooks.models import WebhookEndpoint
 
-
 Row = Admin | PayoutAccount | WebhookEndpoint  # the models with encrypted columns
 
 
