@@ -19,7 +19,7 @@ import hijridate
 import jdatetime
 from babel import Locale
 from babel.dates import get_month_names
-from sqlalchemy import case
+from sqlalchemy import SQLColumnExpression, case
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import DomainError, ErrorCode
@@ -135,7 +135,7 @@ def months_covering(start: datetime, end: datetime, calendar: Calendar, zone: Zo
     return months
 
 
-def month_bucket(column: ColumnElement, months: list[Month]) -> ColumnElement:
+def month_bucket(column: SQLColumnExpression[datetime], months: list[Month]) -> ColumnElement[int | None]:
     """SQL: the index in `months` of the month `column` (a UTC timestamp) falls in, NULL outside
     them. GROUP BY it to total per month in one set-based query."""
     return case(*(((column >= m.start) & (column < m.end), index) for index, m in enumerate(months)), else_=None)

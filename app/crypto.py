@@ -127,7 +127,12 @@ def keyring(settings: Settings) -> Keyring:
 class RotatingSecretHolder(Protocol):
     """A row with a current encrypted secret and, during an overlap, the previous one."""
 
-    secret_encrypted: str | None
+    # read as optional (a widget may have none yet), written only with a secret (a webhook's is required)
+    @property
+    def secret_encrypted(self) -> str | None: ...
+    @secret_encrypted.setter
+    def secret_encrypted(self, value: str) -> None: ...
+
     previous_secret_encrypted: str | None
     previous_secret_expires_at: datetime | None
 

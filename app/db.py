@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from sqlalchemy import JSON, CursorResult, DateTime, MetaData, Result, Select, Table, bindparam, event, func, select
 from sqlalchemy import inspect as sa_inspect
@@ -233,6 +233,18 @@ def attach(session: AsyncSession, model: type[ModelT], values: dict[str, Any]) -
     make_transient_to_detached(instance)
     session.add(instance)
     return instance
+
+
+@overload
+async def insert_one(
+    session: AsyncSession, model: type[ModelT], values: dict[str, Any], *, ignoring_conflicts: None = None
+) -> ModelT: ...
+
+
+@overload
+async def insert_one(
+    session: AsyncSession, model: type[ModelT], values: dict[str, Any], *, ignoring_conflicts: tuple[str, ...]
+) -> ModelT | None: ...
 
 
 async def insert_one(

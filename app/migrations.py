@@ -92,4 +92,5 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 async def _sqlite_pragma(connection: AsyncConnection, statement: str) -> None:
     raw = await connection.get_raw_connection()
+    assert raw.driver_connection is not None  # an open connection's driver connection
     await raw.driver_connection.execute(statement)

@@ -17,12 +17,14 @@ from app.payouts.models import PayoutAccount
 from app.webhooks import signing
 from app.webhooks.models import WebhookEndpoint
 
+Row = Admin | PayoutAccount | WebhookEndpoint  # the models with encrypted columns
+
 
 @dataclass(frozen=True)
 class Column:
-    model: type
+    model: type[Row]
     name: str
-    context: Callable[[object], str]  # the associated data of a row's value (see app.crypto)
+    context: Callable[[Row], str]  # the associated data of a row's value (see app.crypto)
 
 
 COLUMNS = (
@@ -34,7 +36,7 @@ COLUMNS = (
 )
 
 
-def _plaintext(column: Column, row: object, stored: str, settings: Settings) -> str:
+def _plaintext(column: Column, row: Row, stored: str, settings: Settings) -> str:
     if column.model is WebhookEndpoint:  # may still be in the first (v1) format
         return signing.decrypt(stored, settings, row.id)
     return crypto.keyring(settings).decrypt(stored, context=column.context(row))
@@ -54,7 +56,7 @@ async def reencrypt_all(factory: async_sessionmaker[AsyncSession], settings: Set
             async with factory() as session:
                 row = await session.scalar(select(column.model).where(column.model.id == row_id).with_for_update())
                 stored = getattr(row, column.name) if row is not None else None
-                if stored is None or ring.is_current(stored):
+                if not isinstance(row, Row) or stored is None or ring.is_current(stored):
                     continue
                 setattr(row, column.name, ring.encrypt(_plaintext(column, row, stored, settings), context=column.context(row)))
                 await session.commit()

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import case, delete, func, insert, select, text
+from sqlalchemy import Subquery, case, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.analytics.models import Leaderboard, LeaderboardEntry, ReferrerDay
@@ -65,7 +65,7 @@ def maintained_periods(first_day: date, today: date) -> set[tuple[date, date]]:
     return periods
 
 
-def _per_referrer(merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date):
+def _per_referrer(merchant_id: uuid.UUID, program_id: uuid.UUID, first: date, last: date) -> Subquery:
     return (
         select(ReferrerDay.referrer_id, func.sum(ReferrerDay.qualified).label("q"), func.sum(ReferrerDay.referred).label("r"))
         .where(

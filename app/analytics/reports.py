@@ -363,6 +363,7 @@ async def leaderboard(session: AsyncSession, *, merchant_id: uuid.UUID, period: 
             .group_by(Referral.referrer_id, Action.currency)
         )
     ).all():
+        assert currency is not None  # is_not(None) above
         revenue[referrer_id][currency] = int(amount)
     leaders = [
         Leader(

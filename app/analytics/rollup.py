@@ -24,12 +24,13 @@ strictest decision so far): a later decision marks that day for a recount.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, delete, exists, func, insert, literal, or_, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case, delete, exists, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -73,6 +74,7 @@ ALL_MEASURES = (
 
 CHUNK_DAYS = 31  # days recounted by one set of statements (a CASE over the day boundaries)
 LATE_MARGIN = timedelta(minutes=15)  # transactions still committing when the last run read
+F = TypeVar("F")  # a kind of fact
 
 
 @dataclass(frozen=True)
@@ -112,12 +114,12 @@ def local_day(moment: datetime, zone: ZoneInfo) -> date:
     return moment.astimezone(zone).date()
 
 
-def _bucket(column, days: list[Day]):
+def _bucket(column: SQLColumnExpression[datetime | None], days: list[Day]) -> ColumnElement[int | None]:
     """SQL: the index in `days` of the day `column` falls in (NULL outside)."""
     return case(*(((column >= d.start) & (column < d.end), index) for index, d in enumerate(days)), else_=None)
 
 
-def _channel(click_channel):
+def _channel(click_channel: SQLColumnExpression[str | None]) -> ColumnElement[str]:
     return func.coalesce(click_channel, literal(""))
 
 
@@ -128,9 +130,11 @@ async def _facts_of_chunk(
     # Grouped expressions are labelled: PostgreSQL then groups by the output column, not by a
     # second copy of the expression with its own bound parameters (which it would not match).
     ch = _channel(Click.channel).label("channel")
-    rows: list[tuple] = []  # (program_id, bucket, measure, dimension, unit, count, amount)
+    rows: list[
+        tuple[uuid.UUID, int | None, str, str, str, int, int]
+    ] = []  # (program_id, bucket, measure, dimension, unit, count, amount)
 
-    def add(measure: str, result) -> None:
+    def add(measure: str, result: Iterable[Sequence[Any]]) -> None:
         rows.extend((r[0], r[1], measure, r[2] or "", r[3] or "", r[4] or 0, r[5] or 0) for r in result)
 
     # Clicks, by the channel the widget reported.
@@ -348,7 +352,7 @@ async def _facts_of_chunk(
         ).all(),
     )
 
-    totals: dict[tuple, list[int]] = {}
+    totals: dict[tuple[uuid.UUID, date, str, str, str], list[int]] = {}
     for program_id, bucket, measure, dimension, unit, count, amount in rows:
         if bucket is None:
             continue
@@ -371,7 +375,7 @@ class ReferrerFact:
 async def _referrer_facts_of_chunk(session: AsyncSession, program_ids: list[uuid.UUID], days: list[Day]) -> list[ReferrerFact]:
     """Referrals made and qualified per referrer and day (the leaderboard's rollup)."""
     start, end = days[0].start, days[-1].end
-    counts: dict[tuple, list[int]] = {}
+    counts: dict[tuple[uuid.UUID, date, uuid.UUID], list[int]] = {}
     for index, column in enumerate((Referral.referred_at, Referral.qualified_at)):
         b = _bucket(column, days).label("bucket")
         for program_id, bucket, referrer_id, count in (
@@ -406,12 +410,17 @@ async def program_ids_of(session: AsyncSession, merchant_id: uuid.UUID) -> list[
 
 
 async def _per_chunk(
-    session: AsyncSession, merchant_id: uuid.UUID, zone: ZoneInfo, days: list[date], program_ids: list[uuid.UUID] | None, count
-) -> list:
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    zone: ZoneInfo,
+    days: list[date],
+    program_ids: list[uuid.UUID] | None,
+    count: Callable[[list[Day], list[uuid.UUID]], Awaitable[list[F]]],
+) -> list[F]:
     program_ids = program_ids if program_ids is not None else await program_ids_of(session, merchant_id)
     if not program_ids or not days:
         return []
-    found: list = []
+    found: list[F] = []
     for chunk in _chunks([local_days(d, d, zone)[0] for d in sorted(set(days))]):
         found.extend(await count(chunk, program_ids))
     return found

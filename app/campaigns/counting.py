@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -127,7 +127,8 @@ async def _order_fully_refunded(session: AsyncSession, action: Action) -> bool:
         return False
     if any(r.type == "CANCELLATION" or r.amount is None for r in reversals):
         return True
-    return sum(r.amount for r in reversals) >= (action.amount or 0)
+    refunded: int = sum(r.amount for r in reversals)
+    return refunded >= (action.amount or 0)
 
 
 def counted_amount(spec: CampaignSpec, kind: CampaignKind, action: Action) -> int:
@@ -141,7 +142,7 @@ def counted_amount(spec: CampaignSpec, kind: CampaignKind, action: Action) -> in
     metadata: dict[str, Any] = action.metadata_ or {}
     items = metadata.get("items")
     if isinstance(items, list):
-        part = sum(
+        part: int = sum(
             item["amount"]
             for item in items
             if isinstance(item, dict)
@@ -208,6 +209,25 @@ async def count_sale(session: AsyncSession, action_id: uuid.UUID) -> int:
     return counted
 
 
+class _Grant(TypedDict):
+    """What every grant of a campaign's reward names (`grants.grant_once`'s keywords)."""
+
+    merchant_id: uuid.UUID
+    program_id: uuid.UUID
+    customer_id: uuid.UUID
+    kind: RewardKind
+    currency: str
+    source: str
+    hold_days: int
+
+
+class _PerSale(TypedDict):
+    referral_id: uuid.UUID
+    trigger_action_id: uuid.UUID
+    grant_key: str
+    waits: NotRequired[grants.Waits]
+
+
 def _key(campaign: Campaign, *parts: object) -> str:
     return ":".join(["campaign", str(campaign.id), *(str(p) for p in parts)])
 
@@ -222,7 +242,7 @@ async def _reward_sale(
     action: Action,
     amount: int,
 ) -> None:
-    grant = dict(
+    grant = _Grant(
         merchant_id=campaign.merchant_id,
         program_id=campaign.program_id,
         customer_id=progress.referrer_id,
@@ -232,7 +252,7 @@ async def _reward_sale(
         hold_days=spec.hold_days,
     )
     # Per-sale grants name the sale's referral and action: a refund of the order takes them back.
-    per_sale = dict(referral_id=referral.id, trigger_action_id=action.id, grant_key=_key(campaign, "sale", action.id))
+    per_sale = _PerSale(referral_id=referral.id, trigger_action_id=action.id, grant_key=_key(campaign, "sale", action.id))
     if kind in (CampaignKind.RATE_BOOST, CampaignKind.TIERED_RATE):
         # what a sale earns waits for its referral's clearance and review, as the rules' rewards do
         per_sale["waits"] = await grants.waits_of(session, referral, action, RewardKind(spec.reward_kind))

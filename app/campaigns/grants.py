@@ -109,7 +109,7 @@ async def grant_once(
         source=source,
         grant_key=grant_key,
     )
-    reward = await session.scalar(
+    reward: Reward | None = await session.scalar(
         insert_ignoring_conflicts(session, Reward, ["merchant_id", "grant_key"]).values(**values).returning(Reward)
     )
     if reward is None:

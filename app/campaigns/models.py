@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,7 +41,7 @@ class Campaign(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     time_zone: Mapped[str] = mapped_column(String(64))  # the merchant's, when the period was set
-    spec: Mapped[dict] = mapped_column(JSONType)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # contests: the standing is final
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -114,7 +115,7 @@ class PromotionRules(Base):
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
     version: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
-    clauses: Mapped[list] = mapped_column(JSONType)  # [{"id": "no-brand-bidding", "text": "..."}]
+    clauses: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)  # [{"id": "no-brand-bidding", "text": "..."}]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

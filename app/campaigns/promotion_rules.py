@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -142,7 +143,7 @@ async def status(
 
 async def cited_rule(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, version: int, clause_id: str
-) -> dict:
+) -> dict[str, Any]:
     """A citation of a clause of a version of the program's rules, checked to exist."""
     rules = await session.scalar(
         select(PromotionRules).where(

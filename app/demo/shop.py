@@ -15,6 +15,7 @@ import secrets
 from html import escape
 from pathlib import Path
 from string import Template
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from referral_client import AsyncReferralClient, ReferralError, sign_customer
@@ -59,7 +60,11 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs((await request.body()).decode(), max_num_fields=20).items()}
 
 
-def _client(request: Request, keys: dict) -> AsyncReferralClient:
+def _not_set_up() -> Response:
+    return HTMLResponse("<p>Run <code>referral demo</code> (or <code>make run</code>) first.</p>", status_code=503)
+
+
+def _client(request: Request, keys: dict[str, Any]) -> AsyncReferralClient:
     return AsyncReferralClient(_api_url(request, for_browser=False), keys["secret_key"], widget_secret=keys["widget_secret"])
 
 
@@ -78,7 +83,7 @@ def _back(request: Request, customer: str | None = None, **notes: str) -> Respon
 async def page(request: Request) -> Response:
     keys = read_keys()
     if keys is None or "widget_secret" not in keys:
-        return HTMLResponse("<p>Run <code>referral demo</code> (or <code>make run</code>) first.</p>", status_code=503)
+        return _not_set_up()
     settings: Settings = request.app.state.settings
     customer = _signed_in(request, settings)
     locale = request.query_params.get("lang", "en")
@@ -127,6 +132,8 @@ async def page(request: Request) -> Response:
 
 async def signup(request: Request) -> Response:
     keys = read_keys()
+    if keys is None or "widget_secret" not in keys:
+        return _not_set_up()
     form = await _form(request)
     try:
         attribution = json.loads(str(form.get("attribution") or "null"))
@@ -156,6 +163,8 @@ async def signup(request: Request) -> Response:
 
 async def buy(request: Request) -> Response:
     keys = read_keys()
+    if keys is None or "widget_secret" not in keys:
+        return _not_set_up()
     customer = _signed_in(request, request.app.state.settings)
     if customer is None:
         return _back(request, error="sign up first")

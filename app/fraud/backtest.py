@@ -170,5 +170,6 @@ async def _add_reward_value(session: AsyncSession, moved: dict[uuid.UUID, Move])
         .group_by(Reward.referral_id, Reward.unit)
     )
     for referral_id, unit, amount in rows:
+        assert referral_id is not None  # in moved
         value = moved[referral_id].reward_value
         value[unit] = value.get(unit, 0) + int(amount or 0)

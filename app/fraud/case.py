@@ -43,6 +43,15 @@ from app.rewards.models import Reward
 
 MAX_MATCHES = 50  # evidence rows kept per lookup: enough to explain, bounded for a farm
 IP_WINDOW = timedelta(hours=1)  # IP addresses are compared across referees within this window
+# An erased referee's identifiers keep their keyed hashes (they still match) but not their values:
+# evidence names them as app.privacy.erasure rewrites the stored evidence of an erased customer.
+ERASED = "[erased]"
+
+
+def _readable(value: str | None) -> str:
+    return ERASED if value is None else value
+
+
 REUSE_KINDS = ("DEVICE", "PAYMENT", "IP")
 MAX_SEEN = 500  # customers seen with the referee's identifiers, read per check
 RECENT_REFERRALS = 500  # at most this many of the referrer's referrals are read by one signal
@@ -197,7 +206,7 @@ class Case:
             for r in parts["identifier"]
         ]
         self._cache["shared_with_referrer"] = [
-            Shared(r.kind, _IDENTIFIER_VALUE.decrypt(r.value), r.t1, r.t2) for r in parts["shared"]
+            Shared(r.kind, _readable(_IDENTIFIER_VALUE.decrypt(r.value)), r.t1, r.t2) for r in parts["shared"]
         ]
         self._cache[f"referrals_since:{day_ago.isoformat()}:{RECENT_REFERRALS}"] = sorted(
             (RecentReferral(r.id, r.t1, _EMAIL_CANONICAL.decrypt(r.value), r.note) for r in parts["recent"]),
@@ -301,7 +310,7 @@ class Case:
                 .where(mine.customer_id == self.referee.id)
                 .limit(MAX_MATCHES)
             )
-            return [Shared(r.kind, r.value, r.last_seen_at, r.theirs_seen) for r in rows]
+            return [Shared(r.kind, _readable(r.value), r.last_seen_at, r.theirs_seen) for r in rows]
 
         return [s for s in await self._cached("shared_with_referrer", load) if s.kind == kind]
 
@@ -349,10 +358,10 @@ class Case:
                     )
                 ).all()
             }
-            found = [  # the referee's own (readable) value: the other customer's may be erased
+            found = [  # the referee's own value (the other customer's may be erased)
                 OtherReferee(
                     r.kind,
-                    mine[(r.kind, r.value_hash)],
+                    _readable(mine[(r.kind, r.value_hash)]),
                     r.customer_id,
                     referee.external_id,
                     referee.id,

@@ -148,9 +148,7 @@ async def _store(
         "adjustments": adjustments,
         "created_at": utcnow(),
     }
-    decision = await insert_one(session, FraudDecision, values)
-    assert decision is not None
-    return decision
+    return await insert_one(session, FraudDecision, values)
 
 
 async def _act(

@@ -52,7 +52,7 @@ _ABBREVIATIONS = {
 _ADDRESS_FIELDS = ("line1", "line2", "postalCode", "city", "country")
 
 
-def normalized_address(address: dict[str, str] | None) -> str | None:
+def normalized_address(address: dict[str, str | None] | None) -> str | None:
     """`12 Main Street, Apt. 4` and `12 main st apt 4` are one address. Region is left out
     (spelled out or abbreviated at random); the postal code pins the place."""
     if not address:
@@ -98,7 +98,7 @@ def _sightings(
     ip: str | None,
     user_agent: str | None,
     payment: str | None,
-    address: str | None,
+    address: dict[str, str | None] | None,
     fingerprint: str | None,
 ) -> list[tuple[IdentifierKind, str]]:
     ip = normalized_ip(ip)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -301,7 +302,7 @@ async def _record_step(
         details={"from": event.from_status, "to": lead.status},
     )
 
-    async def payload() -> dict:
+    async def payload() -> dict[str, Any]:
         referrer = await session.get_one(Customer, lead.referrer_id)
         return webhook_events.lead_data(lead, event, referrer_external_id=referrer.external_id)
 

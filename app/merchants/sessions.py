@@ -61,7 +61,8 @@ async def login(
     async with authenticating(session):  # before the merchant is known (row-level security)
         candidates = list((await session.scalars(query.order_by(Admin.id).limit(MAX_SAME_EMAIL))).all())
     matched: list[tuple[Admin, bool]] = []
-    for admin in candidates or [None]:
+    tried: list[Admin | None] = [*candidates] or [None]  # none: verify spends the time anyway
+    for admin in tried:
         ok, rehash = await passwords.verify(settings, admin.password_hash if admin else None, password or "")
         if ok and admin is not None:
             matched.append((admin, rehash))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -118,7 +119,7 @@ class CommissionSplit(Base):
     sku_key: Mapped[str] = mapped_column(String(100), default="")  # '' for the program's own split
     version: Mapped[int] = mapped_column(Integer)
     affiliate_bps: Mapped[int | None] = mapped_column(Integer)  # None: the affiliate's group or rule rate
-    parties: Mapped[list] = mapped_column(JSONType)  # [{"customer_id": str, "share_bps": int}], in order
+    parties: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)  # [{"customer_id": str, "share_bps": int}], in order
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

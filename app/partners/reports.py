@@ -79,9 +79,9 @@ async def partner_report(
     def key_columns(code_column: Any, sub_column: Any) -> list[Any]:
         return {GroupBy.PARTNER: [], GroupBy.LINK: [code_column], GroupBy.SUB_ID: [sub_column]}[group_by]
 
-    rows: dict[tuple, ReportRow] = {}
+    rows: dict[tuple[Any, ...], ReportRow] = {}
 
-    def row_for(affiliate: uuid.UUID, extra: tuple) -> ReportRow:
+    def row_for(affiliate: uuid.UUID, extra: tuple[Any, ...]) -> ReportRow:
         key = (affiliate, *extra)
         if key not in rows:
             rows[key] = ReportRow(

@@ -162,7 +162,7 @@ async def settle_sale(session: AsyncSession, action: Action) -> PartnerSale | No
         "occurred_at": action.occurred_at,
         "created_at": now,
     }
-    sale = await session.scalar(
+    sale: PartnerSale | None = await session.scalar(
         insert_row(session, PartnerSale, values, ignoring_conflicts=("action_id",), returning=True), values
     )
     if sale is None:  # settled before (a second delivery of the job)

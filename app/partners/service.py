@@ -263,7 +263,7 @@ async def create_group(
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    group = await session.scalar(
+    group: PartnerGroup | None = await session.scalar(
         insert_row(session, PartnerGroup, values, ignoring_conflicts=("program_id", "name"), returning=True), values
     )
     if group is None:

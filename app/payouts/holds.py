@@ -131,7 +131,7 @@ async def _open_reviews(session: AsyncSession, merchant_id: uuid.UUID, ids: list
     ).all()
     if not rows:
         return []
-    evidence: dict[uuid.UUID, list[str]] = defaultdict(list)
+    evidence: dict[uuid.UUID | None, list[str]] = defaultdict(list)  # decisions of the reviews: never None
     decisions = await session.scalars(
         select(FraudDecision).where(FraudDecision.review_id.in_([r.FraudReview.id for r in rows])).order_by(FraudDecision.id)
     )

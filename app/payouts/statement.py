@@ -178,7 +178,7 @@ async def _reward_lines(session: AsyncSession, customer: Customer, start: dateti
     if not lines:
         return lines
     ids = [line.reward.id for line in lines]
-    movements: dict[uuid.UUID, list[Movement]] = defaultdict(list)
+    movements: dict[uuid.UUID | None, list[Movement]] = defaultdict(list)
     for reward_id, kind, amount, at in (
         await session.execute(
             select(
@@ -197,7 +197,7 @@ async def _reward_lines(session: AsyncSession, customer: Customer, start: dateti
     ).all():
         movements[reward_id].append(Movement(kind=kind, amount=-amount, at=at))
     orders = {line.order_id for line in lines if line.order_id}
-    refunds: dict[str, list[Refund]] = defaultdict(list)
+    refunds: dict[str | None, list[Refund]] = defaultdict(list)
     if orders:
         for action in (
             await session.scalars(
@@ -209,7 +209,7 @@ async def _reward_lines(session: AsyncSession, customer: Customer, start: dateti
             refunds[action.order_id].append(
                 Refund(action.id, action.type, action.order_id, action.amount, action.currency, action.occurred_at)
             )
-    reviews = dict(
+    reviews: dict[uuid.UUID | None, uuid.UUID] = dict(
         (
             await session.execute(
                 select(FraudReview.referral_id, FraudReview.id).where(

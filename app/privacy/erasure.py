@@ -89,7 +89,9 @@ async def erase_customer(
         record = await _earlier_erasure(session, merchant_id, external_id, customer)
         if record is None:
             raise NotFound("customerExternalId", "customer")
-        return Erasure(record, customer or await session.get_one(Customer, record.customer_id), replayed=True)
+        if customer is None:
+            customer = await session.get_one(Customer, record.customer_id)
+        return Erasure(record, customer, replayed=True)
     record = await _erase(session, customer, reason, actor)
     return Erasure(record, customer, replayed=False)
 
@@ -273,6 +275,10 @@ async def _retire_codes(session: AsyncSession, customer: Customer, now: datetime
     return renamed
 
 
+def _present(*values: str | None) -> set[str]:
+    return {v for v in values if v}
+
+
 def _replacements(
     customer: Customer,
     identifiers: list[CustomerIdentifier],
@@ -282,26 +288,26 @@ def _replacements(
     pseudonym: str,
 ) -> dict[str, str]:
     """Every readable value of the customer, and what replaces it in text."""
-    values: set[str] = {
+    values = _present(
         customer.email,
         customer.email_canonical,
         customer.name,
         text.name_key(customer.name),
         text.name_skeleton(customer.name),
-    } - {None, ""}
+    )
     values |= {i.value for i in identifiers if i.value}
     for action in actions:
-        values |= {
+        values |= _present(
             action.email,
             action.ip,
             action.user_agent,
             action.device_id,
             action.device_fingerprint,
             action.payment_fingerprint,
-        } - {None, ""}
+        )
         values |= {v for k, v in (action.shipping_address or {}).items() if k not in ("country", "region") and v}
     for click in clicks:
-        values |= {click.device_id, click.ip, click.user_agent, click.device_fingerprint} - {None, ""}
+        values |= _present(click.device_id, click.ip, click.user_agent, click.device_fingerprint)
     replacements = dict.fromkeys(values, REPLACED)
     replacements.update(renamed)
     replacements[customer.external_id] = pseudonym

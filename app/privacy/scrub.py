@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, false, or_
+from sqlalchemy import SQLColumnExpression, Text, cast, false, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 _EDGE = r"""\s"'(),;\[\]{}"""
@@ -52,7 +52,7 @@ def replacer(replacements: dict[str, str]) -> Callable[[str], str]:
     return change
 
 
-def mentions(column: ColumnElement, values: list[str]) -> ColumnElement:
+def mentions(column: SQLColumnExpression[Any], values: list[str]) -> ColumnElement[bool]:
     """SQL: the column's text (JSON as stored: raw, or with \\u escapes) contains one of
     `values`. A cheap filter before `replacer` decides in Python."""
     forms = {form for v in values if len(v) >= MIN_TOKEN_LENGTH for form in (v, json.dumps(v)[1:-1])}

@@ -131,6 +131,7 @@ async def track_click(
     if await session.scalar(_INSERT_UNLESS_RECENT, {**values, "since": since}) is not None:
         return TrackedClick(click=attach(session, Click, values), referral_code=referral_code, repeated=False)
     repeated = await session.scalar(_MOST_RECENT, {"code_id": referral_code.id, "device_id_hash": device_id_hash, "since": since})
+    assert repeated is not None  # the click the insert did not repeat
     return TrackedClick(click=repeated, referral_code=referral_code, repeated=True)
 
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -129,9 +130,12 @@ def _program_key(reward: Reward) -> ledger.AccountKey:
     return ledger.AccountKey(ledger.PROGRAM, reward.program_id, reward.kind, AccountType.PROGRAM_REWARDS.value, reward.unit)
 
 
-def availability(kind: RewardKind, amount: int, spec: RuleSpec, now: datetime) -> dict:
+def availability(kind: RewardKind, amount: int, spec: RuleSpec, now: datetime) -> dict[str, Any]:
     """The fields a reward gets when it becomes available (set at insert when there is no hold)."""
-    fields = {"available_at": now, "expires_at": now + timedelta(days=spec.expires_in_days) if spec.expires_in_days else None}
+    fields: dict[str, Any] = {
+        "available_at": now,
+        "expires_at": now + timedelta(days=spec.expires_in_days) if spec.expires_in_days else None,
+    }
     if kind is not RewardKind.DISCOUNT:
         fields["remaining"] = amount
     return fields
@@ -143,7 +147,7 @@ async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpe
             setattr(reward, name, value)
     if reward.kind == RewardKind.DISCOUNT.value:
         await coupons.issue_for_reward(session, reward, spec)
-    else:
+    elif account is not None:  # always, when the kind has a ledger
         await ledger.absorb_debt(session, account, reward)
     await session.flush()
     await notify.reward_event(session, webhook_events.REWARD_AVAILABLE, reward)

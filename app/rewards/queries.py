@@ -94,7 +94,7 @@ async def balances(session: AsyncSession, *, merchant_id: uuid.UUID, customer_id
 
 async def list_ledger_entries(
     session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, first: int | None, after: str | None
-) -> Page[tuple]:
+) -> Page[LedgerEntry]:
     query = (
         select(LedgerEntry)
         .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)

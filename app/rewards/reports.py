@@ -189,7 +189,11 @@ async def rewards_by_month(
             .order_by(bucket, Reward.kind, Reward.unit)
         )
     ).all()
-    return [RewardTotal(months[b], kind, unit, count, granted, reversed_) for b, kind, unit, count, granted, reversed_ in rows]
+    return [
+        RewardTotal(months[b], kind, unit, count, granted, reversed_)
+        for b, kind, unit, count, granted, reversed_ in rows
+        if b is not None  # always: the WHERE keeps to the months
+    ]
 
 
 def rewards_csv(totals: list[RewardTotal]) -> str:

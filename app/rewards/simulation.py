@@ -353,6 +353,8 @@ async def _current(session: AsyncSession, merchant_id: uuid.UUID, program_id: uu
     tallies: dict[uuid.UUID, _Tally] = defaultdict(_Tally)
     ended: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
     for rule_id, kind, unit, count, amount, voided, reversed_ in rows:
+        if rule_id is None:
+            continue  # a campaign's or a partner sale's reward names the action but no rule
         tallies[rule_id].add(RewardKind(kind), unit, int(amount or 0), int(count))
         ended[rule_id][0] += int(voided or 0)
         ended[rule_id][1] += int(reversed_ or 0)

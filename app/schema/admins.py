@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -13,7 +15,7 @@ from app.db import utcnow
 from app.errors import ErrorCode
 from app.merchants import admins as service
 from app.merchants import models, sessions, totp
-from app.schema.auth import caller_of
+from app.schema.auth import admin_of
 from app.schema.errors import PublicError, UserError
 from app.schema.permissions import AnyAdmin, Owner
 from app.schema.transactions import mutate, query
@@ -70,7 +72,7 @@ class AdminSession:
     current: bool = strawberry.field(description="The session making this request.")
 
     @classmethod
-    def from_model(cls, m: models.AdminSession, current_id) -> AdminSession:
+    def from_model(cls, m: models.AdminSession, current_id: uuid.UUID | None) -> AdminSession:
         return cls(
             id=gid(m.id),
             admin_id=gid(m.admin_id),
@@ -136,8 +138,8 @@ class ConfirmTotpPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-def _admin_id(info: Info):
-    return caller_of(info.context).admin_id
+def _admin_id(info: Info) -> uuid.UUID:
+    return admin_of(info.context).admin_id
 
 
 def _ip_and_agent(info: Info) -> tuple[str | None, str | None]:
@@ -148,7 +150,7 @@ def _ip_and_agent(info: Info) -> tuple[str | None, str | None]:
 class AdminQuery:
     @strawberry.field(permission_classes=[AnyAdmin], description="The admin of the session making the request.")
     async def me(self, info: Info) -> Admin:
-        async def work(session):
+        async def work(session: AsyncSession) -> Admin:
             return Admin.from_model(
                 await service.get_admin(session, merchant_id=info.context.merchant_id, admin_id=_admin_id(info))
             )
@@ -157,7 +159,7 @@ class AdminQuery:
 
     @strawberry.field(permission_classes=[Owner], description="The merchant's admins.")
     async def admins(self, info: Info) -> list[Admin]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[Admin]:
             return [Admin.from_model(a) for a in await service.list_admins(session, merchant_id=info.context.merchant_id)]
 
         return await query(info, work)
@@ -169,8 +171,8 @@ class AdminQuery:
     async def admin_sessions(
         self, info: Info, admin_id: strawberry.ID | None = None, include_ended: bool = False
     ) -> list[AdminSession]:
-        async def work(session):
-            caller = caller_of(info.context)
+        async def work(session: AsyncSession) -> list[AdminSession]:
+            caller = admin_of(info.context)
             wanted = validation.parse_id(admin_id, "adminId") if admin_id else None
             if caller.admin_role is not models.AdminRole.OWNER:
                 if wanted is not None and wanted != caller.admin_id:
@@ -197,7 +199,7 @@ class AdminMutation:
         description="Email and password: a session token. Name the merchant when the email is an admin at several."
     )
     async def login(self, info: Info, email: str, password: str, merchant_id: strawberry.ID | None = None) -> LoginPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> LoginPayload:
             ip, agent = _ip_and_agent(info)
             issued = await sessions.login(
                 session,
@@ -218,8 +220,8 @@ class AdminMutation:
 
     @strawberry.mutation(permission_classes=[AnyAdmin], description="End the session making the request.")
     async def logout(self, info: Info) -> AdminSessionPayload:
-        async def work(session):
-            caller = caller_of(info.context)
+        async def work(session: AsyncSession) -> AdminSessionPayload:
+            caller = admin_of(info.context)
             ended = await sessions.revoke(
                 session,
                 merchant_id=caller.merchant_id,
@@ -234,8 +236,8 @@ class AdminMutation:
 
     @strawberry.mutation(permission_classes=[AnyAdmin], description="End a session: your own, or (OWNER) anyone's.")
     async def revoke_admin_session(self, info: Info, id: strawberry.ID) -> AdminSessionPayload:
-        async def work(session):
-            caller = caller_of(info.context)
+        async def work(session: AsyncSession) -> AdminSessionPayload:
+            caller = admin_of(info.context)
             ended = await sessions.revoke(
                 session,
                 merchant_id=caller.merchant_id,
@@ -249,7 +251,7 @@ class AdminMutation:
 
     @strawberry.mutation(description="Set the password with the one-time setup token (from createAdmin or `referral admins`).")
     async def complete_admin_setup(self, info: Info, token: str, password: str) -> AdminPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> AdminPayload:
             admin = await service.complete_setup(session, settings=info.context.settings, token=token, password=password)
             return AdminPayload(admin=Admin.from_model(admin))
 
@@ -257,7 +259,7 @@ class AdminMutation:
 
     @strawberry.mutation(permission_classes=[AnyAdmin], description="Your other sessions end.")
     async def change_admin_password(self, info: Info, current_password: str, new_password: str) -> AdminPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> AdminPayload:
             admin = await service.change_password(
                 session,
                 settings=info.context.settings,
@@ -273,7 +275,7 @@ class AdminMutation:
 
     @strawberry.mutation(permission_classes=[Owner], description="A new admin, with a one-time setup token to pass on.")
     async def create_admin(self, info: Info, email: str, role: AdminRole) -> AdminSetupPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> AdminSetupPayload:
             issued = await service.create_admin(
                 session, merchant_id=info.context.merchant_id, email=email, role=role, actor=info.context.actor
             )
@@ -285,7 +287,7 @@ class AdminMutation:
 
     @strawberry.mutation(permission_classes=[Owner], description="A new setup token (a forgotten password).")
     async def reissue_admin_setup(self, info: Info, id: strawberry.ID) -> AdminSetupPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> AdminSetupPayload:
             issued = await service.reissue_setup(
                 session, merchant_id=info.context.merchant_id, admin_id=validation.parse_id(id, "id"), actor=info.context.actor
             )
@@ -297,7 +299,7 @@ class AdminMutation:
 
     @strawberry.mutation(permission_classes=[Owner], description="A merchant keeps at least one active OWNER.")
     async def set_admin_role(self, info: Info, id: strawberry.ID, role: AdminRole) -> AdminPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> AdminPayload:
             admin = await service.set_role(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -311,7 +313,7 @@ class AdminMutation:
 
     @strawberry.mutation(permission_classes=[Owner], description="At once; every session of theirs ends.")
     async def disable_admin(self, info: Info, id: strawberry.ID) -> AdminPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> AdminPayload:
             admin = await service.disable_admin(
                 session, merchant_id=info.context.merchant_id, admin_id=validation.parse_id(id, "id"), actor=info.context.actor
             )
@@ -323,7 +325,7 @@ class AdminMutation:
         permission_classes=[AnyAdmin], description="A new TOTP seed for your authenticator app (confirm it next)."
     )
     async def start_totp_enrollment(self, info: Info) -> TotpEnrollmentPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> TotpEnrollmentPayload:
             enrollment = await totp.start_enrollment(
                 session, settings=info.context.settings, merchant_id=info.context.merchant_id, admin_id=_admin_id(info)
             )
@@ -346,7 +348,7 @@ class AdminMutation:
     async def confirm_totp_enrollment(
         self, info: Info, code: str, current_code: str | None = None, recovery_code: str | None = None
     ) -> ConfirmTotpPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> ConfirmTotpPayload:
             confirmed = await totp.confirm_enrollment(
                 session,
                 settings=info.context.settings,
@@ -368,7 +370,7 @@ class AdminMutation:
         description="Remove your second factor with a current code or a recovery code (a lost phone); enroll again after.",
     )
     async def reset_totp(self, info: Info, totp_code: str | None = None, recovery_code: str | None = None) -> AdminPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> AdminPayload:
             refused = await totp.reset(
                 session,
                 settings=info.context.settings,

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -353,7 +354,7 @@ class AnalyticsQuery:
     ) -> ProgramAnalytics:
         merchant_id = info.context.merchant_id
 
-        async def work(session):
+        async def work(session: AsyncSession) -> tuple[reports.Period, datetime | None]:
             period = await reports.period_of(
                 session,
                 merchant_id=merchant_id,

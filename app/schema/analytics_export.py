@@ -8,7 +8,9 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from types import SimpleNamespace
+from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -49,7 +51,7 @@ async def download(request: Request) -> Response:
         try:
             await SecretKeyOrAdmin().has_permission(None, SimpleNamespace(context=context))
         except PublicError as error:
-            return _refused(error.extensions["code"], error.message)
+            return _refused(error.code, error.message)
         report = request.path_params["report"]
         try:
             program_id = uuid.UUID(request.path_params["program_id"])
@@ -58,7 +60,7 @@ async def download(request: Request) -> Response:
         merchant_id = context.merchant_id
         weekly = request.query_params.get("granularity", "DAY").upper() == "WEEK"
 
-        async def work(session):
+        async def work(session: AsyncSession) -> tuple[reports.Period, list[list[Any]]]:
             first, last = _day(request, "from"), _day(request, "to")
             period = await reports.period_of(session, merchant_id=merchant_id, program_id=program_id, first=first, last=last)
             return period, await export.rows_of(session, merchant_id=merchant_id, period=period, report=report, weekly=weekly)

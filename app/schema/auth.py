@@ -7,6 +7,8 @@ session already holds a transaction (SQLite has one connection), it is read with
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import scope_to_merchant
 from app.merchants import audit, sessions
 from app.merchants import service as merchants
+from app.merchants.models import AdminRole
 from app.merchants.service import Caller
 
 
@@ -34,6 +37,23 @@ def caller_of(context: Any) -> Caller:
     """The authenticated caller; only behind a permission class, which authenticated it."""
     assert context._caller is not None
     return context._caller
+
+
+@dataclass(frozen=True)
+class AdminCaller:
+    """A caller known to be an admin in a session: what `Caller` leaves optional, required."""
+
+    merchant_id: uuid.UUID
+    admin_id: uuid.UUID
+    admin_role: AdminRole
+    session_id: uuid.UUID
+
+
+def admin_of(context: Any) -> AdminCaller:
+    """The admin calling; only behind a permission class that accepts sessions only (`AnyAdmin`, `Finance`, ...)."""
+    caller = caller_of(context)
+    assert caller.admin_id is not None and caller.admin_role is not None and caller.session_id is not None
+    return AdminCaller(caller.merchant_id, caller.admin_id, caller.admin_role, caller.session_id)
 
 
 def actor_of(context: Any) -> audit.Actor:

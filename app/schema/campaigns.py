@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -14,6 +15,7 @@ from app.campaigns import contests, promotion_rules, referrers, service
 from app.campaigns import models as campaign_models
 from app.errors import DomainError, ErrorCode
 from app.merchants.models import ApiKeyKind
+from app.referrals.models import Customer as CustomerModel
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import AnyKey, SecretKey, SecretKeyOrAdmin
@@ -257,7 +259,9 @@ def _status(found: promotion_rules.AcceptanceStatus) -> PromotionRulesStatus:
     )
 
 
-async def referrer_of(info: Info, session, external_id: str, timestamp: int | None, signature: str | None):
+async def referrer_of(
+    info: Info, session: AsyncSession, external_id: str, timestamp: int | None, signature: str | None
+) -> CustomerModel:
     """The referrer a call is for: from a browser (publishable key) only a signed customer."""
     caller = await info.context.caller()
     return await referrers.referrer(
@@ -277,7 +281,7 @@ class CampaignQuery:
     async def campaigns(
         self, info: Info, program_id: strawberry.ID | None = None, first: int | None = 20, after: str | None = None
     ) -> Connection[Campaign]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Campaign]:
             page = await service.list_campaigns(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -291,7 +295,7 @@ class CampaignQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="A campaign's standing, with referrers' external ids.")
     async def campaign_leaderboard(self, info: Info, campaign_id: strawberry.ID, first: int = 10) -> CampaignLeaderboard:
-        async def work(session):
+        async def work(session: AsyncSession) -> CampaignLeaderboard:
             campaign = await service.get_campaign(
                 session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(campaign_id, "campaignId")
             )
@@ -315,7 +319,7 @@ class CampaignQuery:
         signature: str | None = None,
         first: int = 10,
     ) -> CampaignLeaderboard:
-        async def work(session):
+        async def work(session: AsyncSession) -> CampaignLeaderboard:
             referrer = await referrer_of(info, session, customer_external_id, timestamp, signature)
             campaign = await service.get_campaign(
                 session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(campaign_id, "campaignId")
@@ -328,7 +332,7 @@ class CampaignQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The program's current promotion rules.")
     async def promotion_rules(self, info: Info, program_id: strawberry.ID) -> PromotionRules | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> PromotionRules | None:
             found = await promotion_rules.current(
                 session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId")
             )
@@ -348,7 +352,7 @@ class CampaignQuery:
         timestamp: BigInt | None = None,
         signature: str | None = None,
     ) -> PromotionRulesStatus:
-        async def work(session):
+        async def work(session: AsyncSession) -> PromotionRulesStatus:
             referrer = await referrer_of(info, session, customer_external_id, timestamp, signature)
             return _status(
                 await promotion_rules.status(
@@ -368,7 +372,7 @@ class CampaignMutation:
         permission_classes=[SecretKey], description="Start a campaign or contest over local dates of the merchant's time zone."
     )
     async def create_campaign(self, info: Info, input: CampaignInput) -> CampaignPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> CampaignPayload:
             campaign = await service.create_campaign(session, merchant_id=info.context.merchant_id, data=input.to_domain())
             return CampaignPayload(campaign=Campaign.from_model(campaign))
 
@@ -376,7 +380,7 @@ class CampaignMutation:
 
     @strawberry.mutation(permission_classes=[SecretKey], description="Stop counting; what was granted stays.")
     async def cancel_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> CampaignPayload:
             campaign = await service.cancel_campaign(
                 session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(id, "id")
             )
@@ -390,7 +394,7 @@ class CampaignMutation:
     async def publish_promotion_rules(
         self, info: Info, program_id: strawberry.ID, text: str, clauses: list[PromotionRuleClauseInput]
     ) -> PromotionRulesPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PromotionRulesPayload:
             rules = await promotion_rules.publish(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -415,7 +419,7 @@ class CampaignMutation:
         timestamp: BigInt | None = None,
         signature: str | None = None,
     ) -> PromotionRulesStatusPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PromotionRulesStatusPayload:
             referrer = await referrer_of(info, session, customer_external_id, timestamp, signature)
             program_id_ = validation.parse_id(program_id, "programId")
             caller = await info.context.caller()

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
 from app.referrals import clicks, codes
+from app.referrals.models import ReferralCode as ReferralCodeModel
 from app.schema.errors import UserError, not_found
 from app.schema.permissions import AnyKey, SecretKey
 from app.schema.transactions import mutate, query
@@ -68,7 +70,7 @@ class CodeQuery:
         description="Look a code up (case-insensitive). With a publishable key its customer is hidden.",
     )
     async def referral_code(self, info: Info, code: str) -> ReferralCode | None:
-        async def lookup():
+        async def lookup() -> ReferralCodeModel | None:
             return await query(info, lambda session: codes.find_code(session, merchant_id=info.context.merchant_id, code=code))
 
         found = await info.context.code_lookup(lookup)  # publishable lookups are counted per IP
@@ -84,7 +86,7 @@ class CodeMutation:
         description="The customer's active code in the program; the same one on every call.",
     )
     async def issue_referral_code(self, info: Info, input: IssueReferralCodeInput) -> ReferralCodePayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> ReferralCodePayload:
             code = await codes.issue_referral_code(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -98,7 +100,7 @@ class CodeMutation:
 
     @strawberry.mutation(permission_classes=[SecretKey], description="The code stops creating new referrals.")
     async def deactivate_referral_code(self, info: Info, code: str) -> ReferralCodePayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> ReferralCodePayload:
             found = await codes.deactivate_referral_code(session, merchant_id=info.context.merchant_id, code=code)
             return ReferralCodePayload(referral_code=ReferralCode.from_model(found))
 
@@ -111,7 +113,7 @@ class CodeMutation:
     async def track_click(self, info: Info, input: TrackClickInput) -> TrackClickPayload:
         context = info.context
 
-        async def work(session):
+        async def work(session: AsyncSession) -> TrackClickPayload:
             tracked = await clicks.track_click(
                 session,
                 merchant_id=context.merchant_id,

@@ -187,8 +187,8 @@ class Context:
         return self._caller.config_version if self._caller is not None else None
 
     @property
-    def key_id(self) -> uuid.UUID:
-        """The caller's API key: who did it, for the audit log."""
+    def key_id(self) -> uuid.UUID | None:
+        """The caller's API key (None: an admin's session): who did it, for the audit log."""
         if self._caller is None:
             raise PublicError("a valid API key is required", "UNAUTHENTICATED")
         return self._caller.key_id
@@ -246,7 +246,9 @@ class Loaders:
             self._many(reward_queries.get_coupons_by_reward_ids, "reward_ids", lambda r: r.reward_id)
         )
 
-    def _one(self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]):
+    def _one(
+        self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]
+    ) -> Callable[[list[uuid.UUID]], Awaitable[list[Any]]]:
         async def load(keys: list[uuid.UUID]) -> list[Any]:
             context = self._context
             merchant_id = context.merchant_id
@@ -255,7 +257,9 @@ class Loaders:
 
         return load
 
-    def _many(self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]):
+    def _many(
+        self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]
+    ) -> Callable[[list[uuid.UUID]], Awaitable[list[list[Any]]]]:
         async def load(keys: list[uuid.UUID]) -> list[list[Any]]:
             context = self._context
             merchant_id = context.merchant_id

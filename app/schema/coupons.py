@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -47,7 +48,7 @@ class CouponPool:
         )
 
 
-async def _pool(session, pool: models.CouponPool) -> CouponPool:
+async def _pool(session: AsyncSession, pool: models.CouponPool) -> CouponPool:
     return CouponPool.from_model(pool, await service.pool_stock(session, pool))
 
 
@@ -100,7 +101,7 @@ class RedeemCouponPayload:
 class CouponQuery:
     @strawberry.field(permission_classes=[SecretKey], description="A program's coupon pools with their stock.")
     async def coupon_pools(self, info: Info, program_id: strawberry.ID) -> list[CouponPool]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[CouponPool]:
             pools = await service.list_pools(
                 session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId")
             )
@@ -113,7 +114,7 @@ class CouponQuery:
     async def validate_coupon(
         self, info: Info, code: str, order_amount: BigInt | None = None, currency: str | None = None
     ) -> CouponValidation:
-        async def work(session):
+        async def work(session: AsyncSession) -> CouponValidation:
             result = await service.validate_coupon(
                 session, merchant_id=info.context.merchant_id, code=code, order_amount=order_amount, currency=currency
             )
@@ -130,7 +131,7 @@ class CouponQuery:
 class CouponMutation:
     @strawberry.mutation(permission_classes=[SecretKey])
     async def create_coupon_pool(self, info: Info, input: CreateCouponPoolInput) -> CouponPoolPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> CouponPoolPayload:
             pool = await service.create_pool(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -148,7 +149,7 @@ class CouponMutation:
         "Codes you already have are skipped. Rewards waiting for codes get them, oldest first.",
     )
     async def add_coupon_codes(self, info: Info, pool_id: strawberry.ID, codes: list[str]) -> AddCouponCodesPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> AddCouponCodesPayload:
             result = await service.add_codes(
                 session, merchant_id=info.context.merchant_id, pool_id=validation.parse_id(pool_id, "poolId"), codes=codes
             )
@@ -160,7 +161,7 @@ class CouponMutation:
 
     @strawberry.mutation(permission_classes=[SecretKey], description="Use a coupon on an order; single use.")
     async def redeem_coupon(self, info: Info, input: RedeemCouponInput) -> RedeemCouponPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> RedeemCouponPayload:
             result = await service.redeem_coupon(
                 session,
                 merchant_id=info.context.merchant_id,

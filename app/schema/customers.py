@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app.referrals import customers as service
@@ -31,7 +32,7 @@ class CustomerPayload:
 class CustomerQuery:
     @strawberry.field(permission_classes=[SecretKey])
     async def customer(self, info: Info, external_id: str) -> Customer | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> Customer | None:
             customer = await service.get_customer(
                 session, merchant_id=info.context.merchant_id, external_id=service.external_id(external_id, "externalId")
             )
@@ -46,7 +47,7 @@ class CustomerQuery:
 class CustomerMutation:
     @strawberry.mutation(permission_classes=[SecretKey], description="Create or update; omitted fields keep their value.")
     async def upsert_customer(self, info: Info, input: UpsertCustomerInput) -> CustomerPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> CustomerPayload:
             details = service.CustomerDetails(email=input.email, name=input.name, metadata=input.metadata).validated()
             customer = await service.upsert_customer(
                 session,

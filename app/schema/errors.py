@@ -37,6 +37,7 @@ class PublicError(GraphQLError):
 
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message, extensions={"code": code})
+        self.code = code
 
 
 def not_found(what: str) -> PublicError:

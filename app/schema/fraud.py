@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -200,7 +202,7 @@ class FraudPolicySimulation:
         )
 
 
-def _id(value: strawberry.ID | str, field: str):
+def _id(value: strawberry.ID | str, field: str) -> uuid.UUID:
     return validation.parse_id(value, field)
 
 
@@ -208,7 +210,7 @@ def _id(value: strawberry.ID | str, field: str):
 class FraudQuery:
     @strawberry.field(permission_classes=[SecretKey], description="The program's fraud policy in force.")
     async def fraud_policy(self, info: Info, program_id: strawberry.ID) -> FraudPolicy:
-        async def work(session):
+        async def work(session: AsyncSession) -> FraudPolicy:
             policy = await policies.program_policy(
                 session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId")
             )
@@ -218,7 +220,7 @@ class FraudQuery:
 
     @strawberry.field(permission_classes=[SecretKey], description="Every version the merchant set, oldest first.")
     async def fraud_policy_history(self, info: Info, program_id: strawberry.ID) -> list[FraudPolicy]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[FraudPolicy]:
             rows = await policies.policy_history(
                 session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId")
             )
@@ -230,7 +232,7 @@ class FraudQuery:
         permission_classes=[SecretKeyOrReviewer], description="A referral's fraud decisions with their evidence, oldest first."
     )
     async def fraud_decisions(self, info: Info, referral_id: strawberry.ID) -> list[FraudDecision]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[FraudDecision]:
             rows = await reviews.referral_decisions(
                 session, merchant_id=info.context.merchant_id, referral_id=_id(referral_id, "referralId")
             )
@@ -247,7 +249,7 @@ class FraudQuery:
         first: int | None = 20,
         after: str | None = None,
     ) -> Connection[FraudReview]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[FraudReview]:
             page = await reviews.list_reviews(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -262,7 +264,7 @@ class FraudQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrReviewer])
     async def fraud_review(self, info: Info, id: strawberry.ID) -> FraudReview | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> FraudReview | None:
             review = await reviews.get_review(session, merchant_id=info.context.merchant_id, review_id=_id(id, "id"))
             if review is None:
                 raise not_found("fraud review")
@@ -274,7 +276,7 @@ class FraudQuery:
     async def fraud_list_entries(
         self, info: Info, kind: FraudListKind | None = None, first: int | None = 20, after: str | None = None
     ) -> Connection[FraudListEntry]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[FraudListEntry]:
             page = await lists.list_entries(session, merchant_id=info.context.merchant_id, kind=kind, first=first, after=after)
             return to_connection(page, FraudListEntry.from_model)
 
@@ -282,7 +284,7 @@ class FraudQuery:
 
     @strawberry.field(permission_classes=[SecretKey])
     async def customer_fraud_status(self, info: Info, customer_external_id: str) -> CustomerFraudStatus:
-        async def work(session):
+        async def work(session: AsyncSession) -> CustomerFraudStatus:
             return await lists.customer_status(
                 session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id
             )
@@ -301,7 +303,7 @@ class FraudQuery:
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
     ) -> FraudPolicySimulation:
-        async def work(session):
+        async def work(session: AsyncSession) -> FraudPolicySimulation:
             result = await backtest.simulate_policy(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -318,7 +320,7 @@ class FraudQuery:
     async def audit_log(
         self, info: Info, subject_id: strawberry.ID | None = None, first: int | None = 20, after: str | None = None
     ) -> Connection[AuditEntry]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[AuditEntry]:
             page = await audit.list_entries(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -341,7 +343,7 @@ class CitedRuleInput:
 class FraudMutation:
     @strawberry.mutation(permission_classes=[SecretKey], description="A new policy version for the program.")
     async def set_fraud_policy(self, info: Info, program_id: strawberry.ID, policy: FraudPolicyInput) -> FraudPolicyPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> FraudPolicyPayload:
             result, _ = await policies.set_policy(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -365,7 +367,7 @@ class FraudMutation:
         note: str | None = None,
         cited_rule: CitedRuleInput | None = None,
     ) -> FraudReviewPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> FraudReviewPayload:
             resolved = await reviews.resolve_review(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -385,7 +387,7 @@ class FraudMutation:
     async def resolve_fraud_reviews(
         self, info: Info, filter: FraudReviewFilter, resolution: FraudResolution, note: str | None = None, limit: int = 100
     ) -> FraudReviewsPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> FraudReviewsPayload:
             resolved = await reviews.resolve_reviews(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -403,7 +405,7 @@ class FraudMutation:
     async def add_fraud_list_entry(
         self, info: Info, kind: FraudListKind, value: str, note: str | None = None
     ) -> FraudListEntryPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> FraudListEntryPayload:
             entry = await lists.add_entry(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -418,7 +420,7 @@ class FraudMutation:
 
     @strawberry.mutation(permission_classes=[SecretKey])
     async def remove_fraud_list_entry(self, info: Info, id: strawberry.ID) -> FraudListEntryPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> FraudListEntryPayload:
             entry = await lists.remove_entry(
                 session, merchant_id=info.context.merchant_id, entry_id=_id(id, "id"), actor=info.context.actor
             )
@@ -434,7 +436,7 @@ class FraudMutation:
         ),
     )
     async def clear_referrer(self, info: Info, customer_external_id: str, note: str | None = None) -> ClearReferrerPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> ClearReferrerPayload:
             customer, approved = await memory.clear_referrer(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -455,7 +457,7 @@ class FraudMutation:
     async def set_customer_fraud_status(
         self, info: Info, customer_external_id: str, status: CustomerFraudStatus, note: str | None = None
     ) -> CustomerFraudStatusPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> CustomerFraudStatusPayload:
             customer = await lists.set_customer_status(
                 session,
                 merchant_id=info.context.merchant_id,

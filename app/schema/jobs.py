@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -57,7 +58,7 @@ class JobPayload:
 class JobQuery:
     @strawberry.field(permission_classes=[SecretKey], description="Your jobs that failed every attempt, newest first.")
     async def dead_jobs(self, info: Info, first: int | None = 20, after: str | None = None) -> Connection[Job]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Job]:
             page = await outbox.list_dead_jobs(session, merchant_id=info.context.merchant_id, first=first, after=after)
             return to_connection(page, Job.from_model)
 
@@ -68,7 +69,7 @@ class JobQuery:
 class JobMutation:
     @strawberry.mutation(permission_classes=[SecretKey], description="Run a dead job again, with a fresh set of attempts.")
     async def retry_job(self, info: Info, id: strawberry.ID) -> JobPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> JobPayload:
             job = await outbox.retry_dead_job(session, merchant_id=info.context.merchant_id, job_id=validation.parse_id(id, "id"))
             return JobPayload(job=Job.from_model(job))
 

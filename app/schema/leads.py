@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -206,7 +207,7 @@ class LeadSettingsPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-async def _staff_views(session, merchant_id: uuid.UUID, leads: list[models.Lead]) -> dict[uuid.UUID, Lead]:
+async def _staff_views(session: AsyncSession, merchant_id: uuid.UUID, leads: list[models.Lead]) -> dict[uuid.UUID, Lead]:
     """The leads with their history and referrers, in two statements whatever their number."""
     steps = await service.history(session, merchant_id=merchant_id, lead_ids=[lead.id for lead in leads])
     external_ids = await referrers.external_ids(session, [lead.referrer_id for lead in leads])
@@ -224,7 +225,7 @@ class LeadQuery:
         first: int | None = 20,
         after: str | None = None,
     ) -> Connection[Lead]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Lead]:
             page = await service.list_leads(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -240,7 +241,7 @@ class LeadQuery:
 
     @strawberry.field(permission_classes=[LeadStaff])
     async def lead(self, info: Info, id: strawberry.ID) -> Lead:
-        async def work(session):
+        async def work(session: AsyncSession) -> Lead:
             lead = await service.get_lead(session, merchant_id=info.context.merchant_id, lead_id=validation.parse_id(id, "id"))
             return (await _staff_views(session, info.context.merchant_id, [lead]))[lead.id]
 
@@ -258,7 +259,7 @@ class LeadQuery:
         signature: str | None = None,
         first: int | None = 20,
     ) -> list[ReferrerLead]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[ReferrerLead]:
             referrer = await referrer_of(info, session, customer_external_id, timestamp, signature)
             page = await service.list_leads(
                 session, merchant_id=info.context.merchant_id, referrer_id=referrer.id, first=first, after=None
@@ -272,7 +273,7 @@ class LeadQuery:
 
     @strawberry.field(permission_classes=[LeadStaff])
     async def lead_settings(self, info: Info, program_id: strawberry.ID) -> LeadSettings | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> LeadSettings | None:
             found = await service.get_settings(
                 session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId")
             )
@@ -288,7 +289,7 @@ class LeadMutation:
         description="A referrer names a company (publishable key: the widget's signed customer; secret key: any referrer).",
     )
     async def submit_lead(self, info: Info, input: SubmitLeadInput) -> SubmitLeadPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> SubmitLeadPayload:
             referrer = await referrer_of(info, session, input.customer_external_id, input.timestamp, input.signature)
             submitted = await service.submit_lead(
                 session,
@@ -315,7 +316,7 @@ class LeadMutation:
         description="Move a lead one step (WON and LOST are final). At WON the program's referral fee is granted, once.",
     )
     async def move_lead(self, info: Info, input: MoveLeadInput) -> LeadPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> LeadPayload:
             lead = await service.move_lead(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -333,7 +334,7 @@ class LeadMutation:
 
     @strawberry.mutation(permission_classes=[SecretKey], description="The program's referral fee for won leads.")
     async def set_lead_settings(self, info: Info, program_id: strawberry.ID, input: LeadSettingsInput) -> LeadSettingsPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> LeadSettingsPayload:
             settings = await service.set_settings(
                 session,
                 merchant_id=info.context.merchant_id,

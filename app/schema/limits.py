@@ -25,6 +25,7 @@ from graphql import (
     ValidationContext,
     ValidationRule,
 )
+from graphql.language.visitor import VisitorAction
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class DocumentShapes:
             for selection in current.selections if current else ():
                 if isinstance(selection, FragmentSpreadNode):
                     names.append(selection.name.value)
-                elif selection.selection_set is not None:
+                elif isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set is not None:
                     pending.append(selection.selection_set)
         return names
 
@@ -92,7 +93,7 @@ class DocumentShapes:
             elif isinstance(selection, InlineFragmentNode):
                 inner = self.selections(selection.selection_set)
                 depth, aliases = max(depth, inner.depth), aliases + inner.aliases
-            else:  # a spread: unknown or still open (a cycle) counts as empty
+            elif isinstance(selection, FragmentSpreadNode):  # unknown or still open (a cycle) counts as empty
                 inner = self.measured.get(selection.name.value, _EMPTY)
                 depth, aliases = max(depth, inner.depth), aliases + inner.aliases
         return Shape(min(depth, self.cap), min(aliases, self.cap))
@@ -112,7 +113,7 @@ def _shapes(context: ValidationContext) -> DocumentShapes:
 
 def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
     class MaxDepthRule(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> VisitorAction:
             shapes = _shapes(self.context)
             if shapes.selections(node.selection_set).depth > max_depth:
                 name = node.name.value if node.name else "anonymous"
@@ -124,7 +125,7 @@ def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
 
 def alias_limit_rule(max_aliases: int) -> type[ValidationRule]:
     class MaxAliasesRule(ValidationRule):
-        def enter_document(self, node: Any, *_: Any) -> None:
+        def enter_document(self, node: Any, *_: Any) -> VisitorAction:
             shapes = _shapes(self.context)
             total = sum(
                 shapes.selections(d.selection_set).aliases for d in node.definitions if isinstance(d, OperationDefinitionNode)

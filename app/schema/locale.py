@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import calendars, money, validation
@@ -137,7 +138,7 @@ class RewardReport:
 class LocaleQuery:
     @strawberry.field(permission_classes=[SecretKey])
     async def locale_settings(self, info: Info) -> LocaleSettings:
-        async def work(session):
+        async def work(session: AsyncSession) -> LocaleSettings:
             return LocaleSettings.from_model(await service.get_settings(session, merchant_id=info.context.merchant_id))
 
         return await query(info, work)
@@ -157,7 +158,7 @@ class LocaleQuery:
         time_zone: str | None = None,
         locale: str | None = None,
     ) -> CustomerStatement:
-        async def work(session):
+        async def work(session: AsyncSession) -> CustomerStatement:
             merchant_id = info.context.merchant_id
             customer = await customers.get_customer(
                 session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id)
@@ -207,7 +208,7 @@ class LocaleQuery:
         time_zone: str | None = None,
         locale: str | None = None,
     ) -> RewardReport:
-        async def work(session):
+        async def work(session: AsyncSession) -> RewardReport:
             merchant_id = info.context.merchant_id
             program = await programs.get_program(
                 session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId")
@@ -243,7 +244,7 @@ class LocaleQuery:
 class LocaleMutation:
     @strawberry.mutation(permission_classes=[SecretKey], description="Omitted fields keep their value.")
     async def set_locale_settings(self, info: Info, input: LocaleSettingsInput) -> LocaleSettingsPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> LocaleSettingsPayload:
             settings = await service.set_settings(
                 session,
                 merchant_id=info.context.merchant_id,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
 from app.db import utcnow
+from app.errors import DomainError
 from app.merchants import service, totp
 from app.schema.auth import caller_of
 from app.schema.errors import UserError, not_found
@@ -32,7 +34,7 @@ class ApiKeyPayload:
 class MerchantQuery:
     @strawberry.field(permission_classes=[SecretKey], description="The merchant that owns the API key.")
     async def viewer(self, info: Info) -> Merchant:
-        async def work(session):
+        async def work(session: AsyncSession) -> Merchant:
             merchant = await service.get_merchant(session, merchant_id=info.context.merchant_id)
             if merchant is None:
                 raise not_found("merchant")
@@ -42,7 +44,7 @@ class MerchantQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrOwner])
     async def api_keys(self, info: Info) -> list[ApiKey]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[ApiKey]:
             now = utcnow()
             return [ApiKey.from_model(k, now) for k in await service.list_api_keys(session, merchant_id=info.context.merchant_id)]
 
@@ -64,7 +66,7 @@ class MerchantMutation:
         totp_code: str | None = None,
         recovery_code: str | None = None,
     ) -> CreateApiKeyPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> CreateApiKeyPayload:
             refused = await _second_factor(session, info, totp_code, recovery_code, "create_api_key")
             if refused is not None:  # committed: a wrong code counts toward the lockout
                 return CreateApiKeyPayload(user_errors=[UserError.from_domain(refused)])
@@ -81,7 +83,7 @@ class MerchantMutation:
     async def revoke_api_key(
         self, info: Info, id: strawberry.ID, totp_code: str | None = None, recovery_code: str | None = None
     ) -> ApiKeyPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> ApiKeyPayload:
             key_id = validation.parse_id(id, "id")
             await service.get_api_key(session, merchant_id=info.context.merchant_id, key_id=key_id)  # no code spent on a wrong id
             refused = await _second_factor(session, info, totp_code, recovery_code, "revoke_api_key")
@@ -93,7 +95,9 @@ class MerchantMutation:
         return await mutate(info, ApiKeyPayload, work)
 
 
-async def _second_factor(session, info: Info, totp_code: str | None, recovery_code: str | None, purpose: str):
+async def _second_factor(
+    session: AsyncSession, info: Info, totp_code: str | None, recovery_code: str | None, purpose: str
+) -> DomainError | None:
     """None for a secret key (the merchant's server); a person's session must prove their second factor."""
     caller = caller_of(info.context)
     if caller.admin_id is None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -65,23 +66,25 @@ class SplitPartyInput:
     share_bps: int = strawberry.field(description="Basis points of the order amount (1-10000).")
 
 
-async def _external_ids(session, merchant_id: uuid.UUID, ids) -> dict[uuid.UUID, str]:
+async def _external_ids(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     found = await customers.get_customers_by_ids(session, merchant_id=merchant_id, ids=list(set(ids)))
     return {c.id: c.external_id for c in found}
 
 
-async def _partners(session, merchant_id: uuid.UUID, found: list[PartnerModel]) -> list[Partner]:
+async def _partners(session: AsyncSession, merchant_id: uuid.UUID, found: list[PartnerModel]) -> list[Partner]:
     history = await partner_service.status_history(session, merchant_id=merchant_id, partner_ids=[p.id for p in found])
     external_ids = await _external_ids(session, merchant_id, [p.customer_id for p in found])
     return [Partner.of(p, external_ids, history) for p in found]
 
 
-async def _payload(session, merchant_id: uuid.UUID, partner: PartnerModel, link_code: str | None = None) -> PartnerPayload:
+async def _payload(
+    session: AsyncSession, merchant_id: uuid.UUID, partner: PartnerModel, link_code: str | None = None
+) -> PartnerPayload:
     (converted,) = await _partners(session, merchant_id, [partner])
     return PartnerPayload(partner=converted, link_code=link_code)
 
 
-async def _signed_partner(info: Info, session, signature: PartnerSignatureInput | None) -> str | None:
+async def _signed_partner(info: Info, session: AsyncSession, signature: PartnerSignatureInput | None) -> str | None:
     """The external id a partner session is for; None for the merchant's own credentials.
     A publishable key alone is never enough."""
     caller = await info.context.caller()
@@ -94,7 +97,7 @@ async def _signed_partner(info: Info, session, signature: PartnerSignatureInput 
     )
 
 
-async def _report_rows(session, merchant_id: uuid.UUID, rows: list[reports.ReportRow]) -> list[PartnerReportRow]:
+async def _report_rows(session: AsyncSession, merchant_id: uuid.UUID, rows: list[reports.ReportRow]) -> list[PartnerReportRow]:
     external_ids = await _external_ids(session, merchant_id, [r.affiliate_id for r in rows])
     code_ids = [r.code_id for r in rows if r.code_id]
     codes = (
@@ -106,7 +109,7 @@ async def _report_rows(session, merchant_id: uuid.UUID, rows: list[reports.Repor
 
 
 async def _statement(
-    session, merchant_id: uuid.UUID, program_id: uuid.UUID, external_id: str, start: datetime, end: datetime
+    session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID, external_id: str, start: datetime, end: datetime
 ) -> PartnerStatement:
     customer = await customers.require_customer(
         session, merchant_id=merchant_id, external_id=external_id, field="customerExternalId"
@@ -128,7 +131,7 @@ class PartnerQuery:
         permission_classes=[SecretKeyOrAdmin], description="The program's partners (up to 500), with their history."
     )
     async def partners(self, info: Info, program_id: strawberry.ID, status: PartnerStatus | None = None) -> list[Partner]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[Partner]:
             merchant_id = info.context.merchant_id
             found = await partner_service.list_partners(
                 session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"), status=status
@@ -139,7 +142,7 @@ class PartnerQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def partner_groups(self, info: Info, program_id: strawberry.ID) -> list[PartnerGroup]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[PartnerGroup]:
             found = await partner_service.list_groups(
                 session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId")
             )
@@ -151,7 +154,7 @@ class PartnerQuery:
     async def commission_split_history(
         self, info: Info, program_id: strawberry.ID, sku: str | None = None
     ) -> list[CommissionSplit]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[CommissionSplit]:
             merchant_id = info.context.merchant_id
             versions = await splits.split_history(
                 session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"), sku=sku
@@ -171,7 +174,7 @@ class PartnerQuery:
         to: datetime,
         order_id: str | None = None,
     ) -> list[PartnerSale]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[PartnerSale]:
             merchant_id = info.context.merchant_id
             found = await reports.sales(
                 session,
@@ -203,7 +206,7 @@ class PartnerQuery:
         partner_external_id: str | None = None,
         signature: PartnerSignatureInput | None = None,
     ) -> list[PartnerReportRow]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[PartnerReportRow]:
             merchant_id = info.context.merchant_id
             program = validation.parse_id(program_id, "programId")
             signed_in = await _signed_partner(info, session, signature)
@@ -241,7 +244,7 @@ class PartnerQuery:
         customer_external_id: str | None = None,
         signature: PartnerSignatureInput | None = None,
     ) -> PartnerStatement:
-        async def work(session):
+        async def work(session: AsyncSession) -> PartnerStatement:
             signed_in = await _signed_partner(info, session, signature)
             external_id = signed_in or customer_external_id
             if external_id is None:
@@ -270,7 +273,7 @@ class PartnerMutation:
         name: str | None = None,
         signature: PartnerSignatureInput | None = None,
     ) -> PartnerPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PartnerPayload:
             merchant_id = info.context.merchant_id
             signed_in = await _signed_partner(info, session, signature)
             external_id = signed_in or customer_external_id
@@ -299,7 +302,7 @@ class PartnerMutation:
         email: str | None = None,
         name: str | None = None,
     ) -> PartnerPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PartnerPayload:
             merchant_id = info.context.merchant_id
             enrolment = await partner_service.apply_as_partner(
                 session,
@@ -323,7 +326,7 @@ class PartnerMutation:
     async def decide_partner(
         self, info: Info, partner_id: strawberry.ID, decision: PartnerDecision, reason: str | None = None
     ) -> PartnerPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PartnerPayload:
             merchant_id = info.context.merchant_id
             partner = await partner_service.decide(
                 session,
@@ -341,7 +344,7 @@ class PartnerMutation:
     async def create_partner_group(
         self, info: Info, program_id: strawberry.ID, name: str, commission_bps: int | None = None
     ) -> PartnerGroupPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PartnerGroupPayload:
             group = await partner_service.create_group(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -355,7 +358,7 @@ class PartnerMutation:
 
     @strawberry.mutation(permission_classes=[PartnerManager], description="A new rate for the group's sales from now on.")
     async def update_partner_group(self, info: Info, group_id: strawberry.ID, commission_bps: int | None) -> PartnerGroupPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PartnerGroupPayload:
             group = await partner_service.update_group(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -368,7 +371,7 @@ class PartnerMutation:
 
     @strawberry.mutation(permission_classes=[PartnerManager], description="Put a partner in a group (null: none).")
     async def assign_partner_group(self, info: Info, partner_id: strawberry.ID, group_id: strawberry.ID | None) -> PartnerPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PartnerPayload:
             merchant_id = info.context.merchant_id
             partner = await partner_service.assign_group(
                 session,
@@ -393,7 +396,7 @@ class PartnerMutation:
         affiliate_bps: int | None = None,
         sku: str | None = None,
     ) -> CommissionSplitPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> CommissionSplitPayload:
             merchant_id = info.context.merchant_id
             split = await splits.set_split(
                 session,

@@ -4,7 +4,7 @@ batches, settings, schedules and runs, statements."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import strawberry
 
@@ -164,7 +164,7 @@ class PayoutBatch:
     download_url_expires_at: datetime | None = None
 
     @classmethod
-    def from_model(cls, m: models.PayoutBatch, **extra) -> PayoutBatch:
+    def from_model(cls, m: models.PayoutBatch, **extra: Any) -> PayoutBatch:
         return cls(
             id=gid(m.id),
             provider=models.Provider(m.provider),

@@ -3,16 +3,19 @@ providers' batch files, settings and schedules, statements."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
 from app.merchants import totp
 from app.payouts import accounts, approvals, downloads, providers, runs, service, statement
-from app.schema.auth import caller_of
+from app.payouts.models import Payout as PayoutModel
+from app.schema.auth import admin_of
 from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.payout_types import (
@@ -106,16 +109,16 @@ class PayoutSchedulePayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-def _id(value, field: str):
+def _id(value: strawberry.ID | str, field: str) -> uuid.UUID:
     return validation.parse_id(value, field)
 
 
-async def _payouts(session, info: Info, rows) -> list[Payout]:
+async def _payouts(session: AsyncSession, info: Info, rows: list[PayoutModel]) -> list[Payout]:
     rel = await service.relations(session, merchant_id=info.context.merchant_id, payouts=list(rows))
     return [Payout.from_model(p, rel) for p in rows]
 
 
-async def _payload(session, info: Info, changed) -> PayoutPayload:
+async def _payload(session: AsyncSession, info: Info, changed: service.Changed | service.Requested) -> PayoutPayload:
     [payout] = await _payouts(session, info, [changed.payout])
     return PayoutPayload(payout=payout, replayed=changed.replayed)
 
@@ -124,7 +127,7 @@ async def _payload(session, info: Info, changed) -> PayoutPayload:
 class PayoutQuery:
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The customer's current payout account (masked).")
     async def payout_account(self, info: Info, customer_external_id: str) -> PayoutAccount | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutAccount | None:
             _, account = await accounts.account_of(
                 session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id
             )
@@ -141,7 +144,7 @@ class PayoutQuery:
         first: int | None = 20,
         after: str | None = None,
     ) -> Connection[Payout]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Payout]:
             page = await service.list_payouts(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -157,7 +160,7 @@ class PayoutQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def payout(self, info: Info, id: strawberry.ID) -> Payout | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> Payout | None:
             found = await service.payouts_by_ids(session, merchant_id=info.context.merchant_id, ids=[_id(id, "id")])
             if not found:
                 raise not_found("payout")
@@ -167,7 +170,7 @@ class PayoutQuery:
 
     @strawberry.field(permission_classes=[Finance], description="Batch files: newest first.")
     async def payout_batches(self, info: Info, first: int | None = 20, after: str | None = None) -> Connection[PayoutBatch]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[PayoutBatch]:
             page = await providers.list_batches(session, merchant_id=info.context.merchant_id, first=first, after=after)
             return to_connection(page, PayoutBatch.from_model)
 
@@ -178,7 +181,7 @@ class PayoutQuery:
         description="A batch with its file (PayPal Payouts or Wise batch CSV) and a signed, expiring download link.",
     )
     async def payout_batch(self, info: Info, id: strawberry.ID) -> PayoutBatch | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutBatch | None:
             batch = await providers.get_batch(session, merchant_id=info.context.merchant_id, batch_id=_id(id, "id"))
             file = await providers.batch_file(
                 session, settings=info.context.settings, merchant_id=info.context.merchant_id, batch_id=batch.id
@@ -201,7 +204,7 @@ class PayoutQuery:
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
     ) -> PayoutStatement:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutStatement:
             found = await statement.statement(
                 session, merchant_id=info.context.merchant_id, customer_external_id=customer_external_id, start=from_, end=to
             )
@@ -212,14 +215,14 @@ class PayoutQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def payout_settings(self, info: Info) -> PayoutSettings:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutSettings:
             return PayoutSettings.from_model(await accounts.payout_settings(session, merchant_id=info.context.merchant_id))
 
         return await query(info, work)
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The program's scheduled payout run, if any.")
     async def payout_schedule(self, info: Info, program_id: strawberry.ID) -> PayoutSchedule | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutSchedule | None:
             found = await runs.get_schedule(
                 session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId")
             )
@@ -229,7 +232,7 @@ class PayoutQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The program's scheduled runs, newest first.")
     async def payout_runs(self, info: Info, program_id: strawberry.ID) -> list[PayoutRun]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[PayoutRun]:
             found = await runs.list_runs(session, merchant_id=info.context.merchant_id, program_id=_id(program_id, "programId"))
             return [PayoutRun.from_model(r) for r in found]
 
@@ -243,7 +246,7 @@ class PayoutMutation:
         description="A new or changed destination cools off (payoutSettings.coolingOffHours) and is announced (payout_account.changed).",
     )
     async def set_payout_account(self, info: Info, input: PayoutAccountInput) -> PayoutAccountPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutAccountPayload:
             account = await accounts.set_account(
                 session,
                 settings=info.context.settings,
@@ -268,7 +271,7 @@ class PayoutMutation:
         description="Set the available commission aside for a payout (PENDING_APPROVAL, or ON_HOLD with the reasons).",
     )
     async def request_payout(self, info: Info, input: RequestPayoutInput) -> PayoutPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutPayload:
             requested = await service.request_payout(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -295,8 +298,8 @@ class PayoutMutation:
         totp_code: str | None = None,
         recovery_code: str | None = None,
     ) -> ApprovePayoutsPayload:
-        async def work(session):
-            caller = caller_of(info.context)
+        async def work(session: AsyncSession) -> ApprovePayoutsPayload:
+            caller = admin_of(info.context)
             result = await approvals.approve(
                 session,
                 settings=info.context.settings,
@@ -320,7 +323,7 @@ class PayoutMutation:
 
     @strawberry.mutation(permission_classes=[SecretKeyOrFinance], description="Not paying it: the funds return to the balance.")
     async def reject_payout(self, info: Info, id: strawberry.ID, reason: str) -> PayoutPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutPayload:
             changed = await service.reject(
                 session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"), reason=reason, actor=info.context.actor
             )
@@ -330,7 +333,7 @@ class PayoutMutation:
 
     @strawberry.mutation(permission_classes=[SecretKeyOrFinance], description="The provider paid it. Idempotent.")
     async def mark_payout_paid(self, info: Info, id: strawberry.ID, provider_reference: str) -> PayoutPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutPayload:
             changed = await service.mark_paid(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -347,7 +350,7 @@ class PayoutMutation:
         description="The provider could not pay it, or the payment came back: the funds return to the balance. Idempotent.",
     )
     async def mark_payout_failed(self, info: Info, id: strawberry.ID, reason: str) -> PayoutPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutPayload:
             changed = await service.mark_failed(
                 session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"), reason=reason, actor=info.context.actor
             )
@@ -360,7 +363,7 @@ class PayoutMutation:
         description="You looked at the evidence: the payout may be approved. Not while a review is open or the account cools off.",
     )
     async def release_payout_hold(self, info: Info, id: strawberry.ID, note: str) -> PayoutPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutPayload:
             changed = await service.release_hold(
                 session, merchant_id=info.context.merchant_id, payout_id=_id(id, "id"), note=note, actor=info.context.actor
             )
@@ -370,7 +373,7 @@ class PayoutMutation:
 
     @strawberry.mutation(permission_classes=[Owner], description="The merchant's payout controls (OWNER session; audited).")
     async def set_payout_settings(self, info: Info, input: PayoutSettingsInput) -> PayoutSettingsPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutSettingsPayload:
             row = await accounts.set_payout_settings(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -387,7 +390,7 @@ class PayoutMutation:
     async def set_payout_schedule(
         self, info: Info, program_id: strawberry.ID, input: PayoutScheduleInput
     ) -> PayoutSchedulePayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PayoutSchedulePayload:
             schedule = await runs.set_schedule(
                 session,
                 merchant_id=info.context.merchant_id,

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -15,6 +16,7 @@ from app.privacy import downloads, erasure, export, retention
 from app.privacy import models as privacy_models
 from app.schema.errors import UserError, not_found
 from app.schema.permissions import SecretKey
+from app.schema.scalars import JSON
 from app.schema.transactions import mutate, query
 from app.schema.types import Customer
 
@@ -69,7 +71,7 @@ class CustomerErasure:
     pseudonym: str = strawberry.field(description="The customer's externalId from now on (erased-...).")
     reason: str
     erased_at: datetime
-    changes: strawberry.scalars.JSON = strawberry.field(description="Rows changed per table.")
+    changes: JSON = strawberry.field(description="Rows changed per table.")
 
 
 @strawberry.type
@@ -102,7 +104,7 @@ def _settings(m: privacy_models.PrivacySettings) -> PrivacySettings:
 class PrivacyQuery:
     @strawberry.field(permission_classes=[SecretKey], description="An export and, while it is ready, its download link.")
     async def customer_data_export(self, info: Info, id: strawberry.ID) -> CustomerDataExport:
-        async def work(session):
+        async def work(session: AsyncSession) -> CustomerDataExport:
             found = await export.get_export(
                 session, merchant_id=info.context.merchant_id, export_id=validation.parse_id(id, "id")
             )
@@ -114,7 +116,7 @@ class PrivacyQuery:
 
     @strawberry.field(permission_classes=[SecretKey])
     async def privacy_settings(self, info: Info) -> PrivacySettings:
-        async def work(session):
+        async def work(session: AsyncSession) -> PrivacySettings:
             return _settings(await retention.get_settings(session, merchant_id=info.context.merchant_id))
 
         return await query(info, work)
@@ -127,7 +129,7 @@ class PrivacyMutation:
         description="Start building everything stored about a customer as one JSON document (see customerDataExport).",
     )
     async def export_customer_data(self, info: Info, customer_external_id: str) -> CustomerDataExportPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> CustomerDataExportPayload:
             item = await export.request_export(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -143,7 +145,7 @@ class PrivacyMutation:
         description="Erase a customer's personal data; amounts, rewards, referrals and the ledger stay. Idempotent.",
     )
     async def erase_customer(self, info: Info, customer_external_id: str, reason: str) -> EraseCustomerPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> EraseCustomerPayload:
             done = await erasure.erase_customer(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -168,7 +170,7 @@ class PrivacyMutation:
 
     @strawberry.mutation(permission_classes=[SecretKey])
     async def set_privacy_settings(self, info: Info, retention_months: int) -> PrivacySettingsPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> PrivacySettingsPayload:
             settings = await retention.set_retention(
                 session, merchant_id=info.context.merchant_id, months=retention_months, actor=info.context.actor
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -52,7 +53,7 @@ class ProgramQuery:
     async def programs(
         self, info: Info, status: ProgramStatus | None = None, first: int | None = 20, after: str | None = None
     ) -> Connection[Program]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Program]:
             page = await service.list_programs(
                 session, merchant_id=info.context.merchant_id, status=status, first=first, after=after
             )
@@ -62,7 +63,7 @@ class ProgramQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def program(self, info: Info, id: strawberry.ID) -> Program | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> Program | None:
             program = await service.get_program(
                 session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(id, "id")
             )
@@ -77,7 +78,7 @@ class ProgramQuery:
 class ProgramMutation:
     @strawberry.mutation(permission_classes=[SecretKey])
     async def create_program(self, info: Info, input: ProgramInput) -> ProgramPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> ProgramPayload:
             program = await service.create_program(session, merchant_id=info.context.merchant_id, changes=input.changes())
             return ProgramPayload(program=Program.from_model(program))
 
@@ -88,7 +89,7 @@ class ProgramMutation:
         description="Change settings or status (DRAFT -> ACTIVE <-> PAUSED -> ARCHIVED; archived is final).",
     )
     async def update_program(self, info: Info, id: strawberry.ID, input: ProgramInput) -> ProgramPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> ProgramPayload:
             program = await service.update_program(
                 session,
                 merchant_id=info.context.merchant_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -131,7 +132,7 @@ class ReferralPayload:
 class ReferralQuery:
     @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def referral(self, info: Info, id: strawberry.ID) -> Referral | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> Referral | None:
             found = await queries.get_referral(
                 session, merchant_id=info.context.merchant_id, referral_id=validation.parse_id(id, "id")
             )
@@ -150,7 +151,7 @@ class ReferralQuery:
         first: int | None = 20,
         after: str | None = None,
     ) -> Connection[Referral]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Referral]:
             page = await queries.list_referrals(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -173,7 +174,7 @@ class ReferralQuery:
         first: int | None = 20,
         after: str | None = None,
     ) -> Connection[Action]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Action]:
             page = await queries.list_actions(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -195,7 +196,7 @@ class ReferralMutation:
         description="The merchant's server reports a signup, purchase, refund...; attributes it to a referral.",
     )
     async def record_action(self, info: Info, input: RecordActionInput) -> RecordActionPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> RecordActionPayload:
             recorded = await actions.record_action(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -220,7 +221,7 @@ class ReferralMutation:
         description="A referee who lost the referral link names the code after signing up (within the claim window).",
     )
     async def claim_referral(self, info: Info, input: ClaimReferralInput) -> ReferralPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> ReferralPayload:
             referral = await actions.claim_referral(
                 session,
                 merchant_id=info.context.merchant_id,

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app.rewards import models
@@ -124,7 +125,7 @@ class RewardRule:
 
     @strawberry.field(description="Every version of this rule, oldest first.")
     async def history(self, info: Info) -> list[RewardRule]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[RewardRule]:
             rows = await rule_service.rule_history(session, merchant_id=info.context.merchant_id, rule_id=uuid.UUID(self.rule_id))
             return [RewardRule.from_model(r) for r in rows]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -155,7 +156,7 @@ def _redemption_payload(result: redemption.Redemption) -> RedemptionPayload:
 class RewardQuery:
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The current version of each rule of a program.")
     async def reward_rules(self, info: Info, program_id: strawberry.ID, include_disabled: bool = True) -> list[RewardRule]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[RewardRule]:
             rows = await rule_service.list_rules(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -168,7 +169,7 @@ class RewardQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="A rule's current version; `history` lists them all.")
     async def reward_rule(self, info: Info, rule_id: strawberry.ID) -> RewardRule | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> RewardRule | None:
             rule = await rule_service.current_rule(
                 session, merchant_id=info.context.merchant_id, rule_id=validation.parse_id(rule_id, "ruleId")
             )
@@ -187,7 +188,7 @@ class RewardQuery:
         first: int | None = 20,
         after: str | None = None,
     ) -> Connection[Reward]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Reward]:
             customer_id = None
             if customer_external_id is not None:
                 customer = await customers.require_customer(
@@ -206,7 +207,7 @@ class RewardQuery:
 
     @strawberry.field(permission_classes=[SecretKey])
     async def reward(self, info: Info, id: strawberry.ID) -> Reward | None:
-        async def work(session):
+        async def work(session: AsyncSession) -> Reward | None:
             found = await reward_queries.get_reward(
                 session, merchant_id=info.context.merchant_id, reward_id=validation.parse_id(id, "id")
             )
@@ -221,7 +222,7 @@ class RewardQuery:
 class RewardMutation:
     @strawberry.mutation(permission_classes=[SecretKeyOrManager])
     async def create_reward_rule(self, info: Info, program_id: strawberry.ID, input: RewardRuleInput) -> RewardRulePayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> RewardRulePayload:
             rule = await rule_service.create_rule(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -234,7 +235,7 @@ class RewardMutation:
 
     @strawberry.mutation(permission_classes=[SecretKeyOrManager], description="Adds a version; granted rewards keep theirs.")
     async def update_reward_rule(self, info: Info, rule_id: strawberry.ID, input: RewardRuleInput) -> RewardRulePayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> RewardRulePayload:
             rule = await rule_service.update_rule(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -247,7 +248,7 @@ class RewardMutation:
 
     @strawberry.mutation(permission_classes=[SecretKeyOrManager])
     async def set_reward_rule_enabled(self, info: Info, rule_id: strawberry.ID, enabled: bool) -> RewardRulePayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> RewardRulePayload:
             rule = await rule_service.set_rule_enabled(
                 session, merchant_id=info.context.merchant_id, rule_id=validation.parse_id(rule_id, "ruleId"), enabled=enabled
             )
@@ -257,7 +258,7 @@ class RewardMutation:
 
     @strawberry.mutation(permission_classes=[SecretKey], description="Spend store credit at checkout; never below zero.")
     async def redeem_credit(self, info: Info, input: RedeemCreditInput) -> RedemptionPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> RedemptionPayload:
             result = await redemption.redeem(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -274,7 +275,7 @@ class RewardMutation:
 
     @strawberry.mutation(permission_classes=[SecretKey], description="Spend loyalty points; never below zero.")
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedemptionPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> RedemptionPayload:
             result = await redemption.redeem(
                 session,
                 merchant_id=info.context.merchant_id,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -113,7 +114,7 @@ class SimulationQuery:
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
     ) -> SimulationResult:
-        async def work(session):
+        async def work(session: AsyncSession) -> SimulationResult:
             result = await service.simulate(
                 session,
                 merchant_id=info.context.merchant_id,

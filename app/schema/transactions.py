@@ -5,18 +5,22 @@ errors raised as a PublicError with their code). The commit itself is app.unit_o
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types import Info
 
 from app import unit_of_work
 from app.errors import DomainError
 from app.schema.errors import PublicError, UserError
 
+if TYPE_CHECKING:
+    from app.schema.context import Context
+
 P = TypeVar("P")
 
 
-async def mutate(info: Any, payload: type[P], work: Callable[[AsyncSession], Awaitable[P]]) -> P:
+async def mutate(info: Info[Context, Any], payload: type[P], work: Callable[[AsyncSession], Awaitable[P]]) -> P:
     """Commit `work` (retrying transient conflicts); a DomainError rolls everything back and
     comes back as the payload's `userErrors`."""
 
@@ -29,7 +33,7 @@ async def mutate(info: Any, payload: type[P], work: Callable[[AsyncSession], Awa
     return await info.context.run(transaction)
 
 
-async def query(info: Any, work: Callable[[AsyncSession], Awaitable[P]]) -> P:
+async def query(info: Info[Context, Any], work: Callable[[AsyncSession], Awaitable[P]]) -> P:
     """Run a read; a user error in its arguments becomes a PublicError with its code."""
     try:
         return await info.context.run(work)

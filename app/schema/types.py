@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app.merchants import models as merchant_models
@@ -118,7 +119,7 @@ class Program:
         description=("What fraud flags arriving after the money moved could not take back, per unit (see Referral.leakedAmount).")
     )
     async def leaked_amount(self, info: Info) -> list[UnitAmount]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[UnitAmount]:
             rows = await reward_queries.leaked_amounts(
                 session, merchant_id=info.context.merchant_id, program_id=uuid.UUID(self.id)
             )
@@ -158,7 +159,7 @@ class Customer:
 
     @strawberry.field(description="Referrals this customer made as the referrer, newest first.")
     async def referrals(self, info: Info, first: int | None = 20, after: str | None = None) -> Connection[Referral]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Referral]:
             page = await queries.list_referrals(
                 session, merchant_id=info.context.merchant_id, referrer_id=uuid.UUID(self.id), first=first, after=after
             )
@@ -170,7 +171,7 @@ class Customer:
     async def balances(self, info: Info) -> list[Annotated[Balance, strawberry.lazy("app.schema.reward_types")]]:
         from app.schema.reward_types import Balance
 
-        async def work(session):
+        async def work(session: AsyncSession) -> list[Annotated[Balance, strawberry.lazy("app.schema.reward_types")]]:
             rows = await reward_queries.balances(session, merchant_id=info.context.merchant_id, customer_id=uuid.UUID(self.id))
             return [Balance.from_domain(b) for b in rows]
 
@@ -182,7 +183,7 @@ class Customer:
     ) -> Connection[Annotated[Reward, strawberry.lazy("app.schema.reward_types")]]:
         from app.schema.reward_types import Reward
 
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Annotated[Reward, strawberry.lazy("app.schema.reward_types")]]:
             page = await reward_queries.list_rewards(
                 session, merchant_id=info.context.merchant_id, customer_id=uuid.UUID(self.id), first=first, after=after
             )
@@ -196,7 +197,7 @@ class Customer:
     ) -> Connection[Annotated[LedgerEntry, strawberry.lazy("app.schema.reward_types")]]:
         from app.schema.reward_types import LedgerEntry
 
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[Annotated[LedgerEntry, strawberry.lazy("app.schema.reward_types")]]:
             merchant_id = info.context.merchant_id
             page = await reward_queries.list_ledger_entries(
                 session, merchant_id=merchant_id, customer_id=uuid.UUID(self.id), first=first, after=after
@@ -367,7 +368,7 @@ class Action:
             id=gid(m.id),
             type=m.type,
             idempotency_key=m.idempotency_key,
-            amount=Money(amount=m.amount, currency=m.currency) if m.currency else None,
+            amount=Money(amount=m.amount, currency=m.currency) if m.currency and m.amount is not None else None,
             order_id=m.order_id,
             occurred_at=m.occurred_at,
             created_at=m.created_at,

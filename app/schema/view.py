@@ -17,12 +17,13 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException
-from graphql import ExecutionResult
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.ides import get_graphql_ide_html
+from strawberry.types import ExecutionResult
 
 from app.config import Settings
 from app.schema.context import Context
@@ -64,7 +65,8 @@ def response_media_type(accept: str) -> str:
 def _request_error(result: ExecutionResult) -> bool:
     """True when the operation never ran: syntax, validation or variable errors carry no path
     (every error raised while executing a field does)."""
-    return result.data is None and bool(result.errors) and all(error.path is None for error in result.errors)
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(error.path is None for error in errors)
 
 
 def graphiql_html() -> str:
@@ -73,7 +75,7 @@ def graphiql_html() -> str:
     return _CDN_URL.sub(f"{GRAPHIQL_ASSETS_URL}/", get_graphql_ide_html("graphiql"))
 
 
-class GraphQLView(GraphQL):
+class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context, body parsing and media types; the session is
     closed after the response is built, whatever happened."""
 
@@ -143,7 +145,8 @@ class GraphQLView(GraphQL):
                 raise HTTPException(400, "the request body contains a lone UTF-16 surrogate") from None
         return value
 
-    async def get_context(self, request: Request, response: Any) -> Context:
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        assert isinstance(request, Request)  # __call__ answers HTTP only
         return Context(
             request=request,
             response=response,
@@ -174,7 +177,7 @@ class GraphQLView(GraphQL):
             response.headers.update(refusal.headers())
         return response
 
-    async def get_sub_response(self, request: Request) -> Response:
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.request = request  # type: ignore[attr-defined]  # create_response negotiates with it
         return sub_response

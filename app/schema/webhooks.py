@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
@@ -152,7 +153,7 @@ class WebhookQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="Your webhook endpoints, oldest first.")
     async def webhook_endpoints(self, info: Info) -> list[WebhookEndpoint]:
-        async def work(session):
+        async def work(session: AsyncSession) -> list[WebhookEndpoint]:
             return [
                 WebhookEndpoint.from_model(e) for e in await service.list_endpoints(session, merchant_id=info.context.merchant_id)
             ]
@@ -168,7 +169,7 @@ class WebhookQuery:
         first: int | None = 20,
         after: str | None = None,
     ) -> Connection[WebhookDelivery]:
-        async def work(session):
+        async def work(session: AsyncSession) -> Connection[WebhookDelivery]:
             merchant_id = info.context.merchant_id
             page = await service.list_deliveries(
                 session,
@@ -190,7 +191,7 @@ class WebhookMutation:
         permission_classes=[SecretKeyOrManager], description="Add an endpoint; the payload shows its secret once."
     )
     async def create_webhook_endpoint(self, info: Info, input: CreateWebhookEndpointInput) -> WebhookSecretPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> WebhookSecretPayload:
             made = await service.create_endpoint(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -207,7 +208,7 @@ class WebhookMutation:
     async def update_webhook_endpoint(
         self, info: Info, id: strawberry.ID, input: UpdateWebhookEndpointInput
     ) -> WebhookEndpointPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> WebhookEndpointPayload:
             endpoint = await service.update_endpoint(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -228,7 +229,7 @@ class WebhookMutation:
         "overlapHours (0 to 168), so your receivers can switch without losing webhooks.",
     )
     async def rotate_webhook_secret(self, info: Info, id: strawberry.ID, overlap_hours: int = 24) -> WebhookSecretPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> WebhookSecretPayload:
             made = await service.rotate_secret(
                 session,
                 merchant_id=info.context.merchant_id,
@@ -245,7 +246,7 @@ class WebhookMutation:
         description="Send a delivery again now (same webhook-id), with a fresh retry schedule.",
     )
     async def redeliver_webhook(self, info: Info, id: strawberry.ID) -> WebhookDeliveryPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> WebhookDeliveryPayload:
             merchant_id = info.context.merchant_id
             delivery = await service.redeliver(session, merchant_id=merchant_id, delivery_id=validation.parse_id(id, "id"))
             attempts = await service.attempts_of(session, merchant_id=merchant_id, delivery_ids=[delivery.id])

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
+from app.referrals.models import Program
 from app.rewards.queries import RewardTotal
 from app.schema.errors import UserError
 from app.schema.permissions import AnyKey, SecretKey
@@ -43,7 +45,7 @@ class WidgetProgram:
     colors: WidgetColors
 
     @classmethod
-    def of(cls, program, widget: models.ProgramWidget | None) -> WidgetProgram:
+    def of(cls, program: Program, widget: models.ProgramWidget | None) -> WidgetProgram:
         texts = widget.texts if widget else {}
         colors = widget.colors if widget else {}
         return cls(
@@ -164,14 +166,14 @@ class ProgramWidgetPayload:
 class WidgetQuery:
     @strawberry.field(permission_classes=[SecretKey])
     async def widget_settings(self, info: Info) -> WidgetSettings:
-        async def work(session):
+        async def work(session: AsyncSession) -> WidgetSettings:
             return WidgetSettings.of(await service.get_settings(session, merchant_id=info.context.merchant_id))
 
         return await query(info, work)
 
     @strawberry.field(permission_classes=[SecretKey], description="The program's widget texts and colours.")
     async def program_widget(self, info: Info, program_id: strawberry.ID) -> WidgetProgram:
-        async def work(session):
+        async def work(session: AsyncSession) -> WidgetProgram:
             program, widget = await service.program_with_widget(
                 session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(program_id, "programId")
             )
@@ -200,7 +202,7 @@ class WidgetMutation:
     ) -> WidgetSessionPayload:
         context = info.context
 
-        async def work(session):
+        async def work(session: AsyncSession) -> WidgetSessionPayload:
             opened = await panel.open_panel(
                 session,
                 merchant_id=context.merchant_id,
@@ -236,7 +238,7 @@ class WidgetMutation:
     async def set_widget_allowed_origins(self, info: Info, origins: list[str]) -> WidgetSettingsPayload:
         context = info.context
 
-        async def work(session):
+        async def work(session: AsyncSession) -> WidgetSettingsPayload:
             settings = await service.set_allowed_origins(
                 session,
                 merchant_id=context.merchant_id,
@@ -256,7 +258,7 @@ class WidgetMutation:
     async def rotate_widget_secret(self, info: Info, overlap_hours: int = 24) -> WidgetSecretPayload:
         context = info.context
 
-        async def work(session):
+        async def work(session: AsyncSession) -> WidgetSecretPayload:
             rotated = await service.rotate_secret(
                 session,
                 merchant_id=context.merchant_id,
@@ -270,7 +272,7 @@ class WidgetMutation:
 
     @strawberry.mutation(permission_classes=[SecretKey], description="Set the program's widget texts (per locale) and colours.")
     async def set_program_widget(self, info: Info, program_id: strawberry.ID, input: ProgramWidgetInput) -> ProgramWidgetPayload:
-        async def work(session):
+        async def work(session: AsyncSession) -> ProgramWidgetPayload:
             colors = input.colors or WidgetColorsInput()
             program, widget = await service.set_program_widget(
                 session,

@@ -118,7 +118,7 @@ async def resolve(host: str, port: int, *, allow_private: bool) -> str:
             raise RefusedTarget(f"cannot resolve {host}: {error.strerror or error}") from None
         addresses = []
         for info in infos:
-            address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
             if address not in addresses:
                 addresses.append(address)
         if not addresses:

@@ -80,7 +80,7 @@ async def serve_bundle(request: Request) -> Response:
         return _bundle_response(request, bundles[name], SHORT_CACHE)
     hashed = _HASHED.match(name)
     bundle = bundles.get(f"{hashed['stem']}.{hashed['ext']}") if hashed else None
-    if bundle is None or bundle.digest != hashed["digest"]:
+    if hashed is None or bundle is None or bundle.digest != hashed["digest"]:
         return PlainTextResponse("not found", status_code=404, headers=_PUBLIC)
     return _bundle_response(request, bundle, LONG_CACHE)
 

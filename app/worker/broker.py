@@ -105,14 +105,13 @@ def _make_actor(broker: Broker, spec: jobs.JobSpec) -> Actor:
 
     run.__name__ = spec.name.replace(".", "_")
     return dramatiq.actor(
-        run,
         actor_name=spec.name,
         queue_name=queue_name(),
         broker=broker,
         max_retries=spec.max_attempts - 1,
         min_backoff=spec.min_backoff_ms or MIN_BACKOFF_MS,
         max_backoff=MAX_BACKOFF_MS,
-    )
+    )(run)
 
 
 def actor_for(name: str) -> Actor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tests import scenarios
 from tests.fraud import helpers as h
+from tests.privacy.helpers import ERASE
 from tests.rewards.helpers import balance, create_rule, credit_rule, days, redeem_credit
 
 POLICY = """
@@ -193,3 +194,25 @@ async def test_a_payout_never_includes_commission_of_a_referral_not_yet_cleared(
     assert [e["code"] for e in whole["userErrors"]] == ["INSUFFICIENT_BALANCE"]
     requested = await payouts.request(tenant, "jane")  # everything she may have: the cleared part only
     assert requested["userErrors"] == [] and requested["payout"]["amount"] == 3000
+
+
+async def test_a_referee_erased_while_waiting_is_screened_again_on_what_still_matches(tenant, db):
+    # Bob bought on alice's network and browser; then he asked to be erased. His identifiers keep
+    # their keyed hashes, not their values: the fresh check still sees what matched, names it
+    # [erased] as erasure does, and clears (an AttributeError on the missing value before).
+    program, code = await shop(tenant)
+    network = {"ip": "198.51.100.7", "userAgent": "Browser/1.0"}
+    await h.act(tenant, "PURCHASE", "alice", "order-a", amount=5000, at=days(-9), **network)
+    joined = await h.act(tenant, "SIGNUP", "bob", "signup-bob", code=code, at=days(-5), **network)
+    await h.act(tenant, "PURCHASE", "bob", "order-1", amount=5000, at=days(-1), paymentFingerprint="card-bob", **network)
+    erased = (await tenant.gql(ERASE, {"customer": "bob", "reason": "GDPR request"}))["eraseCustomer"]
+    assert erased["userErrors"] == []
+
+    assert await h.clear_due(db, at=days(2.1)) == 1
+    assert h.holds(await h.rewards_of(tenant, "alice")) == [("AVAILABLE", False, False)]
+    last = (await h.decisions(tenant, joined["referral"]["id"]))[-1]
+    assert (last["stage"], last["outcome"]) == ("CLEARANCE", "ALLOW")
+    shared = {
+        o["signal"]: o["details"]["value"] for o in last["observations"] if o["signal"] in ("shared_ip", "same_ip_user_agent")
+    }
+    assert shared == {"shared_ip": "[erased]", "same_ip_user_agent": "[erased]"}

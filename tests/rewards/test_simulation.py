@@ -10,6 +10,7 @@ from sqlalchemy import event, func, select
 
 from app.db import Base
 from tests import graphql_ops as ops
+from tests.campaigns.helpers import campaign_rewards, create_campaign, program_with_referrers, run_campaign_jobs, sale, today
 from tests.conftest import system_connection
 from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for
 
@@ -429,3 +430,23 @@ async def test_budgets_and_monthly_caps_count_across_rules_as_live(tenant):
     ]
     assert [(r["name"], r["totals"]) for r in result["proposed"]] == expected
     assert [(r["name"], r["totals"]) for r in result["current"]] == expected
+
+
+async def test_a_campaigns_commission_on_a_replayed_sale_is_no_rules_grant(tenant, db):
+    # A RATE_BOOST campaign pays on the sale too: its reward names the sale but no rule (rule_id
+    # NULL). "What the current rules granted" leaves it out instead of failing on a rule without id.
+    program, codes = await program_with_referrers(tenant, "jane")
+    await create_rule(tenant, program["id"], GIVE_TEN)
+    campaign = await create_campaign(
+        tenant, program["id"], kind="RATE_BOOST", startsOn=today(), endsOn=today(), category="shoes", boostBps=1000
+    )
+    await sale(tenant, codes["jane"], metadata={"category": "shoes"})
+    await run_campaign_jobs(db)
+    assert len(await campaign_rewards(db, campaign["id"])) == 1
+
+    now = datetime.now(UTC)  # not NOW: the other database's half of the tests ran first
+    result = await simulate(
+        tenant, program["id"], [], (now - timedelta(days=1)).isoformat(), (now + timedelta(minutes=1)).isoformat()
+    )
+    assert [(r["name"], r["totals"]) for r in result["current"]] == [("Give $10", [total("CREDIT", "USD", 1000, 1)])]
+    assert result["currentTotals"] == [total("CREDIT", "USD", 1000, 1)]
