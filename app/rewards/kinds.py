@@ -7,8 +7,9 @@ Adding a reward kind:
 1. a member of `RewardKind` (app/rewards/models.py); its value fits the String(16) `kind` columns
    of rewards, reward_rules and ledger_accounts, which no constraint restricts (no migration,
    unless the columns have become database enums by then: then one that adds the value);
-2. its entry in `KINDS` below (tests/rewards/test_kinds.py fails until there is one); its
-   `description` is the GraphQL one (app/schema/reward_types.py reads it);
+2. its entry in `KINDS` below (tests/rewards/test_kinds.py fails until there is one); the
+   GraphQL descriptions of RewardKind and of the rule input's kind-specific fields are made
+   from the entries (app/schema/reward_types.py, app/schema/rewards.py);
 3. its label in the console (console/src/i18n.js, every language, then `npm run build` in
    console/ for app/static/console/console.js) and in the widget panel (sdk/js/src/panel.ts:
    the `kind` type and its amount template, then the sdk/js build), the Python SDK's comment
@@ -16,7 +17,11 @@ Adding a reward kind:
 A kind held, spent or valued in a way no entry is yet (a new `Holding`, `Spending` or
 `Percent`) needs that way written where the enum is matched: app/rewards/lifecycle.py (Holding),
 app/rewards/redemption.py with a redeem mutation in app/schema/rewards.py, or app/payouts
-(Spending), app/rewards/evaluation.py `reward_value` (Percent).
+(Spending), app/rewards/evaluation.py `reward_value` (Percent). Some features pick kinds on
+purpose, to be looked at for a new one: campaign bonuses and lead fees are COMMISSION or CREDIT
+(app/campaigns/service.py, app/leads/service.py), affiliates earn COMMISSION (app/partners/sales.py,
+rules._PAID_BY_PARTNERS), clearance may release referees' DISCOUNT early (app/fraud/clearance.py),
+analytics count commission paid out (app/analytics).
 """
 
 from __future__ import annotations
@@ -45,8 +50,8 @@ class Percent(enum.Enum):
 
     # A share of the action's amount, in its currency (seasons may set other rates for some
     # days); a partial refund of the order takes back the same share of the reward.
-    OF_ACTION = "OF_ACTION"
-    OFF_ORDER = "OFF_ORDER"  # the reward is the percentage (unit PERCENT): a percent-off coupon
+    OF_ACTION = "share of the order"
+    OFF_ORDER = "percent off"  # the reward is the percentage (unit PERCENT): a percent-off coupon
 
 
 class Holding(enum.Enum):
@@ -139,7 +144,7 @@ KINDS: dict[RewardKind, KindBehaviour] = {
     for behaviour in (
         KindBehaviour(
             RewardKind.DISCOUNT,
-            "a single-use coupon code: an amount or a percentage off an order",
+            "a single-use coupon code for an amount or a percentage off an order",
             value=Value.MONEY_OR_PERCENT,
             percent=Percent.OFF_ORDER,
             holding=Holding.COUPON,
@@ -163,7 +168,7 @@ KINDS: dict[RewardKind, KindBehaviour] = {
         ),
         KindBehaviour(
             RewardKind.COMMISSION,
-            "cash: a fixed amount or a share of the action's amount, paid out through payouts",
+            "cash (a fixed amount or a share of the action's amount), paid out through payouts",
             value=Value.MONEY_OR_PERCENT,
             percent=Percent.OF_ACTION,
             holding=Holding.LEDGER,
@@ -204,3 +209,9 @@ def _only(kinds: list[RewardKind]) -> RewardKind:
 PAID_OUT = _only(kinds_where(lambda b: b.spending is Spending.PAYOUT))  # what app.payouts pays
 NEVER_EXPIRE = kinds_where(lambda b: not b.expires)
 GRAPHQL_DESCRIPTION = "; ".join(f"{kind.value}: {KINDS[kind].description}" for kind in kinds_where(lambda b: True)) + "."
+# What percentBps means, for its GraphQL description: "DISCOUNT percent off, or COMMISSION share of the order".
+PERCENT_MEANINGS = ", or ".join(
+    f"{entry.kind.value} {entry.percent.value}"
+    for entry in map(behaviour_of, kinds_where(lambda b: True))
+    if entry.percent is not None
+)
