@@ -29,11 +29,11 @@ from app.merchants import audit
 from app.payouts import holds
 from app.payouts.models import Payout, PayoutAccount, PayoutItem, PayoutStatus
 from app.referrals.models import Customer
-from app.rewards import ledger
+from app.rewards import kinds, ledger
 from app.rewards.ledger import Planned, Posting
-from app.rewards.models import AccountType, LedgerAccount, Reward, RewardKind, RewardStatus
+from app.rewards.models import AccountType, LedgerAccount, Reward, RewardStatus
 
-KIND = RewardKind.COMMISSION  # what payouts pay: cash commission
+KIND = kinds.PAID_OUT  # what payouts pay: cash commission (the kind spent by PAYOUT, app.rewards.kinds)
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import money
 from app.db import Base, insert_many, new_id, utcnow
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
-from app.rewards import lifecycle
+from app.rewards import kinds, lifecycle
 from app.rewards import rules as rule_service
 from app.rewards.models import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
@@ -82,16 +82,15 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 
 def reward_value(rule: RewardRule, spec: RuleSpec, action: Action) -> tuple[int, str] | None:
-    kind = RewardKind(rule.kind)
-    if kind is RewardKind.COMMISSION and spec.percent_bps is not None:
+    """(amount, unit) of the rule's reward for `action`, by its kind (app.rewards.kinds); None
+    when a share of the action is nothing."""
+    behaviour = kinds.behaviour_of(rule.kind)
+    if behaviour.share_of_action(spec):
         if action.amount is None or action.currency is None:
             return None
         amount = action.amount * (rule_service.percent_in_force(spec, action.occurred_at) or 0) // 10_000
         return (amount, action.currency) if amount > 0 else None
-    if kind is RewardKind.DISCOUNT and spec.percent_bps is not None:
-        return spec.percent_bps, "PERCENT"
-    assert spec.amount is not None
-    return spec.amount, spec.unit(kind)
+    return behaviour.fixed_value(spec)
 
 
 async def decide(rule: RewardRule, action: Action, referral: Referral, facts: Facts) -> list[Grant]:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import money
 from app.db import utcnow
 from app.referrals.models import REVERSING_TYPES, Action
-from app.rewards import coupons, ledger
+from app.rewards import coupons, kinds, ledger
 from app.rewards import rules as rule_service
 from app.rewards.ledger import Posting
 from app.rewards.models import AccountType, LedgerAccount, Reward, RewardKind, RewardRule, RewardStatus
@@ -38,7 +38,8 @@ def net(reward: Reward) -> int:
 
 
 def has_ledger(reward: Reward) -> bool:
-    return reward.kind != RewardKind.DISCOUNT.value
+    """Booked in the ledger; otherwise held as a coupon (app.rewards.kinds.Holding)."""
+    return kinds.behaviour_of(reward.kind).has_ledger
 
 
 async def _spec(session: AsyncSession, reward: Reward) -> RuleSpec:
@@ -115,7 +116,7 @@ async def on_granted_many(session: AsyncSession, granted: list[tuple[Reward, Rul
     for reward, spec in granted:
         if reward.status != RewardStatus.AVAILABLE.value:
             continue
-        if reward.kind == RewardKind.DISCOUNT.value:
+        if kinds.behaviour_of(reward.kind).has_coupon:
             await coupons.issue_for_reward(session, reward, spec)
         await notify.reward_event(session, webhook_events.REWARD_AVAILABLE, reward)
     await session.flush()
@@ -130,22 +131,22 @@ def _program_key(reward: Reward) -> ledger.AccountKey:
     return ledger.AccountKey(ledger.PROGRAM, reward.program_id, reward.kind, AccountType.PROGRAM_REWARDS.value, reward.unit)
 
 
-def availability(kind: RewardKind, amount: int, spec: RuleSpec, now: datetime) -> dict[str, Any]:
+def availability(kind: RewardKind | str, amount: int, spec: RuleSpec, now: datetime) -> dict[str, Any]:
     """The fields a reward gets when it becomes available (set at insert when there is no hold)."""
     fields: dict[str, Any] = {
         "available_at": now,
         "expires_at": now + timedelta(days=spec.expires_in_days) if spec.expires_in_days else None,
     }
-    if kind is not RewardKind.DISCOUNT:
+    if kinds.behaviour_of(kind).has_ledger:  # what is left of its lot to spend
         fields["remaining"] = amount
     return fields
 
 
 async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpec, account: LedgerAccount | None) -> None:
     if reward.available_at is None:  # a release; a reward available from the start has them already
-        for name, value in availability(RewardKind(reward.kind), net(reward), spec, utcnow()).items():
+        for name, value in availability(reward.kind, net(reward), spec, utcnow()).items():
             setattr(reward, name, value)
-    if reward.kind == RewardKind.DISCOUNT.value:
+    if kinds.behaviour_of(reward.kind).has_coupon:
         await coupons.issue_for_reward(session, reward, spec)
     elif account is not None:  # always, when the kind has a ledger
         await ledger.absorb_debt(session, account, reward)
@@ -200,7 +201,8 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
     """Claw back (part of) a reward that was available, even if already spent: the
     customer's balance may go negative and is netted against future earnings."""
     amount = net(reward) if amount is None else min(amount, net(reward))
-    if reward.kind == RewardKind.DISCOUNT.value:
+    coupon = kinds.behaviour_of(reward.kind).has_coupon
+    if coupon:
         await coupons.void_for_reward(session, reward)
     elif amount:
         account = await ledger.lot_account(session, reward, AccountType.AVAILABLE, lock=True)
@@ -215,7 +217,7 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
             postings=[Posting(account, -amount), Posting(program, amount)],
         )
     reward.reversed_amount += amount
-    if net(reward) == 0 or reward.kind == RewardKind.DISCOUNT.value:
+    if net(reward) == 0 or coupon:  # a coupon is void whatever part was taken back
         reward.remaining = 0
         _end(reward, RewardStatus.REVERSED, reason)
     await session.flush()
@@ -297,17 +299,18 @@ async def expire_due_rewards(session: AsyncSession, *, now: datetime | None = No
         .where(
             Reward.status == RewardStatus.AVAILABLE.value,
             Reward.expires_at <= now,
-            # Commission is cash owed: it is paid out, never expired (an EXPIRED commission
-            # would keep its balance with no lot behind it).
-            Reward.kind != RewardKind.COMMISSION.value,
+            # Kinds that never expire (commission is cash owed: paid out, never expired; an
+            # EXPIRED commission would keep its balance with no lot behind it).
+            Reward.kind.not_in([kind.value for kind in kinds.NEVER_EXPIRE]),
         )
         .order_by(Reward.expires_at)
         .limit(limit),
     )
     for reward in due:
-        if reward.kind == RewardKind.DISCOUNT.value:
+        behaviour = kinds.behaviour_of(reward.kind)
+        if behaviour.has_coupon:
             await coupons.expire_for_reward(session, reward)
-        elif reward.kind != RewardKind.COMMISSION.value and reward.remaining > 0:
+        elif behaviour.expires and reward.remaining > 0:
             account = await ledger.lot_account(session, reward, AccountType.AVAILABLE, lock=True)
             program = await ledger.program_account(session, reward, AccountType.PROGRAM_EXPIRED)
             await ledger.post(
@@ -362,7 +365,7 @@ async def take_back_spendable(session: AsyncSession, referral_id: uuid.UUID, *, 
 async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> None:
     """Reverse a reward that was spendable, recording in `leaked_amount` what had already been
     spent, paid out or used (a redeemed coupon's face value): that part is now a debt at best."""
-    if reward.kind == RewardKind.DISCOUNT.value:
+    if kinds.behaviour_of(reward.kind).has_coupon:
         used = net(reward) if reward.status == RewardStatus.REDEEMED.value else 0
     else:
         used = net(reward) - reward.remaining
@@ -458,7 +461,7 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
             amount = net(reward)
         else:
             spec = await _spec(session, reward)
-            if reward.kind != RewardKind.COMMISSION.value or spec.percent_bps is None:
+            if not kinds.behaviour_of(reward.kind).share_of_action(spec):
                 continue
             amount = reward.amount * refunded // ordered - reward.reversed_amount
         if amount <= 0:

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import money, validation
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals import customers
-from app.rewards import ledger
+from app.rewards import kinds, ledger
 from app.rewards.ledger import Posting
-from app.rewards.models import POINTS, AccountType, LedgerAccount, LedgerEntry, LedgerTransaction, Reward, RewardKind
+from app.rewards.models import AccountType, LedgerAccount, LedgerEntry, LedgerTransaction, Reward, RewardKind
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,19 @@ async def redeem(
     idempotency_key: str,
     order_id: str | None = None,
 ) -> Redemption:
-    if kind not in (RewardKind.CREDIT, RewardKind.POINTS):
-        raise DomainError("kind", ErrorCode.INVALID_INPUT, "only credit and points are redeemed at checkout")
+    behaviour = kinds.behaviour_of(kind)
+    if behaviour.spending is not kinds.Spending.CHECKOUT:
+        spent_here = kinds.spoken(kinds.kinds_where(lambda b: b.spending is kinds.Spending.CHECKOUT), lower=True)
+        raise DomainError("kind", ErrorCode.INVALID_INPUT, f"only {spent_here} are redeemed at checkout")
     external_id = customers.external_id(customer_external_id)
     key = validation.required_text(idempotency_key, "idempotencyKey", 255, strip=False)
     order_id = validation.text(order_id, "orderId", 255)
-    if kind is RewardKind.CREDIT:
+    if behaviour.unit is None:  # in the rule's currency, so in the one given
         unit = money.currency(unit, "currency")
         if unit is None:
             raise DomainError("currency", ErrorCode.REQUIRED, "currency is required")
     else:
-        unit = POINTS
+        unit = behaviour.unit
     if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= money.MAX_AMOUNT:
         raise DomainError("amount", ErrorCode.INVALID_AMOUNT, "amount must be a positive whole number")
     request_hash = _hash(kind.value, external_id, amount, unit, order_id)

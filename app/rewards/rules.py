@@ -18,7 +18,8 @@ from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants.models import LocaleSettings
 from app.referrals import programs
 from app.referrals.models import Program, ProgramType
-from app.rewards.models import POINTS, CouponPool, Recipient, RewardKind, RewardRule
+from app.rewards import kinds
+from app.rewards.models import CouponPool, Recipient, RewardKind, RewardRule
 
 _ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 MAX_BPS = 10_000  # 100 %
@@ -102,14 +103,6 @@ class RuleSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("metadata_filters", "seasons")}
         return cls(**known, metadata_filters=filters, seasons=seasons)
 
-    def unit(self, kind: RewardKind) -> str:
-        """The ledger unit of rewards of this rule (a percentage commission takes the action's)."""
-        if kind is RewardKind.POINTS:
-            return POINTS
-        if kind is RewardKind.DISCOUNT and self.percent_bps is not None:
-            return "PERCENT"
-        return self.currency or ""
-
 
 @dataclass(frozen=True)
 class RuleDefinition:
@@ -140,30 +133,33 @@ def validate_definition(definition: RuleDefinition) -> RuleDefinition:
     def refuse(field_name: str, message: str) -> DomainError:
         return DomainError(field_name, ErrorCode.INVALID_INPUT, message)
 
-    # The error names the field at fault: the one missing, or the one that does not belong.
-    if kind is RewardKind.CREDIT and (amount is None or currency is None or percent is not None):
-        at_fault = "amount" if amount is None else "currency" if currency is None else "percentBps"
-        raise refuse(at_fault, "CREDIT needs an amount and a currency (no percentBps)")
-    if kind is RewardKind.POINTS and (amount is None or currency is not None or percent is not None):
-        at_fault = "amount" if amount is None else "currency" if currency is not None else "percentBps"
-        raise refuse(at_fault, "POINTS needs an amount of points and no currency or percentBps")
-    if kind is RewardKind.COMMISSION and spec.expires_in_days is not None:
-        raise refuse("conditions.expiresInDays", "commission is cash: it is paid out, it does not expire")
-    if kind in (RewardKind.COMMISSION, RewardKind.DISCOUNT):
+    # What the kind needs and what does not belong (app.rewards.kinds). The error names the
+    # field at fault: the one missing, or the one that does not belong.
+    behaviour = kinds.behaviour_of(kind)
+    needs = f"{kind.value} needs {behaviour.value.value}"
+    if behaviour.value is kinds.Value.MONEY and (amount is None or currency is None or percent is not None):
+        raise refuse("amount" if amount is None else "currency" if currency is None else "percentBps", needs)
+    if behaviour.value is kinds.Value.POINTS and (amount is None or currency is not None or percent is not None):
+        raise refuse("amount" if amount is None else "currency" if currency is not None else "percentBps", needs)
+    if behaviour.no_expiry is not None and spec.expires_in_days is not None:
+        raise refuse("conditions.expiresInDays", behaviour.no_expiry)
+    if behaviour.value is kinds.Value.MONEY_OR_PERCENT:
         if (amount is None) == (percent is None):
-            raise refuse("amount", f"{kind.value} needs either an amount with a currency or percentBps")
+            raise refuse("amount", needs)
         if amount is not None and currency is None:
             raise refuse("currency", "a fixed amount needs a currency")
-    if spec.recurring_months is not None and kind is not RewardKind.COMMISSION:
-        raise refuse("recurringMonths", "only COMMISSION rewards recur")
-    if spec.coupon_pool_id is not None and kind is not RewardKind.DISCOUNT:
-        raise refuse("couponPoolId", "only DISCOUNT rewards use coupon pools")
+    if spec.recurring_months is not None and not behaviour.recurs:
+        raise refuse("recurringMonths", f"only {kinds.spoken(kinds.kinds_where(lambda b: b.recurs))} rewards recur")
+    if spec.coupon_pool_id is not None and not behaviour.uses_coupon_pools:
+        pooled = kinds.spoken(kinds.kinds_where(lambda b: b.uses_coupon_pools))
+        raise refuse("couponPoolId", f"only {pooled} rewards use coupon pools")
     if spec.milestone is not None and definition.recipient is not Recipient.REFERRER:
         raise refuse("conditions.milestone", "milestones reward the referrer")
     if (spec.min_action_amount is None) != (spec.min_action_currency is None):
         raise refuse("conditions.minActionAmount", "a minimum action amount needs its currency")
-    if spec.program_monthly_budget is not None and kind is RewardKind.DISCOUNT:
-        raise refuse("conditions.programMonthlyBudget", "budgets apply to credit, points and commission")
+    if spec.program_monthly_budget is not None and not behaviour.budgeted:
+        budgeted = kinds.spoken(kinds.kinds_where(lambda b: b.budgeted), lower=True)
+        raise refuse("conditions.programMonthlyBudget", f"budgets apply to {budgeted}")
     filters = tuple(
         MetadataFilter(
             key=validation.required_text(f.key, "conditions.metadataFilters.key", 100),
@@ -222,8 +218,9 @@ def _validated_seasons(seasons: tuple[Season, ...], kind: RewardKind, percent_bp
     """Seasons belong to percentage commissions, each with a rate, and never overlap."""
     if not seasons:
         return ()
-    if kind is not RewardKind.COMMISSION or percent_bps is None:
-        raise DomainError("seasons", ErrorCode.INVALID_INPUT, "seasons give percentage COMMISSION rules other rates")
+    if not kinds.behaviour_of(kind).has_seasons or percent_bps is None:
+        seasonal = kinds.spoken(kinds.kinds_where(lambda b: b.has_seasons))
+        raise DomainError("seasons", ErrorCode.INVALID_INPUT, f"seasons give percentage {seasonal} rules other rates")
     if len(seasons) > MAX_SEASONS:
         raise DomainError("seasons", ErrorCode.TOO_MANY, f"at most {MAX_SEASONS} seasons")
     for index, season in enumerate(seasons):

@@ -10,7 +10,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
-from app.rewards import models
+from app.rewards import kinds, models
 from app.rewards import queries as reward_queries
 from app.rewards import rules as rule_service
 from app.schema.scalars import BigInt
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
 RewardKind: TypeAlias = models.RewardKind
-strawberry.enum(RewardKind, name="RewardKind")
+strawberry.enum(RewardKind, name="RewardKind", description=kinds.GRAPHQL_DESCRIPTION)
 Recipient: TypeAlias = models.Recipient
 strawberry.enum(Recipient, name="RewardRecipient")
 RewardStatus: TypeAlias = models.RewardStatus

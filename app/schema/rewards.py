@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from app import validation
 from app.referrals import customers
-from app.rewards import models, redemption
+from app.rewards import kinds, models, redemption
 from app.rewards import queries as reward_queries
 from app.rewards import rules as rule_service
 from app.schema.errors import UserError, not_found
@@ -61,18 +61,20 @@ class RewardRuleInput:
     enabled: bool = True
     amount: BigInt | None = strawberry.field(default=None, description="Fixed value: minor units, or points for POINTS.")
     currency: str | None = None
-    percent_bps: int | None = strawberry.field(
-        default=None, description="COMMISSION share of the order, or DISCOUNT percent off; 1500 = 15 %."
-    )
+    percent_bps: int | None = strawberry.field(default=None, description=f"{kinds.PERCENT_MEANINGS}; 1500 = 15 %.")
     coupon_pool_id: strawberry.ID | None = strawberry.field(
-        default=None, description="DISCOUNT: hand out the merchant's uploaded codes."
+        default=None,
+        description=f"{kinds.spoken(kinds.kinds_where(lambda b: b.uses_coupon_pools))}: hand out the merchant's uploaded codes.",
     )
     coupon_min_order_amount: BigInt | None = None
-    recurring_months: int | None = strawberry.field(default=None, description="COMMISSION on every trigger for N months.")
+    recurring_months: int | None = strawberry.field(
+        default=None, description=f"{kinds.spoken(kinds.kinds_where(lambda b: b.recurs))} on every trigger for N months."
+    )
     conditions: RewardConditionsInput | None = None
     seasons: list[CommissionSeasonInput] = strawberry.field(
         default_factory=list,
-        description="Percentage COMMISSION: other rates for date ranges (no overlaps); the rate "
+        description=f"Percentage {kinds.spoken(kinds.kinds_where(lambda b: b.has_seasons))}: other rates for date ranges "
+        "(no overlaps); the rate "
         "applied is the one in force on the local day the action occurred.",
     )
 
