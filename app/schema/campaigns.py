@@ -14,13 +14,13 @@ from app.campaigns import contests, promotion_rules, referrers, service
 from app.campaigns import models as campaign_models
 from app.errors import DomainError, ErrorCode
 from app.merchants.models import ApiKeyKind
+from app.schema.common import gid
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import AnyKey, SecretKey, SecretKeyOrAdmin
 from app.schema.reward_types import RewardKind
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
-from app.schema.types import gid
 
 CampaignKind: TypeAlias = campaign_models.CampaignKind
 strawberry.enum(

@@ -14,13 +14,13 @@ from app.campaigns import referrers
 from app.leads import models, service
 from app.merchants.models import AdminRole, ApiKeyKind
 from app.schema.campaigns import referrer_of
+from app.schema.common import gid
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import AnyKey, SecretKey, accepts
 from app.schema.reward_types import RewardKind
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
-from app.schema.types import gid
 
 LeadStatus: TypeAlias = models.LeadStatus
 strawberry.enum(LeadStatus, description="SUBMITTED -> CONTACTED -> QUALIFIED -> WON; LOST from any open step.")

@@ -10,8 +10,8 @@ from app.referrals import programs as service
 from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin
+from app.schema.referral_types import CodeStyle, Program, ProgramStatus, ProgramType
 from app.schema.transactions import mutate, query
-from app.schema.types import CodeStyle, Program, ProgramStatus, ProgramType
 
 
 @strawberry.input
