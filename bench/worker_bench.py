@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 
-from app.worker.jobs import job  # noqa: E402
+from app.worker.registry import job  # noqa: E402
 
 
 @job("bench.noop", max_attempts=3)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.analytics import rollup
-from app.worker.jobs import job
+from app.worker.registry import job
 
 logger = logging.getLogger("app.analytics")
 ROLLUP_EVERY = timedelta(minutes=5)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 from app import calendars, money
 from app.analytics import leaderboards, rollup
 from app.analytics.models import DailyFact, RollupState
-from app.errors import DomainError, ErrorCode, NotFound
+from app.errors import DomainError, ErrorCode
 from app.fraud.models import FraudReview, ReviewStatus
 from app.merchants import locale as locale_settings
 from app.referrals import programs
@@ -67,8 +67,7 @@ async def period_of(session: AsyncSession, *, merchant_id: uuid.UUID, program_id
         raise DomainError("to", ErrorCode.INVALID_INPUT, "to must not be before from")
     if (last - first).days + 1 > MAX_DAYS:
         raise DomainError("to", ErrorCode.INVALID_INPUT, f"a report covers at most {MAX_DAYS} days")
-    if await programs.get_program(session, merchant_id=merchant_id, program_id=program_id) is None:
-        raise NotFound("programId", "program")
+    await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     settings = await locale_settings.get_settings(session, merchant_id=merchant_id)
     return Period(program_id, first, last, calendars.time_zone(settings.time_zone))
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import contests, counting
-from app.worker.jobs import job
+from app.worker.registry import job
 
 
 @job(counting.COUNT_SALE)

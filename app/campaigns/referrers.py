@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -39,11 +38,3 @@ async def referrer(
         secrets = await widget_service.signing_secrets(session, merchant_id=merchant_id, app_settings=app_settings)
         identity.verify(signed, secrets, utcnow())
     return await customers.require_customer(session, merchant_id=merchant_id, external_id=external_id, field="customerExternalId")
-
-
-async def external_ids(session: AsyncSession, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The customers' external ids, for the merchant's own views (never shown to referrers)."""
-    if not customer_ids:
-        return {}
-    rows = await session.execute(select(Customer.id, Customer.external_id).where(Customer.id.in_(set(customer_ids))))
-    return {row.id: row.external_id for row in rows}

@@ -34,7 +34,7 @@ from app.merchants import audit
 from app.referrals import status as referral_status
 from app.referrals.models import Action, Customer, Referral, ReferralStatus
 from app.rewards import lifecycle
-from app.webhooks import notify
+from app.webhooks import events, notify
 
 logger = logging.getLogger("app.fraud")
 
@@ -217,7 +217,7 @@ async def open_review(
     # Flagged after some of its rewards became spendable (late evidence, a related referral): take them back.
     await lifecycle.take_back_spendable(session, referral.id, reason="fraud: under review")
     if opened:
-        await notify.fraud_review_event(session, "fraud.review_opened", review, [decision])
+        await notify.fraud_review_event(session, events.FRAUD_REVIEW_OPENED, review, [decision])
     return review
 
 

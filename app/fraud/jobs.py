@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.fraud import clearance, rescreening
 from app.fraud.identifiers import RESCREEN_JOB
 from app.referrals.models import Customer
-from app.worker.jobs import job
+from app.worker.registry import job
 
 
 @job("fraud.clear_due", every=timedelta(minutes=1))

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.partners import sales
-from app.worker.jobs import job
+from app.worker.registry import job
 
 
 @job(sales.SETTLE_JOB)

@@ -20,6 +20,7 @@ from app.config import Settings
 from app.db import insert_row, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants.audit import Actor
+from app.merchants.models import ApiKeyKind
 from app.partners.models import Partner, PartnerGroup, PartnerStatus, PartnerStatusChange
 from app.referrals import codes, customers, programs
 from app.referrals.models import Program, ReferralCode
@@ -350,3 +351,37 @@ async def signed_in_customer(
         signed, await widget_service.signing_secrets(session, merchant_id=merchant_id, app_settings=app_settings), utcnow()
     )
     return external_id
+
+
+@dataclass(frozen=True)
+class PartnerCaller:
+    """Whom a partner operation is for."""
+
+    external_id: str | None  # the customer; None when the merchant named nobody
+    signed_in: bool  # a partner session (publishable key + the shop's signature), not the merchant's credentials
+
+    def required(self, message: str) -> str:
+        """The customer, or REQUIRED on customerExternalId (`message` asks whose)."""
+        if self.external_id is None:
+            raise DomainError("customerExternalId", ErrorCode.REQUIRED, message)
+        return self.external_id
+
+
+async def partner_caller(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    key_kind: ApiKeyKind | None,
+    signed: SignedCustomer | None,
+    named: str | None,
+    app_settings: Settings,
+) -> PartnerCaller:
+    """Whom a partner operation is for. A publishable key is a partner session: never enough
+    alone, it needs the customer id signed by the shop's server, and then acts for that customer
+    only, whatever else was named. The merchant's own credentials act for the customer they name."""
+    if key_kind is not ApiKeyKind.PUBLISHABLE:
+        return PartnerCaller(external_id=named, signed_in=False)
+    if signed is None:
+        raise DomainError("signature", ErrorCode.REQUIRED, "a partner session needs the signed customer id")
+    external_id = await signed_in_customer(session, merchant_id=merchant_id, signed=signed, app_settings=app_settings)
+    return PartnerCaller(external_id=external_id, signed_in=True)

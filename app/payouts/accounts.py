@@ -204,7 +204,7 @@ async def set_account(
         session,
         merchant_id=merchant_id,
         actor=actor,
-        action="payout_account.changed",
+        action=events.PAYOUT_ACCOUNT_CHANGED,
         subject_id=customer.id,
         details={
             "account_id": str(account.id),

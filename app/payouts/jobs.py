@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.payouts import providers, runs, service
-from app.worker.jobs import job
+from app.worker.registry import job
 
 
 @job("payouts.send")

@@ -160,7 +160,7 @@ async def _erase(session: AsyncSession, customer: Customer, reason: str, actor: 
         session,
         merchant_id=merchant_id,
         actor=actor,
-        action="customer.erased",
+        action=events.CUSTOMER_ERASED,
         subject_id=customer.id,
         note=reason,
         details={"pseudonym": pseudonym, "changes": changes},

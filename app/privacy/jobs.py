@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.privacy import export, retention
-from app.worker.jobs import job
+from app.worker.registry import job
 
 
 @job(export.EXPORT_JOB, max_attempts=5)

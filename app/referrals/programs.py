@@ -124,9 +124,15 @@ async def get_program(
 
 
 async def require_program(
-    session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, field: str = "programId", for_update: bool = False
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID,
+    program_id: uuid.UUID,
+    field: str | None = "programId",
+    for_update: bool = False,
 ) -> Program:
-    """The merchant's program; another merchant's (or no) program is NOT_FOUND on `field`."""
+    """The merchant's program; another merchant's (or no) program is NOT_FOUND on `field` (None: on no
+    input field, as a query's own argument)."""
     program = await get_program(session, merchant_id=merchant_id, program_id=program_id, for_update=for_update)
     if program is None:
         raise NotFound(field, "program")

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.rewards import lifecycle
-from app.worker.jobs import job
+from app.worker.registry import job
 
 
 @job("rewards.release_due", every=timedelta(minutes=1))

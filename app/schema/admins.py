@@ -16,10 +16,10 @@ from app.errors import ErrorCode
 from app.merchants import admins as service
 from app.merchants import models, sessions, totp
 from app.schema.auth import admin_of
+from app.schema.common import gid
 from app.schema.errors import PublicError, UserError
 from app.schema.permissions import AnyAdmin, Owner
 from app.schema.transactions import mutate, query
-from app.schema.types import gid
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
 AdminRole: TypeAlias = models.AdminRole

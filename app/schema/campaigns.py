@@ -15,14 +15,15 @@ from app.campaigns import contests, promotion_rules, referrers, service
 from app.campaigns import models as campaign_models
 from app.errors import DomainError, ErrorCode
 from app.merchants.models import ApiKeyKind
+from app.referrals import customers
 from app.referrals.models import Customer as CustomerModel
+from app.schema.common import gid
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import AnyKey, SecretKey, SecretKeyOrAdmin
 from app.schema.reward_types import RewardKind
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
-from app.schema.types import gid
 
 CampaignKind: TypeAlias = campaign_models.CampaignKind
 strawberry.enum(
@@ -300,7 +301,9 @@ class CampaignQuery:
                 session, merchant_id=info.context.merchant_id, campaign_id=validation.parse_id(campaign_id, "campaignId")
             )
             board = await contests.leaderboard(session, campaign=campaign, limit=first)
-            external_ids = await referrers.external_ids(session, [s.referrer_id for s in board.top])
+            external_ids = await customers.external_ids(
+                session, merchant_id=info.context.merchant_id, ids=[s.referrer_id for s in board.top]
+            )
             return CampaignLeaderboard.of(board, external_ids)
 
         return await query(info, work)

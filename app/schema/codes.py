@@ -13,8 +13,8 @@ from app.referrals import clicks, codes
 from app.referrals.models import ReferralCode as ReferralCodeModel
 from app.schema.errors import UserError, not_found
 from app.schema.permissions import AnyKey, SecretKey
+from app.schema.referral_types import ReferralCode
 from app.schema.transactions import mutate, query
-from app.schema.types import ReferralCode
 
 
 @strawberry.input

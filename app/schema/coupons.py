@@ -11,12 +11,12 @@ from strawberry.types import Info
 from app import validation
 from app.rewards import coupons as service
 from app.rewards import models
+from app.schema.common import gid
 from app.schema.errors import UserError, UserErrorCode
 from app.schema.permissions import SecretKey
 from app.schema.reward_types import Coupon
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
-from app.schema.types import gid
 
 
 @strawberry.type(description="Codes uploaded for a program's DISCOUNT rules, and how many are left.")

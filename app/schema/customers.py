@@ -9,9 +9,9 @@ from strawberry.types import Info
 from app.referrals import customers as service
 from app.schema.errors import UserError, not_found
 from app.schema.permissions import SecretKey
+from app.schema.referral_types import Customer
 from app.schema.scalars import JSON
 from app.schema.transactions import mutate, query
-from app.schema.types import Customer
 
 
 @strawberry.input

@@ -16,6 +16,7 @@ from app.fraud import policy as policies
 from app.fraud.models import ReviewStatus
 from app.fraud.reviews import Resolution as ResolutionModel
 from app.merchants import audit
+from app.schema.common import UnitAmount, gid
 from app.schema.errors import UserError, not_found
 from app.schema.fraud_types import (
     AuditEntry,
@@ -31,8 +32,8 @@ from app.schema.fraud_types import (
 )
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin, SecretKeyOrReviewer
+from app.schema.referral_types import Customer
 from app.schema.transactions import mutate, query
-from app.schema.types import Customer, UnitAmount, gid
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
 FraudResolution: TypeAlias = ResolutionModel

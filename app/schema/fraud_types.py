@@ -13,9 +13,10 @@ from app.fraud import lists, models
 from app.fraud import policy as policies
 from app.fraud.signals import CATALOGUE
 from app.merchants.models import AuditEntry as AuditEntryModel
+from app.schema.common import gid
+from app.schema.referral_types import Referral
 from app.schema.reward_types import Reward
 from app.schema.scalars import JSON
-from app.schema.types import Referral, gid
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
 FraudOutcome: TypeAlias = models.Outcome

@@ -11,17 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
-from app.campaigns import referrers
 from app.leads import models, service
 from app.merchants.models import AdminRole, ApiKeyKind
+from app.referrals import customers
 from app.schema.campaigns import referrer_of
+from app.schema.common import gid
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import AnyKey, SecretKey, accepts
 from app.schema.reward_types import RewardKind
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
-from app.schema.types import gid
 
 LeadStatus: TypeAlias = models.LeadStatus
 strawberry.enum(LeadStatus, description="SUBMITTED -> CONTACTED -> QUALIFIED -> WON; LOST from any open step.")
@@ -210,7 +210,7 @@ class LeadSettingsPayload:
 async def _staff_views(session: AsyncSession, merchant_id: uuid.UUID, leads: list[models.Lead]) -> dict[uuid.UUID, Lead]:
     """The leads with their history and referrers, in two statements whatever their number."""
     steps = await service.history(session, merchant_id=merchant_id, lead_ids=[lead.id for lead in leads])
-    external_ids = await referrers.external_ids(session, [lead.referrer_id for lead in leads])
+    external_ids = await customers.external_ids(session, merchant_id=merchant_id, ids=[lead.referrer_id for lead in leads])
     return {lead.id: Lead.of(lead, external_ids[lead.referrer_id], steps[lead.id]) for lead in leads}
 
 

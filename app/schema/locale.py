@@ -210,11 +210,9 @@ class LocaleQuery:
     ) -> RewardReport:
         async def work(session: AsyncSession) -> RewardReport:
             merchant_id = info.context.merchant_id
-            program = await programs.get_program(
-                session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId")
+            program = await programs.require_program(
+                session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"), field=None
             )
-            if program is None:
-                raise not_found("program")
             view = await reports.view_of(session, merchant_id=merchant_id, calendar=calendar, time_zone=time_zone, locale=locale)
             totals = await reports.rewards_by_month(
                 session, merchant_id=merchant_id, program_id=program.id, start=from_, end=to, view=view

@@ -12,9 +12,9 @@ from app.errors import DomainError
 from app.merchants import service, totp
 from app.schema.auth import caller_of
 from app.schema.errors import UserError, not_found
+from app.schema.merchant_types import ApiKey, ApiKeyKind, Merchant
 from app.schema.permissions import SecretKey, SecretKeyOrOwner
 from app.schema.transactions import mutate, query
-from app.schema.types import ApiKey, ApiKeyKind, Merchant
 
 
 @strawberry.type

@@ -10,9 +10,9 @@ import strawberry
 
 from app.partners import models, reports
 from app.partners import service as partner_service
+from app.schema.common import Money, gid
 from app.schema.errors import UserError
 from app.schema.scalars import BigInt
-from app.schema.types import Money, gid
 
 PartnerStatus: TypeAlias = models.PartnerStatus
 strawberry.enum(PartnerStatus, name="PartnerStatus")

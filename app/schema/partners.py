@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
-from app.errors import DomainError, ErrorCode
 from app.merchants.models import AdminRole, ApiKeyKind
 from app.partners import reports, splits
 from app.partners import service as partner_service
@@ -66,14 +65,9 @@ class SplitPartyInput:
     share_bps: int = strawberry.field(description="Basis points of the order amount (1-10000).")
 
 
-async def _external_ids(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    found = await customers.get_customers_by_ids(session, merchant_id=merchant_id, ids=list(set(ids)))
-    return {c.id: c.external_id for c in found}
-
-
 async def _partners(session: AsyncSession, merchant_id: uuid.UUID, found: list[PartnerModel]) -> list[Partner]:
     history = await partner_service.status_history(session, merchant_id=merchant_id, partner_ids=[p.id for p in found])
-    external_ids = await _external_ids(session, merchant_id, [p.customer_id for p in found])
+    external_ids = await customers.external_ids(session, merchant_id=merchant_id, ids=[p.customer_id for p in found])
     return [Partner.of(p, external_ids, history) for p in found]
 
 
@@ -84,21 +78,22 @@ async def _payload(
     return PartnerPayload(partner=converted, link_code=link_code)
 
 
-async def _signed_partner(info: Info, session: AsyncSession, signature: PartnerSignatureInput | None) -> str | None:
-    """The external id a partner session is for; None for the merchant's own credentials.
-    A publishable key alone is never enough."""
+async def _partner_caller(
+    info: Info, session: AsyncSession, signature: PartnerSignatureInput | None, named: str | None
+) -> partner_service.PartnerCaller:
     caller = await info.context.caller()
-    if caller.kind is not ApiKeyKind.PUBLISHABLE:
-        return None
-    if signature is None:
-        raise DomainError("signature", ErrorCode.REQUIRED, "a partner session needs the signed customer id")
-    return await partner_service.signed_in_customer(
-        session, merchant_id=info.context.merchant_id, signed=signature.signed(), app_settings=info.context.settings
+    return await partner_service.partner_caller(
+        session,
+        merchant_id=info.context.merchant_id,
+        key_kind=caller.kind,
+        signed=signature.signed() if signature is not None else None,
+        named=named,
+        app_settings=info.context.settings,
     )
 
 
 async def _report_rows(session: AsyncSession, merchant_id: uuid.UUID, rows: list[reports.ReportRow]) -> list[PartnerReportRow]:
-    external_ids = await _external_ids(session, merchant_id, [r.affiliate_id for r in rows])
+    external_ids = await customers.external_ids(session, merchant_id=merchant_id, ids=[r.affiliate_id for r in rows])
     code_ids = [r.code_id for r in rows if r.code_id]
     codes = (
         {c.id: c.code for c in await code_service.get_codes_by_ids(session, merchant_id=merchant_id, ids=code_ids)}
@@ -117,7 +112,9 @@ async def _statement(
     found = await reports.statement(
         session, merchant_id=merchant_id, customer_id=customer.id, program_id=program_id, start=start, end=end
     )
-    external_ids = await _external_ids(session, merchant_id, [line.sale.affiliate_id for line in found.lines] + [customer.id])
+    external_ids = await customers.external_ids(
+        session, merchant_id=merchant_id, ids=[line.sale.affiliate_id for line in found.lines] + [customer.id]
+    )
     return PartnerStatement(
         customer_external_id=customer.external_id,
         lines=[PartnerSale.of(line.sale, [line.share], external_ids) for line in found.lines],
@@ -160,7 +157,7 @@ class PartnerQuery:
                 session, merchant_id=merchant_id, program_id=validation.parse_id(program_id, "programId"), sku=sku
             )
             ids = [uuid.UUID(p["customer_id"]) for v in versions for p in v.parties]
-            external_ids = await _external_ids(session, merchant_id, ids)
+            external_ids = await customers.external_ids(session, merchant_id=merchant_id, ids=ids)
             return [CommissionSplit.of(v, external_ids) for v in versions]
 
         return await query(info, work)
@@ -185,7 +182,7 @@ class PartnerQuery:
                 order_id=order_id,
             )
             ids = [s.affiliate_id for s, _ in found] + [share.customer_id for _, shares in found for share in shares]
-            external_ids = await _external_ids(session, merchant_id, ids)
+            external_ids = await customers.external_ids(session, merchant_id=merchant_id, ids=ids)
             return [PartnerSale.of(sale, shares, external_ids) for sale, shares in found]
 
         return await query(info, work)
@@ -209,8 +206,7 @@ class PartnerQuery:
         async def work(session: AsyncSession) -> list[PartnerReportRow]:
             merchant_id = info.context.merchant_id
             program = validation.parse_id(program_id, "programId")
-            signed_in = await _signed_partner(info, session, signature)
-            external_id = signed_in or partner_external_id
+            external_id = (await _partner_caller(info, session, signature, partner_external_id)).external_id
             affiliate_id = None
             if external_id is not None:
                 partner = await partner_service.partner_of_customer(
@@ -245,10 +241,8 @@ class PartnerQuery:
         signature: PartnerSignatureInput | None = None,
     ) -> PartnerStatement:
         async def work(session: AsyncSession) -> PartnerStatement:
-            signed_in = await _signed_partner(info, session, signature)
-            external_id = signed_in or customer_external_id
-            if external_id is None:
-                raise DomainError("customerExternalId", ErrorCode.REQUIRED, "whose statement?")
+            who = await _partner_caller(info, session, signature, customer_external_id)
+            external_id = who.required("whose statement?")
             return await _statement(
                 session, info.context.merchant_id, validation.parse_id(program_id, "programId"), external_id, from_, to
             )
@@ -275,10 +269,8 @@ class PartnerMutation:
     ) -> PartnerPayload:
         async def work(session: AsyncSession) -> PartnerPayload:
             merchant_id = info.context.merchant_id
-            signed_in = await _signed_partner(info, session, signature)
-            external_id = signed_in or customer_external_id
-            if external_id is None:
-                raise DomainError("customerExternalId", ErrorCode.REQUIRED, "who applies?")
+            who = await _partner_caller(info, session, signature, customer_external_id)
+            external_id = who.required("who applies?")
             enrolment = await partner_service.apply_as_partner(
                 session,
                 merchant_id=merchant_id,
@@ -287,7 +279,7 @@ class PartnerMutation:
                 note=note,
                 email=email,
                 name=name,
-                actor=None if signed_in else actor_of(info.context),
+                actor=None if who.signed_in else actor_of(info.context),
             )
             return await _payload(session, merchant_id, enrolment.partner, link_code=enrolment.code.code)
 
@@ -406,7 +398,9 @@ class PartnerMutation:
                 affiliate_bps=affiliate_bps,
                 parties=[splits.SplitParty(p.customer_external_id, p.share_bps) for p in parties],
             )
-            external_ids = await _external_ids(session, merchant_id, [uuid.UUID(p["customer_id"]) for p in split.parties])
+            external_ids = await customers.external_ids(
+                session, merchant_id=merchant_id, ids=[uuid.UUID(p["customer_id"]) for p in split.parties]
+            )
             return CommissionSplitPayload(split=CommissionSplit.of(split, external_ids))
 
         return await mutate(info, CommissionSplitPayload, work)

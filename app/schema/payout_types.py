@@ -11,8 +11,8 @@ import strawberry
 from app.errors import DomainError, ErrorCode
 from app.payouts import models, statement
 from app.payouts.service import Relations
+from app.schema.common import gid
 from app.schema.scalars import JSON, BigInt
-from app.schema.types import gid
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
 PayoutMethod: TypeAlias = models.PayoutMethod

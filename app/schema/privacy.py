@@ -16,9 +16,9 @@ from app.privacy import downloads, erasure, export, retention
 from app.privacy import models as privacy_models
 from app.schema.errors import UserError, not_found
 from app.schema.permissions import SecretKey
+from app.schema.referral_types import Customer
 from app.schema.scalars import JSON
 from app.schema.transactions import mutate, query
-from app.schema.types import Customer
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
 ExportStatus: TypeAlias = privacy_models.ExportStatus

@@ -8,11 +8,11 @@ from strawberry.types import Info
 
 from app import validation
 from app.referrals import programs as service
-from app.schema.errors import UserError, not_found
+from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin
+from app.schema.referral_types import CodeStyle, Program, ProgramStatus, ProgramType
 from app.schema.transactions import mutate, query
-from app.schema.types import CodeStyle, Program, ProgramStatus, ProgramType
 
 
 @strawberry.input
@@ -63,12 +63,10 @@ class ProgramQuery:
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin])
     async def program(self, info: Info, id: strawberry.ID) -> Program | None:
-        async def work(session: AsyncSession) -> Program | None:
-            program = await service.get_program(
-                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(id, "id")
+        async def work(session: AsyncSession) -> Program:
+            program = await service.require_program(
+                session, merchant_id=info.context.merchant_id, program_id=validation.parse_id(id, "id"), field=None
             )
-            if program is None:
-                raise not_found("program")
             return Program.from_model(program)
 
         return await query(info, work)

@@ -14,10 +14,10 @@ from app.referrals import queries
 from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin
+from app.schema.referral_types import Action, Referral, ReferralStatus
 from app.schema.reward_types import Reward
 from app.schema.scalars import JSON, BigInt
 from app.schema.transactions import mutate, query
-from app.schema.types import Action, Referral, ReferralStatus
 
 
 @strawberry.input

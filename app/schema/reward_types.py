@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, TypeAlias
+from typing import TypeAlias
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,12 +13,10 @@ from strawberry.types import Info
 from app.rewards import kinds, models
 from app.rewards import queries as reward_queries
 from app.rewards import rules as rule_service
+from app.schema.common import gid
+from app.schema.referral_types import Customer, Referral
 from app.schema.scalars import BigInt
 from app.schema.transactions import query
-from app.schema.types import gid
-
-if TYPE_CHECKING:
-    from app.schema.types import Customer, Referral
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
 RewardKind: TypeAlias = models.RewardKind
@@ -222,18 +220,14 @@ class Reward:
         )
 
     @strawberry.field
-    async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("app.schema.types")]:
-        from app.schema.types import Customer as CustomerType
-
-        return CustomerType.from_model(await info.context.get_loaders().customer.load(self.customer_id))
+    async def customer(self, info: Info) -> Customer:
+        return Customer.from_model(await info.context.get_loaders().customer.load(self.customer_id))
 
     @strawberry.field
-    async def referral(self, info: Info) -> Annotated[Referral, strawberry.lazy("app.schema.types")] | None:
-        from app.schema.types import Referral as ReferralType
-
+    async def referral(self, info: Info) -> Referral | None:
         if self.referral_id is None:  # a lead fee or a campaign bonus
             return None
-        return ReferralType.from_model(await info.context.get_loaders().referral.load(self.referral_id))
+        return Referral.from_model(await info.context.get_loaders().referral.load(self.referral_id))
 
     @strawberry.field(description="The rule version the reward was granted under (none for campaigns and leads).")
     async def rule(self, info: Info) -> RewardRule | None:

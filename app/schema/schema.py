@@ -25,9 +25,9 @@ from app.schema.campaigns import CampaignMutation, CampaignQuery
 from app.schema.codes import CodeMutation, CodeQuery
 from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
+from app.schema.dead_jobs import JobMutation, JobQuery
 from app.schema.errors import should_mask
 from app.schema.fraud import FraudMutation, FraudQuery
-from app.schema.jobs import JobMutation, JobQuery
 from app.schema.leads import LeadMutation, LeadQuery
 from app.schema.limits import alias_limit_rule, depth_limit_rule
 from app.schema.locale import LocaleMutation, LocaleQuery

@@ -11,12 +11,12 @@ from strawberry.types import Info
 
 from app import validation
 from app.rewards import simulation as service
+from app.schema.common import gid
 from app.schema.permissions import SecretKeyOrManager
 from app.schema.reward_types import RewardKind
 from app.schema.rewards import RewardRuleInput
 from app.schema.scalars import BigInt
 from app.schema.transactions import query
-from app.schema.types import gid
 
 
 @strawberry.type(description="Rewards of one kind in one unit, summed.")

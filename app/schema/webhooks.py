@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
+from app.schema.common import gid
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin, SecretKeyOrManager
 from app.schema.transactions import mutate, query
-from app.schema.types import gid
 from app.webhooks import events, models, service
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.

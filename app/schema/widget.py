@@ -12,12 +12,12 @@ from strawberry.types import Info
 from app import validation
 from app.referrals.models import Program
 from app.rewards.queries import RewardTotal
+from app.schema.common import gid
 from app.schema.errors import UserError
 from app.schema.permissions import AnyKey, SecretKey
 from app.schema.reward_types import RewardKind
 from app.schema.scalars import BigInt
 from app.schema.transactions import mutate, query
-from app.schema.types import gid
 from app.widget import models, panel, service
 from app.widget.identity import SignedCustomer
 

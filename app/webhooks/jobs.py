@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import get_settings
 from app.webhooks import delivery
-from app.worker.jobs import job
+from app.worker.registry import job
 
 
 @job("webhooks.deliver", max_attempts=5, own_transactions=True)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
-from app.worker import jobs, outbox
+from app.worker import outbox, registry
 
 logger = logging.getLogger("app.worker")
 DEFAULT_QUEUE = "default"
@@ -76,7 +76,7 @@ def configure(settings: Settings | None = None) -> Broker:
             settings = settings or get_settings()
             broker = make_broker(settings.broker_url)
             dramatiq.set_broker(broker)
-            for spec in jobs.load_jobs().values():
+            for spec in registry.load_jobs().values():
                 _actors[spec.name] = _make_actor(broker, spec)
             _settings = settings
             _broker = broker
@@ -99,7 +99,7 @@ def reset() -> None:
         _settings = None
 
 
-def _make_actor(broker: Broker, spec: jobs.JobSpec) -> Actor:
+def _make_actor(broker: Broker, spec: registry.JobSpec) -> Actor:
     async def run(job_id: str) -> None:
         await outbox.run_job(session_factory(), job_id)
 

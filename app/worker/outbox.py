@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from app.db import changed_rows, insert_one, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.pagination import Page, paginate
-from app.worker import jobs
+from app.worker import registry
 from app.worker.models import JobStatus, OutboxJob
 
 logger = logging.getLogger("app.worker")
@@ -143,7 +143,7 @@ async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> Non
         if job is None or job.status != JobStatus.PENDING.value:
             await session.rollback()
             return  # a concurrent delivery finished it while we waited for the lock
-        spec = jobs.HANDLERS.get(job.actor)
+        spec = registry.HANDLERS.get(job.actor)
         if spec is None:
             raise RuntimeError(f"no handler for job {job.actor}")
         try:
@@ -157,7 +157,7 @@ async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> Non
                     .values(status=JobStatus.DONE.value, finished_at=utcnow())
                 )
             else:
-                await jobs.call(spec, session, job.args)
+                await registry.call(spec, session, job.args)
                 job.status = JobStatus.DONE.value
                 job.finished_at = utcnow()
             await session.commit()
@@ -221,7 +221,7 @@ async def schedule_due(session: AsyncSession, *, now: datetime | None = None) ->
     once: the run key (job name + period) is unique, so only one of them creates the run."""
     now = now or utcnow()
     created = 0
-    for spec in jobs.HANDLERS.values():
+    for spec in registry.HANDLERS.values():
         if spec.every is not None:
             run_key = f"{spec.name}@{bucket(now, spec.every).isoformat()}"
             created += await enqueue(session, spec.name, run_key=run_key) is not None

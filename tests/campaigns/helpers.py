@@ -15,7 +15,7 @@ from app import unit_of_work
 from app.campaigns import contests, counting
 from app.db import create_session_factory, utcnow
 from app.rewards.models import Reward
-from app.worker import jobs, outbox
+from app.worker import outbox, registry
 from app.worker.models import JobStatus, OutboxJob
 from tests import graphql_ops as ops
 from tests.scenarios import PAY_AT_SIGNUP, active_program, allow_bursts, code_for
@@ -106,7 +106,7 @@ async def pending_campaign_jobs(engine: AsyncEngine) -> list[str]:
 
 async def run_campaign_jobs(engine: AsyncEngine, *, concurrently: bool = False) -> int:
     """Run the pending campaign jobs as workers would (all at once with `concurrently`)."""
-    jobs.load_jobs()
+    registry.load_jobs()
     pending = await pending_campaign_jobs(engine)
     factory = create_session_factory(engine)
     runs = [outbox.run_job(factory, job_id) for job_id in pending]

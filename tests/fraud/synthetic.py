@@ -39,7 +39,7 @@ from app.referrals.models import Action, CodeStyle, Customer, ProgramStatus, Ref
 from app.rewards import lifecycle, rules
 from app.rewards.models import Recipient, Reward, RewardKind
 from app.rewards.rules import RuleDefinition, RuleSpec
-from app.worker import jobs, outbox
+from app.worker import outbox, registry
 
 LEGIT_KINDS = ("friends", "household", "colleagues", "mobile_carrier", "popular_referrer")
 FRAUD_KINDS = ("alias", "device_farm", "ring", "disposable_email", "velocity_burst")
@@ -1092,7 +1092,7 @@ async def run(
         await session.commit()
         merchant_id, program_id = merchant.id, program.id
 
-    jobs.load_jobs()
+    registry.load_jobs()
     refused: Counter = Counter()
     by_step: dict[str, list[float]] = defaultdict(list)
     referees = set(dataset.labels)

@@ -314,8 +314,8 @@ async def run_jobs(engine: AsyncEngine) -> None:
     fast here: no endpoint is reachable) until none is left."""
     from sqlalchemy import select
 
-    from app.worker import jobs as job_registry
     from app.worker import outbox
+    from app.worker import registry as job_registry
     from app.worker.models import JobStatus, OutboxJob
 
     job_registry.load_jobs()

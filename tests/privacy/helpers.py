@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import Base, create_session_factory
-from app.worker import jobs, outbox
+from app.worker import outbox, registry
 from app.worker.models import JobStatus, OutboxJob
 from tests import graphql_ops as ops
 from tests.conftest import system_connection
@@ -252,7 +252,7 @@ def readable_mentions(rows: dict[str, list[dict[str, Any]]], values: list[str], 
 
 async def run_jobs(engine: AsyncEngine, actor: str) -> int:
     """Run the pending jobs of `actor` as a worker would (no broker here)."""
-    jobs.load_jobs()
+    registry.load_jobs()
     async with create_session_factory(engine)() as session:
         pending = list(
             (

@@ -13,7 +13,7 @@ from app.fraud.models import CustomerIdentifier, FraudDecision
 from app.privacy import retention
 from app.referrals.models import Action, Click
 from app.webhooks.models import DeliveryStatus, WebhookDelivery
-from app.worker import jobs
+from app.worker import registry
 from tests.conftest import system_connection
 from tests.privacy.helpers import build_world, record
 from tests.rewards.helpers import assert_ledger_consistent
@@ -104,16 +104,16 @@ def test_thirteen_months_are_calendar_months():
 
 
 def test_the_worker_runs_retention_daily():
-    spec = jobs.load_jobs()["privacy.retention"]
+    spec = registry.load_jobs()["privacy.retention"]
     assert spec.every == timedelta(days=1) and spec.own_transactions
-    assert jobs.load_jobs()["privacy.expire_exports"].every == timedelta(minutes=15)
+    assert registry.load_jobs()["privacy.expire_exports"].every == timedelta(minutes=15)
 
 
 async def test_the_job_applies_retention_to_every_merchant(db, tenant):
     await record(
         tenant, type="SIGNUP", customerExternalId="a", idempotencyKey="a", context={"ip": "2001:db8:1:2::7", "userAgent": "UA"}
     )
-    spec = jobs.load_jobs()["privacy.retention"]
+    spec = registry.load_jobs()["privacy.retention"]
     await spec.handler(create_session_factory(db))  # now: nothing is 13 months old
     async with system_connection(db) as connection:
         assert (await connection.execute(select(Action.ip))).scalar() == "2001:db8:1:2::7"

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.worker.jobs import job
+from app.worker.registry import job
 
 EFFECTS_TABLE = "test_job_effects"
 CREATE_EFFECTS = f"CREATE TABLE IF NOT EXISTS {EFFECTS_TABLE} (key VARCHAR(200) PRIMARY KEY, count INTEGER NOT NULL)"

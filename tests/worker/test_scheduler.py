@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_session_factory
-from app.worker import jobs, outbox
+from app.worker import outbox, registry
 from app.worker.models import OutboxJob
 
 
 async def test_concurrent_schedulers_create_each_run_once(db: AsyncEngine) -> None:
     """On PostgreSQL the schedulers really overlap: a second INSERT of a run key waits for
     the first transaction and then does nothing. (SQLite serialises them.)"""
-    scheduled = [spec for spec in jobs.load_jobs().values() if spec.every is not None]
+    scheduled = [spec for spec in registry.load_jobs().values() if spec.every is not None]
     assert scheduled
     factory = create_session_factory(db)
     start = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)

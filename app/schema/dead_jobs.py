@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from app import validation
+from app.schema.common import gid
 from app.schema.errors import UserError
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey
 from app.schema.scalars import JSON
 from app.schema.transactions import mutate, query
-from app.schema.types import gid
 from app.worker import models, outbox
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.

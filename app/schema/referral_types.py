@@ -1,5 +1,7 @@
-"""GraphQL object types. Each is built from a domain model by `from_model`; relations
-resolve through the request's DataLoaders."""
+"""GraphQL types of the referrals domain: programs, customers, codes, referrals and actions.
+Each is built from a domain model by `from_model`; relations resolve through the request's DataLoaders.
+Rewards and fraud decisions are types of modules that import this one: the fields that list them
+refer to them lazily."""
 
 from __future__ import annotations
 
@@ -11,13 +13,13 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
-from app.merchants import models as merchant_models
 from app.referrals import codes as code_service
 from app.referrals import models, queries
 from app.rewards import queries as reward_queries
+from app.schema.common import Money, UnitAmount, gid
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKeyOrAdmin
-from app.schema.scalars import JSON, BigInt
+from app.schema.scalars import JSON
 from app.schema.transactions import query
 
 if TYPE_CHECKING:  # resolved lazily by strawberry: reward_types and fraud_types import this module
@@ -25,8 +27,6 @@ if TYPE_CHECKING:  # resolved lazily by strawberry: reward_types and fraud_types
     from app.schema.reward_types import Balance, LedgerEntry, Reward
 
 # GraphQL enums are the domain enums themselves, registered by strawberry.enum; the aliases keep them types.
-ApiKeyKind: TypeAlias = merchant_models.ApiKeyKind
-strawberry.enum(ApiKeyKind, name="ApiKeyKind")
 ProgramStatus: TypeAlias = models.ProgramStatus
 strawberry.enum(ProgramStatus, name="ProgramStatus")
 CodeStyle: TypeAlias = models.CodeStyle
@@ -39,48 +39,6 @@ ReferralStatus: TypeAlias = models.ReferralStatus
 strawberry.enum(ReferralStatus, name="ReferralStatus")
 AttributionStatus: TypeAlias = models.AttributionStatus
 strawberry.enum(AttributionStatus, name="AttributionStatus")
-
-
-def gid(value: uuid.UUID) -> strawberry.ID:
-    return strawberry.ID(str(value))
-
-
-@strawberry.type
-class Merchant:
-    id: strawberry.ID
-    name: str
-    created_at: datetime
-
-    @classmethod
-    def from_model(cls, m: merchant_models.Merchant) -> Merchant:
-        return cls(id=gid(m.id), name=m.name, created_at=m.created_at)
-
-
-@strawberry.type(description="An API key as listed: never the key itself, only its kind and last 4 characters.")
-class ApiKey:
-    id: strawberry.ID
-    kind: ApiKeyKind
-    name: str | None
-    masked_key: str = strawberry.field(description='e.g. "sk_…a1B2"')
-    last4: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    active: bool
-
-    @classmethod
-    def from_model(cls, m: merchant_models.ApiKey, now: datetime) -> ApiKey:
-        return cls(
-            id=gid(m.id),
-            kind=m.key_kind,
-            name=m.name,
-            masked_key=m.masked,
-            last4=m.last4,
-            created_at=m.created_at,
-            expires_at=m.expires_at,
-            revoked_at=m.revoked_at,
-            active=m.is_active(now),
-        )
 
 
 @strawberry.type
@@ -254,18 +212,6 @@ class ReferralCode:
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The referrer. Not with a publishable key.")
     async def customer(self, info: Info) -> Customer:
         return Customer.from_model(await info.context.get_loaders().customer.load(self.customer_id))
-
-
-@strawberry.type
-class Money:
-    amount: BigInt = strawberry.field(description="In minor units (cents).")
-    currency: str = strawberry.field(description="ISO 4217 code.")
-
-
-@strawberry.type(description="Rewards in one unit, summed: minor units of a currency, POINTS, or PERCENT (basis points).")
-class UnitAmount:
-    unit: str
-    amount: BigInt
 
 
 @strawberry.type
