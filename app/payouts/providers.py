@@ -23,6 +23,7 @@ import csv
 import io
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -37,26 +38,83 @@ from app.payouts import accounts, service
 from app.payouts.models import Payout, PayoutAccount, PayoutBatch, PayoutMethod, PayoutSettings, PayoutStatus, Provider
 from app.webhooks import events
 
-MAX_ROWS = {Provider.PAYPAL_PAYOUTS_CSV: 5000, Provider.WISE_BATCH_CSV: 1000}
-WISE_HEADER = [
-    "name",
-    "recipientEmail",
-    "paymentReference",
-    "receiverType",
-    "amountCurrency",
-    "amount",
-    "sourceCurrency",
-    "targetCurrency",
-    "IBAN",
-]
+Row = list[str]
+
+
+def _cell(value: str | None) -> str:
+    """Free text in a file finance opens in a spreadsheet: never a formula."""
+    text = (value or "").replace("\r", " ").replace("\n", " ")
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t") else text
+
+
+@dataclass(frozen=True)
+class FileProvider:
+    """A provider paid through a batch file the merchant uploads: which accounts it pays, how
+    many rows one file may hold, and the file's header and rows. A new file provider is a
+    `Provider` member and one entry in FILE_PROVIDERS."""
+
+    method: PayoutMethod  # the accounts it pays (unless the merchant executes every payout)
+    max_rows: int
+    file_kind: str  # the file name's first part
+    header: Row | None
+    row: Callable[[Payout, dict[str, str], str], Row]  # (payout, account details, amount as a decimal string)
+
+
+FILE_PROVIDERS = {
+    # PayPal Payouts Web upload: no header; recipient, amount, currency, customer id, note, wallet.
+    Provider.PAYPAL_PAYOUTS_CSV: FileProvider(
+        method=PayoutMethod.PAYPAL,
+        max_rows=5000,
+        file_kind="paypal-payouts",
+        header=None,
+        row=lambda payout, details, amount: [
+            details["email"],
+            amount,
+            payout.currency,
+            payout.reference,
+            _cell(f"Referral payout {payout.reference}"),
+            "PAYPAL",
+        ],
+    ),
+    # Wise "send to bank accounts": the customer receives the exact amount (`target`), fees are the merchant's.
+    Provider.WISE_BATCH_CSV: FileProvider(
+        method=PayoutMethod.BANK_TRANSFER,
+        max_rows=1000,
+        file_kind="wise-batch",
+        header=[
+            "name",
+            "recipientEmail",
+            "paymentReference",
+            "receiverType",
+            "amountCurrency",
+            "amount",
+            "sourceCurrency",
+            "targetCurrency",
+            "IBAN",
+        ],
+        row=lambda payout, details, amount: [
+            _cell(details["holderName"]),
+            "",
+            payout.reference,
+            "PERSON",
+            "target",
+            amount,
+            payout.currency,
+            payout.currency,
+            details["iban"],
+        ],
+    ),
+}
+_BY_METHOD = {entry.method: provider for provider, entry in FILE_PROVIDERS.items()}
 MAX_SENT = 20_000  # payouts one job run moves to their providers
 
 
 def provider_for(account: PayoutAccount, settings: PayoutSettings) -> Provider:
-    method = PayoutMethod(account.method)
-    if settings.merchant_executes_all or method in (PayoutMethod.STORE_CREDIT, PayoutMethod.CUSTOM):
+    """The file provider of the account's method; the merchant's webhook for the methods no file
+    pays (store credit, custom) and for every method when the merchant executes payouts."""
+    if settings.merchant_executes_all:
         return Provider.MERCHANT_WEBHOOK
-    return Provider.PAYPAL_PAYOUTS_CSV if method is PayoutMethod.PAYPAL else Provider.WISE_BATCH_CSV
+    return _BY_METHOD.get(PayoutMethod(account.method), Provider.MERCHANT_WEBHOOK)
 
 
 async def send_approved(session: AsyncSession, *, merchant_id: uuid.UUID) -> list[PayoutBatch]:
@@ -91,8 +149,9 @@ async def send_approved(session: AsyncSession, *, merchant_id: uuid.UUID) -> lis
             grouped[(provider, payout.currency)].append(payout)
     batches, members_of = [], {}
     for (provider, currency), members in sorted(grouped.items(), key=lambda kv: (kv[0][0].value, kv[0][1])):
-        for start in range(0, len(members), MAX_ROWS[provider]):
-            chunk = members[start : start + MAX_ROWS[provider]]
+        max_rows = FILE_PROVIDERS[provider].max_rows
+        for start in range(0, len(members), max_rows):
+            chunk = members[start : start + max_rows]
             batch = PayoutBatch(
                 id=new_id(),
                 merchant_id=merchant_id,
@@ -137,12 +196,6 @@ class BatchFile:
     media_type: str = "text/csv"
 
 
-def _cell(value: str | None) -> str:
-    """Free text in a file finance opens in a spreadsheet: never a formula."""
-    text = (value or "").replace("\r", " ").replace("\n", " ")
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t") else text
-
-
 async def batch_file(session: AsyncSession, *, settings: Settings, merchant_id: uuid.UUID, batch_id: uuid.UUID) -> BatchFile:
     """The provider's file for a batch, decrypted now (the only place payout details are)."""
     batch = await get_batch(session, merchant_id=merchant_id, batch_id=batch_id)
@@ -161,38 +214,13 @@ async def batch_file(session: AsyncSession, *, settings: Settings, merchant_id: 
     }
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    provider = Provider(batch.provider)
-    if provider is Provider.WISE_BATCH_CSV:
-        writer.writerow(WISE_HEADER)
+    entry = FILE_PROVIDERS[Provider(batch.provider)]
+    if entry.header is not None:
+        writer.writerow(entry.header)
     for payout in payouts:
         details = accounts.details_of(settings, destinations[payout.payout_account_id])
-        amount = money.decimal_string(payout.amount, payout.currency)
-        if provider is Provider.PAYPAL_PAYOUTS_CSV:
-            writer.writerow(
-                [
-                    details["email"],
-                    amount,
-                    payout.currency,
-                    payout.reference,
-                    _cell(f"Referral payout {payout.reference}"),
-                    "PAYPAL",
-                ]
-            )
-        else:
-            writer.writerow(
-                [
-                    _cell(details["holderName"]),
-                    "",
-                    payout.reference,
-                    "PERSON",
-                    "target",
-                    amount,
-                    payout.currency,
-                    payout.currency,
-                    details["iban"],
-                ]
-            )
-    kind = "paypal-payouts" if provider is Provider.PAYPAL_PAYOUTS_CSV else "wise-batch"
+        writer.writerow(entry.row(payout, details, money.decimal_string(payout.amount, payout.currency)))
     return BatchFile(
-        filename=f"{kind}-{batch.currency}-{batch.created_at:%Y%m%d}-{str(batch.id)[-8:]}.csv", content=buffer.getvalue()
+        filename=f"{entry.file_kind}-{batch.currency}-{batch.created_at:%Y%m%d}-{str(batch.id)[-8:]}.csv",
+        content=buffer.getvalue(),
     )
