@@ -33,7 +33,6 @@ LEVEL = {package: level for level, packages in enumerate(LAYERS) for package in 
 UPWARDS = {
     ("fraud", "campaigns"): "a review's resolution cites a clause of the program's promotion rules",
     ("referrals", "fraud"): "a customer's changed email re-screens their referrals (fraud.identifiers enqueues the job)",
-    ("webhooks", "referrals"): "notify.py looks up customers' external ids for event payloads",
 }
 
 

@@ -27,7 +27,7 @@ from app.errors import DomainError, ErrorCode
 from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
 from app.partners import sales as partner_sales
-from app.referrals import clicks, codes, customers, programs
+from app.referrals import clicks, codes, customers, notify, programs
 from app.referrals import status as referral_status
 from app.referrals.models import (
     MAX_CLOCK_SKEW,
@@ -48,7 +48,6 @@ from app.rewards import evaluation, lifecycle
 from app.rewards import queries as reward_queries
 from app.rewards.lifecycle import RefundOutcome
 from app.webhooks import events as webhook_events
-from app.webhooks import notify
 
 BUILTIN_ACTION_TYPES = ("SIGNUP", "PURCHASE", "SUBSCRIPTION_STARTED", "REFUND", "CANCELLATION")
 _ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")

@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.fraud import clearance
 from app.fraud.models import FraudReview, ReviewStatus
+from app.referrals import notify
 from app.referrals.models import Action, Referral
 from app.rewards import lifecycle
 from app.rewards.models import Recipient, Reward, RewardKind, RewardStatus
 from app.rewards.rules import RuleSpec
 from app.webhooks import events as webhook_events
-from app.webhooks import notify
 
 CAMPAIGN = "CAMPAIGN"
 LEAD = "LEAD"

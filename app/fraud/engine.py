@@ -31,10 +31,11 @@ from app.fraud.models import FraudDecision, FraudReview, ListKind, Outcome, Revi
 from app.fraud.policy import Fired, Policy, Verdict
 from app.fraud.signals import Observation
 from app.merchants import audit
+from app.referrals import notify
 from app.referrals import status as referral_status
 from app.referrals.models import Action, Customer, Referral, ReferralStatus
 from app.rewards import lifecycle
-from app.webhooks import events, notify
+from app.webhooks import events
 
 logger = logging.getLogger("app.fraud")
 

@@ -24,11 +24,10 @@ from app.fraud.models import FraudDecision, FraudReview, ReviewStatus
 from app.fraud.signals import CATALOGUE
 from app.merchants import audit
 from app.pagination import Page, paginate
-from app.referrals import programs
+from app.referrals import notify, programs
 from app.referrals.models import Referral
 from app.rewards import lifecycle
 from app.webhooks import events as webhook_events
-from app.webhooks import notify
 
 MAX_BULK = 500
 MAX_SCANNED = 5000  # open reviews looked at by one bulk resolve

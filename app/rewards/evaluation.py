@@ -22,13 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
 from app.db import Base, insert_many, new_id, utcnow
+from app.referrals import notify
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
 from app.rewards import kinds, lifecycle
 from app.rewards import rules as rule_service
 from app.rewards.models import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
 from app.webhooks import events as webhook_events
-from app.webhooks import notify
 
 # Rewards in these states no longer count towards caps, budgets or "already rewarded".
 ENDED_WITHOUT_VALUE = (RewardStatus.VOIDED.value, RewardStatus.REVERSED.value)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
 from app.db import utcnow
+from app.referrals import notify
 from app.referrals.models import REVERSING_TYPES, Action
 from app.rewards import coupons, kinds, ledger
 from app.rewards import rules as rule_service
@@ -26,7 +27,6 @@ from app.rewards.ledger import Posting
 from app.rewards.models import AccountType, LedgerAccount, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
 from app.webhooks import events as webhook_events
-from app.webhooks import notify
 
 logger = logging.getLogger("app.rewards")
 

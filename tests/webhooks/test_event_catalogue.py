@@ -16,7 +16,7 @@ APP = Path(__file__).resolve().parents[2] / "app"
 # The calls that enqueue an event, and the position of the event type among their arguments.
 ENQUEUERS = {
     "emit": 2,  # app.webhooks.service.emit(session, merchant_id, event_type, payload)
-    "referral_event": 1,  # app.webhooks.notify.*(session, event_type, ...)
+    "referral_event": 1,  # app.referrals.notify.*(session, event_type, ...)
     "reward_event": 1,
     "fraud_review_event": 1,
     "announce": 1,  # app.payouts.service.announce(session, event_type, payouts)

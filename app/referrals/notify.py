@@ -1,24 +1,21 @@
 """Emitting the catalogue's events from the domain code, with their payloads (built only
-when an endpoint listens)."""
+when an endpoint listens). Here, above app.webhooks, because payloads name customers by
+their external ids: app.webhooks itself knows no domain."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.referrals.models import Customer
+from app.referrals import customers
 from app.webhooks import events
 from app.webhooks.service import emit
 
 
 async def _external_ids(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    rows = await session.execute(
-        select(Customer.id, Customer.external_id).where(Customer.merchant_id == merchant_id, Customer.id.in_(ids))
-    )
-    return {row.id: row.external_id for row in rows}
+    return await customers.external_ids(session, merchant_id=merchant_id, ids=ids)
 
 
 async def referral_event(session: AsyncSession, event_type: str, referral: Any) -> None:
