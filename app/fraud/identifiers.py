@@ -173,11 +173,6 @@ async def record_payout_destination(
     await _upsert(session, merchant_id, customer_id, {(IdentifierKind.PAYOUT_ACCOUNT.value, fingerprint): at}, at=at)
 
 
-async def record_email_change(session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, at: datetime) -> None:
-    """A customer's mailbox changed: their referrals are judged again by their new name."""
-    await _enqueue_rescreen(session, merchant_id, customer_id, [], at=at, action_id=None)
-
-
 def _upsert_statement(dialect: str) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE keeping the earliest first and latest last sighting;
     built once per dialect and run with one parameter set per identifier."""

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.fraud import clearance, rescreening
 from app.fraud.identifiers import RESCREEN_JOB
+from app.referrals.customers import EMAIL_CHANGED_JOB
 from app.referrals.models import Customer
 from app.worker.registry import job
 
@@ -18,6 +19,12 @@ from app.worker.registry import job
 async def clear_due(session: AsyncSession) -> None:
     """Referrals whose rewards waited out their quiet period are screened again and cleared."""
     await clearance.clear_due(session)
+
+
+@job(EMAIL_CHANGED_JOB)
+async def email_changed(session: AsyncSession, *, customer_id: str, at: str) -> None:
+    """A customer's mailbox changed after the fact: their referrals are judged again by the new one."""
+    await rescreen(session, customer_id=customer_id, identifiers="", at=at)
 
 
 @job(RESCREEN_JOB)

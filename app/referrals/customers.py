@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import validation
 from app.db import insert_one, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
-from app.fraud import identifiers
 from app.referrals.emails import canonical_email
 from app.referrals.models import Customer
+from app.worker import outbox
+
+EMAIL_CHANGED_JOB = "referrals.email_changed"  # the event, handled by app.fraud.jobs (a layer above)
 
 
 @dataclass
@@ -75,8 +77,8 @@ async def upsert_customer(
     if details.email is not None and details.email != customer.email:
         changed = customer.email is not None
         set_email(customer, details.email)
-        if changed:  # a mailbox changed after the fact: the customer's referrals are judged again
-            await identifiers.record_email_change(session, merchant_id=merchant_id, customer_id=customer.id, at=utcnow())
+        if changed:  # a mailbox changed after the fact: app.fraud.jobs judges the customer's referrals again
+            await outbox.enqueue(session, EMAIL_CHANGED_JOB, merchant_id=merchant_id, customer_id=customer.id, at=utcnow())
     if details.name is not None and details.name != customer.name:
         customer.name = details.name
     if details.metadata is not None and details.metadata != customer.metadata_:
