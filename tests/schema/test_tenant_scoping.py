@@ -28,11 +28,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import greenlet
 from sqlalchemy import Table, event
 from sqlalchemy.orm import ORMExecuteState, Session
-from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BinaryExpression, ColumnClause
 from sqlalchemy.sql.selectable import Alias, TableClause
 
@@ -123,6 +123,17 @@ def _scope_column_of(side: object) -> object | None:
     return None
 
 
+def _elements(statement: Any) -> Iterator[Any]:
+    """Every element of the statement (as `visitors.iterate`), but not the table inside an alias of it:
+    the alias is what the statement reads, and it has conditions of its own."""
+    stack = [statement]
+    while stack:
+        element = stack.pop()
+        yield element
+        if not (isinstance(element, Alias) and isinstance(element.element, TableClause)):
+            stack.extend(element.get_children())
+
+
 def unscoped_tables(statement: object) -> set[str]:
     """Tenant tables the statement reads or changes without a condition on their merchant column.
 
@@ -132,7 +143,7 @@ def unscoped_tables(statement: object) -> set[str]:
     read: dict[object, str] = {}
     anchored: set[object] = set()
     same_merchant: list[tuple[object, object]] = []
-    for element in visitors.iterate(statement):  # type: ignore[arg-type]
+    for element in _elements(statement):
         if isinstance(element, TableClause | Alias) and (table := _base_table(element)) is not None:
             read[_identity(element)] = table.name
         elif isinstance(element, BinaryExpression):
@@ -230,3 +241,41 @@ def test_the_check_tells_a_scoped_statement_from_an_unscoped_one():
     assert unscoped_tables(pair) == {"customer_identifiers"}  # the second alias has no merchant condition
     assert unscoped_tables(update(Program).where(Program.id == merchant).values(name="x")) == {"programs"}
     assert isinstance(Program.__table__, Table)
+
+
+def test_scoped_names_the_merchant_of_every_tenant_table_the_statement_reads_or_changes():
+    import uuid
+
+    import pytest
+    from sqlalchemy import Uuid, bindparam, delete, func, select, update
+    from sqlalchemy.orm import aliased
+
+    from app.fraud.models import CustomerIdentifier
+    from app.merchants.models import Merchant
+    from app.referrals.models import Customer, Program, Referral
+    from app.tenancy import merchant_column, merchant_is, scoped
+
+    merchant = uuid.uuid4()
+    mine, theirs = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
+    statements = [
+        select(Program).where(Program.id == merchant),
+        select(Merchant),
+        select(func.count()).select_from(Referral),
+        select(Referral.id, Customer.external_id).join(Customer, Customer.id == Referral.referee_id),
+        select(mine.value).join(theirs, theirs.value_hash == mine.value_hash),  # each alias of a self-join
+        update(Program).where(Program.id == merchant).values(name="x"),
+        delete(Program).where(Program.id == merchant),
+    ]
+    for statement in statements:
+        assert unscoped_tables(statement), statement
+        assert unscoped_tables(scoped(statement, merchant)) == set(), statement
+        assert unscoped_tables(scoped(statement, bindparam("merchant_id", type_=Uuid()))) == set(), statement
+    # a subquery is a statement of its own: scoped where it is built, not entered from outside
+    inner = select(Referral.referrer_id).where(Referral.program_id == merchant).subquery()
+    assert unscoped_tables(scoped(select(Customer).join(inner, inner.c.referrer_id == Customer.id), merchant)) == {"referrals"}
+    assert unscoped_tables(select(Program).where(merchant_is(Program, merchant))) == set()
+    assert merchant_column(Merchant).name == "id" and merchant_column(mine).name == "merchant_id"
+    with pytest.raises(ValueError):
+        scoped(select(func.now()), merchant)  # nothing to scope: a mistake
+    with pytest.raises(TypeError):
+        merchant_column(select(Program.id).subquery())  # not a table
