@@ -26,13 +26,13 @@ statement that reads no tenant table is a mistake and raises.
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Delete, Select, Update, inspect
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.selectable import Alias, FromClause, Join, TableClause
 
-Scopable = TypeVar("Scopable", Select[Any], Update, Delete)
+Scopable = TypeVar("Scopable", bound="Select[*tuple[Any, ...]] | Update | Delete")
 
 MerchantValue = uuid.UUID | ColumnElement[Any]  # a merchant's id, or a bind parameter standing for one
 
@@ -104,4 +104,4 @@ def scoped(statement: Scopable, merchant_id: MerchantValue) -> Scopable:
             # an ORM entity's FROM (a model's table, an `aliased` model) by its entity, as a hand-written condition would
             entity = table._annotations.get("parententity")
             conditions.append(merchant_is(entity.entity if entity is not None else table, merchant_id))
-    return statement.where(*conditions)
+    return cast(Scopable, statement.where(*conditions))

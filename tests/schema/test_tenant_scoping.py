@@ -69,16 +69,7 @@ NOT_YET_SCOPED = {
     "app/fraud/engine.py::_check",  # the lead's write-path rewrite
     "app/fraud/engine.py::open_review",  # the lead's write-path rewrite
     "app/fraud/memory.py::clear_referrer",
-    "app/merchants/totp.py::_advance_step",
-    "app/merchants/totp.py::_replace_recovery_codes",
     "app/pagination.py::paginate",
-    "app/payouts/accounts.py::current_account",
-    "app/payouts/accounts.py::set_account",
-    "app/payouts/approvals.py::approve",
-    "app/payouts/holds.py::_mostly_flagged",
-    "app/payouts/holds.py::_open_reviews",
-    "app/payouts/holds.py::_sharing",
-    "app/payouts/service.py::lookups",
     "app/referrals/codes.py::_active_code",
     "app/referrals/codes.py::find_code_with_owner",
     "app/rewards/evaluation.py::already_rewarded",  # the lead's write-path rewrite
