@@ -218,11 +218,13 @@ async def _sharing(
                     PayoutAccount.superseded_at.is_(None),
                 ),
                 merchant_id,
-            ).order_by(Customer.external_id)
+            )
         )
     ).all()
     users: dict[str, list[tuple[uuid.UUID, str]]] = defaultdict(list)
-    for fingerprint, customer_id, external_id in rows:
+    # sorted here, not by the database: an ORDER BY external_id had SQLite read the merchant's
+    # customers in that order (its unique index) instead of the few accounts by fingerprint
+    for fingerprint, customer_id, external_id in sorted(rows, key=lambda row: row.external_id):
         users[fingerprint].append((customer_id, external_id))
     return users
 

@@ -63,21 +63,14 @@ NOT_YET_SCOPED = {
     "app/actions/service.py::_evidence",  # the lead's write-path rewrite
     "app/actions/service.py::_existing_referral",  # the lead's write-path rewrite
     "app/actions/service.py::_referral_and_history",  # the lead's write-path rewrite
-    "app/fraud/case.py::load",
-    "app/fraud/case.py::prefetch",
     "app/fraud/engine.py::_adjusted",  # the lead's write-path rewrite
     "app/fraud/engine.py::_check",  # the lead's write-path rewrite
     "app/fraud/engine.py::open_review",  # the lead's write-path rewrite
-    "app/fraud/memory.py::clear_referrer",
-    "app/pagination.py::paginate",
     "app/referrals/codes.py::_active_code",
     "app/referrals/codes.py::find_code_with_owner",
     "app/rewards/evaluation.py::already_rewarded",  # the lead's write-path rewrite
     "app/rewards/evaluation.py::evaluate_action",  # the lead's write-path rewrite
     "app/rewards/ledger.py::post_many",  # the lead's write-path rewrite
-    "app/rewards/lifecycle.py::_lock_live",
-    "app/rewards/lifecycle.py::hold_for_review",
-    "app/rewards/rules.py::load",
 }
 
 
@@ -238,7 +231,7 @@ def test_scoped_names_the_merchant_of_every_tenant_table_the_statement_reads_or_
     import uuid
 
     import pytest
-    from sqlalchemy import Uuid, bindparam, delete, func, select, update
+    from sqlalchemy import Uuid, and_, bindparam, delete, func, select, update
     from sqlalchemy.orm import aliased
 
     from app.fraud.models import CustomerIdentifier
@@ -261,6 +254,12 @@ def test_scoped_names_the_merchant_of_every_tenant_table_the_statement_reads_or_
         assert unscoped_tables(statement), statement
         assert unscoped_tables(scoped(statement, merchant)) == set(), statement
         assert unscoped_tables(scoped(statement, bindparam("merchant_id", type_=Uuid()))) == set(), statement
+    # the optional side of an outer join is scoped in its ON clause: a WHERE condition would drop its missing rows
+    outer = select(Referral, Customer).outerjoin(Customer, Customer.id == Referral.referee_id)
+    assert unscoped_tables(scoped(outer, merchant)) == {"customers"}
+    assert "customers.merchant_id" not in str(scoped(outer, merchant).whereclause)
+    on = Customer.id == Referral.referee_id, merchant_is(Customer, merchant)
+    assert unscoped_tables(scoped(select(Referral, Customer).outerjoin(Customer, and_(*on)), merchant)) == set()
     # a subquery is a statement of its own: scoped where it is built, not entered from outside
     inner = select(Referral.referrer_id).where(Referral.program_id == merchant).subquery()
     assert unscoped_tables(scoped(select(Customer).join(inner, inner.c.referrer_id == Customer.id), merchant)) == {"referrals"}
