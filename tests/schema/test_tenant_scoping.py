@@ -66,8 +66,6 @@ NOT_YET_SCOPED = {
     "app/fraud/engine.py::_adjusted",  # the lead's write-path rewrite
     "app/fraud/engine.py::_check",  # the lead's write-path rewrite
     "app/fraud/engine.py::open_review",  # the lead's write-path rewrite
-    "app/referrals/codes.py::_active_code",
-    "app/referrals/codes.py::find_code_with_owner",
     "app/rewards/evaluation.py::already_rewarded",  # the lead's write-path rewrite
     "app/rewards/evaluation.py::evaluate_action",  # the lead's write-path rewrite
     "app/rewards/ledger.py::post_many",  # the lead's write-path rewrite
