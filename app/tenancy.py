@@ -14,14 +14,17 @@ gets `<first>.merchant_id = :merchant_id`, every other table or alias of it, bot
 each alias of a self-join, gets `<other>.merchant_id = <first>.merchant_id` in the WHERE clause. A
 JOIN on another column (`customers.id = referrals.referee_id`) carries no merchant at all, so each
 table needs its condition (the check verifies exactly that); saying it by the first table's column
-rather than by the value once more lets both databases treat it as the join condition it is (and
-both derive the value for every table from it: SQLite and PostgreSQL plans were compared).
+rather than by the value once more keeps it a join condition (both databases derive the value for
+the other tables from it; SQLite's plans for every statement changed by this were compared).
 The optional side of an outer join is left alone, as a WHERE condition on it would make the join an
 inner one: name its merchant in the ON clause (`merchant_is(Coupon, merchant_id)`, or
 `Coupon.merchant_id == Reward.merchant_id`). For UPDATE and DELETE it is the target table.
 Subqueries are not entered: a subquery is a statement of its own, scoped where it is built
 (`scoped(...).subquery()`, `scoped(...).exists()`); a correlated subquery built with `scoped` names
 the outer table's merchant once more, which is harmless.
+
+`use_index=False` (see `merchant_is`) keeps the condition out of SQLite's index choice, for rows
+found through a more selective index than the merchant's (a customer's identifiers).
 
 `merchant_id` is a value, or a `bindparam` for statements built once and reused (`per_dialect`,
 `functools.cache`): `scoped(select(...), bindparam("merchant_id", type_=Uuid()))`. Scoping a

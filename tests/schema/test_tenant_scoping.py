@@ -1,7 +1,7 @@
 """Every statement an API request runs on a tenant table names the merchant.
 
-The application scopes its queries by hand (`Model.merchant_id == merchant_id`); on PostgreSQL
-row-level security is a second wall behind that, but SQLite has no such wall, and a query that
+The application scopes its queries itself (`app.tenancy.scoped`, older code by hand with
+`Model.merchant_id == merchant_id`); on PostgreSQL row-level security is a second wall behind that, but SQLite has no such wall, and a query that
 forgot its filter is a leak there. This test watches the statements themselves: while merchant A
 builds a full world through the API (programs, codes, clicks, signups, purchases, rules, coupon
 pools, webhooks, a fraud review, lists, payouts with admins and a batch file, an export) and
@@ -54,10 +54,10 @@ REVIEWED = {
 }
 
 # TODO(issue 16): statements that reach their rows through the id of a row the request already read under
-# its merchant (a program's rules by program_id, a referral's rewards by referral_id, an admin's codes by
-# admin_id): right today, one wrong id away from a leak on SQLite. Each gets its `merchant_id` condition
-# (one scoping helper in each package's queries) and leaves this list; the test fails for a function that
-# is here but no longer runs such a statement, so the list only shrinks.
+# its merchant (a referral's rewards by referral_id, a review's referral by id): right today, one wrong id
+# away from a leak on SQLite. Each gets its merchant condition through `app.tenancy.scoped` / `merchant_is`
+# and leaves this list; the test fails for a function that is here but no longer runs such a statement, so
+# the list only shrinks. What is left is in the lead's write-path files (28 entries when the list came in).
 NOT_YET_SCOPED = {
     "app/actions/service.py::_attribute",  # the lead's write-path rewrite
     "app/actions/service.py::_evidence",  # the lead's write-path rewrite
