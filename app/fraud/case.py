@@ -40,6 +40,7 @@ from app.fraud.models import CustomerIdentifier, FraudListEntry, IdentifierKind,
 from app.personal import hashed_value, lookup_hash
 from app.referrals.models import MAX_CLOCK_SKEW, Action, Click, Customer, Referral, ReferralCode
 from app.rewards.models import Reward
+from app.tenancy import merchant_is, scoped
 
 MAX_MATCHES = 50  # evidence rows kept per lookup: enough to explain, bounded for a farm
 IP_WINDOW = timedelta(hours=1)  # IP addresses are compared across referees within this window
@@ -128,7 +129,11 @@ _STRANGERS_ON_IP = (
         CustomerIdentifier.value_hash == bindparam("value_hash"),
         CustomerIdentifier.customer_id.not_in(bindparam("parties", expanding=True)),
         ~select(Referral.id)
-        .where(Referral.program_id == bindparam("program_id"), Referral.referee_id == CustomerIdentifier.customer_id)
+        .where(
+            merchant_is(Referral, bindparam("merchant_id")),
+            Referral.program_id == bindparam("program_id"),
+            Referral.referee_id == CustomerIdentifier.customer_id,
+        )
         .exists(),
     )
     .limit(bindparam("enough"))
@@ -241,14 +246,17 @@ class Case:
             in_hour = func.count(Reward.id).filter(Action.occurred_at > hour_ago)
             hour, day = (
                 await self.session.execute(
-                    select(in_hour, func.count(Reward.id))
-                    .join(Action, Action.id == Reward.trigger_action_id)
-                    .where(
-                        Reward.customer_id == self.referrer.id,
-                        Reward.recipient == "REFERRER",
-                        Reward.created_at > day_ago - MAX_CLOCK_SKEW,
-                        Action.occurred_at > day_ago,
-                        Action.occurred_at <= self.at,
+                    scoped(
+                        select(in_hour, func.count(Reward.id))
+                        .join(Action, Action.id == Reward.trigger_action_id)
+                        .where(
+                            Reward.customer_id == self.referrer.id,
+                            Reward.recipient == "REFERRER",
+                            Reward.created_at > day_ago - MAX_CLOCK_SKEW,
+                            Action.occurred_at > day_ago,
+                            Action.occurred_at <= self.at,
+                        ),
+                        self.merchant_id,
                     )
                 )
             ).one()
@@ -276,9 +284,12 @@ class Case:
         async def load() -> Any:
             row = (
                 await self.session.execute(
-                    select(Referral.id, Referral.referrer_id)
-                    .where(Referral.program_id == self.program_id, Referral.referee_id == customer_id)
-                    .limit(1)
+                    scoped(
+                        select(Referral.id, Referral.referrer_id).where(
+                            Referral.program_id == self.program_id, Referral.referee_id == customer_id
+                        ),
+                        self.merchant_id,
+                    ).limit(1)
                 )
             ).first()
             return ChainStep(row.id, row.referrer_id) if row is not None else None
@@ -287,7 +298,10 @@ class Case:
 
     async def referee_identifiers(self) -> list[CustomerIdentifier]:
         async def load() -> Any:
-            query = select(CustomerIdentifier).where(CustomerIdentifier.customer_id == self.referee.id)
+            query = select(CustomerIdentifier).where(
+                merchant_is(CustomerIdentifier, self.merchant_id, use_index=False),
+                CustomerIdentifier.customer_id == self.referee.id,
+            )
             return list((await self.session.scalars(query.limit(500))).all())
 
         return await self._cached("referee_identifiers", load)
@@ -307,7 +321,7 @@ class Case:
                         theirs.customer_id == self.referrer.id,
                     ),
                 )
-                .where(mine.customer_id == self.referee.id)
+                .where(merchant_is(mine, self.merchant_id, use_index=False), mine.customer_id == self.referee.id)
                 .limit(MAX_MATCHES)
             )
             return [Shared(r.kind, _readable(r.value), r.last_seen_at, r.theirs_seen) for r in rows]
@@ -352,6 +366,7 @@ class Case:
                     await self.session.execute(
                         _REFEREES_AMONG,
                         {
+                            "merchant_id": self.merchant_id,
                             "program_id": self.program_id,
                             "customer_ids": sorted({r.customer_id for r in seen}),
                         },
@@ -380,7 +395,7 @@ class Case:
         excluded), with each referee's email (index on referrer and time)."""
 
         async def load() -> Any:
-            query = (
+            query = scoped(
                 select(Referral.id, Referral.referred_at, Customer.email_canonical, Customer.external_id)
                 .join(Customer, Customer.id == Referral.referee_id)
                 .where(
@@ -388,7 +403,8 @@ class Case:
                     Referral.program_id == self.program_id,
                     Referral.referred_at <= self.at,
                     Referral.id != self.referral_id,
-                )
+                ),
+                self.merchant_id,
             )
             if since is not None:
                 query = query.where(Referral.referred_at > since)
@@ -486,6 +502,9 @@ def _prefetch_statement() -> Any:
     merchant, at = bindparam("merchant_id", type_=Uuid()), bindparam("at", type_=UTCDateTime())
     day_ago = bindparam("day_ago", type_=UTCDateTime())
     mine, theirs, identifier = aliased(CustomerIdentifier), aliased(CustomerIdentifier), aliased(CustomerIdentifier)
+    # Every branch names the merchant (app.tenancy); on customer_identifiers as a filter only
+    # (`use_index=False`): they are found by customer, and SQLite would otherwise read the
+    # merchant's identifiers of a kind instead.
     # Encrypted columns are read as stored (`_raw`) and decrypted per part in Python: each column
     # has its own key context, and a UNION ALL column has one type for every branch.
     referee_ids = (
@@ -497,7 +516,7 @@ def _prefetch_statement() -> Any:
             CustomerIdentifier.first_seen_at,
             CustomerIdentifier.last_seen_at,
         )
-        .where(CustomerIdentifier.customer_id == referee)
+        .where(merchant_is(CustomerIdentifier, merchant, use_index=False), CustomerIdentifier.customer_id == referee)
         .limit(500)
         .subquery()
     )
@@ -512,25 +531,30 @@ def _prefetch_statement() -> Any:
                 theirs.customer_id == referrer,
             ),
         )
-        .where(mine.customer_id == referee)
+        .where(merchant_is(mine, merchant, use_index=False), mine.customer_id == referee)
         .limit(MAX_MATCHES)
         .subquery()
     )
     recent = (
-        select(Referral.id, Referral.referred_at, _raw(Customer.email_canonical).label("email_canonical"), Customer.external_id)
-        .join(Customer, Customer.id == Referral.referee_id)
-        .where(
-            Referral.referrer_id == referrer,
-            Referral.program_id == bindparam("program_id", type_=Uuid()),
-            Referral.referred_at <= at,
-            Referral.id != bindparam("referral_id", type_=Uuid()),
-            Referral.referred_at > day_ago,
+        scoped(
+            select(
+                Referral.id, Referral.referred_at, _raw(Customer.email_canonical).label("email_canonical"), Customer.external_id
+            )
+            .join(Customer, Customer.id == Referral.referee_id)
+            .where(
+                Referral.referrer_id == referrer,
+                Referral.program_id == bindparam("program_id", type_=Uuid()),
+                Referral.referred_at <= at,
+                Referral.id != bindparam("referral_id", type_=Uuid()),
+                Referral.referred_at > day_ago,
+            ),
+            merchant,
         )
         .order_by(Referral.referred_at.desc())
         .limit(RECENT_REFERRALS)
         .subquery()
     )
-    rewards_in_day = (
+    rewards_in_day = scoped(
         select(
             func.count(Reward.id).filter(Action.occurred_at > bindparam("hour_ago", type_=UTCDateTime())).label("hour"),
             func.count(Reward.id).label("day"),
@@ -544,10 +568,10 @@ def _prefetch_statement() -> Any:
             Reward.created_at > bindparam("day_ago_skewed", type_=UTCDateTime()),
             Action.occurred_at > day_ago,
             Action.occurred_at <= at,
-        )
-        .subquery()
-    )
-    clicks_in_day = (
+        ),
+        merchant,
+    ).subquery()
+    clicks_in_day = scoped(
         select(
             func.count(Click.id).filter(Click.created_at > bindparam("hour_ago", type_=UTCDateTime())).label("hour"),
             func.count(Click.id).label("day"),
@@ -558,22 +582,25 @@ def _prefetch_statement() -> Any:
             ReferralCode.program_id == bindparam("program_id", type_=Uuid()),
             Click.created_at > day_ago,
             Click.created_at <= at,
-        )
-        .subquery()
-    )
-    history = (
-        select(func.count(Referral.id).label("n"))
-        .where(
+        ),
+        merchant,
+    ).subquery()
+    history = scoped(
+        select(func.count(Referral.id).label("n")).where(
             Referral.referrer_id == referrer,
             Referral.program_id == bindparam("program_id", type_=Uuid()),
             Referral.referred_at > bindparam("baseline_since", type_=UTCDateTime()),
             Referral.referred_at <= day_ago,
-        )
-        .subquery()
-    )
+        ),
+        merchant,
+    ).subquery()
     up_the_chain = (
-        select(Referral.id, Referral.referrer_id)
-        .where(Referral.program_id == bindparam("program_id", type_=Uuid()), Referral.referee_id == referrer)
+        scoped(
+            select(Referral.id, Referral.referrer_id).where(
+                Referral.program_id == bindparam("program_id", type_=Uuid()), Referral.referee_id == referrer
+            ),
+            merchant,
+        )
         .limit(1)
         .subquery()
     )
@@ -588,6 +615,7 @@ def _prefetch_statement() -> Any:
             FraudListEntry.kind == ListKind.IP_RANGE.value,
             select(identifier.id)
             .where(
+                merchant_is(identifier, merchant, use_index=False),
                 identifier.customer_id == referee,
                 identifier.kind == "IP",
             )
@@ -601,18 +629,22 @@ def _prefetch_statement() -> Any:
     )
     payout, paid_too = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
     payout_sharers = (
-        select(payout.customer_id, paid_too.customer_id.label("other_id"), Customer.external_id)
-        .join(
-            paid_too,
-            and_(
-                paid_too.merchant_id == payout.merchant_id,
-                paid_too.kind == payout.kind,
-                paid_too.value_hash == payout.value_hash,
-                paid_too.customer_id != payout.customer_id,
-            ),
+        scoped(
+            select(payout.customer_id, paid_too.customer_id.label("other_id"), Customer.external_id)
+            .join(
+                paid_too,
+                and_(
+                    paid_too.merchant_id == payout.merchant_id,
+                    paid_too.kind == payout.kind,
+                    paid_too.value_hash == payout.value_hash,
+                    paid_too.customer_id != payout.customer_id,
+                ),
+            )
+            .join(Customer, Customer.id == paid_too.customer_id)
+            .where(payout.customer_id.in_([referrer, referee]), payout.kind == IdentifierKind.PAYOUT_ACCOUNT.value),
+            merchant,
+            use_index=False,  # the parties' identifiers by customer, not the merchant's by kind
         )
-        .join(Customer, Customer.id == paid_too.customer_id)
-        .where(payout.customer_id.in_([referrer, referee]), payout.kind == IdentifierKind.PAYOUT_ACCOUNT.value)
         .order_by(paid_too.customer_id)
         .limit(MAX_MATCHES)
         .subquery()
@@ -716,13 +748,14 @@ _SEEN_WITH = (
     )
     .limit(MAX_SEEN)
 )
-_REFEREES_AMONG = (
+_REFEREES_AMONG = scoped(
     select(Referral.id, Referral.referee_id, Referral.referred_at, Customer.external_id)
     .join(Customer, Customer.id == Referral.referee_id)
     .where(
         Referral.program_id == bindparam("program_id", type_=Uuid()),
         Referral.referee_id.in_(bindparam("customer_ids", expanding=True)),
-    )
+    ),
+    bindparam("merchant_id", type_=Uuid()),
 )
 
 

@@ -57,7 +57,7 @@ async def cleared_by_purchase(session: AsyncSession, referral: Referral, action:
 async def clear(session: AsyncSession, referral: Referral, *, at: datetime) -> list[Reward]:
     """The referral is cleared: rewards waiting for it are released (or wait out their own hold)."""
     referral.cleared_at = at
-    return await lifecycle.lift_clearance_hold(session, referral.id, now=at)
+    return await lifecycle.lift_clearance_hold(session, referral.id, merchant_id=referral.merchant_id, now=at)
 
 
 async def clear_due(session: AsyncSession, *, now: datetime | None = None, limit: int = 200) -> int:

@@ -172,7 +172,7 @@ async def reject_referral(session: AsyncSession, referral: Referral, *, reason: 
     if open_review is not None:  # nothing left to decide
         close_review(open_review, ReviewStatus.REJECTED, note=reason, actor=audit.SYSTEM)
     await session.flush()
-    await lifecycle.take_back_referral_rewards(session, referral.id, reason=reason)
+    await lifecycle.take_back_referral_rewards(session, referral.id, merchant_id=referral.merchant_id, reason=reason)
     await notify.fraud_referral_rejected(session, referral, decision)
 
 
@@ -214,9 +214,9 @@ async def open_review(
         review.signals = sorted(set(review.signals) | set(fired))
     await session.flush()
     decision.review_id = review.id
-    await lifecycle.hold_for_review(session, referral.id)
+    await lifecycle.hold_for_review(session, referral.id, merchant_id=referral.merchant_id)
     # Flagged after some of its rewards became spendable (late evidence, a related referral): take them back.
-    await lifecycle.take_back_spendable(session, referral.id, reason="fraud: under review")
+    await lifecycle.take_back_spendable(session, referral.id, merchant_id=referral.merchant_id, reason="fraud: under review")
     if opened:
         await notify.fraud_review_event(session, events.FRAUD_REVIEW_OPENED, review, [decision])
     return review

@@ -21,6 +21,7 @@ from app.fraud.signals import referrer_under_review
 from app.merchants import audit
 from app.referrals import customers
 from app.referrals.models import Customer, Referral, ReferralStatus
+from app.tenancy import merchant_is, scoped
 
 SIGNAL = referrer_under_review.INFO.name
 # A referral flagged only for these says nothing new about its referrer.
@@ -51,16 +52,21 @@ async def remember(
         return  # already under review: their open referrals were put in review then
     others = (
         await session.scalars(
-            select(Referral)
-            .where(
-                Referral.merchant_id == referral.merchant_id,
-                Referral.referrer_id == referral.referrer_id,
-                Referral.id != referral.id,
-                Referral.status != ReferralStatus.REJECTED.value,
-                Referral.cleared_at.is_(None),
-                ~select(FraudReview.id)
-                .where(FraudReview.referral_id == Referral.id, FraudReview.status == ReviewStatus.OPEN.value)
-                .exists(),
+            scoped(
+                select(Referral).where(
+                    Referral.referrer_id == referral.referrer_id,
+                    Referral.id != referral.id,
+                    Referral.status != ReferralStatus.REJECTED.value,
+                    Referral.cleared_at.is_(None),
+                    ~select(FraudReview.id)
+                    .where(
+                        merchant_is(FraudReview, referral.merchant_id),
+                        FraudReview.referral_id == Referral.id,
+                        FraudReview.status == ReviewStatus.OPEN.value,
+                    )
+                    .exists(),
+                ),
+                referral.merchant_id,
             )
             .order_by(Referral.id)
             .limit(MAX_HELD)
@@ -106,20 +112,20 @@ async def clear_referrer(
         session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"
     )
     await session.execute(
-        delete(FraudListEntry).where(
-            FraudListEntry.merchant_id == merchant_id,
-            FraudListEntry.kind == ListKind.REFERRER_UNDER_REVIEW.value,
-            FraudListEntry.value == str(customer.id),
+        scoped(
+            delete(FraudListEntry).where(
+                FraudListEntry.kind == ListKind.REFERRER_UNDER_REVIEW.value, FraudListEntry.value == str(customer.id)
+            ),
+            merchant_id,
         )
     )
     waiting = (
         await session.scalars(
-            select(FraudReview)
-            .join(Referral, Referral.id == FraudReview.referral_id)
-            .where(
-                FraudReview.merchant_id == merchant_id,
-                FraudReview.status == ReviewStatus.OPEN.value,
-                Referral.referrer_id == customer.id,
+            scoped(
+                select(FraudReview)
+                .join(Referral, Referral.id == FraudReview.referral_id)
+                .where(FraudReview.status == ReviewStatus.OPEN.value, Referral.referrer_id == customer.id),
+                merchant_id,
             )
             .order_by(FraudReview.id)
             .with_for_update(of=FraudReview)

@@ -160,7 +160,7 @@ async def _resolve(
     engine.close_review(review, resolution.status, note=note, actor=actor)
     await session.flush()
     if resolution is Resolution.APPROVE:  # a person's approval clears the referral too
-        await lifecycle.lift_review_hold(session, referral.id)
+        await lifecycle.lift_review_hold(session, referral.id, merchant_id=referral.merchant_id)
         await clearance.clear(session, referral, at=utcnow())
     else:
         await engine.reject_referral(session, referral, reason="fraud review rejected", decision=None)

@@ -40,6 +40,7 @@ from app.errors import DomainError, ErrorCode
 from app.merchants import audit
 from app.merchants.admins import get_admin
 from app.merchants.models import Admin, AdminRecoveryCode, AdminRole, AdminStatus, Merchant, SecondFactorAttempt
+from app.tenancy import merchant_is, scoped
 from app.webhooks import events
 from app.webhooks.service import emit
 
@@ -226,12 +227,12 @@ async def _remove(session: AsyncSession, admin: Admin) -> None:
     admin.totp_last_step = None
     admin.totp_pending_encrypted = None
     admin.totp_pending_expires_at = None
-    await session.execute(delete(AdminRecoveryCode).where(AdminRecoveryCode.admin_id == admin.id))
+    await session.execute(scoped(delete(AdminRecoveryCode).where(AdminRecoveryCode.admin_id == admin.id), admin.merchant_id))
     await session.flush()
 
 
 async def _replace_recovery_codes(session: AsyncSession, admin: Admin) -> list[str]:
-    await session.execute(delete(AdminRecoveryCode).where(AdminRecoveryCode.admin_id == admin.id))
+    await session.execute(scoped(delete(AdminRecoveryCode).where(AdminRecoveryCode.admin_id == admin.id), admin.merchant_id))
     codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
     now = utcnow()
     session.add_all(
@@ -244,12 +245,15 @@ async def _replace_recovery_codes(session: AsyncSession, admin: Admin) -> list[s
     return codes
 
 
-async def unused_recovery_codes(session: AsyncSession, *, admin_id: uuid.UUID) -> int:
+async def unused_recovery_codes(session: AsyncSession, *, merchant_id: uuid.UUID, admin_id: uuid.UUID) -> int:
     return (
         await session.scalar(
-            select(func.count())
-            .select_from(AdminRecoveryCode)
-            .where(AdminRecoveryCode.admin_id == admin_id, AdminRecoveryCode.used_at.is_(None))
+            scoped(
+                select(func.count())
+                .select_from(AdminRecoveryCode)
+                .where(AdminRecoveryCode.admin_id == admin_id, AdminRecoveryCode.used_at.is_(None)),
+                merchant_id,
+            )
         )
         or 0
     )
@@ -271,7 +275,7 @@ async def _announce(session: AsyncSession, admin: Admin, change: Change, actor: 
         await session.scalars(
             select(Admin)
             .where(
-                Admin.merchant_id == admin.merchant_id,
+                merchant_is(Admin, admin.merchant_id),
                 Admin.id != admin.id,
                 Admin.status == AdminStatus.ACTIVE.value,
                 Admin.role.in_([AdminRole.OWNER.value, AdminRole.ADMIN.value]),
@@ -322,6 +326,7 @@ async def check(
         used = await session.execute(
             update(AdminRecoveryCode)
             .where(
+                merchant_is(AdminRecoveryCode, admin.merchant_id),
                 AdminRecoveryCode.admin_id == admin.id,
                 AdminRecoveryCode.code_hash == _recovery_hash(proof.recovery_code or ""),
                 AdminRecoveryCode.used_at.is_(None),
@@ -350,6 +355,7 @@ async def check(
             select(func.count())
             .select_from(SecondFactorAttempt)
             .where(
+                merchant_is(SecondFactorAttempt, admin.merchant_id),
                 SecondFactorAttempt.admin_id == admin.id,
                 SecondFactorAttempt.accepted.is_(False),
                 SecondFactorAttempt.created_at > now - WRONG_WINDOW,
@@ -387,7 +393,11 @@ async def _advance_step(session: AsyncSession, admin: Admin, step: int) -> bool:
     this atomic, whatever else runs at the same time."""
     result = await session.execute(
         update(Admin)
-        .where(Admin.id == admin.id, or_(Admin.totp_last_step.is_(None), Admin.totp_last_step < step))
+        .where(
+            merchant_is(Admin, admin.merchant_id),
+            Admin.id == admin.id,
+            or_(Admin.totp_last_step.is_(None), Admin.totp_last_step < step),
+        )
         .values(totp_last_step=step)
         .execution_options(synchronize_session=False)
     )

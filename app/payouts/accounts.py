@@ -35,6 +35,7 @@ from app.payouts.models import DEFAULT_COOLING_OFF_HOURS, PayoutAccount, PayoutM
 from app.referrals import customers
 from app.referrals.emails import canonical_email
 from app.referrals.models import Customer
+from app.tenancy import scoped
 from app.webhooks import events
 from app.webhooks.service import emit
 
@@ -135,8 +136,13 @@ async def payout_settings(session: AsyncSession, *, merchant_id: uuid.UUID) -> P
     )
 
 
-async def current_account(session: AsyncSession, *, customer_id: uuid.UUID, lock: bool = False) -> PayoutAccount | None:
-    query = select(PayoutAccount).where(PayoutAccount.customer_id == customer_id, PayoutAccount.superseded_at.is_(None))
+async def current_account(
+    session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, lock: bool = False
+) -> PayoutAccount | None:
+    query = scoped(
+        select(PayoutAccount).where(PayoutAccount.customer_id == customer_id, PayoutAccount.superseded_at.is_(None)),
+        merchant_id,
+    )
     return await session.scalar(query.with_for_update() if lock else query)
 
 
@@ -146,7 +152,7 @@ async def account_of(
     customer = await customers.require_customer(
         session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"
     )
-    return customer, await current_account(session, customer_id=customer.id)
+    return customer, await current_account(session, merchant_id=merchant_id, customer_id=customer.id)
 
 
 async def set_account(
@@ -166,8 +172,10 @@ async def set_account(
     customer = await customers.require_customer(
         session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"
     )
-    await session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())  # one change at a time
-    current = await current_account(session, customer_id=customer.id, lock=True)
+    await session.execute(
+        scoped(select(Customer.id).where(Customer.id == customer.id), merchant_id).with_for_update()
+    )  # one at a time
+    current = await current_account(session, merchant_id=merchant_id, customer_id=customer.id, lock=True)
     print_ = fingerprint(settings, target.identity, customer.id)
     if current is not None and current.fingerprint == print_ and current.method == data.method.value:
         if details_of(settings, current) == target.details:

@@ -29,6 +29,7 @@ from app.merchants.admins import get_admin
 from app.merchants.models import AdminRole, AdminStatus
 from app.payouts import accounts, holds
 from app.payouts.models import Payout, PayoutAccount, PayoutApproval, PayoutStatus
+from app.tenancy import scoped
 from app.worker import outbox
 
 MAX_PAYOUTS = 500
@@ -90,8 +91,7 @@ async def approve(
     payouts = list(
         (
             await session.scalars(
-                select(Payout)
-                .where(Payout.merchant_id == merchant_id, Payout.id.in_(ids))
+                scoped(select(Payout).where(Payout.id.in_(ids)), merchant_id)
                 .order_by(Payout.id)
                 .with_for_update()
                 .execution_options(populate_existing=True)
@@ -105,7 +105,12 @@ async def approve(
     mine = set(
         (
             await session.scalars(
-                select(PayoutApproval.payout_id).where(PayoutApproval.payout_id.in_(ids), PayoutApproval.admin_id == admin.id)
+                scoped(
+                    select(PayoutApproval.payout_id).where(
+                        PayoutApproval.payout_id.in_(ids), PayoutApproval.admin_id == admin.id
+                    ),
+                    merchant_id,
+                )
             )
         ).all()
     )
@@ -141,7 +146,9 @@ async def approve(
     destinations = {
         a.id: a
         for a in (
-            await session.scalars(select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts})))
+            await session.scalars(
+                scoped(select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts})), merchant_id)
+            )
         ).all()
     }
     lasting = await holds.evaluate(
@@ -164,7 +171,9 @@ async def approve(
     minimums = (await accounts.payout_settings(session, merchant_id=merchant_id)).dual_approval_minimums or {}
     counts = dict(
         (
-            await session.execute(select(PayoutApproval.payout_id, PayoutApproval.id).where(PayoutApproval.payout_id.in_(ids)))
+            await session.execute(
+                scoped(select(PayoutApproval.payout_id, PayoutApproval.id).where(PayoutApproval.payout_id.in_(ids)), merchant_id)
+            )
         ).all()
     )
     result = Approval(payouts=payouts)

@@ -31,6 +31,7 @@ from app.fraud.models import FraudDecision, FraudReview, Outcome, ReviewStatus
 from app.payouts.models import HoldReason, PayoutAccount
 from app.referrals.models import Customer, Referral, ReferralStatus
 from app.rewards.models import AccountType, LedgerAccount, RewardKind
+from app.tenancy import merchant_is, scoped
 
 MOSTLY_FLAGGED_MIN = 2  # referrals needed before "most were flagged" means anything
 MAX_EVIDENCE = 5  # evidence lines kept per hold
@@ -119,21 +120,24 @@ async def evaluate(
 async def _open_reviews(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, Hold]]:
     rows = (
         await session.execute(
-            select(FraudReview, Referral.referrer_id, Referral.referee_id)
-            .join(Referral, Referral.id == FraudReview.referral_id)
-            .where(
-                FraudReview.merchant_id == merchant_id,
-                FraudReview.status == ReviewStatus.OPEN.value,
-                or_(Referral.referrer_id.in_(ids), Referral.referee_id.in_(ids)),
-            )
-            .order_by(FraudReview.id)
+            scoped(
+                select(FraudReview, Referral.referrer_id, Referral.referee_id)
+                .join(Referral, Referral.id == FraudReview.referral_id)
+                .where(
+                    FraudReview.status == ReviewStatus.OPEN.value,
+                    or_(Referral.referrer_id.in_(ids), Referral.referee_id.in_(ids)),
+                ),
+                merchant_id,
+            ).order_by(FraudReview.id)
         )
     ).all()
     if not rows:
         return []
     evidence: dict[uuid.UUID | None, list[str]] = defaultdict(list)  # decisions of the reviews: never None
     decisions = await session.scalars(
-        select(FraudDecision).where(FraudDecision.review_id.in_([r.FraudReview.id for r in rows])).order_by(FraudDecision.id)
+        scoped(select(FraudDecision).where(FraudDecision.review_id.in_([r.FraudReview.id for r in rows])), merchant_id).order_by(
+            FraudDecision.id
+        )
     )
     for decision in decisions:
         for observation in decision.observations:
@@ -166,13 +170,20 @@ async def _open_reviews(session: AsyncSession, merchant_id: uuid.UUID, ids: list
 async def _mostly_flagged(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, Hold]]:
     flagged = or_(
         Referral.status == ReferralStatus.REJECTED.value,
-        exists().where(FraudDecision.referral_id == Referral.id, FraudDecision.outcome != Outcome.ALLOW.value),
+        exists().where(
+            merchant_is(FraudDecision, merchant_id),
+            FraudDecision.referral_id == Referral.id,
+            FraudDecision.outcome != Outcome.ALLOW.value,
+        ),
     )
     rows = (
         await session.execute(
-            select(Referral.referrer_id, func.count(), func.sum(case((flagged, 1), else_=0)))
-            .where(Referral.merchant_id == merchant_id, Referral.referrer_id.in_(ids))
-            .group_by(Referral.referrer_id)
+            scoped(
+                select(Referral.referrer_id, func.count(), func.sum(case((flagged, 1), else_=0))).where(
+                    Referral.referrer_id.in_(ids)
+                ),
+                merchant_id,
+            ).group_by(Referral.referrer_id)
         )
     ).all()
     found = []
@@ -199,18 +210,21 @@ async def _sharing(
     """Who is paid to each of the subjects' destinations (current accounts)."""
     rows = (
         await session.execute(
-            select(PayoutAccount.fingerprint, PayoutAccount.customer_id, Customer.external_id)
-            .join(Customer, Customer.id == PayoutAccount.customer_id)
-            .where(
-                PayoutAccount.merchant_id == merchant_id,
-                PayoutAccount.fingerprint.in_({s.account.fingerprint for s in subjects}),
-                PayoutAccount.superseded_at.is_(None),
+            scoped(
+                select(PayoutAccount.fingerprint, PayoutAccount.customer_id, Customer.external_id)
+                .join(Customer, Customer.id == PayoutAccount.customer_id)
+                .where(
+                    PayoutAccount.fingerprint.in_({s.account.fingerprint for s in subjects}),
+                    PayoutAccount.superseded_at.is_(None),
+                ),
+                merchant_id,
             )
-            .order_by(Customer.external_id)
         )
     ).all()
     users: dict[str, list[tuple[uuid.UUID, str]]] = defaultdict(list)
-    for fingerprint, customer_id, external_id in rows:
+    # sorted here, not by the database: an ORDER BY external_id had SQLite read the merchant's
+    # customers in that order (its unique index) instead of the few accounts by fingerprint
+    for fingerprint, customer_id, external_id in sorted(rows, key=lambda row: row.external_id):
         users[fingerprint].append((customer_id, external_id))
     return users
 
@@ -218,12 +232,14 @@ async def _sharing(
 async def _debts(session: AsyncSession, merchant_id: uuid.UUID, subjects: list[Subject]) -> dict[tuple[uuid.UUID, str], int]:
     rows = (
         await session.execute(
-            select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance).where(
-                LedgerAccount.merchant_id == merchant_id,
-                LedgerAccount.owner_id.in_({s.customer_id for s in subjects}),
-                LedgerAccount.kind == RewardKind.COMMISSION.value,
-                LedgerAccount.account_type == AccountType.AVAILABLE.value,
-                LedgerAccount.balance < 0,
+            scoped(
+                select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance).where(
+                    LedgerAccount.owner_id.in_({s.customer_id for s in subjects}),
+                    LedgerAccount.kind == RewardKind.COMMISSION.value,
+                    LedgerAccount.account_type == AccountType.AVAILABLE.value,
+                    LedgerAccount.balance < 0,
+                ),
+                merchant_id,
             )
         )
     ).all()

@@ -26,6 +26,7 @@ from app.referrals import customers
 from app.referrals.models import Customer
 from app.rewards import ledger
 from app.rewards.models import AccountType
+from app.tenancy import scoped
 from app.webhooks import events
 from app.webhooks.service import emit
 
@@ -41,31 +42,27 @@ async def announce(session: AsyncSession, event_type: str, payouts: list[Payout]
     endpoint listens."""
     if not payouts:
         return
-    looked_up: dict[str, dict] = {}
+    looked_up: dict[uuid.UUID, tuple[dict, dict]] = {}
 
-    async def lookups() -> tuple[dict, dict]:
-        if not looked_up:
-            looked_up["customers"] = dict(
-                (
-                    await session.execute(
-                        select(Customer.id, Customer.external_id).where(Customer.id.in_({p.customer_id for p in payouts}))
-                    )
-                ).all()
+    async def lookups(merchant_id: uuid.UUID) -> tuple[dict, dict]:
+        """The merchant's payouts' customers' external ids and accounts (a job's payouts span merchants)."""
+        if merchant_id not in looked_up:
+            theirs = [p for p in payouts if p.merchant_id == merchant_id]
+            customers_of = await session.execute(
+                scoped(
+                    select(Customer.id, Customer.external_id).where(Customer.id.in_({p.customer_id for p in theirs})), merchant_id
+                )
             )
-            looked_up["accounts"] = {
-                a.id: a
-                for a in (
-                    await session.scalars(
-                        select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts}))
-                    )
-                ).all()
-            }
-        return looked_up["customers"], looked_up["accounts"]
+            accounts_of = await session.scalars(
+                scoped(select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in theirs})), merchant_id)
+            )
+            looked_up[merchant_id] = dict(customers_of.all()), {a.id: a for a in accounts_of.all()}
+        return looked_up[merchant_id]
 
     for payout in payouts:
 
         async def payload(payout: Payout = payout) -> dict:
-            external_ids, accounts_by_id = await lookups()
+            external_ids, accounts_by_id = await lookups(payout.merchant_id)
             return events.payout_data(
                 payout,
                 customer_external_id=external_ids.get(payout.customer_id),
@@ -87,7 +84,7 @@ class Requested:
 
 
 async def _replay(session: AsyncSession, merchant_id: uuid.UUID, key: str, request_hash: str) -> Payout | None:
-    payout = await session.scalar(select(Payout).where(Payout.merchant_id == merchant_id, Payout.idempotency_key == key))
+    payout = await session.scalar(scoped(select(Payout).where(Payout.idempotency_key == key), merchant_id))
     if payout is not None and payout.request_hash != request_hash:
         raise DomainError(
             "idempotencyKey", ErrorCode.IDEMPOTENCY_CONFLICT, "this idempotency key was already used for another request"
@@ -160,7 +157,7 @@ async def request_payout(
 async def get_payout(
     session: AsyncSession, *, merchant_id: uuid.UUID, payout_id: uuid.UUID, lock: bool = False, field: str = "id"
 ) -> Payout:
-    query = select(Payout).where(Payout.id == payout_id, Payout.merchant_id == merchant_id)
+    query = scoped(select(Payout).where(Payout.id == payout_id), merchant_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     payout = await session.scalar(query)
@@ -179,7 +176,7 @@ async def list_payouts(
     after: str | None = None,
 ) -> Page[Payout]:
     """Newest first."""
-    query = select(Payout).where(Payout.merchant_id == merchant_id)
+    query = scoped(select(Payout), merchant_id)
     if status is not None:
         query = query.where(Payout.status == status.value)
     if customer_external_id is not None:
@@ -191,7 +188,7 @@ async def list_payouts(
 
 
 async def payouts_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Payout]:
-    return list((await session.scalars(select(Payout).where(Payout.merchant_id == merchant_id, Payout.id.in_(ids)))).all())
+    return list((await session.scalars(scoped(select(Payout).where(Payout.id.in_(ids)), merchant_id))).all())
 
 
 def _transition(payout: Payout, status: PayoutStatus, now: datetime, note: str | None = None) -> None:
@@ -406,17 +403,16 @@ async def relations(session: AsyncSession, *, merchant_id: uuid.UUID, payouts: l
         a.id: a
         for a in (
             await session.scalars(
-                select(PayoutAccount).where(
-                    PayoutAccount.merchant_id == merchant_id, PayoutAccount.id.in_({p.payout_account_id for p in payouts})
-                )
+                scoped(select(PayoutAccount).where(PayoutAccount.id.in_({p.payout_account_id for p in payouts})), merchant_id)
             )
         ).all()
     }
     external_ids = dict(
         (
             await session.execute(
-                select(Customer.id, Customer.external_id).where(
-                    Customer.merchant_id == merchant_id, Customer.id.in_({p.customer_id for p in payouts})
+                scoped(
+                    select(Customer.id, Customer.external_id).where(Customer.id.in_({p.customer_id for p in payouts})),
+                    merchant_id,
                 )
             )
         ).all()
@@ -424,9 +420,9 @@ async def relations(session: AsyncSession, *, merchant_id: uuid.UUID, payouts: l
     approvals: dict[uuid.UUID, list[PayoutApproval]] = {p.id: [] for p in payouts}
     for approval in (
         await session.scalars(
-            select(PayoutApproval)
-            .where(PayoutApproval.merchant_id == merchant_id, PayoutApproval.payout_id.in_(list(approvals)))
-            .order_by(PayoutApproval.id)
+            scoped(select(PayoutApproval).where(PayoutApproval.payout_id.in_(list(approvals))), merchant_id).order_by(
+                PayoutApproval.id
+            )
         )
     ).all():
         approvals[approval.payout_id].append(approval)

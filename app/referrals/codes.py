@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from sqlalchemy import bindparam, case, or_, select
+from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import text, validation
@@ -30,6 +30,7 @@ from app.referrals.models import (
     ProgramStatus,
     ReferralCode,
 )
+from app.tenancy import merchant_is
 
 # No 0/O, 1/I/L: codes are read aloud, typed from screenshots and printed on flyers.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -120,7 +121,7 @@ async def issue_referral_code(
         session, merchant_id=merchant_id, external_id=external_id, details=customers.CustomerDetails()
     )
     for _ in range(_MAX_GENERATION_ATTEMPTS):
-        existing = await _active_code(session, program.id, customer.id)
+        existing = await _active_code(session, merchant_id, program.id, customer.id)
         if existing is not None:
             if vanity is not None and text.code_keys(vanity)[1] != text.code_keys(existing.code)[1]:
                 raise DomainError(
@@ -151,7 +152,7 @@ async def issue_referral_code(
         if inserted is not None:
             return inserted
         # Either the code is taken, or a concurrent call gave this customer a code first.
-        if vanity is not None and await _active_code(session, program.id, customer.id) is None:
+        if vanity is not None and await _active_code(session, merchant_id, program.id, customer.id) is None:
             raise DomainError("vanity", ErrorCode.CODE_TAKEN, f"the code {vanity} is already taken (or one that reads the same)")
     raise RuntimeError("could not generate a unique referral code")
 
@@ -168,9 +169,12 @@ async def _look_alike(session: AsyncSession, merchant_id: uuid.UUID, code: str) 
     )
 
 
-async def _active_code(session: AsyncSession, program_id: uuid.UUID, customer_id: uuid.UUID) -> ReferralCode | None:
+async def _active_code(
+    session: AsyncSession, merchant_id: uuid.UUID, program_id: uuid.UUID, customer_id: uuid.UUID
+) -> ReferralCode | None:
     return await session.scalar(
         select(ReferralCode).where(
+            merchant_is(ReferralCode, merchant_id),
             ReferralCode.program_id == program_id,
             ReferralCode.customer_id == customer_id,
             ReferralCode.active.is_(True),
@@ -224,8 +228,8 @@ _CODE = _matching(select(ReferralCode))
 # The code, its program and its owner (the referrer); more columns may be added (app.actions).
 CODE_WITH_OWNER = _matching(
     select(ReferralCode, Program, Customer)
-    .join(Program, Program.id == ReferralCode.program_id)
-    .join(Customer, Customer.id == ReferralCode.customer_id)
+    .join(Program, and_(Program.id == ReferralCode.program_id, Program.merchant_id == ReferralCode.merchant_id))
+    .join(Customer, and_(Customer.id == ReferralCode.customer_id, Customer.merchant_id == ReferralCode.merchant_id))
 )
 
 

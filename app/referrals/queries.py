@@ -14,10 +14,11 @@ from app.errors import NotFound
 from app.pagination import Page, paginate
 from app.referrals import customers, programs
 from app.referrals.models import Action, Referral, ReferralStatus
+from app.tenancy import scoped
 
 
 async def get_referral(session: AsyncSession, *, merchant_id: uuid.UUID, referral_id: uuid.UUID) -> Referral | None:
-    return await session.scalar(select(Referral).where(Referral.id == referral_id, Referral.merchant_id == merchant_id))
+    return await session.scalar(scoped(select(Referral).where(Referral.id == referral_id), merchant_id))
 
 
 async def list_referrals(
@@ -32,7 +33,7 @@ async def list_referrals(
 ) -> Page[Referral]:
     if program_id is not None:
         await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
-    query = select(Referral).where(Referral.merchant_id == merchant_id)
+    query = scoped(select(Referral), merchant_id)
     if program_id is not None:
         query = query.where(Referral.program_id == program_id)
     if status is not None:
@@ -52,7 +53,7 @@ async def list_actions(
     first: int | None = None,
     after: str | None = None,
 ) -> Page[Action]:
-    query = select(Action).where(Action.merchant_id == merchant_id)
+    query = scoped(select(Action), merchant_id)
     if customer_external_id is not None:
         external_id = customers.external_id(customer_external_id)
         customer = await customers.require_customer(
@@ -89,8 +90,9 @@ async def referral_counts(
 ) -> dict[ReferralStatus, int]:
     """How many referrals the customer made in the program, by status (one grouped query)."""
     rows = await session.execute(
-        select(Referral.status, func.count())
-        .where(Referral.referrer_id == referrer_id, Referral.program_id == program_id, Referral.merchant_id == merchant_id)
-        .group_by(Referral.status)
+        scoped(
+            select(Referral.status, func.count()).where(Referral.referrer_id == referrer_id, Referral.program_id == program_id),
+            merchant_id,
+        ).group_by(Referral.status)
     )
     return {ReferralStatus(status): count for status, count in rows.all()}

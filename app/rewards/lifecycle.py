@@ -26,6 +26,7 @@ from app.rewards import rules as rule_service
 from app.rewards.ledger import Posting
 from app.rewards.models import AccountType, LedgerAccount, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
+from app.tenancy import scoped
 from app.webhooks import events as webhook_events
 
 logger = logging.getLogger("app.rewards")
@@ -327,22 +328,24 @@ async def expire_due_rewards(session: AsyncSession, *, now: datetime | None = No
     return len(due)
 
 
-async def _lock_live(session: AsyncSession, condition: ColumnElement[bool]) -> list[Reward]:
-    """The live rewards matching `condition`, locked, fresh from the database.
+async def _lock_live(session: AsyncSession, merchant_id: uuid.UUID, condition: ColumnElement[bool]) -> list[Reward]:
+    """The merchant's live rewards matching `condition`, locked, fresh from the database.
 
     Lock order: the customers' AVAILABLE accounts, then the reward rows, as a redemption
     locks an account and then its lots (the other order deadlocks against a checkout).
     Accounts in the order their grant booked them (reward id: rule by rule, referrer
     first), which is the order a concurrent grant to the same customers takes them in."""
-    live = select(Reward).where(condition, Reward.status.in_(LIVE)).order_by(Reward.id)
+    live = scoped(select(Reward).where(condition, Reward.status.in_(LIVE)), merchant_id).order_by(Reward.id)
     await _lock_accounts(session, (await session.scalars(live)).all())
     return list((await session.scalars(live.with_for_update().execution_options(populate_existing=True))).all())
 
 
-async def take_back_referral_rewards(session: AsyncSession, referral_id: uuid.UUID, *, reason: str) -> list[Reward]:
+async def take_back_referral_rewards(
+    session: AsyncSession, referral_id: uuid.UUID, *, merchant_id: uuid.UUID, reason: str
+) -> list[Reward]:
     """A referral judged fraudulent keeps nothing: held rewards are voided, available (even
     spent or paid) ones reversed; a balance may go negative and nets against future earnings."""
-    rewards = await _lock_live(session, Reward.referral_id == referral_id)
+    rewards = await _lock_live(session, merchant_id, Reward.referral_id == referral_id)
     for reward in rewards:
         if reward.status == RewardStatus.HELD.value:
             await void(session, reward, reason=reason)
@@ -351,12 +354,16 @@ async def take_back_referral_rewards(session: AsyncSession, referral_id: uuid.UU
     return rewards
 
 
-async def take_back_spendable(session: AsyncSession, referral_id: uuid.UUID, *, reason: str) -> list[Reward]:
+async def take_back_spendable(
+    session: AsyncSession, referral_id: uuid.UUID, *, merchant_id: uuid.UUID, reason: str
+) -> list[Reward]:
     """A referral put in review after some of its rewards became spendable: those are clawed
     back (credit and commission reversed, netting against future earnings; an unused coupon
     voided), what is still held stays held for the reviewer. An approval does not restore
     what was clawed back."""
-    rewards = await _lock_live(session, (Reward.referral_id == referral_id) & (Reward.status != RewardStatus.HELD.value))
+    rewards = await _lock_live(
+        session, merchant_id, (Reward.referral_id == referral_id) & (Reward.status != RewardStatus.HELD.value)
+    )
     for reward in rewards:
         await _claw_back(session, reward, reason=reason)
     return rewards
@@ -374,35 +381,40 @@ async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> N
     await session.flush()
 
 
-async def hold_for_review(session: AsyncSession, referral_id: uuid.UUID) -> int:
+async def hold_for_review(session: AsyncSession, referral_id: uuid.UUID, *, merchant_id: uuid.UUID) -> int:
     """Keep the referral's HELD rewards held until a reviewer decides."""
-    rewards = (
-        await session.scalars(select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD.value))
-    ).all()
+    held = select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD.value)
+    rewards = (await session.scalars(scoped(held, merchant_id))).all()
     for reward in rewards:
         reward.review_hold = True
     await session.flush()
     return len(rewards)
 
 
-async def lift_review_hold(session: AsyncSession, referral_id: uuid.UUID, *, now: datetime | None = None) -> list[Reward]:
+async def lift_review_hold(
+    session: AsyncSession, referral_id: uuid.UUID, *, merchant_id: uuid.UUID, now: datetime | None = None
+) -> list[Reward]:
     """A reviewer approved: rewards held for the review are released now, or when their
     own hold period (the refund window) ends. Returns those released now."""
-    return await _lift(session, referral_id, "review_hold", now=now)
+    return await _lift(session, merchant_id, referral_id, "review_hold", now=now)
 
 
-async def lift_clearance_hold(session: AsyncSession, referral_id: uuid.UUID, *, now: datetime | None = None) -> list[Reward]:
+async def lift_clearance_hold(
+    session: AsyncSession, referral_id: uuid.UUID, *, merchant_id: uuid.UUID, now: datetime | None = None
+) -> list[Reward]:
     """The referral was cleared (app.fraud.clearance): rewards waiting for it are released now,
     or when their own hold period ends; a review still holds what it holds. Returns those
     released now."""
-    return await _lift(session, referral_id, "clearance_hold", now=now)
+    return await _lift(session, merchant_id, referral_id, "clearance_hold", now=now)
 
 
-async def _lift(session: AsyncSession, referral_id: uuid.UUID, hold: str, *, now: datetime | None) -> list[Reward]:
+async def _lift(
+    session: AsyncSession, merchant_id: uuid.UUID, referral_id: uuid.UUID, hold: str, *, now: datetime | None
+) -> list[Reward]:
     """Clear one kind of hold (`review_hold`, `clearance_hold`) on the referral's rewards and
     release those nothing else holds."""
     now = now or utcnow()
-    held = await _lock_live(session, (Reward.referral_id == referral_id) & getattr(Reward, hold).is_(True))
+    held = await _lock_live(session, merchant_id, (Reward.referral_id == referral_id) & getattr(Reward, hold).is_(True))
     released = []
     for reward in held:
         setattr(reward, hold, False)
@@ -429,10 +441,9 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
     purchases = list(
         (
             await session.scalars(
-                select(Action).where(
-                    Action.merchant_id == action.merchant_id,
-                    Action.order_id == action.order_id,
-                    Action.type.not_in(REVERSING_TYPES),
+                scoped(
+                    select(Action).where(Action.order_id == action.order_id, Action.type.not_in(REVERSING_TYPES)),
+                    action.merchant_id,
                 )
             )
         ).all()
@@ -440,16 +451,15 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
     if not purchases:
         logger.info("refund for an unknown order", extra={"order_id": action.order_id, "action_id": str(action.id)})
         return RefundOutcome(order_found=False)
-    rewards = await _lock_live(session, Reward.trigger_action_id.in_([p.id for p in purchases]))
+    rewards = await _lock_live(session, action.merchant_id, Reward.trigger_action_id.in_([p.id for p in purchases]))
     # Summed once the rewards are locked: a concurrent refund of the same order has committed
     # by then and is counted (READ COMMITTED), so partial refunds never get lost.
     ordered = sum(p.amount or 0 for p in purchases)
     refunded = (
         await session.scalar(
-            select(money.total(Action.amount)).where(
-                Action.merchant_id == action.merchant_id,
-                Action.order_id == action.order_id,
-                Action.type.in_(REVERSING_TYPES),
+            scoped(
+                select(money.total(Action.amount)).where(Action.order_id == action.order_id, Action.type.in_(REVERSING_TYPES)),
+                action.merchant_id,
             )
         )
         or 0

@@ -14,10 +14,11 @@ from app.pagination import Page, paginate
 from app.referrals.models import REVERSING_TYPES, Action
 from app.rewards.lifecycle import RefundOutcome
 from app.rewards.models import AccountType, Coupon, LedgerAccount, LedgerEntry, Reward, RewardKind, RewardStatus
+from app.tenancy import scoped
 
 
 async def rewards_granted_by(session: AsyncSession, *, action: Action) -> list[Reward]:
-    query = select(Reward).where(Reward.trigger_action_id == action.id).order_by(Reward.id)
+    query = scoped(select(Reward).where(Reward.trigger_action_id == action.id), action.merchant_id).order_by(Reward.id)
     return list((await session.scalars(query)).all())
 
 
@@ -27,24 +28,23 @@ async def refund_outcome_of(session: AsyncSession, *, action: Action) -> RefundO
         return None
     if not action.refund_order_found:
         return RefundOutcome(order_found=False)
-    purchase_ids = select(Action.id).where(
-        Action.merchant_id == action.merchant_id,
-        Action.order_id == action.order_id,
-        Action.type.not_in(REVERSING_TYPES),
+    purchase_ids = scoped(
+        select(Action.id).where(Action.order_id == action.order_id, Action.type.not_in(REVERSING_TYPES)), action.merchant_id
     )
     rewards = await session.scalars(
-        select(Reward)
-        .where(
-            Reward.trigger_action_id.in_(purchase_ids),
-            or_(Reward.reversed_amount > 0, Reward.status.in_([RewardStatus.VOIDED.value, RewardStatus.REVERSED.value])),
-        )
-        .order_by(Reward.id)
+        scoped(
+            select(Reward).where(
+                Reward.trigger_action_id.in_(purchase_ids),
+                or_(Reward.reversed_amount > 0, Reward.status.in_([RewardStatus.VOIDED.value, RewardStatus.REVERSED.value])),
+            ),
+            action.merchant_id,
+        ).order_by(Reward.id)
     )
     return RefundOutcome(order_found=True, rewards=list(rewards.all()))
 
 
 async def get_reward(session: AsyncSession, *, merchant_id: uuid.UUID, reward_id: uuid.UUID) -> Reward | None:
-    return await session.scalar(select(Reward).where(Reward.id == reward_id, Reward.merchant_id == merchant_id))
+    return await session.scalar(scoped(select(Reward).where(Reward.id == reward_id), merchant_id))
 
 
 async def list_rewards(
@@ -56,7 +56,7 @@ async def list_rewards(
     first: int | None = None,
     after: str | None = None,
 ) -> Page[Reward]:
-    query = select(Reward).where(Reward.merchant_id == merchant_id)
+    query = scoped(select(Reward), merchant_id)
     if customer_id is not None:
         query = query.where(Reward.customer_id == customer_id)
     if status is not None:
@@ -74,9 +74,7 @@ class Balance:
 
 async def balances(session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID) -> list[Balance]:
     accounts = (
-        await session.scalars(
-            select(LedgerAccount).where(LedgerAccount.merchant_id == merchant_id, LedgerAccount.owner_id == customer_id)
-        )
+        await session.scalars(scoped(select(LedgerAccount).where(LedgerAccount.owner_id == customer_id), merchant_id))
     ).all()
     found: dict[tuple[str, str], dict[str, int]] = {}
     for account in accounts:
@@ -95,10 +93,11 @@ async def balances(session: AsyncSession, *, merchant_id: uuid.UUID, customer_id
 async def list_ledger_entries(
     session: AsyncSession, *, merchant_id: uuid.UUID, customer_id: uuid.UUID, first: int | None, after: str | None
 ) -> Page[LedgerEntry]:
-    query = (
+    query = scoped(
         select(LedgerEntry)
         .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-        .where(LedgerEntry.merchant_id == merchant_id, LedgerAccount.owner_id == customer_id)
+        .where(LedgerAccount.owner_id == customer_id),
+        merchant_id,
     )
     return await paginate(session, query, LedgerEntry.id, first=first, after=after)
 
@@ -139,14 +138,14 @@ async def reward_totals(
 ) -> list[RewardTotal]:
     """The customer's rewards in the program, summed per kind and unit (one grouped query)."""
     rows = await session.execute(
-        select(Reward.kind, Reward.unit, Reward.status, func.count(), func.sum(Reward.amount - Reward.reversed_amount))
-        .where(
-            Reward.customer_id == customer_id,
-            Reward.program_id == program_id,
-            Reward.merchant_id == merchant_id,
-            Reward.status.in_([s.value for s in (*_EARNED, RewardStatus.HELD)]),
-        )
-        .group_by(Reward.kind, Reward.unit, Reward.status)
+        scoped(
+            select(Reward.kind, Reward.unit, Reward.status, func.count(), func.sum(Reward.amount - Reward.reversed_amount)).where(
+                Reward.customer_id == customer_id,
+                Reward.program_id == program_id,
+                Reward.status.in_([s.value for s in (*_EARNED, RewardStatus.HELD)]),
+            ),
+            merchant_id,
+        ).group_by(Reward.kind, Reward.unit, Reward.status)
     )
     totals: dict[tuple[str, str], dict[str, int]] = {}
     for kind, unit, status, count, amount in rows.all():
@@ -160,8 +159,10 @@ async def leaked_amounts(session: AsyncSession, *, merchant_id: uuid.UUID, progr
     """What fraud flags that came after the money moved could not take back, per unit: the
     program's `leakedAmount` (`Reward.leaked_amount`, set by app.rewards.lifecycle's clawbacks)."""
     rows = await session.execute(
-        select(Reward.unit, func.sum(Reward.leaked_amount))
-        .where(Reward.merchant_id == merchant_id, Reward.program_id == program_id, Reward.leaked_amount > 0)
+        scoped(
+            select(Reward.unit, func.sum(Reward.leaked_amount)).where(Reward.program_id == program_id, Reward.leaked_amount > 0),
+            merchant_id,
+        )
         .group_by(Reward.unit)
         .order_by(Reward.unit)
     )

@@ -20,6 +20,7 @@ from app.referrals import programs
 from app.referrals.models import Program, ProgramType
 from app.rewards import kinds
 from app.rewards.models import CouponPool, Recipient, RewardKind, RewardRule
+from app.tenancy import merchant_is, scoped
 
 _ACTION_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 MAX_BPS = 10_000  # 100 %
@@ -397,19 +398,24 @@ async def rule_history(session: AsyncSession, *, merchant_id: uuid.UUID, rule_id
 _PAID_BY_PARTNERS = (
     RewardRule.kind == RewardKind.COMMISSION.value,
     RewardRule.recipient.in_([Recipient.REFERRER.value, Recipient.BOTH.value]),
-    select(Program.id).where(Program.id == RewardRule.program_id, Program.program_type == ProgramType.AFFILIATE.value).exists(),
-)
-_ACTIVE_RULES = (
-    select(RewardRule)
+    select(Program.id)
     .where(
+        merchant_is(Program, bindparam("merchant_id")),
+        Program.id == RewardRule.program_id,
+        Program.program_type == ProgramType.AFFILIATE.value,
+    )
+    .exists(),
+)
+_ACTIVE_RULES = scoped(
+    select(RewardRule).where(
         RewardRule.program_id == bindparam("program_id"),
         RewardRule.trigger == bindparam("trigger"),
         RewardRule.enabled.is_(True),
         RewardRule.superseded_at.is_(None),
         ~and_(*_PAID_BY_PARTNERS),
-    )
-    .order_by(RewardRule.rule_id)
-)
+    ),
+    bindparam("merchant_id"),
+).order_by(RewardRule.rule_id)
 
 
 async def active_rules_for_trigger(
@@ -419,7 +425,11 @@ async def active_rules_for_trigger(
     process's memory (app.config_cache) as detached rows: read them, never change them."""
 
     async def load() -> list[RewardRule]:
-        rules = list((await session.scalars(_ACTIVE_RULES, {"program_id": program_id, "trigger": trigger})).all())
+        rules = list(
+            (
+                await session.scalars(_ACTIVE_RULES, {"merchant_id": merchant_id, "program_id": program_id, "trigger": trigger})
+            ).all()
+        )
         for rule in rules:
             session.expunge(rule)
         return rules
