@@ -36,8 +36,10 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Boolean, Delete, Select, Update, inspect
+from sqlalchemy import Boolean, Delete, Select, Update, inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BinaryExpression
@@ -152,3 +154,17 @@ def scoped(statement: Scopable, merchant_id: MerchantValue, *, use_index: bool =
     value = first == merchant_id
     conditions = [value if use_index else _NotAnIndexKey(value), *(column == first for column in joined)]  # type: ignore[arg-type]
     return cast(Scopable, statement.where(*conditions))
+
+
+Row = TypeVar("Row")
+
+
+async def get_scoped(session: AsyncSession, model: type[Row], row_id: uuid.UUID, merchant_id: uuid.UUID) -> Row | None:
+    """The merchant's row of `model` by its id, or None (none, or another merchant's). From the
+    session's identity map when this transaction has it already (the write path reads its program,
+    code and customers up front, so the checks after cost no round trip), else one scoped SELECT."""
+    found: Any = session.identity_map.get(identity_key(model, row_id))
+    if found is None:
+        statement = scoped(select(model).where(model.id == row_id), merchant_id)  # type: ignore[attr-defined]
+        return cast(Row | None, await session.scalar(statement))
+    return found if found.merchant_id == merchant_id else None

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Uuid, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import config_cache, money, validation
@@ -47,6 +47,7 @@ from app.referrals.models import (
 from app.rewards import evaluation, lifecycle
 from app.rewards import queries as reward_queries
 from app.rewards.lifecycle import RefundOutcome
+from app.tenancy import get_scoped, scoped
 from app.webhooks import events as webhook_events
 
 BUILTIN_ACTION_TYPES = ("SIGNUP", "PURCHASE", "SUBSCRIPTION_STARTED", "REFUND", "CANCELLATION")
@@ -198,7 +199,7 @@ async def record_action(
 
     referral, status, click, screened = await _attribute(session, merchant_id, customer, action, data)
     if referral is None:
-        referral = await _existing_referral(session, customer.id, data.program_id)
+        referral = await _existing_referral(session, merchant_id, customer.id, data.program_id)
         if referral is not None and status is AttributionStatus.NONE:
             status = AttributionStatus.LINKED_TO_REFERRAL
     if referral is not None:
@@ -296,7 +297,8 @@ async def _attribute(
         return None, AttributionStatus.UNKNOWN_CODE, click, None
     if not referral_code.active:
         return None, AttributionStatus.INACTIVE_CODE, click, None
-    program = await session.get_one(Program, referral_code.program_id)
+    program = await get_scoped(session, Program, referral_code.program_id, merchant_id)
+    assert program is not None  # the code's program, of the code's merchant
     if program.program_status is not ProgramStatus.ACTIVE:
         return None, AttributionStatus.PROGRAM_NOT_ACTIVE, click, None
     if action.type in REVERSING_TYPES:
@@ -314,7 +316,7 @@ async def _attribute(
             history=history,
         )
     except DomainError as refused:
-        existing = await _existing_referral(session, customer.id, program.id)
+        existing = await _existing_referral(session, merchant_id, customer.id, program.id)
         return existing, AttributionStatus(refused.code.value), click, None
     status = AttributionStatus.REFERRAL_CREATED if screened is not None else AttributionStatus.LINKED_TO_REFERRAL
     if screened is not None and referral.status == ReferralStatus.REJECTED.value:
@@ -333,18 +335,22 @@ class RefereeHistory:
 def _referee_history(program_id: Any) -> list[Any]:
     """Columns: the referee's referral in `program_id` (a parameter or the code's column) and
     whether they purchased before `before` (then they are no new customer to refer)."""
+    merchant = bindparam("merchant_id", type_=Uuid())
     return [
-        select(Referral.id)
-        .where(Referral.referee_id == bindparam("referee_id"), Referral.program_id == program_id)
+        scoped(
+            select(Referral.id).where(Referral.referee_id == bindparam("referee_id"), Referral.program_id == program_id), merchant
+        )
         .limit(1)
         .scalar_subquery()
         .label("referral_id"),
-        select(Action.id)
-        .where(
-            Action.customer_id == bindparam("referee_id"),
-            Action.type.in_(QUALIFYING_TYPES),
-            Action.occurred_at < bindparam("before"),
-            Action.id != bindparam("exclude_action_id"),
+        scoped(
+            select(Action.id).where(
+                Action.customer_id == bindparam("referee_id"),
+                Action.type.in_(QUALIFYING_TYPES),
+                Action.occurred_at < bindparam("before"),
+                Action.id != bindparam("exclude_action_id"),
+            ),
+            merchant,
         )
         .exists()
         .label("purchased"),
@@ -370,7 +376,9 @@ async def _evidence(
         elif action.occurred_at > click.expires_at:
             status = AttributionStatus.EXPIRED_TOKEN
         else:
-            return await session.get_one(ReferralCode, click.code_id), click, status, None
+            clicked = await get_scoped(session, ReferralCode, click.code_id, merchant_id)
+            assert clicked is not None  # the click's code, of the click's merchant
+            return clicked, click, status, None
     typed = codes.normalize(data.referral_code)
     if typed is not None:
         row = (
@@ -418,7 +426,9 @@ async def _create_referral(
         existing = await session.get(Referral, history.referral_id) if history.referral_id is not None else None
         purchased_before = history.purchased_before
     else:
-        existing, purchased_before = await _referral_and_history(session, referee.id, program.id, before, exclude_action_id)
+        existing, purchased_before = await _referral_and_history(
+            session, program.merchant_id, referee.id, program.id, before, exclude_action_id
+        )
     if existing is None:
         if purchased_before:
             raise DomainError("code", ErrorCode.EXISTING_CUSTOMER, "the customer had purchased before the referral")
@@ -449,16 +459,18 @@ async def _create_referral(
             elif qualified_at is not None:
                 await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)
             return referral, outcome
-        existing = await _existing_referral(session, referee.id, program.id)
+        existing = await _existing_referral(session, program.merchant_id, referee.id, program.id)
         assert existing is not None
     if existing.referrer_id != referral_code.customer_id:
         raise DomainError("code", ErrorCode.ALREADY_REFERRED, "the customer was already referred in this program")
     return existing, None
 
 
-async def _existing_referral(session: AsyncSession, referee_id: uuid.UUID, program_id: uuid.UUID | None) -> Referral | None:
+async def _existing_referral(
+    session: AsyncSession, merchant_id: uuid.UUID, referee_id: uuid.UUID, program_id: uuid.UUID | None
+) -> Referral | None:
     """The customer's referral in the program; without a program, their first referral."""
-    query = select(Referral).where(Referral.referee_id == referee_id)
+    query = scoped(select(Referral).where(Referral.referee_id == referee_id), merchant_id)
     if program_id is not None:
         query = query.where(Referral.program_id == program_id)
     return await session.scalar(query.order_by(Referral.id).limit(1))
@@ -466,6 +478,7 @@ async def _existing_referral(session: AsyncSession, referee_id: uuid.UUID, progr
 
 async def _referral_and_history(
     session: AsyncSession,
+    merchant_id: uuid.UUID,
     referee_id: uuid.UUID,
     program_id: uuid.UUID,
     before: datetime,
@@ -477,6 +490,7 @@ async def _referral_and_history(
         await session.execute(
             _REFERRAL_AND_HISTORY,
             {
+                "merchant_id": merchant_id,
                 "referee_id": referee_id,
                 "program_id": program_id,
                 "before": before,
@@ -484,7 +498,7 @@ async def _referral_and_history(
             },
         )
     ).one()
-    referral = await session.get(Referral, row.referral_id) if row.referral_id is not None else None
+    referral = await get_scoped(session, Referral, row.referral_id, merchant_id) if row.referral_id is not None else None
     return referral, bool(row.purchased)
 
 
@@ -522,7 +536,7 @@ async def claim_referral(
     # been reported a little late, with the earlier time it occurred.
     first_action_at = await session.scalar(select(func.min(Action.occurred_at)).where(Action.customer_id == customer.id))
     signed_up_at = min(customer.created_at, first_action_at or customer.created_at)
-    existing = await _existing_referral(session, customer.id, program.id)
+    existing = await _existing_referral(session, merchant_id, customer.id, program.id)
     if existing is None and now - signed_up_at > timedelta(days=program.claim_window_days):
         raise DomainError(
             "customerExternalId",

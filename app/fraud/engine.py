@@ -35,6 +35,7 @@ from app.referrals import notify
 from app.referrals import status as referral_status
 from app.referrals.models import Action, Customer, Referral, ReferralStatus
 from app.rewards import lifecycle
+from app.tenancy import get_scoped
 from app.webhooks import events
 
 logger = logging.getLogger("app.fraud")
@@ -64,8 +65,9 @@ async def screen_again(session: AsyncSession, *, referral: Referral, at: datetim
 
 async def _check(session: AsyncSession, referral: Referral, stage: Stage, action: Action | None, at: datetime) -> FraudDecision:
     policy = await policies.current_policy(session, merchant_id=referral.merchant_id, program_id=referral.program_id)
-    referrer = await session.get_one(Customer, referral.referrer_id)
-    referee = await session.get_one(Customer, referral.referee_id)
+    referrer = await get_scoped(session, Customer, referral.referrer_id, referral.merchant_id)
+    referee = await get_scoped(session, Customer, referral.referee_id, referral.merchant_id)
+    assert referrer is not None and referee is not None  # the referral's merchant's customers
     case = Case(session, referral.merchant_id, referral.program_id, referral.id, referrer, referee, at)
     await case.prefetch()
     observations = await signals.observe(case)
@@ -97,7 +99,9 @@ async def _adjusted(
         else list(
             (
                 await session.scalars(  # a new referral has none
-                    select(FraudReview).where(FraudReview.referral_id == referral.id).order_by(FraudReview.id)
+                    select(FraudReview)
+                    .where(FraudReview.merchant_id == referral.merchant_id, FraudReview.referral_id == referral.id)
+                    .order_by(FraudReview.id)
                 )
             ).all()
         )
@@ -167,7 +171,11 @@ async def reject_referral(session: AsyncSession, referral: Referral, *, reason: 
     if not referral_status.reject(referral):
         return
     open_review = await session.scalar(
-        select(FraudReview).where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN.value)
+        select(FraudReview).where(
+            FraudReview.merchant_id == referral.merchant_id,
+            FraudReview.referral_id == referral.id,
+            FraudReview.status == ReviewStatus.OPEN.value,
+        )
     )
     if open_review is not None:  # nothing left to decide
         close_review(open_review, ReviewStatus.REJECTED, note=reason, actor=audit.SYSTEM)
@@ -183,7 +191,11 @@ async def open_review(
     review = existing
     if review is None:
         review = await session.scalar(
-            select(FraudReview).where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN.value)
+            select(FraudReview).where(
+                FraudReview.merchant_id == referral.merchant_id,
+                FraudReview.referral_id == referral.id,
+                FraudReview.status == ReviewStatus.OPEN.value,
+            )
         )
     opened = False
     if review is None:
@@ -206,7 +218,11 @@ async def open_review(
         opened = review is not None
         if review is None:
             review = await session.scalar(
-                select(FraudReview).where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN.value)
+                select(FraudReview).where(
+                    FraudReview.merchant_id == referral.merchant_id,
+                    FraudReview.referral_id == referral.id,
+                    FraudReview.status == ReviewStatus.OPEN.value,
+                )
             )
             assert review is not None
     if not opened:

@@ -14,6 +14,7 @@ from app.db import merchant_rows
 from app.errors import DomainError, ErrorCode, NotFound
 from app.pagination import Page, paginate
 from app.referrals.models import CodeStyle, Program, ProgramStatus, ProgramType
+from app.tenancy import get_scoped
 
 # A program may move between these; ARCHIVED is final so old links can never revive.
 _TRANSITIONS = {
@@ -114,9 +115,8 @@ def _apply(program: Program, changes: ProgramChanges) -> None:
 async def get_program(
     session: AsyncSession, *, merchant_id: uuid.UUID, program_id: uuid.UUID, for_update: bool = False
 ) -> Program | None:
-    if not for_update:  # by primary key: a program already read in this transaction costs no round trip
-        program = await session.get(Program, program_id)
-        return program if program is not None and program.merchant_id == merchant_id else None
+    if not for_update:  # a program already read in this transaction costs no round trip
+        return await get_scoped(session, Program, program_id, merchant_id)
     query = select(Program).where(Program.id == program_id, Program.merchant_id == merchant_id)
     if for_update:
         query = query.with_for_update()

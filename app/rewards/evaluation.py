@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Uuid, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
@@ -28,6 +28,7 @@ from app.rewards import kinds, lifecycle
 from app.rewards import rules as rule_service
 from app.rewards.models import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
+from app.tenancy import scoped
 from app.webhooks import events as webhook_events
 
 # Rewards in these states no longer count towards caps, budgets or "already rewarded".
@@ -146,42 +147,51 @@ async def decide(rule: RewardRule, action: Action, referral: Referral, facts: Fa
     return grants
 
 
-_QUALIFIED_COUNT = select(func.count(Referral.id)).where(
-    Referral.referrer_id == bindparam("referrer_id"),
-    Referral.program_id == bindparam("program_id"),
-    Referral.status == ReferralStatus.QUALIFIED.value,
+_MERCHANT = bindparam("merchant_id", type_=Uuid())
+_QUALIFIED_COUNT = scoped(
+    select(func.count(Referral.id)).where(
+        Referral.referrer_id == bindparam("referrer_id"),
+        Referral.program_id == bindparam("program_id"),
+        Referral.status == ReferralStatus.QUALIFIED.value,
+    ),
+    _MERCHANT,
 )
-_REWARDED = select(Reward.rule_id, Reward.recipient).where(
-    Reward.referral_id == bindparam("referral_id"), Reward.status.not_in(ENDED_WITHOUT_VALUE)
+_REWARDED = scoped(
+    select(Reward.rule_id, Reward.recipient).where(
+        Reward.referral_id == bindparam("referral_id"), Reward.status.not_in(ENDED_WITHOUT_VALUE)
+    ),
+    _MERCHANT,
 )
 
 
 class DatabaseFacts:
     """Facts from the database, inside the action's transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, merchant_id: uuid.UUID) -> None:
         self.session = session
+        self.merchant_id = merchant_id
         self._rewarded: set[tuple[uuid.UUID, str]] | None = None
         self._planned_budget: dict[tuple[uuid.UUID, str], int] = {}
         self._qualified: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
 
     async def is_first_of_type(self, referral: Referral, action: Action) -> bool:
         earlier = await self.session.scalar(
-            select(Action.id)
-            .where(
-                Action.customer_id == referral.referee_id,
-                Action.type == action.type,
-                Action.id != action.id,
-                Action.occurred_at <= action.occurred_at,
-            )
-            .limit(1)
+            scoped(
+                select(Action.id).where(
+                    Action.customer_id == referral.referee_id,
+                    Action.type == action.type,
+                    Action.id != action.id,
+                    Action.occurred_at <= action.occurred_at,
+                ),
+                self.merchant_id,
+            ).limit(1)
         )
         return earlier is None
 
     async def already_rewarded(self, rule_id: uuid.UUID, referral_id: uuid.UUID, recipient: Recipient) -> bool:
         """One query per evaluation: the referral is locked, so only our own grants add to it."""
         if self._rewarded is None:
-            rows = await self.session.execute(_REWARDED, {"referral_id": referral_id})
+            rows = await self.session.execute(_REWARDED, {"referral_id": referral_id, "merchant_id": self.merchant_id})
             self._rewarded = {(row.rule_id, row.recipient) for row in rows}
         return (rule_id, recipient.value) in self._rewarded
 
@@ -197,7 +207,8 @@ class DatabaseFacts:
     async def qualified_referrals(self, referrer_id: uuid.UUID, program_id: uuid.UUID, as_of: datetime) -> int:
         if (referrer_id, program_id) in self._qualified:  # counted with the locks (evaluate_action)
             return self._qualified[(referrer_id, program_id)]
-        return await self.session.scalar(_QUALIFIED_COUNT, {"referrer_id": referrer_id, "program_id": program_id}) or 0
+        parameters = {"referrer_id": referrer_id, "program_id": program_id, "merchant_id": self.merchant_id}
+        return await self.session.scalar(_QUALIFIED_COUNT, parameters) or 0
 
     def note_qualified(self, referrer_id: uuid.UUID, program_id: uuid.UUID, count: int) -> None:
         self._qualified[(referrer_id, program_id)] = count
@@ -209,8 +220,11 @@ class DatabaseFacts:
         return found is not None
 
     async def rewards_of_rule(self, rule_id: uuid.UUID, customer_id: uuid.UUID, since: datetime | None) -> int:
-        query = select(func.count(Reward.id)).where(
-            Reward.rule_id == rule_id, Reward.customer_id == customer_id, Reward.status.not_in(ENDED_WITHOUT_VALUE)
+        query = scoped(
+            select(func.count(Reward.id)).where(
+                Reward.rule_id == rule_id, Reward.customer_id == customer_id, Reward.status.not_in(ENDED_WITHOUT_VALUE)
+            ),
+            self.merchant_id,
         )
         if since is not None:
             query = query.where(Reward.created_at >= since)
@@ -219,6 +233,7 @@ class DatabaseFacts:
     async def budget_used(self, program_id: uuid.UUID, unit: str, since: datetime) -> int:
         used = await self.session.scalar(
             select(money.total(Reward.amount - Reward.reversed_amount)).where(
+                Reward.merchant_id == self.merchant_id,
                 Reward.program_id == program_id,
                 Reward.unit == unit,
                 Reward.created_at >= since,
@@ -244,7 +259,8 @@ def _lock_statement(lock_referrer: bool, lock_program: bool, count_qualified: bo
         locked.append(Program)
     if count_qualified:
         columns.append(_QUALIFIED_COUNT.scalar_subquery().label("qualified"))
-    return query.add_columns(*columns).where(Referral.id == bindparam("referral_id")).with_for_update(key_share=True, of=locked)
+    query = scoped(query.add_columns(*columns).where(Referral.id == bindparam("referral_id")), _MERCHANT)
+    return query.with_for_update(key_share=True, of=locked)
 
 
 async def evaluate_action(
@@ -275,7 +291,7 @@ async def evaluate_action(
     # the KEY SHARE locks that inserting an action or a reward pointing at the row takes. Plain
     # FOR UPDATE does, and concurrent purchases of one referral deadlocked on it.
     specs = [rule_service.spec_of(rule) for rule in candidates]
-    facts = DatabaseFacts(session)
+    facts = DatabaseFacts(session, referral.merchant_id)
     if referral_is_new:  # made by this transaction: nobody else can have rewarded it yet
         facts.note_nothing_rewarded()
     lock = _lock_statement(
@@ -290,6 +306,7 @@ async def evaluate_action(
                 "referral_id": referral.id,
                 "referrer_id": referral.referrer_id,
                 "program_id": referral.program_id,
+                "merchant_id": referral.merchant_id,
             },
         )
     ).one()

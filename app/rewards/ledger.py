@@ -296,7 +296,9 @@ class Planned:
 
 _ACCOUNTS = table_of(LedgerAccount)
 _ADD_TO_BALANCE = (
-    update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("target")).values(balance=_ACCOUNTS.c.balance + bindparam("delta"))
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("target"), _ACCOUNTS.c.merchant_id == bindparam("merchant"))
+    .values(balance=_ACCOUNTS.c.balance + bindparam("delta"))
 )
 
 
@@ -522,7 +524,9 @@ async def post_many(session: AsyncSession, *, merchant_id: uuid.UUID, planned: l
         await session.execute(_INSERT_TRANSACTIONS, transactions)
         await session.execute(_INSERT_ENTRIES, entries)
     if deltas:
-        await session.execute(_ADD_TO_BALANCE, [{"target": k, "delta": v} for k, v in sorted(deltas.items())])
+        await session.execute(
+            _ADD_TO_BALANCE, [{"target": k, "delta": v, "merchant": merchant_id} for k, v in sorted(deltas.items())]
+        )
         for account_id, delta in deltas.items():
             set_committed_value(accounts[account_id], "balance", accounts[account_id].balance + delta)
     return ids

@@ -15,10 +15,9 @@ Why at run time and not a static lint: statements are built in pieces across hel
 condition" can be checked reliably. What it cannot see are statements no request here runs: a new
 operation gets its case in test_tenant_isolation.py (that test fails without one) and so here.
 
-A few statements are unscoped on purpose (a read by primary key whose merchant is compared in
-Python, credential lookups before the merchant is known); they are listed in REVIEWED with the
-reason, by the function that runs them. NOT_YET_SCOPED is the baseline found when this test came in.
-Anything else fails the test, naming the function and the SQL.
+A few statements are unscoped on purpose (credential lookups before the merchant is known); they
+are listed in REVIEWED with the reason, by the function that runs them. Anything else fails the
+test, naming the function and the SQL.
 """
 
 from __future__ import annotations
@@ -44,31 +43,11 @@ APP_DIR = str(Path(app.__file__).resolve().parent)
 
 # function that runs the statement -> why it reads a tenant table without naming the merchant in SQL
 REVIEWED = {
-    "app/referrals/programs.py::get_program": "by primary key through the identity map; the row's merchant_id is "
-    "compared in Python, so another merchant's program is None",
     "app/merchants/service.py::authenticate": "the API key lookup before the merchant is known, by the key's hash "
     "(SQLite; PostgreSQL runs the referral_authenticate function)",
     "app/merchants/sessions.py::authenticate": "the admin session lookup before the merchant is known, by the token's hash",
     "app/merchants/sessions.py::login": "admins by email before the merchant is known: a login names no merchant "
     "(inside `authenticating`, the one row-level-security scope that may read admins of every merchant)",
-}
-
-# TODO(issue 16): statements that reach their rows through the id of a row the request already read under
-# its merchant (a referral's rewards by referral_id, a review's referral by id): right today, one wrong id
-# away from a leak on SQLite. Each gets its merchant condition through `app.tenancy.scoped` / `merchant_is`
-# and leaves this list; the test fails for a function that is here but no longer runs such a statement, so
-# the list only shrinks. What is left is in the lead's write-path files (28 entries when the list came in).
-NOT_YET_SCOPED = {
-    "app/actions/service.py::_attribute",  # the lead's write-path rewrite
-    "app/actions/service.py::_evidence",  # the lead's write-path rewrite
-    "app/actions/service.py::_existing_referral",  # the lead's write-path rewrite
-    "app/actions/service.py::_referral_and_history",  # the lead's write-path rewrite
-    "app/fraud/engine.py::_adjusted",  # the lead's write-path rewrite
-    "app/fraud/engine.py::_check",  # the lead's write-path rewrite
-    "app/fraud/engine.py::open_review",  # the lead's write-path rewrite
-    "app/rewards/evaluation.py::already_rewarded",  # the lead's write-path rewrite
-    "app/rewards/evaluation.py::evaluate_action",  # the lead's write-path rewrite
-    "app/rewards/ledger.py::post_many",  # the lead's write-path rewrite
 }
 
 
@@ -193,12 +172,10 @@ async def test_every_statement_of_an_api_request_on_a_tenant_table_names_the_mer
             key = {"publishable": b.publishable_key, "secret": b.secret_key}.get(case.key) or world.payouts.b_owner_token
             # one world for every case: what a case answers is test_tenant_isolation.py's to check
             await b.raw(case.document, case.variables(world), key=key)
-    unreviewed = {site: statements[:3] for site, statements in found.items() if site not in set(REVIEWED) | NOT_YET_SCOPED}
+    unreviewed = {site: statements[:3] for site, statements in found.items() if site not in REVIEWED}
     assert not unreviewed, "statements on tenant tables without the merchant:\n" + "\n".join(
         f"{site}:\n    " + "\n    ".join(statements) for site, statements in sorted(unreviewed.items())
     )
-    gone = NOT_YET_SCOPED - set(found)
-    assert not gone, f"these now name the merchant (or no longer run here): take them off the lists: {sorted(gone)}"
 
 
 def test_the_check_tells_a_scoped_statement_from_an_unscoped_one():
