@@ -437,9 +437,7 @@ class Case:
                 for k, v in [*self._named_candidates(), *self._identifier_candidates(await self.referee_identifiers())]
             ]
             if any(i.kind == "IP" for i in await self.referee_identifiers()):
-                branches.append(
-                    and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == ListKind.IP_RANGE.value)
-                )
+                branches.append(and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == ListKind.IP_RANGE))
             return list((await self.session.scalars(select(FraudListEntry).where(or_(*branches)))).all())
 
         return await self._cached("list_entries", load)
@@ -573,10 +571,10 @@ def _prefetch_statement() -> Any:
             FraudListEntry.kind.in_([kind.value for kind in _CUSTOMER_MARKS]),
             FraudListEntry.value.in_(bindparam("customer_ids", expanding=True)),
         ),
-        and_(FraudListEntry.kind == ListKind.EMAIL.value, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
-        and_(FraudListEntry.kind == ListKind.DOMAIN.value, FraudListEntry.value.in_(bindparam("domains", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.EMAIL, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.DOMAIN, FraudListEntry.value.in_(bindparam("domains", expanding=True))),
         and_(
-            FraudListEntry.kind == ListKind.IP_RANGE.value,
+            FraudListEntry.kind == ListKind.IP_RANGE,
             select(identifier.id)
             .where(
                 identifier.customer_id == referee,

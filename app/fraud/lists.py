@@ -147,7 +147,7 @@ async def customer_status(session: AsyncSession, *, merchant_id: uuid.UUID, cust
             FraudListEntry.value == str(customer_id),
         )
     )
-    return next((s for s, k in _MARKS.items() if k.value == kind), CustomerFraudStatus.NONE)
+    return next((s for s, k in _MARKS.items() if k == kind), CustomerFraudStatus.NONE)
 
 
 async def set_customer_status(
@@ -176,7 +176,7 @@ async def set_customer_status(
         )
     ).all()
     for entry in existing:
-        if status is CustomerFraudStatus.NONE or entry.kind != _MARKS[status].value:
+        if status is CustomerFraudStatus.NONE or entry.kind is not _MARKS[status]:
             await session.delete(entry)
     await session.flush()
     if status is not CustomerFraudStatus.NONE:
@@ -197,7 +197,7 @@ async def set_customer_status(
                 .where(
                     Referral.merchant_id == merchant_id,
                     or_(Referral.referrer_id == customer.id, Referral.referee_id == customer.id),
-                    Referral.status != ReferralStatus.REJECTED.value,
+                    Referral.status != ReferralStatus.REJECTED,
                 )
                 .order_by(Referral.id)
                 .limit(MAX_BANNED_REFERRALS)

@@ -40,7 +40,7 @@ async def remember(
         .values(
             id=new_id(),
             merchant_id=referral.merchant_id,
-            kind=ListKind.REFERRER_UNDER_REVIEW.value,
+            kind=ListKind.REFERRER_UNDER_REVIEW,
             value=str(referral.referrer_id),
             note=f"referral {referral.id} flagged: {', '.join(sorted(fired))}",
             created_at=utcnow(),
@@ -56,10 +56,10 @@ async def remember(
                 Referral.merchant_id == referral.merchant_id,
                 Referral.referrer_id == referral.referrer_id,
                 Referral.id != referral.id,
-                Referral.status != ReferralStatus.REJECTED.value,
+                Referral.status != ReferralStatus.REJECTED,
                 Referral.cleared_at.is_(None),
                 ~select(FraudReview.id)
-                .where(FraudReview.referral_id == Referral.id, FraudReview.status == ReviewStatus.OPEN.value)
+                .where(FraudReview.referral_id == Referral.id, FraudReview.status == ReviewStatus.OPEN)
                 .exists(),
             )
             .order_by(Referral.id)
@@ -80,9 +80,9 @@ async def remember(
             merchant_id=other.merchant_id,
             program_id=other.program_id,
             referral_id=other.id,
-            stage=Stage.RELATED.value,
-            outcome=Outcome.REVIEW.value,
-            policy_outcome=Outcome.REVIEW.value,
+            stage=Stage.RELATED,
+            outcome=Outcome.REVIEW,
+            policy_outcome=Outcome.REVIEW,
             score=0,
             policy_version=decision.policy_version,
             observations=[evidence],
@@ -108,7 +108,7 @@ async def clear_referrer(
     await session.execute(
         delete(FraudListEntry).where(
             FraudListEntry.merchant_id == merchant_id,
-            FraudListEntry.kind == ListKind.REFERRER_UNDER_REVIEW.value,
+            FraudListEntry.kind == ListKind.REFERRER_UNDER_REVIEW,
             FraudListEntry.value == str(customer.id),
         )
     )
@@ -118,7 +118,7 @@ async def clear_referrer(
             .join(Referral, Referral.id == FraudReview.referral_id)
             .where(
                 FraudReview.merchant_id == merchant_id,
-                FraudReview.status == ReviewStatus.OPEN.value,
+                FraudReview.status == ReviewStatus.OPEN,
                 Referral.referrer_id == customer.id,
             )
             .order_by(FraudReview.id)

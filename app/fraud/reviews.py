@@ -134,10 +134,10 @@ async def resolve_review(
     )
     if review is None:
         raise NotFound("id", "fraud review")
-    if review.status == resolution.status.value:
+    if review.status is resolution.status:
         return Resolved(review, replayed=True)
-    if review.status != ReviewStatus.OPEN.value:
-        raise DomainError("id", ErrorCode.REVIEW_ALREADY_RESOLVED, f"this review was already {review.status.lower()}")
+    if review.status != ReviewStatus.OPEN:
+        raise DomainError("id", ErrorCode.REVIEW_ALREADY_RESOLVED, f"this review was already {review.status.value.lower()}")
     if cited_rule is not None:
         review.cited_rule = await promotion_rules.cited_rule(
             session, merchant_id=merchant_id, program_id=review.program_id, version=cited_rule[0], clause_id=cited_rule[1]

@@ -103,7 +103,7 @@ async def apply_as_partner(
         "program_id": program.id,
         "customer_id": customer.id,
         "group_id": None,
-        "status": PartnerStatus.APPLIED.value,
+        "status": PartnerStatus.APPLIED,
         "invited": invited,
         "application_note": note,
         "applied_at": now,
@@ -126,7 +126,7 @@ async def apply_as_partner(
                 merchant_id=merchant_id,
                 partner_id=partner.id,
                 from_status=None,
-                to_status=PartnerStatus.APPLIED.value,
+                to_status=PartnerStatus.APPLIED,
                 actor=actor_label(actor),
                 reason="invited" if invited else note,
                 created_at=now,
@@ -194,7 +194,7 @@ async def decide(
             "decision", ErrorCode.INVALID_STATUS_TRANSITION, f"a {current.value} partner cannot be {decision.value.lower()}d"
         )
     now = utcnow()
-    partner.status = to_status.value
+    partner.status = to_status
     partner.decided_at = now
     session.add(
         PartnerStatusChange(

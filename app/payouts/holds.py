@@ -123,7 +123,7 @@ async def _open_reviews(session: AsyncSession, merchant_id: uuid.UUID, ids: list
             .join(Referral, Referral.id == FraudReview.referral_id)
             .where(
                 FraudReview.merchant_id == merchant_id,
-                FraudReview.status == ReviewStatus.OPEN.value,
+                FraudReview.status == ReviewStatus.OPEN,
                 or_(Referral.referrer_id.in_(ids), Referral.referee_id.in_(ids)),
             )
             .order_by(FraudReview.id)
@@ -165,8 +165,8 @@ async def _open_reviews(session: AsyncSession, merchant_id: uuid.UUID, ids: list
 
 async def _mostly_flagged(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, Hold]]:
     flagged = or_(
-        Referral.status == ReferralStatus.REJECTED.value,
-        exists().where(FraudDecision.referral_id == Referral.id, FraudDecision.outcome != Outcome.ALLOW.value),
+        Referral.status == ReferralStatus.REJECTED,
+        exists().where(FraudDecision.referral_id == Referral.id, FraudDecision.outcome != Outcome.ALLOW),
     )
     rows = (
         await session.execute(
@@ -221,8 +221,8 @@ async def _debts(session: AsyncSession, merchant_id: uuid.UUID, subjects: list[S
             select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance).where(
                 LedgerAccount.merchant_id == merchant_id,
                 LedgerAccount.owner_id.in_({s.customer_id for s in subjects}),
-                LedgerAccount.kind == RewardKind.COMMISSION.value,
-                LedgerAccount.account_type == AccountType.AVAILABLE.value,
+                LedgerAccount.kind == RewardKind.COMMISSION,
+                LedgerAccount.account_type == AccountType.AVAILABLE,
                 LedgerAccount.balance < 0,
             )
         )

@@ -22,7 +22,7 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
         for owner_id, unit, balance in (
             await session.execute(
                 select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance).where(
-                    LedgerAccount.account_type == AccountType.PAYOUT_PENDING.value, *scope
+                    LedgerAccount.account_type == AccountType.PAYOUT_PENDING, *scope
                 )
             )
         ).all()

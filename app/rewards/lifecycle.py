@@ -22,14 +22,14 @@ from app.referrals.models import REVERSING_TYPES, Action
 from app.rewards import coupons, ledger
 from app.rewards import rules as rule_service
 from app.rewards.ledger import Posting
-from app.rewards.models import AccountType, LedgerAccount, Reward, RewardKind, RewardRule, RewardStatus
+from app.rewards.models import AccountType, LedgerAccount, Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
 from app.webhooks import events as webhook_events
 from app.webhooks import notify
 
 logger = logging.getLogger("app.rewards")
 
-LIVE = (RewardStatus.HELD.value, RewardStatus.AVAILABLE.value, RewardStatus.REDEEMED.value, RewardStatus.PAID.value)
+LIVE = (RewardStatus.HELD, RewardStatus.AVAILABLE, RewardStatus.REDEEMED, RewardStatus.PAID)
 
 
 def net(reward: Reward) -> int:
@@ -37,7 +37,7 @@ def net(reward: Reward) -> int:
 
 
 def has_ledger(reward: Reward) -> bool:
-    return reward.kind != RewardKind.DISCOUNT.value
+    return reward.kind != RewardKind.DISCOUNT
 
 
 async def _spec(session: AsyncSession, reward: Reward) -> RuleSpec:
@@ -51,7 +51,7 @@ async def _spec(session: AsyncSession, reward: Reward) -> RuleSpec:
 
 async def on_granted(session: AsyncSession, reward: Reward, spec: RuleSpec) -> None:
     """Book a new reward: into the customer's HELD account, or straight to AVAILABLE."""
-    available = reward.status == RewardStatus.AVAILABLE.value
+    available = reward.status == RewardStatus.AVAILABLE
     if has_ledger(reward):
         target = await ledger.lot_account(session, reward, AccountType.AVAILABLE if available else AccountType.HELD)
         program = await ledger.program_account(session, reward, AccountType.PROGRAM_REWARDS)
@@ -109,24 +109,24 @@ async def on_granted_many(session: AsyncSession, granted: list[tuple[Reward, Rul
         key = _customer_key(reward)
         before = running[key]
         running[key] = before + reward.amount
-        if reward.status == RewardStatus.AVAILABLE.value and before < 0:
+        if reward.status == RewardStatus.AVAILABLE and before < 0:
             reward.remaining = max(0, reward.remaining + before)
     for reward, spec in granted:
-        if reward.status != RewardStatus.AVAILABLE.value:
+        if reward.status != RewardStatus.AVAILABLE:
             continue
-        if reward.kind == RewardKind.DISCOUNT.value:
+        if reward.kind == RewardKind.DISCOUNT:
             await coupons.issue_for_reward(session, reward, spec)
         await notify.reward_event(session, webhook_events.REWARD_AVAILABLE, reward)
     await session.flush()
 
 
 def _customer_key(reward: Reward) -> ledger.AccountKey:
-    account_type = AccountType.AVAILABLE if reward.status == RewardStatus.AVAILABLE.value else AccountType.HELD
-    return ledger.AccountKey(ledger.CUSTOMER, reward.customer_id, reward.kind, account_type.value, reward.unit)
+    account_type = AccountType.AVAILABLE if reward.status == RewardStatus.AVAILABLE else AccountType.HELD
+    return ledger.AccountKey(ledger.CUSTOMER, reward.customer_id, reward.kind.value, account_type.value, reward.unit)
 
 
 def _program_key(reward: Reward) -> ledger.AccountKey:
-    return ledger.AccountKey(ledger.PROGRAM, reward.program_id, reward.kind, AccountType.PROGRAM_REWARDS.value, reward.unit)
+    return ledger.AccountKey(ledger.PROGRAM, reward.program_id, reward.kind.value, AccountType.PROGRAM_REWARDS.value, reward.unit)
 
 
 def availability(kind: RewardKind, amount: int, spec: RuleSpec, now: datetime) -> dict:
@@ -141,7 +141,7 @@ async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpe
     if reward.available_at is None:  # a release; a reward available from the start has them already
         for name, value in availability(RewardKind(reward.kind), net(reward), spec, utcnow()).items():
             setattr(reward, name, value)
-    if reward.kind == RewardKind.DISCOUNT.value:
+    if reward.kind == RewardKind.DISCOUNT:
         await coupons.issue_for_reward(session, reward, spec)
     else:
         await ledger.absorb_debt(session, account, reward)
@@ -151,9 +151,9 @@ async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpe
 
 async def release(session: AsyncSession, reward: Reward) -> bool:
     """HELD -> AVAILABLE, unless a fraud review holds it or its referral is not cleared yet."""
-    if reward.status != RewardStatus.HELD.value or reward.review_hold or reward.clearance_hold:
+    if reward.status != RewardStatus.HELD or reward.review_hold or reward.clearance_hold:
         return False
-    reward.status = RewardStatus.AVAILABLE.value
+    reward.status = RewardStatus.AVAILABLE
     account = None
     if has_ledger(reward):
         held = await ledger.lot_account(session, reward, AccountType.HELD)
@@ -172,7 +172,7 @@ async def release(session: AsyncSession, reward: Reward) -> bool:
 
 async def void(session: AsyncSession, reward: Reward, *, reason: str, amount: int | None = None) -> None:
     """Cancel (part of) a HELD reward: it never reached the customer."""
-    assert reward.status == RewardStatus.HELD.value
+    assert reward.status == RewardStatus.HELD
     amount = net(reward) if amount is None else min(amount, net(reward))
     if has_ledger(reward) and amount:
         held = await ledger.lot_account(session, reward, AccountType.HELD)
@@ -196,7 +196,7 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
     """Claw back (part of) a reward that was available, even if already spent: the
     customer's balance may go negative and is netted against future earnings."""
     amount = net(reward) if amount is None else min(amount, net(reward))
-    if reward.kind == RewardKind.DISCOUNT.value:
+    if reward.kind == RewardKind.DISCOUNT:
         await coupons.void_for_reward(session, reward)
     elif amount:
         account = await ledger.lot_account(session, reward, AccountType.AVAILABLE, lock=True)
@@ -211,7 +211,7 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
             postings=[Posting(account, -amount), Posting(program, amount)],
         )
     reward.reversed_amount += amount
-    if net(reward) == 0 or reward.kind == RewardKind.DISCOUNT.value:
+    if net(reward) == 0 or reward.kind == RewardKind.DISCOUNT:
         reward.remaining = 0
         _end(reward, RewardStatus.REVERSED, reason)
     await session.flush()
@@ -219,7 +219,7 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
 
 
 def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
-    reward.status = status.value
+    reward.status = status
     reward.review_hold = False  # nothing left for a review to hold
     reward.clearance_hold = False
     reward.ended_at = utcnow()
@@ -228,12 +228,12 @@ def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
 
 def _grant_order(reward: Reward) -> tuple:
     """The order a grant books rewards (and so takes accounts) in: rule by rule, referrer first."""
-    return (reward.rule_id, reward.recipient != "REFERRER", reward.customer_id, reward.id)
+    return (reward.rule_id, reward.recipient is not Recipient.REFERRER, reward.customer_id, reward.id)
 
 
 async def _lock_accounts(session: AsyncSession, rewards: Iterable[Reward]) -> None:
     """Lock the AVAILABLE accounts of `rewards`, each once, in the order given."""
-    seen: set[tuple[uuid.UUID, str, str]] = set()
+    seen: set[tuple[uuid.UUID, RewardKind, str]] = set()
     for reward in rewards:
         key = (reward.customer_id, reward.kind, reward.unit)
         if has_ledger(reward) and key not in seen:
@@ -270,7 +270,7 @@ async def release_due_rewards(session: AsyncSession, *, now: datetime | None = N
         session,
         select(Reward)
         .where(
-            Reward.status == RewardStatus.HELD.value,
+            Reward.status == RewardStatus.HELD,
             Reward.review_hold.is_(False),
             Reward.clearance_hold.is_(False),
             Reward.hold_until <= now,
@@ -291,19 +291,19 @@ async def expire_due_rewards(session: AsyncSession, *, now: datetime | None = No
         session,
         select(Reward)
         .where(
-            Reward.status == RewardStatus.AVAILABLE.value,
+            Reward.status == RewardStatus.AVAILABLE,
             Reward.expires_at <= now,
             # Commission is cash owed: it is paid out, never expired (an EXPIRED commission
             # would keep its balance with no lot behind it).
-            Reward.kind != RewardKind.COMMISSION.value,
+            Reward.kind != RewardKind.COMMISSION,
         )
         .order_by(Reward.expires_at)
         .limit(limit),
     )
     for reward in due:
-        if reward.kind == RewardKind.DISCOUNT.value:
+        if reward.kind == RewardKind.DISCOUNT:
             await coupons.expire_for_reward(session, reward)
-        elif reward.kind != RewardKind.COMMISSION.value and reward.remaining > 0:
+        elif reward.kind != RewardKind.COMMISSION and reward.remaining > 0:
             account = await ledger.lot_account(session, reward, AccountType.AVAILABLE, lock=True)
             program = await ledger.program_account(session, reward, AccountType.PROGRAM_EXPIRED)
             await ledger.post(
@@ -337,7 +337,7 @@ async def take_back_referral_rewards(session: AsyncSession, referral_id: uuid.UU
     spent or paid) ones reversed; a balance may go negative and nets against future earnings."""
     rewards = await _lock_live(session, Reward.referral_id == referral_id)
     for reward in rewards:
-        if reward.status == RewardStatus.HELD.value:
+        if reward.status == RewardStatus.HELD:
             await void(session, reward, reason=reason)
         else:
             await _claw_back(session, reward, reason=reason)
@@ -349,7 +349,7 @@ async def take_back_spendable(session: AsyncSession, referral_id: uuid.UUID, *, 
     back (credit and commission reversed, netting against future earnings; an unused coupon
     voided), what is still held stays held for the reviewer. An approval does not restore
     what was clawed back."""
-    rewards = await _lock_live(session, (Reward.referral_id == referral_id) & (Reward.status != RewardStatus.HELD.value))
+    rewards = await _lock_live(session, (Reward.referral_id == referral_id) & (Reward.status != RewardStatus.HELD))
     for reward in rewards:
         await _claw_back(session, reward, reason=reason)
     return rewards
@@ -358,8 +358,8 @@ async def take_back_spendable(session: AsyncSession, referral_id: uuid.UUID, *, 
 async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> None:
     """Reverse a reward that was spendable, recording in `leaked_amount` what had already been
     spent, paid out or used (a redeemed coupon's face value): that part is now a debt at best."""
-    if reward.kind == RewardKind.DISCOUNT.value:
-        used = net(reward) if reward.status == RewardStatus.REDEEMED.value else 0
+    if reward.kind == RewardKind.DISCOUNT:
+        used = net(reward) if reward.status == RewardStatus.REDEEMED else 0
     else:
         used = net(reward) - reward.remaining
     await reverse(session, reward, reason=reason)
@@ -370,7 +370,7 @@ async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> N
 async def hold_for_review(session: AsyncSession, referral_id: uuid.UUID) -> int:
     """Keep the referral's HELD rewards held until a reviewer decides."""
     rewards = (
-        await session.scalars(select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD.value))
+        await session.scalars(select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD))
     ).all()
     for reward in rewards:
         reward.review_hold = True
@@ -399,7 +399,7 @@ async def _lift(session: AsyncSession, referral_id: uuid.UUID, hold: str, *, now
     released = []
     for reward in held:
         setattr(reward, hold, False)
-        due = reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now)
+        due = reward.status == RewardStatus.HELD and (reward.hold_until is None or reward.hold_until <= now)
         if due and await release(session, reward):
             released.append(reward)
     await session.flush()
@@ -454,13 +454,13 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
             amount = net(reward)
         else:
             spec = await _spec(session, reward)
-            if reward.kind != RewardKind.COMMISSION.value or spec.percent_bps is None:
+            if reward.kind != RewardKind.COMMISSION or spec.percent_bps is None:
                 continue
             amount = reward.amount * refunded // ordered - reward.reversed_amount
         if amount <= 0:
             continue
         reason = f"order {action.order_id} {'refunded' if action.type == 'REFUND' else 'cancelled'}"
-        if reward.status == RewardStatus.HELD.value:
+        if reward.status == RewardStatus.HELD:
             await void(session, reward, reason=reason, amount=amount)
         else:
             await reverse(session, reward, reason=reason, amount=amount)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from app.rewards.models import RewardStatus
 from tests import graphql_ops as ops
 from tests.campaigns.helpers import (
     campaign_rewards,
@@ -264,10 +265,10 @@ async def test_a_sales_campaign_commission_waits_for_its_referrals_clearance_lik
     await run_campaign_jobs(db)
 
     [boost] = await campaign_rewards(db, campaign["id"])
-    assert (boost.amount, boost.status, boost.clearance_hold) == (1000, "HELD", True)
+    assert (boost.amount, boost.status, boost.clearance_hold) == (1000, RewardStatus.HELD, True)
     assert (await balance(tenant, "jane", "COMMISSION"))["available"] == 0
 
     assert await clear_due(db, at=days(60)) == 1  # the quiet period is over: screened again, cleared
     [boost] = await campaign_rewards(db, campaign["id"])
-    assert (boost.status, boost.clearance_hold) == ("AVAILABLE", False)
+    assert (boost.status, boost.clearance_hold) == (RewardStatus.AVAILABLE, False)
     assert (await balance(tenant, "jane", "COMMISSION"))["available"] == 1000
