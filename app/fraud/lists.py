@@ -121,7 +121,7 @@ async def remove_entry(
         actor=actor,
         action="fraud_list.removed",
         subject_id=entry.id,
-        details={"kind": entry.kind, "value": entry.value},
+        details={"kind": entry.kind.value, "value": entry.value},
     )
     return entry
 

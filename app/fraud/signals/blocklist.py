@@ -81,5 +81,5 @@ def _listed(entry: FraudListEntry, what: str) -> Observation:
         BLOCKLIST.name,
         1,
         f"{what} matches blocklist entry {entry.kind.value} {entry.value}" + (f" ({entry.note})" if entry.note else ""),
-        {"entry_id": str(entry.id), "kind": entry.kind, "value": entry.value},
+        {"entry_id": str(entry.id), "kind": entry.kind.value, "value": entry.value},
     )
