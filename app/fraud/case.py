@@ -433,7 +433,7 @@ class Case:
                     ).all()
                 return found
             branches = [
-                and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == k.value, FraudListEntry.value == v)
+                and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == k, FraudListEntry.value == v)
                 for k, v in [*self._named_candidates(), *self._identifier_candidates(await self.referee_identifiers())]
             ]
             if any(i.kind == "IP" for i in await self.referee_identifiers()):
@@ -568,7 +568,7 @@ def _prefetch_statement() -> Any:
     )
     named = or_(
         and_(
-            FraudListEntry.kind.in_([kind.value for kind in _CUSTOMER_MARKS]),
+            FraudListEntry.kind.in_(list(_CUSTOMER_MARKS)),
             FraudListEntry.value.in_(bindparam("customer_ids", expanding=True)),
         ),
         and_(FraudListEntry.kind == ListKind.EMAIL, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
@@ -658,9 +658,9 @@ def _prefetch_statement() -> Any:
 _LISTED_FOR_IDENTIFIERS = select(FraudListEntry).where(
     FraudListEntry.merchant_id == bindparam("merchant_id", type_=Uuid()),
     or_(
-        and_(FraudListEntry.kind == "DEVICE", FraudListEntry.value.in_(bindparam("devices", expanding=True))),
-        and_(FraudListEntry.kind == "PAYMENT", FraudListEntry.value.in_(bindparam("payments", expanding=True))),
-        and_(FraudListEntry.kind == "IP", FraudListEntry.value.in_(bindparam("ips", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.DEVICE, FraudListEntry.value.in_(bindparam("devices", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.PAYMENT, FraudListEntry.value.in_(bindparam("payments", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.IP, FraudListEntry.value.in_(bindparam("ips", expanding=True))),
     ),
 )
 

@@ -88,7 +88,7 @@ async def _insert(
     )
     entry = await session.scalar(
         select(FraudListEntry).where(
-            FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == kind.value, FraudListEntry.value == value
+            FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == kind, FraudListEntry.value == value
         )
     )
     assert entry is not None
@@ -131,7 +131,7 @@ async def list_entries(
 ) -> Page[FraudListEntry]:
     query = select(FraudListEntry).where(FraudListEntry.merchant_id == merchant_id)
     if kind is not None:
-        query = query.where(FraudListEntry.kind == kind.value)
+        query = query.where(FraudListEntry.kind == kind)
     return await paginate(session, query, FraudListEntry.id, first=first, after=after)
 
 
@@ -143,7 +143,7 @@ async def customer_status(session: AsyncSession, *, merchant_id: uuid.UUID, cust
     kind = await session.scalar(
         select(FraudListEntry.kind).where(
             FraudListEntry.merchant_id == merchant_id,
-            FraudListEntry.kind.in_([k.value for k in _MARKS.values()]),
+            FraudListEntry.kind.in_(list(_MARKS.values())),
             FraudListEntry.value == str(customer_id),
         )
     )
@@ -170,7 +170,7 @@ async def set_customer_status(
         await session.scalars(
             select(FraudListEntry).where(
                 FraudListEntry.merchant_id == merchant_id,
-                FraudListEntry.kind.in_([k.value for k in _MARKS.values()]),
+                FraudListEntry.kind.in_(list(_MARKS.values())),
                 FraudListEntry.value == str(customer.id),
             )
         )

@@ -61,7 +61,7 @@ class Resolved:
 def _filtered(query: AnySelect, merchant_id: uuid.UUID, status: ReviewStatus | None, f: ReviewFilter) -> AnySelect:
     query = query.where(FraudReview.merchant_id == merchant_id)
     if status is not None:
-        query = query.where(FraudReview.status == status.value)
+        query = query.where(FraudReview.status == status)
     if f.program_id is not None:
         query = query.where(FraudReview.program_id == f.program_id)
     if f.opened_after is not None:

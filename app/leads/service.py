@@ -322,7 +322,7 @@ async def list_leads(
     if program_id is not None:
         query = query.where(Lead.program_id == program_id)
     if status is not None:
-        query = query.where(Lead.status == status.value)
+        query = query.where(Lead.status == status)
     if referrer_id is not None:
         query = query.where(Lead.referrer_id == referrer_id)
     return await paginate(session, query, Lead.id, first=first, after=after)

@@ -235,7 +235,7 @@ async def list_partners(
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     query = select(Partner).where(Partner.merchant_id == merchant_id, Partner.program_id == program_id)
     if status is not None:
-        query = query.where(Partner.status == status.value)
+        query = query.where(Partner.status == status)
     return list((await session.scalars(query.order_by(Partner.applied_at, Partner.id).limit(500))).all())
 
 

@@ -85,7 +85,7 @@ async def take(
         .where(
             Reward.merchant_id == merchant_id,
             Reward.customer_id.in_(sorted({owner for owner, _ in pairs})),
-            Reward.kind == KIND.value,
+            Reward.kind == KIND,
             Reward.unit.in_(sorted({unit for _, unit in pairs})),
             Reward.status == RewardStatus.AVAILABLE,
             Reward.remaining > 0,
@@ -260,7 +260,7 @@ async def settle(session: AsyncSession, payout: Payout) -> None:
                 .where(
                     PayoutItem.reward_id.in_(reward_ids),
                     Payout.id != payout.id,
-                    Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds]),
+                    Payout.status.in_([s for s in PayoutStatus if s.holds_funds]),
                 )
             )
         ).all()
@@ -308,7 +308,7 @@ async def _refill_lots(session: AsyncSession, payout: Payout, account: LedgerAcc
         await session.scalar(
             select(func.coalesce(func.sum(Reward.remaining), 0)).where(
                 Reward.customer_id == payout.customer_id,
-                Reward.kind == KIND.value,
+                Reward.kind == KIND,
                 Reward.unit == payout.currency,
                 Reward.status == RewardStatus.AVAILABLE,
             )
@@ -324,7 +324,7 @@ async def _refill_lots(session: AsyncSession, payout: Payout, account: LedgerAcc
                 select(Reward)
                 .where(
                     Reward.customer_id == payout.customer_id,
-                    Reward.kind == KIND.value,
+                    Reward.kind == KIND,
                     Reward.unit == payout.currency,
                     Reward.status.in_([RewardStatus.AVAILABLE, RewardStatus.REDEEMED, RewardStatus.PAID]),
                 )
@@ -342,7 +342,7 @@ async def _refill_lots(session: AsyncSession, payout: Payout, account: LedgerAcc
                 .where(
                     PayoutItem.reward_id.in_([lot.id for lot in lots]),
                     Payout.id != payout.id,
-                    Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds] + [PayoutStatus.PAID]),
+                    Payout.status.in_([s for s in PayoutStatus if s.holds_funds] + [PayoutStatus.PAID]),
                 )
                 .group_by(PayoutItem.reward_id)
             )

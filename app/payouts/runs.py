@@ -147,7 +147,7 @@ async def run_chunk(
     minimums = dict(schedule.minimums) if schedule is not None else {}
     payable = [
         Reward.program_id == run.program_id,
-        Reward.kind == funds.KIND.value,
+        Reward.kind == funds.KIND,
         Reward.status == RewardStatus.AVAILABLE,
         Reward.remaining > 0,
         Reward.unit.in_(sorted(minimums)),

@@ -181,7 +181,7 @@ async def list_payouts(
     """Newest first."""
     query = select(Payout).where(Payout.merchant_id == merchant_id)
     if status is not None:
-        query = query.where(Payout.status == status.value)
+        query = query.where(Payout.status == status)
     if customer_external_id is not None:
         customer = await customers.require_customer(
             session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"

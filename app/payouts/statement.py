@@ -249,7 +249,7 @@ async def _totals(session: AsyncSession, customer: Customer, start: datetime, en
                     LedgerAccount.merchant_id == customer.merchant_id,
                     LedgerAccount.owner_id == customer.id,
                     LedgerAccount.kind == RewardKind.COMMISSION,
-                    LedgerAccount.account_type.in_([t.value for t in ACCOUNTS]),
+                    LedgerAccount.account_type.in_(ACCOUNTS),
                 )
             )
         ).all()

@@ -142,5 +142,5 @@ async def list_programs(
 ) -> Page[Program]:
     query = select(Program).where(Program.merchant_id == merchant_id)
     if status is not None:
-        query = query.where(Program.status == status.value)
+        query = query.where(Program.status == status)
     return await paginate(session, query, Program.id, first=first, after=after)

@@ -60,7 +60,7 @@ async def list_rewards(
     if customer_id is not None:
         query = query.where(Reward.customer_id == customer_id)
     if status is not None:
-        query = query.where(Reward.status == status.value)
+        query = query.where(Reward.status == status)
     return await paginate(session, query, Reward.id, first=first, after=after)
 
 

@@ -304,7 +304,7 @@ async def list_deliveries(
         await get_endpoint(session, merchant_id=merchant_id, endpoint_id=endpoint_id, field="endpointId")
         query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
-        query = query.where(WebhookDelivery.status == status.value)
+        query = query.where(WebhookDelivery.status == status)
     return await paginate(session, query, WebhookDelivery.id, first=first, after=after)
 
 
