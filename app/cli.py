@@ -264,7 +264,7 @@ def cmd_admins_create(args: argparse.Namespace) -> None:
 
 def _print_setup(issued: Any, what: str) -> None:
     settings = get_settings()
-    print(f"admin {what}: {issued.admin.email} ({issued.admin.role}, id {issued.admin.id})")
+    print(f"admin {what}: {issued.admin.email} ({issued.admin.role.value}, id {issued.admin.id})")
     print(f"setup token:  {issued.token}   (shown once; valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC)")
     print("set the password with it, at the GraphQL API:")
     print(
@@ -281,7 +281,7 @@ def cmd_admins_list(args: argparse.Namespace) -> None:
 
     for admin in _run(work):
         factor = "totp" if admin.totp_enabled_at else "no second factor"
-        print(f"{admin.id}  {admin.email}  {admin.role:<8}  {admin.status:<8}  {factor}")
+        print(f"{admin.id}  {admin.email}  {admin.role.value:<8}  {admin.status.value:<8}  {factor}")
 
 
 def cmd_admins_reset_setup(args: argparse.Namespace) -> None:

@@ -74,11 +74,11 @@ async def test_columns_left_out_get_their_python_defaults_in_the_row_and_the_obj
     async with create_session_factory(db)() as session:
         job = await insert_one(session, OutboxJob, {"id": new_id(), "merchant_id": None, "actor": "noop", "args": {}})
         assert job is not None
-        assert (job.status, job.attempts) == (JobStatus.PENDING.value, 0)
+        assert (job.status, job.attempts) == (JobStatus.PENDING, 0)
         created_at = job.created_at
         await session.commit()
         stored = await session.get(OutboxJob, job.id, populate_existing=True)
-        assert stored is not None and stored.created_at == created_at and stored.status == JobStatus.PENDING.value
+        assert stored is not None and stored.created_at == created_at and stored.status is JobStatus.PENDING
 
 
 class _OtherBase(DeclarativeBase):  # not the app's metadata: the migrations know nothing of this table
@@ -94,3 +94,13 @@ class _OnlyTheDatabaseKnows(_OtherBase):
 async def test_a_column_whose_default_only_the_database_knows_must_be_given(session):
     with pytest.raises(TypeError, match="label"):
         await insert_one(session, _OnlyTheDatabaseKnows, {"id": "1"})  # type: ignore[type-var]
+
+
+async def test_an_enum_column_written_as_its_value_string_reads_as_its_member(db, tenant):
+    """Callers write typed columns as value strings (Core parameters); the object says what a
+    load would: the member (a comparison with the member must not be False for a string)."""
+    async with create_session_factory(db)() as session:
+        job = await insert_one(
+            session, OutboxJob, {"id": new_id(), "merchant_id": None, "actor": "noop", "args": {}, "status": "DEAD"}
+        )
+        assert job.status is JobStatus.DEAD

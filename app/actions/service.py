@@ -205,7 +205,7 @@ async def record_action(
     if referral is not None:
         action.referral_id = referral.id
         action.program_id = referral.program_id
-    action.attribution_status = status.value
+    action.attribution_status = status
     action.click_id = click.id if click is not None else None
     await session.flush()
     if referral is not None and action.type in QUALIFYING_TYPES:
@@ -319,7 +319,7 @@ async def _attribute(
         existing = await _existing_referral(session, merchant_id, customer.id, program.id)
         return existing, AttributionStatus(refused.code.value), click, None
     status = AttributionStatus.REFERRAL_CREATED if screened is not None else AttributionStatus.LINKED_TO_REFERRAL
-    if screened is not None and referral.status == ReferralStatus.REJECTED.value:
+    if screened is not None and referral.status == ReferralStatus.REJECTED:
         status = AttributionStatus.FRAUD_BLOCKED
     return referral, status, click, screened
 
@@ -454,7 +454,7 @@ async def _create_referral(
             if click is not None and action is not None:
                 await identifiers.record_click(session, customer_id=referee.id, click=click)
             outcome = await fraud_engine.screen_new_referral(session, referral=referral, action=action, at=referral.referred_at)
-            if referral.status == ReferralStatus.REJECTED.value:
+            if referral.status == ReferralStatus.REJECTED:
                 referral.qualified_at = None  # a blocked referral never qualified
             elif qualified_at is not None:
                 await notify.referral_event(session, webhook_events.REFERRAL_QUALIFIED, referral)
@@ -578,8 +578,8 @@ async def _attach_recent_actions(session: AsyncSession, referral: Referral, *, s
     for action in attached:
         action.referral_id = referral.id
         action.program_id = referral.program_id
-        if action.attribution_status == AttributionStatus.NONE.value:
-            action.attribution_status = AttributionStatus.LINKED_TO_REFERRAL.value
+        if action.attribution_status == AttributionStatus.NONE:
+            action.attribution_status = AttributionStatus.LINKED_TO_REFERRAL
     await session.flush()
     first_qualifying = await session.scalar(
         select(Action.occurred_at)

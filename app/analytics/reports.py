@@ -499,7 +499,7 @@ async def fraud(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period
             .where(
                 Reward.merchant_id == merchant_id,
                 Reward.program_id == period.program_id,
-                Reward.status == RewardStatus.HELD.value,
+                Reward.status == RewardStatus.HELD,
                 Reward.review_hold.is_(True),
             )
             .group_by(Reward.kind, Reward.unit)
@@ -516,7 +516,7 @@ async def fraud(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period
             select(LedgerAccount.kind, LedgerAccount.unit, money.total(-LedgerAccount.balance))
             .where(
                 LedgerAccount.merchant_id == merchant_id,
-                LedgerAccount.account_type == AccountType.AVAILABLE.value,
+                LedgerAccount.account_type == AccountType.AVAILABLE,
                 LedgerAccount.balance < 0,
                 LedgerAccount.owner_id.in_(debtors),
             )
@@ -531,7 +531,7 @@ async def fraud(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period
                 select(FraudReview.opened_at).where(
                     FraudReview.merchant_id == merchant_id,
                     FraudReview.program_id == period.program_id,
-                    FraudReview.status == ReviewStatus.OPEN.value,
+                    FraudReview.status == ReviewStatus.OPEN,
                 )
             )
         ).all()
@@ -541,9 +541,9 @@ async def fraud(session: AsyncSession, *, merchant_id: uuid.UUID, period: Period
         allowed=outcomes.get("ALLOW", 0),
         reviewed=outcomes.get("REVIEW", 0),
         blocked=outcomes.get("BLOCK", 0),
-        held=[UnitAmount(k, u, int(a)) for k, u, a in held if a],
+        held=[UnitAmount(k.value, u, int(a)) for k, u, a in held if a],
         clawed_back=[UnitAmount(kind, unit, v[1]) for (kind, unit), v in sorted(t.by(rollup.REWARD_TAKEN_BACK).items())],
-        leaked=[UnitAmount(k, u, int(a)) for k, u, a in leaked if a],
+        leaked=[UnitAmount(k.value, u, int(a)) for k, u, a in leaked if a],
         queue=ReviewQueue(
             len(opened),
             min(opened) if opened else None,

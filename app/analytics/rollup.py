@@ -290,7 +290,7 @@ async def _facts_of_chunk(
             .where(
                 LedgerAccount.merchant_id == merchant_id,
                 LedgerAccount.owner_id.in_(program_ids),
-                LedgerAccount.account_type.in_([AccountType.PROGRAM_REWARDS.value, AccountType.PROGRAM_PAID_OUT.value]),
+                LedgerAccount.account_type.in_([AccountType.PROGRAM_REWARDS, AccountType.PROGRAM_PAID_OUT]),
                 LedgerEntry.created_at >= start,
                 LedgerEntry.created_at < end,
             )
@@ -298,11 +298,11 @@ async def _facts_of_chunk(
         )
     ).all()
     for program_id, bucket, account_type, kind, unit, out, back, outs, backs in ledger_rows:
-        if account_type == AccountType.PROGRAM_REWARDS.value:
+        if account_type == AccountType.PROGRAM_REWARDS:
             if out:
-                rows.append((program_id, bucket, REWARD_GRANTED, kind, unit, outs, out))
+                rows.append((program_id, bucket, REWARD_GRANTED, kind.value, unit, outs, out))
             if back:
-                rows.append((program_id, bucket, REWARD_TAKEN_BACK, kind, unit, backs, back))
+                rows.append((program_id, bucket, REWARD_TAKEN_BACK, kind.value, unit, backs, back))
         elif back - out:
             rows.append((program_id, bucket, COMMISSION_PAID, "", unit, backs - outs, back - out))
     # Coupons redeemed, at what they took off the order when its amount was reported at

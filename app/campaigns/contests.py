@@ -123,9 +123,9 @@ async def leaderboard(
 
 async def finalize(session: AsyncSession, campaign: Campaign, *, now: datetime) -> bool:
     """Fix the contest's standing and grant its prizes; the caller holds the campaign's lock."""
-    if campaign.kind != CampaignKind.CONTEST.value or campaign.finalized_at is not None:
+    if campaign.kind != CampaignKind.CONTEST or campaign.finalized_at is not None:
         return False
-    if campaign.status != CampaignStatus.ACTIVE.value:
+    if campaign.status != CampaignStatus.ACTIVE:
         return False
     if now < final_after(campaign):
         raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, "the contest's refund window has not passed yet")
@@ -180,8 +180,8 @@ async def finalize_due(session: AsyncSession, *, now: datetime | None = None, li
         await session.scalars(
             select(Campaign)
             .where(
-                Campaign.kind == CampaignKind.CONTEST.value,
-                Campaign.status == CampaignStatus.ACTIVE.value,
+                Campaign.kind == CampaignKind.CONTEST,
+                Campaign.status == CampaignStatus.ACTIVE,
                 Campaign.finalized_at.is_(None),
                 Campaign.ends_at <= now,
             )

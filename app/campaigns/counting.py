@@ -55,7 +55,7 @@ async def _open_campaigns(session: AsyncSession, merchant_id: uuid.UUID) -> list
         rows = await session.execute(
             select(Campaign.id, Campaign.program_id, Campaign.starts_at, Campaign.ends_at).where(
                 Campaign.merchant_id == merchant_id,
-                Campaign.status == CampaignStatus.ACTIVE.value,
+                Campaign.status == CampaignStatus.ACTIVE,
                 Campaign.finalized_at.is_(None),
                 Campaign.ends_at > utcnow() - LATE_REFUNDS,
             )
@@ -106,7 +106,7 @@ async def _campaigns_of(session: AsyncSession, program_id: uuid.UUID, at: dateti
     """The program's campaigns still counting (covering `at`), in id order: the order their
     progress rows are locked in, everywhere."""
     query = select(Campaign).where(
-        Campaign.program_id == program_id, Campaign.status == CampaignStatus.ACTIVE.value, Campaign.finalized_at.is_(None)
+        Campaign.program_id == program_id, Campaign.status == CampaignStatus.ACTIVE, Campaign.finalized_at.is_(None)
     )
     if at is not None:
         query = query.where(Campaign.starts_at <= at, Campaign.ends_at > at)
@@ -168,7 +168,7 @@ async def count_sale(session: AsyncSession, action_id: uuid.UUID) -> int:
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
-    if referral is None or referral.status == ReferralStatus.REJECTED.value:
+    if referral is None or referral.status == ReferralStatus.REJECTED:
         return 0
     counted = 0
     for campaign in await _campaigns_of(session, referral.program_id, at=action.occurred_at):

@@ -48,9 +48,7 @@ async def waits_of(session: AsyncSession, referral: Referral, action: Action, ki
     policy = await clearance.program_clearance(session, referral)
     waits_for_clearance, due_at = clearance.waits(policy, referral, action, Recipient.REFERRER, kind)
     in_review = await session.scalar(
-        select(FraudReview.id)
-        .where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN.value)
-        .limit(1)
+        select(FraudReview.id).where(FraudReview.referral_id == referral.id, FraudReview.status == ReviewStatus.OPEN).limit(1)
     )
     return Waits(clearance=waits_for_clearance, clearance_due_at=due_at, review=in_review is not None)
 
@@ -88,7 +86,7 @@ async def grant_once(
         rule_version_id=None,
         referral_id=referral_id,
         trigger_action_id=trigger_action_id,
-        recipient=Recipient.REFERRER.value,
+        recipient=Recipient.REFERRER,
         customer_id=customer_id,
         kind=kind.value,
         amount=amount,

@@ -147,7 +147,7 @@ async def create_campaign(session: AsyncSession, *, merchant_id: uuid.UUID, data
         program_id=data.program_id,
         name=name,
         kind=data.kind.value,
-        status=CampaignStatus.ACTIVE.value,
+        status=CampaignStatus.ACTIVE,
         starts_at=_day_start(data.starts_on, zone),
         ends_at=_day_start(data.ends_on + timedelta(days=1), zone),
         time_zone=settings.time_zone,
@@ -172,7 +172,7 @@ async def cancel_campaign(session: AsyncSession, *, merchant_id: uuid.UUID, camp
     campaign = await get_campaign(session, merchant_id=merchant_id, campaign_id=campaign_id, lock=True)
     if campaign.finalized_at is not None:
         raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, "the contest is already final")
-    campaign.status = CampaignStatus.CANCELLED.value
+    campaign.status = CampaignStatus.CANCELLED
     await session.flush()
     return campaign
 

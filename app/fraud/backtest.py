@@ -76,7 +76,7 @@ def score_referral(policy: Policy, decisions: list[FraudDecision], trusted: bool
         observations = [Observation.from_json(o) for o in decision.observations if o["signal"] in CATALOGUE]
         verdict = policies.judge(policy, observations)
         decided = verdict.outcome
-        if decision.stage == Stage.RELATED.value and decided is not Outcome.ALLOW:
+        if decision.stage == Stage.RELATED and decided is not Outcome.ALLOW:
             decided = Outcome.REVIEW  # named by another referral: reviewed, never blocked
         if trusted:
             decided = policies.trusted_outcome(decided, verdict.fired_signals())
@@ -122,7 +122,7 @@ async def simulate_policy(
         (
             await session.scalars(
                 select(FraudListEntry.value).where(
-                    FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == ListKind.TRUSTED_CUSTOMER.value
+                    FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == ListKind.TRUSTED_CUSTOMER
                 )
             )
         ).all()

@@ -458,13 +458,11 @@ class Case:
                     ).all()
                 return found
             branches = [
-                and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == k.value, FraudListEntry.value == v)
+                and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == k, FraudListEntry.value == v)
                 for k, v in [*self._named_candidates(), *self._identifier_candidates(await self.referee_identifiers())]
             ]
             if any(i.kind == "IP" for i in await self.referee_identifiers()):
-                branches.append(
-                    and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == ListKind.IP_RANGE.value)
-                )
+                branches.append(and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == ListKind.IP_RANGE))
             return list((await self.session.scalars(select(FraudListEntry).where(or_(*branches)))).all())
 
         return await self._cached("list_entries", load)
@@ -606,13 +604,13 @@ def _prefetch_statement() -> Any:
     )
     named = or_(
         and_(
-            FraudListEntry.kind.in_([kind.value for kind in _CUSTOMER_MARKS]),
+            FraudListEntry.kind.in_(list(_CUSTOMER_MARKS)),
             FraudListEntry.value.in_(bindparam("customer_ids", expanding=True)),
         ),
-        and_(FraudListEntry.kind == ListKind.EMAIL.value, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
-        and_(FraudListEntry.kind == ListKind.DOMAIN.value, FraudListEntry.value.in_(bindparam("domains", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.EMAIL, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.DOMAIN, FraudListEntry.value.in_(bindparam("domains", expanding=True))),
         and_(
-            FraudListEntry.kind == ListKind.IP_RANGE.value,
+            FraudListEntry.kind == ListKind.IP_RANGE,
             select(identifier.id)
             .where(
                 merchant_is(identifier, merchant, use_index=False),
@@ -701,9 +699,9 @@ def _prefetch_statement() -> Any:
 _LISTED_FOR_IDENTIFIERS = select(FraudListEntry).where(
     FraudListEntry.merchant_id == bindparam("merchant_id", type_=Uuid()),
     or_(
-        and_(FraudListEntry.kind == "DEVICE", FraudListEntry.value.in_(bindparam("devices", expanding=True))),
-        and_(FraudListEntry.kind == "PAYMENT", FraudListEntry.value.in_(bindparam("payments", expanding=True))),
-        and_(FraudListEntry.kind == "IP", FraudListEntry.value.in_(bindparam("ips", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.DEVICE, FraudListEntry.value.in_(bindparam("devices", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.PAYMENT, FraudListEntry.value.in_(bindparam("payments", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.IP, FraudListEntry.value.in_(bindparam("ips", expanding=True))),
     ),
 )
 

@@ -70,7 +70,7 @@ async def clear_due(session: AsyncSession, *, now: datetime | None = None, limit
             await session.scalars(
                 select(Reward.referral_id)
                 .where(
-                    Reward.status == RewardStatus.HELD.value,
+                    Reward.status == RewardStatus.HELD,
                     Reward.clearance_due_at <= now,
                     Reward.clearance_hold.is_(True),
                     Reward.review_hold.is_(False),
@@ -83,7 +83,7 @@ async def clear_due(session: AsyncSession, *, now: datetime | None = None, limit
     )
     for referral_id in due:
         referral = await session.scalar(select(Referral).where(Referral.id == referral_id).with_for_update())
-        if referral is None or referral.status == ReferralStatus.REJECTED.value:
+        if referral is None or referral.status == ReferralStatus.REJECTED:
             continue
         outcome = await engine.screen_again(session, referral=referral, at=now, stage=engine.Stage.CLEARANCE)
         if outcome is Outcome.ALLOW:

@@ -75,7 +75,7 @@ async def _check(session: AsyncSession, referral: Referral, stage: Stage, action
     trusted = [
         role
         for role, customer in (("referrer", referrer), ("referee", referee))
-        if any(e.kind == ListKind.TRUSTED_CUSTOMER.value and e.value == str(customer.id) for e in await case.list_entries())
+        if any(e.kind == ListKind.TRUSTED_CUSTOMER and e.value == str(customer.id) for e in await case.list_entries())
     ]
     outcome, adjustments, review = await _adjusted(session, referral, stage, verdict, trusted)
     decision = await _store(session, referral, stage, action, policy, verdict, observations, outcome, adjustments)
@@ -106,14 +106,14 @@ async def _adjusted(
             ).all()
         )
     )
-    open_review = next((r for r in reviews if r.status == ReviewStatus.OPEN.value), None)
+    open_review = next((r for r in reviews if r.status == ReviewStatus.OPEN), None)
     if trusted and outcome is not Outcome.ALLOW:
         softened = policies.trusted_outcome(outcome, verdict.fired_signals())
         if softened is not outcome:
             adjustments.append(f"{' and '.join(trusted)} trusted: {outcome.value} -> {softened.value}")
             outcome = softened
     if outcome is Outcome.REVIEW and open_review is None:
-        approved = {s for r in reviews if r.status == ReviewStatus.APPROVED.value for s in r.signals}
+        approved = {s for r in reviews if r.status == ReviewStatus.APPROVED for s in r.signals}
         if approved and set(verdict.fired_signals()) <= approved:
             outcome = Outcome.ALLOW
             adjustments.append("these signals were approved in an earlier review: REVIEW -> ALLOW")
@@ -174,7 +174,7 @@ async def reject_referral(session: AsyncSession, referral: Referral, *, reason: 
         select(FraudReview).where(
             FraudReview.merchant_id == referral.merchant_id,
             FraudReview.referral_id == referral.id,
-            FraudReview.status == ReviewStatus.OPEN.value,
+            FraudReview.status == ReviewStatus.OPEN,
         )
     )
     if open_review is not None:  # nothing left to decide
@@ -194,7 +194,7 @@ async def open_review(
             select(FraudReview).where(
                 FraudReview.merchant_id == referral.merchant_id,
                 FraudReview.referral_id == referral.id,
-                FraudReview.status == ReviewStatus.OPEN.value,
+                FraudReview.status == ReviewStatus.OPEN,
             )
         )
     opened = False
@@ -221,7 +221,7 @@ async def open_review(
                 select(FraudReview).where(
                     FraudReview.merchant_id == referral.merchant_id,
                     FraudReview.referral_id == referral.id,
-                    FraudReview.status == ReviewStatus.OPEN.value,
+                    FraudReview.status == ReviewStatus.OPEN,
                 )
             )
             assert review is not None
@@ -239,7 +239,7 @@ async def open_review(
 
 
 def close_review(review: FraudReview, status: ReviewStatus, *, note: str | None, actor: audit.Actor) -> None:
-    review.status = status.value
+    review.status = status
     review.resolved_at = utcnow()
     review.resolved_by_key_id = actor.key_id
     review.resolved_by_admin_id = actor.admin_id
@@ -263,7 +263,7 @@ async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verd
             .where(
                 Referral.id.in_(list(named)),
                 Referral.merchant_id == referral.merchant_id,
-                Referral.status != ReferralStatus.REJECTED.value,
+                Referral.status != ReferralStatus.REJECTED,
             )
             .order_by(Referral.id)
             .limit(MAX_RELATED * 2)
@@ -276,7 +276,7 @@ async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verd
         signal = fired.observation.signal
         if any(
             r.referral_id == related.id
-            and (r.status == ReviewStatus.OPEN.value or (r.status == ReviewStatus.APPROVED.value and signal in r.signals))
+            and (r.status == ReviewStatus.OPEN or (r.status == ReviewStatus.APPROVED and signal in r.signals))
             for r in reviews
         ):
             continue

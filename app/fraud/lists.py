@@ -88,7 +88,7 @@ async def _insert(
     )
     entry = await session.scalar(
         select(FraudListEntry).where(
-            FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == kind.value, FraudListEntry.value == value
+            FraudListEntry.merchant_id == merchant_id, FraudListEntry.kind == kind, FraudListEntry.value == value
         )
     )
     assert entry is not None
@@ -121,7 +121,7 @@ async def remove_entry(
         actor=actor,
         action="fraud_list.removed",
         subject_id=entry.id,
-        details={"kind": entry.kind, "value": entry.value},
+        details={"kind": entry.kind.value, "value": entry.value},
     )
     return entry
 
@@ -131,7 +131,7 @@ async def list_entries(
 ) -> Page[FraudListEntry]:
     query = select(FraudListEntry).where(FraudListEntry.merchant_id == merchant_id)
     if kind is not None:
-        query = query.where(FraudListEntry.kind == kind.value)
+        query = query.where(FraudListEntry.kind == kind)
     return await paginate(session, query, FraudListEntry.id, first=first, after=after)
 
 
@@ -143,11 +143,11 @@ async def customer_status(session: AsyncSession, *, merchant_id: uuid.UUID, cust
     kind = await session.scalar(
         select(FraudListEntry.kind).where(
             FraudListEntry.merchant_id == merchant_id,
-            FraudListEntry.kind.in_([k.value for k in _MARKS.values()]),
+            FraudListEntry.kind.in_(list(_MARKS.values())),
             FraudListEntry.value == str(customer_id),
         )
     )
-    return next((s for s, k in _MARKS.items() if k.value == kind), CustomerFraudStatus.NONE)
+    return next((s for s, k in _MARKS.items() if k == kind), CustomerFraudStatus.NONE)
 
 
 async def set_customer_status(
@@ -170,13 +170,13 @@ async def set_customer_status(
         await session.scalars(
             select(FraudListEntry).where(
                 FraudListEntry.merchant_id == merchant_id,
-                FraudListEntry.kind.in_([k.value for k in _MARKS.values()]),
+                FraudListEntry.kind.in_(list(_MARKS.values())),
                 FraudListEntry.value == str(customer.id),
             )
         )
     ).all()
     for entry in existing:
-        if status is CustomerFraudStatus.NONE or entry.kind != _MARKS[status].value:
+        if status is CustomerFraudStatus.NONE or entry.kind is not _MARKS[status]:
             await session.delete(entry)
     await session.flush()
     if status is not CustomerFraudStatus.NONE:
@@ -197,7 +197,7 @@ async def set_customer_status(
                 .where(
                     Referral.merchant_id == merchant_id,
                     or_(Referral.referrer_id == customer.id, Referral.referee_id == customer.id),
-                    Referral.status != ReferralStatus.REJECTED.value,
+                    Referral.status != ReferralStatus.REJECTED,
                 )
                 .order_by(Referral.id)
                 .limit(MAX_BANNED_REFERRALS)

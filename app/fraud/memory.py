@@ -41,7 +41,7 @@ async def remember(
         .values(
             id=new_id(),
             merchant_id=referral.merchant_id,
-            kind=ListKind.REFERRER_UNDER_REVIEW.value,
+            kind=ListKind.REFERRER_UNDER_REVIEW,
             value=str(referral.referrer_id),
             note=f"referral {referral.id} flagged: {', '.join(sorted(fired))}",
             created_at=utcnow(),
@@ -56,13 +56,13 @@ async def remember(
                 select(Referral).where(
                     Referral.referrer_id == referral.referrer_id,
                     Referral.id != referral.id,
-                    Referral.status != ReferralStatus.REJECTED.value,
+                    Referral.status != ReferralStatus.REJECTED,
                     Referral.cleared_at.is_(None),
                     ~select(FraudReview.id)
                     .where(
                         merchant_is(FraudReview, referral.merchant_id),
                         FraudReview.referral_id == Referral.id,
-                        FraudReview.status == ReviewStatus.OPEN.value,
+                        FraudReview.status == ReviewStatus.OPEN,
                     )
                     .exists(),
                 ),
@@ -86,9 +86,9 @@ async def remember(
             merchant_id=other.merchant_id,
             program_id=other.program_id,
             referral_id=other.id,
-            stage=Stage.RELATED.value,
-            outcome=Outcome.REVIEW.value,
-            policy_outcome=Outcome.REVIEW.value,
+            stage=Stage.RELATED,
+            outcome=Outcome.REVIEW,
+            policy_outcome=Outcome.REVIEW,
             score=0,
             policy_version=decision.policy_version,
             observations=[evidence],
@@ -114,7 +114,7 @@ async def clear_referrer(
     await session.execute(
         scoped(
             delete(FraudListEntry).where(
-                FraudListEntry.kind == ListKind.REFERRER_UNDER_REVIEW.value, FraudListEntry.value == str(customer.id)
+                FraudListEntry.kind == ListKind.REFERRER_UNDER_REVIEW, FraudListEntry.value == str(customer.id)
             ),
             merchant_id,
         )
@@ -124,7 +124,7 @@ async def clear_referrer(
             scoped(
                 select(FraudReview)
                 .join(Referral, Referral.id == FraudReview.referral_id)
-                .where(FraudReview.status == ReviewStatus.OPEN.value, Referral.referrer_id == customer.id),
+                .where(FraudReview.status == ReviewStatus.OPEN, Referral.referrer_id == customer.id),
                 merchant_id,
             )
             .order_by(FraudReview.id)

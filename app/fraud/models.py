@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
 from app.personal import Encrypted
 
 
@@ -116,7 +116,7 @@ class FraudReview(Base):
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
-    status: Mapped[str] = mapped_column(String(16), default=ReviewStatus.OPEN.value)
+    status: Mapped[ReviewStatus] = mapped_column(enum_column(ReviewStatus, 16), default=ReviewStatus.OPEN)
     score: Mapped[int] = mapped_column(Integer)  # the highest of its decisions
     signals: Mapped[list] = mapped_column(JSONType)  # names of the signals that fired, all decisions
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -144,9 +144,9 @@ class FraudDecision(Base):
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
     action_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("actions.id"))
     review_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("fraud_reviews.id"))
-    stage: Mapped[str] = mapped_column(String(16))
-    outcome: Mapped[str] = mapped_column(String(16))  # after trust and earlier reviews (see adjustments)
-    policy_outcome: Mapped[str] = mapped_column(String(16))  # what the policy alone said
+    stage: Mapped[Stage] = mapped_column(enum_column(Stage, 16))
+    outcome: Mapped[Outcome] = mapped_column(enum_column(Outcome, 16))  # after trust and earlier reviews (see adjustments)
+    policy_outcome: Mapped[Outcome] = mapped_column(enum_column(Outcome, 16))  # what the policy alone said
     score: Mapped[int] = mapped_column(Integer)
     policy_version: Mapped[int] = mapped_column(Integer)
     observations: Mapped[list] = mapped_column(JSONType)  # [{signal, value, evidence, details, fired, weight}]
@@ -160,7 +160,7 @@ class FraudListEntry(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
-    kind: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[ListKind] = mapped_column(enum_column(ListKind, 24))
     value: Mapped[str] = mapped_column(String(320))  # normalized: lower-case, canonical email, network
     note: Mapped[str | None] = mapped_column(String(1000))
     created_by_key_id: Mapped[uuid.UUID | None] = mapped_column()

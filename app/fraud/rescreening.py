@@ -63,7 +63,7 @@ async def rescreen(
                 .where(
                     Referral.merchant_id == merchant_id,
                     or_(Referral.referrer_id.in_(customers), Referral.referee_id.in_(customers)),
-                    Referral.status != ReferralStatus.REJECTED.value,
+                    Referral.status != ReferralStatus.REJECTED,
                     Referral.referred_at >= at - LOOKBACK,
                     Referral.referred_at <= at,
                 )
@@ -85,7 +85,7 @@ async def rescreen(
         )
         referrals = [r for r in referrals if r.id not in already]
     for referral in referrals:
-        if referral.status != ReferralStatus.REJECTED.value:  # an earlier one's verdict may have rejected it
+        if referral.status != ReferralStatus.REJECTED:  # an earlier one's verdict may have rejected it
             await engine.screen_again(session, referral=referral, at=at, stage=Stage.RESCREEN)
     return len(referrals)
 

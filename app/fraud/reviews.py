@@ -60,7 +60,7 @@ class Resolved:
 def _filtered(query: AnySelect, merchant_id: uuid.UUID, status: ReviewStatus | None, f: ReviewFilter) -> AnySelect:
     query = query.where(FraudReview.merchant_id == merchant_id)
     if status is not None:
-        query = query.where(FraudReview.status == status.value)
+        query = query.where(FraudReview.status == status)
     if f.program_id is not None:
         query = query.where(FraudReview.program_id == f.program_id)
     if f.opened_after is not None:
@@ -133,10 +133,10 @@ async def resolve_review(
     )
     if review is None:
         raise NotFound("id", "fraud review")
-    if review.status == resolution.status.value:
+    if review.status is resolution.status:
         return Resolved(review, replayed=True)
-    if review.status != ReviewStatus.OPEN.value:
-        raise DomainError("id", ErrorCode.REVIEW_ALREADY_RESOLVED, f"this review was already {review.status.lower()}")
+    if review.status != ReviewStatus.OPEN:
+        raise DomainError("id", ErrorCode.REVIEW_ALREADY_RESOLVED, f"this review was already {review.status.value.lower()}")
     if cited_rule is not None:
         review.cited_rule = await promotion_rules.cited_rule(
             session, merchant_id=merchant_id, program_id=review.program_id, version=cited_rule[0], clause_id=cited_rule[1]

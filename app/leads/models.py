@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, new_id, utcnow
+from app.db import Base, UTCDateTime, enum_column, new_id, utcnow
 from app.personal import Encrypted
 
 
@@ -34,7 +34,7 @@ class Lead(Base):
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
     referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
-    status: Mapped[str] = mapped_column(String(16), default=LeadStatus.SUBMITTED.value)
+    status: Mapped[LeadStatus] = mapped_column(enum_column(LeadStatus, 16), default=LeadStatus.SUBMITTED)
     # The company is a business, not a person: kept readable (staff search and match it).
     company: Mapped[str] = mapped_column(String(200))
     company_domain: Mapped[str | None] = mapped_column(String(255))  # lower case, no "www."
@@ -61,8 +61,8 @@ class LeadEvent(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id"))
-    from_status: Mapped[str | None] = mapped_column(String(16))  # None: submitted
-    to_status: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[LeadStatus | None] = mapped_column(enum_column(LeadStatus, 16))  # None: submitted
+    to_status: Mapped[LeadStatus] = mapped_column(enum_column(LeadStatus, 16))
     actor_key_id: Mapped[uuid.UUID | None] = mapped_column()
     actor_admin_id: Mapped[uuid.UUID | None] = mapped_column()
     actor_customer_id: Mapped[uuid.UUID | None] = mapped_column()  # the referrer, for a submission from the widget

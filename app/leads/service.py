@@ -151,7 +151,7 @@ async def submit_lead(
         merchant_id=merchant_id,
         program_id=program.id,
         referrer_id=referrer.id,
-        status=LeadStatus.SUBMITTED.value,
+        status=LeadStatus.SUBMITTED,
         company=company,
         company_domain=domain,
         contact_name=validation.text(data.contact_name, "contactName", 200),
@@ -232,7 +232,7 @@ async def move_lead(
         lead.contract_value, lead.contract_currency = contract_value, contract_currency
         fee = await _grant_fee(session, lead)
         lead.fee_reward_id = fee.id if fee is not None else None
-    lead.status = to.value
+    lead.status = to
     lead.updated_at = utcnow()
     await session.flush()
     await _record_step(session, lead, current, actor=actor, customer_id=None, notes=notes, visible=notes_visible_to_referrer)
@@ -296,10 +296,10 @@ async def _record_step(
         session,
         merchant_id=lead.merchant_id,
         actor=actor,
-        action=f"lead.{lead.status.lower()}",
+        action=f"lead.{lead.status.value.lower()}",
         subject_id=lead.id,
         note=notes,
-        details={"from": event.from_status, "to": lead.status},
+        details={"from": event.from_status.value if event.from_status else None, "to": lead.status.value},
     )
 
     async def payload() -> dict[str, Any]:
@@ -323,7 +323,7 @@ async def list_leads(
     if program_id is not None:
         query = query.where(Lead.program_id == program_id)
     if status is not None:
-        query = query.where(Lead.status == status.value)
+        query = query.where(Lead.status == status)
     if referrer_id is not None:
         query = query.where(Lead.referrer_id == referrer_id)
     return await paginate(session, query, Lead.id, first=first, after=after)

@@ -62,7 +62,7 @@ async def create_admin(
         merchant_id=merchant_id,
         email=email,
         role=role.value,
-        status=AdminStatus.INVITED.value,
+        status=AdminStatus.INVITED,
         created_by_admin_id=actor.admin_id,
         created_at=utcnow(),
     )
@@ -106,7 +106,7 @@ async def list_admins(session: AsyncSession, *, merchant_id: uuid.UUID) -> list[
 async def reissue_setup(session: AsyncSession, *, merchant_id: uuid.UUID, admin_id: uuid.UUID, actor: audit.Actor) -> IssuedSetup:
     """A new setup token (a forgotten password): the old password keeps working until it is used."""
     admin = await get_admin(session, merchant_id=merchant_id, admin_id=admin_id, lock=True)
-    if admin.status == AdminStatus.DISABLED.value:
+    if admin.status == AdminStatus.DISABLED:
         raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, "this admin is disabled")
     issued = _new_setup(admin)
     await session.flush()
@@ -132,7 +132,7 @@ async def complete_setup(session: AsyncSession, *, settings: Settings, token: st
         admin is None
         or admin.setup_expires_at is None
         or admin.setup_expires_at <= utcnow()
-        or admin.status == AdminStatus.DISABLED.value
+        or admin.status == AdminStatus.DISABLED
     ):
         raise DomainError("token", ErrorCode.INVALID_TOKEN, "this setup token is unknown, used or expired")
     passwords.check_new(password, email=admin.email)
@@ -140,7 +140,7 @@ async def complete_setup(session: AsyncSession, *, settings: Settings, token: st
     admin.password_changed_at = utcnow()
     admin.setup_token_hash = None
     admin.setup_expires_at = None
-    admin.status = AdminStatus.ACTIVE.value
+    admin.status = AdminStatus.ACTIVE
     await session.flush()
     await sessions.revoke_all(session, admin_id=admin.id, reason="password_set")
     await audit.record(
@@ -179,15 +179,15 @@ async def change_password(
 
 async def _keep_an_owner(session: AsyncSession, admin: Admin) -> None:
     """Refuse to take away the merchant's last active OWNER (the console would be locked)."""
-    if admin.role != AdminRole.OWNER.value or admin.status != AdminStatus.ACTIVE.value:
+    if admin.role != AdminRole.OWNER or admin.status != AdminStatus.ACTIVE:
         return
     owners = await session.scalar(
         select(func.count())
         .select_from(Admin)
         .where(
             Admin.merchant_id == admin.merchant_id,
-            Admin.role == AdminRole.OWNER.value,
-            Admin.status == AdminStatus.ACTIVE.value,
+            Admin.role == AdminRole.OWNER,
+            Admin.status == AdminStatus.ACTIVE,
             Admin.id != admin.id,
         )
     )
@@ -198,7 +198,7 @@ async def _keep_an_owner(session: AsyncSession, admin: Admin) -> None:
 async def _lock_owners(session: AsyncSession, merchant_id: uuid.UUID) -> None:
     """Two owners demoting each other at once must not leave none: changes to owners queue."""
     await session.execute(
-        select(Admin.id).where(Admin.merchant_id == merchant_id, Admin.role == AdminRole.OWNER.value).with_for_update()
+        select(Admin.id).where(Admin.merchant_id == merchant_id, Admin.role == AdminRole.OWNER).with_for_update()
     )
 
 
@@ -207,12 +207,12 @@ async def set_role(
 ) -> Admin:
     await _lock_owners(session, merchant_id)
     admin = await get_admin(session, merchant_id=merchant_id, admin_id=admin_id, lock=True)
-    if admin.role == role.value:
+    if admin.role is role:
         return admin
     if role is not AdminRole.OWNER:
         await _keep_an_owner(session, admin)
     previous = admin.role
-    admin.role = role.value
+    admin.role = role
     await session.flush()
     await audit.record(
         session,
@@ -220,7 +220,7 @@ async def set_role(
         actor=actor,
         action="admin.role_changed",
         subject_id=admin.id,
-        details={"from": previous, "to": role.value},
+        details={"from": previous.value, "to": role.value},
     )
     return admin
 
@@ -229,10 +229,10 @@ async def disable_admin(session: AsyncSession, *, merchant_id: uuid.UUID, admin_
     """At once: every session of theirs ends. Idempotent."""
     await _lock_owners(session, merchant_id)
     admin = await get_admin(session, merchant_id=merchant_id, admin_id=admin_id, lock=True)
-    if admin.status == AdminStatus.DISABLED.value:
+    if admin.status == AdminStatus.DISABLED:
         return admin
     await _keep_an_owner(session, admin)
-    admin.status = AdminStatus.DISABLED.value
+    admin.status = AdminStatus.DISABLED
     admin.disabled_at = utcnow()
     admin.setup_token_hash = None
     await session.flush()

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
 
 
 class ApiKeyKind(enum.Enum):
@@ -112,8 +112,8 @@ class Admin(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     email: Mapped[str] = mapped_column(String(320))  # lower-case
-    role: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=AdminStatus.INVITED.value)
+    role: Mapped[AdminRole] = mapped_column(enum_column(AdminRole, 16))
+    status: Mapped[AdminStatus] = mapped_column(enum_column(AdminStatus, 16), default=AdminStatus.INVITED)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     setup_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -134,7 +134,7 @@ class Admin(Base):
 
     @property
     def is_active(self) -> bool:
-        return self.status == AdminStatus.ACTIVE.value
+        return self.status == AdminStatus.ACTIVE
 
 
 class AdminSession(Base):

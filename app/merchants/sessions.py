@@ -55,7 +55,7 @@ async def login(
     used at several merchants needs `merchantId` only once the password matched at more
     than one of them."""
     email = validation.text(email, "email", 320) or ""
-    query = select(Admin).where(Admin.email == email.lower(), Admin.status == AdminStatus.ACTIVE.value)
+    query = select(Admin).where(Admin.email == email.lower(), Admin.status == AdminStatus.ACTIVE)
     if merchant_id is not None:
         query = query.where(Admin.merchant_id == merchant_id)
     async with authenticating(session):  # before the merchant is known (row-level security)
@@ -121,7 +121,7 @@ async def authenticate(session: AsyncSession, *, settings: Settings, token: str,
         admin_session.revoked_at is not None
         or admin_session.expires_at <= now
         or admin_session.last_used_at <= now - timedelta(minutes=settings.admin_idle_minutes)
-        or admin.status != AdminStatus.ACTIVE.value
+        or admin.status != AdminStatus.ACTIVE
     ):
         return None
     await scope_to_merchant(session, admin.merchant_id)

@@ -35,7 +35,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app import crypto
 from app.config import Settings
-from app.db import changed_rows, utcnow
+from app.db import changed_rows, plain, utcnow
 from app.errors import DomainError, ErrorCode
 from app.merchants import audit
 from app.merchants.admins import get_admin
@@ -277,8 +277,8 @@ async def _announce(session: AsyncSession, admin: Admin, change: Change, actor: 
             .where(
                 merchant_is(Admin, admin.merchant_id),
                 Admin.id != admin.id,
-                Admin.status == AdminStatus.ACTIVE.value,
-                Admin.role.in_([AdminRole.OWNER.value, AdminRole.ADMIN.value]),
+                Admin.status == AdminStatus.ACTIVE,
+                Admin.role.in_([AdminRole.OWNER, AdminRole.ADMIN]),
             )
             .order_by(Admin.id)
         )
@@ -290,12 +290,12 @@ async def _announce(session: AsyncSession, admin: Admin, change: Change, actor: 
         {
             "adminId": str(admin.id),
             "email": admin.email,
-            "role": admin.role,
+            "role": plain(admin.role),
             "change": change.value,
             "byAdminId": str(actor.admin_id) if actor.admin_id else None,
             "note": note,
             "at": utcnow().isoformat(),
-            "notify": [{"adminId": str(o.id), "email": o.email, "role": o.role} for o in others],
+            "notify": [{"adminId": str(o.id), "email": o.email, "role": o.role.value} for o in others],
         },
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
 
 
 class PartnerStatus(enum.Enum):
@@ -70,7 +70,7 @@ class Partner(Base):
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     group_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("partner_groups.id"))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[PartnerStatus] = mapped_column(enum_column(PartnerStatus, 16))
     invited: Mapped[bool] = mapped_column(default=False)  # the merchant invited them (else they applied)
     application_note: Mapped[str | None] = mapped_column(String(1000))  # the partner's own words
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -88,8 +88,8 @@ class PartnerStatusChange(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"))
-    from_status: Mapped[str | None] = mapped_column(String(16))
-    to_status: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[PartnerStatus | None] = mapped_column(enum_column(PartnerStatus, 16))
+    to_status: Mapped[PartnerStatus] = mapped_column(enum_column(PartnerStatus, 16))
     actor: Mapped[str] = mapped_column(String(80))  # "key:<id>", "admin:<id>", or "partner" (signed session)
     reason: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -147,7 +147,7 @@ class PartnerSale(Base):
     order_id: Mapped[str | None] = mapped_column(String(255))
     amount: Mapped[int] = mapped_column(BigInteger, default=0)  # the order, minor units
     currency: Mapped[str | None] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[SaleStatus] = mapped_column(enum_column(SaleStatus, 16))
     reason: Mapped[str | None] = mapped_column(String(32))  # NotEarnedReason when NOT_EARNED
     split_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("commission_splits.id"))
     affiliate_bps: Mapped[int] = mapped_column(Integer, default=0)

@@ -138,7 +138,7 @@ async def partner_report(
     own_shares = (
         *in_period,
         *mine,
-        PartnerSale.status == SaleStatus.EARNED.value,
+        PartnerSale.status == SaleStatus.EARNED,
         PartnerSaleShare.customer_id == PartnerSale.affiliate_id,
     )
     net = Reward.amount - Reward.reversed_amount
@@ -148,7 +148,7 @@ async def partner_report(
             *sale_keys,
             PartnerSaleShare.unit,
             money.total(net),
-            money.total(case((Reward.status == RewardStatus.HELD.value, net), else_=0)),
+            money.total(case((Reward.status == RewardStatus.HELD, net), else_=0)),
         )
         .join(PartnerSaleShare, PartnerSaleShare.sale_id == PartnerSale.id)
         .outerjoin(Reward, Reward.id == PartnerSaleShare.reward_id)
@@ -168,7 +168,7 @@ async def partner_report(
         .where(
             *own_shares,
             PayoutItem.merchant_id == merchant_id,
-            Payout.status == PayoutStatus.PAID.value,
+            Payout.status == PayoutStatus.PAID,
         )
         .group_by(PartnerSale.affiliate_id, *sale_keys, PartnerSaleShare.unit)
     )

@@ -69,9 +69,9 @@ from app.worker import outbox
 SETTLE_JOB = "partners.settle_action"
 SALE_GRANT = "PARTNER_SALE"  # the `source` of the parties' rewards
 _NOT_ACTIVE = {
-    PartnerStatus.APPLIED.value: NotEarnedReason.PARTNER_APPLIED,
-    PartnerStatus.REJECTED.value: NotEarnedReason.PARTNER_REJECTED,
-    PartnerStatus.SUSPENDED.value: NotEarnedReason.PARTNER_SUSPENDED,
+    PartnerStatus.APPLIED: NotEarnedReason.PARTNER_APPLIED,
+    PartnerStatus.REJECTED: NotEarnedReason.PARTNER_REJECTED,
+    PartnerStatus.SUSPENDED: NotEarnedReason.PARTNER_SUSPENDED,
 }
 
 
@@ -83,9 +83,7 @@ async def affiliate_program_ids(session: AsyncSession, merchant_id: uuid.UUID) -
         return frozenset(
             (
                 await session.scalars(
-                    select(Program.id).where(
-                        Program.merchant_id == merchant_id, Program.program_type == ProgramType.AFFILIATE.value
-                    )
+                    select(Program.id).where(Program.merchant_id == merchant_id, Program.program_type == ProgramType.AFFILIATE)
                 )
             ).all()
         )
@@ -207,8 +205,8 @@ async def commission_rule(session: AsyncSession, *, program_id: uuid.UUID, trigg
                 RewardRule.trigger == trigger,
                 RewardRule.enabled.is_(True),
                 RewardRule.superseded_at.is_(None),
-                RewardRule.kind == RewardKind.COMMISSION.value,
-                RewardRule.recipient.in_([Recipient.REFERRER.value, Recipient.BOTH.value]),
+                RewardRule.kind == RewardKind.COMMISSION,
+                RewardRule.recipient.in_([Recipient.REFERRER, Recipient.BOTH]),
             )
             .order_by(RewardRule.rule_id)
         )
@@ -228,7 +226,7 @@ def _not_earned(
         return NotEarnedReason.NOT_A_PARTNER
     if partner.status in _NOT_ACTIVE:
         return _NOT_ACTIVE[partner.status]
-    if referral.status == ReferralStatus.REJECTED.value:
+    if referral.status == ReferralStatus.REJECTED:
         return NotEarnedReason.REFERRAL_REJECTED
     if not action.amount or action.currency is None:
         return NotEarnedReason.NO_AMOUNT
@@ -301,7 +299,7 @@ async def _take_back(session: AsyncSession, share: PartnerSaleShare, amount: int
     )
     if reward is None or reward.status not in lifecycle.LIVE or lifecycle.net(reward) == 0:
         return
-    if reward.status == RewardStatus.HELD.value:
+    if reward.status == RewardStatus.HELD:
         await lifecycle.void(session, reward, reason=reason, amount=amount)
     else:
         await lifecycle.reverse(session, reward, reason=reason, amount=amount)

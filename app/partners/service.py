@@ -104,7 +104,7 @@ async def apply_as_partner(
         "program_id": program.id,
         "customer_id": customer.id,
         "group_id": None,
-        "status": PartnerStatus.APPLIED.value,
+        "status": PartnerStatus.APPLIED,
         "invited": invited,
         "application_note": note,
         "applied_at": now,
@@ -127,7 +127,7 @@ async def apply_as_partner(
                 merchant_id=merchant_id,
                 partner_id=partner.id,
                 from_status=None,
-                to_status=PartnerStatus.APPLIED.value,
+                to_status=PartnerStatus.APPLIED,
                 actor=actor_label(actor),
                 reason="invited" if invited else note,
                 created_at=now,
@@ -195,7 +195,7 @@ async def decide(
             "decision", ErrorCode.INVALID_STATUS_TRANSITION, f"a {current.value} partner cannot be {decision.value.lower()}d"
         )
     now = utcnow()
-    partner.status = to_status.value
+    partner.status = to_status
     partner.decided_at = now
     session.add(
         PartnerStatusChange(
@@ -236,7 +236,7 @@ async def list_partners(
     await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     query = select(Partner).where(Partner.merchant_id == merchant_id, Partner.program_id == program_id)
     if status is not None:
-        query = query.where(Partner.status == status.value)
+        query = query.where(Partner.status == status)
     return list((await session.scalars(query.order_by(Partner.applied_at, Partner.id).limit(500))).all())
 
 

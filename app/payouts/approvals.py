@@ -86,7 +86,7 @@ async def approve(
     ids = _ids(payout_ids)
     expected = _totals(expected_totals)
     admin = await get_admin(session, merchant_id=merchant_id, admin_id=admin_id, lock=True, field="ids")
-    if admin.status != AdminStatus.ACTIVE.value or admin.admin_role not in APPROVERS:
+    if admin.status != AdminStatus.ACTIVE or admin.admin_role not in APPROVERS:
         raise DomainError("ids", ErrorCode.INVALID_INPUT, "only an active FINANCE or OWNER admin approves payouts")
     payouts = list(
         (
@@ -132,15 +132,15 @@ async def approve(
             raise DomainError(
                 where, ErrorCode.ALREADY_APPROVED_BY_YOU, f"you approved {payout.reference} already: a second approver is needed"
             )
-        if payout.status == PayoutStatus.ON_HOLD.value:
+        if payout.status == PayoutStatus.ON_HOLD:
             raise DomainError(
                 where,
                 ErrorCode.PAYOUT_ON_HOLD,
                 f"{payout.reference} is on hold: " + "; ".join(h["message"] for h in payout.hold_reasons),
             )
-        if payout.status != PayoutStatus.PENDING_APPROVAL.value:
+        if payout.status != PayoutStatus.PENDING_APPROVAL:
             raise DomainError(
-                where, ErrorCode.PAYOUT_CHANGED, f"{payout.reference} is {payout.status} now: show the payouts again"
+                where, ErrorCode.PAYOUT_CHANGED, f"{payout.reference} is {payout.status.value} now: show the payouts again"
             )
     now = utcnow()
     destinations = {
@@ -191,7 +191,7 @@ async def approve(
         approvals = 1 + (1 if payout.id in counts else 0)
         payout.updated_at = now
         if approvals >= payout.approvals_required:
-            payout.status = PayoutStatus.APPROVED.value
+            payout.status = PayoutStatus.APPROVED
             payout.approved_at = now
             result.approved.append(payout)
         else:

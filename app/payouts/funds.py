@@ -85,9 +85,9 @@ async def take(
         .where(
             Reward.merchant_id == merchant_id,
             Reward.customer_id.in_(sorted({owner for owner, _ in pairs})),
-            Reward.kind == KIND.value,
+            Reward.kind == KIND,
             Reward.unit.in_(sorted({unit for _, unit in pairs})),
-            Reward.status == RewardStatus.AVAILABLE.value,
+            Reward.status == RewardStatus.AVAILABLE,
             Reward.remaining > 0,
         )
         .order_by(Reward.customer_id, Reward.created_at, Reward.id)
@@ -260,15 +260,15 @@ async def settle(session: AsyncSession, payout: Payout) -> None:
                 .where(
                     PayoutItem.reward_id.in_(reward_ids),
                     Payout.id != payout.id,
-                    Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds]),
+                    Payout.status.in_([s for s in PayoutStatus if s.holds_funds]),
                 )
             )
         ).all()
     )
     now = utcnow()
     for reward in (await session.scalars(select(Reward).where(Reward.id.in_(reward_ids)).with_for_update())).all():
-        if reward.status == RewardStatus.AVAILABLE.value and reward.remaining == 0 and reward.id not in still_out:
-            reward.status = RewardStatus.PAID.value
+        if reward.status == RewardStatus.AVAILABLE and reward.remaining == 0 and reward.id not in still_out:
+            reward.status = RewardStatus.PAID
             reward.ended_at = now
             reward.end_reason = f"paid out ({payout.reference})"
     await session.flush()
@@ -308,9 +308,9 @@ async def _refill_lots(session: AsyncSession, payout: Payout, account: LedgerAcc
         await session.scalar(
             select(func.coalesce(func.sum(Reward.remaining), 0)).where(
                 Reward.customer_id == payout.customer_id,
-                Reward.kind == KIND.value,
+                Reward.kind == KIND,
                 Reward.unit == payout.currency,
-                Reward.status == RewardStatus.AVAILABLE.value,
+                Reward.status == RewardStatus.AVAILABLE,
             )
         )
         or 0
@@ -324,9 +324,9 @@ async def _refill_lots(session: AsyncSession, payout: Payout, account: LedgerAcc
                 select(Reward)
                 .where(
                     Reward.customer_id == payout.customer_id,
-                    Reward.kind == KIND.value,
+                    Reward.kind == KIND,
                     Reward.unit == payout.currency,
-                    Reward.status.in_([RewardStatus.AVAILABLE.value, RewardStatus.REDEEMED.value, RewardStatus.PAID.value]),
+                    Reward.status.in_([RewardStatus.AVAILABLE, RewardStatus.REDEEMED, RewardStatus.PAID]),
                 )
                 .order_by(Reward.id)
                 .with_for_update()
@@ -342,7 +342,7 @@ async def _refill_lots(session: AsyncSession, payout: Payout, account: LedgerAcc
                 .where(
                     PayoutItem.reward_id.in_([lot.id for lot in lots]),
                     Payout.id != payout.id,
-                    Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds] + [PayoutStatus.PAID.value]),
+                    Payout.status.in_([s for s in PayoutStatus if s.holds_funds] + [PayoutStatus.PAID]),
                 )
                 .group_by(PayoutItem.reward_id)
             )
@@ -357,8 +357,8 @@ async def _refill_lots(session: AsyncSession, payout: Payout, account: LedgerAcc
         part = min(room, needed)
         lot.remaining += part
         needed -= part
-        if lot.status != RewardStatus.AVAILABLE.value:
-            lot.status = RewardStatus.AVAILABLE.value
+        if lot.status != RewardStatus.AVAILABLE:
+            lot.status = RewardStatus.AVAILABLE
             lot.ended_at = None
             lot.end_reason = None
         if needed == 0:

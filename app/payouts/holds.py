@@ -124,7 +124,7 @@ async def _open_reviews(session: AsyncSession, merchant_id: uuid.UUID, ids: list
                 select(FraudReview, Referral.referrer_id, Referral.referee_id)
                 .join(Referral, Referral.id == FraudReview.referral_id)
                 .where(
-                    FraudReview.status == ReviewStatus.OPEN.value,
+                    FraudReview.status == ReviewStatus.OPEN,
                     or_(Referral.referrer_id.in_(ids), Referral.referee_id.in_(ids)),
                 ),
                 merchant_id,
@@ -169,11 +169,11 @@ async def _open_reviews(session: AsyncSession, merchant_id: uuid.UUID, ids: list
 
 async def _mostly_flagged(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, Hold]]:
     flagged = or_(
-        Referral.status == ReferralStatus.REJECTED.value,
+        Referral.status == ReferralStatus.REJECTED,
         exists().where(
             merchant_is(FraudDecision, merchant_id),
             FraudDecision.referral_id == Referral.id,
-            FraudDecision.outcome != Outcome.ALLOW.value,
+            FraudDecision.outcome != Outcome.ALLOW,
         ),
     )
     rows = (
@@ -235,8 +235,8 @@ async def _debts(session: AsyncSession, merchant_id: uuid.UUID, subjects: list[S
             scoped(
                 select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance).where(
                     LedgerAccount.owner_id.in_({s.customer_id for s in subjects}),
-                    LedgerAccount.kind == RewardKind.COMMISSION.value,
-                    LedgerAccount.account_type == AccountType.AVAILABLE.value,
+                    LedgerAccount.kind == RewardKind.COMMISSION,
+                    LedgerAccount.account_type == AccountType.AVAILABLE,
                     LedgerAccount.balance < 0,
                 ),
                 merchant_id,

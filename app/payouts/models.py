@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
 
 DEFAULT_COOLING_OFF_HOURS = 72
 
@@ -115,7 +115,7 @@ class PayoutSchedule(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"), unique=True)
-    frequency: Mapped[str] = mapped_column(String(16))
+    frequency: Mapped[Frequency] = mapped_column(enum_column(Frequency, 16))
     day: Mapped[int] = mapped_column(Integer)
     minimums: Mapped[dict] = mapped_column(JSONType)  # {"USD": 5000}
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -180,7 +180,7 @@ class Payout(Base):
     reference: Mapped[str] = mapped_column(String(20))  # on batch files and statements
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[PayoutStatus] = mapped_column(enum_column(PayoutStatus, 20))
     hold_reasons: Mapped[list] = mapped_column(JSONType, default=list)  # [{code, message, evidence, details}]
     idempotency_key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))

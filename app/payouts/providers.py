@@ -122,7 +122,7 @@ async def send_approved(session: AsyncSession, *, merchant_id: uuid.UUID) -> lis
     another run has locked are left to it."""
     query = (
         select(Payout)
-        .where(Payout.merchant_id == merchant_id, Payout.status == PayoutStatus.APPROVED.value)
+        .where(Payout.merchant_id == merchant_id, Payout.status == PayoutStatus.APPROVED)
         .order_by(Payout.id)
         .limit(MAX_SENT)
     )
@@ -143,7 +143,7 @@ async def send_approved(session: AsyncSession, *, merchant_id: uuid.UUID) -> lis
     for payout in payouts:
         provider = provider_for(destinations[payout.payout_account_id], settings)
         payout.provider = provider.value
-        payout.status = PayoutStatus.PROCESSING.value
+        payout.status = PayoutStatus.PROCESSING
         payout.sent_at = payout.updated_at = now
         if provider is not Provider.MERCHANT_WEBHOOK:
             grouped[(provider, payout.currency)].append(payout)

@@ -22,7 +22,7 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
         for owner_id, unit, balance in (
             await session.execute(
                 select(LedgerAccount.owner_id, LedgerAccount.unit, LedgerAccount.balance).where(
-                    LedgerAccount.account_type == AccountType.PAYOUT_PENDING.value, *scope
+                    LedgerAccount.account_type == AccountType.PAYOUT_PENDING, *scope
                 )
             )
         ).all()
@@ -33,7 +33,7 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
         for customer_id, currency, total in (
             await session.execute(
                 select(Payout.customer_id, Payout.currency, func.sum(Payout.amount))
-                .where(Payout.status.in_([s.value for s in PayoutStatus if s.holds_funds]), *payout_scope)
+                .where(Payout.status.in_([s for s in PayoutStatus if s.holds_funds]), *payout_scope)
                 .group_by(Payout.customer_id, Payout.currency)
             )
         ).all()

@@ -35,7 +35,7 @@ MAX_CURRENCIES = 20
 
 def period_of(schedule: PayoutSchedule, now: datetime) -> str | None:
     """The period a run made now belongs to, or None before the schedule's day in it."""
-    if schedule.frequency == Frequency.MONTHLY.value:
+    if schedule.frequency == Frequency.MONTHLY:
         return f"{now:%Y-%m}" if now.day >= schedule.day else None
     year, week, weekday = now.isocalendar()
     return f"{year}-W{week:02d}" if weekday >= schedule.day else None
@@ -79,7 +79,7 @@ async def set_schedule(
     if schedule is None:
         schedule = PayoutSchedule(id=new_id(), merchant_id=merchant_id, program_id=program_id)
         session.add(schedule)
-    schedule.frequency, schedule.day, schedule.minimums, schedule.enabled = frequency.value, day, found, enabled
+    schedule.frequency, schedule.day, schedule.minimums, schedule.enabled = frequency, day, found, enabled
     schedule.updated_at = utcnow()
     await session.flush()
     await audit.record(
@@ -147,8 +147,8 @@ async def run_chunk(
     minimums = dict(schedule.minimums) if schedule is not None else {}
     payable = [
         Reward.program_id == run.program_id,
-        Reward.kind == funds.KIND.value,
-        Reward.status == RewardStatus.AVAILABLE.value,
+        Reward.kind == funds.KIND,
+        Reward.status == RewardStatus.AVAILABLE,
         Reward.remaining > 0,
         Reward.unit.in_(sorted(minimums)),
     ]

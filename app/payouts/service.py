@@ -74,7 +74,7 @@ async def announce(session: AsyncSession, event_type: str, payouts: list[Payout]
 
 async def announce_created(session: AsyncSession, payouts: list[Payout]) -> None:
     await announce(session, events.PAYOUT_REQUESTED, payouts)
-    await announce(session, events.PAYOUT_ON_HOLD, [p for p in payouts if p.status == PayoutStatus.ON_HOLD.value])
+    await announce(session, events.PAYOUT_ON_HOLD, [p for p in payouts if p.status == PayoutStatus.ON_HOLD])
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ async def list_payouts(
     """Newest first."""
     query = scoped(select(Payout), merchant_id)
     if status is not None:
-        query = query.where(Payout.status == status.value)
+        query = query.where(Payout.status == status)
     if customer_external_id is not None:
         customer = await customers.require_customer(
             session, merchant_id=merchant_id, external_id=customers.external_id(customer_external_id), field="customerExternalId"
@@ -192,7 +192,7 @@ async def payouts_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: 
 
 
 def _transition(payout: Payout, status: PayoutStatus, now: datetime, note: str | None = None) -> None:
-    payout.status = status.value
+    payout.status = status
     payout.updated_at = now
     if note is not None:
         payout.note = note
@@ -201,7 +201,7 @@ def _transition(payout: Payout, status: PayoutStatus, now: datetime, note: str |
 
 
 def _refuse(payout: Payout, wanted: str) -> DomainError:
-    return DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, f"the payout is {payout.status}: it cannot be {wanted}")
+    return DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, f"the payout is {payout.status.value}: it cannot be {wanted}")
 
 
 async def _lock_for(
@@ -216,9 +216,9 @@ async def _lock_for(
     """The payout, locked, and whether it is `done` already (a retry); refused unless it is
     in one of the `allowed` states."""
     payout = await get_payout(session, merchant_id=merchant_id, payout_id=payout_id, lock=True)
-    if payout.status == done.value:
+    if payout.status is done:
         return payout, True
-    if payout.status not in {s.value for s in allowed}:
+    if payout.status not in allowed:
         raise _refuse(payout, refusal)
     return payout, False
 
@@ -306,7 +306,7 @@ async def mark_failed(
     )
     if done:
         return Changed(payout, replayed=True)
-    was_paid = payout.status == PayoutStatus.PAID.value
+    was_paid = payout.status == PayoutStatus.PAID
     await funds.return_funds(session, payout, after_paid=was_paid)
     _transition(payout, PayoutStatus.FAILED, utcnow(), reason)
     return await _finish(session, payout, events.PAYOUT_FAILED, actor, reason, after_paid=was_paid)
@@ -319,9 +319,9 @@ async def release_hold(
     still lasts (an open review, the cooling-off, a clawback debt) cannot be released."""
     note = validation.required_text(note, "note", 500)
     payout = await get_payout(session, merchant_id=merchant_id, payout_id=payout_id, lock=True)
-    if payout.status == PayoutStatus.PENDING_APPROVAL.value:
+    if payout.status == PayoutStatus.PENDING_APPROVAL:
         return Changed(payout, replayed=True)
-    if payout.status != PayoutStatus.ON_HOLD.value:
+    if payout.status != PayoutStatus.ON_HOLD:
         raise _refuse(payout, "released (it is not on hold)")
     account = await session.get_one(PayoutAccount, payout.payout_account_id)
     now = utcnow()
@@ -350,9 +350,9 @@ async def refresh_holds(session: AsyncSession, *, now: datetime | None = None, l
         query = query.with_for_update(skip_locked=True)
     candidates = [
         p
-        for p in (await session.scalars(query.where(Payout.status == PayoutStatus.ON_HOLD.value))).all()
+        for p in (await session.scalars(query.where(Payout.status == PayoutStatus.ON_HOLD))).all()
         if holds.all_lift_by_themselves(p.hold_reasons)
-    ] + list((await session.scalars(query.where(Payout.status == PayoutStatus.PENDING_APPROVAL.value))).all())
+    ] + list((await session.scalars(query.where(Payout.status == PayoutStatus.PENDING_APPROVAL))).all())
     if not candidates:
         return 0, 0
     destinations = {
@@ -372,11 +372,11 @@ async def refresh_holds(session: AsyncSession, *, now: datetime | None = None, l
             subjects=[holds.Subject(p.customer_id, destinations[p.payout_account_id], p.currency) for p in mine],
         )
         for payout, current in zip(mine, lasting, strict=True):
-            if payout.status == PayoutStatus.ON_HOLD.value and not current:
+            if payout.status == PayoutStatus.ON_HOLD and not current:
                 payout.hold_reasons = []
                 _transition(payout, PayoutStatus.PENDING_APPROVAL, now)
                 lifted.append(payout)
-            elif payout.status == PayoutStatus.PENDING_APPROVAL.value and current:
+            elif payout.status == PayoutStatus.PENDING_APPROVAL and current:
                 payout.hold_reasons = [h.to_json() for h in current]
                 _transition(payout, PayoutStatus.ON_HOLD, now)
                 held.append(payout)

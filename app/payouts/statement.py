@@ -100,7 +100,7 @@ class RewardLine:
 
     @property
     def held_because(self) -> str | None:
-        if self.reward.status != RewardStatus.HELD.value:
+        if self.reward.status != RewardStatus.HELD:
             return None
         if self.review_id is not None:
             return "FRAUD_REVIEW"
@@ -166,7 +166,7 @@ async def _reward_lines(session: AsyncSession, customer: Customer, start: dateti
             .where(
                 Reward.customer_id == customer.id,
                 Reward.merchant_id == customer.merchant_id,
-                Reward.kind == RewardKind.COMMISSION.value,
+                Reward.kind == RewardKind.COMMISSION,
                 LedgerTransaction.created_at >= start,
                 LedgerTransaction.created_at < end,
             )
@@ -214,7 +214,7 @@ async def _reward_lines(session: AsyncSession, customer: Customer, start: dateti
             await session.execute(
                 select(FraudReview.referral_id, FraudReview.id).where(
                     FraudReview.referral_id.in_({line.reward.referral_id for line in lines}),
-                    FraudReview.status == ReviewStatus.OPEN.value,
+                    FraudReview.status == ReviewStatus.OPEN,
                 )
             )
         ).all()
@@ -228,13 +228,13 @@ async def _reward_lines(session: AsyncSession, customer: Customer, start: dateti
             .order_by(Payout.id)
         )
     ).all():
-        paid[reward_id].append(PaidPart(payout_id, reference, status, amount))
+        paid[reward_id].append(PaidPart(payout_id, reference, status.value, amount))
     for line in lines:
         reward = line.reward
         line.reversals = movements[reward.id]
         line.refunds = refunds.get(line.order_id, []) if line.reversals else []
         line.paid = paid[reward.id]
-        if reward.status == RewardStatus.HELD.value:
+        if reward.status == RewardStatus.HELD:
             line.held_until = reward.hold_until
             line.review_id = reviews.get(reward.referral_id) if reward.review_hold else None
     return lines
@@ -248,8 +248,8 @@ async def _totals(session: AsyncSession, customer: Customer, start: datetime, en
                 select(LedgerAccount).where(
                     LedgerAccount.merchant_id == customer.merchant_id,
                     LedgerAccount.owner_id == customer.id,
-                    LedgerAccount.kind == RewardKind.COMMISSION.value,
-                    LedgerAccount.account_type.in_([t.value for t in ACCOUNTS]),
+                    LedgerAccount.kind == RewardKind.COMMISSION,
+                    LedgerAccount.account_type.in_(ACCOUNTS),
                 )
             )
         ).all()
@@ -272,9 +272,9 @@ async def _totals(session: AsyncSession, customer: Customer, start: datetime, en
         ).all():
             account = accounts[account_id]
             if earlier:
-                before[(account.unit, account.account_type)] += amount
+                before[(account.unit, account.account_type.value)] += amount
             else:
-                moved[(account.unit, account.account_type, kind)] += amount
+                moved[(account.unit, account.account_type.value, kind)] += amount
     totals = []
     for unit in sorted({a.unit for a in accounts.values()}):
 

@@ -40,7 +40,7 @@ def signed_url(settings: Settings, item: CustomerDataExport, base_url: str) -> s
 
 def link_of(settings: Settings, item: CustomerDataExport, base_url: str, now: datetime) -> str | None:
     """The link while the export can be downloaded, else None."""
-    if item.status != export.ExportStatus.READY.value or item.expires_at is None or item.expires_at <= now:
+    if item.status != export.ExportStatus.READY or item.expires_at is None or item.expires_at <= now:
         return None
     return signed_url(settings, item, base_url)
 

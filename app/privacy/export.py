@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns.models import Campaign, CampaignProgress, CampaignSale, ContestStanding, PromotionRulesAcceptance
 from app.config import get_settings
-from app.db import AnySelect, utcnow
+from app.db import AnySelect, plain, utcnow
 from app.fraud.models import CustomerIdentifier, FraudDecision, FraudListEntry, FraudReview, ListKind
 from app.fraud.signals import CATALOGUE
 from app.leads.models import Lead, LeadEvent
@@ -61,7 +61,7 @@ async def request_export(
     export = CustomerDataExport(
         merchant_id=merchant_id,
         customer_id=customer.id,
-        status=ExportStatus.PENDING.value,
+        status=ExportStatus.PENDING,
         requested_by_key_id=actor.key_id,
         requested_at=utcnow(),
     )
@@ -92,14 +92,14 @@ def _context(export_id: uuid.UUID) -> str:
 async def build(session: AsyncSession, *, export_id: uuid.UUID) -> None:
     """The job: build the document of a PENDING export (once: a second delivery finds it READY)."""
     export = await session.scalar(select(CustomerDataExport).where(CustomerDataExport.id == export_id).with_for_update())
-    if export is None or export.status != ExportStatus.PENDING.value:
+    if export is None or export.status != ExportStatus.PENDING:
         return
     customer = await session.get_one(Customer, export.customer_id)
     body = json.dumps(await document_of(session, customer), ensure_ascii=False, separators=(",", ":"))
     now = utcnow()
     export.document_encrypted = keyring().encrypt(body, context=_context(export.id))
     export.document_bytes = len(body.encode())
-    export.status = ExportStatus.READY.value
+    export.status = ExportStatus.READY
     export.ready_at = now
     export.expires_at = now + timedelta(hours=get_settings().export_link_hours)
     await session.flush()
@@ -125,11 +125,11 @@ async def take_document(session: AsyncSession, *, merchant_id: uuid.UUID, export
         .with_for_update()
     )
     now = utcnow()
-    if export is None or export.status != ExportStatus.READY.value or export.expires_at is None or export.expires_at <= now:
+    if export is None or export.status != ExportStatus.READY or export.expires_at is None or export.expires_at <= now:
         return None
     assert export.document_encrypted is not None
     document = keyring().decrypt(export.document_encrypted, context=_context(export.id))
-    export.status = ExportStatus.DOWNLOADED.value
+    export.status = ExportStatus.DOWNLOADED
     export.document_encrypted = None
     export.downloaded_at = now
     await session.flush()
@@ -139,17 +139,15 @@ async def take_document(session: AsyncSession, *, merchant_id: uuid.UUID, export
 async def expire_due(session: AsyncSession, *, now: datetime | None = None, customer_id: uuid.UUID | None = None) -> int:
     """Delete the documents of exports past their expiry (or all of one customer's)."""
     now = now or utcnow()
-    query = select(CustomerDataExport).where(
-        CustomerDataExport.status.in_([ExportStatus.READY.value, ExportStatus.PENDING.value])
-    )
+    query = select(CustomerDataExport).where(CustomerDataExport.status.in_([ExportStatus.READY, ExportStatus.PENDING]))
     query = (
         query.where(CustomerDataExport.customer_id == customer_id)
         if customer_id
-        else query.where(CustomerDataExport.status == ExportStatus.READY.value, CustomerDataExport.expires_at <= now)
+        else query.where(CustomerDataExport.status == ExportStatus.READY, CustomerDataExport.expires_at <= now)
     )
     expired = list((await session.scalars(query.with_for_update())).all())
     for export in expired:
-        export.status = ExportStatus.EXPIRED.value
+        export.status = ExportStatus.EXPIRED
         export.document_encrypted = None
     await session.flush()
     return len(expired)
@@ -231,7 +229,7 @@ async def document_of(session: AsyncSession, customer: Customer) -> dict[str, An
             {
                 "id": str(c.id),
                 "code": c.code,
-                "status": c.status,
+                "status": plain(c.status),
                 "rewardId": _id(c.reward_id),
                 "percentOffBps": c.percent_off_bps,
                 "amountOff": c.amount_off,
@@ -277,13 +275,18 @@ async def _partners(session: AsyncSession, customer: Customer) -> dict[str, Any]
             {
                 "id": str(p.id),
                 "programId": str(p.program_id),
-                "status": p.status,
+                "status": plain(p.status),
                 "invited": p.invited,
                 "applicationNote": p.application_note,
                 "appliedAt": _iso(p.applied_at),
                 "decidedAt": _iso(p.decided_at),
                 "history": [
-                    {"fromStatus": h.from_status, "toStatus": h.to_status, "reason": h.reason, "at": _iso(h.created_at)}
+                    {
+                        "fromStatus": plain(h.from_status),
+                        "toStatus": plain(h.to_status),
+                        "reason": h.reason,
+                        "at": _iso(h.created_at),
+                    }
                     for h in history
                     if h.partner_id == p.id
                 ],
@@ -298,7 +301,7 @@ async def _partners(session: AsyncSession, customer: Customer) -> dict[str, Any]
                 "amount": s.amount,
                 "currency": s.currency,
                 "refundedAmount": s.refunded_amount,
-                "status": s.status,
+                "status": plain(s.status),
                 "reason": s.reason,
                 "occurredAt": _iso(s.occurred_at),
             }
@@ -308,7 +311,7 @@ async def _partners(session: AsyncSession, customer: Customer) -> dict[str, Any]
             {
                 "id": str(s.id),
                 "saleId": str(s.sale_id),
-                "role": s.role,
+                "role": plain(s.role),
                 "shareBps": s.share_bps,
                 "amount": s.amount,
                 "reversedAmount": s.reversed_amount,
@@ -342,7 +345,7 @@ async def _payouts(session: AsyncSession, customer: Customer) -> dict[str, Any]:
         "payouts": [
             {
                 "id": str(p.id),
-                "status": p.status,
+                "status": plain(p.status),
                 "amount": p.amount,
                 "currency": p.currency,
                 "provider": p.provider,
@@ -375,7 +378,7 @@ async def _campaigns(session: AsyncSession, customer: Customer) -> dict[str, Any
                 "id": str(p.id),
                 "campaignId": str(c.id),
                 "campaign": c.name,
-                "kind": c.kind,
+                "kind": plain(c.kind),
                 "startsAt": _iso(c.starts_at),
                 "endsAt": _iso(c.ends_at),
                 "sales": p.sales,
@@ -446,7 +449,7 @@ async def _leads(session: AsyncSession, customer: Customer) -> list[dict[str, An
         {
             "id": str(lead.id),
             "programId": str(lead.program_id),
-            "status": lead.status,
+            "status": plain(lead.status),
             "company": lead.company,
             "companyDomain": lead.company_domain,
             "contactName": lead.contact_name,
@@ -459,8 +462,8 @@ async def _leads(session: AsyncSession, customer: Customer) -> list[dict[str, An
             "steps": [
                 {
                     "id": str(s.id),
-                    "fromStatus": s.from_status,
-                    "toStatus": s.to_status,
+                    "fromStatus": plain(s.from_status),
+                    "toStatus": plain(s.to_status),
                     "byReferrer": s.actor_customer_id is not None,
                     "notes": s.notes if s.notes_visible_to_referrer else None,
                     "at": _iso(s.created_at),
@@ -485,7 +488,7 @@ def _action(a: Action) -> dict[str, Any]:
         "orderId": a.order_id,
         "occurredAt": _iso(a.occurred_at),
         "createdAt": _iso(a.created_at),
-        "attribution": a.attribution_status,
+        "attribution": plain(a.attribution_status),
         "referralCode": a.referral_code,
         "clickId": _id(a.click_id),
         "deviceId": a.device_id,
@@ -503,7 +506,7 @@ def _referral(r: Referral, *, other: tuple[str, uuid.UUID]) -> dict[str, Any]:
     return {
         "id": str(r.id),
         "programId": str(r.program_id),
-        "status": r.status,
+        "status": plain(r.status),
         "source": r.source,
         "codeId": str(r.code_id),
         other[0]: str(other[1]),
@@ -519,13 +522,13 @@ def _reward(r: Reward) -> dict[str, Any]:
         "programId": str(r.program_id),
         "referralId": _id(r.referral_id),
         "source": r.source,
-        "recipient": r.recipient,
-        "kind": r.kind,
+        "recipient": plain(r.recipient),
+        "kind": plain(r.kind),
         "amount": r.amount,
         "unit": r.unit,
         "remaining": r.remaining,
         "reversedAmount": r.reversed_amount,
-        "status": r.status,
+        "status": plain(r.status),
         "holdUntil": _iso(r.hold_until),
         "expiresAt": _iso(r.expires_at),
         "createdAt": _iso(r.created_at),
@@ -556,7 +559,7 @@ async def _ledger(session: AsyncSession, customer: Customer) -> dict[str, Any]:
     )
     return {
         "accounts": [
-            {"id": str(a.id), "kind": a.kind, "accountType": a.account_type, "unit": a.unit, "balance": a.balance}
+            {"id": str(a.id), "kind": plain(a.kind), "accountType": plain(a.account_type), "unit": a.unit, "balance": a.balance}
             for a in accounts
         ],
         "entries": [
@@ -593,15 +596,15 @@ async def _fraud(session: AsyncSession, customer: Customer, referral_ids: list[u
     return {
         "status": await _list_entries(session, customer, identifiers),
         "identifiers": [
-            {"kind": i.kind, "value": i.value, "firstSeenAt": _iso(i.first_seen_at), "lastSeenAt": _iso(i.last_seen_at)}
+            {"kind": plain(i.kind), "value": i.value, "firstSeenAt": _iso(i.first_seen_at), "lastSeenAt": _iso(i.last_seen_at)}
             for i in identifiers
         ],
         "decisions": [
             {
                 "id": str(d.id),
                 "referralId": str(d.referral_id),
-                "stage": d.stage,
-                "outcome": d.outcome,
+                "stage": plain(d.stage),
+                "outcome": plain(d.outcome),
                 "score": d.score,
                 "policyVersion": d.policy_version,
                 "createdAt": _iso(d.created_at),
@@ -622,7 +625,7 @@ async def _fraud(session: AsyncSession, customer: Customer, referral_ids: list[u
             {
                 "id": str(r.id),
                 "referralId": str(r.referral_id),
-                "status": r.status,
+                "status": plain(r.status),
                 "openedAt": _iso(r.opened_at),
                 "resolvedAt": _iso(r.resolved_at),
             }
@@ -651,7 +654,7 @@ async def _list_entries(session: AsyncSession, customer: Customer, identifiers: 
         )
         .order_by(FraudListEntry.id),
     )
-    return [{"id": str(e.id), "kind": e.kind, "note": e.note, "createdAt": _iso(e.created_at)} for e in entries]
+    return [{"id": str(e.id), "kind": e.kind.value, "note": e.note, "createdAt": _iso(e.created_at)} for e in entries]
 
 
 async def _data_requests(session: AsyncSession, customer: Customer) -> dict[str, Any]:
@@ -663,7 +666,7 @@ async def _data_requests(session: AsyncSession, customer: Customer) -> dict[str,
         "exports": [
             {
                 "id": str(e.id),
-                "status": e.status,
+                "status": plain(e.status),
                 "requestedAt": _iso(e.requested_at),
                 "readyAt": _iso(e.ready_at),
                 "downloadedAt": _iso(e.downloaded_at),

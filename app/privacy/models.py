@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
 
 DEFAULT_RETENTION_MONTHS = 13
 
@@ -43,7 +43,7 @@ class CustomerDataExport(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
-    status: Mapped[str] = mapped_column(String(16), default=ExportStatus.PENDING.value)
+    status: Mapped[ExportStatus] = mapped_column(enum_column(ExportStatus, 16), default=ExportStatus.PENDING)
     document_encrypted: Mapped[str | None] = mapped_column(Text)  # app.crypto.Keyring, bound to the export
     document_bytes: Mapped[int | None] = mapped_column(Integer)
     requested_by_key_id: Mapped[uuid.UUID | None] = mapped_column()

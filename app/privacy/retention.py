@@ -201,7 +201,7 @@ async def _prune_deliveries(session: AsyncSession, merchant_id: uuid.UUID, low: 
         WebhookDelivery.merchant_id == merchant_id,
         WebhookDelivery.id >= low,
         WebhookDelivery.id < high,
-        WebhookDelivery.status.in_([DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]),
+        WebhookDelivery.status.in_([DeliveryStatus.DELIVERED, DeliveryStatus.FAILED]),
     )
     await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(finished)))
     return changed_rows(await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(finished))))

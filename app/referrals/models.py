@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
 from app.personal import Encrypted, EncryptedJSON
 
 QUALIFYING_TYPES = frozenset({"PURCHASE", "SUBSCRIPTION_STARTED"})  # qualify a referral
@@ -78,15 +78,15 @@ class Program(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default=ProgramStatus.DRAFT.value)
+    status: Mapped[ProgramStatus] = mapped_column(enum_column(ProgramStatus, 16), default=ProgramStatus.DRAFT)
     attribution_window_days: Mapped[int] = mapped_column(Integer, default=30)
     claim_window_days: Mapped[int] = mapped_column(Integer, default=14)
     share_url_template: Mapped[str | None] = mapped_column(String(2000))
-    code_style: Mapped[str] = mapped_column(String(16), default=CodeStyle.RANDOM.value)
+    code_style: Mapped[CodeStyle] = mapped_column(enum_column(CodeStyle, 16), default=CodeStyle.RANDOM)
     code_length: Mapped[int] = mapped_column(Integer, default=8)
     # Fixed at creation: the cached reward rules of a program depend on it (app.rewards.rules).
-    program_type: Mapped[str] = mapped_column(
-        String(24), default=ProgramType.CUSTOMER_REFERRAL.value, server_default=ProgramType.CUSTOMER_REFERRAL.value
+    program_type: Mapped[ProgramType] = mapped_column(
+        enum_column(ProgramType, 24), default=ProgramType.CUSTOMER_REFERRAL, server_default=ProgramType.CUSTOMER_REFERRAL.value
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -97,7 +97,7 @@ class Program(Base):
 
     @property
     def is_affiliate(self) -> bool:
-        return self.program_type == ProgramType.AFFILIATE.value
+        return self.program_type == ProgramType.AFFILIATE
 
 
 class Customer(Base):
@@ -204,7 +204,7 @@ class Referral(Base):
     code_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral_codes.id"))
     click_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clicks.id"))
     source: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=ReferralStatus.PENDING.value)
+    status: Mapped[ReferralStatus] = mapped_column(enum_column(ReferralStatus, 16), default=ReferralStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # When the referee arrived: the time the creating action occurred (or the claim). Fraud
     # velocity windows count on this, so backfilled actions are judged at their own time.
@@ -242,7 +242,9 @@ class Action(Base):
     order_id: Mapped[str | None] = mapped_column(String(255))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    attribution_status: Mapped[str] = mapped_column(String(32), default=AttributionStatus.NONE.value)
+    attribution_status: Mapped[AttributionStatus] = mapped_column(
+        enum_column(AttributionStatus, 32), default=AttributionStatus.NONE
+    )
     referral_code: Mapped[str | None] = mapped_column(String(32))
     click_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clicks.id"))
     # Context for fraud checks (app.fraud reads these), encrypted at rest (app.personal).

@@ -84,11 +84,11 @@ async def update_program(
         and new_status not in _TRANSITIONS[program.program_status]
     ):
         raise DomainError(
-            "status", ErrorCode.INVALID_STATUS_TRANSITION, f"a {program.status} program cannot become {new_status.value}"
+            "status", ErrorCode.INVALID_STATUS_TRANSITION, f"a {program.status.value} program cannot become {new_status.value}"
         )
     if program.program_status is ProgramStatus.ARCHIVED:
         raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, "an archived program cannot be changed")
-    if changes.program_type is not None and changes.program_type.value != program.program_type:
+    if changes.program_type is not None and changes.program_type is not program.program_type:
         raise DomainError("programType", ErrorCode.INVALID_INPUT, "a program's type is chosen when it is created")
     _apply(program, changes)
     await session.flush()
@@ -99,7 +99,7 @@ def _apply(program: Program, changes: ProgramChanges) -> None:
     if changes.name is not None:
         program.name = changes.name
     if changes.status is not None:
-        program.status = changes.status.value
+        program.status = changes.status
     if changes.attribution_window_days is not None:
         program.attribution_window_days = changes.attribution_window_days
     if changes.claim_window_days is not None:
@@ -107,7 +107,7 @@ def _apply(program: Program, changes: ProgramChanges) -> None:
     if changes.share_url_template is not None:
         program.share_url_template = changes.share_url_template
     if changes.code_style is not None:
-        program.code_style = changes.code_style.value
+        program.code_style = changes.code_style
     if changes.code_length is not None:
         program.code_length = changes.code_length
 
@@ -148,5 +148,5 @@ async def list_programs(
 ) -> Page[Program]:
     query = select(Program).where(Program.merchant_id == merchant_id)
     if status is not None:
-        query = query.where(Program.status == status.value)
+        query = query.where(Program.status == status)
     return await paginate(session, query, Program.id, first=first, after=after)

@@ -37,7 +37,7 @@ async def list_referrals(
     if program_id is not None:
         query = query.where(Referral.program_id == program_id)
     if status is not None:
-        query = query.where(Referral.status == status.value)
+        query = query.where(Referral.status == status)
     if referrer_id is not None:
         query = query.where(Referral.referrer_id == referrer_id)
     return await paginate(session, query, Referral.id, first=first, after=after)

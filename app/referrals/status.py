@@ -15,16 +15,16 @@ def at_creation(qualified_at: datetime | None) -> str:
 
 def qualify(referral: Referral, *, at: datetime) -> bool:
     """QUALIFIED at `at`, if it was PENDING; False when nothing changed."""
-    if referral.status != ReferralStatus.PENDING.value:
+    if referral.status != ReferralStatus.PENDING:
         return False
-    referral.status = ReferralStatus.QUALIFIED.value
+    referral.status = ReferralStatus.QUALIFIED
     referral.qualified_at = at
     return True
 
 
 def reject(referral: Referral) -> bool:
     """REJECTED; False when it already was."""
-    if referral.status == ReferralStatus.REJECTED.value:
+    if referral.status == ReferralStatus.REJECTED:
         return False
-    referral.status = ReferralStatus.REJECTED.value
+    referral.status = ReferralStatus.REJECTED
     return True

@@ -97,7 +97,7 @@ def reward_value(rule: RewardRule, spec: RuleSpec, action: Action) -> tuple[int,
 async def decide(rule: RewardRule, action: Action, referral: Referral, facts: Facts) -> list[Grant]:
     """What `rule` grants for `action` of `referral`; [] when a condition does not hold."""
     spec = rule_service.spec_of(rule)
-    if referral.status == ReferralStatus.REJECTED.value or action.type != rule.trigger:
+    if referral.status == ReferralStatus.REJECTED or action.type != rule.trigger:
         return []
     if spec.min_action_amount is not None and (
         action.currency != spec.min_action_currency or (action.amount or 0) < spec.min_action_amount
@@ -152,7 +152,7 @@ _QUALIFIED_COUNT = scoped(
     select(func.count(Referral.id)).where(
         Referral.referrer_id == bindparam("referrer_id"),
         Referral.program_id == bindparam("program_id"),
-        Referral.status == ReferralStatus.QUALIFIED.value,
+        Referral.status == ReferralStatus.QUALIFIED,
     ),
     _MERCHANT,
 )
@@ -192,7 +192,7 @@ class DatabaseFacts:
         """One query per evaluation: the referral is locked, so only our own grants add to it."""
         if self._rewarded is None:
             rows = await self.session.execute(_REWARDED, {"referral_id": referral_id, "merchant_id": self.merchant_id})
-            self._rewarded = {(row.rule_id, row.recipient) for row in rows}
+            self._rewarded = {(row.rule_id, row.recipient.value) for row in rows}
         return (rule_id, recipient.value) in self._rewarded
 
     def note_nothing_rewarded(self) -> None:

@@ -349,7 +349,10 @@ async def add_to_customer_accounts(
     # executemany of one prebuilt statement: SQLAlchemy sends it as one multi-row INSERT, rows
     # in the order given (the lock order).
     result = await session.execute(_ADD_TO_ACCOUNTS(session), rows)
-    found = {AccountKey(CUSTOMER, row.owner_id, row.kind, row.account_type, row.unit): (row.id, row.balance) for row in result}
+    found = {
+        AccountKey(CUSTOMER, row.owner_id, row.kind.value, row.account_type.value, row.unit): (row.id, row.balance)
+        for row in result
+    }
     cache = session.info.get(_ACCOUNT_CACHE, {})
     for key in deltas:  # accounts read earlier in this transaction now have other balances
         cache.pop((merchant_id, key.owner_id, key.kind, key.account_type, key.unit), None)
@@ -388,7 +391,7 @@ async def _read_or_create_program_accounts(
 
     async def read() -> dict[AccountKey, uuid.UUID]:
         rows = await session.execute(_PROGRAM_ACCOUNTS, {"merchant_id": merchant_id, "wanted": wanted})
-        return {AccountKey(PROGRAM, r.owner_id, r.kind, r.account_type, r.unit): r.id for r in rows}
+        return {AccountKey(PROGRAM, r.owner_id, r.kind.value, r.account_type.value, r.unit): r.id for r in rows}
 
     found = await read()
     missing = keys - found.keys()
@@ -538,7 +541,7 @@ async def consume(session: AsyncSession, account: LedgerAccount, amount: int, *,
     unless the caller sets another ending."""
     left = amount
     lots: list[Reward] = []
-    if first is not None and first.status == RewardStatus.AVAILABLE.value:
+    if first is not None and first.status == RewardStatus.AVAILABLE:
         lots.append(first)
     query = (
         select(Reward)
@@ -547,7 +550,7 @@ async def consume(session: AsyncSession, account: LedgerAccount, amount: int, *,
             Reward.merchant_id == account.merchant_id,
             Reward.kind == account.kind,
             Reward.unit == account.unit,
-            Reward.status == RewardStatus.AVAILABLE.value,
+            Reward.status == RewardStatus.AVAILABLE,
             Reward.remaining > 0,
         )
         .order_by(Reward.expires_at.is_(None), Reward.expires_at, Reward.id)
@@ -564,7 +567,7 @@ async def consume(session: AsyncSession, account: LedgerAccount, amount: int, *,
         lot.remaining -= taken
         left -= taken
         if lot.remaining == 0 and lot is not first:
-            lot.status = RewardStatus.REDEEMED.value
+            lot.status = RewardStatus.REDEEMED
             lot.ended_at = now
     await session.flush()
 
@@ -628,26 +631,26 @@ async def verify(session: AsyncSession, *, merchant_id: uuid.UUID | None = None)
             problems.append(
                 Discrepancy("cached balance", f"account {ledger_account.id}: cached {ledger_account.balance}, entries {total}")
             )
-        if ledger_account.account_type == AccountType.AVAILABLE.value:
+        if ledger_account.account_type == AccountType.AVAILABLE:
             remaining = await session.scalar(
                 select(money.total(Reward.remaining)).where(
                     Reward.customer_id == ledger_account.owner_id,
                     Reward.merchant_id == ledger_account.merchant_id,
                     Reward.kind == ledger_account.kind,
                     Reward.unit == ledger_account.unit,
-                    Reward.status == RewardStatus.AVAILABLE.value,
+                    Reward.status == RewardStatus.AVAILABLE,
                 )
             )
             if remaining != max(0, total):
                 problems.append(Discrepancy("lots", f"account {ledger_account.id}: lots hold {remaining}, balance {total}"))
-        elif ledger_account.account_type == AccountType.HELD.value:
+        elif ledger_account.account_type == AccountType.HELD:
             held = await session.scalar(
                 select(money.total(Reward.amount - Reward.reversed_amount)).where(
                     Reward.customer_id == ledger_account.owner_id,
                     Reward.merchant_id == ledger_account.merchant_id,
                     Reward.kind == ledger_account.kind,
                     Reward.unit == ledger_account.unit,
-                    Reward.status == RewardStatus.HELD.value,
+                    Reward.status == RewardStatus.HELD,
                 )
             )
             if held != total:

@@ -24,14 +24,14 @@ from app.referrals.models import REVERSING_TYPES, Action
 from app.rewards import coupons, kinds, ledger
 from app.rewards import rules as rule_service
 from app.rewards.ledger import Posting
-from app.rewards.models import AccountType, LedgerAccount, Reward, RewardKind, RewardRule, RewardStatus
+from app.rewards.models import AccountType, LedgerAccount, Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
 from app.tenancy import scoped
 from app.webhooks import events as webhook_events
 
 logger = logging.getLogger("app.rewards")
 
-LIVE = (RewardStatus.HELD.value, RewardStatus.AVAILABLE.value, RewardStatus.REDEEMED.value, RewardStatus.PAID.value)
+LIVE = (RewardStatus.HELD, RewardStatus.AVAILABLE, RewardStatus.REDEEMED, RewardStatus.PAID)
 
 
 def net(reward: Reward) -> int:
@@ -54,7 +54,7 @@ async def _spec(session: AsyncSession, reward: Reward) -> RuleSpec:
 
 async def on_granted(session: AsyncSession, reward: Reward, spec: RuleSpec) -> None:
     """Book a new reward: into the customer's HELD account, or straight to AVAILABLE."""
-    available = reward.status == RewardStatus.AVAILABLE.value
+    available = reward.status == RewardStatus.AVAILABLE
     if has_ledger(reward):
         target = await ledger.lot_account(session, reward, AccountType.AVAILABLE if available else AccountType.HELD)
         program = await ledger.program_account(session, reward, AccountType.PROGRAM_REWARDS)
@@ -112,10 +112,10 @@ async def on_granted_many(session: AsyncSession, granted: list[tuple[Reward, Rul
         key = _customer_key(reward)
         before = running[key]
         running[key] = before + reward.amount
-        if reward.status == RewardStatus.AVAILABLE.value and before < 0:
+        if reward.status == RewardStatus.AVAILABLE and before < 0:
             reward.remaining = max(0, reward.remaining + before)
     for reward, spec in granted:
-        if reward.status != RewardStatus.AVAILABLE.value:
+        if reward.status != RewardStatus.AVAILABLE:
             continue
         if kinds.behaviour_of(reward.kind).has_coupon:
             await coupons.issue_for_reward(session, reward, spec)
@@ -124,12 +124,12 @@ async def on_granted_many(session: AsyncSession, granted: list[tuple[Reward, Rul
 
 
 def _customer_key(reward: Reward) -> ledger.AccountKey:
-    account_type = AccountType.AVAILABLE if reward.status == RewardStatus.AVAILABLE.value else AccountType.HELD
-    return ledger.AccountKey(ledger.CUSTOMER, reward.customer_id, reward.kind, account_type.value, reward.unit)
+    account_type = AccountType.AVAILABLE if reward.status == RewardStatus.AVAILABLE else AccountType.HELD
+    return ledger.AccountKey(ledger.CUSTOMER, reward.customer_id, reward.kind.value, account_type.value, reward.unit)
 
 
 def _program_key(reward: Reward) -> ledger.AccountKey:
-    return ledger.AccountKey(ledger.PROGRAM, reward.program_id, reward.kind, AccountType.PROGRAM_REWARDS.value, reward.unit)
+    return ledger.AccountKey(ledger.PROGRAM, reward.program_id, reward.kind.value, AccountType.PROGRAM_REWARDS.value, reward.unit)
 
 
 def availability(kind: RewardKind | str, amount: int, spec: RuleSpec, now: datetime) -> dict[str, Any]:
@@ -157,9 +157,9 @@ async def _become_available(session: AsyncSession, reward: Reward, spec: RuleSpe
 
 async def release(session: AsyncSession, reward: Reward) -> bool:
     """HELD -> AVAILABLE, unless a fraud review holds it or its referral is not cleared yet."""
-    if reward.status != RewardStatus.HELD.value or reward.review_hold or reward.clearance_hold:
+    if reward.status != RewardStatus.HELD or reward.review_hold or reward.clearance_hold:
         return False
-    reward.status = RewardStatus.AVAILABLE.value
+    reward.status = RewardStatus.AVAILABLE
     account = None
     if has_ledger(reward):
         held = await ledger.lot_account(session, reward, AccountType.HELD)
@@ -178,7 +178,7 @@ async def release(session: AsyncSession, reward: Reward) -> bool:
 
 async def void(session: AsyncSession, reward: Reward, *, reason: str, amount: int | None = None) -> None:
     """Cancel (part of) a HELD reward: it never reached the customer."""
-    assert reward.status == RewardStatus.HELD.value
+    assert reward.status == RewardStatus.HELD
     amount = net(reward) if amount is None else min(amount, net(reward))
     if has_ledger(reward) and amount:
         held = await ledger.lot_account(session, reward, AccountType.HELD)
@@ -226,7 +226,7 @@ async def reverse(session: AsyncSession, reward: Reward, *, reason: str, amount:
 
 
 def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
-    reward.status = status.value
+    reward.status = status
     reward.review_hold = False  # nothing left for a review to hold
     reward.clearance_hold = False
     reward.ended_at = utcnow()
@@ -235,12 +235,12 @@ def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
 
 def _grant_order(reward: Reward) -> tuple:
     """The order a grant books rewards (and so takes accounts) in: rule by rule, referrer first."""
-    return (reward.rule_id, reward.recipient != "REFERRER", reward.customer_id, reward.id)
+    return (reward.rule_id, reward.recipient is not Recipient.REFERRER, reward.customer_id, reward.id)
 
 
 async def _lock_accounts(session: AsyncSession, rewards: Iterable[Reward]) -> None:
     """Lock the AVAILABLE accounts of `rewards`, each once, in the order given."""
-    seen: set[tuple[uuid.UUID, str, str]] = set()
+    seen: set[tuple[uuid.UUID, RewardKind, str]] = set()
     for reward in rewards:
         key = (reward.customer_id, reward.kind, reward.unit)
         if has_ledger(reward) and key not in seen:
@@ -277,7 +277,7 @@ async def release_due_rewards(session: AsyncSession, *, now: datetime | None = N
         session,
         select(Reward)
         .where(
-            Reward.status == RewardStatus.HELD.value,
+            Reward.status == RewardStatus.HELD,
             Reward.review_hold.is_(False),
             Reward.clearance_hold.is_(False),
             Reward.hold_until <= now,
@@ -298,11 +298,11 @@ async def expire_due_rewards(session: AsyncSession, *, now: datetime | None = No
         session,
         select(Reward)
         .where(
-            Reward.status == RewardStatus.AVAILABLE.value,
+            Reward.status == RewardStatus.AVAILABLE,
             Reward.expires_at <= now,
             # Kinds that never expire (commission is cash owed: paid out, never expired; an
             # EXPIRED commission would keep its balance with no lot behind it).
-            Reward.kind.not_in([kind.value for kind in kinds.NEVER_EXPIRE]),
+            Reward.kind.not_in(kinds.NEVER_EXPIRE),
         )
         .order_by(Reward.expires_at)
         .limit(limit),
@@ -347,7 +347,7 @@ async def take_back_referral_rewards(
     spent or paid) ones reversed; a balance may go negative and nets against future earnings."""
     rewards = await _lock_live(session, merchant_id, Reward.referral_id == referral_id)
     for reward in rewards:
-        if reward.status == RewardStatus.HELD.value:
+        if reward.status == RewardStatus.HELD:
             await void(session, reward, reason=reason)
         else:
             await _claw_back(session, reward, reason=reason)
@@ -361,9 +361,7 @@ async def take_back_spendable(
     back (credit and commission reversed, netting against future earnings; an unused coupon
     voided), what is still held stays held for the reviewer. An approval does not restore
     what was clawed back."""
-    rewards = await _lock_live(
-        session, merchant_id, (Reward.referral_id == referral_id) & (Reward.status != RewardStatus.HELD.value)
-    )
+    rewards = await _lock_live(session, merchant_id, (Reward.referral_id == referral_id) & (Reward.status != RewardStatus.HELD))
     for reward in rewards:
         await _claw_back(session, reward, reason=reason)
     return rewards
@@ -373,7 +371,7 @@ async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> N
     """Reverse a reward that was spendable, recording in `leaked_amount` what had already been
     spent, paid out or used (a redeemed coupon's face value): that part is now a debt at best."""
     if kinds.behaviour_of(reward.kind).has_coupon:
-        used = net(reward) if reward.status == RewardStatus.REDEEMED.value else 0
+        used = net(reward) if reward.status == RewardStatus.REDEEMED else 0
     else:
         used = net(reward) - reward.remaining
     await reverse(session, reward, reason=reason)
@@ -383,7 +381,7 @@ async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> N
 
 async def hold_for_review(session: AsyncSession, referral_id: uuid.UUID, *, merchant_id: uuid.UUID) -> int:
     """Keep the referral's HELD rewards held until a reviewer decides."""
-    held = select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD.value)
+    held = select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD)
     rewards = (await session.scalars(scoped(held, merchant_id))).all()
     for reward in rewards:
         reward.review_hold = True
@@ -418,7 +416,7 @@ async def _lift(
     released = []
     for reward in held:
         setattr(reward, hold, False)
-        due = reward.status == RewardStatus.HELD.value and (reward.hold_until is None or reward.hold_until <= now)
+        due = reward.status == RewardStatus.HELD and (reward.hold_until is None or reward.hold_until <= now)
         if due and await release(session, reward):
             released.append(reward)
     await session.flush()
@@ -477,7 +475,7 @@ async def apply_refund(session: AsyncSession, action: Action) -> RefundOutcome |
         if amount <= 0:
             continue
         reason = f"order {action.order_id} {'refunded' if action.type == 'REFUND' else 'cancelled'}"
-        if reward.status == RewardStatus.HELD.value:
+        if reward.status == RewardStatus.HELD:
             await void(session, reward, reason=reason, amount=amount)
         else:
             await reverse(session, reward, reason=reason, amount=amount)

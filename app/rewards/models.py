@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
 
 POINTS = "POINTS"  # the unit of loyalty points in the ledger (currencies are ISO 4217 codes)
 
@@ -83,8 +83,8 @@ class RewardRule(Base):
     name: Mapped[str] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     trigger: Mapped[str] = mapped_column(String(64))
-    recipient: Mapped[str] = mapped_column(String(16))
-    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[Recipient] = mapped_column(enum_column(Recipient, 16))
+    kind: Mapped[RewardKind] = mapped_column(enum_column(RewardKind, 16))
     spec: Mapped[dict] = mapped_column(JSONType)  # reward amount and conditions, see rules.RuleSpec
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -137,14 +137,14 @@ class Reward(Base):
     trigger_action_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("actions.id"))
     source: Mapped[str] = mapped_column(String(16), default="RULE", server_default="RULE")  # RULE, CAMPAIGN, LEAD or PARTNER_SALE
     grant_key: Mapped[str | None] = mapped_column(String(255))  # rewards without a rule: what makes them once-only
-    recipient: Mapped[str] = mapped_column(String(16))  # REFERRER or REFEREE
+    recipient: Mapped[Recipient] = mapped_column(enum_column(Recipient, 16))  # REFERRER or REFEREE
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[RewardKind] = mapped_column(enum_column(RewardKind, 16))
     amount: Mapped[int] = mapped_column(BigInteger)  # minor units or points; for DISCOUNT the coupon's face value
     unit: Mapped[str] = mapped_column(String(8))  # ISO 4217 currency, POINTS, or PERCENT (DISCOUNT in basis points)
     remaining: Mapped[int] = mapped_column(BigInteger, default=0)  # credit/points not yet spent, expired or reversed
     reversed_amount: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[RewardStatus] = mapped_column(enum_column(RewardStatus, 16))
     milestone: Mapped[int | None] = mapped_column(Integer)
     hold_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     review_hold: Mapped[bool] = mapped_column(Boolean, default=False)  # set by app.fraud while a review is open
@@ -191,7 +191,7 @@ class Coupon(Base):
     customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
     code: Mapped[str] = mapped_column(String(64))
     lookup_key: Mapped[str | None] = mapped_column(String(64))  # app.text.code_key: what a typed code finds it by
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[CouponStatus] = mapped_column(enum_column(CouponStatus, 16))
     percent_off_bps: Mapped[int | None] = mapped_column(Integer)  # 1500 = 15 %
     amount_off: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
@@ -217,8 +217,8 @@ class LedgerAccount(Base):
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id"))
     owner_type: Mapped[str] = mapped_column(String(16))  # CUSTOMER or PROGRAM
     owner_id: Mapped[uuid.UUID] = mapped_column()
-    kind: Mapped[str] = mapped_column(String(16))  # CREDIT, POINTS or COMMISSION
-    account_type: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[RewardKind] = mapped_column(enum_column(RewardKind, 16))  # CREDIT, POINTS or COMMISSION
+    account_type: Mapped[AccountType] = mapped_column(enum_column(AccountType, 24))
     unit: Mapped[str] = mapped_column(String(8))
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
 

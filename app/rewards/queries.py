@@ -35,7 +35,7 @@ async def refund_outcome_of(session: AsyncSession, *, action: Action) -> RefundO
         scoped(
             select(Reward).where(
                 Reward.trigger_action_id.in_(purchase_ids),
-                or_(Reward.reversed_amount > 0, Reward.status.in_([RewardStatus.VOIDED.value, RewardStatus.REVERSED.value])),
+                or_(Reward.reversed_amount > 0, Reward.status.in_([RewardStatus.VOIDED, RewardStatus.REVERSED])),
             ),
             action.merchant_id,
         ).order_by(Reward.id)
@@ -60,7 +60,7 @@ async def list_rewards(
     if customer_id is not None:
         query = query.where(Reward.customer_id == customer_id)
     if status is not None:
-        query = query.where(Reward.status == status.value)
+        query = query.where(Reward.status == status)
     return await paginate(session, query, Reward.id, first=first, after=after)
 
 
@@ -76,15 +76,15 @@ async def balances(session: AsyncSession, *, merchant_id: uuid.UUID, customer_id
     accounts = (
         await session.scalars(scoped(select(LedgerAccount).where(LedgerAccount.owner_id == customer_id), merchant_id))
     ).all()
-    found: dict[tuple[str, str], dict[str, int]] = {}
+    found: dict[tuple[str, str], dict[AccountType, int]] = {}
     for account in accounts:
-        found.setdefault((account.kind, account.unit), {})[account.account_type] = account.balance
+        found.setdefault((account.kind.value, account.unit), {})[account.account_type] = account.balance
     return [
         Balance(
             kind=RewardKind(kind),
             unit=unit,
-            available=values.get(AccountType.AVAILABLE.value, 0),
-            held=values.get(AccountType.HELD.value, 0),
+            available=values.get(AccountType.AVAILABLE, 0),
+            held=values.get(AccountType.HELD, 0),
         )
         for (kind, unit), values in sorted(found.items())
     ]
@@ -142,16 +142,16 @@ async def reward_totals(
             select(Reward.kind, Reward.unit, Reward.status, func.count(), func.sum(Reward.amount - Reward.reversed_amount)).where(
                 Reward.customer_id == customer_id,
                 Reward.program_id == program_id,
-                Reward.status.in_([s.value for s in (*_EARNED, RewardStatus.HELD)]),
+                Reward.status.in_([*_EARNED, RewardStatus.HELD]),
             ),
             merchant_id,
         ).group_by(Reward.kind, Reward.unit, Reward.status)
     )
     totals: dict[tuple[str, str], dict[str, int]] = {}
     for kind, unit, status, count, amount in rows.all():
-        total = totals.setdefault((kind, unit), {"count": 0, "earned": 0, "pending": 0})
+        total = totals.setdefault((kind.value, unit), {"count": 0, "earned": 0, "pending": 0})
         total["count"] += count
-        total["pending" if status == RewardStatus.HELD.value else "earned"] += int(amount or 0)
+        total["pending" if status == RewardStatus.HELD else "earned"] += int(amount or 0)
     return [RewardTotal(kind=RewardKind(kind), unit=unit, **values) for (kind, unit), values in sorted(totals.items())]
 
 

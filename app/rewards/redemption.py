@@ -106,7 +106,7 @@ async def _program_side(
     """Redemptions are booked against the program the customer's oldest lot came from."""
     program_id = await session.scalar(
         select(Reward.program_id)
-        .where(Reward.customer_id == customer_id, Reward.kind == kind.value, Reward.unit == unit)
+        .where(Reward.customer_id == customer_id, Reward.kind == kind, Reward.unit == unit)
         .order_by(Reward.id)
         .limit(1)
     )

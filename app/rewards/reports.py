@@ -82,7 +82,7 @@ async def statement(
                 select(LedgerAccount).where(
                     LedgerAccount.merchant_id == merchant_id,
                     LedgerAccount.owner_id == customer_id,
-                    LedgerAccount.account_type.in_([AccountType.AVAILABLE.value, AccountType.HELD.value]),
+                    LedgerAccount.account_type.in_([AccountType.AVAILABLE, AccountType.HELD]),
                 )
             )
         ).all()
@@ -120,13 +120,15 @@ async def statement(
         ).all()
     }
     balances = {a.id: opening.get(a.id, 0) for a in accounts}
-    pairs = sorted({(a.kind, a.unit) for a in accounts})
+    pairs = sorted({(a.kind, a.unit) for a in accounts}, key=lambda pair: (pair[0].value, pair[1]))
     result = []
     for index, month in enumerate(months):
         lines = []
         for kind, unit in pairs:
-            available = next((a for a in accounts if (a.kind, a.unit, a.account_type) == (kind, unit, "AVAILABLE")), None)
-            held = next((a for a in accounts if (a.kind, a.unit, a.account_type) == (kind, unit, "HELD")), None)
+            available = next(
+                (a for a in accounts if (a.kind, a.unit, a.account_type) == (kind, unit, AccountType.AVAILABLE)), None
+            )
+            held = next((a for a in accounts if (a.kind, a.unit, a.account_type) == (kind, unit, AccountType.HELD)), None)
             credited, debited = moved.get((available.id, index), (0, 0)) if available else (0, 0)
             opening_available = balances[available.id] if available else 0
             if available:
@@ -136,7 +138,7 @@ async def statement(
                 balances[held.id] += held_in - held_out
             lines.append(
                 StatementLine(
-                    kind,
+                    kind.value,
                     unit,
                     opening_available,
                     credited,
@@ -190,7 +192,7 @@ async def rewards_by_month(
         )
     ).all()
     return [
-        RewardTotal(months[b], kind, unit, count, granted, reversed_)
+        RewardTotal(months[b], kind.value, unit, count, granted, reversed_)
         for b, kind, unit, count, granted, reversed_ in rows
         if b is not None  # always: the WHERE keeps to the months
     ]

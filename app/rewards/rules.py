@@ -396,13 +396,13 @@ async def rule_history(session: AsyncSession, *, merchant_id: uuid.UUID, rule_id
 # pays it, gated by the partner's status and split with co-producers), so the reward rules'
 # evaluation leaves those rules out: in the same statement, at no extra cost.
 _PAID_BY_PARTNERS = (
-    RewardRule.kind == RewardKind.COMMISSION.value,
-    RewardRule.recipient.in_([Recipient.REFERRER.value, Recipient.BOTH.value]),
+    RewardRule.kind == RewardKind.COMMISSION,
+    RewardRule.recipient.in_([Recipient.REFERRER, Recipient.BOTH]),
     select(Program.id)
     .where(
         merchant_is(Program, bindparam("merchant_id")),
         Program.id == RewardRule.program_id,
-        Program.program_type == ProgramType.AFFILIATE.value,
+        Program.program_type == ProgramType.AFFILIATE,
     )
     .exists(),
 )

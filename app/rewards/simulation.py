@@ -278,7 +278,7 @@ async def _qualified(session: AsyncSession, conditions: list, program_id: uuid.U
     rows = await session.execute(
         select(Referral.referrer_id, Referral.qualified_at).where(
             Referral.program_id == program_id,
-            Referral.status == ReferralStatus.QUALIFIED.value,
+            Referral.status == ReferralStatus.QUALIFIED,
             Referral.referrer_id.in_(referrers),
         )
     )
@@ -344,8 +344,8 @@ async def _current(session: AsyncSession, merchant_id: uuid.UUID, program_id: uu
             Reward.unit,
             func.count(Reward.id),
             money.total(Reward.amount),
-            money.total(case((Reward.status == RewardStatus.VOIDED.value, 1), else_=0)),
-            money.total(case((Reward.status == RewardStatus.REVERSED.value, 1), else_=0)),
+            money.total(case((Reward.status == RewardStatus.VOIDED, 1), else_=0)),
+            money.total(case((Reward.status == RewardStatus.REVERSED, 1), else_=0)),
         )
         .where(*scope)
         .group_by(Reward.rule_id, Reward.kind, Reward.unit)

@@ -315,7 +315,7 @@ class StatementReward:
             reward_id=gid(r.id),
             program_id=gid(r.program_id),
             referral_id=gid(r.referral_id) if r.referral_id else None,
-            status=r.status,
+            status=r.status.value,
             amount=r.amount,
             reversed_amount=r.reversed_amount,
             remaining=r.remaining,

@@ -161,7 +161,7 @@ class Customer:
                 session, merchant_id=merchant_id, customer_id=uuid.UUID(self.id), first=first, after=after
             )
             accounts = {
-                a.id: a.account_type
+                a.id: a.account_type.value
                 for a in await reward_queries.get_accounts_by_ids(
                     session, merchant_id=merchant_id, ids=list({e.account_id for e in page.items})
                 )

@@ -242,13 +242,13 @@ async def deliver(
 
 async def _prepare(session: AsyncSession, delivery_id: uuid.UUID, attempt: int | None, settings: Settings) -> Prepared | None:
     delivery = await session.scalar(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update())
-    if delivery is None or delivery.status != DeliveryStatus.PENDING.value:
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
         return None
     if attempt is not None and attempt != delivery.attempt_count:
         return None
     endpoint = await session.get_one(WebhookEndpoint, delivery.endpoint_id)
     if not endpoint.enabled:
-        delivery.status = DeliveryStatus.FAILED.value
+        delivery.status = DeliveryStatus.FAILED
         delivery.next_attempt_at = None
         delivery.last_error = _clean(f"endpoint disabled: {endpoint.disabled_reason or ''}", 500)
         await session.flush()
@@ -283,14 +283,14 @@ async def _record(
             error=outcome.error,
         )
     )
-    if delivery.status != DeliveryStatus.PENDING.value or delivery.attempt_count != prepared.attempt:
+    if delivery.status != DeliveryStatus.PENDING or delivery.attempt_count != prepared.attempt:
         await session.flush()  # a racing copy of this job recorded the attempt first; keep the log only
         return
     now = utcnow()
     delivery.attempt_count += 1
     delivery.last_attempt_at = attempted_at
     if outcome.ok:
-        delivery.status = DeliveryStatus.DELIVERED.value
+        delivery.status = DeliveryStatus.DELIVERED
         delivery.delivered_at = now
         delivery.next_attempt_at = None
         delivery.last_error = None
@@ -315,7 +315,7 @@ async def _record(
             attempt=delivery.attempt_count,
         )
     else:
-        delivery.status = DeliveryStatus.FAILED.value
+        delivery.status = DeliveryStatus.FAILED
         delivery.next_attempt_at = None
     await session.flush()
     logger.info(
@@ -324,7 +324,7 @@ async def _record(
             "delivery_id": str(delivery.id),
             "endpoint_id": str(prepared.endpoint_id),
             "error": outcome.error,
-            "final": delivery.status == DeliveryStatus.FAILED.value,
+            "final": delivery.status == DeliveryStatus.FAILED,
         },
     )
 

@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from app.db import plain
+
 REFERRAL_CREATED = "referral.created"
 REFERRAL_QUALIFIED = "referral.qualified"
 REFERRAL_REJECTED = "referral.rejected"
@@ -69,7 +71,7 @@ def referral_data(referral: Any, *, referrer_external_id: str | None, referee_ex
     return {
         "id": str(referral.id),
         "programId": str(referral.program_id),
-        "status": referral.status,
+        "status": plain(referral.status),
         "source": referral.source,
         "referrerId": str(referral.referrer_id),
         "referrerExternalId": referrer_external_id,
@@ -89,9 +91,9 @@ def reward_data(reward: Any, *, customer_external_id: str | None) -> dict[str, A
         "source": reward.source,
         "customerId": str(reward.customer_id),
         "customerExternalId": customer_external_id,
-        "recipient": reward.recipient,
-        "kind": reward.kind,
-        "status": reward.status,
+        "recipient": plain(reward.recipient),
+        "kind": plain(reward.kind),
+        "status": plain(reward.status),
         "amount": reward.amount,
         "reversedAmount": reward.reversed_amount,
         "unit": reward.unit,
@@ -107,8 +109,8 @@ def fraud_decision_data(decision: Any) -> dict[str, Any]:
     """A decision with its evidence: what the merchant sees (never the referrer)."""
     return {
         "id": str(decision.id),
-        "stage": decision.stage,
-        "outcome": decision.outcome,
+        "stage": plain(decision.stage),
+        "outcome": plain(decision.outcome),
         "score": decision.score,
         "policyVersion": decision.policy_version,
         "signals": [
@@ -126,7 +128,7 @@ def fraud_review_data(review: Any, decisions: list[Any]) -> dict[str, Any]:
         "id": str(review.id),
         "programId": str(review.program_id),
         "referralId": str(review.referral_id),
-        "status": review.status,
+        "status": plain(review.status),
         "score": review.score,
         "signals": list(review.signals),
         "openedAt": _iso(review.opened_at),
@@ -144,7 +146,7 @@ def payout_data(payout: Any, *, customer_external_id: str | None, account: Any |
         "reference": payout.reference,
         "customerId": str(payout.customer_id),
         "customerExternalId": customer_external_id,
-        "status": payout.status,
+        "status": plain(payout.status),
         "amount": payout.amount,
         "currency": payout.currency,
         "method": account.method if account is not None else None,
@@ -171,8 +173,8 @@ def lead_data(lead: Any, step: Any, *, referrer_external_id: str | None) -> dict
         "referrerId": str(lead.referrer_id),
         "referrerExternalId": referrer_external_id,
         "company": lead.company,
-        "oldStatus": step.from_status,
-        "newStatus": step.to_status,
+        "oldStatus": plain(step.from_status),
+        "newStatus": plain(step.to_status),
         "notesForReferrer": step.notes if step.notes_visible_to_referrer else None,
         "duplicateOfLeadId": _str(lead.duplicate_of_id),
         "feeRewardId": _str(lead.fee_reward_id),

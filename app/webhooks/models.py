@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
 
 
 class DeliveryStatus(enum.Enum):
@@ -57,7 +57,7 @@ class WebhookDelivery(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSONType)  # the body's `data`
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the body's `timestamp`
-    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
+    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus, 16), default=DeliveryStatus.PENDING)
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)  # every attempt ever made
     retry_step: Mapped[int] = mapped_column(Integer, default=0)  # failures since the last (re)delivery request
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -123,7 +123,7 @@ async def emit(session: AsyncSession, merchant_id: uuid.UUID, event_type: str, p
             event_type=event_type,
             payload=data,
             occurred_at=now,
-            status=DeliveryStatus.PENDING.value,
+            status=DeliveryStatus.PENDING,
             attempt_count=0,
             retry_step=0,
             next_attempt_at=now,
@@ -304,7 +304,7 @@ async def list_deliveries(
         await get_endpoint(session, merchant_id=merchant_id, endpoint_id=endpoint_id, field="endpointId")
         query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
-        query = query.where(WebhookDelivery.status == status.value)
+        query = query.where(WebhookDelivery.status == status)
     return await paginate(session, query, WebhookDelivery.id, first=first, after=after)
 
 
@@ -338,7 +338,7 @@ async def redeliver(session: AsyncSession, *, merchant_id: uuid.UUID, delivery_i
     endpoint = await session.get_one(WebhookEndpoint, delivery.endpoint_id)
     if not endpoint.enabled:
         raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, "the endpoint is disabled: enable it first")
-    delivery.status = DeliveryStatus.PENDING.value
+    delivery.status = DeliveryStatus.PENDING
     delivery.retry_step = 0
     delivery.next_attempt_at = utcnow()
     await session.flush()

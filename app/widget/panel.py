@@ -60,7 +60,7 @@ async def _program(session: AsyncSession, merchant_id: uuid.UUID, program_id: uu
     active = (
         await session.scalars(
             select(Program)
-            .where(Program.merchant_id == merchant_id, Program.status == ProgramStatus.ACTIVE.value)
+            .where(Program.merchant_id == merchant_id, Program.status == ProgramStatus.ACTIVE)
             .order_by(Program.id)
             .limit(2)
         )

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
 
 
 class JobStatus(enum.Enum):
@@ -35,7 +35,7 @@ class OutboxJob(Base):
     actor: Mapped[str] = mapped_column(String(100))  # "<domain>.<event>"
     args: Mapped[dict] = mapped_column(JSONType)
     run_key: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value)
+    status: Mapped[JobStatus] = mapped_column(enum_column(JobStatus, 16), default=JobStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

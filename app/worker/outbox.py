@@ -48,7 +48,7 @@ async def enqueue(
         actor=actor,
         args={k: str(v) for k, v in args.items()},
         run_key=run_key,
-        status=JobStatus.PENDING.value,
+        status=JobStatus.PENDING,
         attempts=0,
         created_at=now,
         not_before=now + delay if delay else None,
@@ -105,7 +105,7 @@ async def relay(session: AsyncSession, *, older_than: timedelta = RELAY_AFTER, l
             await session.scalars(
                 select(OutboxJob)
                 .where(
-                    OutboxJob.status == JobStatus.PENDING.value,
+                    OutboxJob.status == JobStatus.PENDING,
                     func.coalesce(OutboxJob.sent_at, OutboxJob.created_at) <= now - older_than,
                     (OutboxJob.not_before.is_(None)) | (OutboxJob.not_before <= now - older_than),
                 )
@@ -132,7 +132,7 @@ async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> Non
     async with factory() as session:
         attempts = await session.scalar(
             update(OutboxJob)
-            .where(OutboxJob.id == identifier, OutboxJob.status == JobStatus.PENDING.value)
+            .where(OutboxJob.id == identifier, OutboxJob.status == JobStatus.PENDING)
             .values(attempts=OutboxJob.attempts + 1)
             .returning(OutboxJob.attempts)
         )
@@ -140,7 +140,7 @@ async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> Non
         if attempts is None:
             return  # done, dead, or not ours
         job = await session.scalar(select(OutboxJob).where(OutboxJob.id == identifier).with_for_update())
-        if job is None or job.status != JobStatus.PENDING.value:
+        if job is None or job.status != JobStatus.PENDING:
             await session.rollback()
             return  # a concurrent delivery finished it while we waited for the lock
         spec = registry.HANDLERS.get(job.actor)
@@ -153,12 +153,12 @@ async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> Non
                 await spec.handler(factory, **args)
                 await session.execute(
                     update(OutboxJob)
-                    .where(OutboxJob.id == identifier, OutboxJob.status == JobStatus.PENDING.value)
-                    .values(status=JobStatus.DONE.value, finished_at=utcnow())
+                    .where(OutboxJob.id == identifier, OutboxJob.status == JobStatus.PENDING)
+                    .values(status=JobStatus.DONE, finished_at=utcnow())
                 )
             else:
                 await registry.call(spec, session, job.args)
-                job.status = JobStatus.DONE.value
+                job.status = JobStatus.DONE
                 job.finished_at = utcnow()
             await session.commit()
         except Exception as error:
@@ -169,7 +169,7 @@ async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> Non
                 .where(OutboxJob.id == identifier)
                 .values(
                     last_error=f"{type(error).__name__}: {error}"[:2000],
-                    status=JobStatus.DEAD.value if dead else JobStatus.PENDING.value,
+                    status=JobStatus.DEAD if dead else JobStatus.PENDING,
                     finished_at=utcnow() if dead else None,
                     sent_at=utcnow(),  # dramatiq retries it: the relay waits before sending it too
                 )
@@ -185,7 +185,7 @@ async def run_job(factory: async_sessionmaker[AsyncSession], job_id: str) -> Non
 async def list_dead_jobs(
     session: AsyncSession, *, merchant_id: uuid.UUID | None, first: int | None, after: str | None
 ) -> Page[OutboxJob]:
-    query = select(OutboxJob).where(OutboxJob.status == JobStatus.DEAD.value)
+    query = select(OutboxJob).where(OutboxJob.status == JobStatus.DEAD)
     query = query.where(OutboxJob.merchant_id == merchant_id) if merchant_id else query
     return await paginate(session, query, OutboxJob.id, first=first, after=after)
 
@@ -198,9 +198,9 @@ async def retry_dead_job(session: AsyncSession, *, merchant_id: uuid.UUID | None
     job = await session.scalar(query.with_for_update())
     if job is None:
         raise NotFound("id", "job")
-    if job.status != JobStatus.DEAD.value:
-        raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, f"the job is {job.status}, not DEAD")
-    job.status = JobStatus.PENDING.value
+    if job.status != JobStatus.DEAD:
+        raise DomainError("id", ErrorCode.INVALID_STATUS_TRANSITION, f"the job is {job.status.value}, not DEAD")
+    job.status = JobStatus.PENDING
     job.attempts = 0
     job.finished_at = None
     job.sent_at = utcnow()
@@ -235,7 +235,7 @@ async def prune(session: AsyncSession, *, keep: timedelta = timedelta(days=7)) -
     result = await session.execute(
         delete(OutboxJob).where(
             OutboxJob.run_key.is_not(None),
-            OutboxJob.status == JobStatus.DONE.value,
+            OutboxJob.status == JobStatus.DONE,
             OutboxJob.finished_at < utcnow() - keep,
         )
     )

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from app.rewards.models import RewardKind, RewardStatus
 from tests import graphql_ops as ops
 from tests.campaigns.helpers import (
     campaign_rewards,
@@ -74,9 +75,9 @@ async def test_the_threshold_bonus_is_granted_once_at_the_threshold_whatever_the
     assert (bonus.amount, bonus.unit, bonus.kind, bonus.source, bonus.status) == (
         5000,
         "USD",
-        "COMMISSION",
+        RewardKind.COMMISSION,
         "CAMPAIGN",
-        "AVAILABLE",
+        RewardStatus.AVAILABLE,
     )
     assert (await balance(tenant, "jane", "COMMISSION"))["available"] == 5000
     assert (await balance(tenant, "ken", "COMMISSION"))["available"] == 0
@@ -131,9 +132,9 @@ async def test_a_refunded_sale_leaves_the_count_and_its_campaign_commission_is_t
     granted = await campaign_rewards(db, campaign["id"])
     assert keyed(granted, "tier") == []
     assert [(r.amount, r.status) for r in keyed(granted, "sale")] == [
-        (1000, "REVERSED"),
-        (1000, "AVAILABLE"),
-        (1000, "AVAILABLE"),
+        (1000, RewardStatus.REVERSED),
+        (1000, RewardStatus.AVAILABLE),
+        (1000, RewardStatus.AVAILABLE),
     ]
     assert (await balance(tenant, "jane", "COMMISSION"))["available"] == 2000
 
@@ -264,10 +265,10 @@ async def test_a_sales_campaign_commission_waits_for_its_referrals_clearance_lik
     await run_campaign_jobs(db)
 
     [boost] = await campaign_rewards(db, campaign["id"])
-    assert (boost.amount, boost.status, boost.clearance_hold) == (1000, "HELD", True)
+    assert (boost.amount, boost.status, boost.clearance_hold) == (1000, RewardStatus.HELD, True)
     assert (await balance(tenant, "jane", "COMMISSION"))["available"] == 0
 
     assert await clear_due(db, at=days(60)) == 1  # the quiet period is over: screened again, cleared
     [boost] = await campaign_rewards(db, campaign["id"])
-    assert (boost.status, boost.clearance_hold) == ("AVAILABLE", False)
+    assert (boost.status, boost.clearance_hold) == (RewardStatus.AVAILABLE, False)
     assert (await balance(tenant, "jane", "COMMISSION"))["available"] == 1000

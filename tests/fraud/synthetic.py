@@ -1395,15 +1395,15 @@ async def measure(factory: async_sessionmaker[AsyncSession], dataset: Dataset, o
     reviewed: set[uuid.UUID] = set()
     fired: dict[uuid.UUID, set[str]] = defaultdict(set)
     for referral_id, decision_outcome, observations, created_at in decisions:
-        if decision_outcome != Outcome.ALLOW.value:
+        if decision_outcome != Outcome.ALLOW:
             strict[referral_id] = True
             fired[referral_id] |= {o["signal"] for o in observations if o.get("fired")}
             flagged_at[referral_id] = min(created_at, flagged_at.get(referral_id, created_at))
-        if decision_outcome == Outcome.REVIEW.value:
+        if decision_outcome == Outcome.REVIEW:
             reviewed.add(referral_id)
     rewards_of: dict[uuid.UUID, list[_RewardSeen]] = defaultdict(list)
     for referral_id, recipient, amount, status, available_at, occurred_at in rewards:
-        rewards_of[referral_id].append(_RewardSeen(recipient, amount, status, available_at, occurred_at))
+        rewards_of[referral_id].append(_RewardSeen(recipient.value, amount, status.value, available_at, occurred_at))
     kinds = {k: Row(k, k in FRAUD_KINDS) for k in (*FRAUD_KINDS, *LEGIT_KINDS)}
     variants: dict[str, Row] = {}
     attributed = {k: Counter() for k in FRAUD_KINDS}
@@ -1413,7 +1413,7 @@ async def measure(factory: async_sessionmaker[AsyncSession], dataset: Dataset, o
         if label is None:
             continue
         found.add(referee)
-        rejected = status == ReferralStatus.REJECTED.value
+        rejected = status == ReferralStatus.REJECTED
         flagged = rejected or referral_id in open_reviews or strict[referral_id]
         first_flag = flagged_at.get(referral_id)
         mine = rewards_of[referral_id]

@@ -170,8 +170,8 @@ async def partner_rewards(tenant) -> list[tuple[str, int, int, str]]:
 
     async with system_connection(tenant.engine) as connection:
         return [
-            tuple(row)
-            for row in (
+            (external_id, amount, reversed_amount, status.value)
+            for external_id, amount, reversed_amount, status in (
                 await connection.execute(
                     select(Customer.external_id, Reward.amount, Reward.reversed_amount, Reward.status)
                     .join(Customer, Customer.id == Reward.customer_id)

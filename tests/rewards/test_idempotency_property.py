@@ -167,17 +167,19 @@ async def snapshot(db, merchant_id) -> dict[str, Any]:
             return names[account.owner_id] if account.owner_type == "CUSTOMER" else "program"
 
         balances = sorted(
-            (owner(a), a.kind, a.account_type, a.unit, a.balance) for a in accounts.values() if a.owner_type == "CUSTOMER"
+            (owner(a), a.kind.value, a.account_type.value, a.unit, a.balance)
+            for a in accounts.values()
+            if a.owner_type == "CUSTOMER"
         )
         rewards = sorted(
             (
                 names[r.customer_id],
                 rules[r.rule_version_id],
-                r.recipient,
-                r.kind,
+                r.recipient.value,
+                r.kind.value,
                 r.amount,
                 r.unit,
-                r.status,
+                r.status.value,
                 r.remaining,
                 r.reversed_amount,
                 keys[r.trigger_action_id],
@@ -188,7 +190,7 @@ async def snapshot(db, merchant_id) -> dict[str, Any]:
         entries: dict[Any, list[tuple]] = defaultdict(list)
         for e in await session.scalars(select(LedgerEntry).where(LedgerEntry.merchant_id == merchant_id)):
             account = accounts[e.account_id]
-            entries[e.transaction_id].append((owner(account), account.kind, account.account_type, e.unit, e.amount))
+            entries[e.transaction_id].append((owner(account), account.kind.value, account.account_type.value, e.unit, e.amount))
         transactions = [
             (t.kind, names.get(t.customer_id), t.idempotency_key, t.reference, sorted(entries[t.id]))
             for t in await session.scalars(

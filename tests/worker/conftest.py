@@ -30,7 +30,7 @@ from app.config import Settings
 from app.db import create_session_factory
 from app.worker import broker as worker_broker
 from app.worker import outbox
-from app.worker.models import OutboxJob
+from app.worker.models import JobStatus, OutboxJob
 from tests.conftest import REQUIRE_SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -239,10 +239,10 @@ async def wait_for(
 
 
 async def wait_for_status(
-    engine: AsyncEngine, job_id: uuid.UUID, status: str, *, timeout: float, pool: WorkerPool | None = None
+    engine: AsyncEngine, job_id: uuid.UUID, status: JobStatus, *, timeout: float, pool: WorkerPool | None = None
 ) -> OutboxJob:
     async def reached() -> bool:
         return (await job_row(engine, job_id)).status == status
 
-    await wait_for(reached, timeout=timeout, what=f"job {job_id} {status}", pool=pool)
+    await wait_for(reached, timeout=timeout, what=f"job {job_id} {status.value}", pool=pool)
     return await job_row(engine, job_id)

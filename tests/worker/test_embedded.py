@@ -47,7 +47,7 @@ async def test_the_embedded_worker_runs_jobs_and_after_a_restart_relays_what_was
                 await session.commit()
                 await outbox.dispatch_committed(session)
             assert job is not None
-            done = await wait_for_status(engine, job.id, JobStatus.DONE.value, timeout=15)
+            done = await wait_for_status(engine, job.id, JobStatus.DONE, timeout=15)
             assert done.attempts == 1
             assert await effect_count(engine, sent) == 1
 
@@ -56,10 +56,10 @@ async def test_the_embedded_worker_runs_jobs_and_after_a_restart_relays_what_was
                 stranded = await outbox.enqueue(session, "test.record", key=lost)
                 await session.commit()
             assert stranded is not None
-        assert (await job_row(engine, stranded.id)).status == JobStatus.PENDING.value
+        assert (await job_row(engine, stranded.id)).status is JobStatus.PENDING
 
         async with running(settings):  # the restart: its worker relays the pending job at boot
-            job = await wait_for_status(engine, stranded.id, JobStatus.DONE.value, timeout=15)
+            job = await wait_for_status(engine, stranded.id, JobStatus.DONE, timeout=15)
             assert job.attempts == 1
             assert await effect_count(engine, lost) == 1
         assert await effect_count(engine, sent) == 1

@@ -27,9 +27,9 @@ from tests.worker.conftest import (
 
 pytestmark = pytest.mark.usefixtures("effects")
 
-DONE = JobStatus.DONE.value
-DEAD = JobStatus.DEAD.value
-PENDING = JobStatus.PENDING.value
+DONE = JobStatus.DONE
+DEAD = JobStatus.DEAD
+PENDING = JobStatus.PENDING
 
 
 def _key() -> str:

@@ -73,13 +73,13 @@ async def detect(case: Case) -> list[Observation]:
 
 def _names(case: Case, entry: FraudListEntry, value: str | None) -> bool:
     """The entry holds the value, or (an erased customer's entry) its keyed hash."""
-    return value is not None and entry.value in (value, hashed_value(case.merchant_id, entry.kind, value))
+    return value is not None and entry.value in (value, hashed_value(case.merchant_id, entry.kind.value, value))
 
 
 def _listed(entry: FraudListEntry, what: str) -> Observation:
     return Observation(
         BLOCKLIST.name,
         1,
-        f"{what} matches blocklist entry {entry.kind} {entry.value}" + (f" ({entry.note})" if entry.note else ""),
-        {"entry_id": str(entry.id), "kind": entry.kind, "value": entry.value},
+        f"{what} matches blocklist entry {entry.kind.value} {entry.value}" + (f" ({entry.note})" if entry.note else ""),
+        {"entry_id": str(entry.id), "kind": entry.kind.value, "value": entry.value},
     )

@@ -32,5 +32,5 @@ async def detect(case: Case) -> list[Observation]:
             {"referrer": case.referrer.external_id},
         )
         for entry in await case.list_entries()
-        if entry.kind == ListKind.REFERRER_UNDER_REVIEW.value and entry.value == referrer
+        if entry.kind == ListKind.REFERRER_UNDER_REVIEW and entry.value == referrer
     ]

@@ -145,7 +145,7 @@ async def redeem_coupon(
         )
     if coupon is not None:
         coupon = await _lock(session, coupon)
-    if coupon is not None and coupon.status == CouponStatus.REDEEMED.value and coupon.redeemed_order_id == order_id:
+    if coupon is not None and coupon.status == CouponStatus.REDEEMED and coupon.redeemed_order_id == order_id:
         return CouponRedemption(coupon=coupon, replayed=True)
     result = check(coupon, order_amount=order_amount, currency=currency, now=utcnow())
     if not result.valid:
@@ -157,13 +157,13 @@ async def redeem_coupon(
     if coupon.min_order_amount is not None and order_amount is None:
         raise DomainError("orderAmount", ErrorCode.REQUIRED, "orderAmount is required: the coupon has a minimum order")
     now = utcnow()
-    coupon.status = CouponStatus.REDEEMED.value
+    coupon.status = CouponStatus.REDEEMED
     coupon.redeemed_order_id = order_id
     coupon.redeemed_at = now
     coupon.redeemed_discount = discount_on(coupon, order_amount, currency)
     coupon.redeemed_currency = currency if coupon.redeemed_discount is not None else None
-    if reward is not None and reward.status == RewardStatus.AVAILABLE.value:
-        reward.status = RewardStatus.REDEEMED.value
+    if reward is not None and reward.status == RewardStatus.AVAILABLE:
+        reward.status = RewardStatus.REDEEMED
         reward.ended_at = now
         reward.end_reason = f"coupon redeemed on order {order_id}"[:200]
     await session.flush()

@@ -24,7 +24,7 @@ async def _end(session: AsyncSession, reward: Reward, status: CouponStatus) -> N
     """An unused coupon stops working; a used one stays used. A reward still waiting for a pool's
     code stops waiting."""
     coupon = await coupon_of(session, reward)
-    if coupon is not None and coupon.status == CouponStatus.ISSUED.value:
-        coupon.status = status.value
+    if coupon is not None and coupon.status == CouponStatus.ISSUED:
+        coupon.status = status
     reward.awaiting_coupon = False
     await session.flush()

@@ -66,7 +66,7 @@ async def issue_for_reward(session: AsyncSession, reward: Reward, spec: RuleSpec
             customer_id=reward.customer_id,
             code=code,
             lookup_key=text.code_key(code),
-            status=CouponStatus.ISSUED.value,
+            status=CouponStatus.ISSUED,
             created_at=utcnow(),
             **terms,
         )
@@ -77,7 +77,7 @@ async def issue_for_reward(session: AsyncSession, reward: Reward, spec: RuleSpec
 
 
 def give(coupon: Coupon, reward: Reward, terms: dict) -> None:
-    coupon.status = CouponStatus.ISSUED.value
+    coupon.status = CouponStatus.ISSUED
     coupon.reward_id = reward.id
     coupon.customer_id = reward.customer_id
     for name, value in terms.items():
@@ -88,7 +88,7 @@ def give(coupon: Coupon, reward: Reward, terms: dict) -> None:
 async def take_from_pool(session: AsyncSession, merchant_id: uuid.UUID, pool_id: uuid.UUID) -> Coupon | None:
     query = (
         select(Coupon)
-        .where(Coupon.merchant_id == merchant_id, Coupon.pool_id == pool_id, Coupon.status == CouponStatus.POOLED.value)
+        .where(Coupon.merchant_id == merchant_id, Coupon.pool_id == pool_id, Coupon.status == CouponStatus.POOLED)
         .order_by(Coupon.id)
         .limit(1)
     )
@@ -111,7 +111,7 @@ async def pooled_count(session: AsyncSession, pool: CouponPool) -> int:
         await session.scalar(
             select(func.count())
             .select_from(Coupon)
-            .where(Coupon.merchant_id == pool.merchant_id, Coupon.pool_id == pool.id, Coupon.status == CouponStatus.POOLED.value)
+            .where(Coupon.merchant_id == pool.merchant_id, Coupon.pool_id == pool.id, Coupon.status == CouponStatus.POOLED)
         )
         or 0
     )

@@ -112,7 +112,7 @@ async def add_codes(session: AsyncSession, *, merchant_id: uuid.UUID, pool_id: u
                         "pool_id": pool.id,
                         "code": code,
                         "lookup_key": text.code_key(code),
-                        "status": CouponStatus.POOLED.value,
+                        "status": CouponStatus.POOLED,
                         "created_at": now,
                     }
                     for code in unique
@@ -134,7 +134,7 @@ def _waiting_rewards_query(pool: CouponPool) -> Select[Reward]:
         .where(
             Reward.merchant_id == pool.merchant_id,
             Reward.awaiting_coupon.is_(True),
-            Reward.status == RewardStatus.AVAILABLE.value,
+            Reward.status == RewardStatus.AVAILABLE,
             RewardRule.spec["coupon_pool_id"].as_string() == str(pool.id),
         )
     )
@@ -166,7 +166,7 @@ async def pool_stocks(session: AsyncSession, pools: list[CouponPool]) -> dict[uu
     """The stock of each pool (pools of one merchant), in three queries whatever the number of pools."""
     if not pools:
         return {}
-    counts: dict[tuple[uuid.UUID | None, str], int] = {}  # (pool_id, status): pooled coupons have a pool
+    counts: dict[tuple[uuid.UUID | None, CouponStatus], int] = {}  # (pool_id, status): pooled coupons have a pool
     rows = await session.execute(
         select(Coupon.pool_id, Coupon.status, func.count())
         .where(Coupon.merchant_id == pools[0].merchant_id, Coupon.pool_id.in_([p.id for p in pools]))  # one merchant's
@@ -187,7 +187,7 @@ async def pool_stocks(session: AsyncSession, pools: list[CouponPool]) -> dict[uu
             .where(
                 Reward.rule_version_id.in_(list(pool_of_version)),
                 Reward.awaiting_coupon.is_(True),
-                Reward.status == RewardStatus.AVAILABLE.value,
+                Reward.status == RewardStatus.AVAILABLE,
                 or_(Reward.expires_at.is_(None), Reward.expires_at > utcnow()),  # as _serve_waiting_rewards
             )
             .group_by(Reward.rule_version_id)
@@ -197,9 +197,9 @@ async def pool_stocks(session: AsyncSession, pools: list[CouponPool]) -> dict[uu
             waiting[pool_id] = waiting.get(pool_id, 0) + count
     return {
         p.id: PoolStock(
-            available=counts.get((p.id, CouponStatus.POOLED.value), 0),
-            issued=counts.get((p.id, CouponStatus.ISSUED.value), 0),
-            redeemed=counts.get((p.id, CouponStatus.REDEEMED.value), 0),
+            available=counts.get((p.id, CouponStatus.POOLED), 0),
+            issued=counts.get((p.id, CouponStatus.ISSUED), 0),
+            redeemed=counts.get((p.id, CouponStatus.REDEEMED), 0),
             waiting_rewards=waiting.get(p.id, 0),
             low_stock_threshold=p.low_stock_threshold,
         )
