@@ -314,12 +314,7 @@ class Case:
                 .select_from(mine)
                 .join(
                     theirs,
-                    and_(
-                        theirs.merchant_id == mine.merchant_id,
-                        theirs.kind == mine.kind,
-                        theirs.value_hash == mine.value_hash,
-                        theirs.customer_id == self.referrer.id,
-                    ),
+                    and_(_same_identifier(theirs, mine), theirs.customer_id == self.referrer.id),
                 )
                 .where(merchant_is(mine, self.merchant_id, use_index=False), mine.customer_id == self.referee.id)
                 .limit(MAX_MATCHES)
@@ -493,6 +488,12 @@ class Case:
 
 
 @lru_cache(maxsize=1)
+def _same_identifier(theirs: Any, mine: Any) -> Any:
+    """Join condition: two customers' identifier rows (aliases of CustomerIdentifier) for the same
+    identifier of the same merchant (by its keyed hash: the values are encrypted)."""
+    return and_(theirs.merchant_id == mine.merchant_id, theirs.kind == mine.kind, theirs.value_hash == mine.value_hash)
+
+
 def _prefetch_statement() -> Any:
     """`Case.prefetch`'s query, built once with bind parameters: SQLAlchemy then compiles it
     once and reuses it (building a statement this size per check cost more than running it)."""
@@ -522,12 +523,7 @@ def _prefetch_statement() -> Any:
         select(mine.kind, _raw(mine.value).label("value"), mine.last_seen_at, theirs.last_seen_at.label("theirs_seen"))
         .join(
             theirs,
-            and_(
-                theirs.merchant_id == mine.merchant_id,
-                theirs.kind == mine.kind,
-                theirs.value_hash == mine.value_hash,
-                theirs.customer_id == referrer,
-            ),
+            and_(_same_identifier(theirs, mine), theirs.customer_id == referrer),
         )
         .where(merchant_is(mine, merchant, use_index=False), mine.customer_id == referee)
         .limit(MAX_MATCHES)
@@ -631,12 +627,7 @@ def _prefetch_statement() -> Any:
             select(payout.customer_id, paid_too.customer_id.label("other_id"), Customer.external_id)
             .join(
                 paid_too,
-                and_(
-                    paid_too.merchant_id == payout.merchant_id,
-                    paid_too.kind == payout.kind,
-                    paid_too.value_hash == payout.value_hash,
-                    paid_too.customer_id != payout.customer_id,
-                ),
+                and_(_same_identifier(paid_too, payout), paid_too.customer_id != payout.customer_id),
             )
             .join(Customer, Customer.id == paid_too.customer_id)
             .where(payout.customer_id.in_([referrer, referee]), payout.kind == IdentifierKind.PAYOUT_ACCOUNT.value),
