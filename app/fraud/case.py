@@ -487,13 +487,13 @@ class Case:
         return candidates
 
 
-@lru_cache(maxsize=1)
 def _same_identifier(theirs: Any, mine: Any) -> Any:
     """Join condition: two customers' identifier rows (aliases of CustomerIdentifier) for the same
     identifier of the same merchant (by its keyed hash: the values are encrypted)."""
     return and_(theirs.merchant_id == mine.merchant_id, theirs.kind == mine.kind, theirs.value_hash == mine.value_hash)
 
 
+@lru_cache(maxsize=1)
 def _prefetch_statement() -> Any:
     """`Case.prefetch`'s query, built once with bind parameters: SQLAlchemy then compiles it
     once and reuses it (building a statement this size per check cost more than running it)."""
