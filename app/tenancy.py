@@ -33,10 +33,11 @@ statement that reads no tenant table is a mistake and raises.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Boolean, Delete, Select, Update, inspect, select
+from sqlalchemy import Boolean, Delete, Select, Update, bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm.util import identity_key
@@ -165,6 +166,13 @@ async def get_scoped(session: AsyncSession, model: type[Row], row_id: uuid.UUID,
     code and customers up front, so the checks after cost no round trip), else one scoped SELECT."""
     found: Any = session.identity_map.get(identity_key(model, row_id))
     if found is None:
-        statement = scoped(select(model).where(model.id == row_id), merchant_id)  # type: ignore[attr-defined]
-        return cast(Row | None, await session.scalar(statement))
+        statement = _by_id(cast(type, model))
+        return cast(Row | None, await session.scalar(statement, {"row_id": row_id, "merchant_id": merchant_id}))
     return found if found.merchant_id == merchant_id else None
+
+
+@functools.cache
+def _by_id(model: type) -> Any:
+    """`get_scoped`'s SELECT for `model`, built once (building and scoping a statement per call
+    cost more than running it)."""
+    return scoped(select(model).where(model.id == bindparam("row_id")), bindparam("merchant_id"))  # type: ignore[attr-defined]
