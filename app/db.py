@@ -163,12 +163,12 @@ def _insert_ignoring(dialect: str, model: type, index_elements: tuple[str, ...] 
 
 
 @functools.cache
-def _insert_template(dialect: str, model: type, keys: tuple[str, ...], conflict: tuple[str, ...] | None, returning: bool) -> Any:
+def _insert_template(dialect: str, model: type, keys: tuple[str, ...], conflict: tuple[str, ...] | None) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(model).values({key: bindparam(key) for key in keys})
     if conflict is not None:
         statement = statement.on_conflict_do_nothing(index_elements=list(conflict) or None)
-    return statement.returning(model) if returning else statement
+    return statement
 
 
 def insert_row(
@@ -177,13 +177,11 @@ def insert_row(
     values: dict[str, Any],
     *,
     ignoring_conflicts: tuple[str, ...] | None = None,
-    returning: bool = False,
 ) -> Any:
-    """`INSERT INTO model (keys of values) VALUES (...)` [ON CONFLICT (cols) DO NOTHING]
-    [RETURNING the row], built once per process and shape: run it with `values` as the
-    parameters (`session.scalar(statement, values)`). Building an INSERT costs more than
-    running it, so the write path's single-row inserts reuse these."""
-    return _insert_template(dialect_of(session), model, tuple(values), ignoring_conflicts, returning)
+    """`INSERT INTO model (keys of values) VALUES (...)` [ON CONFLICT (cols) DO NOTHING],
+    built once per process and shape: run it with `values` as the parameters
+    (`session.execute(statement, values)`). For the row back as an object: `insert_one`."""
+    return _insert_template(dialect_of(session), model, tuple(values), ignoring_conflicts)
 
 
 class _InsertShape:

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import config_cache
 from app.campaigns import grants
-from app.db import insert_row, new_id, utcnow
+from app.db import insert_one, new_id, utcnow
 from app.partners.models import (
     CommissionSplit,
     NotEarnedReason,
@@ -160,9 +160,7 @@ async def settle_sale(session: AsyncSession, action: Action) -> PartnerSale | No
         "occurred_at": action.occurred_at,
         "created_at": now,
     }
-    sale: PartnerSale | None = await session.scalar(
-        insert_row(session, PartnerSale, values, ignoring_conflicts=("action_id",), returning=True), values
-    )
+    sale = await insert_one(session, PartnerSale, values, ignoring_conflicts=("action_id",))
     if sale is None:  # settled before (a second delivery of the job)
         return await session.scalar(select(PartnerSale).where(PartnerSale.action_id == action.id))
     if reason is None:
@@ -345,10 +343,7 @@ async def reverse_refund(session: AsyncSession, refund: Action) -> list[PartnerS
             "transaction_id": None,
             "created_at": utcnow(),
         }
-        row = await session.scalar(
-            insert_row(session, PartnerSaleRefund, values, ignoring_conflicts=("sale_id", "refund_action_id"), returning=True),
-            values,
-        )
+        row = await insert_one(session, PartnerSaleRefund, values, ignoring_conflicts=("sale_id", "refund_action_id"))
         if row is None:
             continue  # this refund was applied before
         sale.refunded_amount += refunded

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
 from app.config import Settings
-from app.db import insert_row, new_id, utcnow
+from app.db import insert_one, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants.audit import Actor
 from app.merchants.models import ApiKeyKind
@@ -112,9 +112,7 @@ async def apply_as_partner(
         "created_at": now,
         "updated_at": now,
     }
-    partner = await session.scalar(
-        insert_row(session, Partner, values, ignoring_conflicts=("program_id", "customer_id"), returning=True), values
-    )
+    partner = await insert_one(session, Partner, values, ignoring_conflicts=("program_id", "customer_id"))
     created = partner is not None
     if partner is None:
         partner = await session.scalar(
@@ -264,9 +262,7 @@ async def create_group(
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    group: PartnerGroup | None = await session.scalar(
-        insert_row(session, PartnerGroup, values, ignoring_conflicts=("program_id", "name"), returning=True), values
-    )
+    group = await insert_one(session, PartnerGroup, values, ignoring_conflicts=("program_id", "name"))
     if group is None:
         raise DomainError("name", ErrorCode.INVALID_INPUT, "the program already has a group of this name")
     return group
