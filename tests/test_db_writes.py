@@ -5,10 +5,10 @@ change to it must reach the database, and a clash must write nothing."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import String, select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.db import create_session_factory, insert_many, insert_one, new_id, scope_to_merchant, utcnow
+from app.db import RowsOf, create_session_factory, insert_many, insert_one, new_id, scope_to_merchant, update_row, utcnow
 from app.referrals.models import Customer
 from app.worker.models import JobStatus, OutboxJob
 
@@ -104,3 +104,71 @@ async def test_an_enum_column_written_as_its_value_string_reads_as_its_member(db
             session, OutboxJob, {"id": new_id(), "merchant_id": None, "actor": "noop", "args": {}, "status": "DEAD"}
         )
         assert job.status is JobStatus.DEAD
+
+
+async def test_update_row_writes_the_changes_and_leaves_nothing_for_the_orm_to_flush(db, tenant):
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        customer = await insert_one(session, Customer, _customer(tenant.id, "c-1"))
+        job = await insert_one(session, OutboxJob, {"id": new_id(), "merchant_id": None, "actor": "noop", "args": {}})
+        await session.commit()
+        before = customer.updated_at
+        customer.email = "pending@example.com"  # a change of another column stays the ORM's to flush
+        await update_row(session, customer, {"name": "Ada Lovelace"})
+        await update_row(session, job, {"status": "DEAD", "attempts": 3})  # a value string: the member, as loaded
+        assert customer.name == "Ada Lovelace" and customer.updated_at > before  # onupdate renewed, as the ORM does
+        assert job.status is JobStatus.DEAD and job.attempts == 3
+        assert list(session.dirty) == [customer]  # only the email is left to flush
+        await session.commit()
+
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        stored = await session.scalar(select(Customer).where(Customer.external_id == "c-1"))
+        assert stored is not None
+        assert (stored.name, stored.email, stored.updated_at) == ("Ada Lovelace", "pending@example.com", customer.updated_at)
+        stored_job = await session.get(OutboxJob, job.id)
+        assert stored_job is not None and (stored_job.status, stored_job.attempts) == (JobStatus.DEAD, 3)
+
+
+async def test_update_row_of_a_row_not_stored_under_that_merchant_raises_and_changes_nothing(db, tenant, other_tenant):
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        customer = await insert_one(session, Customer, _customer(tenant.id, "c-1"))
+        await session.commit()
+        stranger = Customer(id=customer.id, merchant_id=other_tenant.id)  # the same row claimed for another merchant
+        with pytest.raises(LookupError):
+            await update_row(session, stranger, {"name": "Mallory"})
+        with pytest.raises(LookupError):
+            await update_row(session, Customer(id=new_id(), merchant_id=tenant.id), {"name": "Nobody"})
+        stored_id = customer.id
+        await session.rollback()
+        assert await session.scalar(select(Customer.name).where(Customer.id == stored_id)) == "Ada"
+
+
+async def test_rows_of_several_models_become_the_sessions_objects(db, tenant):
+    """`RowsOf`: a join read as plain columns gives the objects a load would, the session's own
+    object for a row it holds already (never a second copy of one row)."""
+    owners = RowsOf(OutboxJob, Customer)
+    statement = (
+        select(*owners.columns)
+        .select_from(OutboxJob)
+        .join(Customer, Customer.merchant_id == OutboxJob.merchant_id)
+        .where(OutboxJob.actor == bindparam("actor"))
+    )
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        customer = await insert_one(session, Customer, _customer(tenant.id, "c-1"))
+        job = await insert_one(session, OutboxJob, {"id": new_id(), "merchant_id": tenant.id, "actor": "a", "args": {"n": 1}})
+        await session.commit()
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        held = await session.get(Customer, customer.id)
+        for _ in range(3):  # through SQLAlchemy, then prepared (PostgreSQL)
+            row = (await session.execute(statement, {"actor": "a"})).one()
+            loaded_job, loaded_customer = owners.objects(session, row)
+            assert loaded_customer is held
+            assert (loaded_job.id, loaded_job.status, loaded_job.args) == (job.id, JobStatus.PENDING, {"n": 1})
+            assert loaded_job is await session.get(OutboxJob, job.id)  # in the session: no second read, no copy
+        loaded_job.attempts = 2  # and its changes are flushed like a loaded object's
+        await session.commit()
+        assert await session.scalar(select(OutboxJob.attempts).where(OutboxJob.id == job.id)) == 2

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import config_cache, money, validation
 from app.campaigns import counting as campaign_counting
-from app.db import insert_one, keep_for_transaction, new_id, utcnow
+from app.db import insert_one, keep_for_transaction, new_id, update_row, utcnow
 from app.errors import DomainError, ErrorCode
 from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
@@ -202,12 +202,13 @@ async def record_action(
         referral = await _existing_referral(session, merchant_id, customer.id, data.program_id)
         if referral is not None and status is AttributionStatus.NONE:
             status = AttributionStatus.LINKED_TO_REFERRAL
+    attribution: dict[str, Any] = {"attribution_status": status, "click_id": click.id if click is not None else None}
     if referral is not None:
-        action.referral_id = referral.id
-        action.program_id = referral.program_id
-    action.attribution_status = status
-    action.click_id = click.id if click is not None else None
-    await session.flush()
+        attribution |= {"referral_id": referral.id, "program_id": referral.program_id}
+    changed = {key: value for key, value in attribution.items() if getattr(action, key) != value}
+    if changed:
+        await update_row(session, action, changed)
+    await session.flush()  # what else changed (the customer's details filled in)
     if referral is not None and action.type in QUALIFYING_TYPES:
         await _qualify(session, referral, at=action.occurred_at)
     rewards, refund = [], None
@@ -393,8 +394,9 @@ async def _evidence(
             )
         ).first()
         if row is not None:
-            keep_for_transaction(session, row[0], row[1], row[2])  # the program and the referrer are read next
-            return row[0], None, AttributionStatus.NONE, RefereeHistory(row.referral_id, bool(row.purchased))
+            code, program, owner = codes.CODE_AND_OWNER.objects(session, row)
+            keep_for_transaction(session, code, program, owner)  # the program and the referrer are read next
+            return code, None, AttributionStatus.NONE, RefereeHistory(row.referral_id, bool(row.purchased))
     if data.referral_code is not None:
         status = AttributionStatus.UNKNOWN_CODE
     return None, None, status, None

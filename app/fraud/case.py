@@ -26,6 +26,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    not_,
     null,
     or_,
     select,
@@ -35,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.db import UTCDateTime
+from app.db import UTCDateTime, one_of
 from app.fraud.models import CustomerIdentifier, FraudListEntry, IdentifierKind, ListKind
 from app.personal import hashed_value, lookup_hash
 from app.referrals.models import MAX_CLOCK_SKEW, Action, Click, Customer, Referral, ReferralCode
@@ -127,7 +128,7 @@ _STRANGERS_ON_IP = (
         CustomerIdentifier.merchant_id == bindparam("merchant_id"),
         CustomerIdentifier.kind == "IP",
         CustomerIdentifier.value_hash == bindparam("value_hash"),
-        CustomerIdentifier.customer_id.not_in(bindparam("parties", expanding=True)),
+        not_(one_of(CustomerIdentifier.customer_id, "parties")),
         ~select(Referral.id)
         .where(
             merchant_is(Referral, bindparam("merchant_id")),
@@ -440,17 +441,19 @@ class Case:
                     by_kind[kind.value].append(value)
                 found = list(self._cache["named_list_entries"])
                 if any(by_kind.values()):
-                    found += (
-                        await self.session.scalars(
-                            _LISTED_FOR_IDENTIFIERS,
-                            {
-                                "merchant_id": self.merchant_id,
-                                "devices": by_kind["DEVICE"],
-                                "payments": by_kind["PAYMENT"],
-                                "ips": by_kind["IP"],
-                            },
-                        )
-                    ).all()
+                    listed = await self.session.execute(
+                        _LISTED_FOR_IDENTIFIERS,
+                        {
+                            "merchant_id": self.merchant_id,
+                            "devices": by_kind["DEVICE"],
+                            "payments": by_kind["PAYMENT"],
+                            "ips": by_kind["IP"],
+                        },
+                    )
+                    found += [
+                        FraudListEntry(id=r.id, merchant_id=self.merchant_id, kind=r.kind, value=r.value, note=r.note)
+                        for r in listed
+                    ]
                 return found
             branches = [
                 and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == k, FraudListEntry.value == v)
@@ -600,11 +603,11 @@ def _prefetch_statement() -> Any:
     )
     named = or_(
         and_(
-            FraudListEntry.kind.in_(list(_CUSTOMER_MARKS)),
-            FraudListEntry.value.in_(bindparam("customer_ids", expanding=True)),
+            or_(*(FraudListEntry.kind == mark for mark in _CUSTOMER_MARKS)),  # a fixed list: no IN to expand
+            one_of(FraudListEntry.value, "customer_ids"),
         ),
-        and_(FraudListEntry.kind == ListKind.EMAIL, FraudListEntry.value.in_(bindparam("emails", expanding=True))),
-        and_(FraudListEntry.kind == ListKind.DOMAIN, FraudListEntry.value.in_(bindparam("domains", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.EMAIL, one_of(FraudListEntry.value, "emails")),
+        and_(FraudListEntry.kind == ListKind.DOMAIN, one_of(FraudListEntry.value, "domains")),
         and_(
             FraudListEntry.kind == ListKind.IP_RANGE,
             select(identifier.id)
@@ -687,12 +690,13 @@ def _prefetch_statement() -> Any:
     )
 
 
-_LISTED_FOR_IDENTIFIERS = select(FraudListEntry).where(
+# Columns, made into entries as the prefetched ones are: no ORM loading for a read-only check.
+_LISTED_FOR_IDENTIFIERS = select(FraudListEntry.id, FraudListEntry.kind, FraudListEntry.value, FraudListEntry.note).where(
     FraudListEntry.merchant_id == bindparam("merchant_id", type_=Uuid()),
     or_(
-        and_(FraudListEntry.kind == ListKind.DEVICE, FraudListEntry.value.in_(bindparam("devices", expanding=True))),
-        and_(FraudListEntry.kind == ListKind.PAYMENT, FraudListEntry.value.in_(bindparam("payments", expanding=True))),
-        and_(FraudListEntry.kind == ListKind.IP, FraudListEntry.value.in_(bindparam("ips", expanding=True))),
+        and_(FraudListEntry.kind == ListKind.DEVICE, one_of(FraudListEntry.value, "devices")),
+        and_(FraudListEntry.kind == ListKind.PAYMENT, one_of(FraudListEntry.value, "payments")),
+        and_(FraudListEntry.kind == ListKind.IP, one_of(FraudListEntry.value, "ips")),
     ),
 )
 
@@ -723,12 +727,12 @@ _SEEN_WITH = (
     .where(
         CustomerIdentifier.merchant_id == bindparam("merchant_id", type_=Uuid()),
         or_(
-            and_(CustomerIdentifier.kind == "DEVICE", CustomerIdentifier.value_hash.in_(bindparam("devices", expanding=True))),
-            and_(CustomerIdentifier.kind == "PAYMENT", CustomerIdentifier.value_hash.in_(bindparam("payments", expanding=True))),
+            and_(CustomerIdentifier.kind == "DEVICE", one_of(CustomerIdentifier.value_hash, "devices")),
+            and_(CustomerIdentifier.kind == "PAYMENT", one_of(CustomerIdentifier.value_hash, "payments")),
             # with the time inside the branch, a carrier's address is a range scan of the recent ones
             and_(
                 CustomerIdentifier.kind == "IP",
-                CustomerIdentifier.value_hash.in_(bindparam("ips", expanding=True)),
+                one_of(CustomerIdentifier.value_hash, "ips"),
                 CustomerIdentifier.last_seen_at >= bindparam("since", type_=UTCDateTime()),
             ),
         ),
@@ -742,7 +746,7 @@ _REFEREES_AMONG = scoped(
     .join(Customer, Customer.id == Referral.referee_id)
     .where(
         Referral.program_id == bindparam("program_id", type_=Uuid()),
-        Referral.referee_id.in_(bindparam("customer_ids", expanding=True)),
+        one_of(Referral.referee_id, "customer_ids"),
     ),
     bindparam("merchant_id", type_=Uuid()),
 )

@@ -9,11 +9,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, bindparam, func, select, text
+from sqlalchemy import String, bindparam, column, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import bind_tenant, utcnow
+from app.db import bind_tenant, table_of, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants.models import AdminRole, ApiKey, ApiKeyKind, Merchant
 
@@ -149,8 +149,19 @@ async def rotate_api_keys(
 
 # The key lookup of every request, built once: on PostgreSQL the function (cross-tenant read and
 # tenant scope in one), on SQLite the join it stands for.
+# Its columns are typed (not text): read as the join's columns are, and runnable prepared (app.prepared).
 _AUTHENTICATE_POSTGRESQL = select(
-    text("key_id, key_merchant_id, key_kind, key_expires_at, key_revoked_at, config_version")
+    *(
+        column(name, table_of(model).c[source].type)
+        for name, model, source in [
+            ("key_id", ApiKey, "id"),
+            ("key_merchant_id", ApiKey, "merchant_id"),
+            ("key_kind", ApiKey, "kind"),
+            ("key_expires_at", ApiKey, "expires_at"),
+            ("key_revoked_at", ApiKey, "revoked_at"),
+            ("config_version", Merchant, "config_version"),
+        ]
+    )
 ).select_from(func.referral_authenticate(bindparam("key_hash", type_=String)))
 _AUTHENTICATE = (
     select(

@@ -19,7 +19,16 @@ from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import text, validation
-from app.db import AnySelect, insert_ignoring_conflicts, keep_for_transaction, merchant_rows, new_id, utcnow
+from app.db import (
+    AnySelect,
+    RowsOf,
+    insert_ignoring_conflicts,
+    keep_for_transaction,
+    merchant_rows,
+    new_id,
+    one_of,
+    utcnow,
+)
 from app.errors import DomainError, ErrorCode, NotFound
 from app.merchants import locale
 from app.referrals import customers, programs
@@ -208,7 +217,7 @@ def _matching(query: AnySelect) -> AnySelect:
     return (
         query.where(
             ReferralCode.merchant_id == bindparam("merchant_id"),
-            or_(ReferralCode.lookup_key.in_(bindparam("look_alikes", expanding=True)), ReferralCode.code == bindparam("typed")),
+            or_(one_of(ReferralCode.lookup_key, "look_alikes"), ReferralCode.code == bindparam("typed")),
         )
         .order_by(case((ReferralCode.code == bindparam("typed"), 0), (ReferralCode.lookup_key == bindparam("key"), 1), else_=2))
         .limit(1)
@@ -225,9 +234,18 @@ def matching_params(merchant_id: uuid.UUID, typed: str) -> dict:
 
 
 _CODE = _matching(select(ReferralCode))
-# The code, its program and its owner (the referrer); more columns may be added (app.actions).
+# The code, its program and its owner (the referrer), as columns (`CODE_AND_OWNER.objects` makes
+# them the session's objects); more columns may be added after them (app.actions).
+CODE_AND_PROGRAM = RowsOf(ReferralCode, Program)
+_CODE_WITH_PROGRAM = _matching(
+    select(*CODE_AND_PROGRAM.columns)
+    .select_from(ReferralCode)
+    .join(Program, and_(Program.id == ReferralCode.program_id, Program.merchant_id == ReferralCode.merchant_id))
+)
+CODE_AND_OWNER = RowsOf(ReferralCode, Program, Customer)
 CODE_WITH_OWNER = _matching(
-    select(ReferralCode, Program, Customer)
+    select(*CODE_AND_OWNER.columns)
+    .select_from(ReferralCode)
     .join(Program, and_(Program.id == ReferralCode.program_id, Program.merchant_id == ReferralCode.merchant_id))
     .join(Customer, and_(Customer.id == ReferralCode.customer_id, Customer.merchant_id == ReferralCode.merchant_id))
 )
@@ -240,6 +258,20 @@ async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str 
     return await session.scalar(_CODE, matching_params(merchant_id, typed))
 
 
+async def find_code_and_program(
+    session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None
+) -> tuple[ReferralCode, Program] | None:
+    """`find_code` and the code's program, in one query (the widget's read: its share link)."""
+    typed = normalize(code)
+    if typed is None:
+        return None
+    row = (await session.execute(_CODE_WITH_PROGRAM, matching_params(merchant_id, typed))).first()
+    if row is None:
+        return None
+    found, program = CODE_AND_PROGRAM.objects(session, row)
+    return found, program
+
+
 async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
     """`find_code` for attribution and clicks: its program and its customer (the referrer) come
     in the same query and are kept in the session, so what follows reads them without another
@@ -250,8 +282,9 @@ async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID,
     row = (await session.execute(CODE_WITH_OWNER, matching_params(merchant_id, typed))).first()
     if row is None:
         return None
-    keep_for_transaction(session, *row)  # the program and the referrer are read next
-    return row[0]
+    found, program, owner = CODE_AND_OWNER.objects(session, row)
+    keep_for_transaction(session, found, program, owner)  # the program and the referrer are read next
+    return found
 
 
 async def deactivate_referral_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str) -> ReferralCode:
