@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from app import validation
 from app.referrals import clicks, codes
+from app.referrals.models import Program as ProgramModel
 from app.referrals.models import ReferralCode as ReferralCodeModel
 from app.schema.errors import UserError, not_found
 from app.schema.permissions import AnyKey, SecretKey
@@ -70,13 +71,17 @@ class CodeQuery:
         description="Look a code up (case-insensitive). With a publishable key its customer is hidden.",
     )
     async def referral_code(self, info: Info, code: str) -> ReferralCode | None:
-        async def lookup() -> ReferralCodeModel | None:
-            return await query(info, lambda session: codes.find_code(session, merchant_id=info.context.merchant_id, code=code))
+        async def lookup() -> tuple[ReferralCodeModel, ProgramModel] | None:
+            return await query(
+                info, lambda session: codes.find_code_and_program(session, merchant_id=info.context.merchant_id, code=code)
+            )
 
         found = await info.context.code_lookup(lookup)  # publishable lookups are counted per IP
         if found is None:
             raise not_found("referral code")
-        return ReferralCode.from_model(found)
+        referral_code, program = found
+        info.context.get_loaders().program.prime(program.id, program)  # the share link's template: no second read
+        return ReferralCode.from_model(referral_code)
 
 
 @strawberry.type

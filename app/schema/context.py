@@ -13,11 +13,13 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
+from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from app.clientip import client_ip
 from app.config import Settings
@@ -202,6 +204,43 @@ class Context:
     def client_ip(self) -> str | None:
         peer = self.request.client.host if self.request.client else None
         return client_ip(peer, self.request.headers.get("x-forwarded-for", ""), self.settings.trusted_proxies)
+
+
+R = TypeVar("R")
+
+
+def loaded_or_later(loader: DataLoader[Any, R], key: Hashable, convert: Callable[[R], T]) -> T:
+    """`convert(row)` at once when this request has loaded `key` already (a list resolver
+    preloads what its page's nodes refer to, `preload`), else an awaitable of it, which
+    graphql-core awaits like an async resolver's result. A field answered at once costs no
+    coroutine and no task: a page of 50 referrals with referrer and referee made 150 tasks."""
+    future = loader.cache_map.get(key)
+    if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+        return convert(future.result())
+
+    async def later() -> T:
+        return convert(await loader.load(key))
+
+    return cast(T, later())
+
+
+async def preload(info: Info[Any, Any], loader: DataLoader[Any, Any], fields: dict[str, list[Hashable]]) -> None:
+    """Load in one batch, before the nodes resolve, the keys of each relation the query asks
+    for somewhere below this field (`fields`: a field name -> the keys it would load)."""
+    wanted = _selected_names(info.selected_fields)
+    keys = list(dict.fromkeys(key for name, field_keys in fields.items() if name in wanted for key in field_keys))
+    if keys:
+        await loader.load_many(keys)
+
+
+def _selected_names(selections: Sequence[Any]) -> set[str]:
+    """Every field name selected at any depth below (fragments included)."""
+    names: set[str] = set()
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            names.add(selection.name)
+        names |= _selected_names(selection.selections)
+    return names
 
 
 def _by_key(rows: Sequence[Any], keys: Sequence[Hashable], key: Callable[[Any], Hashable]) -> list[Any]:

@@ -17,6 +17,7 @@ from app.referrals import codes as code_service
 from app.referrals import models, queries
 from app.rewards import queries as reward_queries
 from app.schema.common import Money, UnitAmount, gid
+from app.schema.context import loaded_or_later
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKeyOrAdmin
 from app.schema.scalars import JSON
@@ -201,13 +202,15 @@ class ReferralCode:
         )
 
     @strawberry.field(description="The link to share, from the program's share URL template.")
-    async def share_url(self, info: Info) -> str | None:
-        program = await info.context.get_loaders().program.load(self.program_id)
+    def share_url(self, info: Info) -> str | None:
+        return loaded_or_later(info.context.get_loaders().program, self.program_id, self._share_url)
+
+    def _share_url(self, program: models.Program | None) -> str | None:
         return code_service.share_url(program, self.code) if program else None
 
     @strawberry.field
-    async def program(self, info: Info) -> Program:
-        return Program.from_model(await info.context.get_loaders().program.load(self.program_id))
+    def program(self, info: Info) -> Program:
+        return loaded_or_later(info.context.get_loaders().program, self.program_id, Program.from_model)
 
     @strawberry.field(permission_classes=[SecretKeyOrAdmin], description="The referrer. Not with a publishable key.")
     async def customer(self, info: Info) -> Customer:
@@ -248,21 +251,22 @@ class Referral:
             code_id=m.code_id,
         )
 
+    # Answered at once when the list resolver preloaded them (`loaded_or_later`), else batched.
     @strawberry.field
-    async def program(self, info: Info) -> Program:
-        return Program.from_model(await info.context.get_loaders().program.load(self.program_id))
+    def program(self, info: Info) -> Program:
+        return loaded_or_later(info.context.get_loaders().program, self.program_id, Program.from_model)
 
     @strawberry.field
-    async def referrer(self, info: Info) -> Customer:
-        return Customer.from_model(await info.context.get_loaders().customer.load(self.referrer_id))
+    def referrer(self, info: Info) -> Customer:
+        return loaded_or_later(info.context.get_loaders().customer, self.referrer_id, Customer.from_model)
 
     @strawberry.field
-    async def referee(self, info: Info) -> Customer:
-        return Customer.from_model(await info.context.get_loaders().customer.load(self.referee_id))
+    def referee(self, info: Info) -> Customer:
+        return loaded_or_later(info.context.get_loaders().customer, self.referee_id, Customer.from_model)
 
     @strawberry.field
-    async def code(self, info: Info) -> ReferralCode:
-        return ReferralCode.from_model(await info.context.get_loaders().referral_code.load(self.code_id))
+    def code(self, info: Info) -> ReferralCode:
+        return loaded_or_later(info.context.get_loaders().referral_code, self.code_id, ReferralCode.from_model)
 
     @strawberry.field(description="Rewards granted for this referral, to the referrer and the referee.")
     async def rewards(self, info: Info) -> list[Annotated[Reward, strawberry.lazy("app.schema.reward_types")]]:

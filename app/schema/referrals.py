@@ -11,6 +11,7 @@ from strawberry.types import Info
 from app import validation
 from app.actions import service as actions
 from app.referrals import queries
+from app.schema.context import preload
 from app.schema.errors import UserError, not_found
 from app.schema.pagination import Connection, to_connection
 from app.schema.permissions import SecretKey, SecretKeyOrAdmin
@@ -162,7 +163,17 @@ class ReferralQuery:
             )
             return to_connection(page, Referral.from_model)
 
-        return await query(info, work)
+        connection = await query(info, work)
+        nodes = [edge.node for edge in connection.edges]
+        loaders = info.context.get_loaders()
+        await preload(
+            info,
+            loaders.customer,
+            {"referrer": [node.referrer_id for node in nodes], "referee": [node.referee_id for node in nodes]},
+        )
+        await preload(info, loaders.program, {"program": [node.program_id for node in nodes]})
+        await preload(info, loaders.referral_code, {"code": [node.code_id for node in nodes]})
+        return connection
 
     @strawberry.field(permission_classes=[SecretKey], description="Newest first.")
     async def actions(
