@@ -36,12 +36,16 @@ RECORD = (
     "userErrors { code } } }"
 )
 CLICK = "mutation($i: TrackClickInput!) { trackClick(input: $i) { attributionToken userErrors { code } } }"
+PAGE = "{ referrals(first: 50) { edges { node { id status referrer { externalId email } referee { externalId } } } } }"
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--only", choices=["floor", "purchase", "click"], help="measure one path (for a profiler)")
+    parser.add_argument(
+        "--referrers", type=int, default=REFERRERS, help="more for longer runs, so that no referrer trips the velocity check"
+    )
+    parser.add_argument("--only", choices=["floor", "purchase", "click", "page"], help="measure one path (for a profiler)")
     parser.add_argument("--cprofile", help="write cProfile stats of the measured requests to this file")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
@@ -76,7 +80,7 @@ async def main() -> None:
             program = await gql('mutation { createProgram(input: {name: "P", status: ACTIVE}) { program { id } } }')
             program_id = program["createProgram"]["program"]["id"]
             codes = []
-            for i in range(REFERRERS):
+            for i in range(args.referrers):
                 issued = await gql(
                     "mutation($p: ID!, $c: String!) { issueReferralCode(input: {programId: $p, "
                     "customerExternalId: $c}) { referralCode { code } } }",
@@ -136,11 +140,18 @@ async def main() -> None:
             async def floor(tag):
                 await gql("{ __typename }")
 
+            async def page(tag):
+                await gql(PAGE)
+
             paths = {
                 "floor": ("floor: { __typename } through the whole HTTP and GraphQL stack", floor),
                 "purchase": ("recordAction (referred purchase, 5 rules, fraud on)", purchase),
                 "click": ("trackClick", click),
+                "page": ("referrals(first: 50) with referrer and referee (bench/wrk/scenario.lua's page)", page),
             }
+            if args.only == "page":  # the page needs referrals: made as the purchases make them
+                for i in range(60):
+                    await purchase(f"seed{i}")
             for path, (label, call) in paths.items():
                 if args.only in (None, path):
                     await measure(label, call)

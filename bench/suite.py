@@ -11,10 +11,13 @@ COPY, not through the API) on a fresh PostgreSQL database:
    rules of which 4 grant, fraud checks on), `referrals_page` (50 referrals with referrer and
    referee) and `widget` (the share panel's read with a publishable key).
 
+Then the embedded default (`make run`): a SQLite file (10k customers, seeded through SQLAlchemy)
+with the in-process broker and worker, `record_action` and `track_click`.
+
 Prints a table (req/s, p50, p99, ratio to the bare INSERT), writes `bench/results/report.json`
 and draws `bench/results/report.png` (matplotlib). Needs PostgreSQL, Redis and wrk (Debian).
 
-    .venv/bin/python bench/suite.py [--sizes 10000,1000000] [--seconds 10] [--runs 2] [--connections 32]
+    .venv/bin/python bench/suite.py [--sizes 10000,1000000] [--sqlite-size 10000] [--seconds 10] [--runs 2] [--connections 32]
 """
 
 from __future__ import annotations
@@ -103,49 +106,21 @@ def code_of(i: int) -> str:
     return "B" + "".join(chars)
 
 
-async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
-    """A merchant with an active program, its 5 rules, `size` referees referred by `size // 10`
-    referrers (each with a code), 5 clicks per referral and the fraud engine's identifiers,
-    written with COPY. Writes the keys, codes and widget requests for the wrk script."""
-    engine = create_engine(owner_url.replace("postgresql://", "postgresql+asyncpg://"))
-    from app.config import get_settings
-    from app.db import create_session_factory
-    from app.merchants import service as merchants
-    from app.merchants.models import ApiKeyKind
-    from app.personal import keyring, lookup_hash
+def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) -> tuple[list, list]:
+    """The seeded tables as (table, columns, records) in insert order, and the referrers' codes:
+    an active program, `size` referees referred by `size // 10` referrers (each with a code), 5
+    clicks per referral and the fraud engine's identifiers. `sealed(value, column)` is what an
+    encrypted column stores (COPY bypasses the column types; SQLAlchemy's inserts seal themselves)."""
+    from app.personal import lookup_hash
     from app.text import code_key
 
-    os.environ["SECRET_KEY"] = SECRET_KEY  # the server's keys: COPY bypasses the column types
-    get_settings.cache_clear()
-    ring = keyring()
-
-    def sealed(value: str, column: str) -> str:
-        return ring.encrypt(value, context=column)
-
-    async with create_session_factory(engine, reason="bench seed")() as session:
-        merchant = await merchants.create_merchant(session, name="Bench Shop")
-        secret = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET)
-        publishable = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE)
-        await session.commit()
-    await engine.dispose()
-
-    connection = await asyncpg.connect(owner_url)
     now = dt.datetime.now(dt.UTC)
-    program_id = uuid.uuid4()
-    await connection.execute(
-        "INSERT INTO programs (id, merchant_id, name, status, attribution_window_days, claim_window_days, share_url_template,"
-        " code_style, code_length, created_at, updated_at) VALUES ($1, $2, 'Bench', 'ACTIVE', 30, 14,"
-        " 'https://shop.example/?ref={code}', 'RANDOM', 8, $3, $3)",
-        program_id,
-        merchant.id,
-        now,
-    )
     referrers = max(100, size // 10)
-    started = time.monotonic()
+    program = (program_id, merchant_id, "Bench", "ACTIVE", 30, 14, "https://shop.example/?ref={code}", "RANDOM", 8, now, now)
     customers = [
         (
             uuid.uuid4(),
-            merchant.id,
+            merchant_id,
             f"c{i}",
             sealed(f"c{i}@example.com", "customers.email"),
             sealed(f"c{i}@example.com", "customers.email_canonical"),
@@ -154,43 +129,16 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
         )
         for i in range(size + referrers)
     ]
-    await connection.copy_records_to_table(
-        "customers",
-        records=customers,
-        columns=["id", "merchant_id", "external_id", "email", "email_canonical", "created_at", "updated_at"],
-    )
     codes = [
-        (uuid.uuid4(), merchant.id, program_id, customers[i][0], code_of(i), False, True, now, code_key(code_of(i)))
+        (uuid.uuid4(), merchant_id, program_id, customers[i][0], code_of(i), False, True, now, code_key(code_of(i)))
         for i in range(referrers)
     ]
-    await connection.copy_records_to_table(
-        "referral_codes",
-        records=codes,
-        columns=["id", "merchant_id", "program_id", "customer_id", "code", "is_vanity", "active", "created_at", "lookup_key"],
-    )
     referrals = []
     for n in range(size):
         referee = customers[referrers + n]
         code = codes[n % referrers]
         at = now - dt.timedelta(days=60, seconds=n)
-        referrals.append((uuid.uuid4(), merchant.id, program_id, code[3], referee[0], code[0], "CODE", "QUALIFIED", at, at, at))
-    await connection.copy_records_to_table(
-        "referrals",
-        records=referrals,
-        columns=[
-            "id",
-            "merchant_id",
-            "program_id",
-            "referrer_id",
-            "referee_id",
-            "code_id",
-            "source",
-            "status",
-            "created_at",
-            "referred_at",
-            "qualified_at",
-        ],
-    )
+        referrals.append((uuid.uuid4(), merchant_id, program_id, code[3], referee[0], code[0], "CODE", "QUALIFIED", at, at, at))
 
     def clicks():
         for n in range(size * 5):
@@ -198,35 +146,17 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
             at = now - dt.timedelta(days=30, seconds=n)
             yield (
                 uuid.uuid4(),
-                merchant.id,
+                merchant_id,
                 program_id,
                 code[0],
                 uuid.uuid4().hex,
                 sealed(f"seed-d{n}", "clicks.device_id"),
-                lookup_hash(merchant.id, "DEVICE", f"seed-d{n}"),
+                lookup_hash(merchant_id, "DEVICE", f"seed-d{n}"),
                 sealed(f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}", "clicks.ip"),
                 sealed("seed", "clicks.user_agent"),
                 at,
                 at + dt.timedelta(days=30),
             )
-
-    await connection.copy_records_to_table(
-        "clicks",
-        records=clicks(),
-        columns=[
-            "id",
-            "merchant_id",
-            "program_id",
-            "code_id",
-            "attribution_token",
-            "device_id",
-            "device_id_hash",
-            "ip",
-            "user_agent",
-            "created_at",
-            "expires_at",
-        ],
-    )
 
     def identifiers():
         for n, customer in enumerate(customers):
@@ -234,31 +164,162 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
             for kind, value in (("DEVICE", f"seed-dev{n}"), ("IP", f"172.{n % 250}.{n // 250 % 250}.{n % 200 + 1}")):
                 yield (
                     uuid.uuid4(),
-                    merchant.id,
+                    merchant_id,
                     customer[0],
                     kind,
                     sealed(value, "customer_identifiers.value"),
-                    lookup_hash(merchant.id, kind, value),
+                    lookup_hash(merchant_id, kind, value),
                     seen,
                     seen,
                 )
 
-    await connection.copy_records_to_table(
-        "customer_identifiers",
-        records=identifiers(),
-        columns=["id", "merchant_id", "customer_id", "kind", "value", "value_hash", "first_seen_at", "last_seen_at"],
-    )
-    await connection.execute("ANALYZE")
-    await connection.close()
-    seeded = time.monotonic() - started
+    tables = [
+        (
+            "programs",
+            [
+                "id",
+                "merchant_id",
+                "name",
+                "status",
+                "attribution_window_days",
+                "claim_window_days",
+                "share_url_template",
+                "code_style",
+                "code_length",
+                "created_at",
+                "updated_at",
+            ],
+            [program],
+        ),
+        ("customers", ["id", "merchant_id", "external_id", "email", "email_canonical", "created_at", "updated_at"], customers),
+        (
+            "referral_codes",
+            ["id", "merchant_id", "program_id", "customer_id", "code", "is_vanity", "active", "created_at", "lookup_key"],
+            codes,
+        ),
+        (
+            "referrals",
+            [
+                "id",
+                "merchant_id",
+                "program_id",
+                "referrer_id",
+                "referee_id",
+                "code_id",
+                "source",
+                "status",
+                "created_at",
+                "referred_at",
+                "qualified_at",
+            ],
+            referrals,
+        ),
+        (
+            "clicks",
+            [
+                "id",
+                "merchant_id",
+                "program_id",
+                "code_id",
+                "attribution_token",
+                "device_id",
+                "device_id_hash",
+                "ip",
+                "user_agent",
+                "created_at",
+                "expires_at",
+            ],
+            clicks(),
+        ),
+        (
+            "customer_identifiers",
+            ["id", "merchant_id", "customer_id", "kind", "value", "value_hash", "first_seen_at", "last_seen_at"],
+            identifiers(),
+        ),
+    ]
+    return tables, codes
 
-    (data_dir / "secret_key").write_text(secret.plaintext + "\n")
-    (data_dir / "publishable_key").write_text(publishable.plaintext + "\n")
+
+async def create_merchant(engine) -> tuple:
+    """The bench shop and its secret and publishable keys, through the services."""
+    from app.db import create_session_factory
+    from app.merchants import service as merchants
+    from app.merchants.models import ApiKeyKind
+
+    async with create_session_factory(engine, reason="bench seed")() as session:
+        merchant = await merchants.create_merchant(session, name="Bench Shop")
+        secret = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.SECRET)
+        publishable = await merchants.create_api_key(session, merchant_id=merchant.id, kind=ApiKeyKind.PUBLISHABLE)
+        await session.commit()
+    return merchant.id, secret.plaintext, publishable.plaintext
+
+
+def write_wrk_data(data_dir: Path, secret: str, publishable: str, codes: list) -> None:
+    """The keys, codes and widget requests the wrk script reads."""
+    (data_dir / "secret_key").write_text(secret + "\n")
+    (data_dir / "publishable_key").write_text(publishable + "\n")
     sample = random.Random(7).sample(codes, min(len(codes), 5000))
     (data_dir / "codes").write_text("".join(code[4] + "\n" for code in sample))
     widget = '{"query":"query($c: String!) { referralCode(code: $c) { code shareUrl active } }","variables":{"c":"%s"}}'
     (data_dir / "widget_bodies").write_text("".join(widget % code[4] + "\n" for code in sample[:2000]))
-    return {"program_id": str(program_id), "secret": secret.plaintext, "seconds": round(seeded, 1)}
+
+
+async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
+    """`seed_rows` written with COPY into PostgreSQL; writes the wrk script's data."""
+    from app.config import get_settings
+    from app.personal import keyring
+
+    os.environ["SECRET_KEY"] = SECRET_KEY  # the server's keys: COPY bypasses the column types
+    get_settings.cache_clear()
+    ring = keyring()
+    engine = create_engine(owner_url.replace("postgresql://", "postgresql+asyncpg://"))
+    merchant_id, secret, publishable = await create_merchant(engine)
+    await engine.dispose()
+
+    program_id = uuid.uuid4()
+    started = time.monotonic()
+    tables, codes = seed_rows(merchant_id, program_id, size, lambda value, column: ring.encrypt(value, context=column))
+    connection = await asyncpg.connect(owner_url)
+    for table, columns, records in tables:
+        await connection.copy_records_to_table(table, records=records, columns=columns)
+    await connection.execute("ANALYZE")
+    await connection.close()
+    seeded = time.monotonic() - started
+    write_wrk_data(data_dir, secret, publishable, codes)
+    return {"program_id": str(program_id), "secret": secret, "seconds": round(seeded, 1)}
+
+
+async def seed_sqlite(url: str, size: int, data_dir: Path) -> dict:
+    """`seed_rows` inserted through SQLAlchemy (which seals the encrypted columns) into a migrated
+    SQLite file; writes the wrk script's data."""
+    import sqlalchemy as sa
+
+    from app.config import get_settings
+    from app.db import Base
+
+    os.environ["SECRET_KEY"] = SECRET_KEY
+    get_settings.cache_clear()
+    engine = create_engine(url)
+    await upgrade(engine)
+    merchant_id, secret, publishable = await create_merchant(engine)
+    program_id = uuid.uuid4()
+    started = time.monotonic()
+    tables, codes = seed_rows(merchant_id, program_id, size, lambda value, column: value)
+    async with engine.begin() as connection:
+        for table, columns, records in tables:
+            batch: list[dict] = []
+            for record in records:
+                batch.append(dict(zip(columns, record, strict=True)))
+                if len(batch) == 5000:
+                    await connection.execute(sa.insert(Base.metadata.tables[table]), batch)
+                    batch = []
+            if batch:
+                await connection.execute(sa.insert(Base.metadata.tables[table]), batch)
+        await connection.exec_driver_sql("ANALYZE")
+    await engine.dispose()
+    seeded = time.monotonic() - started
+    write_wrk_data(data_dir, secret, publishable, codes)
+    return {"program_id": str(program_id), "secret": secret, "seconds": round(seeded, 1)}
 
 
 async def create_rules(base_url: str, secret: str, program_id: str) -> None:
@@ -367,19 +428,7 @@ async def bench_size(args: argparse.Namespace, size: int) -> dict:
             "referral serve",
         )
         await create_rules(f"http://127.0.0.1:{port}", seeded["secret"], seeded["program_id"])
-        for scenario in SCENARIOS:
-            wrk(f"http://127.0.0.1:{port}", scenario, data_dir, 2, 8)  # warm up
-            runs = [wrk(f"http://127.0.0.1:{port}", scenario, data_dir, args.seconds, args.connections) for _ in range(args.runs)]
-            result["scenarios"][scenario] = runs
-            print(
-                f"  {scenario}: "
-                + ", ".join(
-                    f"{r['rps']:.0f} req/s p50 {r['p50_ms']:.0f} ms p99 {r['p99_ms']:.0f} ms"
-                    + (f" ({r['bad_answers']} bad)" if r["bad_answers"] else "")
-                    for r in runs
-                ),
-                flush=True,
-            )
+        load(f"http://127.0.0.1:{port}", SCENARIOS, data_dir, args, result)
         result["api_rss_mb"] = round(api.stop(), 1)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -390,6 +439,55 @@ async def bench_size(args: argparse.Namespace, size: int) -> dict:
     return result
 
 
+SQLITE_SCENARIOS = ("record_action", "track_click")
+
+
+def load(url: str, scenarios: tuple[str, ...], data_dir: Path, args: argparse.Namespace, result: dict) -> None:
+    """Warm up, then `args.runs` wrk runs of each scenario against the server at `url`."""
+    for scenario in scenarios:
+        wrk(url, scenario, data_dir, 2, 8)  # warm up
+        runs = [wrk(url, scenario, data_dir, args.seconds, args.connections) for _ in range(args.runs)]
+        result["scenarios"][scenario] = runs
+        print(
+            f"  {scenario}: "
+            + ", ".join(
+                f"{r['rps']:.0f} req/s p50 {r['p50_ms']:.0f} ms p99 {r['p99_ms']:.0f} ms"
+                + (f" ({r['bad_answers']} bad)" if r["bad_answers"] else "")
+                for r in runs
+            ),
+            flush=True,
+        )
+
+
+async def bench_sqlite(args: argparse.Namespace, size: int) -> dict:
+    """The embedded default (`make run`): a SQLite file, the in-process broker and worker, one
+    process; the write paths only (the target is recordAction's)."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-sqlite-{size}-"))
+    url = f"sqlite+aiosqlite:///{data_dir / 'referral.db'}"
+    result: dict = {"size": size, "database": "sqlite", "scenarios": {}}
+    try:
+        seeded = await seed_sqlite(url, size, data_dir)
+        result["seed_seconds"] = seeded["seconds"]
+        print(f"  seeded {size:,} customers in {seeded['seconds']} s", flush=True)
+        port = free_port()
+        env = {
+            "DATABASE_URL": url,
+            "APP_ENV": "production",
+            "SECRET_KEY": SECRET_KEY,
+            "LOG_LEVEL": "WARNING",
+            "RATE_LIMITS_ENABLED": "0",
+            "BROKER_URL": "stub://",  # in-process, with the worker in the API process (the embedded default)
+            "EMBEDDED_WORKER": "auto",
+        }
+        api = Server([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env, port, "referral serve (SQLite)")
+        await create_rules(f"http://127.0.0.1:{port}", seeded["secret"], seeded["program_id"])
+        load(f"http://127.0.0.1:{port}", SQLITE_SCENARIOS, data_dir, args, result)
+        result["api_rss_mb"] = round(api.stop(), 1)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return result
+
+
 def best(runs: list[dict]) -> dict:
     return max(runs, key=lambda r: r["rps"])
 
@@ -397,17 +495,17 @@ def best(runs: list[dict]) -> dict:
 def table(results: list[dict]) -> str:
     lines = ["| size | scenario | req/s (runs) | p50 | p99 | vs bare INSERT |", "|---|---|---|---|---|---|"]
     for result in results:
-        limit = best(result["scenarios"]["baseline"])["rps"]
+        baseline = result["scenarios"].get("baseline")
+        limit = best(baseline)["rps"] if baseline else None
+        size = f"{result['size']:,}" + (" (SQLite)" if result.get("database") == "sqlite" else "")
         for scenario, runs in result["scenarios"].items():
             top = best(runs)
             rates = " / ".join(f"{r['rps']:,.0f}" for r in runs)
             errors = sum(r.get("bad_answers", 0) for r in runs)
             if errors:  # an error answers fast: such a rate measures nothing
                 rates += f" **({errors:,} answers were errors)**"
-            share = f"{top['rps'] / limit:.0%}" if scenario != "baseline" else "limit"
-            lines.append(
-                f"| {result['size']:,} | {scenario} | {rates} | {top['p50_ms']:.1f} ms | {top['p99_ms']:.1f} ms | {share} |"
-            )
+            share = "limit" if scenario == "baseline" else f"{top['rps'] / limit:.0%}" if limit else "-"
+            lines.append(f"| {size} | {scenario} | {rates} | {top['p50_ms']:.1f} ms | {top['p99_ms']:.1f} ms | {share} |")
     return "\n".join(lines)
 
 
@@ -459,6 +557,7 @@ async def main() -> None:
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--sqlite-size", type=int, default=10000, help="customers in the SQLite run (0: no SQLite run)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -467,6 +566,10 @@ async def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"size {size:,}", flush=True)
         results.append(await bench_size(args, size))
+    embedded = []
+    if args.sqlite_size:
+        print(f"SQLite (embedded default), size {args.sqlite_size:,}", flush=True)
+        embedded.append(await bench_sqlite(args, args.sqlite_size))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {
@@ -477,6 +580,7 @@ async def main() -> None:
         "seconds": args.seconds,
         "workers": args.workers,
         "results": results,
+        "sqlite": embedded,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
     plot(results, out / "report.png")
@@ -484,8 +588,8 @@ async def main() -> None:
         f"\n{report['date']}, commit {commit}, {os.cpu_count()} cores, wrk {args.connections} connections x "
         f"{args.seconds} s, {args.workers} API process(es)\n"
     )
-    print(table(results))
-    for result in results:
+    print(table(results + embedded))
+    for result in results + embedded:
         print(f"API process RSS after the {result['size']:,} run: {result['api_rss_mb']} MB")
     print(f"\nreport: {out / 'report.json'}, plot: {out / 'report.png'}")
 
