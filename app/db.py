@@ -489,18 +489,12 @@ class AppSession(AsyncSession):
         )
 
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        if not kw:
-            fast = await self._run_prepared(statement, params)
-            if fast is not None:
-                return fast.scalar()
-        return await super().scalar(statement, params, **kw)
+        fast = None if kw else await self._run_prepared(statement, params)
+        return fast.scalar() if fast is not None else await super().scalar(statement, params, **kw)
 
     async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        if not kw:
-            fast = await self._run_prepared(statement, params)
-            if fast is not None:
-                return fast.scalars()
-        return await super().scalars(statement, params, **kw)
+        fast = None if kw else await self._run_prepared(statement, params)
+        return fast.scalars() if fast is not None else await super().scalars(statement, params, **kw)
 
     async def _run_prepared(self, statement: Any, params: Any) -> prepared.PreparedResult | None:
         statements = _prepared_statements.get(self.bind) if self.bind is not None else None

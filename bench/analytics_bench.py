@@ -40,6 +40,7 @@ from app.config import Settings  # noqa: E402
 from app.db import create_engine, create_session_factory  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrations import grant_app_role, upgrade  # noqa: E402
+from bench.suite import REFERRAL_COLUMNS  # noqa: E402
 
 APP_ROLE = "referral_bench_app"
 OVERVIEW = """
@@ -191,23 +192,7 @@ async def seed(owner_url: str, actions: int, clicks: int) -> dict:
                 "LINKED_TO_REFERRAL",
             )
         )
-    await connection.copy_records_to_table(
-        "referrals",
-        records=referral_rows,
-        columns=[
-            "id",
-            "merchant_id",
-            "program_id",
-            "referrer_id",
-            "referee_id",
-            "code_id",
-            "source",
-            "status",
-            "created_at",
-            "referred_at",
-            "qualified_at",
-        ],
-    )
+    await connection.copy_records_to_table("referrals", records=referral_rows, columns=REFERRAL_COLUMNS)
     await connection.copy_records_to_table(
         "actions",
         records=action_rows,

@@ -106,6 +106,30 @@ def code_of(i: int) -> str:
     return "B" + "".join(chars)
 
 
+# The seeded referrals' columns (bench/analytics_bench.py seeds referrals of the same shape).
+REFERRAL_COLUMNS = [
+    "id",
+    "merchant_id",
+    "program_id",
+    "referrer_id",
+    "referee_id",
+    "code_id",
+    "source",
+    "status",
+    "created_at",
+    "referred_at",
+    "qualified_at",
+]
+
+
+def use_server_key() -> None:
+    """Seal and hash with the server's SECRET_KEY: what the seed writes, the server must read."""
+    from app.config import get_settings
+
+    os.environ["SECRET_KEY"] = SECRET_KEY
+    get_settings.cache_clear()
+
+
 def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) -> tuple[list, list]:
     """The seeded tables as (table, columns, records) in insert order, and the referrers' codes:
     an active program, `size` referees referred by `size // 10` referrers (each with a code), 5
@@ -199,19 +223,7 @@ def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) 
         ),
         (
             "referrals",
-            [
-                "id",
-                "merchant_id",
-                "program_id",
-                "referrer_id",
-                "referee_id",
-                "code_id",
-                "source",
-                "status",
-                "created_at",
-                "referred_at",
-                "qualified_at",
-            ],
+            REFERRAL_COLUMNS,
             referrals,
         ),
         (
@@ -266,11 +278,9 @@ def write_wrk_data(data_dir: Path, secret: str, publishable: str, codes: list) -
 
 async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
     """`seed_rows` written with COPY into PostgreSQL; writes the wrk script's data."""
-    from app.config import get_settings
     from app.personal import keyring
 
-    os.environ["SECRET_KEY"] = SECRET_KEY  # the server's keys: COPY bypasses the column types
-    get_settings.cache_clear()
+    use_server_key()  # COPY bypasses the column types: the seed seals with the server's keys itself
     ring = keyring()
     engine = create_engine(owner_url.replace("postgresql://", "postgresql+asyncpg://"))
     merchant_id, secret, publishable = await create_merchant(engine)
@@ -294,11 +304,9 @@ async def seed_sqlite(url: str, size: int, data_dir: Path) -> dict:
     SQLite file; writes the wrk script's data."""
     import sqlalchemy as sa
 
-    from app.config import get_settings
     from app.db import Base
 
-    os.environ["SECRET_KEY"] = SECRET_KEY
-    get_settings.cache_clear()
+    use_server_key()
     engine = create_engine(url)
     await upgrade(engine)
     merchant_id, secret, publishable = await create_merchant(engine)

@@ -13,6 +13,7 @@ import secrets
 import unicodedata
 import uuid
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import and_, bindparam, case, or_, select
@@ -262,24 +263,26 @@ async def find_code_and_program(
     session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None
 ) -> tuple[ReferralCode, Program] | None:
     """`find_code` and the code's program, in one query (the widget's read: its share link)."""
-    typed = normalize(code)
-    if typed is None:
-        return None
-    row = (await session.execute(_CODE_WITH_PROGRAM, matching_params(merchant_id, typed))).first()
+    row = await _typed_code_row(session, _CODE_WITH_PROGRAM, merchant_id, code)
     if row is None:
         return None
     found, program = CODE_AND_PROGRAM.objects(session, row)
     return found, program
 
 
+async def _typed_code_row(session: AsyncSession, statement: Any, merchant_id: uuid.UUID, code: str | None) -> Any:
+    """The first row of a `_matching` statement for the code someone typed, or None."""
+    typed = normalize(code)
+    if typed is None:
+        return None
+    return (await session.execute(statement, matching_params(merchant_id, typed))).first()
+
+
 async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
     """`find_code` for attribution and clicks: its program and its customer (the referrer) come
     in the same query and are kept in the session, so what follows reads them without another
     round trip."""
-    typed = normalize(code)
-    if typed is None:
-        return None
-    row = (await session.execute(CODE_WITH_OWNER, matching_params(merchant_id, typed))).first()
+    row = await _typed_code_row(session, CODE_WITH_OWNER, merchant_id, code)
     if row is None:
         return None
     found, program, owner = CODE_AND_OWNER.objects(session, row)
