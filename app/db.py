@@ -387,6 +387,13 @@ class OneOf(sa.sql.expression.ColumnElement[bool]):
         self.name = name
 
 
+def any_of(column: Any, values: Any) -> Any:
+    """`column` is one of a fixed set of values: `column = a OR column = b`, the values bound as
+    parameters with the statement. A literal IN list is expanded by SQLAlchemy at execution,
+    which keeps a statement from running prepared (app.prepared); PostgreSQL plans both alike."""
+    return sa.or_(*(column == value for value in sorted(values)))
+
+
 def one_of(column: Any, name: str) -> OneOf:
     """`column` is one of the values of the list given as parameter `name`. On PostgreSQL
     `column = ANY($n)`: one array parameter whatever the list's length, so the statement is

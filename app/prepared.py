@@ -149,6 +149,8 @@ def _values_group(sql: str, parameters: int) -> tuple[int, int] | None:
 
 
 def _qualifies(statement: Any) -> bool:
+    if statement._execution_options:  # streaming, populate_existing, ...: SQLAlchemy's to honour
+        return False
     if isinstance(statement, CompoundSelect):  # UNION [ALL] of SELECTs
         return all(_qualifies(part) for part in statement.selects)
     if statement._propagate_attrs.get("compile_state_plugin") == _ORM:
@@ -238,7 +240,7 @@ async def run(
     connection, adapted = await _connection_of(session)
     driver = adapted.driver_connection
     dispatch = connection.engine.dispatch.before_cursor_execute
-    if dispatch:  # statement counters in tests, tracing
+    if dispatch:  # statement counters in tests; a listener gets no cursor and no execution context
         dispatch(connection, None, sql, arguments, None, False)
     async with adapted._execute_mutex:
         if adapted._transaction is None and not adapted.autocommit:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import config_cache, money, validation
 from app.campaigns import counting as campaign_counting
-from app.db import insert_one, keep_for_transaction, new_id, update_row, utcnow
+from app.db import any_of, insert_one, keep_for_transaction, new_id, update_row, utcnow
 from app.errors import DomainError, ErrorCode
 from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
@@ -347,7 +347,7 @@ def _referee_history(program_id: Any) -> list[Any]:
         scoped(
             select(Action.id).where(
                 Action.customer_id == bindparam("referee_id"),
-                Action.type.in_(QUALIFYING_TYPES),
+                any_of(Action.type, QUALIFYING_TYPES),
                 Action.occurred_at < bindparam("before"),
                 Action.id != bindparam("exclude_action_id"),
             ),
