@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -94,6 +95,12 @@ async def main() -> None:
                 for i in range(20):
                     await call(f"warm{i}")
                 cpu = []
+                statements = {"prepared": 0, "through SQLAlchemy": 0}
+
+                def count(conn, cursor, *rest):  # app.prepared passes no cursor
+                    statements["prepared" if cursor is None else "through SQLAlchemy"] += 1
+
+                event.listen(engine.sync_engine, "before_cursor_execute", count)
                 profiler = cProfile.Profile(time.process_time) if args.cprofile else None
                 if profiler:
                     profiler.enable()
@@ -104,8 +111,10 @@ async def main() -> None:
                 if profiler:
                     profiler.disable()
                     profiler.dump_stats(args.cprofile)
+                event.remove(engine.sync_engine, "before_cursor_execute", count)
                 cpu.sort()
                 print(f"{label}: CPU per request median {statistics.median(cpu):.2f} ms, p90 {cpu[int(len(cpu) * 0.9)]:.2f} ms")
+                print("  statements per request: " + ", ".join(f"{n / args.requests:.1f} {k}" for k, n in statements.items()))
 
             sequence = iter(range(1_000_000))
 
