@@ -265,11 +265,12 @@ class RowsOf:
 
     def __init__(self, *models: type[Base]) -> None:
         self.models = models
+        self._mappers: list[Mapper[Any]] = [sa_inspect(model) for model in models]
         self._keys: list[list[tuple[str, str]]] = []  # per model: (attribute, label)
         self.columns: list[Any] = []
-        for index, model in enumerate(models):
+        for index, mapper in enumerate(self._mappers):
             keys = []
-            for attribute in sa_inspect(model).column_attrs:
+            for attribute in mapper.column_attrs:
                 label = f"m{index}_{attribute.key}"
                 keys.append((attribute.key, label))
                 self.columns.append(attribute.columns[0].label(label))
@@ -278,9 +279,9 @@ class RowsOf:
     def objects(self, session: AsyncSession, row: Any) -> tuple[Any, ...]:
         mapping = row._mapping
         found = []
-        for model, keys in zip(self.models, self._keys, strict=True):
+        for model, mapper, keys in zip(self.models, self._mappers, self._keys, strict=True):
             values = {key: mapping[label] for key, label in keys}
-            held = session.identity_map.get(sa_inspect(model).identity_key_from_primary_key((values["id"],)))
+            held = session.identity_map.get(mapper.identity_key_from_primary_key((values["id"],)))
             found.append(held if held is not None else attach(session, model, values))
         return tuple(found)
 

@@ -224,13 +224,16 @@ def loaded_or_later(loader: DataLoader[Any, R], key: Hashable, convert: Callable
     return cast(T, later())
 
 
-async def preload(info: Info[Any, Any], loader: DataLoader[Any, Any], fields: dict[str, list[Hashable]]) -> None:
-    """Load in one batch, before the nodes resolve, the keys of each relation the query asks
-    for somewhere below this field (`fields`: a field name -> the keys it would load)."""
+async def preload(info: Info[Any, Any], relations: Sequence[tuple[str, DataLoader[Any, Any], list[Hashable]]]) -> None:
+    """Load, before the nodes resolve, the keys of each relation the query asks for somewhere
+    below this field (`relations`: field name, its loader, the keys it would load): one batch
+    per loader, the loaders at once."""
     wanted = _selected_names(info.selected_fields)
-    keys = list(dict.fromkeys(key for name, field_keys in fields.items() if name in wanted for key in field_keys))
-    if keys:
-        await loader.load_many(keys)
+    keys: dict[DataLoader[Any, Any], dict[Hashable, None]] = {}
+    for name, loader, field_keys in relations:
+        if name in wanted:
+            keys.setdefault(loader, {}).update(dict.fromkeys(field_keys))
+    await asyncio.gather(*(loader.load_many(list(loader_keys)) for loader, loader_keys in keys.items() if loader_keys))
 
 
 def _selected_names(selections: Sequence[Any]) -> set[str]:

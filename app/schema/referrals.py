@@ -168,11 +168,13 @@ class ReferralQuery:
         loaders = info.context.get_loaders()
         await preload(
             info,
-            loaders.customer,
-            {"referrer": [node.referrer_id for node in nodes], "referee": [node.referee_id for node in nodes]},
+            [
+                ("referrer", loaders.customer, [node.referrer_id for node in nodes]),
+                ("referee", loaders.customer, [node.referee_id for node in nodes]),
+                ("program", loaders.program, [node.program_id for node in nodes]),
+                ("code", loaders.referral_code, [node.code_id for node in nodes]),
+            ],
         )
-        await preload(info, loaders.program, {"program": [node.program_id for node in nodes]})
-        await preload(info, loaders.referral_code, {"code": [node.code_id for node in nodes]})
         return connection
 
     @strawberry.field(permission_classes=[SecretKey], description="Newest first.")
