@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, instrumentation, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.types import TypeDecorator
 
 from app import prepared
@@ -242,18 +242,40 @@ def _enum_attributes(model: type) -> tuple[tuple[str, type[enum.Enum]], ...]:
 
 
 def attach(session: AsyncSession, model: type[ModelT], values: dict[str, Any]) -> ModelT:
-    """The ORM object of a row this transaction has just written with `values` (every column),
-    made persistent in the session as if loaded: no INSERT through the ORM's unit of work, no
-    RETURNING of the whole row, no second read. Later changes to it are flushed as UPDATEs."""
+    """The ORM object of a row this transaction has just written or read with `values` (every
+    column), made persistent in the session as if loaded: no INSERT through the ORM's unit of
+    work, no RETURNING of the whole row, no second read. Later changes to it are flushed as
+    UPDATEs. With every column given, the object enters the identity map as SQLAlchemy's own
+    loading does (`loading._instance`, a quarter of the CPU of detaching it and adding it);
+    otherwise the columns left out are expired, to be read when first used."""
     instance = instrumentation.manager_of_class(model).new_instance()  # as a load makes it: no __init__
     instance.__dict__.update(values)
     for key, enum_class in _enum_attributes(model):  # what a load reads back: members, not value strings
         value = values.get(key)
         if isinstance(value, str):
             instance.__dict__[key] = enum_class(value)
+    identity, columns = _identity_of(model)
+    identity_key = (identity, (values.get("id"),), None)
+    identity_map = session.sync_session.identity_map
+    if len(values) == columns and identity_map.fast_get_state(identity_key) is None:
+        state = instance_state(instance)
+        state.key = identity_key
+        state.identity_token = None
+        state.session_id = session.sync_session.hash_key
+        identity_map._add_unpresent(state, identity_key)
+        return instance
     make_transient_to_detached(instance)
     session.add(instance)
     return instance
+
+
+@functools.cache
+def _identity_of(model: type) -> tuple[type, int]:
+    """The class an identity key names for `model`'s rows, and how many columns it maps (-1,
+    never matched, when its primary key is not the one column `id`)."""
+    mapper: Mapper[Any] = sa_inspect(model)
+    keyed_by_id = [column.key for column in mapper.primary_key] == ["id"]
+    return mapper._identity_class, len(mapper.column_attrs) if keyed_by_id else -1
 
 
 class RowsOf:
@@ -284,6 +306,27 @@ class RowsOf:
             held = session.identity_map.get(mapper.identity_key_from_primary_key((values["id"],)))
             found.append(held if held is not None else attach(session, model, values))
         return tuple(found)
+
+
+def rows_of_entity(query: Select[Any]) -> RowsOf | None:
+    """`RowsOf` the one model a SELECT of whole objects (`select(Model)...`) names, or None
+    for any other SELECT, or one with execution options (populate_existing and the like are
+    the ORM's to honour)."""
+    if query._execution_options:
+        return None
+    described = query.column_descriptions
+    if (
+        len(described) != 1
+        or not isinstance(described[0].get("type"), type)
+        or described[0]["entity"] is not described[0]["type"]
+    ):
+        return None
+    return _rows_of(described[0]["type"])
+
+
+@functools.cache
+def _rows_of(model: type[Base]) -> RowsOf:
+    return RowsOf(model)
 
 
 @overload
@@ -399,7 +442,9 @@ def one_of(column: Any, name: str) -> OneOf:
     """`column` is one of the values of the list given as parameter `name`. On PostgreSQL
     `column = ANY($n)`: one array parameter whatever the list's length, so the statement is
     the same text every time and can run prepared (app.prepared); on SQLite an IN list that
-    SQLAlchemy expands at execution. An empty list matches nothing on both."""
+    SQLAlchemy expands at execution (a JSON array read with json_each would keep the text
+    fixed too, but in an OR of such terms SQLite's planner then reads every row of the
+    merchant instead of looking each value up). An empty list matches nothing on both."""
     return OneOf(column, name)
 
 
@@ -416,9 +461,22 @@ def _one_of_array(element: OneOf, compiler: Any, **kw: Any) -> str:
 
 
 async def merchant_rows(session: AsyncSession, model: Any, merchant_id: uuid.UUID, column: Any, values: Any) -> list[Any]:
-    """One merchant's rows whose `column` is in `values`, oldest first: a DataLoader batch."""
-    query = select(model).where(model.merchant_id == merchant_id, column.in_(values)).order_by(model.id)
-    return list((await session.scalars(query)).all())
+    """One merchant's rows whose `column` is in `values`, oldest first: a DataLoader batch.
+    One statement per model and column, built once (`RowsOf`, `one_of`), so it runs on the
+    driver (app.prepared) whatever the batch."""
+    shape, statement = _merchant_rows_statement(model, column.key)
+    rows = await session.execute(statement, {"merchant_id": merchant_id, "values": list(values)})
+    return [shape.objects(session, row)[0] for row in rows]
+
+
+@functools.cache
+def _merchant_rows_statement(model: Any, key: str) -> tuple[RowsOf, Select[Any]]:
+    shape = _rows_of(model)
+    column = sa_inspect(model).column_attrs[key].columns[0]
+    statement = (
+        select(*shape.columns).where(model.merchant_id == bindparam("merchant_id"), one_of(column, "values")).order_by(model.id)
+    )
+    return shape, statement
 
 
 # PostgreSQL: deadlock_detected, serialization_failure. Both mean "run the transaction again".
@@ -461,6 +519,7 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
             embedded worker's, wrote in between; an immediate one waits its turn instead."""
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+        _prepared_statements[engine] = prepared.PreparedStatements(engine.dialect)
         return engine
     engine = create_async_engine(
         database_url,
@@ -475,9 +534,9 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
 
 class AppSession(AsyncSession):
     """The sessions of this app: an AsyncSession whose `execute`, `scalar` and `scalars` run a
-    Core statement the process has run before as a prepared statement on PostgreSQL's driver
-    (app.prepared: the same rows, types and errors, a third of the CPU). Everything else, and
-    everything on SQLite, is SQLAlchemy's own path."""
+    Core statement the process has run before straight on the driver: a prepared statement on
+    asyncpg, one hop to aiosqlite's thread on SQLite (app.prepared: the same rows, types and
+    errors, a third of the CPU). Everything else is SQLAlchemy's own path."""
 
     async def execute(
         self,

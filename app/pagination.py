@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import rows_of_entity
 from app.errors import DomainError, ErrorCode
 
 T = TypeVar("T")
@@ -56,5 +57,10 @@ async def paginate(session: AsyncSession, query: Select, id_column: Any, *, firs
     size = page_size(first)
     if after:
         query = query.where(id_column < decode_cursor(after))
-    rows = list((await session.scalars(query.order_by(id_column.desc()).limit(size + 1))).all())
+    query = query.order_by(id_column.desc()).limit(size + 1)
+    shape = rows_of_entity(query)
+    if shape is None:
+        rows = list((await session.scalars(query)).all())
+    else:  # the model's columns as plain rows, made into its objects without the ORM's loading
+        rows = [shape.objects(session, row)[0] for row in await session.execute(query.with_only_columns(*shape.columns))]
     return Page(items=rows[:size], has_next_page=len(rows) > size, has_previous_page=after is not None)

@@ -1,27 +1,30 @@
-"""Core statements that a process runs again and again, run on PostgreSQL as asyncpg prepared
-statements without SQLAlchemy's per-execution work.
+"""Core statements that a process runs again and again, run on the driver without SQLAlchemy's
+per-execution work: on PostgreSQL as asyncpg prepared statements, on SQLite in one hop to
+aiosqlite's thread.
 
 Why: on the hot paths a statement is built once per process (module level, `per_dialect`,
 `insert_row`), so SQLAlchemy's compiling is cached already; what is left per execution is its
 execution machinery (session and connection dispatch, execution context, parameter and result
 processing objects, the greenlet hop into the driver adapter): measured 187 µs of CPU per
 statement against 67 µs for the same prepared statement on asyncpg, with a referred purchase
-running 20 statements.
+running 20 statements. On SQLite the adapter also crosses to aiosqlite's thread and back three
+to four times per statement (cursor, execute, fetch, close); here it is once.
 
 How: `Session.execute` (app.db) hands a statement here. The first time a statement object is
 seen it runs through SQLAlchemy as usual and is remembered (weakly); from the second time on it
-is compiled once for the dialect and run on the session's own asyncpg connection, in the same
+is compiled once for the dialect and run on the session's own driver connection, in the same
 transaction, with SQLAlchemy's own bind and result processors of every column, so rows, types,
 rowcounts and errors come back as SQLAlchemy would return them (`tests/test_prepared.py` runs
-each kind of statement both ways and compares). A statement built per request is a new object
-each time, never seen twice, and keeps SQLAlchemy's path (and its compiled cache).
+each kind of statement both ways, on both databases, and compares). A statement built per
+request is a new object each time, never seen twice, and keeps SQLAlchemy's path (and its
+compiled cache).
 
 Only plain Core statements qualify: SELECTs of columns (not of mapped classes: those make
 objects), INSERT/UPDATE/DELETE of tables (an ORM UPDATE of a mapped class also updates the
 objects in the session), with a dict of parameters or none, or for a single-row INSERT a list of
-them (sent as one multi-row INSERT, as SQLAlchemy's "insertmanyvalues" does), without IN-lists
-expanded at execution time and without execution options.
-Anything else runs through SQLAlchemy, as does everything on SQLite.
+them (sent as one multi-row INSERT, as SQLAlchemy's "insertmanyvalues" does, up to the
+drivers' limit of bound values), without IN-lists expanded at execution time and without
+execution options. Anything else runs through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -55,8 +58,9 @@ _NO_ROWS = SimpleResultMetaData([])
 
 
 class Prepared:
-    """One statement compiled for PostgreSQL: its SQL with positional parameters, where each
-    parameter comes from, and how each value and result column is processed."""
+    """One statement compiled for a dialect: its SQL with positional parameters ($n on
+    PostgreSQL, ? on SQLite), where each parameter comes from, and how each value and result
+    column is processed."""
 
     __slots__ = (
         "sql",
@@ -67,11 +71,20 @@ class Prepared:
         "metadata",
         "returns_rows",
         "values_group",
+        "numbered",
         "_sql_for_rows",
     )
 
     def __init__(
-        self, sql: str, names: list[str], defaults: list[Any], bind_processors: list[Any], results: list[Any], keys: list[str]
+        self,
+        sql: str,
+        names: list[str],
+        defaults: list[Any],
+        bind_processors: list[Any],
+        results: list[Any],
+        keys: list[str],
+        *,
+        numbered: bool,
     ) -> None:
         self.sql = sql
         self.names = names
@@ -80,19 +93,20 @@ class Prepared:
         self.result_processors = results if any(results) else None
         self.returns_rows = bool(keys)
         self.metadata = SimpleResultMetaData(keys) if keys else _NO_ROWS
-        self.values_group = _values_group(sql, len(names))
+        self.numbered = numbered
+        self.values_group = _values_group(sql, len(names), numbered=numbered)
         self._sql_for_rows: dict[int, str] = {}
 
     def sql_for_rows(self, count: int) -> str | None:
         """The INSERT of `count` rows in one statement (VALUES (...), (...), ...), parameters
         numbered row after row; None if this is no single-row INSERT ... VALUES."""
-        if self.values_group is None:
-            return None
+        if self.values_group is None or count * len(self.names) > MAX_BOUND_VALUES:
+            return None  # SQLAlchemy pages a longer list
         found = self._sql_for_rows.get(count)
         if found is None:
             start, end = self.values_group
             group, width = self.sql[start:end], len(self.names)
-            rows = ", ".join(_renumbered(group, row * width) for row in range(count))
+            rows = ", ".join(_renumbered(group, row * width) if self.numbered else group for row in range(count))
             found = self._sql_for_rows[count] = self.sql[:start] + rows + self.sql[end:]
         return found
 
@@ -123,6 +137,8 @@ class Prepared:
 
 
 _PARAMETER = re.compile(r"\$(\d+)")
+# Bound values per statement: PostgreSQL's protocol takes 32,767, SQLite's default build 32,766.
+MAX_BOUND_VALUES = 32_000
 
 
 def _renumbered(sql: str, shift: int) -> str:
@@ -130,9 +146,10 @@ def _renumbered(sql: str, shift: int) -> str:
     return _PARAMETER.sub(lambda number: f"${int(number.group(1)) + shift}", sql)
 
 
-def _values_group(sql: str, parameters: int) -> tuple[int, int] | None:
+def _values_group(sql: str, parameters: int, *, numbered: bool) -> tuple[int, int] | None:
     """Where the one VALUES (...) of a single-row INSERT is in `sql`, if it holds every
-    parameter of the statement, $1 to $n in order (nothing else in the statement is bound)."""
+    parameter of the statement ($1 to $n in order, or n question marks) and nothing else in
+    the statement is bound."""
     if not sql.startswith("INSERT INTO ") or sql.count(" VALUES (") != 1:
         return None
     start = sql.index(" VALUES (") + len(" VALUES ")
@@ -141,9 +158,13 @@ def _values_group(sql: str, parameters: int) -> tuple[int, int] | None:
         depth += {"(": 1, ")": -1}.get(sql[end], 0)
         if depth == 0:
             break
-    group = sql[start : end + 1]
+    group, rest = sql[start : end + 1], sql[end + 1 :]
+    if not numbered:  # SQLite's question marks
+        if group.count("?") != parameters or "?" in rest:
+            return None
+        return start, end + 1
     numbers = [int(found) for found in _PARAMETER.findall(group)]
-    if numbers != list(range(1, parameters + 1)) or _PARAMETER.search(sql[end + 1 :]):
+    if numbers != list(range(1, parameters + 1)) or _PARAMETER.search(rest):
         return None
     return start, end + 1
 
@@ -188,7 +209,9 @@ def _compile(statement: Any, dialect: Dialect) -> Prepared | None:
             return _NOT_PREPARED  # its result processing depends on the driver's type code
         results.append(column_type._cached_result_processor(dialect, None))
         keys.append(column.keyname)
-    return Prepared(compiled.string, names, defaults, [processors.get(name) for name in names], results, keys)
+    bind_processors = [processors.get(name) for name in names]
+    numbered = dialect.paramstyle == "numeric_dollar"
+    return Prepared(compiled.string, names, defaults, bind_processors, results, keys, numbered=numbered)
 
 
 class PreparedStatements:
@@ -238,22 +261,45 @@ async def run(
             arguments.extend(row)
         sql = sql_for_rows
     connection, adapted = await _connection_of(session)
-    driver = adapted.driver_connection
     dispatch = connection.engine.dispatch.before_cursor_execute
     if dispatch:  # statement counters in tests; a listener gets no cursor and no execution context
         dispatch(connection, None, sql, arguments, None, False)
     async with adapted._execute_mutex:
-        if adapted._transaction is None and not adapted.autocommit:
-            await adapted._start_transaction()
         try:
-            if prepared.returns_rows:
-                records = await driver.fetch(sql, *arguments)
-                return PreparedResult(prepared.metadata, prepared.rows(records), len(records))
-            status = await driver.execute(sql, *arguments)
+            if connection.dialect.name == "sqlite":
+                records, rowcount = await adapted.driver_connection._execute(
+                    _on_sqlite_thread, adapted.driver_connection._conn, sql, arguments, prepared.returns_rows
+                )
+            else:
+                records, rowcount = await _on_asyncpg(adapted, sql, arguments, prepared.returns_rows)
         except Exception as error:
             raise _translated(session, sql, arguments, error, adapted) from error
-    counted = _STATUS_COUNT.search(status or "")
-    return PreparedResult(_NO_ROWS, [], int(counted.group(1)) if counted else -1)
+    if prepared.returns_rows:
+        return PreparedResult(prepared.metadata, prepared.rows(records), len(records))
+    return PreparedResult(_NO_ROWS, [], rowcount)
+
+
+async def _on_asyncpg(adapted: Any, sql: str, arguments: list[Any], returns_rows: bool) -> tuple[list[Any], int]:
+    """Run on asyncpg (a prepared statement from its cache), in the adapter's transaction,
+    begun here if this is its first statement, as SQLAlchemy's adapter would."""
+    if adapted._transaction is None and not adapted.autocommit:
+        await adapted._start_transaction()
+    driver = adapted.driver_connection
+    if returns_rows:
+        return await driver.fetch(sql, *arguments), -1
+    counted = _STATUS_COUNT.search(await driver.execute(sql, *arguments) or "")
+    return [], int(counted.group(1)) if counted else -1
+
+
+def _on_sqlite_thread(connection: Any, sql: str, arguments: list[Any], returns_rows: bool) -> tuple[list[Any], int]:
+    """Run in aiosqlite's thread, on its sqlite3 connection: execute, fetch and close in the
+    one hop. SQLAlchemy began the transaction (BEGIN IMMEDIATE, app.db) when the session took
+    the connection."""
+    cursor = connection.execute(sql, arguments)
+    try:
+        return (cursor.fetchall() if returns_rows else []), cursor.rowcount
+    finally:
+        cursor.close()
 
 
 _CONNECTION = "prepared_connection"

@@ -2,7 +2,9 @@
 network), on a fresh PostgreSQL database: a measure that holds on a busy machine, unlike
 requests per second. Prints the median and p90 of process CPU milliseconds per request.
 
-    .venv/bin/python bench/cpu_per_request.py [--requests 300] [--profile out.txt]
+    .venv/bin/python bench/cpu_per_request.py [--requests 300] [--cprofile out.prof] [--sqlite]
+
+With --sqlite the same runs on a fresh SQLite file (the embedded default), not PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import asyncio
 import cProfile
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import asyncpg
 import httpx
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,11 +52,16 @@ async def main() -> None:
     parser.add_argument("--only", choices=["floor", "purchase", "click", "page"], help="measure one path (for a profiler)")
     parser.add_argument("--cprofile", help="write cProfile stats of the measured requests to this file")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--sqlite", action="store_true", help="a SQLite file instead of PostgreSQL")
     args = parser.parse_args()
     name = f"referral_cpu_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(args.admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    if args.sqlite:
+        admin = None
+        url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='referral-cpu-')}/referral.db"
+    else:
+        admin = await asyncpg.connect(args.admin_url)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
     engine = create_engine(url)
     try:
         await upgrade(engine)
@@ -165,13 +173,15 @@ async def main() -> None:
                 if args.only in (None, path):
                     await measure(label, call)
     finally:
+        async with engine.connect() as connection:
+            outcomes = await connection.execute(
+                text("SELECT stage, outcome, count(*) AS n FROM fraud_decisions GROUP BY 1, 2 ORDER BY 1, 2")
+            )
+            print("fraud decisions:", ", ".join(f"{r.stage} {r.outcome}: {r.n}" for r in outcomes))
         await engine.dispose()
-        db = await asyncpg.connect(args.admin_url.rsplit("/", 1)[0] + "/" + name)
-        outcomes = await db.fetch("SELECT stage, outcome, count(*) AS n FROM fraud_decisions GROUP BY 1, 2 ORDER BY 1, 2")
-        await db.close()
-        print("fraud decisions:", ", ".join(f"{r['stage']} {r['outcome']}: {r['n']}" for r in outcomes))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        if admin is not None:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
 
 
 if __name__ == "__main__":

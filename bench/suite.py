@@ -571,7 +571,7 @@ async def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     results = []
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in (int(s) for s in args.sizes.split(",") if s):
         print(f"size {size:,}", flush=True)
         results.append(await bench_size(args, size))
     embedded = []

@@ -172,3 +172,22 @@ async def test_rows_of_several_models_become_the_sessions_objects(db, tenant):
         loaded_job.attempts = 2  # and its changes are flushed like a loaded object's
         await session.commit()
         assert await session.scalar(select(OutboxJob.attempts).where(OutboxJob.id == job.id)) == 2
+
+
+async def test_a_written_row_is_the_sessions_own_object_as_a_loaded_one_is(db, tenant, count_statements):
+    """`attach` puts the object in the session's identity map the way loading does: the session
+    answers for it without a statement, reads it again on refresh, and deletes it."""
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        customer = await insert_one(session, Customer, _customer(tenant.id, "c-1"))
+        assert customer is not None
+        with count_statements() as counter:
+            assert await session.get(Customer, customer.id) is customer
+        assert counter.count == 0
+        customer.name = "changed in memory only"
+        await session.refresh(customer)
+        assert customer.name == "Ada"
+        await session.delete(customer)
+        await session.flush()
+        assert await session.scalar(select(Customer.id).where(Customer.id == customer.id)) is None
+        await session.commit()
