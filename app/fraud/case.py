@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.db import UTCDateTime, one_of
+from app.fraud.identifiers import sighted_in_transaction
 from app.fraud.models import CustomerIdentifier, FraudListEntry, IdentifierKind, ListKind
 from app.personal import hashed_value, lookup_hash
 from app.referrals.models import MAX_CLOCK_SKEW, Action, Click, Customer, Referral, ReferralCode
@@ -141,6 +142,16 @@ _STRANGERS_ON_IP = (
 )
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """Another customer seen with one of the referee's identifiers."""
+
+    kind: str
+    value_hash: str
+    customer_id: uuid.UUID
+    last_seen_at: datetime
+
+
 @dataclass
 class Case:
     session: AsyncSession
@@ -167,6 +178,12 @@ class Case:
         destinations. The methods below then answer from what was read."""
         day_ago = self.at - VELOCITY_WINDOW
         named = self._named_candidates()
+        # The identifiers this transaction recorded for the referee (usually all they have):
+        # the list entries naming them and who else was seen with them are read now too. If
+        # the referee has others, the methods below read for those when asked.
+        sighted = sighted_in_transaction(self.session, self.referee.id)
+        listed = self._identifier_candidates([(kind, value) for (kind, _hash), value in sighted.items()])
+        seen_hashes = {kind: [h for (k, h) in sighted if k == kind] for kind in REUSE_KINDS}
         rows = await self.session.execute(
             _prefetch_statement(),
             {
@@ -183,6 +200,13 @@ class Case:
                 "customer_ids": [v for k, v in named if k in _CUSTOMER_MARKS],
                 "emails": [v for k, v in named if k is ListKind.EMAIL],
                 "domains": [v for k, v in named if k is ListKind.DOMAIN],
+                "listed_devices": [v for k, v in listed if k is ListKind.DEVICE],
+                "listed_payments": [v for k, v in listed if k is ListKind.PAYMENT],
+                "listed_ips": [v for k, v in listed if k is ListKind.IP],
+                "seen_devices": seen_hashes["DEVICE"],
+                "seen_payments": seen_hashes["PAYMENT"],
+                "seen_ips": seen_hashes["IP"],
+                "since": self.at - IP_WINDOW,
             },
         )
         parts: dict[str, list[Any]] = {
@@ -195,6 +219,7 @@ class Case:
             "payout": [],
             "clicks": [],
             "history": [],
+            "seen": [],
         }
         for r in rows:
             parts[r.part].append(r)
@@ -232,6 +257,13 @@ class Case:
         self._cache["named_list_entries"] = [
             FraudListEntry(id=r.id, merchant_id=self.merchant_id, kind=r.kind, value=r.value, note=r.note) for r in parts["list"]
         ]
+        # Read for exactly the referee's identifiers (and, for who else was seen, not cut off
+        # at MAX_SEEN): the answers of `list_entries` and `other_referees` are here already.
+        stored = {(i.kind, i.value_hash) for i in self._cache["referee_identifiers"]}
+        if stored == sighted.keys():
+            self._cache["listed_with_identifiers"] = True
+            if len(parts["seen"]) < MAX_SEEN:
+                self._cache["seen_with"] = [_Seen(r.kind, r.note, r.id, r.t1) for r in parts["seen"]]
 
     async def payout_sharers(self) -> list[PayoutSharer]:
         """Other customers paid to a payout destination of the referrer or the referee."""
@@ -340,35 +372,40 @@ class Case:
             # Two steps, so that both databases start from the identifiers' index (one join let
             # SQLite start from every referral of the program): who else was seen with them,
             # then which of those are referees of this program. Usually the first finds no one.
-            seen = (
-                await self.session.execute(
-                    _SEEN_WITH,
-                    {
-                        "merchant_id": self.merchant_id,
-                        "referee_id": self.referee.id,
-                        "at": self.at,
-                        "since": since,
-                        "devices": wanted["DEVICE"],
-                        "payments": wanted["PAYMENT"],
-                        "ips": wanted["IP"],
-                    },
-                )
-            ).all()
+            prefetched = self._cache.get("seen_with")
+            if prefetched is not None:  # read for every identifier the referee has: keep the wanted ones
+                wanted_pairs = {(kind, h) for kind, hashes in wanted.items() for h in hashes}
+                seen = [r for r in prefetched if (r.kind, r.value_hash) in wanted_pairs]
+            else:
+                seen = [
+                    _Seen(r.kind, r.value_hash, r.customer_id, r.last_seen_at)
+                    for r in await self.session.execute(
+                        _SEEN_WITH,
+                        {
+                            "merchant_id": self.merchant_id,
+                            "referee_id": self.referee.id,
+                            "at": self.at,
+                            "since": since,
+                            "devices": wanted["DEVICE"],
+                            "payments": wanted["PAYMENT"],
+                            "ips": wanted["IP"],
+                        },
+                    )
+                ]
             if not seen:
                 return []
             referees = {
                 row.referee_id: row
-                for row in (
-                    await self.session.execute(
-                        _REFEREES_AMONG,
-                        {
-                            "merchant_id": self.merchant_id,
-                            "program_id": self.program_id,
-                            "customer_ids": sorted({r.customer_id for r in seen}),
-                        },
-                    )
-                ).all()
+                for row in await self.session.execute(
+                    _REFEREES_AMONG,
+                    {
+                        "merchant_id": self.merchant_id,
+                        "program_id": self.program_id,
+                        "customer_ids": sorted({r.customer_id for r in seen}),
+                    },
+                )
             }
+            seen.sort(key=lambda r: (r.kind, r.value_hash, str(r.customer_id)))  # the same order however read
             found = [  # the referee's own value (the other customer's may be erased)
                 OtherReferee(
                     r.kind,
@@ -435,11 +472,14 @@ class Case:
         email or domain, or either customer (trusted / banned), plus every IP range."""
 
         async def load() -> Any:
-            if "named_list_entries" in self._cache:  # prefetched: only the identifiers' entries are left to read
-                by_kind: dict[str, list[str]] = {kind: [] for kind in _LISTED_IDENTIFIERS}
-                for kind, value in self._identifier_candidates(await self.referee_identifiers()):
-                    by_kind[kind.value].append(value)
+            if "named_list_entries" in self._cache:  # prefetched: only the identifiers' entries may be left to read
                 found = list(self._cache["named_list_entries"])
+                if self._cache.get("listed_with_identifiers"):
+                    return found
+                by_kind: dict[str, list[str]] = {kind: [] for kind in _LISTED_IDENTIFIERS}
+                candidates = [(i.kind, i.value) for i in await self.referee_identifiers()]
+                for kind, value in self._identifier_candidates(candidates):
+                    by_kind[kind.value].append(value)
                 if any(by_kind.values()):
                     listed = await self.session.execute(
                         _LISTED_FOR_IDENTIFIERS,
@@ -450,14 +490,19 @@ class Case:
                             "ips": by_kind["IP"],
                         },
                     )
+                    known = {entry.id for entry in found}  # some may have been read with the prefetch
                     found += [
                         FraudListEntry(id=r.id, merchant_id=self.merchant_id, kind=r.kind, value=r.value, note=r.note)
                         for r in listed
+                        if r.id not in known
                     ]
                 return found
             branches = [
                 and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == k, FraudListEntry.value == v)
-                for k, v in [*self._named_candidates(), *self._identifier_candidates(await self.referee_identifiers())]
+                for k, v in [
+                    *self._named_candidates(),
+                    *self._identifier_candidates([(i.kind, i.value) for i in await self.referee_identifiers()]),
+                ]
             ]
             if any(i.kind == "IP" for i in await self.referee_identifiers()):
                 branches.append(and_(FraudListEntry.merchant_id == self.merchant_id, FraudListEntry.kind == ListKind.IP_RANGE))
@@ -479,14 +524,14 @@ class Case:
                 candidates += [(ListKind.DOMAIN, d) for d in domain_and_parents(customer.email_canonical)]
         return candidates
 
-    def _identifier_candidates(self, identifiers: list[CustomerIdentifier]) -> list[tuple[ListKind, str]]:
-        """List entries that would name one of the referee's devices, cards or addresses, as
-        they are or as their keyed hash."""
+    def _identifier_candidates(self, identifiers: list[tuple[str, str | None]]) -> list[tuple[ListKind, str]]:
+        """List entries that would name one of the referee's devices, cards or addresses
+        (given as (kind, value)), as they are or as their keyed hash."""
         candidates: list[tuple[ListKind, str]] = []
-        for identifier in identifiers:
-            if identifier.kind in _LISTED_IDENTIFIERS and identifier.value is not None:
-                kind = ListKind(identifier.kind)
-                candidates += [(kind, identifier.value), (kind, hashed_value(self.merchant_id, kind.value, identifier.value))]
+        for identifier_kind, value in identifiers:
+            if identifier_kind in _LISTED_IDENTIFIERS and value is not None:
+                kind = ListKind(identifier_kind)
+                candidates += [(kind, value), (kind, hashed_value(self.merchant_id, kind.value, value))]
         return candidates
 
 
@@ -601,14 +646,19 @@ def _prefetch_statement() -> Any:
         .limit(1)
         .subquery()
     )
+    # The merchant inside each branch, so that SQLite looks each one up in the (merchant, kind,
+    # value) index (an OR with the merchant outside read all the merchant's entries).
+    of_merchant = FraudListEntry.merchant_id == merchant
     named = or_(
-        and_(
-            or_(*(FraudListEntry.kind == mark for mark in _CUSTOMER_MARKS)),  # a fixed list: no IN to expand
-            one_of(FraudListEntry.value, "customer_ids"),
+        *(
+            and_(of_merchant, FraudListEntry.kind == mark, one_of(FraudListEntry.value, "customer_ids"))
+            for mark in _CUSTOMER_MARKS
         ),
-        and_(FraudListEntry.kind == ListKind.EMAIL, one_of(FraudListEntry.value, "emails")),
-        and_(FraudListEntry.kind == ListKind.DOMAIN, one_of(FraudListEntry.value, "domains")),
+        and_(of_merchant, FraudListEntry.kind == ListKind.EMAIL, one_of(FraudListEntry.value, "emails")),
+        and_(of_merchant, FraudListEntry.kind == ListKind.DOMAIN, one_of(FraudListEntry.value, "domains")),
+        *_listed_for_identifiers(merchant, "listed_devices", "listed_payments", "listed_ips"),
         and_(
+            of_merchant,
             FraudListEntry.kind == ListKind.IP_RANGE,
             select(identifier.id)
             .where(
@@ -619,11 +669,7 @@ def _prefetch_statement() -> Any:
             .exists(),
         ),
     )
-    entries = (
-        select(FraudListEntry.id, FraudListEntry.kind, FraudListEntry.value, FraudListEntry.note)
-        .where(FraudListEntry.merchant_id == merchant, named)
-        .subquery()
-    )
+    entries = select(FraudListEntry.id, FraudListEntry.kind, FraudListEntry.value, FraudListEntry.note).where(named).subquery()
     payout, paid_too = aliased(CustomerIdentifier), aliased(CustomerIdentifier)
     payout_sharers = (
         scoped(
@@ -641,6 +687,7 @@ def _prefetch_statement() -> Any:
         .limit(MAX_MATCHES)
         .subquery()
     )
+    seen = _seen_with(merchant, referee, at, "seen_devices", "seen_payments", "seen_ips").subquery()
     text_, when, number, uuid_ = String(), UTCDateTime(), Integer(), Uuid()
 
     def row(
@@ -687,17 +734,25 @@ def _prefetch_statement() -> Any:
         row("chain", id_=up_the_chain.c.id, other=up_the_chain.c.referrer_id),
         row("list", kind=entries.c.kind, value=entries.c.value, id_=entries.c.id, note=entries.c.note),
         row("payout", id_=payout_sharers.c.customer_id, other=payout_sharers.c.other_id, note=payout_sharers.c.external_id),
+        row("seen", kind=seen.c.kind, id_=seen.c.customer_id, t1=seen.c.last_seen_at, note=seen.c.value_hash),
     )
+
+
+def _listed_for_identifiers(merchant: Any, devices: str, payments: str, ips: str) -> list[Any]:
+    """The merchant's list entries naming a device, card or address among the values of the
+    list parameters named (the values as they are and as their keyed hashes); the merchant in
+    each branch, for SQLite's index lookups."""
+    of_merchant = FraudListEntry.merchant_id == merchant
+    return [
+        and_(of_merchant, FraudListEntry.kind == ListKind.DEVICE, one_of(FraudListEntry.value, devices)),
+        and_(of_merchant, FraudListEntry.kind == ListKind.PAYMENT, one_of(FraudListEntry.value, payments)),
+        and_(of_merchant, FraudListEntry.kind == ListKind.IP, one_of(FraudListEntry.value, ips)),
+    ]
 
 
 # Columns, made into entries as the prefetched ones are: no ORM loading for a read-only check.
 _LISTED_FOR_IDENTIFIERS = select(FraudListEntry.id, FraudListEntry.kind, FraudListEntry.value, FraudListEntry.note).where(
-    FraudListEntry.merchant_id == bindparam("merchant_id", type_=Uuid()),
-    or_(
-        and_(FraudListEntry.kind == ListKind.DEVICE, one_of(FraudListEntry.value, "devices")),
-        and_(FraudListEntry.kind == ListKind.PAYMENT, one_of(FraudListEntry.value, "payments")),
-        and_(FraudListEntry.kind == ListKind.IP, one_of(FraudListEntry.value, "ips")),
-    ),
+    or_(*_listed_for_identifiers(bindparam("merchant_id", type_=Uuid()), "devices", "payments", "ips"))
 )
 
 
@@ -719,27 +774,49 @@ _IDENTIFIER_VALUE = _Column(CustomerIdentifier.__table__.c.value)
 _EMAIL_CANONICAL = _Column(Customer.__table__.c.email_canonical)
 
 
-# `Case.other_referees`' two steps, built once (see `_prefetch_statement`).
-_SEEN_WITH = (
-    select(
-        CustomerIdentifier.kind, CustomerIdentifier.value_hash, CustomerIdentifier.customer_id, CustomerIdentifier.last_seen_at
-    )
-    .where(
-        CustomerIdentifier.merchant_id == bindparam("merchant_id", type_=Uuid()),
-        or_(
-            and_(CustomerIdentifier.kind == "DEVICE", one_of(CustomerIdentifier.value_hash, "devices")),
-            and_(CustomerIdentifier.kind == "PAYMENT", one_of(CustomerIdentifier.value_hash, "payments")),
-            # with the time inside the branch, a carrier's address is a range scan of the recent ones
-            and_(
-                CustomerIdentifier.kind == "IP",
-                one_of(CustomerIdentifier.value_hash, "ips"),
-                CustomerIdentifier.last_seen_at >= bindparam("since", type_=UTCDateTime()),
+def _seen_with(
+    merchant: Any, referee: Any, at: Any, devices: str, payments: str, ips: str
+) -> Select[str, str, uuid.UUID, datetime]:
+    """Other customers seen with the devices, cards or (lately) addresses whose keyed hashes
+    the list parameters named hold, before `at`."""
+    same_merchant = CustomerIdentifier.merchant_id == merchant
+    return (
+        select(
+            CustomerIdentifier.kind,
+            CustomerIdentifier.value_hash,
+            CustomerIdentifier.customer_id,
+            CustomerIdentifier.last_seen_at,
+        )
+        .where(
+            # The merchant inside each branch: SQLite then looks each branch up in the
+            # (merchant, kind, value_hash) index instead of reading all the merchant's rows.
+            or_(
+                and_(same_merchant, CustomerIdentifier.kind == "DEVICE", one_of(CustomerIdentifier.value_hash, devices)),
+                and_(same_merchant, CustomerIdentifier.kind == "PAYMENT", one_of(CustomerIdentifier.value_hash, payments)),
+                # with the time inside the branch, a carrier's address is a range scan of the recent ones
+                and_(
+                    same_merchant,
+                    CustomerIdentifier.kind == "IP",
+                    one_of(CustomerIdentifier.value_hash, ips),
+                    CustomerIdentifier.last_seen_at >= bindparam("since", type_=UTCDateTime()),
+                ),
             ),
-        ),
-        CustomerIdentifier.customer_id != bindparam("referee_id", type_=Uuid()),
-        CustomerIdentifier.first_seen_at <= bindparam("at", type_=UTCDateTime()),  # not what happened after this moment
+            CustomerIdentifier.customer_id != referee,
+            CustomerIdentifier.first_seen_at <= at,  # not what happened after this moment
+        )
+        .limit(MAX_SEEN)
     )
-    .limit(MAX_SEEN)
+
+
+# `Case.other_referees`' two steps, built once, for a referee with identifiers the prefetch
+# did not read for (see `_prefetch_statement`).
+_SEEN_WITH = _seen_with(
+    bindparam("merchant_id", type_=Uuid()),
+    bindparam("referee_id", type_=Uuid()),
+    bindparam("at", type_=UTCDateTime()),
+    "devices",
+    "payments",
+    "ips",
 )
 _REFEREES_AMONG = scoped(
     select(Referral.id, Referral.referee_id, Referral.referred_at, Customer.external_id)

@@ -16,9 +16,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.db import dialect_of, new_id, table_of
 from app.fraud.models import CustomerIdentifier, IdentifierKind
@@ -206,6 +207,22 @@ RESCREEN_KINDS = frozenset(
 RESCREEN_JOB = "fraud.rescreen"
 
 
+_SIGHTED = "identifiers_sighted"
+
+
+def sighted_in_transaction(session: AsyncSession, customer_id: uuid.UUID) -> dict[tuple[str, str], str]:
+    """The identifiers this transaction has recorded for the customer, {(kind, value_hash):
+    value}: the fraud check reads evidence about them in its first round trip
+    (`Case.prefetch`), before it knows the customer's stored identifiers."""
+    return session.info.get(_SIGHTED, {}).get(customer_id, {})
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_sighted(session: Session, *args: object) -> None:
+    session.info.pop(_SIGHTED, None)
+
+
 async def _upsert(
     session: AsyncSession,
     merchant_id: uuid.UUID,
@@ -233,6 +250,9 @@ async def _upsert(
     ]
     proposed = {p["id"] for p in params}
     stored = (await session.execute(_UPSERTS[dialect], params)).all()
+    session.info.setdefault(_SIGHTED, {}).setdefault(customer_id, {}).update(
+        {(p["kind"], p["value_hash"]): p["value"] for p in params}
+    )
     new = sorted({(row.kind, row.value_hash) for row in stored if row.id in proposed and row.kind in RESCREEN_KINDS})
     if new:
         await _enqueue_rescreen(session, merchant_id, customer_id, new, at=at, action_id=action_id)

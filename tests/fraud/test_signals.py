@@ -645,6 +645,28 @@ async def test_a_referee_on_the_blocklist_is_blocked_and_a_look_alike_is_not(ten
         assert found["outcome"] == "ALLOW"
 
 
+async def test_a_referee_is_checked_on_the_identifiers_of_earlier_visits_too(tenant):
+    """The check's first read looks up the identifiers the action has just recorded; a
+    referee's devices from an earlier visit are looked up as well, in the list and among the
+    program's other referees."""
+    program = await h.program_with_credit(tenant)
+    await h.without_referrer_memory(tenant, program["id"])
+    code = await code_of(tenant, program, "alice")
+    await tenant.gql(h.ADD_LIST_ENTRY, {"kind": "DEVICE", "value": "dev-stolen", "note": "chargebacks"})
+    await join(tenant, "mallory", key="visit-mallory", deviceId="dev-stolen")  # no code: not referred yet
+    blocked = await join(tenant, "mallory", code, deviceId="dev-new")  # on another device this time
+    assert blocked["action"]["attribution"] == "FRAUD_BLOCKED"
+    fired(await decision(tenant, blocked["referral"]["id"]), "blocklist", "dev-stolen", "chargebacks")
+
+    first = await join(tenant, "bob", code, deviceId="dev-shared")
+    await join(tenant, "carol", key="visit-carol", deviceId="dev-shared")
+    second = await join(tenant, "carol", code, deviceId="dev-carol")
+    fired(await decision(tenant, second["referral"]["id"]), "device_reuse", "dev-shared", "bob")
+    assert (
+        first["referral"]["id"] in fired(await decision(tenant, second["referral"]["id"]), "device_reuse")["relatedReferralIds"]
+    )
+
+
 async def test_a_stolen_card_a_spammers_domain_and_only_this_shops_lists_block(tenant, other_tenant):
     program = await h.program_with_credit(tenant)
     for kind, value in (("PAYMENT", "card-stolen"), ("DOMAIN", "spam.example")):

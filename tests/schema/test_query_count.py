@@ -213,7 +213,11 @@ FIVE_RULES = [
 # with writes its re-screening job to the outbox (the check of other referrals runs in the worker).
 # Then 23 -> 20: the typed code and the referee's history in one read, no "already rewarded"
 # read for a referral this action created, program account ids kept per process.
-PURCHASE_STATEMENTS = {"postgresql": 20, "sqlite": 21}
+# Then 20 -> 18: the fraud check's first read also reads, for the identifiers the action has just
+# recorded, the list entries naming them and who else was seen with them (read again only for a
+# referee who has other identifiers too). Here a customer was seen with the referee's address,
+# so which of them are referees of the program is read next.
+PURCHASE_STATEMENTS = {"postgresql": 18, "sqlite": 19}
 CLICK_STATEMENTS = {"postgresql": 3, "sqlite": 4}  # SQLite's count includes BEGIN IMMEDIATE
 
 
