@@ -25,6 +25,11 @@ objects in the session), with a dict of parameters or none, or for a single-row 
 them (sent as one multi-row INSERT, as SQLAlchemy's "insertmanyvalues" does, up to the
 drivers' limit of bound values), without IN-lists expanded at execution time and without
 execution options. Anything else runs through SQLAlchemy.
+
+Private parts it relies on (the lock files pin the versions; `tests/test_prepared.py` fails if an
+upgrade changes them): SQLAlchemy's driver adapters (`_execute_mutex`, asyncpg's `_transaction`
+and `_start_transaction`, `_handle_exception`), its compiler (`_bind_processors`,
+`_result_columns`, `_ad_hoc_textual`) and aiosqlite's `_execute` and `_conn`.
 """
 
 from __future__ import annotations
