@@ -443,8 +443,8 @@ def one_of(column: Any, name: str) -> OneOf:
     `column = ANY($n)`: one array parameter whatever the list's length, so the statement is
     the same text every time and can run prepared (app.prepared); on SQLite an IN list that
     SQLAlchemy expands at execution (a JSON array read with json_each would keep the text
-    fixed too, but in an OR of such terms SQLite's planner then reads every row of the
-    merchant instead of looking each value up). An empty list matches nothing on both."""
+    fixed too; its plans were not checked on a large SQLite file, so it was not taken). An
+    empty list matches nothing on both."""
     return OneOf(column, name)
 
 
