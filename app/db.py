@@ -593,7 +593,17 @@ def create_session_factory(
     )
 
 
-_KEPT = "kept_for_transaction"
+_TRANSACTION_KEYS: set[str] = set()
+
+
+def dropped_at_transaction_end(key: str) -> str:
+    """Declare `key` of `session.info` as the current transaction's: it is dropped when the
+    transaction commits or rolls back. Returns the key."""
+    _TRANSACTION_KEYS.add(key)
+    return key
+
+
+_KEPT = dropped_at_transaction_end("kept_for_transaction")
 
 
 def keep_for_transaction(session: AsyncSession, *objects: Any) -> None:
@@ -605,8 +615,9 @@ def keep_for_transaction(session: AsyncSession, *objects: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_soft_rollback")
-def _release_kept(session: Session, *args: object) -> None:
-    session.info.pop(_KEPT, None)
+def _drop_transaction_keys(session: Session, *args: object) -> None:
+    for key in _TRANSACTION_KEYS:
+        session.info.pop(key, None)
 
 
 def bind_tenant(session: AsyncSession, merchant_id: uuid.UUID) -> None:

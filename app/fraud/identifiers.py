@@ -16,12 +16,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func
+from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
-from app.db import dialect_of, new_id, table_of
+from app.db import dialect_of, dropped_at_transaction_end, new_id, table_of
 from app.fraud.models import CustomerIdentifier, IdentifierKind
 from app.personal import lookup_hash
 from app.referrals.models import Action, Click
@@ -207,7 +206,7 @@ RESCREEN_KINDS = frozenset(
 RESCREEN_JOB = "fraud.rescreen"
 
 
-_SIGHTED = "identifiers_sighted"
+_SIGHTED = dropped_at_transaction_end("identifiers_sighted")
 
 
 def sighted_in_transaction(session: AsyncSession, customer_id: uuid.UUID) -> dict[tuple[str, str], str]:
@@ -215,12 +214,6 @@ def sighted_in_transaction(session: AsyncSession, customer_id: uuid.UUID) -> dic
     value}: the fraud check reads evidence about them in its first round trip
     (`Case.prefetch`), before it knows the customer's stored identifiers."""
     return session.info.get(_SIGHTED, {}).get(customer_id, {})
-
-
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_sighted(session: Session, *args: object) -> None:
-    session.info.pop(_SIGHTED, None)
 
 
 async def _upsert(
