@@ -1,0 +1,90 @@
+"""What a long-running API process does for itself: pooled connections the database server
+closed (a restart, an idle timeout, an operator's pg_terminate_backend) are replaced at
+checkout, so the next request is answered, not failed (the check reads the driver's state and
+costs no round trip: app.db._closed_by_the_server); and what the process built at start is
+taken out of the garbage collector's sight (app.main.freeze_what_start_built)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app.config import Settings
+from app.db import create_engine, create_session_factory
+from app.main import create_app
+from tests.conftest import APP_ROLE
+
+
+async def _end_the_app_connections(owner_engine) -> int:
+    """What a server restart does to the API's connections, as seen by the pool: every one of
+    them is closed by the server while it waits in the pool. Returns how many were ended."""
+    async with owner_engine.connect() as admin:
+        ended = await admin.scalar(
+            text(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND usename = :role"
+            ),
+            {"role": APP_ROLE},
+        )
+        for _ in range(200):  # until the backends have exited and closed their sockets
+            left = await admin.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = :role"),
+                {"role": APP_ROLE},
+            )
+            if left == 0:
+                break
+            await asyncio.sleep(0.01)
+        await admin.rollback()
+    await asyncio.sleep(0.05)  # the event loop reads the closed sockets
+    return ended
+
+
+@pytest.mark.postgresql_only
+async def test_the_api_answers_after_the_server_closed_its_pooled_connections(backend, tenant, owner_engine):
+    query = "{ apiKeys { kind } }"
+    assert len((await tenant.gql(query))["apiKeys"]) == 2
+
+    assert await _end_the_app_connections(owner_engine) >= 1
+
+    for _ in range(3):  # more requests than the one connection that was in use
+        assert len((await tenant.gql(query))["apiKeys"]) == 2
+
+
+@pytest.mark.postgresql_only
+async def test_a_closed_connection_is_replaced_by_a_new_one(backend, db, database_url, owner_engine):
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        sessions = create_session_factory(engine)
+        async with sessions() as session:
+            before = await session.scalar(text("SELECT pg_backend_pid()"))
+        async with sessions() as session:
+            assert await session.scalar(text("SELECT pg_backend_pid()")) == before  # pooled: the same one
+
+        await _end_the_app_connections(owner_engine)
+
+        async with sessions() as session:
+            after = await session.scalar(text("SELECT pg_backend_pid()"))
+        assert after != before
+    finally:
+        await engine.dispose()
+
+
+async def test_what_the_process_built_at_start_is_out_of_the_collectors_sight(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}", broker_url="stub://", app_env="test", secret_key="test-secret"
+    )
+    app = create_app(settings).app
+    built_at_start = app.state.settings
+    assert any(tracked is built_at_start for tracked in gc.get_objects())  # the collector walks it
+    try:
+        async with app.router.lifespan_context(app):
+            assert not any(tracked is built_at_start for tracked in gc.get_objects())
+            made_later = {"a": [1]}
+            assert any(tracked is made_later for tracked in gc.get_objects())  # requests' objects are collected as before
+    finally:
+        gc.unfreeze()
+        await app.state.engine.dispose()
