@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import time
@@ -146,6 +147,16 @@ async def healthz(request: Request) -> JSONResponse:
 CONSOLE_ASSETS = Path(__file__).resolve().parent / "static" / "console"  # built from console/ (committed)
 
 
+def freeze_what_start_built() -> None:
+    """Move everything built so far (modules, the schema, SQLAlchemy's mappers and caches, a
+    few hundred thousand objects) out of the cyclic garbage collector's sight: it is never
+    garbage, yet every full collection walked all of it, and requests that hold many objects
+    at once (a page of 50 referrals) set off full collections often. Measured in-process: a
+    referrals page 7.7 -> 6.4 ms of CPU on average, its full collections 1.5 -> 0.2 ms."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> Any:
     settings = settings or get_settings()
     owns_engine = engine is None
@@ -166,6 +177,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             from app.worker.broker import start_embedded_worker
 
             worker = start_embedded_worker(settings)
+        freeze_what_start_built()
         yield
         if worker is not None:
             from app.worker.broker import stop_embedded_worker

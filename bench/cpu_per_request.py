@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import statistics
 import sys
 import tempfile
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.config import Settings  # noqa: E402
 from app.db import create_engine, create_session_factory  # noqa: E402
-from app.main import create_app  # noqa: E402
+from app.main import create_app, freeze_what_start_built  # noqa: E402
 from app.merchants import service as merchants  # noqa: E402
 from app.merchants.models import ApiKeyKind  # noqa: E402
 from app.migrations import upgrade  # noqa: E402
@@ -42,8 +43,19 @@ RECORD = (
 CLICK = "mutation($i: TrackClickInput!) { trackClick(input: $i) { attributionToken userErrors { code } } }"
 PAGE = "{ referrals(first: 50) { edges { node { id status referrer { externalId email } referee { externalId } } } } }"
 
+gc_time = {0: 0.0, 1: 0.0, 2: 0.0}  # process seconds spent in the cyclic collector, by generation
+_gc_started = [0.0]
+
+
+def _time_collections(phase: str, info: dict) -> None:
+    if phase == "start":
+        _gc_started[0] = time.process_time()
+    else:
+        gc_time[info["generation"]] += time.process_time() - _gc_started[0]
+
 
 async def main() -> None:
+    gc.callbacks.append(_time_collections)
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument(
@@ -112,18 +124,28 @@ async def main() -> None:
                 profiler = cProfile.Profile(time.process_time) if args.cprofile else None
                 if profiler:
                     profiler.enable()
+                collected = gc_time.copy()
                 for i in range(args.requests):
                     started = time.process_time()
                     await call(f"r{i}")
                     cpu.append((time.process_time() - started) * 1000)
+                gc_ms = {g: (gc_time[g] - collected[g]) * 1000 / args.requests for g in gc_time}
                 if profiler:
                     profiler.disable()
                     profiler.dump_stats(args.cprofile)
                 event.remove(engine.sync_engine, "before_cursor_execute", count)
                 cpu.sort()
-                print(f"{label}: CPU per request median {statistics.median(cpu):.2f} ms, p90 {cpu[int(len(cpu) * 0.9)]:.2f} ms")
+                print(
+                    f"{label}: CPU per request median {statistics.median(cpu):.2f} ms, p90 {cpu[int(len(cpu) * 0.9)]:.2f} ms, "
+                    f"mean {statistics.fmean(cpu):.2f} ms"
+                )
+                print(
+                    "  of which garbage collection, mean per request: "
+                    + ", ".join(f"gen{g} {ms:.2f} ms" for g, ms in gc_ms.items())
+                )
                 print("  statements per request: " + ", ".join(f"{n / args.requests:.1f} {k}" for k, n in statements.items()))
 
+            freeze_what_start_built()  # as `referral serve` does once started (its lifespan)
             sequence = iter(range(1_000_000))
 
             async def purchase(tag):
