@@ -27,6 +27,7 @@ from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
 from app.schema.dead_jobs import JobMutation, JobQuery
 from app.schema.errors import should_mask
+from app.schema.execution import PlainFieldsInline
 from app.schema.fraud import FraudMutation, FraudQuery
 from app.schema.leads import LeadMutation, LeadQuery
 from app.schema.limits import alias_limit_rule, depth_limit_rule
@@ -139,4 +140,5 @@ def build_schema(settings: Settings) -> Schema:
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=settings.is_production),
+        execution_context_class=PlainFieldsInline,
     )

@@ -1,0 +1,131 @@
+"""How the schema executes an operation: graphql-core's executor, with the plain columns of an
+object (`id`, `status`, `externalId`...) read inline.
+
+graphql-core executes every field on its own: a path, a resolve-info object, the resolver,
+then the non-null, list and leaf completion steps, for each field of each object. A page of
+50 referrals is some 450 fields, most of them attributes read off an object. A plain field
+(strawberry's default resolver, no arguments, a scalar or enum type, no @defer) is read here
+in the loop over the selection instead: the same resolver, the same `coerce_output_value`.
+Every other field (a resolver of our own, an object, a list) goes through `execute_field` as
+before, and so does a plain field whose value is missing where it may not be, or cannot be
+coerced: graphql-core then reports the error exactly as it always did (plain resolvers have
+no side effects, so reading one twice changes nothing).
+
+`execute_fields` below is graphql-core's own loop (graphql/execution/executor.py) with that one
+branch added. tests/schema/test_execution.py runs hostile values through both and compares
+the answers and errors, so an upgrade that changes the loop shows there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLObjectType, Undefined, is_leaf_type, is_non_null_type
+from graphql.pyutils import Path, gather_with_cancel
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+# How to read a plain field: its resolver, its type's coerce_output_value, whether non-null.
+_Plain = tuple[Any, Any, bool]
+# Per field of a selection: response name, graphql-core's field details, the plain reading or None.
+_Plan = tuple[tuple[str, Any, _Plain | None], ...]
+_NOT_READ = object()
+
+
+class PlainFieldsInline(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # id(grouped field set) -> (that set, its plan). graphql-core memoises the collected
+        # subfields of a selection for the execution, so the 50 nodes of a page share one
+        # grouped field set and one plan; the set is kept to check the id.
+        self._plans: dict[int, tuple[Any, _Plan]] = {}
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        known = self._plans.get(id(grouped_field_set))
+        if known is None or known[0] is not grouped_field_set:
+            known = (grouped_field_set, self._plan(parent_type, grouped_field_set))
+            self._plans[id(grouped_field_set)] = known
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            for response_name, field_details_list, plain in known[1]:
+                if plain is not None:
+                    value = _read(plain, source_value)
+                    if value is not _NOT_READ:
+                        results[response_name] = value
+                        continue
+                result = self.execute_field(
+                    parent_type,
+                    source_value,
+                    field_details_list,
+                    Path(path, response_name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            if len(awaitable_fields) == 1:
+                field = awaitable_fields[0]
+                results[field] = await results[field]
+            else:
+                awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+                results.update(zip(awaitable_fields, awaited, strict=True))
+            return results
+
+        return get_results()
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> _Plan:
+        return tuple(
+            (response_name, field_details_list, self._plain(parent_type, field_details_list))
+            for response_name, field_details_list in grouped_field_set.items()
+        )
+
+    def _plain(self, parent_type: GraphQLObjectType, field_details_list: Any) -> _Plain | None:
+        if any(details.defer_usage is not None for details in field_details_list):
+            return None
+        node = field_details_list[0].node
+        field_def = self.schema.get_field(parent_type, node.name.value)
+        if field_def is None or field_def.args or node.arguments:
+            return None
+        resolve = field_def.resolve
+        if resolve is None or not getattr(resolve, "_is_default", False):  # strawberry's marker
+            return None
+        middleware = self.middleware_manager
+        if middleware is not None and middleware.get_field_resolver(resolve) is not resolve:
+            return None  # an extension that wraps every field's resolution (none of ours does)
+        non_null = is_non_null_type(field_def.type)
+        leaf = field_def.type.of_type if non_null else field_def.type  # type: ignore[union-attr]
+        if not is_leaf_type(leaf):
+            return None
+        return resolve, leaf.coerce_output_value, non_null
+
+
+def _read(plain: _Plain, source: Any) -> Any:
+    """The field's answer, or _NOT_READ where graphql-core must report an error."""
+    resolve, coerce, non_null = plain
+    try:
+        value = resolve(source, None)
+        if value is None or value is Undefined:
+            return _NOT_READ if non_null else None
+        if isinstance(value, Exception):
+            return _NOT_READ
+        coerced = coerce(value)
+    except Exception:
+        return _NOT_READ
+    return _NOT_READ if coerced is None or coerced is Undefined else coerced

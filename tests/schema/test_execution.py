@@ -1,0 +1,145 @@
+"""Plain fields read inline (app.schema.execution) answer exactly as graphql-core's own
+execution does: the same data, and the same errors at the same paths when a value is missing or
+of the wrong kind, with the same null propagation, beside fields that have resolvers."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import strawberry
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from app.schema.execution import PlainFieldsInline
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "RED"
+    BLUE = "BLUE"
+
+
+@dataclass
+class Row:  # what the resolvers hand over: an object whose attributes may be wrong
+    name: Any
+    count: Any = 1
+    colour: Any = Colour.RED
+    seen_at: Any = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    note: Any = None
+
+
+@strawberry.type
+class Item:
+    name: str
+    count: int | None
+    colour: Colour
+    seen_at: datetime
+    note: str | None
+
+    @strawberry.field
+    def shout(self) -> str:
+        return str(self.name).upper()
+
+
+def _item(row: Row) -> Item:
+    item = Item(name=row.name, count=row.count, colour=row.colour, seen_at=row.seen_at, note=row.note)
+    if row.note == "gone":
+        del item.note  # reading it raises AttributeError
+    return item
+
+
+ROWS: dict[str, list[Row]] = {
+    "good": [Row("a"), Row("b", count=None, note="n"), Row("c", colour=Colour.BLUE)],
+    "a missing non-null": [Row("a"), Row(None), Row("c")],
+    "an int that is not one": [Row("a", count="seven"), Row("b")],
+    "a colour that is not one": [Row("a", colour="GREEN")],
+    "a date that is not one": [Row("a", seen_at="yesterday")],
+    "an exception as a value": [Row("a", note=ValueError("boom"))],
+    "an attribute that raises": [Row("a"), Row("b", note="gone")],
+}
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self, case: str) -> list[Item | None]:
+        return [_item(row) for row in ROWS[case]]
+
+    @strawberry.field
+    def strict_items(self, case: str) -> list[Item]:
+        return [_item(row) for row in ROWS[case]]
+
+
+class Counting:
+    """Counts the fields executed one by one (each builds a resolve info)."""
+
+    built = 0
+
+    def build_resolve_info(self, *args: Any) -> Any:
+        type(self).built += 1
+        return super().build_resolve_info(*args)  # type: ignore[misc]
+
+
+class StandardCounted(Counting, StrawberryGraphQLCoreExecutionContext):
+    built = 0
+
+
+class InlineCounted(Counting, PlainFieldsInline):
+    built = 0
+
+
+QUERIES = [
+    "query($c: String!) { items(case: $c) { name count colour seenAt note } }",
+    "query($c: String!) { strictItems(case: $c) { name count colour seenAt note } }",
+    "query($c: String!) { items(case: $c) { n: name n2: name colour ...F } } fragment F on Item { note count }",
+    "query($c: String!) { items(case: $c) { __typename name shout count } }",  # plain beside resolved
+    "query($c: String!) { strictItems(case: $c) { shout name } }",
+    "query($c: String!) { items(case: $c) { name @include(if: false) count @skip(if: false) } }",
+]
+
+
+def _run(execution_context_class: type, query: str, case: str) -> Any:
+    schema = strawberry.Schema(query=Query, execution_context_class=execution_context_class)
+    result = schema.execute_sync(query, variable_values={"c": case})
+    return result.data, [(error.message, error.path) for error in result.errors or []]
+
+
+def test_every_answer_and_error_is_the_one_graphql_core_gives() -> None:
+    for query in QUERIES:
+        for case in ROWS:
+            assert _run(PlainFieldsInline, query, case) == _run(StrawberryGraphQLCoreExecutionContext, query, case), (
+                query,
+                case,
+            )
+
+
+def test_the_errors_name_the_field_and_the_row() -> None:
+    data, errors = _run(PlainFieldsInline, QUERIES[0], "a missing non-null")
+    assert data == {
+        "items": [
+            {"name": "a", "count": 1, "colour": "RED", "seenAt": "2026-11-29T12:00:00+00:00", "note": None},
+            None,
+            {"name": "c", "count": 1, "colour": "RED", "seenAt": "2026-11-29T12:00:00+00:00", "note": None},
+        ]
+    }
+    assert errors == [("Cannot return null for non-nullable field Item.name.", ["items", 1, "name"])]
+    data, errors = _run(PlainFieldsInline, QUERIES[0], "an int that is not one")
+    assert data["items"][0]["name"] == "a" and data["items"][0]["count"] is None  # a nullable field: only it is null
+    assert errors == [("Int cannot represent non-integer value: 'seven'", ["items", 0, "count"])]
+    data, errors = _run(PlainFieldsInline, QUERIES[1], "a missing non-null")
+    assert data is None  # a non-null list of non-null items: the error takes the whole list
+    assert errors == [("Cannot return null for non-nullable field Item.name.", ["strictItems", 1, "name"])]
+
+
+def test_plain_fields_are_not_executed_one_by_one() -> None:
+    StandardCounted.built = InlineCounted.built = 0
+    assert _run(InlineCounted, QUERIES[0], "good") == _run(StandardCounted, QUERIES[0], "good")
+    assert StandardCounted.built == 1 + 3 * 5  # the list, then five fields of three items
+    assert InlineCounted.built == 1  # only the list's own resolver
+
+    StandardCounted.built = InlineCounted.built = 0
+    assert _run(InlineCounted, QUERIES[3], "good") == _run(StandardCounted, QUERIES[3], "good")
+    assert StandardCounted.built == 1 + 3 * 4
+    assert InlineCounted.built == 1 + 3 * 2  # __typename and shout, per item
