@@ -107,6 +107,31 @@ def _without_index(element: _NotAnIndexKey, compiler: SQLCompiler, **kw: Any) ->
     return f"+{compiler.process(condition.left, **kw)} = {compiler.process(condition.right, **kw)}"
 
 
+class _NotAnIndexKeyAnywhere(_NotAnIndexKey):
+    """`_NotAnIndexKey` on PostgreSQL too: `(column = value) IS TRUE`, which its planner cannot
+    use as an index key either, and estimates as the condition itself."""
+
+    inherit_cache = True
+
+
+@compiles(_NotAnIndexKeyAnywhere, "postgresql")
+def _not_indexable(element: _NotAnIndexKeyAnywhere, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.condition, **kw)}) IS TRUE"
+
+
+def not_an_index_key(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`condition` (a `column = value`) as a filter of rows another index found, on both databases.
+
+    For reads of "the last hour / day" next to a selective key (a referrer's referrals in a
+    time window): PostgreSQL's statistics are those of the last ANALYZE, whose histogram ends
+    before the rows written since (an ascending key), so a window near now looks empty and an
+    index on (program, time) looks as good as the one on (referrer, time); it then reads every
+    referral of the program in the window. Keeping the program out of the index choice leaves
+    the selective index the only one."""
+    assert isinstance(condition, BinaryExpression)
+    return _NotAnIndexKeyAnywhere(condition)
+
+
 def merchant_is(entity: Any, merchant_id: MerchantValue, *, use_index: bool = True) -> ColumnElement[bool]:
     """`<entity>.merchant_id = merchant_id`: the condition `scoped` adds, for a single entity
     (an outer join's ON clause, a correlated subquery, a bulk statement's WHERE).
