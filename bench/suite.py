@@ -1,7 +1,7 @@
 """`make bench`: the hot paths against the machine's limit, at two database sizes, in one run.
 
-For each size (default 10k and 1M customers; as many referrals, 5x as many clicks, seeded with
-COPY, not through the API) on a fresh PostgreSQL database:
+For each size (default 10k and 1M customers; as many referrals, each with the purchase that made
+it, 5x as many clicks, seeded with COPY, not through the API) on a fresh PostgreSQL database:
 
 1. the bare endpoint: a Starlette app doing one INSERT per request into the same database
    (bench/baseline_app.py), the physical limit for one write per request;
@@ -158,11 +158,17 @@ def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) 
         for i in range(referrers)
     ]
     referrals = []
+    purchases = []  # the purchase that made each referral: every referee of a live shop has one
     for n in range(size):
         referee = customers[referrers + n]
         code = codes[n % referrers]
         at = now - dt.timedelta(days=60, seconds=n)
-        referrals.append((uuid.uuid4(), merchant_id, program_id, code[3], referee[0], code[0], "CODE", "QUALIFIED", at, at, at))
+        referral_id = uuid.uuid4()
+        referrals.append((referral_id, merchant_id, program_id, code[3], referee[0], code[0], "CODE", "QUALIFIED", at, at, at))
+        purchases.append(
+            (uuid.uuid4(), merchant_id, referee[0], program_id, referral_id, "PURCHASE", f"seed-{n}", "seed")
+            + (5000, "USD", f"seed-order-{n}", at, at, "REFERRAL_CREATED", code[4])
+        )
 
     def clicks():
         for n in range(size * 5):
@@ -225,6 +231,27 @@ def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) 
             "referrals",
             REFERRAL_COLUMNS,
             referrals,
+        ),
+        (
+            "actions",
+            [
+                "id",
+                "merchant_id",
+                "customer_id",
+                "program_id",
+                "referral_id",
+                "type",
+                "idempotency_key",
+                "request_hash",
+                "amount",
+                "currency",
+                "order_id",
+                "occurred_at",
+                "created_at",
+                "attribution_status",
+                "referral_code",
+            ],
+            purchases,
         ),
         (
             "clicks",
