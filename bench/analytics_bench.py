@@ -40,7 +40,7 @@ from app.config import Settings  # noqa: E402
 from app.db import create_engine, create_session_factory  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrations import grant_app_role, upgrade  # noqa: E402
-from bench.suite import REFERRAL_COLUMNS  # noqa: E402
+from bench.suite import PURCHASE_COLUMNS, REFERRAL_COLUMNS  # noqa: E402
 
 APP_ROLE = "referral_bench_app"
 OVERVIEW = """
@@ -196,22 +196,7 @@ async def seed(owner_url: str, actions: int, clicks: int) -> dict:
     await connection.copy_records_to_table(
         "actions",
         records=action_rows,
-        columns=[
-            "id",
-            "merchant_id",
-            "customer_id",
-            "program_id",
-            "referral_id",
-            "type",
-            "idempotency_key",
-            "request_hash",
-            "amount",
-            "currency",
-            "order_id",
-            "occurred_at",
-            "created_at",
-            "attribution_status",
-        ],
+        columns=PURCHASE_COLUMNS,
     )
     await connection.execute("ANALYZE")
     await connection.close()

@@ -121,6 +121,24 @@ REFERRAL_COLUMNS = [
     "qualified_at",
 ]
 
+# The seeded purchases' columns (bench/analytics_bench.py seeds actions of the same shape).
+PURCHASE_COLUMNS = [
+    "id",
+    "merchant_id",
+    "customer_id",
+    "program_id",
+    "referral_id",
+    "type",
+    "idempotency_key",
+    "request_hash",
+    "amount",
+    "currency",
+    "order_id",
+    "occurred_at",
+    "created_at",
+    "attribution_status",
+]
+
 
 def use_server_key() -> None:
     """Seal and hash with the server's SECRET_KEY: what the seed writes, the server must read."""
@@ -167,7 +185,7 @@ def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) 
         referrals.append((referral_id, merchant_id, program_id, code[3], referee[0], code[0], "CODE", "QUALIFIED", at, at, at))
         purchases.append(
             (uuid.uuid4(), merchant_id, referee[0], program_id, referral_id, "PURCHASE", f"seed-{n}", "seed")
-            + (5000, "USD", f"seed-order-{n}", at, at, "REFERRAL_CREATED", code[4])
+            + (5000, "USD", f"seed-order-{n}", at, at, "REFERRAL_CREATED")
         )
 
     def clicks():
@@ -234,23 +252,7 @@ def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) 
         ),
         (
             "actions",
-            [
-                "id",
-                "merchant_id",
-                "customer_id",
-                "program_id",
-                "referral_id",
-                "type",
-                "idempotency_key",
-                "request_hash",
-                "amount",
-                "currency",
-                "order_id",
-                "occurred_at",
-                "created_at",
-                "attribution_status",
-                "referral_code",
-            ],
+            PURCHASE_COLUMNS,
             purchases,
         ),
         (
