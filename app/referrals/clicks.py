@@ -15,7 +15,7 @@ from app import validation
 from app.db import UTCDateTime, attach, insert_one, new_id, table_of, utcnow
 from app.errors import DomainError, ErrorCode
 from app.personal import lookup_hash
-from app.referrals import codes, programs
+from app.referrals import codes
 from app.referrals.models import MAX_CLOCK_SKEW, Click, ProgramStatus, ReferralCode
 
 # A reload or a second tab within this time is the same visit, not a new click.
@@ -94,13 +94,14 @@ async def track_click(
     device_id = validation.text(device_id, "deviceId", 255)
     device_fingerprint = validation.text(device_fingerprint, "deviceFingerprint", 64)
     landing_url = validation.http_url(landing_url, "landingUrl")
-    referral_code = await codes.find_code_with_owner(session, merchant_id=merchant_id, code=code)
-    if referral_code is None:
+    # The code and its program in one read; not its owner, whom a click does not need (nor
+    # decrypts: the owner's email and name are sealed).
+    found = await codes.find_code_and_program(session, merchant_id=merchant_id, code=code)
+    if found is None:
         raise DomainError("code", ErrorCode.CODE_NOT_FOUND, "no such referral code")
+    referral_code, program = found
     if not referral_code.active:
         raise DomainError("code", ErrorCode.CODE_INACTIVE, "this referral code is no longer active")
-    program = await programs.get_program(session, merchant_id=merchant_id, program_id=referral_code.program_id)
-    assert program is not None
     if program.program_status is not ProgramStatus.ACTIVE:
         raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
 

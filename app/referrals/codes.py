@@ -262,7 +262,8 @@ async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str 
 async def find_code_and_program(
     session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None
 ) -> tuple[ReferralCode, Program] | None:
-    """`find_code` and the code's program, in one query (the widget's read: its share link)."""
+    """`find_code` and the code's program, in one query (the widget's read: its share link; a
+    click: the program's state and attribution window)."""
     row = await _typed_code_row(session, _CODE_WITH_PROGRAM, merchant_id, code)
     if row is None:
         return None
@@ -279,7 +280,7 @@ async def _typed_code_row(session: AsyncSession, statement: Any, merchant_id: uu
 
 
 async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
-    """`find_code` for attribution and clicks: its program and its customer (the referrer) come
+    """`find_code` for attribution: its program and its customer (the referrer) come
     in the same query and are kept in the session, so what follows reads them without another
     round trip."""
     row = await _typed_code_row(session, CODE_WITH_OWNER, merchant_id, code)
