@@ -134,11 +134,15 @@ class Prepared:
     def rows(self, records: list[Any]) -> list[Any]:
         if self.result_processors is None:
             return records
-        processors = self.result_processors
-        return [
-            tuple(value if process is None else process(value) for value, process in zip(record, processors, strict=True))
-            for record in records
-        ]
+        # only the columns that have a processor (a page's rows have 10 of 30, say)
+        processed = [(index, process) for index, process in enumerate(self.result_processors) if process is not None]
+        rows = []
+        for record in records:
+            values = list(record)
+            for index, process in processed:
+                values[index] = process(values[index])
+            rows.append(tuple(values))
+        return rows
 
 
 _PARAMETER = re.compile(r"\$(\d+)")
