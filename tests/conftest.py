@@ -126,9 +126,10 @@ async def engine(owner_engine: AsyncEngine, database_url: str) -> AsyncIterator[
 
 @pytest.fixture(autouse=True)
 def _backend_marks(request: pytest.FixtureRequest) -> None:
-    needs_postgresql = request.node.get_closest_marker("postgresql_only") and "backend" in request.fixturenames
-    if needs_postgresql and request.getfixturevalue("backend") != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite serialises writers, so there is no race to test")
+    marker = request.node.get_closest_marker("postgresql_only")
+    if marker is not None and "backend" in request.fixturenames and request.getfixturevalue("backend") != "postgresql":
+        why = marker.kwargs.get("reason", "SQLite serialises writers, so there is no race to test")
+        pytest.skip(f"PostgreSQL only: {why}")
 
 
 async def _empty_all_tables(engine: AsyncEngine) -> None:

@@ -43,7 +43,7 @@ async def _end_the_app_connections(owner_engine) -> int:
     return ended
 
 
-@pytest.mark.postgresql_only
+@pytest.mark.postgresql_only(reason="a server that closes connections")
 async def test_the_api_answers_after_the_server_closed_its_pooled_connections(backend, tenant, owner_engine):
     query = "{ apiKeys { kind } }"
     assert len((await tenant.gql(query))["apiKeys"]) == 2
@@ -54,7 +54,7 @@ async def test_the_api_answers_after_the_server_closed_its_pooled_connections(ba
         assert len((await tenant.gql(query))["apiKeys"]) == 2
 
 
-@pytest.mark.postgresql_only
+@pytest.mark.postgresql_only(reason="a server that closes connections")
 async def test_a_closed_connection_is_replaced_by_a_new_one(backend, db, database_url, owner_engine):
     engine = create_engine(database_url, pool_size=1)
     try:

@@ -17,7 +17,7 @@ from app.db import new_id
 from tests import scenarios
 from tests.rewards.helpers import create_rule, credit_rule
 
-pytestmark = pytest.mark.postgresql_only
+pytestmark = pytest.mark.postgresql_only(reason="PostgreSQL's planner and its statistics")
 
 BUSY = 1500  # another referrer's referrals and purchases in the last hour
 
