@@ -95,7 +95,9 @@ class Prepared:
         self.names = names
         self.defaults = defaults
         self.bind_processors = bind_processors if any(bind_processors) else None
-        self.result_processors = results if any(results) else None
+        # (column index, processor) for the columns that have one (a page's rows: 10 of 30, say)
+        processed = [(index, process) for index, process in enumerate(results) if process is not None]
+        self.result_processors = processed or None
         self.returns_rows = bool(keys)
         self.metadata = SimpleResultMetaData(keys) if keys else _NO_ROWS
         self.numbered = numbered
@@ -132,10 +134,9 @@ class Prepared:
         return values
 
     def rows(self, records: list[Any]) -> list[Any]:
-        if self.result_processors is None:
+        processed = self.result_processors
+        if processed is None:
             return records
-        # only the columns that have a processor (a page's rows have 10 of 30, say)
-        processed = [(index, process) for index, process in enumerate(self.result_processors) if process is not None]
         rows = []
         for record in records:
             values = list(record)

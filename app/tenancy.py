@@ -25,6 +25,8 @@ the outer table's merchant once more, which is harmless.
 
 `use_index=False` (see `merchant_is`) keeps the condition out of SQLite's index choice, for rows
 found through a more selective index than the merchant's (a customer's identifiers).
+`not_an_index_key(condition)` does the same for any `column = value` on both databases (a program
+next to a referrer in a window that ends now, where PostgreSQL's statistics are behind).
 
 `merchant_id` is a value, or a `bindparam` for statements built once and reused (`per_dialect`,
 `functools.cache`): `scoped(select(...), bindparam("merchant_id", type_=Uuid()))`. Scoping a
