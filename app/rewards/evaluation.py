@@ -21,10 +21,10 @@ from sqlalchemy import Uuid, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
-from app.db import Base, insert_many, new_id, utcnow
+from app.db import Base, new_id, utcnow
 from app.referrals import notify
 from app.referrals.models import Action, Customer, Program, Referral, ReferralStatus
-from app.rewards import kinds, lifecycle
+from app.rewards import granting, kinds, lifecycle
 from app.rewards import rules as rule_service
 from app.rewards.models import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
@@ -329,7 +329,9 @@ async def evaluate_action(
     )
     for reward, _spec in granted:
         await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
-    await lifecycle.on_granted_many(session, granted)
+    for reward, _spec in granted:
+        if reward.status == RewardStatus.AVAILABLE:
+            await notify.reward_event(session, webhook_events.REWARD_AVAILABLE, reward)
     return [reward for reward, _spec in granted]
 
 
@@ -342,9 +344,8 @@ async def _insert_rewards(
     review_hold: bool,
     clearance_wait: ClearanceWait | None,
 ) -> list[tuple[Reward, RuleSpec]]:
-    """All the action's rewards in one multi-row INSERT; a grant that meets an existing reward
-    (a concurrent retry won the unique key) is skipped. In grant order (rule by rule, referrer
-    first): the order accounts are locked in everywhere (see `lifecycle._grant_order`)."""
+    """All the action's rewards, booked (app.rewards.granting); a grant that meets an existing
+    reward (a concurrent retry won the unique key) is skipped."""
     now = utcnow()
     rows = [
         _reward_row(
@@ -358,8 +359,7 @@ async def _insert_rewards(
         )
         for grant, spec in planned
     ]
-    inserted = {reward.id: reward for reward in await insert_many(session, Reward, rows, ignoring_conflicts=())}
-    return [(inserted[row["id"]], spec) for row, (_grant, spec) in zip(rows, planned, strict=True) if row["id"] in inserted]
+    return await granting.write_rewards(session, rows, [spec for _grant, spec in planned])
 
 
 def _reward_row(
@@ -399,6 +399,10 @@ def _reward_row(
         leaked_amount=0,
         awaiting_coupon=False,
         created_at=now,
+        source="RULE",
+        grant_key=None,
+        ended_at=None,
+        end_reason=None,
         **{name: None for name in _OPTIONAL_REWARD_COLUMNS if name not in available_now},
     )
 

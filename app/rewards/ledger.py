@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -353,10 +354,15 @@ async def add_to_customer_accounts(
         AccountKey(CUSTOMER, row.owner_id, row.kind.value, row.account_type.value, row.unit): (row.id, row.balance)
         for row in result
     }
-    cache = session.info.get(_ACCOUNT_CACHE, {})
-    for key in deltas:  # accounts read earlier in this transaction now have other balances
-        cache.pop((merchant_id, key.owner_id, key.kind, key.account_type, key.unit), None)
+    forget_cached_accounts(session, merchant_id, deltas)
     return found
+
+
+def forget_cached_accounts(session: AsyncSession, merchant_id: uuid.UUID, keys: Iterable[AccountKey]) -> None:
+    """Accounts read earlier in this transaction (`account`) whose balances a statement has since changed."""
+    cache = session.info.get(_ACCOUNT_CACHE, {})
+    for key in keys:
+        cache.pop((merchant_id, key.owner_id, key.kind, key.account_type, key.unit), None)
 
 
 _PROGRAM_ACCOUNTS = select(

@@ -76,19 +76,19 @@ async def on_granted_many(session: AsyncSession, granted: list[tuple[Reward, Rul
     """Book an action's new rewards in a fixed number of statements, whatever their number:
     each into its customer's HELD or AVAILABLE account (missing accounts created and every
     balance added to in one upsert, in grant order) against the program's PROGRAM_REWARDS
-    account, then coupons for available discounts. The same as `on_granted` one by one."""
+    account, then coupons for available discounts. The same as `on_granted` one by one, but
+    for the events: the caller sends them (app.rewards.granting on PostgreSQL does all of
+    this in one statement)."""
     if not granted:
         return
     merchant_id = granted[0][0].merchant_id
-    booked = [(reward, spec) for reward, spec in granted if has_ledger(reward)]
+    booked = sorted((reward for reward, _spec in granted if has_ledger(reward)), key=_grant_order)
     deltas: dict[ledger.AccountKey, int] = {}
-    for reward, _spec in sorted(booked, key=lambda pair: _grant_order(pair[0])):
+    for reward in booked:
         key = _customer_key(reward)
         deltas[key] = deltas.get(key, 0) + reward.amount
     balances = await ledger.add_to_customer_accounts(session, merchant_id=merchant_id, deltas=deltas)
-    programs = await ledger.program_account_ids(
-        session, merchant_id=merchant_id, keys={_program_key(reward) for reward, _spec in booked}
-    )
+    programs = await ledger.program_account_ids(session, merchant_id=merchant_id, keys={_program_key(r) for r in booked})
     await ledger.book(
         session,
         merchant_id=merchant_id,
@@ -102,34 +102,47 @@ async def on_granted_many(session: AsyncSession, granted: list[tuple[Reward, Rul
                     (balances[_customer_key(reward)][0], reward.amount, reward.unit),
                 ],
             )
-            for reward, _spec in booked
+            for reward in booked
         ],
     )
-    # A lot arriving in an account in debt (after a clawback) first pays the debt off, lot by
-    # lot in grant order, as one-by-one booking would.
-    running = {key: balance - deltas[key] for key, (_id, balance) in balances.items()}
-    for reward, _spec in sorted(booked, key=lambda pair: _grant_order(pair[0])):
+    pay_debts_first(booked, {key: balance for key, (_id, balance) in balances.items()})
+    for reward, spec in granted:
+        if reward.status == RewardStatus.AVAILABLE and kinds.behaviour_of(reward.kind).has_coupon:
+            await coupons.issue_for_reward(session, reward, spec)
+    await session.flush()
+
+
+def pay_debts_first(booked: list[Reward], balances_after: dict[ledger.AccountKey, int]) -> None:
+    """A lot arriving in an account in debt (after a clawback) first pays the debt off, lot by
+    lot in grant order (`booked` is in it), as one-by-one booking would. `balances_after`: each
+    customer account's balance once all of `booked` was added."""
+    running = dict(balances_after)
+    for reward in booked:
+        running[_customer_key(reward)] -= reward.amount
+    for reward in booked:
         key = _customer_key(reward)
         before = running[key]
         running[key] = before + reward.amount
         if reward.status == RewardStatus.AVAILABLE and before < 0:
             reward.remaining = max(0, reward.remaining + before)
-    for reward, spec in granted:
-        if reward.status != RewardStatus.AVAILABLE:
-            continue
-        if kinds.behaviour_of(reward.kind).has_coupon:
-            await coupons.issue_for_reward(session, reward, spec)
-        await notify.reward_event(session, webhook_events.REWARD_AVAILABLE, reward)
-    await session.flush()
+
+
+def customer_account_key(customer_id: uuid.UUID, kind: Any, status: Any, unit: str) -> ledger.AccountKey:
+    """The customer account a reward's value goes to: AVAILABLE, or HELD while the reward is held."""
+    account_type = AccountType.AVAILABLE if RewardStatus(status) is RewardStatus.AVAILABLE else AccountType.HELD
+    return ledger.AccountKey(ledger.CUSTOMER, customer_id, RewardKind(kind).value, account_type.value, unit)
+
+
+def program_account_key(program_id: uuid.UUID, kind: Any, unit: str) -> ledger.AccountKey:
+    return ledger.AccountKey(ledger.PROGRAM, program_id, RewardKind(kind).value, AccountType.PROGRAM_REWARDS.value, unit)
 
 
 def _customer_key(reward: Reward) -> ledger.AccountKey:
-    account_type = AccountType.AVAILABLE if reward.status == RewardStatus.AVAILABLE else AccountType.HELD
-    return ledger.AccountKey(ledger.CUSTOMER, reward.customer_id, reward.kind.value, account_type.value, reward.unit)
+    return customer_account_key(reward.customer_id, reward.kind, reward.status, reward.unit)
 
 
 def _program_key(reward: Reward) -> ledger.AccountKey:
-    return ledger.AccountKey(ledger.PROGRAM, reward.program_id, reward.kind.value, AccountType.PROGRAM_REWARDS.value, reward.unit)
+    return program_account_key(reward.program_id, reward.kind, reward.unit)
 
 
 def availability(kind: RewardKind | str, amount: int, spec: RuleSpec, now: datetime) -> dict[str, Any]:
@@ -235,7 +248,12 @@ def _end(reward: Reward, status: RewardStatus, reason: str) -> None:
 
 def _grant_order(reward: Reward) -> tuple:
     """The order a grant books rewards (and so takes accounts) in: rule by rule, referrer first."""
-    return (reward.rule_id, reward.recipient is not Recipient.REFERRER, reward.customer_id, reward.id)
+    return grant_order_of(reward.rule_id, reward.recipient, reward.customer_id, reward.id)
+
+
+def grant_order_of(rule_id: Any, recipient: Any, customer_id: uuid.UUID, reward_id: uuid.UUID) -> tuple:
+    """`_grant_order` of a reward by its values (a row before it is written)."""
+    return (rule_id, Recipient(recipient) is not Recipient.REFERRER, customer_id, reward_id)
 
 
 async def _lock_accounts(session: AsyncSession, rewards: Iterable[Reward]) -> None:

@@ -17,7 +17,7 @@ uploaded codes and their stock), `checkout` (validate and redeem at the shop's c
 
 from app.rewards.coupons.checkout import CouponCheck, CouponRedemption, check, redeem_coupon, validate_coupon
 from app.rewards.coupons.ending import coupon_of, expire_for_reward, void_for_reward
-from app.rewards.coupons.issuing import GENERATED_CODE_LENGTH, issue_for_reward
+from app.rewards.coupons.issuing import GENERATED_CODE_LENGTH, discount_terms, generated_coupon, issue_for_reward
 from app.rewards.coupons.pools import (
     MAX_CODES_PER_CALL,
     MAX_LOW_STOCK_THRESHOLD,
@@ -43,7 +43,9 @@ __all__ = [
     "check",
     "coupon_of",
     "create_pool",
+    "discount_terms",
     "expire_for_reward",
+    "generated_coupon",
     "issue_for_reward",
     "list_pools",
     "normalize_code",

@@ -20,14 +20,38 @@ GENERATED_CODE_LENGTH = 10
 _MAX_ATTEMPTS = 8
 
 
-def discount_terms(reward: Reward, spec: RuleSpec) -> dict:
+def discount_terms(reward: Reward | dict, spec: RuleSpec) -> dict:
+    """The coupon's terms for a reward (its object, or its row before it is written)."""
     return {
         "percent_off_bps": spec.percent_bps,
         "amount_off": spec.amount if spec.percent_bps is None else None,
         "currency": spec.currency,
         "min_order_amount": spec.coupon_min_order_amount,
-        "expires_at": reward.expires_at,
+        "expires_at": reward["expires_at"] if isinstance(reward, dict) else reward.expires_at,
     }
+
+
+def generated_coupon(reward: Reward | dict, spec: RuleSpec) -> dict:
+    """The row of a new coupon of ours (every column) for a reward (its object, or its row
+    before it is written), with a fresh random code."""
+    get = reward.get if isinstance(reward, dict) else lambda name: getattr(reward, name)
+    code = random_part(GENERATED_CODE_LENGTH)
+    return dict(
+        id=new_id(),
+        merchant_id=get("merchant_id"),
+        pool_id=None,
+        reward_id=get("id"),
+        customer_id=get("customer_id"),
+        code=code,
+        lookup_key=text.code_key(code),
+        status=CouponStatus.ISSUED,
+        redeemed_order_id=None,
+        redeemed_at=None,
+        redeemed_discount=None,
+        redeemed_currency=None,
+        created_at=utcnow(),
+        **discount_terms(reward, spec),
+    )
 
 
 async def issue_for_reward(session: AsyncSession, reward: Reward, spec: RuleSpec) -> Coupon | None:
@@ -57,20 +81,7 @@ async def issue_for_reward(session: AsyncSession, reward: Reward, spec: RuleSpec
             await warn_if_low(session, pool)
         return coupon
     for _ in range(_MAX_ATTEMPTS):
-        code = random_part(GENERATED_CODE_LENGTH)
-        values = dict(
-            id=new_id(),
-            merchant_id=reward.merchant_id,
-            pool_id=None,
-            reward_id=reward.id,
-            customer_id=reward.customer_id,
-            code=code,
-            lookup_key=text.code_key(code),
-            status=CouponStatus.ISSUED,
-            created_at=utcnow(),
-            **terms,
-        )
-        coupon = await insert_one(session, Coupon, values, ignoring_conflicts=())
+        coupon = await insert_one(session, Coupon, generated_coupon(reward, spec), ignoring_conflicts=())
         if coupon is not None:
             return coupon
     raise RuntimeError("could not generate a unique coupon code")
