@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -121,9 +122,27 @@ async def external_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: It
     """The merchant's customers' external ids by id, for the merchant's own views of rows that name
     customers by id (partners, sales, splits, leads, leaderboards). No statement for no ids."""
     wanted = set(ids)
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(Customer.id, Customer.external_id).where(Customer.merchant_id == merchant_id, Customer.id.in_(wanted))
-    )
-    return {row.id: row.external_id for row in rows}
+    found = _loaded_external_ids(session, merchant_id, wanted)
+    wanted -= found.keys()
+    if wanted:
+        rows = await session.execute(
+            select(Customer.id, Customer.external_id).where(Customer.merchant_id == merchant_id, Customer.id.in_(wanted))
+        )
+        found.update((row.id, row.external_id) for row in rows)
+    return found
+
+
+_CUSTOMER_MAPPER = sa_inspect(Customer)
+
+
+def _loaded_external_ids(session: AsyncSession, merchant_id: uuid.UUID, wanted: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """External ids of the customers the session holds already (an action's referee and
+    referrer): the events of one purchase name them a dozen times."""
+    identity_map = session.sync_session.identity_map
+    found = {}
+    for customer_id in wanted:
+        customer = identity_map.get(_CUSTOMER_MAPPER.identity_key_from_primary_key((customer_id,)))
+        loaded = customer.__dict__ if customer is not None else {}
+        if loaded.get("merchant_id") == merchant_id and loaded.get("external_id") is not None:
+            found[customer_id] = loaded["external_id"]
+    return found

@@ -5,13 +5,14 @@ their external ids: app.webhooks itself knows no domain."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.referrals import customers
 from app.webhooks import events
-from app.webhooks.service import emit
+from app.webhooks.service import emit, emit_many
 
 
 async def _external_ids(session: AsyncSession, merchant_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -34,6 +35,25 @@ async def reward_event(session: AsyncSession, event_type: str, reward: Any, **ex
         return {**events.reward_data(reward, customer_external_id=ids.get(reward.customer_id)), **extra}
 
     await emit(session, reward.merchant_id, event_type, payload)
+
+
+async def reward_events(session: AsyncSession, emitted: list[tuple[str, Any]]) -> None:
+    """Events of several rewards of one merchant (an action's grants), written together
+    (`emit_many`), their customers' external ids read once if at all."""
+    if not emitted:
+        return
+    merchant_id = emitted[0][1].merchant_id
+    known: dict[uuid.UUID, str] = {}
+
+    def payload_of(reward: Any) -> Callable[[], Awaitable[dict[str, Any]]]:
+        async def payload() -> dict[str, Any]:
+            if reward.customer_id not in known:
+                known.update(await _external_ids(session, merchant_id, [r.customer_id for _type, r in emitted]))
+            return events.reward_data(reward, customer_external_id=known.get(reward.customer_id))
+
+        return payload
+
+    await emit_many(session, merchant_id, [(event_type, payload_of(reward)) for event_type, reward in emitted])
 
 
 async def fraud_referral_rejected(session: AsyncSession, referral: Any, decision: Any | None) -> None:

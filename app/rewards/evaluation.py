@@ -327,12 +327,13 @@ async def evaluate_action(
     granted = await _insert_rewards(
         session, planned, action, referral, review_hold=screening is Screening.HOLD, clearance_wait=clearance_wait
     )
-    for reward, _spec in granted:
-        await notify.reward_event(session, webhook_events.REWARD_GRANTED, reward)
-    for reward, _spec in granted:
-        if reward.status == RewardStatus.AVAILABLE:
-            await notify.reward_event(session, webhook_events.REWARD_AVAILABLE, reward)
-    return [reward for reward, _spec in granted]
+    rewards = [reward for reward, _spec in granted]
+    await notify.reward_events(
+        session,
+        [(webhook_events.REWARD_GRANTED, reward) for reward in rewards]
+        + [(webhook_events.REWARD_AVAILABLE, reward) for reward in rewards if reward.status == RewardStatus.AVAILABLE],
+    )
+    return rewards
 
 
 async def _insert_rewards(

@@ -19,7 +19,7 @@ from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from app.db import changed_rows, insert_one, new_id, utcnow
+from app.db import changed_rows, insert_many, insert_one, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.pagination import Page, paginate
 from app.worker import registry
@@ -41,8 +41,27 @@ async def enqueue(
 ) -> OutboxJob | None:
     """Write a job in the current transaction; it is sent once the transaction commits.
     With a `run_key` that already exists, nothing is written and None is returned."""
+    values = _job_row(actor, merchant_id, args, run_key=run_key, delay=delay)
+    conflict = ("run_key",) if run_key is not None else None
+    job = await insert_one(session, OutboxJob, values, ignoring_conflicts=conflict)
+    if job is None:
+        return None
+    session.info.setdefault(_PENDING, []).append(job)
+    return job
+
+
+async def enqueue_many(session: AsyncSession, actor: str, *, merchant_id: uuid.UUID | None, args: list[dict[str, Any]]) -> None:
+    """Jobs of one actor, one per `args`, in one multi-row INSERT (an action's webhook
+    deliveries); sent once the transaction commits."""
+    jobs = await insert_many(session, OutboxJob, [_job_row(actor, merchant_id, one) for one in args])
+    session.info.setdefault(_PENDING, []).extend(jobs)
+
+
+def _job_row(
+    actor: str, merchant_id: uuid.UUID | None, args: dict[str, Any], *, run_key: str | None = None, delay: timedelta | None = None
+) -> dict[str, Any]:
     now = utcnow()
-    values = dict(
+    return dict(
         id=new_id(),
         merchant_id=merchant_id,
         actor=actor,
@@ -53,12 +72,6 @@ async def enqueue(
         created_at=now,
         not_before=now + delay if delay else None,
     )
-    conflict = ("run_key",) if run_key is not None else None
-    job = await insert_one(session, OutboxJob, values, ignoring_conflicts=conflict)
-    if job is None:
-        return None
-    session.info.setdefault(_PENDING, []).append(job)
-    return job
 
 
 @event.listens_for(Session, "after_soft_rollback")
