@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import validation
 from app.db import merchant_rows
 from app.errors import NotFound
-from app.pagination import Page, paginate
+from app.pagination import Page, paginate, paginate_where
 from app.referrals import customers, programs
 from app.referrals.models import Action, Referral, ReferralStatus
 from app.tenancy import scoped
@@ -33,14 +33,15 @@ async def list_referrals(
 ) -> Page[Referral]:
     if program_id is not None:
         await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
-    query = scoped(select(Referral), merchant_id)
-    if program_id is not None:
-        query = query.where(Referral.program_id == program_id)
-    if status is not None:
-        query = query.where(Referral.status == status)
-    if referrer_id is not None:
-        query = query.where(Referral.referrer_id == referrer_id)
-    return await paginate(session, query, Referral.id, first=first, after=after)
+    where = {"program_id": program_id, "status": status, "referrer_id": referrer_id}
+    return await paginate_where(
+        session,
+        Referral,
+        merchant_id=merchant_id,
+        where={key: value for key, value in where.items() if value is not None},
+        first=first,
+        after=after,
+    )
 
 
 async def list_actions(
