@@ -84,7 +84,9 @@ class Context:
     async def close(self) -> None:
         """After the response is built: wait for work still running, then close the session.
         Never raises: the answer is already decided, and a failed close only costs the pool
-        a connection (logged)."""
+        a connection (logged). The loaders are let go, so what they hold (a page's customers,
+        their futures) is freed at once by reference counting rather than left to the cyclic
+        garbage collector (see `Loaders`)."""
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
         async with self._session_lock:
@@ -94,6 +96,7 @@ class Context:
                     await self._session.close()
                 except Exception:
                     logger.warning("closing the request's session failed", exc_info=True)
+            self.loaders = None
 
     async def caller(self) -> Caller | None:
         """The merchant behind the request's API key (`Authorization: Bearer sk_...`) or
@@ -259,7 +262,12 @@ def _grouped(rows: Sequence[Any], keys: Sequence[Hashable], key: Callable[[Any],
 
 
 class Loaders:
-    """Batch loaders for the relations that list fields resolve (no N+1 queries)."""
+    """Batch loaders for the relations that list fields resolve (no N+1 queries).
+
+    Their batch functions refer to the request's context, not to this object: a loader whose
+    function referred back to its `Loaders` made a reference cycle, so every row a request
+    loaded (100 customers with their ORM state on a page of 50 referrals, some 1,650 objects)
+    outlived the request until a full collection of the cyclic collector found it."""
 
     def __init__(self, context: Context) -> None:
         self._context = context
@@ -291,8 +299,9 @@ class Loaders:
     def _one(
         self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]
     ) -> Callable[[list[uuid.UUID]], Awaitable[list[Any]]]:
+        context = self._context
+
         async def load(keys: list[uuid.UUID]) -> list[Any]:
-            context = self._context
             merchant_id = context.merchant_id
             rows = await context.run(lambda session: fetch(session, merchant_id=merchant_id, **{argument: keys}))
             return _by_key(rows, keys, key)
@@ -302,8 +311,9 @@ class Loaders:
     def _many(
         self, fetch: Callable[..., Awaitable[list[Any]]], argument: str, key: Callable[[Any], Hashable]
     ) -> Callable[[list[uuid.UUID]], Awaitable[list[list[Any]]]]:
+        context = self._context
+
         async def load(keys: list[uuid.UUID]) -> list[list[Any]]:
-            context = self._context
             merchant_id = context.merchant_id
             rows = await context.run(lambda session: fetch(session, merchant_id=merchant_id, **{argument: keys}))
             return _grouped(rows, keys, key)
