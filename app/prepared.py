@@ -224,6 +224,18 @@ def _compile(statement: Any, dialect: Dialect) -> Prepared | None:
     return Prepared(compiled.string, names, defaults, bind_processors, results, keys, numbered=numbered)
 
 
+def of_text(statement: sa.TextClause, dialect: Dialect, keys: list[str]) -> Prepared:
+    """A statement written in SQL (a PostgreSQL CTE that Core would say less readably), compiled
+    once for `dialect`, its result columns named `keys` in order and taken as the driver returns
+    them: for `run` like the others, without SQLAlchemy's execution machinery. Its parameters
+    must all be given; values go to the driver unprocessed (plain ones, cast in the SQL)."""
+    compiled: Any = statement.compile(dialect=dialect)
+    names = list(compiled.positiontup)
+    none = [None] * len(names)
+    numbered = dialect.paramstyle == "numeric_dollar"
+    return Prepared(compiled.string, names, [_MISSING] * len(names), none, [None] * len(keys), keys, numbered=numbered)
+
+
 class PreparedStatements:
     """The statements one engine has run: seen once, or prepared (or known not to qualify)."""
 

@@ -27,6 +27,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import prepared
 from app.db import attach, insert_many, is_postgresql, new_id, table_of, utcnow
 from app.rewards import coupons, kinds, ledger, lifecycle
 from app.rewards.models import Coupon, LedgerTransaction, Reward, RewardStatus
@@ -129,6 +130,20 @@ SELECT 'COUPON', reward_id, NULL, NULL, NULL, NULL, NULL FROM new_coupons
 )
 
 
+_GRANT_COLUMNS = ["what", "id", "owner_id", "kind", "account_type", "unit", "balance"]
+_GRANT_PREPARED: dict[str, prepared.Prepared] = {}
+
+
+async def _run_grant(session: AsyncSession, parameters: dict[str, Any]) -> Any:
+    """`_GRANT` on the driver (app.prepared): compiled once, no per-execution work of SQLAlchemy's."""
+    dialect: Any = session.bind.dialect if session.bind is not None else None
+    statement = _GRANT_PREPARED.get(dialect.driver)
+    if statement is None:
+        statement = _GRANT_PREPARED[dialect.driver] = prepared.of_text(_GRANT, dialect, _GRANT_COLUMNS)
+    result = await prepared.run(session, statement, parameters)
+    return result if result is not None else await session.execute(_GRANT, parameters)
+
+
 async def _write_in_one_statement(
     session: AsyncSession, rows: list[dict[str, Any]], specs: list[RuleSpec]
 ) -> list[tuple[Reward, RuleSpec]]:
@@ -180,7 +195,7 @@ async def _write_in_one_statement(
     written: set[uuid.UUID] = set()
     balances: dict[ledger.AccountKey, int] = {}
     with_coupon: set[uuid.UUID] = set()
-    for what, row_id, owner_id, kind, account_type, unit, balance in await session.execute(_GRANT, parameters):
+    for what, row_id, owner_id, kind, account_type, unit, balance in await _run_grant(session, parameters):
         if what == "REWARD":
             written.add(row_id)
         elif what == "COUPON":
