@@ -225,3 +225,28 @@ async def test_more_rows_than_one_statement_can_bind_all_arrive(db):
         counted = select(jobs.c.actor, func.count()).group_by(jobs.c.actor).order_by(jobs.c.actor)
         assert (await session.execute(counted)).all() == [("g.again", rows), ("g.first", rows)]
         await session.rollback()
+
+
+# A textual statement (app.rewards.granting's CTE) compiled once: every parameter given, by name,
+# as often as the SQL names it; columns by position under the names given.
+JOB_WITH_ITS_ACTOR = sa.text(
+    "INSERT INTO outbox_jobs (id, actor, args, status, attempts, created_at) "
+    "SELECT CAST(:id AS UUID), CAST(:actor AS VARCHAR), CAST(:args AS JSON), 'PENDING', 0, CAST(:at AS TIMESTAMP WITH TIME ZONE) "
+    "RETURNING id, actor || '/' || CAST(:actor AS VARCHAR)"
+)
+
+
+@pytest.mark.postgresql_only(reason="a textual statement is written for one dialect: here PostgreSQL's, as granting's")
+async def test_a_textual_statement_runs_on_the_driver_in_the_sessions_transaction(db, backend):
+    from app import prepared
+
+    async with create_session_factory(db)() as session:
+        statement = prepared.of_text(JOB_WITH_ITS_ACTOR, session.bind.dialect, ["id", "named"])
+        job_id, at = new_id(), utcnow()
+        result = await prepared.run(session, statement, {"id": job_id, "actor": "t.one", "args": "{}", "at": at})
+        assert [(row.id, row.named) for row in result] == [(job_id, "t.one/t.one")]
+        assert await prepared.run(session, statement, {"id": new_id(), "actor": "t.two"}) is None  # a value missing
+        with pytest.raises(IntegrityError):
+            await prepared.run(session, statement, {"id": job_id, "actor": "t.clash", "args": "{}", "at": at})
+        await session.rollback()
+        assert (await session.execute(select(func.count()).select_from(jobs))).scalar() == 0  # the transaction's
