@@ -84,7 +84,7 @@ async def paginate_where(
     (app.prepared); `paginate`'s statement is built, scoped and compiled per request (scoping
     a new SELECT alone compiles it once to find its FROM list), a third of a page's reading."""
     size = page_size(first)
-    shape, statement = _page_statement(model, tuple(sorted(where)), after is not None)
+    shape, statement = _page_statement(model, tuple(sorted(where)), bool(after))  # "" is no cursor, as in `paginate`
     parameters = {"merchant_id": merchant_id, "page_limit": size + 1}
     parameters |= {f"where_{key}": value for key, value in where.items()}
     if after:

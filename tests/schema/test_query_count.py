@@ -176,6 +176,13 @@ async def test_the_largest_page_size_is_allowed(tenant):
     assert (await tenant.gql(PAGE, {"first": 100}))["referrals"]["edges"] == []
 
 
+async def test_an_empty_cursor_is_the_first_page(tenant, fifty_referrals):
+    first = (await tenant.gql(PAGE, {"first": 5}))["referrals"]
+    empty = (await tenant.gql(PAGE, {"first": 5, "after": ""}))["referrals"]
+    assert [edge["node"] for edge in empty["edges"]] == [edge["node"] for edge in first["edges"]]
+    assert empty["pageInfo"]["hasPreviousPage"] is True  # as `paginate` answers: a cursor was given
+
+
 @pytest.mark.parametrize("cursor", ["garbage!", "abc", "é", "x" * 500, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
 async def test_a_garbage_cursor_is_refused(tenant, cursor):
     body = await tenant.raw(PAGE, {"first": 5, "after": cursor})
