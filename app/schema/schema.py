@@ -29,6 +29,7 @@ from app.schema.dead_jobs import JobMutation, JobQuery
 from app.schema.errors import should_mask
 from app.schema.execution import PlainFieldsInline
 from app.schema.fraud import FraudMutation, FraudQuery
+from app.schema.inputs import build_inputs_from_plans
 from app.schema.leads import LeadMutation, LeadQuery
 from app.schema.limits import alias_limit_rule, depth_limit_rule
 from app.schema.locale import LocaleMutation, LocaleQuery
@@ -135,10 +136,12 @@ def build_schema(settings: Settings) -> Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: MaskErrors(should_mask_error=should_mask),
     ]
-    return Schema(
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=settings.is_production),
         execution_context_class=PlainFieldsInline,
     )
+    build_inputs_from_plans(schema)
+    return schema
