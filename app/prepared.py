@@ -236,6 +236,21 @@ def of_text(statement: sa.TextClause, dialect: Dialect, keys: list[str]) -> Prep
     return Prepared(compiled.string, names, [_MISSING] * len(names), none, [None] * len(keys), keys, numbered=numbered)
 
 
+_OF_TEXT: dict[tuple[int, str], Prepared] = {}
+
+
+async def run_text(session: AsyncSession, statement: sa.TextClause, keys: list[str], parameters: dict[str, Any]) -> Any:
+    """Run a module-level textual `statement` (see `of_text`) on the driver, compiled once per
+    statement and driver; through SQLAlchemy when the driver path does not apply. Its rows."""
+    dialect: Any = session.bind.dialect if session.bind is not None else None
+    cache_key = (id(statement), dialect.driver)
+    found = _OF_TEXT.get(cache_key)
+    if found is None:
+        found = _OF_TEXT[cache_key] = of_text(statement, dialect, keys)
+    result = await run(session, found, parameters)
+    return result if result is not None else await session.execute(statement, parameters)
+
+
 class PreparedStatements:
     """The statements one engine has run: seen once, or prepared (or known not to qualify)."""
 

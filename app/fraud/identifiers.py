@@ -2,6 +2,8 @@
 
 One multi-row upsert per action: (merchant, kind, value's keyed hash, customer) is unique, a
 repeat sighting moves `last_seen_at`; the value itself is stored encrypted (app.personal).
+Identifiers new to the customer call for a re-screening of their referrals, a job in the
+outbox; on PostgreSQL the upsert writes it in the same statement.
 Times are when things happened (the action's occurredAt, the click's time), so backfilled
 history is judged at its own time.
 """
@@ -16,15 +18,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import dialect_of, dropped_at_transaction_end, new_id, table_of
+from app import prepared
+from app.db import dialect_of, dropped_at_transaction_end, new_id, table_of, utcnow
 from app.fraud.models import CustomerIdentifier, IdentifierKind
 from app.personal import lookup_hash
 from app.referrals.models import Action, Click
 from app.worker import outbox
+from app.worker.models import JobStatus
 
 _ABBREVIATIONS = {
     "street": "st",
@@ -173,23 +177,21 @@ async def record_payout_destination(
     await _upsert(session, merchant_id, customer_id, {(IdentifierKind.PAYOUT_ACCOUNT.value, fingerprint): at}, at=at)
 
 
-def _upsert_statement(dialect: str) -> Any:
+def _sqlite_upsert() -> Any:
     """INSERT ... ON CONFLICT DO UPDATE keeping the earliest first and latest last sighting;
-    built once per dialect and run with one parameter set per identifier."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    earliest, latest = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
+    built once and run with one parameter set per identifier (PostgreSQL: `_UPSERT_AND_RESCREEN`)."""
     table = table_of(CustomerIdentifier)
-    statement = module.insert(table)  # of the table: an ORM insert takes its bulk path, at several times the CPU
+    statement = sqlite.insert(table)  # of the table: an ORM insert takes its bulk path, at several times the CPU
     return statement.on_conflict_do_update(
         index_elements=["merchant_id", "kind", "value_hash", "customer_id"],
         set_={
-            "first_seen_at": earliest(table.c.first_seen_at, statement.excluded.first_seen_at),
-            "last_seen_at": latest(table.c.last_seen_at, statement.excluded.last_seen_at),
+            "first_seen_at": func.min(table.c.first_seen_at, statement.excluded.first_seen_at),
+            "last_seen_at": func.max(table.c.last_seen_at, statement.excluded.last_seen_at),
         },
     ).returning(table.c.id, table.c.kind, table.c.value_hash)  # a row keeping its old id was seen before
 
 
-_UPSERTS = {dialect: _upsert_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_SQLITE_UPSERT = _sqlite_upsert()
 
 
 # New evidence of these kinds re-screens the customer's referrals (app.fraud.rescreening);
@@ -227,7 +229,6 @@ async def _upsert(
 ) -> None:
     """Record the sightings; identifiers the customer was never seen with before enqueue a
     re-screening of the referrals they may change (same transaction: the outbox)."""
-    dialect = dialect_of(session)
     params = [
         {
             "id": new_id(),
@@ -241,31 +242,107 @@ async def _upsert(
         }
         for (kind, value), seen in sorted(rows.items())  # a fixed order: concurrent upserts lock rows alike
     ]
-    proposed = {p["id"] for p in params}
-    stored = (await session.execute(_UPSERTS[dialect], params)).all()
     session.info.setdefault(_SIGHTED, {}).setdefault(customer_id, {}).update(
         {(p["kind"], p["value_hash"]): p["value"] for p in params}
     )
-    new = sorted({(row.kind, row.value_hash) for row in stored if row.id in proposed and row.kind in RESCREEN_KINDS})
+    rescreen: dict[str, Any] = {"merchant_id": merchant_id, "customer_id": customer_id, "at": at, "action_id": action_id}
+    if dialect_of(session) == "postgresql":
+        await _upsert_with_rescreen_job(session, params, **rescreen)
+        return
+    proposed = {p["id"] for p in params}
+    stored = (await session.execute(_SQLITE_UPSERT, params)).all()
+    new = _new_to_rescreen(stored, proposed)
     if new:
-        await _enqueue_rescreen(session, merchant_id, customer_id, new, at=at, action_id=action_id)
+        await outbox.enqueue(session, RESCREEN_JOB, merchant_id=merchant_id, **_rescreen_args(new, **rescreen))
 
 
-async def _enqueue_rescreen(
+def _new_to_rescreen(stored: Any, proposed: set[uuid.UUID]) -> list[tuple[str, str]]:
+    """Of the upsert's rows, the (kind, value_hash) inserted now (they kept the id proposed)
+    and worth a re-screening, sorted."""
+    return sorted({(row.kind, row.value_hash) for row in stored if row.id in proposed and row.kind in RESCREEN_KINDS})
+
+
+def _rescreen_args(
+    new: list[tuple[str, str]], *, merchant_id: uuid.UUID, customer_id: uuid.UUID, at: datetime, action_id: uuid.UUID | None
+) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "identifiers": ";".join(f"{kind}:{value_hash}" for kind, value_hash in new),
+        "at": at.isoformat(),
+        "action_id": action_id or "",
+    }
+
+
+# PostgreSQL: the upsert and, when it inserted identifiers worth it, the re-screening job, in
+# one statement (one round trip fewer per action). The job's arguments are `_rescreen_args`,
+# built from the same rows: the identifiers in Python's order ("C" collation), ';'-joined.
+_UPSERT_AND_RESCREEN = text(
+    f"""
+WITH sighted AS (
+    INSERT INTO customer_identifiers
+        (id, merchant_id, customer_id, kind, value, value_hash, first_seen_at, last_seen_at)
+    SELECT i.id, CAST(:merchant_id AS UUID), CAST(:customer_id AS UUID), i.kind, i.value, i.value_hash, i.seen, i.seen
+    FROM unnest(
+        CAST(:ids AS UUID[]), CAST(:kinds AS VARCHAR[]), CAST(:values AS TEXT[]), CAST(:value_hashes AS VARCHAR[]),
+        CAST(:seen AS TIMESTAMP WITH TIME ZONE[])
+    ) WITH ORDINALITY AS i(id, kind, value, value_hash, seen, n)
+    ORDER BY i.n
+    ON CONFLICT (merchant_id, kind, value_hash, customer_id) DO UPDATE SET
+        first_seen_at = least(customer_identifiers.first_seen_at, excluded.first_seen_at),
+        last_seen_at = greatest(customer_identifiers.last_seen_at, excluded.last_seen_at)
+    RETURNING id, kind, value_hash
+), job AS (
+    INSERT INTO outbox_jobs (id, merchant_id, actor, args, status, attempts, created_at)
+    SELECT CAST(:job_id AS UUID), CAST(:merchant_id AS UUID), '{RESCREEN_JOB}',
+        jsonb_build_object(
+            'customer_id', CAST(:customer_id_text AS VARCHAR),
+            'identifiers', string_agg(s.kind || ':' || s.value_hash, ';' ORDER BY s.kind COLLATE "C", s.value_hash COLLATE "C"),
+            'at', CAST(:at AS VARCHAR),
+            'action_id', CAST(:action_id AS VARCHAR)
+        ),
+        '{JobStatus.PENDING.value}', 0, CAST(:now AS TIMESTAMP WITH TIME ZONE)
+    FROM sighted AS s
+    WHERE s.id = ANY(CAST(:ids AS UUID[])) AND s.kind = ANY(CAST(:rescreen_kinds AS VARCHAR[]))
+    HAVING count(*) > 0
+)
+SELECT id, kind, value_hash FROM sighted
+"""
+)
+_RESCREEN_KINDS = sorted(RESCREEN_KINDS)
+_ENCRYPTED_VALUE: Any = table_of(CustomerIdentifier).c.value.type
+
+
+async def _upsert_with_rescreen_job(
     session: AsyncSession,
+    params: list[dict[str, Any]],
+    *,
     merchant_id: uuid.UUID,
     customer_id: uuid.UUID,
-    new: list[tuple[str, str]],
-    *,
     at: datetime,
     action_id: uuid.UUID | None,
 ) -> None:
-    await outbox.enqueue(
+    job_id, now = new_id(), utcnow()
+    stored = await prepared.run_text(
         session,
-        RESCREEN_JOB,
-        merchant_id=merchant_id,
-        customer_id=customer_id,
-        identifiers=";".join(f"{kind}:{value_hash}" for kind, value_hash in new),
-        at=at.isoformat(),
-        action_id=action_id or "",
+        _UPSERT_AND_RESCREEN,
+        ["id", "kind", "value_hash"],
+        {
+            "merchant_id": merchant_id,
+            "customer_id": customer_id,
+            "ids": [p["id"] for p in params],
+            "kinds": [p["kind"] for p in params],
+            "values": [_ENCRYPTED_VALUE.process_bind_param(p["value"], None) for p in params],
+            "value_hashes": [p["value_hash"] for p in params],
+            "seen": [p["first_seen_at"] for p in params],
+            "job_id": job_id,
+            "customer_id_text": str(customer_id),
+            "at": at.isoformat(),
+            "action_id": str(action_id or ""),
+            "now": now,
+            "rescreen_kinds": _RESCREEN_KINDS,
+        },
     )
+    new = _new_to_rescreen(stored, {p["id"] for p in params})
+    if new:  # the statement wrote the job: the session sends it after commit, like any other
+        args = _rescreen_args(new, merchant_id=merchant_id, customer_id=customer_id, at=at, action_id=action_id)
+        outbox.written(session, outbox.job_row(RESCREEN_JOB, merchant_id, args, job_id=job_id, now=now))

@@ -131,17 +131,6 @@ SELECT 'COUPON', reward_id, NULL, NULL, NULL, NULL, NULL FROM new_coupons
 
 
 _GRANT_COLUMNS = ["what", "id", "owner_id", "kind", "account_type", "unit", "balance"]
-_GRANT_PREPARED: dict[str, prepared.Prepared] = {}
-
-
-async def _run_grant(session: AsyncSession, parameters: dict[str, Any]) -> Any:
-    """`_GRANT` on the driver (app.prepared): compiled once, no per-execution work of SQLAlchemy's."""
-    dialect: Any = session.bind.dialect if session.bind is not None else None
-    statement = _GRANT_PREPARED.get(dialect.driver)
-    if statement is None:
-        statement = _GRANT_PREPARED[dialect.driver] = prepared.of_text(_GRANT, dialect, _GRANT_COLUMNS)
-    result = await prepared.run(session, statement, parameters)
-    return result if result is not None else await session.execute(_GRANT, parameters)
 
 
 async def _write_in_one_statement(
@@ -195,7 +184,9 @@ async def _write_in_one_statement(
     written: set[uuid.UUID] = set()
     balances: dict[ledger.AccountKey, int] = {}
     with_coupon: set[uuid.UUID] = set()
-    for what, row_id, owner_id, kind, account_type, unit, balance in await _run_grant(session, parameters):
+    for what, row_id, owner_id, kind, account_type, unit, balance in await prepared.run_text(
+        session, _GRANT, _GRANT_COLUMNS, parameters
+    ):
         if what == "REWARD":
             written.add(row_id)
         elif what == "COUPON":

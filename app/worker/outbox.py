@@ -19,7 +19,7 @@ from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from app.db import changed_rows, insert_many, insert_one, new_id, utcnow
+from app.db import attach, changed_rows, insert_many, insert_one, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.pagination import Page, paginate
 from app.worker import registry
@@ -41,7 +41,7 @@ async def enqueue(
 ) -> OutboxJob | None:
     """Write a job in the current transaction; it is sent once the transaction commits.
     With a `run_key` that already exists, nothing is written and None is returned."""
-    values = _job_row(actor, merchant_id, args, run_key=run_key, delay=delay)
+    values = job_row(actor, merchant_id, args, run_key=run_key, delay=delay)
     conflict = ("run_key",) if run_key is not None else None
     job = await insert_one(session, OutboxJob, values, ignoring_conflicts=conflict)
     if job is None:
@@ -53,16 +53,25 @@ async def enqueue(
 async def enqueue_many(session: AsyncSession, actor: str, *, merchant_id: uuid.UUID | None, args: list[dict[str, Any]]) -> None:
     """Jobs of one actor, one per `args`, in one multi-row INSERT (an action's webhook
     deliveries); sent once the transaction commits."""
-    jobs = await insert_many(session, OutboxJob, [_job_row(actor, merchant_id, one) for one in args])
+    jobs = await insert_many(session, OutboxJob, [job_row(actor, merchant_id, one) for one in args])
     session.info.setdefault(_PENDING, []).extend(jobs)
 
 
-def _job_row(
-    actor: str, merchant_id: uuid.UUID | None, args: dict[str, Any], *, run_key: str | None = None, delay: timedelta | None = None
+def job_row(
+    actor: str,
+    merchant_id: uuid.UUID | None,
+    args: dict[str, Any],
+    *,
+    run_key: str | None = None,
+    delay: timedelta | None = None,
+    job_id: uuid.UUID | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    now = utcnow()
+    """The row of a new job (every column a new job sets); `job_id` and `now` when a statement
+    of the caller's wrote it (see `written`)."""
+    now = now or utcnow()
     return dict(
-        id=new_id(),
+        id=job_id or new_id(),
         merchant_id=merchant_id,
         actor=actor,
         args={k: str(v) for k, v in args.items()},
@@ -72,6 +81,14 @@ def _job_row(
         created_at=now,
         not_before=now + delay if delay else None,
     )
+
+
+def written(session: AsyncSession, values: dict[str, Any]) -> OutboxJob:
+    """A job that a statement of the caller's wrote with `values` (`job_row`), in this
+    transaction: sent once it commits, like one `enqueue` wrote."""
+    job = attach(session, OutboxJob, {"last_error": None, "sent_at": None, "finished_at": None} | values)
+    session.info.setdefault(_PENDING, []).append(job)
+    return job
 
 
 @event.listens_for(Session, "after_soft_rollback")

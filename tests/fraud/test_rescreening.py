@@ -127,3 +127,69 @@ async def test_a_clean_customer_seen_with_new_evidence_is_checked_again_and_keep
     assert ("RESCREEN", "ALLOW") in stages
     assert h.holds(await h.rewards_of(tenant, "alice")) == [("AVAILABLE", False, False)]
     assert await h.open_reviews(tenant, program["id"]) == []
+
+
+async def test_the_job_names_exactly_the_new_identifiers_and_is_sent_after_commit(tenant, db):
+    """The job's arguments are what the worker re-screens with: the customer, the identifiers
+    never seen with them before (of the kinds worth it), sorted, the time and the action. On
+    PostgreSQL the upsert writes the job in the same statement; the session still sends it."""
+    from datetime import UTC, datetime
+
+    from app.db import create_session_factory, new_id
+    from app.fraud import identifiers
+    from app.personal import lookup_hash
+    from app.referrals.models import Action, Customer
+    from app.worker import outbox
+
+    program, code = await paid_at_once_shop(tenant)
+    await h.act(tenant, "SIGNUP", "bob", "signup-bob", code=code, deviceId="dev-bob")
+    at = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    address = {"line1": "12 Main Street", "city": "Springfield", "postalCode": "12345", "country": "US"}
+    factory = create_session_factory(db)
+    async with factory() as session:
+        bob = await session.scalar(select(Customer).where(Customer.merchant_id == tenant.id, Customer.external_id == "bob"))
+        action = Action(
+            id=new_id(),
+            merchant_id=tenant.id,
+            customer_id=bob.id,
+            occurred_at=at,
+            device_id="dev-bob",  # seen at signup: not new
+            device_fingerprint=None,
+            ip="203.0.113.7",  # new, but a bare IP alone is not worth a re-screening
+            user_agent="Mozilla/5.0 (test)",
+            payment_fingerprint="card-new",
+            shipping_address=address,
+        )
+        await identifiers.record_sightings(session, action=action)
+        [pending] = outbox.pending_jobs(session)
+        await session.commit()
+
+    new = sorted(
+        (kind, lookup_hash(tenant.id, kind, value))
+        for kind, value in [
+            ("PAYMENT", "card-new"),
+            ("ADDRESS", identifiers.normalized_address(address)),
+            ("IP_UA", identifiers.ip_with_user_agent("203.0.113.7", "Mozilla/5.0 (test)")),
+        ]
+    )
+    expected = {
+        "customer_id": str(bob.id),
+        "identifiers": ";".join(f"{kind}:{value_hash}" for kind, value_hash in new),
+        "at": at.isoformat(),
+        "action_id": str(action.id),
+    }
+    async with factory() as session:
+        [job] = (
+            await session.scalars(
+                select(OutboxJob).where(
+                    OutboxJob.actor == "fraud.rescreen", OutboxJob.args["action_id"].as_string() == str(action.id)
+                )
+            )
+        ).all()
+        assert (job.id, job.merchant_id, job.status.value, job.attempts) == (pending.id, tenant.id, "PENDING", 0)
+        assert job.args == expected == pending.args
+
+        # seen again, later: nothing new, no job, and the sightings keep their first time
+        await identifiers.record_sightings(session, action=action)
+        assert outbox.pending_jobs(session) == []
+        await session.commit()
