@@ -620,7 +620,8 @@ async def main() -> None:
         "sqlite": embedded,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    plot(results, out / "report.png")
+    if results:  # a SQLite-only run (--sizes "") has no PostgreSQL sizes to draw
+        plot(results, out / "report.png")
     print(
         f"\n{report['date']}, commit {commit}, {os.cpu_count()} cores, wrk {args.connections} connections x "
         f"{args.seconds} s, {args.workers} API process(es)\n"
