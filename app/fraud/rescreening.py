@@ -12,10 +12,13 @@ takes back what was already spendable (see `engine.open_review`, `engine.reject_
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.fraud import engine
@@ -39,23 +42,16 @@ async def rescreen(
     """Check again the referrals the new evidence may change; returns how many were checked.
     A referral the recording action already checked with this evidence is skipped."""
     customers = {customer_id}
-    for kind, value_hash in identifiers:
-        sharing = set(
-            (
-                await session.scalars(
-                    select(CustomerIdentifier.customer_id)
-                    .where(
-                        CustomerIdentifier.merchant_id == merchant_id,
-                        CustomerIdentifier.kind == kind,
-                        CustomerIdentifier.value_hash == value_hash,
-                        CustomerIdentifier.customer_id != customer_id,
-                    )
-                    .limit(MAX_SHARING + 1)
-                )
-            ).all()
-        )
-        if len(sharing) <= MAX_SHARING:  # more: a shared network or a popular phone model, not evidence about anyone
-            customers |= sharing
+    if identifiers:
+        params: dict[str, Any] = {"merchant_id": merchant_id, "customer_id": customer_id}
+        for index, (kind, value_hash) in enumerate(identifiers):
+            params |= {f"kind_{index}": kind, f"value_hash_{index}": value_hash}
+        sharing: dict[tuple[str, str], set[uuid.UUID]] = defaultdict(set)
+        for row in await session.execute(_sharing_customers(len(identifiers)), params):
+            sharing[(row.kind, row.value_hash)].add(row.customer_id)
+        for others in sharing.values():
+            if len(others) <= MAX_SHARING:  # more: a shared network or a popular phone model, not evidence about anyone
+                customers |= others
     referrals = list(
         (
             await session.scalars(
@@ -88,6 +84,27 @@ async def rescreen(
         if referral.status != ReferralStatus.REJECTED:  # an earlier one's verdict may have rejected it
             await engine.screen_again(session, referral=referral, at=at, stage=Stage.RESCREEN)
     return len(referrals)
+
+
+@functools.cache
+def _sharing_customers(count: int) -> Any:
+    """The other customers seen with each of `count` identifiers (`kind_<i>`, `value_hash_<i>`),
+    at most MAX_SHARING + 1 per identifier: one statement for all of them, built once per count."""
+    parts = []
+    for index in range(count):
+        part = (
+            select(CustomerIdentifier.kind, CustomerIdentifier.value_hash, CustomerIdentifier.customer_id)
+            .where(
+                CustomerIdentifier.merchant_id == bindparam("merchant_id"),
+                CustomerIdentifier.kind == bindparam(f"kind_{index}"),
+                CustomerIdentifier.value_hash == bindparam(f"value_hash_{index}"),
+                CustomerIdentifier.customer_id != bindparam("customer_id"),
+            )
+            .limit(MAX_SHARING + 1)
+            .subquery()
+        )
+        parts.append(select(part.c.kind, part.c.value_hash, part.c.customer_id))
+    return union_all(*parts) if count > 1 else parts[0]
 
 
 def parse_identifiers(text: str) -> list[tuple[str, str]]:

@@ -158,7 +158,13 @@ async def _write_in_one_statement(
         for row, transaction_id in bookings
     ]
     coupon_rows = [
-        coupons.generated_coupon(row, spec)
+        coupons.generated_coupon(
+            spec,
+            merchant_id=row["merchant_id"],
+            reward_id=row["id"],
+            customer_id=row["customer_id"],
+            expires_at=row["expires_at"],
+        )
         for row, spec in zip(rows, specs, strict=True)
         if row["status"] == RewardStatus.AVAILABLE.value and kinds.behaviour_of(row["kind"]).has_coupon
     ]

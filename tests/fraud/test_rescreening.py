@@ -193,3 +193,31 @@ async def test_the_job_names_exactly_the_new_identifiers_and_is_sent_after_commi
         await identifiers.record_sightings(session, action=action)
         assert outbox.pending_jobs(session) == []
         await session.commit()
+
+
+async def test_an_identifier_many_customers_share_is_no_evidence_about_them(tenant, db):
+    """Another customer showing the referee's card has the referee's referral checked again;
+    a card (or network, or phone model) seen with more than MAX_SHARING customers says nothing
+    about any of them, and checks nothing."""
+    from app.fraud.rescreening import MAX_SHARING
+
+    async def rescreens() -> int:
+        return len([d for d in await h.decisions(tenant, joined["referral"]["id"]) if d["stage"] == "RESCREEN"])
+
+    program, code = await paid_at_once_shop(tenant)
+    joined = await h.act(tenant, "SIGNUP", "bob", "signup-bob", code=code, deviceId="dev-bob", paymentFingerprint="card-bob")
+    await h.act(tenant, "PURCHASE", "bob", "order-bob", amount=5000, paymentFingerprint="card-popular")
+    await run_jobs(db)
+    assert await rescreens() == 0
+
+    await h.act(tenant, "PURCHASE", "dave", "order-dave", amount=5000, paymentFingerprint="card-bob")
+    await run_jobs(db)
+    assert await rescreens() == 1  # dave was seen with bob's card: bob's referral is judged again
+
+    for n in range(MAX_SHARING):  # bob and ten others: the card is everybody's
+        await h.act(tenant, "SIGNUP", f"other-{n}", f"signup-other-{n}", paymentFingerprint="card-popular")
+    await run_jobs(db)
+    before = await rescreens()
+    await h.act(tenant, "PURCHASE", "erin", "order-erin", amount=5000, paymentFingerprint="card-popular")
+    await run_jobs(db)
+    assert await rescreens() == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,28 +21,29 @@ GENERATED_CODE_LENGTH = 10
 _MAX_ATTEMPTS = 8
 
 
-def discount_terms(reward: Reward | dict, spec: RuleSpec) -> dict:
-    """The coupon's terms for a reward (its object, or its row before it is written)."""
+def discount_terms(spec: RuleSpec, *, expires_at: datetime | None) -> dict:
+    """The terms of a coupon of a reward by `spec`, expiring with the reward."""
     return {
         "percent_off_bps": spec.percent_bps,
         "amount_off": spec.amount if spec.percent_bps is None else None,
         "currency": spec.currency,
         "min_order_amount": spec.coupon_min_order_amount,
-        "expires_at": reward["expires_at"] if isinstance(reward, dict) else reward.expires_at,
+        "expires_at": expires_at,
     }
 
 
-def generated_coupon(reward: Reward | dict, spec: RuleSpec) -> dict:
-    """The row of a new coupon of ours (every column) for a reward (its object, or its row
-    before it is written), with a fresh random code."""
-    get = reward.get if isinstance(reward, dict) else lambda name: getattr(reward, name)
+def generated_coupon(
+    spec: RuleSpec, *, merchant_id: uuid.UUID, reward_id: uuid.UUID, customer_id: uuid.UUID, expires_at: datetime | None
+) -> dict:
+    """The row of a new coupon of ours (every column) for the reward `reward_id`, with a fresh
+    random code: from the reward's object, or from its row before it is written (granting)."""
     code = random_part(GENERATED_CODE_LENGTH)
     return dict(
         id=new_id(),
-        merchant_id=get("merchant_id"),
+        merchant_id=merchant_id,
         pool_id=None,
-        reward_id=get("id"),
-        customer_id=get("customer_id"),
+        reward_id=reward_id,
+        customer_id=customer_id,
         code=code,
         lookup_key=text.code_key(code),
         status=CouponStatus.ISSUED,
@@ -50,13 +52,13 @@ def generated_coupon(reward: Reward | dict, spec: RuleSpec) -> dict:
         redeemed_discount=None,
         redeemed_currency=None,
         created_at=utcnow(),
-        **discount_terms(reward, spec),
+        **discount_terms(spec, expires_at=expires_at),
     )
 
 
 async def issue_for_reward(session: AsyncSession, reward: Reward, spec: RuleSpec) -> Coupon | None:
     """Give the reward's customer a single-use coupon; None when the pool is empty."""
-    terms = discount_terms(reward, spec)
+    terms = discount_terms(spec, expires_at=reward.expires_at)
     if spec.coupon_pool_id is not None:
         pool_id = uuid.UUID(spec.coupon_pool_id)
         coupon = await take_from_pool(session, reward.merchant_id, pool_id)
@@ -81,7 +83,18 @@ async def issue_for_reward(session: AsyncSession, reward: Reward, spec: RuleSpec
             await warn_if_low(session, pool)
         return coupon
     for _ in range(_MAX_ATTEMPTS):
-        coupon = await insert_one(session, Coupon, generated_coupon(reward, spec), ignoring_conflicts=())
+        coupon = await insert_one(
+            session,
+            Coupon,
+            generated_coupon(
+                spec,
+                merchant_id=reward.merchant_id,
+                reward_id=reward.id,
+                customer_id=reward.customer_id,
+                expires_at=reward.expires_at,
+            ),
+            ignoring_conflicts=(),
+        )
         if coupon is not None:
             return coupon
     raise RuntimeError("could not generate a unique coupon code")

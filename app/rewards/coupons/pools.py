@@ -156,7 +156,7 @@ async def _serve_waiting_rewards(session: AsyncSession, pool: CouponPool) -> int
         if coupon is None:
             break
         rule = await session.get_one(RewardRule, reward.rule_version_id)
-        give(coupon, reward, discount_terms(reward, spec_of(rule)))
+        give(coupon, reward, discount_terms(spec_of(rule), expires_at=reward.expires_at))
         await session.flush()
         served += 1
     return served
