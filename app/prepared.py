@@ -236,14 +236,14 @@ def of_text(statement: sa.TextClause, dialect: Dialect, keys: list[str]) -> Prep
     return Prepared(compiled.string, names, [_MISSING] * len(names), none, [None] * len(keys), keys, numbered=numbered)
 
 
-_OF_TEXT: dict[tuple[int, str], Prepared] = {}
+_OF_TEXT: dict[tuple[sa.TextClause, str], Prepared] = {}  # by the statement itself: an id could be reused
 
 
 async def run_text(session: AsyncSession, statement: sa.TextClause, keys: list[str], parameters: dict[str, Any]) -> Any:
     """Run a module-level textual `statement` (see `of_text`) on the driver, compiled once per
     statement and driver; through SQLAlchemy when the driver path does not apply. Its rows."""
     dialect: Any = session.bind.dialect if session.bind is not None else None
-    cache_key = (id(statement), dialect.driver)
+    cache_key = (statement, dialect.driver)
     found = _OF_TEXT.get(cache_key)
     if found is None:
         found = _OF_TEXT[cache_key] = of_text(statement, dialect, keys)
