@@ -330,6 +330,32 @@ def _rows_of(model: type[Base]) -> RowsOf:
     return RowsOf(model)
 
 
+@functools.cache
+def attribute_columns(model: type[Base]) -> dict[str, Any]:
+    """The columns of the model's table by the name of the attribute mapping each (`metadata_`
+    maps the column `metadata`), in the table's order."""
+    mapper: Mapper[Any] = sa_inspect(model)
+    return {attribute.key: attribute.columns[0] for attribute in mapper.column_attrs}
+
+
+def bound_columns(model: type[Base], prefix: str) -> dict[Any, Any]:
+    """Every column of the model's table bound to the parameter `prefix` + its attribute's name:
+    the VALUES of an INSERT written inside a larger statement (a PostgreSQL CTE), whose
+    parameter names must not be the other tables' column names. Pass `prefixed(row, prefix)`."""
+    return {column: bindparam(prefix + key, type_=column.type) for key, column in attribute_columns(model).items()}
+
+
+def prefixed(row: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {prefix + key: value for key, value in row.items()}
+
+
+def complete_row(session: AsyncSession, model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` for some of the model's attributes completed into a full row as `insert_one`
+    writes it (a column's Python default, else NULL): for a caller that writes the row in a
+    statement of its own (a PostgreSQL CTE) and then makes its object with `attach`."""
+    return _insert_shape(dialect_of(session), model, tuple(values), None).complete(values)
+
+
 @overload
 async def insert_one(
     session: AsyncSession, model: type[ModelT], values: dict[str, Any], *, ignoring_conflicts: None = None

@@ -9,6 +9,7 @@ carried (code or attribution token) is its `attribution_status`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -17,12 +18,28 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam, func, or_, select
+from sqlalchemy import Uuid, bindparam, func, or_, select, true, union_all, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import config_cache, money, validation
 from app.campaigns import counting as campaign_counting
-from app.db import any_of, insert_one, keep_for_transaction, new_id, update_row, utcnow
+from app.db import (
+    any_of,
+    attach,
+    attribute_columns,
+    bound_columns,
+    complete_row,
+    dialect_of,
+    insert_one,
+    keep_for_transaction,
+    new_id,
+    prefixed,
+    table_of,
+    update_row,
+    utcnow,
+)
 from app.errors import DomainError, ErrorCode
 from app.fraud import clearance, identifiers
 from app.fraud import engine as fraud_engine
@@ -156,18 +173,14 @@ async def record_action(
 
     # The action row decides whether this call is new (ON CONFLICT DO NOTHING on the key), so a
     # retry costs no extra lookup up front; a new customer gets the action's email and name at once.
-    customer = await customers.ensure_customer(
-        session,
-        merchant_id=merchant_id,
-        external_id=data.customer_external_id,
-        email=data.customer_email,
-        name=data.customer_name,
+    customer_row = customers.new_customer(
+        merchant_id=merchant_id, external_id=data.customer_external_id, email=data.customer_email, name=data.customer_name
     )
     now = utcnow()
     values = {
         "id": new_id(),
         "merchant_id": merchant_id,
-        "customer_id": customer.id,
+        "customer_id": customer_row["id"],  # the customer's id if they are new (`_customer_and_action`)
         "program_id": data.program_id,
         "type": data.type,
         "idempotency_key": data.idempotency_key,
@@ -188,7 +201,7 @@ async def record_action(
         "shipping_address": data.shipping_address,
         "metadata_": data.metadata,
     }
-    action = await insert_one(session, Action, values, ignoring_conflicts=("merchant_id", "idempotency_key"))
+    customer, action = await _customer_and_action(session, customer_row, values)
     if action is None:  # a concurrent call with the same key committed first
         winner = await _action_by_key(session, merchant_id, data.idempotency_key)
         assert winner is not None
@@ -222,6 +235,72 @@ async def record_action(
     await campaign_counting.action_recorded(session, action, referral)
     await partner_sales.enqueue_settlement(session, action)  # affiliate programs only: paid in the worker
     return RecordedAction(action=action, referral=referral, replayed=False, rewards=rewards, refund=refund)
+
+
+async def _customer_and_action(
+    session: AsyncSession, customer_row: dict[str, Any], action_values: dict[str, Any]
+) -> tuple[Customer, Action | None]:
+    """The customer `customer_row` names (inserted if new) and the action (None if its key was
+    used already). PostgreSQL: one statement (`_CUSTOMER_AND_ACTION`) unless a concurrent call
+    is creating the same customer; SQLite, or then: the customer's upsert, then the action."""
+    if dialect_of(session) == "postgresql":
+        action_row = complete_row(session, Action, action_values)
+        parameters = prefixed(complete_row(session, Customer, customer_row), "customer_") | prefixed(action_row, "action_")
+        row = (await session.execute(_customer_and_action_statement(), parameters)).first()
+        if row is not None:
+            customer = customers.loaded(session, {key: row._mapping[key] for key in attribute_columns(Customer)})
+            if row.action_id is None:
+                return customer, None
+            return customer, attach(session, Action, action_row | {"customer_id": customer.id})
+        # Nobody to name: the customer's INSERT waited for a concurrent one that then
+        # committed, and this statement's snapshot, taken before, does not show that row.
+    customer = await customers.ensure_customer(
+        session,
+        merchant_id=customer_row["merchant_id"],
+        external_id=customer_row["external_id"],
+        email=customer_row["email"],
+        name=customer_row["name"],
+    )
+    action_values = action_values | {"customer_id": customer.id}
+    return customer, await insert_one(session, Action, action_values, ignoring_conflicts=_ONE_ACTION_PER_KEY)
+
+
+_ONE_ACTION_PER_KEY = ("merchant_id", "idempotency_key")
+
+
+@functools.cache
+def _customer_and_action_statement() -> Any:
+    """PostgreSQL: the customer's INSERT ... ON CONFLICT DO NOTHING, the customer (inserted now,
+    or stored already), and the action's INSERT ... ON CONFLICT DO NOTHING naming them, in one
+    statement: the first two round trips of every action made one. One row: the customer's
+    columns, by attribute, and `action_id`, NULL when the action's key was used already. No
+    row when no customer could be named (see `_customer_and_action`). Parameters: the rows'
+    attributes prefixed `customer_` and `action_` (`action_customer_id` unused)."""
+    customers_table, actions_table = table_of(Customer), table_of(Action)
+    columns = attribute_columns(Customer)
+    inserted = (
+        postgresql.insert(customers_table)
+        .values(bound_columns(Customer, "customer_"))
+        .on_conflict_do_nothing(index_elements=list(customers.ONE_CUSTOMER_PER_EXTERNAL_ID))
+        .returning(*columns.values())
+        .cte("inserted_customer")
+    )
+    stored = select(*columns.values()).where(
+        customers_table.c.merchant_id == bindparam("customer_merchant_id"),
+        customers_table.c.external_id == bindparam("customer_external_id"),
+    )
+    customer = union_all(select(inserted), stored).cte("customer")
+    action_values = bound_columns(Action, "action_") | {actions_table.c.customer_id: customer.c.id}
+    action = (
+        postgresql.insert(actions_table)
+        .from_select(list(action_values), select(*action_values.values()).select_from(customer))
+        .on_conflict_do_nothing(index_elements=list(_ONE_ACTION_PER_KEY))
+        .returning(actions_table.c.id)
+        .cte("new_action")
+    )
+    return select(
+        *(customer.c[column.name].label(key) for key, column in columns.items()), action.c.id.label("action_id")
+    ).select_from(customer.outerjoin(action, true()))
 
 
 _SCREENING = {
@@ -450,7 +529,10 @@ async def _create_referral(
             "created_at": utcnow(),
             "referred_at": action.occurred_at if action is not None else utcnow(),
         }
-        referral = await insert_one(session, Referral, values, ignoring_conflicts=("program_id", "referee_id"))
+        if action is not None and dialect_of(session) == "postgresql":
+            referral = await _insert_referral_attributing(session, values, action)
+        else:
+            referral = await insert_one(session, Referral, values, ignoring_conflicts=_ONE_REFERRAL_PER_PAIR)
         if referral is not None:
             await notify.referral_event(session, webhook_events.REFERRAL_CREATED, referral)
             if click is not None and action is not None:
@@ -466,6 +548,65 @@ async def _create_referral(
     if existing.referrer_id != referral_code.customer_id:
         raise DomainError("code", ErrorCode.ALREADY_REFERRED, "the customer was already referred in this program")
     return existing, None
+
+
+_ONE_REFERRAL_PER_PAIR = ("program_id", "referee_id")
+
+
+@functools.cache
+def _referral_attributing_action() -> Any:
+    """PostgreSQL: INSERT the referral ... ON CONFLICT DO NOTHING as a CTE, and the action that
+    created it pointed at it in the same statement: the UPDATE of the action's attribution that
+    `record_action` would write next, one round trip fewer per referred action. A pair that has
+    a referral already inserts nothing and so updates nothing. The referral's parameters are
+    its attributes prefixed `referral_` (an UPDATE's own column names are reserved)."""
+    referrals, actions = table_of(Referral), table_of(Action)
+    new = (
+        postgresql.insert(referrals)
+        .values(bound_columns(Referral, "referral_"))
+        .on_conflict_do_nothing(index_elements=list(_ONE_REFERRAL_PER_PAIR))
+        .returning(referrals.c.id, referrals.c.merchant_id, referrals.c.program_id, referrals.c.click_id)
+        .cte("new_referral")
+    )
+    return (
+        update(actions)
+        .values(
+            {
+                actions.c.referral_id: new.c.id,
+                actions.c.program_id: new.c.program_id,
+                actions.c.click_id: new.c.click_id,
+                actions.c.attribution_status: bindparam("attributed_as", type_=actions.c.attribution_status.type),
+            }
+        )
+        .where(
+            actions.c.id == bindparam("attributed_action_id"),
+            actions.c.merchant_id == bindparam("referral_merchant_id"),
+            actions.c.merchant_id == new.c.merchant_id,  # the join to the CTE (its one row, or none)
+        )
+        .returning(actions.c.referral_id)
+    )
+
+
+async def _insert_referral_attributing(session: AsyncSession, values: dict[str, Any], action: Action) -> Referral | None:
+    """PostgreSQL: insert the referral `values` describe and attribute `action` to it, as
+    REFERRAL_CREATED (the fraud check that follows may still make it FRAUD_BLOCKED: then
+    `record_action` updates the action again). None if the pair has a referral already."""
+    row = complete_row(session, Referral, values)
+    parameters = prefixed(row, "referral_") | {
+        "attributed_as": AttributionStatus.REFERRAL_CREATED,
+        "attributed_action_id": action.id,
+    }
+    if (await session.execute(_referral_attributing_action(), parameters)).first() is None:
+        return None
+    attributed = {
+        "referral_id": row["id"],
+        "program_id": row["program_id"],
+        "click_id": row["click_id"],
+        "attribution_status": AttributionStatus.REFERRAL_CREATED,
+    }
+    for key, value in attributed.items():
+        set_committed_value(action, key, value)
+    return attach(session, Referral, row)
 
 
 async def _existing_referral(

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_one, merchant_rows, new_id, utcnow
+from app.db import attach, insert_one, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals.emails import canonical_email
 from app.referrals.models import Customer
@@ -41,13 +41,13 @@ def external_id(value: str | None, field: str = "customerExternalId") -> str:
     return validation.required_text(value, field, 255, strip=False)
 
 
-async def ensure_customer(
-    session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str, email: str | None = None, name: str | None = None
-) -> Customer:
-    """The customer with this external id, created if missing (with `email` and `name`, already
-    validated). Writes nothing if it exists."""
+ONE_CUSTOMER_PER_EXTERNAL_ID = ("merchant_id", "external_id")
+
+
+def new_customer(*, merchant_id: uuid.UUID, external_id: str, email: str | None, name: str | None) -> dict[str, Any]:
+    """The row of a customer first named now (`email` and `name` already validated)."""
     now = utcnow()
-    values = {
+    return {
         "id": new_id(),
         "merchant_id": merchant_id,
         "external_id": external_id,
@@ -57,7 +57,15 @@ async def ensure_customer(
         "email_canonical": canonical_email(email) if email else None,
         "name": name,
     }
-    created = await insert_one(session, Customer, values, ignoring_conflicts=("merchant_id", "external_id"))
+
+
+async def ensure_customer(
+    session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str, email: str | None = None, name: str | None = None
+) -> Customer:
+    """The customer with this external id, created if missing (with `email` and `name`, already
+    validated). Writes nothing if it exists."""
+    values = new_customer(merchant_id=merchant_id, external_id=external_id, email=email, name=name)
+    created = await insert_one(session, Customer, values, ignoring_conflicts=ONE_CUSTOMER_PER_EXTERNAL_ID)
     if created is not None:
         return created
     customer = await get_customer(session, merchant_id=merchant_id, external_id=external_id)
@@ -101,6 +109,13 @@ def fill_in(customer: Customer, *, email: str | None, name: str | None) -> None:
         set_email(customer, email)
     if name and customer.name is None:
         customer.name = name
+
+
+def loaded(session: AsyncSession, row: dict[str, Any]) -> Customer:
+    """The object of a customer's whole row read by a statement of the caller's (by attribute):
+    the one the session holds for it already, else the row attached as loaded."""
+    held = session.identity_map.get(sa_inspect(Customer).identity_key_from_primary_key((row["id"],)))
+    return held if held is not None else attach(session, Customer, row)
 
 
 async def get_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str) -> Customer | None:

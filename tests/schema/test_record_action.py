@@ -5,12 +5,16 @@ concurrent retries, and input the API must refuse without writing anything."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from app.referrals.models import Click
+from app.actions import service as actions_service
+from app.db import create_session_factory
+from app.referrals import customers
+from app.referrals.models import Action, Click, Customer, Referral, ReferralStatus
 from tests import graphql_ops as ops
 from tests.scenarios import active_program, click, code_for, record
 
@@ -181,6 +185,46 @@ async def test_a_deactivated_code_no_longer_refers(tenant):
 
     assert_recorded_without_referral(result, "INACTIVE_CODE")
     assert await referrals(tenant) == []
+
+
+async def test_the_action_stores_the_referral_it_created_as_its_response_says(tenant, session):
+    """Read back from the database, not from the response: an action that created a referral
+    is stored pointing at it (on PostgreSQL the referral's INSERT writes that in the same
+    statement), with the click of a link; one whose referral the fraud check then blocked is
+    stored FRAUD_BLOCKED; a later action of an existing pair is linked to it."""
+    from tests.fraud import helpers as fraud
+
+    program, code = await shop_with_referrer(tenant)
+    token = (await click(tenant, code, device_id="dev-bob"))["attributionToken"]
+    by_link = await record(tenant, type="SIGNUP", customerExternalId="bob", idempotencyKey="s-bob", attributionToken=token)
+    by_code = await record(
+        tenant, type="PURCHASE", customerExternalId="ann", idempotencyKey="o-ann", amount=900, currency="USD", referralCode=code
+    )
+    linked = await record(
+        tenant, type="PURCHASE", customerExternalId="bob", idempotencyKey="o-bob", amount=900, currency="USD", referralCode=code
+    )
+    assert linked["action"]["attribution"] == "LINKED_TO_REFERRAL"
+    await fraud.signup(tenant, "jane", email="jane.doe@gmail.com")
+    blocked = await fraud.signup(tenant, "jane-2", code=code, email="janedoe+promo@googlemail.com")
+    assert blocked["action"]["attribution"] == "FRAUD_BLOCKED"
+
+    rows = (
+        await session.execute(
+            select(Action.idempotency_key, Action.attribution_status, Action.referral_id, Action.program_id, Action.click_id)
+        )
+    ).all()
+    stored = {
+        key: (status.value, str(referral), str(program_id), click_id is not None)
+        for key, status, referral, program_id, click_id in rows
+    }
+    assert stored["s-bob"] == ("REFERRAL_CREATED", by_link["referral"]["id"], program["id"], True)
+    assert stored["o-ann"] == ("REFERRAL_CREATED", by_code["referral"]["id"], program["id"], False)
+    assert stored["o-bob"] == ("LINKED_TO_REFERRAL", by_link["referral"]["id"], program["id"], False)
+    assert stored["signup-jane-2"] == ("FRAUD_BLOCKED", blocked["referral"]["id"], program["id"], False)
+    rejected = (
+        await session.execute(select(Referral.status).where(Referral.id == uuid.UUID(blocked["referral"]["id"])))
+    ).scalar_one()
+    assert rejected == ReferralStatus.REJECTED
 
 
 async def test_an_unknown_attribution_token_records_the_signup_without_a_referral(tenant):
@@ -613,6 +657,35 @@ async def test_twenty_concurrent_signups_of_one_referee_make_one_referral(tenant
     assert sorted(r["action"]["attribution"] for r in results) == ["LINKED_TO_REFERRAL"] * 19 + ["REFERRAL_CREATED"]
     [referral] = await referrals(tenant)
     assert len(referral["actions"]) == 20
+
+
+@pytest.mark.postgresql_only
+async def test_an_action_whose_new_customer_another_call_is_creating_names_that_customer(tenant, db, backend):
+    """On PostgreSQL the customer's INSERT and the action's are one statement. When another
+    transaction is inserting the same new customer, that INSERT waits for it; once it commits,
+    the statement's snapshot (taken before) shows no customer to name, and the action is
+    recorded by the two statements instead, for the customer the other call created."""
+    factory = create_session_factory(db)
+    async with factory() as first, factory() as second:
+        created = await customers.ensure_customer(first, merchant_id=tenant.id, external_id="bob", email="bob@example.com")
+        signup = actions_service.ActionInput(
+            type="SIGNUP", customer_external_id="bob", idempotency_key="signup-bob", customer_name="Bob"
+        )
+        recording = asyncio.create_task(actions_service.record_action(second, merchant_id=tenant.id, data=signup))
+        await asyncio.sleep(0.5)
+        assert not recording.done()  # waiting for `first`'s customer
+        await first.commit()
+        recorded = await recording
+        await second.commit()
+
+    assert recorded.action.customer_id == created.id
+    [listed] = await actions(tenant, "bob")
+    assert listed["id"] == str(recorded.action.id)
+    async with factory() as session:
+        [(email, name)] = (
+            await session.execute(select(Customer.email, Customer.name).where(Customer.external_id == "bob"))
+        ).all()
+    assert (email, name) == ("bob@example.com", "Bob")  # the action filled in what the first call left blank
 
 
 # --- refused input: a user error, never a top-level error, and nothing written ------------

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import greenlet
-from sqlalchemy import Table, event
+from sqlalchemy import Insert, Table, event
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.elements import BinaryExpression, ColumnClause
 from sqlalchemy.sql.selectable import Alias, TableClause
@@ -87,13 +87,17 @@ def _scope_column_of(side: object) -> object | None:
 
 
 def _elements(statement: Any) -> Iterator[Any]:
-    """Every element of the statement (as `visitors.iterate`), but not the table inside an alias of it:
-    the alias is what the statement reads, and it has conditions of its own."""
+    """Every element of the statement (as `visitors.iterate`), but not the table inside an alias of it
+    (the alias is what the statement reads, and it has conditions of its own), nor the table an
+    INSERT inside it writes to (a CTE: its rows carry their merchant as values, as a statement
+    that is only an INSERT does, which the listener does not check; what it reads is checked)."""
     stack = [statement]
     while stack:
         element = stack.pop()
         yield element
-        if not (isinstance(element, Alias) and isinstance(element.element, TableClause)):
+        if isinstance(element, Insert):
+            stack.extend(child for child in element.get_children() if child is not element.table)
+        elif not (isinstance(element, Alias) and isinstance(element.element, TableClause)):
             stack.extend(element.get_children())
 
 
@@ -186,7 +190,7 @@ async def test_every_statement_of_an_api_request_on_a_tenant_table_names_the_mer
 
 
 def test_the_check_tells_a_scoped_statement_from_an_unscoped_one():
-    from sqlalchemy import select, update
+    from sqlalchemy import insert, select, update
     from sqlalchemy.orm import aliased
 
     from app.fraud.models import CustomerIdentifier
@@ -207,6 +211,14 @@ def test_the_check_tells_a_scoped_statement_from_an_unscoped_one():
     assert unscoped_tables(pair) == {"customer_identifiers"}  # the second alias has no merchant condition
     assert unscoped_tables(update(Program).where(Program.id == merchant).values(name="x")) == {"programs"}
     assert isinstance(Program.__table__, Table)
+    # An INSERT inside a statement (a CTE) writes its rows with their merchant; what it reads is checked.
+    customers = Customer.__table__
+    columns = ["id", "merchant_id", "external_id"]
+    read = select(Referral.referee_id, Referral.merchant_id, Referral.source)
+    copied = insert(customers).from_select(columns, read).returning(customers.c.id).cte("copied")
+    assert unscoped_tables(select(copied)) == {"referrals"}
+    copied = insert(customers).from_select(columns, read.where(Referral.merchant_id == merchant)).returning(customers.c.id)
+    assert unscoped_tables(select(copied.cte("copied"))) == set()
 
 
 def test_scoped_names_the_merchant_of_every_tenant_table_the_statement_reads_or_changes():
