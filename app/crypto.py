@@ -25,7 +25,7 @@ import base64
 import binascii
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
@@ -56,15 +56,22 @@ def derive(secret_key: str, info: bytes, length: int = 32) -> bytes:
 @dataclass(frozen=True)
 class Keyring:
     keys: tuple[tuple[str, bytes], ...]  # (id, 32-byte key); the first encrypts
+    # Each key's cipher, made once: setting one up costs more than the AES-GCM of a short value,
+    # and every personal column read or written goes through here.
+    _ciphers: dict[str, AESGCM] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def primary_id(self) -> str:
         return self.keys[0][0]
 
     def _aead(self, key_id: str) -> AESGCM:
+        cipher = self._ciphers.get(key_id)
+        if cipher is not None:
+            return cipher
         for candidate, key in self.keys:
             if candidate == key_id:
-                return AESGCM(key)
+                cipher = self._ciphers[key_id] = AESGCM(key)
+                return cipher
         raise UnreadableSecret(f"no encryption key {key_id!r} is configured (ENCRYPTION_KEYS)")
 
     def encrypt(self, plaintext: str, *, context: str) -> str:
@@ -90,6 +97,7 @@ class Keyring:
         return stored.startswith(f"{VERSION}:{self.primary_id}:")
 
     @staticmethod
+    @lru_cache(maxsize=256)  # a few key ids times the columns' contexts
     def _aad(key_id: str, context: str) -> bytes:
         return f"{VERSION}|{key_id}|{context}".encode()
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -219,9 +220,24 @@ def _compile(statement: Any, dialect: Dialect) -> Prepared | None:
             return _NOT_PREPARED  # its result processing depends on the driver's type code
         results.append(column_type._cached_result_processor(dialect, None))
         keys.append(column.keyname)
-    bind_processors = [processors.get(name) for name in names]
+    bind_processors = [_plain_array(compiled.binds[name].type, dialect) or processors.get(name) for name in names]
     numbered = dialect.paramstyle == "numeric_dollar"
     return Prepared(compiled.string, names, defaults, bind_processors, results, keys, numbered=numbered)
+
+
+def _plain_array(bind_type: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """For a one-dimensional ARRAY of a type the driver takes as it is (UUID, VARCHAR on
+    asyncpg): a copy as a list, what SQLAlchemy's own processor makes item by item in Python
+    (the fraud check's first read binds a dozen arrays). None for any other type."""
+    if not isinstance(bind_type, sa.ARRAY) or bind_type.dimensions not in (None, 1):
+        return None
+    if bind_type.item_type.dialect_impl(dialect).bind_processor(dialect) is not None:
+        return None
+    return _as_list
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    return None if value is None else list(value)
 
 
 def of_text(statement: sa.TextClause, dialect: Dialect, keys: list[str]) -> Prepared:

@@ -215,6 +215,28 @@ async def test_a_list_parameter_and_a_union_run_prepared_with_the_same_answers(d
     assert _prepared(db, ACTORS_AMONG) == (backend == "postgresql")  # SQLite's IN list is expanded per call
 
 
+JOBS_AMONG_IDS_AND_STATUSES = (
+    select(jobs.c.actor).where(one_of(jobs.c.id, "ids"), one_of(jobs.c.status, "statuses")).order_by(jobs.c.actor)
+)
+
+
+async def test_array_parameters_of_ids_and_of_enum_members_run_prepared_with_the_same_answers(db, backend):
+    """On PostgreSQL a list parameter is one array; an array of a type the driver takes as it is
+    (UUID) is passed as a plain list, one of a type with a processor (the enum) item by item."""
+    async with create_session_factory(db)() as session:
+        rows = [_job("g.one"), _job("g.two"), _job("g.three", status=JobStatus.DEAD)]
+        await session.execute(insert(jobs), rows)
+        for ids, statuses, expected in [
+            (tuple(row["id"] for row in rows), [JobStatus.PENDING], ["g.one", "g.two"]),  # a tuple, not a list
+            ([rows[2]["id"], new_id()], [JobStatus.DEAD, JobStatus.PENDING], ["g.three"]),
+            ([], [JobStatus.DEAD], []),
+        ]:
+            first, second = await _twice(session, JOBS_AMONG_IDS_AND_STATUSES, {"ids": ids, "statuses": statuses})
+            assert first.scalars().all() == second.scalars().all() == expected
+        await session.rollback()
+    assert _prepared(db, JOBS_AMONG_IDS_AND_STATUSES) == (backend == "postgresql")
+
+
 async def test_more_rows_than_one_statement_can_bind_all_arrive(db):
     """A multi-row INSERT sends one value per column and row; past the drivers' limit (32,767
     on PostgreSQL, 32,766 on SQLite) the list goes to SQLAlchemy, which sends it in pages."""

@@ -142,6 +142,18 @@ _STRANGERS_ON_IP = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class RefereeIdentifier:
+    """One of the referee's identifiers, as the signals read it (an ORM object of each, made
+    for every check, cost more than the rest of reading them)."""
+
+    kind: str
+    value: str | None
+    value_hash: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
 @dataclass(frozen=True)
 class _Seen:
     """Another customer seen with one of the referee's identifiers."""
@@ -223,17 +235,9 @@ class Case:
         }
         for r in rows:
             parts[r.part].append(r)
+        # The values this transaction has just written need no decrypting.
         self._cache["referee_identifiers"] = [
-            CustomerIdentifier(
-                id=r.id,
-                merchant_id=self.merchant_id,
-                customer_id=self.referee.id,
-                kind=r.kind,
-                value=_IDENTIFIER_VALUE.decrypt(r.value),
-                value_hash=r.note,
-                first_seen_at=r.t1,
-                last_seen_at=r.t2,
-            )
+            RefereeIdentifier(r.kind, sighted.get((r.kind, r.note)) or _IDENTIFIER_VALUE.decrypt(r.value), r.note, r.t1, r.t2)
             for r in parts["identifier"]
         ]
         self._cache["shared_with_referrer"] = [
@@ -328,13 +332,19 @@ class Case:
 
         return await self._cached("chain_step:" + str(customer_id), load)
 
-    async def referee_identifiers(self) -> list[CustomerIdentifier]:
+    async def referee_identifiers(self) -> list[RefereeIdentifier]:
         async def load() -> Any:
-            query = select(CustomerIdentifier).where(
+            query = select(
+                CustomerIdentifier.kind,
+                CustomerIdentifier.value,
+                CustomerIdentifier.value_hash,
+                CustomerIdentifier.first_seen_at,
+                CustomerIdentifier.last_seen_at,
+            ).where(
                 merchant_is(CustomerIdentifier, self.merchant_id, use_index=False),
                 CustomerIdentifier.customer_id == self.referee.id,
             )
-            return list((await self.session.scalars(query.limit(500))).all())
+            return [RefereeIdentifier(*row) for row in await self.session.execute(query.limit(500))]
 
         return await self._cached("referee_identifiers", load)
 
