@@ -195,9 +195,8 @@ class _InsertShape:
     (given for some attributes) into a full row: a column's Python default, else NULL."""
 
     def __init__(self, dialect: str, model: type[Base], keys: tuple[str, ...], conflict: tuple[str, ...] | None) -> None:
-        mapper = sa_inspect(model)
         table = table_of(model)
-        columns = {attribute.key: attribute.columns[0] for attribute in mapper.column_attrs}
+        columns = attribute_columns(model)
         self.fixed: dict[str, Any] = {}  # attribute -> value for the attributes the caller leaves out
         self.computed: dict[str, Callable[[Any], Any]] = {}
         for key, column in columns.items():
@@ -302,11 +301,17 @@ class RowsOf:
     def objects(self, session: AsyncSession, row: Any) -> tuple[Any, ...]:
         mapping = row._mapping
         found = []
-        for model, mapper, keys in zip(self.models, self._mappers, self._keys, strict=True):
-            values = {key: mapping[label] for key, label in keys}
-            held = session.identity_map.get(mapper.identity_key_from_primary_key((values["id"],)))
-            found.append(held if held is not None else attach(session, model, values))
+        for model, keys in zip(self.models, self._keys, strict=True):
+            found.append(loaded(session, model, {key: mapping[label] for key, label in keys}))
         return tuple(found)
+
+
+def loaded(session: AsyncSession, model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """The object of a whole row (`values` by attribute) that a statement of the caller's read,
+    as a load makes it: the object the session holds for that row already, else the row
+    attached as loaded (`attach`)."""
+    held = session.identity_map.get(sa_inspect(model).identity_key_from_primary_key((values["id"],)))
+    return cast(ModelT, held) if held is not None else attach(session, model, values)
 
 
 def rows_of_entity(query: Select[Any]) -> RowsOf | None:
@@ -414,7 +419,7 @@ def _update_template(model: type[Base], keys: tuple[str, ...]) -> tuple[Any, tup
         for attribute in mapper.column_attrs
         if attribute.key not in keys and attribute.columns[0].onupdate is not None
     )
-    columns = {attribute.key: attribute.columns[0] for attribute in mapper.column_attrs}
+    columns = attribute_columns(model)
     assigned: dict[str, Any] = {columns[key].key: bindparam(f"new_{key}") for key in (*keys, *(key for key, _ in renewed))}
     statement = update(table).where(table.c.id == bindparam("row_id"))
     if "merchant_id" in table.c:  # every statement on a tenant's table names the merchant (app.tenancy)

@@ -34,6 +34,7 @@ from app.db import (
     dialect_of,
     insert_one,
     keep_for_transaction,
+    loaded,
     new_id,
     prefixed,
     table_of,
@@ -241,14 +242,14 @@ async def _customer_and_action(
     session: AsyncSession, customer_row: dict[str, Any], action_values: dict[str, Any]
 ) -> tuple[Customer, Action | None]:
     """The customer `customer_row` names (inserted if new) and the action (None if its key was
-    used already). PostgreSQL: one statement (`_CUSTOMER_AND_ACTION`) unless a concurrent call
+    used already). PostgreSQL: one statement (`_customer_and_action_statement`) unless a concurrent call
     is creating the same customer; SQLite, or then: the customer's upsert, then the action."""
     if dialect_of(session) == "postgresql":
         action_row = complete_row(session, Action, action_values)
         parameters = prefixed(complete_row(session, Customer, customer_row), "customer_") | prefixed(action_row, "action_")
         row = (await session.execute(_customer_and_action_statement(), parameters)).first()
         if row is not None:
-            customer = customers.loaded(session, {key: row._mapping[key] for key in attribute_columns(Customer)})
+            customer = loaded(session, Customer, {key: row._mapping[key] for key in attribute_columns(Customer)})
             if row.action_id is None:
                 return customer, None
             return customer, attach(session, Action, action_row | {"customer_id": customer.id})

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import attach, insert_one, merchant_rows, new_id, utcnow
+from app.db import insert_one, merchant_rows, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals.emails import canonical_email
 from app.referrals.models import Customer
@@ -109,13 +109,6 @@ def fill_in(customer: Customer, *, email: str | None, name: str | None) -> None:
         set_email(customer, email)
     if name and customer.name is None:
         customer.name = name
-
-
-def loaded(session: AsyncSession, row: dict[str, Any]) -> Customer:
-    """The object of a customer's whole row read by a statement of the caller's (by attribute):
-    the one the session holds for it already, else the row attached as loaded."""
-    held = session.identity_map.get(sa_inspect(Customer).identity_key_from_primary_key((row["id"],)))
-    return held if held is not None else attach(session, Customer, row)
 
 
 async def get_customer(session: AsyncSession, *, merchant_id: uuid.UUID, external_id: str) -> Customer | None:
