@@ -11,13 +11,13 @@ import binascii
 import functools
 import uuid
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import RowsOf, rows_of_entity
+from app.db import RecordT, record_columns, rows_of_entity
 from app.errors import DomainError, ErrorCode
 from app.tenancy import scoped
 
@@ -71,36 +71,39 @@ async def paginate(session: AsyncSession, query: Select, id_column: Any, *, firs
 
 async def paginate_where(
     session: AsyncSession,
+    record: type[RecordT],
     model: Any,
     *,
     merchant_id: uuid.UUID,
     where: dict[str, Any],
     first: int | None,
     after: str | None,
-) -> Page:
-    """`paginate` for the common list: the merchant's rows of `model` whose attributes equal
-    `where`'s values (`{"program_id": ...}`), newest first. Its statement is built once per
-    model, filtered attributes and cursor (`_page_statement`), so it runs on the driver
-    (app.prepared); `paginate`'s statement is built, scoped and compiled per request (scoping
-    a new SELECT alone compiles it once to find its FROM list), a third of a page's reading."""
+) -> Page[RecordT]:
+    """`paginate` for the common list that is only shown: the merchant's rows of `model` whose
+    attributes equal `where`'s values (`{"program_id": ...}`), newest first, as `record`s (a
+    NamedTuple of the columns a view shows, `db.record_columns`; no ORM objects). Its
+    statement is built once per record, filtered attributes and cursor (`_page_statement`),
+    so it runs on the driver (app.prepared); `paginate`'s statement is built, scoped and
+    compiled per request (scoping a new SELECT alone compiles it once to find its FROM list),
+    a third of a page's reading."""
     size = page_size(first)
-    shape, statement = _page_statement(model, tuple(sorted(where)), bool(after))  # "" is no cursor, as in `paginate`
+    statement = _page_statement(record, model, tuple(sorted(where)), bool(after))  # "" is no cursor, as in `paginate`
     parameters = {"merchant_id": merchant_id, "page_limit": size + 1}
     parameters |= {f"where_{key}": value for key, value in where.items()}
     if after:
         parameters["after"] = decode_cursor(after)
-    rows = [shape.objects(session, row)[0] for row in await session.execute(statement, parameters)]
+    make = cast(Any, record)._make
+    rows = [make(row) for row in await session.execute(statement, parameters)]
     return Page(items=rows[:size], has_next_page=len(rows) > size, has_previous_page=after is not None)
 
 
 @functools.cache
-def _page_statement(model: Any, keys: tuple[str, ...], after: bool) -> tuple[RowsOf, Select[Any]]:
-    """`paginate_where`'s SELECT: the model's columns (`RowsOf`), every value a parameter."""
-    shape = RowsOf(model)
+def _page_statement(record: type[tuple[Any, ...]], model: Any, keys: tuple[str, ...], after: bool) -> Select[Any]:
+    """`paginate_where`'s SELECT: the record's columns, every value a parameter."""
     columns = sa_inspect(model).column_attrs
     id_column = columns["id"].columns[0]
-    statement = scoped(select(*shape.columns), bindparam("merchant_id"))
+    statement = scoped(select(*record_columns(record, model)), bindparam("merchant_id"))
     statement = statement.where(*(columns[key].columns[0] == bindparam(f"where_{key}") for key in keys))
     if after:
         statement = statement.where(id_column < bindparam("after"))
-    return shape, statement.order_by(id_column.desc()).limit(bindparam("page_limit", type_=Integer))
+    return statement.order_by(id_column.desc()).limit(bindparam("page_limit", type_=Integer))

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_one, merchant_rows, new_id, utcnow
+from app.db import insert_one, merchant_records, new_id, utcnow
 from app.errors import DomainError, ErrorCode, NotFound
 from app.referrals.emails import canonical_email
-from app.referrals.models import Customer
+from app.referrals.models import Customer, CustomerRecord
 from app.worker import outbox
 
 EMAIL_CHANGED_JOB = "referrals.email_changed"  # the event, handled by app.fraud.jobs (a layer above)
@@ -122,8 +122,11 @@ async def require_customer(session: AsyncSession, *, merchant_id: uuid.UUID, ext
     return customer
 
 
-async def get_customers_by_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Customer]:
-    return await merchant_rows(session, Customer, merchant_id, Customer.id, ids)
+async def customer_records_by_ids(
+    session: AsyncSession, *, merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[CustomerRecord]:
+    """The customers to show (a DataLoader's batch), without ORM objects."""
+    return await merchant_records(session, CustomerRecord, Customer, merchant_id, Customer.id, ids)
 
 
 async def external_ids(session: AsyncSession, *, merchant_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:

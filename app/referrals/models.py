@@ -3,6 +3,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -120,6 +121,19 @@ class Customer(Base):
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class CustomerRecord(NamedTuple):
+    """A customer as shown (GraphQL's Customer), read without an ORM object (`db.merchant_records`)."""
+
+    id: uuid.UUID
+    external_id: str
+    email: str | None
+    email_canonical: str | None
+    name: str | None
+    metadata_: dict[str, Any] | None
+    created_at: datetime
+    erased_at: datetime | None
+
+
 class ReferralCode(Base):
     __tablename__ = "referral_codes"
     __table_args__ = (
@@ -211,6 +225,22 @@ class Referral(Base):
     referred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # app.fraud.clearance: its rewards may be spent
+
+
+class ReferralRecord(NamedTuple):
+    """A referral as shown (GraphQL's Referral), read without an ORM object (`pagination.paginate_where`)."""
+
+    id: uuid.UUID
+    program_id: uuid.UUID
+    referrer_id: uuid.UUID
+    referee_id: uuid.UUID
+    code_id: uuid.UUID
+    source: str
+    status: ReferralStatus
+    created_at: datetime
+    referred_at: datetime
+    qualified_at: datetime | None
+    cleared_at: datetime | None
 
 
 class Action(Base):

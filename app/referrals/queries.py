@@ -13,7 +13,7 @@ from app.db import merchant_rows
 from app.errors import NotFound
 from app.pagination import Page, paginate, paginate_where
 from app.referrals import customers, programs
-from app.referrals.models import Action, Referral, ReferralStatus
+from app.referrals.models import Action, Referral, ReferralRecord, ReferralStatus
 from app.tenancy import scoped
 
 
@@ -30,12 +30,14 @@ async def list_referrals(
     referrer_id: uuid.UUID | None = None,
     first: int | None = None,
     after: str | None = None,
-) -> Page[Referral]:
+) -> Page[ReferralRecord]:
+    """The merchant's referrals to show, newest first, without ORM objects."""
     if program_id is not None:
         await programs.require_program(session, merchant_id=merchant_id, program_id=program_id)
     where = {"program_id": program_id, "status": status, "referrer_id": referrer_id}
     return await paginate_where(
         session,
+        ReferralRecord,
         Referral,
         merchant_id=merchant_id,
         where={key: value for key, value in where.items() if value is not None},

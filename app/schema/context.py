@@ -271,7 +271,7 @@ class Loaders:
 
     def __init__(self, context: Context) -> None:
         self._context = context
-        self.customer = DataLoader(self._one(customers.get_customers_by_ids, "ids", lambda r: r.id))
+        self.customer = DataLoader(self._one(customers.customer_records_by_ids, "ids", lambda r: r.id))
         self.program = DataLoader(self._one(programs.get_programs_by_ids, "ids", lambda r: r.id))
         self.referral_code = DataLoader(self._one(codes.get_codes_by_ids, "ids", lambda r: r.id))
         self.referral = DataLoader(self._one(queries.get_referrals_by_ids, "ids", lambda r: r.id))

@@ -99,7 +99,7 @@ class Customer:
     erased_at: datetime | None = strawberry.field(description="When the customer was erased: externalId is then their pseudonym.")
 
     @classmethod
-    def from_model(cls, m: models.Customer) -> Customer:
+    def from_model(cls, m: models.Customer | models.CustomerRecord) -> Customer:
         return cls(
             id=gid(m.id),
             external_id=m.external_id,
@@ -236,7 +236,7 @@ class Referral:
     code_id: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_model(cls, m: models.Referral) -> Referral:
+    def from_model(cls, m: models.Referral | models.ReferralRecord) -> Referral:
         return cls(
             id=gid(m.id),
             source=models.ReferralSource(m.source),
