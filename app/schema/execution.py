@@ -11,6 +11,12 @@ before, and so does a plain field whose value is missing where it may not be, or
 coerced: graphql-core then reports the error exactly as it always did (plain resolvers have
 no side effects, so reading one twice changes nothing).
 
+A resolver of our own that takes no arguments (`Referral.referrer(self, info)`) and has no
+field extension (no permission class) is called directly (`call_resolvers_directly`): the
+same function with the same `self` and `Info`, without Strawberry's generic path for it
+(arguments converted, field extensions chained, five calls deep), which cost as much as the
+resolver on a page's 100 `referrer`/`referee` fields.
+
 `execute_fields` below is graphql-core's own loop (graphql/execution/executor.py) with that one
 branch added. tests/schema/test_execution.py runs hostile values through both and compares
 the answers and errors, so an upgrade that changes the loop shows there.
@@ -18,11 +24,17 @@ the answers and errors, so an upgrade that changes the loop shows there.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from graphql import GraphQLObjectType, Undefined, is_leaf_type, is_non_null_type
+from graphql import GraphQLObjectType, GraphQLResolveInfo, Undefined, is_leaf_type, is_non_null_type
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+
+if TYPE_CHECKING:
+    import strawberry
 
 # How to read a plain field: its resolver, its type's coerce_output_value, whether non-null.
 _Plain = tuple[Any, Any, bool]
@@ -129,3 +141,50 @@ def _read(plain: _Plain, source: Any) -> Any:
     except Exception:
         return _NOT_READ
     return _NOT_READ if coerced is None or coerced is Undefined else coerced
+
+
+def call_resolvers_directly(schema: strawberry.Schema) -> None:
+    """Give each field of `schema` whose resolver can be called directly (see the module) a
+    graphql-core resolver that calls it so. Strawberry's fields with arguments, field
+    extensions, exception handlers or a `root`/`parent` parameter keep Strawberry's own."""
+    info_class = schema.config.info_class
+    for graphql_type in schema._schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType):
+            continue
+        for field_def in graphql_type.fields.values():
+            field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            if isinstance(field, StrawberryField) and _callable_directly(schema, field):
+                field_def.resolve = _direct(field, info_class)
+
+
+def _callable_directly(schema: strawberry.Schema, field: StrawberryField) -> bool:
+    resolver = field.base_resolver
+    if resolver is None or field.extensions or field.arguments or field.is_subscription:
+        return False
+    if not callable(resolver.wrapped_func):
+        return False  # Strawberry raises its own error for it
+    if resolver.root_parameter is not None or resolver.parent_parameter is not None:
+        return False
+    return not schema.schema_converter._get_field_exception_handlers(field)
+
+
+def _direct(field: StrawberryField, info_class: type[Any]) -> Callable[..., Any]:
+    """graphql-core's resolver for `field`: `self` the source, `info` Strawberry's Info,
+    passed as Strawberry passes them (by the resolver's own parameter names)."""
+    resolver = field.base_resolver
+    assert resolver is not None
+    function = cast(Callable[..., Any], resolver.wrapped_func)
+    takes_self = resolver.self_parameter is not None
+    info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
+    if takes_self and info_name == "info":
+
+        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
+            return function(source, info=info_class(_raw_info=info, _field=field))
+
+    else:
+
+        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
+            kwargs = {info_name: info_class(_raw_info=info, _field=field)} if info_name is not None else {}
+            return function(source, **kwargs) if takes_self else function(**kwargs)
+
+    return resolve

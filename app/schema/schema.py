@@ -27,7 +27,7 @@ from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
 from app.schema.dead_jobs import JobMutation, JobQuery
 from app.schema.errors import should_mask
-from app.schema.execution import PlainFieldsInline
+from app.schema.execution import PlainFieldsInline, call_resolvers_directly
 from app.schema.fraud import FraudMutation, FraudQuery
 from app.schema.inputs import build_inputs_from_plans
 from app.schema.leads import LeadMutation, LeadQuery
@@ -144,4 +144,5 @@ def build_schema(settings: Settings) -> Schema:
         execution_context_class=PlainFieldsInline,
     )
     build_inputs_from_plans(schema)
+    call_resolvers_directly(schema)
     return schema

@@ -143,3 +143,108 @@ def test_plain_fields_are_not_executed_one_by_one() -> None:
     assert _run(InlineCounted, QUERIES[3], "good") == _run(StandardCounted, QUERIES[3], "good")
     assert StandardCounted.built == 1 + 3 * 4
     assert InlineCounted.built == 1 + 3 * 2  # __typename and shout, per item
+
+
+# Resolvers called directly (call_resolvers_directly): every shape of resolver Strawberry takes
+# without arguments answers as through Strawberry's own path, errors and permissions included.
+
+
+class Closed(strawberry.BasePermission):
+    message = "closed"
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return bool(source.name == "open")
+
+
+@strawberry.type
+class Shapes:
+    name: str
+
+    @strawberry.field
+    def with_self_and_info(self, info: strawberry.Info) -> str:
+        return f"{self.name}:{info.field_name}:{info.path.key}:{info.context['tag']}"
+
+    @strawberry.field
+    async def asynchronous(self, info: strawberry.Info) -> str:
+        return f"{self.name}:{info.python_name}"
+
+    @strawberry.field
+    def only_self(self) -> str:
+        return self.name.upper()
+
+    @strawberry.field
+    @staticmethod
+    def only_info(information: strawberry.Info) -> str:
+        return str(information.return_type)
+
+    @strawberry.field
+    def raises(self) -> str | None:
+        raise ValueError(f"no {self.name}")
+
+    @strawberry.field
+    def null_where_not(self) -> str:
+        return None  # type: ignore[return-value]
+
+    @strawberry.field
+    def sibling(self, info: strawberry.Info) -> Shapes | None:
+        return Shapes(name=self.name + "+") if self.name != "x++" else None
+
+    @strawberry.field(permission_classes=[Closed])
+    def guarded(self) -> str:
+        return "inside"
+
+    @strawberry.field
+    def with_argument(self, times: int = 2) -> str:
+        return self.name * times
+
+
+@strawberry.type
+class ShapesQuery:
+    @strawberry.field
+    def shapes(self) -> list[Shapes]:
+        return [Shapes(name="open"), Shapes(name="x")]
+
+
+SHAPE_QUERIES = [
+    "{ shapes { name withSelfAndInfo asynchronous onlySelf onlyInfo } }",
+    "{ shapes { a: withSelfAndInfo b: withSelfAndInfo sibling { name sibling { onlySelf sibling { name } } } } }",
+    "{ shapes { name raises } }",
+    "{ shapes { name nullWhereNot } }",
+    "{ shapes { name guarded } }",
+    "{ shapes { withArgument w3: withArgument(times: 3) ...F } } fragment F on Shapes { onlySelf }",
+]
+
+
+async def _run_shapes(query: str, *, directly: bool) -> Any:
+    from app.schema.execution import call_resolvers_directly
+
+    schema = strawberry.Schema(query=ShapesQuery, execution_context_class=PlainFieldsInline)
+    if directly:
+        call_resolvers_directly(schema)
+    result = await schema.execute(query, context_value={"tag": "t"})
+    return result.data, sorted((error.message, tuple(error.path or ())) for error in result.errors or [])
+
+
+async def test_resolvers_called_directly_answer_as_through_strawberry() -> None:
+    for query in SHAPE_QUERIES:
+        assert await _run_shapes(query, directly=True) == await _run_shapes(query, directly=False), query
+    data, errors = await _run_shapes(SHAPE_QUERIES[0], directly=True)
+    assert data["shapes"][0] == {
+        "name": "open",
+        "withSelfAndInfo": "open:withSelfAndInfo:withSelfAndInfo:t",
+        "asynchronous": "open:asynchronous",
+        "onlySelf": "OPEN",
+        "onlyInfo": "<class 'str'>",
+    }
+    data, errors = await _run_shapes(SHAPE_QUERIES[4], directly=True)
+    assert data is None and errors == [("closed", ("shapes", 1, "guarded"))]  # the permission still runs
+
+
+def test_only_resolvers_without_arguments_or_extensions_are_called_directly() -> None:
+    from app.schema.execution import call_resolvers_directly
+
+    schema = strawberry.Schema(query=ShapesQuery, execution_context_class=PlainFieldsInline)
+    call_resolvers_directly(schema)
+    fields = schema._schema.type_map["Shapes"].fields  # type: ignore[attr-defined]
+    direct = sorted(name for name, field in fields.items() if field.resolve.__qualname__.startswith("_direct"))
+    assert direct == ["asynchronous", "nullWhereNot", "onlyInfo", "onlySelf", "raises", "sibling", "withSelfAndInfo"]
