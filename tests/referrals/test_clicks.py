@@ -20,7 +20,7 @@ async def _stored_clicks(session) -> list[tuple[dict, str]]:
             select(Click, ReferralCode.code).join(ReferralCode, ReferralCode.id == Click.code_id).order_by(Click.id)
         )
     ).all()
-    stored = [({key: getattr(found, key) for key in Click.__mapper__.column_attrs.keys()}, code) for found, code in rows]
+    stored = [({attr.key: getattr(found, attr.key) for attr in Click.__mapper__.column_attrs}, code) for found, code in rows]
     await session.rollback()
     return stored
 
