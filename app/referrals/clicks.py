@@ -7,17 +7,16 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Interval, bindparam, func, select, true
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import UTCDateTime, attach, insert_one, is_postgresql, new_id, table_of, utcnow
+from app.db import UTCDateTime, attach, insert_one, new_id, table_of, utcnow
 from app.errors import DomainError, ErrorCode
 from app.personal import lookup_hash
 from app.referrals import codes
-from app.referrals.models import MAX_CLOCK_SKEW, Click, Program, ProgramStatus, ReferralCode
+from app.referrals.models import MAX_CLOCK_SKEW, Click, ProgramStatus, ReferralCode
 
 # A reload or a second tab within this time is the same visit, not a new click.
 REPEAT_CLICK_WINDOW = timedelta(minutes=30)
@@ -95,11 +94,24 @@ async def track_click(
     device_id = validation.text(device_id, "deviceId", 255)
     device_fingerprint = validation.text(device_fingerprint, "deviceFingerprint", 64)
     landing_url = validation.http_url(landing_url, "landingUrl")
+    # The code and its program in one read; not its owner, whom a click does not need (nor
+    # decrypts: the owner's email and name are sealed).
+    found = await codes.find_code_and_program(session, merchant_id=merchant_id, code=code)
+    if found is None:
+        raise DomainError("code", ErrorCode.CODE_NOT_FOUND, "no such referral code")
+    referral_code, program = found
+    if not referral_code.active:
+        raise DomainError("code", ErrorCode.CODE_INACTIVE, "this referral code is no longer active")
+    if program.program_status is not ProgramStatus.ACTIVE:
+        raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
+
     now = min(occurred_at, now) if occurred_at is not None else now  # the click's own time from here on
     device_id_hash = lookup_hash(merchant_id, "DEVICE", device_id) if device_id is not None else None
     values = {
         "id": new_id(),
         "merchant_id": merchant_id,
+        "program_id": program.id,
+        "code_id": referral_code.id,
         "attribution_token": "at_" + secrets.token_urlsafe(24),
         "device_id": device_id,
         "device_id_hash": device_id_hash,
@@ -110,67 +122,15 @@ async def track_click(
         "channel": channel,
         "sub_id": sub_id,
         "created_at": now,
+        "expires_at": now + timedelta(days=program.attribution_window_days),
     }
-    since = now - REPEAT_CLICK_WINDOW
-    if is_postgresql(session):
-        return await _track_in_one_statement(session, merchant_id, code, values, since)
-    # The code and its program in one read; not its owner, whom a click does not need (nor
-    # decrypts: the owner's email and name are sealed).
-    found = await codes.find_code_and_program(session, merchant_id=merchant_id, code=code)
-    referral_code, program = _clickable(found)
-    values |= _of_code(referral_code, program, now)
     if device_id is None:
         click = await insert_one(session, Click, values)
         return TrackedClick(click=click, referral_code=referral_code, repeated=False)
     # One statement: the click, unless the same device clicked the code within the window.
+    since = now - REPEAT_CLICK_WINDOW
     if await session.scalar(_INSERT_UNLESS_RECENT, {**values, "since": since}) is not None:
         return TrackedClick(click=attach(session, Click, values), referral_code=referral_code, repeated=False)
-    return await _repeated(session, referral_code, device_id_hash, since)
-
-
-async def _track_in_one_statement(
-    session: AsyncSession, merchant_id: uuid.UUID, code: str, values: dict[str, Any], since: datetime
-) -> TrackedClick:
-    """PostgreSQL: the code with its program and the click in one statement (`_CLICK_OF_CODE`):
-    the click is written when the code and its program are live and the device did not click
-    the code within the window; the code and its program come back either way."""
-    typed = codes.normalize(code)
-    row = None
-    if typed is not None:
-        parameters = codes.matching_params(merchant_id, typed) | values | {"since": since}
-        row = (await session.execute(_CLICK_OF_CODE, parameters)).first()
-    found = None if row is None else codes.CODE_AND_PROGRAM.objects(session, row)
-    referral_code, program = _clickable(found)
-    if row is None or row.click_id is None:  # a live code (else `_clickable` raised): a repeat
-        return await _repeated(session, referral_code, values["device_id_hash"], since)
-    values |= _of_code(referral_code, program, values["created_at"])
-    return TrackedClick(click=attach(session, Click, values), referral_code=referral_code, repeated=False)
-
-
-def _clickable(found: tuple[Any, ...] | None) -> tuple[ReferralCode, Program]:
-    """The code and its program, if a click may count for them; else the caller's error."""
-    if found is None:
-        raise DomainError("code", ErrorCode.CODE_NOT_FOUND, "no such referral code")
-    referral_code, program = found
-    if not referral_code.active:
-        raise DomainError("code", ErrorCode.CODE_INACTIVE, "this referral code is no longer active")
-    if program.program_status is not ProgramStatus.ACTIVE:
-        raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
-    return referral_code, program
-
-
-def _of_code(referral_code: ReferralCode, program: Program, now: datetime) -> dict[str, Any]:
-    """A click's columns that come from its code."""
-    return {
-        "program_id": program.id,
-        "code_id": referral_code.id,
-        "expires_at": now + timedelta(days=program.attribution_window_days),
-    }
-
-
-async def _repeated(
-    session: AsyncSession, referral_code: ReferralCode, device_id_hash: str | None, since: datetime
-) -> TrackedClick:
     repeated = await session.scalar(_MOST_RECENT, {"code_id": referral_code.id, "device_id_hash": device_id_hash, "since": since})
     assert repeated is not None  # the click the insert did not repeat
     return TrackedClick(click=repeated, referral_code=referral_code, repeated=True)
@@ -210,42 +170,6 @@ _INSERT_UNLESS_RECENT = (
     .returning(_CLICKS.c.id)
 )
 _MOST_RECENT = _RECENT.order_by(Click.id.desc()).limit(1)
-
-# PostgreSQL: the code (with its program, as `codes.CODE_AND_PROGRAM`), and the click's INSERT
-# from it, with the code's ids and its program's attribution window (in hours: a day's interval
-# would follow daylight saving in the session's time zone, Python's timedelta does not).
-_CODE_ROW = codes.CODE_WITH_PROGRAM.cte("code")
-_OF_CODE_ROW = {
-    "program_id": _CODE_ROW.c.m1_id,
-    "code_id": _CODE_ROW.c.m0_id,
-    "expires_at": bindparam("created_at", type_=UTCDateTime())
-    + func.make_interval(0, 0, 0, 0, _CODE_ROW.c.m1_attribution_window_days * 24, type_=Interval()),
-}
-_CLICK_FROM_CODE = (
-    _CLICKS.insert()
-    .from_select(
-        list(_CLICK_COLUMNS),
-        select(
-            *[_OF_CODE_ROW[key] if key in _OF_CODE_ROW else bindparam(key, type_=_CLICKS.c[key].type) for key in _CLICK_COLUMNS]
-        ).where(
-            _CODE_ROW.c.m0_active.is_(True),
-            _CODE_ROW.c.m1_status == ProgramStatus.ACTIVE,
-            ~select(Click.id)
-            .where(
-                Click.merchant_id == bindparam("merchant_id"),
-                Click.code_id == _CODE_ROW.c.m0_id,
-                Click.device_id_hash == bindparam("device_id_hash"),
-                Click.created_at > bindparam("since", type_=UTCDateTime()),
-            )
-            .exists(),
-        ),
-    )
-    .returning(_CLICKS.c.id)
-    .cte("click")
-)
-_CLICK_OF_CODE = select(_CODE_ROW, _CLICK_FROM_CODE.c.id.label("click_id")).select_from(
-    _CODE_ROW.outerjoin(_CLICK_FROM_CODE, true())
-)
 
 
 async def find_click_by_token(session: AsyncSession, *, merchant_id: uuid.UUID, token: str) -> Click | None:

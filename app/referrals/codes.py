@@ -236,9 +236,9 @@ def matching_params(merchant_id: uuid.UUID, typed: str) -> dict:
 
 _CODE = _matching(select(ReferralCode))
 # The code, its program and its owner (the referrer), as columns (`CODE_AND_OWNER.objects` makes
-# them the session's objects); more columns may be added after them (app.actions, a click).
+# them the session's objects); more columns may be added after them (app.actions).
 CODE_AND_PROGRAM = RowsOf(ReferralCode, Program)
-CODE_WITH_PROGRAM = _matching(
+_CODE_WITH_PROGRAM = _matching(
     select(*CODE_AND_PROGRAM.columns)
     .select_from(ReferralCode)
     .join(Program, and_(Program.id == ReferralCode.program_id, Program.merchant_id == ReferralCode.merchant_id))
@@ -264,7 +264,7 @@ async def find_code_and_program(
 ) -> tuple[ReferralCode, Program] | None:
     """`find_code` and the code's program, in one query (the widget's read: its share link; a
     click: the program's state and attribution window)."""
-    row = await _typed_code_row(session, CODE_WITH_PROGRAM, merchant_id, code)
+    row = await _typed_code_row(session, _CODE_WITH_PROGRAM, merchant_id, code)
     if row is None:
         return None
     found, program = CODE_AND_PROGRAM.objects(session, row)

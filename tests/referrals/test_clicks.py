@@ -1,6 +1,5 @@
 """A click as stored is what `trackClick` answered: its code, its program, its expiry from the
-program's own window (on PostgreSQL the click is written by the statement that finds the code;
-SQLite writes it after the read), and nothing is stored for a click that did not count."""
+program's own window, and nothing is stored for a click that did not count."""
 
 from __future__ import annotations
 
