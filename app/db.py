@@ -504,11 +504,14 @@ async def merchant_rows(session: AsyncSession, model: Any, merchant_id: uuid.UUI
 @functools.cache
 def _merchant_rows_statement(model: Any, key: str) -> tuple[RowsOf, Select[Any]]:
     shape = _rows_of(model)
+    return shape, _merchant_batch(shape.columns, model, key)
+
+
+def _merchant_batch(columns: Any, model: Any, key: str) -> Select[Any]:
+    """SELECT `columns` of the merchant's rows of `model` whose attribute `key` is one of the
+    parameter `values`, oldest first (`merchant_rows`, `merchant_records`)."""
     column = sa_inspect(model).column_attrs[key].columns[0]
-    statement = (
-        select(*shape.columns).where(model.merchant_id == bindparam("merchant_id"), one_of(column, "values")).order_by(model.id)
-    )
-    return shape, statement
+    return select(*columns).where(model.merchant_id == bindparam("merchant_id"), one_of(column, "values")).order_by(model.id)
 
 
 RecordT = TypeVar("RecordT", bound=tuple[Any, ...])
@@ -537,12 +540,7 @@ def record_columns(record: type[tuple[Any, ...]], model: Any) -> tuple[Any, ...]
 
 @functools.cache
 def _merchant_records_statement(record: type[tuple[Any, ...]], model: Any, key: str) -> Select[Any]:
-    column = sa_inspect(model).column_attrs[key].columns[0]
-    return (
-        select(*record_columns(record, model))
-        .where(model.merchant_id == bindparam("merchant_id"), one_of(column, "values"))
-        .order_by(model.id)
-    )
+    return _merchant_batch(record_columns(record, model), model, key)
 
 
 # PostgreSQL: deadlock_detected, serialization_failure. Both mean "run the transaction again".

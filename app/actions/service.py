@@ -249,7 +249,8 @@ async def _customer_and_action(
         parameters = prefixed(complete_row(session, Customer, customer_row), "customer_") | prefixed(action_row, "action_")
         row = (await session.execute(_customer_and_action_statement(), parameters)).first()
         if row is not None:
-            customer = loaded(session, Customer, {key: row._mapping[key] for key in attribute_columns(Customer)})
+            columns = attribute_columns(Customer)  # first in the row, in this order; then action_id
+            customer = loaded(session, Customer, dict(zip(columns, row[: len(columns)], strict=True)))
             if row.action_id is None:
                 return customer, None
             return customer, attach(session, Action, action_row | {"customer_id": customer.id})

@@ -176,15 +176,9 @@ def _direct(field: StrawberryField, info_class: type[Any]) -> Callable[..., Any]
     function = cast(Callable[..., Any], resolver.wrapped_func)
     takes_self = resolver.self_parameter is not None
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
-    if takes_self and info_name == "info":
 
-        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
-            return function(source, info=info_class(_raw_info=info, _field=field))
-
-    else:
-
-        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
-            kwargs = {info_name: info_class(_raw_info=info, _field=field)} if info_name is not None else {}
-            return function(source, **kwargs) if takes_self else function(**kwargs)
+    def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
+        kwargs = {info_name: info_class(_raw_info=info, _field=field)} if info_name is not None else {}
+        return function(source, **kwargs) if takes_self else function(**kwargs)
 
     return resolve
