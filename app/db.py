@@ -36,7 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapper, Session, instrumentation, ma
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.types import TypeDecorator
 
-from app import prepared
+from app import personal, prepared
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -533,9 +533,16 @@ async def merchant_records(
 @functools.cache
 def record_columns(record: type[tuple[Any, ...]], model: Any) -> tuple[Any, ...]:
     """The columns of `model` that the NamedTuple `record` names by attribute (`metadata_`), in
-    its order: a SELECT of them reads rows that `record._make` takes as they are."""
+    its order: a SELECT of them reads rows that `record._make` takes as they are. An encrypted
+    column is read sealed (`personal.Sealed`): the view opens what it shows."""
     columns = sa_inspect(model).column_attrs
-    return tuple(columns[name].columns[0] for name in cast(Any, record)._fields)
+    return tuple(_as_shown(name, columns[name].columns[0]) for name in cast(Any, record)._fields)
+
+
+def _as_shown(name: str, column: Any) -> Any:
+    if isinstance(column.type, personal.Encrypted):
+        return sa.type_coerce(column, personal.ReadSealed(column.type)).label(name)
+    return column
 
 
 @functools.cache

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, JSONType, UTCDateTime, enum_column, new_id, utcnow
-from app.personal import Encrypted, EncryptedJSON
+from app.personal import Encrypted, EncryptedJSON, Sealed
 
 QUALIFYING_TYPES = frozenset({"PURCHASE", "SUBSCRIPTION_STARTED"})  # qualify a referral
 REVERSING_TYPES = frozenset({"REFUND", "CANCELLATION"})  # take back what an order earned; never start a referral
@@ -122,14 +122,15 @@ class Customer(Base):
 
 
 class CustomerRecord(NamedTuple):
-    """A customer as shown (GraphQL's Customer), read without an ORM object (`db.merchant_records`)."""
+    """A customer as shown (GraphQL's Customer), read without an ORM object (`db.merchant_records`);
+    its personal columns sealed, opened only if the query shows them."""
 
     id: uuid.UUID
     external_id: str
-    email: str | None
-    email_canonical: str | None
-    name: str | None
-    metadata_: dict[str, Any] | None
+    email: Sealed | None
+    email_canonical: Sealed | None
+    name: Sealed | None
+    metadata_: Sealed | None
     created_at: datetime
     erased_at: datetime | None
 

@@ -4,12 +4,13 @@ object (`id`, `status`, `externalId`...) read inline.
 graphql-core executes every field on its own: a path, a resolve-info object, the resolver,
 then the non-null, list and leaf completion steps, for each field of each object. A page of
 50 referrals is some 450 fields, most of them attributes read off an object. A plain field
-(strawberry's default resolver, no arguments, a scalar or enum type, no @defer) is read here
+(no arguments, a scalar or enum type, no @defer, and strawberry's default resolver or a
+method of the object alone: `Customer.email(self)`, which opens a sealed column) is read here
 in the loop over the selection instead: the same resolver, the same `coerce_output_value`.
-Every other field (a resolver of our own, an object, a list) goes through `execute_field` as
-before, and so does a plain field whose value is missing where it may not be, or cannot be
-coerced: graphql-core then reports the error exactly as it always did (plain resolvers have
-no side effects, so reading one twice changes nothing).
+Every other field (a resolver taking `info`, an object, a list) goes through `execute_field`
+as before, and so does a plain field whose value is missing where it may not be, or cannot
+be coerced: graphql-core then reports the error exactly as it always did (a plain field only
+reads its object, so reading one twice changes nothing; keep such methods so).
 
 A resolver of our own that takes no arguments (`Referral.referrer(self, info)`) and has no
 field extension (no permission class) is called directly (`call_resolvers_directly`): the
@@ -116,8 +117,10 @@ class PlainFieldsInline(StrawberryGraphQLCoreExecutionContext):
         if field_def is None or field_def.args or node.arguments:
             return None
         resolve = field_def.resolve
-        if resolve is None or not getattr(resolve, "_is_default", False):  # strawberry's marker
+        if resolve is None:
             return None
+        if not (getattr(resolve, "_is_default", False) or getattr(resolve, "_reads_its_object_only", False)):
+            return None  # `_is_default`: strawberry's marker of its attribute reader
         middleware = self.middleware_manager
         if middleware is not None and middleware.get_field_resolver(resolve) is not resolve:
             return None  # an extension that wraps every field's resolution (none of ours does)
@@ -181,4 +184,7 @@ def _direct(field: StrawberryField, info_class: type[Any]) -> Callable[..., Any]
         kwargs = {info_name: info_class(_raw_info=info, _field=field)} if info_name is not None else {}
         return function(source, **kwargs) if takes_self else function(**kwargs)
 
+    # A method of its object alone (`Customer.email(self)`: no info, not async) answers like an
+    # attribute, so a leaf field of it is read inline (`PlainFieldsInline._plain`).
+    resolve._reads_its_object_only = takes_self and info_name is None and not resolver.is_async  # type: ignore[attr-defined]
     return resolve

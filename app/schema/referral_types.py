@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
+from app.personal import opened
 from app.referrals import codes as code_service
 from app.referrals import models, queries
 from app.rewards import queries as reward_queries
@@ -91,25 +92,37 @@ class Program:
 class Customer:
     id: strawberry.ID
     external_id: str
-    email: str | None
-    email_canonical: str | None = strawberry.field(description="The mailbox behind aliases (dots and +tags folded).")
-    name: str | None
-    metadata: JSON | None
     created_at: datetime
     erased_at: datetime | None = strawberry.field(description="When the customer was erased: externalId is then their pseudonym.")
+    # The personal columns as read: plain from an ORM object, `Sealed` from a record (a page's
+    # customers), opened only by the fields below when the query asks for them.
+    personal: strawberry.Private[tuple[Any, Any, Any, Any]]
 
     @classmethod
     def from_model(cls, m: models.Customer | models.CustomerRecord) -> Customer:
         return cls(
             id=gid(m.id),
             external_id=m.external_id,
-            email=m.email,
-            email_canonical=m.email_canonical,
-            name=m.name,
-            metadata=m.metadata_,
             created_at=m.created_at,
             erased_at=m.erased_at,
+            personal=(m.email, m.email_canonical, m.name, m.metadata_),
         )
+
+    @strawberry.field
+    def email(self) -> str | None:
+        return opened(self.personal[0])
+
+    @strawberry.field(description="The mailbox behind aliases (dots and +tags folded).")
+    def email_canonical(self) -> str | None:
+        return opened(self.personal[1])
+
+    @strawberry.field
+    def name(self) -> str | None:
+        return opened(self.personal[2])
+
+    @strawberry.field
+    def metadata(self) -> JSON | None:
+        return opened(self.personal[3])
 
     @strawberry.field(description="The customer's codes in every program, active or not.")
     async def referral_codes(self, info: Info) -> list[ReferralCode]:

@@ -248,3 +248,23 @@ def test_only_resolvers_without_arguments_or_extensions_are_called_directly() ->
     fields = schema._schema.type_map["Shapes"].fields  # type: ignore[attr-defined]
     direct = sorted(name for name, field in fields.items() if field.resolve.__qualname__.startswith("_direct"))
     assert direct == ["asynchronous", "nullWhereNot", "onlyInfo", "onlySelf", "raises", "sibling", "withSelfAndInfo"]
+
+
+def test_a_method_of_its_object_alone_is_read_inline_once_called_directly() -> None:
+    """`Item.shout(self)` (no info, not async) answers like an attribute: called directly, it is
+    read in the loop like one (`Customer.email` opening a sealed column is such a method)."""
+    from app.schema.execution import call_resolvers_directly
+
+    def run(execution_context_class: type, case: str) -> Any:
+        schema = strawberry.Schema(query=Query, execution_context_class=execution_context_class)
+        call_resolvers_directly(schema)
+        result = schema.execute_sync(QUERIES[3], variable_values={"c": case})
+        return result.data, [(error.message, error.path) for error in result.errors or []]
+
+    StandardCounted.built = InlineCounted.built = 0
+    assert run(InlineCounted, "good") == _run(StandardCounted, QUERIES[3], "good")
+    assert InlineCounted.built == 1 + 3  # the list, and __typename per item: shout is read inline
+    # Beside plain fields that fail; a method that raises or answers null where it may not is
+    # compared in test_resolvers_called_directly_answer_as_through_strawberry (`raises`, `nullWhereNot`).
+    for case in ROWS:
+        assert run(PlainFieldsInline, case) == _run(StrawberryGraphQLCoreExecutionContext, QUERIES[3], case), case
