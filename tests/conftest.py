@@ -244,6 +244,7 @@ class StatementCounter:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.statements: list[str] = []
+        self.through_sqlalchemy: list[str] = []
 
     def __enter__(self) -> StatementCounter:
         # Count what production runs: payloads are built only for listening endpoints there.
@@ -257,6 +258,8 @@ class StatementCounter:
 
     def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements.append(statement)
+        if cursor is not None:  # app.prepared runs a statement on the driver and passes no cursor
+            self.through_sqlalchemy.append(statement)
 
     @property
     def count(self) -> int:

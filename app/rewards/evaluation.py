@@ -163,6 +163,42 @@ _REWARDED = scoped(
     _MERCHANT,
 )
 
+_EARLIER_OF_TYPE = scoped(
+    select(Action.id).where(
+        Action.customer_id == bindparam("customer_id"),
+        Action.type == bindparam("type"),
+        Action.id != bindparam("action_id"),
+        Action.occurred_at <= bindparam("occurred_at"),
+    ),
+    _MERCHANT,
+).limit(1)
+_MILESTONE_GRANTED = scoped(
+    select(Reward.id).where(
+        Reward.rule_id == bindparam("rule_id"),
+        Reward.customer_id == bindparam("customer_id"),
+        Reward.milestone == bindparam("milestone"),
+    ),
+    _MERCHANT,
+).limit(1)
+_REWARDS_OF_RULE = scoped(
+    select(func.count(Reward.id)).where(
+        Reward.rule_id == bindparam("rule_id"),
+        Reward.customer_id == bindparam("customer_id"),
+        Reward.status.not_in(ENDED_WITHOUT_VALUE),
+    ),
+    _MERCHANT,
+)
+_REWARDS_OF_RULE_SINCE = _REWARDS_OF_RULE.where(Reward.created_at >= bindparam("since"))
+_BUDGET_USED = scoped(
+    select(money.total(Reward.amount - Reward.reversed_amount)).where(
+        Reward.program_id == bindparam("program_id"),
+        Reward.unit == bindparam("unit"),
+        Reward.created_at >= bindparam("since"),
+        Reward.status.not_in(ENDED_WITHOUT_VALUE),
+    ),
+    _MERCHANT,
+)
+
 
 class DatabaseFacts:
     """Facts from the database, inside the action's transaction."""
@@ -175,18 +211,14 @@ class DatabaseFacts:
         self._qualified: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
 
     async def is_first_of_type(self, referral: Referral, action: Action) -> bool:
-        earlier = await self.session.scalar(
-            scoped(
-                select(Action.id).where(
-                    Action.customer_id == referral.referee_id,
-                    Action.type == action.type,
-                    Action.id != action.id,
-                    Action.occurred_at <= action.occurred_at,
-                ),
-                self.merchant_id,
-            ).limit(1)
-        )
-        return earlier is None
+        parameters = {
+            "customer_id": referral.referee_id,
+            "type": action.type,
+            "action_id": action.id,
+            "occurred_at": action.occurred_at,
+            "merchant_id": self.merchant_id,
+        }
+        return await self.session.scalar(_EARLIER_OF_TYPE, parameters) is None
 
     async def already_rewarded(self, rule_id: uuid.UUID, referral_id: uuid.UUID, recipient: Recipient) -> bool:
         """One query per evaluation: the referral is locked, so only our own grants add to it."""
@@ -214,32 +246,18 @@ class DatabaseFacts:
         self._qualified[(referrer_id, program_id)] = count
 
     async def milestone_granted(self, rule_id: uuid.UUID, customer_id: uuid.UUID, milestone: int) -> bool:
-        found = await self.session.scalar(
-            select(Reward.id).where(Reward.rule_id == rule_id, Reward.customer_id == customer_id, Reward.milestone == milestone)
-        )
-        return found is not None
+        parameters = {"rule_id": rule_id, "customer_id": customer_id, "milestone": milestone, "merchant_id": self.merchant_id}
+        return await self.session.scalar(_MILESTONE_GRANTED, parameters) is not None
 
     async def rewards_of_rule(self, rule_id: uuid.UUID, customer_id: uuid.UUID, since: datetime | None) -> int:
-        query = scoped(
-            select(func.count(Reward.id)).where(
-                Reward.rule_id == rule_id, Reward.customer_id == customer_id, Reward.status.not_in(ENDED_WITHOUT_VALUE)
-            ),
-            self.merchant_id,
-        )
-        if since is not None:
-            query = query.where(Reward.created_at >= since)
-        return await self.session.scalar(query) or 0
+        parameters = {"rule_id": rule_id, "customer_id": customer_id, "merchant_id": self.merchant_id}
+        if since is None:
+            return await self.session.scalar(_REWARDS_OF_RULE, parameters) or 0
+        return await self.session.scalar(_REWARDS_OF_RULE_SINCE, {**parameters, "since": since}) or 0
 
     async def budget_used(self, program_id: uuid.UUID, unit: str, since: datetime) -> int:
-        used = await self.session.scalar(
-            select(money.total(Reward.amount - Reward.reversed_amount)).where(
-                Reward.merchant_id == self.merchant_id,
-                Reward.program_id == program_id,
-                Reward.unit == unit,
-                Reward.created_at >= since,
-                Reward.status.not_in(ENDED_WITHOUT_VALUE),
-            )
-        )
+        parameters = {"program_id": program_id, "unit": unit, "since": since, "merchant_id": self.merchant_id}
+        used = await self.session.scalar(_BUDGET_USED, parameters)
         return self._planned_budget.get((program_id, unit), 0) + (used or 0)
 
 

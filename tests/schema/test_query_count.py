@@ -4,6 +4,8 @@ number of statements."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import select
 
@@ -13,6 +15,7 @@ from app.referrals import codes, programs
 from app.referrals.models import ProgramStatus
 from app.webhooks.models import WebhookDelivery
 from tests.scenarios import active_program, code_for
+from tests.schema.test_tenant_isolation import SET_FRAUD_POLICY
 
 REFERRALS = 50
 REFERRERS = 5
@@ -237,17 +240,25 @@ PURCHASE_STATEMENTS = {"postgresql": 11, "sqlite": 19}
 CLICK_STATEMENTS = {"postgresql": 3, "sqlite": 4}  # SQLite's count includes BEGIN IMMEDIATE
 
 
-async def _second_referred_purchase(tenant, count_statements) -> tuple[int, dict, list[str]]:
+async def _second_referred_purchase(
+    tenant, count_statements, *, before: int = 1, own_addresses: bool = False
+) -> tuple[int, dict, Any]:
     """The statements of a referred purchase with FIVE_RULES: the second of the referrer's, as
-    in a running shop (their accounts exist)."""
+    in a running shop (their accounts exist); with `before`, after that many of theirs."""
     from tests.rewards.helpers import create_rule
 
     program = await active_program(tenant)
     code = (await code_for(tenant, program["id"], "jane"))["code"]
     for rule in FIVE_RULES:
         await create_rule(tenant, program["id"], **rule)
+    if own_addresses:  # five referrals of a new referrer in a minute: scored, but let through here
+        lenient = {"programId": program["id"], "policy": {"reviewScore": 9_999, "blockScore": 10_000}}
+        assert (await tenant.gql(SET_FRAUD_POLICY, lenient))["setFraudPolicy"]["userErrors"] == []
 
-    async def purchase(customer: str) -> tuple[int, dict, list[str]]:
+    seen: list[str] = []
+
+    async def purchase(customer: str) -> tuple[int, dict, Any]:
+        seen.append(customer)
         variables = {
             "i": {
                 "type": "PURCHASE",
@@ -260,7 +271,7 @@ async def _second_referred_purchase(tenant, count_statements) -> tuple[int, dict
                 "context": {
                     "email": f"{customer}@example.com",
                     "deviceId": f"d-{customer}",
-                    "ip": "10.1.2.3",
+                    "ip": f"10.1.{len(seen)}.3" if own_addresses else "10.1.2.3",
                     "userAgent": "bench",
                     "paymentFingerprint": f"card-{customer}",
                 },
@@ -268,19 +279,39 @@ async def _second_referred_purchase(tenant, count_statements) -> tuple[int, dict
         }
         with count_statements() as counter:
             data = await tenant.gql(HOT_PURCHASE, variables)
-        return counter.count, data["recordAction"], counter.statements
+        return counter.count, data["recordAction"], counter
 
-    await purchase("warm")
+    for n in range(before):
+        await purchase(f"warm{n}")
     return await purchase("bob")
 
 
 async def test_a_referred_purchase_with_five_rules_and_fraud_checks_costs_a_fixed_number_of_statements(
     tenant, count_statements, backend
 ):
-    count, result, statements = await _second_referred_purchase(tenant, count_statements)
+    count, result, counter = await _second_referred_purchase(tenant, count_statements)
 
     assert len(result["rewards"]) == 4 and result["userErrors"] == []
-    assert count == PURCHASE_STATEMENTS[backend], "\n".join(line[:160] for line in statements)
+    assert count == PURCHASE_STATEMENTS[backend], "\n".join(line[:160] for line in counter.statements)
+
+
+# A statement runs prepared on the driver (app.prepared) from its second run in the process.
+# On PostgreSQL every statement of the purchase does; on SQLite, BEGIN and the two reads with
+# IN lists (expanded there: their text varies) go through SQLAlchemy.
+THROUGH_SQLALCHEMY = {"postgresql": 0, "sqlite": 3}
+PAST_A_MILESTONE_STATEMENTS = {"postgresql": 10, "sqlite": 18}
+
+
+async def test_a_purchase_past_a_milestone_runs_every_statement_prepared(tenant, count_statements, backend):
+    """The referrer's seventh referral (the sixth ran the same statements once): the milestone
+    rule asks whether the bonus of the fifth was granted, as every purchase of a referrer past it
+    does (bench/suite.py's referrers are)."""
+    count, result, counter = await _second_referred_purchase(tenant, count_statements, before=6, own_addresses=True)
+    through_sqlalchemy = counter.through_sqlalchemy
+
+    assert len(result["rewards"]) == 4 and result["userErrors"] == []  # the bonus went with the fifth
+    assert len(through_sqlalchemy) == THROUGH_SQLALCHEMY[backend], "\n".join(x[:200] for x in through_sqlalchemy)
+    assert count == PAST_A_MILESTONE_STATEMENTS[backend]
 
 
 # A webhook endpoint listening to the purchase's events (referral created and qualified, four
@@ -300,10 +331,10 @@ async def test_a_webhook_endpoint_adds_two_statements_per_place_that_emits_to_a_
     created = await tenant.gql(CREATE_WEBHOOK, {"input": {"url": url, "eventTypes": WEBHOOK_EVENTS}})
     assert created["createWebhookEndpoint"]["userErrors"] == []
 
-    count, result, statements = await _second_referred_purchase(tenant, count_statements)
+    count, result, counter = await _second_referred_purchase(tenant, count_statements)
 
     assert len(result["rewards"]) == 4 and result["userErrors"] == []
-    assert count == PURCHASE_STATEMENTS_WITH_AN_ENDPOINT[backend], "\n".join(line[:160] for line in statements)
+    assert count == PURCHASE_STATEMENTS_WITH_AN_ENDPOINT[backend], "\n".join(line[:160] for line in counter.statements)
     async with create_session_factory(tenant.engine)() as session:
         payloads = (await session.execute(select(WebhookDelivery.event_type, WebhookDelivery.payload))).all()
     (referral,) = [data for kind, data in payloads if kind == "referral.created" and data["refereeExternalId"] == "bob"]
