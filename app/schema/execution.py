@@ -25,13 +25,26 @@ the answers and errors, so an upgrade that changes the loop shows there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from graphql import GraphQLObjectType, GraphQLResolveInfo, Undefined, is_leaf_type, is_non_null_type
+from graphql import (
+    DocumentNode,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    Undefined,
+    is_leaf_type,
+    is_non_null_type,
+    parse,
+    specified_rules,
+    validate,
+)
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.field import StrawberryField
 
 if TYPE_CHECKING:
@@ -188,3 +201,36 @@ def _direct(field: StrawberryField, info_class: type[Any]) -> Callable[..., Any]
     # attribute, so a leaf field of it is read inline (`PlainFieldsInline._plain`).
     resolve._reads_its_object_only = takes_self and info_name is None and not resolver.is_async  # type: ignore[attr-defined]
     return resolve
+
+
+class ValidDocuments:
+    """Documents that parse and validate, by their text, parsed and validated once per process
+    (at most `size`, least recently used out first). What Strawberry's ParserCache and
+    ValidationCache extensions keep, without the five extensions built per request to reach it
+    (`GraphQLView.answer_directly`). The rules are Strawberry's: graphql-core's, ours (depth,
+    aliases, one second factor, no introspection in production), then its own two."""
+
+    def __init__(self, schema: strawberry.Schema, rules: Sequence[Any], *, max_tokens: int, size: int = 512) -> None:
+        self._schema = schema._schema
+        self._rules = (*specified_rules, *rules, MaybeNullValidationRule, OneOfInputValidationRule)
+        self._max_tokens = max_tokens
+        self._size = size
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+
+    def get(self, text: str) -> DocumentNode | None:
+        """The document, or None when it does not parse or validate: Strawberry's path then
+        answers with the errors, as it always did."""
+        document = self._documents.get(text)
+        if document is not None:
+            self._documents.move_to_end(text)
+            return document
+        try:
+            document = parse(text, max_tokens=self._max_tokens)
+            if validate(self._schema, document, self._rules):
+                return None
+        except Exception:  # a syntax error, too many tokens, nesting past the recursion limit
+            return None
+        self._documents[text] = document
+        if len(self._documents) > self._size:
+            self._documents.popitem(last=False)
+        return document

@@ -27,7 +27,7 @@ from app.schema.coupons import CouponMutation, CouponQuery
 from app.schema.customers import CustomerMutation, CustomerQuery
 from app.schema.dead_jobs import JobMutation, JobQuery
 from app.schema.errors import should_mask
-from app.schema.execution import PlainFieldsInline, call_resolvers_directly
+from app.schema.execution import PlainFieldsInline, ValidDocuments, call_resolvers_directly
 from app.schema.fraud import FraudMutation, FraudQuery
 from app.schema.inputs import build_inputs_from_plans
 from app.schema.leads import LeadMutation, LeadQuery
@@ -99,6 +99,8 @@ Mutation = merge_types(
 
 
 class Schema(strawberry.Schema):
+    valid_documents: ValidDocuments  # the documents the view runs directly (GraphQLView.answer_directly)
+
     @staticmethod
     def remove_field_suggestion(error: GraphQLError) -> None:
         """With suggestions disabled (production), strip every "Did you mean ...?", not only
@@ -145,4 +147,5 @@ def build_schema(settings: Settings) -> Schema:
     )
     build_inputs_from_plans(schema)
     call_resolvers_directly(schema)
+    schema.valid_documents = ValidDocuments(schema, rules, max_tokens=settings.max_tokens)
     return schema

@@ -12,21 +12,30 @@ from __future__ import annotations
 
 import json
 import re
+from inspect import isawaitable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from cross_web import HTTPException
+from graphql import OperationType, execute, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.extensions import MaskErrors
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.types import ExecutionResult
 
 from app.config import Settings
 from app.schema.context import Context
+from app.schema.errors import should_mask
+from app.schema.execution import PlainFieldsInline
+
+if TYPE_CHECKING:
+    from app.schema.schema import Schema
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -86,6 +95,7 @@ class GraphQLView(GraphQL[Context, None]):
             allow_queries_via_get=True,  # queries only; strawberry refuses mutations over GET
         )
         self.settings = settings
+        self._masking = MaskErrors(should_mask_error=should_mask)
 
     def encode_json(self, data: object) -> bytes:
         """orjson: several times faster than json for a response. It refuses what JSON cannot
@@ -110,12 +120,57 @@ class GraphQLView(GraphQL[Context, None]):
             if refusal is not None:
                 response = self.error_response(request, 429, refusal.message, refusal.headers())
             else:
-                response = await self.run(request, context=context)
+                response = await self.answer_directly(request, context) or await self.run(request, context=context)
         except HTTPException as error:
             response = self.error_response(request, error.status_code, error.reason)
         finally:
             await context.close()
         await response(scope, receive, send)
+
+    async def answer_directly(self, request: Request, context: Context) -> Response | None:
+        """The common request without Strawberry's per-request wrappers: a JSON POST of one query
+        or mutation whose document is valid (`schema.valid_documents`) runs straight on
+        graphql-core's `execute` with our executor, and its result goes through the same error
+        processing (logged, suggestions removed, masked) and the same response building as
+        Strawberry's path. Anything else (GET, other bodies, a document with errors, several
+        operations, an `extensions` entry) returns None: `run` answers it, as it always did.
+        Strawberry's HTTP view and `Schema.execute` cost about as much as a click's own
+        statements (five extensions built, their hooks entered, adapters, contexts)."""
+        if request.method != "POST" or request.headers.get("content-type", "").partition(";")[0].strip().lower() != JSON:
+            return None
+        body = self.decode_json(await request.body())  # an HTTPException (400) as `run` raises it
+        assert isinstance(body, dict)  # decode_json refuses anything else
+        query, variables, name = body.get("query"), body.get("variables"), body.get("operationName")
+        if not isinstance(query, str) or not isinstance(variables, dict | None) or not isinstance(name, str | None):
+            return None
+        if body.get("extensions") is not None:
+            return None
+        schema = cast("Schema", self.schema)
+        documents = getattr(schema, "valid_documents", None)  # built by build_schema
+        document = None if documents is None else documents.get(query)
+        if document is None:
+            return None
+        operation = get_operation_ast(document, name)
+        if operation is None or operation.operation not in (OperationType.QUERY, OperationType.MUTATION):
+            return None
+        executed = execute(
+            schema._schema,
+            document,
+            context_value=context,
+            variable_values=variables,
+            operation_name=name,
+            executor_class=PlainFieldsInline,
+            is_awaitable=cast(Any, optimized_is_awaitable),  # Strawberry passes it to graphql-core so
+        )
+        if isawaitable(executed):
+            executed = await executed
+        errors = executed.errors
+        if errors:
+            schema._process_errors(errors)  # logged; "Did you mean" removed in production
+            errors = [self._masking.anonymise_error(error) if should_mask(error) else error for error in errors]
+        result = ExecutionResult(data=executed.data, errors=errors)
+        response_data = await self.process_result(request, result)
+        return self.create_response(response_data, await self.get_sub_response(request))
 
     def error_response(self, request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
         """A request refused before any GraphQL ran, as a GraphQL error document."""
