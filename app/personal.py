@@ -167,7 +167,8 @@ def opened(value: Any) -> Any:
 
 
 class ReadSealed(TypeDecorator):
-    """Reads an `Encrypted` column as `Sealed` values (`sealed(column)`); never written."""
+    """Reads an `Encrypted` column as `Sealed` values (`type_coerce(column, ReadSealed(column.type))`,
+    as `db.record_columns` does); never written."""
 
     impl = Text
     cache_ok = True

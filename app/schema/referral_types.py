@@ -96,7 +96,10 @@ class Customer:
     erased_at: datetime | None = strawberry.field(description="When the customer was erased: externalId is then their pseudonym.")
     # The personal columns as read: plain from an ORM object, `Sealed` from a record (a page's
     # customers), opened only by the fields below when the query asks for them.
-    personal: strawberry.Private[tuple[Any, Any, Any, Any]]
+    stored_email: strawberry.Private[Any]
+    stored_email_canonical: strawberry.Private[Any]
+    stored_name: strawberry.Private[Any]
+    stored_metadata: strawberry.Private[Any]
 
     @classmethod
     def from_model(cls, m: models.Customer | models.CustomerRecord) -> Customer:
@@ -105,24 +108,27 @@ class Customer:
             external_id=m.external_id,
             created_at=m.created_at,
             erased_at=m.erased_at,
-            personal=(m.email, m.email_canonical, m.name, m.metadata_),
+            stored_email=m.email,
+            stored_email_canonical=m.email_canonical,
+            stored_name=m.name,
+            stored_metadata=m.metadata_,
         )
 
     @strawberry.field
     def email(self) -> str | None:
-        return opened(self.personal[0])
+        return opened(self.stored_email)
 
     @strawberry.field(description="The mailbox behind aliases (dots and +tags folded).")
     def email_canonical(self) -> str | None:
-        return opened(self.personal[1])
+        return opened(self.stored_email_canonical)
 
     @strawberry.field
     def name(self) -> str | None:
-        return opened(self.personal[2])
+        return opened(self.stored_name)
 
     @strawberry.field
     def metadata(self) -> JSON | None:
-        return opened(self.personal[3])
+        return opened(self.stored_metadata)
 
     @strawberry.field(description="The customer's codes in every program, active or not.")
     async def referral_codes(self, info: Info) -> list[ReferralCode]:

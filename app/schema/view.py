@@ -32,7 +32,6 @@ from strawberry.types import ExecutionResult
 from app.config import Settings
 from app.schema.context import Context
 from app.schema.errors import should_mask
-from app.schema.execution import PlainFieldsInline
 
 if TYPE_CHECKING:
     from app.schema.schema import Schema
@@ -145,9 +144,8 @@ class GraphQLView(GraphQL[Context, None]):
             return None
         if body.get("extensions") is not None:
             return None
-        schema = cast("Schema", self.schema)
-        documents = getattr(schema, "valid_documents", None)  # built by build_schema
-        document = None if documents is None else documents.get(query)
+        schema = cast("Schema", self.schema)  # build_schema's: it keeps the valid documents
+        document = schema.valid_documents.get(query)
         if document is None:
             return None
         operation = get_operation_ast(document, name)
@@ -159,7 +157,7 @@ class GraphQLView(GraphQL[Context, None]):
             context_value=context,
             variable_values=variables,
             operation_name=name,
-            executor_class=PlainFieldsInline,
+            executor_class=schema.execution_context_class,  # as Strawberry's path passes it
             is_awaitable=cast(Any, optimized_is_awaitable),  # Strawberry passes it to graphql-core so
         )
         if isawaitable(executed):
