@@ -463,11 +463,12 @@ async def _evidence(
             return clicked, click, status, None
     typed = codes.normalize(data.referral_code)
     if typed is not None:
+        statement, params = _CODE_AND_REFEREE_HISTORY.statement_and_params(merchant_id, typed)
         row = (
             await session.execute(
-                _CODE_AND_REFEREE_HISTORY,
+                statement,
                 {
-                    **codes.matching_params(merchant_id, typed),
+                    **params,
                     "referee_id": customer.id,
                     "before": action.occurred_at,
                     "exclude_action_id": action.id,
