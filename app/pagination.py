@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Integer, Select, bindparam, select
+from sqlalchemy import Integer, Select, bindparam, literal_column, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,8 +87,8 @@ async def paginate_where(
     compiled per request (scoping a new SELECT alone compiles it once to find its FROM list),
     a third of a page's reading."""
     size = page_size(first)
-    statement = _page_statement(record, model, tuple(sorted(where)), bool(after))  # "" is no cursor, as in `paginate`
-    parameters = {"merchant_id": merchant_id, "page_limit": size + 1}
+    statement = _page_statement(record, model, tuple(sorted(where)), bool(after), size + 1)  # "" is no cursor, as in `paginate`
+    parameters = {"merchant_id": merchant_id}
     parameters |= {f"where_{key}": value for key, value in where.items()}
     if after:
         parameters["after"] = decode_cursor(after)
@@ -98,12 +98,15 @@ async def paginate_where(
 
 
 @functools.cache
-def _page_statement(record: type[tuple[Any, ...]], model: Any, keys: tuple[str, ...], after: bool) -> Select[Any]:
-    """`paginate_where`'s SELECT: the record's columns, every value a parameter."""
+def _page_statement(record: type[tuple[Any, ...]], model: Any, keys: tuple[str, ...], after: bool, limit: int) -> Select[Any]:
+    """`paginate_where`'s SELECT: the record's columns, every value a parameter but the limit,
+    which is written into the statement (one statement per page size, at most `MAX_PAGE_SIZE`):
+    with `LIMIT $n` PostgreSQL cannot cost the generic plan's index scan, finds it dearer than
+    a plan for the limit given, and so planned the page afresh on every request."""
     columns = sa_inspect(model).column_attrs
     id_column = columns["id"].columns[0]
     statement = scoped(select(*record_columns(record, model)), bindparam("merchant_id"))
     statement = statement.where(*(columns[key].columns[0] == bindparam(f"where_{key}") for key in keys))
     if after:
         statement = statement.where(id_column < bindparam("after"))
-    return statement.order_by(id_column.desc()).limit(bindparam("page_limit", type_=Integer))
+    return statement.order_by(id_column.desc()).limit(literal_column(str(int(limit)), Integer))

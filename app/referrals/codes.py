@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import and_, bindparam, case, or_, select
+from sqlalchemy import Select, and_, bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import text, validation
 from app.db import (
-    AnySelect,
     RowsOf,
     insert_ignoring_conflicts,
     keep_for_transaction,
@@ -223,13 +222,13 @@ class Matching:
     PostgreSQL planned the statement afresh on every execution, which cost it six times the
     lookup itself."""
 
-    def __init__(self, query: AnySelect) -> None:
+    def __init__(self, query: Select[Any]) -> None:
         self.query = query
         self.one_key = self._matching(query, ReferralCode.lookup_key == bindparam("key"))
         self.look_alikes = self._matching(query, one_of(ReferralCode.lookup_key, "look_alikes"))
 
     @staticmethod
-    def _matching(query: AnySelect, by_key: Any) -> AnySelect:
+    def _matching(query: Select[Any], by_key: Any) -> Select[Any]:
         return (
             query.where(
                 ReferralCode.merchant_id == bindparam("merchant_id"), or_(by_key, ReferralCode.code == bindparam("typed"))
@@ -243,7 +242,7 @@ class Matching:
     def add_columns(self, *columns: Any) -> Matching:
         return Matching(self.query.add_columns(*columns))
 
-    def statement_and_params(self, merchant_id: uuid.UUID, typed: str) -> tuple[AnySelect, dict]:
+    def statement_and_params(self, merchant_id: uuid.UUID, typed: str) -> tuple[Select[Any], dict]:
         key = text.code_key(typed)
         look_alikes = text.code_look_alikes(typed)
         if look_alikes == {key}:
