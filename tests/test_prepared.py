@@ -215,6 +215,19 @@ async def test_a_list_parameter_and_a_union_run_prepared_with_the_same_answers(d
     assert _prepared(db, ACTORS_AMONG) == (backend == "postgresql")  # SQLite's IN list is expanded per call
 
 
+async def test_a_list_of_strings_matches_whole_values_not_their_first_characters(db):
+    """A list parameter of a VARCHAR(100) column is cast as `VARCHAR[]`: cast as
+    `VARCHAR(100)[]`, PostgreSQL cut each longer value to 100 characters, so a value that only
+    began like a stored one matched it (and, in a plan made once, the cast kept the index out)."""
+    stored = "h." + "x" * 98
+    async with create_session_factory(db)() as session:
+        await session.execute(insert(jobs), [_job(stored)])
+        for listed, expected in [([stored + "y"], []), ([stored], [stored])]:
+            first, second = await _twice(session, ACTORS_AMONG, {"actors": listed})
+            assert first.scalars().all() == second.scalars().all() == expected
+        await session.rollback()
+
+
 JOBS_AMONG_IDS_AND_STATUSES = (
     select(jobs.c.actor).where(one_of(jobs.c.id, "ids"), one_of(jobs.c.status, "statuses")).order_by(jobs.c.actor)
 )

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.db import UTCDateTime, one_of
+from app.db import UTCDateTime, generic_plans, one_of
 from app.fraud.identifiers import sighted_in_transaction
 from app.fraud.models import CustomerIdentifier, FraudListEntry, IdentifierKind, ListKind
 from app.personal import hashed_value, lookup_hash
@@ -196,31 +196,32 @@ class Case:
         sighted = sighted_in_transaction(self.session, self.referee.id)
         listed = self._identifier_candidates([(kind, value) for (kind, _hash), value in sighted.items()])
         seen_hashes = {kind: [h for (k, h) in sighted if k == kind] for kind in REUSE_KINDS}
-        rows = await self.session.execute(
-            _prefetch_statement(),
-            {
-                "referee_id": self.referee.id,
-                "referrer_id": self.referrer.id,
-                "merchant_id": self.merchant_id,
-                "program_id": self.program_id,
-                "referral_id": self.referral_id,
-                "at": self.at,
-                "day_ago": day_ago,
-                "hour_ago": self.at - timedelta(hours=1),
-                "day_ago_skewed": day_ago - MAX_CLOCK_SKEW,
-                "baseline_since": self.at - BASELINE_WINDOW,
-                "customer_ids": [v for k, v in named if k in _CUSTOMER_MARKS],
-                "emails": [v for k, v in named if k is ListKind.EMAIL],
-                "domains": [v for k, v in named if k is ListKind.DOMAIN],
-                "listed_devices": [v for k, v in listed if k is ListKind.DEVICE],
-                "listed_payments": [v for k, v in listed if k is ListKind.PAYMENT],
-                "listed_ips": [v for k, v in listed if k is ListKind.IP],
-                "seen_devices": seen_hashes["DEVICE"],
-                "seen_payments": seen_hashes["PAYMENT"],
-                "seen_ips": seen_hashes["IP"],
-                "since": self.at - IP_WINDOW,
-            },
-        )
+        async with generic_plans(self.session):  # with its arrays, PostgreSQL would plan it on every run
+            rows = await self.session.execute(
+                _prefetch_statement(),
+                {
+                    "referee_id": self.referee.id,
+                    "referrer_id": self.referrer.id,
+                    "merchant_id": self.merchant_id,
+                    "program_id": self.program_id,
+                    "referral_id": self.referral_id,
+                    "at": self.at,
+                    "day_ago": day_ago,
+                    "hour_ago": self.at - timedelta(hours=1),
+                    "day_ago_skewed": day_ago - MAX_CLOCK_SKEW,
+                    "baseline_since": self.at - BASELINE_WINDOW,
+                    "customer_ids": [v for k, v in named if k in _CUSTOMER_MARKS],
+                    "emails": [v for k, v in named if k is ListKind.EMAIL],
+                    "domains": [v for k, v in named if k is ListKind.DOMAIN],
+                    "listed_devices": [v for k, v in listed if k is ListKind.DEVICE],
+                    "listed_payments": [v for k, v in listed if k is ListKind.PAYMENT],
+                    "listed_ips": [v for k, v in listed if k is ListKind.IP],
+                    "seen_devices": seen_hashes["DEVICE"],
+                    "seen_payments": seen_hashes["PAYMENT"],
+                    "seen_ips": seen_hashes["IP"],
+                    "since": self.at - IP_WINDOW,
+                },
+            )
         parts: dict[str, list[Any]] = {
             "identifier": [],
             "shared": [],

@@ -1,6 +1,6 @@
 """PostgreSQL plans the hot reads once per connection, not on every execution: here the code
 lookup of a click, a widget read and a referred purchase, whose planning cost six times its
-running. PostgreSQL plans a prepared statement afresh each time unless its generic plan looks
+running, and the fraud check's prefetch, whose planning cost ten times its running. PostgreSQL plans a prepared statement afresh each time unless its generic plan looks
 no dearer than the plans it made for the values given, so a statement whose parameter hides how
 many values it holds (an array) stays on per-call planning once the table holds a few thousand
 rows. (The referrals page's `LIMIT $n` did the same at the benchmark's 10k referrals, not at the
@@ -8,11 +8,15 @@ rows. (The referrals page's `LIMIT $n` did the same at the benchmark's 10k refer
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import text
+import uuid
 
-from app.db import create_engine, create_session_factory
+import pytest
+from sqlalchemy import select, text
+
+from app.db import create_engine, create_session_factory, utcnow
+from app.fraud import case as fraud_case
 from app.referrals import codes
+from app.referrals.models import Customer
 from tests.conftest import system_connection
 
 pytestmark = pytest.mark.postgresql_only(reason="what PostgreSQL's plan cache does")
@@ -82,3 +86,38 @@ async def test_a_code_lookup_is_planned_once_per_connection_at_thousands_of_code
         found = await codes.find_code_and_program(one_connection, merchant_id=tenant.id, code=f"bulk-{i * 7}")
         assert found is not None and found[0].code == f"BULK{i * 7}"
     assert await _plans(one_connection, "FROM referral_codes JOIN programs") == PLANNED_ONCE
+
+
+async def test_the_fraud_checks_prefetch_is_planned_once_on_its_generic_plan_which_reads_by_index(
+    thousands, owner_engine, one_connection, tenant
+):
+    """The prefetch runs on its generic plan (`app.db.generic_plans`), made once per connection,
+    and finds the customers seen with the referee's identifiers through the index, not by
+    reading every identifier of the merchant; the transaction's later statements are planned
+    as PostgreSQL chooses again."""
+    async with system_connection(one_connection.bind) as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO customer_identifiers (id, merchant_id, customer_id, kind, value_hash, first_seen_at, "
+                "last_seen_at) SELECT gen_random_uuid(), merchant_id, id, kind, md5(kind || external_id), now(), now() "
+                "FROM customers, unnest(ARRAY['DEVICE', 'PAYMENT', 'IP']) AS kind WHERE merchant_id = :m"
+            ),
+            {"m": tenant.id},
+        )
+    async with owner_engine.connect() as connection:
+        await connection.execute(text("ANALYZE customer_identifiers"))
+
+    session = one_connection
+    referrer, referee = (
+        await session.scalars(select(Customer).where(Customer.external_id.in_(["bulk1", "bulk2"])).order_by(Customer.external_id))
+    ).all()
+    for _ in range(7):
+        check = fraud_case.Case(session, tenant.id, uuid.UUID(thousands), uuid.uuid4(), referrer, referee, utcnow())
+        await check.prefetch()
+        assert sorted(r.kind for r in await check.referee_identifiers()) == ["DEVICE", "IP", "PAYMENT"]
+    assert await _plans(session, "AS part") == (6, 0)  # generic from the first run (the first of seven is SQLAlchemy's)
+    scans = (
+        await session.execute(text("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'customer_identifiers'"))
+    ).scalar()
+    assert scans == 0
+    assert (await session.execute(text("SELECT current_setting('plan_cache_mode')"))).scalar() == "auto"
