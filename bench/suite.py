@@ -1,15 +1,20 @@
 """`make bench`: the hot paths against the machine's limit, at two database sizes, in one run.
 
-For each size (default 10k and 1M customers; as many referrals, each with the purchase that made
-it, 5x as many clicks, seeded with COPY, not through the API) on a fresh PostgreSQL database:
+For each size (default 10k and 1M customers; as many referrals, two months old and cleared, each
+with the purchase that made it, 5x as many clicks, seeded with COPY, not through the API; then the
+rewards those purchases earned under the 5 rules, written by the API's own granting, see
+`seed_rewards`) on a fresh PostgreSQL database:
 
 1. the bare endpoint: a Starlette app doing one INSERT per request into the same database
    (bench/baseline_app.py), the physical limit for one write per request;
 2. `referral serve` (uvicorn, `--workers`, the API's role under row-level security, Redis
    broker, no rate limits) loaded by wrk with `bench/wrk/scenario.lua`:
    `track_click`, `record_action` (a new referee's first PURCHASE with a code, 5 active reward
-   rules of which 4 grant, fraud checks on), `referrals_page` (50 referrals with referrer and
-   referee) and `widget` (the share panel's read with a publishable key).
+   rules of which 4 grant, fraud checks on; the purchases go round the referrers' codes, and the
+   report counts those an open fraud review held: `reviewed`), `referrals_page` (50 referrals
+   with referrer and referee) and `widget` (the share panel's read with a publishable key). Where
+   the server's autovacuum is off (CI machines), the database is ANALYZEd before each run, as
+   autovacuum would once a tenth of a table changed.
 
 Then the embedded default (`make run`): a SQLite file (10k customers, seeded through SQLAlchemy)
 with the in-process broker and worker, `record_action` and `track_click`.
@@ -36,6 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -153,10 +159,14 @@ def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) 
     an active program, `size` referees referred by `size // 10` referrers (each with a code), 5
     clicks per referral and the fraud engine's identifiers. `sealed(value, column)` is what an
     encrypted column stores (COPY bypasses the column types; SQLAlchemy's inserts seal themselves)."""
+    from app.fraud.policy import DEFAULT_QUIET_DAYS
     from app.personal import lookup_hash
     from app.text import code_key
 
     now = dt.datetime.now(dt.UTC)
+    # Two months old, the seeded referrals were cleared long ago (the default policy's quiet
+    # days after their purchase): a fraud flag on their referrer no longer reopens them.
+    cleared_after = dt.timedelta(days=DEFAULT_QUIET_DAYS)
     referrers = max(100, size // 10)
     program = (program_id, merchant_id, "Bench", "ACTIVE", 30, 14, "https://shop.example/?ref={code}", "RANDOM", 8, now, now)
     customers = [
@@ -182,7 +192,22 @@ def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) 
         code = codes[n % referrers]
         at = now - dt.timedelta(days=60, seconds=n)
         referral_id = uuid.uuid4()
-        referrals.append((referral_id, merchant_id, program_id, code[3], referee[0], code[0], "CODE", "QUALIFIED", at, at, at))
+        referrals.append(
+            (
+                referral_id,
+                merchant_id,
+                program_id,
+                code[3],
+                referee[0],
+                code[0],
+                "CODE",
+                "QUALIFIED",
+                at,
+                at,
+                at,
+                at + cleared_after,
+            )
+        )
         purchases.append(
             (uuid.uuid4(), merchant_id, referee[0], program_id, referral_id, "PURCHASE", f"seed-{n}", "seed")
             + (5000, "USD", f"seed-order-{n}", at, at, "REFERRAL_CREATED")
@@ -245,11 +270,7 @@ def seed_rows(merchant_id: uuid.UUID, program_id: uuid.UUID, size: int, sealed) 
             ["id", "merchant_id", "program_id", "customer_id", "code", "is_vanity", "active", "created_at", "lookup_key"],
             codes,
         ),
-        (
-            "referrals",
-            REFERRAL_COLUMNS,
-            referrals,
-        ),
+        ("referrals", [*REFERRAL_COLUMNS, "cleared_at"], referrals),
         (
             "actions",
             PURCHASE_COLUMNS,
@@ -325,7 +346,20 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
     await connection.close()
     seeded = time.monotonic() - started
     write_wrk_data(data_dir, secret, publishable, codes)
-    return {"program_id": str(program_id), "secret": secret, "seconds": round(seeded, 1)}
+    return {
+        "program_id": str(program_id),
+        "merchant_id": merchant_id,
+        "secret": secret,
+        "seconds": round(seeded, 1),
+        "history": _history(tables),
+        "url": owner_url.replace("postgresql://", "postgresql+asyncpg://"),
+    }
+
+
+def _history(tables: list) -> tuple[list, list]:
+    """The seeded referrals and their purchases, for `seed_rewards`."""
+    rows = {table: records for table, _columns, records in tables}
+    return rows["referrals"], rows["actions"]
 
 
 async def seed_sqlite(url: str, size: int, data_dir: Path) -> dict:
@@ -356,7 +390,14 @@ async def seed_sqlite(url: str, size: int, data_dir: Path) -> dict:
     await engine.dispose()
     seeded = time.monotonic() - started
     write_wrk_data(data_dir, secret, publishable, codes)
-    return {"program_id": str(program_id), "secret": secret, "seconds": round(seeded, 1)}
+    return {
+        "program_id": str(program_id),
+        "merchant_id": merchant_id,
+        "secret": secret,
+        "seconds": round(seeded, 1),
+        "history": _history(tables),
+        "url": url,
+    }
 
 
 async def create_rules(base_url: str, secret: str, program_id: str) -> None:
@@ -366,6 +407,89 @@ async def create_rules(base_url: str, secret: str, program_id: str) -> None:
         for rule in RULES:
             body = (await client.post("/graphql", json={"query": CREATE_RULE, "variables": {"p": program_id, "i": rule}})).json()
             assert body["data"]["createRewardRule"]["userErrors"] == [], body
+
+
+async def seed_rewards(seeded: dict, batch: int = 2000) -> float:
+    """The rewards the seeded purchases earned under the rules just created, written as the API
+    writes them: the same `decide` (with the rule simulation's in-memory facts, the purchases
+    replayed in time order, so the 5th referral of each referrer earns the milestone bonus),
+    the same reward rows and the same `granting.write_rewards` (rewards, customer accounts,
+    ledger transactions and entries, coupons), dated at their purchase. Without them the
+    rewards and ledger tables started empty, unlike any live shop's: PostgreSQL, told by
+    ANALYZE that they were empty, read them with sequential scans that grew with every
+    purchase of the run (the fraud check's reward velocity took 55 ms after 14k rewards).
+    Returns the seconds taken; ends with ANALYZE."""
+    from types import SimpleNamespace
+
+    from app.db import create_session_factory
+    from app.rewards import granting
+    from app.rewards import rules as rule_service
+    from app.rewards.evaluation import decide, reward_row
+    from app.rewards.simulation import SimulatedFacts
+
+    started = time.monotonic()
+    referrals, purchases = seeded["history"]
+    merchant_id, program_id = seeded["merchant_id"], uuid.UUID(seeded["program_id"])
+    engine = create_engine(seeded["url"])
+    factory = create_session_factory(engine, reason="bench seed")
+    async with factory() as session:
+        rules = await rule_service.active_rules_for_trigger(
+            session, merchant_id=merchant_id, program_id=program_id, trigger="PURCHASE"
+        )
+    specs = {rule.id: rule_service.spec_of(rule) for rule in rules}
+    # referral columns: REFERRAL_COLUMNS; purchase columns: PURCHASE_COLUMNS
+    by_id = {
+        r[0]: SimpleNamespace(
+            id=r[0], merchant_id=r[1], program_id=r[2], referrer_id=r[3], referee_id=r[4], status="QUALIFIED", created_at=r[8]
+        )
+        for r in referrals
+    }
+    qualified: dict = {}
+    for r in referrals:
+        qualified.setdefault(r[3], []).append(r[10])
+    for times in qualified.values():
+        times.sort()
+    actions = sorted(
+        (
+            SimpleNamespace(
+                id=p[0],
+                customer_id=p[2],
+                referral_id=p[4],
+                type=p[5],
+                amount=p[8],
+                currency=p[9],
+                occurred_at=p[11],
+                metadata_={},
+            )
+            for p in purchases
+        ),
+        key=lambda action: action.occurred_at,
+    )
+    facts = SimulatedFacts(program_id, {(a.customer_id, a.type): (a.occurred_at, 1) for a in actions}, qualified)
+    written = 0
+    for start in range(0, len(actions), batch):
+        rows, row_specs = [], []
+        for action in actions[start : start + batch]:
+            referral = by_id[action.referral_id]
+            for rule in rules:
+                for grant in await decide(rule, action, referral, facts):  # type: ignore[arg-type]
+                    facts.record(grant, referral, action.occurred_at)  # type: ignore[arg-type]
+                    spec = specs[rule.id]
+                    rows.append(
+                        reward_row(
+                            grant, spec, action, referral, action.occurred_at, review_hold=False, clearance_wait=(False, None)
+                        )
+                    )
+                    row_specs.append(spec)
+        async with factory() as session:
+            written += len(await granting.write_rewards(session, rows, row_specs))
+            await session.commit()
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.exec_driver_sql("ANALYZE")
+    await engine.dispose()
+    print(f"  seeded {written:,} rewards in {time.monotonic() - started:.1f} s", flush=True)
+    return round(time.monotonic() - started, 1)
 
 
 def wrk(url: str, scenario: str, data_dir: Path, seconds: int, connections: int) -> dict:
@@ -465,7 +589,8 @@ async def bench_size(args: argparse.Namespace, size: int) -> dict:
             "referral serve",
         )
         await create_rules(f"http://127.0.0.1:{port}", seeded["secret"], seeded["program_id"])
-        load(f"http://127.0.0.1:{port}", SCENARIOS, data_dir, args, result)
+        result["seed_rewards_seconds"] = await seed_rewards(seeded)
+        await load(f"http://127.0.0.1:{port}", SCENARIOS, data_dir, args, result, await stand_in_for_autovacuum(owner_url))
         result["api_rss_mb"] = round(api.stop(), 1)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -479,11 +604,45 @@ async def bench_size(args: argparse.Namespace, size: int) -> dict:
 SQLITE_SCENARIOS = ("record_action", "track_click")
 
 
-def load(url: str, scenarios: tuple[str, ...], data_dir: Path, args: argparse.Namespace, result: dict) -> None:
+async def stand_in_for_autovacuum(owner_url: str) -> Callable[[], Awaitable[None]] | None:
+    """ANALYZE between runs when the server's autovacuum is off (this project's CI machines turn
+    it off), as autovacuum would after a tenth of a table changed, which a run does at 10k: with
+    the statistics of the seed, every reward written by the runs is one the planner does not know
+    of. None when autovacuum is on."""
+    connection = await asyncpg.connect(owner_url)
+    try:
+        if await connection.fetchval("SHOW autovacuum") == "on":
+            return None
+    finally:
+        await connection.close()
+
+    async def analyze() -> None:
+        connection = await asyncpg.connect(owner_url)
+        try:
+            await connection.execute("ANALYZE")
+        finally:
+            await connection.close()
+
+    print("  autovacuum is off on this server: ANALYZE before each run", flush=True)
+    return analyze
+
+
+async def load(
+    url: str,
+    scenarios: tuple[str, ...],
+    data_dir: Path,
+    args: argparse.Namespace,
+    result: dict,
+    before_each_run: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Warm up, then `args.runs` wrk runs of each scenario against the server at `url`."""
     for scenario in scenarios:
         wrk(url, scenario, data_dir, 2, 8)  # warm up
-        runs = [wrk(url, scenario, data_dir, args.seconds, args.connections) for _ in range(args.runs)]
+        runs = []
+        for _ in range(args.runs):
+            if before_each_run is not None:
+                await before_each_run()
+            runs.append(wrk(url, scenario, data_dir, args.seconds, args.connections))
         result["scenarios"][scenario] = runs
         print(
             f"  {scenario}: "
@@ -518,7 +677,8 @@ async def bench_sqlite(args: argparse.Namespace, size: int) -> dict:
         }
         api = Server([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env, port, "referral serve (SQLite)")
         await create_rules(f"http://127.0.0.1:{port}", seeded["secret"], seeded["program_id"])
-        load(f"http://127.0.0.1:{port}", SQLITE_SCENARIOS, data_dir, args, result)
+        result["seed_rewards_seconds"] = await seed_rewards(seeded)
+        await load(f"http://127.0.0.1:{port}", SQLITE_SCENARIOS, data_dir, args, result)
         result["api_rss_mb"] = round(api.stop(), 1)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

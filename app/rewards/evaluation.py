@@ -367,7 +367,7 @@ async def _insert_rewards(
     reward (a concurrent retry won the unique key) is skipped."""
     now = utcnow()
     rows = [
-        _reward_row(
+        reward_row(
             grant,
             spec,
             action,
@@ -381,7 +381,7 @@ async def _insert_rewards(
     return await granting.write_rewards(session, rows, [spec for _grant, spec in planned])
 
 
-def _reward_row(
+def reward_row(
     grant: Grant,
     spec: RuleSpec,
     action: Action,
@@ -391,6 +391,8 @@ def _reward_row(
     review_hold: bool,
     clearance_wait: tuple[bool, datetime | None],
 ) -> dict:
+    """Every column of the reward `grant` makes, granted at `now` (what `granting.write_rewards`
+    takes; `bench/suite.py` writes the seeded purchases' rewards with it too)."""
     clearance_hold, clearance_due_at = clearance_wait
     held = review_hold or clearance_hold or (grant.hold_until is not None and grant.hold_until > now)
     available_now = {} if held else lifecycle.availability(grant.kind, grant.amount, spec, now)
