@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_ignoring_conflicts, insert_one, new_id, utcnow
+from app.db import insert_many, insert_one, new_id, utcnow
 from app.fraud import memory, signals
 from app.fraud import policy as policies
 from app.fraud.case import Case
@@ -188,54 +188,81 @@ async def open_review(
     session: AsyncSession, referral: Referral, decision: FraudDecision, fired: list[str], *, existing: FraudReview | None
 ) -> FraudReview:
     """Join the referral's open review, or open one; hold its rewards either way."""
-    review = existing
-    if review is None:
-        review = await session.scalar(
-            select(FraudReview).where(
-                FraudReview.merchant_id == referral.merchant_id,
-                FraudReview.referral_id == referral.id,
-                FraudReview.status == ReviewStatus.OPEN,
-            )
-        )
-    opened = False
-    if review is None:
-        # One OPEN review per referral (a partial unique index): a concurrent check that
-        # opened it first wins, and this one joins it.
-        review = await session.scalar(
-            insert_ignoring_conflicts(session, FraudReview)
-            .values(
-                id=new_id(),
-                merchant_id=referral.merchant_id,
-                program_id=referral.program_id,
-                referral_id=referral.id,
-                status=ReviewStatus.OPEN.value,
-                score=decision.score,
-                signals=sorted(set(fired)),
-                opened_at=utcnow(),
-            )
-            .returning(FraudReview)
-        )
-        opened = review is not None
-        if review is None:
-            review = await session.scalar(
-                select(FraudReview).where(
-                    FraudReview.merchant_id == referral.merchant_id,
-                    FraudReview.referral_id == referral.id,
-                    FraudReview.status == ReviewStatus.OPEN,
-                )
-            )
-            assert review is not None
-    if not opened:
-        review.score = max(review.score, decision.score)
-        review.signals = sorted(set(review.signals) | set(fired))
+    known = {referral.id: existing} if existing is not None else {}
+    return (await open_reviews(session, [(referral, decision, fired)], known=known))[0]
+
+
+async def open_reviews(
+    session: AsyncSession,
+    flagged: list[tuple[Referral, FraudDecision, list[str]]],
+    *,
+    known: dict[uuid.UUID, FraudReview] | None = None,
+) -> list[FraudReview]:
+    """`open_review` for each of `flagged` (a referral of one merchant, its stored decision, the
+    signals it fired; `known`: open reviews already read, by referral), in the same few
+    statements whatever their number. One flag puts up to MAX_RELATED + memory.MAX_HELD other
+    referrals in review; one at a time, each cost a dozen statements, and a burst of flagged
+    purchases slowed every purchase of the shop. Returns each one's review, in order."""
+    merchant_id = flagged[0][0].merchant_id
+    reviews = dict(known or {})
+    unread = [referral.id for referral, _decision, _fired in flagged if referral.id not in reviews]
+    if unread:
+        reviews |= await _open_reviews_of(session, merchant_id, unread)
+    # One OPEN review per referral (a partial unique index): where a concurrent check opened it
+    # first, this one joins it. The first of `flagged` to name a referral opens its review.
+    openers: dict[uuid.UUID, FraudDecision] = {}
+    for referral, decision, _fired in flagged:
+        if referral.id not in reviews and referral.id not in openers:
+            openers[referral.id] = decision
+    opened: dict[uuid.UUID, FraudDecision] = {}
+    if openers:
+        rows = [
+            {
+                "id": new_id(),
+                "merchant_id": referral.merchant_id,
+                "program_id": referral.program_id,
+                "referral_id": referral.id,
+                "status": ReviewStatus.OPEN.value,
+                "score": decision.score,
+                "signals": sorted(set(fired)),
+                "opened_at": utcnow(),
+            }
+            for referral, decision, fired in flagged
+            if openers.get(referral.id) is decision
+        ]
+        for review in await insert_many(session, FraudReview, rows, ignoring_conflicts=()):
+            reviews[review.referral_id] = review
+            opened[review.referral_id] = openers[review.referral_id]
+        lost = [referral_id for referral_id in openers if referral_id not in opened]
+        if lost:
+            reviews |= await _open_reviews_of(session, merchant_id, lost)
+    for referral, decision, fired in flagged:
+        review = reviews[referral.id]
+        if opened.get(referral.id) is not decision:  # joined
+            review.score = max(review.score, decision.score)
+            review.signals = sorted(set(review.signals) | set(fired))
+        decision.review_id = review.id
     await session.flush()
-    decision.review_id = review.id
-    await lifecycle.hold_for_review(session, referral.id, merchant_id=referral.merchant_id)
+    referral_ids = list(dict.fromkeys(referral.id for referral, _decision, _fired in flagged))
+    await lifecycle.hold_for_review(session, referral_ids, merchant_id=merchant_id)
     # Flagged after some of its rewards became spendable (late evidence, a related referral): take them back.
-    await lifecycle.take_back_spendable(session, referral.id, merchant_id=referral.merchant_id, reason="fraud: under review")
-    if opened:
-        await notify.fraud_review_event(session, events.FRAUD_REVIEW_OPENED, review, [decision])
-    return review
+    await lifecycle.take_back_spendable(session, referral_ids, merchant_id=merchant_id, reason="fraud: under review")
+    for referral_id, decision in opened.items():
+        await notify.fraud_review_event(session, events.FRAUD_REVIEW_OPENED, reviews[referral_id], [decision])
+    return [reviews[referral.id] for referral, _decision, _fired in flagged]
+
+
+async def _open_reviews_of(
+    session: AsyncSession, merchant_id: uuid.UUID, referral_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, FraudReview]:
+    found = await session.scalars(
+        select(FraudReview).where(
+            FraudReview.merchant_id == merchant_id,
+            FraudReview.referral_id.in_(referral_ids),
+            FraudReview.status == ReviewStatus.OPEN,
+        )
+    )
+    return {review.referral_id: review for review in found}
 
 
 def close_review(review: FraudReview, status: ReviewStatus, *, note: str | None, actor: audit.Actor) -> None:
@@ -270,7 +297,8 @@ async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verd
         )
     ).all()
     reviews = (await session.scalars(select(FraudReview).where(FraudReview.referral_id.in_([c.id for c in candidates])))).all()
-    flagged = 0
+    chosen: list[tuple[Referral, str]] = []
+    rows: list[dict] = []
     for related in candidates:
         fired = named[related.id]
         signal = fired.observation.signal
@@ -280,28 +308,35 @@ async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verd
             for r in reviews
         ):
             continue
-        if flagged >= MAX_RELATED:
-            return
+        if len(chosen) >= MAX_RELATED:
+            break
         evidence = Observation(
             signal,
             fired.observation.value,
             f"named by the check of referral {referral.id}: {fired.observation.evidence}",
             {**fired.observation.details, "named_by_referral": str(referral.id)},
         )
-        decision = FraudDecision(
-            merchant_id=related.merchant_id,
-            program_id=related.program_id,
-            referral_id=related.id,
-            stage=Stage.RELATED.value,
-            outcome=Outcome.REVIEW.value,
-            policy_outcome=verdict.outcome.value,
-            score=fired.weight,
-            policy_version=policy_version,
-            observations=[{**evidence.to_json(), "fired": True, "weight": fired.weight}],
-            adjustments=[],
-            created_at=utcnow(),
+        chosen.append((related, signal))
+        rows.append(
+            {
+                "id": new_id(),
+                "merchant_id": related.merchant_id,
+                "program_id": related.program_id,
+                "referral_id": related.id,
+                "action_id": None,
+                "review_id": None,
+                "stage": Stage.RELATED.value,
+                "outcome": Outcome.REVIEW.value,
+                "policy_outcome": verdict.outcome.value,
+                "score": fired.weight,
+                "policy_version": policy_version,
+                "observations": [{**evidence.to_json(), "fired": True, "weight": fired.weight}],
+                "adjustments": [],
+                "created_at": utcnow(),
+            }
         )
-        session.add(decision)
-        await session.flush()
-        await open_review(session, related, decision, [signal], existing=None)
-        flagged += 1
+    if rows:
+        decisions = await insert_many(session, FraudDecision, rows)
+        await open_reviews(
+            session, [(related, decision, [signal]) for (related, signal), decision in zip(chosen, decisions, strict=True)]
+        )

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_ignoring_conflicts, new_id, utcnow
+from app.db import insert_ignoring_conflicts, insert_many, new_id, utcnow
 from app.fraud import engine
 from app.fraud.models import FraudDecision, FraudListEntry, FraudReview, ListKind, Outcome, ReviewStatus, Stage
 from app.fraud.signals import referrer_under_review
@@ -81,23 +81,32 @@ async def remember(
         "fired": True,
         "weight": referrer_under_review.INFO.weight,
     }
-    for other in others:
-        held = FraudDecision(
-            merchant_id=other.merchant_id,
-            program_id=other.program_id,
-            referral_id=other.id,
-            stage=Stage.RELATED,
-            outcome=Outcome.REVIEW,
-            policy_outcome=Outcome.REVIEW,
-            score=0,
-            policy_version=decision.policy_version,
-            observations=[evidence],
-            adjustments=[],
-            created_at=utcnow(),
-        )
-        session.add(held)
-        await session.flush()
-        await engine.open_review(session, other, held, [SIGNAL], existing=None)
+    if not others:
+        return
+    held = await insert_many(
+        session,
+        FraudDecision,
+        [
+            {
+                "id": new_id(),
+                "merchant_id": other.merchant_id,
+                "program_id": other.program_id,
+                "referral_id": other.id,
+                "action_id": None,
+                "review_id": None,
+                "stage": Stage.RELATED.value,
+                "outcome": Outcome.REVIEW.value,
+                "policy_outcome": Outcome.REVIEW.value,
+                "score": 0,
+                "policy_version": decision.policy_version,
+                "observations": [evidence],
+                "adjustments": [],
+                "created_at": utcnow(),
+            }
+            for other in others
+        ],
+    )
+    await engine.open_reviews(session, [(other, decision, [SIGNAL]) for other, decision in zip(others, held, strict=True)])
 
 
 async def clear_referrer(

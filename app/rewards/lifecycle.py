@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ from app.rewards import rules as rule_service
 from app.rewards.ledger import Posting
 from app.rewards.models import AccountType, LedgerAccount, Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from app.rewards.rules import RuleSpec
-from app.tenancy import scoped
+from app.tenancy import not_an_index_key, scoped
 from app.webhooks import events as webhook_events
 
 logger = logging.getLogger("app.rewards")
@@ -373,13 +373,14 @@ async def take_back_referral_rewards(
 
 
 async def take_back_spendable(
-    session: AsyncSession, referral_id: uuid.UUID, *, merchant_id: uuid.UUID, reason: str
+    session: AsyncSession, referral_ids: Sequence[uuid.UUID], *, merchant_id: uuid.UUID, reason: str
 ) -> list[Reward]:
-    """A referral put in review after some of its rewards became spendable: those are clawed
+    """Referrals put in review after some of their rewards became spendable: those are clawed
     back (credit and commission reversed, netting against future earnings; an unused coupon
     voided), what is still held stays held for the reviewer. An approval does not restore
     what was clawed back."""
-    rewards = await _lock_live(session, merchant_id, (Reward.referral_id == referral_id) & (Reward.status != RewardStatus.HELD))
+    spendable = Reward.referral_id.in_(referral_ids) & (Reward.status != RewardStatus.HELD)
+    rewards = await _lock_live(session, merchant_id, spendable)
     for reward in rewards:
         await _claw_back(session, reward, reason=reason)
     return rewards
@@ -397,9 +398,13 @@ async def _claw_back(session: AsyncSession, reward: Reward, *, reason: str) -> N
     await session.flush()
 
 
-async def hold_for_review(session: AsyncSession, referral_id: uuid.UUID, *, merchant_id: uuid.UUID) -> int:
-    """Keep the referral's HELD rewards held until a reviewer decides."""
-    held = select(Reward).where(Reward.referral_id == referral_id, Reward.status == RewardStatus.HELD)
+async def hold_for_review(session: AsyncSession, referral_ids: Sequence[uuid.UUID], *, merchant_id: uuid.UUID) -> int:
+    """Keep the referrals' HELD rewards held until a reviewer decides; how many there are."""
+    # Found by the referral (a handful of rows), HELD only a filter: every new reward is HELD
+    # until cleared, and with statistics from before they were written the status index looked
+    # the more selective, so a burst of reviews read every HELD reward of the shop for each
+    # referral put in review (7.6 ms and 5,750 pages each in a benchmark).
+    held = select(Reward).where(Reward.referral_id.in_(referral_ids), not_an_index_key(Reward.status == RewardStatus.HELD))
     rewards = (await session.scalars(scoped(held, merchant_id))).all()
     for reward in rewards:
         reward.review_hold = True

@@ -114,3 +114,82 @@ async def test_the_first_read_finds_the_referrers_rows_by_their_own_indexes(back
         await connection.rollback()
     plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
     assert _rows_thrown_away(plan) < 100, json.dumps(plan)[:4000]
+
+
+async def _rewards_of_the_busy_referrer(owner_engine, merchant_id: str, status: str) -> None:
+    """A CREDIT reward in `status` to each side of every bulk-imported referral that has none yet."""
+    async with owner_engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO rewards (id, merchant_id, program_id, rule_id, rule_version_id, referral_id, trigger_action_id, "
+                "source, recipient, customer_id, kind, amount, unit, remaining, reversed_amount, status, review_hold, "
+                "clearance_hold, leaked_amount, awaiting_coupon, created_at) "
+                "SELECT gen_random_uuid(), r.merchant_id, r.program_id, rr.rule_id, rr.id, r.id, a.id, 'RULE', side.recipient, "
+                "CASE side.recipient WHEN 'REFERRER' THEN r.referrer_id ELSE r.referee_id END, 'CREDIT', 1000, 'USD', 0, 0, "
+                "CAST(:status AS VARCHAR), false, CAST(:status AS VARCHAR) = 'HELD', 0, false, now() "
+                "FROM referrals r JOIN actions a ON a.customer_id = r.referee_id "
+                "JOIN customers c ON c.id = r.referee_id AND c.external_id LIKE 'bulk-%' "
+                "CROSS JOIN (SELECT id, rule_id FROM reward_rules WHERE merchant_id = :m LIMIT 1) rr "
+                "CROSS JOIN (VALUES ('REFERRER'), ('REFEREE')) AS side(recipient) "
+                "WHERE r.merchant_id = :m AND NOT EXISTS (SELECT 1 FROM rewards x WHERE x.referral_id = r.id)"
+            ),
+            {"m": merchant_id, "status": status},
+        )
+
+
+async def test_a_review_finds_the_referrals_held_rewards_by_the_referral(backend, tenant, db, owner_engine):
+    """Every new reward starts HELD (until its referral is cleared). With statistics taken while
+    few were, the index on the status looked the more selective, and putting one referral in
+    review read every HELD reward of the shop: once per referral in a burst of reviews."""
+    from app.db import create_session_factory
+    from app.rewards import lifecycle
+
+    program = await scenarios.active_program(tenant)
+    await create_rule(tenant, program["id"], **credit_rule())
+    ours = (await scenarios.code_for(tenant, program["id"], "ref-a"))["code"]
+    busy = (await scenarios.code_for(tenant, program["id"], "ref-b"))["code"]
+    key = f"{new_id()}"
+    done = await scenarios.record(
+        tenant,
+        type="PURCHASE",
+        customerExternalId=f"referee-{key}",
+        idempotencyKey=key,
+        orderId=key,
+        amount=5000,
+        currency="USD",
+        referralCode=ours,
+        context={"email": f"r-{key}@example.com", "ip": "10.0.9.1", "deviceId": f"d-{key}"},
+    )
+    assert done["userErrors"] == [] and done["referral"] is not None, done
+    referral_id = uuid.UUID(done["referral"]["id"])
+
+    # Last month's rewards, all spendable by now, when the statistics were taken; then today's, HELD.
+    await _busy_hour_of_another_referrer(owner_engine, str(tenant.id), program["id"], busy, minutes_ago=40 * 24 * 60)
+    await _rewards_of_the_busy_referrer(owner_engine, str(tenant.id), "AVAILABLE")
+    async with owner_engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text("ANALYZE"))
+    await _busy_hour_of_another_referrer(owner_engine, str(tenant.id), program["id"], busy, minutes_ago=30)
+    await _rewards_of_the_busy_referrer(owner_engine, str(tenant.id), "HELD")
+
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
+        if statement.lstrip().startswith("SELECT rewards.id") and "referral_id" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(db.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with create_session_factory(db)() as session:
+            assert await lifecycle.hold_for_review(session, [referral_id], merchant_id=tenant.id) == 1
+            await session.rollback()
+    finally:
+        event.remove(db.sync_engine, "before_cursor_execute", capture)
+    assert len(captured) == 1
+    statement, parameters = captured[0]
+    async with owner_engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        explained = await raw.driver_connection.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *parameters)
+        await connection.rollback()
+    plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+    assert _rows_thrown_away(plan) < 100, json.dumps(plan)[:4000]
