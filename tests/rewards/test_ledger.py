@@ -468,13 +468,14 @@ async def test_expiry_running_during_checkouts_keeps_the_ledger_whole(tenant, db
 
     assert [r for r in results if isinstance(r, BaseException)] == []
     expired, redemptions = results[:3], results[3:]
-    assert sum(expired) == 6  # each lot expired once, by one of the workers
     assert all(errors(r) in ([], [("amount", "INSUFFICIENT_BALANCE")]) for r in redemptions)
     spent = 100 * sum(1 for r in redemptions if r["userErrors"] == [])
     available = (await balance(tenant, "jane"))["available"]
     assert 0 <= available <= 600 and 6600 - spent - available <= 6000  # no more than the expiring lots expired
-    rewards = await rewards_of(tenant, "jane")
-    assert {r["status"] for r in rewards if r["rule"]["name"] != "Lasting"} == {"EXPIRED"}
+    # Each expiring lot ended once: expired by one of the workers, or spent to nothing (REDEEMED)
+    # by checkouts that ran before the workers took it (10 checkouts of 100 empty a lot).
+    ended = [r["status"] for r in await rewards_of(tenant, "jane") if r["rule"]["name"] != "Lasting"]
+    assert set(ended) <= {"EXPIRED", "REDEEMED"} and sum(expired) == ended.count("EXPIRED") >= 4
     assert await ledger_problems(db) == []
 
 
