@@ -346,20 +346,21 @@ async def seed(owner_url: str, size: int, data_dir: Path) -> dict:
     await connection.close()
     seeded = time.monotonic() - started
     write_wrk_data(data_dir, secret, publishable, codes)
+    return _seeded(owner_url.replace("postgresql://", "postgresql+asyncpg://"), merchant_id, program_id, secret, seeded, tables)
+
+
+def _seeded(url: str, merchant_id: uuid.UUID, program_id: uuid.UUID, secret: str, seconds: float, tables: list) -> dict:
+    """What a seed hands on: the shop's ids and key, its time, and (for `seed_rewards`) the
+    database's URL with the seeded referrals and their purchases."""
+    rows = {table: records for table, _columns, records in tables}
     return {
         "program_id": str(program_id),
         "merchant_id": merchant_id,
         "secret": secret,
-        "seconds": round(seeded, 1),
-        "history": _history(tables),
-        "url": owner_url.replace("postgresql://", "postgresql+asyncpg://"),
+        "seconds": round(seconds, 1),
+        "history": (rows["referrals"], rows["actions"]),
+        "url": url,
     }
-
-
-def _history(tables: list) -> tuple[list, list]:
-    """The seeded referrals and their purchases, for `seed_rewards`."""
-    rows = {table: records for table, _columns, records in tables}
-    return rows["referrals"], rows["actions"]
 
 
 async def seed_sqlite(url: str, size: int, data_dir: Path) -> dict:
@@ -390,14 +391,7 @@ async def seed_sqlite(url: str, size: int, data_dir: Path) -> dict:
     await engine.dispose()
     seeded = time.monotonic() - started
     write_wrk_data(data_dir, secret, publishable, codes)
-    return {
-        "program_id": str(program_id),
-        "merchant_id": merchant_id,
-        "secret": secret,
-        "seconds": round(seeded, 1),
-        "history": _history(tables),
-        "url": url,
-    }
+    return _seeded(url, merchant_id, program_id, secret, seeded, tables)
 
 
 async def create_rules(base_url: str, secret: str, program_id: str) -> None:
@@ -649,6 +643,7 @@ async def load(
             + ", ".join(
                 f"{r['rps']:.0f} req/s p50 {r['p50_ms']:.0f} ms p99 {r['p99_ms']:.0f} ms"
                 + (f" ({r['bad_answers']} bad)" if r["bad_answers"] else "")
+                + (f" ({r['reviewed']} held by a fraud review)" if r.get("reviewed") else "")
                 for r in runs
             ),
             flush=True,

@@ -57,6 +57,35 @@ async def _busy_hour_of_another_referrer(owner_engine, merchant_id: str, program
         )
 
 
+async def _referred_purchase(tenant, code: str, n: int) -> dict[str, Any]:
+    """A new referee's purchase with `code`, from a device and address of their own."""
+    key = f"{new_id()}"
+    done = await scenarios.record(
+        tenant,
+        type="PURCHASE",
+        customerExternalId=f"referee-{n}-{key}",
+        idempotencyKey=key,
+        orderId=key,
+        amount=5000,
+        currency="USD",
+        referralCode=code,
+        context={"email": f"r{n}-{key}@example.com", "ip": f"10.0.{n}.1", "deviceId": f"d-{key}"},
+    )
+    assert done["userErrors"] == [] and done["referral"] is not None, done
+    return done
+
+
+async def _plan_of(owner_engine, captured: list[tuple[str, Any]]) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of the one statement captured, with its parameters."""
+    assert len(captured) == 1
+    statement, parameters = captured[0]
+    async with owner_engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        explained = await raw.driver_connection.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *parameters)
+        await connection.rollback()
+    return (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+
+
 def _rows_thrown_away(plan: dict[str, Any]) -> int:
     """Rows a plan read and then dropped by a filter, over all its nodes."""
     own = plan.get("Rows Removed by Filter", 0) + plan.get("Rows Removed by Join Filter", 0)
@@ -70,19 +99,7 @@ async def test_the_first_read_finds_the_referrers_rows_by_their_own_indexes(back
     busy = (await scenarios.code_for(tenant, program["id"], "ref-b"))["code"]
 
     async def purchase(n: int) -> None:
-        key = f"{new_id()}"
-        done = await scenarios.record(
-            tenant,
-            type="PURCHASE",
-            customerExternalId=f"referee-{n}-{key}",
-            idempotencyKey=key,
-            orderId=key,
-            amount=5000,
-            currency="USD",
-            referralCode=ours,
-            context={"email": f"r{n}-{key}@example.com", "ip": f"10.0.{n}.1", "deviceId": f"d-{key}"},
-        )
-        assert done["userErrors"] == [], done
+        await _referred_purchase(tenant, ours, n)
 
     # Yesterday the shop was quiet, and its statistics were taken then.
     await _busy_hour_of_another_referrer(owner_engine, str(tenant.id), program["id"], busy, minutes_ago=26 * 60)
@@ -105,14 +122,7 @@ async def test_the_first_read_finds_the_referrers_rows_by_their_own_indexes(back
         await purchase(3)
     finally:
         event.remove(db.sync_engine, "before_cursor_execute", capture)
-    assert len(captured) == 1
-    statement, parameters = captured[0]
-
-    async with owner_engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        explained = await raw.driver_connection.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *parameters)
-        await connection.rollback()
-    plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+    plan = await _plan_of(owner_engine, captured)
     assert _rows_thrown_away(plan) < 100, json.dumps(plan)[:4000]
 
 
@@ -148,19 +158,7 @@ async def test_a_review_finds_the_referrals_held_rewards_by_the_referral(backend
     await create_rule(tenant, program["id"], **credit_rule())
     ours = (await scenarios.code_for(tenant, program["id"], "ref-a"))["code"]
     busy = (await scenarios.code_for(tenant, program["id"], "ref-b"))["code"]
-    key = f"{new_id()}"
-    done = await scenarios.record(
-        tenant,
-        type="PURCHASE",
-        customerExternalId=f"referee-{key}",
-        idempotencyKey=key,
-        orderId=key,
-        amount=5000,
-        currency="USD",
-        referralCode=ours,
-        context={"email": f"r-{key}@example.com", "ip": "10.0.9.1", "deviceId": f"d-{key}"},
-    )
-    assert done["userErrors"] == [] and done["referral"] is not None, done
+    done = await _referred_purchase(tenant, ours, 9)
     referral_id = uuid.UUID(done["referral"]["id"])
 
     # Last month's rewards, all spendable by now, when the statistics were taken; then today's, HELD.
@@ -185,11 +183,5 @@ async def test_a_review_finds_the_referrals_held_rewards_by_the_referral(backend
             await session.rollback()
     finally:
         event.remove(db.sync_engine, "before_cursor_execute", capture)
-    assert len(captured) == 1
-    statement, parameters = captured[0]
-    async with owner_engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        explained = await raw.driver_connection.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *parameters)
-        await connection.rollback()
-    plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+    plan = await _plan_of(owner_engine, captured)
     assert _rows_thrown_away(plan) < 100, json.dumps(plan)[:4000]
