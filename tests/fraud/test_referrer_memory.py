@@ -56,3 +56,31 @@ async def test_clearing_an_unknown_customer_is_refused_and_the_mark_cannot_be_se
     assert [e["code"] for e in refused["clearReferrer"]["userErrors"]] == ["NOT_FOUND"]
     added = await tenant.gql(h.ADD_LIST_ENTRY, {"kind": "REFERRER_UNDER_REVIEW", "value": "x"})
     assert [e["field"] for e in added["addFraudListEntry"]["userErrors"]] == ["kind"]
+
+
+FRIENDS = ["ana", "bertrand", "chiamaka", "dmitri", "eleonora", "farid", "guadalupe", "hiroshi"]
+
+
+async def test_putting_a_referrers_referrals_in_review_costs_the_same_statements_for_two_or_eight(
+    tenant, other_tenant, count_statements
+):
+    """A flag puts the referrer's other open referrals in review together (decisions, reviews,
+    holds, take-backs): one referral at a time, each cost a dozen statements, and a burst of
+    flagged purchases slowed every purchase of the shop."""
+
+    async def flag_a_referrer_with(shop, others: int) -> tuple[int, int]:
+        program = await h.program_with_credit(shop)
+        await scenarios.allow_bursts(shop, program["id"])  # eight friends in a minute: no velocity signal
+        code = (await scenarios.code_for(shop, program["id"], "alice"))["code"]
+        for name in FRIENDS[:others]:  # unlike names: numbered mailboxes are a signal of their own
+            await h.act(shop, "SIGNUP", name, f"signup-{name}", code=code, deviceId=f"dev-{name}", email=f"{name}@{name}.example")
+            await h.act(shop, "PURCHASE", name, f"order-{name}", amount=5000, paymentFingerprint=f"card-{name}")
+        with count_statements() as counter:
+            dave = await h.act(shop, "SIGNUP", "dave", "signup-dave", code=code, deviceId="dev-dave", email="dave@mailinator.com")
+        assert "disposable_email" in h.fired((await h.decisions(shop, dave["referral"]["id"]))[-1])
+        in_review = [r for r in await h.open_reviews(shop, program["id"]) if r["signals"] == ["referrer_under_review"]]
+        return counter.count, len(in_review)
+
+    two, eight = await flag_a_referrer_with(tenant, 2), await flag_a_referrer_with(other_tenant, 8)
+    assert (two[1], eight[1]) == (2, 8)
+    assert two[0] == eight[0]
