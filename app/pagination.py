@@ -84,8 +84,7 @@ async def paginate_where(
     NamedTuple of the columns a view shows, `db.record_columns`; no ORM objects). Its
     statement is built once per record, filtered attributes and cursor (`_page_statement`),
     so it runs on the driver (app.prepared); `paginate`'s statement is built, scoped and
-    compiled per request (scoping a new SELECT alone compiles it once to find its FROM list),
-    a third of a page's reading."""
+    compiled per request, which was a third of a page's reading."""
     size = page_size(first)
     statement = _page_statement(record, model, tuple(sorted(where)), bool(after), size + 1)  # "" is no cursor, as in `paginate`
     parameters = {"merchant_id": merchant_id}

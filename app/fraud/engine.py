@@ -297,8 +297,7 @@ async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verd
         )
     ).all()
     reviews = (await session.scalars(select(FraudReview).where(FraudReview.referral_id.in_([c.id for c in candidates])))).all()
-    chosen: list[tuple[Referral, str]] = []
-    rows: list[dict] = []
+    chosen: list[tuple[Referral, str, int, dict]] = []
     for related in candidates:
         fired = named[related.id]
         signal = fired.observation.signal
@@ -316,27 +315,43 @@ async def _flag_related(session: AsyncSession, referral: Referral, verdict: Verd
             f"named by the check of referral {referral.id}: {fired.observation.evidence}",
             {**fired.observation.details, "named_by_referral": str(referral.id)},
         )
-        chosen.append((related, signal))
-        rows.append(
+        chosen.append((related, signal, fired.weight, {**evidence.to_json(), "fired": True, "weight": fired.weight}))
+    await put_in_review(session, chosen, policy_outcome=verdict.outcome, policy_version=policy_version)
+
+
+async def put_in_review(
+    session: AsyncSession, flagged: list[tuple[Referral, str, int, dict]], *, policy_outcome: Outcome, policy_version: int
+) -> None:
+    """Referrals another check named, each with the signal that names it, its weight and its
+    evidence as stored: their RELATED decisions in one INSERT, then their reviews together
+    (`open_reviews`)."""
+    if not flagged:
+        return
+    now = utcnow()
+    decisions = await insert_many(
+        session,
+        FraudDecision,
+        [
             {
                 "id": new_id(),
-                "merchant_id": related.merchant_id,
-                "program_id": related.program_id,
-                "referral_id": related.id,
+                "merchant_id": referral.merchant_id,
+                "program_id": referral.program_id,
+                "referral_id": referral.id,
                 "action_id": None,
                 "review_id": None,
                 "stage": Stage.RELATED.value,
                 "outcome": Outcome.REVIEW.value,
-                "policy_outcome": verdict.outcome.value,
-                "score": fired.weight,
+                "policy_outcome": policy_outcome.value,
+                "score": score,
                 "policy_version": policy_version,
-                "observations": [{**evidence.to_json(), "fired": True, "weight": fired.weight}],
+                "observations": [observation],
                 "adjustments": [],
-                "created_at": utcnow(),
+                "created_at": now,
             }
-        )
-    if rows:
-        decisions = await insert_many(session, FraudDecision, rows)
-        await open_reviews(
-            session, [(related, decision, [signal]) for (related, signal), decision in zip(chosen, decisions, strict=True)]
-        )
+            for referral, _signal, score, observation in flagged
+        ],
+    )
+    await open_reviews(
+        session,
+        [(referral, decision, [signal]) for (referral, signal, _score, _obs), decision in zip(flagged, decisions, strict=True)],
+    )

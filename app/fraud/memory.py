@@ -14,9 +14,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import insert_ignoring_conflicts, insert_many, new_id, utcnow
+from app.db import insert_ignoring_conflicts, new_id, utcnow
 from app.fraud import engine
-from app.fraud.models import FraudDecision, FraudListEntry, FraudReview, ListKind, Outcome, ReviewStatus, Stage
+from app.fraud.models import FraudDecision, FraudListEntry, FraudReview, ListKind, Outcome, ReviewStatus
 from app.fraud.signals import referrer_under_review
 from app.merchants import audit
 from app.referrals import customers
@@ -81,32 +81,12 @@ async def remember(
         "fired": True,
         "weight": referrer_under_review.INFO.weight,
     }
-    if not others:
-        return
-    held = await insert_many(
+    await engine.put_in_review(
         session,
-        FraudDecision,
-        [
-            {
-                "id": new_id(),
-                "merchant_id": other.merchant_id,
-                "program_id": other.program_id,
-                "referral_id": other.id,
-                "action_id": None,
-                "review_id": None,
-                "stage": Stage.RELATED.value,
-                "outcome": Outcome.REVIEW.value,
-                "policy_outcome": Outcome.REVIEW.value,
-                "score": 0,
-                "policy_version": decision.policy_version,
-                "observations": [evidence],
-                "adjustments": [],
-                "created_at": utcnow(),
-            }
-            for other in others
-        ],
+        [(other, SIGNAL, 0, evidence) for other in others],
+        policy_outcome=Outcome.REVIEW,
+        policy_version=decision.policy_version,
     )
-    await engine.open_reviews(session, [(other, decision, [SIGNAL]) for other, decision in zip(others, held, strict=True)])
 
 
 async def clear_referrer(
