@@ -5,6 +5,8 @@ unique key (a concurrent retry won it), and a generated coupon code that is take
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import func, select
 
 from app.db import create_session_factory, new_id
@@ -73,3 +75,37 @@ async def test_a_generated_coupon_code_that_is_taken_already_is_drawn_again(tena
     assert draws == []  # the taken code was drawn first
     assert len(rows) == 2 and len({code for _status, code in rows}) == 2
     assert {status for status, _code in rows} == {RewardStatus.AVAILABLE}
+
+
+async def test_a_reward_reads_back_column_for_column_as_it_was_granted(tenant, db):
+    """The grant passes its rows to PostgreSQL as JSON documents: every value must come back
+    as it went in (times to the microsecond, ids read from the database, enums, text that JSON
+    escapes, the largest amounts), and the ledger must book its amount."""
+    code = await shop(tenant, credit_rule(name="$10", amount=1000))
+    await purchase(tenant, "bob", "order-1", 5000, referralCode=code)
+    at = datetime(2026, 11, 30, 18, 5, 7, 123456, tzinfo=UTC)
+    async with create_session_factory(db)() as session:
+        (existing,) = (await session.scalars(select(Reward).where(Reward.merchant_id == tenant.id))).all()
+        row = {column.name: getattr(existing, column.key) for column in Reward.__table__.c}
+        granted_row = {
+            **row,
+            "id": new_id(),
+            "rule_version_id": None,
+            "grant_key": 'manual "bonus" \\ é ☃ \n',
+            "amount": 2**62,
+            "remaining": 2**62,
+            "milestone": 7,
+            "hold_until": at,
+            "clearance_due_at": at + timedelta(days=3),
+            "expires_at": at + timedelta(days=90, microseconds=1),
+            "review_hold": True,
+        }
+        granted = await granting.write_rewards(session, [granted_row], [RuleSpec()])
+        await session.commit()
+    assert [reward.id for reward, _spec in granted] == [granted_row["id"]]
+
+    async with create_session_factory(db)() as session:
+        stored = await session.get(Reward, granted_row["id"])
+        assert stored is not None
+        assert {column.name: getattr(stored, column.key) for column in Reward.__table__.c} == granted_row
+    assert await ledger_problems(db) == []
