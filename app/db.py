@@ -456,11 +456,13 @@ class OneOf(sa.sql.expression.ColumnElement[bool]):
     _traverse_internals = [
         ("column", sa.sql.visitors.InternalTraversal.dp_clauseelement),
         ("name", sa.sql.visitors.InternalTraversal.dp_string),
+        ("unseen_by_planner", sa.sql.visitors.InternalTraversal.dp_boolean),
     ]
 
-    def __init__(self, column: Any, name: str) -> None:
+    def __init__(self, column: Any, name: str, unseen_by_planner: bool) -> None:
         self.column = column
         self.name = name
+        self.unseen_by_planner = unseen_by_planner
 
 
 def any_of(column: Any, values: Any) -> Any:
@@ -470,14 +472,22 @@ def any_of(column: Any, values: Any) -> Any:
     return sa.or_(*(column == value for value in sorted(values)))
 
 
-def one_of(column: Any, name: str) -> OneOf:
+def one_of(column: Any, name: str, *, unseen_by_planner: bool = False) -> OneOf:
     """`column` is one of the values of the list given as parameter `name`. On PostgreSQL
     `column = ANY($n)`: one array parameter whatever the list's length, so the statement is
     the same text every time and can run prepared (app.prepared); on SQLite an IN list that
     SQLAlchemy expands at execution (a JSON array read with json_each would keep the text
     fixed too; its plans were not checked on a large SQLite file, so it was not taken). An
-    empty list matches nothing on both."""
-    return OneOf(column, name)
+    empty list matches nothing on both.
+
+    `unseen_by_planner`: on PostgreSQL the list reaches the statement through a scalar
+    subquery, `column = ANY(CAST((SELECT $n) AS type[]))`, which the planner cannot look into,
+    so a plan made for one call's values costs the list as the generic plan does (ten values,
+    still read by index). PostgreSQL keeps a prepared statement on per-call plans while its
+    generic plan looks dearer than those: with the values seen, a small list looks cheaper,
+    and the fraud check's prefetch was planned afresh on every purchase (3.5-7 ms, ten times
+    its running) until this."""
+    return OneOf(column, name, unseen_by_planner)
 
 
 @compiles(OneOf)
@@ -488,8 +498,12 @@ def _one_of_expanded(element: OneOf, compiler: Any, **kw: Any) -> str:
 
 @compiles(OneOf, "postgresql")
 def _one_of_array(element: OneOf, compiler: Any, **kw: Any) -> str:
-    array = bindparam(element.name, type_=postgresql.ARRAY(_unsized(element.column.type)))
-    return f"({compiler.process(element.column == sa.any_(array), **kw)})"
+    array_type = postgresql.ARRAY(_unsized(element.column.type))
+    array = bindparam(element.name, type_=array_type)
+    if not element.unseen_by_planner:
+        return f"({compiler.process(element.column == sa.any_(array), **kw)})"
+    handed_over = compiler.process(sa.cast(array, array_type), **kw)
+    return f"({compiler.process(element.column, **kw)} = ANY(CAST((SELECT {handed_over}) AS {array_type.compile(dialect=compiler.dialect)})))"
 
 
 def _unsized(column_type: Any) -> Any:
@@ -727,26 +741,6 @@ def bind_tenant(session: AsyncSession, merchant_id: uuid.UUID) -> None:
 
 def is_postgresql(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
-
-
-_GENERIC_PLANS = sa.text("SET LOCAL plan_cache_mode = force_generic_plan")
-_OWN_PLANS = sa.text("SET LOCAL plan_cache_mode = DEFAULT")
-
-
-@asynccontextmanager
-async def generic_plans(session: AsyncSession) -> AsyncIterator[None]:
-    """Inside, PostgreSQL runs prepared statements on their generic plan, made once per
-    connection, instead of choosing by cost. For a large statement whose generic plan is good
-    but looks dearer than the plans made for each call's values (array parameters are costed
-    as ten values): the fraud check's prefetch cost 3.5 ms of planning per purchase, ten times
-    its running. It costs two round trips that read no table (SET LOCAL, then back to the
-    default for the rest of the transaction); nothing on SQLite."""
-    if not is_postgresql(session):
-        yield
-        return
-    await prepared.run_text(session, _GENERIC_PLANS, [], {})
-    yield
-    await prepared.run_text(session, _OWN_PLANS, [], {})
 
 
 async def scope_to_merchant(session: AsyncSession, merchant_id: uuid.UUID) -> None:

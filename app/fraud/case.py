@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.db import UTCDateTime, generic_plans, one_of
+from app.db import UTCDateTime, one_of
 from app.fraud.identifiers import sighted_in_transaction
 from app.fraud.models import CustomerIdentifier, FraudListEntry, IdentifierKind, ListKind
 from app.personal import hashed_value, lookup_hash
@@ -196,32 +196,31 @@ class Case:
         sighted = sighted_in_transaction(self.session, self.referee.id)
         listed = self._identifier_candidates([(kind, value) for (kind, _hash), value in sighted.items()])
         seen_hashes = {kind: [h for (k, h) in sighted if k == kind] for kind in REUSE_KINDS}
-        async with generic_plans(self.session):  # with its arrays, PostgreSQL would plan it on every run
-            rows = await self.session.execute(
-                _prefetch_statement(),
-                {
-                    "referee_id": self.referee.id,
-                    "referrer_id": self.referrer.id,
-                    "merchant_id": self.merchant_id,
-                    "program_id": self.program_id,
-                    "referral_id": self.referral_id,
-                    "at": self.at,
-                    "day_ago": day_ago,
-                    "hour_ago": self.at - timedelta(hours=1),
-                    "day_ago_skewed": day_ago - MAX_CLOCK_SKEW,
-                    "baseline_since": self.at - BASELINE_WINDOW,
-                    "customer_ids": [v for k, v in named if k in _CUSTOMER_MARKS],
-                    "emails": [v for k, v in named if k is ListKind.EMAIL],
-                    "domains": [v for k, v in named if k is ListKind.DOMAIN],
-                    "listed_devices": [v for k, v in listed if k is ListKind.DEVICE],
-                    "listed_payments": [v for k, v in listed if k is ListKind.PAYMENT],
-                    "listed_ips": [v for k, v in listed if k is ListKind.IP],
-                    "seen_devices": seen_hashes["DEVICE"],
-                    "seen_payments": seen_hashes["PAYMENT"],
-                    "seen_ips": seen_hashes["IP"],
-                    "since": self.at - IP_WINDOW,
-                },
-            )
+        rows = await self.session.execute(
+            _prefetch_statement(),
+            {
+                "referee_id": self.referee.id,
+                "referrer_id": self.referrer.id,
+                "merchant_id": self.merchant_id,
+                "program_id": self.program_id,
+                "referral_id": self.referral_id,
+                "at": self.at,
+                "day_ago": day_ago,
+                "hour_ago": self.at - timedelta(hours=1),
+                "day_ago_skewed": day_ago - MAX_CLOCK_SKEW,
+                "baseline_since": self.at - BASELINE_WINDOW,
+                "customer_ids": [v for k, v in named if k in _CUSTOMER_MARKS],
+                "emails": [v for k, v in named if k is ListKind.EMAIL],
+                "domains": [v for k, v in named if k is ListKind.DOMAIN],
+                "listed_devices": [v for k, v in listed if k is ListKind.DEVICE],
+                "listed_payments": [v for k, v in listed if k is ListKind.PAYMENT],
+                "listed_ips": [v for k, v in listed if k is ListKind.IP],
+                "seen_devices": seen_hashes["DEVICE"],
+                "seen_payments": seen_hashes["PAYMENT"],
+                "seen_ips": seen_hashes["IP"],
+                "since": self.at - IP_WINDOW,
+            },
+        )
         parts: dict[str, list[Any]] = {
             "identifier": [],
             "shared": [],
@@ -566,7 +565,8 @@ def _occurred_at_of_reward_action(merchant: Any) -> Any:
 @lru_cache(maxsize=1)
 def _prefetch_statement() -> Any:
     """`Case.prefetch`'s query, built once with bind parameters: SQLAlchemy then compiles it
-    once and reuses it (building a statement this size per check cost more than running it)."""
+    once and reuses it (building a statement this size per check cost more than running it).
+    Its lists are unseen by the planner (`one_of`), so PostgreSQL keeps its generic plan."""
     referee, referrer = bindparam("referee_id", type_=Uuid()), bindparam("referrer_id", type_=Uuid())
     merchant, at = bindparam("merchant_id", type_=Uuid()), bindparam("at", type_=UTCDateTime())
     day_ago = bindparam("day_ago", type_=UTCDateTime())
@@ -672,12 +672,14 @@ def _prefetch_statement() -> Any:
     of_merchant = FraudListEntry.merchant_id == merchant
     named = or_(
         *(
-            and_(of_merchant, FraudListEntry.kind == mark, one_of(FraudListEntry.value, "customer_ids"))
+            and_(of_merchant, FraudListEntry.kind == mark, one_of(FraudListEntry.value, "customer_ids", unseen_by_planner=True))
             for mark in _CUSTOMER_MARKS
         ),
-        and_(of_merchant, FraudListEntry.kind == ListKind.EMAIL, one_of(FraudListEntry.value, "emails")),
-        and_(of_merchant, FraudListEntry.kind == ListKind.DOMAIN, one_of(FraudListEntry.value, "domains")),
-        *_listed_for_identifiers(merchant, "listed_devices", "listed_payments", "listed_ips"),
+        and_(of_merchant, FraudListEntry.kind == ListKind.EMAIL, one_of(FraudListEntry.value, "emails", unseen_by_planner=True)),
+        and_(
+            of_merchant, FraudListEntry.kind == ListKind.DOMAIN, one_of(FraudListEntry.value, "domains", unseen_by_planner=True)
+        ),
+        *_listed_for_identifiers(merchant, "listed_devices", "listed_payments", "listed_ips", unseen_by_planner=True),
         and_(
             of_merchant,
             FraudListEntry.kind == ListKind.IP_RANGE,
@@ -708,7 +710,7 @@ def _prefetch_statement() -> Any:
         .limit(MAX_MATCHES)
         .subquery()
     )
-    seen = _seen_with(merchant, referee, at, "seen_devices", "seen_payments", "seen_ips").subquery()
+    seen = _seen_with(merchant, referee, at, "seen_devices", "seen_payments", "seen_ips", unseen_by_planner=True).subquery()
     text_, when, number, uuid_ = String(), UTCDateTime(), Integer(), Uuid()
 
     def row(
@@ -759,15 +761,18 @@ def _prefetch_statement() -> Any:
     )
 
 
-def _listed_for_identifiers(merchant: Any, devices: str, payments: str, ips: str) -> list[Any]:
+def _listed_for_identifiers(
+    merchant: Any, devices: str, payments: str, ips: str, *, unseen_by_planner: bool = False
+) -> list[Any]:
     """The merchant's list entries naming a device, card or address among the values of the
     list parameters named (the values as they are and as their keyed hashes); the merchant in
-    each branch, for SQLite's index lookups."""
+    each branch, for SQLite's index lookups. `unseen_by_planner`: see `one_of`."""
     of_merchant = FraudListEntry.merchant_id == merchant
+    hidden = {"unseen_by_planner": unseen_by_planner}
     return [
-        and_(of_merchant, FraudListEntry.kind == ListKind.DEVICE, one_of(FraudListEntry.value, devices)),
-        and_(of_merchant, FraudListEntry.kind == ListKind.PAYMENT, one_of(FraudListEntry.value, payments)),
-        and_(of_merchant, FraudListEntry.kind == ListKind.IP, one_of(FraudListEntry.value, ips)),
+        and_(of_merchant, FraudListEntry.kind == ListKind.DEVICE, one_of(FraudListEntry.value, devices, **hidden)),
+        and_(of_merchant, FraudListEntry.kind == ListKind.PAYMENT, one_of(FraudListEntry.value, payments, **hidden)),
+        and_(of_merchant, FraudListEntry.kind == ListKind.IP, one_of(FraudListEntry.value, ips, **hidden)),
     ]
 
 
@@ -796,11 +801,12 @@ _EMAIL_CANONICAL = _Column(Customer.__table__.c.email_canonical)
 
 
 def _seen_with(
-    merchant: Any, referee: Any, at: Any, devices: str, payments: str, ips: str
+    merchant: Any, referee: Any, at: Any, devices: str, payments: str, ips: str, *, unseen_by_planner: bool = False
 ) -> Select[str, str, uuid.UUID, datetime]:
     """Other customers seen with the devices, cards or (lately) addresses whose keyed hashes
-    the list parameters named hold, before `at`."""
+    the list parameters named hold, before `at`. `unseen_by_planner`: see `one_of`."""
     same_merchant = CustomerIdentifier.merchant_id == merchant
+    hidden = {"unseen_by_planner": unseen_by_planner}
     return (
         select(
             CustomerIdentifier.kind,
@@ -812,13 +818,17 @@ def _seen_with(
             # The merchant inside each branch: SQLite then looks each branch up in the
             # (merchant, kind, value_hash) index instead of reading all the merchant's rows.
             or_(
-                and_(same_merchant, CustomerIdentifier.kind == "DEVICE", one_of(CustomerIdentifier.value_hash, devices)),
-                and_(same_merchant, CustomerIdentifier.kind == "PAYMENT", one_of(CustomerIdentifier.value_hash, payments)),
+                and_(
+                    same_merchant, CustomerIdentifier.kind == "DEVICE", one_of(CustomerIdentifier.value_hash, devices, **hidden)
+                ),
+                and_(
+                    same_merchant, CustomerIdentifier.kind == "PAYMENT", one_of(CustomerIdentifier.value_hash, payments, **hidden)
+                ),
                 # with the time inside the branch, a carrier's address is a range scan of the recent ones
                 and_(
                     same_merchant,
                     CustomerIdentifier.kind == "IP",
-                    one_of(CustomerIdentifier.value_hash, ips),
+                    one_of(CustomerIdentifier.value_hash, ips, **hidden),
                     CustomerIdentifier.last_seen_at >= bindparam("since", type_=UTCDateTime()),
                 ),
             ),
