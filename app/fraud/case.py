@@ -768,11 +768,22 @@ def _listed_for_identifiers(
     list parameters named (the values as they are and as their keyed hashes); the merchant in
     each branch, for SQLite's index lookups. `unseen_by_planner`: see `one_of`."""
     of_merchant = FraudListEntry.merchant_id == merchant
-    hidden = {"unseen_by_planner": unseen_by_planner}
     return [
-        and_(of_merchant, FraudListEntry.kind == ListKind.DEVICE, one_of(FraudListEntry.value, devices, **hidden)),
-        and_(of_merchant, FraudListEntry.kind == ListKind.PAYMENT, one_of(FraudListEntry.value, payments, **hidden)),
-        and_(of_merchant, FraudListEntry.kind == ListKind.IP, one_of(FraudListEntry.value, ips, **hidden)),
+        and_(
+            of_merchant,
+            FraudListEntry.kind == ListKind.DEVICE,
+            one_of(FraudListEntry.value, devices, unseen_by_planner=unseen_by_planner),
+        ),
+        and_(
+            of_merchant,
+            FraudListEntry.kind == ListKind.PAYMENT,
+            one_of(FraudListEntry.value, payments, unseen_by_planner=unseen_by_planner),
+        ),
+        and_(
+            of_merchant,
+            FraudListEntry.kind == ListKind.IP,
+            one_of(FraudListEntry.value, ips, unseen_by_planner=unseen_by_planner),
+        ),
     ]
 
 
@@ -806,7 +817,6 @@ def _seen_with(
     """Other customers seen with the devices, cards or (lately) addresses whose keyed hashes
     the list parameters named hold, before `at`. `unseen_by_planner`: see `one_of`."""
     same_merchant = CustomerIdentifier.merchant_id == merchant
-    hidden = {"unseen_by_planner": unseen_by_planner}
     return (
         select(
             CustomerIdentifier.kind,
@@ -819,16 +829,20 @@ def _seen_with(
             # (merchant, kind, value_hash) index instead of reading all the merchant's rows.
             or_(
                 and_(
-                    same_merchant, CustomerIdentifier.kind == "DEVICE", one_of(CustomerIdentifier.value_hash, devices, **hidden)
+                    same_merchant,
+                    CustomerIdentifier.kind == "DEVICE",
+                    one_of(CustomerIdentifier.value_hash, devices, unseen_by_planner=unseen_by_planner),
                 ),
                 and_(
-                    same_merchant, CustomerIdentifier.kind == "PAYMENT", one_of(CustomerIdentifier.value_hash, payments, **hidden)
+                    same_merchant,
+                    CustomerIdentifier.kind == "PAYMENT",
+                    one_of(CustomerIdentifier.value_hash, payments, unseen_by_planner=unseen_by_planner),
                 ),
                 # with the time inside the branch, a carrier's address is a range scan of the recent ones
                 and_(
                     same_merchant,
                     CustomerIdentifier.kind == "IP",
-                    one_of(CustomerIdentifier.value_hash, ips, **hidden),
+                    one_of(CustomerIdentifier.value_hash, ips, unseen_by_planner=unseen_by_planner),
                     CustomerIdentifier.last_seen_at >= bindparam("since", type_=UTCDateTime()),
                 ),
             ),
