@@ -7,8 +7,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
@@ -94,24 +95,11 @@ async def track_click(
     device_id = validation.text(device_id, "deviceId", 255)
     device_fingerprint = validation.text(device_fingerprint, "deviceFingerprint", 64)
     landing_url = validation.http_url(landing_url, "landingUrl")
-    # The code and its program in one read; not its owner, whom a click does not need (nor
-    # decrypts: the owner's email and name are sealed).
-    found = await codes.find_code_and_program(session, merchant_id=merchant_id, code=code)
-    if found is None:
-        raise DomainError("code", ErrorCode.CODE_NOT_FOUND, "no such referral code")
-    referral_code, program = found
-    if not referral_code.active:
-        raise DomainError("code", ErrorCode.CODE_INACTIVE, "this referral code is no longer active")
-    if program.program_status is not ProgramStatus.ACTIVE:
-        raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
-
     now = min(occurred_at, now) if occurred_at is not None else now  # the click's own time from here on
     device_id_hash = lookup_hash(merchant_id, "DEVICE", device_id) if device_id is not None else None
     values = {
         "id": new_id(),
         "merchant_id": merchant_id,
-        "program_id": program.id,
-        "code_id": referral_code.id,
         "attribution_token": "at_" + secrets.token_urlsafe(24),
         "device_id": device_id,
         "device_id_hash": device_id_hash,
@@ -122,17 +110,39 @@ async def track_click(
         "channel": channel,
         "sub_id": sub_id,
         "created_at": now,
-        "expires_at": now + timedelta(days=program.attribution_window_days),
     }
-    if device_id is None:
-        click = await insert_one(session, Click, values)
-        return TrackedClick(click=click, referral_code=referral_code, repeated=False)
-    # One statement: the click, unless the same device clicked the code within the window.
     since = now - REPEAT_CLICK_WINDOW
-    if await session.scalar(_INSERT_UNLESS_RECENT, {**values, "since": since}) is not None:
+    postgresql = session.bind is not None and session.bind.dialect.name == "postgresql"
+    # The code and its program (not its owner, whom a click does not need, nor decrypts: the
+    # owner's email and name are sealed); on PostgreSQL the click is written in the same statement.
+    row = await codes.typed_code_row(
+        session,
+        _FOUND_AND_WRITTEN if postgresql else codes.CODE_WITH_PROGRAM,
+        merchant_id,
+        code,
+        {**values, "since": since} if postgresql else None,
+    )
+    if row is None:
+        raise DomainError("code", ErrorCode.CODE_NOT_FOUND, "no such referral code")
+    referral_code, program = codes.CODE_AND_PROGRAM.objects(session, row)
+    if not referral_code.active:
+        raise DomainError("code", ErrorCode.CODE_INACTIVE, "this referral code is no longer active")
+    if program.program_status is not ProgramStatus.ACTIVE:
+        raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
+    values["program_id"], values["code_id"] = program.id, referral_code.id
+    values["expires_at"] = now + timedelta(days=program.attribution_window_days)
+    if postgresql:
+        written = row[-1] is not None
+        if written:
+            values["expires_at"] = row[-1]  # as PostgreSQL added the window (the same instant)
+    elif device_id is None:
+        return TrackedClick(click=await insert_one(session, Click, values), referral_code=referral_code, repeated=False)
+    else:  # one statement: the click, unless the same device clicked the code within the window
+        written = await session.scalar(_INSERT_UNLESS_RECENT, {**values, "since": since}) is not None
+    if written:
         return TrackedClick(click=attach(session, Click, values), referral_code=referral_code, repeated=False)
     repeated = await session.scalar(_MOST_RECENT, {"code_id": referral_code.id, "device_id_hash": device_id_hash, "since": since})
-    assert repeated is not None  # the click the insert did not repeat
+    assert repeated is not None  # the click the insert did not repeat (a click without a device is always written)
     return TrackedClick(click=repeated, referral_code=referral_code, repeated=True)
 
 
@@ -170,6 +180,41 @@ _INSERT_UNLESS_RECENT = (
     .returning(_CLICKS.c.id)
 )
 _MOST_RECENT = _RECENT.order_by(Click.id.desc()).limit(1)
+
+
+def _found_and_written(lookup: Select[Any]) -> Select[Any]:
+    """PostgreSQL: the code and its program as `lookup` finds them, and in the same statement the
+    click, written when both are active and the device did not click the code within the window.
+    The row is the lookup's columns, then the click's expiry (NULL when none was written)."""
+    found = lookup.cte("found")
+    code_id, program_id, window_days = found.c.m0_id, found.c.m1_id, found.c.m1_attribution_window_days
+    created_at = bindparam("created_at", type_=_CLICKS.c.created_at.type)
+    from_lookup = {
+        "program_id": program_id,
+        "code_id": code_id,
+        # In hours, not days: a day added in a server time zone with summer time can be 23 or 25 hours.
+        "expires_at": created_at + func.make_interval(0, 0, 0, 0, window_days * 24),
+    }
+    recent = select(_CLICKS.c.id).where(
+        _CLICKS.c.code_id == code_id,
+        _CLICKS.c.device_id_hash == bindparam("device_id_hash"),
+        _CLICKS.c.created_at > bindparam("since", type_=UTCDateTime()),
+    )
+    written = (
+        _CLICKS.insert()
+        .from_select(
+            list(_CLICK_COLUMNS),
+            select(*[from_lookup.get(k, bindparam(k, type_=_CLICKS.c[k].type)) for k in _CLICK_COLUMNS]).where(
+                found.c.m0_active, found.c.m1_status == ProgramStatus.ACTIVE, ~recent.exists()
+            ),
+        )
+        .returning(_CLICKS.c.expires_at)
+        .cte("written")
+    )
+    return select(*found.c, written.c.expires_at).select_from(found.outerjoin(written, true()))
+
+
+_FOUND_AND_WRITTEN = codes.CODE_WITH_PROGRAM.around(_found_and_written)
 
 
 async def find_click_by_token(session: AsyncSession, *, merchant_id: uuid.UUID, token: str) -> Click | None:

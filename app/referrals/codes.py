@@ -8,11 +8,12 @@ look-alikes cannot be registered twice. Vanity codes in Arabic script need the m
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -242,6 +243,13 @@ class Matching:
     def add_columns(self, *columns: Any) -> Matching:
         return Matching(self.query.add_columns(*columns))
 
+    def around(self, build: Callable[[Select[Any]], Select[Any]]) -> Matching:
+        """The same lookup inside a larger statement: `build` of each of the two (a statement
+        that reads the found row as a CTE, say); its other parameters are the caller's."""
+        wrapped = copy.copy(self)
+        wrapped.one_key, wrapped.look_alikes = build(self.one_key), build(self.look_alikes)
+        return wrapped
+
     def statement_and_params(self, merchant_id: uuid.UUID, typed: str) -> tuple[Select[Any], dict]:
         key = text.code_key(typed)
         look_alikes = text.code_look_alikes(typed)
@@ -254,7 +262,7 @@ _CODE = Matching(select(ReferralCode))
 # The code, its program and its owner (the referrer), as columns (`CODE_AND_OWNER.objects` makes
 # them the session's objects); more columns may be added after them (app.actions).
 CODE_AND_PROGRAM = RowsOf(ReferralCode, Program)
-_CODE_WITH_PROGRAM = Matching(
+CODE_WITH_PROGRAM = Matching(
     select(*CODE_AND_PROGRAM.columns)
     .select_from(ReferralCode)
     .join(Program, and_(Program.id == ReferralCode.program_id, Program.merchant_id == ReferralCode.merchant_id))
@@ -278,28 +286,32 @@ async def find_code(session: AsyncSession, *, merchant_id: uuid.UUID, code: str 
 async def find_code_and_program(
     session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None
 ) -> tuple[ReferralCode, Program] | None:
-    """`find_code` and the code's program, in one query (the widget's read: its share link; a
-    click: the program's state and attribution window)."""
-    row = await _typed_code_row(session, _CODE_WITH_PROGRAM, merchant_id, code)
+    """`find_code` and the code's program, in one query (the widget's read: its share link).
+    A click reads them in the statement that writes it (app.referrals.clicks)."""
+    row = await typed_code_row(session, CODE_WITH_PROGRAM, merchant_id, code)
     if row is None:
         return None
     found, program = CODE_AND_PROGRAM.objects(session, row)
     return found, program
 
 
-async def _typed_code_row(session: AsyncSession, matching: Matching, merchant_id: uuid.UUID, code: str | None) -> Any:
-    """The first row of a `Matching` for the code someone typed, or None."""
+async def typed_code_row(
+    session: AsyncSession, matching: Matching, merchant_id: uuid.UUID, code: str | None, parameters: dict | None = None
+) -> Any:
+    """The first row of a `Matching` for the code someone typed, or None; `parameters` are
+    those of a statement built `around` the lookup."""
     typed = normalize(code)
     if typed is None:
         return None
-    return (await session.execute(*matching.statement_and_params(merchant_id, typed))).first()
+    statement, params = matching.statement_and_params(merchant_id, typed)
+    return (await session.execute(statement, {**params, **parameters} if parameters else params)).first()
 
 
 async def find_code_with_owner(session: AsyncSession, *, merchant_id: uuid.UUID, code: str | None) -> ReferralCode | None:
     """`find_code` for attribution: its program and its customer (the referrer) come
     in the same query and are kept in the session, so what follows reads them without another
     round trip."""
-    row = await _typed_code_row(session, CODE_WITH_OWNER, merchant_id, code)
+    row = await typed_code_row(session, CODE_WITH_OWNER, merchant_id, code)
     if row is None:
         return None
     found, program, owner = CODE_AND_OWNER.objects(session, row)

@@ -3,10 +3,13 @@ program's own window, and nothing is stored for a click that did not count."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
+from app.referrals import clicks
 from app.referrals.models import Click, ReferralCode
 from tests import graphql_ops as ops
 from tests.scenarios import active_program, click, code_for
@@ -65,3 +68,35 @@ async def test_a_click_that_does_not_count_stores_nothing(tenant, session):
     await tenant.gql(ops.UPDATE_PROGRAM, {"id": program["id"], "input": {"status": "PAUSED"}})
     assert [e["code"] for e in (await click(tenant, other))["userErrors"]] == ["PROGRAM_NOT_ACTIVE"]
     assert await _stored_clicks(session) == []
+
+
+def _zone_with_summer_time_within(days: int) -> str:
+    """A time zone whose UTC offset differs `days` from now (a calendar day added there is not 24 hours)."""
+    now = datetime.now(UTC)
+    for zone in ("America/New_York", "Australia/Sydney"):  # their changes are never 200 days apart
+        if now.astimezone(ZoneInfo(zone)).utcoffset() != (now + timedelta(days=days)).astimezone(ZoneInfo(zone)).utcoffset():
+            return zone
+    raise AssertionError("no zone changes its offset within the window")
+
+
+@pytest.mark.postgresql_only(reason="SQLite's expiry is added in Python, in UTC")
+async def test_a_clicks_expiry_is_its_window_in_hours_whatever_the_servers_time_zone(tenant, session):
+    """On PostgreSQL the click's expiry is added by the statement that writes it, in the server's
+    time zone: a window of days added by the calendar would be an hour short or long there."""
+    program = await active_program(tenant, attributionWindowDays=200)
+    code = (await code_for(tenant, program["id"], "jane"))["code"]
+    await session.execute(text("SELECT set_config('TimeZone', :zone, true)"), {"zone": _zone_with_summer_time_within(200)})
+    tracked = await clicks.track_click(
+        session,
+        merchant_id=tenant.id,
+        code=code,
+        device_id="d-1",
+        landing_url=None,
+        context=clicks.ClickContext(ip=None, user_agent=None),
+    )
+    answered = tracked.click.expires_at
+    await session.commit()
+
+    ((stored, _code),) = await _stored_clicks(session)
+    assert answered == stored["expires_at"]
+    assert stored["expires_at"] - stored["created_at"] == timedelta(days=200)
