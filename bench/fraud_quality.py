@@ -30,10 +30,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.models import load_all_models  # noqa: E402
+
+# Every model before any module that builds statements as it is imported: a foreign key column
+# takes its type from the column it names, so a statement built before the merchants table is
+# known binds merchant_id untyped, which SQLite cannot bind (a UUID). `referral serve` and the
+# worker import the whole schema first; this script did not, and failed on its default SQLite.
+load_all_models()
+
 from app.db import create_engine, create_session_factory  # noqa: E402
 from app.fraud.policy import SignalChange  # noqa: E402
 from app.migrations import upgrade  # noqa: E402
-from app.models import load_all_models  # noqa: E402
 from tests.fraud import synthetic  # noqa: E402
 
 FRAUD_PER_KIND = 50  # at --fraud-scale 1
@@ -68,7 +75,6 @@ async def main() -> None:
     args = parser.parse_args()
     changes = [signal_change(text) for text in args.signal]
     url = os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/fraud_quality.db"
-    load_all_models()
     engine = create_engine(url, pool_size=2)
     try:
         await upgrade(engine)

@@ -14,6 +14,11 @@ shop's clock moves.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from app.db import create_session_factory
 from tests.fraud import synthetic
 from tests.rewards.helpers import assert_ledger_consistent
@@ -56,3 +61,22 @@ async def test_every_seeded_fraud_kind_is_caught_before_money_leaks_and_lookalik
     median = hours[len(hours) // 2]
     assert QUIET_HOURS <= median <= PAID_WITHIN_HOURS, f"median {median:.1f} h to spendable\n{report}"
     await assert_ledger_consistent(db)  # every hold, clearance and clawback of the run balanced
+
+
+def test_the_benchmark_script_runs_on_its_default_sqlite_database():
+    """`bench/fraud_quality.py` as a stranger runs it, with no DATABASE_URL: a fresh SQLite file.
+    Its imports once built statements before the merchants table was known, whose untyped
+    merchant ids SQLite refused at the first shared network address (the suite never saw it: the
+    tests import the whole schema first)."""
+    root = Path(__file__).resolve().parents[2]
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "bench/fraud_quality.py", "--legit", "20", "--fraud-scale", "0.1"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Fraud quality, sqlite, seed 7" in result.stdout
