@@ -10,25 +10,27 @@ history is judged at its own time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
 import unicodedata
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import Boolean, Uuid, bindparam, func, or_, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import prepared
-from app.db import dialect_of, dropped_at_transaction_end, new_id, table_of, utcnow
+from app.db import UTCDateTime, dialect_of, dropped_at_transaction_end, new_id, table_of, utcnow
 from app.fraud.models import CustomerIdentifier, IdentifierKind
 from app.personal import lookup_hash
-from app.referrals.models import Action, Click
+from app.referrals.models import Action, Click, Referral, ReferralStatus
+from app.tenancy import merchant_is
 from app.worker import outbox
-from app.worker.models import JobStatus
+from app.worker.models import JobStatus, OutboxJob
 
 _ABBREVIATIONS = {
     "street": "st",
@@ -206,6 +208,7 @@ RESCREEN_KINDS = frozenset(
     }
 )
 RESCREEN_JOB = "fraud.rescreen"
+RESCREEN_LOOKBACK = timedelta(days=90)  # referrals older than this are not judged again
 
 
 _SIGHTED = dropped_at_transaction_end("identifiers_sighted")
@@ -253,7 +256,63 @@ async def _upsert(
     stored = (await session.execute(_SQLITE_UPSERT, params)).all()
     new = _new_to_rescreen(stored, proposed)
     if new:
-        await outbox.enqueue(session, RESCREEN_JOB, merchant_id=merchant_id, **_rescreen_args(new, **rescreen))
+        job = outbox.job_row(RESCREEN_JOB, merchant_id, _rescreen_args(new, **rescreen))
+        parameters = {
+            **job,
+            "customer_id": customer_id,
+            "anyway": action_id is None,
+            "since": at - RESCREEN_LOOKBACK,
+            "at": at,
+            **{f"kind_{i}": kind for i, (kind, _hash) in enumerate(new)},
+            **{f"value_hash_{i}": value_hash for i, (_kind, value_hash) in enumerate(new)},
+        }
+        if (await session.execute(_rescreen_job_unless_nothing_to_find(len(new)), parameters)).first() is not None:
+            outbox.written(session, job)
+
+
+@functools.cache
+def _rescreen_job_unless_nothing_to_find(count: int) -> Any:
+    """SQLite: the re-screening job for `count` new identifiers, written unless it could find
+    nothing the recording action does not check itself: when no other customer was seen with
+    any of them and the customer has no referral in the job's window yet, the only referral it
+    could find is the one this action makes and screens with this evidence, which it skips.
+    SQLite's writers take turns, so no other sighting is committing meanwhile; a customer seen
+    with the identifiers later has a job of their own, which checks this customer's referrals
+    too. (On PostgreSQL such a sighting may be committing alongside: the job is always written
+    there, and the worker decides.) A new referee's first purchase thus writes no job, whose
+    run in the embedded worker cost more than the purchase. Sightings outside an action
+    (`anyway`) always write it. Built once per count; RETURNING the id when written."""
+    jobs = table_of(OutboxJob)
+    merchant, customer = bindparam("merchant_id", type_=Uuid()), bindparam("customer_id", type_=Uuid())
+    seen_by_others = [
+        select(CustomerIdentifier.id)
+        .where(
+            CustomerIdentifier.merchant_id == merchant,
+            CustomerIdentifier.kind == bindparam(f"kind_{index}"),
+            CustomerIdentifier.value_hash == bindparam(f"value_hash_{index}"),
+            CustomerIdentifier.customer_id != customer,
+        )
+        .exists()
+        for index in range(count)
+    ]
+    window = rescreened_in_window(bindparam("since", type_=UTCDateTime()), bindparam("at", type_=UTCDateTime()))
+    referred = [  # one each, so that each reads its own index (the merchant only filters)
+        select(Referral.id).where(party == customer, merchant_is(Referral, merchant, use_index=False), *window).exists()
+        for party in (Referral.referrer_id, Referral.referee_id)
+    ]
+    columns = list(outbox.job_row(RESCREEN_JOB, None, {}))
+    values = [bindparam(name, type_=jobs.c[name].type) for name in columns]
+    return (
+        jobs.insert()
+        .from_select(columns, select(*values).where(or_(bindparam("anyway", type_=Boolean()), *seen_by_others, *referred)))
+        .returning(jobs.c.id)
+    )
+
+
+def rescreened_in_window(since: Any, at: Any) -> list[Any]:
+    """What a re-screening at `at` asks of a party's referral besides its parties: not rejected,
+    referred from `since` (`at` less RESCREEN_LOOKBACK) up to `at`."""
+    return [Referral.status != ReferralStatus.REJECTED, Referral.referred_at >= since, Referral.referred_at <= at]
 
 
 def _new_to_rescreen(stored: Any, proposed: set[uuid.UUID]) -> list[tuple[str, str]]:

@@ -4,9 +4,10 @@ verdict on referrals already judged (the referrer's own card shows up after thei
 bought; the fifth account of a farm reuses the first one's phone).
 
 `app.fraud.identifiers` enqueues a `fraud.rescreen` job in the transaction that recorded the
-evidence (the outbox); the worker then checks again, at the moment the evidence arrived, the
-customer's referrals (as referrer or referee) within the lookback window, and the referrals of
-the customers who share the new identifiers. A new REVIEW or BLOCK holds what is still held and
+evidence (the outbox; on SQLite not when the job could find nothing, see
+`identifiers._rescreen_job_unless_nothing_to_find`); the worker then checks again, at the
+moment the evidence arrived, the customer's referrals (as referrer or referee) within the
+lookback window, and the referrals of the customers who share the new identifiers. A new REVIEW or BLOCK holds what is still held and
 takes back what was already spendable (see `engine.open_review`, `engine.reject_referral`).
 """
 
@@ -15,17 +16,17 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.fraud import engine
+from app.fraud.identifiers import RESCREEN_LOOKBACK, rescreened_in_window
 from app.fraud.models import CustomerIdentifier, FraudDecision, Stage
 from app.referrals.models import Referral, ReferralStatus
 
-LOOKBACK = timedelta(days=90)  # referrals older than this are not judged again
 MAX_SHARING = 10  # customers sharing one identifier beyond which it says nothing about any of them
 MAX_REFERRALS = 100  # referrals checked again per job
 
@@ -59,9 +60,7 @@ async def rescreen(
                 .where(
                     Referral.merchant_id == merchant_id,
                     or_(Referral.referrer_id.in_(customers), Referral.referee_id.in_(customers)),
-                    Referral.status != ReferralStatus.REJECTED,
-                    Referral.referred_at >= at - LOOKBACK,
-                    Referral.referred_at <= at,
+                    *rescreened_in_window(at - RESCREEN_LOOKBACK, at),
                 )
                 .order_by(Referral.id)
                 .limit(MAX_REFERRALS)

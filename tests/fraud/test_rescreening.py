@@ -129,6 +129,31 @@ async def test_a_clean_customer_seen_with_new_evidence_is_checked_again_and_keep
     assert await h.open_reviews(tenant, program["id"]) == []
 
 
+async def test_on_sqlite_a_new_referees_purchase_writes_a_job_only_if_it_could_find_something(tenant, db, backend):
+    """A new referee's first purchase with a device and card nobody was seen with: the job could
+    only find the referral this purchase makes and screens itself. SQLite, whose writers take
+    turns, leaves it out; PostgreSQL writes it (a sighting of the same card may be committing
+    alongside) and the worker finds nothing to do. A device another customer was seen with, or
+    a customer who has a referral to check, writes the job on both."""
+    program, code = await paid_at_once_shop(tenant)
+    before = await rescreen_jobs(db)
+    bob = await h.act(
+        tenant, "PURCHASE", "bob", "order-bob", code=code, amount=5000, deviceId="dev-bob", paymentFingerprint="card-bob"
+    )
+    assert bob["referral"] is not None
+    written = await rescreen_jobs(db) - before
+    assert written == (1 if backend == "postgresql" else 0)
+    await run_jobs(db)
+    assert [d["stage"] for d in await h.decisions(tenant, bob["referral"]["id"])] == ["REFERRAL"]  # nothing re-screened
+
+    await h.act(
+        tenant, "PURCHASE", "carol", "order-carol", code=code, amount=5000, deviceId="dev-alice", paymentFingerprint="card-c"
+    )
+    assert await rescreen_jobs(db) - before == written + 1  # alice was seen with that device
+    await h.act(tenant, "PURCHASE", "bob", "order-bob-2", amount=5000, paymentFingerprint="card-bob-2")
+    assert await rescreen_jobs(db) - before == written + 2  # bob has a referral to check with his new card
+
+
 async def test_the_job_names_exactly_the_new_identifiers_and_is_sent_after_commit(tenant, db):
     """The job's arguments are what the worker re-screens with: the customer, the identifiers
     never seen with them before (of the kinds worth it), sorted, the time and the action. On
@@ -143,7 +168,7 @@ async def test_the_job_names_exactly_the_new_identifiers_and_is_sent_after_commi
 
     program, code = await paid_at_once_shop(tenant)
     await h.act(tenant, "SIGNUP", "bob", "signup-bob", code=code, deviceId="dev-bob")
-    at = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    at = datetime.now(UTC)  # after bob's referral: the job has it to check (SQLite writes no job that could not)
     address = {"line1": "12 Main Street", "city": "Springfield", "postalCode": "12345", "country": "US"}
     factory = create_session_factory(db)
     async with factory() as session:
