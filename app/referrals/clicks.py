@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, true
+from sqlalchemy import Select, Uuid, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
@@ -18,6 +18,7 @@ from app.errors import DomainError, ErrorCode
 from app.personal import lookup_hash
 from app.referrals import codes
 from app.referrals.models import MAX_CLOCK_SKEW, Click, ProgramStatus, ReferralCode
+from app.tenancy import merchant_is
 
 # A reload or a second tab within this time is the same visit, not a new click.
 REPEAT_CLICK_WINDOW = timedelta(minutes=30)
@@ -196,6 +197,7 @@ def _found_and_written(lookup: Select[Any]) -> Select[Any]:
         "expires_at": created_at + func.make_interval(0, 0, 0, 0, window_days * 24),
     }
     recent = select(_CLICKS.c.id).where(
+        merchant_is(_CLICKS, bindparam("merchant_id", type_=Uuid()), use_index=False),
         _CLICKS.c.code_id == code_id,
         _CLICKS.c.device_id_hash == bindparam("device_id_hash"),
         _CLICKS.c.created_at > bindparam("since", type_=UTCDateTime()),
