@@ -284,17 +284,7 @@ def _rescreen_job_unless_nothing_to_find(count: int) -> Any:
     (`anyway`) always write it. Built once per count; RETURNING the id when written."""
     jobs = table_of(OutboxJob)
     merchant, customer = bindparam("merchant_id", type_=Uuid()), bindparam("customer_id", type_=Uuid())
-    seen_by_others = [
-        select(CustomerIdentifier.id)
-        .where(
-            CustomerIdentifier.merchant_id == merchant,
-            CustomerIdentifier.kind == bindparam(f"kind_{index}"),
-            CustomerIdentifier.value_hash == bindparam(f"value_hash_{index}"),
-            CustomerIdentifier.customer_id != customer,
-        )
-        .exists()
-        for index in range(count)
-    ]
+    seen_by_others = [others_seen_with(index).exists() for index in range(count)]
     window = rescreened_in_window(bindparam("since", type_=UTCDateTime()), bindparam("at", type_=UTCDateTime()))
     referred = [  # one each, so that each reads its own index (the merchant only filters)
         select(Referral.id).where(party == customer, merchant_is(Referral, merchant, use_index=False), *window).exists()
@@ -306,6 +296,17 @@ def _rescreen_job_unless_nothing_to_find(count: int) -> Any:
         jobs.insert()
         .from_select(columns, select(*values).where(or_(bindparam("anyway", type_=Boolean()), *seen_by_others, *referred)))
         .returning(jobs.c.id)
+    )
+
+
+def others_seen_with(index: int) -> Any:
+    """The other customers seen with the job's identifier number `index` (`kind_<i>`,
+    `value_hash_<i>`; the customer is `customer_id`): what a re-screening reads of each."""
+    return select(CustomerIdentifier.kind, CustomerIdentifier.value_hash, CustomerIdentifier.customer_id).where(
+        CustomerIdentifier.merchant_id == bindparam("merchant_id", type_=Uuid()),
+        CustomerIdentifier.kind == bindparam(f"kind_{index}"),
+        CustomerIdentifier.value_hash == bindparam(f"value_hash_{index}"),
+        CustomerIdentifier.customer_id != bindparam("customer_id", type_=Uuid()),
     )
 
 

@@ -7,8 +7,9 @@ bought; the fifth account of a farm reuses the first one's phone).
 evidence (the outbox; on SQLite not when the job could find nothing, see
 `identifiers._rescreen_job_unless_nothing_to_find`); the worker then checks again, at the
 moment the evidence arrived, the customer's referrals (as referrer or referee) within the
-lookback window, and the referrals of the customers who share the new identifiers. A new REVIEW or BLOCK holds what is still held and
-takes back what was already spendable (see `engine.open_review`, `engine.reject_referral`).
+lookback window, and the referrals of the customers who share the new identifiers. A new
+REVIEW or BLOCK holds what is still held and takes back what was already spendable (see
+`engine.open_review`, `engine.reject_referral`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, union_all
+from sqlalchemy import or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.fraud import engine
-from app.fraud.identifiers import RESCREEN_LOOKBACK, rescreened_in_window
-from app.fraud.models import CustomerIdentifier, FraudDecision, Stage
+from app.fraud.identifiers import RESCREEN_LOOKBACK, others_seen_with, rescreened_in_window
+from app.fraud.models import FraudDecision, Stage
 from app.referrals.models import Referral, ReferralStatus
 
 MAX_SHARING = 10  # customers sharing one identifier beyond which it says nothing about any of them
@@ -91,17 +92,7 @@ def _sharing_customers(count: int) -> Any:
     at most MAX_SHARING + 1 per identifier: one statement for all of them, built once per count."""
     parts = []
     for index in range(count):
-        part = (
-            select(CustomerIdentifier.kind, CustomerIdentifier.value_hash, CustomerIdentifier.customer_id)
-            .where(
-                CustomerIdentifier.merchant_id == bindparam("merchant_id"),
-                CustomerIdentifier.kind == bindparam(f"kind_{index}"),
-                CustomerIdentifier.value_hash == bindparam(f"value_hash_{index}"),
-                CustomerIdentifier.customer_id != bindparam("customer_id"),
-            )
-            .limit(MAX_SHARING + 1)
-            .subquery()
-        )
+        part = others_seen_with(index).limit(MAX_SHARING + 1).subquery()
         parts.append(select(part.c.kind, part.c.value_hash, part.c.customer_id))
     return union_all(*parts) if count > 1 else parts[0]
 

@@ -13,7 +13,7 @@ from sqlalchemy import Select, Uuid, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import validation
-from app.db import UTCDateTime, attach, insert_one, new_id, table_of, utcnow
+from app.db import UTCDateTime, attach, dialect_of, insert_one, new_id, table_of, utcnow
 from app.errors import DomainError, ErrorCode
 from app.personal import lookup_hash
 from app.referrals import codes
@@ -113,7 +113,7 @@ async def track_click(
         "created_at": now,
     }
     since = now - REPEAT_CLICK_WINDOW
-    postgresql = session.bind is not None and session.bind.dialect.name == "postgresql"
+    postgresql = dialect_of(session) == "postgresql"
     # The code and its program (not its owner, whom a click does not need, nor decrypts: the
     # owner's email and name are sealed); on PostgreSQL the click is written in the same statement.
     row = await codes.typed_code_row(
@@ -131,14 +131,14 @@ async def track_click(
     if program.program_status is not ProgramStatus.ACTIVE:
         raise DomainError("code", ErrorCode.PROGRAM_NOT_ACTIVE, "this referral program is not running")
     values["program_id"], values["code_id"] = program.id, referral_code.id
-    values["expires_at"] = now + timedelta(days=program.attribution_window_days)
-    if postgresql:
+    if postgresql:  # written with the expiry PostgreSQL added, or NULL: not written
+        values["expires_at"] = row[-1]
         written = row[-1] is not None
-        if written:
-            values["expires_at"] = row[-1]  # as PostgreSQL added the window (the same instant)
-    elif device_id is None:
-        return TrackedClick(click=await insert_one(session, Click, values), referral_code=referral_code, repeated=False)
-    else:  # one statement: the click, unless the same device clicked the code within the window
+    else:
+        values["expires_at"] = now + timedelta(days=program.attribution_window_days)
+        if device_id is None:
+            return TrackedClick(click=await insert_one(session, Click, values), referral_code=referral_code, repeated=False)
+        # one statement: the click, unless the same device clicked the code within the window
         written = await session.scalar(_INSERT_UNLESS_RECENT, {**values, "since": since}) is not None
     if written:
         return TrackedClick(click=attach(session, Click, values), referral_code=referral_code, repeated=False)
