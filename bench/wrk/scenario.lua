@@ -35,8 +35,8 @@ function request()
   if scenario == "record_action" then
     -- Purchases go round the codes in turn (the threads interleaved, from a start that moves
     -- with the clock), not to random ones: random picks gave some referrers 8 new referrals
-    -- in a minute at 10k customers (1,000 referrers), 16 times their usual pace, and the fraud
-    -- check rightly put them in review, so later runs measured the review path, not this one.
+    -- in a minute at 10k customers (1,000 referrers then; 2,000 now), 16 times their usual pace,
+    -- and the fraud check rightly put them in review, so later runs measured the review path.
     code = codes[(tonumber(run) + counter * threads + (thread_id or 0)) % #codes + 1]
     local ip = string.format("10.%d.%d.%d", math.random(255), math.random(255), math.random(254))
     local body = string.format(RECORD, unique, unique, unique, code, unique, "d" .. unique, ip, "card" .. unique)
