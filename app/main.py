@@ -183,6 +183,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             from app.worker.broker import stop_embedded_worker
 
             await asyncio.to_thread(stop_embedded_worker, worker)  # waits for jobs in progress
+        from app.worker.broker import close_loop_clients
+
+        await close_loop_clients()
         if owns_engine:
             await engine.dispose()
 

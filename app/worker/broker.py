@@ -1,7 +1,8 @@
 """The dramatiq broker and its actors, configured once per process from BROKER_URL.
 
 - `redis://...`: RedisBroker (the production default). A worker that dies holding messages
-  has them requeued by the others after `REDIS_HEARTBEAT_TIMEOUT` ms.
+  has them requeued by the others after `REDIS_HEARTBEAT_TIMEOUT` ms. The API sends from its
+  event loop, without a thread (`LoopSendingRedisBroker`).
 - `amqp://...`: RabbitmqBroker with publisher confirms (a send returns once RabbitMQ has it).
 - `stub://` (default): dramatiq's in-memory StubBroker, drained by in-process worker threads
   (`make run`); at boot the embedded worker relays every pending job, which a restart lost.
@@ -13,15 +14,21 @@ deployments sharing one broker), REDIS_HEARTBEAT_TIMEOUT (ms) and REDIS_MAINTENA
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
+import weakref
 from datetime import timedelta
+from typing import Any
+from uuid import uuid4
 
 import dramatiq
 from dramatiq import Actor, Broker
 from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.brokers.redis import RedisBroker, _scripts
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import AsyncIO, Middleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,11 +50,9 @@ _lock = threading.Lock()
 
 def make_broker(url: str) -> Broker:
     if url.startswith(("redis://", "rediss://")):
-        from dramatiq.brokers.redis import RedisBroker
-
         heartbeat = int(os.environ.get("REDIS_HEARTBEAT_TIMEOUT", "60000"))
         maintenance = int(os.environ.get("REDIS_MAINTENANCE_CHANCE", "1000"))
-        broker: Broker = RedisBroker(
+        broker: Broker = LoopSendingRedisBroker(
             url=url, heartbeat_timeout=heartbeat, maintenance_chance=maintenance, dead_message_ttl=7 * 86_400_000
         )
     elif url.startswith(("amqp://", "amqps://")):
@@ -60,6 +65,83 @@ def make_broker(url: str) -> Broker:
         raise ValueError(f"unsupported BROKER_URL {url!r}: use redis://, amqp:// or stub://")
     broker.add_middleware(AsyncIO())
     return broker
+
+
+class LoopSendingRedisBroker(RedisBroker):
+    """dramatiq's RedisBroker, which can also send a message from an event loop: the same
+    dispatch script with the same arguments, run by redis-py's asyncio client on that loop.
+
+    The API sends every committed job after its transaction (`outbox.send`). Through the
+    synchronous client that took a thread per message (`asyncio.to_thread`), whose hand-offs
+    cost twice the send itself: 190-270 us of the process's CPU per message against 100 us on
+    the loop (bench/README.md), a few percent of a referred purchase. `enqueue_from_loop` is
+    `RedisBroker.enqueue` and its `_dispatch("enqueue")` (dramatiq 2.2, pinned in the lock
+    files) with the script awaited; tests/worker/test_processes.py has real dramatiq workers
+    run what it sends, at once and delayed. Workers consume through dramatiq's own code."""
+
+    def __init__(self, *, url: str, **options: Any) -> None:
+        super().__init__(url=url, **options)
+        self._url = url
+        # One asyncio client per event loop (a client's connections belong to the loop that made them).
+        self._on_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    async def enqueue_from_loop(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> None:
+        if type(self)._max_unpack_size_val is None:  # once per process: a blocking call to Redis
+            await asyncio.to_thread(self._max_unpack_size)
+        queue_name = message.queue_name
+        message = message.copy(options={"redis_message_id": str(uuid4())})
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
+        self.emit_before("enqueue", message, delay)
+        arguments = [
+            "enqueue",
+            current_millis(),
+            queue_name,
+            self.broker_id,
+            self.heartbeat_timeout,
+            self.dead_message_ttl,
+            self._should_do_maintenance("enqueue"),
+            self._max_unpack_size(),
+            message.options["redis_message_id"],
+            message.encode(),
+        ]
+        await self._dispatch_script_on(asyncio.get_running_loop())(keys=[self.namespace], args=arguments)
+        self.emit_after("enqueue", message, delay)
+
+    def _dispatch_script_on(self, loop: asyncio.AbstractEventLoop) -> Any:
+        script = self._on_loops.get(loop)
+        if script is None:
+            import redis.asyncio
+
+            script = redis.asyncio.Redis.from_url(self._url).register_script(_scripts["dispatch"])
+            self._on_loops[loop] = script
+        return script
+
+    async def close_on_loop(self) -> None:
+        """Close this loop's client (the API's shutdown)."""
+        script = self._on_loops.pop(asyncio.get_running_loop(), None)
+        if script is not None:
+            await script.registered_client.aclose()
+
+
+async def send(actor: Actor, job_id: str, delay_ms: int | None) -> None:
+    """Send a job's message from the event loop: on Redis without a thread, in memory
+    (`stub://`) at once (a put on an unbounded queue), on RabbitMQ in a thread (pika blocks
+    until the broker confirms)."""
+    broker = actor.broker
+    if isinstance(broker, LoopSendingRedisBroker):
+        await broker.enqueue_from_loop(actor.message_with_options(args=(job_id,)), delay=delay_ms)
+    elif isinstance(broker, StubBroker):
+        actor.send_with_options(args=(job_id,), delay=delay_ms)
+    else:
+        await asyncio.to_thread(actor.send_with_options, args=(job_id,), delay=delay_ms)
+
+
+async def close_loop_clients() -> None:
+    """The API's shutdown: close what `send` opened on this event loop."""
+    if isinstance(_broker, LoopSendingRedisBroker):
+        await _broker.close_on_loop()
 
 
 def queue_name() -> str:

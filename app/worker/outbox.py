@@ -9,7 +9,6 @@ job delivered twice, or to two workers, has its effects once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -114,14 +113,13 @@ async def dispatch_committed(session: AsyncSession) -> None:
 
 
 async def send(job: OutboxJob) -> None:
-    from app.worker.broker import actor_for
+    from app.worker import broker
 
     delay_ms = None
     if job.not_before is not None:
         delay_ms = max(0, int((job.not_before - utcnow()).total_seconds() * 1000))
     try:
-        actor = actor_for(job.actor)
-        await asyncio.to_thread(actor.send_with_options, args=(str(job.id),), delay=delay_ms)
+        await broker.send(broker.actor_for(job.actor), str(job.id), delay_ms)
     except Exception:
         logger.warning("could not send job; the relay will", exc_info=True, extra={"job_id": str(job.id), "actor": job.actor})
 

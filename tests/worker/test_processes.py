@@ -75,6 +75,32 @@ async def test_a_worker_killed_mid_job_leaves_it_to_the_next_worker(db: AsyncEng
     assert await effect_count(db, key) == 1
 
 
+async def test_a_delayed_job_runs_once_its_delay_has_passed_and_not_before(db: AsyncEngine, workers: WorkerPool) -> None:
+    """A job with a delay (a payout run's next chunk, a webhook's retry) goes to the broker's
+    delay queue: on Redis sent from the event loop by the API's own dispatch
+    (`LoopSendingRedisBroker.enqueue_from_loop`), read by dramatiq's own worker."""
+    workers.ensure_running()
+    key, delay = _key(), timedelta(seconds=2)
+    job_id = await enqueue(db, "test.record", key=key, delay=delay)
+    await asyncio.sleep(0.5)
+    assert (await job_row(db, job_id)).status == PENDING and await effect_count(db, key) == 0
+
+    job = await wait_for_status(db, job_id, DONE, timeout=30, pool=workers)
+    assert job.finished_at is not None and job.finished_at - job.created_at >= delay
+    assert job.attempts == 1 and await effect_count(db, key) == 1
+
+
+async def test_sending_again_after_the_api_closed_its_broker_clients_still_delivers(db: AsyncEngine, workers: WorkerPool) -> None:
+    """The API's shutdown closes the clients it sent with on its event loop; a later send (a
+    test's, an embedded worker's relay) opens a new one."""
+    workers.ensure_running()
+    first, second = _key(), _key()
+    await wait_for_status(db, await enqueue(db, "test.record", key=first), DONE, timeout=30, pool=workers)
+    await worker_broker.close_loop_clients()
+    await wait_for_status(db, await enqueue(db, "test.record", key=second), DONE, timeout=30, pool=workers)
+    assert await effect_count(db, first) == 1 and await effect_count(db, second) == 1
+
+
 async def test_a_job_committed_but_never_sent_is_relayed_and_processed_once(db: AsyncEngine, workers: WorkerPool) -> None:
     """A crash between the commit and the send: only the relay can bring the job to a worker."""
     workers.ensure_running()
