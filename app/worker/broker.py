@@ -67,6 +67,11 @@ def make_broker(url: str) -> Broker:
     return broker
 
 
+# A Redis that stops answering fails a send from the loop after this long instead of holding
+# the request: the job stays pending, and the relay sends it again.
+SEND_TIMEOUT_SECONDS = 5.0
+
+
 class LoopSendingRedisBroker(RedisBroker):
     """dramatiq's RedisBroker, which can also send a message from an event loop: the same
     dispatch script with the same arguments, run by redis-py's asyncio client on that loop.
@@ -114,7 +119,9 @@ class LoopSendingRedisBroker(RedisBroker):
         if script is None:
             import redis.asyncio
 
-            script = redis.asyncio.Redis.from_url(self._url).register_script(_scripts["dispatch"])
+            timeout = SEND_TIMEOUT_SECONDS
+            client = redis.asyncio.Redis.from_url(self._url, socket_timeout=timeout, socket_connect_timeout=timeout)
+            script = client.register_script(_scripts["dispatch"])
             self._on_loops[loop] = script
         return script
 
