@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Uuid, bindparam, func, select
+from sqlalchemy import Integer, Uuid, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import money
@@ -209,6 +209,7 @@ class DatabaseFacts:
         self._rewarded: set[tuple[uuid.UUID, str]] | None = None
         self._planned_budget: dict[tuple[uuid.UUID, str], int] = {}
         self._qualified: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+        self._milestones: dict[tuple[uuid.UUID, uuid.UUID, int], bool] = {}
 
     async def is_first_of_type(self, referral: Referral, action: Action) -> bool:
         parameters = {
@@ -246,8 +247,13 @@ class DatabaseFacts:
         self._qualified[(referrer_id, program_id)] = count
 
     async def milestone_granted(self, rule_id: uuid.UUID, customer_id: uuid.UUID, milestone: int) -> bool:
+        if (rule_id, customer_id, milestone) in self._milestones:  # read with the locks (evaluate_action)
+            return self._milestones[(rule_id, customer_id, milestone)]
         parameters = {"rule_id": rule_id, "customer_id": customer_id, "milestone": milestone, "merchant_id": self.merchant_id}
         return await self.session.scalar(_MILESTONE_GRANTED, parameters) is not None
+
+    def note_milestone_granted(self, rule_id: uuid.UUID, customer_id: uuid.UUID, milestone: int, granted: bool) -> None:
+        self._milestones[(rule_id, customer_id, milestone)] = granted
 
     async def rewards_of_rule(self, rule_id: uuid.UUID, customer_id: uuid.UUID, since: datetime | None) -> int:
         parameters = {"rule_id": rule_id, "customer_id": customer_id, "merchant_id": self.merchant_id}
@@ -262,10 +268,20 @@ class DatabaseFacts:
 
 
 @functools.cache
-def _lock_statement(lock_referrer: bool, lock_program: bool, count_qualified: bool) -> Any:
+def _lock_statement(lock_referrer: bool, lock_program: bool, milestone_rules: int) -> Any:
     """One statement: the referral's row, the referrer's (caps, milestones) and the program's
-    (budgets) locked in that order, and the referrer's qualified referrals counted for
-    milestones. Built once per shape."""
+    (budgets) locked in that order; for `milestone_rules` rules with a milestone, the
+    referrer's qualified referrals counted and, per rule, whether the referrer has its bonus
+    (`milestone_rule_<i>`, `milestone_<i>`). Built once per shape.
+
+    The reads see the database as of the statement's start, before it waited for a lock:
+    a concurrent purchase of the same referrer that granted a bonus meanwhile is not seen.
+    Its reward's unique key (rule, customer, milestone) is: the grant that follows meets it
+    and writes nothing (`granting.write_rewards`), so the bonus is granted once. The answer
+    to the count is not stale in a way that grants more: it may count one referral fewer,
+    and the bonus then goes with the referrer's next purchase. (Asked after the lock in a
+    statement of its own, whether the bonus was granted cost a round trip on every purchase
+    of a referrer past a milestone.)"""
     locked: list[type[Base]] = [Referral]
     columns: list[Any] = [Referral.id]
     query = select().select_from(Referral)
@@ -275,8 +291,18 @@ def _lock_statement(lock_referrer: bool, lock_program: bool, count_qualified: bo
     if lock_program:
         query = query.join(Program, Program.id == Referral.program_id)
         locked.append(Program)
-    if count_qualified:
+    if milestone_rules:
         columns.append(_QUALIFIED_COUNT.scalar_subquery().label("qualified"))
+    for index in range(milestone_rules):
+        granted = scoped(
+            select(Reward.id).where(
+                Reward.rule_id == bindparam(f"milestone_rule_{index}", type_=Uuid()),
+                Reward.customer_id == bindparam("referrer_id"),
+                Reward.milestone == bindparam(f"milestone_{index}", type_=Integer()),
+            ),
+            _MERCHANT,
+        )
+        columns.append(granted.exists().label(f"milestone_granted_{index}"))
     query = scoped(query.add_columns(*columns).where(Referral.id == bindparam("referral_id")), _MERCHANT)
     return query.with_for_update(key_share=True, of=locked)
 
@@ -312,24 +338,25 @@ async def evaluate_action(
     facts = DatabaseFacts(session, referral.merchant_id)
     if referral_is_new:  # made by this transaction: nobody else can have rewarded it yet
         facts.note_nothing_rewarded()
+    milestones = [(rule.rule_id, spec.milestone) for rule, spec in zip(candidates, specs, strict=True) if spec.milestone]
     lock = _lock_statement(
         any(s.cap_per_referrer_monthly or s.cap_per_referrer_lifetime or s.milestone for s in specs),
         any(s.program_monthly_budget for s in specs),
-        any(s.milestone for s in specs),
+        len(milestones),
     )
-    row = (
-        await session.execute(
-            lock,
-            {
-                "referral_id": referral.id,
-                "referrer_id": referral.referrer_id,
-                "program_id": referral.program_id,
-                "merchant_id": referral.merchant_id,
-            },
-        )
-    ).one()
-    if any(s.milestone for s in specs):
+    parameters: dict[str, Any] = {
+        "referral_id": referral.id,
+        "referrer_id": referral.referrer_id,
+        "program_id": referral.program_id,
+        "merchant_id": referral.merchant_id,
+    }
+    for index, (rule_id, milestone) in enumerate(milestones):
+        parameters |= {f"milestone_rule_{index}": rule_id, f"milestone_{index}": milestone}
+    row = (await session.execute(lock, parameters)).one()
+    if milestones:
         facts.note_qualified(referral.referrer_id, referral.program_id, row.qualified or 0)
+    for index, (rule_id, milestone) in enumerate(milestones):
+        facts.note_milestone_granted(rule_id, referral.referrer_id, milestone, bool(getattr(row, f"milestone_granted_{index}")))
     planned: list[tuple[Grant, RuleSpec]] = []
     for rule, spec in zip(candidates, specs, strict=True):
         for grant in await decide(rule, action, referral, facts):

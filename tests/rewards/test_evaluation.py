@@ -7,12 +7,14 @@ the past is reached with `occurredAt` (and, for windows, a backdated referral)."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, text, update
 
 from app.db import create_session_factory, utcnow
+from app.referrals.models import Customer
 from app.rewards.evaluation import month_start
 from app.rewards.models import Reward
 from tests.rewards.helpers import (
@@ -33,7 +35,7 @@ from tests.rewards.helpers import (
     rewards_of,
     signup,
 )
-from tests.scenarios import PAY_AT_SIGNUP, active_program, code_for
+from tests.scenarios import PAY_AT_SIGNUP, active_program, allow_bursts, code_for
 
 
 async def shop(tenant, *rules: dict) -> tuple[dict, str, list[dict]]:
@@ -611,3 +613,73 @@ async def test_claim_after_purchases_grants_the_rewards_of_the_attached_purchase
 
     refunded = await refund(tenant, "order-1", "refund-1")  # the attached purchase can be refunded as usual
     assert sorted(r["status"] for r in refunded["refund"]["rewards"]) == ["REVERSED", "REVERSED"]
+
+
+async def test_concurrent_purchases_that_each_reach_a_milestone_grant_its_bonus_once(tenant):
+    """Six new referees of one referrer buy at once, the referrer one qualified referral short
+    of the milestone: each purchase reads 'not granted yet' with its locks, and whichever of
+    them waited for the referrer's lock read it as of before the others committed. The bonus
+    is granted once, with every referral's own reward; the ledger holds exactly that."""
+    program, code, _ = await shop(
+        tenant,
+        credit_rule(name="Per friend", amount=1000),
+        credit_rule(name="2 friends: $50", amount=5000, conditions={"milestone": 2}),
+    )
+    await allow_bursts(tenant, program["id"])
+    assert len((await purchase(tenant, "first", "first-1", 5000, referralCode=code))["rewards"]) == 1
+
+    results = await asyncio.gather(*(purchase(tenant, f"friend-{i}", f"friend-{i}-1", 5000, referralCode=code) for i in range(6)))
+
+    bonuses = [r for result in results for r in result["rewards"] if r["milestone"] == 2]
+    assert len(bonuses) == 1 and bonuses[0]["amount"] == 5000
+    assert sum(len(result["rewards"]) for result in results) == 7
+    assert sorted(r["amount"] for r in await rewards_of(tenant, "jane")) == [1000] * 7 + [5000]
+    assert await balance(tenant, "jane") == {"available": 7 * 1000 + 5000, "held": 0}
+
+
+async def test_a_purchase_that_read_the_bonus_as_not_granted_before_waiting_for_the_lock_grants_nothing_twice(
+    tenant, owner_engine, backend
+):
+    """The evaluation reads whether the referrer has the bonus in the statement that takes the
+    locks, as of that statement's start. Two purchases wait for the referrer's row together;
+    the first to get it grants the bonus and commits, the second read 'not granted' before
+    that and plans it too: the reward's unique key turns it away, and nothing else of that
+    purchase is lost. (SQLite's writers take turns: no purchase reads before another commits.)"""
+    if backend != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    program, code, _ = await shop(
+        tenant,
+        credit_rule(name="Per friend", amount=1000),
+        credit_rule(name="2 friends: $50", amount=5000, conditions={"milestone": 2}),
+    )
+    await allow_bursts(tenant, program["id"])
+    assert len((await purchase(tenant, "first", "first-1", 5000, referralCode=code))["rewards"]) == 1
+
+    async with owner_engine.connect() as holder:
+        jane = await holder.scalar(
+            select(Customer.id)
+            .where(Customer.merchant_id == tenant.id, Customer.external_id == "jane")
+            .with_for_update(key_share=True)
+        )
+        assert jane is not None
+        waiting = [
+            asyncio.create_task(purchase(tenant, f"friend-{i}", f"friend-{i}-1", 5000, referralCode=code)) for i in range(2)
+        ]
+
+        async def lock_waits() -> int:
+            async with owner_engine.connect() as watcher:
+                query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                return await watcher.scalar(text(query))
+
+        for _ in range(200):
+            if await lock_waits() == 2:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the purchases never waited for the referrer's row")
+        await holder.rollback()
+    results = await asyncio.gather(*waiting)
+
+    assert sorted(len(result["rewards"]) for result in results) == [1, 2]  # the bonus once, each its own $10
+    assert sorted(r["amount"] for r in await rewards_of(tenant, "jane")) == [1000, 1000, 1000, 5000]
+    assert await balance(tenant, "jane") == {"available": 3 * 1000 + 5000, "held": 0}
