@@ -594,7 +594,8 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
             pool_size=1,
             max_overflow=0,
             pool_timeout=60,
-            connect_args={"timeout": 30},
+            # check_same_thread: app.prepared runs quick statements on the event loop's thread.
+            connect_args={"timeout": 30, "check_same_thread": False},
         )
 
         @event.listens_for(engine.sync_engine, "connect")

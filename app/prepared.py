@@ -1,6 +1,6 @@
 """Core statements that a process runs again and again, run on the driver without SQLAlchemy's
-per-execution work: on PostgreSQL as asyncpg prepared statements, on SQLite in one hop to
-aiosqlite's thread.
+per-execution work: on PostgreSQL as asyncpg prepared statements, on SQLite on the event loop's
+thread when quick, else in one hop to aiosqlite's thread (`_on_sqlite`).
 
 Why: on the hot paths a statement is built once per process (module level, `per_dialect`,
 `insert_row`), so SQLAlchemy's compiling is cached already; what is left per execution is its
@@ -8,7 +8,7 @@ execution machinery (session and connection dispatch, execution context, paramet
 processing objects, the greenlet hop into the driver adapter): measured 187 µs of CPU per
 statement against 67 µs for the same prepared statement on asyncpg, with a referred purchase
 running 20 statements. On SQLite the adapter also crosses to aiosqlite's thread and back three
-to four times per statement (cursor, execute, fetch, close); here it is once.
+to four times per statement (cursor, execute, fetch, close); here it is once, or not at all.
 
 How: `Session.execute` (app.db) hands a statement here. The first time a statement object is
 seen it runs through SQLAlchemy as usual and is remembered (weakly); from the second time on it
@@ -35,6 +35,7 @@ and `_start_transaction`, `_handle_exception`), its compiler (`_bind_processors`
 from __future__ import annotations
 
 import re
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -78,6 +79,7 @@ class Prepared:
         "returns_rows",
         "values_group",
         "numbered",
+        "sqlite_seconds",
         "_sql_for_rows",
     )
 
@@ -103,6 +105,7 @@ class Prepared:
         self.metadata = SimpleResultMetaData(keys) if keys else _NO_ROWS
         self.numbered = numbered
         self.values_group = _values_group(sql, len(names), numbered=numbered)
+        self.sqlite_seconds: float | None = None  # how long it takes SQLite, recently (`_on_sqlite`)
         self._sql_for_rows: dict[int, str] = {}
 
     def sql_for_rows(self, count: int) -> str | None:
@@ -320,9 +323,7 @@ async def run(
     async with adapted._execute_mutex:
         try:
             if connection.dialect.name == "sqlite":
-                records, rowcount = await adapted.driver_connection._execute(
-                    _on_sqlite_thread, adapted.driver_connection._conn, sql, arguments, prepared.returns_rows
-                )
+                records, rowcount = await _on_sqlite(adapted, prepared, sql, arguments)
             else:
                 records, rowcount = await _on_asyncpg(adapted, sql, arguments, prepared.returns_rows)
         except Exception as error:
@@ -344,15 +345,42 @@ async def _on_asyncpg(adapted: Any, sql: str, arguments: list[Any], returns_rows
     return [], int(counted.group(1)) if counted else -1
 
 
-def _on_sqlite_thread(connection: Any, sql: str, arguments: list[Any], returns_rows: bool) -> tuple[list[Any], int]:
-    """Run in aiosqlite's thread, on its sqlite3 connection: execute, fetch and close in the
-    one hop. SQLAlchemy began the transaction (BEGIN IMMEDIATE, app.db) when the session took
-    the connection."""
+# SQLite: a statement that took less than this on average runs on the event loop's thread.
+INLINE_ON_SQLITE_UNDER = 0.0005  # seconds
+
+
+async def _on_sqlite(adapted: Any, prepared: Prepared, sql: str, arguments: list[Any]) -> tuple[list[Any], int]:
+    """Run on aiosqlite's sqlite3 connection, in the transaction SQLAlchemy began when the
+    session took the connection (BEGIN IMMEDIATE, app.db): execute, fetch and close.
+
+    A statement that SQLite answers in well under a millisecond runs right here on the event
+    loop's thread; others in one hop to aiosqlite's thread. The hop (its queue, waking the
+    thread, the GIL, the future resolved through the loop's self-pipe) cost 150-250 us of CPU,
+    more than most statements of a purchase take, 17 times per purchase. Running here cannot
+    wait for a lock: BEGIN IMMEDIATE took the write lock already, and in WAL mode nothing
+    else holds one up (app.db runs the BEGIN and the COMMIT, which may checkpoint, in the
+    thread). It blocks the loop for as long as the statement takes, so each statement is
+    timed, wherever it ran, and one that grows slow (more data, an odd plan) goes back to
+    the thread. The connection is opened with check_same_thread=False for this; it is never
+    used from two threads at once: every use of it is awaited under the adapter's mutex."""
+    connection = adapted.driver_connection._conn
+    recent = prepared.sqlite_seconds
+    if recent is not None and recent < INLINE_ON_SQLITE_UNDER:
+        return _on_sqlite_timed(prepared, connection, sql, arguments)
+    return await adapted.driver_connection._execute(_on_sqlite_timed, prepared, connection, sql, arguments)
+
+
+def _on_sqlite_timed(prepared: Prepared, connection: Any, sql: str, arguments: list[Any]) -> tuple[list[Any], int]:
+    started = time.perf_counter()
     cursor = connection.execute(sql, arguments)
     try:
-        return (cursor.fetchall() if returns_rows else []), cursor.rowcount
+        found = (cursor.fetchall() if prepared.returns_rows else []), cursor.rowcount
     finally:
         cursor.close()
+    took = time.perf_counter() - started
+    recent = prepared.sqlite_seconds
+    prepared.sqlite_seconds = took if recent is None else 0.75 * recent + 0.25 * took
+    return found
 
 
 _CONNECTION = "prepared_connection"
