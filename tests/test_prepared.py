@@ -1,12 +1,13 @@
 """A Core statement the process runs again is run straight on the driver (app.prepared,
 through `app.db.AppSession`): an asyncpg prepared statement on PostgreSQL, one call in
-aiosqlite's thread on SQLite. What a caller gets back must not change: the same keys, values
+aiosqlite's thread or, when quick, on the event loop's thread on SQLite. What a caller gets back must not change: the same keys, values
 and types as SQLAlchemy's own path (enum members, decrypted columns, JSON, UTC datetimes), the
 same row counts, the same errors, in the same transaction, on both databases."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -56,10 +57,13 @@ def _prepared(engine, statement) -> bool:
 
 
 async def _twice(session, statement, params=None):
-    """What SQLAlchemy's path returns (the first run) and what the prepared path returns (the second)."""
+    """What SQLAlchemy's path returns (the first run) and what the prepared path returns (a
+    later one). On SQLite the first prepared run is in aiosqlite's thread and the next ones,
+    quick, on the event loop's thread (app.prepared._on_sqlite): those two must agree too."""
     first = await session.execute(statement, params)
-    second = await session.execute(statement, params)
-    return first, second
+    in_thread, on_loop = await session.execute(statement, params), await session.execute(statement, params)
+    assert list(in_thread.keys()) == list(on_loop.keys()) and in_thread.all() == on_loop.all()
+    return first, await session.execute(statement, params)
 
 
 async def test_a_select_run_again_returns_what_sqlalchemy_returned(db):
@@ -285,3 +289,58 @@ async def test_a_textual_statement_runs_on_the_driver_in_the_sessions_transactio
             await prepared.run(session, statement, {"id": job_id, "actor": "t.clash", "args": "{}", "at": at})
         await session.rollback()
         assert (await session.execute(select(func.count()).select_from(jobs))).scalar() == 0  # the transaction's
+
+
+_COUNTED = select(sa.literal(1, sa.Integer).label("i")).cte("counted", recursive=True)
+_COUNTED = _COUNTED.union_all(select(_COUNTED.c.i + 1).where(_COUNTED.c.i < bindparam("n", type_=sa.Integer)))
+COUNT_TO = select(func.count()).select_from(_COUNTED)  # 1, 2, ... n, counted: as slow as n is large
+
+
+async def test_on_sqlite_a_statement_grown_slow_goes_back_to_the_thread_and_leaves_the_loop_free(db, backend):
+    """A quick statement runs on the event loop's thread, which it holds while it runs; once
+    one took long, the next runs in aiosqlite's thread again, and the loop serves others."""
+    if backend != "sqlite":
+        pytest.skip("SQLite: PostgreSQL's statements never run on the loop's thread")
+    import asyncio
+    import threading
+
+    from app import prepared
+
+    where: list[str] = []
+    timed = prepared._on_sqlite_timed
+
+    def spy(*args):
+        where.append("loop" if threading.current_thread() is threading.main_thread() else "thread")
+        return timed(*args)
+
+    async def ticks_while(work) -> tuple[Any, int]:
+        """`work`'s result, and how often a task on the loop got to run meanwhile."""
+        ticks = 0
+        done = asyncio.Event()
+
+        async def tick() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        try:
+            return await work, ticks
+        finally:
+            done.set()
+            await ticker
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prepared, "_on_sqlite_timed", spy)
+        async with create_session_factory(db)() as session:
+            for _ in range(4):
+                assert (await session.execute(COUNT_TO, {"n": 10})).scalar() == 10
+            assert where == ["thread", "loop", "loop"]  # (SQLAlchemy's path first, then prepared)
+            big = {"n": 2_000_000}
+            assert (await session.execute(COUNT_TO, big)).scalar() == 2_000_000  # on the loop: judged quick
+            assert where[-1] == "loop"
+            counted, ticks = await ticks_while(session.execute(COUNT_TO, big))
+            assert counted.scalar() == 2_000_000
+            assert where[-1] == "thread" and ticks > 10  # the loop ran other work meanwhile
