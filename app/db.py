@@ -69,6 +69,14 @@ class UTCDateTime(TypeDecorator):
             return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        """None on asyncpg, which reads TIMESTAMP WITH TIME ZONE as datetimes in UTC already:
+        a page of 50 referrals with their customers read 400 such values, each through two
+        calls that returned it unchanged."""
+        if dialect.driver == "asyncpg":
+            return None
+        return super().result_processor(dialect, coltype)
+
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
