@@ -1,8 +1,9 @@
 """A Core statement the process runs again is run straight on the driver (app.prepared,
 through `app.db.AppSession`): an asyncpg prepared statement on PostgreSQL, one call in
-aiosqlite's thread or, when quick, on the event loop's thread on SQLite. What a caller gets back must not change: the same keys, values
-and types as SQLAlchemy's own path (enum members, decrypted columns, JSON, UTC datetimes), the
-same row counts, the same errors, in the same transaction, on both databases."""
+aiosqlite's thread or, when quick, on the event loop's thread on SQLite. What a caller gets
+back must not change: the same keys, values and types as SQLAlchemy's own path (enum members,
+decrypted columns, JSON, UTC datetimes), the same row counts, the same errors, in the same
+transaction, on both databases."""
 
 from __future__ import annotations
 

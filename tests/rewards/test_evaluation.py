@@ -615,11 +615,8 @@ async def test_claim_after_purchases_grants_the_rewards_of_the_attached_purchase
     assert sorted(r["status"] for r in refunded["refund"]["rewards"]) == ["REVERSED", "REVERSED"]
 
 
-async def test_concurrent_purchases_that_each_reach_a_milestone_grant_its_bonus_once(tenant):
-    """Six new referees of one referrer buy at once, the referrer one qualified referral short
-    of the milestone: each purchase reads 'not granted yet' with its locks, and whichever of
-    them waited for the referrer's lock read it as of before the others committed. The bonus
-    is granted once, with every referral's own reward; the ledger holds exactly that."""
+async def one_friend_short_of_a_milestone(tenant) -> str:
+    """jane's code: $10 per friend, $50 more at the 2nd; one friend has bought (bursts allowed)."""
     program, code, _ = await shop(
         tenant,
         credit_rule(name="Per friend", amount=1000),
@@ -627,6 +624,15 @@ async def test_concurrent_purchases_that_each_reach_a_milestone_grant_its_bonus_
     )
     await allow_bursts(tenant, program["id"])
     assert len((await purchase(tenant, "first", "first-1", 5000, referralCode=code))["rewards"]) == 1
+    return code
+
+
+async def test_concurrent_purchases_that_each_reach_a_milestone_grant_its_bonus_once(tenant):
+    """Six new referees of one referrer buy at once, the referrer one qualified referral short
+    of the milestone: each purchase reads 'not granted yet' with its locks, and whichever of
+    them waited for the referrer's lock read it as of before the others committed. The bonus
+    is granted once, with every referral's own reward; the ledger holds exactly that."""
+    code = await one_friend_short_of_a_milestone(tenant)
 
     results = await asyncio.gather(*(purchase(tenant, f"friend-{i}", f"friend-{i}-1", 5000, referralCode=code) for i in range(6)))
 
@@ -647,13 +653,7 @@ async def test_a_purchase_that_read_the_bonus_as_not_granted_before_waiting_for_
     purchase is lost. (SQLite's writers take turns: no purchase reads before another commits.)"""
     if backend != "postgresql":
         pytest.skip("row locks: PostgreSQL")
-    program, code, _ = await shop(
-        tenant,
-        credit_rule(name="Per friend", amount=1000),
-        credit_rule(name="2 friends: $50", amount=5000, conditions={"milestone": 2}),
-    )
-    await allow_bursts(tenant, program["id"])
-    assert len((await purchase(tenant, "first", "first-1", 5000, referralCode=code))["rewards"]) == 1
+    code = await one_friend_short_of_a_milestone(tenant)
 
     async with owner_engine.connect() as holder:
         jane = await holder.scalar(
