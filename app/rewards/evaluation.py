@@ -172,14 +172,19 @@ _EARLIER_OF_TYPE = scoped(
     ),
     _MERCHANT,
 ).limit(1)
-_MILESTONE_GRANTED = scoped(
-    select(Reward.id).where(
-        Reward.rule_id == bindparam("rule_id"),
-        Reward.customer_id == bindparam("customer_id"),
-        Reward.milestone == bindparam("milestone"),
-    ),
-    _MERCHANT,
-).limit(1)
+
+
+def _milestone_granted(index: int) -> Any:
+    """Whether the referrer (`referrer_id`) has the bonus of milestone rule number `index`
+    (`milestone_rule_<i>`, `milestone_<i>`): a column of `_lock_statement`."""
+    granted = select(Reward.id).where(
+        Reward.rule_id == bindparam(f"milestone_rule_{index}", type_=Uuid()),
+        Reward.customer_id == bindparam("referrer_id"),
+        Reward.milestone == bindparam(f"milestone_{index}", type_=Integer()),
+    )
+    return scoped(granted, _MERCHANT).exists().label(f"milestone_granted_{index}")
+
+
 _REWARDS_OF_RULE = scoped(
     select(func.count(Reward.id)).where(
         Reward.rule_id == bindparam("rule_id"),
@@ -247,10 +252,8 @@ class DatabaseFacts:
         self._qualified[(referrer_id, program_id)] = count
 
     async def milestone_granted(self, rule_id: uuid.UUID, customer_id: uuid.UUID, milestone: int) -> bool:
-        if (rule_id, customer_id, milestone) in self._milestones:  # read with the locks (evaluate_action)
-            return self._milestones[(rule_id, customer_id, milestone)]
-        parameters = {"rule_id": rule_id, "customer_id": customer_id, "milestone": milestone, "merchant_id": self.merchant_id}
-        return await self.session.scalar(_MILESTONE_GRANTED, parameters) is not None
+        """Read with the locks for every milestone rule of the evaluation (`evaluate_action`)."""
+        return self._milestones[(rule_id, customer_id, milestone)]
 
     def note_milestone_granted(self, rule_id: uuid.UUID, customer_id: uuid.UUID, milestone: int, granted: bool) -> None:
         self._milestones[(rule_id, customer_id, milestone)] = granted
@@ -293,16 +296,7 @@ def _lock_statement(lock_referrer: bool, lock_program: bool, milestone_rules: in
         locked.append(Program)
     if milestone_rules:
         columns.append(_QUALIFIED_COUNT.scalar_subquery().label("qualified"))
-    for index in range(milestone_rules):
-        granted = scoped(
-            select(Reward.id).where(
-                Reward.rule_id == bindparam(f"milestone_rule_{index}", type_=Uuid()),
-                Reward.customer_id == bindparam("referrer_id"),
-                Reward.milestone == bindparam(f"milestone_{index}", type_=Integer()),
-            ),
-            _MERCHANT,
-        )
-        columns.append(granted.exists().label(f"milestone_granted_{index}"))
+    columns.extend(_milestone_granted(index) for index in range(milestone_rules))
     query = scoped(query.add_columns(*columns).where(Referral.id == bindparam("referral_id")), _MERCHANT)
     return query.with_for_update(key_share=True, of=locked)
 
