@@ -2,7 +2,8 @@
 closed (a restart, an idle timeout, an operator's pg_terminate_backend) are replaced at
 checkout, so the next request is answered, not failed (the check reads the driver's state and
 costs no round trip: app.db._closed_by_the_server); and what the process built at start is
-taken out of the garbage collector's sight (app.main.freeze_what_start_built)."""
+taken out of the garbage collector's sight (app.main.freeze_what_start_built), and the collector
+runs at a pace for requests (app.main.collector_paced_for_requests)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.db import create_engine, create_session_factory
-from app.main import create_app
+from app.main import YOUNG_COLLECTION_EVERY, create_app
 from tests.conftest import APP_ROLE
 
 
@@ -80,11 +81,15 @@ async def test_what_the_process_built_at_start_is_out_of_the_collectors_sight(tm
     app = create_app(settings).app
     built_at_start = app.state.settings
     assert any(tracked is built_at_start for tracked in gc.get_objects())  # the collector walks it
+    before = gc.get_threshold()
     try:
         async with app.router.lifespan_context(app):
             assert not any(tracked is built_at_start for tracked in gc.get_objects())
             made_later = {"a": [1]}
             assert any(tracked is made_later for tracked in gc.get_objects())  # requests' objects are collected as before
+            # young collections at a serving process's pace, not every 700 new objects
+            assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, *before[1:])
+        assert gc.get_threshold() == before  # the process that hosted the app gets its own back
     finally:
         gc.unfreeze()
         await app.state.engine.dispose()
