@@ -742,6 +742,39 @@ def _drop_transaction_keys(session: Session, *args: object) -> None:
         session.info.pop(key, None)
 
 
+_INSERTED_AT_COMMIT = dropped_at_transaction_end("inserted_at_commit")
+
+
+async def insert_at_commit(session: AsyncSession, model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """Write a row (every column; the id made here) in this transaction, but not now: a
+    statement that writes anyway takes it along (`rows_inserted_at_commit`), else it is
+    inserted when the transaction commits. The object returned is transient. Only for a row
+    that nothing reads back or points at within its transaction: a fraud check's ALLOW
+    decision, whose own INSERT was one of a purchase's eleven round trips. On SQLite, where no
+    statement takes rows along, it is inserted now."""
+    if not is_postgresql(session):
+        return await insert_one(session, model, values)
+    session.info.setdefault(_INSERTED_AT_COMMIT, {}).setdefault(table_of(model), []).append(values)
+    return model(**values)
+
+
+def rows_inserted_at_commit(session: AsyncSession) -> dict[Table, list[dict[str, Any]]]:
+    """The rows waiting for the commit (`insert_at_commit`), by table, handed over to the
+    statement that writes them now: the caller must."""
+    return session.info.pop(_INSERTED_AT_COMMIT, None) or {}
+
+
+@event.listens_for(Session, "before_commit")
+def _insert_what_waited_for_the_commit(session: Session) -> None:
+    for table, rows in (session.info.pop(_INSERTED_AT_COMMIT, None) or {}).items():
+        session.execute(_plain_insert(table), rows if len(rows) > 1 else rows[0])
+
+
+@functools.cache
+def _plain_insert(table: Table) -> Any:
+    return sa.insert(table)
+
+
 def bind_tenant(session: AsyncSession, merchant_id: uuid.UUID) -> None:
     """From now on the session's transactions see `merchant_id`'s rows (authentication set it
     for the current one already, see `merchants.authenticate`)."""

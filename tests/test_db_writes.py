@@ -5,10 +5,21 @@ change to it must reach the database, and a clash must write nothing."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import String, bindparam, select
+from sqlalchemy import String, bindparam, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.db import RowsOf, create_session_factory, insert_many, insert_one, new_id, scope_to_merchant, update_row, utcnow
+from app.db import (
+    RowsOf,
+    create_session_factory,
+    insert_at_commit,
+    insert_many,
+    insert_one,
+    new_id,
+    rows_inserted_at_commit,
+    scope_to_merchant,
+    update_row,
+    utcnow,
+)
 from app.referrals.models import Customer
 from app.worker.models import JobStatus, OutboxJob
 
@@ -191,3 +202,43 @@ async def test_a_written_row_is_the_sessions_own_object_as_a_loaded_one_is(db, t
         await session.flush()
         assert await session.scalar(select(Customer.id).where(Customer.id == customer.id)) is None
         await session.commit()
+
+
+async def _stored_customers(db, tenant) -> list[str]:
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        return list((await session.scalars(select(Customer.external_id).order_by(Customer.external_id))).all())
+
+
+async def test_a_row_inserted_at_commit_is_written_by_the_commit_or_not_at_all(db, tenant, backend):
+    """On PostgreSQL the row waits for the commit (a statement that writes anyway may take it
+    along: app/rewards/granting.py); on SQLite it is written at once. Either way it is stored
+    with its transaction, and a rollback leaves nothing."""
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        waiting = await insert_at_commit(session, Customer, _customer(tenant.id, "c-kept"))
+        seen_before_commit = await session.scalar(select(func.count()).select_from(Customer))
+        await session.commit()
+    assert seen_before_commit == (0 if backend == "postgresql" else 1)
+    assert await _stored_customers(db, tenant) == ["c-kept"]
+
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        await insert_at_commit(session, Customer, _customer(tenant.id, "c-dropped"))
+        await session.rollback()
+        await insert_at_commit(session, Customer, _customer(tenant.id, "c-next"))  # the next transaction's own
+        await session.commit()
+    assert await _stored_customers(db, tenant) == ["c-kept", "c-next"]
+    assert waiting.external_id == "c-kept"
+
+
+@pytest.mark.postgresql_only(reason="rows are taken along by a statement on PostgreSQL only")
+async def test_rows_taken_along_are_not_inserted_again_at_commit(db, tenant):
+    async with create_session_factory(db)() as session:
+        await scope_to_merchant(session, tenant.id)
+        await insert_at_commit(session, Customer, _customer(tenant.id, "c-1"))
+        taken = rows_inserted_at_commit(session)
+        assert [row["external_id"] for row in taken[Customer.__table__]] == ["c-1"]
+        await insert_many(session, Customer, taken[Customer.__table__])  # what a statement taking them along does
+        await session.commit()  # would fail on the customer's unique key if it inserted them again
+    assert await _stored_customers(db, tenant) == ["c-1"]

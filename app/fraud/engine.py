@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import insert_many, insert_one, new_id, utcnow
+from app.db import insert_at_commit, insert_many, insert_one, new_id, utcnow
 from app.fraud import memory, signals
 from app.fraud import policy as policies
 from app.fraud.case import Case
@@ -153,7 +153,9 @@ async def _store(
         "adjustments": adjustments,
         "created_at": utcnow(),
     }
-    return await insert_one(session, FraudDecision, values)
+    if outcome is Outcome.ALLOW:  # nothing in this transaction reads it back or points at it
+        return await insert_at_commit(session, FraudDecision, values)
+    return await insert_one(session, FraudDecision, values)  # its review or rejection points at it
 
 
 async def _act(

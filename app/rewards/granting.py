@@ -6,7 +6,7 @@ Why one statement: a referred purchase with five rules wrote its rewards, the cu
 balances, the ledger's transactions, their entries and a coupon in five round trips. The rate of
 `recordAction` under load follows its round trips more than its Python (each one wakes a
 PostgreSQL backend that takes a core from the API process), so on PostgreSQL all five go in one
-statement of data-modifying CTEs (`_GRANT`), each table's rows passed as one JSON document
+statement of data-modifying CTEs (`_grant_statement`), each table's rows passed as one JSON document
 (`jsonb_to_recordset`), so its text is the same for any number of rewards and PostgreSQL keeps
 one prepared statement of it. JSON, not an array per column: 70 arrays of a few values each
 cost asyncpg's encoder (three ABC checks per value) more than the rest of the grant's Python,
@@ -22,16 +22,17 @@ coupon code that meets an existing one is issued again the usual way.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, text
+from sqlalchemy import Table, TextClause, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import prepared
-from app.db import attach, insert_many, is_postgresql, new_id, table_of, utcnow
+from app.db import attach, insert_many, is_postgresql, new_id, rows_inserted_at_commit, table_of, utcnow
 from app.rewards import coupons, kinds, ledger, lifecycle
 from app.rewards.models import Coupon, LedgerTransaction, Reward, RewardStatus
 from app.rewards.rules import RuleSpec
@@ -91,8 +92,7 @@ _BOOKING_COLUMNS = (
 # upserted (one row per account: ON CONFLICT DO UPDATE may touch a row once per statement), the
 # program's account id is known (`ledger.program_account_ids`). The last SELECT reports what
 # was written: the rewards, each customer account's id and balance after, the coupons.
-_GRANT = text(
-    f"""
+_GRANT_WRITES = f"""
 WITH new_rewards AS (
     {_rows_insert(_REWARDS, "r", "")}
     ON CONFLICT DO NOTHING
@@ -125,7 +125,8 @@ WITH new_rewards AS (
     {_rows_insert(_COUPONS, "c", _WRITTEN.format(alias="c"))}
     ON CONFLICT DO NOTHING
     RETURNING reward_id
-)
+)"""
+_GRANT_REPORT = """
 SELECT 'REWARD' AS what, id, CAST(NULL AS UUID) AS owner_id, NULL AS kind, NULL AS account_type, NULL AS unit,
     CAST(NULL AS BIGINT) AS balance
 FROM new_rewards
@@ -134,7 +135,15 @@ SELECT 'ACCOUNT', id, owner_id, kind, account_type, unit, balance FROM accounts
 UNION ALL
 SELECT 'COUPON', reward_id, NULL, NULL, NULL, NULL, NULL FROM new_coupons
 """
-)
+
+
+@functools.cache
+def _grant_statement(carried: tuple[Table, ...]) -> TextClause:
+    """The grant's statement, taking along the rows of `carried` tables that wait for the commit
+    (`app.db.insert_at_commit`: a purchase's fraud decision), one JSON document each
+    (`:carried_<i>`). Built once per set of tables."""
+    along = "".join(f", carried_{i} AS ({_rows_insert(table, f'carried_{i}', '')})" for i, table in enumerate(carried))
+    return text(_GRANT_WRITES + along + _GRANT_REPORT)
 
 
 _GRANT_COLUMNS = ["what", "id", "owner_id", "kind", "account_type", "unit", "balance"]
@@ -202,11 +211,14 @@ async def _write_in_one_statement(
         "customer_owner": ledger.CUSTOMER,
         "now": now,
     }
+    carried = rows_inserted_at_commit(session)
+    for i, (table, carried_rows) in enumerate(carried.items()):
+        parameters[f"carried_{i}"] = _rows(table, carried_rows)
     written: set[uuid.UUID] = set()
     balances: dict[ledger.AccountKey, int] = {}
     with_coupon: set[uuid.UUID] = set()
     for what, row_id, owner_id, kind, account_type, unit, balance in await prepared.run_text(
-        session, _GRANT, _GRANT_COLUMNS, parameters
+        session, _grant_statement(tuple(carried)), _GRANT_COLUMNS, parameters
     ):
         if what == "REWARD":
             written.add(row_id)

@@ -19,6 +19,15 @@ async def test_a_clean_referral_is_allowed_and_its_decision_is_stored(tenant):
     decisions = await h.decisions(tenant, joined["referral"]["id"])
     assert [(d["stage"], d["outcome"]) for d in decisions] == [("REFERRAL", "ALLOW"), ("REWARD", "ALLOW")]
     assert all(not h.fired(d) for d in decisions)
+    # On PostgreSQL the signup's decision was inserted at its commit and the purchase's by the
+    # statement that granted the reward (app.db.insert_at_commit); both read back whole
+    for decision in decisions:
+        assert (decision["policyOutcome"], decision["score"], decision["adjustments"], decision["reviewId"]) == (
+            "ALLOW",
+            0,
+            [],
+            None,
+        )
 
 
 async def test_a_second_account_on_the_referrers_device_is_held_for_review(tenant):

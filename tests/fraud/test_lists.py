@@ -192,6 +192,12 @@ async def test_a_trusted_referrer_skips_review_but_a_blocklist_still_blocks(tena
     assert await h.open_reviews(tenant) == []
     bought = await h.act(tenant, "PURCHASE", "alices-son", "order-1", amount=5000)
     assert h.statuses(bought["rewards"]) == [("AVAILABLE", False)]
+    # the purchase's decision, written on PostgreSQL by the statement that granted the reward
+    # (app.db.insert_at_commit), reads back as whole as the signup's, inserted at its commit
+    at_signup, at_purchase = await h.decisions(tenant, household["referral"]["id"])
+    assert (at_purchase["stage"], at_purchase["outcome"], at_purchase["policyOutcome"]) == ("REWARD", "ALLOW", "REVIEW")
+    assert at_purchase["adjustments"] == at_signup["adjustments"] and at_purchase["score"] == at_signup["score"]
+    assert [o for o in at_purchase["observations"] if o["fired"]] == [o for o in at_signup["observations"] if o["fired"]]
 
     assert (await add(tenant, "DOMAIN", "bad.example"))["userErrors"] == []
     blocked = await referee_joins(tenant, code, "eve", email="eve@bad.example")
