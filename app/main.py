@@ -160,10 +160,10 @@ def freeze_what_start_built() -> None:
 # Python's default starts a young collection every 700 new container objects. One purchase
 # makes thousands and lives for ~100 ms under load, so at that pace the collector ran ~85
 # times a second, moved the objects of the requests in flight into older generations, and a
-# full collection of those took 20-90 ms with the event loop stopped. Every 10,000: an eighth
-# of the collector's time, no full collection in a 10 s run, the longest pause 30-40 ms (a
-# middle collection). Larger thresholds (50,000, 100,000) made the pauses longer (30-120 ms)
-# without saving more. Measured under wrk: README, "The garbage collector's pace".
+# full collection of those took 20-90 ms with the event loop stopped. Every 10,000: about half
+# the collector's time, at most one full collection in a 10 s run, the longest pause 30-46 ms
+# (a middle collection). Larger thresholds (50,000, 100,000) made the pauses longer (30-120 ms)
+# without saving more. Measured under wrk: README, "The collector's pace".
 YOUNG_COLLECTION_EVERY = 10_000
 
 
