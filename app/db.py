@@ -754,25 +754,23 @@ async def insert_at_commit(session: AsyncSession, model: type[ModelT], values: d
     statement takes rows along, it is inserted now."""
     if not is_postgresql(session):
         return await insert_one(session, model, values)
-    session.info.setdefault(_INSERTED_AT_COMMIT, {}).setdefault(table_of(model), []).append(values)
+    session.info.setdefault(_INSERTED_AT_COMMIT, {}).setdefault(model, []).append(values)
     return model(**values)
 
 
-def rows_inserted_at_commit(session: AsyncSession) -> dict[Table, list[dict[str, Any]]]:
-    """The rows waiting for the commit (`insert_at_commit`), by table, handed over to the
-    statement that writes them now: the caller must."""
+def rows_inserted_at_commit(session: AsyncSession) -> dict[type[Base], list[dict[str, Any]]]:
+    """The rows waiting for the commit (`insert_at_commit`), by model, handed over to the
+    statement that writes them now: nothing else will."""
     return session.info.pop(_INSERTED_AT_COMMIT, None) or {}
 
 
 @event.listens_for(Session, "before_commit")
 def _insert_what_waited_for_the_commit(session: Session) -> None:
-    for table, rows in (session.info.pop(_INSERTED_AT_COMMIT, None) or {}).items():
-        session.execute(_plain_insert(table), rows if len(rows) > 1 else rows[0])
-
-
-@functools.cache
-def _plain_insert(table: Table) -> Any:
-    return sa.insert(table)
+    """The rows no statement took along, in `insert_one`'s INSERT (built once per shape)."""
+    for model, rows in (session.info.pop(_INSERTED_AT_COMMIT, None) or {}).items():
+        shape = _insert_shape("postgresql", model, tuple(rows[0]), None)
+        complete = [shape.complete(row) for row in rows]
+        session.execute(shape.statement, complete if len(complete) > 1 else complete[0])
 
 
 def bind_tenant(session: AsyncSession, merchant_id: uuid.UUID) -> None:

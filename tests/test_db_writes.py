@@ -238,7 +238,7 @@ async def test_rows_taken_along_are_not_inserted_again_at_commit(db, tenant):
         await scope_to_merchant(session, tenant.id)
         await insert_at_commit(session, Customer, _customer(tenant.id, "c-1"))
         taken = rows_inserted_at_commit(session)
-        assert [row["external_id"] for row in taken[Customer.__table__]] == ["c-1"]
-        await insert_many(session, Customer, taken[Customer.__table__])  # what a statement taking them along does
+        assert [row["external_id"] for row in taken[Customer]] == ["c-1"]
+        await insert_many(session, Customer, taken[Customer])  # what a statement taking them along does
         await session.commit()  # would fail on the customer's unique key if it inserted them again
     assert await _stored_customers(db, tenant) == ["c-1"]

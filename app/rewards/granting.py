@@ -211,7 +211,7 @@ async def _write_in_one_statement(
         "customer_owner": ledger.CUSTOMER,
         "now": now,
     }
-    carried = rows_inserted_at_commit(session)
+    carried = {table_of(model): rows for model, rows in rows_inserted_at_commit(session).items()}
     for i, (table, carried_rows) in enumerate(carried.items()):
         parameters[f"carried_{i}"] = _rows(table, carried_rows)
     written: set[uuid.UUID] = set()
