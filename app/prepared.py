@@ -391,12 +391,15 @@ async def _connection_of(session: AsyncSession) -> tuple[Any, Any]:
     it, looked up once per transaction (each lookup is two hops through a greenlet)."""
     transaction = session.sync_session.get_transaction()
     kept = session.info.get(_CONNECTION)
-    if kept is not None and transaction is not None and kept[0] is transaction and transaction.is_active:
+    if kept is not None and transaction is not None and kept[0]() is transaction and transaction.is_active:
         return kept[1], kept[2]
     connection = await session.connection()
     fairy: Any = await connection.get_raw_connection()
     found = (connection.sync_connection, fairy.dbapi_connection)
-    session.info[_CONNECTION] = (session.sync_session.get_transaction(), *found)
+    # The transaction held weakly: it holds the session, and a session whose info held its
+    # transaction was a reference cycle that only the garbage collector freed, with the request's
+    # objects hanging off it (see app.schema.execution, "Freed as it ends").
+    session.info[_CONNECTION] = (weakref.ref(session.sync_session.get_transaction()), *found)
     return found
 
 

@@ -2,8 +2,10 @@
 closed (a restart, an idle timeout, an operator's pg_terminate_backend) are replaced at
 checkout, so the next request is answered, not failed (the check reads the driver's state and
 costs no round trip: app.db._closed_by_the_server); and what the process built at start is
-taken out of the garbage collector's sight (app.main.freeze_what_start_built), and the collector
-runs at a pace for requests (app.main.collector_paced_for_requests)."""
+taken out of the garbage collector's sight (app.main.freeze_what_start_built), the collector
+runs at a pace for requests (app.main.collector_paced_for_requests), and a request's objects are
+freed as it ends, by their last reference, not left in reference cycles for the collector
+(whose pass over them stopped every request in flight: app.schema.execution, "Freed as it ends")."""
 
 from __future__ import annotations
 
@@ -13,11 +15,19 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.main import YOUNG_COLLECTION_EVERY, create_app
+from app.schema.context import Context
+from tests import graphql_ops as ops
 from tests.conftest import APP_ROLE
+from tests.rewards.helpers import create_rule
+from tests.scenarios import active_program, click, code_for
+from tests.schema.test_query_count import FIVE_RULES, HOT_PURCHASE
 
 
 async def _end_the_app_connections(owner_engine) -> int:
@@ -93,3 +103,45 @@ async def test_what_the_process_built_at_start_is_out_of_the_collectors_sight(tm
     finally:
         gc.unfreeze()
         await app.state.engine.dispose()
+
+
+async def test_the_hot_paths_leave_none_of_their_objects_to_the_collector(backend, tenant):
+    program = await active_program(tenant)
+    code = (await code_for(tenant, program["id"], "jane"))["code"]
+    for rule in FIVE_RULES:
+        await create_rule(tenant, program["id"], **rule)
+
+    async def purchase(customer: str) -> dict:
+        variables = {
+            "i": {
+                "type": "PURCHASE",
+                "customerExternalId": customer,
+                "idempotencyKey": f"order-{customer}",
+                "amount": 5000,
+                "currency": "USD",
+                "referralCode": code,
+                "context": {"email": f"{customer}@example.com", "deviceId": f"d-{customer}", "ip": "10.1.2.3"},
+            }
+        }
+        return (await tenant.gql(HOT_PURCHASE, variables))["recordAction"]
+
+    assert (await purchase("first"))["userErrors"] == []  # what a process builds once is built
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # the collector keeps what it would free, to be looked at
+    try:
+        assert (await click(tenant, code))["attributionToken"]
+        answer = await purchase("bob")
+        page = await tenant.gql(ops.REFERRALS, {"first": 50})
+        gc.collect()
+        left = [
+            type(o).__qualname__
+            for o in gc.garbage
+            if isinstance(o, (Session, SessionTransaction, AsyncSession, StrawberryGraphQLCoreExecutionContext, Context))
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+    assert answer["userErrors"] == [] and len(answer["rewards"]) == 4
+    assert len(page["referrals"]["edges"]) == 2
+    assert left == []
