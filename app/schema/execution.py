@@ -67,7 +67,7 @@ class PlainFieldsInline(StrawberryGraphQLCoreExecutionContext):
         # context, session and results alive until the garbage collector's next pass over the
         # older generation, which then freed some 60 requests' objects in one 20-60 ms pause
         # with every request in flight stopped. Held weakly, the executor is freed by its last
-        # reference like the rest (tests/schema/test_execution.py counts what the collector finds).
+        # reference like the rest (tests/test_long_running_process.py looks at what the collector finds).
         self.async_helpers = GraphQLResolveInfoHelpers(
             gather=_held_weakly(self.gather_async_work), track=_held_weakly(self.track_async_work)
         )
