@@ -106,7 +106,7 @@ async def test_a_wait_that_times_out_fails_alone_and_the_connection_serves_the_n
         await engine.dispose()
 
 
-async def test_many_requests_with_some_cancelled_are_all_served_in_order_and_nothing_leaks(database_url):
+async def test_many_requests_with_some_cancelled_are_all_served_and_nothing_leaks(database_url):
     engine = create_engine(database_url, pool_size=3)
     try:
         served: list = []
@@ -126,10 +126,10 @@ async def test_many_requests_with_some_cancelled_are_all_served_in_order_and_not
         finished = [name for name, outcome in enumerate(outcomes) if outcome is None]
         assert all(isinstance(outcomes[name], asyncio.CancelledError) for name in set(range(60)) - set(finished))
         assert set(finished) >= set(range(60)) - cancelled
-        # Served in the order they asked; only the first three, each opening a new connection,
-        # may start in any order among themselves.
-        assert max(served[:3]) < min(served[3:])
-        assert served[3:] == sorted(served[3:])
+        # No order here: a request cancelled while it opens a connection, or while it uses one
+        # (which is then closed), leaves the next waiter to open a new one, and that waiter
+        # starts after later ones handed a pooled connection. The order is shown above.
+        assert len(served) == len(set(served)) and set(served) >= set(finished)  # each served once
         assert engine.pool.checkedout() == 0
         assert engine.pool.checkedin() <= 3
     finally:
